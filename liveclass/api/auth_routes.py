@@ -1,0 +1,84 @@
+"""Login, logout, who am I, change password."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from liveclass import auth
+from liveclass.accounts import check_new_password, find_user
+from liveclass.api.routing import ANY_USER, PUBLIC, RouteTable, current_user, dump
+from liveclass.api.schemas import ChangePasswordRequest, LoginRequest, LoginResponse, UserOut
+from liveclass.appkeys import DB, SETTINGS
+from liveclass.audit import audit
+from liveclass.errors import ApiError
+from liveclass.passwords import hash_password_async, verify_password_async
+
+routes = RouteTable("auth")
+
+_BAD_LOGIN = ApiError(401, "invalid_credentials", "Wrong personal ID or password.")
+
+
+@routes.route("POST", "/auth/login", summary="Log in with personal ID and password", access=PUBLIC,
+              body=LoginRequest, response=LoginResponse)
+async def login(request: web.Request, body: LoginRequest) -> web.Response:
+    settings = request.app[SETTINGS]
+    address = auth.client_address(request)
+    async with request.app[DB]() as db:
+        await auth.ensure_not_throttled(db, settings, body.personal_id, address)
+        user = await find_user(db, body.personal_id)
+        # Verify even for an unknown account: same answer, same time, nothing to learn.
+        password_ok = await verify_password_async(user.password_hash if user else None, body.password)
+        if not (user and password_ok and user.active):
+            await auth.record_failure(db, body.personal_id, address)
+            audit(db, user, "login_failed", target=body.personal_id[:64], address=address)
+            await db.commit()
+            raise _BAD_LOGIN
+        token, csrf = await auth.open_login(db, settings, user, address)
+        await auth.clear_failures(db, settings, body.personal_id)
+        audit(db, user, "login", address=address)
+        await db.commit()
+    answer = LoginResponse(user=UserOut.model_validate(user), csrf_token=csrf,
+                           must_change_password=user.must_change_password,
+                           access_token=token if body.issue_token else None)
+    response = dump(answer)
+    if not body.issue_token:
+        auth.set_session_cookie(response, request, token)
+    return response
+
+
+@routes.route("POST", "/auth/logout", summary="Log out (ends this login)", access=ANY_USER,
+              allowed_before_password_change=True)
+async def logout(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        await auth.close_login(db, request["auth_token"])
+        audit(db, current_user(request), "logout", address=auth.client_address(request))
+        await db.commit()
+    response = web.json_response({"ok": True})
+    auth.clear_session_cookie(response)
+    return response
+
+
+@routes.route("GET", "/me", summary="The logged-in account", access=ANY_USER, response=LoginResponse,
+              allowed_before_password_change=True)
+async def me(request: web.Request) -> web.Response:
+    user = current_user(request)
+    return dump(LoginResponse(user=UserOut.model_validate(user), csrf_token=request["auth_csrf"],
+                              must_change_password=user.must_change_password))
+
+
+@routes.route("POST", "/auth/password", summary="Change my password (ends my other logins)", access=ANY_USER,
+              body=ChangePasswordRequest, response=UserOut, allowed_before_password_change=True)
+async def change_password(request: web.Request, body: ChangePasswordRequest) -> web.Response:
+    user = current_user(request)
+    if not await verify_password_async(user.password_hash, body.current_password):
+        raise ApiError(400, "wrong_current_password", "The current password is wrong.")
+    if body.new_password == body.current_password:
+        raise ApiError(400, "weak_password", "Choose a password different from the current one.")
+    check_new_password(body.new_password, user.personal_id)
+    async with request.app[DB]() as db:
+        user = await db.merge(user)
+        user.password_hash = await hash_password_async(body.new_password)
+        user.must_change_password = False
+        await auth.close_all_logins(db, user.id, keep_token=request["auth_token"])
+        audit(db, user, "password_changed", address=auth.client_address(request))
+        await db.commit()
+    return dump(UserOut.model_validate(user))

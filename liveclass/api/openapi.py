@@ -1,0 +1,75 @@
+"""The OpenAPI 3 document, built from the route declarations and their pydantic models."""
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from liveclass import __version__
+from liveclass.api.routing import ANY_USER, PUBLIC, Route
+
+_ERROR_SCHEMA = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
+}
+
+
+def _ref(model: type[BaseModel], schemas: dict) -> dict:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas[name] = sub
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def build_openapi(routes: list[Route], prefix: str) -> dict:
+    schemas: dict = {"Error": _ERROR_SCHEMA}
+    paths: dict = {}
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for route in routes:
+        if route.path.startswith("/healthz") or route.path.startswith("/readyz"):
+            path = route.path
+        else:
+            path = prefix + route.path
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+                  for n in re.findall(r"{(\w+)}", route.path)]
+        params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+                   for n, d in route.query.items()]
+        if route.access == PUBLIC:
+            who = "Anyone."
+        elif route.access == ANY_USER:
+            who = "Any logged-in account."
+        else:
+            who = "Account roles: " + ", ".join(sorted(r.value for r in route.access)) + "."
+        ok: dict = {"description": "Success"}
+        if route.response is not None:
+            ok["content"] = {"application/json": {"schema": _ref(route.response, schemas)}}
+        operation: dict = {
+            "summary": route.summary, "description": who, "tags": route.tags, "operationId": route.handler.__name__,
+            "parameters": params,
+            "responses": {str(route.status): ok, "400": {"description": "Invalid request", **error},
+                          "default": {"description": "Error", **error}},
+        }
+        if route.access != PUBLIC:
+            operation["security"] = [{"cookieAuth": [], "csrfToken": []}, {"bearerAuth": []}]
+            operation["responses"]["401"] = {"description": "Not logged in", **error}
+            operation["responses"]["403"] = {"description": "Not allowed", **error}
+        if route.body is not None:
+            operation["requestBody"] = {"required": True,
+                                        "content": {"application/json": {"schema": _ref(route.body, schemas)}}}
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "LiveClass API", "version": __version__,
+                 "description": "Accounts, classes, periods and live sessions of a LiveClass server. "
+                                "Errors are {\"error\": {\"code\", \"message\"}}. See docs/api.md."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "liveclass_session"},
+            "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                          "description": "Required with the cookie on POST, PUT, PATCH and DELETE."},
+            "bearerAuth": {"type": "http", "scheme": "bearer",
+                           "description": "Token from POST /auth/login with issue_token: true."},
+        }},
+    }

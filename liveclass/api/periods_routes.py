@@ -1,0 +1,194 @@
+"""Periods (the timetable), starting and ending them, and joining their live session."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy import select
+
+from liveclass import auth, periods
+from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, path_int
+from liveclass.api.schemas import (
+    ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
+)
+from liveclass.appkeys import DB, SETTINGS
+from liveclass.audit import audit
+from liveclass.errors import ApiError, forbidden, not_found
+from liveclass.live import LIVE_ROOMS, SOCKETIO_NAMESPACE, SOCKETIO_PATH
+from liveclass.models import AccountRole, LiveSession, Period, SchoolClass, User
+from signaling.join_token import issue_join_token
+
+routes = RouteTable("periods and sessions")
+ADMIN_OR_TEACHER = {"admin", "teacher"}
+
+
+def period_out(period: Period, session: LiveSession | None) -> PeriodOut:
+    return PeriodOut(
+        id=period.id, class_id=period.class_id, class_name=period.school_class.name, subject=period.subject,
+        teacher_id=period.teacher_id, teacher_name=period.teacher.full_name, starts_at=period.starts_at,
+        ends_at=period.ends_at, mode=period.mode, parents_invited=period.parents_invited,
+        live_session=SessionOut.model_validate(session) if session else None)
+
+
+def _parse_time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 time with an offset, "
+                                               "e.g. 2026-11-24T00:00:00+07:00.")
+    return value
+
+
+async def _check_period_fields(db, user: User, class_id: int, teacher_id: int, starts_at, ends_at) -> None:
+    if ends_at <= starts_at:
+        raise ApiError(400, "invalid_times", "The period must end after it starts.")
+    if await db.get(SchoolClass, class_id) is None:
+        raise ApiError(400, "unknown_class", f"There is no class {class_id}.")
+    teacher = await db.get(User, teacher_id)
+    if teacher is None or teacher.role != AccountRole.teacher:
+        raise ApiError(400, "not_a_teacher", f"Account {teacher_id} is not a teacher.")
+    if user.role == AccountRole.teacher and not await periods.teacher_may_teach(db, user.id, class_id):
+        raise forbidden("You can only schedule periods for classes you teach.")
+
+
+@routes.route("GET", "/periods", summary="Periods I may see, optionally between two times", access=ANY_USER,
+              response=PeriodOut, query={"from": "ISO 8601 time with offset", "to": "ISO 8601 time with offset",
+                                         "class_id": "only this class"})
+async def list_periods(request: web.Request) -> web.Response:
+    user = current_user(request)
+    query = select(Period).where(periods.visible_periods_clause(user)).order_by(Period.starts_at).limit(1000)
+    if (start := _parse_time(request, "from")) is not None:
+        query = query.where(Period.ends_at >= start)
+    if (end := _parse_time(request, "to")) is not None:
+        query = query.where(Period.starts_at < end)
+    if (class_id := request.query.get("class_id")) is not None:
+        if not class_id.isdigit():
+            raise ApiError(400, "invalid_request", "class_id must be a number.")
+        query = query.where(Period.class_id == int(class_id))
+    async with request.app[DB]() as db:
+        found = (await db.execute(query)).scalars().all()
+        running = {s.period_id: s for s in (await db.execute(select(LiveSession).where(
+            LiveSession.period_id.in_([p.id for p in found]), LiveSession.ended_at.is_(None)))).scalars()}
+    return dump([period_out(p, running.get(p.id)) for p in found])
+
+
+@routes.route("POST", "/periods", summary="Schedule a period (admins; teachers for classes they teach)",
+              access=ADMIN_OR_TEACHER, body=PeriodCreate, response=PeriodOut, status=201)
+async def create_period(request: web.Request, body: PeriodCreate) -> web.Response:
+    user = current_user(request)
+    teacher_id = body.teacher_id if user.role == AccountRole.admin else user.id
+    if teacher_id is None:
+        raise ApiError(400, "invalid_request", "teacher_id: name the period's teacher.")
+    if user.role == AccountRole.teacher and body.teacher_id not in (None, user.id):
+        raise forbidden("Teachers schedule their own periods only.")
+    async with request.app[DB]() as db:
+        await _check_period_fields(db, user, body.class_id, teacher_id, body.starts_at, body.ends_at)
+        period = Period(**body.model_dump(exclude={"teacher_id"}), teacher_id=teacher_id)
+        db.add(period)
+        await db.flush()
+        audit(db, user, "period_created", target=f"period:{period.id}", address=auth.client_address(request))
+        await db.commit()
+        period = await periods.visible_period(db, user, period.id)
+    return dump(period_out(period, None), status=201)
+
+
+@routes.route("GET", "/periods/{period_id}", summary="One period", access=ANY_USER, response=PeriodOut)
+async def get_period(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        period = await periods.visible_period(db, current_user(request), path_int(request, "period_id"))
+        return dump(period_out(period, await periods.running_session(db, period.id)))
+
+
+@routes.route("PATCH", "/periods/{period_id}", summary="Change a period (admins; its own teacher)",
+              access=ADMIN_OR_TEACHER, body=PeriodUpdate, response=PeriodOut)
+async def update_period(request: web.Request, body: PeriodUpdate) -> web.Response:
+    user = current_user(request)
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("subject", "starts_at", "ends_at", "mode", "parents_invited", "teacher_id"):
+        if key in changes and changes[key] is None:
+            raise ApiError(400, "invalid_request", f"{key} cannot be empty.")
+    async with request.app[DB]() as db:
+        period = await periods.visible_period(db, user, path_int(request, "period_id"))
+        if user.role == AccountRole.teacher and changes.get("teacher_id", user.id) != user.id:
+            raise forbidden("Only an admin can hand a period to another teacher.")
+        merged = {"starts_at": period.starts_at, "ends_at": period.ends_at, "teacher_id": period.teacher_id,
+                  **changes}
+        await _check_period_fields(db, user, period.class_id, merged["teacher_id"], merged["starts_at"],
+                                   merged["ends_at"])
+        for key, value in changes.items():
+            setattr(period, key, value)
+        audit(db, user, "period_updated", target=f"period:{period.id}", address=auth.client_address(request),
+              fields=sorted(changes))
+        await db.commit()
+        period = await periods.visible_period(db, user, period.id)
+        return dump(period_out(period, await periods.running_session(db, period.id)))
+
+
+@routes.route("POST", "/periods/{period_id}/start", summary="Start the period's live session (or get the "
+              "running one)", access=ADMIN_OR_TEACHER, response=SessionOut, status=201)
+async def start_period(request: web.Request) -> web.Response:
+    user = current_user(request)
+    async with request.app[DB]() as db:
+        period = await periods.visible_period(db, user, path_int(request, "period_id"))
+        session, created = await periods.start_session(db, user, period, request.app[SETTINGS].node_id)
+        if created:
+            audit(db, user, "period_started", target=f"session:{session.id}", address=auth.client_address(request))
+        await db.commit()
+    return dump(SessionOut.model_validate(session), status=201 if created else 200)
+
+
+@routes.route("POST", "/periods/{period_id}/end", summary="End the period's live session for everyone",
+              access=ADMIN_OR_TEACHER, response=SessionOut)
+async def end_period(request: web.Request) -> web.Response:
+    user = current_user(request)
+    async with request.app[DB]() as db:
+        period = await periods.visible_period(db, user, path_int(request, "period_id"))
+        session = await periods.end_session(db, user, period)
+        audit(db, user, "period_ended", target=f"session:{session.id}", address=auth.client_address(request))
+        await db.commit()
+    await request.app[LIVE_ROOMS].end_room(session.id)
+    return dump(SessionOut.model_validate(session))
+
+
+async def _session_or_404(db, session_id: int) -> LiveSession:
+    session = await db.get(LiveSession, session_id)
+    if session is None:
+        raise not_found("Session")
+    return session
+
+
+@routes.route("GET", "/sessions/{session_id}", summary="One live session", access=ANY_USER, response=SessionOut)
+async def get_session(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        session = await _session_or_404(db, path_int(request, "session_id"))
+        await periods.visible_period(db, current_user(request), session.period_id)
+    return dump(SessionOut.model_validate(session))
+
+
+@routes.route("POST", "/sessions/{session_id}/join", summary="Get a single-use join token for the live room",
+              access=ANY_USER, response=JoinResponse)
+async def join_session(request: web.Request) -> web.Response:
+    user = current_user(request)
+    settings = request.app[SETTINGS]
+    async with request.app[DB]() as db:
+        session = await _session_or_404(db, path_int(request, "session_id"))
+        period = await db.get(Period, session.period_id)
+        room_role, on_roster = await periods.room_role_for(db, user, period)
+        if not session.running:
+            raise ApiError(409, "session_not_running", "This session has ended.")
+        audit(db, user, "join_requested", target=f"session:{session.id}", address=auth.client_address(request),
+              room_role=room_role)
+        await db.commit()
+    token, _ = issue_join_token(settings.secret_key, user_id=user.id, session_id=session.id, room_role=room_role,
+                                name=user.full_name, personal_id=user.personal_id, on_roster=on_roster,
+                                ttl_seconds=settings.join_token_ttl_seconds)
+    base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    return dump(JoinResponse(
+        token=token, expires_in=settings.join_token_ttl_seconds, room_role=room_role, session_id=session.id,
+        connect=ConnectInfo(url=base, socketio_path=SOCKETIO_PATH, namespace=SOCKETIO_NAMESPACE),
+        ice_servers=[IceServerOut(**s.model_dump()) for s in settings.ice_servers]))

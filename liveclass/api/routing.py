@@ -1,0 +1,124 @@
+"""Declarative routes: each handler states who may call it and what body it takes.
+
+One wrapper enforces authentication (401), the account roles allowed (403), the forced password change,
+CSRF and body validation, so no handler can forget them; the OpenAPI document is built from the same
+declarations (see openapi.py).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from liveclass.errors import ApiError
+from liveclass.models import AccountRole, User
+
+PUBLIC = "public"  # no login needed
+ANY_USER = "any"  # any logged-in account
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    access: str | frozenset[AccountRole]
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    # Allowed before a forced password change (me, logout, change password).
+    allowed_before_password_change: bool = False
+    tags: list[str] = field(default_factory=list)
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class RouteTable:
+    def __init__(self, tag: str):
+        self.tag = tag
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, *, summary: str, access, body=None, response=None, status=200,
+              allowed_before_password_change=False, query: dict[str, str] | None = None):
+        if isinstance(access, (set, frozenset, list, tuple)):
+            access = frozenset(AccountRole(a) for a in access)
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(method, path, handler, summary, access, body, response, status,
+                                     allowed_before_password_change, [self.tag], query or {}))
+            return handler
+
+        return register
+
+
+def current_user(request: web.Request) -> User:
+    user = request.get("user")
+    if user is None:  # the wrapper guarantees this for non-public routes
+        raise ApiError(401, "not_authenticated", "Please log in.")
+    return user
+
+
+async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the request body as JSON (Content-Type: application/json).")
+    try:
+        raw = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in exc.errors(include_url=False)
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
+        raise ApiError(400, "invalid_request", f"Invalid request: {summary}", details=details) from None
+
+
+def _wrap(route: Route) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if route.access != PUBLIC:
+            user: User | None = request.get("user")
+            if user is None:
+                raise ApiError(401, "not_authenticated", "Please log in.")
+            if request.get("csrf_failed"):
+                raise ApiError(403, "csrf_failed", "Missing or wrong X-CSRF-Token header; reload the page.")
+            if user.must_change_password and not route.allowed_before_password_change:
+                raise ApiError(403, "password_change_required", "Change your password before continuing.")
+            if route.access != ANY_USER and user.role not in route.access:
+                raise ApiError(403, "forbidden", "Your account may not do this.")
+        kwargs: dict[str, Any] = {}
+        if route.body is not None:
+            kwargs["body"] = await _parse_body(request, route.body)
+        return await route.handler(request, **kwargs)
+
+    handler.__name__ = route.handler.__name__
+    return handler
+
+
+def add_routes(app: web.Application, prefix: str, tables: list[RouteTable]) -> list[Route]:
+    routes = [r for t in tables for r in t.routes]
+    for r in routes:
+        app.router.add_route(r.method, prefix + r.path, _wrap(r))
+    return routes
+
+
+def path_int(request: web.Request, name: str) -> int:
+    value = request.match_info[name]
+    if not value.isdigit() or len(value) > 12:
+        raise ApiError(404, "not_found", f"No such {name.removesuffix('_id')}.")
+    return int(value)
+
+
+def dump(model: BaseModel | list[BaseModel], status: int = 200, **extra) -> web.Response:
+    if isinstance(model, list):
+        payload: Any = {"items": [m.model_dump(mode="json") for m in model], **extra}
+    else:
+        payload = model.model_dump(mode="json")
+    return web.json_response(payload, status=status)

@@ -1,0 +1,281 @@
+"""Accounts and classes (school admins; teachers may read the classes they teach)."""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from liveclass import accounts, auth
+from liveclass.api.routing import RouteTable, current_user, dump, path_int
+from liveclass.api.schemas import (
+    AssignmentCreate, AssignmentOut, ClassCreate, ClassDetail, ClassOut, ClassUpdate, PasswordReset,
+    UserCreate, UserCreated, UserOut, UserUpdate,
+)
+from liveclass.appkeys import DB, SETTINGS
+from liveclass.audit import audit
+from liveclass.errors import ApiError, not_found
+from liveclass.models import AccountRole, Enrollment, ParentLink, SchoolClass, TeachingAssignment, User
+
+routes = RouteTable("users and classes")
+ADMIN = {"admin"}
+
+
+def _limit_offset(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = min(max(int(request.query.get("limit", 100)), 1), 1000)
+        offset = max(int(request.query.get("offset", 0)), 0)
+    except ValueError:
+        raise ApiError(400, "invalid_request", "limit and offset must be whole numbers.") from None
+    return limit, offset
+
+
+async def _user_or_404(db, user_id: int) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise not_found("Account")
+    return user
+
+
+@routes.route("GET", "/users", summary="List accounts", access=ADMIN, response=UserOut,
+              query={"role": "account role", "q": "part of the name or personal ID", "limit": "max 1000",
+                     "offset": "skip this many"})
+async def list_users(request: web.Request) -> web.Response:
+    limit, offset = _limit_offset(request)
+    query = select(User).order_by(User.full_name, User.id).limit(limit).offset(offset)
+    if role := request.query.get("role"):
+        if role not in AccountRole.__members__:
+            raise ApiError(400, "invalid_request", f"Unknown role {role!r}.")
+        query = query.where(User.role == AccountRole(role))
+    if text := request.query.get("q"):
+        query = query.where(or_(User.full_name.ilike(f"%{text}%"), User.personal_id.like(f"%{text}%")))
+    async with request.app[DB]() as db:
+        users = (await db.execute(query)).scalars().all()
+    return dump([UserOut.model_validate(u) for u in users])
+
+
+@routes.route("POST", "/users", summary="Create an account", access=ADMIN, body=UserCreate,
+              response=UserCreated, status=201)
+async def create_user(request: web.Request, body: UserCreate) -> web.Response:
+    async with request.app[DB]() as db:
+        user, generated = await accounts.create_user(
+            db, request.app[SETTINGS], personal_id=body.personal_id, full_name=body.full_name, role=body.role,
+            password=body.password, date_of_birth=body.date_of_birth)
+        audit(db, current_user(request), "user_created", target=f"user:{user.id}",
+              address=auth.client_address(request), role=user.role.value)
+        await db.commit()
+    return dump(UserCreated(user=UserOut.model_validate(user), generated_password=generated), status=201)
+
+
+@routes.route("GET", "/users/{user_id}", summary="One account", access=ADMIN, response=UserOut)
+async def get_user(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        return dump(UserOut.model_validate(await _user_or_404(db, path_int(request, "user_id"))))
+
+
+@routes.route("PATCH", "/users/{user_id}", summary="Change an account (name, role, active)", access=ADMIN,
+              body=UserUpdate, response=UserOut)
+async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
+    actor = current_user(request)
+    async with request.app[DB]() as db:
+        user = await _user_or_404(db, path_int(request, "user_id"))
+        changes = body.model_dump(exclude_unset=True)
+        if user.id == actor.id and (changes.get("active") is False or changes.get("role", "admin") != "admin"):
+            raise ApiError(400, "cannot_demote_self", "You cannot deactivate or demote your own account.")
+        for key, value in changes.items():
+            if value is None and key in ("full_name", "role", "active"):
+                raise ApiError(400, "invalid_request", f"{key} cannot be empty.")
+            setattr(user, key, value)
+        if changes.get("active") is False:
+            await auth.close_all_logins(db, user.id)
+        audit(db, actor, "user_updated", target=f"user:{user.id}", address=auth.client_address(request),
+              fields=sorted(changes))
+        await db.commit()
+    return dump(UserOut.model_validate(user))
+
+
+@routes.route("POST", "/users/{user_id}/reset-password",
+              summary="Give an account a new generated password (ends its logins)", access=ADMIN,
+              response=PasswordReset)
+async def reset_user_password(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        user = await _user_or_404(db, path_int(request, "user_id"))
+        password = accounts.reset_password(user)
+        await auth.close_all_logins(db, user.id)
+        audit(db, current_user(request), "password_reset", target=f"user:{user.id}",
+              address=auth.client_address(request))
+        await db.commit()
+    return dump(PasswordReset(generated_password=password))
+
+
+@routes.route("PUT", "/users/{user_id}/children/{student_id}", summary="Link a parent to a student",
+              access=ADMIN)
+async def link_child(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        parent = await _user_or_404(db, path_int(request, "user_id"))
+        student = await _user_or_404(db, path_int(request, "student_id"))
+        if parent.role != AccountRole.parent or student.role != AccountRole.student:
+            raise ApiError(400, "invalid_link", "Only a parent account can be linked to a student account.")
+        exists = (await db.execute(select(ParentLink).where(
+            ParentLink.parent_id == parent.id, ParentLink.student_id == student.id))).scalar_one_or_none()
+        if not exists:
+            db.add(ParentLink(parent_id=parent.id, student_id=student.id))
+            audit(db, current_user(request), "parent_linked", target=f"user:{parent.id}", student=student.id)
+            await db.commit()
+    return web.json_response({"ok": True})
+
+
+# -- classes -----------------------------------------------------------------------------------------
+async def _class_or_404(db, class_id: int) -> SchoolClass:
+    school_class = await db.get(SchoolClass, class_id)
+    if school_class is None:
+        raise not_found("Class")
+    return school_class
+
+
+async def _check_teacher(db, teacher_id: int | None) -> None:
+    if teacher_id is None:
+        return
+    teacher = await db.get(User, teacher_id)
+    if teacher is None or teacher.role != AccountRole.teacher:
+        raise ApiError(400, "not_a_teacher", f"Account {teacher_id} is not a teacher.")
+
+
+def teaches_class_clause(teacher_id: int):
+    """SQL condition: the class is one the teacher teaches or is homeroom teacher of."""
+    return or_(
+        SchoolClass.homeroom_teacher_id == teacher_id,
+        SchoolClass.id.in_(select(TeachingAssignment.class_id).where(TeachingAssignment.teacher_id == teacher_id)),
+    )
+
+
+@routes.route("GET", "/classes", summary="List classes (a teacher sees the classes they teach)",
+              access={"admin", "teacher"}, response=ClassOut)
+async def list_classes(request: web.Request) -> web.Response:
+    user = current_user(request)
+    query = select(SchoolClass).order_by(SchoolClass.school_year.desc(), SchoolClass.name)
+    if user.role == AccountRole.teacher:
+        query = query.where(teaches_class_clause(user.id))
+    async with request.app[DB]() as db:
+        classes = (await db.execute(query)).scalars().all()
+    return dump([ClassOut.model_validate(c) for c in classes])
+
+
+@routes.route("POST", "/classes", summary="Create a class", access=ADMIN, body=ClassCreate, response=ClassOut,
+              status=201)
+async def create_class(request: web.Request, body: ClassCreate) -> web.Response:
+    async with request.app[DB]() as db:
+        await _check_teacher(db, body.homeroom_teacher_id)
+        school_class = SchoolClass(**body.model_dump())
+        db.add(school_class)
+        try:
+            await db.flush()
+        except IntegrityError:
+            raise ApiError(409, "class_exists", f"Class {body.name} already exists in {body.school_year}.") from None
+        audit(db, current_user(request), "class_created", target=f"class:{school_class.id}")
+        await db.commit()
+    return dump(ClassOut.model_validate(school_class), status=201)
+
+
+@routes.route("GET", "/classes/{class_id}", summary="A class with its roster and teaching assignments",
+              access={"admin", "teacher"}, response=ClassDetail)
+async def get_class(request: web.Request) -> web.Response:
+    user = current_user(request)
+    class_id = path_int(request, "class_id")
+    async with request.app[DB]() as db:
+        query = select(SchoolClass).where(SchoolClass.id == class_id)
+        if user.role == AccountRole.teacher:
+            query = query.where(teaches_class_clause(user.id))
+        school_class = (await db.execute(query)).scalar_one_or_none()
+        if school_class is None:
+            raise not_found("Class")
+        students = (await db.execute(select(User).join(Enrollment, Enrollment.student_id == User.id)
+                                     .where(Enrollment.class_id == class_id).order_by(User.full_name))).scalars()
+        assignments = (await db.execute(select(TeachingAssignment)
+                                        .where(TeachingAssignment.class_id == class_id))).scalars()
+        detail = ClassDetail(**ClassOut.model_validate(school_class).model_dump(),
+                             students=[UserOut.model_validate(s) for s in students],
+                             assignments=[AssignmentOut.model_validate(a) for a in assignments])
+    return dump(detail)
+
+
+@routes.route("PATCH", "/classes/{class_id}", summary="Rename a class or change its homeroom teacher",
+              access=ADMIN, body=ClassUpdate, response=ClassOut)
+async def update_class(request: web.Request, body: ClassUpdate) -> web.Response:
+    async with request.app[DB]() as db:
+        school_class = await _class_or_404(db, path_int(request, "class_id"))
+        changes = body.model_dump(exclude_unset=True)
+        await _check_teacher(db, changes.get("homeroom_teacher_id"))
+        if "name" in changes and changes["name"] is None:
+            raise ApiError(400, "invalid_request", "name cannot be empty.")
+        for key, value in changes.items():
+            setattr(school_class, key, value)
+        try:
+            await db.flush()
+        except IntegrityError:
+            raise ApiError(409, "class_exists", "Another class of that school year has this name.") from None
+        audit(db, current_user(request), "class_updated", target=f"class:{school_class.id}", fields=sorted(changes))
+        await db.commit()
+    return dump(ClassOut.model_validate(school_class))
+
+
+@routes.route("PUT", "/classes/{class_id}/students/{student_id}", summary="Enroll a student", access=ADMIN)
+async def enroll(request: web.Request) -> web.Response:
+    async with request.app[DB]() as db:
+        school_class = await _class_or_404(db, path_int(request, "class_id"))
+        student = await _user_or_404(db, path_int(request, "student_id"))
+        if student.role != AccountRole.student:
+            raise ApiError(400, "not_a_student", "Only student accounts can be enrolled in a class.")
+        exists = (await db.execute(select(Enrollment).where(
+            Enrollment.class_id == school_class.id, Enrollment.student_id == student.id))).scalar_one_or_none()
+        if not exists:
+            db.add(Enrollment(class_id=school_class.id, student_id=student.id))
+            audit(db, current_user(request), "student_enrolled", target=f"class:{school_class.id}",
+                  student=student.id)
+            await db.commit()
+    return web.json_response({"ok": True})
+
+
+@routes.route("DELETE", "/classes/{class_id}/students/{student_id}", summary="Remove a student from a class",
+              access=ADMIN)
+async def unenroll(request: web.Request) -> web.Response:
+    class_id, student_id = path_int(request, "class_id"), path_int(request, "student_id")
+    async with request.app[DB]() as db:
+        result = await db.execute(delete(Enrollment).where(
+            Enrollment.class_id == class_id, Enrollment.student_id == student_id))
+        if result.rowcount == 0:
+            raise not_found("Enrollment")
+        audit(db, current_user(request), "student_unenrolled", target=f"class:{class_id}", student=student_id)
+        await db.commit()
+    return web.json_response({"ok": True})
+
+
+@routes.route("POST", "/classes/{class_id}/assignments", summary="Assign a teacher to teach a subject",
+              access=ADMIN, body=AssignmentCreate, response=AssignmentOut, status=201)
+async def assign(request: web.Request, body: AssignmentCreate) -> web.Response:
+    async with request.app[DB]() as db:
+        school_class = await _class_or_404(db, path_int(request, "class_id"))
+        await _check_teacher(db, body.teacher_id)
+        assignment = TeachingAssignment(class_id=school_class.id, teacher_id=body.teacher_id, subject=body.subject)
+        db.add(assignment)
+        try:
+            await db.flush()
+        except IntegrityError:
+            raise ApiError(409, "assignment_exists", "This teacher already teaches this subject here.") from None
+        audit(db, current_user(request), "teacher_assigned", target=f"class:{school_class.id}",
+              teacher=body.teacher_id, subject=body.subject)
+        await db.commit()
+    return dump(AssignmentOut.model_validate(assignment), status=201)
+
+
+@routes.route("DELETE", "/classes/{class_id}/assignments/{assignment_id}", summary="Remove a teaching assignment",
+              access=ADMIN)
+async def unassign(request: web.Request) -> web.Response:
+    class_id, assignment_id = path_int(request, "class_id"), path_int(request, "assignment_id")
+    async with request.app[DB]() as db:
+        result = await db.execute(delete(TeachingAssignment).where(
+            TeachingAssignment.id == assignment_id, TeachingAssignment.class_id == class_id))
+        if result.rowcount == 0:
+            raise not_found("Assignment")
+        audit(db, current_user(request), "teacher_unassigned", target=f"class:{class_id}", assignment=assignment_id)
+        await db.commit()
+    return web.json_response({"ok": True})

@@ -1,0 +1,86 @@
+"""The aiohttp application: middlewares, routes, the store, the live room, the web client."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from liveclass.api import auth_routes, health_routes, periods_routes, users_routes
+from liveclass.api.openapi import build_openapi
+from liveclass.api.routing import add_routes
+from liveclass.appkeys import DB, SETTINGS
+from liveclass.auth import auth_middleware
+from liveclass.config import Settings
+from liveclass.db import create_engine, session_factory, upgrade_database_async
+from liveclass.errors import ApiError
+from liveclass.live import setup_live
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Every refusal and failure answers in the DESIGN.md error shape; nothing leaks a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        code = _STATUS_CODES.get(exc.status, "http_error")
+        return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": {"code": "internal_error",
+                                             "message": "Something went wrong on the server; it has been logged."}},
+                                 status=500)
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler):
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
+    """`settings` must have been through `prepare_data_dir` (secret key resolved)."""
+    app = web.Application(middlewares=[security_headers_middleware, error_middleware, auth_middleware],
+                          client_max_size=2 * 1024 * 1024)
+    app[SETTINGS] = settings
+    engine = create_engine(settings.effective_database_url)
+    app[DB] = session_factory(engine)
+
+    async def store_ctx(app: web.Application):
+        if migrate:
+            await upgrade_database_async(settings.effective_database_url)
+        yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(store_ctx)
+    setup_live(app, settings.secret_key, app[DB])
+
+    routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes])
+    routes += add_routes(app, "", [health_routes.routes])
+    spec = build_openapi(routes, API_PREFIX)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    app.router.add_get(API_PREFIX + "/openapi.json", openapi)
+    if (WEB_CLIENT_DIR / "index.html").exists():
+        async def index(request: web.Request) -> web.FileResponse:
+            return web.FileResponse(WEB_CLIENT_DIR / "index.html")
+
+        app.router.add_get("/", index)
+        app.router.add_static("/static/", WEB_CLIENT_DIR, follow_symlinks=False)
+    return app

@@ -1,0 +1,228 @@
+"""The `liveclass` command: serve, migrate the store, manage accounts, import the roster."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from liveclass import accounts, roster
+from liveclass.audit import audit
+from liveclass.config import ConfigError, Settings, load_settings, prepare_data_dir
+from liveclass.db import create_engine, session_factory, upgrade_database
+from liveclass.errors import ApiError
+from liveclass.models import AccountRole
+
+
+class CliError(Exception):
+    """Stops the command with a message and exit status 1 (2 for usage)."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"data_dir": getattr(args, "data_dir", None), "host": getattr(args, "host", None),
+                 "port": getattr(args, "port", None)}
+    return prepare_data_dir(load_settings(**overrides))
+
+
+async def _with_store(settings: Settings, work):
+    """Run `work(db)` in one transaction on a migrated store."""
+    await asyncio.to_thread(upgrade_database, settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as db:
+            result = await work(db)
+            await db.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+# -- commands ------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from liveclass.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade_database(settings.effective_database_url)
+    app = create_app(settings, migrate=False)
+    print(f"LiveClass: http://{settings.host}:{settings.port}/  (data: {settings.data_dir.resolve()})", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    upgrade_database(settings.effective_database_url)
+    print("The database schema is up to date.")
+
+
+def _read_password_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("No password on standard input.")
+    return password
+
+
+def cmd_users_add(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    password = _read_password_stdin() if args.password_stdin else None
+
+    async def work(db):
+        user, generated = await accounts.create_user(db, settings, personal_id=args.personal_id,
+                                                     full_name=args.name, role=AccountRole(args.role),
+                                                     password=password)
+        audit(db, None, "user_created", target=f"user:{user.id}", via="cli", role=user.role.value)
+        return user, generated
+
+    user, generated = asyncio.run(_with_store(settings, work))
+    print(f"Created {user.role.value} {user.full_name} ({user.personal_id}).")
+    if generated:
+        print(f"Password (shown once; it must be changed at first login): {generated}")
+
+
+def cmd_users_reset_password(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+
+    async def work(db):
+        user = await accounts.find_user(db, args.personal_id)
+        if user is None:
+            raise CliError(f"No account with personal ID {args.personal_id}.")
+        from liveclass.auth import close_all_logins
+        password = accounts.reset_password(user)
+        await close_all_logins(db, user.id)
+        audit(db, None, "password_reset", target=f"user:{user.id}", via="cli")
+        return user, password
+
+    user, password = asyncio.run(_with_store(settings, work))
+    print(f"New password for {user.full_name} ({user.personal_id}), shown once; it must be changed at first "
+          f"login: {password}")
+
+
+def _open_private_file(path: Path):
+    """A new file only its owner can read: generated passwords go nowhere else."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path} already exists; name a new file for the passwords.") from None
+    except OSError as exc:
+        raise CliError(f"Cannot create {path}: {exc.strerror}.") from None
+    return os.fdopen(fd, "w", encoding="utf-8-sig", newline="")
+
+
+def cmd_roster_import(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CliError(f"Cannot read {args.file}: {exc.strerror}.") from None
+    try:
+        rows, problems = roster.parse_roster(roster.decode_roster(raw), settings)
+    except roster.RosterFileError as exc:
+        raise CliError(f"{args.file}: {exc}. Nothing was imported.") from None
+    school_year = args.school_year or roster.current_school_year()
+
+    async def work(db):
+        nonlocal rows
+        link_problems = await roster.check_links(db, rows)
+        all_problems = sorted(problems + link_problems, key=lambda p: p.line)
+        for problem in all_problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        if all_problems and not args.skip_bad_rows:
+            raise CliError(f"{len(all_problems)} bad row(s); nothing was imported. Fix them, or import the "
+                           "good rows only with --skip-bad-rows.")
+        bad_lines = {p.line for p in all_problems}
+        rows = [r for r in rows if r.line not in bad_lines]
+        new_ids = {r.personal_id for r in rows} - {u for u in await _existing_ids(db, rows)}
+        if new_ids and not args.passwords_out:
+            raise CliError(f"{len(new_ids)} new account(s) need passwords: name a file for them with "
+                           "--passwords-out FILE (they are never printed). Nothing was imported.")
+        with tqdm(total=len(rows), desc="Importing", unit="row", file=sys.stderr,
+                  disable=len(rows) < 200 or not sys.stderr.isatty()) as bar:
+            result = await roster.import_roster(db, settings, rows, school_year=school_year, progress=bar.update)
+        result.skipped = all_problems
+        if result.passwords:
+            with _open_private_file(Path(args.passwords_out)) as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["personal_id", "full_name", "password"])
+                writer.writerows(result.passwords)
+        audit(db, None, "roster_imported", via="cli", created=result.created, updated=result.updated,
+              skipped=len(all_problems), school_year=school_year)
+        return result
+
+    result = asyncio.run(_with_store(settings, work))
+    print(f"Roster imported for {school_year}: {result.created} created, {result.updated} updated, "
+          f"{result.unchanged} unchanged, {len(result.skipped)} bad row(s) skipped.")
+    if result.passwords:
+        print(f"Passwords of the {len(result.passwords)} new account(s) are in {args.passwords_out} "
+              "(readable only by you): hand them out, then delete the file.")
+
+
+async def _existing_ids(db, rows) -> list[str]:
+    from sqlalchemy import select
+
+    from liveclass.models import User
+    ids = [r.personal_id for r in rows]
+    return list((await db.execute(select(User.personal_id).where(User.personal_id.in_(ids)))).scalars())
+
+
+# -- argument parsing ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liveclass", description="LiveClass live-classroom server")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help="data directory (default ./var or LIVECLASS_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", parents=[common], help="migrate the schema to the newest version").set_defaults(
+        func=cmd_db_upgrade)
+
+    users = sub.add_parser("users", help="accounts").add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", parents=[common], help="create an account")
+    add.add_argument("--role", required=True, choices=[r.value for r in AccountRole])
+    add.add_argument("--personal-id", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of generating one")
+    add.set_defaults(func=cmd_users_add)
+    reset = users.add_parser("reset-password", parents=[common], help="give an account a new generated password")
+    reset.add_argument("personal_id")
+    reset.set_defaults(func=cmd_users_reset_password)
+
+    roster_cmd = sub.add_parser("roster", help="the school roster").add_subparsers(dest="roster_command",
+                                                                                    required=True)
+    imp = roster_cmd.add_parser("import", parents=[common], help="import or update accounts and classes from CSV",
+                                description=roster.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("file")
+    imp.add_argument("--passwords-out", help="new file for the generated passwords of new accounts (mode 0600)")
+    imp.add_argument("--skip-bad-rows", action="store_true", help="import the good rows even if some are bad")
+    imp.add_argument("--school-year", help="e.g. 2026-2027 (default: the current school year)")
+    imp.set_defaults(func=cmd_roster_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, ConfigError) as exc:
+        print(f"liveclass: {exc}", file=sys.stderr)
+        return 1
+    except ApiError as exc:
+        print(f"liveclass: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

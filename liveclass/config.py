@@ -1,0 +1,162 @@
+"""Configuration: LIVECLASS_* environment variables over an optional TOML file over embedded defaults.
+
+pydantic-settings does the parsing and validation, so a misconfiguration is reported once, clearly,
+before anything starts (see `load_settings`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SECRET_FILE_NAME = "secret_key"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+class IceServer(BaseModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVECLASS_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # Empty means: SQLite file `liveclass.db` in the data directory.
+    database_url: str = ""
+    # Empty means: read (or create on first start) `secret_key` in the data directory.
+    secret_key: str = ""
+    # Public base URL of this node, told to clients in the join answer; empty: derived from the request.
+    public_url: str = ""
+    node_id: str = "node-1"
+    personal_id_pattern: str = r"^\d{12}$"
+    cookie_secure: bool = False
+    session_ttl_hours: float = Field(12, gt=0)
+    join_token_ttl_seconds: int = Field(60, ge=5, le=60)
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_failure_window_seconds: int = Field(15 * 60, ge=1)
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @field_validator("personal_id_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'liveclass.db').resolve()}"
+
+    @property
+    def handouts_dir(self) -> Path:
+        return self.data_dir / "handouts"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Values from the TOML file named by LIVECLASS_CONFIG (optional)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        self._values: dict[str, Any] = {}
+        path = os.environ.get("LIVECLASS_CONFIG")
+        if path:
+            try:
+                with open(path, "rb") as handle:
+                    self._values = tomllib.load(handle)
+            except FileNotFoundError as exc:
+                raise ConfigError(f"Configuration file not found: {path} (LIVECLASS_CONFIG)") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"Configuration file {path} is not valid TOML: {exc}") from exc
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning any validation problem into one readable ConfigError."""
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid configuration: {problems}") from None
+    return settings
+
+
+def prepare_data_dir(settings: Settings) -> Settings:
+    """Create the data directory and resolve the secret key (generated once, stored with mode 0600)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for sub in (settings.handouts_dir, settings.recordings_dir):
+            sub.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the data directory {settings.data_dir}: {exc.strerror}") from None
+    if settings.secret_key:
+        if len(settings.secret_key) < 32:
+            raise ConfigError("Invalid configuration: secret_key must be at least 32 characters long")
+        return settings
+    secret_path = settings.data_dir / SECRET_FILE_NAME
+    if not secret_path.exists():
+        # O_EXCL + mode 0600: never readable by others, never overwritten by a second process.
+        try:
+            fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        except FileExistsError:
+            pass
+    mode = stat.S_IMODE(secret_path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{secret_path} is readable by other users (mode {mode:o}); run: chmod 600 {secret_path}")
+    return settings.model_copy(update={"secret_key": secret_path.read_text().strip()})

@@ -1,0 +1,41 @@
+"""Wires the live room (signaling/) into the application: the secret, the spent-token store, the end hook."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from aiohttp import web
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from liveclass.models import UsedJoinToken, utcnow
+from signaling.server import NAMESPACE, LiveServer
+
+SOCKETIO_PATH = "/socket.io/"
+SOCKETIO_NAMESPACE = NAMESPACE
+LIVE_ROOMS = web.AppKey("live_rooms", LiveServer)
+
+
+class DatabaseSpentTokens:
+    """Spent join-token ids in the store: a token cannot be replayed on this node or any other."""
+
+    def __init__(self, db: async_sessionmaker[AsyncSession]):
+        self._db = db
+
+    async def spend(self, token_id: str, expires_at: float) -> bool:
+        async with self._db() as db:
+            # Forget ids whose tokens have expired anyway: the table stays small.
+            await db.execute(delete(UsedJoinToken).where(UsedJoinToken.expires_at < utcnow() - timedelta(minutes=5)))
+            db.add(UsedJoinToken(jti=token_id, expires_at=datetime.fromtimestamp(expires_at, timezone.utc)))
+            try:
+                await db.commit()
+            except IntegrityError:
+                return False
+        return True
+
+
+def setup_live(app: web.Application, secret: str, db: async_sessionmaker[AsyncSession]) -> LiveServer:
+    live = LiveServer(secret=secret, spent_tokens=DatabaseSpentTokens(db))
+    live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
+    app[LIVE_ROOMS] = live
+    return live
