@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from liveclass.appkeys import DB, SETTINGS
+from liveclass.appkeys import AUTH_CSRF, AUTH_TOKEN, CSRF_FAILED, DB, SETTINGS, USER
 from liveclass.config import Settings
 from liveclass.errors import ApiError
 from liveclass.models import AuthSession, LoginFailure, User, utcnow
@@ -103,12 +103,12 @@ async def auth_middleware(request: web.Request, handler):
                 select(AuthSession).where(AuthSession.token_hash == _hash(token))
             )).scalar_one_or_none()
         if login and login.expires_at > utcnow() and login.user.active:
-            request["user"] = login.user
-            request["auth_token"] = token
-            request["auth_csrf"] = login.csrf_token
+            request[USER] = login.user
+            request[AUTH_TOKEN] = token
+            request[AUTH_CSRF] = login.csrf_token
             if via_cookie and request.method in _UNSAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER, "")
-                request["csrf_failed"] = not hmac.compare_digest(sent.encode(), login.csrf_token.encode())
+                request[CSRF_FAILED] = not hmac.compare_digest(sent.encode(), login.csrf_token.encode())
     return await handler(request)
 
 

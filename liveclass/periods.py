@@ -33,10 +33,10 @@ async def visible_period(db: AsyncSession, user: User, period_id: int) -> Period
 
 
 async def teacher_may_teach(db: AsyncSession, teacher_id: int, class_id: int) -> bool:
-    query = select(exists().where(or_(
-        and_(TeachingAssignment.teacher_id == teacher_id, TeachingAssignment.class_id == class_id),
-        and_(SchoolClass.id == class_id, SchoolClass.homeroom_teacher_id == teacher_id),
-    )))
+    query = select(or_(
+        exists().where(TeachingAssignment.teacher_id == teacher_id, TeachingAssignment.class_id == class_id),
+        exists().where(SchoolClass.id == class_id, SchoolClass.homeroom_teacher_id == teacher_id),
+    ))
     return bool((await db.execute(query)).scalar())
 
 

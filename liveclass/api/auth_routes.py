@@ -7,7 +7,7 @@ from liveclass import auth
 from liveclass.accounts import check_new_password, find_user
 from liveclass.api.routing import ANY_USER, PUBLIC, RouteTable, current_user, dump
 from liveclass.api.schemas import ChangePasswordRequest, LoginRequest, LoginResponse, UserOut
-from liveclass.appkeys import DB, SETTINGS
+from liveclass.appkeys import AUTH_CSRF, AUTH_TOKEN, DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError
 from liveclass.passwords import hash_password_async, verify_password_async
@@ -49,7 +49,7 @@ async def login(request: web.Request, body: LoginRequest) -> web.Response:
               allowed_before_password_change=True)
 async def logout(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
-        await auth.close_login(db, request["auth_token"])
+        await auth.close_login(db, request[AUTH_TOKEN])
         audit(db, current_user(request), "logout", address=auth.client_address(request))
         await db.commit()
     response = web.json_response({"ok": True})
@@ -61,7 +61,7 @@ async def logout(request: web.Request) -> web.Response:
               allowed_before_password_change=True)
 async def me(request: web.Request) -> web.Response:
     user = current_user(request)
-    return dump(LoginResponse(user=UserOut.model_validate(user), csrf_token=request["auth_csrf"],
+    return dump(LoginResponse(user=UserOut.model_validate(user), csrf_token=request[AUTH_CSRF],
                               must_change_password=user.must_change_password))
 
 
@@ -78,7 +78,7 @@ async def change_password(request: web.Request, body: ChangePasswordRequest) -> 
         user = await db.merge(user)
         user.password_hash = await hash_password_async(body.new_password)
         user.must_change_password = False
-        await auth.close_all_logins(db, user.id, keep_token=request["auth_token"])
+        await auth.close_all_logins(db, user.id, keep_token=request[AUTH_TOKEN])
         audit(db, user, "password_changed", address=auth.client_address(request))
         await db.commit()
     return dump(UserOut.model_validate(user))

@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from liveclass.appkeys import USER, CSRF_FAILED
 from liveclass.errors import ApiError
 from liveclass.models import AccountRole, User
 
@@ -57,7 +58,7 @@ class RouteTable:
 
 
 def current_user(request: web.Request) -> User:
-    user = request.get("user")
+    user = request.get(USER)
     if user is None:  # the wrapper guarantees this for non-public routes
         raise ApiError(401, "not_authenticated", "Please log in.")
     return user
@@ -84,10 +85,10 @@ async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel
 def _wrap(route: Route) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         if route.access != PUBLIC:
-            user: User | None = request.get("user")
+            user: User | None = request.get(USER)
             if user is None:
                 raise ApiError(401, "not_authenticated", "Please log in.")
-            if request.get("csrf_failed"):
+            if request.get(CSRF_FAILED):
                 raise ApiError(403, "csrf_failed", "Missing or wrong X-CSRF-Token header; reload the page.")
             if user.must_change_password and not route.allowed_before_password_change:
                 raise ApiError(403, "password_change_required", "Change your password before continuing.")

@@ -1,0 +1,32 @@
+# LiveClass: `make run` installs and serves on embedded defaults; `make test` runs the whole test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint clean
+
+$(STAMP): pyproject.toml package.json
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "LiveClass needs Python 3.11 (set PYTHON=python3.11)")'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	npm install --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/liveclass db upgrade
+	$(BIN)/liveclass serve
+
+lint: $(STAMP)
+	$(BIN)/lint-imports
+
+# pytest exits 5 when it collected no test: for us that is a failure, said plainly.
+test: $(STAMP) lint
+	@$(BIN)/pytest -q $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

@@ -1,0 +1,57 @@
+"""Fixtures: a real server per test on SQLite, and on PostgreSQL where a test asks for both stores."""
+from __future__ import annotations
+
+import os
+
+import asyncpg
+import pytest
+
+from tests.helpers import (
+    POSTGRES_ADMIN_DSN, create_postgres_database, drop_postgres_database, make_settings, postgres_url,
+    seed_school, start_server,
+)
+
+
+async def _postgres_available() -> bool:
+    try:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request, tmp_path):
+    """The database URL of a fresh store: SQLite in the data dir, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    if not await _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}; CI must start it")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}")
+    name = await create_postgres_database()
+    yield postgres_url(name)
+    await drop_postgres_database(name)
+
+
+@pytest.fixture
+async def server(tmp_path):
+    """A real server (SQLite store) on an ephemeral port."""
+    live = await start_server(make_settings(tmp_path / "var"))
+    yield live
+    await live.close()
+
+
+@pytest.fixture
+async def any_store_server(tmp_path, store_url):
+    """A real server on each store: the test runs once on SQLite and once on PostgreSQL."""
+    live = await start_server(make_settings(tmp_path / "var", store_url))
+    yield live
+    await live.close()
+
+
+@pytest.fixture
+async def school(server):
+    return await seed_school(server)

@@ -1,0 +1,192 @@
+"""Test helpers: a real LiveClass server on an ephemeral port, HTTP clients per person, seed data."""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp.test_utils import TestServer
+
+from liveclass.app import create_app
+from liveclass.appkeys import DB
+from liveclass.config import Settings, prepare_data_dir
+from liveclass.models import (
+    AccountRole, Enrollment, ParentLink, Period, SchoolClass, TeachingAssignment, User,
+)
+from liveclass.passwords import hash_generated_password
+
+POSTGRES_ADMIN_DSN = os.environ.get("LIVECLASS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+PASSWORD = "Mật-khẩu-2026"  # every seeded account's password
+
+
+async def create_postgres_database() -> str:
+    """A fresh, empty PostgreSQL database for one test; returns its name."""
+    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def drop_postgres_database(name: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def postgres_url(name: str) -> str:
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+def make_settings(data_dir: Path, database_url: str = "", **extra) -> Settings:
+    return prepare_data_dir(Settings(data_dir=data_dir, database_url=database_url, **extra))
+
+
+class Person:
+    """One person's HTTP client: own cookie jar, CSRF token handled like the web client does."""
+
+    def __init__(self, server: "LiveServer", user: User | None):
+        self.server = server
+        self.user = user
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf: str | None = None
+
+    async def login(self, password: str = PASSWORD) -> aiohttp.ClientResponse:
+        response = await self.request("POST", "/auth/login",
+                                      json={"personal_id": self.user.personal_id, "password": password})
+        if response.status == 200:
+            self.csrf = (await response.json())["csrf_token"]
+        return response
+
+    async def request(self, method: str, path: str, **kwargs) -> aiohttp.ClientResponse:
+        headers = kwargs.pop("headers", {})
+        if self.csrf and "X-CSRF-Token" not in headers:
+            headers["X-CSRF-Token"] = self.csrf
+        url = path if path.startswith("http") else self.server.api(path)
+        response = await self.http.request(method, url, headers=headers, **kwargs)
+        await response.read()
+        return response
+
+    async def json(self, method: str, path: str, expect: int = 200, **kwargs):
+        response = await self.request(method, path, **kwargs)
+        body = await response.json()
+        assert response.status == expect, f"{method} {path}: {response.status} {body}"
+        return body
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+@dataclass
+class LiveServer:
+    test_server: TestServer
+    settings: Settings
+    people: list[Person] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return str(self.test_server.make_url("")).rstrip("/")
+
+    def api(self, path: str) -> str:
+        return f"{self.base_url}/api/v1{path}"
+
+    @property
+    def db(self):
+        return self.test_server.app[DB]
+
+    def person(self, user: User | None = None) -> Person:
+        person = Person(self, user)
+        self.people.append(person)
+        return person
+
+    async def logged_in(self, user: User) -> Person:
+        person = self.person(user)
+        response = await person.login()
+        assert response.status == 200, await response.text()
+        return person
+
+    async def close(self) -> None:
+        for person in self.people:
+            await person.close()
+        await self.test_server.close()
+
+
+async def start_server(settings: Settings) -> LiveServer:
+    server = TestServer(create_app(settings), host="127.0.0.1", port=0)
+    await server.start_server()
+    return LiveServer(server, settings)
+
+
+# -- seed data ---------------------------------------------------------------------------------------
+@dataclass
+class School:
+    admin: User
+    teacher: User
+    other_teacher: User
+    student: User
+    other_student: User  # enrolled in another class
+    parent: User
+    observer: User
+    school_class: SchoolClass
+    other_class: SchoolClass
+    period: Period
+    other_period: Period  # another teacher's period in another class
+
+    def by_role(self) -> dict[str, User]:
+        return {"admin": self.admin, "teacher": self.teacher, "student": self.student, "parent": self.parent,
+                "observer": self.observer}
+
+
+_counter = iter(range(10_000, 99_999))
+
+
+def new_personal_id() -> str:
+    return f"0012{next(_counter):08d}"
+
+
+async def add_user(db, role: str, name: str, must_change: bool = False) -> User:
+    user = User(personal_id=new_personal_id(), full_name=name, role=AccountRole(role),
+                password_hash=hash_generated_password(PASSWORD), must_change_password=must_change, active=True)
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def seed_school(server: LiveServer, parents_invited: bool = False) -> School:
+    now = datetime.now(timezone.utc)
+    async with server.db() as db:
+        admin = await add_user(db, "admin", "Trần Quản Trị")
+        teacher = await add_user(db, "teacher", "Nguyễn Thị Hà")
+        other_teacher = await add_user(db, "teacher", "Lê Văn Bình")
+        student = await add_user(db, "student", "Phạm Ngọc Ánh")
+        other_student = await add_user(db, "student", "Đỗ Minh Khôi")
+        parent = await add_user(db, "parent", "Phạm Văn Cường")
+        observer = await add_user(db, "observer", "Hoàng Hiệu Trưởng")
+        cls = SchoolClass(name="10A1", school_year="2026-2027", homeroom_teacher_id=teacher.id)
+        other_cls = SchoolClass(name="11B2", school_year="2026-2027")
+        db.add_all([cls, other_cls])
+        await db.flush()
+        db.add_all([
+            Enrollment(class_id=cls.id, student_id=student.id),
+            Enrollment(class_id=other_cls.id, student_id=other_student.id),
+            ParentLink(parent_id=parent.id, student_id=student.id),
+            TeachingAssignment(teacher_id=teacher.id, class_id=cls.id, subject="Toán"),
+            TeachingAssignment(teacher_id=other_teacher.id, class_id=other_cls.id, subject="Văn"),
+        ])
+        period = Period(class_id=cls.id, subject="Toán", teacher_id=teacher.id, starts_at=now - timedelta(minutes=5),
+                        ends_at=now + timedelta(minutes=40), parents_invited=parents_invited)
+        other_period = Period(class_id=other_cls.id, subject="Văn", teacher_id=other_teacher.id,
+                              starts_at=now, ends_at=now + timedelta(minutes=45))
+        db.add_all([period, other_period])
+        await db.commit()
+    return School(admin, teacher, other_teacher, student, other_student, parent, observer, cls, other_cls, period,
+                  other_period)

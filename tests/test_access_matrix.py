@@ -1,0 +1,172 @@
+"""Every HTTP route × every role: allowed (2xx), refused (401/403) or hidden (404), as documented."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import pytest
+from sqlalchemy import select
+
+from liveclass.api import auth_routes, health_routes, periods_routes, users_routes
+from liveclass.models import TeachingAssignment
+from tests.helpers import seed_school
+
+ROLES = ["anonymous", "admin", "teacher", "other_teacher", "student", "parent", "observer"]
+_unique = itertools.count(1)
+
+
+@dataclass
+class Case:
+    method: str
+    path: str  # with {placeholders} filled from the seeded school
+    expect: dict[str, int]  # role -> status; roles not named expect 403 (anonymous: 401)
+    body: Callable[[Any], Any] | None = None
+    before: Callable[[Any], Any] | None = None  # runs before each role's call
+    route: str = ""  # the declared route path this case covers, if it differs from `path`
+
+    def status_for(self, role: str) -> int:
+        return self.expect.get(role, 401 if role == "anonymous" else 403)
+
+
+def everyone(status: int) -> dict[str, int]:
+    return {r: status for r in ROLES if r != "anonymous"}
+
+
+def admin_only(status: int = 200) -> dict[str, int]:
+    return {"admin": status}
+
+
+def _in(hours: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(hours=hours)).isoformat()
+
+
+async def _start(ctx) -> None:
+    await ctx.people["admin"].request("POST", f"/periods/{ctx.school.period.id}/start")
+
+
+async def _session_id(ctx) -> int:
+    response = await ctx.people["admin"].request("POST", f"/periods/{ctx.school.period.id}/start")
+    return (await response.json())["id"]
+
+
+CASES = [
+    Case("POST", "/auth/logout", everyone(200)),
+    Case("GET", "/me", everyone(200)),
+    Case("POST", "/auth/password", everyone(400), body=lambda c: {"current_password": "wrong", "new_password": "x"}),
+    Case("GET", "/users", admin_only()),
+    Case("POST", "/users", admin_only(201),
+         body=lambda c: {"personal_id": f"0019{next(_unique):08d}", "full_name": "Vũ Thị Mai", "role": "student"}),
+    Case("GET", "/users/{student}", admin_only(), route="/users/{user_id}"),
+    Case("PATCH", "/users/{student}", admin_only(), body=lambda c: {"full_name": "Phạm Ngọc Ánh B"},
+         route="/users/{user_id}"),
+    Case("POST", "/users/{other_student}/reset-password", admin_only(), route="/users/{user_id}/reset-password"),
+    Case("PUT", "/users/{parent}/children/{other_student}", admin_only(),
+         route="/users/{user_id}/children/{student_id}"),
+    Case("GET", "/classes", {"admin": 200, "teacher": 200, "other_teacher": 200}),
+    Case("POST", "/classes", admin_only(201), body=lambda c: {"name": f"12C{next(_unique)}", "school_year": "2026-2027"}),
+    Case("GET", "/classes/{class}", {"admin": 200, "teacher": 200, "other_teacher": 404}, route="/classes/{class_id}"),
+    Case("PATCH", "/classes/{class}", admin_only(), body=lambda c: {"name": f"10A1-{next(_unique)}"},
+         route="/classes/{class_id}"),
+    Case("PUT", "/classes/{class}/students/{other_student}", admin_only(),
+         route="/classes/{class_id}/students/{student_id}"),
+    Case("DELETE", "/classes/{class}/students/{student}", admin_only(),
+         route="/classes/{class_id}/students/{student_id}"),
+    Case("POST", "/classes/{class}/assignments", admin_only(201),
+         body=lambda c: {"teacher_id": c.school.other_teacher.id, "subject": f"Lý {next(_unique)}"},
+         route="/classes/{class_id}/assignments"),
+    Case("DELETE", "/classes/{class}/assignments/{assignment}", admin_only(),
+         route="/classes/{class_id}/assignments/{assignment_id}"),
+    Case("GET", "/periods", everyone(200)),
+    Case("POST", "/periods", {"admin": 201, "teacher": 201, "other_teacher": 403},
+         body=lambda c: {"class_id": c.school.school_class.id, "subject": "Toán", "teacher_id": c.school.teacher.id,
+                         "starts_at": _in(24), "ends_at": _in(24.75)}),
+    Case("GET", "/periods/{period}", {"admin": 200, "teacher": 200, "other_teacher": 404, "student": 200,
+                                      "parent": 404, "observer": 200}, route="/periods/{period_id}"),
+    Case("PATCH", "/periods/{period}", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         body=lambda c: {"subject": "Toán (ôn tập)"}, route="/periods/{period_id}"),
+    Case("POST", "/periods/{period}/start", {"admin": 201, "teacher": 200, "other_teacher": 404},
+         route="/periods/{period_id}/start"),
+    Case("POST", "/periods/{period}/end", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_start,
+         route="/periods/{period_id}/end"),
+    Case("GET", "/sessions/{session}", {"admin": 200, "teacher": 200, "other_teacher": 404, "student": 200,
+                                        "parent": 404, "observer": 200}, before=_start, route="/sessions/{session_id}"),
+    Case("POST", "/sessions/{session}/join", {"admin": 200, "teacher": 200, "other_teacher": 403, "student": 200,
+                                              "parent": 403, "observer": 200}, before=_start,
+         route="/sessions/{session_id}/join"),
+]
+PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
+
+
+@dataclass
+class World:
+    server: Any
+    school: Any
+    people: dict = field(default_factory=dict)
+    ids: dict = field(default_factory=dict)
+
+
+@pytest.fixture
+async def world(server):
+    school = await seed_school(server)
+    people = {"anonymous": server.person(None)}
+    users = school.by_role() | {"other_teacher": school.other_teacher}
+    for role, user in users.items():
+        people[role] = await server.logged_in(user)
+    async with server.db() as db:
+        assignment = (await db.execute(select(TeachingAssignment).where(
+            TeachingAssignment.class_id == school.school_class.id))).scalars().first()
+    ids = {"student": school.student.id, "other_student": school.other_student.id, "parent": school.parent.id,
+           "class": school.school_class.id, "period": school.period.id, "assignment": assignment.id}
+    return World(server, school, people, ids)
+
+
+def _order(case: Case) -> list[str]:
+    # Refused roles first: an allowed call (ending a period, logging out) must not change what they see.
+    return sorted(ROLES, key=lambda r: 200 <= case.status_for(r) < 300)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
+async def test_route_access(world, case):
+    outcomes = {}
+    for role in _order(case):
+        if case.before:
+            await case.before(world)
+        ids = dict(world.ids)
+        if "{session}" in case.path:
+            ids["session"] = await _session_id(world)
+        path = case.path.format(**ids)
+        kwargs = {"json": case.body(world)} if case.body else {}
+        response = await world.people[role].request(case.method, path, **kwargs)
+        body = await response.json()
+        outcomes[role] = response.status
+        if response.status >= 400:
+            assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"], body
+    expected = {role: case.status_for(role) for role in ROLES}
+    assert outcomes == expected
+
+
+async def test_public_routes_answer_anyone(server):
+    person = server.person(None)
+    for method, path in PUBLIC_CASES:
+        response = await person.request(method, server.base_url + path)
+        assert response.status == 200, path
+
+
+def test_every_declared_route_is_in_the_matrix():
+    """A new route cannot be added without saying who may call it here."""
+    declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes)
+                for r in t.routes}
+    covered = {(c.method, c.route or c.path) for c in CASES} | {("POST", "/auth/login")}
+    assert declared == covered
+    assert {r.path for r in health_routes.routes.routes} == {"/healthz", "/readyz"}
+
+
+async def test_openapi_documents_every_route(server):
+    spec = await server.person(None).json("GET", server.base_url + "/api/v1/openapi.json")
+    assert spec["openapi"].startswith("3.")
+    for case in CASES:
+        path = "/api/v1" + (case.route or case.path)
+        assert case.method.lower() in spec["paths"][path], path
+    assert "requestBody" in spec["paths"]["/api/v1/auth/login"]["post"]
