@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from liveclass import accounts, roster
@@ -29,9 +31,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return prepare_data_dir(load_settings(**overrides))
 
 
+def _upgrade(settings: Settings) -> None:
+    """Migrate the store. One that cannot be reached or opened is a misconfiguration: a message, no traceback."""
+    try:
+        upgrade_database(settings.effective_database_url)
+    except (OSError, DBAPIError) as exc:
+        url = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+        raise CliError(f"Cannot use the database {url}: {getattr(exc, 'orig', None) or exc}") from None
+
+
 async def _with_store(settings: Settings, work):
     """Run `work(db)` in one transaction on a migrated store."""
-    await asyncio.to_thread(upgrade_database, settings.effective_database_url)
+    await asyncio.to_thread(_upgrade, settings)
     engine = create_engine(settings.effective_database_url)
     try:
         async with session_factory(engine)() as db:
@@ -50,15 +61,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    upgrade_database(settings.effective_database_url)
+    _upgrade(settings)
     app = create_app(settings, migrate=False)
     print(f"LiveClass: http://{settings.host}:{settings.port}/  (data: {settings.data_dir.resolve()})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    except OSError as exc:
+        # Mostly a port already taken or an address that is not this machine's: say so, no traceback.
+        raise CliError(f"Cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    upgrade_database(settings.effective_database_url)
+    _upgrade(settings)
     print("The database schema is up to date.")
 
 
@@ -71,11 +86,14 @@ def _read_password_stdin() -> str:
 
 def cmd_users_add(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    name = " ".join(args.name.split())  # the same rule as the roster import and the API: no empty names
+    if not name or len(name) > roster.MAX_NAME:
+        raise CliError(f"The name must be 1 to {roster.MAX_NAME} characters long.")
     password = _read_password_stdin() if args.password_stdin else None
 
     async def work(db):
         user, generated = await accounts.create_user(db, settings, personal_id=args.personal_id,
-                                                     full_name=args.name, role=AccountRole(args.role),
+                                                     full_name=name, role=AccountRole(args.role),
                                                      password=password)
         audit(db, None, "user_created", target=f"user:{user.id}", via="cli", role=user.role.value)
         return user, generated

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 SECRET_FILE_NAME = "secret_key"
 
@@ -132,6 +132,10 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"Invalid configuration: {problems}") from None
+    except SettingsError as exc:
+        # A list or nested value (e.g. LIVECLASS_ICE_SERVERS) that is not JSON fails before validation.
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise ConfigError(f"Invalid configuration: {exc}{cause}") from None
     return settings
 
 

@@ -46,11 +46,11 @@ def issue_join_token(secret: str, *, user_id: int, session_id: int, room_role: s
                      personal_id: str, on_roster: bool, ttl_seconds: int = 60) -> tuple[str, float]:
     if room_role not in ROOM_ROLES:
         raise ValueError(f"unknown room role {room_role!r}")
-    now = time.time()
+    now = int(time.time())
     expires_at = now + min(ttl_seconds, 60)
     claims = {
         "iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "sid": session_id, "role": room_role,
-        "name": name, "pid": personal_id, "roster": on_roster, "iat": int(now), "exp": expires_at,
+        "name": name, "pid": personal_id, "roster": on_roster, "iat": now, "exp": expires_at,
         "jti": secrets.token_urlsafe(16),
     }
     return jwt.encode(claims, secret, algorithm="HS256"), expires_at

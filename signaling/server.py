@@ -33,10 +33,9 @@ class LiveServer:
         try:
             claims = await accept_join_token(self._secret, auth.get("token"), self._spent, auth.get("session_id"))
         except JoinTokenError as exc:
-            raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+            raise _refused(exc.code, exc.message) from None
         if claims.session_id in self._ended_sessions:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "session_ended", "message": "The period has ended."})
+            raise _refused("session_ended", "The period has ended.")
         await self.sio.save_session(sid, {"claims": claims}, namespace=NAMESPACE)
         await self.sio.enter_room(sid, _room_name(claims.session_id), namespace=NAMESPACE)
         log.info("participant %s joined session %s as %s", claims.user_id, claims.session_id, claims.room_role)
@@ -53,6 +52,11 @@ class LiveServer:
         room = _room_name(session_id)
         await self.sio.emit("room:ended", {"session_id": session_id}, room=room, namespace=NAMESPACE)
         await self.sio.close_room(room, namespace=NAMESPACE)
+
+
+def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    # Clients get connect_error with {message, data: {code, message}}.
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
 
 
 def _room_name(session_id: int) -> str:

@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (pydantic: validation and the OpenAPI schemas)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -12,7 +12,7 @@ from liveclass.models import AccountRole, PeriodMode
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("include the time zone offset, e.g. 2026-11-24T08:00:00+07:00")
-    return value
+    return value.astimezone(timezone.utc)  # the API answers in UTC, whatever zone the client wrote
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]

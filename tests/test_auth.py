@@ -1,0 +1,186 @@
+"""Logins as a user meets them: cookie and bearer, CSRF, throttling, forced password change, logout."""
+from __future__ import annotations
+
+import pytest
+from yarl import URL
+from sqlalchemy import func, select
+
+from liveclass.models import AuditEntry, User
+from tests.helpers import PASSWORD, add_user, make_settings, start_server
+
+
+async def test_browser_login_sets_a_strict_httponly_cookie_and_me_works(any_store_server):
+    async with any_store_server.db() as db:
+        user = await add_user(db, "teacher", "Nguyễn Thị Hà")
+        await db.commit()
+    person = any_store_server.person(user)
+    response = await person.login()
+    assert response.status == 200
+    cookie = response.cookies["liveclass_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+    body = await response.json()
+    assert body["user"]["full_name"] == "Nguyễn Thị Hà" and body["access_token"] is None
+    me = await person.json("GET", "/me")
+    assert me["user"]["personal_id"] == user.personal_id and me["csrf_token"] == person.csrf
+
+
+async def test_unsafe_request_with_cookie_needs_the_csrf_header(server):
+    async with server.db() as db:
+        admin = await add_user(db, "admin", "Quản Trị")
+        await db.commit()
+    person = await server.logged_in(admin)
+    body = {"name": "10A2", "school_year": "2026-2027"}
+    refused = await person.request("POST", "/classes", json=body, headers={"X-CSRF-Token": "forged"})
+    assert refused.status == 403 and (await refused.json())["error"]["code"] == "csrf_failed"
+    missing = await person.request("POST", "/classes", json=body, headers={"X-CSRF-Token": ""})
+    assert missing.status == 403
+    listed = await person.json("GET", "/classes")
+    assert listed["items"] == []  # nothing was created by the refused requests
+    await person.json("POST", "/classes", expect=201, json=body)
+
+
+async def test_api_client_uses_a_bearer_token_without_cookie_or_csrf(server):
+    async with server.db() as db:
+        admin = await add_user(db, "admin", "Quản Trị")
+        await db.commit()
+    client = server.person(None)
+    response = await client.request("POST", "/auth/login", json={
+        "personal_id": admin.personal_id, "password": PASSWORD, "issue_token": True})
+    body = await response.json()
+    assert response.status == 200 and body["access_token"] and "liveclass_session" not in response.cookies
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    created = await client.request("POST", "/classes", json={"name": "10A3", "school_year": "2026-2027"},
+                                   headers=bearer)
+    assert created.status == 201
+    wrong = await client.request("GET", "/me", headers={"Authorization": "Bearer not-a-token"})
+    assert wrong.status == 401 and (await wrong.json())["error"]["code"] == "not_authenticated"
+
+
+async def test_unknown_account_and_wrong_password_get_the_same_answer(server):
+    async with server.db() as db:
+        user = await add_user(db, "student", "Học Sinh")
+        await db.commit()
+    anon = server.person(None)
+    wrong = await anon.request("POST", "/auth/login", json={"personal_id": user.personal_id, "password": "nope1234"})
+    unknown = await anon.request("POST", "/auth/login", json={"personal_id": "009999999999", "password": "nope1234"})
+    assert wrong.status == unknown.status == 401
+    assert await wrong.json() == await unknown.json()
+
+
+async def test_five_failures_lock_the_account_with_retry_after(server):
+    async with server.db() as db:
+        user = await add_user(db, "student", "Học Sinh")
+        other = await add_user(db, "student", "Bạn Khác")
+        await db.commit()
+    anon = server.person(None)
+    for _ in range(5):
+        response = await anon.request("POST", "/auth/login", json={"personal_id": user.personal_id, "password": "bad"})
+        assert response.status == 401
+    locked = await anon.request("POST", "/auth/login", json={"personal_id": user.personal_id, "password": PASSWORD})
+    assert locked.status == 429
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert (await locked.json())["error"]["code"] == "too_many_attempts"
+    # Another account from the same address is not locked by these five.
+    assert (await server.person(other).login()).status == 200
+
+
+async def test_twenty_failures_from_one_address_block_that_address(server):
+    async with server.db() as db:
+        users = [await add_user(db, "student", f"Học Sinh {i}") for i in range(11)]
+        await db.commit()
+    anon = server.person(None)
+    for i in range(20):  # spread over accounts: no single account reaches its own limit of 5
+        response = await anon.request("POST", "/auth/login",
+                                      json={"personal_id": users[i % 10].personal_id, "password": "bad"})
+        assert response.status == 401, i
+    blocked = await server.person(users[10]).login()
+    assert blocked.status == 429 and "Retry-After" in blocked.headers
+
+
+async def test_window_expiry_unlocks(tmp_path):
+    server = await start_server(make_settings(tmp_path / "var", login_failure_window_seconds=1))
+    try:
+        async with server.db() as db:
+            user = await add_user(db, "student", "Học Sinh")
+            await db.commit()
+        anon = server.person(None)
+        for _ in range(5):
+            await anon.request("POST", "/auth/login", json={"personal_id": user.personal_id, "password": "bad"})
+        assert (await server.person(user).login()).status == 429
+        import asyncio
+        await asyncio.sleep(1.5)
+        assert (await server.person(user).login()).status == 200
+    finally:
+        await server.close()
+
+
+async def test_generated_password_must_be_changed_before_anything_else(server):
+    async with server.db() as db:
+        user = await add_user(db, "teacher", "Giáo Viên Mới", must_change=True)
+        await db.commit()
+    person = server.person(user)
+    login = await person.login()
+    assert (await login.json())["must_change_password"] is True
+    blocked = await person.request("GET", "/periods")
+    assert blocked.status == 403 and (await blocked.json())["error"]["code"] == "password_change_required"
+    weak = await person.request("POST", "/auth/password", json={"current_password": PASSWORD, "new_password": "123"})
+    assert weak.status == 400 and (await weak.json())["error"]["code"] == "weak_password"
+    await person.json("POST", "/auth/password", json={"current_password": PASSWORD, "new_password": "Hà-nội-mùa-thu"})
+    assert (await person.request("GET", "/periods")).status == 200
+    # The new password works, the old one does not.
+    assert (await server.person(user).login("Hà-nội-mùa-thu")).status == 200
+    assert (await server.person(user).login(PASSWORD)).status == 401
+
+
+async def test_logout_ends_the_login(server):
+    async with server.db() as db:
+        user = await add_user(db, "student", "Học Sinh")
+        await db.commit()
+    person = await server.logged_in(user)
+    token = person.http.cookie_jar.filter_cookies(URL(server.api("/me")))["liveclass_session"].value
+    await person.json("POST", "/auth/logout")
+    # Even a client that kept the old cookie value is no longer logged in.
+    replay = await server.person(None).request("GET", "/me", headers={"Cookie": f"liveclass_session={token}"})
+    assert replay.status == 401
+
+
+async def test_deactivated_account_cannot_log_in_and_loses_its_logins(server):
+    async with server.db() as db:
+        admin = await add_user(db, "admin", "Quản Trị")
+        student = await add_user(db, "student", "Học Sinh")
+        await db.commit()
+    admin_person = await server.logged_in(admin)
+    student_person = await server.logged_in(student)
+    await admin_person.json("PATCH", f"/users/{student.id}", json={"active": False})
+    assert (await student_person.request("GET", "/me")).status == 401
+    assert (await server.person(student).login()).status == 401
+
+
+@pytest.mark.parametrize("raw,content_type,status,code", [
+    (b"{not json", "application/json", 400, "invalid_json"),
+    (b'{"personal_id": "1"}', "application/json", 400, "invalid_request"),
+    (b'{"personal_id": "1", "password": "x", "extra": 1}', "application/json", 400, "invalid_request"),
+    (b"personal_id=1&password=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    (b"[1, 2]", "application/json", 400, "invalid_request"),
+])
+async def test_bad_login_bodies_get_clear_errors(server, raw, content_type, status, code):
+    response = await server.person(None).request("POST", "/auth/login", data=raw,
+                                                 headers={"Content-Type": content_type})
+    body = await response.json()
+    assert response.status == status and body["error"]["code"] == code and body["error"]["message"]
+
+
+async def test_logins_and_failures_are_audited(server):
+    async with server.db() as db:
+        user = await add_user(db, "student", "Học Sinh")
+        await db.commit()
+    await server.person(user).login("wrong-password")
+    await server.logged_in(user)
+    async with server.db() as db:
+        actions = (await db.execute(select(AuditEntry.action, func.count()).group_by(AuditEntry.action))).all()
+    assert dict(actions) == {"login_failed": 1, "login": 1}
+
+
+async def test_unknown_api_path_answers_in_the_error_shape(server):
+    response = await server.person(None).request("GET", "/no/such/thing")
+    assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
