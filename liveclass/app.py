@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         await engine.dispose()
 
     app.cleanup_ctx.append(store_ctx)
-    setup_live(app, settings.secret_key, app[DB])
+    setup_live(app, settings, app[DB])
 
     routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes])
     routes += add_routes(app, "", [health_routes.routes])

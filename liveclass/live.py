@@ -8,7 +8,9 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from liveclass.config import Settings
 from liveclass.models import UsedJoinToken, utcnow
+from liveclass.records import RecordsWriter
 from signaling.server import NAMESPACE, LiveServer
 
 SOCKETIO_PATH = "/socket.io/"
@@ -34,8 +36,19 @@ class DatabaseSpentTokens:
         return True
 
 
-def setup_live(app: web.Application, secret: str, db: async_sessionmaker[AsyncSession]) -> LiveServer:
-    live = LiveServer(secret=secret, spent_tokens=DatabaseSpentTokens(db))
+def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[AsyncSession]) -> LiveServer:
+    """The live room, its records writer, and their orderly shutdown (rooms first, then the last records)."""
+    writer = RecordsWriter(db)
+    live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
+                      grace_seconds=settings.reconnect_grace_seconds)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
+
+    async def live_ctx(app: web.Application):
+        writer.start()
+        yield
+        await live.close()
+        await writer.close()
+
+    app.cleanup_ctx.append(live_ctx)
     return live

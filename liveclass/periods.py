@@ -89,5 +89,5 @@ async def room_role_for(db: AsyncSession, user: User, period: Period) -> tuple[s
             ParentLink.parent_id == user.id, ParentLink.student_id == Enrollment.student_id,
             Enrollment.class_id == period.class_id)))).scalar()
         if linked:
-            return "guest", True
+            return "guest", False  # a parent is not on the class roster
     raise forbidden("You are not a participant of this period.")

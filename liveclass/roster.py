@@ -10,6 +10,7 @@ Columns (header required, UTF-8 with or without BOM, comma separated):
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass, field
@@ -69,12 +70,14 @@ def current_school_year(today: date | None = None) -> str:
 
 
 def decode_roster(raw: bytes) -> str:
+    # Drop the BOM ourselves: with "utf-8-sig" the error offset would not count it, naming the wrong line.
+    body = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        return raw.decode("utf-8-sig")
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        line = body[: exc.start].count(b"\n") + 1
         raise RosterFileError(
-            f"line {line}: the file is not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as "
+            f"line {line}: the file is not UTF-8 (byte 0x{body[exc.start]:02x}); save it as "
             "'CSV UTF-8' in Excel or LibreOffice and try again") from None
 
 

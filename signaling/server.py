@@ -1,63 +1,201 @@
-"""The live room's Socket.IO server: namespace /live, msgpack, every client presents a join token."""
+"""The live room's Socket.IO server: namespace /live, msgpack, every client presents a join token.
+
+This module only translates between Socket.IO and `Room`: it checks tokens on connect, validates
+payloads, answers every request with an acknowledgement, and delivers what the room leaves in its
+outbox. All room rules live in room.py and policy.py.
+"""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import msgpack
 import socketio
 
-from signaling.join_token import JoinClaims, JoinTokenError, SpentTokens, accept_join_token
+from signaling import protocol as proto
+from signaling.events import EventSink
+from signaling.join_token import JoinTokenError, SpentTokens, accept_join_token
+from signaling.protocol import RoomError, ok
+from signaling.room import Participant, Room
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
 
+# Client → server requests and their payloads. Anything else is answered unknown_event.
+REQUESTS: dict[str, type[proto.Payload]] = {
+    "room:sync": proto.Empty,
+    "room:leave": proto.Empty,
+    "room:end": proto.Empty,
+    "lobby:admit": proto.AdmitRequest,
+    "lobby:deny": proto.DenyRequest,
+    "chat:send": proto.ChatSend,
+    "chat:delete": proto.ChatDelete,
+    "hand:raise": proto.Empty,
+    "hand:lower": proto.HandLower,
+    "media:state": proto.MediaState,
+    "mod:mute": proto.MuteRequest,
+    "mod:kick": proto.KickRequest,
+    "mod:lock": proto.LockRequest,
+    "mod:permit": proto.PermitRequest,
+    "rec:start": proto.Empty,
+    "rec:stop": proto.Empty,
+}
+
 
 class LiveServer:
     """Owns the Socket.IO server and the rooms of this node."""
 
-    def __init__(self, *, secret: str, spent_tokens: SpentTokens, client_manager: Any = None):
+    def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
+                 client_manager: Any = None):
         self._secret = secret
         self._spent = spent_tokens
+        self._sink = sink
+        self._grace = grace_seconds
+        # The engine's own limit (1 MB) closes a connection; ours (64 KB) only refuses the request.
         self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer="msgpack", cors_allowed_origins=[],
                                         client_manager=client_manager, max_http_buffer_size=1_000_000)
-        self._ended_sessions: set[int] = set()
+        self.rooms: dict[int, Room] = {}
+        self._room_of_sid: dict[str, int] = {}
+        self._pending: dict[str, list] = {}  # messages for connections whose CONNECT is not sent yet
+        self._timers: set[asyncio.TimerHandle] = set()
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
+        self.sio.on("*", self._on_request, namespace=NAMESPACE)
 
     def attach(self, app, socketio_path: str = "socket.io") -> None:
         self.sio.attach(app, socketio_path=socketio_path)
 
+    def room(self, session_id: int) -> Room:
+        if session_id not in self.rooms:
+            self.rooms[session_id] = Room(session_id, self._sink, grace_seconds=self._grace)
+        return self.rooms[session_id]
+
+    # -- delivery ------------------------------------------------------------------------------------
+    async def _flush(self, room: Room) -> None:
+        outbox, room.outbox = room.outbox, []
+        for out in outbox:
+            if out.sid in self._pending:
+                self._pending[out.sid].append(out)
+                continue
+            await self._deliver(out)
+
+    async def _deliver(self, out) -> None:
+        await self.sio.emit(out.event, out.data, to=out.sid, namespace=NAMESPACE)
+        if out.disconnect_after:
+            self._room_of_sid.pop(out.sid, None)
+            await self.sio.disconnect(out.sid, namespace=NAMESPACE)
+
+    async def _release_pending(self, sid: str) -> None:
+        # python-socketio sends CONNECT after the connect handler returns: wait for it, then deliver
+        # what the room already said to this connection, in order.
+        for _ in range(200):
+            if self.sio.manager.is_connected(sid, NAMESPACE):
+                break
+            await asyncio.sleep(0.005)
+        for out in self._pending.pop(sid, []):
+            await self._deliver(out)
+
+    # -- connection ----------------------------------------------------------------------------------
     async def _on_connect(self, sid: str, environ: dict, auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         try:
             claims = await accept_join_token(self._secret, auth.get("token"), self._spent, auth.get("session_id"))
-        except JoinTokenError as exc:
+            room = self.room(claims.session_id)
+            self._pending[sid] = []
+            room.arrive(sid, claims, auth.get("resume_token"))
+        except (JoinTokenError, RoomError) as exc:
+            self._pending.pop(sid, None)
             raise _refused(exc.code, exc.message) from None
-        if claims.session_id in self._ended_sessions:
-            raise _refused("session_ended", "The period has ended.")
-        await self.sio.save_session(sid, {"claims": claims}, namespace=NAMESPACE)
-        await self.sio.enter_room(sid, _room_name(claims.session_id), namespace=NAMESPACE)
-        log.info("participant %s joined session %s as %s", claims.user_id, claims.session_id, claims.room_role)
+        self._room_of_sid[sid] = claims.session_id
+        await self._flush(room)
+        asyncio.get_running_loop().create_task(self._release_pending(sid))
+        log.info("user %s connected to session %s as %s", claims.user_id, claims.session_id, claims.room_role)
 
     async def _on_disconnect(self, sid: str, *args: Any) -> None:
-        pass
+        self._pending.pop(sid, None)
+        session_id = self._room_of_sid.pop(sid, None)
+        if session_id is None or session_id not in self.rooms:
+            return
+        room = self.rooms[session_id]
+        dropped = room.disconnected(sid)
+        await self._flush(room)
+        if dropped is not None:
+            self._schedule(room.grace_seconds, self._expire, room, dropped)
 
-    async def claims_of(self, sid: str) -> JoinClaims:
-        return (await self.sio.get_session(sid, namespace=NAMESPACE))["claims"]
+    def _schedule(self, delay: float, coroutine_function, *args: Any) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            asyncio.ensure_future(coroutine_function(*args))
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(handle)
 
+    async def _expire(self, room: Room, participant: Participant) -> None:
+        if room.expire_seat(participant.participant_id):
+            await self._flush(room)
+
+    # -- requests ------------------------------------------------------------------------------------
+    async def _on_request(self, event: str, sid: str, data: Any = None, *extra: Any) -> dict:
+        """Every request gets exactly one answer; nothing a client sends can break the room."""
+        try:
+            return await self._handle(event, sid, data)
+        except RoomError as exc:
+            return exc.answer()
+        except Exception:  # noqa: BLE001 - a bug must not drop the connection or harm the room
+            log.exception("request %r failed", event)
+            return RoomError("internal_error", "The server could not handle this request; it has been logged.").answer()
+
+    async def _handle(self, event: str, sid: str, data: Any) -> dict:
+        model = REQUESTS.get(event) if isinstance(event, str) else None
+        if model is None:
+            raise RoomError("unknown_event", f"Unknown request {str(event)[:64]!r}.")
+        if len(msgpack.packb(data, default=str)) > proto.MAX_PAYLOAD_BYTES:
+            raise RoomError("payload_too_large", f"The request is larger than {proto.MAX_PAYLOAD_BYTES} bytes.")
+        payload = proto.parse(model, data)
+        session_id = self._room_of_sid.get(sid)
+        room = self.rooms.get(session_id) if session_id is not None else None
+        participant = room.by_sid(sid) if room else None
+        if participant is None:
+            raise RoomError("not_in_room", "You are not in a room; join again.")
+        try:
+            result = room.handle(participant, event, payload)
+        finally:
+            await self._flush(room)
+        return ok(result)
+
+    # -- called by the application -------------------------------------------------------------------
     async def end_room(self, session_id: int) -> None:
         """End the period for everyone in it; nobody may join it again."""
-        self._ended_sessions.add(session_id)
-        room = _room_name(session_id)
-        await self.sio.emit("room:ended", {"session_id": session_id}, room=room, namespace=NAMESPACE)
-        await self.sio.close_room(room, namespace=NAMESPACE)
+        room = self.room(session_id)
+        room.end(None)
+        await self._flush(room)
+
+    async def user_logged_out(self, user_id: int) -> None:
+        for room in self.rooms.values():
+            if room.logged_out(user_id):
+                await self._flush(room)
+
+    async def share_handout(self, session_id: int, uploader_user_id: int, handout: dict) -> None:
+        room = self.rooms.get(session_id)
+        if room is None:
+            raise RoomError("not_in_room", "Join the room before handing out material.")
+        room.share_handout(uploader_user_id, handout)
+        await self._flush(room)
+
+    async def close(self) -> None:
+        """Server shutdown: everyone present leaves now, so their attendance closes at this moment."""
+        for handle in list(self._timers):
+            handle.cancel()
+        for room in self.rooms.values():
+            for participant in list(room.participants.values()):
+                if participant.state != "gone":
+                    room._send(participant, "room:closing", {"message": "The server is restarting; "
+                                                                        "reconnect in a moment."}, True)
+                    room.leave(participant, "server_stopped")
+            await self._flush(room)
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
     # Clients get connect_error with {message, data: {code, message}}.
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
-
-
-def _room_name(session_id: int) -> str:
-    return f"session:{session_id}"

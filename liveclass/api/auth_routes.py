@@ -10,6 +10,7 @@ from liveclass.api.schemas import ChangePasswordRequest, LoginRequest, LoginResp
 from liveclass.appkeys import AUTH_CSRF, AUTH_TOKEN, DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError
+from liveclass.live import LIVE_ROOMS
 from liveclass.passwords import hash_password_async, verify_password_async
 
 routes = RouteTable("auth")
@@ -52,6 +53,8 @@ async def logout(request: web.Request) -> web.Response:
         await auth.close_login(db, request[AUTH_TOKEN])
         audit(db, current_user(request), "logout", address=auth.client_address(request))
         await db.commit()
+    # Logging out also takes the person out of any live room at once (no reconnect grace).
+    await request.app[LIVE_ROOMS].user_logged_out(current_user(request).id)
     response = web.json_response({"ok": True})
     auth.clear_session_cookie(response)
     return response

@@ -1,0 +1,115 @@
+"""Session records: the live room's domain events written to the store, in batches.
+
+The room hands events over without waiting (`emit`); a background task writes whatever has gathered
+in one transaction every `interval` seconds, so a class of 45 never waits on the database. `close()`
+writes the rest, and runs on a clean shutdown (SIGTERM).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from liveclass.models import AttendanceInterval, ChatMessage, LiveSession, SessionEvent
+from signaling import events as ev
+from signaling.events import RoomEvent
+
+log = logging.getLogger(__name__)
+
+_OPENS_ATTENDANCE = {ev.PARTICIPANT_JOINED, ev.LOBBY_ADMITTED, ev.PARTICIPANT_RECONNECTED}
+_CLOSES_ATTENDANCE = {ev.PARTICIPANT_DROPPED, ev.PARTICIPANT_LEFT}
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+class RecordsWriter:
+    def __init__(self, db: async_sessionmaker[AsyncSession], interval: float = 0.25, max_batch: int = 500):
+        self._db = db
+        self._interval = interval
+        self._max_batch = max_batch
+        self._buffer: list[RoomEvent] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._write_lock = asyncio.Lock()
+
+    def emit(self, event: RoomEvent) -> None:
+        self._buffer.append(event)
+        if len(self._buffer) >= self._max_batch:
+            self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self._interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - keep the events and try again on the next round
+                log.exception("writing session records failed; will retry")
+                await asyncio.sleep(1)
+
+    async def flush(self) -> None:
+        async with self._write_lock:
+            batch, self._buffer = self._buffer, []
+            if not batch:
+                return
+            try:
+                async with self._db() as db:
+                    for event in batch:
+                        await self._write(db, event)
+                    await db.commit()
+            except Exception:
+                self._buffer[:0] = batch  # nothing is lost: the next round writes them again
+                raise
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+    # -- one event -----------------------------------------------------------------------------------
+    async def _write(self, db: AsyncSession, event: RoomEvent) -> None:
+        at = _time(event.at)
+        db.add(SessionEvent(session_id=event.session_id, at=at, type=event.type, actor_id=event.actor_user_id,
+                            target_id=event.target_user_id, data=event.data or None))
+        if event.type in _OPENS_ATTENDANCE:
+            await self._close_open_interval(db, event, at, "superseded")
+            db.add(AttendanceInterval(session_id=event.session_id, user_id=event.target_user_id,
+                                      room_role=event.data.get("room_role", "?"), joined_at=at))
+        elif event.type in _CLOSES_ATTENDANCE:
+            reason = "dropped" if event.type == ev.PARTICIPANT_DROPPED else event.data.get("reason", "left")
+            await self._close_open_interval(db, event, at, reason)
+        elif event.type == ev.CHAT_MESSAGE:
+            db.add(ChatMessage(id=event.data["message_id"], session_id=event.session_id, at=at,
+                               sender_id=event.actor_user_id, recipient_id=event.target_user_id,
+                               kind=event.data.get("kind", "text"), text=event.data.get("text", "")))
+        elif event.type == ev.CHAT_DELETED:
+            await db.flush()
+            await db.execute(update(ChatMessage).where(ChatMessage.id == event.data["message_id"])
+                             .values(deleted_at=at, deleted_by_id=event.actor_user_id))
+        elif event.type == ev.ROOM_ENDED:
+            await db.execute(update(LiveSession).where(LiveSession.id == event.session_id,
+                                                       LiveSession.ended_at.is_(None)).values(ended_at=at))
+
+    @staticmethod
+    async def _close_open_interval(db: AsyncSession, event: RoomEvent, at: datetime, reason: str) -> None:
+        await db.flush()
+        interval = (await db.execute(select(AttendanceInterval).where(
+            AttendanceInterval.session_id == event.session_id, AttendanceInterval.user_id == event.target_user_id,
+            AttendanceInterval.left_at.is_(None)))).scalars().first()
+        if interval is not None:
+            interval.left_at, interval.end_reason = at, reason

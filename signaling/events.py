@@ -1,0 +1,57 @@
+"""Domain events: what happened in a live room, reported to a sink that the application injects.
+
+The room never writes a database itself (no SQL in signaling); `liveclass/` stores these as the
+session's records. Events are plain data with the time they happened.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RoomEvent:
+    session_id: int
+    type: str
+    actor_user_id: int | None = None  # who did it (None: the server itself)
+    target_user_id: int | None = None  # whom it concerns
+    data: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+
+
+# The event types, for readers of the records (docs/protocol.md lists their data).
+PARTICIPANT_JOINED = "participant_joined"  # entered without the lobby (teacher, observer, resumed seat)
+LOBBY_ENTERED = "lobby_entered"
+LOBBY_LEFT = "lobby_left"
+LOBBY_ADMITTED = "lobby_admitted"
+LOBBY_DENIED = "lobby_denied"
+PARTICIPANT_DROPPED = "participant_dropped"  # connection lost: attendance closes now, seat kept for the grace
+PARTICIPANT_RECONNECTED = "participant_reconnected"
+PARTICIPANT_LEFT = "participant_left"  # data.reason: left, grace_expired, kicked, ended, logged_out, replaced
+CHAT_MESSAGE = "chat_message"
+CHAT_DELETED = "chat_deleted"
+HAND_RAISED = "hand_raised"
+HAND_LOWERED = "hand_lowered"
+PERMISSIONS_CHANGED = "permissions_changed"
+MEDIA_CHANGED = "media_changed"
+MEDIA_MUTED = "media_muted"
+PARTICIPANT_KICKED = "participant_kicked"
+LOCK_CHANGED = "lock_changed"
+HANDOUT_SHARED = "handout_shared"
+ROOM_ENDED = "room_ended"
+
+
+class EventSink(Protocol):
+    def emit(self, event: RoomEvent) -> None:
+        """Take the event without blocking the room (buffer it; write it later)."""
+
+
+class ListSink:
+    """Keeps events in memory: for a server run without a store, and for reading in tests."""
+
+    def __init__(self) -> None:
+        self.events: list[RoomEvent] = []
+
+    def emit(self, event: RoomEvent) -> None:
+        self.events.append(event)

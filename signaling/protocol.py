@@ -1,0 +1,111 @@
+"""Payloads of the client → server requests (validated with pydantic) and the acknowledgement shape."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+MAX_CHAT_LENGTH = 2000
+MAX_PAYLOAD_BYTES = 64 * 1024  # a request larger than this is answered payload_too_large
+ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class RoomError(Exception):
+    """A request the room refuses: answered {ok: false, error: {code, message}}."""
+
+    def __init__(self, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def answer(self) -> dict:
+        return {"ok": False, "error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+def ok(data: Any = None) -> dict:
+    return {"ok": True, "data": data}
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Empty(Payload):
+    pass
+
+
+class AdmitRequest(Payload):
+    participant_ids: list[ParticipantId] = Field(default_factory=list, max_length=500)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.all and not self.participant_ids:
+            raise ValueError("give participant_ids or all: true")
+        return self
+
+
+class DenyRequest(AdmitRequest):
+    reason: Reason | None = None
+
+
+class ChatSend(Payload):
+    text: Annotated[str, StringConstraints(max_length=MAX_CHAT_LENGTH * 2)]
+    to: ParticipantId | None = None
+
+
+class ChatDelete(Payload):
+    message_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class HandLower(Payload):
+    participant_id: ParticipantId | None = None
+    all: bool = False
+
+
+class MediaState(Payload):
+    camera: bool | None = None
+    microphone: bool | None = None
+    screen: bool | None = None
+
+
+class MuteRequest(Payload):
+    participant_id: ParticipantId
+    source: Literal["camera", "microphone", "screen"]
+
+
+class KickRequest(Payload):
+    participant_id: ParticipantId
+    reason: Reason | None = None
+
+
+class LockRequest(Payload):
+    locked: bool
+    what: Literal["room", "microphones", "cameras", "chat"] = "room"
+
+
+class PermissionChanges(Payload):
+    camera: bool | None = None
+    microphone: bool | None = None
+    screen: bool | None = None
+    chat: bool | None = None
+
+
+class PermitRequest(Payload):
+    participant_id: ParticipantId
+    permissions: PermissionChanges
+
+
+def parse(model: type[Payload], data: Any) -> Payload:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RoomError("invalid_payload", "The request must carry an object (map) payload.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise RoomError("invalid_payload", f"Invalid request: {problems}") from None

@@ -1,0 +1,533 @@
+"""One live room: its participants, lobby, chat, hands, locks and permissions. No I/O here.
+
+Every change is made synchronously and leaves the messages to send in `outbox`, which the server
+delivers afterwards; domain events go to the sink. So a room is consistent between any two awaits and
+can be tested without sockets.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from signaling import events as ev
+from signaling.events import EventSink, RoomEvent
+from signaling.join_token import JoinClaims
+from signaling.policy import (
+    LEARNERS, LOCKABLE, OBSERVER, SOURCES, TEACHER, Permissions, lock_covers, may,
+)
+from signaling.protocol import MAX_CHAT_LENGTH, RoomError
+
+CHAT_HISTORY = 200
+CHAT_RATE_COUNT = 5  # at most this many messages ...
+CHAT_RATE_WINDOW = 10.0  # ... in any window of this many seconds
+
+
+@dataclass
+class Participant:
+    participant_id: str
+    user_id: int
+    name: str
+    personal_id: str
+    role: str
+    on_roster: bool
+    permissions: Permissions
+    sid: str | None = None
+    state: str = "lobby"  # lobby → admitted → gone
+    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    arrived_at: float = field(default_factory=time.time)
+    dropped_at: float | None = None
+    media: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(SOURCES, False))
+    chat_times: deque = field(default_factory=lambda: deque(maxlen=CHAT_RATE_COUNT))
+    was_removed: bool = False  # kicked earlier in this session: the teacher sees it in the lobby
+
+    @property
+    def connected(self) -> bool:
+        return self.sid is not None
+
+
+@dataclass
+class Outgoing:
+    sid: str
+    event: str
+    data: Any
+    disconnect_after: bool = False
+
+
+class Room:
+    def __init__(self, session_id: int, sink: EventSink, *, grace_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.time):
+        self.session_id = session_id
+        self.sink = sink
+        self.grace_seconds = grace_seconds
+        self.clock = clock
+        self.version = 0
+        self.participants: dict[str, Participant] = {}
+        self.locks: dict[str, bool] = dict.fromkeys(LOCKABLE, False)
+        self.chat: deque[dict] = deque(maxlen=CHAT_HISTORY)
+        self.hands: list[tuple[str, float]] = []  # (participant_id, raised_at), in order raised
+        self.removed_users: set[int] = set()
+        self.ended = False
+        self.outbox: list[Outgoing] = []
+        self._ids = 0
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _event(self, type_: str, actor: Participant | None = None, target: Participant | None = None,
+               **data: Any) -> None:
+        self.sink.emit(RoomEvent(self.session_id, type_, actor.user_id if actor else None,
+                                 target.user_id if target else None, data, self.clock()))
+
+    def _send(self, participant: Participant, event: str, data: Any, disconnect_after: bool = False) -> None:
+        if participant.sid:
+            self.outbox.append(Outgoing(participant.sid, event, data, disconnect_after))
+
+    def _bump(self) -> int:
+        self.version += 1
+        return self.version
+
+    def present(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.state == "admitted"]
+
+    def teachers(self) -> list[Participant]:
+        return [p for p in self.present() if p.role == TEACHER]
+
+    def lobby(self) -> list[Participant]:
+        return sorted((p for p in self.participants.values() if p.state == "lobby"), key=lambda p: p.arrived_at)
+
+    @property
+    def teacher_present(self) -> bool:
+        return any(p.connected for p in self.teachers())
+
+    def by_sid(self, sid: str) -> Participant | None:
+        return next((p for p in self.participants.values() if p.sid == sid and p.state != "gone"), None)
+
+    def _by_user(self, user_id: int) -> Participant | None:
+        return next((p for p in self.participants.values() if p.user_id == user_id and p.state != "gone"), None)
+
+    def _target(self, participant_id: str) -> Participant:
+        target = self.participants.get(participant_id)
+        if target is None or target.state == "gone":
+            raise RoomError("unknown_participant", "That person is not in the room.")
+        return target
+
+    @staticmethod
+    def _sees(viewer: Participant, subject: Participant) -> bool:
+        # Observers visit silently: only the teacher (and other observers) see them listed.
+        return subject.role != OBSERVER or viewer.role in (TEACHER, OBSERVER)
+
+    def view(self, subject: Participant, viewer: Participant) -> dict:
+        data = {"participant_id": subject.participant_id, "name": subject.name, "role": subject.role,
+                "connection": "connected" if subject.connected else "reconnecting", "media": dict(subject.media),
+                "permissions": subject.permissions.effective(self.locks)}
+        if viewer.role == TEACHER:
+            data |= {"personal_id": subject.personal_id, "on_roster": subject.on_roster, "user_id": subject.user_id}
+        return data
+
+    def _broadcast(self, event: str, make: Callable[[Participant], Any],
+                   about: Participant | None = None, exclude: Participant | None = None) -> None:
+        for viewer in self.present():
+            if viewer is exclude or (about is not None and not self._sees(viewer, about)):
+                continue
+            self._send(viewer, event, make(viewer))
+
+    def _participant_updated(self, subject: Participant) -> None:
+        version = self._bump()
+        self._broadcast("participant:updated",
+                        lambda v: {"version": version, "participant": self.view(subject, v)}, about=subject)
+        self._send_lobby_to_teachers()  # roster view of the teacher stays in step
+
+    def _lobby_entry(self, p: Participant) -> dict:
+        return {"participant_id": p.participant_id, "name": p.name, "personal_id": p.personal_id,
+                "role": p.role, "on_roster": p.on_roster, "was_removed": p.was_removed, "arrived_at": p.arrived_at}
+
+    def _send_lobby_to_teachers(self) -> None:
+        lobby = [self._lobby_entry(p) for p in self.lobby()]
+        for teacher in self.teachers():
+            self._send(teacher, "lobby:updated", {"lobby": lobby})
+
+    def _tell_lobby_waiting(self) -> None:
+        for p in self.lobby():
+            self._send(p, "lobby:waiting", {"teacher_present": self.teacher_present, "locked": self.locks["room"]})
+
+    def state_for(self, viewer: Participant) -> dict:
+        """The full snapshot a participant needs on join and on resync."""
+        return {
+            "version": self.version, "session_id": self.session_id,
+            "you": {"participant_id": viewer.participant_id, "role": viewer.role, "name": viewer.name,
+                    "permissions": viewer.permissions.effective(self.locks), "media": dict(viewer.media),
+                    "resume_token": viewer.resume_token},
+            "participants": [self.view(p, viewer) for p in self.present() if self._sees(viewer, p)],
+            "hands": self.hand_queue(),
+            "locks": dict(self.locks),
+            "chat": [m for m in self.chat if self._may_read(viewer, m)],
+            "recording": False,
+            "lobby": [self._lobby_entry(p) for p in self.lobby()] if viewer.role == TEACHER else None,
+        }
+
+    def _send_state(self, p: Participant) -> None:
+        self._send(p, "room:state", self.state_for(p))
+
+    # -- arrival, departure, reconnect ----------------------------------------------------------------
+    def arrive(self, sid: str, claims: JoinClaims, resume_token: Any = None) -> Participant:
+        """A connection with an accepted join token. Raises RoomError to refuse it."""
+        if self.ended:
+            raise RoomError("session_ended", "The period has ended.")
+        seat = self._by_user(claims.user_id)
+        if seat is not None:
+            if seat.state == "admitted" and isinstance(resume_token, str) and secrets.compare_digest(
+                    resume_token, seat.resume_token):
+                return self._resume(seat, sid)
+            # The same account again without the seat's resume token (another tab or device): the
+            # newest connection wins and the older one is closed, so one person is never in twice.
+            self._replace(seat)
+        if self.locks["room"] and claims.room_role in LEARNERS:
+            raise RoomError("room_locked", "The teacher has locked the room; try again later.")
+        participant = Participant(
+            participant_id=self._new_id(), user_id=claims.user_id, name=claims.name,
+            personal_id=claims.personal_id, role=claims.room_role, on_roster=claims.on_roster,
+            permissions=Permissions(claims.room_role, {}), sid=sid, arrived_at=self.clock(),
+            was_removed=claims.user_id in self.removed_users)
+        self.participants[participant.participant_id] = participant
+        if participant.role in LEARNERS:
+            # Everyone a teacher has not let in waits, rostered or not, even before the teacher arrives.
+            self._event(ev.LOBBY_ENTERED, participant, participant, on_roster=participant.on_roster)
+            self._send(participant, "lobby:waiting", {"teacher_present": self.teacher_present, "locked": False})
+            self._send_lobby_to_teachers()
+        else:
+            self._enter(participant, None)
+        return participant
+
+    def _new_id(self) -> str:
+        self._ids += 1
+        return f"p{self._ids}-{secrets.token_hex(3)}"
+
+    def _enter(self, participant: Participant, admitted_by: Participant | None) -> None:
+        participant.state = "admitted"
+        if admitted_by is None:
+            self._event(ev.PARTICIPANT_JOINED, participant, participant, room_role=participant.role)
+        version = self._bump()
+        self._broadcast("participant:joined", lambda v: {"version": version, "participant": self.view(participant, v)},
+                        about=participant, exclude=participant)
+        if admitted_by is not None:
+            self._send(participant, "lobby:admitted", {"admitted_by": admitted_by.name})
+        self._send_state(participant)
+        if participant.role == TEACHER:
+            self._tell_lobby_waiting()
+
+    def _resume(self, seat: Participant, sid: str) -> Participant:
+        if seat.sid is not None:  # the old connection is still open: close it quietly
+            self.outbox.append(Outgoing(seat.sid, "you:replaced", {"reason": "resumed"}, True))
+        seat.sid = sid
+        seat.dropped_at = None
+        self._event(ev.PARTICIPANT_RECONNECTED, seat, seat, room_role=seat.role)
+        self._send_state(seat)
+        self._participant_updated(seat)
+        if seat.role == TEACHER:
+            self._tell_lobby_waiting()
+        return seat
+
+    def _replace(self, seat: Participant) -> None:
+        if seat.sid is not None:
+            self.outbox.append(Outgoing(seat.sid, "you:replaced", {
+                "reason": "signed_in_elsewhere",
+                "message": "You joined this period from another tab or device; this one is closed."}, True))
+        self._leave(seat, "replaced")
+
+    def disconnected(self, sid: str) -> Participant | None:
+        """The connection is gone. Lobby: leave. Room: keep the seat for the grace period."""
+        participant = self.by_sid(sid)
+        if participant is None:
+            return None
+        participant.sid = None
+        if participant.state == "lobby":
+            self._leave(participant, "left")
+            return None
+        participant.dropped_at = self.clock()
+        self._event(ev.PARTICIPANT_DROPPED, participant, participant)
+        self._participant_updated(participant)
+        if participant.role == TEACHER:
+            self._tell_lobby_waiting()
+        return participant
+
+    def expire_seat(self, participant_id: str) -> bool:
+        """Called when the grace period after a drop has passed; True if the participant left now."""
+        participant = self.participants.get(participant_id)
+        if participant is None or participant.state == "gone" or participant.connected:
+            return False
+        if self.clock() - (participant.dropped_at or 0) < self.grace_seconds - 0.001:
+            return False
+        self._leave(participant, "grace_expired")
+        return True
+
+    def leave(self, participant: Participant, reason: str = "left") -> None:
+        self._leave(participant, reason)
+
+    def _leave(self, participant: Participant, reason: str) -> None:
+        was = participant.state
+        participant.state = "gone"
+        self.hands = [(pid, at) for pid, at in self.hands if pid != participant.participant_id]
+        if was == "lobby":
+            self._event(ev.LOBBY_LEFT, participant, participant, reason=reason)
+            self._send_lobby_to_teachers()
+            return
+        self._event(ev.PARTICIPANT_LEFT, participant, participant, reason=reason,
+                    dropped_at=participant.dropped_at)
+        version = self._bump()
+        self._broadcast("participant:left", lambda v: {"version": version, "participant_id": participant.participant_id,
+                                                       "reason": reason}, about=participant)
+        self._broadcast_hands()
+        if participant.role == TEACHER:
+            self._tell_lobby_waiting()
+
+    def logged_out(self, user_id: int) -> Participant | None:
+        participant = self._by_user(user_id)
+        if participant is not None:
+            self._send(participant, "you:logged_out", {"message": "You logged out."}, disconnect_after=True)
+            self._leave(participant, "logged_out")
+        return participant
+
+    def end(self, by: Participant | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        for participant in list(self.participants.values()):
+            if participant.state == "gone":
+                continue
+            self._send(participant, "room:ended", {"session_id": self.session_id,
+                                                   "ended_by": by.name if by else None}, disconnect_after=True)
+            self._leave(participant, "ended")
+        self._event(ev.ROOM_ENDED, by)
+
+    # -- requests ------------------------------------------------------------------------------------
+    def handle(self, participant: Participant, action: str, payload: Any) -> Any:
+        """Run one request after the policy check; returns the acknowledgement's data."""
+        policy_action = "chat:send_private" if action == "chat:send" and payload.to is not None else action
+        if not may(participant.role, policy_action):
+            raise RoomError("forbidden", f"Your role ({participant.role}) may not do {policy_action}.")
+        if participant.state != "admitted" and action not in ("room:leave", "room:sync"):
+            raise RoomError("not_admitted", "Wait until the teacher lets you in.")
+        return getattr(self, "_on_" + action.replace(":", "_"))(participant, payload)
+
+    def _on_room_sync(self, p: Participant, payload) -> dict:
+        return self.state_for(p) if p.state == "admitted" else {"lobby": True, "teacher_present": self.teacher_present}
+
+    def _on_room_leave(self, p: Participant, payload) -> None:
+        self._leave(p, "left")
+
+    def _on_room_end(self, p: Participant, payload) -> None:
+        self.end(p)
+
+    # lobby
+    def _lobby_targets(self, payload) -> list[Participant]:
+        if payload.all:
+            return self.lobby()
+        targets = []
+        for pid in payload.participant_ids:
+            target = self.participants.get(pid)
+            if target is None or target.state != "lobby":
+                raise RoomError("not_in_lobby", f"{pid} is not waiting in the lobby.")
+            targets.append(target)
+        return targets
+
+    def _on_lobby_admit(self, teacher: Participant, payload) -> dict:
+        targets = self._lobby_targets(payload)
+        for target in targets:
+            self._event(ev.LOBBY_ADMITTED, teacher, target, room_role=target.role,
+                        waited_seconds=round(self.clock() - target.arrived_at, 3))
+            self._enter(target, teacher)
+        self._send_lobby_to_teachers()
+        return {"admitted": [t.participant_id for t in targets]}
+
+    def _on_lobby_deny(self, teacher: Participant, payload) -> dict:
+        targets = self._lobby_targets(payload)
+        for target in targets:
+            self._event(ev.LOBBY_DENIED, teacher, target, reason=payload.reason)
+            self._send(target, "lobby:denied", {"reason": payload.reason}, disconnect_after=True)
+            target.state = "gone"
+        self._send_lobby_to_teachers()
+        return {"denied": [t.participant_id for t in targets]}
+
+    # chat
+    @staticmethod
+    def _may_read(viewer: Participant, message: dict) -> bool:
+        if message["to"] is None or viewer.role == TEACHER:
+            return True
+        return viewer.participant_id in (message["from"]["participant_id"], message["to"]["participant_id"])
+
+    def _on_chat_send(self, sender: Participant, payload) -> dict:
+        text = payload.text.strip()
+        if not text:
+            raise RoomError("empty_message", "The message is empty.")
+        if len(text) > MAX_CHAT_LENGTH:
+            raise RoomError("message_too_long", f"A message may have at most {MAX_CHAT_LENGTH} characters.")
+        recipient = None
+        if payload.to is not None:
+            recipient = self._target(payload.to)
+            if recipient is sender:
+                raise RoomError("invalid_recipient", "You cannot write to yourself.")
+            if sender.role != TEACHER and recipient.role != TEACHER:
+                raise RoomError("forbidden", "Private messages go to the teacher only.")
+            if sender.permissions.overrides.get("chat") is False:
+                raise RoomError("chat_muted", "The teacher has turned off your chat.")
+        else:
+            if sender.role == OBSERVER:
+                raise RoomError("forbidden", "Observers write privately to the teacher only.")
+            if not sender.permissions.allowed("chat", self.locks):
+                code = "chat_muted" if sender.permissions.overrides.get("chat") is False else "chat_locked"
+                raise RoomError(code, "The teacher has turned off chat." if code == "chat_locked"
+                                else "The teacher has turned off your chat.")
+        now = self.clock()
+        if len(sender.chat_times) == CHAT_RATE_COUNT and now - sender.chat_times[0] < CHAT_RATE_WINDOW:
+            retry = round(CHAT_RATE_WINDOW - (now - sender.chat_times[0]), 1)
+            raise RoomError("rate_limited", f"You are sending messages too fast; wait {retry} s.", retry_after=retry)
+        sender.chat_times.append(now)
+        message = self._post(sender, text, recipient)
+        return {"message_id": message["message_id"]}
+
+    def _post(self, sender: Participant, text: str, recipient: Participant | None, kind: str = "text",
+              **extra: Any) -> dict:
+        message = {"message_id": f"m{self.session_id}-{len(self.chat)}-{secrets.token_hex(4)}",
+                   "from": {"participant_id": sender.participant_id, "name": sender.name, "role": sender.role},
+                   "to": ({"participant_id": recipient.participant_id, "name": recipient.name}
+                          if recipient else None),
+                   "text": text, "at": self.clock(), "kind": kind, "deleted": False, **extra}
+        self.chat.append(message)
+        self._event(ev.CHAT_MESSAGE, sender, recipient, message_id=message["message_id"], text=text,
+                    private=recipient is not None, kind=kind, **extra)
+        for viewer in self.present():
+            if self._may_read(viewer, message):
+                self._send(viewer, "chat:message", message)
+        return message
+
+    def _on_chat_delete(self, teacher: Participant, payload) -> dict:
+        message = next((m for m in self.chat if m["message_id"] == payload.message_id), None)
+        if message is None:
+            raise RoomError("unknown_message", "That message does not exist.")
+        if not message["deleted"]:
+            message.update(deleted=True, text="", deleted_by=teacher.name)
+            self._event(ev.CHAT_DELETED, teacher, None, message_id=message["message_id"])
+            for viewer in self.present():
+                if self._may_read(viewer, message):
+                    self._send(viewer, "chat:deleted", {"message_id": message["message_id"],
+                                                        "deleted_by": teacher.name})
+        return {"message_id": message["message_id"]}
+
+    def share_handout(self, uploader_user_id: int, handout: dict) -> dict:
+        """A handout uploaded over HTTP is announced in the chat."""
+        sender = self._by_user(uploader_user_id)
+        if sender is None or sender.state != "admitted":
+            raise RoomError("not_in_room", "Join the room before handing out material.")
+        return self._post(sender, handout["filename"], None, kind="handout", handout=handout)
+
+    # hands
+    def hand_queue(self) -> list[dict]:
+        return [{"participant_id": pid, "name": self.participants[pid].name, "position": i + 1, "raised_at": at}
+                for i, (pid, at) in enumerate(self.hands)]
+
+    def _broadcast_hands(self) -> None:
+        queue = self.hand_queue()
+        self._broadcast("hand:queue", lambda v: {"hands": queue})
+
+    def _on_hand_raise(self, p: Participant, payload) -> dict:
+        if all(pid != p.participant_id for pid, _ in self.hands):
+            self.hands.append((p.participant_id, self.clock()))
+            self._event(ev.HAND_RAISED, p, p, position=len(self.hands))
+            self._broadcast_hands()
+        position = next(i + 1 for i, (pid, _) in enumerate(self.hands) if pid == p.participant_id)
+        return {"position": position}
+
+    def _on_hand_lower(self, p: Participant, payload) -> dict:
+        if p.role != TEACHER and (payload.all or payload.participant_id not in (None, p.participant_id)):
+            raise RoomError("forbidden", "You can only lower your own hand.")
+        if payload.all:
+            lowered = [pid for pid, _ in self.hands]
+        else:
+            lowered = [payload.participant_id or p.participant_id]
+        lowered = [pid for pid in lowered if any(h == pid for h, _ in self.hands)]
+        if lowered:
+            self.hands = [(pid, at) for pid, at in self.hands if pid not in lowered]
+            for pid in lowered:
+                self._event(ev.HAND_LOWERED, p, self.participants[pid])
+            self._broadcast_hands()
+        return {"lowered": lowered}
+
+    # media state (the media plane enforces it on the forwarded tracks)
+    def _on_media_state(self, p: Participant, payload) -> dict:
+        changes = {k: v for k, v in payload.model_dump().items() if v is not None}
+        for source, on in changes.items():
+            if on and not p.permissions.allowed(source, self.locks):
+                raise RoomError("not_permitted", f"You may not turn on your {source} now.", source=source)
+        changed = {k: v for k, v in changes.items() if p.media[k] != v}
+        if changed:
+            p.media.update(changed)
+            self._event(ev.MEDIA_CHANGED, p, p, **changed)
+            self._participant_updated(p)
+        return {"media": dict(p.media)}
+
+    def _force_off(self, target: Participant, source: str, by: Participant) -> None:
+        if target.media.get(source):
+            target.media[source] = False
+            self._event(ev.MEDIA_MUTED, by, target, source=source)
+            self._send(target, "you:muted", {"source": source, "by": by.name})
+
+    # moderation
+    def _on_mod_mute(self, teacher: Participant, payload) -> dict:
+        target = self._target(payload.participant_id)
+        was_on = target.media.get(payload.source, False)
+        self._force_off(target, payload.source, teacher)
+        if was_on:
+            self._participant_updated(target)
+        return {"muted": was_on}
+
+    def _on_mod_kick(self, teacher: Participant, payload) -> dict:
+        target = self._target(payload.participant_id)
+        if target.role == TEACHER:
+            raise RoomError("forbidden", "The teacher cannot be removed.")
+        self.removed_users.add(target.user_id)
+        self._event(ev.PARTICIPANT_KICKED, teacher, target, reason=payload.reason)
+        self._send(target, "you:kicked", {"reason": payload.reason, "by": teacher.name}, disconnect_after=True)
+        self._leave(target, "kicked")
+        return {"removed": target.participant_id}
+
+    def _on_mod_lock(self, teacher: Participant, payload) -> dict:
+        if self.locks[payload.what] != payload.locked:
+            self.locks[payload.what] = payload.locked
+            self._event(ev.LOCK_CHANGED, teacher, None, what=payload.what, locked=payload.locked)
+            covered = lock_covers(payload.what)
+            if payload.locked and covered:
+                for p in self.present():
+                    if p.role in LEARNERS:
+                        p.permissions.overrides.pop(covered, None)  # locking again takes back the floor
+                        if covered in p.media:
+                            self._force_off(p, covered, teacher)
+            version = self._bump()
+            for p in self.present():
+                self._send(p, "room:locks", {"version": version, "locks": dict(self.locks)})
+                self._send(p, "you:permissions", {"permissions": p.permissions.effective(self.locks)})
+            if payload.what == "room":
+                self._tell_lobby_waiting()
+        return {"locks": dict(self.locks)}
+
+    def _on_mod_permit(self, teacher: Participant, payload) -> dict:
+        target = self._target(payload.participant_id)
+        if target.role == TEACHER:
+            raise RoomError("forbidden", "The teacher's permissions cannot be changed.")
+        changes = {k: v for k, v in payload.permissions.model_dump().items() if v is not None}
+        if target.role == OBSERVER and any(changes.values()):
+            raise RoomError("forbidden", "Observers only watch; they cannot be given permissions.")
+        target.permissions.overrides.update(changes)
+        effective = target.permissions.effective(self.locks)
+        for source in SOURCES:
+            if not effective[source]:  # a revoke stops what is on, at once
+                self._force_off(target, source, teacher)
+        self._event(ev.PERMISSIONS_CHANGED, teacher, target, **changes)
+        self._send(target, "you:permissions", {"permissions": effective, "by": teacher.name})
+        self._participant_updated(target)
+        return {"permissions": effective}
+
+    def _on_rec_start(self, teacher: Participant, payload) -> None:
+        raise RoomError("recording_unavailable", "Recording is not available on this server yet.")
+
+    _on_rec_stop = _on_rec_start
