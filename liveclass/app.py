@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from liveclass.api import auth_routes, health_routes, periods_routes, users_routes
+from liveclass.api import auth_routes, handouts_routes, health_routes, periods_routes, users_routes
 from liveclass.api.openapi import build_openapi
 from liveclass.api.routing import add_routes
 from liveclass.appkeys import DB, SETTINGS
@@ -55,7 +55,7 @@ async def security_headers_middleware(request: web.Request, handler):
 def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     """`settings` must have been through `prepare_data_dir` (secret key resolved)."""
     app = web.Application(middlewares=[security_headers_middleware, error_middleware, auth_middleware],
-                          client_max_size=2 * 1024 * 1024)
+                          client_max_size=2 * 1024 * 1024)  # JSON bodies; uploads are streamed
     app[SETTINGS] = settings
     engine = create_engine(settings.effective_database_url)
     app[DB] = session_factory(engine)
@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     app.cleanup_ctx.append(store_ctx)
     setup_live(app, settings, app[DB])
 
-    routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes])
+    routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes,
+                                               handouts_routes.routes])
     routes += add_routes(app, "", [health_routes.routes])
     spec = build_openapi(routes, API_PREFIX)
 

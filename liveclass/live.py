@@ -47,8 +47,12 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     async def live_ctx(app: web.Application):
         writer.start()
         yield
+        await writer.close()  # after the rooms closed (on_shutdown, below): their last events are in
+
+    async def close_rooms(app: web.Application) -> None:
+        # on_shutdown runs while connections are still open: everyone is told, attendance closes now.
         await live.close()
-        await writer.close()
 
     app.cleanup_ctx.append(live_ctx)
+    app.on_shutdown.append(close_rooms)
     return live

@@ -415,7 +415,7 @@ class Room:
         return {"message_id": message["message_id"]}
 
     def share_handout(self, uploader_user_id: int, handout: dict) -> dict:
-        """A handout uploaded over HTTP is announced in the chat."""
+        """A handout uploaded over HTTP is announced in the chat, from the teacher who gave it out."""
         sender = self._by_user(uploader_user_id)
         if sender is None or sender.state != "admitted":
             raise RoomError("not_in_room", "Join the room before handing out material.")

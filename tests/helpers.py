@@ -91,6 +91,7 @@ class LiveServer:
     test_server: TestServer
     settings: Settings
     people: list[Person] = field(default_factory=list)
+    live_clients: list = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -115,6 +116,8 @@ class LiveServer:
         return person
 
     async def close(self) -> None:
+        for client in self.live_clients:
+            await client.close()
         for person in self.people:
             await person.close()
         await self.test_server.close()

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
-from liveclass.api import auth_routes, health_routes, periods_routes, users_routes
+from liveclass.api import auth_routes, handouts_routes, health_routes, periods_routes, users_routes
 from liveclass.models import TeachingAssignment
 from tests.helpers import seed_school
 
@@ -25,6 +26,7 @@ class Case:
     body: Callable[[Any], Any] | None = None
     before: Callable[[Any], Any] | None = None  # runs before each role's call
     route: str = ""  # the declared route path this case covers, if it differs from `path`
+    form: Callable[[Any], Any] | None = None  # multipart body
 
     def status_for(self, role: str) -> int:
         return self.expect.get(role, 401 if role == "anonymous" else 403)
@@ -44,6 +46,19 @@ def _in(hours: float) -> str:
 
 async def _start(ctx) -> None:
     await ctx.people["admin"].request("POST", f"/periods/{ctx.school.period.id}/start")
+
+
+def _pdf(ctx):
+    form = aiohttp.FormData()
+    form.add_field("file", b"%PDF-1.4\n% bai tap\n", filename="Phiếu bài tập.pdf", content_type="application/pdf")
+    return form
+
+
+async def _upload(ctx) -> None:
+    session_id = await _session_id(ctx)
+    teacher = ctx.people["teacher"]
+    response = await teacher.request("POST", f"/sessions/{session_id}/handouts", data=_pdf(ctx))
+    ctx.ids["handout"] = (await response.json())["handout_id"]
 
 
 async def _session_id(ctx) -> int:
@@ -95,6 +110,15 @@ CASES = [
     Case("POST", "/sessions/{session}/join", {"admin": 200, "teacher": 200, "other_teacher": 403, "student": 200,
                                               "parent": 403, "observer": 200}, before=_start,
          route="/sessions/{session_id}/join"),
+    Case("POST", "/sessions/{session}/handouts", {"teacher": 201, "other_teacher": 404}, before=_start,
+         form=_pdf, route="/sessions/{session_id}/handouts"),
+    # Students and parents were never let into this room, so its handouts are not theirs to read.
+    Case("GET", "/sessions/{session}/handouts", {"admin": 200, "teacher": 200, "other_teacher": 404,
+                                                 "parent": 404, "observer": 200}, before=_start,
+         route="/sessions/{session_id}/handouts"),
+    Case("GET", "/sessions/{session}/handouts/{handout}", {"admin": 200, "teacher": 200, "other_teacher": 404,
+                                                           "parent": 404, "observer": 200}, before=_upload,
+         route="/sessions/{session_id}/handouts/{handout_id}"),
 ]
 PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
 
@@ -138,8 +162,10 @@ async def test_route_access(world, case):
             ids["session"] = await _session_id(world)
         path = case.path.format(**ids)
         kwargs = {"json": case.body(world)} if case.body else {}
+        if case.form:
+            kwargs = {"data": case.form(world)}
         response = await world.people[role].request(case.method, path, **kwargs)
-        body = await response.json()
+        body = await response.json() if response.content_type == "application/json" else None
         outcomes[role] = response.status
         if response.status >= 400:
             assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"], body
@@ -156,8 +182,8 @@ async def test_public_routes_answer_anyone(server):
 
 def test_every_declared_route_is_in_the_matrix():
     """A new route cannot be added without saying who may call it here."""
-    declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes)
-                for r in t.routes}
+    declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes,
+                                             handouts_routes.routes) for r in t.routes}
     covered = {(c.method, c.route or c.path) for c in CASES} | {("POST", "/auth/login")}
     assert declared == covered
     assert {r.path for r in health_routes.routes.routes} == {"/healthz", "/readyz"}

@@ -1,0 +1,125 @@
+"""Handouts of a live session: upload (its teacher), list and download (its participants)."""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import exists, select
+
+from liveclass import auth, periods
+from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
+from liveclass.appkeys import DB, SETTINGS
+from liveclass.audit import audit
+from liveclass.errors import ApiError, forbidden, not_found
+from liveclass.handouts import store_upload
+from liveclass.live import LIVE_ROOMS
+from liveclass.models import AttendanceInterval, Handout, LiveSession, Period, User
+from signaling.protocol import RoomError
+
+routes = RouteTable("handouts")
+
+
+def handout_out(h: Handout) -> dict:
+    return {"handout_id": h.id, "session_id": h.session_id, "filename": h.filename,
+            "content_type": h.content_type, "size": h.size, "sha256": h.sha256,
+            "uploaded_at": h.uploaded_at.isoformat(),
+            "url": f"/api/v1/sessions/{h.session_id}/handouts/{h.id}"}
+
+
+async def _session_and_role(db, user: User, session_id: int) -> tuple[LiveSession, str]:
+    session = await db.get(LiveSession, session_id)
+    if session is None:
+        raise not_found("Session")
+    period = await db.get(Period, session.period_id)
+    try:
+        role, _ = await periods.room_role_for(db, user, period)
+    except ApiError:
+        raise not_found("Session") from None
+    return session, role
+
+
+async def _ensure_participant(db, user: User, session_id: int) -> None:
+    """Teachers and observers of the session, and learners the teacher let in, may read its handouts."""
+    session, role = await _session_and_role(db, user, session_id)
+    if role in ("teacher", "observer"):
+        return
+    was_admitted = (await db.execute(select(exists().where(
+        AttendanceInterval.session_id == session.id, AttendanceInterval.user_id == user.id)))).scalar()
+    if not was_admitted:
+        raise forbidden("Only the participants of this period can open its handouts.")
+
+
+@routes.route("POST", "/sessions/{session_id}/handouts",
+              summary="Hand out a file (multipart field `file`); it is announced in the room's chat",
+              access={"teacher", "admin"}, status=201)
+async def upload_handout(request: web.Request) -> web.Response:
+    user = current_user(request)
+    settings = request.app[SETTINGS]
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        session, role = await _session_and_role(db, user, session_id)
+        if role != "teacher":
+            raise forbidden("Only the period's teacher hands out material.")
+        if not session.running:
+            raise ApiError(409, "session_not_running", "This session has ended.")
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type", "Upload the file as multipart/form-data, field `file`.")
+    reader = await request.multipart()
+    field = await reader.next()
+    if field is None or field.name != "file" or not field.filename:
+        raise ApiError(400, "invalid_request", "Send one file in the multipart field `file`.")
+    stored, filename = await store_upload(field, settings.handouts_dir / str(session_id), settings.handout_max_bytes,
+                                          settings.handout_allowed_types)
+    async with request.app[DB]() as db:
+        handout = Handout(session_id=session_id, uploaded_by_id=user.id, filename=filename,
+                          content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
+                          stored_name=stored.stored_name)
+        db.add(handout)
+        await db.flush()
+        audit(db, user, "handout_uploaded", target=f"session:{session_id}", address=auth.client_address(request),
+              handout=handout.id, filename=filename)
+        await db.commit()
+    answer = handout_out(handout)
+    try:
+        await request.app[LIVE_ROOMS].share_handout(session_id, user.id, answer)
+    except RoomError:
+        answer["announced"] = False  # the teacher is not in the room: stored, listed, not announced
+    else:
+        answer["announced"] = True
+    return web.json_response(answer, status=201)
+
+
+@routes.route("GET", "/sessions/{session_id}/handouts", summary="The handouts of a session", access=ANY_USER)
+async def list_handouts(request: web.Request) -> web.Response:
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        await _ensure_participant(db, current_user(request), session_id)
+        found = (await db.execute(select(Handout).where(Handout.session_id == session_id)
+                                  .order_by(Handout.uploaded_at))).scalars()
+        return web.json_response({"items": [handout_out(h) for h in found]})
+
+
+@routes.route("GET", "/sessions/{session_id}/handouts/{handout_id}", summary="Download a handout",
+              access=ANY_USER)
+async def download_handout(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    session_id, handout_id = path_int(request, "session_id"), path_int(request, "handout_id")
+    async with request.app[DB]() as db:
+        await _ensure_participant(db, user, session_id)
+        handout = await db.get(Handout, handout_id)
+        if handout is None or handout.session_id != session_id:
+            raise not_found("Handout")
+        audit(db, user, "handout_downloaded", target=f"session:{session_id}", address=auth.client_address(request),
+              handout=handout.id)
+        await db.commit()
+    path = request.app[SETTINGS].handouts_dir / str(session_id) / handout.stored_name
+    if not path.exists():
+        raise not_found("Handout file")
+    response = web.FileResponse(path, headers={
+        "Content-Type": handout.content_type,
+        "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(handout.filename)}",
+    })
+    return response
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+    return quote(name, safe="")

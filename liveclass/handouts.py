@@ -1,0 +1,78 @@
+"""Handouts (tài liệu): files a teacher gives out during a period, checked by content, not by name."""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import filetype
+
+from liveclass.errors import ApiError
+
+TEXT_PLAIN = "text/plain"
+
+
+@dataclass
+class StoredFile:
+    stored_name: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+def safe_filename(name: str) -> str:
+    """Keep the teacher's name (Vietnamese included) but nothing that reaches outside a folder or a header."""
+    name = unicodedata.normalize("NFC", os.path.basename(name.replace("\\", "/"))).strip()
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?')
+    return (name or "tai-lieu")[:200]
+
+
+def detect_content_type(head: bytes, filename: str) -> str | None:
+    """The file's real type from its first bytes (magic numbers); plain text only as UTF-8 .txt."""
+    kind = filetype.guess(head)
+    if kind is not None:
+        return kind.mime
+    if filename.lower().endswith(".txt"):
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # a cut multibyte character at the end is fine
+                return None
+        return TEXT_PLAIN
+    return None
+
+
+async def store_upload(field, directory: Path, max_bytes: int, allowed: list[str]) -> tuple[StoredFile, str]:
+    """Stream one multipart field to disk under a random name; refuse it (and keep nothing) if bad."""
+    filename = safe_filename(field.filename or "")
+    directory.mkdir(parents=True, exist_ok=True)
+    stored_name = secrets.token_hex(16)
+    path = directory / stored_name
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    try:
+        with open(path, "wb") as out:
+            while chunk := await field.read_chunk(256 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ApiError(413, "file_too_large",
+                                   f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+                if len(head) < 8192:
+                    head += chunk[: 8192 - len(head)]
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise ApiError(400, "empty_file", "The file is empty.")
+        content_type = detect_content_type(head, filename)
+        if content_type not in allowed:
+            raise ApiError(415, "file_type_not_allowed",
+                           "This kind of file cannot be handed out. Allowed: PDF, images (PNG, JPEG), "
+                           "Word, PowerPoint, Excel and plain text.")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return StoredFile(stored_name, size, digest.hexdigest(), content_type), filename
