@@ -73,19 +73,23 @@ class LiveServer:
         return self.rooms[session_id]
 
     # -- delivery ------------------------------------------------------------------------------------
-    async def _flush(self, room: Room) -> None:
+    async def _flush(self, room: Room, requester: str | None = None) -> None:
         outbox, room.outbox = room.outbox, []
         for out in outbox:
             if out.sid in self._pending:
                 self._pending[out.sid].append(out)
                 continue
-            await self._deliver(out)
+            await self._deliver(out, requester)
 
-    async def _deliver(self, out) -> None:
+    async def _deliver(self, out, requester: str | None = None) -> None:
         await self.sio.emit(out.event, out.data, to=out.sid, namespace=NAMESPACE)
         if out.disconnect_after:
             self._room_of_sid.pop(out.sid, None)
-            await self.sio.disconnect(out.sid, namespace=NAMESPACE)
+            if out.sid == requester:
+                # The requester still gets its acknowledgement, sent when the handler returns.
+                self._schedule(1.0, self.sio.disconnect, out.sid, NAMESPACE)
+            else:
+                await self.sio.disconnect(out.sid, namespace=NAMESPACE)
 
     async def _release_pending(self, sid: str) -> None:
         # python-socketio sends CONNECT after the connect handler returns: wait for it, then deliver
@@ -161,7 +165,7 @@ class LiveServer:
         try:
             result = room.handle(participant, event, payload)
         finally:
-            await self._flush(room)
+            await self._flush(room, requester=sid)
         return ok(result)
 
     # -- called by the application -------------------------------------------------------------------
