@@ -25,13 +25,23 @@ def _hash(token: str) -> str:
 
 
 def client_address(request: web.Request) -> str:
-    return (request.remote or "unknown")[:64]
+    """The caller's address; behind a trusted reverse proxy, the one it saw (X-Forwarded-For)."""
+    remote = request.remote or "unknown"
+    trusted = request.app[SETTINGS].trusted_proxies
+    if remote in trusted:
+        # Walk back from the proxy: the first hop that is not one of ours is the client.
+        for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+            hop = hop.strip()
+            if hop and hop not in trusted:
+                return hop[:64]
+    return remote[:64]
 
 
 async def open_login(db: AsyncSession, settings: Settings, user: User, address: str) -> tuple[str, str]:
     """Create a login for `user`; returns (session token, CSRF token). Only the token's hash is stored."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
+    await db.execute(delete(AuthSession).where(AuthSession.expires_at < utcnow()))  # expired logins hold addresses
     db.add(AuthSession(token_hash=_hash(token), csrf_token=csrf, user_id=user.id, client_address=address,
                        expires_at=utcnow() + timedelta(hours=settings.session_ttl_hours)))
     return token, csrf

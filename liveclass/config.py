@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     node_id: str = "node-1"
     personal_id_pattern: str = r"^\d{12}$"
     cookie_secure: bool = False
+    # Reverse proxies whose X-Forwarded-For is believed (login throttling and the audit log need the
+    # real client address); empty: the connection's own address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Origins allowed to open the live-room socket besides the server's own (empty: same origin only).
+    allowed_origins: list[str] = Field(default_factory=list)
     session_ttl_hours: float = Field(12, gt=0)
     join_token_ttl_seconds: int = Field(60, ge=5, le=60)
     login_max_failures_per_account: int = Field(5, ge=1)
@@ -151,6 +156,9 @@ def prepare_data_dir(settings: Settings) -> Settings:
     """Create the data directory and resolve the secret key (generated once, stored with mode 0600)."""
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The store, recordings and handouts are personal data: only the server's own user may read them.
+        if settings.data_dir.stat().st_uid == os.getuid():
+            settings.data_dir.chmod(0o700)
         for sub in (settings.handouts_dir, settings.recordings_dir):
             sub.mkdir(exist_ok=True)
     except OSError as exc:

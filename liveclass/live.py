@@ -40,7 +40,7 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     """The live room, its records writer, and their orderly shutdown (rooms first, then the last records)."""
     writer = RecordsWriter(db)
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
-                      grace_seconds=settings.reconnect_grace_seconds)
+                      grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
 

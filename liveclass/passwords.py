@@ -38,10 +38,19 @@ async def verify_password_async(password_hash: str | None, password: str) -> boo
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    stored = password_hash or _DUMMY_HASH
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        result = _hasher.verify(stored, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
-        return False
+        result = False
+    if _generated_hasher.check_needs_rehash(stored) is False:
+        # A light hash verifies in ~3 ms; spend the full cost anyway, so the answer time does not
+        # reveal which accounts still have their generated password.
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            pass
+    return result
 
 
 def generate_password(length: int = 12) -> str:

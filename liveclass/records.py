@@ -54,8 +54,9 @@ class RecordsWriter:
             self._wakeup.clear()
             try:
                 await self.flush()
-            except Exception:  # noqa: BLE001 - keep the events and try again on the next round
-                log.exception("writing session records failed; will retry")
+            except Exception as exc:  # noqa: BLE001 - keep the events and try again on the next round
+                # The error's text may quote chat messages (personal data): log its kind only.
+                log.error("writing session records failed (%s); will retry", type(exc).__name__)
                 await asyncio.sleep(1)
 
     async def flush(self) -> None:

@@ -48,13 +48,15 @@ class LiveServer:
     """Owns the Socket.IO server and the rooms of this node."""
 
     def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
-                 client_manager: Any = None):
+                 allowed_origins: list[str] | None = None, client_manager: Any = None):
         self._secret = secret
         self._spent = spent_tokens
         self._sink = sink
         self._grace = grace_seconds
         # The engine's own limit (1 MB) closes a connection; ours (64 KB) only refuses the request.
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer="msgpack", cors_allowed_origins=[],
+        # Origins: the server's own, plus any configured (None = same origin only; [] would disable the check).
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer="msgpack",
+                                        cors_allowed_origins=allowed_origins or None,
                                         client_manager=client_manager, max_http_buffer_size=1_000_000)
         self.rooms: dict[int, Room] = {}
         self._room_of_sid: dict[str, int] = {}

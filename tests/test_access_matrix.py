@@ -196,3 +196,11 @@ async def test_openapi_documents_every_route(server):
         path = "/api/v1" + (case.route or case.path)
         assert case.method.lower() in spec["paths"][path], path
     assert "requestBody" in spec["paths"]["/api/v1/auth/login"]["post"]
+
+
+async def test_openapi_describes_lists_and_both_start_answers(server):
+    spec = await server.person(None).json("GET", server.base_url + "/api/v1/openapi.json")
+    users = spec["paths"]["/api/v1/users"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert users["properties"]["items"]["type"] == "array"
+    start = spec["paths"]["/api/v1/periods/{period_id}/start"]["post"]["responses"]
+    assert {"200", "201"} <= set(start)

@@ -184,3 +184,59 @@ async def test_logins_and_failures_are_audited(server):
 async def test_unknown_api_path_answers_in_the_error_shape(server):
     response = await server.person(None).request("GET", "/no/such/thing")
     assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(tmp_path):
+    server = await start_server(make_settings(tmp_path / "var", trusted_proxies=["127.0.0.1"],
+                                              login_max_failures_per_address=3))
+    try:
+        async with server.db() as db:
+            users = [await add_user(db, "student", f"Học Sinh {i}") for i in range(4)]
+            await db.commit()
+        anon = server.person(None)
+        for i in range(3):
+            await anon.request("POST", "/auth/login", json={"personal_id": users[i].personal_id, "password": "bad"},
+                               headers={"X-Forwarded-For": "203.0.113.7"})
+        blocked = await anon.request("POST", "/auth/login", json={"personal_id": users[3].personal_id,
+                                                                  "password": PASSWORD},
+                                     headers={"X-Forwarded-For": "203.0.113.7"})
+        assert blocked.status == 429
+        # Another student behind the same proxy is not blocked by the first one's failures.
+        other = await anon.request("POST", "/auth/login", json={"personal_id": users[3].personal_id,
+                                                                "password": PASSWORD},
+                                   headers={"X-Forwarded-For": "198.51.100.20"})
+        assert other.status == 200
+        async with server.db() as db:
+            addresses = set((await db.execute(select(AuditEntry.address))).scalars())
+        assert addresses == {"203.0.113.7", "198.51.100.20"}
+    finally:
+        await server.close()
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(server):
+    async with server.db() as db:
+        user = await add_user(db, "student", "Học Sinh")
+        await db.commit()
+    await server.person(None).request("POST", "/auth/login", json={"personal_id": user.personal_id, "password": "x"},
+                                      headers={"X-Forwarded-For": "203.0.113.7"})
+    async with server.db() as db:
+        assert set((await db.execute(select(AuditEntry.address))).scalars()) == {"127.0.0.1"}
+
+
+async def test_guessing_the_current_password_is_throttled_too(server):
+    async with server.db() as db:
+        user = await add_user(db, "student", "Học Sinh")
+        await db.commit()
+    person = await server.logged_in(user)
+    for _ in range(5):
+        wrong = await person.request("POST", "/auth/password", json={"current_password": "guess",
+                                                                    "new_password": "Một-mật-khẩu-mới"})
+        assert wrong.status == 400
+    throttled = await person.request("POST", "/auth/password", json={"current_password": PASSWORD,
+                                                                    "new_password": "Một-mật-khẩu-mới"})
+    assert throttled.status == 429
+
+
+def test_the_data_directory_is_private(tmp_path):
+    settings = make_settings(tmp_path / "var")
+    assert (settings.data_dir.stat().st_mode & 0o777) == 0o700

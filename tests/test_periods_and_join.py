@@ -171,3 +171,19 @@ async def test_ending_the_period_tells_everyone_and_bars_new_joins(server):
     late, error = await connect_live(server, late_token)
     assert late is None and error["code"] == "session_ended"
     await client.disconnect()
+
+
+async def test_live_socket_from_a_foreign_web_origin_is_refused(server):
+    school = await seed_school(server)
+    teacher = await server.logged_in(school.teacher)
+    session = await teacher.json("POST", f"/periods/{school.period.id}/start", expect=201)
+    join = await teacher.json("POST", f"/sessions/{session['id']}/join")
+    client = socketio.AsyncClient(serializer="msgpack", reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(server.base_url, namespaces=["/live"], auth={"token": join["token"]},
+                             transports=["websocket"], headers={"Origin": "https://evil.example"}, wait_timeout=5)
+    await client.disconnect()
+    # The same token from the server's own origin still works: the refusal did not spend it.
+    same_origin, error = await connect_live(server, join["token"])
+    assert error is None
+    await same_origin.disconnect()

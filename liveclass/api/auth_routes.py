@@ -72,8 +72,13 @@ async def me(request: web.Request) -> web.Response:
               body=ChangePasswordRequest, response=UserOut, allowed_before_password_change=True)
 async def change_password(request: web.Request, body: ChangePasswordRequest) -> web.Response:
     user = current_user(request)
-    if not await verify_password_async(user.password_hash, body.current_password):
-        raise ApiError(400, "wrong_current_password", "The current password is wrong.")
+    settings, address = request.app[SETTINGS], auth.client_address(request)
+    async with request.app[DB]() as db:  # guessing the current password counts like a failed login
+        await auth.ensure_not_throttled(db, settings, user.personal_id, address)
+        if not await verify_password_async(user.password_hash, body.current_password):
+            await auth.record_failure(db, user.personal_id, address)
+            await db.commit()
+            raise ApiError(400, "wrong_current_password", "The current password is wrong.")
     if body.new_password == body.current_password:
         raise ApiError(400, "weak_password", "Choose a password different from the current one.")
     check_new_password(body.new_password, user.personal_id)

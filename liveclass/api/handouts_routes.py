@@ -20,7 +20,7 @@ routes = RouteTable("handouts")
 def handout_out(h: Handout) -> dict:
     return {"handout_id": h.id, "session_id": h.session_id, "filename": h.filename,
             "content_type": h.content_type, "size": h.size, "sha256": h.sha256,
-            "uploaded_at": h.uploaded_at.isoformat(),
+            "uploaded_at": h.uploaded_at.isoformat().replace("+00:00", "Z"),
             "url": f"/api/v1/sessions/{h.session_id}/handouts/{h.id}"}
 
 
@@ -49,7 +49,7 @@ async def _ensure_participant(db, user: User, session_id: int) -> None:
 
 @routes.route("POST", "/sessions/{session_id}/handouts",
               summary="Hand out a file (multipart field `file`); it is announced in the room's chat",
-              access={"teacher", "admin"}, status=201)
+              access={"teacher"}, status=201)
 async def upload_handout(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
@@ -114,7 +114,7 @@ async def download_handout(request: web.Request) -> web.StreamResponse:
     if not path.exists():
         raise not_found("Handout file")
     response = web.FileResponse(path, headers={
-        "Content-Type": handout.content_type,
+        "Content-Type": handout.content_type + ("; charset=utf-8" if handout.content_type == "text/plain" else ""),
         "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(handout.filename)}",
     })
     return response

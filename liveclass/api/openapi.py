@@ -44,13 +44,19 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
             who = "Account roles: " + ", ".join(sorted(r.value for r in route.access)) + "."
         ok: dict = {"description": "Success"}
         if route.response is not None:
-            ok["content"] = {"application/json": {"schema": _ref(route.response, schemas)}}
+            schema = _ref(route.response, schemas)
+            if route.many:
+                schema = {"type": "object", "required": ["items"],
+                          "properties": {"items": {"type": "array", "items": schema}}}
+            ok["content"] = {"application/json": {"schema": schema}}
         operation: dict = {
             "summary": route.summary, "description": who, "tags": route.tags, "operationId": route.handler.__name__,
             "parameters": params,
             "responses": {str(route.status): ok, "400": {"description": "Invalid request", **error},
                           "default": {"description": "Error", **error}},
         }
+        for status, description in route.other_statuses.items():
+            operation["responses"][str(status)] = {**ok, "description": description}
         if route.access != PUBLIC:
             operation["security"] = [{"cookieAuth": [], "csrfToken": []}, {"bearerAuth": []}]
             operation["responses"]["401"] = {"description": "Not logged in", **error}

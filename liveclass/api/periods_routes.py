@@ -57,7 +57,7 @@ async def _check_period_fields(db, user: User, class_id: int, teacher_id: int, s
 
 
 @routes.route("GET", "/periods", summary="Periods I may see, optionally between two times", access=ANY_USER,
-              response=PeriodOut, query={"from": "ISO 8601 time with offset", "to": "ISO 8601 time with offset",
+              response=PeriodOut, many=True, query={"from": "ISO 8601 time with offset", "to": "ISO 8601 time with offset",
                                          "class_id": "only this class"})
 async def list_periods(request: web.Request) -> web.Response:
     user = current_user(request)
@@ -130,7 +130,8 @@ async def update_period(request: web.Request, body: PeriodUpdate) -> web.Respons
 
 
 @routes.route("POST", "/periods/{period_id}/start", summary="Start the period's live session (or get the "
-              "running one)", access=ADMIN_OR_TEACHER, response=SessionOut, status=201)
+              "running one)", access=ADMIN_OR_TEACHER, response=SessionOut, status=201,
+              other_statuses={200: "The period was already running: its session"})
 async def start_period(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB]() as db:
@@ -166,7 +167,10 @@ async def _session_or_404(db, session_id: int) -> LiveSession:
 async def get_session(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         session = await _session_or_404(db, path_int(request, "session_id"))
-        await periods.visible_period(db, current_user(request), session.period_id)
+        try:
+            await periods.visible_period(db, current_user(request), session.period_id)
+        except ApiError:
+            raise not_found("Session") from None
     return dump(SessionOut.model_validate(session))
 
 

@@ -37,6 +37,8 @@ class Route:
     allowed_before_password_change: bool = False
     tags: list[str] = field(default_factory=list)
     query: dict[str, str] = field(default_factory=dict)
+    many: bool = False  # the answer is {"items": [response, ...]}
+    other_statuses: dict[int, str] = field(default_factory=dict)  # further success answers
 
 
 class RouteTable:
@@ -45,13 +47,15 @@ class RouteTable:
         self.routes: list[Route] = []
 
     def route(self, method: str, path: str, *, summary: str, access, body=None, response=None, status=200,
-              allowed_before_password_change=False, query: dict[str, str] | None = None):
+              allowed_before_password_change=False, query: dict[str, str] | None = None, many=False,
+              other_statuses: dict[int, str] | None = None):
         if isinstance(access, (set, frozenset, list, tuple)):
             access = frozenset(AccountRole(a) for a in access)
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method, path, handler, summary, access, body, response, status,
-                                     allowed_before_password_change, [self.tag], query or {}))
+                                     allowed_before_password_change, [self.tag], query or {}, many,
+                                     other_statuses or {}))
             return handler
 
         return register

@@ -36,7 +36,7 @@ async def _user_or_404(db, user_id: int) -> User:
     return user
 
 
-@routes.route("GET", "/users", summary="List accounts", access=ADMIN, response=UserOut,
+@routes.route("GET", "/users", summary="List accounts", access=ADMIN, response=UserOut, many=True,
               query={"role": "account role", "q": "part of the name or personal ID", "limit": "max 1000",
                      "offset": "skip this many"})
 async def list_users(request: web.Request) -> web.Response:
@@ -149,7 +149,7 @@ def teaches_class_clause(teacher_id: int):
 
 
 @routes.route("GET", "/classes", summary="List classes (a teacher sees the classes they teach)",
-              access={"admin", "teacher"}, response=ClassOut)
+              access={"admin", "teacher"}, response=ClassOut, many=True)
 async def list_classes(request: web.Request) -> web.Response:
     user = current_user(request)
     query = select(SchoolClass).order_by(SchoolClass.school_year.desc(), SchoolClass.name)
