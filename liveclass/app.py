@@ -6,7 +6,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from liveclass.api import auth_routes, handouts_routes, health_routes, periods_routes, users_routes
+from liveclass.api import (
+    auth_routes, handouts_routes, health_routes, periods_routes, records_routes, users_routes,
+)
 from liveclass.api.openapi import build_openapi
 from liveclass.api.routing import add_routes
 from liveclass.appkeys import DB, SETTINGS
@@ -70,7 +72,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     setup_live(app, settings, app[DB])
 
     routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes,
-                                               handouts_routes.routes])
+                                               handouts_routes.routes, records_routes.routes])
     routes += add_routes(app, "", [health_routes.routes])
     spec = build_openapi(routes, API_PREFIX)
 

@@ -10,7 +10,9 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from liveclass.api import auth_routes, handouts_routes, health_routes, periods_routes, users_routes
+from liveclass.api import (
+    auth_routes, handouts_routes, health_routes, periods_routes, records_routes, users_routes,
+)
 from liveclass.models import TeachingAssignment
 from tests.helpers import seed_school
 
@@ -119,6 +121,8 @@ CASES = [
     Case("GET", "/sessions/{session}/handouts/{handout}", {"admin": 200, "teacher": 200, "other_teacher": 404,
                                                            "parent": 404, "observer": 200}, before=_upload,
          route="/sessions/{session_id}/handouts/{handout_id}"),
+    Case("GET", "/sessions/{session}/records", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_start,
+         route="/sessions/{session_id}/records"),
 ]
 PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
 
@@ -183,7 +187,7 @@ async def test_public_routes_answer_anyone(server):
 def test_every_declared_route_is_in_the_matrix():
     """A new route cannot be added without saying who may call it here."""
     declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes,
-                                             handouts_routes.routes) for r in t.routes}
+                                             handouts_routes.routes, records_routes.routes) for r in t.routes}
     covered = {(c.method, c.route or c.path) for c in CASES} | {("POST", "/auth/login")}
     assert declared == covered
     assert {r.path for r in health_routes.routes.routes} == {"/healthz", "/readyz"}

@@ -333,3 +333,28 @@ async def test_bad_requests_get_answers_and_the_connection_lives_on(server, scho
     assert await teacher.refused("mod:mute", {"participant_id": "ghost", "source": "camera"}) == "unknown_participant"
     # Still connected, still in the room.
     assert (await student.ok("room:sync"))["you"]["participant_id"] == student.participant_id
+
+
+async def test_teacher_and_admin_read_the_session_records_back(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    sent = await student.ok("chat:send", {"text": "Em nộp bài ạ"})
+    await teacher.ok("chat:delete", {"message_id": sent["message_id"]})
+    await student.drop()
+    await teacher.wait_for("participant:updated", lambda d: d["participant"]["connection"] == "reconnecting")
+    await teacher.ok("room:end")
+    await asyncio.sleep(0.6)
+    records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
+    by_name = {a["name"]: a for a in records["attendance"]}
+    assert [i["end_reason"] for i in by_name["Phạm Ngọc Ánh"]["intervals"]] == ["dropped"]
+    assert by_name["Nguyễn Thị Hà"]["room_role"] == "teacher"
+    assert by_name["Phạm Ngọc Ánh"]["seconds_present"] > 0
+    assert [(e["type"], e["by"]["name"]) for e in records["lobby"] if e["type"] == "lobby_admitted"] == [
+        ("lobby_admitted", "Nguyễn Thị Hà")]
+    message = records["chat"][0]
+    assert message["text"] == "Em nộp bài ạ" and message["deleted_by"]["name"] == "Nguyễn Thị Hà"
+    assert records["session"]["running"] is False and records["events"][-1]["type"] == "room_ended"
+    admin = await server.logged_in(school.admin)
+    assert (await admin.json("GET", f"/sessions/{session_id}/records"))["chat"] == records["chat"]
+    # The student has no access to the records.
+    await student.person.json("GET", f"/sessions/{session_id}/records", expect=403)

@@ -1,0 +1,83 @@
+"""A session's records read back: attendance, lobby decisions, chat, events, handouts.
+
+Its teacher and admins may read them; every reading is written to the audit log (personal data).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy import select
+
+from liveclass import auth
+from liveclass.api.handouts_routes import handout_out
+from liveclass.api.routing import RouteTable, current_user, path_int
+from liveclass.api.schemas import SessionOut
+from liveclass.appkeys import DB
+from liveclass.audit import audit
+from liveclass.errors import not_found
+from liveclass.models import (
+    AccountRole, AttendanceInterval, ChatMessage, Handout, LiveSession, Period, SessionEvent, User, utcnow,
+)
+
+routes = RouteTable("records")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@routes.route("GET", "/sessions/{session_id}/records",
+              summary="Everything recorded about a session (its teacher and admins)", access={"admin", "teacher"})
+async def session_records(request: web.Request) -> web.Response:
+    user = current_user(request)
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        session = await db.get(LiveSession, session_id)
+        period = await db.get(Period, session.period_id) if session else None
+        if period is None or (user.role != AccountRole.admin and period.teacher_id != user.id):
+            raise not_found("Session")
+        intervals = (await db.execute(select(AttendanceInterval).where(AttendanceInterval.session_id == session_id)
+                                      .order_by(AttendanceInterval.joined_at))).scalars().all()
+        events = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id)
+                                   .order_by(SessionEvent.at, SessionEvent.id))).scalars().all()
+        chat = (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id)
+                                 .order_by(ChatMessage.at))).scalars().all()
+        handouts = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
+        people_ids = ({i.user_id for i in intervals} | {e.actor_id for e in events} | {e.target_id for e in events}
+                      | {m.sender_id for m in chat} | {m.recipient_id for m in chat}) - {None}
+        people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
+        audit(db, user, "records_viewed", target=f"session:{session_id}", address=auth.client_address(request))
+        await db.commit()
+
+    def person(user_id: int | None) -> dict | None:
+        if user_id is None or user_id not in people:
+            return None
+        who = people[user_id]
+        return {"user_id": who.id, "name": who.full_name, "personal_id": who.personal_id}
+
+    now = utcnow()
+    attendance: dict[int, dict] = {}
+    for interval in intervals:
+        entry = attendance.setdefault(interval.user_id, {**person(interval.user_id), "room_role": interval.room_role,
+                                                         "intervals": [], "seconds_present": 0.0})
+        end = interval.left_at or session.ended_at or now
+        entry["intervals"].append({"joined_at": _iso(interval.joined_at), "left_at": _iso(interval.left_at),
+                                   "end_reason": interval.end_reason})
+        entry["seconds_present"] += max(0.0, (end - interval.joined_at).total_seconds())
+    return web.json_response({
+        "session": SessionOut.model_validate(session).model_dump(mode="json"),
+        "period": {"period_id": period.id, "class_name": period.school_class.name, "subject": period.subject,
+                   "teacher": person(period.teacher_id) or {"user_id": period.teacher_id,
+                                                            "name": period.teacher.full_name},
+                   "starts_at": _iso(period.starts_at), "ends_at": _iso(period.ends_at)},
+        "attendance": [dict(a, seconds_present=round(a["seconds_present"], 3)) for a in attendance.values()],
+        "lobby": [{"at": _iso(e.at), "type": e.type, "by": person(e.actor_id), "person": person(e.target_id),
+                   "data": e.data} for e in events if e.type.startswith("lobby_")],
+        "chat": [{"message_id": m.id, "at": _iso(m.at), "kind": m.kind, "from": person(m.sender_id),
+                  "to": person(m.recipient_id), "text": m.text, "deleted_at": _iso(m.deleted_at),
+                  "deleted_by": person(m.deleted_by_id)} for m in chat],
+        "events": [{"at": _iso(e.at), "type": e.type, "actor": person(e.actor_id), "target": person(e.target_id),
+                    "data": e.data} for e in events],
+        "handouts": [handout_out(h) for h in handouts],
+    })
