@@ -136,7 +136,9 @@ class World:
 
 
 @pytest.fixture
-async def world(server):
+async def world(any_store_server):
+    """Every case runs on SQLite and on PostgreSQL."""
+    server = any_store_server
     school = await seed_school(server)
     people = {"anonymous": server.person(None)}
     users = school.by_role() | {"other_teacher": school.other_teacher}
