@@ -144,6 +144,7 @@ def cmd_roster_import(args: argparse.Namespace) -> None:
     except roster.RosterFileError as exc:
         raise CliError(f"{args.file}: {exc}. Nothing was imported.") from None
     school_year = args.school_year or roster.current_school_year()
+    written: list[Path] = []
 
     async def work(db):
         nonlocal rows
@@ -166,6 +167,7 @@ def cmd_roster_import(args: argparse.Namespace) -> None:
         result.skipped = all_problems
         if result.passwords:
             with _open_private_file(Path(args.passwords_out)) as handle:
+                written.append(Path(args.passwords_out))
                 writer = csv.writer(handle)
                 writer.writerow(["personal_id", "full_name", "password"])
                 writer.writerows(result.passwords)
@@ -173,7 +175,13 @@ def cmd_roster_import(args: argparse.Namespace) -> None:
               skipped=len(all_problems), school_year=school_year)
         return result
 
-    result = asyncio.run(_with_store(settings, work))
+    try:
+        result = asyncio.run(_with_store(settings, work))
+    except BaseException:
+        # Nothing was stored: passwords of accounts that do not exist must not be handed out.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     print(f"Roster imported for {school_year}: {result.created} created, {result.updated} updated, "
           f"{result.unchanged} unchanged, {len(result.skipped)} bad row(s) skipped.")
     if result.passwords:
