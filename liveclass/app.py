@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+SOCKETIO_CLIENT_DIR = WEB_CLIENT_DIR.parent / "node_modules" / "socket.io-client" / "dist"
+# The page loads only its own scripts and styles and talks only to its own server.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
+                           "media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -51,6 +55,8 @@ async def security_headers_middleware(request: web.Request, handler):
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
+    else:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
 
 
@@ -85,5 +91,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
             return web.FileResponse(WEB_CLIENT_DIR / "index.html")
 
         app.router.add_get("/", index)
+        if SOCKETIO_CLIENT_DIR.exists():  # installed by `make run` (npm install)
+            app.router.add_static("/static/vendor/socket.io/", SOCKETIO_CLIENT_DIR)
         app.router.add_static("/static/", WEB_CLIENT_DIR, follow_symlinks=False)
     return app

@@ -1,0 +1,39 @@
+// The HTTP API: JSON, session cookie, CSRF header on changes, errors as {code, message}.
+let csrfToken = null;
+
+export class ApiError extends Error {
+  constructor(status, code, message, headers) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+export function setCsrf(token) {
+  csrfToken = token;
+}
+
+export async function api(method, path, body) {
+  const headers = {};
+  const options = { method, headers, credentials: "same-origin" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken || "";
+  if (body instanceof FormData) options.body = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, options);
+  } catch (error) {
+    throw new ApiError(0, "network", error.message);
+  }
+  const data = response.headers.get("Content-Type")?.includes("json") ? await response.json() : null;
+  if (!response.ok) {
+    const error = data?.error || {};
+    throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText,
+      response.headers);
+  }
+  return data;
+}

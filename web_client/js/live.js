@@ -1,0 +1,68 @@
+// The live-room connection: a fresh single-use join token for every (re)connect, resume after a drop.
+import { api } from "./api.js";
+
+export class LiveConnection {
+  constructor(sessionId, handlers) {
+    this.sessionId = sessionId;
+    this.handlers = handlers; // { onEvent(name, data), onConnected(), onDropped(), onRefused(error) }
+    this.socket = null;
+    this.resumeToken = null;
+    this.closed = false;
+    this.retryTimer = null;
+  }
+
+  async connect() {
+    let join;
+    try {
+      join = await api("POST", `/sessions/${this.sessionId}/join`);
+    } catch (error) {
+      if (error.status === 0) return this.retryLater(); // offline: keep trying
+      return this.handlers.onRefused({ code: error.code, message: error.message });
+    }
+    const auth = { token: join.token };
+    if (this.resumeToken) auth.resume_token = this.resumeToken;
+    const socket = window.io(join.connect.url + join.connect.namespace, {
+      path: join.connect.socketio_path, auth, transports: ["websocket"], reconnection: false,
+      forceNew: true,
+    });
+    this.socket = socket;
+    socket.onAny((name, data) => {
+      if (name === "room:state") this.resumeToken = data.you.resume_token;
+      this.handlers.onEvent(name, data);
+    });
+    socket.on("connect", () => this.handlers.onConnected());
+    socket.on("connect_error", (error) => {
+      const reason = error.data || { code: "network", message: error.message };
+      socket.close();
+      if (reason.code === "network" || !error.data) return this.retryLater();
+      this.handlers.onRefused(reason);
+    });
+    socket.on("disconnect", (reason) => {
+      if (this.closed || reason === "io client disconnect") return;
+      if (reason === "io server disconnect") return; // the room said why (ended, kicked, …)
+      this.handlers.onDropped();
+      this.retryLater();
+    });
+  }
+
+  retryLater() {
+    if (this.closed) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), 2000);
+  }
+
+  async request(name, data = {}) {
+    if (!this.socket?.connected) return { ok: false, error: { code: "offline", message: "offline" } };
+    try {
+      return await this.socket.timeout(10000).emitWithAck(name, data);
+    } catch {
+      return { ok: false, error: { code: "timeout", message: "timeout" } };
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.socket?.close();
+  }
+}

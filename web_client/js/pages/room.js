@@ -1,0 +1,264 @@
+// The live room for every role: lobby, participants, chat, hands, handouts, moderation.
+import { api } from "../api.js";
+import { banner, h, mount } from "../dom.js";
+import { formatTime, t } from "../i18n.js";
+import { LiveConnection } from "../live.js";
+
+let current = null;
+
+export function leaveRoom() {
+  current?.connection.close();
+  current = null;
+}
+
+export function showRoom(sessionId) {
+  leaveRoom();
+  const room = {
+    sessionId, state: null, lobby: [], chat: [], hands: [], waiting: null, tab: "chat", privateTo: null,
+  };
+  room.connection = new LiveConnection(sessionId, {
+    onEvent: (name, data) => onEvent(room, name, data),
+    onConnected: () => banner(""),
+    onDropped: () => banner(t("room.reconnecting"), "warning"),
+    onRefused: (error) => showEnded(error.message),
+  });
+  current = room;
+  mount(h("p", {}, t("app.loading")));
+  room.connection.connect();
+}
+
+function isTeacher(room) {
+  return room.state?.you.role === "teacher";
+}
+
+function onEvent(room, name, data) {
+  if (room !== current) return;
+  const state = room.state;
+  switch (name) {
+    case "lobby:waiting": room.waiting = data; return render(room);
+    case "lobby:admitted": room.waiting = null; return;
+    case "lobby:denied": return showEnded(t("end.denied"), data.reason);
+    case "lobby:updated": room.lobby = data.lobby; return render(room);
+    case "room:state":
+      room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
+      if (data.lobby) room.lobby = data.lobby;
+      return render(room);
+    case "participant:joined":
+      if (!state || data.version <= state.version) return;
+      state.version = data.version;
+      state.participants = state.participants.filter((p) => p.participant_id !== data.participant.participant_id);
+      state.participants.push(data.participant);
+      return render(room);
+    case "participant:updated":
+      if (!state || data.version <= state.version) return;
+      state.version = data.version;
+      state.participants = state.participants.map((p) =>
+        p.participant_id === data.participant.participant_id ? data.participant : p);
+      return render(room);
+    case "participant:left":
+      if (!state || data.version <= state.version) return;
+      state.version = data.version;
+      state.participants = state.participants.filter((p) => p.participant_id !== data.participant_id);
+      return render(room);
+    case "room:locks": if (state) { state.locks = data.locks; render(room); } return;
+    case "you:permissions": if (state) { state.you.permissions = data.permissions; render(room); } return;
+    case "you:muted": banner(t("you.muted", { source: t("source." + data.source) }), "warning"); return;
+    case "chat:message": room.chat.push(data); return render(room);
+    case "chat:deleted":
+      room.chat = room.chat.map((m) => (m.message_id === data.message_id ? { ...m, deleted: true, text: "" } : m));
+      return render(room);
+    case "hand:queue": room.hands = data.hands; return render(room);
+    case "you:kicked": return showEnded(t("end.kicked"), data.reason);
+    case "you:replaced": return showEnded(t("end.replaced"));
+    case "you:logged_out": return showEnded(t("end.logged_out"));
+    case "room:ended": return showEnded(t("end.ended"));
+    case "room:closing": banner(t("room.reconnecting"), "warning"); return;
+    default: return;
+  }
+}
+
+function showEnded(message, reason) {
+  leaveRoom();
+  banner("");
+  mount(h("section", { class: "card narrow ended", "data-screen": "ended" },
+    h("h1", {}, message),
+    reason ? h("p", {}, t("end.reason", { reason })) : null,
+    h("a", { class: "button primary", href: "#/periods" }, t("end.back"))));
+}
+
+async function ask(room, name, data) {
+  const answer = await room.connection.request(name, data);
+  if (!answer.ok) banner(answer.error.message, "error");
+  return answer;
+}
+
+function render(room) {
+  if (room.waiting) return renderLobbyWait(room);
+  if (!room.state) return;
+  const keepDraft = document.getElementById("chat-input")?.value ?? "";
+  const tabs = ["participants", "chat", "hands", "handouts"];
+  const teacherTools = isTeacher(room) ? renderTeacherTools(room) : null;
+  mount(h("div", { class: "room", "data-role": room.state.you.role },
+    h("section", { class: "stage", "aria-label": "stage" },
+      h("div", { class: "stage-placeholder" }, teacherName(room)),
+      room.state.recording ? h("span", { class: "rec", role: "status" }, t("room.recording")) : null),
+    h("section", { class: "side" },
+      teacherTools,
+      h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
+        h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
+                      "data-tab": tab, onclick: () => { room.tab = tab; render(room); } },
+          t("room." + tab), tab === "hands" && room.hands.length ? ` (${room.hands.length})` : ""))),
+      h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room)))));
+  const input = document.getElementById("chat-input");
+  if (input) input.value = keepDraft;
+}
+
+function teacherName(room) {
+  const teacher = room.state.participants.find((p) => p.role === "teacher");
+  return teacher ? `${t("role.teacher")}: ${teacher.name}` : t("lobby.no_teacher");
+}
+
+function renderLobbyWait(room) {
+  const text = room.waiting.locked ? t("lobby.locked")
+    : room.waiting.teacher_present ? t("lobby.waiting") : t("lobby.no_teacher");
+  mount(h("section", { class: "card narrow lobby-wait", "data-screen": "lobby" },
+    h("h1", {}, t("lobby.title")), h("p", { role: "status" }, text)));
+}
+
+function renderTeacherTools(room) {
+  const locks = room.state.locks;
+  const toggle = (what, on, off) => h("button", {
+    class: locks[what] ? "toggle on" : "toggle", "aria-pressed": locks[what],
+    onclick: () => ask(room, "mod:lock", { what, locked: !locks[what] }) }, locks[what] ? off : on);
+  return h("div", { class: "teacher-tools" },
+    toggle("room", t("room.lock"), t("room.unlock")),
+    toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
+    toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),
+    toggle("chat", t("room.lock_chat"), t("room.unlock_chat")),
+    h("button", { class: "danger", onclick: () => { if (confirm(t("room.end_confirm"))) ask(room, "room:end"); } },
+      t("room.end")));
+}
+
+function renderTab(room) {
+  if (room.tab === "participants") return renderParticipants(room);
+  if (room.tab === "hands") return renderHands(room);
+  if (room.tab === "handouts") return renderHandouts(room);
+  return renderChat(room);
+}
+
+function renderParticipants(room) {
+  const teacher = isTeacher(room);
+  const lobby = teacher ? h("div", { class: "lobby-panel" },
+    h("h2", {}, `${t("lobby.title")} (${room.lobby.length})`),
+    room.lobby.length ? h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { all: true }) },
+      t("lobby.admit_all")) : h("p", {}, t("lobby.empty")),
+    h("ul", { class: "lobby-list" }, room.lobby.map((entry) => h("li", { "data-participant": entry.participant_id },
+      h("span", { class: "name" }, entry.name),
+      h("span", { class: "muted" }, entry.personal_id),
+      h("span", { class: entry.on_roster ? "badge ok" : "badge warn" },
+        entry.on_roster ? t("lobby.on_roster") : t("lobby.not_on_roster")),
+      entry.was_removed ? h("span", { class: "badge warn" }, t("lobby.was_removed")) : null,
+      h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { participant_ids: [entry.participant_id] }) },
+        t("lobby.admit")),
+      h("button", { onclick: () => {
+        const reason = prompt(t("lobby.deny_reason")) ?? "";
+        ask(room, "lobby:deny", { participant_ids: [entry.participant_id], reason: reason || null });
+      } }, t("lobby.deny")))))) : null;
+  const people = h("ul", { class: "people" }, room.state.participants.map((p) =>
+    h("li", { "data-participant": p.participant_id },
+      h("span", { class: "name" }, p.name),
+      h("span", { class: "muted" }, t("role." + p.role)),
+      p.connection !== "connected" ? h("span", { class: "badge warn" }, t("room.reconnecting")) : null,
+      teacher && p.role !== "teacher" && p.role !== "observer" ? participantActions(room, p) : null)));
+  return h("div", {}, lobby, h("h2", {}, t("room.participants")), people);
+}
+
+function participantActions(room, p) {
+  const permit = (name, value) => ask(room, "mod:permit", { participant_id: p.participant_id, permissions: { [name]: value } });
+  return h("span", { class: "actions" },
+    h("button", { onclick: () => ask(room, "mod:mute", { participant_id: p.participant_id, source: "microphone" }) },
+      t("room.mute")),
+    h("button", { onclick: () => permit("microphone", !p.permissions.microphone) },
+      p.permissions.microphone ? t("room.revoke_mic") : t("room.allow_mic")),
+    h("button", { onclick: () => permit("screen", !p.permissions.screen) },
+      p.permissions.screen ? t("room.revoke_screen") : t("room.allow_screen")),
+    h("button", { onclick: () => permit("chat", !p.permissions.chat) },
+      p.permissions.chat ? t("room.mute_chat") : t("room.unmute_chat")),
+    h("button", { onclick: () => room.privateTo = p }, t("chat.private")),
+    h("button", { class: "danger", onclick: () => {
+      const reason = prompt(t("room.kick_reason"));
+      if (reason !== null) ask(room, "mod:kick", { participant_id: p.participant_id, reason: reason || null });
+    } }, t("room.kick")));
+}
+
+function renderChat(room) {
+  const you = room.state.you;
+  const teacherP = room.state.participants.find((p) => p.role === "teacher");
+  const targets = isTeacher(room)
+    ? room.state.participants.filter((p) => p.participant_id !== you.participant_id)
+    : teacherP ? [teacherP] : [];
+  const select = h("select", { id: "chat-to", "aria-label": t("chat.private") },
+    you.role !== "observer" ? h("option", { value: "" }, t("chat.to_everyone")) : null,
+    targets.map((p) => h("option", { value: p.participant_id, selected: room.privateTo?.participant_id === p.participant_id },
+      t("chat.private_to", { name: p.name }))));
+  const input = h("input", { id: "chat-input", type: "text", maxlength: 2000, placeholder: t("chat.placeholder"),
+                             "aria-label": t("chat.placeholder"), autocomplete: "off" });
+  const form = h("form", { class: "chat-form", onsubmit: async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    const to = select.value || undefined;
+    const answer = await ask(room, "chat:send", to ? { text, to } : { text });
+    if (answer.ok) { input.value = ""; input.focus(); }
+  } }, select, input, h("button", { type: "submit", class: "primary" }, t("chat.send")));
+  const log = h("ol", { class: "chat-log", "aria-live": "polite" }, room.chat.map((m) => h("li", {
+    class: m.to ? "message private" : "message", "data-message": m.message_id },
+    h("span", { class: "meta" }, `${formatTime(new Date(m.at * 1000).toISOString())} ${m.from.name}`,
+      m.to ? ` → ${m.to.name}` : ""),
+    m.deleted ? h("em", { class: "deleted" }, t("chat.deleted"))
+      : m.kind === "handout"
+        ? h("a", { href: m.handout.url, download: m.handout.filename }, t("chat.handout", { name: m.handout.filename }))
+        : h("span", { class: "text" }, m.text),
+    isTeacher(room) && !m.deleted
+      ? h("button", { class: "small", onclick: () => ask(room, "chat:delete", { message_id: m.message_id }) },
+        t("chat.delete")) : null)));
+  const wrapper = h("div", { class: "chat" }, log, you.role === "observer" && !targets.length ? null : form);
+  requestAnimationFrame(() => { log.scrollTop = log.scrollHeight; });
+  return wrapper;
+}
+
+function renderHands(room) {
+  const you = room.state.you;
+  const mine = room.hands.find((hand) => hand.participant_id === you.participant_id);
+  const learner = you.role === "student" || you.role === "guest";
+  return h("div", { class: "hands" },
+    learner ? h("button", { class: mine ? "toggle on big" : "primary big", "aria-pressed": Boolean(mine),
+      onclick: () => ask(room, mine ? "hand:lower" : "hand:raise", {}) }, mine ? t("room.lower_hand") : t("room.raise_hand"))
+      : null,
+    mine ? h("p", { class: "hand-position", role: "status" }, t("room.hand_position", { position: mine.position })) : null,
+    isTeacher(room) && room.hands.length
+      ? h("button", { onclick: () => ask(room, "hand:lower", { all: true }) }, t("room.lower_all")) : null,
+    room.hands.length ? h("ol", { class: "hand-queue" }, room.hands.map((hand) =>
+      h("li", { "data-participant": hand.participant_id }, `#${hand.position} ${hand.name}`,
+        isTeacher(room) ? h("button", { class: "small", onclick: () => ask(room, "hand:lower", { participant_id: hand.participant_id }) },
+          t("room.lower_hand")) : null)))
+      : h("p", {}, t("room.no_hands")));
+}
+
+function renderHandouts(room) {
+  const items = room.chat.filter((m) => m.kind === "handout" && !m.deleted);
+  const upload = isTeacher(room) ? h("label", { class: "button" }, t("handout.upload"),
+    h("input", { type: "file", class: "visually-hidden", onchange: async (event) => {
+      const file = event.target.files[0];
+      if (!file) return;
+      const form = new FormData();
+      form.append("file", file);
+      try {
+        await api("POST", `/sessions/${room.sessionId}/handouts`, form);
+      } catch (e) {
+        banner(e.message, "error");
+      }
+    } })) : null;
+  return h("div", {}, upload, h("ul", { class: "handouts" }, items.map((m) =>
+    h("li", {}, h("a", { href: m.handout.url, download: m.handout.filename }, m.handout.filename)))));
+}
