@@ -1,0 +1,143 @@
+"""The web client in a real browser (Debian's chromium through Playwright): the period as people live it.
+
+Media (camera, microphone, screen) is not built yet (issue 4); these tests walk everything else.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from tests.helpers import PASSWORD, seed_school
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture
+async def browser():
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield pw, browser
+        await browser.close()
+
+
+async def open_as(browser, server, user, device=None, password=PASSWORD, prompt_answer=""):
+    pw, chromium = browser
+    options = {k: v for k, v in (pw.devices[device] if device else {}).items() if k != "default_browser_type"}
+    context = await chromium.new_context(**options, locale="vi-VN")
+    page = await context.new_page()
+    # confirm() is accepted; prompt() gets `prompt_answer` (a reason to deny or remove).
+    page.on("dialog", lambda dialog: dialog.accept(prompt_answer) if dialog.type == "prompt" else dialog.accept())
+    await page.goto(server.base_url + "/")
+    await page.get_by_label("Số định danh cá nhân").fill(user.personal_id)
+    await page.get_by_label("Mật khẩu").fill(password)
+    await page.get_by_role("button", name="Đăng nhập").click()
+    return page
+
+
+async def test_wrong_password_says_so(server, school, browser):
+    page = await open_as(browser, server, school.student, password="sai-mat-khau")
+    await expect(page.get_by_role("alert")).to_have_text("Sai số định danh hoặc mật khẩu.")
+
+
+async def run_period(server, school, browser, device=None, screenshots=False):
+    teacher = await open_as(browser, server, school.teacher)
+    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    await expect(teacher.locator(".room")).to_be_visible()
+
+    student = await open_as(browser, server, school.student, device=device)
+    await student.get_by_role("link", name="Vào lớp").click()
+    await expect(student.locator("[data-screen=lobby]")).to_contain_text("Phòng chờ")
+    await expect(student.locator("[data-screen=lobby]")).to_contain_text("Vui lòng chờ giáo viên cho vào lớp.")
+    if screenshots:
+        await student.screenshot(path=SCREENSHOTS / f"lobby-{device or 'desktop'}-vi.png")
+
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    entry = teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh")
+    await expect(entry).to_contain_text("Có trong danh sách lớp")
+    await entry.get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+
+    # Chat both ways.
+    await student.get_by_role("tab", name="Trò chuyện").click()
+    await student.get_by_label("Nhập tin nhắn…").fill("Em chào cô ạ")
+    await student.get_by_role("button", name="Gửi").click()
+    await teacher.get_by_role("tab", name="Trò chuyện").click()
+    await expect(teacher.locator(".chat-log")).to_contain_text("Em chào cô ạ")
+    await teacher.get_by_label("Nhập tin nhắn…").fill("Chào các em, hôm nay học hàm số bậc hai")
+    await teacher.get_by_role("button", name="Gửi").click()
+    await expect(student.locator(".chat-log")).to_contain_text("hàm số bậc hai")
+
+    # The raised hand appears with its position on the teacher's page.
+    await student.get_by_role("tab", name="Giơ tay").click()
+    await student.get_by_role("button", name="Giơ tay").click()
+    await expect(student.locator(".hand-position")).to_have_text("Bạn đang ở vị trí số 1")
+    await teacher.get_by_role("tab", name="Giơ tay").click()
+    await expect(teacher.locator(".hand-queue")).to_contain_text("#1 Phạm Ngọc Ánh")
+    if screenshots:
+        await teacher.screenshot(path=SCREENSHOTS / "teacher-room-vi.png")
+        await student.screenshot(path=SCREENSHOTS / f"student-room-{device or 'desktop'}-vi.png")
+
+    await teacher.get_by_role("button", name="Kết thúc tiết học").click()
+    await expect(student.locator("[data-screen=ended]")).to_contain_text("Tiết học đã kết thúc.")
+    await teacher.context.close()
+    await student.context.close()
+
+
+async def test_a_period_from_login_to_the_end(server, school, browser):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await run_period(server, school, browser, screenshots=True)
+
+
+@pytest.mark.parametrize("device", ["iPhone 13", "Pixel 7"])
+async def test_the_student_flow_on_a_phone(server, school, browser, device):
+    await run_period(server, school, browser, device=device, screenshots=device == "iPhone 13")
+
+
+async def test_denied_from_the_lobby(server, school, browser):
+    teacher = await open_as(browser, server, school.teacher, prompt_answer="Sai lớp")
+    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    student = await open_as(browser, server, school.student)
+    await student.get_by_role("link", name="Vào lớp").click()
+    await expect(student.locator("[data-screen=lobby]")).to_be_visible()
+    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Từ chối").click()
+    await expect(student.locator("[data-screen=ended]")).to_contain_text("Giáo viên đã từ chối cho bạn vào lớp.")
+    await expect(student.locator("[data-screen=ended]")).to_contain_text("Sai lớp")
+
+
+async def test_student_back_from_5_s_offline_returns_without_the_lobby(server, school, browser):
+    teacher = await open_as(browser, server, school.teacher)
+    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    student = await open_as(browser, server, school.student)
+    await student.get_by_role("link", name="Vào lớp").click()
+    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    await student.context.set_offline(True)
+    await expect(student.locator("#banner")).to_have_text("Đang kết nối lại…", timeout=15000)
+    await student.wait_for_timeout(5000)
+    await student.context.set_offline(False)
+    await expect(student.locator("#banner")).to_be_hidden(timeout=15000)
+    await expect(student.locator(".room")).to_be_visible()
+    await expect(teacher.locator(".lobby-list li")).to_have_count(0)  # never back in the lobby
+    await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).not_to_contain_text("Đang kết nối lại…")
+
+
+async def test_english_switch_and_admin_page(server, school, browser):
+    admin = await open_as(browser, server, school.admin)
+    await admin.get_by_role("link", name="Quản trị").click()
+    await expect(admin.get_by_role("heading", name="Tài khoản")).to_be_visible()
+    await admin.screenshot(path=SCREENSHOTS / "admin-vi.png")
+    await admin.get_by_role("button", name="English").click()
+    await expect(admin.get_by_role("heading", name="Accounts")).to_be_visible()
+    await admin.screenshot(path=SCREENSHOTS / "admin-en.png")
