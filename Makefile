@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint clean
+.PHONY: run test install lint clean screenshots
 
 $(STAMP): pyproject.toml package.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "LiveClass needs Python 3.11 (set PYTHON=python3.11)")'
@@ -27,6 +27,9 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	@$(BIN)/pytest -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+screenshots: $(STAMP)
+	LIVECLASS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/test_web_client.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

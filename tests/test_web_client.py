@@ -13,7 +13,8 @@ from playwright.async_api import async_playwright, expect
 from tests.helpers import PASSWORD, seed_school
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# `make screenshots` refreshes docs/screenshots; a plain test run keeps its pictures out of the tree.
+SCREENSHOTS = Path(os.environ.get("LIVECLASS_SCREENSHOTS_DIR", "/tmp/liveclass-screenshots"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream"]
@@ -50,6 +51,7 @@ async def test_wrong_password_says_so(server, school, browser):
 
 
 async def run_period(server, school, browser, device=None, screenshots=False):
+    shot = (device or "desktop").replace(" ", "").lower()
     teacher = await open_as(browser, server, school.teacher)
     await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
     await expect(teacher.locator(".room")).to_be_visible()
@@ -59,7 +61,7 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await expect(student.locator("[data-screen=lobby]")).to_contain_text("Phòng chờ")
     await expect(student.locator("[data-screen=lobby]")).to_contain_text("Vui lòng chờ giáo viên cho vào lớp.")
     if screenshots:
-        await student.screenshot(path=SCREENSHOTS / f"lobby-{device or 'desktop'}-vi.png")
+        await student.screenshot(path=SCREENSHOTS / f"lobby-{shot}-vi.png")
 
     await teacher.get_by_role("tab", name="Người tham gia").click()
     entry = teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh")
@@ -85,7 +87,7 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await expect(teacher.locator(".hand-queue")).to_contain_text("#1 Phạm Ngọc Ánh")
     if screenshots:
         await teacher.screenshot(path=SCREENSHOTS / "teacher-room-vi.png")
-        await student.screenshot(path=SCREENSHOTS / f"student-room-{device or 'desktop'}-vi.png")
+        await student.screenshot(path=SCREENSHOTS / f"student-room-{shot}-vi.png")
 
     await teacher.get_by_role("button", name="Kết thúc tiết học").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Tiết học đã kết thúc.")
@@ -134,6 +136,7 @@ async def test_student_back_from_5_s_offline_returns_without_the_lobby(server, s
 
 
 async def test_english_switch_and_admin_page(server, school, browser):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     admin = await open_as(browser, server, school.admin)
     await admin.get_by_role("link", name="Quản trị").click()
     await expect(admin.get_by_role("heading", name="Tài khoản")).to_be_visible()
