@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed (login throttling and the audit log need the
     # real client address); empty: the connection's own address.
     trusted_proxies: list[str] = Field(default_factory=list)
-    # Origins allowed to open the live-room socket besides the server's own (empty: same origin only).
+    # Web origins allowed to open the live-room socket. Empty: the server's own origin only. When set,
+    # list the server's own public origin too (e.g. https://lop.truong.edu.vn).
     allowed_origins: list[str] = Field(default_factory=list)
     session_ttl_hours: float = Field(12, gt=0)
     join_token_ttl_seconds: int = Field(60, ge=5, le=60)

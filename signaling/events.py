@@ -21,14 +21,15 @@ class RoomEvent:
 
 
 # The event types, for readers of the records (docs/protocol.md lists their data).
-PARTICIPANT_JOINED = "participant_joined"  # entered without the lobby (teacher, observer, resumed seat)
+PARTICIPANT_JOINED = "participant_joined"  # entered without the lobby (teacher, observer)
 LOBBY_ENTERED = "lobby_entered"
 LOBBY_LEFT = "lobby_left"
 LOBBY_ADMITTED = "lobby_admitted"
 LOBBY_DENIED = "lobby_denied"
 PARTICIPANT_DROPPED = "participant_dropped"  # connection lost: attendance closes now, seat kept for the grace
 PARTICIPANT_RECONNECTED = "participant_reconnected"
-PARTICIPANT_LEFT = "participant_left"  # data.reason: left, grace_expired, kicked, ended, logged_out, replaced
+PARTICIPANT_LEFT = "participant_left"  # data.reason: left, grace_expired, kicked, ended, logged_out, replaced,
+#                                        server_stopped
 CHAT_MESSAGE = "chat_message"
 CHAT_DELETED = "chat_deleted"
 HAND_RAISED = "hand_raised"
@@ -38,7 +39,6 @@ MEDIA_CHANGED = "media_changed"
 MEDIA_MUTED = "media_muted"
 PARTICIPANT_KICKED = "participant_kicked"
 LOCK_CHANGED = "lock_changed"
-HANDOUT_SHARED = "handout_shared"
 ROOM_ENDED = "room_ended"
 
 

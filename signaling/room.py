@@ -6,6 +6,7 @@ can be tested without sockets.
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import deque
@@ -71,6 +72,7 @@ class Room:
         self.removed_users: set[int] = set()
         self.ended = False
         self.outbox: list[Outgoing] = []
+        self.delivery_lock = asyncio.Lock()  # held by the server while it sends the outbox
         self._ids = 0
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ class Room:
 
     def _target(self, participant_id: str) -> Participant:
         target = self.participants.get(participant_id)
-        if target is None or target.state == "gone":
+        if target is None or target.state != "admitted":
             raise RoomError("unknown_participant", "That person is not in the room.")
         return target
 
@@ -136,7 +138,6 @@ class Room:
         version = self._bump()
         self._broadcast("participant:updated",
                         lambda v: {"version": version, "participant": self.view(subject, v)}, about=subject)
-        self._send_lobby_to_teachers()  # roster view of the teacher stays in step
 
     def _lobby_entry(self, p: Participant) -> dict:
         return {"participant_id": p.participant_id, "name": p.name, "personal_id": p.personal_id,
@@ -175,23 +176,25 @@ class Room:
         if self.ended:
             raise RoomError("session_ended", "The period has ended.")
         seat = self._by_user(claims.user_id)
+        if seat is not None and seat.state == "admitted" and isinstance(resume_token, str) and \
+                secrets.compare_digest(resume_token, seat.resume_token):
+            return self._resume(seat, sid)
+        if self.locks["room"] and claims.room_role in LEARNERS:
+            # Checked before anything changes: a refused second tab does not cost the first its seat.
+            raise RoomError("room_locked", "The teacher has locked the room; try again later.")
         if seat is not None:
-            if seat.state == "admitted" and isinstance(resume_token, str) and secrets.compare_digest(
-                    resume_token, seat.resume_token):
-                return self._resume(seat, sid)
             # The same account again without the seat's resume token (another tab or device): the
             # newest connection wins and the older one is closed, so one person is never in twice.
             self._replace(seat)
-        if self.locks["room"] and claims.room_role in LEARNERS:
-            raise RoomError("room_locked", "The teacher has locked the room; try again later.")
         participant = Participant(
             participant_id=self._new_id(), user_id=claims.user_id, name=claims.name,
             personal_id=claims.personal_id, role=claims.room_role, on_roster=claims.on_roster,
             permissions=Permissions(claims.room_role, {}), sid=sid, arrived_at=self.clock(),
             was_removed=claims.user_id in self.removed_users)
         self.participants[participant.participant_id] = participant
-        if participant.role in LEARNERS:
-            # Everyone a teacher has not let in waits, rostered or not, even before the teacher arrives.
+        if participant.role in LEARNERS or participant.was_removed:
+            # Everyone a teacher has not let in waits, rostered or not, even before the teacher arrives;
+            # so does anyone the teacher removed earlier, observers included.
             self._event(ev.LOBBY_ENTERED, participant, participant, on_roster=participant.on_roster)
             self._send(participant, "lobby:waiting", {"teacher_present": self.teacher_present, "locked": False})
             self._send_lobby_to_teachers()
@@ -245,6 +248,7 @@ class Room:
             self._leave(participant, "left")
             return None
         participant.dropped_at = self.clock()
+        participant.media = dict.fromkeys(SOURCES, False)  # nothing is sent while the connection is gone
         self._event(ev.PARTICIPANT_DROPPED, participant, participant)
         self._participant_updated(participant)
         if participant.role == TEACHER:
@@ -288,17 +292,20 @@ class Room:
             self._leave(participant, "logged_out")
         return participant
 
-    def end(self, by: Participant | None) -> None:
+    def end(self, by: Participant | None, by_user_id: int | None = None, by_name: str | None = None) -> None:
+        """End the period: `by` in the room, or the user who ended it over HTTP."""
         if self.ended:
             return
         self.ended = True
+        name = by.name if by else by_name
         for participant in list(self.participants.values()):
             if participant.state == "gone":
                 continue
-            self._send(participant, "room:ended", {"session_id": self.session_id,
-                                                   "ended_by": by.name if by else None}, disconnect_after=True)
+            self._send(participant, "room:ended", {"session_id": self.session_id, "ended_by": name},
+                       disconnect_after=True)
             self._leave(participant, "ended")
-        self._event(ev.ROOM_ENDED, by)
+        self.sink.emit(RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, {},
+                                 self.clock()))
 
     # -- requests ------------------------------------------------------------------------------------
     def handle(self, participant: Participant, action: str, payload: Any) -> Any:
@@ -314,6 +321,7 @@ class Room:
         return self.state_for(p) if p.state == "admitted" else {"lobby": True, "teacher_present": self.teacher_present}
 
     def _on_room_leave(self, p: Participant, payload) -> None:
+        self._send(p, "room:left", {"session_id": self.session_id}, disconnect_after=True)
         self._leave(p, "left")
 
     def _on_room_end(self, p: Participant, payload) -> None:
@@ -324,7 +332,7 @@ class Room:
         if payload.all:
             return self.lobby()
         targets = []
-        for pid in payload.participant_ids:
+        for pid in dict.fromkeys(payload.participant_ids):  # each person once, in the order given
             target = self.participants.get(pid)
             if target is None or target.state != "lobby":
                 raise RoomError("not_in_lobby", f"{pid} is not waiting in the lobby.")
@@ -379,7 +387,8 @@ class Room:
                 raise RoomError(code, "The teacher has turned off chat." if code == "chat_locked"
                                 else "The teacher has turned off your chat.")
         now = self.clock()
-        if len(sender.chat_times) == CHAT_RATE_COUNT and now - sender.chat_times[0] < CHAT_RATE_WINDOW:
+        if sender.role != TEACHER and len(sender.chat_times) == CHAT_RATE_COUNT and \
+                now - sender.chat_times[0] < CHAT_RATE_WINDOW:
             retry = round(CHAT_RATE_WINDOW - (now - sender.chat_times[0]), 1)
             raise RoomError("rate_limited", f"You are sending messages too fast; wait {retry} s.", retry_after=retry)
         sender.chat_times.append(now)
@@ -407,6 +416,7 @@ class Room:
             raise RoomError("unknown_message", "That message does not exist.")
         if not message["deleted"]:
             message.update(deleted=True, text="", deleted_by=teacher.name)
+            message.pop("handout", None)
             self._event(ev.CHAT_DELETED, teacher, None, message_id=message["message_id"])
             for viewer in self.present():
                 if self._may_read(viewer, message):
@@ -419,7 +429,7 @@ class Room:
         sender = self._by_user(uploader_user_id)
         if sender is None or sender.state != "admitted":
             raise RoomError("not_in_room", "Join the room before handing out material.")
-        return self._post(sender, handout["filename"], None, kind="handout", handout=handout)
+        return self._post(sender, handout["filename"], None, kind="handout", handout=dict(handout))
 
     # hands
     def hand_queue(self) -> list[dict]:
@@ -499,13 +509,17 @@ class Room:
             if payload.locked and covered:
                 for p in self.present():
                     if p.role in LEARNERS:
-                        p.permissions.overrides.pop(covered, None)  # locking again takes back the floor
+                        if p.permissions.overrides.get(covered) is True:
+                            del p.permissions.overrides[covered]  # locking again takes back the floor
                         if covered in p.media:
                             self._force_off(p, covered, teacher)
             version = self._bump()
             for p in self.present():
                 self._send(p, "room:locks", {"version": version, "locks": dict(self.locks)})
                 self._send(p, "you:permissions", {"permissions": p.permissions.effective(self.locks)})
+            for p in self.present():
+                if p.role in LEARNERS:  # their permissions (and maybe media) changed: lists stay true
+                    self._participant_updated(p)
             if payload.what == "room":
                 self._tell_lobby_waiting()
         return {"locks": dict(self.locks)}

@@ -76,12 +76,15 @@ class LiveServer:
 
     # -- delivery ------------------------------------------------------------------------------------
     async def _flush(self, room: Room, requester: str | None = None) -> None:
-        outbox, room.outbox = room.outbox, []
-        for out in outbox:
-            if out.sid in self._pending:
-                self._pending[out.sid].append(out)
-                continue
-            await self._deliver(out, requester)
+        # One delivery at a time per room: sending yields, and two requests handled at once must not
+        # interleave their messages (clients rely on the order of versions).
+        async with room.delivery_lock:
+            outbox, room.outbox = room.outbox, []
+            for out in outbox:
+                if out.sid in self._pending:
+                    self._pending[out.sid].append(out)
+                    continue
+                await self._deliver(out, requester)
 
     async def _deliver(self, out, requester: str | None = None) -> None:
         await self.sio.emit(out.event, out.data, to=out.sid, namespace=NAMESPACE)
@@ -104,7 +107,12 @@ class LiveServer:
             await self._deliver(out)
 
     # -- connection ----------------------------------------------------------------------------------
-    async def _on_connect(self, sid: str, environ: dict, auth: Any) -> None:
+    # python-socketio also hands a client's *event* named "connect" or "disconnect" to these handlers.
+    # Such an event comes on an established connection; a real connect or disconnect never does (the
+    # library marks the connection pending first), so it is answered as the unknown request it is.
+    async def _on_connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict | None:
+        if self.sio.manager.is_connected(sid, NAMESPACE):
+            return RoomError("unknown_event", "Unknown request 'connect'.").answer()
         auth = auth if isinstance(auth, dict) else {}
         try:
             claims = await accept_join_token(self._secret, auth.get("token"), self._spent, auth.get("session_id"))
@@ -119,7 +127,9 @@ class LiveServer:
         asyncio.get_running_loop().create_task(self._release_pending(sid))
         log.info("user %s connected to session %s as %s", claims.user_id, claims.session_id, claims.room_role)
 
-    async def _on_disconnect(self, sid: str, *args: Any) -> None:
+    async def _on_disconnect(self, sid: str, *args: Any) -> dict | None:
+        if self.sio.manager.is_connected(sid, NAMESPACE):
+            return RoomError("unknown_event", "Unknown request 'disconnect'.").answer()
         self._pending.pop(sid, None)
         session_id = self._room_of_sid.pop(sid, None)
         if session_id is None or session_id not in self.rooms:
@@ -142,8 +152,10 @@ class LiveServer:
             await self._flush(room)
 
     # -- requests ------------------------------------------------------------------------------------
-    async def _on_request(self, event: str, sid: str, data: Any = None, *extra: Any) -> dict:
+    async def _on_request(self, event: str, sid: Any = None, data: Any = None, *extra: Any) -> dict:
         """Every request gets exactly one answer; nothing a client sends can break the room."""
+        # An event literally named "*" comes without its name (python-socketio calls this handler as
+        # the one for "*"): `event` is then the sid, never a request, so it is answered unknown_event.
         try:
             return await self._handle(event, sid, data)
         except RoomError as exc:
@@ -171,10 +183,10 @@ class LiveServer:
         return ok(result)
 
     # -- called by the application -------------------------------------------------------------------
-    async def end_room(self, session_id: int) -> None:
-        """End the period for everyone in it; nobody may join it again."""
+    async def end_room(self, session_id: int, by_user_id: int | None = None, by_name: str | None = None) -> None:
+        """End the period for everyone in it (ended over HTTP by `by_user_id`); nobody may join it again."""
         room = self.room(session_id)
-        room.end(None)
+        room.end(None, by_user_id, by_name)
         await self._flush(room)
 
     async def user_logged_out(self, user_id: int) -> None:

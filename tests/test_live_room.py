@@ -358,3 +358,70 @@ async def test_teacher_and_admin_read_the_session_records_back(server, school, p
     assert (await admin.json("GET", f"/sessions/{session_id}/records"))["chat"] == records["chat"]
     # The student has no access to the records.
     await student.person.json("GET", f"/sessions/{session_id}/records", expect=403)
+
+
+async def test_locks_take_back_grants_but_never_undo_a_revoke(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    await teacher.ok("mod:permit", {"participant_id": student.participant_id, "permissions": {"camera": False}})
+    await teacher.ok("mod:lock", {"what": "cameras", "locked": True})
+    mark = teacher.mark()
+    await teacher.ok("mod:lock", {"what": "cameras", "locked": False})
+    # Everyone's list follows the lock, and the revoked camera stays revoked.
+    update = await teacher.wait_for("participant:updated", after=mark,
+                                    where=lambda d: d["participant"]["participant_id"] == student.participant_id)
+    assert update["participant"]["permissions"]["camera"] is False
+    assert await student.refused("media:state", {"camera": True}) == "not_permitted"
+
+
+async def test_a_second_tab_refused_by_the_lock_does_not_cost_the_seat(server, school, period):
+    session_id, teacher = period
+    first = await admitted(teacher, await server.logged_in(school.student), session_id)
+    await teacher.ok("mod:lock", {"locked": True})
+    with pytest.raises(RefusedError) as refused:
+        await enter(await server.logged_in(school.student), session_id)
+    assert refused.value.code == "room_locked"
+    assert (await first.ok("room:sync"))["you"]["participant_id"] == first.participant_id
+    assert not first.events("you:replaced")
+
+
+async def test_admitting_the_same_person_twice_in_one_request_admits_once(server, school, period):
+    session_id, teacher = period
+    student = await enter(await server.logged_in(school.student), session_id)
+    lobby = await teacher.wait_for("lobby:updated", lambda d: len(d["lobby"]) == 1)
+    pid = lobby["lobby"][0]["participant_id"]
+    assert (await teacher.ok("lobby:admit", {"participant_ids": [pid, pid]}))["admitted"] == [pid]
+    await student.wait_for("room:state")
+    await asyncio.sleep(0.2)
+    assert len(student.events("lobby:admitted")) == 1
+    assert len([d for d in teacher.events("participant:joined") if d["participant"]["participant_id"] == pid]) == 1
+
+
+async def test_a_removed_observer_waits_in_the_lobby_to_come_back(server, school, period):
+    session_id, teacher = period
+    observer = await enter(await server.logged_in(school.observer), session_id)
+    state = await observer.wait_for("room:state")
+    await teacher.ok("mod:kick", {"participant_id": state["you"]["participant_id"]})
+    await observer.wait_for("you:kicked")
+    back = await enter(observer.person, session_id)
+    await back.wait_for("lobby:waiting")
+
+
+async def test_ending_over_http_records_who_ended_it(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    admin = await server.logged_in(school.admin)
+    await admin.json("POST", f"/periods/{school.period.id}/end")
+    assert (await student.wait_for("room:ended"))["ended_by"] == "Trần Quản Trị"
+    await asyncio.sleep(0.6)
+    async with server.db() as db:
+        ended = (await db.execute(select(SessionEvent).where(SessionEvent.type == "room_ended"))).scalar_one()
+    assert ended.actor_id == school.admin.id
+
+
+async def test_leaving_closes_the_connection_and_tells_the_others(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    await student.ok("room:leave")
+    await student.wait_for("_disconnected")
+    assert (await teacher.wait_for("participant:left"))["reason"] == "left"

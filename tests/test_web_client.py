@@ -144,3 +144,31 @@ async def test_english_switch_and_admin_page(server, school, browser):
     await admin.get_by_role("button", name="English").click()
     await expect(admin.get_by_role("heading", name="Accounts")).to_be_visible()
     await admin.screenshot(path=SCREENSHOTS / "admin-en.png")
+
+
+async def test_first_login_with_a_generated_password_asks_for_a_new_one(server, browser):
+    from tests.helpers import add_user
+    async with server.db() as db:
+        user = await add_user(db, "teacher", "Giáo Viên Mới", must_change=True)
+        await db.commit()
+    page = await open_as(browser, server, user)
+    await expect(page.get_by_role("heading", name="Đổi mật khẩu")).to_be_visible()
+    await page.get_by_label("Mật khẩu hiện tại").fill(PASSWORD)
+    await page.get_by_label("Mật khẩu mới", exact=True).fill("Trời-thu-Hà-Nội")
+    await page.get_by_label("Nhập lại mật khẩu mới").fill("Trời-thu-Hà-Nội")
+    await page.get_by_role("button", name="Lưu mật khẩu").click()
+    await expect(page.get_by_role("heading", name="Tiết học hôm nay")).to_be_visible()
+
+
+async def test_removed_student_sees_why(server, school, browser):
+    teacher = await open_as(browser, server, school.teacher, prompt_answer="Làm ồn trong giờ học")
+    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    student = await open_as(browser, server, school.student)
+    await student.get_by_role("link", name="Vào lớp").click()
+    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    person = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
+    await person.get_by_role("button", name="Mời ra khỏi lớp").click()
+    await expect(student.locator("[data-screen=ended]")).to_contain_text("Bạn đã được mời ra khỏi lớp.")
+    await expect(student.locator("[data-screen=ended]")).to_contain_text("Làm ồn trong giờ học")

@@ -152,7 +152,7 @@ async def end_period(request: web.Request) -> web.Response:
         session = await periods.end_session(db, user, period)
         audit(db, user, "period_ended", target=f"session:{session.id}", address=auth.client_address(request))
         await db.commit()
-    await request.app[LIVE_ROOMS].end_room(session.id)
+    await request.app[LIVE_ROOMS].end_room(session.id, user.id, user.full_name)
     return dump(SessionOut.model_validate(session))
 
 
