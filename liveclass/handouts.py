@@ -1,12 +1,14 @@
 """Handouts (tài liệu): files a teacher gives out during a period, checked by content, not by name."""
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import secrets
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import filetype
 
@@ -25,6 +27,13 @@ class StoredFile:
 
 def safe_filename(name: str) -> str:
     """Keep the teacher's name (Vietnamese included) but nothing that reaches outside a folder or a header."""
+    if "%" in name:
+        # Clients may percent-encode the name (RFC 7578 4.2; aiohttp does, browsers do for `"`, CR, LF).
+        # Decoded before the folder part is cut off, so an encoded `../` is cut off too.
+        try:
+            name = unquote(name, errors="strict")
+        except UnicodeDecodeError:
+            pass
     name = unicodedata.normalize("NFC", os.path.basename(name.replace("\\", "/"))).strip()
     name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?')
     return (name or "tai-lieu")[:200]
@@ -54,20 +63,24 @@ async def store_upload(field, directory: Path, max_bytes: int, allowed: list[str
     digest = hashlib.sha256()
     size = 0
     head = b""
+    utf8 = codecs.getincrementaldecoder("utf-8")()  # plain text must be UTF-8 to its last byte
+    is_utf8 = True
     try:
         with open(path, "wb") as out:
             while chunk := await field.read_chunk(256 * 1024):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise ApiError(413, "file_too_large",
-                                   f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+                    raise ApiError(413, "file_too_large", f"The file is larger than {_size(max_bytes)}.")
                 if len(head) < 8192:
                     head += chunk[: 8192 - len(head)]
                 digest.update(chunk)
+                is_utf8 = is_utf8 and _decodes(utf8, chunk)
                 out.write(chunk)
         if size == 0:
             raise ApiError(400, "empty_file", "The file is empty.")
         content_type = detect_content_type(head, filename)
+        if content_type == TEXT_PLAIN and not (is_utf8 and _decodes(utf8, b"", final=True)):
+            content_type = None
         if content_type not in allowed:
             raise ApiError(415, "file_type_not_allowed",
                            "This kind of file cannot be handed out. Allowed: PDF, images (PNG, JPEG), "
@@ -76,3 +89,18 @@ async def store_upload(field, directory: Path, max_bytes: int, allowed: list[str
         path.unlink(missing_ok=True)
         raise
     return StoredFile(stored_name, size, digest.hexdigest(), content_type), filename
+
+
+def _decodes(decoder, chunk: bytes, final: bool = False) -> bool:
+    try:
+        decoder.decode(chunk, final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{n} bytes"

@@ -75,7 +75,9 @@ class RecordsWriter:
 
     async def close(self) -> None:
         if self._task:
-            self._task.cancel()
+            # Not in the middle of a batch: a write cut off by the cancel would lose that batch.
+            async with self._write_lock:
+                self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:

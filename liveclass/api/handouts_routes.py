@@ -36,10 +36,15 @@ async def _session_and_role(db, user: User, session_id: int) -> tuple[LiveSessio
     return session, role
 
 
-async def _ensure_participant(db, user: User, session_id: int) -> None:
+async def _ensure_participant(request: web.Request, db, user: User, session_id: int) -> None:
     """Teachers and observers of the session, and learners the teacher let in, may read its handouts."""
     session, role = await _session_and_role(db, user, session_id)
     if role in ("teacher", "observer"):
+        return
+    # In the room now: the attendance record of a learner admitted moments ago may not be written yet
+    # (records are written in batches), but the handout's announcement has already reached them.
+    room = request.app[LIVE_ROOMS].rooms.get(session.id)
+    if room is not None and any(p.user_id == user.id for p in room.present()):
         return
     was_admitted = (await db.execute(select(exists().where(
         AttendanceInterval.session_id == session.id, AttendanceInterval.user_id == user.id)))).scalar()
@@ -91,7 +96,7 @@ async def upload_handout(request: web.Request) -> web.Response:
 async def list_handouts(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
-        await _ensure_participant(db, current_user(request), session_id)
+        await _ensure_participant(request, db, current_user(request), session_id)
         found = (await db.execute(select(Handout).where(Handout.session_id == session_id)
                                   .order_by(Handout.uploaded_at))).scalars()
         return web.json_response({"items": [handout_out(h) for h in found]})
@@ -103,7 +108,7 @@ async def download_handout(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id, handout_id = path_int(request, "session_id"), path_int(request, "handout_id")
     async with request.app[DB]() as db:
-        await _ensure_participant(db, user, session_id)
+        await _ensure_participant(request, db, user, session_id)
         handout = await db.get(Handout, handout_id)
         if handout is None or handout.session_id != session_id:
             raise not_found("Handout")
