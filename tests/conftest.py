@@ -55,3 +55,15 @@ async def any_store_server(tmp_path, store_url):
 @pytest.fixture
 async def school(server):
     return await seed_school(server)
+
+
+@pytest.fixture
+async def period(server, school):
+    """A running period with its teacher in the room: (session id, the teacher's live client)."""
+    from tests.live import enter
+    teacher_person = await server.logged_in(school.teacher)
+    session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+    teacher = await enter(teacher_person, session["id"])
+    await teacher.wait_for("room:state")
+    yield session["id"], teacher
+    await teacher.close()

@@ -5,7 +5,7 @@ import pytest
 from yarl import URL
 from sqlalchemy import func, select
 
-from liveclass.models import AuditEntry, User
+from liveclass.models import AuditEntry
 from tests.helpers import PASSWORD, add_user, make_settings, start_server
 
 

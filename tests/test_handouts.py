@@ -101,13 +101,10 @@ async def enroll(server, school, name: str):
 
 
 @pytest.fixture
-async def room(server, school):
+async def room(period):
     """A running period with its teacher in the room: (session id, teacher's HTTP person, teacher's client)."""
-    teacher_person = await server.logged_in(school.teacher)
-    session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-    teacher = await enter(teacher_person, session["id"])
-    await teacher.wait_for("room:state")
-    return session["id"], teacher_person, teacher
+    session_id, teacher = period
+    return session_id, teacher.person, teacher
 
 
 # -- the whole story ------------------------------------------------------------------------------------

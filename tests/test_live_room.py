@@ -11,17 +11,6 @@ from tests.helpers import add_user, make_settings, seed_school, start_server
 from tests.live import LiveClient, RefusedError, admitted, enter
 
 
-@pytest.fixture
-async def period(server, school):
-    """A running period with the teacher in the room."""
-    teacher_person = await server.logged_in(school.teacher)
-    session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-    teacher = await enter(teacher_person, session["id"])
-    await teacher.wait_for("room:state")
-    yield session["id"], teacher
-    await teacher.close()
-
-
 async def test_student_arriving_before_the_teacher_waits_then_is_admitted(server, school):
     teacher_person = await server.logged_in(school.teacher)
     session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.helpers import PASSWORD, seed_school
+from tests.helpers import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 # `make screenshots` refreshes docs/screenshots; a plain test run keeps its pictures out of the tree.
@@ -105,24 +105,26 @@ async def test_the_student_flow_on_a_phone(server, school, browser, device):
     await run_period(server, school, browser, device=device, screenshots=device == "iPhone 13")
 
 
-async def test_denied_from_the_lobby(server, school, browser):
-    teacher = await open_as(browser, server, school.teacher, prompt_answer="Sai lớp")
+async def teacher_with_student_waiting(server, school, browser, prompt_answer=""):
+    """The teacher starts the period and watches the lobby; the student waits in it."""
+    teacher = await open_as(browser, server, school.teacher, prompt_answer=prompt_answer)
     await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
     await teacher.get_by_role("tab", name="Người tham gia").click()
     student = await open_as(browser, server, school.student)
     await student.get_by_role("link", name="Vào lớp").click()
     await expect(student.locator("[data-screen=lobby]")).to_be_visible()
+    return teacher, student
+
+
+async def test_denied_from_the_lobby(server, school, browser):
+    teacher, student = await teacher_with_student_waiting(server, school, browser, prompt_answer="Sai lớp")
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Từ chối").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Giáo viên đã từ chối cho bạn vào lớp.")
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Sai lớp")
 
 
 async def test_student_back_from_5_s_offline_returns_without_the_lobby(server, school, browser):
-    teacher = await open_as(browser, server, school.teacher)
-    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
-    await teacher.get_by_role("tab", name="Người tham gia").click()
-    student = await open_as(browser, server, school.student)
-    await student.get_by_role("link", name="Vào lớp").click()
+    teacher, student = await teacher_with_student_waiting(server, school, browser)
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
     await expect(student.locator(".room")).to_be_visible()
     await student.context.set_offline(True)
@@ -161,11 +163,8 @@ async def test_first_login_with_a_generated_password_asks_for_a_new_one(server, 
 
 
 async def test_removed_student_sees_why(server, school, browser):
-    teacher = await open_as(browser, server, school.teacher, prompt_answer="Làm ồn trong giờ học")
-    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
-    await teacher.get_by_role("tab", name="Người tham gia").click()
-    student = await open_as(browser, server, school.student)
-    await student.get_by_role("link", name="Vào lớp").click()
+    teacher, student = await teacher_with_student_waiting(server, school, browser,
+                                                         prompt_answer="Làm ồn trong giờ học")
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
     await expect(student.locator(".room")).to_be_visible()
     person = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
