@@ -12,6 +12,7 @@ from typing import Any
 
 import msgpack
 import socketio
+from socketio.msgpack_packet import MsgPackPacket
 
 from signaling import protocol as proto
 from signaling.events import EventSink
@@ -44,6 +45,18 @@ REQUESTS: dict[str, type[proto.Payload]] = {
 }
 
 
+class _LenientMsgPackPacket(MsgPackPacket):
+    """msgpack as python-socketio speaks it, but maps with non-string keys decode too: such a request
+    then gets its invalid_payload answer instead of being dropped unanswered."""
+
+    def decode(self, encoded_packet):
+        decoded = msgpack.loads(encoded_packet, ext_hook=self.__class__.ext_hook, strict_map_key=False)
+        self.packet_type = decoded["type"]
+        self.data = decoded.get("data")
+        self.id = decoded.get("id")
+        self.namespace = decoded["nsp"]
+
+
 class LiveServer:
     """Owns the Socket.IO server and the rooms of this node."""
 
@@ -55,7 +68,7 @@ class LiveServer:
         self._grace = grace_seconds
         # The engine's own limit (1 MB) closes a connection; ours (64 KB) only refuses the request.
         # Origins: the server's own, plus any configured (None = same origin only; [] would disable the check).
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer="msgpack",
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer=_LenientMsgPackPacket,
                                         cors_allowed_origins=allowed_origins or None,
                                         client_manager=client_manager, max_http_buffer_size=1_000_000)
         self.rooms: dict[int, Room] = {}

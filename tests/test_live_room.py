@@ -414,3 +414,11 @@ async def test_leaving_closes_the_connection_and_tells_the_others(server, school
     await student.ok("room:leave")
     await student.wait_for("_disconnected")
     assert (await teacher.wait_for("participant:left"))["reason"] == "left"
+
+
+async def test_a_map_with_number_keys_is_answered_not_lost(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    assert await student.refused("chat:send", {1: "a", "text": "x"}) == "invalid_payload"
+    assert await student.refused("mod:permit", {"participant_id": "x", "permissions": {2: True}}) in (
+        "invalid_payload", "forbidden")

@@ -1,0 +1,118 @@
+"""Every request × every room role: allowed, or refused with exactly the documented code.
+
+The expectation table is written out here on purpose (not derived from signaling.policy.ACTIONS), so a
+change of the policy shows up as a failing test that someone has to look at.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from liveclass.models import Enrollment
+from signaling.server import REQUESTS
+from tests.helpers import add_user, seed_school
+from tests.live import LiveClient, admitted, enter
+
+OK, FORBIDDEN = "ok", "forbidden"
+ROLES = ("teacher", "student", "observer", "guest")
+
+Ids = dict[str, str]  # room role (and "classmate") → participant id
+PayloadOf = Callable[[Ids, str], Any]
+
+
+def _private_to_teacher(ids: Ids, role: str) -> dict:
+    # The teacher cannot write to themself: their private message goes to a student.
+    return {"text": "Cho em hỏi riêng ạ", "to": ids["student"] if role == "teacher" else ids["teacher"]}
+
+
+# (event, case) → (payload, expected answer for teacher, student, observer, guest).
+# "ok" means {ok: true}; anything else is the error code of {ok: false}.
+TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
+    ("room:sync", ""): (lambda ids, role: None, (OK, OK, OK, OK)),
+    ("lobby:admit", "all waiting"): (lambda ids, role: {"all": True}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("lobby:deny", "all waiting, with a reason"): (
+        lambda ids, role: {"all": True, "reason": "Hết giờ vào lớp"}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("chat:send", "public"): (lambda ids, role: {"text": "Chào cả lớp"}, (OK, OK, FORBIDDEN, OK)),
+    ("chat:send", "private to the teacher"): (_private_to_teacher, (OK, OK, OK, OK)),
+    ("chat:send", "private to a classmate"): (
+        lambda ids, role: {"text": "Bạn ơi", "to": ids["classmate"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("chat:delete", ""): (lambda ids, role: {"message_id": ids["message"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("hand:raise", ""): (lambda ids, role: {}, (FORBIDDEN, OK, FORBIDDEN, OK)),
+    ("hand:lower", "own hand"): (lambda ids, role: {}, (OK, OK, FORBIDDEN, OK)),
+    ("hand:lower", "own hand, by id"): (lambda ids, role: {"participant_id": ids[role]}, (OK, OK, FORBIDDEN, OK)),
+    ("hand:lower", "someone else's hand"): (
+        lambda ids, role: {"participant_id": ids["classmate"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("hand:lower", "all hands"): (lambda ids, role: {"all": True}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("media:state", ""): (lambda ids, role: {"camera": True, "microphone": True}, (OK, OK, FORBIDDEN, OK)),
+    ("mod:mute", ""): (lambda ids, role: {"participant_id": ids["classmate"], "source": "microphone"},
+                       (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("mod:lock", ""): (lambda ids, role: {"what": "room", "locked": False}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("mod:permit", ""): (lambda ids, role: {"participant_id": ids["classmate"], "permissions": {"screen": False}},
+                         (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rec:start", ""): (lambda ids, role: {}, ("recording_unavailable", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rec:stop", ""): (lambda ids, role: {}, ("recording_unavailable", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    # These change or end the room: run last, in the order below.
+    ("mod:kick", ""): (lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},
+                       (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("room:end", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("room:leave", ""): (lambda ids, role: {}, (OK, OK, OK, OK)),
+}
+LAST = [("mod:kick", ""), ("room:end", ""), ("room:leave", "")]
+
+
+def test_the_table_covers_every_request():
+    assert {event for event, _ in TABLE} == set(REQUESTS)
+
+
+async def test_every_request_by_every_role(server):
+    school = await seed_school(server, parents_invited=True)
+    async with server.db() as db:
+        classmate_user = await add_user(db, "student", "Trần Gia Huy")
+        db.add(Enrollment(class_id=school.school_class.id, student_id=classmate_user.id))
+        await db.commit()
+    teacher_person = await server.logged_in(school.teacher)
+    session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
+    teacher = await enter(teacher_person, session_id)
+    await teacher.wait_for("room:state")
+    clients: dict[str, LiveClient] = {"teacher": teacher}
+    clients["student"] = await admitted(teacher, await server.logged_in(school.student), session_id)
+    clients["guest"] = await admitted(teacher, await server.logged_in(school.parent), session_id)
+    classmate = await admitted(teacher, await server.logged_in(classmate_user), session_id)
+    clients["observer"] = await enter(await server.logged_in(school.observer), session_id)
+    for role, client in clients.items():
+        assert (await client.wait_for("room:state"))["you"]["role"] == role
+    ids: Ids = {role: client.participant_id for role, client in clients.items()}
+    ids["classmate"] = classmate.participant_id
+    ids["message"] = (await teacher.ok("chat:send", {"text": "Bài hôm nay: hàm số"}))["message_id"]
+    await classmate.ok("hand:raise")  # someone else's hand, for the learners to (not) lower
+
+    wrong: list[str] = []
+    done: set[tuple[str, str, str]] = set()
+
+    async def run(key: tuple[str, str], roles=ROLES) -> None:
+        payload_of, expected = TABLE[key]
+        for role in roles:
+            want = expected[ROLES.index(role)]
+            answer = await clients[role].call(key[0], payload_of(ids, role))
+            assert isinstance(answer, dict) and isinstance(answer.get("ok"), bool), (key, role, answer)
+            got = OK if answer["ok"] else answer["error"]["code"]
+            if not answer["ok"]:
+                assert answer["error"]["message"], (key, role, answer)
+            if got != want:
+                wrong.append(f"{key[0]} ({key[1] or '-'}) as {role}: expected {want}, got {got}: {answer}")
+            done.add((*key, role))
+
+    for key in TABLE:
+        if key not in LAST:
+            await run(key)
+    # The classmate is kicked only after everyone else was refused; the end is refused to all but the
+    # teacher; everyone leaves; the teacher comes back on a fresh connection and ends the period.
+    await run(("mod:kick", ""), ["student", "observer", "guest", "teacher"])
+    await run(("room:end", ""), ["student", "observer", "guest"])
+    await run(("room:leave", ""), ["student", "observer", "guest", "teacher"])
+    await teacher.close()
+    clients["teacher"] = await enter(teacher_person, session_id)
+    await clients["teacher"].wait_for("room:state")
+    await run(("room:end", ""), ["teacher"])
+
+    assert not wrong, "\n".join(wrong)
+    assert done == {(*key, role) for key in TABLE for role in ROLES}
