@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(20, ge=1)
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
     reconnect_grace_seconds: float = Field(60, gt=0, le=3600)
+    students_see_classmates: bool = False  # do students receive each other's cameras?
     handout_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     handout_allowed_types: list[str] = Field(default_factory=lambda: [
         "application/pdf", "image/png", "image/jpeg", "text/plain",

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from liveclass.config import Settings
 from liveclass.models import UsedJoinToken, utcnow
 from liveclass.records import RecordsWriter
+from media.engine import MediaEngine
+from signaling.media_bridge import MediaBridge
 from signaling.server import NAMESPACE, LiveServer
 
 SOCKETIO_PATH = "/socket.io/"
@@ -39,14 +41,19 @@ class DatabaseSpentTokens:
 def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[AsyncSession]) -> LiveServer:
     """The live room, its records writer, and their orderly shutdown (rooms first, then the last records)."""
     writer = RecordsWriter(db)
+    # The server's own peer connections use no STUN/TURN (no lookups on the join path); the ICE
+    # servers in the settings are for the clients.
+    engine = MediaEngine()
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
-                      grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins)
+                      grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins,
+                      media=MediaBridge(engine), sees_classmates=settings.students_see_classmates)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
 
     async def live_ctx(app: web.Application):
         writer.start()
         yield
+        await engine.close()
         await writer.close()  # after the rooms closed (on_shutdown, below): their last events are in
 
     async def close_rooms(app: web.Application) -> None:

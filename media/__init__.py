@@ -1,1 +1,9 @@
-"""media"""
+"""media: the SFU engine on aiortc (passthrough RTP forwarding; never decodes or encodes).
+
+Knows nothing of classes, Socket.IO or HTTP. Public interface: `MediaEngine` (see media/engine.py).
+Private aiortc internals are touched in media/_aiortc.py only.
+"""
+
+from media.engine import SOURCE_KINDS, MediaEngine
+
+__all__ = ["MediaEngine", "SOURCE_KINDS"]

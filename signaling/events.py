@@ -39,6 +39,7 @@ MEDIA_CHANGED = "media_changed"
 MEDIA_MUTED = "media_muted"
 PARTICIPANT_KICKED = "participant_kicked"
 LOCK_CHANGED = "lock_changed"
+STAGE_CHANGED = "stage_changed"  # target: who is on stage now (None: nobody)
 ROOM_ENDED = "room_ended"
 
 

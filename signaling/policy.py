@@ -27,6 +27,11 @@ ACTIONS: dict[str, frozenset[str]] = {
     "mod:kick": frozenset({TEACHER}),
     "mod:lock": frozenset({TEACHER}),
     "mod:permit": frozenset({TEACHER}),
+    "mod:stage": frozenset({TEACHER}),
+    "rtc:publish": frozenset({TEACHER, STUDENT, GUEST}),
+    "rtc:subscribe": frozenset({TEACHER, STUDENT, OBSERVER, GUEST}),
+    "rtc:answer": frozenset({TEACHER, STUDENT, OBSERVER, GUEST}),
+    "rtc:candidate": frozenset({TEACHER, STUDENT, OBSERVER, GUEST}),
     "rec:start": frozenset({TEACHER}),
     "rec:stop": frozenset({TEACHER}),
 }

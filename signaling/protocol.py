@@ -94,6 +94,33 @@ class PermissionChanges(Payload):
     chat: bool | None = None
 
 
+class StageRequest(Payload):
+    participant_id: ParticipantId | None = None
+
+
+MAX_SDP = 60_000
+
+
+class PublishTrack(Payload):
+    mid: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    source: Literal["camera", "microphone", "screen"]
+
+
+class PublishRequest(Payload):
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP)]
+    tracks: list[PublishTrack] = Field(max_length=3)
+
+
+class AnswerRequest(Payload):
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP)]
+
+
+class CandidateRequest(Payload):
+    direction: Literal["publish", "subscribe"]
+    # null: the end of candidates. Fields as in the browser's RTCIceCandidateInit.
+    candidate: dict[str, str | int | None] | None = None
+
+
 class PermitRequest(Payload):
     participant_id: ParticipantId
     permissions: PermissionChanges

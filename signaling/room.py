@@ -16,6 +16,7 @@ from typing import Any, Callable
 from signaling import events as ev
 from signaling.events import EventSink, RoomEvent
 from signaling.join_token import JoinClaims
+from signaling.media_plan import MediaView
 from signaling.policy import (
     LEARNERS, LOCKABLE, OBSERVER, SOURCES, TEACHER, Permissions, lock_covers, may,
 )
@@ -43,6 +44,8 @@ class Participant:
     media: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(SOURCES, False))
     chat_times: deque = field(default_factory=lambda: deque(maxlen=CHAT_RATE_COUNT))
     was_removed: bool = False  # kicked earlier in this session: the teacher sees it in the lobby
+    published: set[str] = field(default_factory=set)  # sources with a publish track (rtc:publish)
+    unmuted_at: float = 0.0
 
     @property
     def connected(self) -> bool:
@@ -59,7 +62,7 @@ class Outgoing:
 
 class Room:
     def __init__(self, session_id: int, sink: EventSink, *, grace_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.time):
+                 sees_classmates: bool = False, clock: Callable[[], float] = time.time):
         self.session_id = session_id
         self.sink = sink
         self.grace_seconds = grace_seconds
@@ -70,9 +73,12 @@ class Room:
         self.chat: deque[dict] = deque(maxlen=CHAT_HISTORY)
         self.hands: list[tuple[str, float]] = []  # (participant_id, raised_at), in order raised
         self.removed_users: set[int] = set()
+        self.stage: str | None = None  # the participant the teacher put on stage
+        self.sees_classmates = sees_classmates  # do students see each other's cameras?
         self.ended = False
         self.outbox: list[Outgoing] = []
         self.delivery_lock = asyncio.Lock()  # held by the server while it sends the outbox
+        self.media_lock = asyncio.Lock()  # held while the media plane is brought in step
         self._ids = 0
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -164,6 +170,7 @@ class Room:
             "locks": dict(self.locks),
             "chat": [m for m in self.chat if self._may_read(viewer, m)],
             "recording": False,
+            "stage": self.stage,
             "lobby": [self._lobby_entry(p) for p in self.lobby()] if viewer.role == TEACHER else None,
         }
 
@@ -248,6 +255,7 @@ class Room:
             self._leave(participant, "left")
             return None
         participant.dropped_at = self.clock()
+        participant.published = set()  # its publish connection goes with it; a resume publishes anew
         participant.media = dict.fromkeys(SOURCES, False)  # nothing is sent while the connection is gone
         self._event(ev.PARTICIPANT_DROPPED, participant, participant)
         self._participant_updated(participant)
@@ -272,6 +280,8 @@ class Room:
         was = participant.state
         participant.state = "gone"
         self.hands = [(pid, at) for pid, at in self.hands if pid != participant.participant_id]
+        if self.stage == participant.participant_id:
+            self.stage = None
         if was == "lobby":
             self._event(ev.LOBBY_LEFT, participant, participant, reason=reason)
             self._send_lobby_to_teachers()
@@ -307,14 +317,29 @@ class Room:
         self.sink.emit(RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, {},
                                  self.clock()))
 
+    # -- media -------------------------------------------------------------------------------------
+    def media_views(self) -> list[MediaView]:
+        """The connected participants as the media plan sees them."""
+        return [MediaView(p.participant_id, p.role, frozenset(p.published),
+                          frozenset(s for s, on in p.media.items() if on),
+                          frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)), p.unmuted_at)
+                for p in self.present() if p.connected]
+
+    def set_published(self, participant: Participant, sources: set[str]) -> None:
+        participant.published = set(sources)
+
     # -- requests ------------------------------------------------------------------------------------
-    def handle(self, participant: Participant, action: str, payload: Any) -> Any:
-        """Run one request after the policy check; returns the acknowledgement's data."""
+    def authorize(self, participant: Participant, action: str, payload: Any) -> None:
+        """The policy check every request passes first."""
         policy_action = "chat:send_private" if action == "chat:send" and payload.to is not None else action
         if not may(participant.role, policy_action):
             raise RoomError("forbidden", f"Your role ({participant.role}) may not do {policy_action}.")
         if participant.state != "admitted" and action not in ("room:leave", "room:sync"):
             raise RoomError("not_admitted", "Wait until the teacher lets you in.")
+
+    def handle(self, participant: Participant, action: str, payload: Any) -> Any:
+        """Run one request after the policy check; returns the acknowledgement's data."""
+        self.authorize(participant, action, payload)
         return getattr(self, "_on_" + action.replace(":", "_"))(participant, payload)
 
     def _on_room_sync(self, p: Participant, payload) -> dict:
@@ -470,6 +495,8 @@ class Room:
             if on and not p.permissions.allowed(source, self.locks):
                 raise RoomError("not_permitted", f"You may not turn on your {source} now.", source=source)
         changed = {k: v for k, v in changes.items() if p.media[k] != v}
+        if changed.get("microphone"):
+            p.unmuted_at = self.clock()  # the latest speakers get the audio slots
         if changed:
             p.media.update(changed)
             self._event(ev.MEDIA_CHANGED, p, p, **changed)
@@ -540,6 +567,19 @@ class Room:
         self._send(target, "you:permissions", {"permissions": effective, "by": teacher.name})
         self._participant_updated(target)
         return {"permissions": effective}
+
+    def _on_mod_stage(self, teacher: Participant, payload) -> dict:
+        """Put one student on stage (everyone sees their camera), or nobody (participant_id null)."""
+        target = self._target(payload.participant_id) if payload.participant_id else None
+        if target is not None and target.role not in LEARNERS:
+            raise RoomError("forbidden", "Only a student or a guest can be put on stage.")
+        new = target.participant_id if target else None
+        if new != self.stage:
+            self.stage = new
+            self._event(ev.STAGE_CHANGED, teacher, target)
+            version = self._bump()
+            self._broadcast("room:stage", lambda v: {"version": version, "participant_id": new})
+        return {"participant_id": new}
 
     def _on_rec_start(self, teacher: Participant, payload) -> None:
         raise RoomError("recording_unavailable", "Recording is not available on this server yet.")

@@ -16,6 +16,7 @@ from socketio.msgpack_packet import MsgPackPacket
 
 from signaling import protocol as proto
 from signaling.events import EventSink
+from signaling.media_bridge import MediaBridge
 from signaling.join_token import JoinTokenError, SpentTokens, accept_join_token
 from signaling.protocol import RoomError, ok
 from signaling.room import Participant, Room
@@ -42,7 +43,13 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "mod:permit": proto.PermitRequest,
     "rec:start": proto.Empty,
     "rec:stop": proto.Empty,
+    "mod:stage": proto.StageRequest,
+    "rtc:publish": proto.PublishRequest,
+    "rtc:subscribe": proto.Empty,
+    "rtc:answer": proto.AnswerRequest,
+    "rtc:candidate": proto.CandidateRequest,
 }
+MEDIA_REQUESTS = {"rtc:publish", "rtc:subscribe", "rtc:answer", "rtc:candidate"}
 
 
 class _LenientMsgPackPacket(MsgPackPacket):
@@ -61,8 +68,11 @@ class LiveServer:
     """Owns the Socket.IO server and the rooms of this node."""
 
     def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
-                 allowed_origins: list[str] | None = None, client_manager: Any = None):
+                 allowed_origins: list[str] | None = None, media: MediaBridge | None = None,
+                 sees_classmates: bool = False, client_manager: Any = None):
         self._secret = secret
+        self._media = media  # None: a server without media (rtc:* answered media_unavailable)
+        self._sees_classmates = sees_classmates
         self._spent = spent_tokens
         self._sink = sink
         self._grace = grace_seconds
@@ -84,7 +94,8 @@ class LiveServer:
 
     def room(self, session_id: int) -> Room:
         if session_id not in self.rooms:
-            self.rooms[session_id] = Room(session_id, self._sink, grace_seconds=self._grace)
+            self.rooms[session_id] = Room(session_id, self._sink, grace_seconds=self._grace,
+                                          sees_classmates=self._sees_classmates)
         return self.rooms[session_id]
 
     # -- delivery ------------------------------------------------------------------------------------
@@ -98,6 +109,16 @@ class LiveServer:
                     self._pending[out.sid].append(out)
                     continue
                 await self._deliver(out, requester)
+
+    async def _settle(self, room: Room, requester: str | None = None) -> None:
+        """After any change: deliver what the room said, then bring the media plane in step with it."""
+        await self._flush(room, requester)
+        if self._media is None:
+            return
+        async with room.media_lock:
+            for participant, slots in await self._media.apply(room):
+                room._send(participant, "rtc:slots", {"slots": slots})
+        await self._flush(room, requester)
 
     async def _deliver(self, out, requester: str | None = None) -> None:
         await self.sio.emit(out.event, out.data, to=out.sid, namespace=NAMESPACE)
@@ -136,7 +157,7 @@ class LiveServer:
             self._pending.pop(sid, None)
             raise _refused(exc.code, exc.message) from None
         self._room_of_sid[sid] = claims.session_id
-        await self._flush(room)
+        await self._settle(room)
         asyncio.get_running_loop().create_task(self._release_pending(sid))
         log.info("user %s connected to session %s as %s", claims.user_id, claims.session_id, claims.room_role)
 
@@ -149,7 +170,7 @@ class LiveServer:
             return
         room = self.rooms[session_id]
         dropped = room.disconnected(sid)
-        await self._flush(room)
+        await self._settle(room)
         if dropped is not None:
             self._schedule(room.grace_seconds, self._expire, room, dropped)
 
@@ -162,7 +183,7 @@ class LiveServer:
 
     async def _expire(self, room: Room, participant: Participant) -> None:
         if room.expire_seat(participant.participant_id):
-            await self._flush(room)
+            await self._settle(room)
 
     # -- requests ------------------------------------------------------------------------------------
     async def _on_request(self, event: str, sid: Any = None, data: Any = None, *extra: Any) -> dict:
@@ -190,29 +211,47 @@ class LiveServer:
         if participant is None:
             raise RoomError("not_in_room", "You are not in a room; join again.")
         try:
-            result = room.handle(participant, event, payload)
+            if event in MEDIA_REQUESTS:
+                result = await self._media_request(room, participant, event, payload)
+            else:
+                result = room.handle(participant, event, payload)
         finally:
-            await self._flush(room, requester=sid)
+            await self._settle(room, requester=sid)
         return ok(result)
+
+    async def _media_request(self, room: Room, participant: Participant, event: str, payload) -> Any:
+        room.authorize(participant, event, payload)
+        if self._media is None:
+            raise RoomError("media_unavailable", "Audio and video are not available on this server.")
+        async with room.media_lock:
+            if event == "rtc:publish":
+                return await self._media.publish(room, participant, payload)
+            if event == "rtc:subscribe":
+                offer = await self._media.subscribe(room, participant)
+                room._send(participant, "rtc:offer", offer)  # before the rtc:slots that fill it
+                return None
+            if event == "rtc:answer":
+                return await self._media.answer(room, participant, payload)
+            return await self._media.candidate(room, participant, payload)
 
     # -- called by the application -------------------------------------------------------------------
     async def end_room(self, session_id: int, by_user_id: int | None = None, by_name: str | None = None) -> None:
         """End the period for everyone in it (ended over HTTP by `by_user_id`); nobody may join it again."""
         room = self.room(session_id)
         room.end(None, by_user_id, by_name)
-        await self._flush(room)
+        await self._settle(room)
 
     async def user_logged_out(self, user_id: int) -> None:
         for room in self.rooms.values():
             if room.logged_out(user_id):
-                await self._flush(room)
+                await self._settle(room)
 
     async def share_handout(self, session_id: int, uploader_user_id: int, handout: dict) -> None:
         room = self.rooms.get(session_id)
         if room is None:
             raise RoomError("not_in_room", "Join the room before handing out material.")
         room.share_handout(uploader_user_id, handout)
-        await self._flush(room)
+        await self._settle(room)
 
     async def close(self) -> None:
         """Server shutdown: everyone present leaves now, so their attendance closes at this moment."""
@@ -224,7 +263,7 @@ class LiveServer:
                     room._send(participant, "room:closing", {"message": "The server is restarting; "
                                                                         "reconnect in a moment."}, True)
                     room.leave(participant, "server_stopped")
-            await self._flush(room)
+            await self._settle(room)
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:

@@ -48,6 +48,15 @@ TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
     ("mod:lock", ""): (lambda ids, role: {"what": "room", "locked": False}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("mod:permit", ""): (lambda ids, role: {"participant_id": ids["classmate"], "permissions": {"screen": False}},
                          (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("mod:stage", ""): (lambda ids, role: {"participant_id": ids["classmate"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rtc:publish", "an offer that is not SDP"): (
+        lambda ids, role: {"sdp": "v=0 nonsense", "tracks": [{"mid": "0", "source": "camera"}]},
+        ("invalid_sdp", "invalid_sdp", FORBIDDEN, "invalid_sdp")),
+    ("rtc:subscribe", ""): (lambda ids, role: {}, (OK, OK, OK, OK)),
+    ("rtc:answer", "an answer that is not SDP"): (
+        lambda ids, role: {"sdp": "v=0 nonsense"}, ("invalid_sdp", "invalid_sdp", "invalid_sdp", "invalid_sdp")),
+    ("rtc:candidate", "end of candidates"): (
+        lambda ids, role: {"direction": "subscribe", "candidate": None}, (OK, OK, OK, OK)),
     ("rec:start", ""): (lambda ids, role: {}, ("recording_unavailable", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:stop", ""): (lambda ids, role: {}, ("recording_unavailable", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     # These change or end the room: run last, in the order below.

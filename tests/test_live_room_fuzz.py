@@ -65,6 +65,13 @@ FIELD_VALUES = {
     "what": st.sampled_from(LOCKABLE), "locked": st.booleans(), "source": st.sampled_from(SOURCES),
     "permissions": st.dictionaries(st.sampled_from(PERMISSION_NAMES), st.booleans() | st.none(), max_size=4),
     **{name: st.booleans() | st.none() for name in PERMISSION_NAMES},
+    # media negotiation: SDP-looking garbage, track lists, ICE candidates
+    "sdp": st.text(max_size=60) | st.sampled_from(["v=0\r\n", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"]),
+    "tracks": st.lists(st.fixed_dictionaries({"mid": st.sampled_from(["0", "1", "x"]) | st.text(max_size=4),
+                                              "source": st.sampled_from(SOURCES) | st.text(max_size=6)}), max_size=3),
+    "direction": st.sampled_from(["publish", "subscribe"]) | st.text(max_size=8),
+    "candidate": st.none() | st.dictionaries(st.sampled_from(["candidate", "sdpMid", "sdpMLineIndex"]),
+                                             st.text(max_size=30) | st.integers(-5, 5), max_size=3),
 }
 
 

@@ -50,6 +50,37 @@ async def test_wrong_password_says_so(server, school, browser):
     await expect(page.get_by_role("alert")).to_have_text("Sai số định danh hoặc mật khẩu.")
 
 
+INBOUND = """async (kind) => {
+  const stats = await window.liveclassMedia.stats();
+  const all = [...stats.subscribe, ...stats.publish];
+  const rows = all.filter((r) => r.type === "inbound-rtp" && r.kind === kind);
+  return rows.reduce((sum, r) => sum + (kind === "video" ? (r.framesDecoded || 0) : (r.packetsReceived || 0)), 0);
+}"""
+# The colour at the middle of a playing <video>: Chromium's fake camera draws a green picture.
+PIXEL = """(selector) => {
+  const video = document.querySelector(selector);
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(video, 0, 0);
+  return Array.from(context.getImageData(canvas.width / 4, canvas.height / 2, 1, 1).data);
+}"""
+
+
+async def rising(page, kind: str) -> int:
+    """Wait until media of `kind` arrives and keeps arriving; returns the count reached."""
+    first = 0
+    for _ in range(60):
+        first = await page.evaluate(INBOUND, kind)
+        if first > 0:
+            break
+        await page.wait_for_timeout(250)
+    await page.wait_for_timeout(1000)
+    later = await page.evaluate(INBOUND, kind)
+    assert later > first > 0, (kind, first, later)
+    return later
+
+
 async def run_period(server, school, browser, device=None, screenshots=False):
     shot = (device or "desktop").replace(" ", "").lower()
     teacher = await open_as(browser, server, school.teacher)
@@ -68,6 +99,15 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await expect(entry).to_contain_text("Có trong danh sách lớp")
     await entry.get_by_role("button", name="Cho vào").click()
     await expect(student.locator(".room")).to_be_visible()
+
+    # The teacher's camera and voice reach the student, decoded.
+    await teacher.get_by_role("button", name="Bật camera", exact=True).click()
+    await teacher.get_by_role("button", name="Bật micro", exact=True).click()
+    await expect(student.locator('video[data-slot="teacher_camera"]')).to_be_visible()
+    await rising(student, "video")
+    await rising(student, "audio")
+    red, green, blue, _ = await student.evaluate(PIXEL, 'video[data-slot="teacher_camera"]')
+    assert green > 100 and green > red and green > blue  # the fake camera's green picture, not black
 
     # Chat both ways.
     await student.get_by_role("tab", name="Trò chuyện").click()
@@ -88,6 +128,20 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     if screenshots:
         await teacher.screenshot(path=SCREENSHOTS / "teacher-room-vi.png")
         await student.screenshot(path=SCREENSHOTS / f"student-room-{shot}-vi.png")
+
+    # The teacher lets the student share the screen; the teacher's page decodes it; then mutes her.
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    person = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
+    await person.get_by_role("button", name="Cho chia sẻ màn hình").click()
+    await student.get_by_role("button", name="Chia sẻ màn hình").click()
+    await expect(teacher.locator('video[data-slot="screen"]')).to_be_visible()
+    await teacher.wait_for_function(
+        "() => document.querySelector('video[data-slot=\"screen\"]').videoWidth > 0")
+    await student.get_by_role("button", name="Bật micro", exact=True).click()
+    await expect(student.get_by_role("button", name="Tắt micro")).to_be_visible()
+    await person.get_by_role("button", name="Tắt tiếng").click()
+    await expect(student.locator("#banner")).to_have_text("Giáo viên đã tắt micro của bạn.")
+    await expect(student.get_by_role("button", name="Bật micro", exact=True)).to_be_visible()
 
     await teacher.get_by_role("button", name="Kết thúc tiết học").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Tiết học đã kết thúc.")

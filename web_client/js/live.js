@@ -19,6 +19,7 @@ export class LiveConnection {
       if (error.status === 0) return this.retryLater(); // offline: keep trying
       return this.handlers.onRefused({ code: error.code, message: error.message });
     }
+    this.iceServers = join.ice_servers;
     const auth = { token: join.token };
     if (this.resumeToken) auth.resume_token = this.resumeToken;
     const socket = window.io(join.connect.url + join.connect.namespace, {

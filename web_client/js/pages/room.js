@@ -3,10 +3,14 @@ import { api } from "../api.js";
 import { banner, h, mount } from "../dom.js";
 import { formatTime, t } from "../i18n.js";
 import { LiveConnection } from "../live.js";
+import { MediaSession } from "../media.js";
 
 let current = null;
+const PHONE = window.matchMedia("(max-width: 430px)").matches;
+const AUDIO_SLOTS = ["teacher_audio", "audio_1", "audio_2", "audio_3"];
 
 export function leaveRoom() {
+  current?.media?.close();
   current?.connection.close();
   current = null;
 }
@@ -15,6 +19,7 @@ export function showRoom(sessionId) {
   leaveRoom();
   const room = {
     sessionId, state: null, lobby: [], chat: [], hands: [], waiting: null, tab: "chat", privateTo: null,
+    media: null, slots: {}, layout: null,
   };
   room.connection = new LiveConnection(sessionId, {
     onEvent: (name, data) => onEvent(room, name, data),
@@ -42,7 +47,13 @@ function onEvent(room, name, data) {
     case "room:state":
       room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
       if (data.lobby) room.lobby = data.lobby;
-      return render(room);
+      render(room);
+      return startMedia(room); // a fresh state (join or resume): fresh media connections
+    case "rtc:offer": return room.media?.onOffer(data).catch((e) => banner(e.message, "error"));
+    case "rtc:slots":
+      Object.assign(room.slots, data.slots);
+      return updateStage(room);
+    case "room:stage": if (state) { state.stage = data.participant_id; render(room); } return;
     case "participant:joined":
       if (!state || data.version <= state.version) return;
       state.version = data.version;
@@ -61,8 +72,17 @@ function onEvent(room, name, data) {
       state.participants = state.participants.filter((p) => p.participant_id !== data.participant_id);
       return render(room);
     case "room:locks": if (state) { state.locks = data.locks; render(room); } return;
-    case "you:permissions": if (state) { state.you.permissions = data.permissions; render(room); } return;
-    case "you:muted": banner(t("you.muted", { source: t("source." + data.source) }), "warning"); return;
+    case "you:permissions":
+      if (!state) return;
+      state.you.permissions = data.permissions;
+      for (const source of ["camera", "microphone", "screen"]) {
+        if (!data.permissions[source] && room.media?.isOn(source)) room.media.switchOff(source, false);
+      }
+      return render(room);
+    case "you:muted":
+      room.media?.switchOff(data.source, false);
+      banner(t("you.muted", { source: t("source." + data.source) }), "warning");
+      return render(room);
     case "chat:message": room.chat.push(data); return render(room);
     case "chat:deleted":
       room.chat = room.chat.map((m) => (m.message_id === data.message_id ? { ...m, deleted: true, text: "" } : m));
@@ -95,22 +115,127 @@ async function ask(room, name, data) {
 function render(room) {
   if (room.waiting) return renderLobbyWait(room);
   if (!room.state) return;
+  if (!room.layout || !room.layout.root.isConnected) buildLayout(room);
   const keepDraft = document.getElementById("chat-input")?.value ?? "";
   const tabs = ["participants", "chat", "hands", "handouts"];
-  const teacherTools = isTeacher(room) ? renderTeacherTools(room) : null;
-  mount(h("div", { class: "room", "data-role": room.state.you.role },
-    h("section", { class: "stage", "aria-label": "stage" },
-      h("div", { class: "stage-placeholder" }, teacherName(room)),
-      room.state.recording ? h("span", { class: "rec", role: "status" }, t("room.recording")) : null),
-    h("section", { class: "side" },
-      teacherTools,
-      h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
-        h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
-                      "data-tab": tab, onclick: () => { room.tab = tab; render(room); } },
-          t("room." + tab), tab === "hands" && room.hands.length ? ` (${room.hands.length})` : ""))),
-      h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room)))));
+  room.layout.controls.replaceChildren(...renderControls(room));
+  room.layout.placeholder.textContent = teacherName(room);
+  // The stage (with its playing videos) stays in the page; only the side panel is rebuilt.
+  room.layout.side.replaceChildren(
+    isTeacher(room) ? renderTeacherTools(room) : h("span"),
+    h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
+      h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
+                    "data-tab": tab, onclick: () => { room.tab = tab; render(room); } },
+        t("room." + tab), tab === "hands" && room.hands.length ? ` (${room.hands.length})` : ""))),
+    h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room)));
   const input = document.getElementById("chat-input");
   if (input) input.value = keepDraft;
+  updateStage(room);
+}
+
+function buildLayout(room) {
+  const media = (slot, kind) => {
+    const element = h(kind, { autoplay: true, playsinline: true, "data-slot": slot, hidden: true });
+    if (kind === "video") element.muted = true; // sound comes from the audio slots
+    return element;
+  };
+  const slots = {
+    teacher_camera: media("teacher_camera", "video"), screen: media("screen", "video"), stage: media("stage", "video"),
+  };
+  for (const slot of AUDIO_SLOTS) slots[slot] = media(slot, "audio");
+  const grid = h("div", { class: "grid" });
+  for (let i = 1; i <= 12; i += 1) {
+    const video = media(`grid_${i}`, "video");
+    slots[`grid_${i}`] = video;
+    grid.append(h("figure", { class: "tile", "data-tile": `grid_${i}`, hidden: true }, video, h("figcaption")));
+  }
+  const placeholder = h("div", { class: "stage-placeholder" });
+  const stage = h("section", { class: "stage", "aria-label": t("room.participants") },
+    placeholder, slots.screen, slots.teacher_camera, slots.stage, AUDIO_SLOTS.map((s) => slots[s]),
+    h("span", { class: "rec", role: "status", hidden: true }, t("room.recording")));
+  const controls = h("div", { class: "controls" });
+  const side = h("section", { class: "side" });
+  const root = h("div", { class: "room", "data-role": room.state.you.role },
+    h("div", { class: "main-column" }, stage, controls, grid), side);
+  room.layout = { root, stage, controls, side, slots, grid, placeholder };
+  mount(root);
+}
+
+function nameOf(room, participantId) {
+  return room.state.participants.find((p) => p.participant_id === participantId)?.name ?? "";
+}
+
+function updateStage(room) {
+  if (!room.layout) return;
+  const { slots, stage, grid, placeholder } = room.layout;
+  for (const [slot, element] of Object.entries(slots)) {
+    const filled = Boolean(room.slots[slot]);
+    element.hidden = !filled;
+    if (filled && element.paused && element.srcObject) element.play().catch(() => {});
+    const tile = grid.querySelector(`[data-tile="${slot}"]`);
+    if (tile) {
+      tile.hidden = !filled;
+      tile.querySelector("figcaption").textContent = filled ? nameOf(room, room.slots[slot].participant_id) : "";
+    }
+  }
+  stage.classList.toggle("has-screen", Boolean(room.slots.screen));
+  placeholder.hidden = Boolean(room.slots.teacher_camera || room.slots.screen);
+  stage.querySelector(".rec").hidden = !room.state.recording;
+}
+
+async function startMedia(room) {
+  room.media?.close();
+  room.slots = {};
+  updateStage(room);
+  room.media = new MediaSession({
+    request: (name, data) => room.connection.request(name, data),
+    iceServers: room.connection.iceServers,
+    phone: PHONE,
+    onRemoteTrack: (slot, track) => {
+      const element = room.layout?.slots[slot];
+      if (!element) return;
+      element.srcObject = new MediaStream([track]);
+      element.play().catch(() => {});
+    },
+  });
+  window.liveclassMedia = room.media; // for diagnostics (getStats) from the console and tests
+  try {
+    if (room.state.you.role !== "observer") await room.media.startPublishing();
+    await room.media.subscribe();
+  } catch (e) {
+    banner(e.message || t("error.generic"), "error");
+  }
+}
+
+function renderControls(room) {
+  const you = room.state.you;
+  if (you.role === "observer" || !room.media) return [];
+  const button = (source, on, off) => {
+    const active = room.media.isOn(source);
+    const allowed = you.permissions[source];
+    return h("button", {
+      class: active ? "toggle on" : "toggle", "aria-pressed": active, "data-source": source,
+      disabled: !active && !allowed, title: !allowed ? t("room.not_permitted") : null,
+      onclick: () => toggleSource(room, source),
+    }, active ? off : on, !allowed && !active ? h("span", { class: "reason" }, ` · ${t("room.not_permitted")}`) : null);
+  };
+  const controls = [button("microphone", t("room.mic_on"), t("room.mic_off")),
+    button("camera", t("room.camera_on"), t("room.camera_off"))];
+  if (you.permissions.screen || room.media.isOn("screen")) {
+    controls.push(button("screen", t("room.share_screen"), t("room.stop_share")));
+  }
+  return controls;
+}
+
+async function toggleSource(room, source) {
+  try {
+    if (room.media.isOn(source)) await room.media.switchOff(source);
+    else await room.media.switchOn(source, (ended) => { room.media.switchOff(ended).then(() => render(room)); });
+  } catch (e) {
+    const known = { NotAllowedError: "media.denied", NotFoundError: "media.no_device" }[e.name];
+    banner(known ? t(known) : e.message || t("error.generic"), "error");
+  }
+  render(room);
 }
 
 function teacherName(room) {
@@ -184,6 +309,9 @@ function participantActions(room, p) {
       p.permissions.screen ? t("room.revoke_screen") : t("room.allow_screen")),
     h("button", { onclick: () => permit("chat", !p.permissions.chat) },
       p.permissions.chat ? t("room.mute_chat") : t("room.unmute_chat")),
+    h("button", { onclick: () => ask(room, "mod:stage", {
+      participant_id: room.state.stage === p.participant_id ? null : p.participant_id }) },
+      room.state.stage === p.participant_id ? t("room.unstage") : t("room.stage")),
     h("button", { onclick: () => room.privateTo = p }, t("chat.private")),
     h("button", { class: "danger", onclick: () => {
       const reason = prompt(t("room.kick_reason"));

@@ -1,0 +1,325 @@
+"""Passthrough forwarding: one published track fanned out to the subscriber slots attached to it.
+
+`PublishedTrack` receives the publisher's RTP packets through a ReceiverTap (nothing is decoded) and
+hands each to every attached `Slot`. A slot is one send-only transceiver of a subscriber: it
+rewrites SSRC, payload type, sequence number, timestamp and header extensions into its own
+numbering and sends the packet through its SenderTap (nothing is encoded).
+
+Per slot:
+- it starts at a keyframe (video) and continues its sequence numbers and timestamps forward across
+  attach / switch / pause (see rtp.continuing_offsets);
+- its queue is the socket's write buffer, bounded: above BACKLOG_LIMIT the slot skips to the next
+  keyframe instead of delaying anyone;
+- the last RING packets it sent are kept to answer the subscriber's NACKs (RTX when negotiated).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
+from media.keyframes import KeyframeRequester
+from media.rtp import (
+    ABS_SEND_TIME_URI,
+    AUDIO_LEVEL_URI,
+    MID_URI,
+    Offsets,
+    abs_send_time,
+    audio_level_byte,
+    continuing_offsets,
+    first_offsets,
+    ntp_now,
+    one_byte_extensions,
+    rtp_header,
+    rtx_payload,
+    vp8_keyframe_start,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RateMeter:
+    """Running totals, and rates over the last window of at least WINDOW seconds (computed when
+    read, so the hot path only increments three integers)."""
+
+    WINDOW = 1.0
+    __slots__ = ("packets", "bytes", "frames", "bitrate", "fps", "_since", "_at")
+
+    def __init__(self) -> None:
+        self.packets = self.bytes = self.frames = 0
+        self.bitrate = self.fps = 0.0
+        self._since = time.monotonic()
+        self._at = (0, 0)
+
+    def read(self) -> dict[str, float]:
+        now = time.monotonic()
+        elapsed = now - self._since
+        if elapsed >= self.WINDOW:
+            bytes_before, frames_before = self._at
+            self.bitrate = 8 * (self.bytes - bytes_before) / elapsed
+            self.fps = (self.frames - frames_before) / elapsed
+            self._since, self._at = now, (self.bytes, self.frames)
+        return {"packets": self.packets, "bytes": self.bytes, "bitrate": round(self.bitrate),
+                "fps": round(self.fps, 1)}
+
+
+class PublishedTrack:
+    """One track of a publisher (e.g. its camera), forwarded to the slots attached to it."""
+
+    def __init__(self, publisher_id: str, source: str, kind: str, receiver: Any) -> None:
+        self.publisher_id = publisher_id
+        self.source = source
+        self.kind = kind
+        self.is_video = kind == "video"
+        self.tap = ReceiverTap(receiver, kind, self.on_packet)
+        self.keyframes = KeyframeRequester(self.tap.request_keyframe) if self.is_video else None
+        self.slots: tuple[Slot, ...] = ()
+        self.paused = False
+        self.meter = RateMeter()
+        self.keyframes_seen = 0
+
+    def add_slot(self, slot: Slot) -> None:
+        self.slots = (*self.slots, slot)
+
+    def remove_slot(self, slot: Slot) -> None:
+        self.slots = tuple(s for s in self.slots if s is not slot)
+        if self.keyframes is not None:
+            self.keyframes.served(slot)
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop forwarding at once (a mute); on resume every slot restarts at a keyframe."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        for slot in self.slots:
+            slot.restart()
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.attach(None)
+        if self.keyframes is not None:
+            self.keyframes.close()
+
+    # -- hot path: called synchronously by the ReceiverTap for every media packet
+    def on_packet(self, packet: Any) -> None:
+        payload = packet.payload
+        meter = self.meter
+        meter.packets += 1
+        meter.bytes += len(payload)
+        if self.is_video:
+            if packet.marker:
+                meter.frames += 1
+            keyframe = vp8_keyframe_start(payload)
+            if keyframe:
+                self.keyframes_seen += 1
+                self.keyframes.keyframe_seen()
+        else:
+            meter.frames += 1
+            keyframe = True  # every audio packet is a valid place to start
+        if self.paused or not self.slots or not payload:
+            return  # (an empty payload is padding: a bandwidth probe, nothing to forward)
+        ntp = ntp_now()
+        extensions: dict = {}  # extension blocks built for this packet, shared by equal slots
+        for slot in self.slots:
+            slot.forward(packet, keyframe, ntp, extensions)
+
+    def stats(self) -> dict[str, Any]:
+        expected, lost = self.tap.loss()
+        return {
+            "publisher": self.publisher_id, "source": self.source, "kind": self.kind,
+            "paused": self.paused, **self.meter.read(),
+            "lost": lost, "loss": round(lost / expected, 4) if expected else 0.0,
+            "keyframes": self.keyframes_seen,
+            "keyframe_requests": self.keyframes.sent if self.keyframes else 0,
+            "subscribers": len(self.slots),
+        }
+
+
+class Slot:
+    """One send-only transceiver of a subscriber, carrying whatever track it is attached to."""
+
+    BACKLOG_LIMIT = 256 * 1024  # bytes in the socket's write buffer before skipping to a keyframe
+    RING = 512  # packets kept for retransmission (~0.5 s of 1 Mbit/s video); a power of two
+
+    def __init__(self, subscriber_id: str, name: str, kind: str, sender: Any) -> None:
+        self.subscriber_id = subscriber_id
+        self.name = name
+        self.kind = kind
+        self.want: tuple[str, str] | None = None  # (publisher id, source) assigned by the engine
+        self.track: PublishedTrack | None = None
+        self.tap = SenderTap(sender, on_ready=self._on_ready,
+                             on_keyframe_request=self._on_keyframe_request,
+                             on_nack=self._on_nack, on_remb=self._on_remb,
+                             on_report=self._on_report)
+        self.waiting = True  # for a keyframe (video) or a first packet (audio)
+        self.offsets = Offsets(0, 0)
+        self.source_base = 0  # first source sequence number forwarded since the last (re)start
+        self.last_sequence: int | None = None
+        self.last_timestamp = 0
+        self.last_time = 0.0
+        self.ring: list[tuple | None] = [None] * self.RING
+        self.rtx_sequence = random.randint(0, 0x7FFF)
+        self._extension_key: tuple | None = None
+        self.meter = RateMeter()
+        self.keyframes = self.retransmitted = self.nacks = self.plis = 0
+        self.skips = self.send_errors = 0
+        self.fraction_lost = self.packets_lost = self.jitter = 0
+        self.remb: int | None = None
+
+    # -- wiring
+    def attach(self, track: PublishedTrack | None) -> None:
+        """Carry `track` from its next keyframe on (None: carry nothing)."""
+        if track is self.track:
+            return
+        if self.track is not None:
+            self.track.remove_slot(self)
+        self.track = track
+        if track is not None:
+            track.add_slot(self)
+        self.restart()
+
+    def restart(self) -> None:
+        """Forward nothing more until the next keyframe (asked for) of the current track."""
+        self.waiting = True
+        track = self.track
+        if track is None or track.keyframes is None:
+            return
+        if track.paused or not self.tap.ready:
+            track.keyframes.served(self)
+        else:
+            track.keyframes.need(self)
+
+    def close(self) -> None:
+        self.attach(None)
+
+    def _on_ready(self) -> None:
+        ids = self.tap.extension_ids
+        self._extension_key = (ids.get(MID_URI), self.tap.mid, ids.get(ABS_SEND_TIME_URI),
+                               ids.get(AUDIO_LEVEL_URI))
+        self.restart()
+
+    # -- hot path
+    def forward(self, packet: Any, keyframe: bool, ntp: int, extensions: dict) -> None:
+        tap = self.tap
+        if not tap.ready:
+            return
+        sequence = packet.sequence_number
+        if self.waiting:
+            if not keyframe:
+                return
+            self._start(packet)
+        elif (sequence - self.source_base) & 0xFFFF >= 0x8000:
+            return  # older than the point where this slot (re)started
+        if tap.backlog() > self.BACKLOG_LIMIT:
+            self.skips += 1  # slow subscriber: drop to the next keyframe, never delay the others
+            self.restart()
+            return
+        out_sequence = (sequence + self.offsets.sequence) & 0xFFFF
+        out_timestamp = (packet.timestamp + self.offsets.timestamp) & 0xFFFFFFFF
+        extension_block = self._extensions(packet, ntp, extensions)
+        payload = packet.payload
+        self.ring[out_sequence % self.RING] = (out_sequence, out_timestamp, packet.marker,
+                                               extension_block, payload)
+        if self.last_sequence is None or 0 < (out_sequence - self.last_sequence) & 0xFFFF < 0x8000:
+            self.last_sequence = out_sequence
+            if out_timestamp != self.last_timestamp:
+                self.last_timestamp = out_timestamp
+                self.last_time = time.monotonic()
+                tap.set_sr_mapping(ntp, out_timestamp)
+        try:
+            tap.send(rtp_header(packet.marker, tap.payload_type, out_sequence, out_timestamp,
+                                tap.ssrc, extension_block) + payload)
+        except SEND_ERRORS:
+            self.send_errors += 1
+            return
+        tap.count_sent(len(payload))
+        meter = self.meter
+        meter.packets += 1
+        meter.bytes += len(payload)
+        if packet.marker or self.kind == "audio":
+            meter.frames += 1
+        if keyframe and self.kind == "video":
+            self.keyframes += 1
+
+    def _start(self, packet: Any) -> None:
+        if self.last_sequence is None:
+            self.offsets = first_offsets(packet.sequence_number, packet.timestamp)
+        else:
+            self.offsets = continuing_offsets(
+                packet.sequence_number, packet.timestamp, self.last_sequence, self.last_timestamp,
+                time.monotonic() - self.last_time, self.tap.clock_rate)
+        self.source_base = packet.sequence_number
+        self.waiting = False
+        if self.track is not None and self.track.keyframes is not None:
+            self.track.keyframes.served(self)
+
+    def _extensions(self, packet: Any, ntp: int, cache: dict) -> bytes:
+        """Our own extension block: this slot's mid, a fresh abs-send-time, the audio level passed
+        through. The publisher's ids, mid and rid are never copied."""
+        level = packet.extensions.audio_level
+        key = (self._extension_key, level)
+        block = cache.get(key)
+        if block is None:
+            mid_id, mid, abs_send_time_id, audio_level_id = self._extension_key
+            elements = []
+            if mid_id and mid is not None:
+                elements.append((mid_id, mid.encode()))
+            if abs_send_time_id:
+                elements.append((abs_send_time_id, abs_send_time(ntp)))
+            if audio_level_id and level is not None:
+                elements.append((audio_level_id, audio_level_byte(*level)))
+            block = cache[key] = one_byte_extensions(elements)
+        return block
+
+    # -- feedback from the subscriber
+    def _on_keyframe_request(self) -> None:
+        self.plis += 1
+        track = self.track
+        if track is not None and track.keyframes is not None and not self.waiting \
+                and not track.paused:
+            track.keyframes.request()
+
+    def _on_nack(self, lost: list[int]) -> None:
+        self.nacks += 1
+        tap = self.tap
+        for sequence in lost:
+            entry = self.ring[sequence % self.RING]
+            if entry is None or entry[0] != sequence:
+                continue  # too old: the subscriber will ask for a keyframe
+            _, timestamp, marker, extension_block, payload = entry
+            if tap.rtx_payload_type is not None:
+                data = rtp_header(marker, tap.rtx_payload_type, self.rtx_sequence, timestamp,
+                                  tap.rtx_ssrc, extension_block) + rtx_payload(sequence, payload)
+                self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
+            else:
+                data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc,
+                                  extension_block) + payload
+            try:
+                tap.send(data)
+            except SEND_ERRORS:
+                self.send_errors += 1
+                return
+            self.retransmitted += 1
+
+    def _on_remb(self, bitrate: int) -> None:
+        self.remb = bitrate
+
+    def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
+        self.fraction_lost, self.packets_lost, self.jitter = fraction_lost, packets_lost, jitter
+
+    def stats(self) -> dict[str, Any]:
+        publisher, source = self.want if self.want else (None, None)
+        rtt = self.tap.rtt()
+        return {
+            "kind": self.kind, "publisher": publisher, "source": source,
+            "live": self.track is not None and not self.track.paused and not self.waiting,
+            **self.meter.read(),
+            "keyframes": self.keyframes, "retransmitted": self.retransmitted,
+            "nacks": self.nacks, "plis": self.plis, "skips": self.skips,
+            "lost": self.packets_lost, "loss": round(self.fraction_lost / 256, 4),
+            "jitter": self.jitter, "rtt": round(rtt, 4) if rtt is not None else None,
+            "remb": self.remb,
+        }

@@ -1,0 +1,140 @@
+"""Connects a room to the media engine: negotiation requests, and the room's plan applied as it changes.
+
+The room decides who receives what (media_plan.py); this module turns each change into the engine's
+slot assignments and forwarding switches, and tells subscribers which slot now shows whom (rtc:slots).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from signaling.media_plan import TrackRef, plan, slot_layout
+from signaling.protocol import RoomError
+from signaling.room import Participant, Room
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):  # media.engine.MediaEngine, as this module uses it
+    async def publish(self, peer_id: str, offer_sdp: str, sources: dict[str, str]) -> str: ...
+    async def open_subscriber(self, peer_id: str, slots: dict[str, str]) -> str: ...
+    async def subscriber_answer(self, peer_id: str, answer_sdp: str) -> None: ...
+    def assign(self, subscriber_id: str, slot: str, publisher_id: str | None, source: str | None) -> None: ...
+    def set_paused(self, publisher_id: str, source: str, paused: bool) -> None: ...
+    async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None: ...
+    async def close_peer(self, peer_id: str) -> None: ...
+
+
+def _mids(sdp: str) -> list[str]:
+    """The mids of an SDP's media sections, in order."""
+    return [line[6:].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
+
+
+def _peer(room: Room, participant_id: str) -> str:
+    return f"{room.session_id}/{participant_id}"
+
+
+class MediaBridge:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._subscribed: dict[str, dict[str, str]] = {}  # peer → slot layout
+        self._published: set[str] = set()
+        self._slots: dict[str, dict[str, TrackRef | None]] = {}  # peer → what each slot carries now
+        self._forwarding: dict[int, dict[TrackRef, bool]] = {}  # session → switches applied
+
+    # -- requests ------------------------------------------------------------------------------------
+    async def publish(self, room: Room, p: Participant, payload) -> dict:
+        sources = {t.mid: t.source for t in payload.tracks}
+        if not sources or len(set(sources.values())) != len(sources):
+            raise RoomError("invalid_payload", "Publish each source (camera, microphone, screen) once, at least one.")
+        offered_mids = set(_mids(payload.sdp))
+        if not set(sources) <= offered_mids:
+            raise RoomError("invalid_sdp", "The offer has no m-line for mid(s) "
+                                           f"{', '.join(sorted(set(sources) - offered_mids))}.")
+        try:
+            answer = await self.engine.publish(_peer(room, p.participant_id), payload.sdp, sources)
+        except Exception as exc:  # noqa: BLE001 - aiortc's parser raises many kinds on a bad offer
+            log.info("publish offer refused: %r", exc)
+            raise RoomError("invalid_sdp", "The offer could not be used.") from None
+        self._published.add(_peer(room, p.participant_id))
+        room.set_published(p, set(sources.values()))
+        return {"sdp": answer}
+
+    async def subscribe(self, room: Room, p: Participant) -> dict:
+        peer = _peer(room, p.participant_id)
+        if peer in self._subscribed:  # a fresh start: the old connection is replaced
+            await self.engine.close_peer(peer)
+            self._forget(peer)
+        layout = slot_layout(p.role, room.sees_classmates)
+        offer = await self.engine.open_subscriber(peer, layout)
+        self._subscribed[peer] = layout
+        self._slots[peer] = {}
+        # The offer's m-lines follow the slots in order: tell the client which mid is which slot.
+        mids = _mids(offer)
+        return {"sdp": offer, "slots": [{"slot": name, "kind": kind, "mid": mid}
+                                        for (name, kind), mid in zip(layout.items(), mids)]}
+
+    async def answer(self, room: Room, p: Participant, payload) -> None:
+        peer = _peer(room, p.participant_id)
+        if peer not in self._subscribed:
+            raise RoomError("not_subscribed", "Ask for the subscribe offer first (rtc:subscribe).")
+        if not _mids(payload.sdp):
+            raise RoomError("invalid_sdp", "The answer has no media sections.")
+        try:
+            await self.engine.subscriber_answer(peer, payload.sdp)
+        except Exception as exc:  # noqa: BLE001 - aiortc's parser raises many kinds on a bad answer
+            log.info("subscribe answer refused: %r", exc)
+            raise RoomError("invalid_sdp", "The answer could not be used.") from None
+
+    async def candidate(self, room: Room, p: Participant, payload) -> None:
+        try:
+            await self.engine.add_candidate(_peer(room, p.participant_id), payload.direction, payload.candidate)
+        except Exception as exc:  # noqa: BLE001 - a malformed candidate must not harm the connection
+            log.info("ICE candidate refused: %r", exc)
+            raise RoomError("invalid_candidate", "The ICE candidate could not be used.") from None
+
+    # -- the plan ------------------------------------------------------------------------------------
+    async def apply(self, room: Room) -> list[tuple[Participant, dict[str, Any]]]:
+        """Bring the engine in step with the room; returns the rtc:slots messages to send."""
+        present = {p.participant_id: p for p in room.present() if p.connected}
+        for peer in [q for q in set(self._subscribed) | self._published if q.startswith(f"{room.session_id}/")]:
+            if peer.split("/", 1)[1] not in present:  # left, dropped, kicked: close its connections
+                await self.engine.close_peer(peer)
+                self._forget(peer)
+        assignments, switches = plan(room.media_views(), room.stage, room.sees_classmates)
+        applied = self._forwarding.setdefault(room.session_id, {})
+        for ref, on in switches.items():
+            if applied.get(ref) != on:
+                self.engine.set_paused(_peer(room, ref.participant_id), ref.source, not on)
+                applied[ref] = on
+        messages = []
+        for participant_id, slots in assignments.items():
+            peer = _peer(room, participant_id)
+            if peer not in self._subscribed:
+                continue
+            current = self._slots[peer]
+            changed = {slot: ref for slot, ref in slots.items() if current.get(slot) != ref}
+            for slot, ref in changed.items():
+                self.engine.assign(peer, slot, _peer(room, ref.participant_id) if ref else None,
+                                   ref.source if ref else None)
+                current[slot] = ref
+            if changed:
+                messages.append((present[participant_id], {
+                    slot: {"participant_id": ref.participant_id, "source": ref.source} if ref else None
+                    for slot, ref in changed.items()}))
+        return messages
+
+    def _forget(self, peer: str) -> None:
+        self._subscribed.pop(peer, None)
+        self._slots.pop(peer, None)
+        self._published.discard(peer)
+        session, participant_id = peer.split("/", 1)
+        applied = self._forwarding.get(int(session), {})
+        for ref in [r for r in applied if r.participant_id == participant_id]:
+            del applied[ref]
+
+    async def close_room(self, room: Room) -> None:
+        for peer in [q for q in set(self._subscribed) | self._published if q.startswith(f"{room.session_id}/")]:
+            await self.engine.close_peer(peer)
+            self._forget(peer)
+        self._forwarding.pop(room.session_id, None)
