@@ -1,0 +1,150 @@
+"""Media through the live room: real aiortc peers negotiate over the Socket.IO protocol (rtc:*), and
+the room's rules decide who receives what."""
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from liveclass.live import LIVE_ROOMS
+from liveclass.models import Enrollment
+from tests.helpers import add_user
+from tests.live import LiveClient, admitted, enter
+from tests.media.peers import CONFIG, PatternTrack, wait_for, which_pattern
+
+
+class RoomPeer:
+    """A participant's media as an aiortc client: publish (we offer), subscribe (the server offers)."""
+
+    def __init__(self, client: LiveClient):
+        self.client = client
+        self.publisher: RTCPeerConnection | None = None
+        self.subscriber: RTCPeerConnection | None = None
+        self.slot_of_mid: dict[str, str] = {}
+        self.patterns: dict[str, list[str | None]] = {}  # slot → patterns of decoded frames
+        self.audio_frames: dict[str, int] = {}
+        self.tasks: list[asyncio.Task] = []
+
+    async def publish(self, pattern: str | None = "A", audio: bool = True) -> None:
+        pc = self.publisher = RTCPeerConnection(CONFIG)
+        tracks = []
+        if pattern:
+            tracks.append((pc.addTransceiver(PatternTrack(pattern), direction="sendonly"), "camera"))
+        if audio:
+            tracks.append((pc.addTransceiver(AudioStreamTrack(), direction="sendonly"), "microphone"))
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self.client.ok("rtc:publish", {
+            "sdp": pc.localDescription.sdp, "tracks": [{"mid": t.mid, "source": s} for t, s in tracks]})
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+
+    async def subscribe(self) -> None:
+        mark = self.client.mark()
+        await self.client.ok("rtc:subscribe")
+        offer = await self.client.wait_for("rtc:offer", after=mark)
+        self.slot_of_mid = {s["mid"]: s["slot"] for s in offer["slots"]}
+        pc = self.subscriber = RTCPeerConnection(CONFIG)
+
+        @pc.on("track")
+        def on_track(track):
+            slot = self.slot_of_mid[next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)]
+            self.tasks.append(asyncio.ensure_future(self._read(slot, track)))
+
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self.client.ok("rtc:answer", {"sdp": pc.localDescription.sdp})
+
+    async def _read(self, slot: str, track) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    self.patterns.setdefault(slot, []).append(which_pattern(frame))
+                else:
+                    self.audio_frames[slot] = self.audio_frames.get(slot, 0) + 1
+        except Exception:  # noqa: BLE001 - the track ended
+            return
+
+    def seen(self, slot: str, pattern: str, since: int = 0) -> bool:
+        return pattern in self.patterns.get(slot, [])[since:]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for pc in (self.publisher, self.subscriber):
+            if pc:
+                await pc.close()
+
+
+async def test_teacher_media_reaches_every_student_and_the_rules_hold(server, school, period):
+    session_id, teacher = period
+    async with server.db() as db:
+        others = [await add_user(db, "student", f"Học Sinh {i}") for i in range(2)]
+        for user in others:
+            db.add(Enrollment(class_id=school.school_class.id, student_id=user.id))
+        await db.commit()
+    students = [await admitted(teacher, await server.logged_in(u), session_id) for u in [school.student, *others]]
+    observer = await enter(await server.logged_in(school.observer), session_id)
+    await observer.wait_for("room:state")
+
+    teacher_peer = RoomPeer(teacher)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    peers = [RoomPeer(c) for c in [*students, observer]]
+    try:
+        for peer in peers:
+            await peer.subscribe()
+        # Everyone receives the teacher's camera (decoded: the colour pattern) and voice.
+        for peer in peers:
+            await wait_for(lambda p=peer: p.seen("teacher_camera", "A"), 15, "the teacher's camera")
+            await wait_for(lambda p=peer: p.audio_frames.get("teacher_audio", 0) > 10, 15, "the teacher's voice")
+        # Observers only watch.
+        assert await observer.refused("rtc:publish", {"sdp": "v=0", "tracks": []}) == "forbidden"
+
+        # Ánh speaks: the others hear her in an audio slot; the teacher mutes her and it stops at once.
+        anh, huy = peers[0], peers[1]
+        await anh.publish("B")
+        await teacher_peer.subscribe()
+        await students[0].ok("media:state", {"microphone": True, "camera": True})
+        slots = await students[1].wait_for("rtc:slots", lambda d: (d["slots"].get("audio_1") or {}).get(
+            "participant_id") == students[0].participant_id)
+        assert slots["slots"]["audio_1"]["source"] == "microphone"
+        await wait_for(lambda: huy.audio_frames.get("audio_1", 0) > 10, 15, "Ánh's voice at Huy")
+        # The teacher sees every student's camera in the grid; students do not see each other's.
+        await wait_for(lambda: any(teacher_peer.seen(s, "B") for s in teacher_peer.patterns), 15,
+                       "Ánh's camera in the teacher's grid")
+        assert not any(huy.seen(s, "B") for s in huy.patterns)
+
+        mark = students[1].mark()
+        await teacher.ok("mod:mute", {"participant_id": students[0].participant_id, "source": "microphone"})
+        await students[1].wait_for("rtc:slots", lambda d: "audio_1" in d["slots"] and d["slots"]["audio_1"] is None,
+                                   after=mark)
+        heard = huy.audio_frames.get("audio_1", 0)
+        await asyncio.sleep(1.0)
+        assert huy.audio_frames.get("audio_1", 0) - heard < 10  # forwarding stopped on the server
+
+        # On stage: everyone sees Ánh's camera.
+        since = len(huy.patterns.get("stage", []))
+        await teacher.ok("mod:stage", {"participant_id": students[0].participant_id})
+        await wait_for(lambda: huy.seen("stage", "B", since), 15, "Ánh on stage at Huy")
+    finally:
+        for peer in [teacher_peer, *peers]:
+            await peer.close()
+
+
+async def test_leaving_closes_the_media_connections(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    peer = RoomPeer(student)
+    await peer.publish("B")
+    await peer.subscribe()
+    engine = server.test_server.app[LIVE_ROOMS]._media.engine
+    peer_id = f"{session_id}/{student.participant_id}"
+
+    def has_connections() -> bool:
+        stats = engine.stats()
+        return peer_id in stats["subscribers"] or any(k.startswith(peer_id + "/") for k in stats["tracks"])
+
+    await wait_for(has_connections, 10, "the student's connections")
+    await student.ok("room:leave")
+    await wait_for(lambda: not has_connections(), 10, "the server to close the student's connections")
+    await peer.close()
