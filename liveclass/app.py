@@ -17,6 +17,7 @@ from liveclass.config import Settings
 from liveclass.db import create_engine, session_factory, upgrade_database_async
 from liveclass.errors import ApiError
 from liveclass.live import setup_live
+from liveclass.metrics import setup_metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         return web.json_response(spec)
 
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
+    setup_metrics(app)
     if (WEB_CLIENT_DIR / "index.html").exists():
         async def index(request: web.Request) -> web.FileResponse:
             return web.FileResponse(WEB_CLIENT_DIR / "index.html")

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
     reconnect_grace_seconds: float = Field(60, gt=0, le=3600)
     students_see_classmates: bool = False  # do students receive each other's cameras?
+    quality_report_seconds: float = Field(5, gt=0, le=60)  # how often the teacher hears of connection quality
     handout_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     handout_allowed_types: list[str] = Field(default_factory=lambda: [
         "application/pdf", "image/png", "image/jpeg", "text/plain",
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     ])
     ice_servers: list[IceServer] = Field(default_factory=list)
     log_level: str = "INFO"
+    metrics_token: str = ""  # lets a scraper on another machine read /metrics (bearer token)
 
     @field_validator("personal_id_pattern")
     @classmethod

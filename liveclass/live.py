@@ -46,12 +46,14 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     engine = MediaEngine()
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
                       grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins,
-                      media=MediaBridge(engine), sees_classmates=settings.students_see_classmates)
+                      media=MediaBridge(engine), sees_classmates=settings.students_see_classmates,
+                      quality_interval=settings.quality_report_seconds)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
 
     async def live_ctx(app: web.Application):
         writer.start()
+        live.start_quality_reports()
         yield
         await engine.close()
         await writer.close()  # after the rooms closed (on_shutdown, below): their last events are in

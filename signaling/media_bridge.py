@@ -30,6 +30,16 @@ def _mids(sdp: str) -> list[str]:
     return [line[6:].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
 
 
+def rate_connection(loss: float, rtt: float | None) -> str:
+    """good / weak / bad, as a teacher needs to know it (Kết nối yếu)."""
+    rtt = rtt or 0.0
+    if loss > 0.10 or rtt > 0.6:
+        return "bad"
+    if loss > 0.03 or rtt > 0.3:
+        return "weak"
+    return "good"
+
+
 def _peer(room: Room, participant_id: str) -> str:
     return f"{room.session_id}/{participant_id}"
 
@@ -123,6 +133,22 @@ class MediaBridge:
                     slot: {"participant_id": ref.participant_id, "source": ref.source} if ref else None
                     for slot, ref in changed.items()}))
         return messages
+
+    def quality(self, room: Room) -> dict[str, dict[str, Any]]:
+        """Each receiving participant's connection quality, from the RTCP of their subscribe slots."""
+        subscribers = self.engine.stats()["subscribers"]
+        report = {}
+        for p in room.present():
+            slots = [s for s in subscribers.get(_peer(room, p.participant_id), {}).values() if s.get("live")]
+            if not slots:
+                continue
+            loss = max(s["loss"] for s in slots)
+            rtts = [s["rtt"] for s in slots if s.get("rtt") is not None]
+            rtt = max(rtts) if rtts else None
+            report[p.participant_id] = {"quality": rate_connection(loss, rtt), "loss": loss,
+                                        "rtt_ms": round(rtt * 1000) if rtt is not None else None,
+                                        "receiving_kbps": round(sum(s["bitrate"] for s in slots) / 1000)}
+        return report
 
     def _forget(self, peer: str) -> None:
         self._subscribed.pop(peer, None)

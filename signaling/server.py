@@ -69,10 +69,11 @@ class LiveServer:
 
     def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
                  allowed_origins: list[str] | None = None, media: MediaBridge | None = None,
-                 sees_classmates: bool = False, client_manager: Any = None):
+                 sees_classmates: bool = False, quality_interval: float = 5.0, client_manager: Any = None):
         self._secret = secret
         self._media = media  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
+        self._quality_interval = quality_interval
         self._spent = spent_tokens
         self._sink = sink
         self._grace = grace_seconds
@@ -88,6 +89,10 @@ class LiveServer:
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("*", self._on_request, namespace=NAMESPACE)
+
+    @property
+    def media(self) -> MediaBridge | None:
+        return self._media
 
     def attach(self, app, socketio_path: str = "socket.io") -> None:
         self.sio.attach(app, socketio_path=socketio_path)
@@ -234,6 +239,27 @@ class LiveServer:
                 return await self._media.answer(room, participant, payload)
             return await self._media.candidate(room, participant, payload)
 
+    # -- connection quality for the teacher ----------------------------------------------------------
+    def start_quality_reports(self) -> None:
+        """Every few seconds the teacher learns each student's connection quality (room:quality)."""
+        if self._media is not None:
+            self._quality_task = asyncio.get_running_loop().create_task(self._report_quality())
+
+    async def _report_quality(self) -> None:
+        while True:
+            await asyncio.sleep(self._quality_interval)
+            for room in list(self.rooms.values()):
+                try:
+                    teachers = [t for t in room.teachers() if t.connected]
+                    if not teachers or room.ended:
+                        continue
+                    report = self._media.quality(room)
+                    for teacher in teachers:
+                        room._send(teacher, "room:quality", {"participants": report})
+                    await self._flush(room)
+                except Exception:  # noqa: BLE001 - a report must never stop the reports
+                    log.exception("quality report failed")
+
     # -- called by the application -------------------------------------------------------------------
     async def end_room(self, session_id: int, by_user_id: int | None = None, by_name: str | None = None) -> None:
         """End the period for everyone in it (ended over HTTP by `by_user_id`); nobody may join it again."""
@@ -255,6 +281,8 @@ class LiveServer:
 
     async def close(self) -> None:
         """Server shutdown: everyone present leaves now, so their attendance closes at this moment."""
+        if getattr(self, "_quality_task", None):
+            self._quality_task.cancel()
         for handle in list(self._timers):
             handle.cancel()
         for room in self.rooms.values():

@@ -137,7 +137,7 @@ async def test_leaving_closes_the_media_connections(server, school, period):
     peer = RoomPeer(student)
     await peer.publish("B")
     await peer.subscribe()
-    engine = server.test_server.app[LIVE_ROOMS]._media.engine
+    engine = server.test_server.app[LIVE_ROOMS].media.engine
     peer_id = f"{session_id}/{student.participant_id}"
 
     def has_connections() -> bool:
@@ -148,3 +148,46 @@ async def test_leaving_closes_the_media_connections(server, school, period):
     await student.ok("room:leave")
     await wait_for(lambda: not has_connections(), 10, "the server to close the student's connections")
     await peer.close()
+
+
+async def test_the_teacher_hears_of_each_students_connection_quality(tmp_path):
+    from tests.helpers import make_settings, seed_school, start_server
+    server = await start_server(make_settings(tmp_path / "var", quality_report_seconds=0.3))
+    try:
+        school = await seed_school(server)
+        teacher_person = await server.logged_in(school.teacher)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        teacher = await enter(teacher_person, session["id"])
+        await teacher.wait_for("room:state")
+        student = await admitted(teacher, await server.logged_in(school.student), session["id"])
+        teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+        await teacher_peer.publish("A")
+        await teacher.ok("media:state", {"camera": True, "microphone": True})
+        await student_peer.subscribe()
+        report = await teacher.wait_for("room:quality", lambda d: student.participant_id in d["participants"]
+                                        and d["participants"][student.participant_id]["receiving_kbps"] > 0, 20)
+        entry = report["participants"][student.participant_id]
+        assert entry["quality"] == "good" and entry["loss"] < 0.03  # loopback: no loss
+        assert not student.events("room:quality")  # only teachers get the report
+        await teacher_peer.close()
+        await student_peer.close()
+    finally:
+        await server.close()
+
+
+async def test_prometheus_metrics_show_rooms_and_forwarding(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    await student_peer.subscribe()
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the teacher's camera")
+    text = await (await server.person(None).request("GET", server.base_url + "/metrics")).text()
+    assert "liveclass_rooms 1.0" in text
+    assert 'liveclass_participants{role="student",state="admitted"} 1.0' in text
+    sent = [line for line in text.splitlines()
+            if line.startswith("liveclass_media_sent_bytes_total") and 'slot="teacher_camera"' in line]
+    assert sent and float(sent[0].split()[-1]) > 0
+    await teacher_peer.close()
+    await student_peer.close()

@@ -54,6 +54,7 @@ function onEvent(room, name, data) {
       Object.assign(room.slots, data.slots);
       return updateStage(room);
     case "room:stage": if (state) { state.stage = data.participant_id; render(room); } return;
+    case "room:quality": room.quality = data.participants; return render(room);
     case "participant:joined":
       if (!state || data.version <= state.version) return;
       state.version = data.version;
@@ -294,6 +295,9 @@ function renderParticipants(room) {
       h("span", { class: "name" }, p.name),
       h("span", { class: "muted" }, t("role." + p.role)),
       p.connection !== "connected" ? h("span", { class: "badge warn" }, t("room.reconnecting")) : null,
+      ["weak", "bad"].includes(room.quality?.[p.participant_id]?.quality)
+        ? h("span", { class: "badge warn", title: `${room.quality[p.participant_id].rtt_ms ?? "?"} ms` }, t("room.weak"))
+        : null,
       teacher && p.role !== "teacher" && p.role !== "observer" ? participantActions(room, p) : null)));
   return h("div", {}, lobby, h("h2", {}, t("room.participants")), people);
 }
