@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(20, ge=1)
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
     reconnect_grace_seconds: float = Field(60, gt=0, le=3600)
+    # The media plane's own addresses: where it offers ICE candidates (empty: every interface of the
+    # machine), and the public address to announce instead when the server is behind 1:1 NAT.
+    media_host_addresses: list[str] = Field(default_factory=list)
+    media_announced_address: str = ""
     students_see_classmates: bool = False  # do students receive each other's cameras?
     quality_report_seconds: float = Field(5, gt=0, le=60)  # how often the teacher hears of connection quality
     handout_max_bytes: int = Field(20 * 1024 * 1024, gt=0)

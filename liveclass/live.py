@@ -43,7 +43,8 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     writer = RecordsWriter(db)
     # The server's own peer connections use no STUN/TURN (no lookups on the join path); the ICE
     # servers in the settings are for the clients.
-    engine = MediaEngine()
+    engine = MediaEngine(host_addresses=settings.media_host_addresses or None,
+                         announced_address=settings.media_announced_address or None)
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
                       grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins,
                       media=MediaBridge(engine), sees_classmates=settings.students_see_classmates,

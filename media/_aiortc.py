@@ -286,6 +286,22 @@ class SenderTap:
         return getattr(self.sender, _S + "encoder") is not None
 
 
+# ----------------------------------------------------------------------------- host addresses
+_discovered_host_addresses = aioice.ice.get_host_addresses
+
+
+def use_host_addresses(addresses: list[str] | None) -> list[str]:
+    """Gather host candidates from these addresses only (None: this machine's interfaces, looked up
+    once here instead of inside every connection's gathering). aiortc has no option for it."""
+    chosen = list(addresses) if addresses else _discovered_host_addresses(use_ipv4=True, use_ipv6=True)
+
+    def configured(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = configured
+    return chosen
+
+
 # ---------------------------------------------------------------------------------------- guard
 def _guarded_functions() -> dict[str, Any]:
     """Functions whose behaviour the taps replicate or rely on; their source is hashed."""
@@ -310,6 +326,7 @@ def _guarded_functions() -> dict[str, Any]:
         "RTCDtlsTransport._register_rtp_receiver": D._register_rtp_receiver,
         "RtpRouter.route_rtcp": rtcdtlstransport.RtpRouter.route_rtcp,
         "aioice.Connection.sendto": aioice.ice.Connection.sendto,
+        "aioice.Connection.gather_candidates": aioice.ice.Connection.gather_candidates,
     }
 
 
@@ -338,6 +355,7 @@ EXPECTED_HASHES: dict[str, str] = {
     "RTCDtlsTransport._register_rtp_receiver": "d35a385b0afb20bf",
     "RtpRouter.route_rtcp": "199bd7e279f1945a",
     "aioice.Connection.sendto": "bf162ec03bdce2cc",
+    "aioice.Connection.gather_candidates": "d33db28d4d1e49ff",
 }
 
 
@@ -381,6 +399,9 @@ def internals_problems(expected_hashes: dict[str, str] | None = None) -> list[st
     for attribute in ("self._state", "self._tx_srtp"):
         if attribute not in dtls_init:
             problems.append(f"RTCDtlsTransport no longer sets {attribute}")
+    if "get_host_addresses(" not in inspect.getsource(aioice.ice.Connection.gather_candidates):
+        problems.append("aioice no longer gathers through get_host_addresses(): server addresses "
+                        "from the configuration would be ignored")
     if "self._nominated" not in inspect.getsource(aioice.ice.Connection.__init__):
         problems.append("aioice Connection no longer keeps _nominated (selected pairs)")
     if expected_hashes:

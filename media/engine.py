@@ -34,7 +34,11 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from media._aiortc import use_host_addresses
 from media.forwarder import PublishedTrack, Slot
+
+# "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
+_HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+) typ host", re.M)
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +125,15 @@ class MediaEngine:
 
     def __init__(self, *, ice_servers: list[dict] | None = None,
                  video_bitrates: dict[str, int] | None = None,
-                 on_connection_state: Callable[[str, str, str], Any] | None = None) -> None:
+                 on_connection_state: Callable[[str, str, str], Any] | None = None,
+                 host_addresses: list[str] | None = None, announced_address: str | None = None) -> None:
         """ice_servers: [{"urls": ..., "username": ..., "credential": ...}], default none (no STUN
         lookup inside every setLocalDescription). on_connection_state(peer_id, "publish" |
-        "subscribe", state) is called on every connection state change."""
+        "subscribe", state) is called on every connection state change. host_addresses: the local
+        addresses to offer candidates on (default: every interface, looked up once);
+        announced_address: the address clients must use instead (a server behind 1:1 NAT)."""
+        self.host_addresses = use_host_addresses(host_addresses)
+        self._announced = announced_address
         self._ice_servers = [RTCIceServer(**server) for server in ice_servers or []]
         self._video_bitrates = {**DEFAULT_VIDEO_BITRATES, **(video_bitrates or {})}
         self._on_connection_state = on_connection_state
@@ -189,7 +198,7 @@ class MediaEngine:
         await publisher.remote_description_set()
         if publisher.remb_task is None:
             publisher.remb_task = asyncio.ensure_future(self._send_remb(publisher))
-        return publisher.pc.localDescription.sdp
+        return self._announce(publisher.pc.localDescription.sdp)
 
     async def _send_remb(self, publisher: _Publisher) -> None:
         """One steady REMB per publish connection, covering all its video SSRCs (a cap that does
@@ -239,7 +248,7 @@ class MediaEngine:
                 subscriber.slots[name] = Slot(peer_id, name, kind, transceiver.sender)
                 subscriber.transceivers[name] = transceiver
         await subscriber.pc.setLocalDescription(await subscriber.pc.createOffer())
-        return subscriber.pc.localDescription.sdp
+        return self._announce(subscriber.pc.localDescription.sdp)
 
     def slot_mids(self, peer_id: str) -> dict[str, str]:
         """Slot name -> mid of its m-line in the subscribe offer (for the client to tell slots apart)."""
@@ -312,6 +321,12 @@ class MediaEngine:
         }
 
     # ------------------------------------------------------------------------------- helpers
+    def _announce(self, sdp: str) -> str:
+        """Host candidates carry the announced address, if one is configured (like mediasoup's
+        announcedIp): clients reach the server through its public address, the port is the same."""
+        if not self._announced:
+            return sdp
+        return _HOST_CANDIDATE.sub(lambda m: f"{m.group(1)}{self._announced} {m.group(3)} typ host", sdp)
     def _peer_connection(self, peer_id: str, direction: str) -> RTCPeerConnection:
         # max-bundle: with aiortc's default ("balanced"), a second transceiver of a kind is bound to
         # the first one's transport, which the answer's BUNDLE then discards: its media never flows.

@@ -191,3 +191,23 @@ async def test_prometheus_metrics_show_rooms_and_forwarding(server, school, peri
     assert sent and float(sent[0].split()[-1]) > 0
     await teacher_peer.close()
     await student_peer.close()
+
+
+async def test_server_candidates_come_from_the_configuration(tmp_path):
+    """Only the configured address is offered, and the announced one replaces it in the SDP."""
+    from tests.helpers import make_settings, seed_school, start_server
+    server = await start_server(make_settings(tmp_path / "var", media_host_addresses=["127.0.0.1"],
+                                              media_announced_address="203.0.113.10"))
+    try:
+        school = await seed_school(server)
+        teacher_person = await server.logged_in(school.teacher)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        teacher = await enter(teacher_person, session["id"])
+        await teacher.wait_for("room:state")
+        await teacher.ok("rtc:subscribe")
+        offer = await teacher.wait_for("rtc:offer")
+        hosts = [line.split()[4] for line in offer["sdp"].splitlines()
+                 if line.startswith("a=candidate:") and "typ host" in line]
+        assert hosts and set(hosts) == {"203.0.113.10"}
+    finally:
+        await server.close()
