@@ -5,5 +5,6 @@ Private aiortc internals are touched in media/_aiortc.py only.
 """
 
 from media.engine import SOURCE_KINDS, MediaEngine
+from media.forwarder import EncodedPacket
 
-__all__ = ["MediaEngine", "SOURCE_KINDS"]
+__all__ = ["EncodedPacket", "MediaEngine", "SOURCE_KINDS"]

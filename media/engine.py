@@ -35,7 +35,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from media._aiortc import use_host_addresses
-from media.forwarder import PublishedTrack, Slot
+from media.forwarder import EncodedPacket, PublishedTrack, Slot
 
 # "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+) typ host", re.M)
@@ -225,6 +225,26 @@ class MediaEngine:
         track = self._tracks.get(key)
         if track is not None:
             track.set_paused(paused)
+
+    # ----------------------------------------------------------------------------------- sinks
+    def add_sink(self, publisher_id: str, source: str, sink: Callable[[EncodedPacket], None]) -> bool:
+        """Give `sink` every packet of a published source while it is forwarded (not while paused);
+        video starts with a keyframe request. False if that source is not published."""
+        track = self._tracks.get((publisher_id, source))
+        if track is None:
+            return False
+        track.add_sink(sink)
+        return True
+
+    def remove_sink(self, publisher_id: str, source: str, sink: Callable[[EncodedPacket], None]) -> None:
+        track = self._tracks.get((publisher_id, source))
+        if track is not None:
+            track.remove_sink(sink)
+
+    def request_keyframe(self, publisher_id: str, source: str) -> None:
+        track = self._tracks.get((publisher_id, source))
+        if track is not None and track.is_video:
+            track.tap.request_keyframe()
 
     # ----------------------------------------------------------------------------- subscribe
     async def open_subscriber(self, peer_id: str, slots: dict[str, str]) -> str:

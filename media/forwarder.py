@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
@@ -66,6 +68,20 @@ class RateMeter:
                 "fps": round(self.fps, 1)}
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedPacket:
+    """One RTP packet of a published track as it arrived (RTX unwrapped), for a sink such as the
+    recorder: it depayloads and muxes these without decoding."""
+
+    kind: str  # "video" (VP8, 90 kHz clock) or "audio" (Opus, 48 kHz clock)
+    sequence: int
+    timestamp: int
+    marker: bool
+    payload: bytes
+    arrival: float  # time.time() when it arrived
+    keyframe: bool  # the first packet of a VP8 keyframe (always True for audio)
+
+
 class PublishedTrack:
     """One track of a publisher (e.g. its camera), forwarded to the slots attached to it."""
 
@@ -77,6 +93,7 @@ class PublishedTrack:
         self.tap = ReceiverTap(receiver, kind, self.on_packet)
         self.keyframes = KeyframeRequester(self.tap.request_keyframe) if self.is_video else None
         self.slots: tuple[Slot, ...] = ()
+        self.sinks: tuple[Callable[[EncodedPacket], None], ...] = ()
         self.paused = False
         self.meter = RateMeter()
         self.keyframes_seen = 0
@@ -88,6 +105,14 @@ class PublishedTrack:
         self.slots = tuple(s for s in self.slots if s is not slot)
         if self.keyframes is not None:
             self.keyframes.served(slot)
+
+    def add_sink(self, sink: Callable[[EncodedPacket], None]) -> None:
+        self.sinks = (*self.sinks, sink)
+        if self.is_video:
+            self.tap.request_keyframe()  # a recording starts at a keyframe
+
+    def remove_sink(self, sink: Callable[[EncodedPacket], None]) -> None:
+        self.sinks = tuple(s for s in self.sinks if s is not sink)
 
     def set_paused(self, paused: bool) -> None:
         """Stop forwarding at once (a mute); on resume every slot restarts at a keyframe."""
@@ -119,8 +144,17 @@ class PublishedTrack:
         else:
             meter.frames += 1
             keyframe = True  # every audio packet is a valid place to start
-        if self.paused or not self.slots or not payload:
+        if self.paused or not payload:
             return  # (an empty payload is padding: a bandwidth probe, nothing to forward)
+        for sink in self.sinks:
+            try:
+                sink(EncodedPacket(self.kind, packet.sequence_number, packet.timestamp, packet.marker, payload,
+                                   time.time(), keyframe))
+            except Exception:  # noqa: BLE001 - a failing sink (a full disk) must not stop the class
+                log.exception("a sink of %s/%s failed; it is removed", self.publisher_id, self.source)
+                self.remove_sink(sink)
+        if not self.slots:
+            return
         ntp = ntp_now()
         extensions: dict = {}  # extension blocks built for this packet, shared by equal slots
         for slot in self.slots:

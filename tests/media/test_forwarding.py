@@ -220,3 +220,22 @@ async def test_a_reoffer_adds_slots_to_an_open_subscriber(engine):
     assert frames.sample_rate == 48000
     frames = sub.frames["camera"]
     await wait_for(frames_arrive(sub, "camera", frames, "A"), 5, "video continuing")
+
+
+async def test_a_sink_gets_the_encoded_packets_without_any_decoding(engine):
+    """The recorder's way in: raw VP8/Opus packets of a published source, starting at a keyframe."""
+    from media import EncodedPacket
+    publisher = Publisher(engine, "teacher", "A")
+    await connected(engine, publisher)
+    got: dict[str, list[EncodedPacket]] = {"camera": [], "microphone": []}
+    assert engine.add_sink("teacher", "camera", got["camera"].append)
+    assert engine.add_sink("teacher", "microphone", got["microphone"].append)
+    assert not engine.add_sink("nobody", "camera", got["camera"].append)
+    await wait_for(lambda: any(p.keyframe for p in got["camera"]) and len(got["microphone"]) > 20, 10,
+                   "a keyframe and audio at the sink")
+    assert all(p.kind == "video" for p in got["camera"]) and all(p.kind == "audio" for p in got["microphone"])
+    engine.set_paused("teacher", "camera", True)
+    await asyncio.sleep(0.3)
+    count = len(got["camera"])
+    await asyncio.sleep(0.5)
+    assert len(got["camera"]) == count  # a mute also stops what a sink (a recording) gets
