@@ -40,6 +40,9 @@ MEDIA_MUTED = "media_muted"
 PARTICIPANT_KICKED = "participant_kicked"
 LOCK_CHANGED = "lock_changed"
 STAGE_CHANGED = "stage_changed"  # target: who is on stage now (None: nobody)
+REC_STARTED = "recording_started"
+REC_STOPPED = "recording_stopped"  # data.reason when it stopped by itself (e.g. disk_full)
+RECORDING_SAVED = "recording_saved"  # data.manifest: the files, on the session clock, with checksums
 ROOM_ENDED = "room_ended"
 
 

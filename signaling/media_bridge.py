@@ -40,7 +40,8 @@ def rate_connection(loss: float, rtt: float | None) -> str:
     return "good"
 
 
-def _peer(room: Room, participant_id: str) -> str:
+def peer_id(room: Room, participant_id: str) -> str:
+    """The media engine's id of a participant's connections."""
     return f"{room.session_id}/{participant_id}"
 
 
@@ -62,16 +63,16 @@ class MediaBridge:
             raise RoomError("invalid_sdp", "The offer has no m-line for mid(s) "
                                            f"{', '.join(sorted(set(sources) - offered_mids))}.")
         try:
-            answer = await self.engine.publish(_peer(room, p.participant_id), payload.sdp, sources)
+            answer = await self.engine.publish(peer_id(room, p.participant_id), payload.sdp, sources)
         except Exception as exc:  # noqa: BLE001 - aiortc's parser raises many kinds on a bad offer
             log.info("publish offer refused: %r", exc)
             raise RoomError("invalid_sdp", "The offer could not be used.") from None
-        self._published.add(_peer(room, p.participant_id))
+        self._published.add(peer_id(room, p.participant_id))
         room.set_published(p, set(sources.values()))
         return {"sdp": answer}
 
     async def subscribe(self, room: Room, p: Participant) -> dict:
-        peer = _peer(room, p.participant_id)
+        peer = peer_id(room, p.participant_id)
         if peer in self._subscribed:  # a fresh start: the old connection is replaced
             await self.engine.close_peer(peer)
             self._forget(peer)
@@ -85,7 +86,7 @@ class MediaBridge:
                                         for (name, kind), mid in zip(layout.items(), mids)]}
 
     async def answer(self, room: Room, p: Participant, payload) -> None:
-        peer = _peer(room, p.participant_id)
+        peer = peer_id(room, p.participant_id)
         if peer not in self._subscribed:
             raise RoomError("not_subscribed", "Ask for the subscribe offer first (rtc:subscribe).")
         if not _mids(payload.sdp):
@@ -98,7 +99,7 @@ class MediaBridge:
 
     async def candidate(self, room: Room, p: Participant, payload) -> None:
         try:
-            await self.engine.add_candidate(_peer(room, p.participant_id), payload.direction, payload.candidate)
+            await self.engine.add_candidate(peer_id(room, p.participant_id), payload.direction, payload.candidate)
         except Exception as exc:  # noqa: BLE001 - a malformed candidate must not harm the connection
             log.info("ICE candidate refused: %r", exc)
             raise RoomError("invalid_candidate", "The ICE candidate could not be used.") from None
@@ -115,17 +116,17 @@ class MediaBridge:
         applied = self._forwarding.setdefault(room.session_id, {})
         for ref, on in switches.items():
             if applied.get(ref) != on:
-                self.engine.set_paused(_peer(room, ref.participant_id), ref.source, not on)
+                self.engine.set_paused(peer_id(room, ref.participant_id), ref.source, not on)
                 applied[ref] = on
         messages = []
         for participant_id, slots in assignments.items():
-            peer = _peer(room, participant_id)
+            peer = peer_id(room, participant_id)
             if peer not in self._subscribed:
                 continue
             current = self._slots[peer]
             changed = {slot: ref for slot, ref in slots.items() if current.get(slot) != ref}
             for slot, ref in changed.items():
-                self.engine.assign(peer, slot, _peer(room, ref.participant_id) if ref else None,
+                self.engine.assign(peer, slot, peer_id(room, ref.participant_id) if ref else None,
                                    ref.source if ref else None)
                 current[slot] = ref
             if changed:
@@ -139,7 +140,7 @@ class MediaBridge:
         subscribers = self.engine.stats()["subscribers"]
         report = {}
         for p in room.present():
-            slots = [s for s in subscribers.get(_peer(room, p.participant_id), {}).values() if s.get("live")]
+            slots = [s for s in subscribers.get(peer_id(room, p.participant_id), {}).values() if s.get("live")]
             if not slots:
                 continue
             loss = max(s["loss"] for s in slots)

@@ -74,6 +74,7 @@ class Room:
         self.hands: list[tuple[str, float]] = []  # (participant_id, raised_at), in order raised
         self.removed_users: set[int] = set()
         self.stage: str | None = None  # the participant the teacher put on stage
+        self.recording = False  # set by the recording control; shown to everyone (rec:status)
         self.sees_classmates = sees_classmates  # do students see each other's cameras?
         self.ended = False
         self.outbox: list[Outgoing] = []
@@ -169,7 +170,7 @@ class Room:
             "hands": self.hand_queue(),
             "locks": dict(self.locks),
             "chat": [m for m in self.chat if self._may_read(viewer, m)],
-            "recording": False,
+            "recording": self.recording,
             "stage": self.stage,
             "lobby": [self._lobby_entry(p) for p in self.lobby()] if viewer.role == TEACHER else None,
         }
@@ -581,7 +582,3 @@ class Room:
             self._broadcast("room:stage", lambda v: {"version": version, "participant_id": new})
         return {"participant_id": new}
 
-    def _on_rec_start(self, teacher: Participant, payload) -> None:
-        raise RoomError("recording_unavailable", "Recording is not available on this server yet.")
-
-    _on_rec_stop = _on_rec_start

@@ -16,7 +16,10 @@ from socketio.msgpack_packet import MsgPackPacket
 
 from signaling import protocol as proto
 from signaling.events import EventSink
-from signaling.media_bridge import MediaBridge
+from signaling import events as ev
+from signaling import recording
+from signaling.media_bridge import MediaBridge, peer_id
+from signaling.recording import RecorderFactory, RecorderRefused, RoomRecording
 from signaling.join_token import JoinTokenError, SpentTokens, accept_join_token
 from signaling.protocol import RoomError, ok
 from signaling.room import Participant, Room
@@ -50,6 +53,7 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "rtc:candidate": proto.CandidateRequest,
 }
 MEDIA_REQUESTS = {"rtc:publish", "rtc:subscribe", "rtc:answer", "rtc:candidate"}
+RECORDING_REQUESTS = {"rec:start", "rec:stop"}
 
 
 class _LenientMsgPackPacket(MsgPackPacket):
@@ -69,11 +73,14 @@ class LiveServer:
 
     def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
                  allowed_origins: list[str] | None = None, media: MediaBridge | None = None,
-                 sees_classmates: bool = False, quality_interval: float = 5.0, client_manager: Any = None):
+                 sees_classmates: bool = False, quality_interval: float = 5.0,
+                 recorder_factory: RecorderFactory | None = None, client_manager: Any = None):
         self._secret = secret
         self._media = media  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
         self._quality_interval = quality_interval
+        self._recorder_factory = recorder_factory  # None: rec:start answers recording_unavailable
+        self._recordings: dict[int, RoomRecording] = {}
         self._spent = spent_tokens
         self._sink = sink
         self._grace = grace_seconds
@@ -123,6 +130,12 @@ class LiveServer:
         async with room.media_lock:
             for participant, slots in await self._media.apply(room):
                 room._send(participant, "rtc:slots", {"slots": slots})
+            recording = self._recordings.get(room.session_id)
+            if recording is not None:
+                if room.ended:
+                    await self._stop_recording(room, None)
+                else:
+                    recording.sync()
         await self._flush(room, requester)
 
     async def _deliver(self, out, requester: str | None = None) -> None:
@@ -218,6 +231,8 @@ class LiveServer:
         try:
             if event in MEDIA_REQUESTS:
                 result = await self._media_request(room, participant, event, payload)
+            elif event in RECORDING_REQUESTS:
+                result = await self._recording_request(room, participant, event)
             else:
                 result = room.handle(participant, event, payload)
         finally:
@@ -238,6 +253,46 @@ class LiveServer:
             if event == "rtc:answer":
                 return await self._media.answer(room, participant, payload)
             return await self._media.candidate(room, participant, payload)
+
+    # -- recording -----------------------------------------------------------------------------------
+    async def _recording_request(self, room: Room, teacher: Participant, event: str) -> dict:
+        room.authorize(teacher, event, None)
+        if self._recorder_factory is None or self._media is None:
+            raise recording.refuse_unavailable()
+        async with room.media_lock:
+            current = self._recordings.get(room.session_id)
+            if event == "rec:stop":
+                if current is not None:
+                    await self._stop_recording(room, teacher)
+                return recording.status(room, None)
+            if current is not None:
+                return recording.status(room, current)
+            recorder = self._recorder_factory(room.session_id, lambda reason: self._recorder_stopped(room, reason))
+            try:
+                await recorder.start()
+            except RecorderRefused as exc:
+                raise RoomError("recording_refused", str(exc)) from None
+            current = self._recordings[room.session_id] = RoomRecording(
+                room, recorder, lambda pid: peer_id(room, pid))
+            current.sync()
+            recording.announce(room, teacher, current)
+            return recording.status(room, current)
+
+    async def _stop_recording(self, room: Room, by: Participant | None, reason: str | None = None) -> None:
+        current = self._recordings.pop(room.session_id, None)
+        if current is None:
+            return
+        manifest = await current.recorder.stop()
+        recording.announce(room, by, None, reason)
+        room._event(ev.RECORDING_SAVED, by, None, manifest=manifest)
+
+    def _recorder_stopped(self, room: Room, reason: str) -> None:
+        """The recorder stopped by itself (a full disk): finish it and tell everyone why."""
+        async def finish() -> None:
+            async with room.media_lock:
+                await self._stop_recording(room, None, reason)
+            await self._settle(room)
+        asyncio.get_running_loop().create_task(finish())
 
     # -- connection quality for the teacher ----------------------------------------------------------
     def start_quality_reports(self) -> None:
@@ -283,6 +338,10 @@ class LiveServer:
         """Server shutdown: everyone present leaves now, so their attendance closes at this moment."""
         if getattr(self, "_quality_task", None):
             self._quality_task.cancel()
+        for room in list(self.rooms.values()):
+            if room.session_id in self._recordings:  # a shutdown finishes the recording properly
+                async with room.media_lock:
+                    await self._stop_recording(room, None, "server_stopped")
         for handle in list(self._timers):
             handle.cancel()
         for room in self.rooms.values():

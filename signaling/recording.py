@@ -1,0 +1,85 @@
+"""Recording a room: rec:start / rec:stop, which tracks are recorded, and everyone told (rec:status).
+
+The recorder itself (recordings/) is built by the application per session and handed in through a
+factory; this module decides what it records: the teacher's camera, microphone and screen, and a
+learner's microphone while it is on, camera while on stage, screen while shared — what the class sees
+and hears. Tracks that start and stop mid-period become new files on the same clock (the recorder's job).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Protocol
+
+from signaling import events as ev
+from signaling.media_plan import TrackRef, forwarded
+from signaling.protocol import RoomError
+from signaling.room import Participant, Room
+
+
+class Recorder(Protocol):  # recordings.Recorder, as this module uses it
+    async def start(self) -> None: ...
+    def add_track(self, publisher_id: str, source: str, label: str) -> None: ...
+    def remove_track(self, publisher_id: str, source: str) -> None: ...
+    async def stop(self) -> dict[str, Any]: ...
+
+
+class RecorderRefused(Exception):
+    """Raised by a recorder's start() when it cannot record (e.g. too little free disk)."""
+
+
+# session_id, on_stopped(reason) → a recorder for that session
+RecorderFactory = Callable[[int, Callable[[str], None]], Recorder]
+
+
+def recorded_tracks(room: Room) -> dict[TrackRef, str]:
+    """The tracks to record now, each with a label for the manifest."""
+    wanted: dict[TrackRef, str] = {}
+    for view in room.media_views():
+        live = forwarded(view)
+        participant = room.participants[view.participant_id]
+        label = f"{participant.role}: {participant.name}"
+        for source in live:
+            if view.role == "teacher" or source in ("microphone", "screen") or (
+                    source == "camera" and room.stage == view.participant_id):
+                wanted[TrackRef(view.participant_id, source)] = label
+    return wanted
+
+
+class RoomRecording:
+    """The recording of one room while it runs."""
+
+    def __init__(self, room: Room, recorder: Recorder, peer_of: Callable[[str], str]):
+        self.room = room
+        self.recorder = recorder
+        self.peer_of = peer_of
+        self.tracks: set[TrackRef] = set()
+        self.started_at = time.time()
+
+    def sync(self) -> None:
+        """Add and remove tracks so the recording follows what the class sees and hears."""
+        wanted = recorded_tracks(self.room)
+        for ref in self.tracks - set(wanted):
+            self.recorder.remove_track(self.peer_of(ref.participant_id), ref.source)
+        for ref in set(wanted) - self.tracks:
+            self.recorder.add_track(self.peer_of(ref.participant_id), ref.source, wanted[ref])
+        self.tracks = set(wanted)
+
+
+def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict:
+    return {"recording": recording is not None,
+            "started_at": recording.started_at if recording else None, "reason": reason}
+
+
+def announce(room: Room, by: Participant | None, recording: RoomRecording | None, reason: str | None = None
+             ) -> None:
+    """Everyone in the room sees that the period is (no longer) being recorded."""
+    room.recording = recording is not None
+    data = status(room, recording, reason)
+    for p in room.present():
+        room._send(p, "rec:status", data)
+    room._event(ev.REC_STARTED if recording else ev.REC_STOPPED, by, None,
+                **({"reason": reason} if reason else {}))
+
+
+def refuse_unavailable() -> RoomError:
+    return RoomError("recording_unavailable", "Recording is not available on this server.")
