@@ -55,6 +55,11 @@ function onEvent(room, name, data) {
       return updateStage(room);
     case "room:stage": if (state) { state.stage = data.participant_id; render(room); } return;
     case "room:quality": room.quality = data.participants; return render(room);
+    case "rec:status":
+      if (!state) return;
+      state.recording = data.recording;
+      if (!data.recording && data.reason === "disk_full") banner(t("rec.disk_full"), "error");
+      return render(room);
     case "participant:joined":
       if (!state || data.version <= state.version) return;
       state.version = data.version;
@@ -256,7 +261,11 @@ function renderTeacherTools(room) {
   const toggle = (what, on, off) => h("button", {
     class: locks[what] ? "toggle on" : "toggle", "aria-pressed": locks[what],
     onclick: () => ask(room, "mod:lock", { what, locked: !locks[what] }) }, locks[what] ? off : on);
+  const recording = room.state.recording;
   return h("div", { class: "teacher-tools" },
+    h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
+                  onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
+      recording ? t("rec.stop") : t("rec.start")),
     toggle("room", t("room.lock"), t("room.unlock")),
     toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
     toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),
