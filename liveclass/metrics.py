@@ -76,7 +76,9 @@ def setup_metrics(app: web.Application) -> None:
     async def metrics(request: web.Request) -> web.Response:
         token = request.app[SETTINGS].metrics_token
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        from_loopback = (request.remote or "").startswith(_LOOPBACK)
+        # Through a reverse proxy the peer is loopback too: a forwarded request is not a local one.
+        forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+        from_loopback = (request.remote or "").startswith(_LOOPBACK) and not forwarded
         if not (from_loopback or (token and hmac.compare_digest(presented, token))):
             raise ApiError(403, "forbidden", "Metrics are served to this machine, or with the metrics token.")
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")

@@ -320,6 +320,10 @@ class MediaEngine:
                 track.close()
             await publisher.pc.close()
         self._paused = {key for key in self._paused if key[0] != peer_id}
+        await self.close_subscriber(peer_id)
+
+    async def close_subscriber(self, peer_id: str) -> None:
+        """Close only a peer's subscribe connection (a client starting it afresh); publishing goes on."""
         subscriber = self._subscribers.pop(peer_id, None)
         if subscriber is not None:
             for slot in subscriber.slots.values():

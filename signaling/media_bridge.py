@@ -23,6 +23,7 @@ class Engine(Protocol):  # media.engine.MediaEngine, as this module uses it
     def set_paused(self, publisher_id: str, source: str, paused: bool) -> None: ...
     async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None: ...
     async def close_peer(self, peer_id: str) -> None: ...
+    async def close_subscriber(self, peer_id: str) -> None: ...
 
 
 def _mids(sdp: str) -> list[str]:
@@ -52,6 +53,7 @@ class MediaBridge:
         self._published: set[str] = set()
         self._slots: dict[str, dict[str, TrackRef | None]] = {}  # peer → what each slot carries now
         self._forwarding: dict[int, dict[TrackRef, bool]] = {}  # session → switches applied
+        self._epochs: dict[str, int] = {}  # peer → the participant's media epoch its connections belong to
 
     # -- requests ------------------------------------------------------------------------------------
     async def publish(self, room: Room, p: Participant, payload) -> dict:
@@ -68,14 +70,15 @@ class MediaBridge:
             log.info("publish offer refused: %r", exc)
             raise RoomError("invalid_sdp", "The offer could not be used.") from None
         self._published.add(peer_id(room, p.participant_id))
-        room.set_published(p, set(sources.values()))
+        room.add_published(p, set(sources.values()))  # a later offer adds sources (e.g. the screen)
         return {"sdp": answer}
 
     async def subscribe(self, room: Room, p: Participant) -> dict:
         peer = peer_id(room, p.participant_id)
-        if peer in self._subscribed:  # a fresh start: the old connection is replaced
-            await self.engine.close_peer(peer)
-            self._forget(peer)
+        if peer in self._subscribed:  # a fresh start: the old subscribe connection is replaced
+            await self.engine.close_subscriber(peer)
+            self._subscribed.pop(peer, None)
+            self._slots.pop(peer, None)
         layout = slot_layout(p.role, room.sees_classmates)
         offer = await self.engine.open_subscriber(peer, layout)
         self._subscribed[peer] = layout
@@ -109,9 +112,13 @@ class MediaBridge:
         """Bring the engine in step with the room; returns the rtc:slots messages to send."""
         present = {p.participant_id: p for p in room.present() if p.connected}
         for peer in [q for q in set(self._subscribed) | self._published if q.startswith(f"{room.session_id}/")]:
-            if peer.split("/", 1)[1] not in present:  # left, dropped, kicked: close its connections
+            participant = present.get(peer.split("/", 1)[1])
+            # Left, dropped or kicked, or back on a new connection (a resume): close its old connections.
+            if participant is None or self._epochs.get(peer, participant.media_epoch) != participant.media_epoch:
                 await self.engine.close_peer(peer)
                 self._forget(peer)
+        for participant in present.values():
+            self._epochs[peer_id(room, participant.participant_id)] = participant.media_epoch
         assignments, switches = plan(room.media_views(), room.stage, room.sees_classmates)
         applied = self._forwarding.setdefault(room.session_id, {})
         for ref, on in switches.items():
@@ -155,13 +162,8 @@ class MediaBridge:
         self._subscribed.pop(peer, None)
         self._slots.pop(peer, None)
         self._published.discard(peer)
+        self._epochs.pop(peer, None)
         session, participant_id = peer.split("/", 1)
         applied = self._forwarding.get(int(session), {})
         for ref in [r for r in applied if r.participant_id == participant_id]:
             del applied[ref]
-
-    async def close_room(self, room: Room) -> None:
-        for peer in [q for q in set(self._subscribed) | self._published if q.startswith(f"{room.session_id}/")]:
-            await self.engine.close_peer(peer)
-            self._forget(peer)
-        self._forwarding.pop(room.session_id, None)

@@ -45,6 +45,7 @@ class Participant:
     chat_times: deque = field(default_factory=lambda: deque(maxlen=CHAT_RATE_COUNT))
     was_removed: bool = False  # kicked earlier in this session: the teacher sees it in the lobby
     published: set[str] = field(default_factory=set)  # sources with a publish track (rtc:publish)
+    media_epoch: int = 0  # a resume starts new media connections: the old ones belong to an older epoch
     unmuted_at: float = 0.0
 
     @property
@@ -232,6 +233,9 @@ class Room:
             self.outbox.append(Outgoing(seat.sid, "you:replaced", {"reason": "resumed"}, True))
         seat.sid = sid
         seat.dropped_at = None
+        seat.published = set()  # the client publishes and subscribes again on its new connection
+        seat.media = dict.fromkeys(SOURCES, False)
+        seat.media_epoch += 1
         self._event(ev.PARTICIPANT_RECONNECTED, seat, seat, room_role=seat.role)
         self._send_state(seat)
         self._participant_updated(seat)
@@ -281,8 +285,11 @@ class Room:
         was = participant.state
         participant.state = "gone"
         self.hands = [(pid, at) for pid, at in self.hands if pid != participant.participant_id]
-        if self.stage == participant.participant_id:
+        if self.stage == participant.participant_id:  # the stage empties, and everyone sees it
             self.stage = None
+            self._event(ev.STAGE_CHANGED, None, None)
+            stage_version = self._bump()
+            self._broadcast("room:stage", lambda v: {"version": stage_version, "participant_id": None})
         if was == "lobby":
             self._event(ev.LOBBY_LEFT, participant, participant, reason=reason)
             self._send_lobby_to_teachers()
@@ -326,8 +333,8 @@ class Room:
                           frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)), p.unmuted_at)
                 for p in self.present() if p.connected]
 
-    def set_published(self, participant: Participant, sources: set[str]) -> None:
-        participant.published = set(sources)
+    def add_published(self, participant: Participant, sources: set[str]) -> None:
+        participant.published |= sources
 
     # -- requests ------------------------------------------------------------------------------------
     def authorize(self, participant: Participant, action: str, payload: Any) -> None:

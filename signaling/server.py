@@ -308,7 +308,8 @@ class LiveServer:
                     teachers = [t for t in room.teachers() if t.connected]
                     if not teachers or room.ended:
                         continue
-                    report = self._media.quality(room)
+                    report = {pid: q for pid, q in self._media.quality(room).items()
+                              if room.participants[pid].role != "teacher"}
                     for teacher in teachers:
                         room._send(teacher, "room:quality", {"participants": report})
                     await self._flush(room)

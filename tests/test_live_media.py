@@ -211,3 +211,70 @@ async def test_server_candidates_come_from_the_configuration(tmp_path):
         assert hosts and set(hosts) == {"203.0.113.10"}
     finally:
         await server.close()
+
+
+async def test_subscribing_again_keeps_publishing_and_a_later_offer_adds_a_source(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    await teacher_peer.subscribe()
+    await teacher_peer.subscribe()  # the teacher's client restarts its subscribe connection
+    await student_peer.subscribe()
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the camera after a second subscribe")
+    # The teacher adds a screen share by a new offer on the same publish connection: camera goes on.
+    pc = teacher_peer.publisher
+    screen = pc.addTransceiver(PatternTrack("B"), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await teacher.ok("rtc:publish", {"sdp": pc.localDescription.sdp,
+                                              "tracks": [{"mid": screen.mid, "source": "screen"}]})
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    await teacher.ok("media:state", {"screen": True})
+    await wait_for(lambda: student_peer.seen("screen", "B"), 15, "the screen share")
+    since = len(student_peer.patterns["teacher_camera"])
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A", since), 10, "the camera still coming")
+    await teacher_peer.close()
+    await student_peer.close()
+
+
+async def test_the_stage_empties_for_everyone_when_its_student_leaves(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    await teacher.ok("mod:stage", {"participant_id": student.participant_id})
+    await teacher.wait_for("room:stage", lambda d: d["participant_id"] == student.participant_id)
+    mark = teacher.mark()
+    await student.ok("room:leave")
+    assert (await teacher.wait_for("room:stage", after=mark))["participant_id"] is None
+
+
+async def test_metrics_through_a_proxy_need_the_token(server, school):
+    anon = server.person(None)
+    refused = await anon.request("GET", server.base_url + "/metrics", headers={"X-Forwarded-For": "198.51.100.1"})
+    assert refused.status == 403
+
+
+async def test_after_a_drop_and_resume_the_teachers_camera_comes_back(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True})
+    await student_peer.subscribe()
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the camera")
+    await teacher.drop()  # the teacher's network goes away ...
+    await teacher_peer.close()
+    mark = student.mark()
+    back = LiveClient(teacher.person)
+    back.resume_token = teacher.resume_token
+    await back.connect(session_id, resume=True)  # ... and comes back within the grace period
+    await back.wait_for("room:state")
+    resumed = RoomPeer(back)
+    await resumed.subscribe()
+    await resumed.publish("A")
+    await back.ok("media:state", {"camera": True})
+    await student.wait_for("rtc:slots", lambda d: d["slots"].get("teacher_camera") is not None, after=mark)
+    since = len(student_peer.patterns["teacher_camera"])
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A", since), 15, "the camera after the resume")
+    await resumed.close()
+    await student_peer.close()

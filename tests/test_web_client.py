@@ -1,6 +1,6 @@
 """The web client in a real browser (Debian's chromium through Playwright): the period as people live it.
 
-Media (camera, microphone, screen) is not built yet (issue 4); these tests walk everything else.
+Camera, microphone and screen share included (fake devices).
 """
 from __future__ import annotations
 

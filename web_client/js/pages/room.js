@@ -53,7 +53,11 @@ function onEvent(room, name, data) {
     case "rtc:slots":
       Object.assign(room.slots, data.slots);
       return updateStage(room);
-    case "room:stage": if (state) { state.stage = data.participant_id; render(room); } return;
+    case "room:stage":
+      if (!state || data.version <= state.version) return;
+      state.version = data.version;
+      state.stage = data.participant_id;
+      return render(room);
     case "room:quality": room.quality = data.participants; return render(room);
     case "rec:status":
       if (!state) return;
@@ -206,8 +210,8 @@ async function startMedia(room) {
   });
   window.liveclassMedia = room.media; // for diagnostics (getStats) from the console and tests
   try {
-    if (room.state.you.role !== "observer") await room.media.startPublishing();
     await room.media.subscribe();
+    if (room.state.you.role !== "observer") await room.media.startPublishing();
   } catch (e) {
     banner(e.message || t("error.generic"), "error");
   }
