@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # machine), and the public address to announce instead when the server is behind 1:1 NAT.
     media_host_addresses: list[str] = Field(default_factory=list)
     media_announced_address: str = ""
+    recording_min_free_bytes: int = Field(1024 ** 3, ge=0)  # refuse to start recording below this
     students_see_classmates: bool = False  # do students receive each other's cameras?
     quality_report_seconds: float = Field(5, gt=0, le=60)  # how often the teacher hears of connection quality
     handout_max_bytes: int = Field(20 * 1024 * 1024, gt=0)

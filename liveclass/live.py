@@ -1,6 +1,7 @@
 """Wires the live room (signaling/) into the application: the secret, the spent-token store, the end hook."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
@@ -12,6 +13,8 @@ from liveclass.config import Settings
 from liveclass.models import UsedJoinToken, utcnow
 from liveclass.records import RecordsWriter
 from media.engine import MediaEngine
+from recordings import Recorder, recover
+from signaling.events import RECORDING_SAVED, RoomEvent
 from signaling.media_bridge import MediaBridge
 from signaling.server import NAMESPACE, LiveServer
 
@@ -45,14 +48,22 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     # servers in the settings are for the clients.
     engine = MediaEngine(host_addresses=settings.media_host_addresses or None,
                          announced_address=settings.media_announced_address or None)
+    def recorder_for(session_id: int, on_stopped) -> Recorder:
+        return Recorder(engine, settings.recordings_dir, session_id, settings.recording_min_free_bytes,
+                        on_stopped=on_stopped)
+
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
                       grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins,
                       media=MediaBridge(engine), sees_classmates=settings.students_see_classmates,
-                      quality_interval=settings.quality_report_seconds)
+                      quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
 
     async def live_ctx(app: web.Application):
+        # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed.
+        for manifest in await asyncio.to_thread(recover, settings.recordings_dir):
+            writer.emit(RoomEvent(int(manifest["session_id"]), RECORDING_SAVED, None, None,
+                                  {"manifest": manifest}))
         writer.start()
         live.start_quality_reports()
         yield

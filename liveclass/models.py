@@ -265,3 +265,23 @@ class Handout(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     stored_name: Mapped[str] = mapped_column(String(128))
+
+
+class Recording(Base):
+    """One recorded file of a session (one track, or one stretch of a track), placed on the session clock."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(255))  # relative to the recordings directory
+    kind: Mapped[str] = mapped_column(String(16))  # video / audio
+    source: Mapped[str] = mapped_column(String(16))  # camera / microphone / screen
+    label: Mapped[str] = mapped_column(String(255))
+    codec: Mapped[str] = mapped_column(String(16))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

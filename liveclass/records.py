@@ -11,9 +11,10 @@ import logging
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from liveclass.models import AttendanceInterval, ChatMessage, LiveSession, SessionEvent
+from liveclass.models import AttendanceInterval, ChatMessage, LiveSession, Recording, SessionEvent
 from signaling import events as ev
 from signaling.events import RoomEvent
 
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 
 _OPENS_ATTENDANCE = {ev.PARTICIPANT_JOINED, ev.LOBBY_ADMITTED, ev.PARTICIPANT_RECONNECTED}
 _CLOSES_ATTENDANCE = {ev.PARTICIPANT_DROPPED, ev.PARTICIPANT_LEFT}
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """The store refused this data (not: the store is unreachable)."""
+    return isinstance(exc, (IntegrityError, DataError, KeyError, ValueError, TypeError))
 
 
 def _time(epoch: float) -> datetime:
@@ -69,9 +75,24 @@ class RecordsWriter:
                     for event in batch:
                         await self._write(db, event)
                     await db.commit()
-            except Exception:
-                self._buffer[:0] = batch  # nothing is lost: the next round writes them again
-                raise
+            except Exception as exc:
+                if not _is_data_error(exc):
+                    self._buffer[:0] = batch  # the store is away: nothing is lost, the next round retries
+                    raise
+                await self._write_one_by_one(batch)
+
+    async def _write_one_by_one(self, batch: list[RoomEvent]) -> None:
+        """One bad event (e.g. for a session the store does not know) must not hold back the others."""
+        for event in batch:
+            try:
+                async with self._db() as db:
+                    await self._write(db, event)
+                    await db.commit()
+            except Exception as exc:  # noqa: BLE001
+                if not _is_data_error(exc):
+                    raise
+                log.error("a %s record of session %s could not be stored (%s); skipped",
+                          event.type, event.session_id, type(exc).__name__)
 
     async def close(self) -> None:
         if self._task:
@@ -104,6 +125,15 @@ class RecordsWriter:
             await db.flush()
             await db.execute(update(ChatMessage).where(ChatMessage.id == event.data["message_id"])
                              .values(deleted_at=at, deleted_by_id=event.actor_user_id))
+        elif event.type == ev.RECORDING_SAVED:
+            manifest = event.data["manifest"]
+            folder = f"{manifest['session_id']}/{manifest['recording_id']}"
+            for entry in manifest.get("files", []):
+                db.add(Recording(session_id=event.session_id, path=f"{folder}/{entry['file']}", kind=entry["kind"],
+                                 source=entry.get("source", ""), label=entry.get("label", ""),
+                                 codec=entry.get("codec", ""), start_ms=int(entry.get("start_ms", 0)),
+                                 duration_ms=int(entry.get("duration_ms", 0)), size=int(entry.get("bytes", 0)),
+                                 sha256=entry.get("sha256", ""), recovered=bool(manifest.get("recovered"))))
         elif event.type == ev.ROOM_ENDED:
             await db.execute(update(LiveSession).where(LiveSession.id == event.session_id,
                                                        LiveSession.ended_at.is_(None)).values(ended_at=at))

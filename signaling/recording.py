@@ -23,10 +23,6 @@ class Recorder(Protocol):  # recordings.Recorder, as this module uses it
     async def stop(self) -> dict[str, Any]: ...
 
 
-class RecorderRefused(Exception):
-    """Raised by a recorder's start() when it cannot record (e.g. too little free disk)."""
-
-
 # session_id, on_stopped(reason) → a recorder for that session
 RecorderFactory = Callable[[int, Callable[[str], None]], Recorder]
 

@@ -19,7 +19,8 @@ from signaling.events import EventSink
 from signaling import events as ev
 from signaling import recording
 from signaling.media_bridge import MediaBridge, peer_id
-from signaling.recording import RecorderFactory, RecorderRefused, RoomRecording
+from recordings import RecordingRefused
+from signaling.recording import RecorderFactory, RoomRecording
 from signaling.join_token import JoinTokenError, SpentTokens, accept_join_token
 from signaling.protocol import RoomError, ok
 from signaling.room import Participant, Room
@@ -270,8 +271,8 @@ class LiveServer:
             recorder = self._recorder_factory(room.session_id, lambda reason: self._recorder_stopped(room, reason))
             try:
                 await recorder.start()
-            except RecorderRefused as exc:
-                raise RoomError("recording_refused", str(exc)) from None
+            except RecordingRefused as exc:  # e.g. low_disk_space: the teacher is told why
+                raise RoomError(exc.code, exc.message) from None
             current = self._recordings[room.session_id] = RoomRecording(
                 room, recorder, lambda pid: peer_id(room, pid))
             current.sync()

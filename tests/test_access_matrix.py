@@ -123,6 +123,11 @@ CASES = [
          route="/sessions/{session_id}/handouts/{handout_id}"),
     Case("GET", "/sessions/{session}/records", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_start,
          route="/sessions/{session_id}/records"),
+    Case("GET", "/sessions/{session}/recordings", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/recordings"),
+    # No recording exists in this world: the allowed roles get 404 for the file, the others 403/404 first.
+    Case("GET", "/sessions/{session}/recordings/999/file", {"admin": 404, "teacher": 404, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/recordings/{recording_id}/file"),
 ]
 PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
 

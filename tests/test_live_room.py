@@ -318,7 +318,7 @@ async def test_bad_requests_get_answers_and_the_connection_lives_on(server, scho
     assert await student.refused("chat:send", {"text": "x" * 70_000}) == "payload_too_large"
     assert await student.refused("mod:kick", {"participant_id": teacher.participant_id}) == "forbidden"
     assert await student.refused("rec:start") == "forbidden"
-    assert await teacher.refused("rec:start") == "recording_unavailable"
+    assert await teacher.refused("rec:start", {"extra": 1}) == "invalid_payload"
     assert await teacher.refused("mod:mute", {"participant_id": "ghost", "source": "camera"}) == "unknown_participant"
     # Still connected, still in the room.
     assert (await student.ok("room:sync"))["you"]["participant_id"] == student.participant_id

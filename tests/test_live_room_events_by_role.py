@@ -57,8 +57,8 @@ TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
         lambda ids, role: {"sdp": "v=0 nonsense"}, ("invalid_sdp", "invalid_sdp", "invalid_sdp", "invalid_sdp")),
     ("rtc:candidate", "end of candidates"): (
         lambda ids, role: {"direction": "subscribe", "candidate": None}, (OK, OK, OK, OK)),
-    ("rec:start", ""): (lambda ids, role: {}, ("recording_unavailable", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("rec:stop", ""): (lambda ids, role: {}, ("recording_unavailable", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rec:start", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rec:stop", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     # These change or end the room: run last, in the order below.
     ("mod:kick", ""): (lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},
                        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),

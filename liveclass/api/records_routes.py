@@ -13,11 +13,12 @@ from liveclass import auth
 from liveclass.api.handouts_routes import handout_out
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.api.schemas import SessionOut
-from liveclass.appkeys import DB
+from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import not_found
 from liveclass.models import (
-    AccountRole, AttendanceInterval, ChatMessage, Handout, LiveSession, Period, SessionEvent, User, utcnow,
+    AccountRole, AttendanceInterval, ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User,
+    utcnow,
 )
 
 routes = RouteTable("records")
@@ -27,16 +28,63 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+async def _readable_session(request: web.Request, db, session_id: int) -> tuple[LiveSession, Period]:
+    """A session whose records the caller may read: admins, and the period's own teacher."""
+    user = current_user(request)
+    session = await db.get(LiveSession, session_id)
+    period = await db.get(Period, session.period_id) if session else None
+    if period is None or (user.role != AccountRole.admin and period.teacher_id != user.id):
+        raise not_found("Session")
+    return session, period
+
+
+def recording_out(r: Recording) -> dict:
+    return {"recording_id": r.id, "kind": r.kind, "source": r.source, "label": r.label, "codec": r.codec,
+            "start_ms": r.start_ms, "duration_ms": r.duration_ms, "size": r.size, "sha256": r.sha256,
+            "recovered": r.recovered, "url": f"/api/v1/sessions/{r.session_id}/recordings/{r.id}/file"}
+
+
+@routes.route("GET", "/sessions/{session_id}/recordings",
+              summary="The recorded files of a session, on the session clock (its teacher and admins)",
+              access={"admin", "teacher"})
+async def list_recordings(request: web.Request) -> web.Response:
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        await _readable_session(request, db, session_id)
+        found = (await db.execute(select(Recording).where(Recording.session_id == session_id)
+                                  .order_by(Recording.start_ms, Recording.id))).scalars().all()
+        audit(db, current_user(request), "recordings_listed", target=f"session:{session_id}",
+              address=auth.client_address(request))
+        await db.commit()
+    return web.json_response({"items": [recording_out(r) for r in found]})
+
+
+@routes.route("GET", "/sessions/{session_id}/recordings/{recording_id}/file",
+              summary="Play or download a recorded file (HTTP Range for seeking)", access={"admin", "teacher"})
+async def recording_file(request: web.Request) -> web.StreamResponse:
+    session_id, recording_id = path_int(request, "session_id"), path_int(request, "recording_id")
+    async with request.app[DB]() as db:
+        await _readable_session(request, db, session_id)
+        recording = await db.get(Recording, recording_id)
+        if recording is None or recording.session_id != session_id:
+            raise not_found("Recording")
+        audit(db, current_user(request), "recording_viewed", target=f"recording:{recording.id}",
+              address=auth.client_address(request), range=request.headers.get("Range"))
+        await db.commit()
+    path = request.app[SETTINGS].recordings_dir / recording.path
+    if not path.is_file():
+        raise not_found("Recording file")
+    # aiohttp's FileResponse answers Range requests (206, 416), so the browser's <video> can seek.
+    return web.FileResponse(path, headers={"Content-Type": f"{recording.kind}/webm"})
+
+
 @routes.route("GET", "/sessions/{session_id}/records",
               summary="Everything recorded about a session (its teacher and admins)", access={"admin", "teacher"})
 async def session_records(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
-        session = await db.get(LiveSession, session_id)
-        period = await db.get(Period, session.period_id) if session else None
-        if period is None or (user.role != AccountRole.admin and period.teacher_id != user.id):
-            raise not_found("Session")
+        session, period = await _readable_session(request, db, session_id)
         intervals = (await db.execute(select(AttendanceInterval).where(AttendanceInterval.session_id == session_id)
                                       .order_by(AttendanceInterval.joined_at))).scalars().all()
         events = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id)
@@ -44,6 +92,8 @@ async def session_records(request: web.Request) -> web.Response:
         chat = (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id)
                                  .order_by(ChatMessage.at))).scalars().all()
         handouts = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
+        recordings = (await db.execute(select(Recording).where(Recording.session_id == session_id)
+                                       .order_by(Recording.start_ms))).scalars().all()
         people_ids = ({i.user_id for i in intervals} | {e.actor_id for e in events} | {e.target_id for e in events}
                       | {m.sender_id for m in chat} | {m.recipient_id for m in chat}) - {None}
         people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
@@ -80,4 +130,5 @@ async def session_records(request: web.Request) -> web.Response:
         "events": [{"at": _iso(e.at), "type": e.type, "actor": person(e.actor_id), "target": person(e.target_id),
                     "data": e.data} for e in events],
         "handouts": [handout_out(h) for h in handouts],
+        "recordings": [recording_out(r) for r in recordings],
     })

@@ -1,0 +1,68 @@
+"""Fixtures: media's keyframe-request stop-gap (see media_shim.py), and one 10 s recorded lesson
+shared by the tests that only read it (recorded once per test session)."""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from media import MediaEngine
+from recordings import Recorder
+from tests.media.peers import PatternTrack
+from tests.recordings.helpers import FlashTrack, ToneTrack, add_screen, flowing, publisher, sleep_until
+from tests.recordings.media_shim import fix_keyframe_requests
+
+LESSON_SECONDS = 10.0
+SCREEN_FROM, SCREEN_TO = 3.0, 7.0  # when the screen share is on, in s after the recording starts
+
+
+@pytest.fixture(autouse=True)
+def keyframe_requests(monkeypatch):
+    fix_keyframe_requests(monkeypatch)
+
+
+async def _record_lesson(directory: Path) -> dict:
+    engine = MediaEngine()
+    teacher = publisher(engine, "teacher", [("camera", FlashTrack("A")), ("microphone", ToneTrack())])
+    student = publisher(engine, "student-1", [("microphone", ToneTrack(beeps=False, hum=440))])
+    try:
+        await teacher.connect()
+        await student.connect()
+        await flowing(engine, "teacher/camera", "teacher/microphone", "student-1/microphone")
+        recorder = Recorder(engine, directory, 42, min_free_bytes=1 << 20, keyframe_interval=2.0)
+        assert recorder.add_track("teacher", "camera", "Cô Lan")
+        assert recorder.add_track("teacher", "microphone", "Cô Lan")
+        assert recorder.add_track("student-1", "microphone", "Minh")
+        path = await recorder.start()
+        origin = recorder.origin
+        await sleep_until(origin + SCREEN_FROM - 0.5)
+        await add_screen(engine, teacher, PatternTrack("B"))
+        await flowing(engine, "teacher/screen", packets=1)
+        await sleep_until(origin + SCREEN_FROM)
+        assert recorder.add_track("teacher", "screen", "Cô Lan")
+        screen_added = recorder.clock_ms()
+        await sleep_until(origin + SCREEN_TO)
+        recorder.remove_track("teacher", "screen")
+        screen_removed = recorder.clock_ms()
+        await sleep_until(origin + LESSON_SECONDS)
+        stop_called = recorder.clock_ms()
+        manifest = await recorder.stop()
+        return {"manifest": manifest, "path": path, "origin": origin, "screen_added_ms": screen_added,
+                "screen_removed_ms": screen_removed, "stop_called_ms": stop_called}
+    finally:
+        await teacher.close()
+        await student.close()
+        await engine.close()
+
+
+@pytest.fixture(scope="session")
+def lesson(tmp_path_factory) -> dict:
+    """A 10 s recording: teacher camera (flashing) + microphone (beeping in sync), a student's
+    microphone (a hum), and the teacher's screen share from 3 s to 7 s."""
+    directory = tmp_path_factory.mktemp("lesson")
+    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(1) as thread:
+        fix_keyframe_requests(patch)
+        # its own thread, so that its event loop never meets pytest-asyncio's
+        return thread.submit(asyncio.run, _record_lesson(directory)).result()
