@@ -243,8 +243,8 @@ class MediaEngine:
 
     def request_keyframe(self, publisher_id: str, source: str) -> None:
         track = self._tracks.get((publisher_id, source))
-        if track is not None and track.is_video:
-            track.tap.request_keyframe()
+        if track is not None and track.keyframes is not None:
+            track.keyframes.request()
 
     # ----------------------------------------------------------------------------- subscribe
     async def open_subscriber(self, peer_id: str, slots: dict[str, str]) -> str:

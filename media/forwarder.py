@@ -108,8 +108,8 @@ class PublishedTrack:
 
     def add_sink(self, sink: Callable[[EncodedPacket], None]) -> None:
         self.sinks = (*self.sinks, sink)
-        if self.is_video:
-            self.tap.request_keyframe()  # a recording starts at a keyframe
+        if self.keyframes is not None:
+            self.keyframes.request()  # a recording starts at a keyframe
 
     def remove_sink(self, sink: Callable[[EncodedPacket], None]) -> None:
         self.sinks = tuple(s for s in self.sinks if s is not sink)
