@@ -228,11 +228,12 @@ async def test_a_sink_gets_the_encoded_packets_without_any_decoding(engine):
     publisher = Publisher(engine, "teacher", "A")
     await connected(engine, publisher)
     got: dict[str, list[EncodedPacket]] = {"camera": [], "microphone": []}
+    await asyncio.sleep(2)  # past the publisher's first keyframe: the sink's start must ask for one
     assert engine.add_sink("teacher", "camera", got["camera"].append)
     assert engine.add_sink("teacher", "microphone", got["microphone"].append)
     assert not engine.add_sink("nobody", "camera", got["camera"].append)
-    await wait_for(lambda: any(p.keyframe for p in got["camera"]) and len(got["microphone"]) > 20, 10,
-                   "a keyframe and audio at the sink")
+    await wait_for(lambda: any(p.keyframe for p in got["camera"]) and len(got["microphone"]) > 20, 3,
+                   "a keyframe (requested) and audio at the sink")
     assert all(p.kind == "video" for p in got["camera"]) and all(p.kind == "audio" for p in got["microphone"])
     engine.set_paused("teacher", "camera", True)
     await asyncio.sleep(0.3)
