@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveclass.config import Settings
+from liveclass.lesson_videos import LessonVideos
 from liveclass.models import UsedJoinToken, utcnow
 from liveclass.records import RecordsWriter
 from media.engine import MediaEngine
@@ -21,6 +22,7 @@ from signaling.server import NAMESPACE, LiveServer
 SOCKETIO_PATH = "/socket.io/"
 SOCKETIO_NAMESPACE = NAMESPACE
 LIVE_ROOMS = web.AppKey("live_rooms", LiveServer)
+LESSON_VIDEOS = web.AppKey("lesson_videos", LessonVideos)
 
 
 class DatabaseSpentTokens:
@@ -58,6 +60,7 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
                       quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
+    app[LESSON_VIDEOS] = lesson_videos = LessonVideos(settings.recordings_dir)
 
     async def live_ctx(app: web.Application):
         # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed.
@@ -67,6 +70,7 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
         writer.start()
         live.start_quality_reports()
         yield
+        await lesson_videos.close()
         await engine.close()
         await writer.close()  # after the rooms closed (on_shutdown, below): their last events are in
 

@@ -128,6 +128,13 @@ CASES = [
     # No recording exists in this world: the allowed roles get 404 for the file, the others 403/404 first.
     Case("GET", "/sessions/{session}/recordings/999/file", {"admin": 404, "teacher": 404, "other_teacher": 404},
          before=_start, route="/sessions/{session_id}/recordings/{recording_id}/file"),
+    # Nothing was recorded in this world: those allowed learn that (409 / 404), the others are refused.
+    Case("POST", "/sessions/{session}/lesson-video", {"admin": 409, "teacher": 409, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/lesson-video"),
+    Case("GET", "/sessions/{session}/lesson-video", {"admin": 404, "teacher": 404, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/lesson-video"),
+    Case("GET", "/sessions/{session}/lesson-video/file", {"admin": 404, "teacher": 404, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/lesson-video/file"),
 ]
 PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
 

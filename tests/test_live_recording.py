@@ -51,6 +51,20 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
         "recording_started", "recording_stopped", "recording_saved"]
     await student.person.json("GET", f"/sessions/{session_id}/recordings", expect=403)
 
+    # The lesson video: made offline at low priority, with progress, then it plays.
+    job = await teacher.person.json("POST", f"/sessions/{session_id}/lesson-video", expect=202)
+    assert job["state"] == "running"
+    for _ in range(240):
+        job = await teacher.person.json("GET", f"/sessions/{session_id}/lesson-video")
+        if job["state"] != "running":
+            break
+        await asyncio.sleep(0.25)
+    assert job["state"] == "done" and job["progress"] == 1.0
+    lesson = await (await teacher.person.request("GET", f"/sessions/{session_id}/lesson-video/file")).read()
+    with av.open(io.BytesIO(lesson)) as container:
+        assert container.streams.video and container.streams.audio
+        assert sum(1 for _ in container.decode(video=0)) > 60
+
 
 async def test_too_little_free_disk_refuses_to_record_with_a_message(tmp_path):
     server = await start_server(make_settings(tmp_path / "var", recording_min_free_bytes=10 ** 18))

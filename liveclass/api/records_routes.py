@@ -15,7 +15,8 @@ from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.api.schemas import SessionOut
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
-from liveclass.errors import not_found
+from liveclass.errors import ApiError, not_found
+from liveclass.live import LESSON_VIDEOS
 from liveclass.models import (
     AccountRole, AttendanceInterval, ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User,
     utcnow,
@@ -76,6 +77,49 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
         raise not_found("Recording file")
     # aiohttp's FileResponse answers Range requests (206, 416), so the browser's <video> can seek.
     return web.FileResponse(path, headers={"Content-Type": f"{recording.kind}/webm"})
+
+
+@routes.route("POST", "/sessions/{session_id}/lesson-video",
+              summary="Make one shareable lesson video from the session's recording (offline, low priority)",
+              access={"admin", "teacher"}, status=202)
+async def start_lesson_video(request: web.Request) -> web.Response:
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        await _readable_session(request, db, session_id)
+        job = request.app[LESSON_VIDEOS].start(session_id)
+        if job is None:
+            raise ApiError(409, "nothing_recorded", "This session has no finished recording yet.")
+        audit(db, current_user(request), "lesson_video_started", target=f"session:{session_id}",
+              address=auth.client_address(request))
+        await db.commit()
+    return web.json_response(job.view(), status=202)
+
+
+@routes.route("GET", "/sessions/{session_id}/lesson-video", summary="The lesson video's progress",
+              access={"admin", "teacher"})
+async def lesson_video_status(request: web.Request) -> web.Response:
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        await _readable_session(request, db, session_id)
+    job = request.app[LESSON_VIDEOS].job(session_id)
+    if job is None:
+        raise not_found("Lesson video")
+    return web.json_response(job.view())
+
+
+@routes.route("GET", "/sessions/{session_id}/lesson-video/file", summary="Download or play the lesson video",
+              access={"admin", "teacher"})
+async def lesson_video_file(request: web.Request) -> web.StreamResponse:
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        await _readable_session(request, db, session_id)
+        job = request.app[LESSON_VIDEOS].job(session_id)
+        if job is None or job.state != "done":
+            raise not_found("Lesson video")
+        audit(db, current_user(request), "lesson_video_viewed", target=f"session:{session_id}",
+              address=auth.client_address(request))
+        await db.commit()
+    return web.FileResponse(job.output, headers={"Content-Type": "video/mp4"})
 
 
 @routes.route("GET", "/sessions/{session_id}/records",
