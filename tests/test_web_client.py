@@ -67,6 +67,16 @@ PIXEL = """(selector) => {
 }"""
 
 
+async def in_english(page, path) -> None:
+    await page.get_by_role("button", name="English").click()
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=path)
+
+
+async def back_to_vietnamese(page) -> None:
+    await page.get_by_role("button", name="Tiếng Việt").click()
+
+
 async def rising(page, kind: str) -> int:
     """Wait until media of `kind` arrives and keeps arriving; returns the count reached."""
     first = 0
@@ -93,6 +103,9 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await expect(student.locator("[data-screen=lobby]")).to_contain_text("Vui lòng chờ giáo viên cho vào lớp.")
     if screenshots:
         await student.screenshot(path=SCREENSHOTS / f"lobby-{shot}-vi.png")
+        await in_english(student, SCREENSHOTS / f"lobby-{shot}-en.png")
+        await expect(student.locator("[data-screen=lobby]")).to_contain_text("Lobby")
+        await back_to_vietnamese(student)
 
     await teacher.get_by_role("tab", name="Người tham gia").click()
     entry = teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh")
@@ -128,6 +141,13 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     if screenshots:
         await teacher.screenshot(path=SCREENSHOTS / "teacher-room-vi.png")
         await student.screenshot(path=SCREENSHOTS / f"student-room-{shot}-vi.png")
+        await in_english(teacher, SCREENSHOTS / "teacher-room-en.png")
+        await in_english(student, SCREENSHOTS / f"student-room-{shot}-en.png")
+        # Switching the language in the room keeps the person in it (no trip through the lobby).
+        await expect(student.locator(".room")).to_be_visible()
+        await expect(student.get_by_role("tab", name="Hands (1)")).to_be_visible()
+        await back_to_vietnamese(teacher)
+        await back_to_vietnamese(student)
 
     # The teacher lets the student share the screen; the teacher's page decodes it; then mutes her.
     await teacher.get_by_role("tab", name="Người tham gia").click()

@@ -5,7 +5,7 @@ import { currentLanguage, setLanguage, t } from "./i18n.js";
 import { showLogin, showPasswordChange } from "./pages/login.js";
 import { showPeriods } from "./pages/periods.js";
 import { showAdmin } from "./pages/admin.js";
-import { showRoom, leaveRoom } from "./pages/room.js";
+import { showRoom, leaveRoom, refreshRoom } from "./pages/room.js";
 
 export const session = { user: null };
 
@@ -51,7 +51,9 @@ async function start() {
   setLanguage(currentLanguage());
   document.getElementById("lang-switch").addEventListener("click", () => {
     setLanguage(currentLanguage() === "vi" ? "en" : "vi");
-    route();
+    // In a live room only the words change: reconnecting would put a student back in the lobby.
+    if (location.hash.startsWith("#/room/") && refreshRoom()) renderTopbar();
+    else route();
   });
   document.getElementById("logout").addEventListener("click", async () => {
     leaveRoom();

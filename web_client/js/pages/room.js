@@ -15,6 +15,18 @@ export function leaveRoom() {
   current = null;
 }
 
+export function refreshRoom() {
+  if (!current) return false;
+  if (current.layout) current.layout.root.remove(); // rebuilt with the new language's words
+  current.layout = null;
+  if (current.waiting || current.state) render(current);
+  for (const [slot, element] of Object.entries(current.layout?.slots || {})) {
+    if (current.tracks?.[slot]) element.srcObject = new MediaStream([current.tracks[slot]]);
+  }
+  updateStage(current);
+  return true;
+}
+
 export function showRoom(sessionId) {
   leaveRoom();
   const room = {
@@ -164,10 +176,13 @@ function buildLayout(room) {
     placeholder, slots.screen, slots.teacher_camera, slots.stage, AUDIO_SLOTS.map((s) => slots[s]),
     h("span", { class: "rec", role: "status", hidden: true }, t("room.recording")));
   const controls = h("div", { class: "controls" });
+  const selfView = h("video", { class: "self-view", autoplay: true, playsinline: true, hidden: true,
+                                "aria-label": t("room.self_view") });
+  selfView.muted = true;
   const side = h("section", { class: "side" });
   const root = h("div", { class: "room", "data-role": room.state.you.role },
-    h("div", { class: "main-column" }, stage, controls, grid), side);
-  room.layout = { root, stage, controls, side, slots, grid, placeholder };
+    h("div", { class: "main-column" }, stage, h("div", { class: "control-row" }, controls, selfView), grid), side);
+  room.layout = { root, stage, controls, side, slots, grid, placeholder, selfView };
   mount(root);
 }
 
@@ -189,8 +204,15 @@ function updateStage(room) {
     }
   }
   stage.classList.toggle("has-screen", Boolean(room.slots.screen));
+  const ownCamera = room.media?.local.camera;  // your own picture, as the class sees it
+  if (room.layout.selfView.srcObject?.getVideoTracks()[0] !== ownCamera) {
+    room.layout.selfView.srcObject = ownCamera ? new MediaStream([ownCamera]) : null;
+  }
+  room.layout.selfView.hidden = !ownCamera;
   placeholder.hidden = Boolean(room.slots.teacher_camera || room.slots.screen);
-  stage.querySelector(".rec").hidden = !room.state.recording;
+  const rec = stage.querySelector(".rec");
+  rec.hidden = !room.state.recording;
+  rec.textContent = t("room.recording");
 }
 
 async function startMedia(room) {
@@ -202,6 +224,7 @@ async function startMedia(room) {
     iceServers: room.connection.iceServers,
     phone: PHONE,
     onRemoteTrack: (slot, track) => {
+      room.tracks = { ...(room.tracks || {}), [slot]: track };
       const element = room.layout?.slots[slot];
       if (!element) return;
       element.srcObject = new MediaStream([track]);
