@@ -25,11 +25,11 @@ class RoomPeer:
         self.audio_frames: dict[str, int] = {}
         self.tasks: list[asyncio.Task] = []
 
-    async def publish(self, pattern: str | None = "A", audio: bool = True) -> None:
+    async def publish(self, pattern: str | None = "A", audio: bool = True, noise: bool = False) -> None:
         pc = self.publisher = RTCPeerConnection(CONFIG)
         tracks = []
         if pattern:
-            tracks.append((pc.addTransceiver(PatternTrack(pattern), direction="sendonly"), "camera"))
+            tracks.append((pc.addTransceiver(PatternTrack(pattern, noise=noise), direction="sendonly"), "camera"))
         if audio:
             tracks.append((pc.addTransceiver(AudioStreamTrack(), direction="sendonly"), "microphone"))
         await pc.setLocalDescription(await pc.createOffer())
@@ -277,4 +277,46 @@ async def test_after_a_drop_and_resume_the_teachers_camera_comes_back(server, sc
     since = len(student_peer.patterns["teacher_camera"])
     await wait_for(lambda: student_peer.seen("teacher_camera", "A", since), 15, "the camera after the resume")
     await resumed.close()
+    await student_peer.close()
+
+
+async def test_the_camera_keeps_its_bitrate_while_the_screen_is_shared(server, school, period):
+    """One coherent bandwidth estimate per publish connection: a second video track (the screen)
+    must not squeeze the camera (DESIGN.md: Chrome applies every REMB to the whole connection)."""
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    engine = server.test_server.app[LIVE_ROOMS].media.engine
+    camera_key = f"{session_id}/{teacher.participant_id}/camera"
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A", audio=False, noise=True)
+    await teacher.ok("media:state", {"camera": True})
+    await student_peer.subscribe()
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the camera")
+
+    async def camera_bitrate(seconds: float = 4.0) -> float:
+        engine.stats()  # starts a fresh measuring window
+        await asyncio.sleep(seconds)
+        return engine.stats()["tracks"][camera_key]["bitrate"]
+
+    await asyncio.sleep(2)
+    alone = await camera_bitrate()
+    pc = teacher_peer.publisher
+    screen = pc.addTransceiver(PatternTrack("B", noise=True), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await teacher.ok("rtc:publish", {"sdp": pc.localDescription.sdp,
+                                              "tracks": [{"mid": screen.mid, "source": "screen"}]})
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    await teacher.ok("media:state", {"screen": True})
+    await wait_for(lambda: student_peer.seen("screen", "B"), 15, "the screen share")
+    await asyncio.sleep(1)
+    shared = await camera_bitrate()
+    print(f"camera bitrate alone {alone / 1000:.0f} kbit/s, with the screen {shared / 1000:.0f} kbit/s")
+    assert alone > 200_000 and shared > 0.7 * alone
+    # Stopping the share empties the student's screen slot; the camera goes on.
+    mark = student.mark()
+    await teacher.ok("media:state", {"screen": False})
+    await student.wait_for("rtc:slots", lambda d: "screen" in d["slots"] and d["slots"]["screen"] is None, after=mark)
+    since = len(student_peer.patterns["teacher_camera"])
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A", since), 10, "the camera after the share")
+    await teacher_peer.close()
     await student_peer.close()

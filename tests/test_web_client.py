@@ -122,6 +122,12 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     red, green, blue, _ = await student.evaluate(PIXEL, 'video[data-slot="teacher_camera"]')
     assert green > 100 and green > red and green > blue  # the fake camera's green picture, not black
 
+    # The teacher records: the student sees that the period is being recorded.
+    await expect(student.locator(".stage .rec")).to_be_hidden()
+    await teacher.get_by_role("button", name="Ghi hình", exact=True).click()
+    await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình")
+    await expect(teacher.get_by_role("button", name="Dừng ghi hình")).to_be_visible()
+
     # Chat both ways.
     await student.get_by_role("tab", name="Trò chuyện").click()
     await student.get_by_label("Nhập tin nhắn…").fill("Em chào cô ạ")
