@@ -220,7 +220,8 @@ class Vp8Depacketizer:
         self.buffer = ReorderBuffer(max_delay, max_packets)
         self.need_keyframe = True  # nothing decodable until a keyframe
         self.frames = 0  # frames returned
-        self.dropped = 0  # frames dropped (incomplete, or waiting for a keyframe)
+        self.skipped = 0  # frames before the first keyframe (not a loss: the stream was joined)
+        self.dropped = 0  # frames lost after that (incomplete, or waiting for a keyframe)
         self._parts: list[bytes] = []
         self._timestamp = 0
         self._arrival = 0.0
@@ -298,7 +299,10 @@ class Vp8Depacketizer:
     def _drop(self) -> None:
         self._open = False
         self._parts = []
-        self.dropped += 1
+        if self.frames:
+            self.dropped += 1
+        else:
+            self.skipped += 1
 
 
 class OpusDepacketizer:
@@ -309,6 +313,7 @@ class OpusDepacketizer:
     def __init__(self, max_delay: float = 0.25, max_packets: int = 64) -> None:
         self.buffer = ReorderBuffer(max_delay, max_packets)
         self.frames = 0
+        self.skipped = 0
         self.dropped = 0
 
     def push(self, packet: Packet) -> list[Frame]:

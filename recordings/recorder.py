@@ -141,6 +141,8 @@ class Recorder:
         self._writer: _Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Future | None = None
+        self._pending_task: asyncio.Task | None = None
+        self._stopping_task: asyncio.Task | None = None  # a stop the writer asked for
 
     # ---------------------------------------------------------------------------- control
     async def start(self) -> Path:
@@ -162,6 +164,9 @@ class Recorder:
             await loop.run_in_executor(None, self._reserve)
         except BaseException:
             self.state = "idle"
+            if self.path is not None:
+                shutil.rmtree(self.path, ignore_errors=True)
+                self.path = None
             raise
         ACTIVE_RECORDINGS.add(self.path.resolve())
         self.origin = time.time()
@@ -171,12 +176,14 @@ class Recorder:
         self.state = "recording"
         for key in list(self._wanted):
             self._open_segment(*key)
+        self._pending_task = asyncio.ensure_future(self._attach_pending())
         return self.path
 
     def add_track(self, publisher_id: str, source: str, label: str | None = None) -> bool:
         """Record this source (again). If it is being recorded, its file ends and a new one
-        starts. Returns False if the engine does not publish it (yet): call again when it does.
-        Before start() or while paused it is remembered and True is returned."""
+        starts. Returns False if the engine does not publish it (yet): it is remembered and its
+        recording starts as soon as it is published (checked every PENDING_CHECK s). Before
+        start() or while paused it is remembered and True is returned."""
         kind = SOURCE_KINDS.get(source)
         if kind is None:
             raise ValueError(f"unknown source {source!r}")
@@ -188,7 +195,7 @@ class Recorder:
         return self._open_segment(publisher_id, source)
 
     def remove_track(self, publisher_id: str, source: str) -> None:
-        """Stop recording this source; its file is finished."""
+        """Stop recording this source (or stop waiting for it); its file is finished."""
         key = (publisher_id, source)
         self._wanted.pop(key, None)
         self._close_segment(key)
@@ -235,6 +242,16 @@ class Recorder:
                 "stopped_reason": self.stopped_reason}
 
     # -------------------------------------------------------------------------- internals
+    PENDING_CHECK = 0.5
+
+    async def _attach_pending(self) -> None:
+        """Wanted tracks the engine did not publish yet are attached once it does."""
+        while self.state in ("recording", "paused"):
+            await asyncio.sleep(self.PENDING_CHECK)
+            if self.state == "recording":
+                for key in [k for k in self._wanted if k not in self._active]:
+                    self._open_segment(*key)
+
     def _make_directory(self) -> Path:
         base = self.directory / str(self.session_id)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -301,11 +318,15 @@ class Recorder:
             self.engine.remove_sink(segment.publisher_id, segment.source, segment.sink)
 
     async def _stop(self, reason: str) -> dict[str, Any]:
+        while self.state == "starting":  # stop() during start(): let it finish first
+            await asyncio.sleep(0.01)
         was = self.state
         self.state = "stopping"
+        if self._pending_task is not None:
+            self._pending_task.cancel()
         self._detach_all()
         writer = self._writer
-        if was == "starting" or writer is None:
+        if was == "idle" or writer is None:  # start() failed
             self.state = "stopped"
             return {}
         self._queue.put(("stop", reason))

@@ -1,5 +1,5 @@
-"""Fixtures: media's keyframe-request stop-gap (see media_shim.py), and one 10 s recorded lesson
-shared by the tests that only read it (recorded once per test session)."""
+"""Fixture: one 10 s recorded lesson shared by the tests that only read it (recorded once per test
+session)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,15 +12,9 @@ from media import MediaEngine
 from recordings import Recorder
 from tests.media.peers import PatternTrack
 from tests.recordings.helpers import FlashTrack, ToneTrack, add_screen, flowing, publisher, sleep_until
-from tests.recordings.media_shim import fix_keyframe_requests
 
 LESSON_SECONDS = 10.0
 SCREEN_FROM, SCREEN_TO = 3.0, 7.0  # when the screen share is on, in s after the recording starts
-
-
-@pytest.fixture(autouse=True)
-def keyframe_requests(monkeypatch):
-    fix_keyframe_requests(monkeypatch)
 
 
 async def _record_lesson(directory: Path) -> dict:
@@ -62,7 +56,5 @@ def lesson(tmp_path_factory) -> dict:
     """A 10 s recording: teacher camera (flashing) + microphone (beeping in sync), a student's
     microphone (a hum), and the teacher's screen share from 3 s to 7 s."""
     directory = tmp_path_factory.mktemp("lesson")
-    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(1) as thread:
-        fix_keyframe_requests(patch)
-        # its own thread, so that its event loop never meets pytest-asyncio's
+    with ThreadPoolExecutor(1) as thread:  # its own loop in its own thread, away from pytest-asyncio's
         return thread.submit(asyncio.run, _record_lesson(directory)).result()

@@ -16,11 +16,9 @@ from media import MediaEngine
 from recordings import Recorder
 from tests.media.peers import Publisher
 from tests.recordings.helpers import flowing
-from tests.recordings.media_shim import fix_keyframe_requests
 
 
 async def main(directory: Path) -> None:
-    fix_keyframe_requests()
     engine = MediaEngine()
     teacher = Publisher(engine, "teacher", "A")
     await teacher.connect()

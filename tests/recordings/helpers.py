@@ -21,6 +21,7 @@ from tests.media.peers import H, W, PatternTrack, Publisher, wait_for
 
 SYNC_PERIOD = 2.0  # s between flash+beep events
 EVENT = 0.1  # s each flash / beep lasts
+SETTLE = 0.3  # s at the start of a file where no event is looked for (it may be cut)
 
 
 def _event(wall: float) -> bool:
@@ -144,7 +145,7 @@ def flash_times(decoded: Decoded) -> list[float]:
         if bright and not bright_before:
             onsets.append(t)
         bright_before = bright
-    return onsets
+    return [t for t in onsets if t >= SETTLE]  # not a flash cut by the file's start
 
 
 def beep_times(decoded: Decoded) -> list[float]:
@@ -157,7 +158,7 @@ def beep_times(decoded: Decoded) -> list[float]:
         if t - last > 0.5:
             onsets.append(t)
         last = t
-    return [t for t in onsets if t >= 0.2]  # not a beep cut by the file's start (nor decoder warm-up)
+    return [t for t in onsets if t >= SETTLE]  # not a beep cut by the file's start (nor warm-up)
 
 
 async def sleep_until(t: float) -> None:

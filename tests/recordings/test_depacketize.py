@@ -125,7 +125,7 @@ def test_a_lost_packet_drops_its_frame_and_everything_until_the_next_keyframe():
     depacketizer = Vp8Depacketizer()
     frames = feed(depacketizer, flat)
     assert [f.data for f in frames] == datas[:5] + datas[12:]
-    assert depacketizer.buffer.lost == 1 and depacketizer.dropped == 7
+    assert depacketizer.buffer.lost == 1 and depacketizer.dropped == 7 and depacketizer.skipped == 0
     assert frames[5].keyframe
 
 
@@ -154,8 +154,10 @@ def test_the_wait_for_a_missing_packet_is_bounded_in_time():
 
 def test_nothing_before_the_first_keyframe():
     packets, datas = stream(7, 10, keyframes=(4,))
-    frames = feed(Vp8Depacketizer(), [p for frame in packets[1:] for p in frame])
+    depacketizer = Vp8Depacketizer()
+    frames = feed(depacketizer, [p for frame in packets[1:] for p in frame])
     assert [f.data for f in frames] == datas[4:]
+    assert depacketizer.skipped == 3 and depacketizer.dropped == 0  # joining is not losing
 
 
 def test_a_frame_without_its_marker_and_an_empty_payload():
