@@ -37,9 +37,10 @@ async def store_url(request, tmp_path):
 
 
 @pytest.fixture
-async def server(tmp_path):
-    """A real server (SQLite store) on an ephemeral port."""
-    live = await start_server(make_settings(tmp_path / "var"))
+async def server(request, tmp_path):
+    """A real server (SQLite store) on an ephemeral port; `@pytest.mark.settings(...)` changes settings."""
+    marker = request.node.get_closest_marker("settings")
+    live = await start_server(make_settings(tmp_path / "var", **(marker.kwargs if marker else {})))
     yield live
     await live.close()
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from liveclass.models import Enrollment, Handout
-from tests.helpers import add_user, make_settings, seed_school, start_server
+from tests.helpers import add_user
 from tests.live import admitted, enter
 
 PDF = (b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
@@ -286,32 +286,23 @@ async def test_empty_file_and_missing_field(server, school, room):
     assert stored_files(server.settings) == [] and await handout_rows(server) == 0
 
 
-async def test_size_limit(tmp_path):
+@pytest.mark.settings(handout_max_bytes=4096)
+async def test_size_limit(server, room):
     limit = 4096
-    server = await start_server(make_settings(tmp_path / "var", handout_max_bytes=limit))
-    try:
-        school = await seed_school(server)
-        teacher_person = await server.logged_in(school.teacher)
-        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-        teacher = await enter(teacher_person, session["id"])
-        await teacher.wait_for("room:state")
-
-        exactly = PDF + b"%" * (limit - len(PDF))
-        response = await upload(teacher_person, session["id"], "vừa đủ.pdf", exactly)
-        assert response.status == 201, await response.text()
-        for size in (limit + 1, 3 * 1024 * 1024):  # over by a byte; over by far more than one read
-            response = await upload(teacher_person, session["id"], "quá lớn.pdf", PDF + b"%" * (size - len(PDF)))
-            body = await response.json()
-            assert response.status == 413, body
-            assert body["error"]["code"] == "file_too_large"
-            assert "0 MB" not in body["error"]["message"]  # the limit is told as it is, not rounded to 0
-        assert len(stored_files(server.settings)) == 1 and await handout_rows(server) == 1
-        # The connection stays usable after a refusal.
-        listed = await teacher_person.json("GET", f"/sessions/{session['id']}/handouts")
-        assert [h["filename"] for h in listed["items"]] == ["vừa đủ.pdf"]
-        await teacher.close()
-    finally:
-        await server.close()
+    session_id, teacher_person, teacher = room
+    exactly = PDF + b"%" * (limit - len(PDF))
+    response = await upload(teacher_person, session_id, "vừa đủ.pdf", exactly)
+    assert response.status == 201, await response.text()
+    for size in (limit + 1, 3 * 1024 * 1024):  # over by a byte; over by far more than one read
+        response = await upload(teacher_person, session_id, "quá lớn.pdf", PDF + b"%" * (size - len(PDF)))
+        body = await response.json()
+        assert response.status == 413, body
+        assert body["error"]["code"] == "file_too_large"
+        assert "0 MB" not in body["error"]["message"]  # the limit is told as it is, not rounded to 0
+    assert len(stored_files(server.settings)) == 1 and await handout_rows(server) == 1
+    # The connection stays usable after a refusal.
+    listed = await teacher_person.json("GET", f"/sessions/{session_id}/handouts")
+    assert [h["filename"] for h in listed["items"]] == ["vừa đủ.pdf"]
 
 
 # -- the session's state ------------------------------------------------------------------------------

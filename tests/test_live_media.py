@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from liveclass.live import LIVE_ROOMS
@@ -150,29 +152,21 @@ async def test_leaving_closes_the_media_connections(server, school, period):
     await peer.close()
 
 
-async def test_the_teacher_hears_of_each_students_connection_quality(tmp_path):
-    from tests.helpers import make_settings, seed_school, start_server
-    server = await start_server(make_settings(tmp_path / "var", quality_report_seconds=0.3))
-    try:
-        school = await seed_school(server)
-        teacher_person = await server.logged_in(school.teacher)
-        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-        teacher = await enter(teacher_person, session["id"])
-        await teacher.wait_for("room:state")
-        student = await admitted(teacher, await server.logged_in(school.student), session["id"])
-        teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
-        await teacher_peer.publish("A")
-        await teacher.ok("media:state", {"camera": True, "microphone": True})
-        await student_peer.subscribe()
-        report = await teacher.wait_for("room:quality", lambda d: student.participant_id in d["participants"]
-                                        and d["participants"][student.participant_id]["receiving_kbps"] > 0, 20)
-        entry = report["participants"][student.participant_id]
-        assert entry["quality"] == "good" and entry["loss"] < 0.03  # loopback: no loss
-        assert not student.events("room:quality")  # only teachers get the report
-        await teacher_peer.close()
-        await student_peer.close()
-    finally:
-        await server.close()
+@pytest.mark.settings(quality_report_seconds=0.3)
+async def test_the_teacher_hears_of_each_students_connection_quality(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    await student_peer.subscribe()
+    report = await teacher.wait_for("room:quality", lambda d: student.participant_id in d["participants"]
+                                    and d["participants"][student.participant_id]["receiving_kbps"] > 0, 20)
+    entry = report["participants"][student.participant_id]
+    assert entry["quality"] == "good" and entry["loss"] < 0.03  # loopback: no loss
+    assert not student.events("room:quality")  # only teachers get the report
+    await teacher_peer.close()
+    await student_peer.close()
 
 
 async def test_prometheus_metrics_show_rooms_and_forwarding(server, school, period):
@@ -193,24 +187,15 @@ async def test_prometheus_metrics_show_rooms_and_forwarding(server, school, peri
     await student_peer.close()
 
 
-async def test_server_candidates_come_from_the_configuration(tmp_path):
+@pytest.mark.settings(media_host_addresses=["127.0.0.1"], media_announced_address="203.0.113.10")
+async def test_server_candidates_come_from_the_configuration(server, school, period):
     """Only the configured address is offered, and the announced one replaces it in the SDP."""
-    from tests.helpers import make_settings, seed_school, start_server
-    server = await start_server(make_settings(tmp_path / "var", media_host_addresses=["127.0.0.1"],
-                                              media_announced_address="203.0.113.10"))
-    try:
-        school = await seed_school(server)
-        teacher_person = await server.logged_in(school.teacher)
-        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-        teacher = await enter(teacher_person, session["id"])
-        await teacher.wait_for("room:state")
-        await teacher.ok("rtc:subscribe")
-        offer = await teacher.wait_for("rtc:offer")
-        hosts = [line.split()[4] for line in offer["sdp"].splitlines()
-                 if line.startswith("a=candidate:") and "typ host" in line]
-        assert hosts and set(hosts) == {"203.0.113.10"}
-    finally:
-        await server.close()
+    session_id, teacher = period
+    await teacher.ok("rtc:subscribe")
+    offer = await teacher.wait_for("rtc:offer")
+    hosts = [line.split()[4] for line in offer["sdp"].splitlines()
+             if line.startswith("a=candidate:") and "typ host" in line]
+    assert hosts and set(hosts) == {"203.0.113.10"}
 
 
 async def test_subscribing_again_keeps_publishing_and_a_later_offer_adds_a_source(server, school, period):

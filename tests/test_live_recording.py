@@ -6,9 +6,9 @@ import asyncio
 import io
 
 import av
+import pytest
 
-from tests.helpers import make_settings, seed_school, start_server
-from tests.live import admitted, enter
+from tests.live import admitted
 from tests.test_live_media import RoomPeer
 
 
@@ -66,17 +66,10 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
         assert sum(1 for _ in container.decode(video=0)) > 60
 
 
-async def test_too_little_free_disk_refuses_to_record_with_a_message(tmp_path):
-    server = await start_server(make_settings(tmp_path / "var", recording_min_free_bytes=10 ** 18))
-    try:
-        school = await seed_school(server)
-        teacher_person = await server.logged_in(school.teacher)
-        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-        teacher = await enter(teacher_person, session["id"])
-        await teacher.wait_for("room:state")
-        answer = await teacher.call("rec:start")
-        assert answer["ok"] is False and answer["error"]["code"] == "low_disk_space"
-        assert answer["error"]["message"]
-        assert (await teacher.ok("room:sync"))["recording"] is False
-    finally:
-        await server.close()
+@pytest.mark.settings(recording_min_free_bytes=10 ** 18)
+async def test_too_little_free_disk_refuses_to_record_with_a_message(server, school, period):
+    session_id, teacher = period
+    answer = await teacher.call("rec:start")
+    assert answer["ok"] is False and answer["error"]["code"] == "low_disk_space"
+    assert answer["error"]["message"]
+    assert (await teacher.ok("room:sync"))["recording"] is False

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from liveclass.models import AttendanceInterval, ChatMessage, SessionEvent
-from tests.helpers import add_user, make_settings, seed_school, start_server
+from tests.helpers import add_user
 from tests.live import LiveClient, RefusedError, admitted, enter
 
 
@@ -119,26 +119,17 @@ async def test_reconnect_within_grace_keeps_the_seat(server, school, period):
     assert intervals[0].left_at <= intervals[1].joined_at
 
 
-async def test_after_the_grace_period_the_student_has_left(tmp_path):
-    server = await start_server(make_settings(tmp_path / "var", reconnect_grace_seconds=0.5))
-    try:
-        school = await seed_school(server)
-        teacher_person = await server.logged_in(school.teacher)
-        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-        teacher = await enter(teacher_person, session["id"])
-        await teacher.wait_for("room:state")
-        student = await admitted(teacher, await server.logged_in(school.student), session["id"])
-        await student.drop()
-        left = await teacher.wait_for("participant:left")
-        assert left["reason"] == "grace_expired"
-        back = LiveClient(student.person)
-        back.resume_token = student.resume_token
-        await back.connect(session["id"], resume=True)
-        await back.wait_for("lobby:waiting")  # the seat is gone: through the lobby again
-        await back.close()
-        await teacher.close()
-    finally:
-        await server.close()
+@pytest.mark.settings(reconnect_grace_seconds=0.5)
+async def test_after_the_grace_period_the_student_has_left(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    await student.drop()
+    left = await teacher.wait_for("participant:left")
+    assert left["reason"] == "grace_expired"
+    back = LiveClient(student.person)
+    back.resume_token = student.resume_token
+    await back.connect(session_id, resume=True)
+    await back.wait_for("lobby:waiting")  # the seat is gone: through the lobby again
 
 
 async def test_a_second_connection_of_the_same_account_replaces_the_first(server, school, period):
