@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from liveclass import accounts, roster
 from liveclass.audit import audit
+from liveclass.bench.command import add_parser as add_bench_parser
 from liveclass.config import ConfigError, Settings, load_settings, prepare_data_dir
 from liveclass.db import create_engine, session_factory, upgrade_database
 from liveclass.errors import ApiError
@@ -189,6 +190,25 @@ def cmd_roster_import(args: argparse.Namespace) -> None:
               "(readable only by you): hand them out, then delete the file.")
 
 
+def cmd_recordings_render(args: argparse.Namespace) -> None:
+    from recordings import RenderError, render
+
+    from liveclass.lesson_videos import OUTPUT_NAME, latest_recording
+
+    settings = _settings(args)
+    recording = latest_recording(settings.recordings_dir, args.session_id)
+    if recording is None:
+        raise CliError(f"Session {args.session_id} has no finished recording in {settings.recordings_dir}.")
+    with tqdm(total=100, desc="Lesson video", unit="%", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        def progress(fraction: float) -> None:
+            bar.update(round(fraction * 100) - bar.n)
+        try:
+            output = asyncio.run(render(recording, recording / OUTPUT_NAME, on_progress=progress))
+        except RenderError as exc:
+            raise CliError(f"The lesson video could not be made: {str(exc)[-500:]}") from None
+    print(f"Lesson video: {output}")
+
+
 async def _existing_ids(db, rows) -> list[str]:
     from sqlalchemy import select
 
@@ -234,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--skip-bad-rows", action="store_true", help="import the good rows even if some are bad")
     imp.add_argument("--school-year", help="e.g. 2026-2027 (default: the current school year)")
     imp.set_defaults(func=cmd_roster_import)
+    recordings_cmd = sub.add_parser("recordings", help="recorded periods").add_subparsers(
+        dest="recordings_command", required=True)
+    render_cmd = recordings_cmd.add_parser("render", parents=[common],
+                                           help="make one shareable lesson video from a session's recording "
+                                                "(low priority, progress shown)")
+    render_cmd.add_argument("session_id", type=int)
+    render_cmd.set_defaults(func=cmd_recordings_render)
+    add_bench_parser(sub)
     return parser
 
 

@@ -1,0 +1,16 @@
+"""`liveclass bench`: the media plane's benchmark (docs/benchmarks.md).
+
+A real `liveclass serve` process, a synthetic teacher and synthetic students in worker processes,
+all through the real HTTP and Socket.IO protocol; the naive MediaRelay relay as the baseline.
+
+  command.py  the CLI subcommand (argument parsing only; the rest is imported when it runs)
+  runner.py   servers, seeding, worker processes, measuring windows, the numbers
+  worker.py   the teacher / students worker processes
+  peers.py    publisher (knows when each frame left) and counting subscriber (never decodes)
+  sources.py  synthetic camera, screen and voice; VP8 encoding and packetisation
+  client.py   HTTP login/join and the Socket.IO protocol
+  relay.py    the MediaRelay baseline server
+  profile.py  cProfile summary of the server (profiled_serve.py runs it under cProfile)
+  profiled_serve.py  `liveclass serve` under cProfile, switched by signals
+  report.py   targets, table, plot
+"""

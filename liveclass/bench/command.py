@@ -1,0 +1,106 @@
+"""The `liveclass bench` subcommand: arguments here, the work in runner.py (imported when it runs)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_STUDENTS = [5, 15, 45]
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of numbers, e.g. 5,15,45") from None
+    if not counts or any(c < 1 or c > 200 for c in counts):
+        raise argparse.ArgumentTypeError("each count must be 1 to 200")
+    return counts
+
+
+def _full_class(text: str) -> tuple[int, int] | bool:
+    if text.lower() in ("off", "no", "none", "0"):
+        return False
+    try:
+        students, cameras = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("STUDENTS:CAMERAS, e.g. 45:5, or off") from None
+    if not 1 <= students <= 200 or not 0 <= cameras <= min(students, 12):
+        raise argparse.ArgumentTypeError("1-200 students, 0-12 cameras (and no more than students)")
+    return students, cameras
+
+
+def add_parser(sub) -> None:
+    bench = sub.add_parser(
+        "bench", help="benchmark the media plane (a real server, synthetic teacher and students)",
+        description="Starts `liveclass serve` on a free loopback port with a temporary SQLite store, a synthetic "
+                    "teacher (640x360 30 fps VP8 ~1 Mbit/s + Opus, optional 1280x720 15 fps screen) and synthetic "
+                    "students in worker processes, all through the real HTTP and Socket.IO protocol, and measures "
+                    "the server process. Also runs the naive MediaRelay relay as the baseline. "
+                    "See docs/benchmarks.md.")
+    bench.add_argument("--students", type=_counts, help="class sizes to measure, e.g. 5,15,45 (default; --quick: 3)")
+    bench.add_argument("--full-class", type=_full_class, help="STUDENTS:CAMERAS of the full-class scenario "
+                       "(teacher camera + microphone + screen; default 45:5; --quick: 4:1), or off")
+    bench.add_argument("--relay", type=int, help="subscribers of the MediaRelay baseline (default 4; --quick: 2; 0: skip)")
+    bench.add_argument("--window", type=float, help="seconds of each measuring window (default 15; --quick: 3)")
+    bench.add_argument("--screen", action="store_true", help="the teacher also shares a screen in the per-size scenarios")
+    bench.add_argument("--per-process", type=int, default=12, help="students per worker process (default 12)")
+    bench.add_argument("--profile", type=float, default=None, metavar="SECONDS",
+                       help="a profiling run after the measured ones: the server under cProfile during a join "
+                            "storm and SECONDS of steady forwarding of the full class (default 15; --quick: 0 = off)")
+    bench.add_argument("--no-priority", action="store_true",
+                       help="do not run the server and the probe student at nice -5 (they stand for machines of "
+                            "their own; by default the synthetic clients and other processes yield to them)")
+    bench.add_argument("--quick", action="store_true", help="a smoke run of about a minute (small classes, short windows)")
+    bench.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    bench.add_argument("--plot", type=Path, help="write a PNG plot to this file (needs matplotlib)")
+    bench.add_argument("--keep", action="store_true", help="keep the work directory (server and worker logs)")
+    bench.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    if importlib.util.find_spec("psutil") is None:  # it measures the server process
+        raise SystemExit("liveclass: the benchmark needs psutil: pip install 'liveclass[bench]'")
+    from liveclass.bench import report
+    from liveclass.bench.runner import Options, remove_workdir, run_all
+
+    quick = args.quick
+    workdir = Path(tempfile.mkdtemp(prefix="liveclass-bench-"))
+    opts = Options(
+        students=args.students or ([3] if quick else DEFAULT_STUDENTS),
+        window=args.window or (3.0 if quick else 15.0),
+        baseline_window=2.0 if quick else 5.0,
+        settle=1.5 if quick else 3.0,
+        full_class=(args.full_class or None) if args.full_class is not None else ((4, 1) if quick else (45, 5)),
+        relay=args.relay if args.relay is not None else (2 if quick else 4),
+        screen=args.screen, per_process=max(1, args.per_process), priority=not args.no_priority,
+        profile=args.profile if args.profile is not None else (0.0 if quick else 15.0),
+        workdir=workdir,
+        progress=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True))
+    failed = True
+    try:
+        results = asyncio.run(run_all(opts))
+        results["command"] = "liveclass " + " ".join(sys.argv[1:])
+        results["quick"] = quick
+        print(report.text_report(results))
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+            print(f"results: {args.out}")
+        if args.plot:
+            skipped = report.plot(results, args.plot)
+            print(skipped or f"plot: {args.plot}")
+        failed = bool(results["failed"])
+        if failed:
+            print(f"liveclass: scenario(s) failed: {', '.join(results['failed'])}", file=sys.stderr)
+    finally:
+        if args.keep or failed:
+            print(f"work directory (logs): {workdir}", file=sys.stderr)
+        else:
+            remove_workdir(workdir)
+    if failed:
+        raise SystemExit(1)

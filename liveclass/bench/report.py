@@ -1,0 +1,258 @@
+"""What the numbers say: the per-student cost fit, the baseline ratio, the issue's targets, the
+table printed at the end of a run, and the PNG plot."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "cpu_per_video_stream": "CPU per forwarded 30 fps video stream <= 0.2 % of one core",
+    "full_class_latency_p95": "forwarding latency p95 <= 15 ms in a full class",
+    "full_class_cpu": "full class (camera + mic + screen, 45 students, 5 student cameras) on <= 50 % of one core",
+    "full_class_fps": "full class: every student >= 29 fps",
+    "storm_first_frame": "45 students admitted at once all show a first frame within 0.5 s",
+    "rss_per_participant": "<= 2 MB RSS per participant",
+}
+
+
+def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares line y = a + b x."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if not sxx:
+        return None
+    b = sum((x - mx) * (y - my) for x, y in points) / sxx
+    return my - b * mx, b
+
+
+def _target(key: str, measured: Any, limit: float, unit: str, scenario: str | None, lower_is_better: bool = True,
+            note: str = "") -> dict:
+    met = None if measured is None else (measured <= limit if lower_is_better else measured >= limit)
+    return {"key": key, "target": TARGETS[key], "limit": limit, "measured": measured, "unit": unit,
+            "scenario": scenario, "met": met, **({"note": note} if note else {})}
+
+
+def conclusions(results: dict) -> dict:
+    scenarios = [s for s in results["scenarios"] if s.get("server")]
+    out: dict[str, Any] = {}
+    fit = _fit([(s["students"], s["server"]["cpu_pct"]) for s in scenarios])
+    if fit:
+        out["fit"] = {"server_cpu_pct": f"{fit[0]:.2f} + {fit[1]:.3f} x students",
+                      "intercept_pct": round(fit[0], 2), "per_student_pct": round(fit[1], 3)}
+    largest = max(scenarios, key=lambda s: s["students"]) if scenarios else None
+    # The SFU's cost per subscriber from the largest class: the biggest difference to the teacher
+    # alone, so the least disturbed by the ticks and noise that dominate a 5-student class.
+    sfu_per_student = largest["server"]["cpu_per_student_pct"] if largest else None
+    relay = results.get("relay_baseline")
+    if relay and relay.get("server") and sfu_per_student:
+        relay_per_student = relay["server"]["cpu_per_student_pct"]
+        out["baseline"] = {"relay_cpu_per_subscriber_pct": relay_per_student,
+                           "sfu_cpu_per_subscriber_pct": round(sfu_per_student, 3),
+                           "sfu_scenario": largest["name"],
+                           "ratio": round(relay_per_student / sfu_per_student, 1) if sfu_per_student > 0 else None,
+                           "relay_subscribers": relay["students"]}
+    full = results.get("full_class") if results.get("full_class", {}).get("server") else None
+    storm = next((s for s in scenarios if s["students"] == 45), largest)
+    small = " (not judged: the target is for a class of 45 students{})"
+    targets = []
+    if largest:
+        targets.append(_target("cpu_per_video_stream", largest["server"]["cpu_per_video_stream_pct"], 0.2,
+                               "% of one core", largest["name"],
+                               note="packet-proportional share of the server CPU added by the students"))
+        targets.append(_target("rss_per_participant", largest["server"]["rss_per_participant_mb"], 2.0, "MB",
+                               largest["name"], note="(RSS with the students - RSS with the teacher alone) / students"))
+    if storm:
+        first = storm["join_storm"]["first_frame_s"]
+        missing = storm["join_storm"]["without_first_frame"]
+        measured = None if first["max"] is None else (first["max"] if not missing else float("inf"))
+        target = _target("storm_first_frame", measured, 0.5, "s (max)", storm["name"],
+                         note=f"{storm['join_storm']['admitted']} admitted at once; median {first['median']} s"
+                         + (f"; {missing} without a first frame" if missing else ""))
+        if storm["students"] < 45:
+            target["met"], target["note"] = None, target["note"] + small.format("")
+        targets.append(target)
+    if full:
+        full_size = full["students"] >= 45 and full["student_cameras"] >= 5
+        for target in (
+                _target("full_class_cpu", full["server"]["cpu_pct"], 50.0, "% of one core", full["name"]),
+                _target("full_class_fps", full["students_view"]["fps"]["min"], 29.0, "fps (min)", full["name"],
+                        lower_is_better=False),
+                _target("full_class_latency_p95", full["latency_ms"]["p95"], 15.0, "ms", full["name"])):
+            if not full_size:
+                target["met"], target["note"] = None, small.format(" with 5 student cameras").strip()
+            targets.append(target)
+    out["targets"] = targets
+    return out
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(results: dict) -> str:
+    rows = [s for s in results["scenarios"]]
+    if results.get("full_class"):
+        rows.append(results["full_class"])
+    if results.get("relay_baseline"):
+        rows.append(results["relay_baseline"])
+    head = ["scenario", "students", "server CPU %", "teacher only %", "CPU/student %", "us/pkt",
+            "CPU/video stream %", "RSS/particip. MB", "fps median", "fps min", "loss %", "latency med ms",
+            "latency p95 ms", "storm 1st frame med s", "storm max s", "late joiner s", "other load (cores)"]
+    lines = []
+    for s in rows:
+        if not s.get("server"):
+            lines.append([s["name"], str(s["students"])] + ["failed"] + [""] * (len(head) - 3))
+            continue
+        v, st = s["server"], s["students_view"]
+        storm = s.get("join_storm", {}).get("first_frame_s", {})
+        lines.append([s["name"], str(s["students"]), _fmt(v["cpu_pct"], 1), _fmt(v["cpu_teacher_only_pct"], 1),
+                      _fmt(v["cpu_per_student_pct"], 3), _fmt(v["us_per_forwarded_packet"], 1),
+                      _fmt(v["cpu_per_video_stream_pct"], 3), _fmt(v["rss_per_participant_mb"], 2),
+                      _fmt(st["fps"]["median"], 1), _fmt(st["fps"]["min"], 1), _fmt(st["loss_pct"], 3),
+                      _fmt(s["latency_ms"]["median"], 2),
+                      _fmt(s["latency_ms"]["p95"], 2), _fmt(storm.get("median"), 3), _fmt(storm.get("max"), 3),
+                      _fmt(s.get("late_joiner_first_frame_s"), 3),
+                      _fmt(s.get("machine_load", {}).get("other_processes_busy_cores"), 2)])
+    return markdown_table(head, lines)
+
+
+def markdown_table(head: list[str], lines: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(head)]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(l) for l in lines)])
+
+
+def text_report(results: dict) -> str:
+    parts = [table(results), ""]
+    if "fit" in results:
+        parts.append(f"server CPU (% of one core) = {results['fit']['server_cpu_pct']}")
+    base = results.get("baseline")
+    if base:
+        parts.append(f"MediaRelay baseline: {base['relay_cpu_per_subscriber_pct']:.2f} % of a core per subscriber "
+                     f"({base['relay_subscribers']} subscribers) vs {base['sfu_cpu_per_subscriber_pct']:.3f} % "
+                     f"forwarded ({base['sfu_scenario']}): ratio {base['ratio']}x")
+    parts.append("")
+    parts.append("targets:")
+    for t in results.get("targets", []):
+        state = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
+        measured = t["measured"]
+        measured = f"{measured:.3f}" if isinstance(measured, float) else str(measured)
+        parts.append(f"  [{state}] {t['target']}: {measured} {t['unit']} ({t['scenario']})"
+                     + (f" {t['note']}" if t["met"] is None and t.get("note") else ""))
+    profile = results.get("profile") or {}
+    if results.get("floor"):
+        f = results["floor"]
+        parts.append("")
+        parts.append(f"floor per forwarded packet on this machine: loopback sendto {f['loopback_sendto_us']} us + "
+                     f"SRTP protect {f['srtp_protect_us']} us (CPU, {f['packet_bytes']}-byte packets)")
+    for phase, title in (("steady", "steady forwarding"), ("join_storm", "join storm")):
+        prof = profile.get(phase)
+        if not prof:
+            continue
+        parts.append("")
+        parts.append(f"server under cProfile, {title} ({profile['scenario']}): {prof['forwarded_packets']} packets "
+                     f"forwarded, {prof['python_calls_per_forwarded_packet']} Python calls per forwarded packet; "
+                     f"server CPU {prof.get('server_cpu_seconds')} s in {prof['wall_seconds']} s under the profiler")
+        for entry in prof["self_time"][:10]:
+            parts.append(f"  {entry['share_pct']:5.1f} %  {entry['calls']:>8} calls  {entry['function']}")
+    return "\n".join(parts)
+
+
+def plot(results: dict, path: Path) -> str | None:
+    """Write the PNG; returns None, or why it was skipped."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'liveclass[bench]'): no plot"
+    scenarios = [s for s in results["scenarios"] if s.get("server")]
+    full = results.get("full_class") if (results.get("full_class") or {}).get("server") else None
+    relay = results.get("relay_baseline") if (results.get("relay_baseline") or {}).get("server") else None
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    m = results["machine"]
+    fig.suptitle(f"liveclass bench, {results['started_at'][:10]}: {m['nproc']} x {m['cpu_model']}", fontsize=11)
+
+    ax = axes[0][0]
+    xs = [s["students"] for s in scenarios]
+    ax.plot(xs, [s["server"]["cpu_pct"] for s in scenarios], "o-", label="LiveClass SFU (camera + mic)")
+    if full:
+        ax.plot([full["students"]], [full["server"]["cpu_pct"]], "s", color="tab:green",
+                label=f"full class (+ screen, {full['student_cameras']} student cameras)")
+    if relay:
+        base = relay["server"]["cpu_teacher_only_pct"]
+        per = relay["server"]["cpu_per_student_pct"]
+        top = max(xs + [relay["students"]]) if xs else relay["students"]
+        ax.plot([0, top], [base, base + per * top], "--", color="tab:red",
+                label=f"MediaRelay (measured at {relay['students']}, extrapolated)")
+        ax.plot([relay["students"]], [relay["server"]["cpu_pct"]], "x", color="tab:red")
+        ratio = (results.get("baseline") or {}).get("ratio")
+        ax.annotate(f"MediaRelay {per:.1f} % per subscriber" + (f"\n= {ratio}x the SFU" if ratio else ""),
+                    (relay["students"], relay["server"]["cpu_pct"]), textcoords="offset points", xytext=(12, -4),
+                    fontsize=8, color="tab:red")
+    ax.axhline(100, color="grey", lw=0.8)
+    ax.axhline(50, color="tab:green", lw=0.6, ls=":")
+    ax.set_ylim(0, max(110, *(s["server"]["cpu_pct"] * 1.2 for s in scenarios)) if scenarios else 110)
+    ax.set_xlabel("students")
+    ax.set_ylabel("server CPU, % of one core")
+    ax.legend(fontsize=8)
+    ax.set_title("server CPU", fontsize=10)
+
+    ax = axes[0][1]
+    rows = scenarios + ([full] if full else [])
+
+    def label(s: dict) -> str:  # other processes on the machine during the window disturb the numbers
+        other = s.get("machine_load", {}).get("other_processes_busy_cores") or 0
+        return s["name"] + (f"\n(other load {other:.1f} cores)" if other >= 0.3 else "")
+    names = [label(s) for s in rows]
+    ax.bar(names, [s["server"]["cpu_per_video_stream_pct"] or 0 for s in rows], color="tab:blue")
+    ax.axhline(0.2, color="tab:green", ls=":", label="target 0.2 %")
+    ax.set_ylabel("% of one core per forwarded 30 fps video stream")
+    ax2 = ax.twinx()
+    ax2.plot(names, [s["server"]["rss_per_participant_mb"] or 0 for s in rows], "o-", color="tab:orange",
+             label="RSS per participant (MB)")
+    ax2.set_ylabel("MB RSS per participant")
+    ax2.set_ylim(0, 1.5 * max([s["server"]["rss_per_participant_mb"] or 0 for s in rows] + [1.0]))
+    ax.legend(loc="upper left", fontsize=8)
+    ax2.legend(loc="lower right", fontsize=8)
+    ax.set_title("cost per stream and memory per participant", fontsize=10)
+
+    ax = axes[1][0]
+    med = [s["latency_ms"]["median"] or 0 for s in rows]
+    p95 = [s["latency_ms"]["p95"] or 0 for s in rows]
+    idx = range(len(rows))
+    ax.bar([i - 0.2 for i in idx], med, 0.4, label="median")
+    ax.bar([i + 0.2 for i in idx], p95, 0.4, label="p95")
+    ax.axhline(15, color="tab:green", ls=":", label="target p95 15 ms")
+    ax.set_xticks(list(idx), names)
+    ax.set_ylabel("ms, publisher send -> student receive")
+    ax.legend(fontsize=8)
+    ax.set_title("forwarding latency (teacher camera)", fontsize=10)
+
+    ax = axes[1][1]
+    storm_med = [s["join_storm"]["first_frame_s"]["median"] or 0 for s in rows]
+    storm_max = [s["join_storm"]["first_frame_s"]["max"] or 0 for s in rows]
+    late = [s.get("late_joiner_first_frame_s") or 0 for s in rows]
+    ax.bar([i - 0.27 for i in idx], storm_med, 0.27, label="admitted at once: median")
+    ax.bar([i for i in idx], storm_max, 0.27, label="admitted at once: max")
+    ax.bar([i + 0.27 for i in idx], late, 0.27, label="late joiner")
+    ax.axhline(0.5, color="tab:green", ls=":", label="target 0.5 s")
+    ax.set_xticks(list(idx), names)
+    ax.set_ylabel("s from admission to first teacher frame")
+    ax.legend(fontsize=8)
+    ax.set_title("time to first frame", fontsize=10)
+    for row in axes:
+        for a in row:
+            a.tick_params(labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

@@ -1,0 +1,298 @@
+"""A benchmark worker process: the synthetic teacher, or a few synthetic students.
+
+    python -m liveclass.bench.worker teacher|students
+
+It reads one JSON command per line on standard input ({"id", "cmd", ...}) and answers each with one
+JSON line on standard output ({"id", "ok", "data" | "error"}). Commands run concurrently. Logs go
+to standard error. Times are time.monotonic() values, shared by every process of the machine.
+
+`mode` "liveclass": the real protocol (HTTP login and join, Socket.IO lobby and rtc:*);
+`mode` "relay": the MediaRelay baseline's plain HTTP signaling (relay.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import traceback
+from typing import Any
+
+import aiohttp
+
+from liveclass.bench.client import Participant
+from liveclass.bench.peers import CountingSubscriber, Publisher, now
+
+log = logging.getLogger("liveclass.bench.worker")
+
+
+async def _sleep_until(t: float) -> None:
+    delay = t - now()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _delta(before: dict, after: dict) -> dict:
+    return {slot: {k: after[slot][k] - before.get(slot, {}).get(k, 0) for k in after[slot]}
+            for slot in after}
+
+
+async def _window(subscribers: list[CountingSubscriber | None], start: float, end: float,
+                  log_slots: tuple[str, ...]) -> list[dict | None]:
+    """Per subscriber: what each slot received between `start` and `end`, and the frame log of
+    `log_slots` (frames completed in the window)."""
+    await _sleep_until(start)
+    before = [None if s is None else {n: c.snapshot() for n, c in s.counters.items()} for s in subscribers]
+    for s in subscribers:
+        if s is not None:
+            for name in log_slots:
+                if name in s.counters:
+                    s.counters[name].log_frames(start, end)
+    await _sleep_until(end)
+    out: list[dict | None] = []
+    for s, b in zip(subscribers, before):
+        if s is None:
+            out.append(None)
+            continue
+        after = {n: c.snapshot() for n, c in s.counters.items()}
+        out.append({"slots": _delta(b, after),
+                    "logs": {n: s.counters[n].log for n in log_slots
+                             if n in s.counters and s.counters[n].log is not None},
+                    "decoders": s.decoders()})
+    return out
+
+
+class Teacher:
+    def __init__(self) -> None:
+        self.person: Participant | None = None
+        self.publisher: Publisher | None = None
+        self.subscriber: CountingSubscriber | None = None
+        self.session_id: int | None = None
+        self.http: aiohttp.ClientSession | None = None
+
+    async def cmd_init(self, mode: str, base_url: str, screen: bool = False, subscribe: bool = True,
+                       personal_id: str = "", password: str = "", period_id: int = 0) -> dict:
+        self.publisher = Publisher(camera="live", microphone=True, screen=screen)
+        sdp, tracks = await self.publisher.offer()
+        if mode == "relay":
+            self.http = aiohttp.ClientSession()
+            async with self.http.post(base_url + "/publish", json={"sdp": sdp, "tracks": tracks}) as r:
+                answer = (await r.json())["sdp"]
+            await self.publisher.accept(answer)
+            return {}
+        person = self.person = Participant(base_url, personal_id, password)
+        await person.login()
+        self.session_id = await person.start_period(period_id)
+        await person.connect(self.session_id)
+        await person.wait_for("room:state")
+        answer = await person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
+        await self.publisher.accept(answer["sdp"])
+        await person.call("media:state", {"camera": True, "microphone": True, **({"screen": True} if screen else {})})
+        if subscribe:
+            self.subscriber = CountingSubscriber()
+            mark = person.mark()
+            await person.call("rtc:subscribe")
+            offer = await person.wait_for("rtc:offer", after=mark)
+            await person.call("rtc:answer", {"sdp": await self.subscriber.answer(offer["sdp"], offer["slots"])})
+        await self.publisher.senders["camera"].ready.wait()
+        return {"session_id": self.session_id, "participant_id": person.participant_id}
+
+    async def cmd_wait_lobby(self, count: int, within: float = 60) -> dict:
+        data = await self.person.wait_for("lobby:updated", lambda d: len(d["lobby"]) >= count, within)
+        return {"lobby": len(data["lobby"])}
+
+    async def cmd_admit_all(self) -> dict:
+        t = now()
+        data = await self.person.call("lobby:admit", {"all": True})
+        return {"t_admit": t, "t_acknowledged": now(), "admitted": len(data.get("admitted", []))}
+
+    async def cmd_window(self, start: float, end: float) -> dict:
+        received = (await _window([self.subscriber], start, end, ()))[0]
+        return {"received": received, "publisher": self.publisher.stats()}
+
+    async def cmd_frames(self, start: float, end: float) -> dict:
+        return {source: [f for f in sender.log if start <= f[2] < end]
+                for source, sender in self.publisher.senders.items()}
+
+    async def cmd_stats(self) -> dict:
+        return {"publisher": self.publisher.stats()}
+
+    async def close(self) -> None:
+        for thing in (self.subscriber, self.publisher, self.person, self.http):
+            if thing is not None:
+                try:
+                    await asyncio.wait_for(thing.close(), 5)
+                except Exception:  # noqa: BLE001
+                    pass
+
+
+class Student:
+    def __init__(self, index: int, mode: str, base_url: str, account: dict) -> None:
+        self.index, self.mode, self.base_url = index, mode, base_url
+        self.camera = bool(account.get("camera"))
+        self.person = Participant(base_url, account.get("personal_id", ""), account.get("password", "")) \
+            if mode == "liveclass" else None
+        self.subscriber: CountingSubscriber | None = None
+        self.publisher: Publisher | None = None
+        self.times: dict[str, float | None] = {"admitted": None, "subscribe_sent": None, "offer": None,
+                                               "answer_sent": None, "answered": None}
+        self.error: str | None = None
+        self.media_task: asyncio.Task | None = None
+        self.http: aiohttp.ClientSession | None = None
+
+    async def login(self) -> None:
+        if self.person is not None:
+            await self.person.login()
+
+    async def enter(self, session_id: int | None) -> None:
+        if self.mode == "relay":
+            self.times["admitted"] = now()
+            self.media_task = asyncio.ensure_future(self._media())
+            return
+        self.person.on("lobby:admitted", self._admitted)
+        await self.person.connect(session_id)
+        await self.person.wait_for("lobby:waiting")
+
+    def _admitted(self, data: Any) -> None:
+        self.times["admitted"] = now()
+        self.media_task = asyncio.ensure_future(self._media())
+
+    async def _media(self) -> None:
+        try:
+            self.subscriber = CountingSubscriber()
+            self.times["subscribe_sent"] = now()
+            if self.mode == "relay":
+                self.http = aiohttp.ClientSession()
+                async with self.http.post(self.base_url + "/subscribe") as r:
+                    offer = await r.json()
+                self.times["offer"] = now()
+                answer = await self.subscriber.answer(offer["sdp"], offer["slots"])
+                self.times["answer_sent"] = now()
+                async with self.http.post(f"{self.base_url}/subscribe/{offer['id']}", json={"sdp": answer}) as r:
+                    await r.json()
+                self.times["answered"] = now()
+                return
+            person = self.person
+            await person.wait_for("room:state")
+            mark = person.mark()
+            await person.call("rtc:subscribe")
+            offer = await person.wait_for("rtc:offer", after=mark)
+            self.times["offer"] = now()
+            answer = await self.subscriber.answer(offer["sdp"], offer["slots"])
+            self.times["answer_sent"] = now()
+            await person.call("rtc:answer", {"sdp": answer})
+            self.times["answered"] = now()
+            if self.camera:
+                self.publisher = Publisher(camera="replay", microphone=False)
+                sdp, tracks = await self.publisher.offer()
+                answer = await person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
+                await self.publisher.accept(answer["sdp"])
+                await person.call("media:state", {"camera": True})
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("student %s: media failed", self.index)
+
+    def first_frame_at(self, slot: str = "teacher_camera") -> float | None:
+        counter = self.subscriber.counters.get(slot) if self.subscriber else None
+        return counter.first_frame_at if counter else None
+
+    def report(self) -> dict:
+        counter = self.subscriber.counters.get("teacher_camera") if self.subscriber else None
+        return {"index": self.index, "error": self.error, **{f"t_{k}": v for k, v in self.times.items()},
+                "t_first_packet": counter.first_packet_at if counter else None,
+                "t_first_frame": self.first_frame_at(),
+                "publisher": self.publisher.stats() if self.publisher else None}
+
+    async def close(self) -> None:
+        if self.media_task is not None:
+            self.media_task.cancel()
+        for thing in (self.publisher, self.subscriber, self.person, self.http):
+            if thing is not None:
+                try:
+                    await asyncio.wait_for(thing.close(), 5)
+                except Exception:  # noqa: BLE001
+                    pass
+
+
+class Students:
+    def __init__(self) -> None:
+        self.students: list[Student] = []
+
+    async def cmd_init(self, mode: str, base_url: str, accounts: list[dict]) -> dict:
+        self.students = [Student(i, mode, base_url, a) for i, a in enumerate(accounts)]
+        await asyncio.gather(*(s.login() for s in self.students))
+        return {"students": len(self.students)}
+
+    def _pick(self, which: list[int] | None) -> list[Student]:
+        return self.students if which is None else [self.students[i] for i in which]
+
+    async def cmd_enter(self, session_id: int | None = None, which: list[int] | None = None) -> dict:
+        await asyncio.gather(*(s.enter(session_id) for s in self._pick(which)))
+        return {"entered": len(self._pick(which))}
+
+    async def cmd_wait_media(self, which: list[int] | None = None, within: float = 20) -> dict:
+        """Reports once every chosen student has a first teacher frame (or failed), or after `within` s."""
+        chosen = self._pick(which)
+        deadline = now() + within
+        while now() < deadline and any(s.first_frame_at() is None and s.error is None for s in chosen):
+            await asyncio.sleep(0.02)
+        return {"students": [s.report() for s in chosen]}
+
+    async def cmd_window(self, start: float, end: float, which: list[int] | None = None,
+                         log_slots: list[str] = ("teacher_camera",)) -> dict:
+        chosen = self._pick(which)
+        received = await _window([s.subscriber for s in chosen], start, end, tuple(log_slots))
+        return {"students": [{"index": s.index, "received": r, "error": s.error,
+                              "publisher": s.publisher.stats() if s.publisher else None}
+                             for s, r in zip(chosen, received)]}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self.students))
+
+
+async def serve(actor) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2 ** 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout
+    tasks: set[asyncio.Task] = set()
+
+    def reply(message: dict) -> None:
+        out.write(json.dumps(message, separators=(",", ":")) + "\n")
+        out.flush()
+
+    async def run(message: dict) -> None:
+        try:
+            handler = getattr(actor, "cmd_" + message["cmd"])
+            args = {k: v for k, v in message.items() if k not in ("id", "cmd")}
+            reply({"id": message["id"], "ok": True, "data": await handler(**args)})
+        except Exception as exc:  # noqa: BLE001 - every command is answered
+            log.error("command %s failed:\n%s", message.get("cmd"), traceback.format_exc())
+            reply({"id": message.get("id"), "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+    reply({"id": 0, "ok": True, "data": {"pid": os.getpid()}})
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        message = json.loads(line)
+        if message["cmd"] == "quit":
+            break
+        task = asyncio.ensure_future(run(message))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await actor.close()
+    reply({"id": -1, "ok": True, "data": "bye"})
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    role = sys.argv[1]
+    actor = Teacher() if role == "teacher" else Students()
+    asyncio.run(serve(actor))
+
+
+if __name__ == "__main__":
+    main()
