@@ -68,6 +68,41 @@ class RateMeter:
                 "fps": round(self.fps, 1)}
 
 
+class Retransmissions:
+    """The last `size` packets sent through a SenderTap, to answer the receiver's NACKs (as RTX on the
+    tap's RTX stream when negotiated, else as the packet itself)."""
+
+    def __init__(self, tap: Any, size: int) -> None:
+        self.tap = tap
+        self.size = size
+        self.ring: list[tuple | None] = [None] * size
+        self.rtx_sequence = random.randint(0, 0x7FFF)
+        self.retransmitted = self.send_errors = 0
+
+    def keep(self, sequence: int, timestamp: int, marker: bool, extensions: bytes, payload: bytes) -> None:
+        self.ring[sequence % self.size] = (sequence, timestamp, marker, extensions, payload)
+
+    def resend(self, lost: list[int]) -> None:
+        tap = self.tap
+        for sequence in lost:
+            entry = self.ring[sequence % self.size]
+            if entry is None or entry[0] != sequence:
+                continue  # too old: the receiver will ask for a keyframe
+            _, timestamp, marker, extensions, payload = entry
+            if tap.rtx_payload_type is not None:
+                data = rtp_header(marker, tap.rtx_payload_type, self.rtx_sequence, timestamp,
+                                  tap.rtx_ssrc, extensions) + rtx_payload(sequence, payload)
+                self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
+            else:
+                data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions) + payload
+            try:
+                tap.send(data)
+            except SEND_ERRORS:
+                self.send_errors += 1
+                return
+            self.retransmitted += 1
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedPacket:
     """One RTP packet of a published track as it arrived (RTX unwrapped), for a sink such as the
@@ -194,11 +229,10 @@ class Slot:
         self.last_sequence: int | None = None
         self.last_timestamp = 0
         self.last_time = 0.0
-        self.ring: list[tuple | None] = [None] * self.RING
-        self.rtx_sequence = random.randint(0, 0x7FFF)
+        self.retransmissions = Retransmissions(self.tap, self.RING)
         self._extension_key: tuple | None = None
         self.meter = RateMeter()
-        self.keyframes = self.retransmitted = self.nacks = self.plis = 0
+        self.keyframes = self.nacks = self.plis = 0
         self.skips = self.send_errors = 0
         self.fraction_lost = self.packets_lost = self.jitter = 0
         self.remb: int | None = None
@@ -255,8 +289,7 @@ class Slot:
         out_timestamp = (packet.timestamp + self.offsets.timestamp) & 0xFFFFFFFF
         extension_block = self._extensions(packet, ntp, extensions)
         payload = packet.payload
-        self.ring[out_sequence % self.RING] = (out_sequence, out_timestamp, packet.marker,
-                                               extension_block, payload)
+        self.retransmissions.keep(out_sequence, out_timestamp, packet.marker, extension_block, payload)
         if self.last_sequence is None or 0 < (out_sequence - self.last_sequence) & 0xFFFF < 0x8000:
             self.last_sequence = out_sequence
             if out_timestamp != self.last_timestamp:
@@ -318,25 +351,7 @@ class Slot:
 
     def _on_nack(self, lost: list[int]) -> None:
         self.nacks += 1
-        tap = self.tap
-        for sequence in lost:
-            entry = self.ring[sequence % self.RING]
-            if entry is None or entry[0] != sequence:
-                continue  # too old: the subscriber will ask for a keyframe
-            _, timestamp, marker, extension_block, payload = entry
-            if tap.rtx_payload_type is not None:
-                data = rtp_header(marker, tap.rtx_payload_type, self.rtx_sequence, timestamp,
-                                  tap.rtx_ssrc, extension_block) + rtx_payload(sequence, payload)
-                self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
-            else:
-                data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc,
-                                  extension_block) + payload
-            try:
-                tap.send(data)
-            except SEND_ERRORS:
-                self.send_errors += 1
-                return
-            self.retransmitted += 1
+        self.retransmissions.resend(lost)
 
     def _on_remb(self, bitrate: int) -> None:
         self.remb = bitrate
@@ -351,7 +366,7 @@ class Slot:
             "kind": self.kind, "publisher": publisher, "source": source,
             "live": self.track is not None and not self.track.paused and not self.waiting,
             **self.meter.read(),
-            "keyframes": self.keyframes, "retransmitted": self.retransmitted,
+            "keyframes": self.keyframes, "retransmitted": self.retransmissions.retransmitted,
             "nacks": self.nacks, "plis": self.plis, "skips": self.skips,
             "lost": self.packets_lost, "loss": round(self.fraction_lost / 256, 4),
             "jitter": self.jitter, "rtt": round(rtt, 4) if rtt is not None else None,

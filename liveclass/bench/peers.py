@@ -26,8 +26,9 @@ from liveclass.bench.sources import (
 )
 from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
 from media.engine import codec_preferences
+from media.forwarder import Retransmissions
 from media.rtp import (
-    ABS_SEND_TIME_URI, MID_URI, abs_send_time, ntp_now, one_byte_extensions, rtp_header, rtx_payload,
+    ABS_SEND_TIME_URI, MID_URI, abs_send_time, ntp_now, one_byte_extensions, rtp_header,
     vp8_keyframe_start,
 )
 
@@ -51,13 +52,12 @@ class VideoSender:
         self.tap = SenderTap(sender, on_ready=self.ready.set, on_keyframe_request=self._on_pli,
                              on_nack=self._on_nack, on_remb=self._on_remb, on_report=lambda *a: None)
         self.sequence = random.randint(0, 0x7FFF)
-        self.rtx_sequence = random.randint(0, 0x7FFF)
         self.timestamp_origin = random.getrandbits(32)
         self.picture_id = random.randint(0, 0x7FFF)
-        self.ring: list[tuple | None] = [None] * self.RING
+        self.retransmissions = Retransmissions(self.tap, self.RING)  # the server's NACKs, as the SFU does
         self.keyframe_wanted = False
         self.frames = self.keyframes = self.packets = self.bytes = 0
-        self.plis = self.nacks = self.retransmitted = self.send_errors = 0
+        self.plis = self.nacks = self.send_errors = 0
         self.remb: int | None = None
         #: (rtp timestamp, first packet sent, last packet sent, payload bytes, keyframe) per frame
         self.log: deque | None = deque(maxlen=30 * 600) if log_frames else None
@@ -71,24 +71,7 @@ class VideoSender:
 
     def _on_nack(self, lost: list[int]) -> None:
         self.nacks += 1
-        tap = self.tap
-        for sequence in lost:
-            entry = self.ring[sequence % self.RING]
-            if entry is None or entry[0] != sequence:
-                continue
-            _, timestamp, marker, extensions, payload = entry
-            if tap.rtx_payload_type is not None:
-                data = rtp_header(marker, tap.rtx_payload_type, self.rtx_sequence, timestamp,
-                                  tap.rtx_ssrc, extensions) + rtx_payload(sequence, payload)
-                self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
-            else:
-                data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc,
-                                  extensions) + payload
-            try:
-                tap.send(data)
-                self.retransmitted += 1
-            except SEND_ERRORS:
-                self.send_errors += 1
+        self.retransmissions.resend(lost)
 
     def send_frame(self, frame: bytes, rtp_ticks: int, keyframe: bool) -> None:
         tap = self.tap
@@ -111,7 +94,7 @@ class VideoSender:
             marker = int(i == last)
             sequence = self.sequence
             self.sequence = (sequence + 1) & 0xFFFF
-            self.ring[sequence % self.RING] = (sequence, timestamp, marker, extensions, payload)
+            self.retransmissions.keep(sequence, timestamp, marker, extensions, payload)
             size += len(payload)
             try:
                 tap.send(rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions)
@@ -130,7 +113,7 @@ class VideoSender:
     def stats(self) -> dict:
         return {"frames": self.frames, "keyframes": self.keyframes, "packets": self.packets,
                 "bytes": self.bytes, "plis": self.plis, "nacks": self.nacks,
-                "retransmitted": self.retransmitted, "send_errors": self.send_errors, "remb": self.remb}
+                "retransmitted": self.retransmissions.retransmitted, "send_errors": self.send_errors, "remb": self.remb}
 
 
 class LiveVideo:
