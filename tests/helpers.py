@@ -86,23 +86,14 @@ class Person:
         await self.http.close()
 
 
-@dataclass
-class LiveServer:
-    test_server: TestServer
-    settings: Settings
-    people: list[Person] = field(default_factory=list)
-    live_clients: list = field(default_factory=list)
+class Clients:
+    """The people and live clients a test opens against a server at `base_url`, closed together."""
 
-    @property
-    def base_url(self) -> str:
-        return str(self.test_server.make_url("")).rstrip("/")
+    people: list[Person]
+    live_clients: list
 
     def api(self, path: str) -> str:
         return f"{self.base_url}/api/v1{path}"
-
-    @property
-    def db(self):
-        return self.test_server.app[DB]
 
     def person(self, user: User | None = None) -> Person:
         person = Person(self, user)
@@ -115,11 +106,30 @@ class LiveServer:
         assert response.status == 200, await response.text()
         return person
 
-    async def close(self) -> None:
+    async def close_clients(self) -> None:
         for client in self.live_clients:
             await client.close()
         for person in self.people:
             await person.close()
+
+
+@dataclass
+class LiveServer(Clients):
+    test_server: TestServer
+    settings: Settings
+    people: list[Person] = field(default_factory=list)
+    live_clients: list = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return str(self.test_server.make_url("")).rstrip("/")
+
+    @property
+    def db(self):
+        return self.test_server.app[DB]
+
+    async def close(self) -> None:
+        await self.close_clients()
         await self.test_server.close()
 
 

@@ -77,6 +77,21 @@ class RoomPeer:
                 await pc.close()
 
 
+@pytest.fixture
+async def on_air(server, school, period):
+    """The teacher on camera and microphone (pattern A), one admitted student subscribed:
+    (session id, teacher client, student client, teacher's peer, student's peer)."""
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    await student_peer.subscribe()
+    yield session_id, teacher, student, teacher_peer, student_peer
+    await teacher_peer.close()
+    await student_peer.close()
+
+
 async def test_teacher_media_reaches_every_student_and_the_rules_hold(server, school, period):
     session_id, teacher = period
     async with server.db() as db:
@@ -153,29 +168,17 @@ async def test_leaving_closes_the_media_connections(server, school, period):
 
 
 @pytest.mark.settings(quality_report_seconds=0.3)
-async def test_the_teacher_hears_of_each_students_connection_quality(server, school, period):
-    session_id, teacher = period
-    student = await admitted(teacher, await server.logged_in(school.student), session_id)
-    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
-    await teacher_peer.publish("A")
-    await teacher.ok("media:state", {"camera": True, "microphone": True})
-    await student_peer.subscribe()
+async def test_the_teacher_hears_of_each_students_connection_quality(on_air):
+    session_id, teacher, student, teacher_peer, student_peer = on_air
     report = await teacher.wait_for("room:quality", lambda d: student.participant_id in d["participants"]
                                     and d["participants"][student.participant_id]["receiving_kbps"] > 0, 20)
     entry = report["participants"][student.participant_id]
     assert entry["quality"] == "good" and entry["loss"] < 0.03  # loopback: no loss
     assert not student.events("room:quality")  # only teachers get the report
-    await teacher_peer.close()
-    await student_peer.close()
 
 
-async def test_prometheus_metrics_show_rooms_and_forwarding(server, school, period):
-    session_id, teacher = period
-    student = await admitted(teacher, await server.logged_in(school.student), session_id)
-    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
-    await teacher_peer.publish("A")
-    await teacher.ok("media:state", {"camera": True, "microphone": True})
-    await student_peer.subscribe()
+async def test_prometheus_metrics_show_rooms_and_forwarding(server, on_air):
+    session_id, teacher, student, teacher_peer, student_peer = on_air
     await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the teacher's camera")
     text = await (await server.person(None).request("GET", server.base_url + "/metrics")).text()
     assert "liveclass_rooms 1.0" in text
@@ -183,8 +186,6 @@ async def test_prometheus_metrics_show_rooms_and_forwarding(server, school, peri
     sent = [line for line in text.splitlines()
             if line.startswith("liveclass_media_sent_bytes_total") and 'slot="teacher_camera"' in line]
     assert sent and float(sent[0].split()[-1]) > 0
-    await teacher_peer.close()
-    await student_peer.close()
 
 
 @pytest.mark.settings(media_host_addresses=["127.0.0.1"], media_announced_address="203.0.113.10")
@@ -198,15 +199,10 @@ async def test_server_candidates_come_from_the_configuration(server, school, per
     assert hosts and set(hosts) == {"203.0.113.10"}
 
 
-async def test_subscribing_again_keeps_publishing_and_a_later_offer_adds_a_source(server, school, period):
-    session_id, teacher = period
-    student = await admitted(teacher, await server.logged_in(school.student), session_id)
-    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
-    await teacher_peer.publish("A")
-    await teacher.ok("media:state", {"camera": True, "microphone": True})
+async def test_subscribing_again_keeps_publishing_and_a_later_offer_adds_a_source(on_air):
+    session_id, teacher, student, teacher_peer, student_peer = on_air
     await teacher_peer.subscribe()
     await teacher_peer.subscribe()  # the teacher's client restarts its subscribe connection
-    await student_peer.subscribe()
     await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the camera after a second subscribe")
     # The teacher adds a screen share by a new offer on the same publish connection: camera goes on.
     pc = teacher_peer.publisher
@@ -219,8 +215,6 @@ async def test_subscribing_again_keeps_publishing_and_a_later_offer_adds_a_sourc
     await wait_for(lambda: student_peer.seen("screen", "B"), 15, "the screen share")
     since = len(student_peer.patterns["teacher_camera"])
     await wait_for(lambda: student_peer.seen("teacher_camera", "A", since), 10, "the camera still coming")
-    await teacher_peer.close()
-    await student_peer.close()
 
 
 async def test_the_stage_empties_for_everyone_when_its_student_leaves(server, school, period):

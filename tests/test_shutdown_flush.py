@@ -19,12 +19,12 @@ from liveclass.models import ChatMessage, LiveSession, SessionEvent
 from liveclass.records import RecordsWriter
 from signaling import events as ev
 from signaling.events import RoomEvent
-from tests.helpers import Person, seed_school
+from tests.helpers import Clients, Person, seed_school
 from tests.live import LiveClient, admitted, enter
 from tests.test_cli import free_port, liveclass, wait_until_healthy
 
 
-class RemoteServer:
+class RemoteServer(Clients):
     """What tests.helpers.Person and tests.live.LiveClient need of a server: its address."""
 
     def __init__(self, base_url: str, db=None):
@@ -33,21 +33,8 @@ class RemoteServer:
         self.live_clients: list[LiveClient] = []
         self.people: list[Person] = []
 
-    def api(self, path: str) -> str:
-        return f"{self.base_url}/api/v1{path}"
-
-    async def logged_in(self, user) -> Person:
-        person = Person(self, user)
-        self.people.append(person)
-        response = await person.login()
-        assert response.status == 200, await response.text()
-        return person
-
     async def close(self) -> None:
-        for client in self.live_clients:
-            await client.close()
-        for person in self.people:
-            await person.close()
+        await self.close_clients()
 
 
 async def seed(data_dir: Path):
