@@ -1,7 +1,14 @@
-"""Alembic environment: runs migrations over the async engine of the configured database."""
+"""Alembic environment: runs migrations on the configured database.
+
+SQLite migrates through Python's own sqlite3 driver, synchronously: aiosqlite's worker thread can outlive
+the event loop when the file cannot be opened and then prints a traceback on exit. Other databases
+migrate over their async engine.
+"""
 import asyncio
 
 from alembic import context
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from liveclass.models import Base
@@ -15,11 +22,23 @@ def _run(connection) -> None:
         context.run_migrations()
 
 
-async def _run_async() -> None:
-    engine = create_async_engine(context.config.get_main_option("sqlalchemy.url"))
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+def _run_sqlite(url) -> None:
+    engine = create_engine(url.set(drivername="sqlite"))
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+async def _run_async(url) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
 
 
 if context.is_offline_mode():
@@ -27,4 +46,8 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    asyncio.run(_run_async())
+    database_url = make_url(context.config.get_main_option("sqlalchemy.url"))
+    if database_url.get_backend_name() == "sqlite":
+        _run_sqlite(database_url)
+    else:
+        asyncio.run(_run_async(database_url))
