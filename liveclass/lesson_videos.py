@@ -49,6 +49,9 @@ class LessonVideos:
 
     def job(self, session_id: int) -> RenderJob | None:
         job = self.jobs.get(session_id)
+        if job is not None and job.state == "done" and not job.output.is_file():
+            del self.jobs[session_id]  # the file was deleted since (retention)
+            job = None
         if job is None:  # rendered earlier (another run of the server, or the CLI)?
             recording = latest_recording(self.recordings_dir, session_id)
             if recording is not None and (recording / OUTPUT_NAME).is_file():

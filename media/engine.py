@@ -34,7 +34,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from media._aiortc import use_host_addresses
+from media._aiortc import add_sendonly_transceiver, use_host_addresses
 from media.forwarder import EncodedPacket, PublishedTrack, Slot
 
 # "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
@@ -263,7 +263,7 @@ class MediaEngine:
             self._subscribers[peer_id] = subscriber
         for name, kind in slots.items():
             if name not in subscriber.slots:
-                transceiver = subscriber.pc.addTransceiver(kind, direction="sendonly")
+                transceiver = add_sendonly_transceiver(subscriber.pc, kind)
                 transceiver.setCodecPreferences(codec_preferences(kind))
                 subscriber.slots[name] = Slot(peer_id, name, kind, transceiver.sender)
                 subscriber.transceivers[name] = transceiver

@@ -361,8 +361,12 @@ class _Writer(threading.Thread):
     """The recorder's writer thread: everything that touches the disk while recording."""
 
     TICK = 0.2
+    BATCH = 0.05  # s between the writer's wake-ups (crash safety is about the flush, every ~1 s)
     DISK_CHECK = 1.0
-    KEYFRAME_RETRY = 0.5
+    # The first repeat comes just after 300 ms: browsers ignore a keyframe request that close to the
+    # previous one (a resume right after the start, or a subscriber's request, would otherwise leave
+    # the new file waiting a second for its first picture).
+    KEYFRAME_RETRY = 0.35
     KEYFRAME_RETRY_MAX = 4.0
     FLOWING = 1.0  # s since the last packet for a track to count as flowing (not muted)
 
@@ -423,35 +427,22 @@ class _Writer(threading.Thread):
                 pass
 
     def _loop(self) -> str:
-        """Until a stop command (returns its reason) or a full disk ("disk_full")."""
-        get = self.queue.get
+        """Until a stop command (returns its reason) or a full disk ("disk_full").
+
+        The writer wakes every BATCH seconds and takes everything queued, rather than waking for each
+        packet: it shares the GIL with the event loop, and every wake-up makes the forwarding wait."""
+        get = self.queue.get_nowait
         next_tick = time.monotonic() + self.TICK
         while True:
+            time.sleep(self.BATCH)
             try:
-                item = get(timeout=self.TICK)
-            except queue.Empty:
-                item = None
-            try:
-                if item is not None:
-                    first = item[0]
-                    if first.__class__ is _Segment:
-                        self._packet(first, item[1])
-                    elif first == "open":
-                        self.open.append(item[1])
-                    elif first == "close":
-                        self._close(item[1])
-                    elif first == "pause":
-                        with self._lock:
-                            self.pauses.append({"start_ms": item[1], "end_ms": None})
-                        self.write_manifest()
-                    elif first == "resume":
-                        with self._lock:
-                            if self.pauses and self.pauses[-1]["end_ms"] is None:
-                                self.pauses[-1]["end_ms"] = item[1]
-                        self.write_manifest()
-                    elif first == "stop":
-                        self._commanded = True
-                        return item[1]
+                while True:
+                    try:
+                        item = get()
+                    except queue.Empty:
+                        break
+                    if (stopped := self._handle(item)) is not None:
+                        return stopped
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + self.TICK
@@ -462,6 +453,29 @@ class _Writer(threading.Thread):
                 if error.errno in DISK_FULL_ERRNOS:
                     return "disk_full"
                 raise
+
+    def _handle(self, item: tuple) -> str | None:
+        """One queued packet or command; a stop command's reason ends the loop."""
+        first = item[0]
+        if first.__class__ is _Segment:
+            self._packet(first, item[1])
+        elif first == "open":
+            self.open.append(item[1])
+        elif first == "close":
+            self._close(item[1])
+        elif first == "pause":
+            with self._lock:
+                self.pauses.append({"start_ms": item[1], "end_ms": None})
+            self.write_manifest()
+        elif first == "resume":
+            with self._lock:
+                if self.pauses and self.pauses[-1]["end_ms"] is None:
+                    self.pauses[-1]["end_ms"] = item[1]
+            self.write_manifest()
+        elif first == "stop":
+            self._commanded = True
+            return item[1]
+        return None
 
     def _packet(self, segment: _Segment, packet: EncodedPacket) -> None:
         if segment.closed:

@@ -11,7 +11,7 @@ Decoding and encoding happen here (offline), never on a live server's event loop
 
 Timing comes from the manifest: every file sits on the session clock at its start_ms, and inside a
 file each frame at its own pts, so gaps (a mute, a lost second) stay gaps and everything stays in
-sync.
+sync. The recording's pauses (rec:pause … rec:resume) are left out: the video runs on without them.
 """
 
 from __future__ import annotations
@@ -207,6 +207,7 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
     output = Path(output) if output is not None else recording / "lesson.mp4"
     ends = [f["start_ms"] + f["duration_ms"] for f in manifest["files"] if f.get("duration_ms")]
     total_ms = max([manifest.get("duration_ms") or 0, *ends])
+    pauses = _pauses(manifest, total_ms)
     # the picture size: the largest screen (or camera) fitted into width x height
     sizes = [(f["width"], f["height"]) for f in videos if f.get("width") and f.get("height")]
     source_w, source_h = max(sizes, key=lambda s: s[0] * s[1]) if sizes else (width, height)
@@ -220,7 +221,8 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
     cameras = [cursor(f) for f in sorted(layout["cameras"], key=lambda f: f["start_ms"])]
     sounds = [_AudioCursor(recording / f["file"], f["start_ms"], f["duration_ms"])
               for f in layout["audio"]]
-    frames_total = max(1, int(total_ms * FPS // 1000))
+    # The paused stretches are left out: the lesson video runs on without them.
+    frames_total = max(1, int((total_ms - sum(end - start for start, end in pauses)) * FPS // 1000))
     samples_per_frame = RATE // FPS
     inset_w, inset_h = out_w // 4 // 2 * 2, out_h // 4 // 2 * 2
     margin = max(4, out_w // 80) // 2 * 2
@@ -236,7 +238,8 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
         black = np.zeros((out_h, out_w, 3), np.uint8)
         last_reported = -1.0
         for k in range(frames_total):
-            ms = k * 1000 / FPS
+            skipped_ms = _paused_before(k * 1000 / FPS, pauses)
+            ms = k * 1000 / FPS + skipped_ms
             picture = black
             main = next((image for image in (s.image(ms, out_w, out_h) for s in reversed(screens))
                          if image is not None), None)
@@ -261,7 +264,7 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
             container.mux(video.encode(frame))
             mix = np.zeros((2, samples_per_frame), np.float32)
             for sound in sounds:
-                chunk = sound.read(k * samples_per_frame, samples_per_frame)
+                chunk = sound.read(k * samples_per_frame + skipped_ms * RATE // 1000, samples_per_frame)
                 if chunk is not None:
                     mix += chunk
             np.clip(mix, -1.0, 1.0, out=mix)
@@ -279,6 +282,28 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
         c.close()
     os.replace(temporary, output)
     return output
+
+
+def _pauses(manifest: dict[str, Any], total_ms: int) -> list[tuple[int, int]]:
+    """The recording's pauses on the session clock, in order; one still open ends with the recording."""
+    found = []
+    for pause in manifest.get("pauses") or []:
+        start = int(pause.get("start_ms") or 0)
+        end = int(pause["end_ms"]) if pause.get("end_ms") is not None else total_ms
+        if end > start:
+            found.append((start, min(end, total_ms)))
+    return sorted(found)
+
+
+def _paused_before(video_ms: float, pauses: list[tuple[int, int]]) -> int:
+    """How much session time the lesson video has skipped by `video_ms` of its own time."""
+    skipped = 0
+    for start, end in pauses:
+        if video_ms + skipped >= start:
+            skipped += end - start
+        else:
+            break
+    return skipped
 
 
 async def render(recording: Path, output: Path | None = None, *, teacher: str | None = None,

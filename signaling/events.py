@@ -42,6 +42,8 @@ LOCK_CHANGED = "lock_changed"
 STAGE_CHANGED = "stage_changed"  # target: who is on stage now (None: nobody)
 REC_STARTED = "recording_started"
 REC_STOPPED = "recording_stopped"  # data.reason when it stopped by itself (e.g. disk_full)
+REC_PAUSED = "recording_paused"  # nothing is written until recording_resumed (or recording_stopped)
+REC_RESUMED = "recording_resumed"
 RECORDING_SAVED = "recording_saved"  # data.manifest: the files, on the session clock, with checksums
 ROOM_ENDED = "room_ended"
 

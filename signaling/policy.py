@@ -34,6 +34,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "rtc:candidate": frozenset({TEACHER, STUDENT, OBSERVER, GUEST}),
     "rec:start": frozenset({TEACHER}),
     "rec:stop": frozenset({TEACHER}),
+    "rec:pause": frozenset({TEACHER}),
+    "rec:resume": frozenset({TEACHER}),
 }
 
 SOURCES = ("camera", "microphone", "screen")

@@ -1,9 +1,12 @@
-"""Recording a room: rec:start / rec:stop, which tracks are recorded, and everyone told (rec:status).
+"""Recording a room: rec:start / rec:pause / rec:resume / rec:stop, which tracks are recorded, and
+everyone told (rec:status).
 
 The recorder itself (recordings/) is built by the application per session and handed in through a
 factory; this module decides what it records: the teacher's camera, microphone and screen, and a
 learner's microphone while it is on, camera while on stage, screen while shared — what the class sees
 and hears. Tracks that start and stop mid-period become new files on the same clock (the recorder's job).
+A pause ends every file; nothing is written until the resume, whose files start at the resume on the
+same clock (the manifest lists the pause).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ class Recorder(Protocol):  # recordings.Recorder, as this module uses it
     async def start(self) -> None: ...
     def add_track(self, publisher_id: str, source: str, label: str) -> None: ...
     def remove_track(self, publisher_id: str, source: str) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
     async def stop(self) -> dict[str, Any]: ...
 
 
@@ -50,6 +55,28 @@ class RoomRecording:
         self.peer_of = peer_of
         self.tracks: set[TrackRef] = set()
         self.started_at = time.time()
+        self.paused = False
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.paused else "recording"
+
+    def pause(self) -> bool:
+        """Stop writing (every file ends) until resume(); False if it was paused already. The tracks
+        still follow the class while paused (sync), so the resume records what the class has then."""
+        if self.paused:
+            return False
+        self.recorder.pause()
+        self.paused = True
+        return True
+
+    def resume(self) -> bool:
+        """Write again, into new files; False if it was not paused."""
+        if not self.paused:
+            return False
+        self.recorder.resume()
+        self.paused = False
+        return True
 
     def sync(self) -> None:
         """Add and remove tracks so the recording follows what the class sees and hears."""
@@ -62,19 +89,26 @@ class RoomRecording:
 
 
 def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict:
-    return {"recording": recording is not None,
+    """rec:status and the answer of every rec:* request. `recording` stays true while paused."""
+    return {"recording": recording is not None, "state": recording.state if recording else "off",
             "started_at": recording.started_at if recording else None, "reason": reason}
 
 
-def announce(room: Room, by: Participant | None, recording: RoomRecording | None, reason: str | None = None
-             ) -> None:
-    """Everyone in the room sees that the period is (no longer) being recorded."""
+def announce(room: Room, by: Participant | None, recording: RoomRecording | None, reason: str | None = None,
+             event: str | None = None) -> None:
+    """Everyone in the room sees that the period is being recorded, paused, or no longer recorded.
+    `event`: the record to write (default: recording_started, or recording_stopped without a recording)."""
     room.recording = recording is not None
+    room.recording_state = recording.state if recording else "off"
     data = status(room, recording, reason)
     for p in room.present():
         room._send(p, "rec:status", data)
-    room._event(ev.REC_STARTED if recording else ev.REC_STOPPED, by, None,
+    room._event(event or (ev.REC_STARTED if recording else ev.REC_STOPPED), by, None,
                 **({"reason": reason} if reason else {}))
+
+
+def refuse_not_recording() -> RoomError:
+    return RoomError("not_recording", "Nothing is being recorded: start recording first.")
 
 
 def refuse_unavailable() -> RoomError:

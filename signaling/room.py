@@ -76,11 +76,16 @@ class Room:
         self.removed_users: set[int] = set()
         self.stage: str | None = None  # the participant the teacher put on stage
         self.recording = False  # set by the recording control; shown to everyone (rec:status)
+        self.recording_state = "off"  # "off" | "recording" | "paused" (a paused recording is still on)
         self.sees_classmates = sees_classmates  # do students see each other's cameras?
         self.ended = False
         self.outbox: list[Outgoing] = []
         self.delivery_lock = asyncio.Lock()  # held by the server while it sends the outbox
         self.media_lock = asyncio.Lock()  # held while the media plane is brought in step
+        # Changes the media plane must follow, and how many of them it has followed: a settle that
+        # waited for the lock while another applied the plan has nothing left to do.
+        self.media_changes = 0
+        self.media_applied = 0
         self._ids = 0
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -172,6 +177,7 @@ class Room:
             "locks": dict(self.locks),
             "chat": [m for m in self.chat if self._may_read(viewer, m)],
             "recording": self.recording,
+            "recording_state": self.recording_state,
             "stage": self.stage,
             "lobby": [self._lobby_entry(p) for p in self.lobby()] if viewer.role == TEACHER else None,
         }

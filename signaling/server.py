@@ -47,6 +47,8 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "mod:permit": proto.PermitRequest,
     "rec:start": proto.Empty,
     "rec:stop": proto.Empty,
+    "rec:pause": proto.Empty,
+    "rec:resume": proto.Empty,
     "mod:stage": proto.StageRequest,
     "rtc:publish": proto.PublishRequest,
     "rtc:subscribe": proto.Empty,
@@ -54,7 +56,7 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "rtc:candidate": proto.CandidateRequest,
 }
 MEDIA_REQUESTS = {"rtc:publish", "rtc:subscribe", "rtc:answer", "rtc:candidate"}
-RECORDING_REQUESTS = {"rec:start", "rec:stop"}
+RECORDING_REQUESTS = {"rec:start", "rec:stop", "rec:pause", "rec:resume"}
 
 
 class _LenientMsgPackPacket(MsgPackPacket):
@@ -128,16 +130,26 @@ class LiveServer:
         await self._flush(room, requester)
         if self._media is None:
             return
+        room.media_changes += 1
+        wanted = room.media_changes
         async with room.media_lock:
-            for participant, slots in await self._media.apply(room):
-                room._send(participant, "rtc:slots", {"slots": slots})
-            recording = self._recordings.get(room.session_id)
-            if recording is not None:
-                if room.ended:
-                    await self._stop_recording(room, None)
-                else:
-                    recording.sync()
+            # Skipped when an apply that began after this change ran while we waited (a join storm:
+            # one plan for many requests, not one per request).
+            if room.media_applied < wanted:
+                room.media_applied = room.media_changes
+                await self._apply_media(room)
         await self._flush(room, requester)
+
+    async def _apply_media(self, room: Room) -> None:
+        """Bring the media plane and the recording in step with the room (under its media lock)."""
+        for participant, slots in await self._media.apply(room):
+            room._send(participant, "rtc:slots", {"slots": slots})
+        recording = self._recordings.get(room.session_id)
+        if recording is not None:
+            if room.ended:
+                await self._stop_recording(room, None)
+            else:
+                recording.sync()
 
     async def _deliver(self, out, requester: str | None = None) -> None:
         await self.sio.emit(out.event, out.data, to=out.sid, namespace=NAMESPACE)
@@ -266,6 +278,14 @@ class LiveServer:
                 if current is not None:
                     await self._stop_recording(room, teacher)
                 return recording.status(room, None)
+            if event in ("rec:pause", "rec:resume"):
+                if current is None:
+                    raise recording.refuse_not_recording()
+                changed = current.pause() if event == "rec:pause" else current.resume()
+                if changed:  # pausing a paused recording, or resuming a running one, changes nothing
+                    recording.announce(room, teacher, current,
+                                       event=ev.REC_PAUSED if event == "rec:pause" else ev.REC_RESUMED)
+                return recording.status(room, current)
             if current is not None:
                 return recording.status(room, current)
             recorder = self._recorder_factory(room.session_id, lambda reason: self._recorder_stopped(room, reason))

@@ -1,6 +1,7 @@
 """`liveclass bench --quick` end to end, tiny: a real server process, a synthetic teacher and two
-students through the real protocol, the full-class and MediaRelay scenarios scaled down. Checks the
-shape of the JSON and that media flowed; no timing assertions (timings belong in the bench itself)."""
+students through the real protocol, the full-class, recording-cost and MediaRelay scenarios scaled
+down. Checks the shape of the JSON, that media flowed and that the recorded class left its files; no
+timing assertions (timings belong in the bench itself)."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,16 +14,18 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     run = subprocess.run(
         [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "2", "--window", "2",
-         "--full-class", "2:1", "--relay", "1", "--out", str(out), "--plot", str(png)],
+         "--full-class", "2:1", "--recording", "2:1", "--relay", "1", "--out", str(out), "--plot", str(png)],
         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
 
-    assert {"machine", "options", "scenarios", "full_class", "relay_baseline", "targets", "baseline", "floor"} <= set(results)
+    assert {"machine", "options", "scenarios", "full_class", "recording_cost", "relay_baseline", "targets",
+            "baseline", "floor"} <= set(results)
     assert results["failed"] == [] and results["machine"]["nproc"] >= 1
-    for scenario in [*results["scenarios"], results["full_class"]]:
+    for scenario in [*results["scenarios"], results["full_class"], results["recording_cost"]]:
+        late_joiner = set() if scenario is results["recording_cost"] else {"late_joiner_first_frame_s"}
         assert {"server", "students_view", "latency_ms", "join_storm", "publisher", "teacher_only",
-                "late_joiner_first_frame_s"} <= set(scenario), scenario.keys()
+                *late_joiner} <= set(scenario), scenario.keys()
         assert {"cpu_pct", "cpu_per_student_pct", "us_per_forwarded_packet", "cpu_per_video_stream_pct",
                 "rss_per_participant_mb"} <= set(scenario["server"])
         view = scenario["students_view"]
@@ -31,6 +34,19 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
         assert scenario["join_storm"]["without_first_frame"] == 0
         assert scenario["latency_ms"]["frames_matched"] > 0
     assert results["full_class"]["teacher_receives_fps"]  # the teacher receives the student camera
+    # The same class recorded (rec:start over Socket.IO) between two unrecorded windows: every window
+    # measured, the teacher's camera, microphone and screen on disk under the server's data directory.
+    recording = results["recording_cost"]["recording"]
+    assert set(recording["windows"]) == {"unrecorded_before", "recorded", "unrecorded_after"}
+    for window in recording["windows"].values():
+        assert window["server_cpu_pct"] > 0 and window["fps_min"] > 0
+    assert recording["server_cpu_ratio"] > 0 and recording["server_cpu_difference_pct"] is not None
+    assert recording["files_ok"] and recording["finished"] and recording["stopped_state"] == "off"
+    assert recording["sources"] == ["camera", "microphone", "screen"]
+    assert all(f["bytes_on_disk"] > 0 for f in recording["files"])
+    assert recording["bytes"] > 0 and recording["window_media_bytes_per_s"] > 0 and recording["mb_per_minute"] > 0
+    assert recording["directory"].startswith("data/recordings/")
+    assert "recording cost (2 students" in run.stdout and "all non-empty" in run.stdout
     assert results["relay_baseline"]["students_view"]["frames_received"] > 0
     assert results["baseline"]["ratio"] is not None
     assert {t["key"] for t in results["targets"]} == {

@@ -1,9 +1,12 @@
 """Recording a period through the room: the teacher records, everyone sees it, the files are listed,
-play with seeking (HTTP Range) and decode; a low disk refuses with a message."""
+play with seeking (HTTP Range) and decode; a low disk refuses with a message; a pause is seen by
+everyone and leaves nothing in the files."""
 from __future__ import annotations
 
 import asyncio
 import io
+import json
+import time
 
 import av
 import pytest
@@ -73,3 +76,81 @@ async def test_too_little_free_disk_refuses_to_record_with_a_message(server, sch
     assert answer["ok"] is False and answer["error"]["code"] == "low_disk_space"
     assert answer["error"]["message"]
     assert (await teacher.ok("room:sync"))["recording"] is False
+
+
+async def test_the_teacher_pauses_and_resumes_and_everyone_sees_it(server, school, period):
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    assert await teacher.refused("rec:pause") == "not_recording"  # nothing to pause yet
+    assert await teacher.refused("rec:resume") == "not_recording"
+    assert (await teacher.ok("rec:start"))["state"] == "recording"
+    await student.wait_for("rec:status")
+    assert await student.refused("rec:pause") == "forbidden"
+    assert await student.refused("rec:resume") == "forbidden"
+    mark = student.mark()
+
+    paused = await teacher.ok("rec:pause")
+    assert paused["recording"] is True and paused["state"] == "paused"  # paused, still a recording
+    status = await student.wait_for("rec:status", after=mark)
+    assert status["recording"] is True and status["state"] == "paused"
+    snapshot = await student.ok("room:sync")  # also for whoever joins now
+    assert snapshot["recording"] is True and snapshot["recording_state"] == "paused"
+    assert (await teacher.ok("rec:pause"))["state"] == "paused"  # again: nothing changes, nobody told
+    assert (await teacher.ok("rec:resume"))["state"] == "recording"
+    await student.wait_for("rec:status", lambda d: d["state"] == "recording", after=mark)
+    assert [d["state"] for d in student.events("rec:status")[-2:]] == ["paused", "recording"]
+    assert len(student.events("rec:status")) == 3  # started, paused, resumed
+    assert (await student.ok("room:sync"))["recording_state"] == "recording"
+
+    await teacher.ok("rec:pause")
+    stopped = await teacher.ok("rec:stop")  # a paused recording stops like any other
+    assert stopped == {"recording": False, "state": "off", "started_at": None, "reason": None}
+    status = await student.wait_for("rec:status", lambda d: d["state"] == "off")
+    assert status["recording"] is False
+    assert (await student.ok("room:sync"))["recording_state"] == "off"
+    await asyncio.sleep(0.6)  # the records writer
+    records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
+    assert [e["type"] for e in records["events"] if e["type"].startswith("recording_")] == [
+        "recording_started", "recording_paused", "recording_resumed", "recording_paused",
+        "recording_stopped", "recording_saved"]
+
+
+def _media_seconds(path) -> float:
+    """What a file holds, decoded: from its first frame to the end of its last one."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [frame.time for frame in container.decode(stream)]
+    return max(times) - min(times) + 1 / 30 if times else 0.0
+
+
+async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, school, period):
+    session_id, teacher = period
+    peer = RoomPeer(teacher)
+    await peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    began = time.monotonic()
+    await teacher.ok("rec:start")
+    await asyncio.sleep(2.5)
+    await teacher.ok("rec:pause")
+    await asyncio.sleep(3.0)
+    await teacher.ok("rec:resume")
+    await asyncio.sleep(2.5)
+    await teacher.ok("rec:stop")
+    wall = time.monotonic() - began
+    await peer.close()
+
+    [folder] = (server.settings.recordings_dir / str(session_id)).iterdir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    [pause] = manifest["pauses"]
+    assert pause["end_ms"] - pause["start_ms"] >= 2500
+    # The session clock runs on through the pause: the files are placed where they happened.
+    assert manifest["duration_ms"] >= pause["end_ms"] > pause["start_ms"]
+    for source in ("camera", "microphone"):
+        before, after = sorted((f for f in manifest["files"] if f["source"] == source), key=lambda f: f["start_ms"])
+        assert before["start_ms"] + before["duration_ms"] <= pause["start_ms"] + 100
+        assert after["start_ms"] >= pause["end_ms"]
+    cameras = sorted((f for f in manifest["files"] if f["source"] == "camera"), key=lambda f: f["start_ms"])
+    media = [_media_seconds(folder / f["file"]) for f in cameras]
+    assert all(seconds > 0 for seconds in media)  # both sides of the pause were recorded
+    # Nothing of the paused 3 s is in the files.
+    assert sum(media) < wall - 2.0 and sum(media) < manifest["duration_ms"] / 1000 - 2.0

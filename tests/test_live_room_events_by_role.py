@@ -58,6 +58,8 @@ TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
     ("rtc:candidate", "end of candidates"): (
         lambda ids, role: {"direction": "subscribe", "candidate": None}, (OK, OK, OK, OK)),
     ("rec:start", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rec:pause", "while recording"): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("rec:resume", "while paused"): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:stop", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     # These change or end the room: run last, in the order below.
     ("mod:kick", ""): (lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},

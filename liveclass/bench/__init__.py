@@ -1,7 +1,8 @@
 """`liveclass bench`: the media plane's benchmark (docs/benchmarks.md).
 
 A real `liveclass serve` process, a synthetic teacher and synthetic students in worker processes,
-all through the real HTTP and Socket.IO protocol; the naive MediaRelay relay as the baseline.
+all through the real HTTP and Socket.IO protocol; what recording a full class costs (the same class
+unrecorded and recorded on one server); the naive MediaRelay relay as the baseline.
 
   command.py  the CLI subcommand (argument parsing only; the rest is imported when it runs)
   runner.py   servers, seeding, worker processes, measuring windows, the numbers
@@ -12,5 +13,5 @@ all through the real HTTP and Socket.IO protocol; the naive MediaRelay relay as 
   relay.py    the MediaRelay baseline server
   profile.py  cProfile summary of the server (profiled_serve.py runs it under cProfile)
   profiled_serve.py  `liveclass serve` under cProfile, switched by signals
-  report.py   targets, table, plot
+  report.py   targets, tables, plot
 """

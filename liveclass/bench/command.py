@@ -41,11 +41,16 @@ def add_parser(sub) -> None:
         description="Starts `liveclass serve` on a free loopback port with a temporary SQLite store, a synthetic "
                     "teacher (640x360 30 fps VP8 ~1 Mbit/s + Opus, optional 1280x720 15 fps screen) and synthetic "
                     "students in worker processes, all through the real HTTP and Socket.IO protocol, and measures "
-                    "the server process. Also runs the naive MediaRelay relay as the baseline. "
+                    "the server process. Measures what recording a full class costs, and runs the naive "
+                    "MediaRelay relay as the baseline. "
                     "See docs/benchmarks.md.")
     bench.add_argument("--students", type=_counts, help="class sizes to measure, e.g. 5,15,45 (default; --quick: 3)")
     bench.add_argument("--full-class", type=_full_class, help="STUDENTS:CAMERAS of the full-class scenario "
                        "(teacher camera + microphone + screen; default 45:5; --quick: 4:1), or off")
+    bench.add_argument("--recording", type=_full_class, metavar="STUDENTS:CAMERAS",
+                       help="the recording cost: a full class of STUDENTS:CAMERAS measured unrecorded, recorded "
+                            "(the teacher sends rec:start) and unrecorded again, on one server (default: as "
+                            "--full-class, 45:5; --quick: 4:1), or off")
     bench.add_argument("--relay", type=int, help="subscribers of the MediaRelay baseline (default 4; --quick: 2; 0: skip)")
     bench.add_argument("--window", type=float, help="seconds of each measuring window (default 15; --quick: 3)")
     bench.add_argument("--screen", action="store_true", help="the teacher also shares a screen in the per-size scenarios")
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> None:
         baseline_window=2.0 if quick else 5.0,
         settle=1.5 if quick else 3.0,
         full_class=(args.full_class or None) if args.full_class is not None else ((4, 1) if quick else (45, 5)),
+        recording=(args.recording or None) if args.recording is not None else (
+            (args.full_class or None) if args.full_class is not None else ((4, 1) if quick else (45, 5))),
         relay=args.relay if args.relay is not None else (2 if quick else 4),
         screen=args.screen, per_process=max(1, args.per_process), priority=not args.no_priority,
         profile=args.profile if args.profile is not None else (0.0 if quick else 15.0),

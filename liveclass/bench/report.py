@@ -130,6 +130,42 @@ def markdown_table(head: list[str], lines: list[list[str]]) -> str:
     return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(l) for l in lines)])
 
 
+def recording_table(results: dict) -> str | None:
+    """The recording cost: the same class unrecorded, recorded, unrecorded again (one server)."""
+    rec = (results.get("recording_cost") or {}).get("recording")
+    if not rec:
+        return None
+    head = ["window", "server CPU %", "kernel %", "other threads %", "RSS MB", "fps median", "fps min", "loss %", "latency med ms",
+            "latency p95 ms", "teacher keyframes", "other load (cores)"]
+    lines = []
+    for name, label in (("unrecorded_before", "unrecorded"), ("recorded", "recorded"),
+                        ("unrecorded_after", "unrecorded again")):
+        w = rec["windows"][name]
+        lines.append([label, _fmt(w["server_cpu_pct"], 1), _fmt(w["server_cpu_kernel_pct"], 1),
+                      _fmt(w.get("server_cpu_outside_main_thread_pct"), 1),
+                      _fmt(w["server_rss_mb"], 1), _fmt(w["fps_median"], 1), _fmt(w["fps_min"], 1),
+                      _fmt(w["loss_pct"], 3), _fmt(w["latency_median_ms"], 2), _fmt(w["latency_p95_ms"], 2),
+                      _fmt(w["teacher_keyframes"]), _fmt(w["other_processes_busy_cores"], 2)])
+    return markdown_table(head, lines)
+
+
+def recording_line(results: dict) -> str | None:
+    scenario = results.get("recording_cost") or {}
+    rec = scenario.get("recording")
+    if not rec:
+        return None
+    files = ", ".join(f"{f['source']} {f['bytes_on_disk'] / 1e6:.2f} MB" for f in rec["files"])
+    return (f"recording cost ({scenario['students']} students, {scenario['student_cameras']} student camera"
+            f"{'' if scenario['student_cameras'] == 1 else 's'}, "
+            f"teacher camera + microphone + screen): server CPU {rec['server_cpu_unrecorded_pct']:.1f} % of a core "
+            f"unrecorded, {rec['server_cpu_recorded_pct']:.1f} % recorded: {rec['server_cpu_difference_pct']:+.1f} "
+            f"points, ratio {rec['server_cpu_ratio']} (the recorder's thread: "
+            f"{_fmt(rec.get('recorder_thread_cpu_pct'), 1)} % of a core); written {rec['window_media_mb_per_minute']:.2f} MB/minute "
+            f"({rec['window_media_bytes_per_s'] / 1000:.1f} kB/s) while recording, {rec['mb_per_minute']} MB/minute "
+            f"over the whole recording ({(rec['duration_ms'] or 0) / 1000:.1f} s); "
+            f"{len(rec['files'])} files, {'all' if rec['files_ok'] else 'NOT all'} non-empty ({files})")
+
+
 def text_report(results: dict) -> str:
     parts = [table(results), ""]
     if "fit" in results:
@@ -139,6 +175,10 @@ def text_report(results: dict) -> str:
         parts.append(f"MediaRelay baseline: {base['relay_cpu_per_subscriber_pct']:.2f} % of a core per subscriber "
                      f"({base['relay_subscribers']} subscribers) vs {base['sfu_cpu_per_subscriber_pct']:.3f} % "
                      f"forwarded ({base['sfu_scenario']}): ratio {base['ratio']}x")
+    if recording_line(results):
+        parts += ["", recording_table(results), recording_line(results)]
+    elif results.get("recording_cost"):
+        parts += ["", f"recording cost: failed ({results['recording_cost'].get('error')})"]
     parts.append("")
     parts.append("targets:")
     for t in results.get("targets", []):
@@ -187,6 +227,14 @@ def plot(results: dict, path: Path) -> str | None:
     if full:
         ax.plot([full["students"]], [full["server"]["cpu_pct"]], "s", color="tab:green",
                 label=f"full class (+ screen, {full['student_cameras']} student cameras)")
+    rec = (results.get("recording_cost") or {}).get("recording")
+    if rec:
+        n = results["recording_cost"]["students"]
+        ax.plot([n * 1.03], [rec["server_cpu_unrecorded_pct"]], "D", mfc="none", color="tab:purple",
+                label="the same class, unrecorded (mean of 2 windows)")
+        ax.plot([n * 1.03], [rec["server_cpu_recorded_pct"]], "D", color="tab:purple",
+                label=f"... recorded: {rec['server_cpu_difference_pct']:+.1f} points, "
+                      f"{rec['window_media_mb_per_minute']:.1f} MB/min written")
     if relay:
         base = relay["server"]["cpu_teacher_only_pct"]
         per = relay["server"]["cpu_per_student_pct"]

@@ -39,6 +39,7 @@ class Options:
     baseline_window: float = 5.0
     settle: float = 3.0
     full_class: tuple[int, int] | None = (45, 5)  # students, student cameras
+    recording: tuple[int, int] | None = (45, 5)  # the recording-cost scenario's class (None: skip)
     relay: int = 4
     screen: bool = False  # teacher screen share in the per-N scenarios too
     per_process: int = 12  # students per worker process
@@ -157,8 +158,26 @@ class ServerProcess:
     def system_cpu(self) -> float:
         return self.process.cpu_times().system
 
+    def main_thread_cpu(self) -> float | None:
+        """CPU seconds of the server's main thread (its event loop); the rest of the process's CPU
+        is other threads' (the recorder's writer, the default executor)."""
+        try:
+            for thread in self.process.threads():
+                if thread.id == self.process.pid:
+                    return thread.user_time + thread.system_time
+        except (psutil.Error, AttributeError):
+            pass
+        return None
+
     def rss(self) -> int:
         return self.process.memory_info().rss
+
+    def write_bytes(self) -> int | None:
+        """Bytes the process caused to be written to storage (Linux I/O accounting), if available."""
+        try:
+            return self.process.io_counters().write_bytes
+        except (psutil.Error, AttributeError):
+            return None
 
     async def stop(self) -> None:
         if self.popen.poll() is None:
@@ -327,13 +346,17 @@ class Scenario:
     """One measured configuration: a server, a teacher, students; see run()."""
 
     def __init__(self, opts: Options, name: str, students: int, *, cameras: int = 0, screen: bool = False,
-                 mode: str = "liveclass", late_joiner: bool = True, profile: float = 0.0) -> None:
+                 mode: str = "liveclass", late_joiner: bool = True, profile: float = 0.0,
+                 record: bool = False) -> None:
         """profile > 0: a profiling run instead of a measured one (cProfile on the join storm, then
-        `profile` seconds of steady forwarding)."""
+        `profile` seconds of steady forwarding). record: after the (unrecorded) window, the teacher
+        records the class for a second window, then stops, and a third window is unrecorded again
+        (see _recording_cost)."""
         self.opts, self.name, self.n = opts, name, students
         self.cameras, self.screen, self.mode = cameras, screen, mode
         self.profile = profile
-        self.late_joiner = late_joiner and mode == "liveclass" and not profile
+        self.record = record and mode == "liveclass" and not profile
+        self.late_joiner = late_joiner and mode == "liveclass" and not profile and not self.record
         # One student alone in its own process: its latency shows what the clients' own load adds.
         self.probe = mode == "liveclass" and students >= 2
         self.dir = opts.workdir / name
@@ -369,9 +392,13 @@ class Scenario:
 
         await asyncio.sleep(max(0.0, start - now()))
         c0, k0, t0, m0, s0 = self.server.cpu(), client_cpu(), now(), psutil.cpu_times(), self.server.system_cpu()
+        e0 = self.server.main_thread_cpu()
         await asyncio.sleep(max(0.0, end - now()))
         c1, k1, t1, m1, s1 = self.server.cpu(), client_cpu(), now(), psutil.cpu_times(), self.server.system_cpu()
+        e1 = self.server.main_thread_cpu()
         return {"server_core_fraction": (c1 - c0) / (t1 - t0), "clients_core_fraction": (k1 - k0) / (t1 - t0),
+                "server_outside_main_thread_fraction":
+                    max(0.0, (c1 - c0) - (e1 - e0)) / (t1 - t0) if e0 is not None and e1 is not None else None,
                 "server_kernel_fraction": (s1 - s0) / (t1 - t0),
                 "machine_busy_cores": (_busy(m1) - _busy(m0)) / (t1 - t0), "seconds": t1 - t0,
                 "rss": self.server.rss()}
@@ -486,6 +513,23 @@ class Scenario:
             return
         # 3. the measuring window
         await asyncio.sleep(opts.settle)
+        self.result.update(await self._measure_window(base))
+        if self.record:
+            await self._recording_cost(base)
+        # 4. a late joiner
+        if self.late_joiner:
+            worker, index = self.late
+            await worker.call("enter", session_id=session_id, which=[index])
+            await self.teacher.call("wait_lobby", count=1, within=30, timeout=40)
+            admit = await self.teacher.call("admit_all")
+            report = (await worker.call("wait_media", which=[index], within=30, timeout=40))["students"][0]
+            first = report["t_first_frame"]
+            self.result["late_joiner_first_frame_s"] = round(first - admit["t_admit"], 3) if first else None
+
+    async def _measure_window(self, base: dict) -> dict:
+        """One measuring window of `opts.window` seconds, starting now: the server, the students,
+        the teacher; analysed (see _analyse)."""
+        opts = self.opts
         start = now() + 0.3
         end = start + opts.window
         cpu, teacher, *windows = await asyncio.gather(
@@ -498,16 +542,63 @@ class Scenario:
             for student in window["students"]:
                 student["probe"] = worker.name == "probe"
                 students.append(student)
-        self._analyse(base, cpu, teacher, students, sent)
-        # 4. a late joiner
-        if self.late_joiner:
-            worker, index = self.late
-            await worker.call("enter", session_id=session_id, which=[index])
-            await self.teacher.call("wait_lobby", count=1, within=30, timeout=40)
-            admit = await self.teacher.call("admit_all")
-            report = (await worker.call("wait_media", which=[index], within=30, timeout=40))["students"][0]
-            first = report["t_first_frame"]
-            self.result["late_joiner_first_frame_s"] = round(first - admit["t_admit"], 3) if first else None
+        analysis = self._analyse(base, cpu, teacher, students, sent)
+        analysis["publisher_keyframes_in_window"] = {
+            source: sum(1 for f in frames if f[4] and start <= f[2] < end) for source, frames in sent.items()}
+        return analysis
+
+    async def _recording_cost(self, base: dict) -> None:
+        """The class just measured, recorded: the teacher sends rec:start over Socket.IO, a window
+        is measured while the server records, rec:stop, then one more unrecorded window (so that a
+        drift of the class over time shows). The recording's files are checked on disk."""
+        opts = self.opts
+        recordings = self.dir / "data" / "recordings"
+        windows = {"unrecorded_before": _window_summary(self.result)}
+        self.say("the teacher starts recording (rec:start)")
+        started = await self.teacher.call("record", action="start")
+        if started["status"].get("state") != "recording":
+            raise RuntimeError(f"rec:start answered {started['status']}")
+        await asyncio.sleep(opts.settle)
+        bytes0, io0, t0 = _media_bytes(recordings), self.server.write_bytes(), now()
+        recorded = await self._measure_window(base)
+        bytes1, io1, t1 = _media_bytes(recordings), self.server.write_bytes(), now()
+        windows["recorded"] = _window_summary(recorded)
+        stopped = await self.teacher.call("record", action="stop")
+        self.say(f"rec:stop answered in {stopped['seconds']:.2f} s; one more unrecorded window")
+        recording = _recording_files(recordings)
+        await asyncio.sleep(opts.settle)
+        windows["unrecorded_after"] = _window_summary(await self._measure_window(base))
+        unrecorded = [w["server_cpu_pct"] for w in (windows["unrecorded_before"], windows["unrecorded_after"])]
+        mean = statistics.fmean(unrecorded)
+        cpu = windows["recorded"]["server_cpu_pct"]
+        seconds = t1 - t0
+        duration_s = (recording.get("duration_ms") or 0) / 1000
+        # The recorder's writer thread (depacketize, mux, write) is the only busy thread besides the
+        # event loop's, so its cost shows, less disturbed, as the CPU outside the main thread.
+        outside = [w["server_cpu_outside_main_thread_pct"] for w in windows.values()]
+        self.result["recording"] = {
+            "windows": windows,
+            "server_cpu_unrecorded_pct": round(mean, 2),
+            "server_cpu_recorded_pct": cpu,
+            "server_cpu_difference_pct": round(cpu - mean, 2),
+            "server_cpu_ratio": round(cpu / mean, 3) if mean > 0 else None,
+            "recorder_thread_cpu_pct": round(outside[1] - (outside[0] + outside[2]) / 2, 2)
+            if None not in outside else None,
+            # the disk: what the recording's media files grew by during the recorded window ...
+            "window_media_bytes_per_s": round((bytes1 - bytes0) / seconds),
+            "window_media_mb_per_minute": round((bytes1 - bytes0) / seconds * 60 / 1e6, 2),
+            # ... what the server process wrote to storage in that time (every file, not only media)
+            "window_server_write_bytes_per_s": round((io1 - io0) / seconds) if io0 is not None and io1 is not None
+            else None,
+            # ... and the finished recording: its files' bytes over its duration
+            "mb_per_minute": round(recording["bytes"] / duration_s * 60 / 1e6, 2) if duration_s else None,
+            "rec_start_answered_s": round(started["seconds"], 3),
+            "rec_stop_answered_s": round(stopped["seconds"], 3),
+            "stopped_state": stopped["status"].get("state"),
+            **recording,
+        }
+        if not recording["files_ok"]:
+            raise RuntimeError(f"the recording's files are missing or empty: {recording}")
 
     async def _profile_file(self, n: int) -> Path:
         path = self.dir / f"{n}.prof"
@@ -536,7 +627,7 @@ class Scenario:
                     "answer_sent_to_acknowledged": summary(between("t_answered", "t_answer_sent"))},
                 "first_frames_sorted_s": [round(x, 3) for x in sorted(first)]}
 
-    def _analyse(self, base: dict, cpu: dict, teacher: dict, students: list[dict], sent: dict) -> None:
+    def _analyse(self, base: dict, cpu: dict, teacher: dict, students: list[dict], sent: dict) -> dict:
         seconds = cpu["seconds"]
         n = self.n
         fps, loss_fraction, kbps, audio_pps, latency, first_packet_latency = [], [], [], [], [], []
@@ -582,12 +673,14 @@ class Scenario:
         cost = cpu["server_core_fraction"] - base["server_core_fraction"]
         video_pps = video_packets / seconds / n if n else 0
         us_per_packet = 1e6 * cost * seconds / forwarded if forwarded else None
-        self.result.update({
+        return {
             "window_s": round(seconds, 2),
             "server": {
                 "cpu_pct": round(100 * cpu["server_core_fraction"], 2),
                 "cpu_teacher_only_pct": round(100 * base["server_core_fraction"], 2),
                 "cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 2),
+                "cpu_outside_main_thread_pct": round(100 * cpu["server_outside_main_thread_fraction"], 2)
+                if cpu.get("server_outside_main_thread_fraction") is not None else None,
                 "cpu_per_student_pct": round(100 * cost / n, 3) if n else None,
                 "forwarded_pps": round(forwarded / seconds),
                 "us_per_forwarded_packet": round(us_per_packet, 2) if us_per_packet else None,
@@ -620,13 +713,64 @@ class Scenario:
             **({"screen_latency_ms": summary(screen_latency, 1000, 2)} if self.screen else {}),
             "publisher": _publisher(sent, seconds, teacher.get("publisher", {})),
             **({"teacher_receives_fps": grid} if self.cameras else {}),
-        })
+        }
 
     async def _teardown(self) -> None:
         closing = [w.close() for w in [self.teacher, *self.workers] if w is not None]
         await asyncio.gather(*closing, return_exceptions=True)
         if self.server is not None:
             await self.server.stop()
+
+
+def _window_summary(result: dict) -> dict:
+    """The numbers of one window that the recording cost compares."""
+    view, latency = result["students_view"], result["latency_ms"]
+    return {"server_cpu_pct": result["server"]["cpu_pct"], "server_cpu_kernel_pct": result["server"]["cpu_kernel_pct"],
+            "server_cpu_outside_main_thread_pct": result["server"].get("cpu_outside_main_thread_pct"),
+            "server_rss_mb": result["server"]["rss_mb"], "fps_median": view["fps"]["median"],
+            "fps_min": view["fps"]["min"], "loss_pct": view["loss_pct"], "latency_median_ms": latency["median"],
+            "latency_p95_ms": latency["p95"], "latency_max_ms": latency["max"],
+            "probe_latency_p95_ms": latency["probe"]["p95"], "frames_matched": latency["frames_matched"],
+            "teacher_camera_sent_fps": result["publisher"].get("camera", {}).get("fps"),
+            "teacher_camera_late_frames_total": result["publisher"].get("camera", {}).get("late_frames"),
+            "teacher_keyframes": result.get("publisher_keyframes_in_window", {}).get("camera"),
+            "clients_cpu_pct": result["machine_load"]["clients_cpu_pct"],
+            "other_processes_busy_cores": result["machine_load"]["other_processes_busy_cores"]}
+
+
+def _media_bytes(recordings: Path) -> int:
+    """Bytes of the recordings' media files (WebM) under `recordings` (the space reserved at the
+    start of a recording and the manifests are not counted)."""
+    total = 0
+    for path in recordings.rglob("*.webm"):
+        try:
+            total += path.stat().st_size
+        except OSError:  # being renamed
+            pass
+    return total
+
+
+def _recording_files(recordings: Path) -> dict:
+    """The finished recording under the server's data directory: its manifest's files, each found
+    on disk and not empty."""
+    manifests = sorted(recordings.glob("*/*/manifest.json"))
+    if len(manifests) != 1:
+        return {"files_ok": False, "manifests_found": len(manifests), "files": [], "bytes": 0}
+    manifest = json.loads(manifests[0].read_text())
+    files = []
+    for entry in manifest.get("files", []):
+        path = manifests[0].parent / entry["file"]
+        size = path.stat().st_size if path.exists() else 0
+        files.append({"file": entry["file"], "source": entry.get("source"), "kind": entry.get("kind"),
+                      "bytes_on_disk": size, "duration_ms": entry.get("duration_ms"), "frames": entry.get("frames"),
+                      "lost_packets": entry.get("lost_packets"), "dropped_frames": entry.get("dropped_frames"),
+                      "complete": entry.get("complete")})
+    sources = sorted(f["source"] for f in files)
+    return {"directory": str(manifests[0].parent.relative_to(recordings.parent.parent)),
+            "finished": manifest.get("finished"), "stopped_reason": manifest.get("stopped_reason"),
+            "duration_ms": manifest.get("duration_ms"), "sources": sources, "files": files,
+            "bytes": sum(f["bytes_on_disk"] for f in files),
+            "files_ok": bool(files) and all(f["bytes_on_disk"] > 0 for f in files) and bool(manifest.get("finished"))}
 
 
 def _publisher(sent: dict, seconds: float, stats: dict) -> dict:
@@ -660,6 +804,7 @@ async def run_all(opts: Options) -> dict:
                                "options": {"students": opts.students, "window_s": opts.window,
                                            "baseline_window_s": opts.baseline_window,
                                            "full_class": list(opts.full_class) if opts.full_class else None,
+                                           "recording": list(opts.recording) if opts.recording else None,
                                            "relay_subscribers": opts.relay, "teacher_screen": opts.screen,
                                            "students_per_process": opts.per_process,
                                            "server_and_probe_nice": PRIORITY["nice"]},
@@ -677,6 +822,10 @@ async def run_all(opts: Options) -> dict:
     if opts.full_class:
         n, cameras = opts.full_class
         results["full_class"] = await _attempt(opts, Scenario(opts, "full-class", n, cameras=cameras, screen=True))
+    if opts.recording:
+        n, cameras = opts.recording
+        results["recording_cost"] = await _attempt(opts, Scenario(opts, "full-class-recorded", n, cameras=cameras,
+                                                                  screen=True, record=True))
     if opts.relay:
         results["relay_baseline"] = await _attempt(opts, Scenario(opts, f"relay-{opts.relay}", opts.relay,
                                                                   mode="relay"))
@@ -690,7 +839,7 @@ async def run_all(opts: Options) -> dict:
                               "join_storm": run.get("storm_profile"), "steady": run.get("steady_profile"),
                               "storm": run.get("join_storm"), **({"error": run["error"]} if "error" in run else {})}
     results["failed"] = [r["name"] for r in [*results["scenarios"], results.get("full_class"),
-                                             results.get("relay_baseline"), run]
+                                             results.get("recording_cost"), results.get("relay_baseline"), run]
                          if r and "error" in r]
     results["duration_s"] = round(time.monotonic() - started, 1)
     from liveclass.bench.report import conclusions

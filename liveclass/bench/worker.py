@@ -107,6 +107,12 @@ class Teacher:
         data = await self.person.call("lobby:admit", {"all": True})
         return {"t_admit": t, "t_acknowledged": now(), "admitted": len(data.get("admitted", []))}
 
+    async def cmd_record(self, action: str) -> dict:
+        """rec:start / rec:stop (or rec:pause / rec:resume) over Socket.IO, as the web client's button."""
+        t = now()
+        status = await self.person.call("rec:" + action, timeout=120)
+        return {"t": t, "seconds": now() - t, "status": status}
+
     async def cmd_window(self, start: float, end: float) -> dict:
         received = (await _window([self.subscriber], start, end, ()))[0]
         return {"received": received, "publisher": self.publisher.stats()}

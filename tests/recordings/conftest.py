@@ -1,12 +1,8 @@
-"""Fixture: one 10 s recorded lesson shared by the tests that only read it (recorded once per test
-session)."""
+"""The 10 s recorded lesson that the `lesson` fixture (tests/conftest.py) makes once per test run."""
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 
 from media import MediaEngine
 from recordings import Recorder
@@ -49,12 +45,3 @@ async def _record_lesson(directory: Path) -> dict:
         await teacher.close()
         await student.close()
         await engine.close()
-
-
-@pytest.fixture(scope="session")
-def lesson(tmp_path_factory) -> dict:
-    """A 10 s recording: teacher camera (flashing) + microphone (beeping in sync), a student's
-    microphone (a hum), and the teacher's screen share from 3 s to 7 s."""
-    directory = tmp_path_factory.mktemp("lesson")
-    with ThreadPoolExecutor(1) as thread:  # its own loop in its own thread, away from pytest-asyncio's
-        return thread.submit(asyncio.run, _record_lesson(directory)).result()
