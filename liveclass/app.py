@@ -7,11 +7,14 @@ from pathlib import Path
 from aiohttp import web
 
 from liveclass.api import (
-    auth_routes, handouts_routes, health_routes, periods_routes, records_routes, users_routes,
+    archive_routes, auth_routes, export_routes, handouts_routes, health_routes, periods_routes, records_routes,
+    retention_routes, share_routes, users_routes,
 )
+from liveclass.access_log import redact
 from liveclass.api.openapi import build_openapi
 from liveclass.api.routing import add_routes
 from liveclass.appkeys import DB, SETTINGS
+from liveclass.archive.retention import retention_ctx
 from liveclass.auth import auth_middleware
 from liveclass.config import Settings
 from liveclass.db import create_engine, session_factory, upgrade_database_async
@@ -43,7 +46,7 @@ async def error_middleware(request: web.Request, handler):
         code = _STATUS_CODES.get(exc.status, "http_error")
         return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return web.json_response({"error": {"code": "internal_error",
                                              "message": "Something went wrong on the server; it has been logged."}},
                                  status=500)
@@ -77,9 +80,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
 
     app.cleanup_ctx.append(store_ctx)
     setup_live(app, settings, app[DB])
+    app.cleanup_ctx.append(retention_ctx)  # the daily retention run (after the store is migrated)
 
     routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes,
-                                               handouts_routes.routes, records_routes.routes])
+                                               handouts_routes.routes, records_routes.routes, archive_routes.routes,
+                                               share_routes.routes, export_routes.routes, retention_routes.routes])
     routes += add_routes(app, "", [health_routes.routes])
     spec = build_openapi(routes, API_PREFIX)
 

@@ -1,4 +1,4 @@
-"""The `liveclass` command: serve, migrate the store, manage accounts, import the roster."""
+"""The `liveclass` command: serve, migrate the store, manage accounts, import the roster, export records."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +58,7 @@ async def _with_store(settings: Settings, work):
 def cmd_serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
+    from liveclass.access_log import AccessLog
     from liveclass.app import create_app
 
     settings = _settings(args)
@@ -66,7 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     app = create_app(settings, migrate=False)
     print(f"LiveClass: http://{settings.host}:{settings.port}/  (data: {settings.data_dir.resolve()})", flush=True)
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10,
+                    access_log_class=AccessLog)
     except OSError as exc:
         # Mostly a port already taken or an address that is not this machine's: say so, no traceback.
         raise CliError(f"Cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
@@ -123,15 +125,16 @@ def cmd_users_reset_password(args: argparse.Namespace) -> None:
           f"login: {password}")
 
 
-def _open_private_file(path: Path):
-    """A new file only its owner can read: generated passwords go nowhere else."""
+def _open_private_file(path: Path, what: str, **mode):
+    """A new file only its owner can read (generated passwords, exports: personal data); never
+    overwrites one. `mode`: os.fdopen's arguments (text by default)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise CliError(f"{path} already exists; name a new file for the passwords.") from None
+        raise CliError(f"{path} already exists; name a new file for {what}.") from None
     except OSError as exc:
         raise CliError(f"Cannot create {path}: {exc.strerror}.") from None
-    return os.fdopen(fd, "w", encoding="utf-8-sig", newline="")
+    return os.fdopen(fd, **(mode or {"mode": "w", "encoding": "utf-8-sig", "newline": ""}))
 
 
 def cmd_roster_import(args: argparse.Namespace) -> None:
@@ -167,7 +170,7 @@ def cmd_roster_import(args: argparse.Namespace) -> None:
             result = await roster.import_roster(db, settings, rows, school_year=school_year, progress=bar.update)
         result.skipped = all_problems
         if result.passwords:
-            with _open_private_file(Path(args.passwords_out)) as handle:
+            with _open_private_file(Path(args.passwords_out), "the passwords") as handle:
                 written.append(Path(args.passwords_out))
                 writer = csv.writer(handle)
                 writer.writerow(["personal_id", "full_name", "password"])
@@ -207,6 +210,98 @@ def cmd_recordings_render(args: argparse.Namespace) -> None:
         except RenderError as exc:
             raise CliError(f"The lesson video could not be made: {str(exc)[-500:]}") from None
     print(f"Lesson video: {output}")
+
+
+def cmd_records_purge(args: argparse.Namespace) -> None:
+    from liveclass.archive.retention import purge_expired
+
+    settings = _settings(args)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    async def work():
+        await asyncio.to_thread(_upgrade, settings)
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await purge_expired(session_factory(engine), settings, dry_run=args.dry_run, via="cli")
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(work())
+    print("Dry run: nothing was deleted. Due for deletion:" if report.dry_run else "Deleted:")
+    what = {"recordings": "recording(s)", "chat": "chat message(s)", "attendance": "presence interval(s)",
+            "handouts": "handout(s)", "audit": "audit log entries"}
+    extra = {"recordings": f", {report.files_deleted['recordings']} file(s)",
+             "chat": f", text of {report.events['chat_text_removed']} chat event(s)",
+             "attendance": f", {report.events['attendance_deleted']} participation event(s)",
+             "handouts": f", {report.files_deleted['handouts']} file(s)"}
+    for kind, count in report.deleted.items():
+        sessions = f" in {report.sessions[kind]} session(s)" if kind in report.sessions else ""
+        print(f"  {kind:<11} {count} {what[kind]}{extra.get(kind, '')}{sessions} "
+              f"(period {report.days[kind]} days)")
+    print(f"Sessions kept under a legal hold: {report.held_sessions}")
+    if report.failed_sessions:
+        raise CliError(f"{len(report.failed_sessions)} session(s) could not be purged (see the log above): "
+                       + ", ".join(map(str, report.failed_sessions)))
+
+
+async def _records_export(settings: Settings, session_id: int, out: str | None):
+    from contextlib import aclosing
+
+    from liveclass.archive.export import prepare_export, stream_export
+    from liveclass.models import LiveSession, Period
+
+    await asyncio.to_thread(_upgrade, settings)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        db_factory = session_factory(engine)
+        async with db_factory() as db:
+            session = await db.get(LiveSession, session_id)
+            period = await db.get(Period, session.period_id) if session else None
+            if period is None:
+                raise CliError(f"No session {session_id}.")
+            export = await prepare_export(db, session, period, settings.recordings_dir, settings.handouts_dir)
+            path = Path(out) if out else Path(export.filename)
+            if path.is_dir():
+                path = path / export.filename
+            # Before the audit entry: a bad --out exports nothing.
+            handle = _open_private_file(path, "the export (--out)", mode="wb")
+            try:
+                audit(db, None, "session_exported", target=f"session:{session_id}", via="cli")
+                await db.commit()
+            except BaseException:
+                handle.close()
+                path.unlink(missing_ok=True)
+                raise
+        written = 0
+        try:
+            with handle, tqdm(total=export.estimated_size, desc="Export", unit="B", unit_scale=True,
+                              unit_divisor=1024, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+                async with aclosing(stream_export(export, db_factory)) as chunks:
+                    async for chunk in chunks:
+                        handle.write(chunk)
+                        written += len(chunk)
+                        bar.update(len(chunk))
+                bar.total = bar.n  # the estimate guessed the events' size
+                bar.refresh()
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise CliError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+        except BaseException:
+            path.unlink(missing_ok=True)  # no half-written ZIP left behind
+            raise
+        return path, written, export
+    finally:
+        await engine.dispose()
+
+
+def cmd_records_export(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    path, written, export = asyncio.run(_records_export(settings, args.session_id, args.out))
+    media = sum(1 for f in export.files if f.arcname.endswith(".webm"))
+    handouts = sum(1 for f in export.files if f.arcname.startswith("handouts/"))
+    print(f"Session {args.session_id} exported to {path} ({written} bytes: {media} recorded file(s), "
+          f"{handouts} handout(s), {export.counts['attendance']} attendance line(s), {export.counts['chat']} chat "
+          f"message(s), {export.counts['events']} event(s)).")
 
 
 async def _existing_ids(db, rows) -> list[str]:
@@ -261,6 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(low priority, progress shown)")
     render_cmd.add_argument("session_id", type=int)
     render_cmd.set_defaults(func=cmd_recordings_render)
+    records_cmd = sub.add_parser("records", help="the records archive")
+    records_sub = records_cmd.add_subparsers(dest="records_command", required=True)
+    purge_cmd = records_sub.add_parser("purge", parents=[common],
+                                       help="delete the records whose retention period has run out (the daily "
+                                            "job does this too)")
+    purge_cmd.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    purge_cmd.set_defaults(func=cmd_records_purge)
+    export_cmd = records_sub.add_parser("export", parents=[common],
+                                        help="write a whole session (recordings, attendance, chat, events) "
+                                             "to one ZIP file (progress shown)")
+    export_cmd.add_argument("session_id", type=int)
+    export_cmd.add_argument("--out", help="the ZIP file to write (default: "
+                                          "liveclass-CLASS-SUBJECT-DATE-session-ID.zip in the current directory)")
+    export_cmd.set_defaults(func=cmd_records_export)
     add_bench_parser(sub)
     return parser
 

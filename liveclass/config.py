@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ])
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # The retention run (liveclass/archive/retention.py): this long after start, then every
+    # `retention_interval_hours` (0: never; run `liveclass records purge` instead).
+    retention_interval_hours: float = Field(24, ge=0)
+    retention_start_delay_seconds: float = Field(300, ge=0)
     log_level: str = "INFO"
     metrics_token: str = ""  # lets a scraper on another machine read /metrics (bearer token)
 

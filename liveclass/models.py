@@ -151,6 +151,13 @@ class LiveSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     node: Mapped[str] = mapped_column(String(64))
+    # A legal hold keeps every record of the session whatever the retention periods say.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    legal_hold_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    legal_hold_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    legal_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Which kinds of record the retention job has deleted, and when: {"chat": "2027-11-23T02:00:00Z", ...}
+    purged: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     period: Mapped[Period] = relationship(lazy="joined")
 
@@ -285,3 +292,47 @@ class Recording(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- records archive ----------------------------------------------------------------------------------
+class RecordKind(str, enum.Enum):
+    """The kinds of record a retention period is set for."""
+
+    recordings = "recordings"
+    chat = "chat"
+    attendance = "attendance"
+    handouts = "handouts"
+    audit = "audit"
+
+
+class RetentionPolicy(Base):
+    """How many days a kind of record is kept (counted from the end of its session); admins set it."""
+
+    __tablename__ = "retention_policies"
+
+    kind: Mapped[RecordKind] = mapped_column(_enum(RecordKind, "record_kind"), primary_key=True)
+    days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class RecordingShare(Base):
+    """A session's recordings shared by its teacher with the class, through an expiring link.
+
+    Only the SHA-256 of the link's token is stored; the link also needs a login of a student of the
+    class (or, when `include_parents`, of one of their parents).
+    """
+
+    __tablename__ = "recording_shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    include_parents: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now

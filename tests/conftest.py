@@ -1,11 +1,14 @@
 """Fixtures: a real server per test on SQLite, and on PostgreSQL where a test asks for both stores."""
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import pytest
 
+from tests.browser import ARGS, CHROMIUM
 from tests.helpers import (
     POSTGRES_ADMIN_DSN, create_postgres_database, drop_postgres_database, make_settings, postgres_url,
     seed_school, start_server,
@@ -68,3 +71,26 @@ async def period(server, school):
     await teacher.wait_for("room:state")
     yield session["id"], teacher
     await teacher.close()
+
+
+@pytest.fixture(scope="session")
+def lesson(tmp_path_factory) -> dict:
+    """A 10 s recording made by the real recorder from real aiortc peers, once per test run: teacher
+    camera (flashing) + microphone (beeping in sync), a student's microphone (a hum), and the teacher's
+    screen share from 3 s to 7 s (tests/recordings/conftest.py)."""
+    from tests.recordings.conftest import _record_lesson
+
+    directory = tmp_path_factory.mktemp("lesson")
+    with ThreadPoolExecutor(1) as thread:  # its own loop in its own thread, away from pytest-asyncio's
+        return thread.submit(asyncio.run, _record_lesson(directory)).result()
+
+
+@pytest.fixture
+async def browser():
+    """Debian's chromium through Playwright (tests/browser.py): yields (playwright, browser)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield pw, chromium
+        await chromium.close()

@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from liveclass.api import (
-    auth_routes, handouts_routes, health_routes, periods_routes, records_routes, users_routes,
+    archive_routes, auth_routes, export_routes, handouts_routes, health_routes, periods_routes, records_routes,
+    retention_routes, share_routes, users_routes,
 )
-from liveclass.models import TeachingAssignment
+from liveclass.archive import shares
+from liveclass.models import Recording, RecordingShare, TeachingAssignment
 from tests.helpers import seed_school
 
 ROLES = ["anonymous", "admin", "teacher", "other_teacher", "student", "parent", "observer"]
@@ -61,6 +63,31 @@ async def _upload(ctx) -> None:
     teacher = ctx.people["teacher"]
     response = await teacher.request("POST", f"/sessions/{session_id}/handouts", data=_pdf(ctx))
     ctx.ids["handout"] = (await response.json())["handout_id"]
+
+
+async def _recorded(ctx) -> None:
+    """The running session gets one recorded file (a few bytes are enough to serve)."""
+    session_id = await _session_id(ctx)
+    path = f"{session_id}/matrix/01-teacher-camera.webm"
+    (ctx.server.settings.recordings_dir / path).parent.mkdir(parents=True, exist_ok=True)
+    (ctx.server.settings.recordings_dir / path).write_bytes(b"\x1aE\xdf\xa3 matrix")
+    async with ctx.server.db() as db:
+        recording = Recording(session_id=session_id, path=path, kind="video", source="camera", label="Cô Hà",
+                              codec="vp8", start_ms=0, duration_ms=1000, size=15, sha256="0" * 64)
+        db.add(recording)
+        await db.commit()
+        ctx.ids["recording"] = recording.id
+
+
+async def _shared(ctx) -> None:
+    await _recorded(ctx)
+    token, digest = shares.new_token()
+    async with ctx.server.db() as db:
+        share = RecordingShare(session_id=await _session_id(ctx), token_hash=digest, created_by_id=ctx.school.teacher.id,
+                               expires_at=datetime.now(timezone.utc) + timedelta(days=1))
+        db.add(share)
+        await db.commit()
+        ctx.ids["share"], ctx.ids["token"] = share.id, token
 
 
 async def _session_id(ctx) -> int:
@@ -135,6 +162,36 @@ CASES = [
          before=_start, route="/sessions/{session_id}/lesson-video"),
     Case("GET", "/sessions/{session}/lesson-video/file", {"admin": 404, "teacher": 404, "other_teacher": 404},
          before=_start, route="/sessions/{session_id}/lesson-video/file"),
+    # -- archive cases (search, attendance, audit log) --
+    Case("GET", "/sessions", {"admin": 200, "teacher": 200, "other_teacher": 200}, before=_start),
+    Case("GET", "/sessions/{session}/attendance", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/attendance"),
+    Case("GET", "/classes/{class}/attendance", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/classes/{class_id}/attendance"),
+    Case("GET", "/audit", admin_only()),
+    # -- share cases --
+    Case("POST", "/sessions/{session}/shares", {"admin": 201, "teacher": 201, "other_teacher": 404},
+         before=_recorded, body=lambda c: {"days": 7}, route="/sessions/{session_id}/shares"),
+    Case("GET", "/sessions/{session}/shares", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_shared, route="/sessions/{session_id}/shares"),
+    Case("DELETE", "/sessions/{session}/shares/{share}", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_shared, route="/sessions/{session_id}/shares/{share_id}"),
+    # A share without parents: the class's students open it; the parent, observer and other teachers don't.
+    Case("GET", "/shared/{token}", {"admin": 200, "teacher": 200, "other_teacher": 404, "student": 200,
+                                    "parent": 404, "observer": 404}, before=_shared, route="/shared/{token}"),
+    Case("GET", "/shared/{token}/recordings/{recording}/file",
+         {"admin": 200, "teacher": 200, "other_teacher": 404, "student": 200, "parent": 404, "observer": 404},
+         before=_shared, route="/shared/{token}/recordings/{recording_id}/file"),
+    # -- export cases --
+    # A running session with nothing recorded still exports (manifest, attendance, chat, events).
+    Case("GET", "/sessions/{session}/export", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/export"),
+    # -- retention cases --
+    Case("GET", "/retention", admin_only()),
+    Case("PUT", "/retention", admin_only(), body=lambda c: {"chat": 365}),
+    Case("POST", "/retention/run", admin_only()),
+    Case("PUT", "/sessions/{session}/legal-hold", admin_only(),
+         body=lambda c: {"hold": True, "reason": "Thanh tra Sở GD&ĐT"}, route="/sessions/{session_id}/legal-hold"),
 ]
 PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
 
@@ -201,7 +258,9 @@ async def test_public_routes_answer_anyone(server):
 def test_every_declared_route_is_in_the_matrix():
     """A new route cannot be added without saying who may call it here."""
     declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes,
-                                             handouts_routes.routes, records_routes.routes) for r in t.routes}
+                                             handouts_routes.routes, records_routes.routes, archive_routes.routes,
+                                             share_routes.routes, export_routes.routes, retention_routes.routes)
+                for r in t.routes}
     covered = {(c.method, c.route or c.path) for c in CASES} | {("POST", "/auth/login")}
     assert declared == covered
     assert {r.path for r in health_routes.routes.routes} == {"/healthz", "/readyz"}

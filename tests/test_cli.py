@@ -353,6 +353,11 @@ async def test_serve_answers_probes_admin_logs_in_and_stops_cleanly_on_sigterm(t
         assert status == 200, body
         assert body["user"]["personal_id"] == ADMIN_ID and body["must_change_password"] is False
         assert (await api_login(base_url, ADMIN_ID, "wrong password"))[0] == 401
+        # Requests are logged, but never a share link's token (it opens recordings of children).
+        token = "Zx9" * 10
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base_url}/api/v1/shared/{token}/recordings/3/file") as response:
+                assert response.status == 401
 
         process.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.to_thread(process.communicate, timeout=20)
@@ -364,6 +369,7 @@ async def test_serve_answers_probes_admin_logs_in_and_stops_cleanly_on_sigterm(t
     assert "Traceback" not in stderr, stderr
     assert f"http://127.0.0.1:{port}/" in stdout
     assert STRONG not in stdout + stderr
+    assert '"GET /api/v1/shared/…/recordings/3/file" 401' in stderr and token not in stdout + stderr
 
 
 def test_serve_on_a_port_in_use(tmp_path, data_dir):

@@ -4,31 +4,14 @@ Camera, microphone and screen share included (fake devices).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
+from tests.browser import SCREENSHOTS, needs_chromium
 from tests.helpers import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-# `make screenshots` refreshes docs/screenshots; a plain test run keeps its pictures out of the tree.
-SCREENSHOTS = Path(os.environ.get("LIVECLASS_SCREENSHOTS_DIR", "/tmp/liveclass-screenshots"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream"]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                                reason="Debian's chromium is not installed (apt-get install chromium)")
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield pw, browser
-        await browser.close()
+pytestmark = needs_chromium
 
 
 async def open_as(browser, server, user, device=None, password=PASSWORD, prompt_answer=""):
@@ -127,6 +110,11 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await teacher.get_by_role("button", name="Ghi hình", exact=True).click()
     await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình")
     await expect(teacher.get_by_role("button", name="Dừng ghi hình")).to_be_visible()
+    # ... pauses it: the student sees the pause, then the recording again.
+    await teacher.get_by_role("button", name="Tạm dừng ghi", exact=True).click()
+    await expect(student.locator(".stage .rec")).to_have_text("Đã tạm dừng ghi hình")
+    await teacher.get_by_role("button", name="Tiếp tục ghi", exact=True).click()
+    await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình")
 
     # Chat both ways.
     await student.get_by_role("tab", name="Trò chuyện").click()
@@ -221,6 +209,7 @@ async def test_english_switch_and_admin_page(server, school, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     admin = await open_as(browser, server, school.admin)
     await admin.get_by_role("link", name="Quản trị").click()
+    await admin.get_by_role("navigation", name="Quản trị").get_by_role("link", name="Tài khoản").click()
     await expect(admin.get_by_role("heading", name="Tài khoản")).to_be_visible()
     await admin.screenshot(path=SCREENSHOTS / "admin-vi.png")
     await admin.get_by_role("button", name="English").click()

@@ -32,7 +32,9 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
             path = route.path
         else:
             path = prefix + route.path
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+        # Path parameters are ids (integers), except the random token of a share link.
+        params = [{"name": n, "in": "path", "required": True,
+                   "schema": {"type": "integer" if n.endswith("_id") else "string"}}
                   for n in re.findall(r"{(\w+)}", route.path)]
         params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
                    for n, d in route.query.items()]

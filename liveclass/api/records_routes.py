@@ -4,8 +4,6 @@ Its teacher and admins may read them; every reading is written to the audit log 
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 from sqlalchemy import select
 
@@ -14,29 +12,28 @@ from liveclass.api.handouts_routes import handout_out
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.api.schemas import SessionOut
 from liveclass.appkeys import DB, SETTINGS
+from liveclass.archive.access import readable_session
+from liveclass.archive.attendance import iso, session_attendance
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.live import LESSON_VIDEOS
 from liveclass.models import (
-    AccountRole, AttendanceInterval, ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User,
-    utcnow,
+    AttendanceInterval, ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User,
 )
+from signaling import events as ev
 
 routes = RouteTable("records")
+# What the teacher did to others or to the room: the moderation record of a session.
+MODERATION_EVENTS = {ev.MEDIA_MUTED, ev.PERMISSIONS_CHANGED, ev.PARTICIPANT_KICKED, ev.LOCK_CHANGED,
+                     ev.STAGE_CHANGED, ev.CHAT_DELETED, ev.LOBBY_DENIED}
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+_iso = iso
 
 
 async def _readable_session(request: web.Request, db, session_id: int) -> tuple[LiveSession, Period]:
     """A session whose records the caller may read: admins, and the period's own teacher."""
-    user = current_user(request)
-    session = await db.get(LiveSession, session_id)
-    period = await db.get(Period, session.period_id) if session else None
-    if period is None or (user.role != AccountRole.admin and period.teacher_id != user.id):
-        raise not_found("Session")
-    return session, period
+    return await readable_session(db, current_user(request), session_id)
 
 
 def recording_out(r: Recording) -> dict:
@@ -61,22 +58,36 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/sessions/{session_id}/recordings/{recording_id}/file",
-              summary="Play or download a recorded file (HTTP Range for seeking)", access={"admin", "teacher"})
+              summary="Play or download (?download=1) a recorded file (HTTP Range for seeking)",
+              access={"admin", "teacher"}, query={"download": "1: answer as an attachment (a download)"})
 async def recording_file(request: web.Request) -> web.StreamResponse:
     session_id, recording_id = path_int(request, "session_id"), path_int(request, "recording_id")
+    download = request.query.get("download") in ("1", "true")
     async with request.app[DB]() as db:
         await _readable_session(request, db, session_id)
         recording = await db.get(Recording, recording_id)
         if recording is None or recording.session_id != session_id:
             raise not_found("Recording")
-        audit(db, current_user(request), "recording_viewed", target=f"recording:{recording.id}",
-              address=auth.client_address(request), range=request.headers.get("Range"))
+        audit(db, current_user(request), "recording_downloaded" if download else "recording_viewed",
+              target=f"recording:{recording.id}", address=auth.client_address(request),
+              range=request.headers.get("Range"))
         await db.commit()
+    return serve_recording(request, recording, download)
+
+
+def serve_recording(request: web.Request, recording: Recording, download: bool = False) -> web.FileResponse:
+    """A recorded file, played (HTTP Range: aiohttp's FileResponse answers 206/416, so the browser's
+    <video> can seek) or downloaded as an attachment."""
     path = request.app[SETTINGS].recordings_dir / recording.path
     if not path.is_file():
         raise not_found("Recording file")
-    # aiohttp's FileResponse answers Range requests (206, 416), so the browser's <video> can seek.
-    return web.FileResponse(path, headers={"Content-Type": f"{recording.kind}/webm"})
+    headers = {"Content-Type": f"{recording.kind}/webm"}
+    if download:
+        # The recorder's file names are ASCII (01-teacher-camera.webm); the session makes them unique.
+        name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-"
+                       for c in f"liveclass-session-{recording.session_id}-{path.name}")
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return web.FileResponse(path, headers=headers)
 
 
 @routes.route("POST", "/sessions/{session_id}/lesson-video",
@@ -141,6 +152,7 @@ async def session_records(request: web.Request) -> web.Response:
         people_ids = ({i.user_id for i in intervals} | {e.actor_id for e in events} | {e.target_id for e in events}
                       | {m.sender_id for m in chat} | {m.recipient_id for m in chat}) - {None}
         people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
+        attendance = await session_attendance(db, session, period)
         audit(db, user, "records_viewed", target=f"session:{session_id}", address=auth.client_address(request))
         await db.commit()
 
@@ -150,27 +162,22 @@ async def session_records(request: web.Request) -> web.Response:
         who = people[user_id]
         return {"user_id": who.id, "name": who.full_name, "personal_id": who.personal_id}
 
-    now = utcnow()
-    attendance: dict[int, dict] = {}
-    for interval in intervals:
-        entry = attendance.setdefault(interval.user_id, {**person(interval.user_id), "room_role": interval.room_role,
-                                                         "intervals": [], "seconds_present": 0.0})
-        end = interval.left_at or session.ended_at or now
-        entry["intervals"].append({"joined_at": _iso(interval.joined_at), "left_at": _iso(interval.left_at),
-                                   "end_reason": interval.end_reason})
-        entry["seconds_present"] += max(0.0, (end - interval.joined_at).total_seconds())
     return web.json_response({
-        "session": SessionOut.model_validate(session).model_dump(mode="json"),
+        "session": {**SessionOut.model_validate(session).model_dump(mode="json"), "legal_hold": session.legal_hold,
+                    "legal_hold_reason": session.legal_hold_reason, "legal_hold_at": _iso(session.legal_hold_at),
+                    "purged": session.purged or {}},
         "period": {"period_id": period.id, "class_name": period.school_class.name, "subject": period.subject,
                    "teacher": person(period.teacher_id) or {"user_id": period.teacher_id,
                                                             "name": period.teacher.full_name},
                    "starts_at": _iso(period.starts_at), "ends_at": _iso(period.ends_at)},
-        "attendance": [dict(a, seconds_present=round(a["seconds_present"], 3)) for a in attendance.values()],
+        "attendance": [line.view() for line in attendance],
         "lobby": [{"at": _iso(e.at), "type": e.type, "by": person(e.actor_id), "person": person(e.target_id),
                    "data": e.data} for e in events if e.type.startswith("lobby_")],
         "chat": [{"message_id": m.id, "at": _iso(m.at), "kind": m.kind, "from": person(m.sender_id),
                   "to": person(m.recipient_id), "text": m.text, "deleted_at": _iso(m.deleted_at),
                   "deleted_by": person(m.deleted_by_id)} for m in chat],
+        "moderation": [{"at": _iso(e.at), "type": e.type, "by": person(e.actor_id), "person": person(e.target_id),
+                        "data": e.data} for e in events if e.type in MODERATION_EVENTS],
         "events": [{"at": _iso(e.at), "type": e.type, "actor": person(e.actor_id), "target": person(e.target_id),
                     "data": e.data} for e in events],
         "handouts": [handout_out(h) for h in handouts],

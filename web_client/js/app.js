@@ -1,11 +1,14 @@
 // The single-page client: who is logged in, and which page the address names.
 import { api, ApiError, setCsrf } from "./api.js";
-import { banner, h, mount } from "./dom.js";
+import { banner, h, mount, nextPage } from "./dom.js";
 import { currentLanguage, setLanguage, t } from "./i18n.js";
 import { showLogin, showPasswordChange } from "./pages/login.js";
 import { showPeriods } from "./pages/periods.js";
 import { showAdmin } from "./pages/admin.js";
 import { showRoom, leaveRoom, refreshRoom } from "./pages/room.js";
+import { showSessionList, showSessionPage } from "./pages/records.js";
+import { showClassSummary } from "./pages/class_summary.js";
+import { showShared } from "./pages/shared.js";
 
 export const session = { user: null };
 
@@ -30,14 +33,22 @@ function renderTopbar() {
 }
 
 export async function route() {
+  nextPage();
   banner("");
   renderTopbar();
-  const [, page, id] = (location.hash || "#/periods").split("/");
+  // "#/page/id?filters": the filters (of a list) stay in the address, so "back" returns to them.
+  const [, page, id, sub] = (location.hash || "#/periods").split("?")[0].split("/");
   if (page !== "room") leaveRoom();
   if (!session.user) return showLogin();
   if (session.user.must_change_password) return showPasswordChange();
+  const role = session.user.role;
   if (page === "room" && id) return showRoom(Number(id));
-  if (page === "admin" && session.user.role === "admin") return showAdmin(id ? Number(id) : null);
+  if (page === "admin" && role === "admin") return showAdmin(id || null);
+  if (page === "records" && (role === "admin" || role === "teacher")) {
+    if (id === "class" && /^\d+$/.test(sub || "")) return showClassSummary(Number(sub)); // a class's summary
+    return id && id !== "class" ? showSessionPage(Number(id)) : showSessionList();
+  }
+  if (page === "shared" && id) return showShared(id);
   return showPeriods();
 }
 

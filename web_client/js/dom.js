@@ -26,3 +26,20 @@ export function banner(text, kind = "info") {
   element.textContent = text || "";
   element.dataset.kind = kind;
 }
+
+// Every route is a new page: a page still loading when the person has moved on must not show up
+// over the one they went to. A page notes currentPage() when it starts and checks stillOn() after
+// each wait.
+let pageNumber = 0;
+
+export function nextPage() {
+  return ++pageNumber;
+}
+
+export function currentPage() {
+  return pageNumber;
+}
+
+export function stillOn(number) {
+  return number === pageNumber;
+}

@@ -18,6 +18,7 @@ export async function showPeriods() {
   mount(h("section", { class: "card" },
     h("h1", {}, t("periods.title")),
     user.role === "admin" ? h("p", {}, h("a", { href: "#/admin" }, t("admin.title"))) : null,
+    user.role === "teacher" ? h("p", {}, h("a", { href: "#/records" }, t("archive.sessions"))) : null,
     periods.length ? list : h("p", {}, t("periods.none"))));
 }
 

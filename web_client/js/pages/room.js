@@ -74,6 +74,7 @@ function onEvent(room, name, data) {
     case "rec:status":
       if (!state) return;
       state.recording = data.recording;
+      state.recording_state = data.state;
       if (!data.recording && data.reason === "disk_full") banner(t("rec.disk_full"), "error");
       return render(room);
     case "participant:joined":
@@ -211,8 +212,10 @@ function updateStage(room) {
   room.layout.selfView.hidden = !ownCamera;
   placeholder.hidden = Boolean(room.slots.teacher_camera || room.slots.screen);
   const rec = stage.querySelector(".rec");
+  const paused = room.state.recording_state === "paused";
   rec.hidden = !room.state.recording;
-  rec.textContent = t("room.recording");
+  rec.classList.toggle("paused", paused);
+  rec.textContent = paused ? t("room.recording_paused") : t("room.recording");
 }
 
 async function startMedia(room) {
@@ -289,10 +292,14 @@ function renderTeacherTools(room) {
     class: locks[what] ? "toggle on" : "toggle", "aria-pressed": locks[what],
     onclick: () => ask(room, "mod:lock", { what, locked: !locks[what] }) }, locks[what] ? off : on);
   const recording = room.state.recording;
+  const paused = room.state.recording_state === "paused";
   return h("div", { class: "teacher-tools" },
     h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
                   onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
       recording ? t("rec.stop") : t("rec.start")),
+    recording ? h("button", { class: paused ? "toggle on" : "toggle", "aria-pressed": paused,
+                              onclick: () => ask(room, paused ? "rec:resume" : "rec:pause", {}) },
+      paused ? t("rec.resume") : t("rec.pause")) : null,
     toggle("room", t("room.lock"), t("room.unlock")),
     toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
     toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),

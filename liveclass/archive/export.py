@@ -1,0 +1,472 @@
+"""A whole session as one ZIP, streamed: what the school hands over when asked for a period's records.
+
+    manifest.json                    the session, period, class, teacher; the recordings (files, sha256,
+                                     place on the session clock); what retention has deleted
+    attendance.csv                   one row per person (session_attendance), bilingual headers
+    chat.csv                         every message, private ones and deleted ones marked
+    events.jsonl                     every SessionEvent, one JSON object per line
+    recordings/<recording>/...       the recorded files as stored, and each recording's own manifest.json
+
+The archive is written with the standard library's zipfile onto an unseekable sink (no temporary file,
+nothing held in memory but one chunk): zipfile then writes a data descriptor after each member and
+switches to ZIP64 by itself for members of 2 GiB and more (we give it each file's size up front) and for
+offsets past 4 GiB. That needs no extra dependency, and zipfile is the reference reader of the format.
+Recorded files are stored, not deflated: WebM is already compressed. The text members are deflated.
+
+`prepare_export` reads everything but the events and the recorded files' bytes from the store, in the
+caller's transaction (so a route can write its audit entry and commit before the first byte). Then
+`stream_export` yields the ZIP in chunks; every blocking step (reading a file, deflating, checksumming)
+runs in a worker thread, never on the event loop, and events are read in pages, each in its own short
+database session, so a slow download holds no connection.
+
+CSV files are UTF-8 with a byte-order mark and CRLF line ends (Excel opens Vietnamese names correctly),
+and every text cell that a spreadsheet would take for a formula (= + - @, tab, CR) gets a leading
+apostrophe: chat text and names are user input.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import re
+import unicodedata
+import zipfile
+from collections import defaultdict
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, AsyncIterator, BinaryIO
+from urllib.parse import quote
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from liveclass.archive.attendance import iso, lesson_start, session_attendance
+from liveclass.archive.search import SCHOOL_TIMEZONE
+from liveclass.models import ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User, utcnow
+from recordings import MANIFEST, read_manifest
+
+log = logging.getLogger(__name__)
+
+FORMAT = "liveclass-session-export"
+VERSION = 1
+CHUNK = 1 << 20  # bytes read from a recorded file at a time
+EVENTS_PAGE = 2000  # session events read per database round
+
+STATUS_LABELS = {"present": "Có mặt / Present", "late": "Đi muộn / Late", "absent": "Vắng / Absent",
+                 "denied": "Bị từ chối / Denied", "not_admitted": "Không được cho vào / Not admitted"}
+ROLE_LABELS = {"teacher": "Giáo viên / Teacher", "student": "Học sinh / Student", "observer": "Dự giờ / Observer",
+               "guest": "Khách / Guest", "parent": "Phụ huynh / Parent", "admin": "Quản trị / Admin"}
+END_REASONS = {
+    "dropped": "mất kết nối / dropped", "left": "rời lớp / left", "ended": "buổi học kết thúc / ended",
+    "grace_expired": "không vào lại / did not come back", "kicked": "bị mời ra / removed",
+    "logged_out": "đăng xuất / logged out", "replaced": "vào từ thiết bị khác / joined elsewhere",
+    "superseded": "vào lại / rejoined", "server_stopped": "máy chủ dừng / server stopped",
+}
+YES_NO = {True: "Có / Yes", False: "Không / No"}
+
+ATTENDANCE_HEADER = [
+    "STT / No.", "Họ và tên / Name", "Mã định danh / Personal ID", "Vai trò / Room role",
+    "Trong danh sách lớp / Enrolled", "Trạng thái / Status", "Vào lớp lúc / Arrived at",
+    "Số phút có mặt / Minutes present", "Số phút đi muộn / Minutes late", "Phút bật camera / Camera minutes",
+    "Phút bật micro / Microphone minutes", "Phút chia sẻ màn hình / Screen minutes",
+    "Số lần giơ tay / Hands raised", "Số tin nhắn / Messages", "Các lần có mặt / Presence intervals",
+    "Người cho vào / Admitted by", "Người từ chối / Denied by", "Lý do từ chối / Reason denied",
+]
+CHAT_HEADER = [
+    "Thời gian / Time", "Người gửi / From", "Mã định danh người gửi / From personal ID",
+    "Gửi riêng cho / To (private)", "Loại / Kind", "Nội dung / Text", "Đã xoá lúc / Deleted at",
+    "Người xoá / Deleted by", "Mã tin nhắn / Message ID",
+]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# -- small helpers ---------------------------------------------------------------------------------------
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return value.astimezone(SCHOOL_TIMEZONE).strftime(fmt) if value else ""
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text, never runs: a leading apostrophe before = + - @ (and tab, CR)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
+    """UTF-8 with a BOM and CRLF line ends: what Excel needs to show Vietnamese names."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([safe_cell(c) for c in row] for row in rows)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _fold(text: str) -> str:
+    """Vietnamese to ASCII: "Toán Đại số" -> "Toan Dai so"."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _slug(text: str, ascii_only: bool) -> str:
+    if ascii_only:
+        text = _fold(text)
+        text = re.sub(r"[^A-Za-z0-9._]+", "-", text)
+    else:
+        text = "".join(c if c.isalnum() or c in "._" else "-" for c in unicodedata.normalize("NFC", text))
+    return re.sub(r"-{2,}", "-", text).strip("-.") or "x"
+
+
+def export_filenames(session_id: int, class_name: str, subject: str, starts_at: datetime) -> tuple[str, str]:
+    """(ASCII name, Unicode name), e.g. liveclass-10A1-Toan-2026-11-22-session-7.zip and …-Toán-…"""
+    day = starts_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
+
+    def name(ascii_only: bool) -> str:
+        parts = ["liveclass", _slug(class_name, ascii_only), _slug(subject, ascii_only), day, f"session-{session_id}"]
+        return "-".join(parts) + ".zip"
+
+    return name(True), name(False)
+
+
+def content_disposition(ascii_name: str, unicode_name: str) -> str:
+    """An attachment with an ASCII fallback name and the real one in RFC 5987 form (filename*)."""
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(unicode_name, safe='')}"
+
+
+def _person(user: User | None) -> dict | None:
+    return {"user_id": user.id, "name": user.full_name, "personal_id": user.personal_id} if user else None
+
+
+# -- what goes in ------------------------------------------------------------------------------------------
+@dataclass
+class ExportFile:
+    """A recorded file (or a recording's manifest) copied into the ZIP as stored."""
+
+    path: Path
+    arcname: str
+    size: int
+    mtime: float
+
+
+@dataclass
+class SessionExport:
+    session_id: int
+    filename: str  # ASCII: for the CLI's default output and the HTTP fallback name
+    unicode_filename: str
+    texts: list[tuple[str, bytes]]  # manifest.json, attendance.csv, chat.csv
+    files: list[ExportFile]
+    event_count: int
+    created_at: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def estimated_size(self) -> int:
+        """About the ZIP's size (events.jsonl guessed): for progress bars only."""
+        return (sum(len(t) for _, t in self.texts) + sum(f.size for f in self.files) + self.event_count * 200
+                + 200 * (len(self.texts) + len(self.files) + 1))
+
+
+async def prepare_export(db: AsyncSession, session: LiveSession, period: Period, recordings_dir: Path,
+                         handouts_dir: Path, exported_by: User | None = None,
+                         now: datetime | None = None) -> SessionExport:
+    """Everything the ZIP holds but the events and the recorded bytes, read in the caller's transaction."""
+    now = now or utcnow()
+    attendance = await session_attendance(db, session, period, now=now)
+    chat = (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session.id)
+                             .order_by(ChatMessage.at, ChatMessage.id))).scalars().all()
+    recordings = (await db.execute(select(Recording).where(Recording.session_id == session.id)
+                                   .order_by(Recording.start_ms, Recording.id))).scalars().all()
+    event_count = (await db.execute(select(func.count()).select_from(SessionEvent)
+                                    .where(SessionEvent.session_id == session.id))).scalar_one()
+    people_ids = ({m.sender_id for m in chat} | {m.recipient_id for m in chat} | {m.deleted_by_id for m in chat}
+                  | {period.teacher_id}) - {None}
+    people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
+
+    handouts = (await db.execute(select(Handout).where(Handout.session_id == session.id)
+                                 .order_by(Handout.uploaded_at, Handout.id))).scalars().all()
+    recording_entries, files = await asyncio.to_thread(_recording_files, recordings_dir, recordings)
+    handout_entries, handout_files = await asyncio.to_thread(_handout_files, handouts_dir / str(session.id), handouts)
+    files += handout_files
+    ascii_name, unicode_name = export_filenames(session.id, period.school_class.name, period.subject,
+                                                period.starts_at)
+    manifest = {
+        "format": FORMAT, "version": VERSION,
+        "exported_at": iso(now),
+        "exported_by": ({"user_id": exported_by.id, "name": exported_by.full_name, "role": exported_by.role.value}
+                        if exported_by else None),
+        "timezone": str(SCHOOL_TIMEZONE),
+        "session": {
+            "session_id": session.id, "started_at": iso(session.started_at), "ended_at": iso(session.ended_at),
+            "running": session.ended_at is None, "node": session.node,
+            "lesson_started_at": iso(lesson_start(session, period)),
+            "legal_hold": bool(session.legal_hold), "legal_hold_reason": session.legal_hold_reason,
+        },
+        "period": {"period_id": period.id, "subject": period.subject, "starts_at": iso(period.starts_at),
+                   "ends_at": iso(period.ends_at), "mode": getattr(period.mode, "value", period.mode)},
+        "class": {"class_id": period.school_class.id, "name": period.school_class.name,
+                  "school_year": period.school_class.school_year},
+        "teacher": _person(people.get(period.teacher_id)),
+        # Which kinds of record the retention job has deleted, and when: those files are empty or absent.
+        "purged": session.purged or {},
+        "counts": {"attendance": len(attendance), "chat": len(chat), "events": event_count,
+                   "recording_files": len(recordings)},
+        "recordings": recording_entries,
+        "handouts": handout_entries,
+        "contents": {
+            "attendance.csv": "Điểm danh / Attendance (UTF-8, giờ Việt Nam / local time)",
+            "chat.csv": "Tin nhắn / Chat (UTF-8, giờ Việt Nam / local time)",
+            "events.jsonl": "Mọi sự kiện của buổi học / Every session event (UTC)",
+            "recordings/": "Bản ghi hình / Recorded files (WebM), one folder per recording",
+            "handouts/": "Tài liệu đã phát / Handouts given out in the period",
+        },
+    }
+    texts = [
+        ("manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")),
+        ("attendance.csv", _attendance_csv(attendance, period)),
+        ("chat.csv", _chat_csv(chat, people)),
+    ]
+    return SessionExport(session.id, ascii_name, unicode_name, texts, files, event_count, now,
+                         counts=manifest["counts"])
+
+
+def _component(name: str) -> str:
+    """One safe path component inside the ZIP (never empty, "." or "..")."""
+    return name if name not in ("", ".", "..") else "_"
+
+
+def _handout_files(directory: Path, handouts: list[Handout]) -> tuple[list[dict], list[ExportFile]]:
+    """The handouts given out in the session, as uploaded (blocking: file system)."""
+    entries, files = [], []
+    for handout in handouts:
+        # Numbered: two handouts may have the same name.
+        arcname = f"handouts/{handout.id:04d}-{_component(PurePosixPath(handout.filename).name)}"
+        path = directory / handout.stored_name
+        item = {"handout_id": handout.id, "filename": handout.filename, "content_type": handout.content_type,
+                "size": handout.size, "sha256": handout.sha256, "uploaded_at": iso(handout.uploaded_at),
+                "path": arcname}
+        if path.is_file():
+            stat = path.stat()
+            files.append(ExportFile(path, arcname, stat.st_size, stat.st_mtime))
+        else:
+            item["missing"] = True  # deleted by retention, or lost
+        entries.append(item)
+    return entries, files
+
+
+def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple[list[dict], list[ExportFile]]:
+    """The recordings, one entry per recording directory, and the files to copy (blocking: file system)."""
+    root = recordings_dir.resolve()
+    by_directory: dict[str, list[Recording]] = defaultdict(list)
+    for recording in recordings:
+        by_directory[str(PurePosixPath(recording.path).parent)].append(recording)
+    entries: list[dict] = []
+    files: list[ExportFile] = []
+    in_zip: set[str] = set()  # a file listed twice (a recording saved again after recovery) goes in once
+    for directory, rows in by_directory.items():
+        folder = _component(PurePosixPath(directory).name)
+        stored = (root / directory).resolve()
+        inside = stored.is_relative_to(root)
+        disk_manifest = read_manifest(stored) if inside else None
+        entry: dict[str, Any] = {"recording_id": folder, "directory": f"recordings/{folder}/"}
+        if disk_manifest:
+            entry.update({k: disk_manifest.get(k) for k in ("started_at", "duration_ms", "finished", "recovered",
+                                                            "stopped_reason", "pauses")})
+            manifest_path = stored / MANIFEST
+            stat = manifest_path.stat()
+            files.append(ExportFile(manifest_path, f"recordings/{folder}/{MANIFEST}", stat.st_size, stat.st_mtime))
+            entry["manifest"] = f"recordings/{folder}/{MANIFEST}"
+        entry["files"] = []
+        for recording in rows:
+            path = (root / recording.path).resolve()
+            name = _component(PurePosixPath(recording.path).name)
+            item = {"recording_row_id": recording.id, "file": name, "path": f"recordings/{folder}/{name}",
+                    "kind": recording.kind, "source": recording.source, "label": recording.label,
+                    "codec": recording.codec, "start_ms": recording.start_ms, "duration_ms": recording.duration_ms,
+                    "size": recording.size, "sha256": recording.sha256, "recovered": recording.recovered}
+            if path.is_relative_to(root) and path.is_file():
+                stat = path.stat()
+                item["size"] = stat.st_size
+                if item["path"] not in in_zip:
+                    in_zip.add(item["path"])
+                    files.append(ExportFile(path, item["path"], stat.st_size, stat.st_mtime))
+            else:
+                log.warning("session export: recording %s (%s) is not on disk; listed as missing",
+                            recording.id, recording.path)
+                item["missing"] = True
+            entry["files"].append(item)
+        entries.append(entry)
+    return entries, files
+
+
+def _clock(value: datetime | None, day: str) -> str:
+    """A time of the school's clock: HH:MM:SS on the period's day, with the date on any other."""
+    if value is None:
+        return "…"
+    return local_time(value, "%H:%M:%S" if local_time(value, "%Y-%m-%d") == day else "%Y-%m-%d %H:%M:%S")
+
+
+def _intervals_text(line, day: str) -> str:
+    """ "08:01:10–08:20:00 (mất kết nối / dropped); 08:21:00–08:40:00 (rời lớp / left)" """
+    parts = []
+    for stretch in line.stretches:
+        reason = END_REASONS.get(stretch.end_reason, stretch.end_reason) if stretch.end_reason else None
+        parts.append(f"{_clock(stretch.joined_at, day)}–{_clock(stretch.left_at, day)}"
+                     + (f" ({reason})" if reason else ""))
+    return "; ".join(parts)
+
+
+def _attendance_csv(lines, period: Period) -> bytes:
+    day = local_time(period.starts_at, "%Y-%m-%d")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        view = line.view()
+        rows.append([
+            number, line.name, line.personal_id, ROLE_LABELS.get(line.room_role, line.room_role),
+            YES_NO[bool(line.enrolled)], STATUS_LABELS.get(line.status, line.status), local_time(line.arrived_at),
+            view["minutes_present"], view["minutes_late"], view["camera_minutes"], view["microphone_minutes"],
+            view["screen_minutes"], view["hands_raised"], view["messages"], _intervals_text(line, day),
+            view.get("admitted_by") or "", view.get("denied_by") or "", view.get("denied_reason") or "",
+        ])
+    return csv_bytes(ATTENDANCE_HEADER, rows)
+
+
+def _chat_csv(chat: list[ChatMessage], people: dict[int, User]) -> bytes:
+    def name(user_id: int | None) -> str:
+        return people[user_id].full_name if user_id in people else ""
+
+    rows = [[local_time(m.at), name(m.sender_id),
+             people[m.sender_id].personal_id if m.sender_id in people else "", name(m.recipient_id), m.kind, m.text,
+             local_time(m.deleted_at), name(m.deleted_by_id), m.id] for m in chat]
+    return csv_bytes(CHAT_HEADER, rows)
+
+
+# -- the stream ----------------------------------------------------------------------------------------------
+class _Sink:
+    """An unseekable file for zipfile to write into; the stream takes what gathered after each step."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data) -> int:
+        if data:
+            self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def _info(arcname: str, when: datetime | float, stored: bool) -> zipfile.ZipInfo:
+    moment = (datetime.fromtimestamp(when, SCHOOL_TIMEZONE) if isinstance(when, float)
+              else when.astimezone(SCHOOL_TIMEZONE))
+    info = zipfile.ZipInfo(arcname, date_time=moment.timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _write_text(archive: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> None:
+    archive.writestr(info, data)
+
+
+def _copy_chunk(source: BinaryIO, target, size: int) -> int:
+    block = source.read(size)
+    if block:
+        target.write(block)
+    return len(block)
+
+
+async def _event_pages(db_factory: async_sessionmaker[AsyncSession], session_id: int,
+                       page: int = EVENTS_PAGE) -> AsyncIterator[bytes]:
+    """events.jsonl in pages (ordered by time, then id), each page read in its own short session."""
+    people: dict[int, dict | None] = {}
+    after: tuple[datetime, int] | None = None
+    while True:
+        async with db_factory() as db:
+            query = select(SessionEvent).where(SessionEvent.session_id == session_id)
+            if after is not None:
+                query = query.where(or_(SessionEvent.at > after[0],
+                                        and_(SessionEvent.at == after[0], SessionEvent.id > after[1])))
+            events = (await db.execute(query.order_by(SessionEvent.at, SessionEvent.id).limit(page))).scalars().all()
+            wanted = ({e.actor_id for e in events} | {e.target_id for e in events}) - {None} - set(people)
+            if wanted:
+                users = (await db.execute(select(User).where(User.id.in_(wanted)))).scalars()
+                found = {u.id: _person(u) for u in users}
+                people.update({i: found.get(i) for i in wanted})
+        if not events:
+            return
+        lines = [json.dumps({"event_id": e.id, "at": iso(e.at), "type": e.type,
+                             "actor": people.get(e.actor_id) if e.actor_id else None,
+                             "target": people.get(e.target_id) if e.target_id else None,
+                             "data": e.data}, ensure_ascii=False) + "\n" for e in events]
+        yield "".join(lines).encode("utf-8")
+        if len(events) < page:
+            return
+        after = (events[-1].at, events[-1].id)
+
+
+async def stream_export(export: SessionExport, db_factory: async_sessionmaker[AsyncSession],
+                        chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+    """The ZIP, chunk by chunk. Close it with contextlib.aclosing: a reader that stops early (a client
+    that went away) closes the open file."""
+    sink = _Sink()
+    archive = zipfile.ZipFile(sink, "w", allowZip64=True)
+    source: BinaryIO | None = None
+    member = None
+    finished = False
+    try:
+        for name, data in export.texts:
+            await asyncio.to_thread(_write_text, archive, _info(name, export.created_at, stored=False), data)
+            yield sink.take()
+
+        # Its size is not known before it is written: ZIP64 sizes from the start, whatever it becomes.
+        member = archive.open(_info("events.jsonl", export.created_at, stored=False), "w", force_zip64=True)
+        async with aclosing(_event_pages(db_factory, export.session_id)) as pages:
+            async for page in pages:
+                await asyncio.to_thread(member.write, page)
+                if chunk := sink.take():
+                    yield chunk
+        await asyncio.to_thread(member.close)
+        member = None
+        yield sink.take()
+
+        for item in export.files:
+            source = await asyncio.to_thread(open, item.path, "rb")
+            info = _info(item.arcname, item.mtime, stored=True)
+            info.file_size = item.size  # so that zipfile picks ZIP64 for large files before writing the header
+            member = archive.open(info, "w")
+            while await asyncio.to_thread(_copy_chunk, source, member, chunk_size):
+                if chunk := sink.take():
+                    yield chunk
+            await asyncio.to_thread(member.close)
+            member = None
+            source.close()
+            source = None
+            if chunk := sink.take():
+                yield chunk
+
+        await asyncio.to_thread(archive.close)
+        finished = True
+        if chunk := sink.take():
+            yield chunk
+    finally:
+        if source is not None:
+            source.close()
+        if not finished:
+            # Stopped early: close zipfile's handles quietly (what they still write goes nowhere).
+            try:
+                if member is not None:
+                    member.close()
+                archive.close()
+            except Exception:  # noqa: BLE001 - the archive is abandoned anyway
+                pass
+            sink.take()
