@@ -123,6 +123,24 @@ def _media_seconds(path) -> float:
     return max(times) - min(times) + 1 / 30 if times else 0.0
 
 
+async def _files_since_last_resume(folder, sources: set[str], timeout: float = 15.0) -> None:
+    """Until the live manifest lists a file of each source that began after the last pause (if any).
+
+    A camera's file starts at its next keyframe: a loaded machine can be slow to deliver it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except FileNotFoundError:  # the recorder has not written it yet
+            manifest = {"files": []}
+        resumed_at = (manifest.get("pauses") or [{"end_ms": 0}])[-1]["end_ms"]
+        started = {f["source"] for f in manifest["files"] if resumed_at is not None and f["start_ms"] >= resumed_at}
+        if sources <= started:
+            return
+        assert time.monotonic() < deadline, f"no new file after the resume for {sources - started}: {manifest}"
+        await asyncio.sleep(0.1)
+
+
 async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, school, period):
     session_id, teacher = period
     peer = RoomPeer(teacher)
@@ -130,16 +148,18 @@ async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, sc
     await teacher.ok("media:state", {"camera": True, "microphone": True})
     began = time.monotonic()
     await teacher.ok("rec:start")
-    await asyncio.sleep(2.5)
+    [folder] = (server.settings.recordings_dir / str(session_id)).iterdir()
+    await _files_since_last_resume(folder, {"camera", "microphone"})
+    await asyncio.sleep(1.5)
     await teacher.ok("rec:pause")
     await asyncio.sleep(3.0)
     await teacher.ok("rec:resume")
-    await asyncio.sleep(2.5)
+    await _files_since_last_resume(folder, {"camera", "microphone"})
+    await asyncio.sleep(1.5)
     await teacher.ok("rec:stop")
     wall = time.monotonic() - began
     await peer.close()
 
-    [folder] = (server.settings.recordings_dir / str(session_id)).iterdir()
     manifest = json.loads((folder / "manifest.json").read_text())
     [pause] = manifest["pauses"]
     assert pause["end_ms"] - pause["start_ms"] >= 2500
