@@ -6,6 +6,7 @@ here for the API (one job per session at a time) and shown as a bar by the CLI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,15 @@ class LessonVideos:
         except RenderError as exc:
             job.state, job.error = "failed", "The lesson video could not be made; the recording is kept."
             log.error("lesson video of session %s failed: %s", job.session_id, str(exc)[:300])
+
+    async def cancel(self, session_id: int) -> None:
+        """Stop a render of the session in progress and forget its job (its recording is being deleted)."""
+        job = self.jobs.pop(session_id, None)
+        if job is not None and job.task is not None and not job.task.done():
+            job.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job.task
+            log.info("lesson video of session %s cancelled: its recording is deleted", session_id)
 
     async def close(self) -> None:
         for job in self.jobs.values():

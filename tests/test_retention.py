@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 
@@ -128,6 +129,12 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
     assert hold["legal_hold_by"]["user_id"] == school.admin.id
     # chat 50 days: the 100-day-old session loses its chat too; attendance keeps its default (5 years).
     await admin.json("PUT", "/retention", json={"recordings": 200, "chat": 50, "handouts": 200, "audit": 200})
+    # Share links a student holds: the one to the recording that expires stops opening, the other not.
+    links = {name: (await admin.json("POST", f"/sessions/{sessions[name]}/shares", expect=201,
+                                json={"days": 30}))["token"]
+             for name in ("old", "recent")}
+    student = await server.logged_in(school.student)
+    assert all([(await student.json("GET", f"/shared/{token}"))["recordings"] for token in links.values()])
 
     before = {name: await snapshot(server, sid) for name, sid in sessions.items()}
     for name in sessions:
@@ -149,7 +156,8 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
     assert report["sessions"] == {"recordings": 1, "chat": 2, "attendance": 0, "handouts": 1}
     assert report["files_deleted"] == {"recordings": before["old"].recording_files, "handouts": 1}
     assert report["events"] == {"chat_text_removed": before["old"].chat_texts + before["mid"].chat_texts,
-                                "attendance_deleted": 0, "recording_files_unlisted": 1}
+                                "attendance_deleted": 0, "recording_files_unlisted": 1, "shares_revoked": 1}
+    assert dry["events"] == report["events"]
     async with server.db() as db:
         [saved] = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == old.session_id,
                                                                SessionEvent.type == "recording_saved"))).scalars()
@@ -193,6 +201,13 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
     assert records["chat"] == [] and records["recordings"] == [] and records["handouts"] == []
     assert records["attendance"]
 
+    # The share link of the purged recording is withdrawn; the student is told so. The other still plays.
+    refused = await student.request("GET", f"/shared/{links['old']}")
+    assert refused.status == 410 and "Liên kết đã hết hạn" in (await refused.json())["error"]["message"]
+    assert (await student.json("GET", f"/shared/{links['recent']}"))["recordings"]
+    [withdrawn] = (await admin.json("GET", f"/sessions/{old.session_id}/shares"))["items"]
+    assert withdrawn["revoked_at"]
+
     # Nothing is left to delete: a second run deletes nothing.
     again = await admin.json("POST", "/retention/run")
     assert again["deleted"] == dict.fromkeys(expected, 0)
@@ -225,6 +240,34 @@ async def test_attendance_and_participation_events_expire_with_their_own_period(
     assert after.counts() == dict(before.counts(), attendance=0, participation_events=0)
     assert after.purged.keys() == {"attendance", "recordings", "handouts"}  # no recording, no handouts: marked
     assert await snapshot(server, recent.session_id) == kept
+
+
+def _renders() -> list:
+    """The lesson-video renders running as children of this process (the in-process server's)."""
+    return [child for child in psutil.Process().children(recursive=True)
+            if "recordings.render" in " ".join(child.cmdline())]
+
+
+async def test_a_lesson_video_being_made_is_cancelled_when_its_recording_expires(server, school, lesson):
+    old = await seed_archived_session(server, school, lesson, days_ago=400)
+    admin = await server.logged_in(school.admin)
+    job = await admin.json("POST", f"/sessions/{old.session_id}/lesson-video", expect=202)
+    assert job["state"] == "running"
+    for _ in range(50):  # the render process has started
+        if _renders():
+            break
+        await asyncio.sleep(0.1)
+    assert _renders() and (await admin.json("GET", f"/sessions/{old.session_id}/lesson-video"))["state"] == "running"
+
+    report = await admin.json("POST", "/retention/run")
+    assert report["deleted"]["recordings"] == len(old.recording_files)
+    # The render was stopped before the files went: no process left, nothing written back, no job.
+    assert _renders() == []
+    await asyncio.sleep(0.5)
+    assert not (server.settings.recordings_dir / str(old.session_id)).exists()
+    assert (await admin.request("GET", f"/sessions/{old.session_id}/lesson-video")).status == 404
+    response = await admin.request("POST", f"/sessions/{old.session_id}/lesson-video")
+    assert response.status == 409 and (await response.json())["error"]["code"] == "nothing_recorded"
 
 
 async def test_a_failing_session_does_not_stop_the_others_and_missing_files_are_fine(server, school, lesson,

@@ -6,8 +6,9 @@ from each entry's own time. Admins override the defaults in `retention_policies`
 
 What each kind deletes, per expired session:
 - recordings: the session's recording folder(s) on disk (`recordings/<session id>/`, lesson videos
-  included) and the Recording rows; the file lists (`files`: labels are people's names) of the
-  `recording_saved` events are emptied;
+  included; a lesson video still being made is cancelled first) and the Recording rows; the file lists
+  (`files`: labels are people's names) of the `recording_saved` events are emptied; the session's
+  share links still open are revoked (a student who opens one is told it was withdrawn);
 - chat: the ChatMessage rows, and the text of the `chat_message` / `chat_deleted` events. The events
   themselves stay (without `text`), so attendance, kept longer, can still count messages per person;
 - attendance: the presence intervals and the participation events (lobby_*, participant_*, hand_*,
@@ -30,7 +31,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,8 +40,8 @@ from liveclass.archive.attendance import iso
 from liveclass.audit import audit
 from liveclass.config import Settings
 from liveclass.models import (
-    AttendanceInterval, AuditEntry, ChatMessage, Handout, LiveSession, Recording, RecordKind, RetentionPolicy,
-    SessionEvent, User, utcnow,
+    AttendanceInterval, AuditEntry, ChatMessage, Handout, LiveSession, Recording, RecordingShare, RecordKind,
+    RetentionPolicy, SessionEvent, User, utcnow,
 )
 from signaling import events as ev
 
@@ -58,6 +59,8 @@ SESSION_KINDS = (RecordKind.recordings, RecordKind.chat, RecordKind.attendance, 
 CHAT_EVENTS = (ev.CHAT_MESSAGE, ev.CHAT_DELETED)
 PARTICIPATION_PREFIXES = ("lobby_", "participant_", "hand_", "media_")
 AUDIT_ACTION = "retention_deleted"
+# Called with a session's id before its recording files are deleted (the server cancels its lesson video).
+BeforeRecordingsDeleted = Callable[[int], Awaitable[None]]
 
 
 # -- policies ------------------------------------------------------------------------------------------
@@ -127,7 +130,8 @@ class PurgeReport:
     sessions: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in SESSION_KINDS})
     files_deleted: dict[str, int] = field(default_factory=lambda: {"recordings": 0, "handouts": 0})
     events: dict[str, int] = field(default_factory=lambda: {"chat_text_removed": 0, "attendance_deleted": 0,
-                                                             "recording_files_unlisted": 0})
+                                                             "recording_files_unlisted": 0,
+                                                             "shares_revoked": 0})
     # Sessions with expired records kept because of a legal hold.
     held_sessions: int = 0
     failed_sessions: list[int] = field(default_factory=list)
@@ -176,7 +180,8 @@ async def _count(db: AsyncSession, model, *where) -> int:
 
 
 async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings: Settings, session_id: int,
-                         kinds: list[RecordKind], now: datetime, dry_run: bool, report: PurgeReport) -> bool:
+                         kinds: list[RecordKind], now: datetime, dry_run: bool, report: PurgeReport,
+                         before_recordings_deleted: BeforeRecordingsDeleted | None) -> bool:
     """Delete the kinds of one session in one transaction; False if it came under a legal hold meanwhile."""
     deleted: dict[str, int] = {}
     files: dict[str, int] = {}
@@ -199,11 +204,18 @@ async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings:
                     SessionEvent.session_id == session_id, SessionEvent.type == ev.RECORDING_SAVED))).scalars()
                     if (e.data or {}).get("manifest", {}).get("files")]
                 events["recording_files_unlisted"] = len(manifests)
+                open_shares = [s for s in (await db.execute(select(RecordingShare).where(
+                    RecordingShare.session_id == session_id))).scalars() if s.active(now)]
+                events["shares_revoked"] = len(open_shares)
                 if not dry_run:
+                    if before_recordings_deleted is not None:
+                        await before_recordings_deleted(session_id)
                     await asyncio.to_thread(_remove, paths, folder)
                     await db.execute(delete(Recording).where(Recording.session_id == session_id))
                     for event in manifests:
                         event.data = {**event.data, "manifest": {**event.data["manifest"], "files": []}}
+                    for share in open_shares:
+                        share.revoked_at = now
             elif kind == RecordKind.chat:
                 deleted[kind.value] = await _count(db, ChatMessage, ChatMessage.session_id == session_id)
                 with_text = [e for e in (await db.execute(select(SessionEvent).where(
@@ -268,11 +280,13 @@ def _session_end(started_at: datetime, ended_at: datetime | None) -> datetime:
 async def purge_expired(db_factory: async_sessionmaker[AsyncSession], settings: Settings,
                         now: datetime | None = None, dry_run: bool = False, *,
                         live_sessions: Iterable[int] = (), via: str = "job",
-                        requested_by: User | None = None) -> PurgeReport:
+                        requested_by: User | None = None,
+                        before_recordings_deleted: BeforeRecordingsDeleted | None = None) -> PurgeReport:
     """Delete every record whose retention period has run out (dry run: count only).
 
     `live_sessions`: sessions whose rooms are open on this node (never touched, even if the store has
-    no end for them). `via` and `requested_by` go into the audit entry.
+    no end for them). `via` and `requested_by` go into the audit entry. `before_recordings_deleted`:
+    awaited with a session's id before its recording files go (not in a dry run).
     """
     now = now or utcnow()
     live = set(live_sessions)
@@ -302,7 +316,8 @@ async def purge_expired(db_factory: async_sessionmaker[AsyncSession], settings: 
             report.held_sessions += 1
             continue
         try:
-            if not await _purge_session(db_factory, settings, row.id, due, now, dry_run, report):
+            if not await _purge_session(db_factory, settings, row.id, due, now, dry_run, report,
+                                        before_recordings_deleted):
                 report.held_sessions += 1
         except Exception as exc:  # noqa: BLE001 - one session must not stop the others; retried next run
             # The error's text may quote stored data (chat): its kind and, for files, the path only.
@@ -336,6 +351,14 @@ def live_session_ids(app) -> set[int]:
     return {sid for sid, room in live.rooms.items() if not room.ended} if live is not None else set()
 
 
+def cancel_lesson_video(app) -> BeforeRecordingsDeleted | None:
+    """The server's hook that stops a lesson video being made from a recording about to be deleted."""
+    from liveclass.live import LESSON_VIDEOS
+
+    videos = app.get(LESSON_VIDEOS)
+    return videos.cancel if videos is not None else None
+
+
 async def _run_periodically(app) -> None:
     from liveclass.appkeys import DB, SETTINGS
 
@@ -345,7 +368,8 @@ async def _run_periodically(app) -> None:
         await asyncio.sleep(delay)
         delay = settings.retention_interval_hours * 3600
         try:
-            await purge_expired(app[DB], settings, live_sessions=live_session_ids(app), via="daily")
+            await purge_expired(app[DB], settings, live_sessions=live_session_ids(app), via="daily",
+                                before_recordings_deleted=cancel_lesson_video(app))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the server goes on; the next run tries again
