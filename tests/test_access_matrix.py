@@ -168,6 +168,10 @@ CASES = [
          before=_start, route="/sessions/{session_id}/attendance"),
     Case("GET", "/classes/{class}/attendance", {"admin": 200, "teacher": 200, "other_teacher": 404},
          before=_start, route="/classes/{class_id}/attendance"),
+    Case("GET", "/sessions/{session}/attendance.xlsx", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/attendance.xlsx"),
+    Case("GET", "/classes/{class}/attendance.xlsx", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/classes/{class_id}/attendance.xlsx"),
     Case("GET", "/audit", admin_only()),
     # -- share cases --
     Case("POST", "/sessions/{session}/shares", {"admin": 201, "teacher": 201, "other_teacher": 404},

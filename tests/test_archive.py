@@ -2,12 +2,15 @@
 with Range, shares with expiring links, and the audit log that shows who read what."""
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta, timezone
 
+import openpyxl
 import pytest
 from sqlalchemy import select, update
 
-from liveclass.models import AuditEntry, RecordingShare, SchoolClass
+from liveclass.archive.spreadsheets import XLSX_TYPE
+from liveclass.models import AuditEntry, RecordingShare, SchoolClass, User
 from tests.archive_seed import seed_archived_session
 from tests.helpers import add_user
 
@@ -131,6 +134,61 @@ async def test_class_attendance_summary_over_a_date_range(server, school, lesson
     assert response.status == 404  # not a class they teach
     too_long = await admin.request("GET", f"/classes/{school.school_class.id}/attendance?from=2020-01-01&to={end}")
     assert too_long.status == 400
+
+
+def _sheet(data: bytes) -> list[list]:
+    """The values of an XLSX file's first sheet; no cell may be a formula."""
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+    return [[cell.value for cell in row] for row in sheet.iter_rows()]
+
+
+async def _xlsx(person, path: str) -> tuple[list[list], str]:
+    response = await person.request("GET", path)
+    assert response.status == 200 and response.headers["Content-Type"] == XLSX_TYPE
+    return _sheet(await response.read()), response.headers["Content-Disposition"]
+
+
+async def test_attendance_downloads_as_an_excel_file_with_ids_as_text(server, school, lesson):
+    first = await seed_archived_session(server, school, days_ago=3)
+    second = await seed_archived_session(server, school, lesson, days_ago=1)
+    async with server.db() as db:  # a name that a spreadsheet would take for a formula stays text
+        (await db.get(User, second.absent.id)).full_name = "=HYPERLINK(\"http://x\")"
+        await db.commit()
+    teacher = await server.logged_in(school.teacher)
+
+    # One session: the rows of the API's attendance, in its order; IDs with their leading zeros.
+    rows, disposition = await _xlsx(teacher, f"/sessions/{second.session_id}/attendance.xlsx")
+    api = (await teacher.json("GET", f"/sessions/{second.session_id}/attendance"))["items"]
+    header, *lines = rows
+    assert header[:3] == ["STT / No.", "Họ và tên / Name", "Mã định danh / Personal ID"]
+    assert [(line[0], line[1], line[2]) for line in lines] == [
+        (number, item["name"], item["personal_id"]) for number, item in enumerate(api, 1)]
+    assert all(line[2].startswith("0012") and len(line[2]) == 12 for line in lines)
+    assert [line[7] for line in lines] == [item["minutes_present"] for item in api]  # numbers, not text
+    assert '=HYPERLINK("http://x")' in [line[1] for line in lines]
+    day = second.day.isoformat()
+    assert disposition == (f'attachment; filename="diem-danh-10A1-Toan-{day}-session-{second.session_id}.xlsx"; '
+                           f"filename*=UTF-8''diem-danh-10A1-To%C3%A1n-{day}-session-{second.session_id}.xlsx")
+
+    # The class over a range: the summary's rows; the rate in per cent.
+    start, end = first.day.isoformat(), second.day.isoformat()
+    query = f"?from={start}&to={end}"
+    rows, disposition = await _xlsx(teacher, f"/classes/{school.school_class.id}/attendance.xlsx{query}")
+    summary = (await teacher.json("GET", f"/classes/{school.school_class.id}/attendance{query}"))["items"]
+    header, *lines = rows
+    assert header[8] == "Tỉ lệ chuyên cần (%) / Attendance rate (%)"
+    assert [(line[1], line[2], line[3], line[4], line[7]) for line in lines] == [
+        (item["name"], item["personal_id"], item["sessions"], item["attended"], item["absent"]) for item in summary]
+    assert [line[8] for line in lines] == [round(item["attendance_rate"] * 100, 1) for item in summary]
+    assert f'filename="diem-danh-10A1-{start}-{end}.xlsx"' in disposition
+
+    # Who may not read the attendance may not download it; a bad range is refused the same way.
+    other = await server.logged_in(school.other_teacher)
+    assert (await other.request("GET", f"/sessions/{second.session_id}/attendance.xlsx")).status == 404
+    assert (await other.request("GET", f"/classes/{school.school_class.id}/attendance.xlsx")).status == 404
+    bad = await teacher.request("GET", f"/classes/{school.school_class.id}/attendance.xlsx?from={end}&to={start}")
+    assert bad.status == 400
 
 
 # -- playback with Range ---------------------------------------------------------------------------
@@ -289,6 +347,9 @@ async def test_every_access_to_the_archive_is_in_the_audit_log(server, school, a
          f"recording:{recording['recording_id']}"),
         (admin, "GET", f"/sessions/{sid}/export", "session_exported", session),
         (admin, "GET", f"/classes/{school.school_class.id}/attendance", "class_attendance_viewed",
+         f"class:{school.school_class.id}"),
+        (teacher, "GET", f"/sessions/{sid}/attendance.xlsx", "attendance_downloaded", session),
+        (admin, "GET", f"/classes/{school.school_class.id}/attendance.xlsx", "class_attendance_downloaded",
          f"class:{school.school_class.id}"),
         (admin, "GET", f"/sessions?class_id={school.school_class.id}", "sessions_searched", None),
         (student, "GET", f"/shared/{share['token']}", "share_opened", session),

@@ -18,10 +18,11 @@ import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
+import openpyxl
 import pytest
 from sqlalchemy import delete, func, select
 
-from liveclass.archive.export import END_REASONS, STATUS_LABELS
+from liveclass.archive.tables import END_REASONS, STATUS_LABELS
 from liveclass.models import AuditEntry, ChatMessage, Handout, LiveSession, Recording, SessionEvent
 from liveclass.records import RecordsWriter
 from signaling import events as ev
@@ -59,6 +60,13 @@ async def _export(person, session_id: int, expect: int = 200):
 def _csv(archive: zipfile.ZipFile, name: str) -> tuple[bytes, list[dict]]:
     raw = archive.read(name)
     return raw, list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+
+
+def _xlsx_rows(data: bytes) -> list[list]:
+    """The cells' values of an XLSX file's first sheet; a formula would come back as "=…" with type f."""
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+    return [[cell.value for cell in row] for row in sheet.iter_rows()]
 
 
 WORKSHEET = b"%PDF-1.4\n% Phieu bai tap so 3\n"
@@ -101,7 +109,7 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert archive.testzip() is None
     names = archive.namelist()
-    assert names[:4] == ["manifest.json", "attendance.csv", "chat.csv", "events.jsonl"]
+    assert names[:5] == ["manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "events.jsonl"]
 
     async with server.db() as db:
         rows = (await db.execute(select(Recording).where(Recording.session_id == archived.session_id)
@@ -129,7 +137,7 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     handout = [n for n in names if n.startswith("handouts/")]
     assert len(handout) == 1 and handout[0].endswith("-Phiếu bài tập.pdf") and archive.read(handout[0]) == WORKSHEET
     assert [(h["filename"], h["path"]) for h in manifest["handouts"]] == [("Phiếu bài tập.pdf", handout[0])]
-    assert set(names) == ({"manifest.json", "attendance.csv", "chat.csv", "events.jsonl",
+    assert set(names) == ({"manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "events.jsonl",
                            f"recordings/{recording_dir}/manifest.json"} | set(listed) | set(handout))
 
     # The manifest names the session, its period, class and teacher.
@@ -170,6 +178,16 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     assert by_name["Vũ Văn Dũng"]["Trạng thái / Status"] == "Bị từ chối / Denied"  # knocked, refused
     assert by_name["Vũ Văn Dũng"]["Người từ chối / Denied by"] == "Nguyễn Thị Hà"
     assert by_name["Vũ Văn Dũng"]["Lý do từ chối / Reason denied"] == "Không thuộc lớp này"
+
+    # attendance.xlsx: the same table for Excel, the personal IDs as text with their leading zeros.
+    header, *sheet_rows = _xlsx_rows(archive.read("attendance.xlsx"))
+    assert header == list(lines[0].keys())
+    assert len(sheet_rows) == len(lines)
+    for row, line in zip(sheet_rows, lines):  # numbers are numbers in the sheet, text in the CSV
+        assert [float(text) if isinstance(value, (int, float)) else text for value, text in
+                zip(row, line.values())] == [value if value is not None else "" for value in row]
+    assert all(isinstance(row[2], str) and row[2].startswith("0012") and len(row[2]) == 12 for row in sheet_rows)
+    assert all(isinstance(row[7], (int, float)) for row in sheet_rows)  # minutes are numbers
 
     # events.jsonl: every SessionEvent, in order, Vietnamese as written.
     raw_events = archive.read("events.jsonl")

@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import openpyxl
 import pytest
 from playwright.async_api import expect
 from sqlalchemy import update
@@ -164,6 +165,10 @@ async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(ser
     async with admin.expect_download() as download:
         await export.click()
     assert (await download.value).suggested_filename.endswith(".zip")
+    async with admin.expect_download() as download:
+        await admin.get_by_role("link", name="Tải điểm danh (Excel)").click()
+    assert (await download.value).suggested_filename == (
+        f"diem-danh-10A1-Toán-{archived.day.isoformat()}-session-{archived.session_id}.xlsx")
 
     # Play: the camera moves, the screen share is not there yet.
     await admin.get_by_role("button", name="Phát").click()
@@ -540,6 +545,16 @@ async def test_admin_reads_a_class_attendance_summary_and_downloads_it(server, s
       return csvText([["=1+2", "+x", "-y", "@z", "\\tt", "a,b", 'say "hi"', "Ánh", -1, 0]]);
     }""")
     assert cells == '\ufeff\'=1+2,\'+x,\'-y,\'@z,\'\tt,"a,b","say ""hi""",Ánh,-1,0\r\n'
+
+    # The Excel file, from the server: the personal IDs keep their leading zeros (text cells).
+    async with admin.expect_download() as waiting:
+        await admin.get_by_role("link", name="Tải bảng (Excel)").click()
+    download = await waiting.value
+    assert download.suggested_filename == f"diem-danh-10A1-{earlier.day}-{yesterday}.xlsx"
+    sheet = openpyxl.load_workbook(io.BytesIO(Path(await download.path()).read_bytes())).active
+    anh_cells = next(row for row in sheet.iter_rows(values_only=True) if row[1] == "Phạm Ngọc Ánh")
+    assert anh_cells[2] == anh.personal_id and anh.personal_id.startswith("00")
+    assert anh_cells[3:5] == (2, 2) and anh_cells[8] == 100
 
     # A session in the list opens its page.
     await counted.last.get_by_role("link").click()

@@ -1,7 +1,9 @@
-"""The records archive over HTTP: finding sessions, attendance (one session, a class over a date range)
-and the audit log. Who may read what: liveclass/archive/access.py and docs/records-archive.md."""
+"""The records archive over HTTP: finding sessions, attendance (one session, a class over a date range;
+as JSON, and as an Excel file) and the audit log. Who may read what: liveclass/archive/access.py and
+docs/records-archive.md."""
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 
 from aiohttp import web
@@ -12,8 +14,11 @@ from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import class_summary, iso, lesson_start, session_attendance
+from liveclass.archive.filenames import content_disposition, download_names
 from liveclass.archive.search import SCHOOL_TIMEZONE, SessionFilter, day_start, find_sessions, session_summary, \
     summaries
+from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
+from liveclass.archive.tables import attendance_table, class_summary_table
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.models import AccountRole, AuditEntry, Enrollment, Period, SchoolClass, TeachingAssignment, User
@@ -92,6 +97,28 @@ async def attendance_of_session(request: web.Request) -> web.Response:
                               "items": [line.view() for line in lines]})
 
 
+def _spreadsheet(data: bytes, names: tuple[str, str]) -> web.Response:
+    return web.Response(body=data, headers={"Content-Type": XLSX_TYPE, "Cache-Control": "no-store",
+                                            "Content-Disposition": content_disposition(*names)})
+
+
+@routes.route("GET", "/sessions/{session_id}/attendance.xlsx",
+              summary="The session's attendance as an Excel file (personal IDs kept as text)", access=ADMIN_OR_TEACHER)
+async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
+    user = current_user(request)
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        session, period = await readable_session(db, user, session_id)
+        table = attendance_table(await session_attendance(db, session, period), period)
+        audit(db, user, "attendance_downloaded", target=f"session:{session_id}",
+              address=auth.client_address(request), format="xlsx")
+        await db.commit()
+    day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
+    data = await asyncio.to_thread(xlsx_bytes, "Điểm danh", *table)
+    return _spreadsheet(data, download_names(["diem-danh", period.school_class.name, period.subject, day,
+                                              f"session-{session_id}"], "xlsx"))
+
+
 async def _class_for(db, user: User, class_id: int) -> SchoolClass:
     """Admins: any class. Teachers: a class they teach (an assignment, or periods of their own in it)."""
     school_class = await db.get(SchoolClass, class_id)
@@ -107,14 +134,8 @@ async def _class_for(db, user: User, class_id: int) -> SchoolClass:
     return school_class
 
 
-@routes.route("GET", "/classes/{class_id}/attendance",
-              summary="Attendance summary per student of a class over a date range "
-                      "(teachers: over their own periods)",
-              access=ADMIN_OR_TEACHER, query={"from": "first school-local date (default: 30 days ago)",
-                                              "to": "last school-local date (default: today)"})
-async def attendance_of_class(request: web.Request) -> web.Response:
-    user = current_user(request)
-    class_id = path_int(request, "class_id")
+def _class_range(request: web.Request) -> tuple[date, date]:
+    """The asked date range (default: the last 30 days), at most MAX_CLASS_RANGE_DAYS long."""
     start, end = _date_range(request)
     today = datetime.now(SCHOOL_TIMEZONE).date()
     end = end or today
@@ -123,14 +144,33 @@ async def attendance_of_class(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "The date range ends before it starts (to < from).")
     if (end - start).days > MAX_CLASS_RANGE_DAYS:
         raise ApiError(400, "invalid_request", f"Ask for at most {MAX_CLASS_RANGE_DAYS} days at a time.")
+    return start, end
+
+
+async def _class_attendance(db, user: User, class_id: int, start: date, end: date):
+    """(class, its sessions in the range oldest first, one StudentSummary per student)"""
+    school_class = await _class_for(db, user, class_id)
+    found, _ = await find_sessions(db, user, SessionFilter(class_id=class_id, from_day=start, to_day=end),
+                                   limit=10_000)
+    found.reverse()  # oldest first, as a register reads
+    enrolled = (await db.execute(select(User).join(Enrollment, Enrollment.student_id == User.id)
+                                 .where(Enrollment.class_id == class_id))).scalars().all()
+    return school_class, found, await class_summary(db, found, list(enrolled))
+
+
+CLASS_RANGE = {"from": "first school-local date (default: 30 days ago)", "to": "last school-local date (default: today)"}
+
+
+@routes.route("GET", "/classes/{class_id}/attendance",
+              summary="Attendance summary per student of a class over a date range "
+                      "(teachers: over their own periods)",
+              access=ADMIN_OR_TEACHER, query=CLASS_RANGE)
+async def attendance_of_class(request: web.Request) -> web.Response:
+    user = current_user(request)
+    class_id = path_int(request, "class_id")
+    start, end = _class_range(request)
     async with request.app[DB]() as db:
-        school_class = await _class_for(db, user, class_id)
-        found, _ = await find_sessions(db, user, SessionFilter(class_id=class_id, from_day=start, to_day=end),
-                                       limit=10_000)
-        found.reverse()  # oldest first, as a register reads
-        enrolled = (await db.execute(select(User).join(Enrollment, Enrollment.student_id == User.id)
-                                     .where(Enrollment.class_id == class_id))).scalars().all()
-        lines = await class_summary(db, found, list(enrolled))
+        school_class, found, lines = await _class_attendance(db, user, class_id, start, end)
         sessions = await summaries(db, found)
         audit(db, user, "class_attendance_viewed", target=f"class:{class_id}", address=auth.client_address(request),
               range=f"{start}..{end}")
@@ -139,6 +179,23 @@ async def attendance_of_class(request: web.Request) -> web.Response:
         "class": {"class_id": school_class.id, "name": school_class.name, "school_year": school_class.school_year},
         "from": start.isoformat(), "to": end.isoformat(), "sessions": sessions,
         "items": [line.view() for line in lines]})
+
+
+@routes.route("GET", "/classes/{class_id}/attendance.xlsx",
+              summary="The class's attendance summary as an Excel file (personal IDs kept as text)",
+              access=ADMIN_OR_TEACHER, query=CLASS_RANGE)
+async def attendance_of_class_xlsx(request: web.Request) -> web.Response:
+    user = current_user(request)
+    class_id = path_int(request, "class_id")
+    start, end = _class_range(request)
+    async with request.app[DB]() as db:
+        school_class, _, lines = await _class_attendance(db, user, class_id, start, end)
+        audit(db, user, "class_attendance_downloaded", target=f"class:{class_id}",
+              address=auth.client_address(request), range=f"{start}..{end}", format="xlsx")
+        await db.commit()
+    data = await asyncio.to_thread(xlsx_bytes, "Chuyên cần", *class_summary_table(lines))
+    return _spreadsheet(data, download_names(["diem-danh", school_class.name, start.isoformat(), end.isoformat()],
+                                             "xlsx"))
 
 
 @routes.route("GET", "/audit", summary="The audit log, newest first (admins)", access={"admin"},

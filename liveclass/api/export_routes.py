@@ -14,7 +14,8 @@ from liveclass import auth
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive.access import readable_session
-from liveclass.archive.export import content_disposition, prepare_export, stream_export
+from liveclass.archive.export import prepare_export, stream_export
+from liveclass.archive.filenames import content_disposition
 from liveclass.audit import audit
 
 log = logging.getLogger(__name__)

@@ -3,6 +3,7 @@
     manifest.json                    the session, period, class, teacher; the recordings (files, sha256,
                                      place on the session clock); what retention has deleted
     attendance.csv                   one row per person (session_attendance), bilingual headers
+    attendance.xlsx                  the same table for Excel (personal IDs keep their leading zeros)
     chat.csv                         every message, private ones and deleted ones marked
     events.jsonl                     every SessionEvent, one JSON object per line
     recordings/<recording>/...       the recorded files as stored, and each recording's own manifest.json
@@ -19,19 +20,14 @@ caller's transaction (so a route can write its audit entry and commit before the
 runs in a worker thread, never on the event loop, and events are read in pages, each in its own short
 database session, so a slow download holds no connection.
 
-CSV files are UTF-8 with a byte-order mark and CRLF line ends (Excel opens Vietnamese names correctly),
-and every text cell that a spreadsheet would take for a formula (= + - @, tab, CR) gets a leading
-apostrophe: chat text and names are user input.
+The tables (archive.tables) are written as archive.spreadsheets makes them: CSV in UTF-8 with a BOM,
+formula-like cells neutralised, and attendance also as XLSX.
 """
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import logging
-import re
-import unicodedata
 import zipfile
 from collections import defaultdict
 from contextlib import aclosing
@@ -39,13 +35,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, AsyncIterator, BinaryIO
-from urllib.parse import quote
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveclass.archive.attendance import iso, lesson_start, session_attendance
+from liveclass.archive.filenames import download_names
 from liveclass.archive.search import SCHOOL_TIMEZONE
+from liveclass.archive.spreadsheets import csv_bytes, xlsx_bytes
+from liveclass.archive.tables import attendance_table, chat_table
 from liveclass.models import ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User, utcnow
 from recordings import MANIFEST, read_manifest
 
@@ -56,85 +54,13 @@ VERSION = 1
 CHUNK = 1 << 20  # bytes read from a recorded file at a time
 EVENTS_PAGE = 2000  # session events read per database round
 
-STATUS_LABELS = {"present": "Có mặt / Present", "late": "Đi muộn / Late", "absent": "Vắng / Absent",
-                 "denied": "Bị từ chối / Denied", "not_admitted": "Không được cho vào / Not admitted"}
-ROLE_LABELS = {"teacher": "Giáo viên / Teacher", "student": "Học sinh / Student", "observer": "Dự giờ / Observer",
-               "guest": "Khách / Guest", "parent": "Phụ huynh / Parent", "admin": "Quản trị / Admin"}
-END_REASONS = {
-    "dropped": "mất kết nối / dropped", "left": "rời lớp / left", "ended": "buổi học kết thúc / ended",
-    "grace_expired": "không vào lại / did not come back", "kicked": "bị mời ra / removed",
-    "logged_out": "đăng xuất / logged out", "replaced": "vào từ thiết bị khác / joined elsewhere",
-    "superseded": "vào lại / rejoined", "server_stopped": "máy chủ dừng / server stopped",
-}
-YES_NO = {True: "Có / Yes", False: "Không / No"}
-
-ATTENDANCE_HEADER = [
-    "STT / No.", "Họ và tên / Name", "Mã định danh / Personal ID", "Vai trò / Room role",
-    "Trong danh sách lớp / Enrolled", "Trạng thái / Status", "Vào lớp lúc / Arrived at",
-    "Số phút có mặt / Minutes present", "Số phút đi muộn / Minutes late", "Phút bật camera / Camera minutes",
-    "Phút bật micro / Microphone minutes", "Phút chia sẻ màn hình / Screen minutes",
-    "Số lần giơ tay / Hands raised", "Số tin nhắn / Messages", "Các lần có mặt / Presence intervals",
-    "Người cho vào / Admitted by", "Người từ chối / Denied by", "Lý do từ chối / Reason denied",
-]
-CHAT_HEADER = [
-    "Thời gian / Time", "Người gửi / From", "Mã định danh người gửi / From personal ID",
-    "Gửi riêng cho / To (private)", "Loại / Kind", "Nội dung / Text", "Đã xoá lúc / Deleted at",
-    "Người xoá / Deleted by", "Mã tin nhắn / Message ID",
-]
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # -- small helpers ---------------------------------------------------------------------------------------
-def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return value.astimezone(SCHOOL_TIMEZONE).strftime(fmt) if value else ""
-
-
-def safe_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text, never runs: a leading apostrophe before = + - @ (and tab, CR)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
-    """UTF-8 with a BOM and CRLF line ends: what Excel needs to show Vietnamese names."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([safe_cell(c) for c in row] for row in rows)
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def _fold(text: str) -> str:
-    """Vietnamese to ASCII: "Toán Đại số" -> "Toan Dai so"."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
-
-def _slug(text: str, ascii_only: bool) -> str:
-    if ascii_only:
-        text = _fold(text)
-        text = re.sub(r"[^A-Za-z0-9._]+", "-", text)
-    else:
-        text = "".join(c if c.isalnum() or c in "._" else "-" for c in unicodedata.normalize("NFC", text))
-    return re.sub(r"-{2,}", "-", text).strip("-.") or "x"
-
-
 def export_filenames(session_id: int, class_name: str, subject: str, starts_at: datetime) -> tuple[str, str]:
     """(ASCII name, Unicode name), e.g. liveclass-10A1-Toan-2026-11-22-session-7.zip and …-Toán-…"""
     day = starts_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
-
-    def name(ascii_only: bool) -> str:
-        parts = ["liveclass", _slug(class_name, ascii_only), _slug(subject, ascii_only), day, f"session-{session_id}"]
-        return "-".join(parts) + ".zip"
-
-    return name(True), name(False)
-
-
-def content_disposition(ascii_name: str, unicode_name: str) -> str:
-    """An attachment with an ASCII fallback name and the real one in RFC 5987 form (filename*)."""
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(unicode_name, safe='')}"
+    return download_names(["liveclass", class_name, subject, day, f"session-{session_id}"], "zip")
 
 
 def _person(user: User | None) -> dict | None:
@@ -157,7 +83,7 @@ class SessionExport:
     session_id: int
     filename: str  # ASCII: for the CLI's default output and the HTTP fallback name
     unicode_filename: str
-    texts: list[tuple[str, bytes]]  # manifest.json, attendance.csv, chat.csv
+    texts: list[tuple[str, bytes]]  # manifest.json, attendance.csv/.xlsx, chat.csv
     files: list[ExportFile]
     event_count: int
     created_at: datetime
@@ -218,16 +144,19 @@ async def prepare_export(db: AsyncSession, session: LiveSession, period: Period,
         "handouts": handout_entries,
         "contents": {
             "attendance.csv": "Điểm danh / Attendance (UTF-8, giờ Việt Nam / local time)",
+            "attendance.xlsx": "Điểm danh cho Excel / Attendance for Excel",
             "chat.csv": "Tin nhắn / Chat (UTF-8, giờ Việt Nam / local time)",
             "events.jsonl": "Mọi sự kiện của buổi học / Every session event (UTC)",
             "recordings/": "Bản ghi hình / Recorded files (WebM), one folder per recording",
             "handouts/": "Tài liệu đã phát / Handouts given out in the period",
         },
     }
+    attendance_rows = attendance_table(attendance, period)
     texts = [
         ("manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")),
-        ("attendance.csv", _attendance_csv(attendance, period)),
-        ("chat.csv", _chat_csv(chat, people)),
+        ("attendance.csv", csv_bytes(*attendance_rows)),
+        ("attendance.xlsx", await asyncio.to_thread(xlsx_bytes, "Điểm danh", *attendance_rows)),
+        ("chat.csv", csv_bytes(*chat_table(chat, people))),
     ]
     return SessionExport(session.id, ascii_name, unicode_name, texts, files, event_count, now,
                          counts=manifest["counts"])
@@ -302,46 +231,6 @@ def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple
     return entries, files
 
 
-def _clock(value: datetime | None, day: str) -> str:
-    """A time of the school's clock: HH:MM:SS on the period's day, with the date on any other."""
-    if value is None:
-        return "…"
-    return local_time(value, "%H:%M:%S" if local_time(value, "%Y-%m-%d") == day else "%Y-%m-%d %H:%M:%S")
-
-
-def _intervals_text(line, day: str) -> str:
-    """ "08:01:10–08:20:00 (mất kết nối / dropped); 08:21:00–08:40:00 (rời lớp / left)" """
-    parts = []
-    for stretch in line.stretches:
-        reason = END_REASONS.get(stretch.end_reason, stretch.end_reason) if stretch.end_reason else None
-        parts.append(f"{_clock(stretch.joined_at, day)}–{_clock(stretch.left_at, day)}"
-                     + (f" ({reason})" if reason else ""))
-    return "; ".join(parts)
-
-
-def _attendance_csv(lines, period: Period) -> bytes:
-    day = local_time(period.starts_at, "%Y-%m-%d")
-    rows = []
-    for number, line in enumerate(lines, 1):
-        view = line.view()
-        rows.append([
-            number, line.name, line.personal_id, ROLE_LABELS.get(line.room_role, line.room_role),
-            YES_NO[bool(line.enrolled)], STATUS_LABELS.get(line.status, line.status), local_time(line.arrived_at),
-            view["minutes_present"], view["minutes_late"], view["camera_minutes"], view["microphone_minutes"],
-            view["screen_minutes"], view["hands_raised"], view["messages"], _intervals_text(line, day),
-            view.get("admitted_by") or "", view.get("denied_by") or "", view.get("denied_reason") or "",
-        ])
-    return csv_bytes(ATTENDANCE_HEADER, rows)
-
-
-def _chat_csv(chat: list[ChatMessage], people: dict[int, User]) -> bytes:
-    def name(user_id: int | None) -> str:
-        return people[user_id].full_name if user_id in people else ""
-
-    rows = [[local_time(m.at), name(m.sender_id),
-             people[m.sender_id].personal_id if m.sender_id in people else "", name(m.recipient_id), m.kind, m.text,
-             local_time(m.deleted_at), name(m.deleted_by_id), m.id] for m in chat]
-    return csv_bytes(CHAT_HEADER, rows)
 
 
 # -- the stream ----------------------------------------------------------------------------------------------

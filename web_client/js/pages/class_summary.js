@@ -2,7 +2,7 @@
 // and the class's teachers (over their own periods; the server decides): per student the sessions
 // counted, attended, late and absent, the attendance rate (those under 80 % marked in words), minutes
 // and participation; the sessions counted, each linking to its page; and the table as a CSV file made
-// in the browser from the same answer.
+// in the browser from the same answer, or as an Excel file from the server.
 import { api, ApiError } from "../api.js";
 import { banner, currentPage, h, mount, stillOn } from "../dom.js";
 import { compareNames, currentLanguage, formatDateTime, t } from "../i18n.js";
@@ -108,7 +108,10 @@ export async function showClassSummary(classId) {
     h("p", {}, t("summary.counted", { n: answer.sessions.length }), " · ",
       t("summary.threshold", { percent: percent(THRESHOLD), below: belowWords() })),
     h("div", { class: "page-actions" },
-      h("button", { type: "button", onclick: () => downloadCsv(answer, students, below) }, t("summary.download"))),
+      h("button", { type: "button", onclick: () => downloadCsv(answer, students, below) }, t("summary.download")),
+      // Excel keeps the personal IDs' leading zeros only from an XLSX file, which the server makes.
+      h("a", { class: "button", download: "", href: `/api/v1/classes/${school.class_id}/attendance.xlsx?`
+        + new URLSearchParams({ from: answer.from, to: answer.to }) }, t("summary.download_xlsx"))),
     studentsTable(students, below),
     sessionsSection(answer.sessions)));
 }
