@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from liveclass import auth
+from liveclass.api.archive_schemas import AuditPage, ClassAttendance, SessionAttendance, SessionList
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB
 from liveclass.archive.access import readable_session
@@ -61,7 +62,7 @@ def _date_range(request: web.Request) -> tuple[date | None, date | None]:
                   "class_id": "class", "period_id": "period (its sessions: a period may be started again)",
                   "teacher_id": "teacher", "subject": "part of the subject's name",
                   "from": "first school-local date (YYYY-MM-DD)", "to": "last school-local date (YYYY-MM-DD)",
-                  "limit": "max 200 (default 50)", "offset": "skip this many"})
+                  "limit": "max 200 (default 50)", "offset": "skip this many"}, response=SessionList)
 async def search_sessions(request: web.Request) -> web.Response:
     user = current_user(request)
     start, end = _date_range(request)
@@ -83,7 +84,7 @@ async def search_sessions(request: web.Request) -> web.Response:
 
 @routes.route("GET", "/sessions/{session_id}/attendance",
               summary="Attendance of one session: per participant and every enrolled student who never came",
-              access=ADMIN_OR_TEACHER)
+              access=ADMIN_OR_TEACHER, response=SessionAttendance)
 async def attendance_of_session(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -103,7 +104,8 @@ def _spreadsheet(data: bytes, names: tuple[str, str]) -> web.Response:
 
 
 @routes.route("GET", "/sessions/{session_id}/attendance.xlsx",
-              summary="The session's attendance as an Excel file (personal IDs kept as text)", access=ADMIN_OR_TEACHER)
+              summary="The session's attendance as an Excel file (personal IDs kept as text)",
+              access=ADMIN_OR_TEACHER, produces=XLSX_TYPE)
 async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -158,13 +160,14 @@ async def _class_attendance(db, user: User, class_id: int, start: date, end: dat
     return school_class, found, await class_summary(db, found, list(enrolled))
 
 
-CLASS_RANGE = {"from": "first school-local date (default: 30 days ago)", "to": "last school-local date (default: today)"}
+CLASS_RANGE = {"from": "first school-local date (default: 30 days ago)",
+               "to": "last school-local date (default: today)"}
 
 
 @routes.route("GET", "/classes/{class_id}/attendance",
               summary="Attendance summary per student of a class over a date range "
                       "(teachers: over their own periods)",
-              access=ADMIN_OR_TEACHER, query=CLASS_RANGE)
+              access=ADMIN_OR_TEACHER, query=CLASS_RANGE, response=ClassAttendance)
 async def attendance_of_class(request: web.Request) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
@@ -183,7 +186,7 @@ async def attendance_of_class(request: web.Request) -> web.Response:
 
 @routes.route("GET", "/classes/{class_id}/attendance.xlsx",
               summary="The class's attendance summary as an Excel file (personal IDs kept as text)",
-              access=ADMIN_OR_TEACHER, query=CLASS_RANGE)
+              access=ADMIN_OR_TEACHER, query=CLASS_RANGE, produces=XLSX_TYPE)
 async def attendance_of_class_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
@@ -202,7 +205,7 @@ async def attendance_of_class_xlsx(request: web.Request) -> web.Response:
               query={"actor_id": "who", "action": "what (e.g. recording_viewed)",
                      "target": "on what (e.g. session:7), exact", "from": "first school-local date",
                      "to": "last school-local date", "limit": "max 500 (default 100)",
-                     "before_id": "entries older than this one (paging)"})
+                     "before_id": "entries older than this one (paging)"}, response=AuditPage)
 async def read_audit_log(request: web.Request) -> web.Response:
     user = current_user(request)
     start, end = _date_range(request)

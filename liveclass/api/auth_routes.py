@@ -6,7 +6,7 @@ from aiohttp import web
 from liveclass import auth
 from liveclass.accounts import check_new_password, find_user
 from liveclass.api.routing import ANY_USER, PUBLIC, RouteTable, current_user, dump
-from liveclass.api.schemas import ChangePasswordRequest, LoginRequest, LoginResponse, UserOut
+from liveclass.api.schemas import ChangePasswordRequest, LoginRequest, LoginResponse, Ok, UserOut
 from liveclass.appkeys import AUTH_CSRF, AUTH_TOKEN, DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError
@@ -47,7 +47,7 @@ async def login(request: web.Request, body: LoginRequest) -> web.Response:
 
 
 @routes.route("POST", "/auth/logout", summary="Log out (ends this login)", access=ANY_USER,
-              allowed_before_password_change=True)
+              allowed_before_password_change=True, response=Ok)
 async def logout(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         await auth.close_login(db, request[AUTH_TOKEN])

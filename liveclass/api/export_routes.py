@@ -26,7 +26,7 @@ routes = RouteTable("records")
 @routes.route("GET", "/sessions/{session_id}/export",
               summary="The whole session as one ZIP, streamed: manifest.json, recordings/, attendance.csv, "
                       "chat.csv, events.jsonl (its teacher and admins)",
-              access={"admin", "teacher"})
+              access={"admin", "teacher"}, produces="application/zip")
 async def export_session(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id = path_int(request, "session_id")

@@ -5,6 +5,7 @@ from aiohttp import web
 from sqlalchemy import exists, select
 
 from liveclass import auth, periods
+from liveclass.api.archive_schemas import HandoutOut
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
@@ -54,7 +55,7 @@ async def _ensure_participant(request: web.Request, db, user: User, session_id: 
 
 @routes.route("POST", "/sessions/{session_id}/handouts",
               summary="Hand out a file (multipart field `file`); it is announced in the room's chat",
-              access={"teacher"}, status=201)
+              access={"teacher"}, status=201, response=HandoutOut)
 async def upload_handout(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
@@ -92,7 +93,8 @@ async def upload_handout(request: web.Request) -> web.Response:
     return web.json_response(answer, status=201)
 
 
-@routes.route("GET", "/sessions/{session_id}/handouts", summary="The handouts of a session", access=ANY_USER)
+@routes.route("GET", "/sessions/{session_id}/handouts", summary="The handouts of a session", access=ANY_USER,
+              response=HandoutOut, many=True)
 async def list_handouts(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -103,7 +105,7 @@ async def list_handouts(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/sessions/{session_id}/handouts/{handout_id}", summary="Download a handout",
-              access=ANY_USER)
+              access=ANY_USER, produces="application/octet-stream")
 async def download_handout(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id, handout_id = path_int(request, "session_id"), path_int(request, "handout_id")

@@ -6,18 +6,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from liveclass.api.routing import PUBLIC, RouteTable
+from liveclass.api.schemas import Health
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.db import alembic_config
 
 routes = RouteTable("health")
 
 
-@routes.route("GET", "/healthz", summary="The process is up", access=PUBLIC)
+@routes.route("GET", "/healthz", summary="The process is up", access=PUBLIC, response=Health)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@routes.route("GET", "/readyz", summary="The store is reachable and its schema is current", access=PUBLIC)
+@routes.route("GET", "/readyz", summary="The store is reachable and its schema is current", access=PUBLIC,
+              response=Health, other_statuses={503: "Not ready: the store is unreachable or its schema is old"})
 async def readyz(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     head = ScriptDirectory.from_config(alembic_config(settings.effective_database_url)).get_current_head()

@@ -51,6 +51,8 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
                 schema = {"type": "object", "required": ["items"],
                           "properties": {"items": {"type": "array", "items": schema}}}
             ok["content"] = {"application/json": {"schema": schema}}
+        elif route.produces is not None:
+            ok["content"] = {route.produces: {"schema": {"type": "string", "format": "binary"}}}
         operation: dict = {
             "summary": route.summary, "description": who, "tags": route.tags, "operationId": route.handler.__name__,
             "parameters": params,

@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from liveclass import auth
+from liveclass.api.archive_schemas import LessonVideoJob, RecordingOut, SessionRecords
 from liveclass.api.handouts_routes import handout_out
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.api.schemas import SessionOut
@@ -44,7 +45,7 @@ def recording_out(r: Recording) -> dict:
 
 @routes.route("GET", "/sessions/{session_id}/recordings",
               summary="The recorded files of a session, on the session clock (its teacher and admins)",
-              access={"admin", "teacher"})
+              access={"admin", "teacher"}, response=RecordingOut, many=True)
 async def list_recordings(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -59,7 +60,8 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 @routes.route("GET", "/sessions/{session_id}/recordings/{recording_id}/file",
               summary="Play or download (?download=1) a recorded file (HTTP Range for seeking)",
-              access={"admin", "teacher"}, query={"download": "1: answer as an attachment (a download)"})
+              access={"admin", "teacher"}, query={"download": "1: answer as an attachment (a download)"},
+              produces="video/webm")
 async def recording_file(request: web.Request) -> web.StreamResponse:
     session_id, recording_id = path_int(request, "session_id"), path_int(request, "recording_id")
     download = request.query.get("download") in ("1", "true")
@@ -92,7 +94,7 @@ def serve_recording(request: web.Request, recording: Recording, download: bool =
 
 @routes.route("POST", "/sessions/{session_id}/lesson-video",
               summary="Make one shareable lesson video from the session's recording (offline, low priority)",
-              access={"admin", "teacher"}, status=202)
+              access={"admin", "teacher"}, status=202, response=LessonVideoJob)
 async def start_lesson_video(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -107,7 +109,7 @@ async def start_lesson_video(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/sessions/{session_id}/lesson-video", summary="The lesson video's progress",
-              access={"admin", "teacher"})
+              access={"admin", "teacher"}, response=LessonVideoJob)
 async def lesson_video_status(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -119,7 +121,7 @@ async def lesson_video_status(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/sessions/{session_id}/lesson-video/file", summary="Download or play the lesson video",
-              access={"admin", "teacher"})
+              access={"admin", "teacher"}, produces="video/mp4")
 async def lesson_video_file(request: web.Request) -> web.StreamResponse:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -134,7 +136,8 @@ async def lesson_video_file(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/sessions/{session_id}/records",
-              summary="Everything recorded about a session (its teacher and admins)", access={"admin", "teacher"})
+              summary="Everything recorded about a session (its teacher and admins)", access={"admin", "teacher"},
+              response=SessionRecords)
 async def session_records(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from liveclass import auth
+from liveclass.api.archive_schemas import LegalHold, RetentionReport, RetentionView
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive import retention
@@ -54,14 +55,14 @@ async def _retention_view(db) -> dict:
 
 
 @routes.route("GET", "/retention", summary="Retention periods per kind of record, and the last retention run",
-              access=ADMIN)
+              access=ADMIN, response=RetentionView)
 async def get_retention(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         return web.json_response(await _retention_view(db))
 
 
 @routes.route("PUT", "/retention", summary="Set retention periods (days, 1–36500) per kind of record",
-              access=ADMIN, body=RetentionIn)
+              access=ADMIN, body=RetentionIn, response=RetentionView)
 async def put_retention(request: web.Request, body: RetentionIn) -> web.Response:
     user = current_user(request)
     changes = {RecordKind(k): v for k, v in body.model_dump(exclude_none=True).items()}
@@ -74,7 +75,8 @@ async def put_retention(request: web.Request, body: RetentionIn) -> web.Response
 
 
 @routes.route("POST", "/retention/run", summary="Run the retention deletion now and answer its report",
-              access=ADMIN, query={"dry_run": "true: count what would be deleted, delete nothing"})
+              access=ADMIN, query={"dry_run": "true: count what would be deleted, delete nothing"},
+              response=RetentionReport)
 async def run_retention(request: web.Request) -> web.Response:
     raw = request.query.get("dry_run", "").lower()
     if raw not in {"", "true", "false", "1", "0"}:
@@ -96,7 +98,7 @@ def _hold_view(session: LiveSession, by: User | None) -> dict:
 
 @routes.route("PUT", "/sessions/{session_id}/legal-hold",
               summary="Place or release a legal hold on a session (its records are then kept whatever the "
-                      "retention periods say)", access=ADMIN, body=LegalHoldIn)
+                      "retention periods say)", access=ADMIN, body=LegalHoldIn, response=LegalHold)
 async def put_legal_hold(request: web.Request, body: LegalHoldIn) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")

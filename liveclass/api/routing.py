@@ -39,6 +39,7 @@ class Route:
     query: dict[str, str] = field(default_factory=dict)
     many: bool = False  # the answer is {"items": [response, ...]}
     other_statuses: dict[int, str] = field(default_factory=dict)  # further success answers
+    produces: str | None = None  # the media type of a file answer (a recording, a ZIP, a spreadsheet)
 
 
 class RouteTable:
@@ -48,14 +49,14 @@ class RouteTable:
 
     def route(self, method: str, path: str, *, summary: str, access, body=None, response=None, status=200,
               allowed_before_password_change=False, query: dict[str, str] | None = None, many=False,
-              other_statuses: dict[int, str] | None = None):
+              other_statuses: dict[int, str] | None = None, produces: str | None = None):
         if isinstance(access, (set, frozenset, list, tuple)):
             access = frozenset(AccountRole(a) for a in access)
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method, path, handler, summary, access, body, response, status,
                                      allowed_before_password_change, [self.tag], query or {}, many,
-                                     other_statuses or {}))
+                                     other_statuses or {}, produces))
             return handler
 
         return register

@@ -24,6 +24,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Ok(BaseModel):
+    ok: bool
+
+
+class Health(BaseModel):
+    status: str  # ok / ready / unavailable
+    database: str | None = None
+    node: str | None = None
+
+
 # -- auth --------------------------------------------------------------------------------------------
 class LoginRequest(Strict):
     personal_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

@@ -8,6 +8,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from liveclass import auth
+from liveclass.api.archive_schemas import ShareCreated, ShareOut, SharedPage
 from liveclass.api.records_routes import recording_out, serve_recording
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
 from liveclass.api.schemas import Strict
@@ -43,7 +44,8 @@ async def _recordings(db, session_id: int) -> list[Recording]:
 
 
 @routes.route("POST", "/sessions/{session_id}/shares", status=201, body=ShareCreate, access={"admin", "teacher"},
-              summary="Share the session's recordings with its class through an expiring link (shown once)")
+              summary="Share the session's recordings with its class through an expiring link (shown once)",
+              response=ShareCreated)
 async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -65,7 +67,7 @@ async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
 
 
 @routes.route("GET", "/sessions/{session_id}/shares", summary="The session's share links (not the links themselves)",
-              access={"admin", "teacher"})
+              access={"admin", "teacher"}, response=ShareOut, many=True)
 async def list_shares(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -80,7 +82,7 @@ async def list_shares(request: web.Request) -> web.Response:
 
 
 @routes.route("DELETE", "/sessions/{session_id}/shares/{share_id}", summary="Revoke a share link at once",
-              access={"admin", "teacher"})
+              access={"admin", "teacher"}, response=ShareOut)
 async def revoke_share(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id, share_id = path_int(request, "session_id"), path_int(request, "share_id")
@@ -116,7 +118,7 @@ async def _open_share(request: web.Request, db) -> tuple[RecordingShare, LiveSes
 
 
 @routes.route("GET", "/shared/{token}", summary="A shared recording's page: the session and its files",
-              access=ANY_USER)
+              access=ANY_USER, response=SharedPage)
 async def open_share(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     async with request.app[DB]() as db:
@@ -131,7 +133,7 @@ async def open_share(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/shared/{token}/recordings/{recording_id}/file",
-              summary="Play a shared recording (HTTP Range for seeking)", access=ANY_USER)
+              summary="Play a shared recording (HTTP Range for seeking)", access=ANY_USER, produces="video/webm")
 async def shared_recording_file(request: web.Request) -> web.StreamResponse:
     recording_id = path_int(request, "recording_id")
     async with request.app[DB]() as db:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from liveclass import accounts, auth
 from liveclass.api.routing import RouteTable, current_user, dump, path_int
 from liveclass.api.schemas import (
-    AssignmentCreate, AssignmentOut, ClassCreate, ClassDetail, ClassOut, ClassUpdate, PasswordReset,
+    AssignmentCreate, AssignmentOut, ClassCreate, ClassDetail, ClassOut, ClassUpdate, Ok, PasswordReset,
     UserCreate, UserCreated, UserOut, UserUpdate,
 )
 from liveclass.appkeys import DB, SETTINGS
@@ -108,7 +108,7 @@ async def reset_user_password(request: web.Request) -> web.Response:
 
 
 @routes.route("PUT", "/users/{user_id}/children/{student_id}", summary="Link a parent to a student",
-              access=ADMIN)
+              access=ADMIN, response=Ok)
 async def link_child(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         parent = await _user_or_404(db, path_int(request, "user_id"))
@@ -218,7 +218,7 @@ async def update_class(request: web.Request, body: ClassUpdate) -> web.Response:
     return dump(ClassOut.model_validate(school_class))
 
 
-@routes.route("PUT", "/classes/{class_id}/students/{student_id}", summary="Enroll a student", access=ADMIN)
+@routes.route("PUT", "/classes/{class_id}/students/{student_id}", summary="Enroll a student", access=ADMIN, response=Ok)
 async def enroll(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         school_class = await _class_or_404(db, path_int(request, "class_id"))
@@ -236,7 +236,7 @@ async def enroll(request: web.Request) -> web.Response:
 
 
 @routes.route("DELETE", "/classes/{class_id}/students/{student_id}", summary="Remove a student from a class",
-              access=ADMIN)
+              access=ADMIN, response=Ok)
 async def unenroll(request: web.Request) -> web.Response:
     class_id, student_id = path_int(request, "class_id"), path_int(request, "student_id")
     async with request.app[DB]() as db:
@@ -268,7 +268,7 @@ async def assign(request: web.Request, body: AssignmentCreate) -> web.Response:
 
 
 @routes.route("DELETE", "/classes/{class_id}/assignments/{assignment_id}", summary="Remove a teaching assignment",
-              access=ADMIN)
+              access=ADMIN, response=Ok)
 async def unassign(request: web.Request) -> web.Response:
     class_id, assignment_id = path_int(request, "class_id"), path_int(request, "assignment_id")
     async with request.app[DB]() as db:
