@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     media_announced_address: str = ""
     recording_min_free_bytes: int = Field(1024 ** 3, ge=0)  # refuse to start recording below this
     students_see_classmates: bool = False  # do students receive each other's cameras?
+    # Recordings hold learners' microphones (while on), cameras (on stage) and shared screens too;
+    # false: the teacher's tracks only (a school that must not keep children's faces and voices).
+    record_students: bool = True
     quality_report_seconds: float = Field(5, gt=0, le=60)  # how often the teacher hears of connection quality
     handout_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     handout_allowed_types: list[str] = Field(default_factory=lambda: [

@@ -57,7 +57,8 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
                       grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins,
                       media=MediaBridge(engine), sees_classmates=settings.students_see_classmates,
-                      quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for)
+                      quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for,
+                      record_students=settings.record_students)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
     app[LESSON_VIDEOS] = lesson_videos = LessonVideos(settings.recordings_dir)

@@ -4,7 +4,8 @@ everyone told (rec:status).
 The recorder itself (recordings/) is built by the application per session and handed in through a
 factory; this module decides what it records: the teacher's camera, microphone and screen, and a
 learner's microphone while it is on, camera while on stage, screen while shared — what the class sees
-and hears. Tracks that start and stop mid-period become new files on the same clock (the recorder's job).
+and hears. A school may record the teacher only (`students=False`, the setting LIVECLASS_RECORD_STUDENTS):
+learners' faces and voices are then never written, and everyone is told so. Tracks that start and stop mid-period become new files on the same clock (the recorder's job).
 A pause ends every file; nothing is written until the resume, whose files start at the resume on the
 same clock (the manifest lists the pause).
 """
@@ -32,10 +33,12 @@ class Recorder(Protocol):  # recordings.Recorder, as this module uses it
 RecorderFactory = Callable[[int, Callable[[str], None]], Recorder]
 
 
-def recorded_tracks(room: Room) -> dict[TrackRef, str]:
-    """The tracks to record now, each with a label for the manifest."""
+def recorded_tracks(room: Room, students: bool = True) -> dict[TrackRef, str]:
+    """The tracks to record now, each with a label for the manifest; `students`: learners' tracks too."""
     wanted: dict[TrackRef, str] = {}
     for view in room.media_views():
+        if view.role != "teacher" and not students:
+            continue
         live = forwarded(view)
         participant = room.participants[view.participant_id]
         label = f"{participant.role}: {participant.name}"
@@ -49,10 +52,11 @@ def recorded_tracks(room: Room) -> dict[TrackRef, str]:
 class RoomRecording:
     """The recording of one room while it runs."""
 
-    def __init__(self, room: Room, recorder: Recorder, peer_of: Callable[[str], str]):
+    def __init__(self, room: Room, recorder: Recorder, peer_of: Callable[[str], str], students: bool = True):
         self.room = room
         self.recorder = recorder
         self.peer_of = peer_of
+        self.students = students  # learners' tracks recorded too (else the teacher's only)
         self.tracks: set[TrackRef] = set()
         self.started_at = time.time()
         self.paused = False
@@ -80,7 +84,7 @@ class RoomRecording:
 
     def sync(self) -> None:
         """Add and remove tracks so the recording follows what the class sees and hears."""
-        wanted = recorded_tracks(self.room)
+        wanted = recorded_tracks(self.room, self.students)
         for ref in self.tracks - set(wanted):
             self.recorder.remove_track(self.peer_of(ref.participant_id), ref.source)
         for ref in set(wanted) - self.tracks:
@@ -89,9 +93,11 @@ class RoomRecording:
 
 
 def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict:
-    """rec:status and the answer of every rec:* request. `recording` stays true while paused."""
+    """rec:status and the answer of every rec:* request. `recording` stays true while paused;
+    `students_recorded` (null when off): whether learners' tracks are recorded, or the teacher's only."""
     return {"recording": recording is not None, "state": recording.state if recording else "off",
-            "started_at": recording.started_at if recording else None, "reason": reason}
+            "started_at": recording.started_at if recording else None, "reason": reason,
+            "students_recorded": recording.students if recording else None}
 
 
 def announce(room: Room, by: Participant | None, recording: RoomRecording | None, reason: str | None = None,
@@ -100,6 +106,7 @@ def announce(room: Room, by: Participant | None, recording: RoomRecording | None
     `event`: the record to write (default: recording_started, or recording_stopped without a recording)."""
     room.recording = recording is not None
     room.recording_state = recording.state if recording else "off"
+    room.students_recorded = recording.students if recording else None
     data = status(room, recording, reason)
     for p in room.present():
         room._send(p, "rec:status", data)

@@ -77,6 +77,7 @@ class Room:
         self.stage: str | None = None  # the participant the teacher put on stage
         self.recording = False  # set by the recording control; shown to everyone (rec:status)
         self.recording_state = "off"  # "off" | "recording" | "paused" (a paused recording is still on)
+        self.students_recorded: bool | None = None  # while recording: are learners' tracks recorded too?
         self.sees_classmates = sees_classmates  # do students see each other's cameras?
         self.ended = False
         self.outbox: list[Outgoing] = []
@@ -178,6 +179,7 @@ class Room:
             "chat": [m for m in self.chat if self._may_read(viewer, m)],
             "recording": self.recording,
             "recording_state": self.recording_state,
+            "students_recorded": self.students_recorded,
             "stage": self.stage,
             "lobby": [self._lobby_entry(p) for p in self.lobby()] if viewer.role == TEACHER else None,
         }

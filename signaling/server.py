@@ -77,13 +77,15 @@ class LiveServer:
     def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
                  allowed_origins: list[str] | None = None, media: MediaBridge | None = None,
                  sees_classmates: bool = False, quality_interval: float = 5.0,
-                 recorder_factory: RecorderFactory | None = None, client_manager: Any = None):
+                 recorder_factory: RecorderFactory | None = None, client_manager: Any = None,
+                 record_students: bool = True):
         self._secret = secret
         self._media = media  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
         self._quality_interval = quality_interval
         self._recorder_factory = recorder_factory  # None: rec:start answers recording_unavailable
         self._recordings: dict[int, RoomRecording] = {}
+        self._record_students = record_students  # False: recordings hold the teacher's tracks only
         self._spent = spent_tokens
         self._sink = sink
         self._grace = grace_seconds
@@ -294,7 +296,7 @@ class LiveServer:
             except RecordingRefused as exc:  # e.g. low_disk_space: the teacher is told why
                 raise RoomError(exc.code, exc.message) from None
             current = self._recordings[room.session_id] = RoomRecording(
-                room, recorder, lambda pid: peer_id(room, pid))
+                room, recorder, lambda pid: peer_id(room, pid), students=self._record_students)
             current.sync()
             recording.announce(room, teacher, current)
             return recording.status(room, current)

@@ -104,7 +104,8 @@ async def test_the_teacher_pauses_and_resumes_and_everyone_sees_it(server, schoo
 
     await teacher.ok("rec:pause")
     stopped = await teacher.ok("rec:stop")  # a paused recording stops like any other
-    assert stopped == {"recording": False, "state": "off", "started_at": None, "reason": None}
+    assert stopped == {"recording": False, "state": "off", "started_at": None, "reason": None,
+                       "students_recorded": None}
     status = await student.wait_for("rec:status", lambda d: d["state"] == "off")
     assert status["recording"] is False
     assert (await student.ok("room:sync"))["recording_state"] == "off"
@@ -174,3 +175,56 @@ async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, sc
     assert all(seconds > 0 for seconds in media)  # both sides of the pause were recorded
     # Nothing of the paused 3 s is in the files.
     assert sum(media) < wall - 2.0 and sum(media) < manifest["duration_ms"] / 1000 - 2.0
+
+
+def _recorded(folder) -> set[tuple[str, str]]:
+    """(role, source) of each file the live manifest lists so far."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except FileNotFoundError:
+        return set()
+    return {(f["label"].split(":")[0], f["source"]) for f in manifest["files"]}
+
+
+async def _record_a_student_on_stage_speaking(server, school, period, expected: set) -> tuple[set, dict, dict]:
+    """The teacher on camera and microphone, Ánh on stage with camera and microphone on, recorded until
+    the `expected` files exist and 2 s more: (what was recorded, Ánh's rec:status, her room:sync)."""
+    session_id, teacher = period
+    student = await admitted(teacher, await server.logged_in(school.student), session_id)
+    teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
+    await teacher_peer.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    await student_peer.publish("B")
+    await student.ok("media:state", {"camera": True, "microphone": True})
+    await teacher.ok("mod:stage", {"participant_id": student.participant_id})
+    await teacher.ok("rec:start")
+    told = await student.wait_for("rec:status")
+    synced = await student.ok("room:sync")
+    [folder] = (server.settings.recordings_dir / str(session_id)).iterdir()
+    deadline = time.monotonic() + 15
+    while not expected <= _recorded(folder) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2)  # time for anything else to be (wrongly) recorded
+    await teacher.ok("rec:stop")
+    await student_peer.close()
+    await teacher_peer.close()
+    return _recorded(folder), told, synced
+
+
+TEACHER_FILES = {("teacher", "camera"), ("teacher", "microphone")}
+STUDENT_FILES = {("student", "camera"), ("student", "microphone")}
+
+
+async def test_a_student_on_stage_is_recorded_with_their_voice(server, school, period):
+    recorded, told, synced = await _record_a_student_on_stage_speaking(server, school, period,
+                                                                       TEACHER_FILES | STUDENT_FILES)
+    assert recorded == TEACHER_FILES | STUDENT_FILES
+    assert told["students_recorded"] is True and synced["students_recorded"] is True
+
+
+@pytest.mark.settings(record_students=False)
+async def test_a_school_may_record_the_teacher_only_and_everyone_is_told(server, school, period):
+    recorded, told, synced = await _record_a_student_on_stage_speaking(server, school, period, TEACHER_FILES)
+    assert recorded == TEACHER_FILES  # Ánh's face and voice are never written
+    assert told["recording"] is True and told["students_recorded"] is False
+    assert synced["recording_state"] == "recording" and synced["students_recorded"] is False

@@ -191,6 +191,17 @@ async def test_denied_from_the_lobby(server, school, browser):
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Sai lớp")
 
 
+@pytest.mark.settings(record_students=False)
+async def test_a_student_sees_that_only_the_teacher_is_recorded(server, school, browser):
+    teacher, student = await teacher_with_student_waiting(server, school, browser)
+    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    await teacher.get_by_role("button", name="Ghi hình", exact=True).click()
+    await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình · chỉ ghi giáo viên")
+    await student.get_by_role("button", name="English").click()
+    await expect(student.locator(".stage .rec")).to_have_text("Recording · teacher only")
+
+
 async def test_student_back_from_5_s_offline_returns_without_the_lobby(server, school, browser):
     teacher, student = await teacher_with_student_waiting(server, school, browser)
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()

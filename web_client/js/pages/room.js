@@ -75,6 +75,7 @@ function onEvent(room, name, data) {
       if (!state) return;
       state.recording = data.recording;
       state.recording_state = data.state;
+      state.students_recorded = data.students_recorded;
       if (!data.recording && data.reason === "disk_full") banner(t("rec.disk_full"), "error");
       return render(room);
     case "participant:joined":
@@ -216,6 +217,8 @@ function updateStage(room) {
   rec.hidden = !room.state.recording;
   rec.classList.toggle("paused", paused);
   rec.textContent = paused ? t("room.recording_paused") : t("room.recording");
+  // Everyone knows whether their own camera and voice go into the recording.
+  if (room.state.students_recorded === false) rec.textContent += ` · ${t("room.recording_teacher_only")}`;
 }
 
 async function startMedia(room) {
