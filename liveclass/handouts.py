@@ -76,6 +76,8 @@ async def store_upload(field, directory: Path, max_bytes: int, allowed: list[str
                 digest.update(chunk)
                 is_utf8 = is_utf8 and _decodes(utf8, chunk)
                 out.write(chunk)
+        if not field.at_eof():  # the body ended before the part's closing boundary: cut off
+            raise ApiError(400, "upload_incomplete", "The upload was cut off before the end; send the file again.")
         if size == 0:
             raise ApiError(400, "empty_file", "The file is empty.")
         content_type = detect_content_type(head, filename)

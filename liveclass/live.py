@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
@@ -23,6 +24,7 @@ SOCKETIO_PATH = "/socket.io/"
 SOCKETIO_NAMESPACE = NAMESPACE
 LIVE_ROOMS = web.AppKey("live_rooms", LiveServer)
 LESSON_VIDEOS = web.AppKey("lesson_videos", LessonVideos)
+log = logging.getLogger(__name__)
 
 
 class DatabaseSpentTokens:
@@ -66,8 +68,11 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     async def live_ctx(app: web.Application):
         # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed.
         for manifest in await asyncio.to_thread(recover, settings.recordings_dir):
-            writer.emit(RoomEvent(int(manifest["session_id"]), RECORDING_SAVED, None, None,
-                                  {"manifest": manifest}))
+            if not isinstance(manifest.get("session_id"), int):  # not under recordings/<session id>/
+                log.warning("recovered %s, which is not a session's recording folder: not listed",
+                            manifest.get("path"))
+                continue
+            writer.emit(RoomEvent(manifest["session_id"], RECORDING_SAVED, None, None, {"manifest": manifest}))
         writer.start()
         live.start_quality_reports()
         yield

@@ -22,6 +22,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+# Row ids are INTEGER columns: 32-bit on PostgreSQL. A larger id cannot exist, and must not reach a query
+# (the driver would fail on it), so the API refuses it first.
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

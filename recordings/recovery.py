@@ -151,7 +151,7 @@ def recover_recording(path: Path, manifest: dict[str, Any] | None = None) -> dic
     session = path.parent.name
     manifest = {
         "format": FORMAT, "version": VERSION,
-        "session_id": int(session) if session.isdigit() else None,
+        "session_id": int(session) if session.isascii() and session.isdigit() else None,
         "recording_id": path.name, "started_at": None, "started_at_unix": None,
         **manifest,
         "finished": True, "recovered": True,

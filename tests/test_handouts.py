@@ -286,6 +286,23 @@ async def test_empty_file_and_missing_field(server, school, room):
     assert stored_files(server.settings) == [] and await handout_rows(server) == 0
 
 
+async def test_a_broken_or_cut_off_upload_is_refused_with_a_message_and_nothing_kept(server, school, room):
+    session_id, teacher_person, _ = room
+    path = f"/sessions/{session_id}/handouts"
+    body, headers = multipart("bai.pdf", PDF)
+    cut_off = body[:len(body) // 2]  # the connection dropped mid-file: no closing boundary
+    for data, content_type, code in [
+            (b"x", "multipart/form-data", "invalid_request"),  # no boundary named
+            (b"garbage", "multipart/form-data; boundary=abc", "invalid_request"),  # no part at all
+            (cut_off, headers["Content-Type"], "upload_incomplete")]:
+        response = await teacher_person.request("POST", path, data=data, headers={"Content-Type": content_type})
+        answer = await response.json()
+        assert response.status == 400 and answer["error"]["code"] == code, answer
+        assert answer["error"]["message"]
+    assert stored_files(server.settings) == [] and await handout_rows(server) == 0
+    assert (await upload(teacher_person, session_id, "bai.pdf", PDF)).status == 201  # the next one works
+
+
 @pytest.mark.settings(handout_max_bytes=4096)
 async def test_size_limit(server, room):
     limit = 4096

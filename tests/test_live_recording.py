@@ -11,6 +11,7 @@ import time
 import av
 import pytest
 
+from tests.helpers import make_settings, start_server
 from tests.live import admitted
 from tests.test_live_media import RoomPeer
 
@@ -228,3 +229,18 @@ async def test_a_school_may_record_the_teacher_only_and_everyone_is_told(server,
     assert recorded == TEACHER_FILES  # Ánh's face and voice are never written
     assert told["recording"] is True and told["students_recorded"] is False
     assert synced["recording_state"] == "recording" and synced["students_recorded"] is False
+
+
+async def test_a_stray_folder_among_the_recordings_does_not_stop_the_server(tmp_path):
+    """Someone copied a folder into recordings/ by hand: the start-up recovery repairs what it can and
+    the server starts; nothing is listed for a session that does not exist."""
+    settings = make_settings(tmp_path / "var")
+    stray = settings.recordings_dir / "old-copy" / "r1"
+    stray.mkdir(parents=True)
+    (stray / "a.webm").write_bytes(b"not a recording")
+    server = await start_server(settings)
+    try:
+        assert (await server.person(None).json("GET", server.base_url + "/healthz"))["status"] == "ok"
+        assert (stray / "manifest.json").exists()  # looked at once, not again at the next start
+    finally:
+        await server.close()

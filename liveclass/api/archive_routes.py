@@ -4,6 +4,7 @@ docs/records-archive.md."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date, datetime, timedelta
 
 from aiohttp import web
@@ -22,19 +23,22 @@ from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
 from liveclass.archive.tables import attendance_table, class_summary_table
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
-from liveclass.models import AccountRole, AuditEntry, Enrollment, Period, SchoolClass, TeachingAssignment, User
+from liveclass.models import (
+    MAX_ID, AccountRole, AuditEntry, Enrollment, Period, SchoolClass, TeachingAssignment, User,
+)
 
 routes = RouteTable("records")
 ADMIN_OR_TEACHER = {"admin", "teacher"}
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 MAX_CLASS_RANGE_DAYS = 400
 
 
 def _query_int(request: web.Request, name: str, default: int | None = None, *, low: int = 0,
-               high: int = 10**12) -> int | None:
+               high: int = MAX_ID) -> int | None:
     raw = request.query.get(name)
     if raw in (None, ""):
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_request", f"{name} must be a whole number from {low} to {high}.")
     return int(raw)
 

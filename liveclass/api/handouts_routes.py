@@ -68,12 +68,16 @@ async def upload_handout(request: web.Request) -> web.Response:
             raise ApiError(409, "session_not_running", "This session has ended.")
     if not request.content_type.startswith("multipart/"):
         raise ApiError(415, "unsupported_media_type", "Upload the file as multipart/form-data, field `file`.")
-    reader = await request.multipart()
-    field = await reader.next()
-    if field is None or field.name != "file" or not field.filename:
-        raise ApiError(400, "invalid_request", "Send one file in the multipart field `file`.")
-    stored, filename = await store_upload(field, settings.handouts_dir / str(session_id), settings.handout_max_bytes,
-                                          settings.handout_allowed_types)
+    try:
+        reader = await request.multipart()
+        field = await reader.next()
+        if field is None or field.name != "file" or not field.filename:
+            raise ApiError(400, "invalid_request", "Send one file in the multipart field `file`.")
+        stored, filename = await store_upload(field, settings.handouts_dir / str(session_id),
+                                              settings.handout_max_bytes, settings.handout_allowed_types)
+    except ValueError:  # aiohttp's parser: no boundary, or a body that is not multipart at all
+        raise ApiError(400, "invalid_request", "The upload is not a valid multipart/form-data body; "
+                                               "send one file in the field `file`.") from None
     async with request.app[DB]() as db:
         handout = Handout(session_id=session_id, uploaded_by_id=user.id, filename=filename,
                           content_type=stored.content_type, size=stored.size, sha256=stored.sha256,

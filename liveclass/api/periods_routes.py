@@ -7,7 +7,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from liveclass import auth, periods
-from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, path_int
+from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
 from liveclass.api.schemas import (
     ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
 )
@@ -67,9 +67,9 @@ async def list_periods(request: web.Request) -> web.Response:
     if (end := _parse_time(request, "to")) is not None:
         query = query.where(Period.starts_at < end)
     if (class_id := request.query.get("class_id")) is not None:
-        if not class_id.isdigit():
-            raise ApiError(400, "invalid_request", "class_id must be a number.")
-        query = query.where(Period.class_id == int(class_id))
+        if (wanted := parse_id(class_id)) is None:
+            raise ApiError(400, "invalid_request", "class_id must be a class's id (a whole number).")
+        query = query.where(Period.class_id == wanted)
     async with request.app[DB]() as db:
         found = (await db.execute(query)).scalars().all()
         running = {s.period_id: s for s in (await db.execute(select(LiveSession).where(

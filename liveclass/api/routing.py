@@ -7,6 +7,7 @@ declarations (see openapi.py).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from liveclass.appkeys import USER, CSRF_FAILED
 from liveclass.errors import ApiError
-from liveclass.models import AccountRole, User
+from liveclass.models import MAX_ID, AccountRole, User
 
 PUBLIC = "public"  # no login needed
 ANY_USER = "any"  # any logged-in account
@@ -115,11 +116,23 @@ def add_routes(app: web.Application, prefix: str, tables: list[RouteTable]) -> l
     return routes
 
 
+_ID = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+
+
+def parse_id(text: str) -> int | None:
+    """A row id written in a URL, or None if it is not one (not ASCII digits, 0, or beyond MAX_ID)."""
+    if not _ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
 def path_int(request: web.Request, name: str) -> int:
-    value = request.match_info[name]
-    if not value.isdigit() or len(value) > 12:
+    """The id in the path; one that cannot exist is a 404, as an unknown one is."""
+    value = parse_id(request.match_info[name])
+    if value is None:
         raise ApiError(404, "not_found", f"No such {name.removesuffix('_id')}.")
-    return int(value)
+    return value
 
 
 def dump(model: BaseModel | list[BaseModel], status: int = 200, **extra) -> web.Response:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from liveclass.models import AccountRole, PeriodMode
+from liveclass.models import MAX_ID, AccountRole, PeriodMode
 
 
 def _aware(value: datetime) -> datetime:
@@ -18,6 +18,7 @@ def _aware(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID, description="the id of an existing row")]  # never past the store's range
 
 
 class Strict(BaseModel):
@@ -94,16 +95,16 @@ class PasswordReset(BaseModel):
 class ClassCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     school_year: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{4}-\d{4}$")]
-    homeroom_teacher_id: int | None = None
+    homeroom_teacher_id: Id | None = None
 
 
 class ClassUpdate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
-    homeroom_teacher_id: int | None = None
+    homeroom_teacher_id: Id | None = None
 
 
 class AssignmentCreate(Strict):
-    teacher_id: int
+    teacher_id: Id
     subject: Short
 
 
@@ -130,9 +131,9 @@ class ClassDetail(ClassOut):
 
 # -- periods and sessions ----------------------------------------------------------------------------
 class PeriodCreate(Strict):
-    class_id: int
+    class_id: Id
     subject: Short
-    teacher_id: int | None = Field(None, description="Admins name the teacher; a teacher creates their own periods.")
+    teacher_id: Id | None = Field(None, description="Admins name the teacher; a teacher creates their own periods.")
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     mode: PeriodMode = PeriodMode.online
@@ -141,7 +142,7 @@ class PeriodCreate(Strict):
 
 class PeriodUpdate(Strict):
     subject: Short | None = None
-    teacher_id: int | None = None
+    teacher_id: Id | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     mode: PeriodMode | None = None

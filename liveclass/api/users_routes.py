@@ -14,7 +14,7 @@ from liveclass.api.schemas import (
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
-from liveclass.models import AccountRole, Enrollment, ParentLink, SchoolClass, TeachingAssignment, User
+from liveclass.models import MAX_ID, AccountRole, Enrollment, ParentLink, SchoolClass, TeachingAssignment, User
 
 routes = RouteTable("users and classes")
 ADMIN = {"admin"}
@@ -23,7 +23,7 @@ ADMIN = {"admin"}
 def _limit_offset(request: web.Request) -> tuple[int, int]:
     try:
         limit = min(max(int(request.query.get("limit", 100)), 1), 1000)
-        offset = max(int(request.query.get("offset", 0)), 0)
+        offset = min(max(int(request.query.get("offset", 0)), 0), MAX_ID)  # a larger one finds nothing either
     except ValueError:
         raise ApiError(400, "invalid_request", "limit and offset must be whole numbers.") from None
     return limit, offset
