@@ -115,9 +115,13 @@ def test_a_screen_share_started_and_stopped_mid_recording_is_its_own_file_on_the
     with av.open(str(path / screen["file"])) as container:
         frames = list(container.decode(video=0))
     assert which_pattern(frames[len(frames) // 2]) == "B"  # the screen, not the camera
-    with av.open(str(path / one(manifest, "teacher", "camera")["file"])) as container:
+    camera = one(manifest, "teacher", "camera")
+    with av.open(str(path / camera["file"])) as container:
         for frame in container.decode(video=0):
-            if frame.time > 1 and frame.time % SYNC_PERIOD > 0.5:  # not a flash
+            # Flashes happen at wall-clock multiples of SYNC_PERIOD: pick a frame well away from one.
+            wall = lesson["origin"] + camera["start_ms"] / 1000 + frame.time
+            phase = wall % SYNC_PERIOD
+            if frame.time > 1 and 0.5 < phase < SYNC_PERIOD - 0.5:  # not a flash
                 assert which_pattern(frame) == "A"
                 break
 
