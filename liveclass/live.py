@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveclass.config import Settings
 from liveclass.lesson_videos import LessonVideos
-from liveclass.models import UsedJoinToken, utcnow
+from liveclass.models import MAX_ID, UsedJoinToken, utcnow
 from liveclass.records import RecordsWriter
 from media.engine import MediaEngine
 from recordings import Recorder, recover
@@ -68,7 +68,8 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     async def live_ctx(app: web.Application):
         # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed.
         for manifest in await asyncio.to_thread(recover, settings.recordings_dir):
-            if not isinstance(manifest.get("session_id"), int):  # not under recordings/<session id>/
+            session_id = manifest.get("session_id")
+            if not isinstance(session_id, int) or not 1 <= session_id <= MAX_ID:  # not recordings/<session>/
                 log.warning("recovered %s, which is not a session's recording folder: not listed",
                             manifest.get("path"))
                 continue

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -25,6 +26,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # Row ids are INTEGER columns: 32-bit on PostgreSQL. A larger id cannot exist, and must not reach a query
 # (the driver would fail on it), so the API refuses it first.
 MAX_ID = 2**31 - 1
+# The years a school's dates and times may name: the calendar's edges (year 1, 9999) overflow when a
+# time is converted between zones, and no period or record is that far from today.
+FIRST_YEAR, LAST_YEAR = 1970, 2100
 
 
 def utcnow() -> datetime:
@@ -148,7 +152,12 @@ class LiveSession(Base):
     """One live run of a period (a room at run time)."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_period_running", "period_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_sessions_period_running", "period_id", "ended_at"),
+        # At most one running session per period, even when several "start" requests race.
+        Index("uq_sessions_one_running", "period_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("periods.id"), index=True)

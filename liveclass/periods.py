@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from liveclass.errors import ApiError, forbidden, not_found
@@ -58,8 +59,14 @@ async def start_session(db: AsyncSession, user: User, period: Period, node: str)
     if current:
         return current, False
     session = LiveSession(period_id=period.id, started_by_id=user.id, node=node, started_at=utcnow())
-    db.add(session)
-    await db.flush()
+    try:
+        async with db.begin_nested():  # a savepoint: losing a race must not undo the caller's transaction
+            db.add(session)
+    except IntegrityError:  # another request started it meanwhile (uq_sessions_one_running): that one
+        current = await running_session(db, period.id)
+        if current is None:
+            raise
+        return current, False
     await db.refresh(session, ["period"])
     return session, True
 

@@ -25,8 +25,14 @@ _CLOSES_ATTENDANCE = {ev.PARTICIPANT_DROPPED, ev.PARTICIPANT_LEFT}
 
 
 def _is_data_error(exc: Exception) -> bool:
-    """The store refused this data (not: the store is unreachable)."""
-    return isinstance(exc, (IntegrityError, DataError, KeyError, ValueError, TypeError))
+    """The store refused this data (not: the store is unreachable). asyncpg's own refusal of a value
+    (e.g. an id past 32 bits) reaches us as a plain DBAPIError whose cause is asyncpg's DataError."""
+    if isinstance(exc, (IntegrityError, DataError, KeyError, ValueError, TypeError, OverflowError)):
+        return True
+    cause = getattr(exc, "orig", None)
+    return cause is not None and any(kind.__name__ in ("DataError", "IntegrityError") or
+                                     str(getattr(cause, "sqlstate", "")).startswith(("22", "23"))
+                                     for kind in type(cause).__mro__)
 
 
 def _time(epoch: float) -> datetime:

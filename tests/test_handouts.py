@@ -294,7 +294,11 @@ async def test_a_broken_or_cut_off_upload_is_refused_with_a_message_and_nothing_
     for data, content_type, code in [
             (b"x", "multipart/form-data", "invalid_request"),  # no boundary named
             (b"garbage", "multipart/form-data; boundary=abc", "invalid_request"),  # no part at all
-            (cut_off, headers["Content-Type"], "upload_incomplete")]:
+            (cut_off, headers["Content-Type"], "upload_incomplete"),
+            (body.replace(b'filename="bai.pdf"', b'filename="b\x00i.pdf"'), headers["Content-Type"],
+             "invalid_request"),  # a part header aiohttp refuses
+            (body.replace(b'filename="bai.pdf"', b'filename="' + b"x" * 100_000 + b'.pdf"'),
+             headers["Content-Type"], "invalid_request")]:  # a part header line too long
         response = await teacher_person.request("POST", path, data=data, headers={"Content-Type": content_type})
         answer = await response.json()
         assert response.status == 400 and answer["error"]["code"] == code, answer

@@ -231,11 +231,12 @@ async def test_a_school_may_record_the_teacher_only_and_everyone_is_told(server,
     assert synced["recording_state"] == "recording" and synced["students_recorded"] is False
 
 
-async def test_a_stray_folder_among_the_recordings_does_not_stop_the_server(tmp_path):
+@pytest.mark.parametrize("folder", ["old-copy", "3000000000"])  # not a session id; past the store's ids
+async def test_a_stray_folder_among_the_recordings_does_not_stop_the_server(tmp_path, folder):
     """Someone copied a folder into recordings/ by hand: the start-up recovery repairs what it can and
-    the server starts; nothing is listed for a session that does not exist."""
+    the server starts; nothing is listed for a session that cannot exist."""
     settings = make_settings(tmp_path / "var")
-    stray = settings.recordings_dir / "old-copy" / "r1"
+    stray = settings.recordings_dir / folder / "r1"
     stray.mkdir(parents=True)
     (stray / "a.webm").write_bytes(b"not a recording")
     server = await start_server(settings)

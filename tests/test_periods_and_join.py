@@ -60,6 +60,23 @@ async def test_teacher_schedules_starts_and_ends_a_period(any_store_server):
     assert join["error"]["code"] == "session_not_running"
 
 
+async def test_a_period_started_by_many_requests_at_once_has_one_session_and_still_ends(any_store_server):
+    """Ten "start" clicks at the same moment (a teacher double-clicking on two devices, a retrying
+    client): one session, the others answered with it; the period then ends normally."""
+    school = await seed_school(any_store_server)
+    teachers = [await any_store_server.logged_in(school.teacher) for _ in range(10)]
+    path = f"/periods/{school.period.id}/start"
+    answers = await asyncio.gather(*(t.request("POST", path) for t in teachers))
+    statuses = sorted(a.status for a in answers)
+    bodies = [await a.json() for a in answers]
+    assert all(status in (200, 201) for status in statuses), bodies
+    assert statuses.count(201) == 1
+    assert len({b["id"] for b in bodies}) == 1  # everyone got the same session
+    ended = await teachers[0].json("POST", f"/periods/{school.period.id}/end")
+    assert ended["running"] is False
+    assert (await teachers[1].json("GET", f"/periods/{school.period.id}"))["live_session"] is None
+
+
 @pytest.mark.parametrize("body,code", [
     ({"ends_at": "2026-11-24T07:00:00+07:00"}, "invalid_times"),
     ({"starts_at": "2026-11-24T08:00:00"}, "invalid_request"),  # no offset

@@ -24,7 +24,7 @@ from liveclass.archive.tables import attendance_table, class_summary_table
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.models import (
-    MAX_ID, AccountRole, AuditEntry, Enrollment, Period, SchoolClass, TeachingAssignment, User,
+    FIRST_YEAR, LAST_YEAR, MAX_ID, AccountRole, AuditEntry, Enrollment, Period, SchoolClass, TeachingAssignment, User,
 )
 
 routes = RouteTable("records")
@@ -48,9 +48,13 @@ def _query_date(request: web.Request, name: str) -> date | None:
     if raw in (None, ""):
         return None
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
-        raise ApiError(400, "invalid_request", f"{name} must be a date like 2026-11-23.") from None
+        value = None
+    if value is None or not FIRST_YEAR < value.year < LAST_YEAR:
+        raise ApiError(400, "invalid_request", f"{name} must be a date like 2026-11-23, between the years "
+                                               f"{FIRST_YEAR + 1} and {LAST_YEAR - 1}.")
+    return value
 
 
 def _date_range(request: web.Request) -> tuple[date | None, date | None]:

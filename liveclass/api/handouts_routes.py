@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from sqlalchemy import exists, select
 
 from liveclass import auth, periods
@@ -75,7 +76,7 @@ async def upload_handout(request: web.Request) -> web.Response:
             raise ApiError(400, "invalid_request", "Send one file in the multipart field `file`.")
         stored, filename = await store_upload(field, settings.handouts_dir / str(session_id),
                                               settings.handout_max_bytes, settings.handout_allowed_types)
-    except ValueError:  # aiohttp's parser: no boundary, or a body that is not multipart at all
+    except (ValueError, BadHttpMessage):  # aiohttp's parser: no boundary, not multipart, a bad part header
         raise ApiError(400, "invalid_request", "The upload is not a valid multipart/form-data body; "
                                                "send one file in the field `file`.") from None
     async with request.app[DB]() as db:

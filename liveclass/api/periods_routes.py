@@ -15,7 +15,7 @@ from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, forbidden, not_found
 from liveclass.live import LIVE_ROOMS, SOCKETIO_NAMESPACE, SOCKETIO_PATH
-from liveclass.models import AccountRole, LiveSession, Period, SchoolClass, User
+from liveclass.models import FIRST_YEAR, LAST_YEAR, AccountRole, LiveSession, Period, SchoolClass, User
 from signaling.join_token import issue_join_token
 
 routes = RouteTable("periods and sessions")
@@ -38,9 +38,9 @@ def _parse_time(request: web.Request, name: str) -> datetime | None:
         value = datetime.fromisoformat(raw)
     except ValueError:
         value = None
-    if value is None or value.tzinfo is None:
-        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 time with an offset, "
-                                               "e.g. 2026-11-24T00:00:00+07:00.")
+    if value is None or value.tzinfo is None or not FIRST_YEAR < value.year < LAST_YEAR:
+        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 time with an offset between the years "
+                                               f"{FIRST_YEAR + 1} and {LAST_YEAR - 1}, e.g. 2026-11-24T00:00:00+07:00.")
     return value
 
 

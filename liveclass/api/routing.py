@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from liveclass.appkeys import USER, CSRF_FAILED
 from liveclass.errors import ApiError
@@ -70,6 +71,19 @@ def current_user(request: web.Request) -> User:
     return user
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+NUL_REFUSED = "Text may not contain the NUL character (\\u0000)."
+
+
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the request body as JSON (Content-Type: application/json).")
@@ -77,6 +91,8 @@ async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel
         raw = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if _has_nul(raw):  # no store keeps it (PostgreSQL refuses it in text): a clear 400, not a 500
+        raise ApiError(400, "invalid_request", NUL_REFUSED)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -100,10 +116,16 @@ def _wrap(route: Route) -> Handler:
                 raise ApiError(403, "password_change_required", "Change your password before continuing.")
             if route.access != ANY_USER and user.role not in route.access:
                 raise ApiError(403, "forbidden", "Your account may not do this.")
+        if "\x00" in request.path or any(_has_nul(v) for v in request.query.values()):
+            raise ApiError(400, "invalid_request", NUL_REFUSED)
         kwargs: dict[str, Any] = {}
         if route.body is not None:
             kwargs["body"] = await _parse_body(request, route.body)
-        return await route.handler(request, **kwargs)
+        try:
+            return await route.handler(request, **kwargs)
+        except IntegrityError:  # two requests raced to create the same thing; the other one won
+            raise ApiError(409, "conflict", "Another request changed this at the same moment; "
+                                            "reload and try again.") from None
 
     handler.__name__ = route.handler.__name__
     return handler

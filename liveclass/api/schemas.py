@@ -6,12 +6,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from liveclass.models import MAX_ID, AccountRole, PeriodMode
+from liveclass.models import FIRST_YEAR, LAST_YEAR, MAX_ID, AccountRole, PeriodMode
 
 
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("include the time zone offset, e.g. 2026-11-24T08:00:00+07:00")
+    if not FIRST_YEAR < value.year < LAST_YEAR:  # also keeps the conversion below from overflowing
+        raise ValueError(f"a time between {FIRST_YEAR + 1} and {LAST_YEAR - 1}")
     return value.astimezone(timezone.utc)  # the API answers in UTC, whatever zone the client wrote
 
 

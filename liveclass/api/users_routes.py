@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from liveclass import accounts, auth
@@ -47,7 +47,9 @@ async def list_users(request: web.Request) -> web.Response:
             raise ApiError(400, "invalid_request", f"Unknown role {role!r}.")
         query = query.where(User.role == AccountRole(role))
     if text := request.query.get("q"):
-        query = query.where(or_(User.full_name.ilike(f"%{text}%"), User.personal_id.like(f"%{text}%")))
+        text = text[:200]  # "%" and "_" are searched as written (autoescape), not as wildcards
+        query = query.where(or_(func.lower(User.full_name).contains(text.lower(), autoescape=True),
+                                User.personal_id.contains(text, autoescape=True)))
     async with request.app[DB]() as db:
         users = (await db.execute(query)).scalars().all()
     return dump([UserOut.model_validate(u) for u in users])
