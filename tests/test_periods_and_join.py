@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 import socketio
+from sqlalchemy.exc import IntegrityError
 
+from liveclass.db import create_engine, session_factory, upgrade_database
+from liveclass.models import LiveSession, Period, SchoolClass
 from signaling.join_token import issue_join_token
-from tests.helpers import seed_school
+from tests.helpers import add_user, seed_school
 
 
 def _at(hours: float) -> str:
@@ -204,3 +207,39 @@ async def test_live_socket_from_a_foreign_web_origin_is_refused(server):
     same_origin, error = await connect_live(server, join["token"])
     assert error is None
     await same_origin.disconnect()
+
+
+async def test_the_upgrade_ends_duplicate_running_sessions_then_the_store_refuses_new_ones(tmp_path, store_url):
+    """A store written before migration 0005 may hold two running sessions of one period (the race
+    above): the upgrade ends all but the newest (at their own start) instead of failing, and from then
+    on the store itself refuses a second running session."""
+    url = store_url or f"sqlite+aiosqlite:///{tmp_path}/before.db"
+    await asyncio.to_thread(upgrade_database, url, "0004")
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as db:
+            teacher = await add_user(db, "teacher", "Nguyễn Thị Hà")
+            school_class = SchoolClass(name="10A1", school_year="2026-2027")
+            db.add(school_class)
+            await db.flush()
+            now = datetime.now(timezone.utc)
+            period = Period(class_id=school_class.id, subject="Toán", teacher_id=teacher.id, starts_at=now,
+                            ends_at=now + timedelta(minutes=45))
+            db.add(period)
+            await db.flush()
+            older, newer = (LiveSession(period_id=period.id, started_by_id=teacher.id, node="node-1",
+                                        started_at=now + timedelta(seconds=s)) for s in (0, 1))
+            db.add_all([older, newer])
+            await db.commit()
+            ids, period_id, teacher_id = (older.id, newer.id), period.id, teacher.id
+
+        await asyncio.to_thread(upgrade_database, url)
+
+        async with session_factory(engine)() as db:
+            older, newer = [await db.get(LiveSession, i) for i in ids]
+            assert older.ended_at == older.started_at and newer.ended_at is None
+            db.add(LiveSession(period_id=period_id, started_by_id=teacher_id, node="node-1"))
+            with pytest.raises(IntegrityError):
+                await db.commit()
+    finally:
+        await engine.dispose()
