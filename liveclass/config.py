@@ -12,6 +12,7 @@ import stat
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -39,9 +40,20 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Empty means: read (or create on first start) `secret_key` in the data directory.
     secret_key: str = ""
-    # Public base URL of this node, told to clients in the join answer; empty: derived from the request.
+    # Public base URL of the school's LiveClass (the web pages and the API); empty: derived from the request.
     public_url: str = ""
-    node_id: str = "node-1"
+    # Several nodes (docs/operations.md, "Scale-out"): Redis holds placements, heartbeats and room states.
+    # Empty: this process alone (embedded default).
+    redis_url: str = ""
+    redis_prefix: str = Field("liveclass", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # keys and channels of this cluster
+    node_id: str = ""  # empty: host:port
+    # The base URL clients use for this node's Socket.IO (e.g. https://lop.truong.edu.vn/node/2);
+    # empty: http://host:port with Redis, the public URL (or the request's) without.
+    node_url: str = ""
+    node_ttl_seconds: float = Field(10, ge=1, le=300)  # a node silent this long is dead; its rooms move
+    # Recordings, handouts and lesson videos: a folder every node reaches (a network filesystem with
+    # several machines); empty: the data directory.
+    storage_dir: Path | None = None
     personal_id_pattern: str = r"^\d{12}$"
     cookie_secure: bool = False
     # Reverse proxies whose X-Forwarded-For is believed (login throttling and the audit log need the
@@ -97,6 +109,20 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("node_url", "public_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be a base URL starting with http:// or https://")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -121,12 +147,37 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'liveclass.db').resolve()}"
 
     @property
+    def effective_node_id(self) -> str:
+        return self.node_id or f"{self.host}:{self.port}"
+
+    @property
+    def effective_node_url(self) -> str:
+        """Where clients reach this node's Socket.IO ("": the public URL, or the request's own)."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
+        return f"http://{self.host}:{self.port}" if self.redis_url else self.public_url.rstrip("/")
+
+    @property
+    def socket_origins(self) -> list[str]:
+        """Web origins allowed to open the live-room socket: the configured ones and the public URL's
+        (pages served at the public URL connect to every node's URL). Empty: same origin only."""
+        origins = list(self.allowed_origins)
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+        return list(dict.fromkeys(origins))
+
+    @property
+    def files_dir(self) -> Path:
+        return self.storage_dir or self.data_dir
+
+    @property
     def handouts_dir(self) -> Path:
-        return self.data_dir / "handouts"
+        return self.files_dir / "handouts"
 
     @property
     def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"
+        return self.files_dir / "recordings"
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
@@ -176,7 +227,7 @@ def prepare_data_dir(settings: Settings) -> Settings:
         if settings.data_dir.stat().st_uid == os.getuid():
             settings.data_dir.chmod(0o700)
         for sub in (settings.handouts_dir, settings.recordings_dir):
-            sub.mkdir(exist_ok=True)
+            sub.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"Cannot create the data directory {settings.data_dir}: {exc.strerror}") from None
     if settings.secret_key:

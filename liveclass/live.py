@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
@@ -18,11 +20,14 @@ from media.engine import MediaEngine
 from recordings import Recorder, recover
 from signaling.events import RECORDING_SAVED, RoomEvent
 from signaling.media_bridge import MediaBridge
+from signaling.redis_router import RedisRouter
+from signaling.router import LocalRouter, Router
 from signaling.server import NAMESPACE, LiveServer
 
 SOCKETIO_PATH = "/socket.io/"
 SOCKETIO_NAMESPACE = NAMESPACE
 LIVE_ROOMS = web.AppKey("live_rooms", LiveServer)
+ROUTER = web.AppKey("router", Router)  # the only way the HTTP API reaches a live room
 LESSON_VIDEOS = web.AppKey("lesson_videos", LessonVideos)
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,22 @@ class DatabaseSpentTokens:
         return True
 
 
+def create_router(settings: Settings) -> Router:
+    """Chosen once at start: Redis when it is configured (several nodes), this process alone otherwise."""
+    if settings.redis_url:
+        return RedisRouter(settings.effective_node_id, settings.effective_node_url, settings.redis_url,
+                           prefix=settings.redis_prefix, ttl_seconds=settings.node_ttl_seconds)
+    return LocalRouter(settings.effective_node_id, settings.effective_node_url)
+
+
+def _drain_this_process() -> None:
+    """An admin drained this node over the API: the same as SIGTERM (rooms move, then the process exits)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[AsyncSession]) -> LiveServer:
-    """The live room, its records writer, and their orderly shutdown (rooms first, then the last records)."""
+    """The live room, its router and records writer, and their orderly shutdown (rooms first, then the
+    last records)."""
     writer = RecordsWriter(db)
     # The server's own peer connections use no STUN/TURN (no lookups on the join path); the ICE
     # servers in the settings are for the clients.
@@ -56,35 +75,65 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
         return Recorder(engine, settings.recordings_dir, session_id, settings.recording_min_free_bytes,
                         on_stopped=on_stopped)
 
+    router = create_router(settings)
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
-                      grace_seconds=settings.reconnect_grace_seconds, allowed_origins=settings.allowed_origins,
-                      media=MediaBridge(engine), sees_classmates=settings.students_see_classmates,
+                      grace_seconds=settings.reconnect_grace_seconds,
+                      allowed_origins=settings.socket_origins, media=MediaBridge(engine),
+                      sees_classmates=settings.students_see_classmates,
                       quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for,
-                      record_students=settings.record_students)
+                      record_students=settings.record_students, router=router,
+                      recover_recordings=lambda session_id: _recover_session(settings, session_id),
+                      on_drain_requested=_drain_this_process)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
+    app[ROUTER] = router
     app[LESSON_VIDEOS] = lesson_videos = LessonVideos(settings.recordings_dir)
 
     async def live_ctx(app: web.Application):
-        # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed.
-        for manifest in await asyncio.to_thread(recover, settings.recordings_dir):
-            session_id = manifest.get("session_id")
-            if not isinstance(session_id, int) or not 1 <= session_id <= MAX_ID:  # not recordings/<session>/
-                log.warning("recovered %s, which is not a session's recording folder: not listed",
-                            manifest.get("path"))
-                continue
+        await router.start()
+        # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed; with
+        # several nodes, only those of sessions no live node hosts (the others are being written).
+        for manifest in await _recover_unhosted(settings, router):
             writer.emit(RoomEvent(manifest["session_id"], RECORDING_SAVED, None, None, {"manifest": manifest}))
         writer.start()
         live.start_quality_reports()
         yield
         await lesson_videos.close()
         await engine.close()
+        await router.close()
         await writer.close()  # after the rooms closed (on_shutdown, below): their last events are in
 
     async def close_rooms(app: web.Application) -> None:
-        # on_shutdown runs while connections are still open: everyone is told, attendance closes now.
+        # on_shutdown runs while connections are still open: everyone is told; alone, attendance closes
+        # now; in a cluster, the rooms move to other nodes.
         await live.close()
 
     app.cleanup_ctx.append(live_ctx)
     app.on_shutdown.append(close_rooms)
     return live
+
+
+def _recover_session(settings: Settings, session_id: int) -> list[dict]:
+    """Finish the recordings a dead node left unfinished in one session's folder."""
+    return [m for m in recover(settings.recordings_dir / str(session_id)) if m.get("session_id") == session_id]
+
+
+async def _recover_unhosted(settings: Settings, router: Router) -> list[dict]:
+    folders = []
+    for folder in sorted(settings.recordings_dir.iterdir()) if settings.recordings_dir.is_dir() else []:
+        session_id = int(folder.name) if folder.name.isascii() and folder.name.isdigit() else None
+        if session_id is not None and 1 <= session_id <= MAX_ID:
+            owner = await router.owner(session_id)
+            if owner is not None and owner.state != "dead" and owner.node_id != router.node_id:
+                continue  # another live node is recording it
+        folders.append(folder)
+    manifests = []
+    for folder in folders:
+        for manifest in await asyncio.to_thread(recover, folder):
+            session_id = manifest.get("session_id")
+            if not isinstance(session_id, int) or not 1 <= session_id <= MAX_ID:  # not recordings/<session>/
+                log.warning("recovered %s, which is not a session's recording folder: not listed",
+                            manifest.get("path"))
+                continue
+            manifests.append(manifest)
+    return manifests

@@ -25,16 +25,9 @@ class LiveCollector:
 
     def collect(self):
         live = self.app[LIVE_ROOMS]
-        rooms = [r for r in live.rooms.values() if not r.ended]
-        yield GaugeMetricFamily("liveclass_rooms", "Live rooms on this node", value=len(rooms))
+        yield GaugeMetricFamily("liveclass_rooms", "Live rooms on this node", value=live.load()["rooms"])
         people = GaugeMetricFamily("liveclass_participants", "People in live rooms", labels=["role", "state"])
-        counts: dict[tuple[str, str], int] = {}
-        for room in rooms:
-            for p in room.participants.values():
-                if p.state != "gone":
-                    key = (p.role, p.state if p.connected else "reconnecting")
-                    counts[key] = counts.get(key, 0) + 1
-        for (role, state), n in sorted(counts.items()):
+        for (role, state), n in sorted(live.census().items()):
             people.add_metric([role, state], n)
         yield people
         if live.media is None:

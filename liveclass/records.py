@@ -121,7 +121,8 @@ class RecordsWriter:
             db.add(AttendanceInterval(session_id=event.session_id, user_id=event.target_user_id,
                                       room_role=event.data.get("room_role", "?"), joined_at=at))
         elif event.type in _CLOSES_ATTENDANCE:
-            reason = "dropped" if event.type == ev.PARTICIPANT_DROPPED else event.data.get("reason", "left")
+            default = "dropped" if event.type == ev.PARTICIPANT_DROPPED else "left"
+            reason = event.data.get("reason", default)  # dropped also as node_lost, node_moving
             await self._close_open_interval(db, event, at, reason)
         elif event.type == ev.CHAT_MESSAGE:
             db.add(ChatMessage(id=event.data["message_id"], session_id=event.session_id, at=at,

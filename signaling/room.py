@@ -23,6 +23,11 @@ from signaling.policy import (
 from signaling.protocol import MAX_CHAT_LENGTH, RoomError
 
 CHAT_HISTORY = 200
+# Why an account's connections were closed (you:logged_out), as the person is told.
+ACCOUNT_REMOVALS = {
+    "logged_out": "You logged out.",
+    "account_deactivated": "Your account has been deactivated; ask the school's admin.",
+}
 CHAT_RATE_COUNT = 5  # at most this many messages ...
 CHAT_RATE_WINDOW = 10.0  # ... in any window of this many seconds
 
@@ -258,8 +263,9 @@ class Room:
                 "message": "You joined this period from another tab or device; this one is closed."}, True))
         self._leave(seat, "replaced")
 
-    def disconnected(self, sid: str) -> Participant | None:
-        """The connection is gone. Lobby: leave. Room: keep the seat for the grace period."""
+    def disconnected(self, sid: str, reason: str = "dropped") -> Participant | None:
+        """The connection is gone. Lobby: leave. Room: keep the seat for the grace period. `reason`:
+        dropped (the network), or node_moving (the server handed the room to another node)."""
         participant = self.by_sid(sid)
         if participant is None:
             return None
@@ -270,7 +276,8 @@ class Room:
         participant.dropped_at = self.clock()
         participant.published = set()  # its publish connection goes with it; a resume publishes anew
         participant.media = dict.fromkeys(SOURCES, False)  # nothing is sent while the connection is gone
-        self._event(ev.PARTICIPANT_DROPPED, participant, participant)
+        self._event(ev.PARTICIPANT_DROPPED, participant, participant,
+                    **({} if reason == "dropped" else {"reason": reason}))
         self._participant_updated(participant)
         if participant.role == TEACHER:
             self._tell_lobby_waiting()
@@ -311,11 +318,13 @@ class Room:
         if participant.role == TEACHER:
             self._tell_lobby_waiting()
 
-    def logged_out(self, user_id: int) -> Participant | None:
+    def remove_user(self, user_id: int, reason: str = "logged_out") -> Participant | None:
+        """The account logged out, or lost its right to be here (e.g. it was deactivated): it leaves now."""
         participant = self._by_user(user_id)
         if participant is not None:
-            self._send(participant, "you:logged_out", {"message": "You logged out."}, disconnect_after=True)
-            self._leave(participant, "logged_out")
+            self._send(participant, "you:logged_out", {"reason": reason, "message": ACCOUNT_REMOVALS.get(
+                reason, "You were signed out.")}, disconnect_after=True)
+            self._leave(participant, reason)
         return participant
 
     def end(self, by: Participant | None, by_user_id: int | None = None, by_name: str | None = None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 import socketio
@@ -24,6 +24,8 @@ from signaling.recording import RecorderFactory, RoomRecording
 from signaling.join_token import JoinTokenError, SpentTokens, accept_join_token
 from signaling.protocol import RoomError, ok
 from signaling.room import Participant, Room
+from signaling.room_state import restore, snapshot, was_connected
+from signaling.router import LocalRouter, Router
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,9 @@ class LiveServer:
                  allowed_origins: list[str] | None = None, media: MediaBridge | None = None,
                  sees_classmates: bool = False, quality_interval: float = 5.0,
                  recorder_factory: RecorderFactory | None = None, client_manager: Any = None,
-                 record_students: bool = True):
+                 record_students: bool = True, router: Router | None = None,
+                 recover_recordings: Callable[[int], list[dict]] | None = None,
+                 on_drain_requested: Callable[[], None] | None = None):
         self._secret = secret
         self._media = media  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
@@ -95,6 +99,16 @@ class LiveServer:
                                         cors_allowed_origins=allowed_origins or None,
                                         client_manager=client_manager, max_http_buffer_size=1_000_000)
         self.rooms: dict[int, Room] = {}
+        # Cluster: where sessions live and commands to them (LocalRouter: this process alone).
+        self.router = router or LocalRouter("local", "")
+        self.router.bind(self)
+        self._recover_recordings = recover_recordings  # session id → manifests of a dead node's files
+        self._on_drain_requested = on_drain_requested
+        self._opening: dict[int, asyncio.Lock] = {}
+        self._released: set[int] = set()  # ended rooms whose placement is forgotten
+        self._moved: set[int] = set()  # rooms handed to another node (their state is not saved again)
+        self._moving = False  # draining: rooms are moving away, nobody new gets in
+        self._recording_notice: dict[int, str] = {}  # session → why a recording restarted (told to the teacher)
         self._room_of_sid: dict[str, int] = {}
         self._pending: dict[str, list] = {}  # messages for connections whose CONNECT is not sent yet
         self._timers: set[asyncio.TimerHandle] = set()
@@ -109,11 +123,57 @@ class LiveServer:
     def attach(self, app, socketio_path: str = "socket.io") -> None:
         self.sio.attach(app, socketio_path=socketio_path)
 
-    def room(self, session_id: int) -> Room:
-        if session_id not in self.rooms:
-            self.rooms[session_id] = Room(session_id, self._sink, grace_seconds=self._grace,
-                                          sees_classmates=self._sees_classmates)
-        return self.rooms[session_id]
+    def _new_room(self, session_id: int) -> Room:
+        room = self.rooms[session_id] = Room(session_id, self._sink, grace_seconds=self._grace,
+                                             sees_classmates=self._sees_classmates)
+        return room
+
+    async def _open_room(self, session_id: int, lost_at: float | None = None, from_node: str | None = None) -> Room:
+        """The session's room on this node: open already, restored from the state its previous node
+        saved (a take-over), or new."""
+        if session_id in self.rooms:
+            return self.rooms[session_id]
+        async with self._opening.setdefault(session_id, asyncio.Lock()):
+            if session_id in self.rooms:
+                return self.rooms[session_id]
+            state = await self.router.load_room(session_id)
+            room = self._new_room(session_id)
+            if state is not None and not state.get("ended"):
+                await self._take_over(room, state, lost_at, from_node)
+        self._opening.pop(session_id, None)
+        return room
+
+    async def _take_over(self, room: Room, state: dict, lost_at: float | None, from_node: str | None) -> None:
+        """Restore a room another node hosted: everyone admitted keeps their seat (back without the lobby
+        within the grace period); after a node loss their attendance closes at its last heartbeat; a
+        recording that was running goes on here as a new recording."""
+        seats = restore(room, state)
+        if lost_at is not None:
+            connected = was_connected(state)
+            for seat in seats:
+                if seat.user_id in connected:
+                    self._sink.emit(ev.RoomEvent(room.session_id, ev.PARTICIPANT_DROPPED, seat.user_id, seat.user_id,
+                                                 {"reason": "node_lost", "node": from_node}, lost_at))
+        for seat in seats:
+            self._schedule(room.grace_seconds, self._expire, room, seat)
+        log.info("session %s taken over from %s (%d people keep their seats)", room.session_id, from_node,
+                 len(seats))
+        if state.get("recording_state", "off") != "off" and self._recorder_factory and self._media:
+            reason = "node_lost" if lost_at is not None else "node_moved"
+            if lost_at is not None and self._recover_recordings is not None:
+                # The dead node's files end where it died: repaired, checksummed and listed.
+                for manifest in await asyncio.to_thread(self._recover_recordings, room.session_id):
+                    room._event(ev.RECORDING_SAVED, None, None, manifest=manifest)
+            async with room.media_lock:
+                try:
+                    current = await self._start_recording(room, None, reason)
+                except RoomError as exc:
+                    log.warning("recording of session %s not resumed: %s", room.session_id, exc.message)
+                else:
+                    if state["recording_state"] == "paused" and current.pause():
+                        recording.announce(room, None, current, event=ev.REC_PAUSED)
+                    self._recording_notice[room.session_id] = reason
+        await self._settle(room)
 
     # -- delivery ------------------------------------------------------------------------------------
     async def _flush(self, room: Room, requester: str | None = None) -> None:
@@ -128,8 +188,10 @@ class LiveServer:
                 await self._deliver(out, requester)
 
     async def _settle(self, room: Room, requester: str | None = None) -> None:
-        """After any change: deliver what the room said, then bring the media plane in step with it."""
+        """After any change: deliver what the room said, save its state for a take-over, then bring the
+        media plane in step with it."""
         await self._flush(room, requester)
+        await self._save_state(room)
         if self._media is None:
             return
         room.media_changes += 1
@@ -141,6 +203,18 @@ class LiveServer:
                 room.media_applied = room.media_changes
                 await self._apply_media(room)
         await self._flush(room, requester)
+
+    async def _save_state(self, room: Room) -> None:
+        if room.session_id in self._moved:
+            return
+        if not room.ended:
+            self.router.room_changed(room.session_id, lambda: snapshot(room))
+        elif room.session_id not in self._released:
+            self._released.add(room.session_id)
+            try:
+                await self.router.release(room.session_id)
+            except Exception as exc:  # noqa: BLE001 - the room has ended anyway; the placement expires with it
+                log.warning("session %s: placement not released (%s)", room.session_id, type(exc).__name__)
 
     async def _apply_media(self, room: Room) -> None:
         """Bring the media plane and the recording in step with the room (under its media lock)."""
@@ -183,16 +257,32 @@ class LiveServer:
         auth = auth if isinstance(auth, dict) else {}
         try:
             claims = await accept_join_token(self._secret, auth.get("token"), self._spent, auth.get("session_id"))
-            room = self.room(claims.session_id)
+            room = await self._room_for_connection(claims.session_id)
             self._pending[sid] = []
-            room.arrive(sid, claims, auth.get("resume_token"))
+            participant = room.arrive(sid, claims, auth.get("resume_token"))
         except (JoinTokenError, RoomError) as exc:
             self._pending.pop(sid, None)
             raise _refused(exc.code, exc.message) from None
         self._room_of_sid[sid] = claims.session_id
+        if participant.role == "teacher" and participant.state == "admitted" and \
+                room.session_id in self._recording_notice:
+            # The teacher learns that the recording went on as a new recording on this node.
+            current = self._recordings.get(room.session_id)
+            room._send(participant, "rec:status",
+                       recording.status(room, current, self._recording_notice.pop(room.session_id)))
         await self._settle(room)
         asyncio.get_running_loop().create_task(self._release_pending(sid))
         log.info("user %s connected to session %s as %s", claims.user_id, claims.session_id, claims.room_role)
+
+    async def _room_for_connection(self, session_id: int) -> Room:
+        """The room, if this node hosts the session; a client sent to the wrong node joins again."""
+        if self._moving:
+            raise RoomError("node_moving", "This server is handing its classes to another one; join again.")
+        if session_id not in self.rooms:
+            owner = await self.router.place(session_id)
+            if owner.node_id != self.router.node_id:
+                raise RoomError("wrong_node", "This period is hosted by another server; join again.")
+        return await self._open_room(session_id)
 
     async def _on_disconnect(self, sid: str, *args: Any) -> dict | None:
         if self.sio.manager.is_connected(sid, NAMESPACE):
@@ -215,6 +305,8 @@ class LiveServer:
         self._timers.add(handle)
 
     async def _expire(self, room: Room, participant: Participant) -> None:
+        if room.session_id in self._moved:
+            return  # the node that took the room over keeps the seat now
         if room.expire_seat(participant.participant_id):
             await self._settle(room)
 
@@ -290,16 +382,20 @@ class LiveServer:
                 return recording.status(room, current)
             if current is not None:
                 return recording.status(room, current)
-            recorder = self._recorder_factory(room.session_id, lambda reason: self._recorder_stopped(room, reason))
-            try:
-                await recorder.start()
-            except RecordingRefused as exc:  # e.g. low_disk_space: the teacher is told why
-                raise RoomError(exc.code, exc.message) from None
-            current = self._recordings[room.session_id] = RoomRecording(
-                room, recorder, lambda pid: peer_id(room, pid), students=self._record_students)
-            current.sync()
-            recording.announce(room, teacher, current)
-            return recording.status(room, current)
+            return recording.status(room, await self._start_recording(room, teacher))
+
+    async def _start_recording(self, room: Room, by: Participant | None, reason: str | None = None) -> RoomRecording:
+        """Start recording the room (under its media lock); `reason` when the server restarts it."""
+        recorder = self._recorder_factory(room.session_id, lambda why: self._recorder_stopped(room, why))
+        try:
+            await recorder.start()
+        except RecordingRefused as exc:  # e.g. low_disk_space: the teacher is told why
+            raise RoomError(exc.code, exc.message) from None
+        current = self._recordings[room.session_id] = RoomRecording(
+            room, recorder, lambda pid: peer_id(room, pid), students=self._record_students)
+        current.sync()
+        recording.announce(room, by, current, reason)
+        return current
 
     async def _stop_recording(self, room: Room, by: Participant | None, reason: str | None = None) -> None:
         current = self._recordings.pop(room.session_id, None)
@@ -339,29 +435,88 @@ class LiveServer:
                 except Exception:  # noqa: BLE001 - a report must never stop the reports
                     log.exception("quality report failed")
 
-    # -- called by the application -------------------------------------------------------------------
+    # -- commands: run here for the router, whichever node they came from ----------------------------
+    async def run_command(self, name: str, args: dict[str, Any]) -> Any:
+        """A command to this node's rooms (signaling/router.py); RoomError refuses it."""
+        commands = {"end_room": self.end_room, "share_handout": self.share_handout, "drop_user": self.drop_user,
+                    "user_present": self.user_present, "adopt": self.adopt, "drain": self.request_drain,
+                    "live_sessions": self._live_sessions_command}
+        command = commands.get(name)
+        if command is None:
+            raise RoomError("unknown_command", f"Unknown command {name!r}.")
+        return await command(**args)
+
+    def load(self) -> dict[str, int]:
+        rooms = [r for r in self.rooms.values() if not r.ended]
+        return {"rooms": len(rooms),
+                "participants": sum(1 for r in rooms for p in r.participants.values() if p.connected)}
+
+    def live_sessions(self) -> list[int]:
+        return sorted(sid for sid, room in self.rooms.items() if not room.ended)
+
+    async def _live_sessions_command(self) -> list[int]:
+        return self.live_sessions()
+
+    def census(self) -> dict[tuple[str, str], int]:
+        """People in this node's rooms by room role and state (admitted, lobby, reconnecting)."""
+        counts: dict[tuple[str, str], int] = {}
+        for room in self.rooms.values():
+            if room.ended:
+                continue
+            for p in room.participants.values():
+                if p.state != "gone":
+                    key = (p.role, p.state if p.connected else "reconnecting")
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def end_room(self, session_id: int, by_user_id: int | None = None, by_name: str | None = None) -> None:
         """End the period for everyone in it (ended over HTTP by `by_user_id`); nobody may join it again."""
-        room = self.room(session_id)
+        room = await self._open_room(session_id)
         room.end(None, by_user_id, by_name)
         await self._settle(room)
 
-    async def user_logged_out(self, user_id: int) -> None:
-        for room in self.rooms.values():
-            if room.logged_out(user_id):
+    async def drop_user(self, user_id: int, reason: str = "logged_out") -> int:
+        """The account logged out, or lost its right to be here: its connections close now, in every
+        room of this node. Returns how many seats it lost."""
+        dropped = 0
+        for room in list(self.rooms.values()):
+            if room.remove_user(user_id, reason):
+                dropped += 1
                 await self._settle(room)
+        return dropped
 
-    async def share_handout(self, session_id: int, uploader_user_id: int, handout: dict) -> None:
+    async def user_logged_out(self, user_id: int) -> None:
+        await self.drop_user(user_id, "logged_out")
+
+    async def user_present(self, session_id: int, user_id: int) -> bool:
+        room = self.rooms.get(session_id)
+        return room is not None and any(p.user_id == user_id for p in room.present())
+
+    async def share_handout(self, session_id: int, uploader_user_id: int, handout: dict) -> dict:
         room = self.rooms.get(session_id)
         if room is None:
             raise RoomError("not_in_room", "Join the room before handing out material.")
-        room.share_handout(uploader_user_id, handout)
+        message = room.share_handout(uploader_user_id, handout)
         await self._settle(room)
+        return {"message_id": message["message_id"]}
+
+    async def adopt(self, session_id: int, lost_at: float | None = None, from_node: str | None = None) -> None:
+        """The router moved the session here (its node died or drained): open its room now."""
+        await self._open_room(session_id, lost_at, from_node)
+
+    async def request_drain(self) -> None:
+        """An admin asked this node to drain: it moves its rooms away and exits (as on SIGTERM)."""
+        if self._on_drain_requested is None:
+            raise RoomError("no_other_node", "This server cannot be drained.")
+        asyncio.get_running_loop().call_later(0.2, self._on_drain_requested)
 
     async def close(self) -> None:
-        """Server shutdown: everyone present leaves now, so their attendance closes at this moment."""
+        """Server shutdown. Alone: everyone leaves now, so their attendance closes at this moment. In a
+        cluster: the rooms move to other nodes and everyone reconnects there without the lobby."""
         if getattr(self, "_quality_task", None):
             self._quality_task.cancel()
+        if self.router.moves_rooms:
+            await self._move_rooms()
         for room in list(self.rooms.values()):
             if room.session_id in self._recordings:  # a shutdown finishes the recording properly
                 async with room.media_lock:
@@ -371,10 +526,47 @@ class LiveServer:
         for room in self.rooms.values():
             for participant in list(room.participants.values()):
                 if participant.state != "gone":
-                    room._send(participant, "room:closing", {"message": "The server is restarting; "
-                                                                        "reconnect in a moment."}, True)
+                    room._send(participant, "room:closing", {
+                        "reason": "server_stopped",
+                        "message": "The server is restarting; reconnect in a moment."}, True)
                     room.leave(participant, "server_stopped")
             await self._settle(room)
+
+    async def _move_rooms(self) -> None:
+        """Drain: hand every room to another node. Its state is saved first (with the recording that
+        must go on), then everyone is told and disconnected; the router places the session elsewhere."""
+        self._moving = True
+        await self.router.begin_drain()
+        for room in [r for r in self.rooms.values() if not r.ended]:
+            session_id = room.session_id
+            was_recording = (room.recording_state, room.students_recorded)
+            for participant in list(room.participants.values()):
+                if participant.state == "gone" or participant.sid is None:
+                    continue
+                room._send(participant, "room:closing", {
+                    "reason": "node_moving",
+                    "message": "Moving the class to another server; reconnecting…"}, True)
+                if participant.state == "lobby":
+                    room.leave(participant, "node_moving")
+                else:
+                    room.disconnected(participant.sid, reason="node_moving")
+            state = snapshot(room)
+            state["recording_state"], state["students_recorded"] = was_recording
+            self.router.room_changed(session_id, lambda state=state: state)
+            await self.router.flush_rooms()
+            self._moved.add(session_id)
+            await self._settle(room)  # people are told only once the next node can restore the room
+            if session_id in self._recordings:
+                async with room.media_lock:
+                    await self._stop_recording(room, None, "node_moving")
+                await self._flush(room)
+            del self.rooms[session_id]
+            try:
+                await self.router.unplace(session_id)
+                await self.router.place(session_id)  # the next node opens the room before people arrive
+            except RoomError as exc:
+                log.warning("session %s left unplaced (%s): the next join places it", session_id, exc.message)
+            log.info("session %s moved away", session_id)
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from liveclass.api import (
     archive_routes, auth_routes, export_routes, handouts_routes, health_routes, periods_routes, records_routes,
-    retention_routes, share_routes, users_routes,
+    nodes_routes, retention_routes, share_routes, users_routes,
 )
 from liveclass.archive import shares
 from liveclass.models import Recording, RecordingShare, TeachingAssignment
@@ -194,6 +194,9 @@ CASES = [
     Case("GET", "/retention", admin_only()),
     Case("PUT", "/retention", admin_only(), body=lambda c: {"chat": 365}),
     Case("POST", "/retention/run", admin_only()),
+    # -- nodes cases (one node alone: nothing to drain it to) --
+    Case("GET", "/nodes", admin_only()),
+    Case("POST", "/nodes/{node}/drain", admin_only(409), route="/nodes/{node_id}/drain"),
     Case("PUT", "/sessions/{session}/legal-hold", admin_only(),
          body=lambda c: {"hold": True, "reason": "Thanh tra Sở GD&ĐT"}, route="/sessions/{session_id}/legal-hold"),
 ]
@@ -239,6 +242,7 @@ async def test_route_access(world, case):
         ids = dict(world.ids)
         if "{session}" in case.path:
             ids["session"] = await _session_id(world)
+        ids["node"] = world.server.settings.effective_node_id
         path = case.path.format(**ids)
         kwargs = {"json": case.body(world)} if case.body else {}
         if case.form:
@@ -263,7 +267,8 @@ def test_every_declared_route_is_in_the_matrix():
     """A new route cannot be added without saying who may call it here."""
     declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes,
                                              handouts_routes.routes, records_routes.routes, archive_routes.routes,
-                                             share_routes.routes, export_routes.routes, retention_routes.routes)
+                                             share_routes.routes, export_routes.routes, retention_routes.routes,
+                                             nodes_routes.routes)
                 for r in t.routes}
     covered = {(c.method, c.route or c.path) for c in CASES} | {("POST", "/auth/login")}
     assert declared == covered

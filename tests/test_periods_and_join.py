@@ -119,7 +119,7 @@ async def test_join_answers_role_where_to_connect_and_ice_servers(any_store_serv
         join = await person.json("POST", f"/sessions/{session['id']}/join")
         assert join["room_role"] == room_role
         assert join["connect"] == {"url": any_store_server.base_url, "socketio_path": "/socket.io/",
-                                   "namespace": "/live"}
+                                   "namespace": "/live", "node": any_store_server.settings.effective_node_id}
         assert join["ice_servers"] == [] and 0 < join["expires_in"] <= 60
         claims = jwt.decode(join["token"], options={"verify_signature": False})
         assert claims["exp"] - claims["iat"] <= 60 and claims["sid"] == session["id"]

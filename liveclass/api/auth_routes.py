@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from liveclass import auth
+from liveclass import auth, cluster
 from liveclass.accounts import check_new_password, find_user
 from liveclass.api.routing import ANY_USER, PUBLIC, RouteTable, current_user, dump
 from liveclass.api.schemas import ChangePasswordRequest, LoginRequest, LoginResponse, Ok, UserOut
 from liveclass.appkeys import AUTH_CSRF, AUTH_TOKEN, DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError
-from liveclass.live import LIVE_ROOMS
 from liveclass.passwords import hash_password_async, verify_password_async
 
 routes = RouteTable("auth")
@@ -54,7 +53,7 @@ async def logout(request: web.Request) -> web.Response:
         audit(db, current_user(request), "logout", address=auth.client_address(request))
         await db.commit()
     # Logging out also takes the person out of any live room at once (no reconnect grace).
-    await request.app[LIVE_ROOMS].user_logged_out(current_user(request).id)
+    await cluster.drop_user_everywhere(request, current_user(request).id, "logged_out")
     response = web.json_response({"ok": True})
     auth.clear_session_cookie(response)
     return response

@@ -12,7 +12,7 @@ from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, forbidden, not_found
 from liveclass.handouts import store_upload
-from liveclass.live import LIVE_ROOMS
+from liveclass.live import ROUTER
 from liveclass.models import AttendanceInterval, Handout, LiveSession, Period, User
 from signaling.protocol import RoomError
 
@@ -45,9 +45,11 @@ async def _ensure_participant(request: web.Request, db, user: User, session_id: 
         return
     # In the room now: the attendance record of a learner admitted moments ago may not be written yet
     # (records are written in batches), but the handout's announcement has already reached them.
-    room = request.app[LIVE_ROOMS].rooms.get(session.id)
-    if room is not None and any(p.user_id == user.id for p in room.present()):
-        return
+    try:
+        if session.running and await request.app[ROUTER].command(session.id, "user_present", user_id=user.id):
+            return
+    except RoomError:
+        pass  # the room cannot be asked right now: the records decide
     was_admitted = (await db.execute(select(exists().where(
         AttendanceInterval.session_id == session.id, AttendanceInterval.user_id == user.id)))).scalar()
     if not was_admitted:
@@ -90,7 +92,7 @@ async def upload_handout(request: web.Request) -> web.Response:
         await db.commit()
     answer = handout_out(handout)
     try:
-        await request.app[LIVE_ROOMS].share_handout(session_id, user.id, answer)
+        await request.app[ROUTER].command(session_id, "share_handout", uploader_user_id=user.id, handout=answer)
     except RoomError:
         answer["announced"] = False  # the teacher is not in the room: stored, listed, not announced
     else:

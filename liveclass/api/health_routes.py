@@ -32,4 +32,4 @@ async def readyz(request: web.Request) -> web.Response:
     if current != head:
         return web.json_response({"status": "unavailable", "database": f"schema {current}, expected {head}: "
                                   "run `liveclass db upgrade`"}, status=503)
-    return web.json_response({"status": "ready", "database": "ok", "node": settings.node_id})
+    return web.json_response({"status": "ready", "database": "ok", "node": settings.effective_node_id})

@@ -6,7 +6,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import select
 
-from liveclass import auth, periods
+from liveclass import auth, cluster, periods
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
 from liveclass.api.schemas import (
     ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
@@ -14,7 +14,6 @@ from liveclass.api.schemas import (
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, forbidden, not_found
-from liveclass.live import LIVE_ROOMS, SOCKETIO_NAMESPACE, SOCKETIO_PATH
 from liveclass.models import FIRST_YEAR, LAST_YEAR, AccountRole, LiveSession, Period, SchoolClass, User
 from signaling.join_token import issue_join_token
 
@@ -136,8 +135,10 @@ async def start_period(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB]() as db:
         period = await periods.visible_period(db, user, path_int(request, "period_id"))
-        session, created = await periods.start_session(db, user, period, request.app[SETTINGS].node_id)
+        session, created = await periods.start_session(db, user, period, "")
         if created:
+            # The session's room goes to the least-loaded live node (this one, when it runs alone).
+            session.node = (await cluster.place(request, session.id)).node_id
             audit(db, user, "period_started", target=f"session:{session.id}", address=auth.client_address(request))
         await db.commit()
     return dump(SessionOut.model_validate(session), status=201 if created else 200)
@@ -152,7 +153,7 @@ async def end_period(request: web.Request) -> web.Response:
         session = await periods.end_session(db, user, period)
         audit(db, user, "period_ended", target=f"session:{session.id}", address=auth.client_address(request))
         await db.commit()
-    await request.app[LIVE_ROOMS].end_room(session.id, user.id, user.full_name)
+    await cluster.room_command(request, session.id, "end_room", by_user_id=user.id, by_name=user.full_name)
     return dump(SessionOut.model_validate(session))
 
 
@@ -191,8 +192,8 @@ async def join_session(request: web.Request) -> web.Response:
     token, _ = issue_join_token(settings.secret_key, user_id=user.id, session_id=session.id, room_role=room_role,
                                 name=user.full_name, personal_id=user.personal_id, on_roster=on_roster,
                                 ttl_seconds=settings.join_token_ttl_seconds)
-    base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    node = await cluster.place(request, session.id)  # the node that hosts the room, on any node asked
     return dump(JoinResponse(
         token=token, expires_in=settings.join_token_ttl_seconds, room_role=room_role, session_id=session.id,
-        connect=ConnectInfo(url=base, socketio_path=SOCKETIO_PATH, namespace=SOCKETIO_NAMESPACE),
+        connect=ConnectInfo(**cluster.connect_info(request, node)),
         ice_servers=[IceServerOut(**s.model_dump()) for s in settings.ice_servers]))

@@ -83,7 +83,7 @@ async def run_retention(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "dry_run must be true or false.")
     dry_run = raw in {"true", "1"}
     report = await retention.purge_expired(request.app[DB], request.app[SETTINGS], dry_run=dry_run,
-                                           live_sessions=retention.live_session_ids(request.app), via="api",
+                                           live_sessions=await retention.live_session_ids(request.app), via="api",
                                            requested_by=current_user(request),
                                            before_recordings_deleted=retention.cancel_lesson_video(request.app))
     return web.json_response(report.view())

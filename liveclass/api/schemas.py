@@ -183,9 +183,10 @@ class IceServerOut(BaseModel):
 
 
 class ConnectInfo(BaseModel):
-    url: str
-    socketio_path: str
+    url: str  # the origin of the node that hosts the room
+    socketio_path: str  # its Socket.IO path (under the node's base URL)
     namespace: str
+    node: str  # that node's id
 
 
 class JoinResponse(BaseModel):

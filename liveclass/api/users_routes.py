@@ -5,7 +5,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from liveclass import accounts, auth
+from liveclass import accounts, auth, cluster
 from liveclass.api.routing import RouteTable, current_user, dump, path_int
 from liveclass.api.schemas import (
     AssignmentCreate, AssignmentOut, ClassCreate, ClassDetail, ClassOut, ClassUpdate, Ok, PasswordReset,
@@ -92,6 +92,8 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
         audit(db, actor, "user_updated", target=f"user:{user.id}", address=auth.client_address(request),
               fields=sorted(changes))
         await db.commit()
+    if changes.get("active") is False:  # a deactivated account leaves every live room at once, on every node
+        await cluster.drop_user_everywhere(request, user.id, "account_deactivated")
     return dump(UserOut.model_validate(user))
 
 

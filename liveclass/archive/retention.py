@@ -343,12 +343,14 @@ async def purge_expired(db_factory: async_sessionmaker[AsyncSession], settings: 
 
 
 # -- the daily job ------------------------------------------------------------------------------------------
-def live_session_ids(app) -> set[int]:
-    """Sessions whose rooms are open on this node."""
-    from liveclass.live import LIVE_ROOMS
+async def live_session_ids(app) -> set[int]:
+    """Sessions whose rooms are open, on any node."""
+    from liveclass.live import ROUTER
 
-    live = app.get(LIVE_ROOMS)
-    return {sid for sid, room in live.rooms.items() if not room.ended} if live is not None else set()
+    router = app.get(ROUTER)
+    if router is None:
+        return set()
+    return {sid for answer in await router.command_all("live_sessions") for sid in answer}
 
 
 def cancel_lesson_video(app) -> BeforeRecordingsDeleted | None:
@@ -368,8 +370,13 @@ async def _run_periodically(app) -> None:
         await asyncio.sleep(delay)
         delay = settings.retention_interval_hours * 3600
         try:
-            await purge_expired(app[DB], settings, live_sessions=live_session_ids(app), via="daily",
-                                before_recordings_deleted=cancel_lesson_video(app))
+            from liveclass.live import ROUTER
+
+            # Every node runs this loop; one of them purges at a time.
+            async with app[ROUTER].exclusive("retention", seconds=3600) as mine:
+                if mine:
+                    await purge_expired(app[DB], settings, live_sessions=await live_session_ids(app), via="daily",
+                                        before_recordings_deleted=cancel_lesson_video(app))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the server goes on; the next run tries again
