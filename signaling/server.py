@@ -123,10 +123,6 @@ class LiveServer:
     def attach(self, app, socketio_path: str = "socket.io") -> None:
         self.sio.attach(app, socketio_path=socketio_path)
 
-    def _new_room(self, session_id: int) -> Room:
-        room = self.rooms[session_id] = Room(session_id, self._sink, grace_seconds=self._grace,
-                                             sees_classmates=self._sees_classmates)
-        return room
 
     async def _open_room(self, session_id: int, lost_at: float | None = None, from_node: str | None = None) -> Room:
         """The session's room on this node: open already, restored from the state its previous node
@@ -137,9 +133,11 @@ class LiveServer:
             if session_id in self.rooms:
                 return self.rooms[session_id]
             state = await self.router.load_room(session_id)
-            room = self._new_room(session_id)
+            room = Room(session_id, self._sink, grace_seconds=self._grace, sees_classmates=self._sees_classmates)
             if state is not None and not state.get("ended"):
                 await self._take_over(room, state, lost_at, from_node)
+            # Only now: nobody enters a room whose take-over (its recording) is not complete.
+            self.rooms[session_id] = room
         self._opening.pop(session_id, None)
         return room
 
@@ -156,8 +154,8 @@ class LiveServer:
                                                  {"reason": "node_lost", "node": from_node}, lost_at))
         for seat in seats:
             self._schedule(room.grace_seconds, self._expire, room, seat)
-        log.info("session %s taken over from %s (%d people keep their seats)", room.session_id, from_node,
-                 len(seats))
+        log.info("session %s taken over from %s (%d people keep their seats; recording: %s)", room.session_id,
+                 from_node, len(seats), state.get("recording_state"))
         if state.get("recording_state", "off") != "off" and self._recorder_factory and self._media:
             reason = "node_lost" if lost_at is not None else "node_moved"
             if lost_at is not None and self._recover_recordings is not None:

@@ -19,16 +19,20 @@ class RefusedError(Exception):
 class LiveClient:
     def __init__(self, person: Person):
         self.person = person
-        self.sio = socketio.AsyncClient(serializer="msgpack", reconnection=False)
         self.received: list[tuple[str, Any]] = []
         self._changed = asyncio.Condition()
+        self._new_socket()
+        self.resume_token: str | None = None
+        self.participant_id: str | None = None
+        self.join: dict | None = None  # the last join answer (which node, …)
+        person.server.live_clients.append(self)
+
+    def _new_socket(self) -> None:
+        self.sio = socketio.AsyncClient(serializer="msgpack", reconnection=False)
         self._refused: asyncio.Future = asyncio.get_running_loop().create_future()
         self.sio.on("*", self._record, namespace="/live")
         self.sio.on("connect_error", self._on_connect_error, namespace="/live")
         self.sio.on("disconnect", self._on_disconnect, namespace="/live")
-        self.resume_token: str | None = None
-        self.participant_id: str | None = None
-        person.server.live_clients.append(self)
 
     async def _record(self, event: str, data: Any = None) -> None:
         if event == "room:state":
@@ -46,15 +50,24 @@ class LiveClient:
             self._refused.set_result(data.get("data", data) if isinstance(data, dict) else {"message": str(data)})
 
     async def connect(self, session_id: int, resume: bool = False) -> "LiveClient":
-        join = await self.person.json("POST", f"/sessions/{session_id}/join")
+        """Join as a documented client does: ask /join, then connect where its answer says (the node
+        that hosts the room)."""
+        if self.join is not None:  # a reconnect: a fresh socket (the old one is closed)
+            self._new_socket()
+        join = self.join = await self.person.json("POST", f"/sessions/{session_id}/join")
         auth = {"token": join["token"]}
         if resume and self.resume_token:
             auth["resume_token"] = self.resume_token
+        connect = join["connect"]
         try:
-            await self.sio.connect(self.person.server.base_url, namespaces=["/live"], auth=auth,
-                                   transports=["websocket"], socketio_path="/socket.io/", wait_timeout=10)
+            await self.sio.connect(connect["url"], namespaces=[connect["namespace"]], auth=auth,
+                                   transports=["websocket"], socketio_path=connect["socketio_path"], wait_timeout=10)
         except socketio.exceptions.ConnectionError:
-            raise RefusedError(await asyncio.wait_for(self._refused, 5)) from None
+            try:
+                refusal = await asyncio.wait_for(self._refused, 2)
+            except asyncio.TimeoutError:  # no answer at all: the node is not there
+                refusal = {"code": "network", "message": "the node did not answer"}
+            raise RefusedError(refusal) from None
         return self
 
     async def call(self, event: str, data: Any = None, timeout: float = 10) -> dict:

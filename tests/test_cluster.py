@@ -1,0 +1,200 @@
+"""Several nodes (real `liveclass serve` processes, Redis, PostgreSQL): periods placed on different nodes,
+the join answer naming the node that hosts the room, and HTTP requests on one node reaching a room on
+another."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.cluster import Cluster
+from tests.live import admitted, enter
+from tests.media.peers import wait_for
+from tests.media.room_peer import RoomPeer
+
+
+@pytest.fixture
+async def cluster(tmp_path):
+    cluster = Cluster(tmp_path)
+    yield cluster
+    await cluster.close()
+
+
+async def _class_in_room(teacher_person, student_person, session_id):
+    """The teacher enters, the student is admitted, the teacher's camera and voice reach the student."""
+    teacher = await enter(teacher_person, session_id)
+    await teacher.wait_for("room:state")
+    student = await admitted(teacher, student_person, session_id)
+    teacher_media, student_media = RoomPeer(teacher), RoomPeer(student)
+    await teacher_media.publish("A")
+    await teacher.ok("media:state", {"camera": True, "microphone": True})
+    await student_media.subscribe()
+    return teacher, student, teacher_media, student_media
+
+
+async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
+    school = await cluster.start(nodes=2)
+    node_a, node_b = cluster.nodes
+    try:
+        # Both periods are started through node A; the second goes to the other, less loaded node.
+        teacher = await node_a.logged_in(school.teacher)
+        other_teacher = await node_a.logged_in(school.other_teacher)
+        first = await teacher.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        second = await other_teacher.json("POST", f"/periods/{school.other_period.id}/start", expect=201)
+        assert {first["node"], second["node"]} == {node_a.node_id, node_b.node_id}
+        on_b = first if first["node"] == node_b.node_id else second
+
+        # /join through node A for node B's session answers node B.
+        admin = await node_a.logged_in(school.admin)
+        join = await admin.json("POST", f"/sessions/{on_b['id']}/join")
+        assert join["connect"]["url"] == node_b.base_url and join["connect"]["node"] == node_b.node_id
+
+        # Each class (teacher and a student, both asking node A) works in its own room.
+        student = await node_a.logged_in(school.student)
+        other_student = await node_a.logged_in(school.other_student)
+        rooms = await asyncio.gather(_class_in_room(teacher, student, first["id"]),
+                                     _class_in_room(other_teacher, other_student, second["id"]))
+        for (t, s, _, _), session in zip(rooms, (first, second)):
+            assert t.join["connect"]["node"] == s.join["connect"]["node"] == session["node"]
+            await s.ok("chat:send", {"text": f"Em chào thầy cô (phiên {session['id']})"})
+            await t.wait_for("chat:message", lambda m, sid=session["id"]: m["text"].endswith(f"{sid})"))
+            await s.ok("hand:raise")
+            await t.wait_for("hand:queue", lambda d: len(d["hands"]) == 1)
+        for _, _, _, student_media in rooms:
+            await wait_for(lambda m=student_media: m.seen("teacher_camera", "A"), 20, "the teacher's camera")
+            await wait_for(lambda m=student_media: m.audio_frames.get("teacher_audio", 0) > 10, 20,
+                           "the teacher's voice")
+
+        # Through node A, a handout reaches node B's room, and an admin's deactivation takes the account
+        # out of it at once.
+        b_teacher, b_student, _, _ = rooms[0] if first is on_b else rooms[1]
+        b_teacher_person = teacher if first is on_b else other_teacher
+        b_student_person = student if first is on_b else other_student
+        form = aiohttp.FormData()
+        form.add_field("file", b"%PDF-1.4\n% phieu bai tap\n", filename="Phiếu bài tập.pdf",
+                       content_type="application/pdf")
+        handout = await b_teacher_person.json("POST", f"/sessions/{on_b['id']}/handouts", expect=201, data=form)
+        assert handout["announced"] is True
+        await b_student.wait_for("chat:message", lambda m: m["kind"] == "handout")
+        await admin.json("PATCH", f"/users/{b_student_person.user.id}", json={"active": False})
+        removed = await b_student.wait_for("you:logged_out")
+        assert removed["reason"] == "account_deactivated"
+        await b_student.wait_for("_disconnected")
+        await b_teacher.wait_for("participant:left", lambda d: d["reason"] == "account_deactivated")
+
+        # The admin sees both nodes live, one session each.
+        nodes = (await admin.json("GET", "/nodes"))["items"]
+        assert {n["node_id"]: (n["state"], n["sessions"]) for n in nodes} == {
+            first["node"]: ("live", [first["id"]]), second["node"]: ("live", [second["id"]])}
+
+        # Ending node B's period through node A ends it for the people in it.
+        await b_teacher_person.json("POST", f"/periods/{school.period.id if first is on_b else school.other_period.id}"
+                                            "/end", expect=200)
+        await b_teacher.wait_for("room:ended")
+        nodes = (await admin.json("GET", "/nodes"))["items"]
+        assert on_b["id"] not in [s for n in nodes for s in n["sessions"]]
+        for _, _, teacher_media, student_media in rooms:
+            await teacher_media.close()
+            await student_media.close()
+    except BaseException:
+        print(cluster.logs())
+        raise
+
+
+async def _back_in_room(client, session_id, deadline: float):
+    """The client reconnects as the web client does: /join (through any live node), then the node it
+    names, again every half second until a node takes it (its resume token keeps its seat)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        mark = client.mark()
+        try:
+            await client.connect(session_id, resume=True)
+            return await client.wait_for("room:state", after=mark)
+        except Exception:  # noqa: BLE001 - the dead node is still named until its heartbeat expires
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluster):
+    school = await cluster.start(nodes=2)
+    try:
+        teacher_person = await cluster.front.logged_in(school.teacher)
+        student_person = await cluster.front.logged_in(school.student)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        teacher, student, teacher_media, student_media = await _class_in_room(teacher_person, student_person,
+                                                                              session["id"])
+        doomed = cluster.node(session["node"])
+        await wait_for(lambda: student_media.seen("teacher_camera", "A"), 20, "the teacher's camera")
+        assert (await teacher.ok("rec:start"))["recording"] is True
+        await teacher.ok("chat:send", {"text": "Mở sách trang 42."})
+        await student.ok("hand:raise")
+        await teacher.ok("mod:permit", {"participant_id": student.participant_id, "permissions": {"screen": True}})
+        await teacher.ok("mod:lock", {"what": "microphones", "locked": True})
+        await asyncio.sleep(2.5)  # recorded media on the doomed node's disk; the room state saved
+
+        # The machine is lost mid-period.
+        cluster.kill(doomed)
+        lost_at = asyncio.get_running_loop().time()
+        await teacher.wait_for("_disconnected")
+        await student.wait_for("_disconnected")
+        teacher_media_old, student_media_old = teacher_media, student_media
+        await teacher_media_old.close()
+        await student_media_old.close()
+
+        # Both come back through /join, on the other node, without the lobby, in the same seats.
+        deadline = lost_at + 15
+        teacher_state, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
+                                                            _back_in_room(student, session["id"], deadline))
+        survivor = next(n for n in cluster.nodes if n.alive)
+        assert teacher.join["connect"]["node"] == student.join["connect"]["node"] == survivor.node_id
+        assert not student.events("lobby:waiting")[1:]  # only the first entry waited
+        assert student_state["you"]["participant_id"] == student.participant_id
+        assert student_state["you"]["permissions"]["screen"] is True
+        assert student_state["locks"]["microphones"] is True
+        assert [h["participant_id"] for h in student_state["hands"]] == [student.participant_id]
+        assert [m["text"] for m in student_state["chat"]] == ["Mở sách trang 42."]
+        assert teacher_state["recording"] is True
+        notice = await teacher.wait_for("rec:status", lambda d: d["reason"] == "node_lost")
+        assert notice["recording"] is True
+
+        # Media flows again: the teacher publishes anew, the student subscribes anew.
+        teacher_media, student_media = RoomPeer(teacher), RoomPeer(student)
+        await teacher_media.publish("B")
+        await teacher.ok("media:state", {"camera": True, "microphone": True})
+        await student_media.subscribe()
+        await wait_for(lambda: student_media.seen("teacher_camera", "B"), 15, "the teacher's camera after the move")
+        back_in = asyncio.get_running_loop().time() - lost_at
+        print(f"back with media {back_in:.1f} s after the kill")
+        assert back_in < 15
+        await asyncio.sleep(2)  # recorded on the new node
+        await teacher.ok("room:end")
+        await teacher_media.close()
+        await student_media.close()
+
+        # The records: the gap closed as node_lost, the dead node's partial recording recovered and listed,
+        # and the recording that went on on the new node.
+        admin = await cluster.front.logged_in(school.admin)
+
+        async def records_complete():
+            attendance = await admin.json("GET", f"/sessions/{session['id']}/attendance")
+            recordings = (await admin.json("GET", f"/sessions/{session['id']}/recordings"))["items"]
+            return attendance, recordings
+
+        for _ in range(50):
+            attendance, recordings = await records_complete()
+            if {r["recovered"] for r in recordings} == {True, False}:
+                break
+            await asyncio.sleep(0.2)
+        line = next(p for p in attendance["items"] if p["user_id"] == school.student.id)
+        reasons = [i["end_reason"] for i in line["intervals"]]
+        assert reasons[0] == "node_lost" and len(reasons) == 2, line
+        recovered = [r for r in recordings if r["recovered"]]
+        fresh = [r for r in recordings if not r["recovered"]]
+        assert {r["source"] for r in recovered} >= {"camera", "microphone"}, recordings
+        assert {r["source"] for r in fresh} >= {"camera", "microphone"}, recordings
+        assert all(r["duration_ms"] > 1000 for r in recovered + fresh), recordings
+    except BaseException:
+        print(cluster.logs())
+        raise
