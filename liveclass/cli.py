@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
-from liveclass import accounts, roster
+from liveclass import accounts, roster, workers
 from liveclass.audit import audit
 from liveclass.bench.command import add_parser as add_bench_parser
 from liveclass.config import ConfigError, Settings, load_settings, prepare_data_dir
@@ -62,8 +62,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from liveclass.app import create_app
 
     settings = _settings(args)
+    workers.check(settings, args.workers)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _upgrade(settings)
+    if args.workers > 1:
+        workers.run(settings, args.workers, args.data_dir)
+        return
     app = create_app(settings, migrate=False)
     print(f"LiveClass: http://{settings.host}:{settings.port}/  (data: {settings.data_dir.resolve()})", flush=True)
     try:
@@ -313,6 +317,12 @@ async def _existing_ids(db, rows) -> list[str]:
 
 
 # -- argument parsing ----------------------------------------------------------------------------------
+def _positive(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 64")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveclass", description="LiveClass live-classroom server")
     common = argparse.ArgumentParser(add_help=False)
@@ -321,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080); workers use PORT, PORT+1, …")
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="node processes on this machine, one per core (more than 1 needs Redis and PostgreSQL)")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)

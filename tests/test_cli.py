@@ -276,6 +276,8 @@ MISCONFIGURATIONS = {
     "postgres unreachable": (lambda tmp: {"LIVECLASS_DATABASE_URL":
                                           "postgresql+asyncpg://liveclass:s3cret@127.0.0.1:1/liveclass"},
                              "cannot use the database"),
+    "redis url not redis": (lambda tmp: {"LIVECLASS_REDIS_URL": "http://127.0.0.1:6379"}, "redis_url"),
+    "node url not a url": (lambda tmp: {"LIVECLASS_NODE_URL": "node2.truong.edu.vn"}, "node_url"),
     "sqlite in a missing directory": (lambda tmp: {"LIVECLASS_DATABASE_URL":
                                                    f"sqlite+aiosqlite:///{tmp}/missing/dir/x.db"},
                                       "cannot use the database"),
@@ -297,6 +299,14 @@ def test_serve_stops_on_misconfiguration_before_listening(tmp_path, case):
     result = liveclass("serve", data_dir=tmp_path / "var", env=make_env(tmp_path), timeout=30)
     line = assert_clean_failure(result, needle)
     assert "s3cret" not in line
+
+
+@pytest.mark.parametrize("env", [{}, {"LIVECLASS_REDIS_URL": "redis://127.0.0.1:6379/0"}],
+                         ids=["no redis, no postgresql", "redis on sqlite"])
+def test_workers_without_redis_and_postgresql_stop_with_one_clear_message(tmp_path, env):
+    result = liveclass("serve", "--workers", "3", data_dir=tmp_path / "var", env=env, timeout=30)
+    line = assert_clean_failure(result, "--workers 3 needs LIVECLASS_REDIS_URL and a PostgreSQL")
+    assert "run one worker" in line
 
 
 def test_data_dir_that_cannot_be_created(tmp_path):

@@ -4,11 +4,17 @@ another."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 
 import aiohttp
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, Node
+from tests.helpers import create_postgres_database
+from tests.test_cli import free_port, liveclass, wait_until_healthy
 from tests.live import admitted, enter
 from tests.media.peers import wait_for
 from tests.media.room_peer import RoomPeer
@@ -198,3 +204,88 @@ async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluste
     except BaseException:
         print(cluster.logs())
         raise
+
+
+async def test_a_drained_node_moves_its_class_and_exits(cluster):
+    school = await cluster.start(nodes=2)
+    try:
+        teacher_person = await cluster.front.logged_in(school.teacher)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        drained = cluster.node(session["node"])
+        other = next(n for n in cluster.nodes if n is not drained)
+        teacher = await enter(teacher_person, session["id"])
+        await teacher.wait_for("room:state")
+        student = await admitted(teacher, await cluster.front.logged_in(school.student), session["id"])
+        await teacher.ok("rec:start")
+        await student.ok("chat:send", {"text": "Em nộp bài ạ"})
+
+        admin = await other.logged_in(school.admin)
+        answer = await admin.json("POST", f"/nodes/{drained.node_id}/drain", expect=202)
+        assert answer["node_id"] == drained.node_id and answer["state"] == "draining"
+        for client in (teacher, student):
+            closing = await client.wait_for("room:closing")
+            assert closing["reason"] == "node_moving" and closing["message"]
+            await client.wait_for("_disconnected")
+        # The drained node exits by itself once its room has moved.
+        assert await asyncio.to_thread(drained.process.wait, 30) == 0
+
+        deadline = asyncio.get_running_loop().time() + 15
+        teacher_state, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
+                                                            _back_in_room(student, session["id"], deadline))
+        assert teacher.join["connect"]["node"] == student.join["connect"]["node"] == other.node_id
+        assert student_state["you"]["participant_id"] == student.participant_id
+        assert [m["text"] for m in student_state["chat"]] == ["Em nộp bài ạ"]
+        assert teacher_state["recording"] is True
+        assert (await teacher.wait_for("rec:status", lambda d: d["reason"] == "node_moved"))["recording"]
+        nodes = (await admin.json("GET", "/nodes"))["items"]
+        assert [(n["node_id"], n["sessions"]) for n in nodes] == [(other.node_id, [session["id"]])]
+        await teacher.ok("room:end")
+
+        for _ in range(50):
+            attendance = await admin.json("GET", f"/sessions/{session['id']}/attendance")
+            line = next(p for p in attendance["items"] if p["user_id"] == school.student.id)
+            if [i["end_reason"] for i in line["intervals"]] == ["node_moving", "ended"]:
+                break
+            await asyncio.sleep(0.2)
+        assert [i["end_reason"] for i in line["intervals"]] == ["node_moving", "ended"], line
+    except BaseException:
+        print(cluster.logs())
+        raise
+
+
+async def test_nodes_starting_together_migrate_once(tmp_path):
+    """Three nodes of a fresh deployment run the migrations at the same moment: one migrates, the others wait."""
+    cluster = Cluster(tmp_path)
+    cluster.database = await create_postgres_database()
+    try:
+        results = await asyncio.gather(*[asyncio.to_thread(liveclass, "db", "upgrade", data_dir=tmp_path / f"v{i}",
+                                                           env=cluster.env) for i in range(3)])
+        assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-2000:] for r in results]
+    finally:
+        await cluster.close()
+
+
+async def test_serve_with_workers_runs_that_many_nodes(tmp_path):
+    cluster = Cluster(tmp_path)
+    school = await cluster.start(nodes=0)
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
+    parent = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--workers", "2", "--port", str(port),
+                               "--data-dir", str(cluster.data_dir)], env={**clean, **cluster.env}, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for worker_port in (port, port + 1):
+            await wait_until_healthy(f"http://127.0.0.1:{worker_port}", parent)
+        await cluster.wait_for_nodes(2)
+        admin = await Node("A", port, parent, tmp_path / "unused").logged_in(school.admin)
+        nodes = (await admin.json("GET", "/nodes"))["items"]
+        assert sorted(n["node_id"] for n in nodes) == [f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"]
+        assert {n["state"] for n in nodes} == {"live"}
+        await admin.close()
+        parent.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(parent.communicate, timeout=30)
+        assert parent.returncode == 0, output
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        await cluster.close()

@@ -2,12 +2,12 @@
 
 SQLite migrates through Python's own sqlite3 driver, synchronously: aiosqlite's worker thread can outlive
 the event loop when the file cannot be opened and then prints a traceback on exit. Other databases
-migrate over their async engine.
+migrate over their async engine, one process at a time.
 """
 import asyncio
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -32,11 +32,22 @@ def _run_sqlite(url) -> None:
         engine.dispose()
 
 
+# Several nodes starting at once against one PostgreSQL: one migrates, the others wait for it and then
+# find the schema current (a session-level advisory lock; any 64-bit number of our own).
+MIGRATION_LOCK = 0x4C697665436C61  # "LiveCla"
+
+
 async def _run_async(url) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run)
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            await connection.commit()
+            try:
+                await connection.run_sync(_run)
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                await connection.commit()
     finally:
         await engine.dispose()
 

@@ -1,5 +1,10 @@
 // The live-room connection: a fresh single-use join token for every (re)connect, resume after a drop.
+// The join answer names the node that hosts the room; when that node goes away (it died, or it moved the
+// class to another node: room:closing), joining again finds the new one and the resume token keeps the seat.
 import { api } from "./api.js";
+
+// Refusals that mean "ask /join again": the room is on another node, or is moving there right now.
+const JOIN_AGAIN = new Set(["wrong_node", "node_moving"]);
 
 export class LiveConnection {
   constructor(sessionId, handlers) {
@@ -22,6 +27,7 @@ export class LiveConnection {
     this.iceServers = join.ice_servers;
     const auth = { token: join.token };
     if (this.resumeToken) auth.resume_token = this.resumeToken;
+    this.closing = false;
     const socket = window.io(join.connect.url + join.connect.namespace, {
       path: join.connect.socketio_path, auth, transports: ["websocket"], reconnection: false,
       forceNew: true,
@@ -29,18 +35,20 @@ export class LiveConnection {
     this.socket = socket;
     socket.onAny((name, data) => {
       if (name === "room:state") this.resumeToken = data.you.resume_token;
+      if (name === "room:closing") this.closing = true; // the server closes us to be joined again
       this.handlers.onEvent(name, data);
     });
     socket.on("connect", () => this.handlers.onConnected());
     socket.on("connect_error", (error) => {
       const reason = error.data || { code: "network", message: error.message };
       socket.close();
-      if (reason.code === "network" || !error.data) return this.retryLater();
+      if (reason.code === "network" || !error.data || JOIN_AGAIN.has(reason.code)) return this.retryLater();
       this.handlers.onRefused(reason);
     });
     socket.on("disconnect", (reason) => {
       if (this.closed || reason === "io client disconnect") return;
-      if (reason === "io server disconnect") return; // the room said why (ended, kicked, …)
+      // The room said why (ended, kicked, …), unless it is closing to be joined again.
+      if (reason === "io server disconnect" && !this.closing) return;
       this.handlers.onDropped();
       this.retryLater();
     });

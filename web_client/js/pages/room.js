@@ -77,6 +77,9 @@ function onEvent(room, name, data) {
       state.recording_state = data.state;
       state.students_recorded = data.students_recorded;
       if (!data.recording && data.reason === "disk_full") banner(t("rec.disk_full"), "error");
+      if (data.recording && (data.reason === "node_lost" || data.reason === "node_moved")) {
+        banner(t(`rec.${data.reason}`), "info");
+      }
       return render(room);
     case "participant:joined":
       if (!state || data.version <= state.version) return;
@@ -114,9 +117,12 @@ function onEvent(room, name, data) {
     case "hand:queue": room.hands = data.hands; return render(room);
     case "you:kicked": return showEnded(t("end.kicked"), data.reason);
     case "you:replaced": return showEnded(t("end.replaced"));
-    case "you:logged_out": return showEnded(t("end.logged_out"));
+    case "you:logged_out":
+      return showEnded(t(data.reason === "account_deactivated" ? "end.account_deactivated" : "end.logged_out"));
     case "room:ended": return showEnded(t("end.ended"));
-    case "room:closing": banner(t("room.reconnecting"), "warning"); return;
+    case "room:closing": // the connection closes; LiveConnection joins again (another node, same seat)
+      banner(t(data.reason === "node_moving" ? "room.moving" : "room.reconnecting"), "warning");
+      return;
     default: return;
   }
 }

@@ -1,0 +1,73 @@
+"""`liveclass serve --workers N`: N node processes on this machine, one per core, behind one public address.
+
+Each worker is a whole `liveclass serve` (its own port, event loop and media sockets); they find each other
+through Redis and share the store in PostgreSQL, exactly as nodes on several machines do. This parent only
+starts them, restarts one that dies, and passes SIGTERM on (every worker then moves its rooms away).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from liveclass.config import ConfigError, Settings
+
+RESTART_DELAY = 1.0
+
+
+def check(settings: Settings, workers: int) -> None:
+    """Several workers need the cluster's engines: say so once, before anything starts."""
+    if workers > 1 and not (settings.redis_url and settings.effective_database_url.startswith("postgresql")):
+        raise ConfigError(
+            f"--workers {workers} needs LIVECLASS_REDIS_URL and a PostgreSQL LIVECLASS_DATABASE_URL: the workers "
+            "share where each class runs through Redis and their records through PostgreSQL "
+            "(docs/operations.md, section 8). Without them, run one worker.")
+
+
+def worker_env(settings: Settings, index: int) -> dict[str, str]:
+    """Worker `index` listens on port + index; clients reach its Socket.IO at PUBLIC_URL/node/PORT through
+    the reverse proxy (or directly at http://host:port without a public URL)."""
+    port = settings.port + index
+    env = {"LIVECLASS_PORT": str(port), "LIVECLASS_HOST": settings.host,
+           "LIVECLASS_NODE_ID": f"{settings.node_id}-{index + 1}" if settings.node_id else f"{settings.host}:{port}"}
+    if settings.public_url:
+        env["LIVECLASS_NODE_URL"] = f"{settings.public_url.rstrip('/')}/node/{port}"
+    return env
+
+
+def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
+    """Start the workers and keep them running until SIGTERM or SIGINT."""
+    stopping = False
+
+    def spawn(index: int) -> subprocess.Popen:
+        command = [sys.executable, "-m", "liveclass.cli", "serve"]
+        if data_dir is not None:
+            command += ["--data-dir", str(data_dir)]
+        return subprocess.Popen(command, env={**os.environ, **worker_env(settings, index)})
+
+    def stop(signum, frame) -> None:  # noqa: ANN001
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    children = [spawn(i) for i in range(workers)]
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"LiveClass: {workers} workers on ports {settings.port}–{settings.port + workers - 1}", flush=True)
+    while True:
+        time.sleep(0.2)
+        if stopping:
+            if all(child.poll() is not None for child in children):
+                return
+            continue
+        for index, child in enumerate(children):
+            if child.poll() is not None:
+                print(f"LiveClass: worker {index + 1} exited ({child.returncode}); restarting it", file=sys.stderr,
+                      flush=True)
+                time.sleep(RESTART_DELAY)
+                children[index] = spawn(index)
