@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     # empty: http://host:port with Redis, the public URL (or the request's) without.
     node_url: str = ""
     node_ttl_seconds: float = Field(10, ge=1, le=300)  # a node silent this long is dead; its rooms move
+    drain_timeout_seconds: float = Field(30, gt=0, le=600)  # SIGTERM or a drain: rooms handed over within this
     # Recordings, handouts and lesson videos: a folder every node reaches (a network filesystem with
     # several machines); empty: the data directory.
     storage_dir: Path | None = None

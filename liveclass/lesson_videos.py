@@ -10,6 +10,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from recordings import RenderError, read_manifest, render
 
@@ -43,10 +44,22 @@ class RenderJob:
                 "url": f"/api/v1/sessions/{self.session_id}/lesson-video/file" if self.state == "done" else None}
 
 
+# A lock across the cluster (signaling.router.Router.exclusive): name, seconds → context yielding "mine?".
+Exclusive = Callable[[str, float], contextlib.AbstractAsyncContextManager[bool]]
+RENDER_LOCK_SECONDS = 3 * 3600  # longer than any render; a crashed node's lock expires by itself
+WAIT_FOR_OTHER_NODE = 2.0
+
+
+@contextlib.asynccontextmanager
+async def _alone(name: str, seconds: float):
+    yield True
+
+
 class LessonVideos:
-    def __init__(self, recordings_dir: Path):
+    def __init__(self, recordings_dir: Path, exclusive: Exclusive = _alone):
         self.recordings_dir = recordings_dir
         self.jobs: dict[int, RenderJob] = {}
+        self._exclusive = exclusive  # with several nodes, one renders a session at a time
 
     def job(self, session_id: int) -> RenderJob | None:
         job = self.jobs.get(session_id)
@@ -72,6 +85,19 @@ class LessonVideos:
         return job
 
     async def _run(self, job: RenderJob) -> None:
+        """Render, unless another node is making the same video: then wait for it (its file appears
+        whole, renamed into place) and render here only if it gave up."""
+        while True:
+            async with self._exclusive(f"render:{job.session_id}", RENDER_LOCK_SECONDS) as mine:
+                if mine:
+                    if job.output.is_file():
+                        job.state, job.progress = "done", 1.0
+                    else:
+                        await self._render(job)
+                    return
+            await asyncio.sleep(WAIT_FOR_OTHER_NODE)
+
+    async def _render(self, job: RenderJob) -> None:
         def progress(fraction: float) -> None:
             job.progress = fraction
         try:

@@ -83,11 +83,11 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
                       quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for,
                       record_students=settings.record_students, router=router,
                       recover_recordings=lambda session_id: _recover_session(settings, session_id),
-                      on_drain_requested=_drain_this_process)
+                      on_drain_requested=_drain_this_process, drain_timeout=settings.drain_timeout_seconds)
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
     app[ROUTER] = router
-    app[LESSON_VIDEOS] = lesson_videos = LessonVideos(settings.recordings_dir)
+    app[LESSON_VIDEOS] = lesson_videos = LessonVideos(settings.recordings_dir, exclusive=router.exclusive)
 
     async def live_ctx(app: web.Application):
         await router.start()

@@ -46,6 +46,13 @@ if (current == false and ARGV[1] == '') or current == ARGV[1] then
 end
 return 0
 """
+# Forget a session's placement, wherever it is (its room ended).
+_RELEASE = """
+local current = redis.call('GET', KEYS[1])
+if current then redis.call('SREM', ARGV[1] .. current, ARGV[2]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
 # Forget a session's placement if it is still on ARGV[1].
 _UNPLACE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -63,6 +70,7 @@ class RedisRouter(Router):
         self.ttl = ttl_seconds
         self._move = self.redis.register_script(_MOVE)
         self._unplace = self.redis.register_script(_UNPLACE)
+        self._release = self.redis.register_script(_RELEASE)
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self._waiting: dict[str, tuple[asyncio.Future, list, int]] = {}
         self._dirty: dict[int, Callable[[], dict[str, Any]]] = {}
@@ -198,8 +206,8 @@ class RedisRouter(Router):
 
     async def release(self, session_id: int) -> None:
         self._dirty.pop(session_id, None)
-        await self.unplace(session_id)
-        await self.redis.delete(self._key("room", session_id))
+        await self._release(keys=[self._key("placed", session_id), self._key("room", session_id)],
+                            args=[self._key("hosted", ""), session_id])
 
     async def drain(self, node_id: str) -> NodeInfo:
         node = next((n for n in await self.nodes() if n.node_id == node_id), None)

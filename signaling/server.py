@@ -82,7 +82,7 @@ class LiveServer:
                  recorder_factory: RecorderFactory | None = None, client_manager: Any = None,
                  record_students: bool = True, router: Router | None = None,
                  recover_recordings: Callable[[int], list[dict]] | None = None,
-                 on_drain_requested: Callable[[], None] | None = None):
+                 on_drain_requested: Callable[[], None] | None = None, drain_timeout: float = 30.0):
         self._secret = secret
         self._media = media  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
@@ -104,6 +104,7 @@ class LiveServer:
         self.router.bind(self)
         self._recover_recordings = recover_recordings  # session id → manifests of a dead node's files
         self._on_drain_requested = on_drain_requested
+        self._drain_timeout = drain_timeout  # a drain hands its rooms over within this time
         self._opening: dict[int, asyncio.Lock] = {}
         self._released: set[int] = set()  # ended rooms whose placement is forgotten
         self._moved: set[int] = set()  # rooms handed to another node (their state is not saved again)
@@ -531,40 +532,52 @@ class LiveServer:
             await self._settle(room)
 
     async def _move_rooms(self) -> None:
-        """Drain: hand every room to another node. Its state is saved first (with the recording that
-        must go on), then everyone is told and disconnected; the router places the session elsewhere."""
+        """Drain: hand every room to another node. First, at once, each room's state is saved (with the
+        recording that must go on) and only then is everyone told and disconnected, so whoever joins
+        again finds the room; then, within the drain timeout, recordings are finished here and each
+        session is placed on another node, which opens the room before people arrive."""
         self._moving = True
         await self.router.begin_drain()
-        for room in [r for r in self.rooms.values() if not r.ended]:
-            session_id = room.session_id
-            was_recording = (room.recording_state, room.students_recorded)
-            for participant in list(room.participants.values()):
-                if participant.state == "gone" or participant.sid is None:
-                    continue
-                room._send(participant, "room:closing", {
-                    "reason": "node_moving",
-                    "message": "Moving the class to another server; reconnecting…"}, True)
-                if participant.state == "lobby":
-                    room.leave(participant, "node_moving")
-                else:
-                    room.disconnected(participant.sid, reason="node_moving")
-            state = snapshot(room)
-            state["recording_state"], state["students_recorded"] = was_recording
-            self.router.room_changed(session_id, lambda state=state: state)
-            await self.router.flush_rooms()
-            self._moved.add(session_id)
-            await self._settle(room)  # people are told only once the next node can restore the room
-            if session_id in self._recordings:
-                async with room.media_lock:
-                    await self._stop_recording(room, None, "node_moving")
-                await self._flush(room)
-            del self.rooms[session_id]
-            try:
-                await self.router.unplace(session_id)
-                await self.router.place(session_id)  # the next node opens the room before people arrive
-            except RoomError as exc:
-                log.warning("session %s left unplaced (%s): the next join places it", session_id, exc.message)
-            log.info("session %s moved away", session_id)
+        moving = [r for r in self.rooms.values() if not r.ended]
+        for room in moving:
+            self._close_for_move(room)
+        await self.router.flush_rooms()
+        for room in moving:
+            self._moved.add(room.session_id)
+            await self._settle(room)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(self._hand_over(room) for room in moving)), self._drain_timeout)
+        except asyncio.TimeoutError:
+            log.warning("drain timeout (%g s): the remaining sessions are placed when people join again",
+                        self._drain_timeout)
+
+    def _close_for_move(self, room: Room) -> None:
+        was_recording = (room.recording_state, room.students_recorded)
+        for participant in list(room.participants.values()):
+            if participant.state == "gone" or participant.sid is None:
+                continue
+            room._send(participant, "room:closing", {
+                "reason": "node_moving", "message": "Moving the class to another server; reconnecting…"}, True)
+            if participant.state == "lobby":
+                room.leave(participant, "node_moving")
+            else:
+                room.disconnected(participant.sid, reason="node_moving")
+        state = snapshot(room)
+        state["recording_state"], state["students_recorded"] = was_recording
+        self.router.room_changed(room.session_id, lambda: state)
+
+    async def _hand_over(self, room: Room) -> None:
+        if room.session_id in self._recordings:
+            async with room.media_lock:
+                await self._stop_recording(room, None, "node_moving")
+            await self._flush(room)
+        self.rooms.pop(room.session_id, None)
+        try:
+            await self.router.unplace(room.session_id)
+            await self.router.place(room.session_id)  # the next node opens the room before people arrive
+        except RoomError as exc:
+            log.warning("session %s left unplaced (%s): the next join places it", room.session_id, exc.message)
+        log.info("session %s moved away", room.session_id)
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:

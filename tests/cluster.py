@@ -3,6 +3,7 @@ prefix of its own per test), one shared storage folder, as a school runs them be
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,7 @@ class Cluster:
         self.settings = {"LIVECLASS_NODE_TTL_SECONDS": "2", "LIVECLASS_RETENTION_INTERVAL_HOURS": "0",
                          **settings}
         self.nodes: list[Node] = []
+        self._ports: list[int] = []
         self.front = Front(self)
         self.database = ""
         self.db = None
@@ -63,8 +65,12 @@ class Cluster:
         return {"LIVECLASS_DATABASE_URL": postgres_url(self.database), "LIVECLASS_REDIS_URL": REDIS_URL,
                 "LIVECLASS_REDIS_PREFIX": self.prefix, **self.settings}
 
-    async def start(self, nodes: int = 2) -> School:
-        """The store migrated once (a deploy step), a school seeded, then the nodes."""
+    async def start(self, nodes: int = 2, cross_origin: bool = False) -> School:
+        """The store migrated once (a deploy step), a school seeded, then the nodes. `cross_origin`: a page
+        served by one node may open the live socket of another (as pages at one public URL do)."""
+        self._ports = [free_port() for _ in range(nodes)]
+        if cross_origin:
+            self.settings["LIVECLASS_ALLOWED_ORIGINS"] = json.dumps([f"http://127.0.0.1:{p}" for p in self._ports])
         self.database = await create_postgres_database()
         upgraded = await asyncio.to_thread(liveclass, "db", "upgrade", data_dir=self.data_dir, env=self.env)
         assert upgraded.returncode == 0, upgraded.stderr
@@ -79,7 +85,7 @@ class Cluster:
         return school
 
     def start_node(self) -> Node:
-        port = free_port()
+        port = self._ports.pop(0) if self._ports else free_port()
         name = "ABCDEFGH"[len(self.nodes)]
         log = self.tmp_path / f"node-{name}.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}

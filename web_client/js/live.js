@@ -9,7 +9,7 @@ const JOIN_AGAIN = new Set(["wrong_node", "node_moving"]);
 export class LiveConnection {
   constructor(sessionId, handlers) {
     this.sessionId = sessionId;
-    this.handlers = handlers; // { onEvent(name, data), onConnected(), onDropped(), onRefused(error) }
+    this.handlers = handlers; // { onEvent(name, data), onConnected(), onDropped(closingReason), onRefused(error) }
     this.socket = null;
     this.resumeToken = null;
     this.closed = false;
@@ -27,7 +27,7 @@ export class LiveConnection {
     this.iceServers = join.ice_servers;
     const auth = { token: join.token };
     if (this.resumeToken) auth.resume_token = this.resumeToken;
-    this.closing = false;
+    this.closing = null; // why the server is closing this connection (room:closing), if it is
     const socket = window.io(join.connect.url + join.connect.namespace, {
       path: join.connect.socketio_path, auth, transports: ["websocket"], reconnection: false,
       forceNew: true,
@@ -35,7 +35,7 @@ export class LiveConnection {
     this.socket = socket;
     socket.onAny((name, data) => {
       if (name === "room:state") this.resumeToken = data.you.resume_token;
-      if (name === "room:closing") this.closing = true; // the server closes us to be joined again
+      if (name === "room:closing") this.closing = data.reason || "closing"; // to be joined again
       this.handlers.onEvent(name, data);
     });
     socket.on("connect", () => this.handlers.onConnected());
@@ -49,7 +49,7 @@ export class LiveConnection {
       if (this.closed || reason === "io client disconnect") return;
       // The room said why (ended, kicked, …), unless it is closing to be joined again.
       if (reason === "io server disconnect" && !this.closing) return;
-      this.handlers.onDropped();
+      this.handlers.onDropped(this.closing);
       this.retryLater();
     });
   }

@@ -36,7 +36,7 @@ export function showRoom(sessionId) {
   room.connection = new LiveConnection(sessionId, {
     onEvent: (name, data) => onEvent(room, name, data),
     onConnected: () => banner(""),
-    onDropped: () => banner(t("room.reconnecting"), "warning"),
+    onDropped: (closing) => banner(t(closing === "node_moving" ? "room.moving" : "room.reconnecting"), "warning"),
     onRefused: (error) => showEnded(error.message),
   });
   current = room;
