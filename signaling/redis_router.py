@@ -124,11 +124,22 @@ class RedisRouter(Router):
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.heartbeat()
+                await self._give_up_moved_rooms()
                 await self._sweep()
             except RedisError as exc:
                 log.warning("heartbeat to Redis failed (%s); retrying", type(exc).__name__)
             except Exception:  # noqa: BLE001 - the heartbeat must go on
                 log.exception("node heartbeat failed")
+
+    async def _give_up_moved_rooms(self) -> None:
+        """Fencing: a node cut off from Redis longer than the TTL was taken for dead and its sessions
+        moved; when it hears again, it closes those rooms instead of running them twice."""
+        if self.draining or self.handler is None:
+            return
+        hosted = {int(s) for s in await self.redis.smembers(self._key("hosted", self.node_id))}
+        for session_id in self.handler.live_sessions():
+            if session_id not in hosted:
+                await self.handler.run_command("evict", {"session_id": session_id})
 
     async def _sweep(self) -> None:
         """Move the sessions of dead nodes to live ones; forget dead nodes with nothing left."""

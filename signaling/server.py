@@ -439,7 +439,7 @@ class LiveServer:
         """A command to this node's rooms (signaling/router.py); RoomError refuses it."""
         commands = {"end_room": self.end_room, "share_handout": self.share_handout, "drop_user": self.drop_user,
                     "user_present": self.user_present, "adopt": self.adopt, "drain": self.request_drain,
-                    "live_sessions": self._live_sessions_command}
+                    "live_sessions": self._live_sessions_command, "evict": self.evict}
         command = commands.get(name)
         if command is None:
             raise RoomError("unknown_command", f"Unknown command {name!r}.")
@@ -502,6 +502,28 @@ class LiveServer:
     async def adopt(self, session_id: int, lost_at: float | None = None, from_node: str | None = None) -> None:
         """The router moved the session here (its node died or drained): open its room now."""
         await self._open_room(session_id, lost_at, from_node)
+
+    async def evict(self, session_id: int) -> None:
+        """This node was taken for dead (cut off from the cluster longer than the node TTL) and the session
+        now lives on another node: close the room here so that its people join it there. Nothing is
+        written to the records from here any more: the node that took the room over keeps them."""
+        room = self.rooms.get(session_id)
+        if room is None or room.ended:
+            return
+        log.warning("session %s was moved to another node while this one was unreachable: closing it here",
+                    session_id)
+        self._moved.add(session_id)
+        room.sink = _DISCARD
+        for participant in list(room.participants.values()):
+            if participant.state != "gone" and participant.sid is not None:
+                room._send(participant, "room:closing", {
+                    "reason": "node_moving", "message": "Moving the class to another server; reconnecting…"}, True)
+                room.leave(participant, "node_moving")
+        await self._settle(room)
+        if session_id in self._recordings:
+            async with room.media_lock:
+                await self._stop_recording(room, None, "node_moving")
+        self.rooms.pop(session_id, None)
 
     async def request_drain(self) -> None:
         """An admin asked this node to drain: it moves its rooms away and exits (as on SIGTERM)."""
@@ -578,6 +600,16 @@ class LiveServer:
         except RoomError as exc:
             log.warning("session %s left unplaced (%s): the next join places it", room.session_id, exc.message)
         log.info("session %s moved away", room.session_id)
+
+
+class _Discard:
+    """The sink of a room this node no longer owns: its events are not records any more."""
+
+    def emit(self, event: ev.RoomEvent) -> None:
+        pass
+
+
+_DISCARD = _Discard()
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:

@@ -289,3 +289,45 @@ async def test_serve_with_workers_runs_that_many_nodes(tmp_path):
         if parent.poll() is None:
             parent.kill()
         await cluster.close()
+
+
+async def test_a_node_cut_off_past_its_ttl_gives_its_moved_class_up(cluster):
+    """A node frozen longer than the TTL (an overloaded machine, a lost network) was taken for dead and its
+    class moved; when it wakes it closes that room instead of running it twice, and people follow."""
+    school = await cluster.start(nodes=2)
+    try:
+        teacher_person = await cluster.front.logged_in(school.teacher)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        frozen = cluster.node(session["node"])
+        other = next(n for n in cluster.nodes if n is not frozen)
+        teacher = await enter(teacher_person, session["id"])
+        await teacher.wait_for("room:state")
+        student = await admitted(teacher, await cluster.front.logged_in(school.student), session["id"])
+
+        await asyncio.sleep(0.5)  # the room's state is saved (every 0.1 s)
+        frozen.process.send_signal(signal.SIGSTOP)
+        admin = await other.logged_in(school.admin)
+        try:
+            for _ in range(100):  # the other node sweeps the dead node's session to itself
+                nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
+                if nodes[frozen.node_id]["state"] == "dead" and session["id"] in nodes[other.node_id]["sessions"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert session["id"] in nodes[other.node_id]["sessions"], nodes
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+
+        for client in (teacher, student):
+            assert (await client.wait_for("room:closing", timeout=15))["reason"] == "node_moving"
+            await client.wait_for("_disconnected")
+        deadline = asyncio.get_running_loop().time() + 15
+        _, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
+                                                _back_in_room(student, session["id"], deadline))
+        assert student.join["connect"]["node"] == other.node_id
+        assert student_state["you"]["participant_id"] == student.participant_id
+        nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
+        assert nodes[frozen.node_id]["state"] == "live" and nodes[frozen.node_id]["sessions"] == []
+        assert "closing it here" in frozen.log.read_text()
+    except BaseException:
+        print(cluster.logs())
+        raise
