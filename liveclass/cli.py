@@ -218,6 +218,7 @@ def cmd_recordings_render(args: argparse.Namespace) -> None:
 
 def cmd_records_purge(args: argparse.Namespace) -> None:
     from liveclass.archive.retention import purge_expired
+    from liveclass.live import create_router
 
     settings = _settings(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -225,9 +226,15 @@ def cmd_records_purge(args: argparse.Namespace) -> None:
     async def work():
         await asyncio.to_thread(_upgrade, settings)
         engine = create_engine(settings.effective_database_url)
+        router = create_router(settings)  # only for its lock: one retention run at a time in the cluster
         try:
-            return await purge_expired(session_factory(engine), settings, dry_run=args.dry_run, via="cli")
+            async with router.exclusive("retention", seconds=3600) as mine:
+                if not mine:
+                    raise CliError("A retention run is already going on (on a server of this school); "
+                                   "try again when it has finished.")
+                return await purge_expired(session_factory(engine), settings, dry_run=args.dry_run, via="cli")
         finally:
+            await router.close()
             await engine.dispose()
 
     report = asyncio.run(work())

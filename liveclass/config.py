@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 SECRET_FILE_NAME = "secret_key"
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # Empty: this process alone (embedded default).
     redis_url: str = ""
     redis_prefix: str = Field("liveclass", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # keys and channels of this cluster
-    node_id: str = ""  # empty: host:port
+    node_id: str = Field("", max_length=64)  # empty: host:port
     # The base URL clients use for this node's Socket.IO (e.g. https://lop.truong.edu.vn/node/2);
     # empty: http://host:port with Redis, the public URL (or the request's) without.
     node_url: str = ""
@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be a base URL starting with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _reachable_node(self) -> "Settings":
+        if self.redis_url and not self.node_url and self.host in ("0.0.0.0", "::", ""):
+            raise ValueError(f"node_url: with Redis, a node listening on {self.host or 'every address'} must say "
+                             "where browsers reach it: set LIVECLASS_NODE_URL (e.g. https://lop.truong.edu.vn/node/2)")
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -5,7 +5,9 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import delete
@@ -114,8 +116,20 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
 
 
 def _recover_session(settings: Settings, session_id: int) -> list[dict]:
-    """Finish the recordings a dead node left unfinished in one session's folder."""
-    return [m for m in recover(settings.recordings_dir / str(session_id)) if m.get("session_id") == session_id]
+    """Finish the recordings a dead node left unfinished in one session's folder. One whose files changed
+    within half the node TTL is still being written (by a node only cut off from the others, which
+    finishes it itself): it is left alone."""
+    folder = settings.recordings_dir / str(session_id)
+    quiet_since = time.time() - settings.node_ttl_seconds / 2
+    manifests = []
+    for recording in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if recording.is_dir() and _last_write(recording) < quiet_since:
+            manifests += recover(recording)
+    return [m for m in manifests if m.get("session_id") == session_id]
+
+
+def _last_write(folder: Path) -> float:
+    return max([folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.iterdir())])
 
 
 async def _recover_unhosted(settings: Settings, router: Router) -> list[dict]:

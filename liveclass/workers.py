@@ -25,6 +25,9 @@ def check(settings: Settings, workers: int) -> None:
             f"--workers {workers} needs LIVECLASS_REDIS_URL and a PostgreSQL LIVECLASS_DATABASE_URL: the workers "
             "share where each class runs through Redis and their records through PostgreSQL "
             "(docs/operations.md, section 8). Without them, run one worker.")
+    if workers > 1 and settings.host in ("0.0.0.0", "::", "") and not settings.public_url:
+        raise ConfigError(f"--workers {workers} on {settings.host or 'every address'} needs LIVECLASS_PUBLIC_URL: "
+                          "browsers reach each worker at PUBLIC_URL/node/PORT through the reverse proxy.")
 
 
 def worker_env(settings: Settings, index: int) -> dict[str, str]:
@@ -33,8 +36,8 @@ def worker_env(settings: Settings, index: int) -> dict[str, str]:
     port = settings.port + index
     env = {"LIVECLASS_PORT": str(port), "LIVECLASS_HOST": settings.host,
            "LIVECLASS_NODE_ID": f"{settings.node_id}-{index + 1}" if settings.node_id else f"{settings.host}:{port}"}
-    if settings.public_url:
-        env["LIVECLASS_NODE_URL"] = f"{settings.public_url.rstrip('/')}/node/{port}"
+    # Each worker its own URL (never one inherited by all of them).
+    env["LIVECLASS_NODE_URL"] = f"{settings.public_url.rstrip('/')}/node/{port}" if settings.public_url else ""
     return env
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -61,6 +62,19 @@ return 1
 """
 
 
+def _needs_redis(method):
+    """Redis out of reach is the cluster being unavailable for a moment, said as such (HTTP 503)."""
+    @functools.wraps(method)
+    async def answer_unavailable(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except (RedisError, OSError) as exc:
+            log.warning("Redis is out of reach (%s)", type(exc).__name__)
+            raise RoomError("node_unavailable", "The servers cannot reach each other right now; try again in a "
+                                                "moment.") from None
+    return answer_unavailable
+
+
 class RedisRouter(Router):
     def __init__(self, node_id: str, url: str, redis_url: str, *, prefix: str = "liveclass",
                  ttl_seconds: float = 10.0):
@@ -73,10 +87,10 @@ class RedisRouter(Router):
         self._release = self.redis.register_script(_RELEASE)
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self._waiting: dict[str, tuple[asyncio.Future, list, int]] = {}
-        self._dirty: dict[int, Callable[[], dict[str, Any]]] = {}
+        self._dirty: dict[int, Callable[[], dict[str, Any]]] = {}  # changed since the last save
+        self._snapshots: dict[int, Callable[[], dict[str, Any]]] = {}  # every room open here
         self._tasks: list[asyncio.Task] = []
         self._running: set[asyncio.Task] = set()
-        self.started_at = time.time()
 
     # -- keys ----------------------------------------------------------------------------------------
     def _key(self, *parts: Any) -> str:
@@ -88,6 +102,7 @@ class RedisRouter(Router):
 
     # -- life ----------------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self._take_back_previous_life()
         await self.heartbeat()
         await self._pubsub.subscribe(self._key("cmd", self.node_id), self._key("cmd-all"),
                                      self._key("reply", self.node_id))
@@ -102,12 +117,27 @@ class RedisRouter(Router):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 await task
-        with contextlib.suppress(RedisError):
-            await self.flush_rooms()
-            await self.redis.hdel(self._key("nodes"), self.node_id)  # a clean exit: not dead, gone
+        if self._tasks:  # a node (not a command that only borrowed a lock) leaves the cluster
+            with contextlib.suppress(RedisError):
+                await self.flush_rooms()
+                await self.redis.hdel(self._key("nodes"), self.node_id)  # a clean exit: not dead, gone
         with contextlib.suppress(RedisError, RuntimeError):
             await self._pubsub.aclose()
         await self.redis.aclose()
+
+    async def _take_back_previous_life(self) -> None:
+        """Restarted under the same node id before anyone noticed it was gone (a worker restarted at once,
+        systemd's Restart=): the sessions still placed here were lost at its last heartbeat, as after any
+        node loss, and are taken over now."""
+        previous = await self.redis.hget(self._key("nodes"), self.node_id)
+        sessions = sorted(int(s) for s in await self.redis.smembers(self._key("hosted", self.node_id)))
+        if not sessions:
+            return
+        lost_at = json.loads(previous)["heartbeat_at"] if previous else time.time()
+        log.warning("restarted while hosting sessions %s: taking them back", sessions)
+        for session_id in sessions:
+            await self.handler.run_command("adopt", {"session_id": session_id, "lost_at": lost_at,
+                                                     "from_node": self.node_id})
 
     async def begin_drain(self) -> None:
         await super().begin_drain()
@@ -124,21 +154,32 @@ class RedisRouter(Router):
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.heartbeat()
-                await self._give_up_moved_rooms()
+                await self._check_placements()
                 await self._sweep()
-            except RedisError as exc:
+            except (RedisError, OSError, RoomError) as exc:
                 log.warning("heartbeat to Redis failed (%s); retrying", type(exc).__name__)
             except Exception:  # noqa: BLE001 - the heartbeat must go on
                 log.exception("node heartbeat failed")
 
-    async def _give_up_moved_rooms(self) -> None:
-        """Fencing: a node cut off from Redis longer than the TTL was taken for dead and its sessions
-        moved; when it hears again, it closes those rooms instead of running them twice."""
+    async def _check_placements(self) -> None:
+        """Every room open here must be placed here. Fencing: a node cut off from Redis longer than the TTL
+        was taken for dead and its sessions moved; when it hears again, it closes those rooms instead of
+        running them twice. A placement Redis forgot (it restarted empty) is claimed back, with the room's
+        saved state."""
         if self.draining or self.handler is None:
             return
         hosted = {int(s) for s in await self.redis.smembers(self._key("hosted", self.node_id))}
         for session_id in self.handler.live_sessions():
-            if session_id not in hosted:
+            if session_id in hosted:
+                continue
+            owner = await self.redis.get(self._key("placed", session_id))
+            if owner is None:
+                await self._move(keys=[self._key("placed", session_id)],
+                                 args=["", self.node_id, self._key("hosted", ""), session_id])
+                if session_id in self._snapshots:
+                    self._dirty[session_id] = self._snapshots[session_id]
+                log.warning("session %s: placement lost by Redis, claimed back", session_id)
+            elif owner != self.node_id:
                 await self.handler.run_command("evict", {"session_id": session_id})
 
     async def _sweep(self) -> None:
@@ -157,6 +198,11 @@ class RedisRouter(Router):
                 await self.redis.hdel(self._key("nodes"), node.node_id)
 
     # -- the registry --------------------------------------------------------------------------------
+    @_needs_redis
+    async def check(self) -> None:
+        await self.redis.ping()
+
+    @_needs_redis
     async def nodes(self) -> list[NodeInfo]:
         raw = await self.redis.hgetall(self._key("nodes"))
         now = time.time()
@@ -173,12 +219,14 @@ class RedisRouter(Router):
         return found
 
     # -- placement -----------------------------------------------------------------------------------
+    @_needs_redis
     async def owner(self, session_id: int) -> NodeInfo | None:
         node_id = await self.redis.get(self._key("placed", session_id))
         if node_id is None:
             return None
         return next((n for n in await self.nodes() if n.node_id == node_id), NodeInfo(node_id, "", DEAD, 0, 0))
 
+    @_needs_redis
     async def place(self, session_id: int) -> NodeInfo:
         for _ in range(5):
             nodes = {n.node_id: n for n in await self.nodes()}
@@ -210,16 +258,21 @@ class RedisRouter(Router):
         except RoomError as exc:  # it adopts the room when the first person connects instead
             log.warning("node %s did not take session %s over now: %s", node.node_id, session_id, exc.message)
 
+    @_needs_redis
     async def unplace(self, session_id: int) -> None:
         """This node no longer hosts the session (it moved its room away); its saved state stays."""
+        self._snapshots.pop(session_id, None)
         await self._unplace(keys=[self._key("placed", session_id)],
                             args=[self.node_id, self._key("hosted", ""), session_id])
 
+    @_needs_redis
     async def release(self, session_id: int) -> None:
         self._dirty.pop(session_id, None)
+        self._snapshots.pop(session_id, None)
         await self._release(keys=[self._key("placed", session_id), self._key("room", session_id)],
                             args=[self._key("hosted", ""), session_id])
 
+    @_needs_redis
     async def drain(self, node_id: str) -> NodeInfo:
         node = next((n for n in await self.nodes() if n.node_id == node_id), None)
         if node is None or node.state == DEAD:
@@ -231,10 +284,12 @@ class RedisRouter(Router):
         return node
 
     # -- commands ------------------------------------------------------------------------------------
+    @_needs_redis
     async def command(self, session_id: int, name: str, **args: Any) -> Any:
         node = await self.place(session_id)
         return await self._send(node.node_id, name, {"session_id": session_id, **args})
 
+    @_needs_redis
     async def command_all(self, name: str, **args: Any) -> list[Any]:
         request_id = uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
@@ -319,7 +374,7 @@ class RedisRouter(Router):
 
     # -- room states ---------------------------------------------------------------------------------
     def room_changed(self, session_id: int, snapshot: Callable[[], dict[str, Any]]) -> None:
-        self._dirty[session_id] = snapshot
+        self._dirty[session_id] = self._snapshots[session_id] = snapshot
 
     async def flush_rooms(self) -> None:
         dirty, self._dirty = self._dirty, {}
@@ -337,6 +392,7 @@ class RedisRouter(Router):
             except RedisError as exc:
                 log.warning("saving room states failed (%s); retrying", type(exc).__name__)
 
+    @_needs_redis
     async def load_room(self, session_id: int) -> dict[str, Any] | None:
         raw = await self.redis.get(self._key("room", session_id))
         return json.loads(raw) if raw else None

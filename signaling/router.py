@@ -65,6 +65,7 @@ class Router(ABC):
         self.url = url
         self.handler: NodeHandler | None = None
         self.draining = False
+        self.started_at = time.time()
         self._cpu = CpuMeter()
 
     def bind(self, handler: NodeHandler) -> None:
@@ -73,12 +74,16 @@ class Router(ABC):
 
     def self_info(self) -> NodeInfo:
         load = self.handler.load() if self.handler else {"rooms": 0, "participants": 0}
-        return NodeInfo(self.node_id, self.url, DRAINING if self.draining else LIVE, rooms=load["rooms"],
+        return NodeInfo(self.node_id, self.url, DRAINING if self.draining else LIVE, started_at=self.started_at,
+                        rooms=load["rooms"],
                         participants=load["participants"], cpu=self._cpu.read(),
                         sessions=self.handler.live_sessions() if self.handler else [])
 
     async def start(self) -> None:
         """Register this node and start its heartbeat."""
+
+    async def check(self) -> None:
+        """Raise RoomError if the cluster cannot be reached (readiness)."""
 
     async def close(self) -> None:
         """Leave the cluster (after the rooms have moved or closed)."""

@@ -7,6 +7,7 @@ outbox. All room rules live in room.py and policy.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Callable
 
@@ -513,17 +514,18 @@ class LiveServer:
         log.warning("session %s was moved to another node while this one was unreachable: closing it here",
                     session_id)
         self._moved.add(session_id)
-        room.sink = _DISCARD
+        if session_id in self._recordings:  # what was recorded here is finished and listed all the same
+            async with room.media_lock:
+                await self._stop_recording(room, None, "node_moving")
+        room.sink = _DISCARD  # the other node closed these people's attendance at this node's last heartbeat
         for participant in list(room.participants.values()):
             if participant.state != "gone" and participant.sid is not None:
                 room._send(participant, "room:closing", {
                     "reason": "node_moving", "message": "Moving the class to another server; reconnecting…"}, True)
                 room.leave(participant, "node_moving")
         await self._settle(room)
-        if session_id in self._recordings:
-            async with room.media_lock:
-                await self._stop_recording(room, None, "node_moving")
         self.rooms.pop(session_id, None)
+        await self.router.unplace(session_id)
 
     async def request_drain(self) -> None:
         """An admin asked this node to drain: it moves its rooms away and exits (as on SIGTERM)."""
@@ -545,6 +547,8 @@ class LiveServer:
         for handle in list(self._timers):
             handle.cancel()
         for room in self.rooms.values():
+            if room.session_id in self._moved:
+                continue  # handed over (or being): its people keep their seats on the next node
             for participant in list(room.participants.values()):
                 if participant.state != "gone":
                     room._send(participant, "room:closing", {
@@ -595,10 +599,13 @@ class LiveServer:
             await self._flush(room)
         self.rooms.pop(room.session_id, None)
         try:
-            await self.router.unplace(room.session_id)
-            await self.router.place(room.session_id)  # the next node opens the room before people arrive
+            # This node is draining: the least-loaded other node takes the session and opens its room
+            # before people arrive.
+            await self.router.place(room.session_id)
         except RoomError as exc:
             log.warning("session %s left unplaced (%s): the next join places it", room.session_id, exc.message)
+            with contextlib.suppress(RoomError):
+                await self.router.unplace(room.session_id)
         log.info("session %s moved away", room.session_id)
 
 

@@ -84,8 +84,9 @@ class Cluster:
         await self.wait_for_nodes(nodes)
         return school
 
-    def start_node(self) -> Node:
-        port = self._ports.pop(0) if self._ports else free_port()
+    def start_node(self, port: int | None = None) -> Node:
+        """A new node process (`port`: again on a dead node's port, so under its node id)."""
+        port = port or (self._ports.pop(0) if self._ports else free_port())
         name = "ABCDEFGH"[len(self.nodes)]
         log = self.tmp_path / f"node-{name}.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}

@@ -11,8 +11,9 @@ import sys
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
-from tests.cluster import Cluster, Node
+from tests.cluster import REDIS_URL, Cluster, Node
 from tests.helpers import create_postgres_database
 from tests.test_cli import free_port, liveclass, wait_until_healthy
 from tests.live import admitted, enter
@@ -328,6 +329,73 @@ async def test_a_node_cut_off_past_its_ttl_gives_its_moved_class_up(cluster):
         nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
         assert nodes[frozen.node_id]["state"] == "live" and nodes[frozen.node_id]["sessions"] == []
         assert "closing it here" in frozen.log.read_text()
+    except BaseException:
+        print(cluster.logs())
+        raise
+
+
+async def test_a_node_restarted_at_once_under_its_id_takes_its_class_back_as_lost(cluster):
+    """A worker killed and restarted within the TTL (by `serve --workers` or systemd's Restart=) is the same
+    node id again: it takes its sessions back, and the records show the gap as node_lost."""
+    school = await cluster.start(nodes=1)
+    try:
+        teacher_person = await cluster.front.logged_in(school.teacher)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        teacher = await enter(teacher_person, session["id"])
+        await teacher.wait_for("room:state")
+        student = await admitted(teacher, await cluster.front.logged_in(school.student), session["id"])
+        await asyncio.sleep(0.5)  # the room's state is saved
+        old = cluster.nodes[0]
+        cluster.kill(old)
+        new = cluster.start_node(port=old.port)
+        await wait_until_healthy(new.base_url, new.process)
+        deadline = asyncio.get_running_loop().time() + 15
+        _, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
+                                                _back_in_room(student, session["id"], deadline))
+        assert student_state["you"]["participant_id"] == student.participant_id
+        await teacher.ok("room:end")
+        admin = await cluster.front.logged_in(school.admin)
+        for _ in range(50):
+            attendance = await admin.json("GET", f"/sessions/{session['id']}/attendance")
+            line = next(p for p in attendance["items"] if p["user_id"] == school.student.id)
+            if [i["end_reason"] for i in line["intervals"]] == ["node_lost", "ended"]:
+                break
+            await asyncio.sleep(0.2)
+        assert [i["end_reason"] for i in line["intervals"]] == ["node_lost", "ended"], line
+    except BaseException:
+        print(cluster.logs())
+        raise
+
+
+async def test_when_redis_forgets_everything_the_classes_go_on(cluster):
+    """Redis restarted empty (it keeps nothing on disk): the nodes register again, claim their rooms back
+    and save their states again; nobody in a class notices."""
+    school = await cluster.start(nodes=2)
+    try:
+        teacher_person = await cluster.front.logged_in(school.teacher)
+        session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
+        teacher = await enter(teacher_person, session["id"])
+        await teacher.wait_for("room:state")
+        student = await admitted(teacher, await cluster.front.logged_in(school.student), session["id"])
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(f"{cluster.prefix}:*")]
+            await client.delete(*keys)
+            admin = await cluster.front.logged_in(school.admin)
+            for _ in range(60):
+                nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
+                saved = await client.exists(f"{cluster.prefix}:room:{session['id']}")
+                if len(nodes) == 2 and nodes.get(session["node"], {}).get("sessions") == [session["id"]] and saved:
+                    break
+                await asyncio.sleep(0.1)
+            assert nodes[session["node"]]["sessions"] == [session["id"]] and saved, nodes
+        finally:
+            await client.aclose()
+        await student.ok("chat:send", {"text": "Em vẫn ở trong lớp ạ"})
+        await teacher.wait_for("chat:message", lambda m: m["text"] == "Em vẫn ở trong lớp ạ")
+        assert not teacher.events("room:closing") and not student.events("room:closing")
+        join = await (await cluster.front.logged_in(school.observer)).json("POST", f"/sessions/{session['id']}/join")
+        assert join["connect"]["node"] == session["node"]
     except BaseException:
         print(cluster.logs())
         raise

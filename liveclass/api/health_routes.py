@@ -9,6 +9,8 @@ from liveclass.api.routing import PUBLIC, RouteTable
 from liveclass.api.schemas import Health
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.db import alembic_config
+from liveclass.live import ROUTER
+from signaling.protocol import RoomError
 
 routes = RouteTable("health")
 
@@ -19,7 +21,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/readyz", summary="The store is reachable and its schema is current", access=PUBLIC,
-              response=Health, other_statuses={503: "Not ready: the store is unreachable or its schema is old"})
+              response=Health, other_statuses={503: "Not ready: the store or (with several nodes) Redis is unreachable, or "
+                                                   "the schema is old"})
 async def readyz(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     head = ScriptDirectory.from_config(alembic_config(settings.effective_database_url)).get_current_head()
@@ -32,4 +35,9 @@ async def readyz(request: web.Request) -> web.Response:
     if current != head:
         return web.json_response({"status": "unavailable", "database": f"schema {current}, expected {head}: "
                                   "run `liveclass db upgrade`"}, status=503)
+    try:
+        await request.app[ROUTER].check()
+    except RoomError:
+        return web.json_response({"status": "unavailable", "database": "ok", "cluster": "Redis unreachable"},
+                                 status=503)
     return web.json_response({"status": "ready", "database": "ok", "node": settings.effective_node_id})

@@ -151,9 +151,11 @@ async def end_period(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         period = await periods.visible_period(db, user, path_int(request, "period_id"))
         session = await periods.end_session(db, user, period)
+        # The room ends first, wherever it runs; if its node cannot be reached right now (503), the period
+        # stays running and the teacher tries again, rather than a period ended here but open there.
+        await cluster.room_command(request, session.id, "end_room", by_user_id=user.id, by_name=user.full_name)
         audit(db, user, "period_ended", target=f"session:{session.id}", address=auth.client_address(request))
         await db.commit()
-    await cluster.room_command(request, session.id, "end_room", by_user_id=user.id, by_name=user.full_name)
     return dump(SessionOut.model_validate(session))
 
 

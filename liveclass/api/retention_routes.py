@@ -17,6 +17,7 @@ from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive import retention
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
+from liveclass.live import ROUTER
 from liveclass.models import LiveSession, RecordKind, User, utcnow
 
 routes = RouteTable("records")
@@ -82,10 +83,14 @@ async def run_retention(request: web.Request) -> web.Response:
     if raw not in {"", "true", "false", "1", "0"}:
         raise ApiError(400, "invalid_request", "dry_run must be true or false.")
     dry_run = raw in {"true", "1"}
-    report = await retention.purge_expired(request.app[DB], request.app[SETTINGS], dry_run=dry_run,
-                                           live_sessions=await retention.live_session_ids(request.app), via="api",
-                                           requested_by=current_user(request),
-                                           before_recordings_deleted=retention.cancel_lesson_video(request.app))
+    async with request.app[ROUTER].exclusive("retention", seconds=3600) as mine:
+        if not mine:
+            raise ApiError(409, "retention_running", "A retention run is already going on (on this or another "
+                                                     "server); try again when it has finished.")
+        report = await retention.purge_expired(request.app[DB], request.app[SETTINGS], dry_run=dry_run,
+                                               live_sessions=await retention.live_session_ids(request.app),
+                                               via="api", requested_by=current_user(request),
+                                               before_recordings_deleted=retention.cancel_lesson_video(request.app))
     return web.json_response(report.view())
 
 

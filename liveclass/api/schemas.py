@@ -35,6 +35,7 @@ class Health(BaseModel):
     status: str  # ok / ready / unavailable
     database: str | None = None
     node: str | None = None
+    cluster: str | None = None  # with several nodes: why Redis is not usable
 
 
 # -- auth --------------------------------------------------------------------------------------------

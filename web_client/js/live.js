@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 
 // Refusals that mean "ask /join again": the room is on another node, or is moving there right now.
-const JOIN_AGAIN = new Set(["wrong_node", "node_moving"]);
+const JOIN_AGAIN = new Set(["wrong_node", "node_moving", "node_unavailable", "no_node"]);
 
 export class LiveConnection {
   constructor(sessionId, handlers) {
@@ -21,7 +21,8 @@ export class LiveConnection {
     try {
       join = await api("POST", `/sessions/${this.sessionId}/join`);
     } catch (error) {
-      if (error.status === 0) return this.retryLater(); // offline: keep trying
+      // Offline, or the servers are busy moving a class (503) or restarting behind the proxy (502): keep trying.
+      if (error.status === 0 || error.status >= 500) return this.retryLater();
       return this.handlers.onRefused({ code: error.code, message: error.message });
     }
     this.iceServers = join.ice_servers;
