@@ -5,6 +5,7 @@ is a 409, a cluster that cannot host or reach the room right now a 503 the clien
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from signaling.protocol import RoomError
 from signaling.router import NodeInfo
 
 _UNAVAILABLE = {"no_node", "node_unavailable"}
+log = logging.getLogger(__name__)
 
 
 def api_error(exc: RoomError) -> ApiError:
@@ -44,8 +46,12 @@ async def room_command(request: web.Request, session_id: int, name: str, **args:
 
 
 async def drop_user_everywhere(request: web.Request, user_id: int, reason: str) -> None:
-    """The account's live connections close on every node (logout, deactivation)."""
-    await request.app[ROUTER].command_all("drop_user", user_id=user_id, reason=reason)
+    """The account's live connections close on every node (logout, deactivation). The account change is
+    stored already: when the nodes cannot be reached it stands, only the open connection stays."""
+    try:
+        await request.app[ROUTER].command_all("drop_user", user_id=user_id, reason=reason)
+    except RoomError as exc:
+        log.warning("user %s (%s): live connections not closed: %s", user_id, reason, exc.message)
 
 
 def connect_info(request: web.Request, node: NodeInfo) -> dict[str, str]:
