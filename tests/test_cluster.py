@@ -109,6 +109,20 @@ async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
         raise
 
 
+async def _end_reasons(admin, session_id: int, user_id: int, expected: list[str]) -> list[str]:
+    """The end reasons of the person's attendance intervals, once the records hold `expected` (the
+    records writer stores in batches), or as they are after 10 s."""
+    for _ in range(50):
+        attendance = await admin.json("GET", f"/sessions/{session_id}/attendance")
+        line = next(p for p in attendance["items"] if p["user_id"] == user_id)
+        reasons = [i["end_reason"] for i in line["intervals"]]
+        if reasons == expected:
+            break
+        await asyncio.sleep(0.2)
+    assert reasons == expected, line
+    return reasons
+
+
 async def _back_in_room(client, session_id, deadline: float):
     """The client reconnects as the web client does: /join (through any live node), then the node it
     names, again every half second until a node takes it (its resume token keeps its seat)."""
@@ -242,13 +256,7 @@ async def test_a_drained_node_moves_its_class_and_exits(cluster):
         assert [(n["node_id"], n["sessions"]) for n in nodes] == [(other.node_id, [session["id"]])]
         await teacher.ok("room:end")
 
-        for _ in range(50):
-            attendance = await admin.json("GET", f"/sessions/{session['id']}/attendance")
-            line = next(p for p in attendance["items"] if p["user_id"] == school.student.id)
-            if [i["end_reason"] for i in line["intervals"]] == ["node_moving", "ended"]:
-                break
-            await asyncio.sleep(0.2)
-        assert [i["end_reason"] for i in line["intervals"]] == ["node_moving", "ended"], line
+        assert await _end_reasons(admin, session["id"], school.student.id, ["node_moving", "ended"])
     except BaseException:
         print(cluster.logs())
         raise
@@ -355,13 +363,7 @@ async def test_a_node_restarted_at_once_under_its_id_takes_its_class_back_as_los
         assert student_state["you"]["participant_id"] == student.participant_id
         await teacher.ok("room:end")
         admin = await cluster.front.logged_in(school.admin)
-        for _ in range(50):
-            attendance = await admin.json("GET", f"/sessions/{session['id']}/attendance")
-            line = next(p for p in attendance["items"] if p["user_id"] == school.student.id)
-            if [i["end_reason"] for i in line["intervals"]] == ["node_lost", "ended"]:
-                break
-            await asyncio.sleep(0.2)
-        assert [i["end_reason"] for i in line["intervals"]] == ["node_lost", "ended"], line
+        assert await _end_reasons(admin, session["id"], school.student.id, ["node_lost", "ended"])
     except BaseException:
         print(cluster.logs())
         raise
