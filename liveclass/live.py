@@ -21,7 +21,6 @@ from liveclass.records import RecordsWriter
 from media.engine import MediaEngine
 from recordings import Recorder, recover
 from signaling.events import RECORDING_SAVED, RoomEvent
-from signaling.media_bridge import MediaBridge
 from signaling.redis_router import RedisRouter
 from signaling.router import LocalRouter, Router
 from signaling.server import NAMESPACE, LiveServer
@@ -80,7 +79,7 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     router = create_router(settings)
     live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
                       grace_seconds=settings.reconnect_grace_seconds,
-                      allowed_origins=settings.socket_origins, media=MediaBridge(engine),
+                      allowed_origins=settings.socket_origins, media_engine=engine,
                       sees_classmates=settings.students_see_classmates,
                       quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for,
                       record_students=settings.record_students, router=router,

@@ -30,9 +30,9 @@ class LiveCollector:
         for (role, state), n in sorted(live.census().items()):
             people.add_metric([role, state], n)
         yield people
-        if live.media is None:
+        if live.media_engine is None:
             return
-        stats = live.media.engine.stats()
+        stats = live.media_engine.stats()
         received = CounterMetricFamily("liveclass_media_received_bytes", "Bytes received from publishers",
                                        labels=["peer", "source"])
         track_bitrate = GaugeMetricFamily("liveclass_media_track_bitrate_bps", "Bitrate of a published track",

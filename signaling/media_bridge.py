@@ -1,4 +1,4 @@
-"""Connects a room to the media engine: negotiation requests, and the room's plan applied as it changes.
+"""Connects a room to the node's media engine: negotiation requests, and the room's plan applied as it changes.
 
 The room decides who receives what (media_plan.py); this module turns each change into the engine's
 slot assignments and forwarding switches, and tells subscribers which slot now shows whom (rtc:slots).
@@ -46,17 +46,24 @@ def peer_id(room: Room, participant_id: str) -> str:
     return f"{room.session_id}/{participant_id}"
 
 
-class MediaBridge:
-    def __init__(self, engine: Engine):
+class RoomMedia:
+    """One room's media: its negotiation requests, and the room's plan applied to the node's engine as the
+    room changes. What it tracks (connections, slots, switches) belongs to this room alone."""
+
+    def __init__(self, engine: Engine, room: Room):
         self.engine = engine
+        self.room = room
         self._subscribed: dict[str, dict[str, str]] = {}  # peer → slot layout
         self._published: set[str] = set()
         self._slots: dict[str, dict[str, TrackRef | None]] = {}  # peer → what each slot carries now
-        self._forwarding: dict[int, dict[TrackRef, bool]] = {}  # session → switches applied
+        self._forwarding: dict[TrackRef, bool] = {}  # switches applied
         self._epochs: dict[str, int] = {}  # peer → the participant's media epoch its connections belong to
 
+    def peer(self, participant_id: str) -> str:
+        return peer_id(self.room, participant_id)
+
     # -- requests ------------------------------------------------------------------------------------
-    async def publish(self, room: Room, p: Participant, payload) -> dict:
+    async def publish(self, p: Participant, payload) -> dict:
         sources = {t.mid: t.source for t in payload.tracks}
         if not sources or len(set(sources.values())) != len(sources):
             raise RoomError("invalid_payload", "Publish each source (camera, microphone, screen) once, at least one.")
@@ -65,21 +72,21 @@ class MediaBridge:
             raise RoomError("invalid_sdp", "The offer has no m-line for mid(s) "
                                            f"{', '.join(sorted(set(sources) - offered_mids))}.")
         try:
-            answer = await self.engine.publish(peer_id(room, p.participant_id), payload.sdp, sources)
+            answer = await self.engine.publish(self.peer(p.participant_id), payload.sdp, sources)
         except Exception as exc:  # noqa: BLE001 - aiortc's parser raises many kinds on a bad offer
             log.info("publish offer refused: %r", exc)
             raise RoomError("invalid_sdp", "The offer could not be used.") from None
-        self._published.add(peer_id(room, p.participant_id))
-        room.add_published(p, set(sources.values()))  # a later offer adds sources (e.g. the screen)
+        self._published.add(self.peer(p.participant_id))
+        self.room.add_published(p, set(sources.values()))  # a later offer adds sources (e.g. the screen)
         return {"sdp": answer}
 
-    async def subscribe(self, room: Room, p: Participant) -> dict:
-        peer = peer_id(room, p.participant_id)
+    async def subscribe(self, p: Participant) -> dict:
+        peer = self.peer(p.participant_id)
         if peer in self._subscribed:  # a fresh start: the old subscribe connection is replaced
             await self.engine.close_subscriber(peer)
             self._subscribed.pop(peer, None)
             self._slots.pop(peer, None)
-        layout = slot_layout(p.role, room.sees_classmates)
+        layout = slot_layout(p.role, self.room.sees_classmates)
         offer = await self.engine.open_subscriber(peer, layout)
         self._subscribed[peer] = layout
         self._slots[peer] = {}
@@ -88,8 +95,8 @@ class MediaBridge:
         return {"sdp": offer, "slots": [{"slot": name, "kind": kind, "mid": mid}
                                         for (name, kind), mid in zip(layout.items(), mids)]}
 
-    async def answer(self, room: Room, p: Participant, payload) -> None:
-        peer = peer_id(room, p.participant_id)
+    async def answer(self, p: Participant, payload) -> None:
+        peer = self.peer(p.participant_id)
         if peer not in self._subscribed:
             raise RoomError("not_subscribed", "Ask for the subscribe offer first (rtc:subscribe).")
         if not _mids(payload.sdp):
@@ -100,40 +107,40 @@ class MediaBridge:
             log.info("subscribe answer refused: %r", exc)
             raise RoomError("invalid_sdp", "The answer could not be used.") from None
 
-    async def candidate(self, room: Room, p: Participant, payload) -> None:
+    async def candidate(self, p: Participant, payload) -> None:
         try:
-            await self.engine.add_candidate(peer_id(room, p.participant_id), payload.direction, payload.candidate)
+            await self.engine.add_candidate(self.peer(p.participant_id), payload.direction, payload.candidate)
         except Exception as exc:  # noqa: BLE001 - a malformed candidate must not harm the connection
             log.info("ICE candidate refused: %r", exc)
             raise RoomError("invalid_candidate", "The ICE candidate could not be used.") from None
 
     # -- the plan ------------------------------------------------------------------------------------
-    async def apply(self, room: Room) -> list[tuple[Participant, dict[str, Any]]]:
+    async def apply(self) -> list[tuple[Participant, dict[str, Any]]]:
         """Bring the engine in step with the room; returns the rtc:slots messages to send."""
+        room = self.room
         present = {p.participant_id: p for p in room.present() if p.connected}
-        for peer in [q for q in set(self._subscribed) | self._published if q.startswith(f"{room.session_id}/")]:
+        for peer in set(self._subscribed) | self._published:
             participant = present.get(peer.split("/", 1)[1])
             # Left, dropped or kicked, or back on a new connection (a resume): close its old connections.
             if participant is None or self._epochs.get(peer, participant.media_epoch) != participant.media_epoch:
                 await self.engine.close_peer(peer)
                 self._forget(peer)
         for participant in present.values():
-            self._epochs[peer_id(room, participant.participant_id)] = participant.media_epoch
+            self._epochs[self.peer(participant.participant_id)] = participant.media_epoch
         assignments, switches = plan(room.media_views(), room.stage, room.sees_classmates)
-        applied = self._forwarding.setdefault(room.session_id, {})
         for ref, on in switches.items():
-            if applied.get(ref) != on:
-                self.engine.set_paused(peer_id(room, ref.participant_id), ref.source, not on)
-                applied[ref] = on
+            if self._forwarding.get(ref) != on:
+                self.engine.set_paused(self.peer(ref.participant_id), ref.source, not on)
+                self._forwarding[ref] = on
         messages = []
         for participant_id, slots in assignments.items():
-            peer = peer_id(room, participant_id)
+            peer = self.peer(participant_id)
             if peer not in self._subscribed:
                 continue
             current = self._slots[peer]
             changed = {slot: ref for slot, ref in slots.items() if current.get(slot) != ref}
             for slot, ref in changed.items():
-                self.engine.assign(peer, slot, peer_id(room, ref.participant_id) if ref else None,
+                self.engine.assign(peer, slot, self.peer(ref.participant_id) if ref else None,
                                    ref.source if ref else None)
                 current[slot] = ref
             if changed:
@@ -142,12 +149,18 @@ class MediaBridge:
                     for slot, ref in changed.items()}))
         return messages
 
-    def quality(self, room: Room) -> dict[str, dict[str, Any]]:
+    async def close(self) -> None:
+        """The room leaves this node: every connection of its people here closes."""
+        for peer in set(self._subscribed) | self._published:
+            await self.engine.close_peer(peer)
+            self._forget(peer)
+
+    def quality(self) -> dict[str, dict[str, Any]]:
         """Each receiving participant's connection quality, from the RTCP of their subscribe slots."""
         subscribers = self.engine.stats()["subscribers"]
         report = {}
-        for p in room.present():
-            slots = [s for s in subscribers.get(peer_id(room, p.participant_id), {}).values() if s.get("live")]
+        for p in self.room.present():
+            slots = [s for s in subscribers.get(self.peer(p.participant_id), {}).values() if s.get("live")]
             if not slots:
                 continue
             loss = max(s["loss"] for s in slots)
@@ -163,7 +176,6 @@ class MediaBridge:
         self._slots.pop(peer, None)
         self._published.discard(peer)
         self._epochs.pop(peer, None)
-        session, participant_id = peer.split("/", 1)
-        applied = self._forwarding.get(int(session), {})
-        for ref in [r for r in applied if r.participant_id == participant_id]:
-            del applied[ref]
+        participant_id = peer.split("/", 1)[1]
+        for ref in [r for r in self._forwarding if r.participant_id == participant_id]:
+            del self._forwarding[ref]

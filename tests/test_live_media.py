@@ -93,7 +93,7 @@ async def test_leaving_closes_the_media_connections(server, school, period):
     peer = RoomPeer(student)
     await peer.publish("B")
     await peer.subscribe()
-    engine = server.test_server.app[LIVE_ROOMS].media.engine
+    engine = server.test_server.app[LIVE_ROOMS].media_engine
     peer_id = f"{session_id}/{student.participant_id}"
 
     def has_connections() -> bool:
@@ -203,7 +203,7 @@ async def test_the_camera_keeps_its_bitrate_while_the_screen_is_shared(server, s
     must not squeeze the camera (DESIGN.md: Chrome applies every REMB to the whole connection)."""
     session_id, teacher = period
     student = await admitted(teacher, await server.logged_in(school.student), session_id)
-    engine = server.test_server.app[LIVE_ROOMS].media.engine
+    engine = server.test_server.app[LIVE_ROOMS].media_engine
     camera_key = f"{session_id}/{teacher.participant_id}/camera"
     teacher_peer, student_peer = RoomPeer(teacher), RoomPeer(student)
     await teacher_peer.publish("A", audio=False, noise=True)
