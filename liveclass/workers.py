@@ -6,6 +6,8 @@ starts them, restarts one that dies, and passes SIGTERM on (every worker then mo
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 from liveclass.config import ConfigError, Settings
 
 RESTART_DELAY = 1.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def check(settings: Settings, workers: int) -> None:
@@ -41,6 +44,13 @@ def worker_env(settings: Settings, index: int) -> dict[str, str]:
     return env
 
 
+def _stop_with_parent() -> None:
+    """In the worker, before it starts: if this parent dies (kill -9), the worker gets SIGTERM and drains,
+    instead of running on unsupervised (Linux's PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
     """Start the workers and keep them running until SIGTERM or SIGINT."""
     stopping = False
@@ -49,7 +59,8 @@ def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
         command = [sys.executable, "-m", "liveclass.cli", "serve"]
         if data_dir is not None:
             command += ["--data-dir", str(data_dir)]
-        return subprocess.Popen(command, env={**os.environ, **worker_env(settings, index)})
+        return subprocess.Popen(command, env={**os.environ, **worker_env(settings, index)},
+                                preexec_fn=_stop_with_parent)
 
     def stop(signum, frame) -> None:  # noqa: ANN001
         nonlocal stopping
@@ -58,9 +69,10 @@ def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
-    children = [spawn(i) for i in range(workers)]
+    children: list[subprocess.Popen] = []
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    children += [spawn(i) for i in range(workers)]
     print(f"LiveClass: {workers} workers on ports {settings.port}–{settings.port + workers - 1}", flush=True)
     while True:
         time.sleep(0.2)
@@ -69,8 +81,9 @@ def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
                 return
             continue
         for index, child in enumerate(children):
-            if child.poll() is not None:
+            if child.poll() is not None and not stopping:
                 print(f"LiveClass: worker {index + 1} exited ({child.returncode}); restarting it", file=sys.stderr,
                       flush=True)
                 time.sleep(RESTART_DELAY)
-                children[index] = spawn(index)
+                if not stopping:  # a stop that came meanwhile must not get a new worker to wait for
+                    children[index] = spawn(index)

@@ -36,16 +36,22 @@ ROOM_STATE_TTL = 24 * 3600  # a room's saved state outlives any period
 FORGET_DEAD_AFTER = 600.0  # a dead node with nothing left to move stays listed this long
 SAVE_INTERVAL = 0.1  # room states are saved at most this often (the latest state wins)
 
-# Move a session from the node it is on (ARGV[1], "" for none) to ARGV[2]; 0 if someone moved it first.
+# Move a session from the node it is on (ARGV[1], "" for none) to the candidate (ARGV[4..], in order of
+# preference) hosting the fewest sessions right now; counted and moved in one step, so that periods started
+# at the same moment spread evenly. Returns the node chosen, or nil if someone moved the session first.
 _MOVE = """
 local current = redis.call('GET', KEYS[1])
-if (current == false and ARGV[1] == '') or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  if current then redis.call('SREM', ARGV[3] .. current, ARGV[4]) end
-  redis.call('SADD', ARGV[3] .. ARGV[2], ARGV[4])
-  return 1
+if not ((current == false and ARGV[1] == '') or current == ARGV[1]) then return false end
+local best, fewest = false, 0
+for i = 4, #ARGV do
+  local hosted = redis.call('SCARD', ARGV[2] .. ARGV[i])
+  if not best or hosted < fewest then best, fewest = ARGV[i], hosted end
 end
-return 0
+if not best then return false end
+redis.call('SET', KEYS[1], best)
+if current then redis.call('SREM', ARGV[2] .. current, ARGV[3]) end
+redis.call('SADD', ARGV[2] .. best, ARGV[3])
+return best
 """
 # Forget a session's placement, wherever it is (its room ended).
 _RELEASE = """
@@ -91,6 +97,7 @@ class RedisRouter(Router):
         self._snapshots: dict[int, Callable[[], dict[str, Any]]] = {}  # every room open here
         self._tasks: list[asyncio.Task] = []
         self._running: set[asyncio.Task] = set()
+        self._closing = False
 
     # -- keys ----------------------------------------------------------------------------------------
     def _key(self, *parts: Any) -> str:
@@ -112,11 +119,13 @@ class RedisRouter(Router):
                        loop.create_task(self._save_rooms(), name="router-room-states")]
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, RedisError):
-                await task
+        if self._tasks:
+            # A task whose cancellation was swallowed on the way (asyncio.wait_for in Python 3.11 can) still
+            # ends at its next round, seeing _closing: never wait for it forever.
+            await asyncio.wait(self._tasks, timeout=5)
         if self._tasks:  # a node (not a command that only borrowed a lock) leaves the cluster
             with contextlib.suppress(RedisError):
                 await self.flush_rooms()
@@ -150,7 +159,7 @@ class RedisRouter(Router):
         await self.redis.hset(self._key("nodes"), self.node_id, json.dumps(info.view()))
 
     async def _beat(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.heartbeat()
@@ -175,7 +184,7 @@ class RedisRouter(Router):
             owner = await self.redis.get(self._key("placed", session_id))
             if owner is None:
                 await self._move(keys=[self._key("placed", session_id)],
-                                 args=["", self.node_id, self._key("hosted", ""), session_id])
+                                 args=["", self._key("hosted", ""), session_id, self.node_id])
                 if session_id in self._snapshots:
                     self._dirty[session_id] = self._snapshots[session_id]
                 log.warning("session %s: placement lost by Redis, claimed back", session_id)
@@ -234,14 +243,16 @@ class RedisRouter(Router):
             old = nodes.get(current) if current else None
             if old is not None and old.state == LIVE:
                 return old
-            candidates = [n for n in nodes.values() if n.state == LIVE and n.node_id != current]
+            candidates = sorted((n for n in nodes.values() if n.state == LIVE and n.node_id != current),
+                                key=lambda n: (n.participants, n.cpu, n.node_id))
             if not candidates:
                 raise RoomError("no_node", "No server can host this period right now; try again in a moment.")
-            new = min(candidates, key=lambda n: (len(n.sessions), n.participants, n.cpu, n.node_id))
-            moved = await self._move(keys=[self._key("placed", session_id)],
-                                     args=[current or "", new.node_id, self._key("hosted", ""), session_id])
-            if not moved:
+            chosen = await self._move(keys=[self._key("placed", session_id)],
+                                      args=[current or "", self._key("hosted", ""), session_id,
+                                            *(n.node_id for n in candidates)])
+            if not chosen:
                 continue  # another node moved it first: look again
+            new = nodes[chosen]
             if current is not None:
                 # Taken over from a dead node (its people's attendance closes at its last heartbeat), or
                 # from a draining one (it closed the room itself): the new node opens the room now.
@@ -330,7 +341,7 @@ class RedisRouter(Router):
         return answer["data"]
 
     async def _listen(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 async for message in self._pubsub.listen():
                     if message.get("type") != "message":
@@ -385,7 +396,7 @@ class RedisRouter(Router):
                 await pipe.execute()
 
     async def _save_rooms(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(SAVE_INTERVAL)
             try:
                 await self.flush_rooms()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import aiohttp
+import psutil
 import pytest
 import redis.asyncio as aioredis
 
@@ -401,3 +402,31 @@ async def test_when_redis_forgets_everything_the_classes_go_on(cluster):
     except BaseException:
         print(cluster.logs())
         raise
+
+
+async def test_workers_stop_when_their_parent_is_killed(tmp_path):
+    """kill -9 of `serve --workers`: its workers drain and exit instead of running on unsupervised."""
+    cluster = Cluster(tmp_path)
+    await cluster.start(nodes=0)
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
+    parent = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--workers", "2", "--port", str(port),
+                               "--data-dir", str(cluster.data_dir)], env={**clean, **cluster.env}, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[psutil.Process] = []
+    try:
+        for worker_port in (port, port + 1):
+            await wait_until_healthy(f"http://127.0.0.1:{worker_port}", parent)
+        workers = psutil.Process(parent.pid).children()
+        assert len(workers) == 2
+        parent.kill()
+        parent.wait(10)
+        gone, alive = await asyncio.to_thread(psutil.wait_procs, workers, 30)
+        assert not alive and len(gone) == 2
+    finally:
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()
+        if parent.poll() is None:
+            parent.kill()
+        await cluster.close()

@@ -170,3 +170,12 @@ async def test_draining_is_refused_without_another_node(routers):
     with pytest.raises(RoomError) as unknown:
         await a.drain("node-zz")
     assert unknown.value.code == "unknown_node"
+
+
+async def test_periods_started_at_the_same_moment_spread_evenly(routers):
+    a, _ = await routers("a")
+    b, _ = await routers("b")
+    c, _ = await routers("c")
+    placed = await asyncio.gather(*((a, b, c)[i % 3].place(100 + i) for i in range(12)))
+    counts = {name: [p.node_id for p in placed].count(name) for name in ("node-a", "node-b", "node-c")}
+    assert counts == {"node-a": 4, "node-b": 4, "node-c": 4}
