@@ -1,13 +1,21 @@
 """`liveclass bench --quick` end to end, tiny: a real server process, a synthetic teacher and two
 students through the real protocol, the full-class, recording-cost and MediaRelay scenarios scaled
-down. Checks the shape of the JSON, that media flowed and that the recorded class left its files; no
+down; and `--nodes 2:2`, two node processes with a node killed. Checks the shape of the JSON, that
+media flowed, that the recorded class left its files and that the killed node's class came back; no
 timing assertions (timings belong in the bench itself)."""
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import subprocess
 import sys
+
+import asyncpg
+import redis
+
+from tests.cluster import REDIS_URL
+from tests.helpers import POSTGRES_ADMIN_DSN
 
 
 def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
@@ -56,3 +64,50 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
         assert png.read_bytes().startswith(b"\x89PNG")
     else:
         assert "no plot" in run.stdout
+
+
+def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_back(tmp_path):
+    """`--nodes 2:2` alone: two node processes (Redis, a fresh PostgreSQL database), two classes of two
+    students, one class per node, then one node killed (SIGKILL) and its class back on the other."""
+    out = tmp_path / "nodes.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
+         "--recording", "off", "--relay", "0", "--window", "2", "--nodes", "2:2", "--postgres", POSTGRES_ADMIN_DSN,
+         "--redis", REDIS_URL, "--out", str(out)],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["failed"] == [] and results["scenarios"] == []
+    scale_out = results["scale_out"]
+    assert scale_out["nodes"] == 2 and scale_out["classes"] == 2 and scale_out["students_per_class"] == 2
+    placement = scale_out["placement"]
+    assert sorted(placement["classes_per_node"].values()) == [1, 1]
+    assert placement["even"] and placement["start_answers_agree"]
+    assert sum(scale_out["placement_started_together"]["classes_per_node"].values()) == 2  # (not judged here)
+    # every student received the teacher's camera in each window: one class alone, both, after the kill
+    for name, nodes in (("one_process_alone", 2), ("all_classes", 2), ("after_failover", 1)):
+        window = scale_out[name]
+        assert len(window["nodes"]) == nodes and window["fps"]["n"] == window["classes_measured"] * 2, name
+        assert window["fps"]["min"] > 0, name
+        assert all(n["cpu_pct"] > 0 for n in window["nodes"] if n["classes"]), name
+    assert [n["classes"] for n in scale_out["after_failover"]["nodes"]] == [2]
+    assert scale_out["all_classes"]["max_ratio_to_one_process_alone"] > 0
+    failover = scale_out["failover"]
+    assert failover["students"] == failover["students_back"] == 2 and failover["teachers_back"] == 1
+    assert failover["killed_node_state"] == "dead" and failover["sessions_now_on_live_nodes"]
+    assert failover["media_back_s"]["n"] == 2 and failover["errors"] == []
+    assert {"scale_out_placement", "scale_out_placement_together", "scale_out_cpu_per_class", "scale_out_fps",
+            "scale_out_failover_p95"} <= {t["key"] for t in results["targets"]}
+    assert "failover: SIGKILL of" in run.stdout
+
+    # nothing left behind: the database dropped, the Redis keys deleted
+    assert scale_out["database"] not in asyncio.run(_databases())
+    assert not list(redis.Redis.from_url(REDIS_URL).scan_iter(f"{scale_out['redis_prefix']}:*"))
+
+
+async def _databases() -> list[str]:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        return [r["datname"] for r in await connection.fetch("SELECT datname FROM pg_database")]
+    finally:
+        await connection.close()

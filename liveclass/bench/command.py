@@ -14,6 +14,8 @@ DEFAULT_STUDENTS = [5, 15, 45]
 
 
 def _counts(text: str) -> list[int]:
+    if text.lower() in ("off", "none", "0"):
+        return []  # no per-size scenario (e.g. the scale-out scenario alone)
     try:
         counts = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -35,6 +37,16 @@ def _full_class(text: str) -> tuple[int, int] | bool:
     return students, cameras
 
 
+def _nodes(text: str) -> tuple[int, int]:
+    try:
+        nodes, classes = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("NODES:CLASSES, e.g. 2:4") from None
+    if not 2 <= nodes <= 8 or not 1 <= classes <= 16:
+        raise argparse.ArgumentTypeError("2-8 nodes (one is killed), 1-16 classes")
+    return nodes, classes
+
+
 def add_parser(sub) -> None:
     bench = sub.add_parser(
         "bench", help="benchmark the media plane (a real server, synthetic teacher and students)",
@@ -42,9 +54,11 @@ def add_parser(sub) -> None:
                     "teacher (640x360 30 fps VP8 ~1 Mbit/s + Opus, optional 1280x720 15 fps screen) and synthetic "
                     "students in worker processes, all through the real HTTP and Socket.IO protocol, and measures "
                     "the server process. Measures what recording a full class costs, and runs the naive "
-                    "MediaRelay relay as the baseline. "
+                    "MediaRelay relay as the baseline. With --nodes, several node processes (Redis + "
+                    "PostgreSQL) host several classes, and one of them is killed. "
                     "See docs/benchmarks.md.")
-    bench.add_argument("--students", type=_counts, help="class sizes to measure, e.g. 5,15,45 (default; --quick: 3)")
+    bench.add_argument("--students", type=_counts,
+                       help="class sizes to measure, e.g. 5,15,45 (default; --quick: 3), or off")
     bench.add_argument("--full-class", type=_full_class, help="STUDENTS:CAMERAS of the full-class scenario "
                        "(teacher camera + microphone + screen; default 45:5; --quick: 4:1), or off")
     bench.add_argument("--recording", type=_full_class, metavar="STUDENTS:CAMERAS",
@@ -58,6 +72,22 @@ def add_parser(sub) -> None:
     bench.add_argument("--profile", type=float, default=None, metavar="SECONDS",
                        help="a profiling run after the measured ones: the server under cProfile during a join "
                             "storm and SECONDS of steady forwarding of the full class (default 15; --quick: 0 = off)")
+    bench.add_argument("--nodes", type=_nodes, metavar="NODES:CLASSES",
+                       help="the scale-out scenario (off unless given): NODES `liveclass serve` node processes "
+                            "(Redis + a fresh PostgreSQL database) hosting CLASSES classes; CPU per node and per "
+                            "class against one node hosting one class alone, then one node killed (SIGKILL) "
+                            "and the time until its students receive media again")
+    bench.add_argument("--nodes-students", type=int, metavar="N",
+                       help="students per class in the scale-out scenario (default 15; --quick: 2)")
+    bench.add_argument("--nodes-ttl", type=float, default=3.0, metavar="SECONDS",
+                       help="LIVECLASS_NODE_TTL_SECONDS of those nodes: a node silent this long is dead and its "
+                            "rooms move (default 3; the failover time includes it)")
+    bench.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", metavar="DSN",
+                       help="an existing PostgreSQL database to connect to; the scale-out scenario creates a "
+                            "fresh database next to it and drops it at the end (default %(default)s)")
+    bench.add_argument("--redis", default="redis://127.0.0.1:6379/0", metavar="URL",
+                       help="the Redis of the scale-out scenario (a key prefix of its own, deleted at the end; "
+                            "default %(default)s)")
     bench.add_argument("--no-priority", action="store_true",
                        help="do not run the server and the probe student at nice -5 (they stand for machines of "
                             "their own; by default the synthetic clients and other processes yield to them)")
@@ -77,7 +107,7 @@ def run(args: argparse.Namespace) -> None:
     quick = args.quick
     workdir = Path(tempfile.mkdtemp(prefix="liveclass-bench-"))
     opts = Options(
-        students=args.students or ([3] if quick else DEFAULT_STUDENTS),
+        students=args.students if args.students is not None else ([3] if quick else DEFAULT_STUDENTS),
         window=args.window or (3.0 if quick else 15.0),
         baseline_window=2.0 if quick else 5.0,
         settle=1.5 if quick else 3.0,
@@ -87,6 +117,8 @@ def run(args: argparse.Namespace) -> None:
         relay=args.relay if args.relay is not None else (2 if quick else 4),
         screen=args.screen, per_process=max(1, args.per_process), priority=not args.no_priority,
         profile=args.profile if args.profile is not None else (0.0 if quick else 15.0),
+        nodes=args.nodes, nodes_students=max(1, min(200, args.nodes_students or (2 if quick else 15))),
+        nodes_ttl=max(1.0, min(300.0, args.nodes_ttl)), postgres=args.postgres, redis=args.redis,
         workdir=workdir,
         progress=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True))
     failed = True

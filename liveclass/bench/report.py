@@ -12,6 +12,14 @@ TARGETS = {
     "full_class_fps": "full class: every student >= 29 fps",
     "storm_first_frame": "45 students admitted at once all show a first frame within 0.5 s",
     "rss_per_participant": "<= 2 MB RSS per participant",
+    "scale_out_placement": "several nodes: classes placed evenly (most minus fewest classes on a node <= 1)",
+    "scale_out_placement_together": "several nodes: classes placed evenly when every period starts at the same "
+                                    "moment (most minus fewest <= 1)",
+    "scale_out_cpu_per_class": "several nodes: each node's CPU per class within 10 % of one process hosting one "
+                               "class alone (ratio <= 1.10)",
+    "scale_out_fps": "several nodes: every student >= 29 fps",
+    "scale_out_failover_p95": "a killed node's students receive the teacher's camera again within 10 s (p95, "
+                              "the node TTL included)",
 }
 
 
@@ -85,8 +93,36 @@ def conclusions(results: dict) -> dict:
             if not full_size:
                 target["met"], target["note"] = None, small.format(" with 5 student cameras").strip()
             targets.append(target)
+    targets += _scale_out_targets(results.get("scale_out"))
     out["targets"] = targets
     return out
+
+
+def _scale_out_targets(so: dict | None) -> list[dict]:
+    """The scale-out scenario's targets, from whatever part of it ran."""
+    if not so:
+        return []
+    name = so["name"]
+    targets = []
+    if so.get("placement"):
+        targets.append(_target("scale_out_placement", so["placement"]["spread"], 1, "classes", name,
+                               note=f"classes per node: {so['placement']['classes_per_node']}"))
+    if so.get("placement_started_together"):
+        together = so["placement_started_together"]
+        targets.append(_target("scale_out_placement_together", together["spread"], 1, "classes", name,
+                               note=f"classes per node: {together['classes_per_node']}"))
+    every = so.get("all_classes")
+    if every:
+        targets.append(_target("scale_out_cpu_per_class", every["max_ratio_to_one_process_alone"], 1.10, "x (max)",
+                               name, note=f"one class alone: {every['one_process_alone_cpu_pct']} % of a core"))
+        targets.append(_target("scale_out_fps", every["fps"]["min"], 29.0, "fps (min)", name, lower_is_better=False))
+    failover = so.get("failover")
+    if failover:
+        back, total = failover["students_back"], failover["students"]
+        p95 = failover["media_back_s"]["p95"]
+        targets.append(_target("scale_out_failover_p95", p95 if back == total else float("inf"), 10.0, "s", name,
+                               note=f"{back} of {total} back; node TTL {so['node_ttl_s']:g} s"))
+    return targets
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -166,8 +202,56 @@ def recording_line(results: dict) -> str | None:
             f"{len(rec['files'])} files, {'all' if rec['files_ok'] else 'NOT all'} non-empty ({files})")
 
 
+def scale_out_report(results: dict) -> str | None:
+    """Several nodes: placement, each node's CPU per class against one node hosting one class alone,
+    the students' fps, and the failover after a node was killed."""
+    so = results.get("scale_out")
+    if not so:
+        return None
+    parts = [f"scale-out: {so['nodes']} nodes, {so['classes']} classes of {so['students_per_class']} students, "
+             f"node TTL {so['node_ttl_s']:g} s"]
+    if so.get("placement"):
+        parts.append(f"placement, periods started one after another: {so['placement']['classes_per_node']} "
+                     f"({'even' if so['placement']['even'] else 'NOT even'})")
+    if so.get("placement_started_together"):
+        together = so["placement_started_together"]
+        parts.append(f"placement, periods started at the same moment: {together['classes_per_node']} "
+                     f"({'even' if together['spread'] <= 1 else 'NOT even'})")
+    alone, every, after = so.get("one_process_alone"), so.get("all_classes"), so.get("after_failover")
+    lines = []
+    for label, window in (("one class alone", alone), ("every class", every), ("after the kill", after)):
+        for node in (window or {}).get("nodes", []):
+            lines.append([label, f"{node['name']} ({node['node']})", str(node["classes"]), _fmt(node["cpu_pct"], 1),
+                          _fmt(node["cpu_per_class_pct"], 1), _fmt(node.get("ratio_to_one_process_alone"), 2),
+                          _fmt(node["rss_mb"], 0), _fmt(window["fps"]["min"], 1), _fmt(window["fps"]["median"], 1),
+                          _fmt(window["machine_load"]["clients_cpu_pct"], 0),
+                          _fmt(window["machine_load"]["other_processes_busy_cores"], 2)])
+    if lines:
+        parts.append(markdown_table(["window", "node", "classes", "CPU %", "CPU/class %", "ratio to alone", "RSS MB",
+                                     "fps min", "fps median", "clients CPU %", "other load (cores)"], lines))
+    single = next((s for s in results.get("scenarios", []) if s["students"] == so["students_per_class"]
+                   and s.get("server")), None)
+    if single and every:
+        parts.append(f"one class alone on a node: {every['one_process_alone_cpu_pct']} % of a core; the single-process "
+                     f"scenario {single['name']} of this run (SQLite, no Redis, the teacher's camera encoded live): "
+                     f"{single['server']['cpu_pct']} %")
+    f = so.get("failover")
+    if f:
+        media, frame = f["media_back_s"], f["first_frame_back_s"]
+        parts.append(f"failover: SIGKILL of {f['killed_node']} ({f['classes_moved']} classes): {f['students_back']} of "
+                     f"{f['students']} students and {f['teachers_back']} of {f['classes_moved']} teachers back; "
+                     f"teacher camera again (first RTP) after p50 {_fmt(media['median'], 2)} s, "
+                     f"p95 {_fmt(media['p95'], 2)} s, max {_fmt(media['max'], 2)} s (first keyframe: p95 "
+                     f"{_fmt(frame['p95'], 2)} s), counted from the kill, the {so['node_ttl_s']:g} s TTL included; "
+                     f"refused or failed joins: {f['refusals'] or 'none'}")
+    if so.get("error"):
+        parts.append(f"scale-out FAILED: {so['error']}")
+    return "\n".join(parts)
+
+
 def text_report(results: dict) -> str:
-    parts = [table(results), ""]
+    has_rows = results["scenarios"] or results.get("full_class") or results.get("relay_baseline")
+    parts = [table(results), ""] if has_rows else []
     if "fit" in results:
         parts.append(f"server CPU (% of one core) = {results['fit']['server_cpu_pct']}")
     base = results.get("baseline")
@@ -179,6 +263,8 @@ def text_report(results: dict) -> str:
         parts += ["", recording_table(results), recording_line(results)]
     elif results.get("recording_cost"):
         parts += ["", f"recording cost: failed ({results['recording_cost'].get('error')})"]
+    if scale_out_report(results):
+        parts += ["", scale_out_report(results)]
     parts.append("")
     parts.append("targets:")
     for t in results.get("targets", []):

@@ -3,10 +3,13 @@
 Every scenario gets a fresh `liveclass serve` process (SQLite in a temporary data directory) on a
 free loopback port, a seeded class with a period, one teacher worker process and a few student
 worker processes. Only the server process is measured (psutil cpu_times over the window).
+The scale-out scenario (several node processes, Redis, PostgreSQL) is scaleout.py's.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -45,6 +48,11 @@ class Options:
     per_process: int = 12  # students per worker process
     priority: bool = True  # server and probe at nice -5 (see PRIORITY)
     profile: float = 0.0  # seconds of steady forwarding profiled (cProfile) in a last run (0: none)
+    nodes: tuple[int, int] | None = None  # the scale-out scenario's node processes and classes (None: skip)
+    nodes_students: int = 15  # students per class there
+    nodes_ttl: float = 3.0  # LIVECLASS_NODE_TTL_SECONDS of its nodes (the failover waits this long)
+    postgres: str = "postgresql://postgres@127.0.0.1:5432/test"  # a database to connect to (to create its own)
+    redis: str = "redis://127.0.0.1:6379/0"
     workdir: Path = Path(".")
     progress: Any = print
 
@@ -192,20 +200,48 @@ class ServerProcess:
         self.log.close()
 
 
+def processes(workers: list[Worker]) -> list[psutil.Process]:
+    """The workers' processes, for cpu_seconds()."""
+    found = []
+    for worker in workers:
+        try:
+            found.append(psutil.Process(worker.pid))
+        except psutil.Error:
+            pass
+    return found
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of the processes so far (one that exited counts nothing)."""
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
 
 
-async def start_liveclass(data_dir: Path, log_path: Path, profile_dir: Path | None = None
-                          ) -> tuple[ServerProcess, str]:
-    """`liveclass serve` on a free loopback port (under profiled_serve.py if `profile_dir`)."""
+async def start_liveclass(data_dir: Path, log_path: Path, profile_dir: Path | None = None,
+                          env: dict[str, str] | None = None) -> tuple[ServerProcess, str]:
+    """`liveclass serve` on a free loopback port (under profiled_serve.py if `profile_dir`), with
+    `env`'s LIVECLASS_* settings added (a node of several: Redis, PostgreSQL)."""
     port = free_port()
-    env = {**_clean_env(), "LIVECLASS_LOG_LEVEL": "WARNING"}
+    env = {**_clean_env(), "LIVECLASS_LOG_LEVEL": "WARNING", **(env or {})}
     command = ["-m", "liveclass.bench.profiled_serve", str(profile_dir)] if profile_dir else ["-m", "liveclass.cli"]
     server = ServerProcess([sys.executable, *command, "serve", "--data-dir", str(data_dir),
                             "--host", "127.0.0.1", "--port", str(port)], log_path, env,
                            f"http://127.0.0.1:{port}/healthz")
-    await server.ready()
+    try:
+        await server.ready()
+    except BaseException:
+        await server.stop()  # not left running (or its log open) when it never became healthy
+        raise
     return server, f"http://127.0.0.1:{port}"
 
 
@@ -222,26 +258,30 @@ async def seed(data_dir: Path, students: int) -> dict:
     """A teacher, `students` students enrolled in one class, and a period of that class running
     now; written straight into a fresh SQLite store (migrated first)."""
     from liveclass.config import load_settings, prepare_data_dir
-    from liveclass.db import create_engine, session_factory, upgrade_database
-    from liveclass.models import AccountRole, Enrollment, Period, SchoolClass, TeachingAssignment, User
-    from liveclass.passwords import hash_generated_password
+    from liveclass.db import upgrade_database
 
     os.environ.pop("LIVECLASS_CONFIG", None)
     settings = prepare_data_dir(load_settings(data_dir=data_dir, database_url=""))
     await asyncio.to_thread(upgrade_database, settings.effective_database_url)
-    engine = create_engine(settings.effective_database_url)
-    password_hash = hash_generated_password(PASSWORD)
+    return (await seed_classes(settings.effective_database_url, 1, students))[0]
+
+
+async def seed_classes(database_url: str, classes: int, students: int) -> list[dict]:
+    """`classes` classes, each with its own teacher, `students` students and a period running now,
+    written straight into a migrated store. The first class's accounts are the ones seed() always made."""
+    from liveclass.models import AccountRole, Enrollment, Period, SchoolClass, TeachingAssignment
+
     start = datetime.now(timezone.utc)
-    try:
-        async with session_factory(engine)() as db:
-            def user(personal_id: str, name: str, role: AccountRole) -> User:
-                return User(personal_id=personal_id, full_name=name, role=role, password_hash=password_hash,
-                            must_change_password=False, active=True)
-            teacher = user("090000000001", "Giáo Viên Thử", AccountRole.teacher)
-            learners = [user(f"0910{i:08d}", f"Học Sinh {i:02d}", AccountRole.student) for i in range(students)]
+    async with _store(database_url) as db:
+        seeded = []
+        for c in range(classes):
+            teacher = _user(f"0900{c + 1:08d}", f"Giáo Viên Thử {c + 1}", AccountRole.teacher)
+            learners = [_user(f"0910{c * 1000 + i:08d}", f"Học Sinh {i:02d}", AccountRole.student)
+                        for i in range(students)]
             db.add_all([teacher, *learners])
             await db.flush()
-            school_class = SchoolClass(name="10B", school_year="2026-2027", homeroom_teacher_id=teacher.id)
+            school_class = SchoolClass(name="10B" if c == 0 else f"10B-{c + 1}", school_year="2026-2027",
+                                       homeroom_teacher_id=teacher.id)
             db.add(school_class)
             await db.flush()
             db.add_all([Enrollment(class_id=school_class.id, student_id=s.id) for s in learners])
@@ -249,10 +289,47 @@ async def seed(data_dir: Path, students: int) -> dict:
             period = Period(class_id=school_class.id, subject="Vật lý", teacher_id=teacher.id,
                             starts_at=start - timedelta(minutes=5), ends_at=start + timedelta(hours=3))
             db.add(period)
-            await db.commit()
-            return {"teacher": {"personal_id": teacher.personal_id, "password": PASSWORD},
-                    "students": [{"personal_id": s.personal_id, "password": PASSWORD} for s in learners],
-                    "period_id": period.id}
+            await db.flush()
+            seeded.append({"teacher": {"personal_id": teacher.personal_id, "password": PASSWORD},
+                           "students": [{"personal_id": s.personal_id, "password": PASSWORD} for s in learners],
+                           "period_id": period.id})
+        await db.commit()
+    return seeded
+
+
+async def seed_admin(database_url: str) -> dict:
+    """An administrator (GET /nodes is theirs)."""
+    from liveclass.models import AccountRole
+
+    personal_id = "099900000001"
+    async with _store(database_url) as db:
+        db.add(_user(personal_id, "Quản Trị Thử", AccountRole.admin))
+        await db.commit()
+    return {"personal_id": personal_id, "password": PASSWORD}
+
+
+@functools.lru_cache(maxsize=1)
+def _password_hash() -> str:
+    """Hashed once: a slow hash, and every account has the same password."""
+    from liveclass.passwords import hash_generated_password
+    return hash_generated_password(PASSWORD)
+
+
+def _user(personal_id: str, name: str, role) -> Any:
+    from liveclass.models import User
+    return User(personal_id=personal_id, full_name=name, role=role, password_hash=_password_hash(),
+                must_change_password=False, active=True)
+
+
+@contextlib.asynccontextmanager
+async def _store(database_url: str):
+    """A database session on a store, its engine disposed of afterwards."""
+    from liveclass.db import create_engine, session_factory
+
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as db:
+            yield db
     finally:
         await engine.dispose()
 
@@ -372,23 +449,10 @@ class Scenario:
         self.opts.progress(f"[{self.name}] {text}")
 
     async def _measure_cpu(self, start: float, end: float) -> dict:
-        procs = {"teacher": self.teacher.pid, **{w.name: w.pid for w in self.workers}}
-        clients = {}
-        for name, pid in procs.items():
-            try:
-                clients[name] = psutil.Process(pid)
-            except psutil.Error:
-                pass
+        clients = processes([self.teacher, *self.workers])
 
         def client_cpu() -> float:
-            total = 0.0
-            for p in clients.values():
-                try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
-                except psutil.Error:
-                    pass
-            return total
+            return cpu_seconds(clients)
 
         await asyncio.sleep(max(0.0, start - now()))
         c0, k0, t0, m0, s0 = self.server.cpu(), client_cpu(), now(), psutil.cpu_times(), self.server.system_cpu()
@@ -807,7 +871,10 @@ async def run_all(opts: Options) -> dict:
                                            "recording": list(opts.recording) if opts.recording else None,
                                            "relay_subscribers": opts.relay, "teacher_screen": opts.screen,
                                            "students_per_process": opts.per_process,
-                                           "server_and_probe_nice": PRIORITY["nice"]},
+                                           "server_and_probe_nice": PRIORITY["nice"],
+                                           "nodes": list(opts.nodes) if opts.nodes else None,
+                                           "nodes_students": opts.nodes_students if opts.nodes else None,
+                                           "nodes_ttl_s": opts.nodes_ttl if opts.nodes else None},
                                "scenarios": []}
     started = time.monotonic()
     results["machine"]["busy_cores_before_start"] = await busy_cores(2.0)
@@ -829,8 +896,11 @@ async def run_all(opts: Options) -> dict:
     if opts.relay:
         results["relay_baseline"] = await _attempt(opts, Scenario(opts, f"relay-{opts.relay}", opts.relay,
                                                                   mode="relay"))
+    if opts.nodes:
+        from liveclass.bench.scaleout import ScaleOut
+        results["scale_out"] = await _attempt(opts, ScaleOut(opts))
     run = None
-    if opts.profile:
+    if opts.profile and (opts.full_class or opts.students):
         n, cameras = opts.full_class or (max(opts.students), 0)
         run = await _attempt(opts, Scenario(opts, "profile", n, cameras=cameras, screen=bool(opts.full_class),
                                             profile=opts.profile))
@@ -839,7 +909,8 @@ async def run_all(opts: Options) -> dict:
                               "join_storm": run.get("storm_profile"), "steady": run.get("steady_profile"),
                               "storm": run.get("join_storm"), **({"error": run["error"]} if "error" in run else {})}
     results["failed"] = [r["name"] for r in [*results["scenarios"], results.get("full_class"),
-                                             results.get("recording_cost"), results.get("relay_baseline"), run]
+                                             results.get("recording_cost"), results.get("relay_baseline"),
+                                             results.get("scale_out"), run]
                          if r and "error" in r]
     results["duration_s"] = round(time.monotonic() - started, 1)
     from liveclass.bench.report import conclusions

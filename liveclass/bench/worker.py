@@ -38,6 +38,16 @@ def _delta(before: dict, after: dict) -> dict:
             for slot in after}
 
 
+async def _close_all(*things) -> None:
+    """Close each (peer connections, clients), bounded in time; one that fails does not stop the others."""
+    for thing in things:
+        if thing is not None:
+            try:
+                await asyncio.wait_for(thing.close(), 5)
+            except Exception:  # noqa: BLE001
+                pass
+
+
 async def _window(subscribers: list[CountingSubscriber | None], start: float, end: float,
                   log_slots: tuple[str, ...]) -> list[dict | None]:
     """Per subscriber: what each slot received between `start` and `end`, and the frame log of
@@ -73,30 +83,72 @@ class Teacher:
 
     async def cmd_init(self, mode: str, base_url: str, screen: bool = False, subscribe: bool = True,
                        personal_id: str = "", password: str = "", period_id: int = 0) -> dict:
-        self.publisher = Publisher(camera="live", microphone=True, screen=screen)
-        sdp, tracks = await self.publisher.offer()
         if mode == "relay":
+            self.publisher = Publisher(camera="live", microphone=True, screen=screen)
+            sdp, tracks = await self.publisher.offer()
             self.http = aiohttp.ClientSession()
             async with self.http.post(base_url + "/publish", json={"sdp": sdp, "tracks": tracks}) as r:
                 answer = (await r.json())["sdp"]
             await self.publisher.accept(answer)
             return {}
-        person = self.person = Participant(base_url, personal_id, password)
-        await person.login()
-        self.session_id = await person.start_period(period_id)
+        await self.cmd_start(base_url, personal_id, password, period_id)
+        return await self.cmd_enter(screen=screen, subscribe=subscribe)
+
+    async def cmd_start(self, base_url: str, personal_id: str, password: str, period_id: int) -> dict:
+        """Log in and start the period (POST /periods/{id}/start): the session and the node it was placed on."""
+        self.person = Participant(base_url, personal_id, password)
+        await self.person.login()
+        session = await self.person.start_period(period_id)
+        self.session_id = session["id"]
+        return {"session_id": self.session_id, "node": session.get("node")}
+
+    async def cmd_enter(self, screen: bool = False, subscribe: bool = True, camera: str = "live") -> dict:
+        """Into the started session's room: publish camera (`live`-encoded or `replay`ed) and microphone
+        (and the screen), then subscribe (the students' cameras come in the grid slots)."""
+        person = self.person
         await person.connect(self.session_id)
         await person.wait_for("room:state")
-        answer = await person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
-        await self.publisher.accept(answer["sdp"])
-        await person.call("media:state", {"camera": True, "microphone": True, **({"screen": True} if screen else {})})
+        await self._publish(screen, camera)
         if subscribe:
-            self.subscriber = CountingSubscriber()
-            mark = person.mark()
-            await person.call("rtc:subscribe")
-            offer = await person.wait_for("rtc:offer", after=mark)
-            await person.call("rtc:answer", {"sdp": await self.subscriber.answer(offer["sdp"], offer["slots"])})
+            await self._subscribe()
         await self.publisher.senders["camera"].ready.wait()
-        return {"session_id": self.session_id, "participant_id": person.participant_id}
+        return {"session_id": self.session_id, "participant_id": person.participant_id,
+                "node": person.join["connect"]["node"]}
+
+    async def _publish(self, screen: bool, camera: str) -> None:
+        self.publisher = Publisher(camera=camera, microphone=True, screen=screen)
+        sdp, tracks = await self.publisher.offer()
+        answer = await self.person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
+        await self.publisher.accept(answer["sdp"])
+        await self.person.call("media:state", {"camera": True, "microphone": True,
+                                               **({"screen": True} if screen else {})})
+
+    async def _subscribe(self) -> None:
+        self.subscriber = CountingSubscriber()
+        mark = self.person.mark()
+        await self.person.call("rtc:subscribe")
+        offer = await self.person.wait_for("rtc:offer", after=mark)
+        await self.person.call("rtc:answer", {"sdp": await self.subscriber.answer(offer["sdp"], offer["slots"])})
+
+    async def cmd_rejoin(self, base_url: str, deadline: float, screen: bool = False, subscribe: bool = True,
+                         camera: str = "live") -> dict:
+        """The room's node was lost: drop the old media connections, get back into the room through
+        `base_url` (a live node) with the resume token, publish and subscribe again."""
+        await _close_all(self.subscriber, self.publisher)
+        self.subscriber = self.publisher = None
+        self.person.base_url = base_url
+        done: dict[str, Any] = {}
+        try:
+            done.update(await self.person.rejoin(self.session_id, deadline))
+            done["t_back"] = now()
+            await self._publish(screen, camera)
+            done["t_published"] = now()
+            if subscribe:
+                await self._subscribe()
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            log.exception("teacher: rejoin failed")
+            done["error"] = f"{type(exc).__name__}: {exc}"
+        return {**done, "refusals": dict(self.person.refusals)}
 
     async def cmd_wait_lobby(self, count: int, within: float = 60) -> dict:
         data = await self.person.wait_for("lobby:updated", lambda d: len(d["lobby"]) >= count, within)
@@ -125,12 +177,7 @@ class Teacher:
         return {"publisher": self.publisher.stats()}
 
     async def close(self) -> None:
-        for thing in (self.subscriber, self.publisher, self.person, self.http):
-            if thing is not None:
-                try:
-                    await asyncio.wait_for(thing.close(), 5)
-                except Exception:  # noqa: BLE001
-                    pass
+        await _close_all(self.subscriber, self.publisher, self.person, self.http)
 
 
 class Student:
@@ -146,6 +193,8 @@ class Student:
         self.error: str | None = None
         self.media_task: asyncio.Task | None = None
         self.http: aiohttp.ClientSession | None = None
+        self.session_id: int | None = None
+        self.rejoined: dict | None = None  # after a lost node: attempts, the new node
 
     async def login(self) -> None:
         if self.person is not None:
@@ -156,19 +205,22 @@ class Student:
             self.times["admitted"] = now()
             self.media_task = asyncio.ensure_future(self._media())
             return
+        self.session_id = session_id
         self.person.on("lobby:admitted", self._admitted)
         await self.person.connect(session_id)
         await self.person.wait_for("lobby:waiting")
 
     def _admitted(self, data: Any) -> None:
+        if self.media_task is not None:  # admitted once: a later room (after a lost node) is rejoin()'s
+            return
         self.times["admitted"] = now()
         self.media_task = asyncio.ensure_future(self._media())
 
     async def _media(self) -> None:
         try:
-            self.subscriber = CountingSubscriber()
-            self.times["subscribe_sent"] = now()
             if self.mode == "relay":
+                self.subscriber = CountingSubscriber()
+                self.times["subscribe_sent"] = now()
                 self.http = aiohttp.ClientSession()
                 async with self.http.post(self.base_url + "/subscribe") as r:
                     offer = await r.json()
@@ -179,25 +231,60 @@ class Student:
                     await r.json()
                 self.times["answered"] = now()
                 return
-            person = self.person
-            await person.wait_for("room:state")
-            mark = person.mark()
-            await person.call("rtc:subscribe")
-            offer = await person.wait_for("rtc:offer", after=mark)
-            self.times["offer"] = now()
-            answer = await self.subscriber.answer(offer["sdp"], offer["slots"])
-            self.times["answer_sent"] = now()
-            await person.call("rtc:answer", {"sdp": answer})
-            self.times["answered"] = now()
+            await self.person.wait_for("room:state")
+            await self._subscribe()
             if self.camera:
-                self.publisher = Publisher(camera="replay", microphone=False)
-                sdp, tracks = await self.publisher.offer()
-                answer = await person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
-                await self.publisher.accept(answer["sdp"])
-                await person.call("media:state", {"camera": True})
+                await self._publish_camera()
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("student %s: media failed", self.index)
+
+    async def _subscribe(self) -> None:
+        """rtc:subscribe -> rtc:offer -> rtc:answer with a fresh counting subscriber."""
+        person = self.person
+        self.subscriber = CountingSubscriber()
+        self.times["subscribe_sent"] = now()
+        mark = person.mark()
+        await person.call("rtc:subscribe")
+        offer = await person.wait_for("rtc:offer", after=mark)
+        self.times["offer"] = now()
+        answer = await self.subscriber.answer(offer["sdp"], offer["slots"])
+        self.times["answer_sent"] = now()
+        await person.call("rtc:answer", {"sdp": answer})
+        self.times["answered"] = now()
+
+    async def _publish_camera(self) -> None:
+        self.publisher = Publisher(camera="replay", microphone=False)
+        sdp, tracks = await self.publisher.offer()
+        answer = await self.person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
+        await self.publisher.accept(answer["sdp"])
+        await self.person.call("media:state", {"camera": True})
+
+    def rejoin(self, base_url: str, deadline: float) -> None:
+        """The room's node was lost: back into the room in the background (see _rejoin). What was
+        received before is forgotten now, so that wait_media waits for the new room's media."""
+        if self.media_task is not None:
+            self.media_task.cancel()
+        old = (self.subscriber, self.publisher)
+        self.subscriber = self.publisher = None
+        self.error = None
+        self.times = {k: None for k in self.times}
+        self.media_task = asyncio.ensure_future(self._rejoin(base_url, deadline, old))
+
+    async def _rejoin(self, base_url: str, deadline: float, old: tuple) -> None:
+        """Close the old media connections, get back into the room through `base_url` (a live node)
+        with the resume token (no lobby), subscribe (and publish) again."""
+        await _close_all(*old)
+        self.person.base_url = base_url
+        try:
+            self.rejoined = await self.person.rejoin(self.session_id, deadline)
+            self.times["admitted"] = now()  # back in the room (room:state), without the lobby
+            await self._subscribe()
+            if self.camera:
+                await self._publish_camera()
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("student %s: rejoin failed", self.index)
 
     def first_frame_at(self, slot: str = "teacher_camera") -> float | None:
         counter = self.subscriber.counters.get(slot) if self.subscriber else None
@@ -208,17 +295,13 @@ class Student:
         return {"index": self.index, "error": self.error, **{f"t_{k}": v for k, v in self.times.items()},
                 "t_first_packet": counter.first_packet_at if counter else None,
                 "t_first_frame": self.first_frame_at(),
-                "publisher": self.publisher.stats() if self.publisher else None}
+                "publisher": self.publisher.stats() if self.publisher else None,
+                **({"rejoined": self.rejoined, "refusals": dict(self.person.refusals)} if self.person else {})}
 
     async def close(self) -> None:
         if self.media_task is not None:
             self.media_task.cancel()
-        for thing in (self.publisher, self.subscriber, self.person, self.http):
-            if thing is not None:
-                try:
-                    await asyncio.wait_for(thing.close(), 5)
-                except Exception:  # noqa: BLE001
-                    pass
+        await _close_all(self.publisher, self.subscriber, self.person, self.http)
 
 
 class Students:
@@ -236,6 +319,14 @@ class Students:
     async def cmd_enter(self, session_id: int | None = None, which: list[int] | None = None) -> dict:
         await asyncio.gather(*(s.enter(session_id) for s in self._pick(which)))
         return {"entered": len(self._pick(which))}
+
+    async def cmd_rejoin(self, base_url: str, deadline: float, which: list[int] | None = None) -> dict:
+        """The chosen students' room lost its node: each gets back in (see Student.rejoin) and
+        subscribes again; answered at once (cmd_wait_media reports their first frames)."""
+        chosen = self._pick(which)
+        for student in chosen:
+            student.rejoin(base_url, deadline)
+        return {"rejoining": len(chosen)}
 
     async def cmd_wait_media(self, which: list[int] | None = None, within: float = 20) -> dict:
         """Reports once every chosen student has a first teacher frame (or failed), or after `within` s."""
