@@ -35,7 +35,7 @@ _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"
 
 @web.middleware
 async def error_middleware(request: web.Request, handler):
-    """Every refusal and failure answers in the DESIGN.md error shape; nothing leaks a traceback."""
+    """Every refusal and failure answers in the error shape of docs/api.md; nothing leaks a traceback."""
     try:
         return await handler(request)
     except ApiError as exc:

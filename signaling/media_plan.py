@@ -1,6 +1,6 @@
 """Who receives what: the room's rules turned into subscribe slots and forwarding switches. No I/O.
 
-Every subscriber has a fixed set of slots negotiated once (DESIGN.md: "slots, not renegotiation"); the
+Every subscriber has a fixed set of slots negotiated once ("slots, not renegotiation": aiortc cannot remove m-lines); the
 room only changes what each slot carries. Rules:
 - everyone receives the teacher's camera, microphone and screen;
 - a student's screen share (when the teacher allows it) takes the screen slot if the teacher is not sharing;

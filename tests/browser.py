@@ -1,5 +1,5 @@
 """The real browser of the web-client tests: Debian's chromium driven by Playwright, fake camera and
-microphone (../shared/testing-recipes.md). The `browser` fixture is in tests/conftest.py."""
+microphone. The `browser` fixture is in tests/conftest.py."""
 from __future__ import annotations
 
 import os
