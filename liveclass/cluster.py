@@ -54,6 +54,15 @@ async def drop_user_everywhere(request: web.Request, user_id: int, reason: str) 
         log.warning("user %s (%s): live connections not closed: %s", user_id, reason, exc.message)
 
 
+async def drop_user_from_sessions(request: web.Request, user_id: int, session_ids: list[int], reason: str) -> None:
+    """The account's connections to these sessions' rooms close (e.g. it was removed from their class)."""
+    for session_id in session_ids:
+        try:
+            await request.app[ROUTER].command(session_id, "drop_user", user_id=user_id, reason=reason)
+        except RoomError as exc:
+            log.warning("user %s (%s): not taken out of session %s: %s", user_id, reason, session_id, exc.message)
+
+
 def connect_info(request: web.Request, node: NodeInfo) -> dict[str, str]:
     """Where a client opens the node's Socket.IO: the origin, and the path under the node's base URL
     (a reverse proxy may route /node/2/socket.io/ to the second node)."""

@@ -16,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveclass.config import Settings
 from liveclass.lesson_videos import LessonVideos
-from liveclass.models import MAX_ID, UsedJoinToken, utcnow
+from liveclass import periods
+from liveclass.errors import ApiError
+from liveclass.models import MAX_ID, LiveSession, Period, UsedJoinToken, User, utcnow
 from liveclass.records import RecordsWriter
 from media.engine import MediaEngine
 from recordings import Recorder, recover
 from signaling.events import RECORDING_SAVED, RoomEvent
+from signaling.join_token import JoinClaims, JoinTokenError
 from signaling.redis_router import RedisRouter
 from signaling.router import LocalRouter, Router
 from signaling.server import NAMESPACE, LiveServer
@@ -49,6 +52,30 @@ class DatabaseSpentTokens:
             except IntegrityError:
                 return False
         return True
+
+
+class CurrentAccounts:
+    """A join token is checked against the store when it is used: the account is still active and still
+    entitled to the token's room role, and the session still runs. A token issued before a deactivation,
+    a removal from the class or the end of the period is refused."""
+
+    def __init__(self, db: async_sessionmaker[AsyncSession]):
+        self._db = db
+
+    async def __call__(self, claims: JoinClaims) -> None:
+        async with self._db() as db:
+            user = await db.get(User, claims.user_id)
+            if user is None or not user.active:
+                raise JoinTokenError("account_inactive", "This account has been deactivated; ask the school's admin.")
+            session = await db.get(LiveSession, claims.session_id)
+            if session is None or not session.running:
+                raise JoinTokenError("session_ended", "The period has ended.")
+            try:
+                role, _ = await periods.room_role_for(db, user, await db.get(Period, session.period_id))
+            except ApiError:
+                role = None
+            if role != claims.room_role:
+                raise JoinTokenError("token_outdated", "Your place in this period has changed; join again.")
 
 
 def create_router(settings: Settings) -> Router:
@@ -84,7 +111,8 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
                       quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for,
                       record_students=settings.record_students, router=router,
                       recover_recordings=lambda session_id: _recover_session(settings, session_id),
-                      on_drain_requested=_drain_this_process, drain_timeout=settings.drain_timeout_seconds)
+                      on_drain_requested=_drain_this_process, drain_timeout=settings.drain_timeout_seconds,
+                      admission=CurrentAccounts(db))
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
     app[ROUTER] = router

@@ -27,6 +27,10 @@ CHAT_HISTORY = 200
 ACCOUNT_REMOVALS = {
     "logged_out": "You logged out.",
     "account_deactivated": "Your account has been deactivated; ask the school's admin.",
+    "password_changed": "Your password was changed; log in again.",
+    "password_reset": "Your password was reset by the school's admin; log in with the new one.",
+    "role_changed": "Your account's role was changed; log in again.",
+    "removed_from_class": "You are no longer in this class's list; ask the school's admin.",
 }
 CHAT_RATE_COUNT = 5  # at most this many messages ...
 CHAT_RATE_WINDOW = 10.0  # ... in any window of this many seconds

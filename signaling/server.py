@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import msgpack
 import socketio
@@ -21,7 +21,7 @@ from signaling import events as ev
 from signaling import protocol as proto
 from signaling import recording
 from signaling.events import EventSink
-from signaling.join_token import JoinTokenError, SpentTokens, accept_join_token
+from signaling.join_token import JoinClaims, JoinTokenError, SpentTokens, accept_join_token
 from signaling.live_room import LiveRoom
 from signaling.media_bridge import Engine, RoomMedia
 from signaling.protocol import RoomError, ok
@@ -85,7 +85,8 @@ class LiveServer:
                  recorder_factory: RecorderFactory | None = None, client_manager: Any = None,
                  record_students: bool = True, router: Router | None = None,
                  recover_recordings: Callable[[int], list[dict]] | None = None,
-                 on_drain_requested: Callable[[], None] | None = None, drain_timeout: float = 30.0):
+                 on_drain_requested: Callable[[], None] | None = None, drain_timeout: float = 30.0,
+                 admission: Callable[[JoinClaims], Awaitable[None]] | None = None):
         self._secret = secret
         self.media_engine = media_engine  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
@@ -93,6 +94,9 @@ class LiveServer:
         self._recorder_factory = recorder_factory
         self._record_students = record_students
         self._spent = spent_tokens
+        # Checks a join token's claims against the account's current state (active, still entitled to
+        # this room role, the session still running); raises JoinTokenError to refuse.
+        self._admission = admission
         self._sink = sink
         self._grace = grace_seconds
         # The engine's own limit (1 MB) closes a connection; ours (64 KB) only refuses the request.
@@ -211,6 +215,8 @@ class LiveServer:
         auth = auth if isinstance(auth, dict) else {}
         try:
             claims = await accept_join_token(self._secret, auth.get("token"), self._spent, auth.get("session_id"))
+            if self._admission is not None:
+                await self._admission(claims)
             live = await self._room_for_connection(claims.session_id)
             self._pending[sid] = []
             participant = live.room.arrive(sid, claims, auth.get("resume_token"))
@@ -357,11 +363,13 @@ class LiveServer:
         live.room.end(None, by_user_id, by_name)
         await live.settle()
 
-    async def drop_user(self, user_id: int, reason: str = "logged_out") -> int:
+    async def drop_user(self, user_id: int, reason: str = "logged_out", session_id: int | None = None) -> int:
         """The account logged out, or lost its right to be here: its connections close now, in every
-        room of this node. Returns how many seats it lost."""
+        room of this node (or in one session's). Returns how many seats it lost."""
         dropped = 0
         for live in list(self.rooms.values()):
+            if session_id is not None and live.session_id != session_id:
+                continue
             if live.room.remove_user(user_id, reason):
                 dropped += 1
                 await live.settle()

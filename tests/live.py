@@ -52,9 +52,13 @@ class LiveClient:
     async def connect(self, session_id: int, resume: bool = False) -> "LiveClient":
         """Join as a documented client does: ask /join, then connect where its answer says (the node
         that hosts the room)."""
+        return await self.connect_with(await self.person.json("POST", f"/sessions/{session_id}/join"), resume)
+
+    async def connect_with(self, join: dict, resume: bool = False) -> "LiveClient":
+        """Connect with a join answer obtained earlier (its token is spent now)."""
         if self.join is not None:  # a reconnect: a fresh socket (the old one is closed)
             self._new_socket()
-        join = self.join = await self.person.json("POST", f"/sessions/{session_id}/join")
+        self.join = join
         auth = {"token": join["token"]}
         if resume and self.resume_token:
             auth["resume_token"] = self.resume_token

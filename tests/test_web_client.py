@@ -251,3 +251,14 @@ async def test_removed_student_sees_why(server, school, browser):
     await person.get_by_role("button", name="Mời ra khỏi lớp").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Bạn đã được mời ra khỏi lớp.")
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Làm ồn trong giờ học")
+
+
+async def test_a_deactivated_student_is_told_why_and_the_room_is_gone(server, school, browser):
+    teacher, student = await teacher_with_student_waiting(server, school, browser)
+    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    admin = await server.logged_in(school.admin)
+    await admin.json("PATCH", f"/users/{school.student.id}", json={"active": False})
+    await expect(student.locator("[data-screen=ended]")).to_contain_text(
+        "Tài khoản của bạn đã bị khóa; hãy liên hệ quản trị viên của trường.")
+    await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).to_have_count(0)

@@ -88,4 +88,6 @@ async def change_password(request: web.Request, body: ChangePasswordRequest) -> 
         await auth.close_all_logins(db, user.id, keep_token=request[AUTH_TOKEN])
         audit(db, user, "password_changed", address=auth.client_address(request))
         await db.commit()
+    # Whoever holds an open room connection of this account (perhaps the reason for the change) loses it.
+    await cluster.drop_user_everywhere(request, user.id, "password_changed")
     return dump(UserOut.model_validate(user))

@@ -14,7 +14,9 @@ from liveclass.api.schemas import (
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
-from liveclass.models import MAX_ID, AccountRole, Enrollment, ParentLink, SchoolClass, TeachingAssignment, User
+from liveclass.models import (
+    MAX_ID, AccountRole, Enrollment, LiveSession, ParentLink, Period, SchoolClass, TeachingAssignment, User,
+)
 
 routes = RouteTable("users and classes")
 ADMIN = {"admin"}
@@ -81,6 +83,7 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
     async with request.app[DB]() as db:
         user = await _user_or_404(db, path_int(request, "user_id"))
         changes = body.model_dump(exclude_unset=True)
+        role_before = user.role
         if user.id == actor.id and (changes.get("active") is False or changes.get("role", "admin") != "admin"):
             raise ApiError(400, "cannot_demote_self", "You cannot deactivate or demote your own account.")
         for key, value in changes.items():
@@ -92,8 +95,11 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
         audit(db, actor, "user_updated", target=f"user:{user.id}", address=auth.client_address(request),
               fields=sorted(changes))
         await db.commit()
-    if changes.get("active") is False:  # a deactivated account leaves every live room at once, on every node
+    # An account that lost its rights leaves every live room at once, on every node.
+    if changes.get("active") is False:
         await cluster.drop_user_everywhere(request, user.id, "account_deactivated")
+    elif user.role != role_before:
+        await cluster.drop_user_everywhere(request, user.id, "role_changed")
     return dump(UserOut.model_validate(user))
 
 
@@ -108,6 +114,7 @@ async def reset_user_password(request: web.Request) -> web.Response:
         audit(db, current_user(request), "password_reset", target=f"user:{user.id}",
               address=auth.client_address(request))
         await db.commit()
+    await cluster.drop_user_everywhere(request, user.id, "password_reset")
     return dump(PasswordReset(generated_password=password))
 
 
@@ -250,6 +257,10 @@ async def unenroll(request: web.Request) -> web.Response:
             raise not_found("Enrollment")
         audit(db, current_user(request), "student_unenrolled", target=f"class:{class_id}", student=student_id)
         await db.commit()
+        running = (await db.execute(select(LiveSession.id).join(Period, Period.id == LiveSession.period_id).where(
+            Period.class_id == class_id, LiveSession.ended_at.is_(None)))).scalars().all()
+    # The student leaves the class's running periods at once (parents invited through them stay guests).
+    await cluster.drop_user_from_sessions(request, student_id, list(running), "removed_from_class")
     return web.json_response({"ok": True})
 
 

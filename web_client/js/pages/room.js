@@ -5,6 +5,11 @@ import { formatTime, t } from "../i18n.js";
 import { LiveConnection } from "../live.js";
 import { MediaSession } from "../media.js";
 
+// Why an account's room connection was closed, and why a join was refused: the catalogue's words for them.
+const REMOVALS = new Set(["account_deactivated", "password_changed", "password_reset", "role_changed",
+  "removed_from_class"]);
+const REFUSALS = new Set(["account_inactive", "session_ended", "token_outdated"]);
+
 let current = null;
 const PHONE = window.matchMedia("(max-width: 430px)").matches;
 const AUDIO_SLOTS = ["teacher_audio", "audio_1", "audio_2", "audio_3"];
@@ -37,7 +42,7 @@ export function showRoom(sessionId) {
     onEvent: (name, data) => onEvent(room, name, data),
     onConnected: () => banner(""),
     onDropped: (closing) => banner(t(closing === "node_moving" ? "room.moving" : "room.reconnecting"), "warning"),
-    onRefused: (error) => showEnded(error.message),
+    onRefused: (error) => showEnded(REFUSALS.has(error.code) ? t(`refused.${error.code}`) : error.message),
   });
   current = room;
   mount(h("p", {}, t("app.loading")));
@@ -117,8 +122,8 @@ function onEvent(room, name, data) {
     case "hand:queue": room.hands = data.hands; return render(room);
     case "you:kicked": return showEnded(t("end.kicked"), data.reason);
     case "you:replaced": return showEnded(t("end.replaced"));
-    case "you:logged_out":
-      return showEnded(t(data.reason === "account_deactivated" ? "end.account_deactivated" : "end.logged_out"));
+    case "you:logged_out": // logged out, or the account lost its rights (deactivated, password reset, …)
+      return showEnded(t(REMOVALS.has(data.reason) ? `end.${data.reason}` : "end.logged_out"));
     case "room:ended": return showEnded(t("end.ended"));
     case "room:closing": // the connection closes; LiveConnection joins again (another node, same seat)
       banner(t(data.reason === "node_moving" ? "room.moving" : "room.reconnecting"), "warning");
