@@ -54,14 +54,24 @@ async def error_middleware(request: web.Request, handler):
 
 @web.middleware
 async def security_headers_middleware(request: web.Request, handler):
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    else:
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    """Every answer carries them, refusals and 404s of pages too."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _secure(request, exc.headers)
+        raise
+    _secure(request, response.headers)
     return response
+
+
+def _secure(request: web.Request, headers) -> None:
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")  # with CSP frame-ancestors, for older browsers
+    if request.path.startswith("/api/"):
+        headers.setdefault("Cache-Control", "no-store")
+    else:
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
