@@ -33,6 +33,11 @@ from signaling.router import LocalRouter, Router
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
+# A client that vanished without closing its connection (a phone losing its network) is noticed within
+# PING_INTERVAL + PING_TIMEOUT seconds instead of Engine.IO's 45: its attendance and the seat's grace
+# period start when it really went.
+PING_INTERVAL = 5
+PING_TIMEOUT = 5
 
 # Client → server requests and their payloads. Anything else is answered unknown_event.
 REQUESTS: dict[str, type[proto.Payload]] = {
@@ -103,7 +108,8 @@ class LiveServer:
         # Origins: the server's own, plus any configured (None = same origin only; [] would disable the check).
         self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer=_LenientMsgPackPacket,
                                         cors_allowed_origins=allowed_origins or None,
-                                        client_manager=client_manager, max_http_buffer_size=1_000_000)
+                                        client_manager=client_manager, max_http_buffer_size=1_000_000,
+                                        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
         self.rooms: dict[int, LiveRoom] = {}
         # Cluster: where sessions live and commands to them (LocalRouter: this process alone).
         self.router = router or LocalRouter("local", "")

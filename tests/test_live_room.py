@@ -413,3 +413,29 @@ async def test_a_map_with_number_keys_is_answered_not_lost(server, school, perio
     assert await student.refused("chat:send", {1: "a", "text": "x"}) == "invalid_payload"
     assert await student.refused("mod:permit", {"participant_id": "x", "permissions": {2: True}}) in (
         "invalid_payload", "forbidden")
+
+
+async def test_a_student_who_vanishes_silently_is_seen_dropped_within_seconds(server, school, period):
+    """No FIN, no close: the phone's network is simply gone. The server's pings find out within about 10 s
+    (Engine.IO's defaults took 45 s), so the seat's grace period and the attendance gap start on time."""
+    from tests.blackhole import Blackhole
+    session_id, teacher = period
+    relay = Blackhole(int(server.base_url.rsplit(":", 1)[1]))
+    port = await relay.start()
+    try:
+        person = await server.logged_in(school.student)
+        join = await person.json("POST", f"/sessions/{session_id}/join")
+        join["connect"]["url"] = f"http://127.0.0.1:{port}"  # the student's path to the server
+        student = LiveClient(person)
+        await student.connect_with(join)
+        waiting = await teacher.wait_for("lobby:updated", lambda d: d["lobby"])
+        await teacher.ok("lobby:admit", {"participant_ids": [waiting["lobby"][0]["participant_id"]]})
+        await student.wait_for("room:state")
+        mark = teacher.mark()
+        relay.silent = True
+        update = await teacher.wait_for(
+            "participant:updated", lambda d: d["participant"]["participant_id"] == student.participant_id
+            and d["participant"]["connection"] == "reconnecting", timeout=15, after=mark)
+        assert update["participant"]["media"] == {"camera": False, "microphone": False, "screen": False}
+    finally:
+        await relay.close()
