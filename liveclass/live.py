@@ -119,12 +119,12 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     app[LESSON_VIDEOS] = lesson_videos = LessonVideos(settings.recordings_dir, exclusive=router.exclusive)
 
     async def live_ctx(app: web.Application):
+        writer.start()  # first: a take-over at start writes records and waits for them
         await router.start()
         # Recordings a crash left unfinished are repaired (seekable, with a duration) and listed; with
         # several nodes, only those of sessions no live node hosts (the others are being written).
         for manifest in await _recover_unhosted(settings, router):
             writer.emit(RoomEvent(manifest["session_id"], RECORDING_SAVED, None, None, {"manifest": manifest}))
-        writer.start()
         live.start_quality_reports()
         yield
         await lesson_videos.close()

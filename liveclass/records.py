@@ -1,8 +1,11 @@
 """Session records: the live room's domain events written to the store, in batches.
 
 The room hands events over without waiting (`emit`); a background task writes whatever has gathered
-in one transaction every `interval` seconds, so a class of 45 never waits on the database. `close()`
-writes the rest, and runs on a clean shutdown (SIGTERM).
+in one transaction, so a class of 45 never waits on the database one event at a time. A request's
+acknowledgement waits (`written`) until the batch holding its events is committed — group commit: the
+writer starts a batch at once when someone waits, and every event gathered meanwhile shares its commit —
+so an `ok` means the records hold it even if the process is killed the next moment. Without waiters, a
+batch is written every `interval` seconds. `close()` writes the rest, and runs on a clean shutdown.
 """
 from __future__ import annotations
 
@@ -48,11 +51,38 @@ class RecordsWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._write_lock = asyncio.Lock()
+        # Events are written in the order emitted: a count of emitted and of done (stored, or skipped as
+        # data the store refuses) tells whether a waiter's events are in.
+        self._emitted = 0
+        self._done = 0
+        self._waiters: list[tuple[int, asyncio.Future]] = []
 
     def emit(self, event: RoomEvent) -> None:
         self._buffer.append(event)
+        self._emitted += 1
         if len(self._buffer) >= self._max_batch:
             self._wakeup.set()
+
+    async def written(self, timeout: float) -> bool:
+        target = self._emitted
+        if self._done >= target:
+            return True
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        self._wakeup.set()  # a batch now, not at the next interval
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._waiters = [(t, f) for t, f in self._waiters if f is not future]
+
+    def _handled(self, count: int) -> None:
+        self._done += count
+        for target, future in self._waiters:
+            if target <= self._done and not future.done():
+                future.set_result(None)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -86,6 +116,7 @@ class RecordsWriter:
                     self._buffer[:0] = batch  # the store is away: nothing is lost, the next round retries
                     raise
                 await self._write_one_by_one(batch)
+            self._handled(len(batch))
 
     async def _write_one_by_one(self, batch: list[RoomEvent]) -> None:
         """One bad event (e.g. for a session the store does not know) must not hold back the others."""

@@ -52,6 +52,10 @@ class EventSink(Protocol):
     def emit(self, event: RoomEvent) -> None:
         """Take the event without blocking the room (buffer it; write it later)."""
 
+    async def written(self, timeout: float) -> bool:
+        """Wait until every event emitted so far is in the store (False: not within `timeout` seconds).
+        A request's acknowledgement waits for it, so an `ok` means the records hold what it did."""
+
 
 class ListSink:
     """Keeps events in memory: for a server run without a store, and for reading in tests."""
@@ -61,3 +65,6 @@ class ListSink:
 
     def emit(self, event: RoomEvent) -> None:
         self.events.append(event)
+
+    async def written(self, timeout: float) -> bool:
+        return True

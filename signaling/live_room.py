@@ -32,6 +32,9 @@ class _Discard:
     def emit(self, event: ev.RoomEvent) -> None:
         pass
 
+    async def written(self, timeout: float) -> bool:
+        return True
+
 
 class LiveRoom:
     def __init__(self, room: Room, *, media: RoomMedia | None, deliver: Deliver, router: Router,

@@ -38,6 +38,7 @@ NAMESPACE = "/live"
 # period start when it really went.
 PING_INTERVAL = 5
 PING_TIMEOUT = 5
+RECORDS_WAIT = 5.0  # seconds an answer waits for the records before it says they are delayed
 
 # Client → server requests and their payloads. Anything else is answered unknown_event.
 REQUESTS: dict[str, type[proto.Payload]] = {
@@ -308,8 +309,15 @@ class LiveServer:
             else:
                 result = live.room.handle(participant, event, payload)
         finally:
-            await live.settle(requester=sid)
+            await live.settle(requester=sid)  # the others are told at once; the answer waits for the records
+        await self._recorded()
         return ok(result)
+
+    async def _recorded(self) -> None:
+        """An `ok` means the records hold what the request did: wait for the batch that holds it."""
+        if not await self._sink.written(RECORDS_WAIT):
+            raise RoomError("records_delayed", "Done, but the school's records could not be saved yet; they are "
+                                               "kept and saved as soon as the database answers.")
 
     # -- connection quality for the teacher ----------------------------------------------------------
     def start_quality_reports(self) -> None:
@@ -358,7 +366,9 @@ class LiveServer:
         command = commands.get(name)
         if command is None:
             raise RoomError("unknown_command", f"Unknown command {name!r}.")
-        return await command(**args)
+        result = await command(**args)
+        await self._sink.written(RECORDS_WAIT)  # e.g. a handout's chat message is in the records when answered
+        return result
 
     async def _live_sessions_command(self) -> list[int]:
         return self.live_sessions()

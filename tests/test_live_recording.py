@@ -29,11 +29,10 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
     await asyncio.sleep(4)
     stopped = await teacher.ok("rec:stop")
     assert stopped["recording"] is False
+    # Listed as soon as the stop is acknowledged: the acknowledgement waited for the records.
+    listed = (await teacher.person.json("GET", f"/sessions/{session_id}/recordings"))["items"]
     assert (await student.wait_for("rec:status", lambda d: not d["recording"]))["recording"] is False
     await teacher_peer.close()
-    await asyncio.sleep(0.6)  # the records writer
-
-    listed = (await teacher.person.json("GET", f"/sessions/{session_id}/recordings"))["items"]
     assert {(r["kind"], r["source"]) for r in listed} == {("video", "camera"), ("audio", "microphone")}
     video = next(r for r in listed if r["kind"] == "video")
     assert 3000 <= video["duration_ms"] <= 5500 and len(video["sha256"]) == 64
