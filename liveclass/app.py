@@ -20,6 +20,7 @@ from liveclass.config import Settings
 from liveclass.db import create_engine, session_factory, upgrade_database_async
 from liveclass.errors import ApiError
 from liveclass.live import setup_live
+from liveclass.liveness import liveness_ctx
 from liveclass.metrics import setup_metrics
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
 
     app.cleanup_ctx.append(store_ctx)
     setup_live(app, settings, app[DB])
+    app.cleanup_ctx.append(liveness_ctx)  # heartbeat, a crash's open attendance closed, forgotten periods
     app.cleanup_ctx.append(retention_ctx)  # the daily retention run (after the store is migrated)
 
     routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes,

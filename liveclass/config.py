@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # `retention_interval_hours` (0: never; run `liveclass records purge` instead).
     retention_interval_hours: float = Field(24, ge=0)
     retention_start_delay_seconds: float = Field(300, ge=0)
+    # A running session whose period ended this long ago, with nobody connected, ends by itself
+    # (auto_ended); checked every `auto_end_check_seconds`.
+    auto_end_grace_minutes: float = Field(15, ge=0, le=24 * 60)
+    auto_end_check_seconds: float = Field(60, gt=0, le=3600)
     log_level: str = "INFO"
     metrics_token: str = ""  # lets a scraper on another machine read /metrics (bearer token)
 

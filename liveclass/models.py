@@ -207,6 +207,16 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class NodeHeartbeat(Base):
+    """A node's last sign of life in the store: where a crash left its sessions' attendance open."""
+
+    __tablename__ = "node_heartbeats"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class UsedJoinToken(Base):
     """Join-token ids already spent: a token is single use, across nodes too."""
 

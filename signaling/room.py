@@ -331,20 +331,28 @@ class Room:
             self._leave(participant, reason)
         return participant
 
-    def end(self, by: Participant | None, by_user_id: int | None = None, by_name: str | None = None) -> None:
-        """End the period: `by` in the room, or the user who ended it over HTTP."""
+    def end(self, by: Participant | None, by_user_id: int | None = None, by_name: str | None = None,
+            reason: str | None = None) -> None:
+        """End the period: `by` in the room, or the user who ended it over HTTP, or the server (`reason`:
+        auto_ended when nobody was in it long after its period)."""
         if self.ended:
             return
         self.ended = True
         name = by.name if by else by_name
+        extra = {"reason": reason} if reason else {}
         for participant in list(self.participants.values()):
             if participant.state == "gone":
                 continue
-            self._send(participant, "room:ended", {"session_id": self.session_id, "ended_by": name},
+            self._send(participant, "room:ended", {"session_id": self.session_id, "ended_by": name, **extra},
                        disconnect_after=True)
             self._leave(participant, "ended")
-        self.sink.emit(RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, {},
+        self.sink.emit(RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, extra,
                                  self.clock()))
+
+    @property
+    def empty(self) -> bool:
+        """Nobody connected, in the room or in its lobby."""
+        return not any(p.connected for p in self.participants.values() if p.state != "gone")
 
     # -- media -------------------------------------------------------------------------------------
     def media_views(self) -> list[MediaView]:

@@ -88,6 +88,11 @@ class Router(ABC):
     async def close(self) -> None:
         """Leave the cluster (after the rooms have moved or closed)."""
 
+    @property
+    def alone(self) -> bool:
+        """Is this node the whole cluster (every session is its own)?"""
+        return False
+
     async def begin_drain(self) -> None:
         """This node takes no new sessions from now on."""
         self.draining = True
@@ -151,6 +156,10 @@ class LocalRouter(Router):
     def __init__(self, node_id: str, url: str):
         super().__init__(node_id, url)
         self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def alone(self) -> bool:
+        return True
 
     async def place(self, session_id: int) -> NodeInfo:
         return self.self_info()

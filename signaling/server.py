@@ -362,7 +362,8 @@ class LiveServer:
         """A command to this node's rooms (signaling/router.py); RoomError refuses it."""
         commands = {"end_room": self.end_room, "share_handout": self.share_handout, "drop_user": self.drop_user,
                     "user_present": self.user_present, "adopt": self.adopt, "drain": self.request_drain,
-                    "live_sessions": self._live_sessions_command, "evict": self.evict}
+                    "live_sessions": self._live_sessions_command, "evict": self.evict,
+                    "auto_end": self.auto_end}
         command = commands.get(name)
         if command is None:
             raise RoomError("unknown_command", f"Unknown command {name!r}.")
@@ -378,6 +379,15 @@ class LiveServer:
         live = await self._open_room(session_id)
         live.room.end(None, by_user_id, by_name)
         await live.settle()
+
+    async def auto_end(self, session_id: int) -> bool:
+        """The period is long over: end its room if nobody is connected to it. True if it ended now."""
+        live = await self._open_room(session_id)
+        if live.room.ended or not live.room.empty:
+            return False
+        live.room.end(None, reason="auto_ended")
+        await live.settle()
+        return True
 
     async def drop_user(self, user_id: int, reason: str = "logged_out", session_id: int | None = None) -> int:
         """The account logged out, or lost its right to be here: its connections close now, in every

@@ -8,20 +8,31 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from liveclass.models import Period, SessionEvent
 
 from tests.live import admitted, enter
 from tests.test_cli import free_port, wait_until_healthy
 from tests.test_shutdown_flush import RemoteServer, seed
 
 
+def _serve(data_dir, port, cwd) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
+    return subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
+                             "--data-dir", str(data_dir)], cwd=cwd, env=clean,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def test_every_acknowledged_message_and_admission_survives_a_kill_right_after(tmp_path):
     data_dir = tmp_path / "var"
     school = await seed(data_dir)
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    process = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
-                                "--data-dir", str(data_dir)], cwd=tmp_path, env=clean,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = _serve(data_dir, port, tmp_path)
     remote = RemoteServer(f"http://127.0.0.1:{port}")
     try:
         await wait_until_healthy(remote.base_url, process)
@@ -51,3 +62,69 @@ async def test_every_acknowledged_message_and_admission_survives_a_kill_right_af
     assert stored == {a["message_id"] for a in answers}  # 20 of 20
     assert {"lobby_admitted", "hand_raised", "lock_changed"} <= set(types)
     assert admitted_rows == 1  # the admitted student is in the attendance, not "absent"
+
+
+async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(tmp_path):
+    data_dir = tmp_path / "var"
+    school = await seed(data_dir)
+    port = free_port()
+    process = _serve(data_dir, port, tmp_path)
+    remote = RemoteServer(f"http://127.0.0.1:{port}")
+    try:
+        await wait_until_healthy(remote.base_url, process)
+        teacher_person = await remote.logged_in(school.teacher)
+        session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
+        teacher = await enter(teacher_person, session_id)
+        await teacher.wait_for("room:state")
+        await admitted(teacher, await remote.logged_in(school.student), session_id)
+        await asyncio.sleep(3)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        killed_at = time.time()
+        await asyncio.sleep(4)  # the server is down; nobody is in any room
+        await remote.close()
+        process = _serve(data_dir, port, tmp_path)
+        remote = RemoteServer(f"http://127.0.0.1:{port}")
+        await wait_until_healthy(remote.base_url, process)
+        admin = await remote.logged_in(school.admin)
+        first = await admin.json("GET", f"/sessions/{session_id}/attendance")
+        await asyncio.sleep(3)
+        again = await admin.json("GET", f"/sessions/{session_id}/attendance")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        await remote.close()
+    for user in (school.teacher, school.student):
+        line = next(p for p in first["items"] if p["user_id"] == user.id)
+        (interval,) = line["intervals"]
+        assert interval["end_reason"] == "server_crashed", line
+        left_at = datetime.fromisoformat(interval["left_at"]).timestamp()
+        assert killed_at - 5 <= left_at <= killed_at, (left_at, killed_at)
+    # No minutes accrue while the server is down or after it restarts.
+    minutes = lambda answer: {p["user_id"]: p["minutes_present"] for p in answer["items"]}  # noqa: E731
+    assert minutes(first) == minutes(again)
+
+
+@pytest.mark.settings(auto_end_grace_minutes=0, auto_end_check_seconds=0.5)
+async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, school):
+    now = datetime.now(timezone.utc)
+    async with server.db() as db:
+        over = [Period(class_id=school.school_class.id, subject="Toán", teacher_id=school.teacher.id,
+                       starts_at=now - timedelta(minutes=50), ends_at=now - timedelta(minutes=5)) for _ in range(2)]
+        db.add_all(over)
+        await db.commit()
+    teacher_person = await server.logged_in(school.teacher)
+    empty, busy = [(await teacher_person.json("POST", f"/periods/{p.id}/start", expect=201))["id"] for p in over]
+    teacher = await enter(teacher_person, busy)  # the teacher is still in this one
+    await teacher.wait_for("room:state")
+    for _ in range(100):
+        if not (await teacher_person.json("GET", f"/sessions/{empty}"))["running"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (await teacher_person.json("GET", f"/sessions/{empty}"))["running"] is False
+    assert (await teacher_person.json("GET", f"/sessions/{busy}"))["running"] is True
+    async with server.db() as db:
+        ended = (await db.execute(select(SessionEvent.data).where(
+            SessionEvent.session_id == empty, SessionEvent.type == "room_ended"))).scalar_one()
+    assert ended == {"reason": "auto_ended"}

@@ -121,9 +121,12 @@ class Participant:
             self.events.append((event, data))
             self._changed.notify_all()
 
+    async def ask(self, event: str, data: Any = None, timeout: float = 30) -> dict:
+        """The request's answer as it came (`ok`, `data` or `error`); socketio's TimeoutError if none."""
+        return await self.sio.call(event, data if data is not None else {}, namespace="/live", timeout=timeout)
+
     async def call(self, event: str, data: Any = None, timeout: float = 30) -> Any:
-        answer = await self.sio.call(event, data if data is not None else {}, namespace="/live",
-                                     timeout=timeout)
+        answer = await self.ask(event, data, timeout)
         if not answer.get("ok"):
             raise ProtocolError(f"{event}: {answer.get('error')}")
         return answer.get("data")

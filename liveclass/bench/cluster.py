@@ -1,6 +1,7 @@
 """The scale-out scenario's cluster, all on 127.0.0.1: a fresh PostgreSQL database, a Redis key prefix
 of its own, and N `liveclass serve` node processes sharing one data directory (its secret key signs
-the join tokens every node checks). Everything it made is removed by close(), also after a failure."""
+the join tokens every node checks). Everything it made is removed by close(), also after a failure.
+FreshDatabase (the database alone) serves the chat scenario too."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,56 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveclass.bench.runner import ServerProcess, _clean_env, start_liveclass
+
+
+class FreshDatabase:
+    """A PostgreSQL database of the bench's own, created next to an existing one (`admin_dsn`, a DSN
+    to connect to) and migrated as a deploy step would (`liveclass db upgrade`); drop() removes it."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.name = f"lc_bench_{uuid.uuid4().hex[:12]}"
+        self.created = False
+
+    @property
+    def dsn(self) -> str:
+        """asyncpg's DSN of the database."""
+        return f"{self.admin_dsn.rsplit('/', 1)[0]}/{self.name}"
+
+    @property
+    def url(self) -> str:
+        """LIVECLASS_DATABASE_URL of the database."""
+        return self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    async def create(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        """CREATE DATABASE, then `liveclass db upgrade --data-dir data_dir` with `env`'s settings added."""
+        import asyncpg
+
+        connection = await asyncpg.connect(self.admin_dsn)
+        try:
+            await connection.execute(f'CREATE DATABASE "{self.name}"')
+            self.created = True
+        finally:
+            await connection.close()
+        upgrade = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "liveclass.cli", "db", "upgrade", "--data-dir", str(data_dir)],
+            env={**_clean_env(), **(env or {}), "LIVECLASS_DATABASE_URL": self.url},
+            capture_output=True, text=True, timeout=120)
+        if upgrade.returncode != 0:
+            raise RuntimeError(f"liveclass db upgrade failed: {upgrade.stderr[-2000:]}")
+
+    async def drop(self) -> None:
+        """DROP DATABASE ... WITH (FORCE), if it was created (connections still open are closed)."""
+        if not self.created:
+            return
+        import asyncpg
+
+        connection = await asyncpg.connect(self.admin_dsn)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.created = False
+        finally:
+            await connection.close()
 
 
 @dataclass
@@ -34,16 +85,18 @@ class Cluster:
         """postgres: a DSN of an existing database to connect to (the fresh one is made next to it)."""
         self.workdir = workdir
         self.data_dir = workdir / "data"
-        self.postgres, self.redis_url, self.ttl = postgres, redis, ttl
-        self.database = f"lc_bench_{uuid.uuid4().hex[:12]}"
+        self.redis_url, self.ttl = redis, ttl
+        self.db = FreshDatabase(postgres)
         self.prefix = f"lc-bench-{uuid.uuid4().hex[:10]}"
         self.nodes: list[Node] = []
-        self._created = False
+
+    @property
+    def database(self) -> str:
+        return self.db.name
 
     @property
     def database_url(self) -> str:
-        base = self.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        return f"{base}/{self.database}"
+        return self.db.url
 
     @property
     def env(self) -> dict[str, str]:
@@ -55,19 +108,7 @@ class Cluster:
 
     async def create(self) -> None:
         """The database, migrated once as a deploy step would (`liveclass db upgrade`)."""
-        import asyncpg
-
-        connection = await asyncpg.connect(self.postgres)
-        try:
-            await connection.execute(f'CREATE DATABASE "{self.database}"')
-            self._created = True
-        finally:
-            await connection.close()
-        upgrade = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "liveclass.cli", "db", "upgrade", "--data-dir", str(self.data_dir)],
-            env={**_clean_env(), **self.env}, capture_output=True, text=True, timeout=120)
-        if upgrade.returncode != 0:
-            raise RuntimeError(f"liveclass db upgrade failed: {upgrade.stderr[-2000:]}")
+        await self.db.create(self.data_dir, self.env)
 
     async def start_nodes(self, count: int) -> list[Node]:
         """`count` node processes, started together; each answers /healthz before this returns."""
@@ -115,21 +156,12 @@ class Cluster:
         for outcome in await asyncio.gather(*(n.server.stop() for n in self.nodes), return_exceptions=True):
             if isinstance(outcome, BaseException):
                 problems.append(f"stopping a node: {type(outcome).__name__}: {outcome}")
-        for step in ([self._drop_database] if self._created else []) + [self._delete_keys]:
+        for step in (self.db.drop, self._delete_keys):
             try:
                 await step()
             except Exception as exc:  # noqa: BLE001 - reported, the next step still runs
                 problems.append(f"{step.__name__}: {type(exc).__name__}: {exc}")
         return problems
-
-    async def _drop_database(self) -> None:
-        import asyncpg
-
-        connection = await asyncpg.connect(self.postgres)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await connection.close()
 
     async def _delete_keys(self) -> None:
         import redis.asyncio as aioredis

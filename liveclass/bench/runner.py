@@ -418,6 +418,28 @@ def machine() -> dict:
             "aiortc": aiortc.__version__, "pyav": av.__version__}
 
 
+async def measure_cpu(server: ServerProcess, workers: list[Worker], start: float, end: float) -> dict:
+    """From `start` to `end` (now() values): the server's CPU (core fractions: all, kernel, outside its
+    main thread), the worker processes' and the whole machine's, and the server's RSS at the end."""
+    clients = processes(workers)
+
+    def client_cpu() -> float:
+        return cpu_seconds(clients)
+
+    await asyncio.sleep(max(0.0, start - now()))
+    c0, k0, t0, m0, s0 = server.cpu(), client_cpu(), now(), psutil.cpu_times(), server.system_cpu()
+    e0 = server.main_thread_cpu()
+    await asyncio.sleep(max(0.0, end - now()))
+    c1, k1, t1, m1, s1 = server.cpu(), client_cpu(), now(), psutil.cpu_times(), server.system_cpu()
+    e1 = server.main_thread_cpu()
+    return {"server_core_fraction": (c1 - c0) / (t1 - t0), "clients_core_fraction": (k1 - k0) / (t1 - t0),
+            "server_outside_main_thread_fraction":
+                max(0.0, (c1 - c0) - (e1 - e0)) / (t1 - t0) if e0 is not None and e1 is not None else None,
+            "server_kernel_fraction": (s1 - s0) / (t1 - t0),
+            "machine_busy_cores": (_busy(m1) - _busy(m0)) / (t1 - t0), "seconds": t1 - t0,
+            "rss": server.rss()}
+
+
 # ---------------------------------------------------------------------------------------- scenarios
 class Scenario:
     """One measured configuration: a server, a teacher, students; see run()."""
@@ -449,23 +471,7 @@ class Scenario:
         self.opts.progress(f"[{self.name}] {text}")
 
     async def _measure_cpu(self, start: float, end: float) -> dict:
-        clients = processes([self.teacher, *self.workers])
-
-        def client_cpu() -> float:
-            return cpu_seconds(clients)
-
-        await asyncio.sleep(max(0.0, start - now()))
-        c0, k0, t0, m0, s0 = self.server.cpu(), client_cpu(), now(), psutil.cpu_times(), self.server.system_cpu()
-        e0 = self.server.main_thread_cpu()
-        await asyncio.sleep(max(0.0, end - now()))
-        c1, k1, t1, m1, s1 = self.server.cpu(), client_cpu(), now(), psutil.cpu_times(), self.server.system_cpu()
-        e1 = self.server.main_thread_cpu()
-        return {"server_core_fraction": (c1 - c0) / (t1 - t0), "clients_core_fraction": (k1 - k0) / (t1 - t0),
-                "server_outside_main_thread_fraction":
-                    max(0.0, (c1 - c0) - (e1 - e0)) / (t1 - t0) if e0 is not None and e1 is not None else None,
-                "server_kernel_fraction": (s1 - s0) / (t1 - t0),
-                "machine_busy_cores": (_busy(m1) - _busy(m0)) / (t1 - t0), "seconds": t1 - t0,
-                "rss": self.server.rss()}
+        return await measure_cpu(self.server, [self.teacher, *self.workers], start, end)
 
     async def run(self) -> dict:
         try:

@@ -20,11 +20,13 @@ import traceback
 from typing import Any
 
 import aiohttp
+import socketio
 
 from liveclass.bench.client import Participant
 from liveclass.bench.peers import CountingSubscriber, Publisher, now
 
 log = logging.getLogger("liveclass.bench.worker")
+CHAT_TIMEOUT = 10.0  # seconds a chat:send waits for its acknowledgement before it counts as unanswered
 
 
 async def _sleep_until(t: float) -> None:
@@ -36,6 +38,28 @@ async def _sleep_until(t: float) -> None:
 def _delta(before: dict, after: dict) -> dict:
     return {slot: {k: after[slot][k] - before.get(slot, {}).get(k, 0) for k in after[slot]}
             for slot in after}
+
+
+async def _send_chat(person: Participant, times: list[float], text: str) -> list[dict]:
+    """chat:send at each of `times` (time.monotonic() values), one after another: the time from the
+    emit to the acknowledgement of each, and its message_id, or the error code (`timeout`: no answer
+    within CHAT_TIMEOUT s; `disconnected`). A late answer delays the next message, never overlaps it."""
+    sent = []
+    for k, t in enumerate(times):
+        await _sleep_until(t)
+        emitted = now()
+        try:
+            answer = await person.ask("chat:send", {"text": f"{text} {k + 1}"}, timeout=CHAT_TIMEOUT)
+        except socketio.exceptions.SocketIOError as exc:  # no answer: counted, the next one is still sent
+            error = "timeout" if isinstance(exc, socketio.exceptions.TimeoutError) else "disconnected"
+            sent.append({"t": emitted, "ack_s": None, "message_id": None, "error": error})
+            continue
+        acknowledged = now()
+        ok = bool(answer.get("ok"))
+        sent.append({"t": emitted, "ack_s": acknowledged - emitted,
+                     "message_id": (answer.get("data") or {}).get("message_id") if ok else None,
+                     "error": None if ok else (answer.get("error") or {}).get("code", "unknown")})
+    return sent
 
 
 async def _close_all(*things) -> None:
@@ -102,16 +126,19 @@ class Teacher:
         self.session_id = session["id"]
         return {"session_id": self.session_id, "node": session.get("node")}
 
-    async def cmd_enter(self, screen: bool = False, subscribe: bool = True, camera: str = "live") -> dict:
+    async def cmd_enter(self, screen: bool = False, subscribe: bool = True, camera: str = "live",
+                        media: bool = True) -> dict:
         """Into the started session's room: publish camera (`live`-encoded or `replay`ed) and microphone
-        (and the screen), then subscribe (the students' cameras come in the grid slots)."""
+        (and the screen), then subscribe (the students' cameras come in the grid slots); with `media`
+        false, only into the room (Socket.IO alone, e.g. for the chat scenario)."""
         person = self.person
         await person.connect(self.session_id)
         await person.wait_for("room:state")
-        await self._publish(screen, camera)
-        if subscribe:
-            await self._subscribe()
-        await self.publisher.senders["camera"].ready.wait()
+        if media:
+            await self._publish(screen, camera)
+            if subscribe:
+                await self._subscribe()
+            await self.publisher.senders["camera"].ready.wait()
         return {"session_id": self.session_id, "participant_id": person.participant_id,
                 "node": person.join["connect"]["node"]}
 
@@ -159,6 +186,10 @@ class Teacher:
         data = await self.person.call("lobby:admit", {"all": True})
         return {"t_admit": t, "t_acknowledged": now(), "admitted": len(data.get("admitted", []))}
 
+    async def cmd_chat(self, times: list[float], text: str = "Cô hỏi câu") -> dict:
+        """chat:send at each of `times` (see _send_chat)."""
+        return {"sent": await _send_chat(self.person, times, text)}
+
     async def cmd_record(self, action: str) -> dict:
         """rec:start / rec:stop (or rec:pause / rec:resume) over Socket.IO, as the web client's button."""
         t = now()
@@ -181,8 +212,9 @@ class Teacher:
 
 
 class Student:
-    def __init__(self, index: int, mode: str, base_url: str, account: dict) -> None:
+    def __init__(self, index: int, mode: str, base_url: str, account: dict, media: bool = True) -> None:
         self.index, self.mode, self.base_url = index, mode, base_url
+        self.media = media  # false: Socket.IO only, no subscription once admitted (the chat scenario)
         self.camera = bool(account.get("camera"))
         self.person = Participant(base_url, account.get("personal_id", ""), account.get("password", "")) \
             if mode == "liveclass" else None
@@ -214,6 +246,8 @@ class Student:
         if self.media_task is not None:  # admitted once: a later room (after a lost node) is rejoin()'s
             return
         self.times["admitted"] = now()
+        if not self.media:
+            return
         self.media_task = asyncio.ensure_future(self._media())
 
     async def _media(self) -> None:
@@ -308,8 +342,8 @@ class Students:
     def __init__(self) -> None:
         self.students: list[Student] = []
 
-    async def cmd_init(self, mode: str, base_url: str, accounts: list[dict]) -> dict:
-        self.students = [Student(i, mode, base_url, a) for i, a in enumerate(accounts)]
+    async def cmd_init(self, mode: str, base_url: str, accounts: list[dict], media: bool = True) -> dict:
+        self.students = [Student(i, mode, base_url, a, media) for i, a in enumerate(accounts)]
         await asyncio.gather(*(s.login() for s in self.students))
         return {"students": len(self.students)}
 
@@ -335,6 +369,19 @@ class Students:
         while now() < deadline and any(s.first_frame_at() is None and s.error is None for s in chosen):
             await asyncio.sleep(0.02)
         return {"students": [s.report() for s in chosen]}
+
+    async def cmd_wait_admitted(self, which: list[int] | None = None, within: float = 30) -> dict:
+        """Until every chosen student is in the room (room:state, after lobby:admitted)."""
+        chosen = self._pick(which)
+        await asyncio.gather(*(s.person.wait_for("room:state", timeout=within) for s in chosen))
+        return {"admitted": len(chosen)}
+
+    async def cmd_chat(self, times: list[list[float]], which: list[int] | None = None,
+                       text: str = "Em trả lời câu") -> dict:
+        """Each chosen student sends chat:send at its own list of `times` (see _send_chat), all at once."""
+        chosen = self._pick(which)
+        sent = await asyncio.gather(*(_send_chat(s.person, t, text) for s, t in zip(chosen, times)))
+        return {"students": [{"index": s.index, "sent": records} for s, records in zip(chosen, sent)]}
 
     async def cmd_window(self, start: float, end: float, which: list[int] | None = None,
                          log_slots: list[str] = ("teacher_camera",)) -> dict:
