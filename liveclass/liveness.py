@@ -3,7 +3,8 @@
 - Every node writes its heartbeat into the store every few seconds.
 - When a node starts, the sessions it ran before a crash (kill -9, power loss) still have attendance
   intervals open: they are closed at its last heartbeat with the reason `server_crashed`, so nobody gains
-  minutes for the time the server was down. (Sessions another live node has taken over are that node's.)
+  minutes for the time the server was down; a period that was being recorded is recorded again.
+  (Sessions another live node has taken over are that node's.)
 - A running session past its period's end plus a grace, with nobody connected, ends by itself
   (`room_ended` with the reason `auto_ended`): one node at a time checks, through the router.
 """
@@ -40,9 +41,14 @@ async def beat(db: async_sessionmaker[AsyncSession], node_id: str, started_at: d
         await session.commit()
 
 
-async def close_crashed(db: async_sessionmaker[AsyncSession], router: Router, previous_beat: datetime | None) -> int:
-    """Close the attendance this node's sessions left open when it crashed; returns how many intervals."""
-    closed = 0
+RECORDING_EVENTS = (ev.REC_STARTED, ev.REC_STOPPED, ev.REC_PAUSED, ev.REC_RESUMED)
+
+
+async def close_crashed(db: async_sessionmaker[AsyncSession], router: Router,
+                        previous_beat: datetime | None) -> list[int]:
+    """Close the attendance this node's sessions left open when it crashed. Returns the sessions that were
+    being recorded then: their recording goes on, as a new one."""
+    closed, recording = 0, []
     async with db() as session:
         running = (await session.execute(select(LiveSession).where(LiveSession.ended_at.is_(None)))).scalars().all()
         for live in running:
@@ -51,6 +57,12 @@ async def close_crashed(db: async_sessionmaker[AsyncSession], router: Router, pr
             owner = await router.owner(live.id)
             if owner is not None and owner.state != DEAD:
                 continue  # hosted by a live node (taken over after the crash): its attendance is right
+            last_recording_event = (await session.execute(
+                select(SessionEvent.type).where(SessionEvent.session_id == live.id,
+                                                SessionEvent.type.in_(RECORDING_EVENTS))
+                .order_by(SessionEvent.id.desc()).limit(1))).scalar()
+            if last_recording_event not in (None, ev.REC_STOPPED):
+                recording.append(live.id)
             open_intervals = (await session.execute(select(AttendanceInterval).where(
                 AttendanceInterval.session_id == live.id, AttendanceInterval.left_at.is_(None)))).scalars().all()
             if not open_intervals:
@@ -66,7 +78,17 @@ async def close_crashed(db: async_sessionmaker[AsyncSession], router: Router, pr
     if closed:
         log.warning("the server had stopped without closing %d attendance interval(s): closed at its last "
                     "heartbeat (server_crashed)", closed)
-    return closed
+    return recording
+
+
+async def resume_recordings(router: Router, sessions: list[int]) -> None:
+    """A period that was being recorded when the server crashed is recorded again at once (a new recording
+    of the same session, which takes the tracks as people come back); the teacher is told on return."""
+    for session_id in sessions:
+        try:
+            await router.command(session_id, "resume_recording", reason="server_restarted")
+        except RoomError as exc:
+            log.warning("recording of session %s not resumed: %s", session_id, exc.message)
 
 
 async def _last_event(session: AsyncSession, session_id: int) -> datetime | None:
@@ -98,7 +120,7 @@ async def liveness_ctx(app):
 
     db, settings, router = app[DB], app[SETTINGS], app[ROUTER]
     node_id, started_at = router.node_id, utcnow()
-    await close_crashed(db, router, await last_heartbeat(db, node_id))
+    await resume_recordings(router, await close_crashed(db, router, await last_heartbeat(db, node_id)))
     task = asyncio.get_running_loop().create_task(_run(db, settings, router, node_id, started_at),
                                                   name="liveness")
     yield

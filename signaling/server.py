@@ -363,7 +363,7 @@ class LiveServer:
         commands = {"end_room": self.end_room, "share_handout": self.share_handout, "drop_user": self.drop_user,
                     "user_present": self.user_present, "adopt": self.adopt, "drain": self.request_drain,
                     "live_sessions": self._live_sessions_command, "evict": self.evict,
-                    "auto_end": self.auto_end}
+                    "auto_end": self.auto_end, "resume_recording": self.resume_recording}
         command = commands.get(name)
         if command is None:
             raise RoomError("unknown_command", f"Unknown command {name!r}.")
@@ -379,6 +379,18 @@ class LiveServer:
         live = await self._open_room(session_id)
         live.room.end(None, by_user_id, by_name)
         await live.settle()
+
+    async def resume_recording(self, session_id: int, reason: str) -> bool:
+        """The period was being recorded when the server stopped without finishing: record it again now, as
+        a new recording (it takes the tracks as people come back); the teacher is told on return."""
+        live = await self._open_room(session_id)
+        if live.room.ended or live.recording is not None or not live.can_record:
+            return False
+        async with live.room.media_lock:
+            await live.start_recording(None, reason)
+        live.recording_notice = reason
+        await live.settle()
+        return True
 
     async def auto_end(self, session_id: int) -> bool:
         """The period is long over: end its room if nobody is connected to it. True if it ended now."""

@@ -128,3 +128,60 @@ async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, schoo
         ended = (await db.execute(select(SessionEvent.data).where(
             SessionEvent.session_id == empty, SessionEvent.type == "room_ended"))).scalar_one()
     assert ended == {"reason": "auto_ended"}
+
+
+async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
+    from tests.media.peers import wait_for
+    from tests.media.room_peer import RoomPeer
+
+    data_dir = tmp_path / "var"
+    school = await seed(data_dir)
+    port = free_port()
+    process = _serve(data_dir, port, tmp_path)
+    remote = RemoteServer(f"http://127.0.0.1:{port}")
+    peers = []
+    try:
+        await wait_until_healthy(remote.base_url, process)
+        teacher_person = await remote.logged_in(school.teacher)
+        session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
+        teacher = await enter(teacher_person, session_id)
+        await teacher.wait_for("room:state")
+        peers.append(media := RoomPeer(teacher))
+        await media.publish("A")
+        await teacher.ok("media:state", {"camera": True, "microphone": True})
+        await teacher.ok("rec:start")
+        await asyncio.sleep(3)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        await media.close()
+
+        process = _serve(data_dir, port, tmp_path)
+        await wait_until_healthy(remote.base_url, process)
+        teacher_person = await remote.logged_in(school.teacher)  # the same login: its cookie is in the store
+        teacher = await enter(teacher_person, session_id)
+        state = await teacher.wait_for("room:state")
+        assert state["recording"] is True  # the indicator comes from the server's status
+        told = await teacher.wait_for("rec:status", lambda d: d["reason"] == "server_restarted")
+        assert told["recording"] is True
+        peers.append(media := RoomPeer(teacher))
+        await media.publish("B")
+        await teacher.ok("media:state", {"camera": True, "microphone": True})
+        await asyncio.sleep(3)
+        await teacher.ok("rec:stop")
+        recordings = (await teacher_person.json("GET", f"/sessions/{session_id}/recordings"))["items"]
+    finally:
+        for peer in peers:
+            await peer.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        await remote.close()
+    recovered = [r for r in recordings if r["recovered"]]
+    fresh = [r for r in recordings if not r["recovered"]]
+    assert {r["source"] for r in recovered} >= {"camera"} and {r["source"] for r in fresh} >= {"camera"}, recordings
+    assert all(r["duration_ms"] > 1000 for r in fresh), recordings
+    with sqlite3.connect(data_dir / "liveclass.db") as db:
+        started = [row[0] for row in db.execute(
+            "SELECT data FROM session_events WHERE session_id = ? AND type = 'recording_started' ORDER BY id",
+            (session_id,))]
+    assert len(started) == 2 and "server_restarted" in started[1]

@@ -262,3 +262,17 @@ async def test_a_deactivated_student_is_told_why_and_the_room_is_gone(server, sc
     await expect(student.locator("[data-screen=ended]")).to_contain_text(
         "Tài khoản của bạn đã bị khóa; hãy liên hệ quản trị viên của trường.")
     await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).to_have_count(0)
+
+
+async def test_the_recording_indicator_is_unknown_while_disconnected(server, school, browser):
+    """A page cut off from the server does not claim the period is recorded: it says it does not know,
+    until the server says again."""
+    teacher, student = await teacher_with_student_waiting(server, school, browser)
+    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    await teacher.get_by_role("button", name="Ghi hình", exact=True).click()
+    await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình")
+    await student.context.set_offline(True)
+    await expect(student.locator(".stage .rec")).to_have_text("Ghi hình: chưa rõ (đang kết nối lại)", timeout=15000)
+    await student.context.set_offline(False)
+    await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình", timeout=15000)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 DEFAULT_STUDENTS = [5, 15, 45]
+DEFAULT_CHAT = "default"  # --chat without a number: 45 students (--quick: 3)
 
 
 def _counts(text: str) -> list[int]:
@@ -37,6 +38,18 @@ def _full_class(text: str) -> tuple[int, int] | bool:
     return students, cameras
 
 
+def _chat(text: str) -> int | str:
+    if text == DEFAULT_CHAT:
+        return text
+    try:
+        students = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of students, e.g. 45") from None
+    if not 1 <= students <= 200:
+        raise argparse.ArgumentTypeError("1 to 200 students")
+    return students
+
+
 def _nodes(text: str) -> tuple[int, int]:
     try:
         nodes, classes = (int(x) for x in text.split(":"))
@@ -55,8 +68,8 @@ def add_parser(sub) -> None:
                     "students in worker processes, all through the real HTTP and Socket.IO protocol, and measures "
                     "the server process. Measures what recording a full class costs, and runs the naive "
                     "MediaRelay relay as the baseline. With --nodes, several node processes (Redis + "
-                    "PostgreSQL) host several classes, and one of them is killed. "
-                    "See docs/benchmarks.md.")
+                    "PostgreSQL) host several classes, and one of them is killed. With --chat, the time to a "
+                    "chat message's acknowledgement on SQLite and PostgreSQL. See docs/benchmarks.md.")
     bench.add_argument("--students", type=_counts,
                        help="class sizes to measure, e.g. 5,15,45 (default; --quick: 3), or off")
     bench.add_argument("--full-class", type=_full_class, help="STUDENTS:CAMERAS of the full-class scenario "
@@ -82,9 +95,16 @@ def add_parser(sub) -> None:
     bench.add_argument("--nodes-ttl", type=float, default=3.0, metavar="SECONDS",
                        help="LIVECLASS_NODE_TTL_SECONDS of those nodes: a node silent this long is dead and its "
                             "rooms move (default 3; the failover time includes it)")
+    bench.add_argument("--chat", type=_chat, nargs="?", const=DEFAULT_CHAT, metavar="STUDENTS",
+                       help="the chat acknowledgement scenario (off unless given): a teacher and STUDENTS students "
+                            "(default 45; --quick: 3) chatting over Socket.IO only, steadily then in bursts, on "
+                            "SQLite and on PostgreSQL (a fresh database next to --postgres); the time to each "
+                            "chat:send's acknowledgement, which waits for the records' commit")
+    bench.add_argument("--chat-window", type=float, metavar="SECONDS",
+                       help="seconds of the chat scenario's steady chat (default 20; --quick: 4)")
     bench.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", metavar="DSN",
-                       help="an existing PostgreSQL database to connect to; the scale-out scenario creates a "
-                            "fresh database next to it and drops it at the end (default %(default)s)")
+                       help="an existing PostgreSQL database to connect to; the scale-out and chat scenarios "
+                            "create a fresh database next to it and drop it at the end (default %(default)s)")
     bench.add_argument("--redis", default="redis://127.0.0.1:6379/0", metavar="URL",
                        help="the Redis of the scale-out scenario (a key prefix of its own, deleted at the end; "
                             "default %(default)s)")
@@ -119,6 +139,8 @@ def run(args: argparse.Namespace) -> None:
         profile=args.profile if args.profile is not None else (0.0 if quick else 15.0),
         nodes=args.nodes, nodes_students=max(1, min(200, args.nodes_students or (2 if quick else 15))),
         nodes_ttl=max(1.0, min(300.0, args.nodes_ttl)), postgres=args.postgres, redis=args.redis,
+        chat=(3 if quick else 45) if args.chat == DEFAULT_CHAT else args.chat,
+        chat_window=max(1.0, min(600.0, args.chat_window or (4.0 if quick else 20.0))), chat_bursts=2 if quick else 3,
         workdir=workdir,
         progress=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True))
     failed = True

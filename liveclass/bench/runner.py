@@ -3,7 +3,8 @@
 Every scenario gets a fresh `liveclass serve` process (SQLite in a temporary data directory) on a
 free loopback port, a seeded class with a period, one teacher worker process and a few student
 worker processes. Only the server process is measured (psutil cpu_times over the window).
-The scale-out scenario (several node processes, Redis, PostgreSQL) is scaleout.py's.
+The scale-out scenario (several node processes, Redis, PostgreSQL) is scaleout.py's, the chat
+acknowledgement scenario (SQLite and PostgreSQL, Socket.IO only) chat.py's.
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ class Options:
     nodes: tuple[int, int] | None = None  # the scale-out scenario's node processes and classes (None: skip)
     nodes_students: int = 15  # students per class there
     nodes_ttl: float = 3.0  # LIVECLASS_NODE_TTL_SECONDS of its nodes (the failover waits this long)
+    chat: int | None = None  # students of the chat scenario (None: skip)
+    chat_window: float = 20.0  # seconds of its steady chat
+    chat_bursts: int = 3  # bursts after it (every student at once)
     postgres: str = "postgresql://postgres@127.0.0.1:5432/test"  # a database to connect to (to create its own)
     redis: str = "redis://127.0.0.1:6379/0"
     workdir: Path = Path(".")
@@ -880,7 +884,10 @@ async def run_all(opts: Options) -> dict:
                                            "server_and_probe_nice": PRIORITY["nice"],
                                            "nodes": list(opts.nodes) if opts.nodes else None,
                                            "nodes_students": opts.nodes_students if opts.nodes else None,
-                                           "nodes_ttl_s": opts.nodes_ttl if opts.nodes else None},
+                                           "nodes_ttl_s": opts.nodes_ttl if opts.nodes else None,
+                                           "chat_students": opts.chat,
+                                           "chat_window_s": opts.chat_window if opts.chat else None,
+                                           "chat_bursts": opts.chat_bursts if opts.chat else None},
                                "scenarios": []}
     started = time.monotonic()
     results["machine"]["busy_cores_before_start"] = await busy_cores(2.0)
@@ -905,6 +912,9 @@ async def run_all(opts: Options) -> dict:
     if opts.nodes:
         from liveclass.bench.scaleout import ScaleOut
         results["scale_out"] = await _attempt(opts, ScaleOut(opts))
+    if opts.chat:
+        from liveclass.bench.chat import STORES, ChatScenario
+        results["chat"] = [await _attempt(opts, ChatScenario(opts, store)) for store in STORES]
     run = None
     if opts.profile and (opts.full_class or opts.students):
         n, cameras = opts.full_class or (max(opts.students), 0)
@@ -916,7 +926,7 @@ async def run_all(opts: Options) -> dict:
                               "storm": run.get("join_storm"), **({"error": run["error"]} if "error" in run else {})}
     results["failed"] = [r["name"] for r in [*results["scenarios"], results.get("full_class"),
                                              results.get("recording_cost"), results.get("relay_baseline"),
-                                             results.get("scale_out"), run]
+                                             results.get("scale_out"), *results.get("chat", []), run]
                          if r and "error" in r]
     results["duration_s"] = round(time.monotonic() - started, 1)
     from liveclass.bench.report import conclusions

@@ -9,6 +9,8 @@ import { MediaSession } from "../media.js";
 const REMOVALS = new Set(["account_deactivated", "password_changed", "password_reset", "role_changed",
   "removed_from_class"]);
 const REFUSALS = new Set(["account_inactive", "session_ended", "token_outdated"]);
+// Why the server started the recording again by itself (a new recording of the same period).
+const RESUMED = new Set(["node_lost", "node_moved", "server_restarted"]);
 
 let current = null;
 const PHONE = window.matchMedia("(max-width: 430px)").matches;
@@ -41,7 +43,11 @@ export function showRoom(sessionId) {
   room.connection = new LiveConnection(sessionId, {
     onEvent: (name, data) => onEvent(room, name, data),
     onConnected: () => banner(""),
-    onDropped: (closing) => banner(t(closing === "node_moving" ? "room.moving" : "room.reconnecting"), "warning"),
+    onDropped: (closing) => {
+      banner(t(closing === "node_moving" ? "room.moving" : "room.reconnecting"), "warning");
+      // Whether the period is still being recorded is unknown until the server says so again.
+      if (room.state?.recording) { room.state.recording_state = "unknown"; render(room); }
+    },
     onRefused: (error) => showEnded(REFUSALS.has(error.code) ? t(`refused.${error.code}`) : error.message),
   });
   current = room;
@@ -82,7 +88,7 @@ function onEvent(room, name, data) {
       state.recording_state = data.state;
       state.students_recorded = data.students_recorded;
       if (!data.recording && data.reason === "disk_full") banner(t("rec.disk_full"), "error");
-      if (data.recording && (data.reason === "node_lost" || data.reason === "node_moved")) {
+      if (data.recording && RESUMED.has(data.reason)) {
         banner(t(`rec.${data.reason}`), "info");
       }
       return render(room);
@@ -226,8 +232,9 @@ function updateStage(room) {
   const rec = stage.querySelector(".rec");
   const paused = room.state.recording_state === "paused";
   rec.hidden = !room.state.recording;
-  rec.classList.toggle("paused", paused);
-  rec.textContent = paused ? t("room.recording_paused") : t("room.recording");
+  const unknown = room.state.recording_state === "unknown";
+  rec.classList.toggle("paused", paused || unknown);
+  rec.textContent = unknown ? t("room.recording_unknown") : paused ? t("room.recording_paused") : t("room.recording");
   // Everyone knows whether their own camera and voice go into the recording.
   if (room.state.students_recorded === false) rec.textContent += ` · ${t("room.recording_teacher_only")}`;
 }

@@ -1,0 +1,242 @@
+"""The chat scenario (`liveclass bench --chat N`): what a chat acknowledgement costs now that an `ok`
+waits until the records it produced are committed (liveclass/records.py, group commit).
+
+For each store, one after another — SQLite (the embedded default, in a fresh data directory) and
+PostgreSQL (a fresh database next to `--postgres`, migrated with `liveclass db upgrade`):
+1. a real `liveclass serve` on 127.0.0.1, seeded with a teacher, N students and a period running now;
+2. the teacher starts the period and enters; the students wait in the lobby and are admitted at once.
+   Socket.IO only: nobody publishes or subscribes media;
+3. steady chat: every student sends chat:send every STUDENT_INTERVAL s (under the limit of 5 per 10 s),
+   their first messages spread evenly over one interval, and the teacher one every TEACHER_INTERVAL s,
+   for the window; the server's CPU is measured over it;
+4. bursts: every student sends one message at the same instant, a few times, BURST_GAP s apart (each
+   student's messages stay at least STUDENT_INTERVAL s apart, so none is rate-limited);
+5. the server is killed (SIGKILL) right after the last acknowledgement, so that nothing a clean
+   shutdown would still write counts; every acknowledged message_id is then looked up in
+   chat_messages (sqlite3 / asyncpg): a missing one is a lost message.
+The latency is the time from emitting chat:send to receiving its answer, in the sender's process.
+Everything is stopped, and the database dropped, at the end, also after a failure.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from liveclass.bench.cluster import FreshDatabase
+from liveclass.bench.peers import now
+from liveclass.bench.runner import (
+    PASSWORD, Options, ServerProcess, Worker, measure_cpu, seed, seed_classes, start_liveclass, summary,
+)
+
+STORES = ("sqlite", "postgresql")
+STUDENT_INTERVAL = 2.5  # seconds between two messages of a student in the steady window (limit: 5 per 10 s)
+TEACHER_INTERVAL = 1.0  # the teacher is not rate-limited
+BURST_GAP = 3.0  # seconds from the end of one phase (every answer in) to the next burst (>= STUDENT_INTERVAL)
+PHASE_TIMEOUT = 60.0  # seconds a phase's answers may take beyond its last scheduled message
+
+
+def _every(start: float, end: float, interval: float) -> list[float]:
+    """start, start + interval, ... before end."""
+    return [start + k * interval for k in range(max(0, math.ceil((end - start) / interval)))]
+
+
+def _phase(records: list[dict]) -> dict:
+    """Messages sent, acknowledged `ok`, refused or unanswered (by code), and the acknowledgements'
+    latency (ms) of one phase."""
+    acknowledged = [r for r in records if r["message_id"]]
+    return {"sent": len(records), "acknowledged": len(acknowledged),
+            "not_acknowledged": dict(Counter(r["error"] for r in records if not r["message_id"])),
+            "ack_ms": summary([r["ack_s"] for r in acknowledged], 1000, 2)}
+
+
+def _stored_sqlite(path: Path, session_id: int) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {row[0] for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
+
+
+async def _stored_postgresql(dsn: str, session_id: int) -> set[str]:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT id FROM chat_messages WHERE session_id = $1", session_id)
+    finally:
+        await connection.close()
+    return {row["id"] for row in rows}
+
+
+class ChatScenario:
+    """One store's run: see the module's docstring."""
+
+    def __init__(self, opts: Options, store: str) -> None:
+        self.opts, self.store, self.n = opts, store, opts.chat
+        self.name = f"chat-{store}"
+        self.dir = opts.workdir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.dir / "data"
+        self.database = FreshDatabase(opts.postgres) if store == "postgresql" else None
+        self.server: ServerProcess | None = None
+        self.teacher: Worker | None = None
+        self.workers: list[Worker] = []
+        self.placement: list[tuple[Worker, int]] = []  # student i -> (worker, index in the worker)
+        self.session_id: int | None = None
+        self.result: dict[str, Any] = {"name": self.name, "store": store, "students": self.n,
+                                       "steady_window_s": opts.chat_window, "bursts_planned": opts.chat_bursts,
+                                       **({"database": self.database.name} if self.database else {})}
+
+    def say(self, text: str) -> None:
+        self.opts.progress(f"[{self.name}] {text}")
+
+    async def run(self) -> dict:
+        try:
+            await self._run()
+        finally:
+            await self._teardown()
+        return self.result
+
+    async def _run(self) -> None:
+        self.say(f"a teacher and {self.n} students chatting, {self.store}")
+        accounts, env = await self._prepare_store()
+        self.server, base_url = await start_liveclass(self.data_dir, self.dir / "server.log", env=env)
+        await self._seat(base_url, accounts)
+        steady = await self._steady()
+        bursts = await self._bursts()
+        self.server.popen.kill()  # SIGKILL: what is in the store now was committed before the answers
+        await asyncio.to_thread(self.server.popen.wait, 10)
+        stored = await self._stored()
+        self.result.update(self._analyse(steady, bursts, stored))
+        lost, all_ms = self.result["stored"]["lost"], self.result["all"]["ack_ms"]
+        self.say(f"{self.result['all']['acknowledged']} acknowledged: p50 {all_ms['median']} ms, p95 {all_ms['p95']} ms, "
+                 f"max {all_ms['max']} ms; {lost} lost")
+
+    # ------------------------------------------------------------------------------------ set-up
+    async def _prepare_store(self) -> tuple[dict, dict[str, str]]:
+        """The store migrated and seeded (one class of N students): the accounts, and the server's
+        settings that point it at the store."""
+        if self.database is None:
+            return await seed(self.data_dir, self.n), {}
+        await self.database.create(self.data_dir)
+        accounts = (await seed_classes(self.database.url, 1, self.n))[0]
+        return accounts, {"LIVECLASS_DATABASE_URL": self.database.url}
+
+    async def _seat(self, base_url: str, accounts: dict) -> None:
+        """The worker processes log everyone in; the teacher starts the period and enters; the
+        students enter the lobby and are admitted at once."""
+        groups = max(1, -(-self.n // self.opts.per_process))
+        starting = [Worker.start("teacher", "teacher", self.dir / "teacher.log")]
+        starting += [Worker.start("students", f"students-{g}", self.dir / f"students-{g}.log") for g in range(groups)]
+        started = await asyncio.gather(*starting, return_exceptions=True)
+        self.workers = [w for w in started[1:] if not isinstance(w, BaseException)]
+        self.teacher = None if isinstance(started[0], BaseException) else started[0]
+        failed = [w for w in started if isinstance(w, BaseException)]
+        if failed:  # (those that started are closed by the teardown)
+            raise failed[0]
+        per_worker: list[list[dict]] = [[] for _ in self.workers]
+        for i, account in enumerate(accounts["students"]):  # round robin: each worker's students spread in time
+            g = i % len(self.workers)
+            self.placement.append((self.workers[g], len(per_worker[g])))
+            per_worker[g].append(account)
+        started_period, *_ = await asyncio.gather(
+            self.teacher.call("start", base_url=base_url, personal_id=accounts["teacher"]["personal_id"],
+                              password=PASSWORD, period_id=accounts["period_id"], timeout=60),
+            *(w.call("init", mode="liveclass", base_url=base_url, accounts=a, media=False, timeout=120)
+              for w, a in zip(self.workers, per_worker)))
+        self.session_id = started_period["session_id"]
+        await self.teacher.call("enter", media=False, timeout=60)
+        await asyncio.gather(*(w.call("enter", session_id=self.session_id, timeout=120) for w in self.workers))
+        await self.teacher.call("wait_lobby", count=self.n, within=60, timeout=70)
+        admitted = await self.teacher.call("admit_all", timeout=60)
+        await asyncio.gather(*(w.call("wait_admitted", within=60, timeout=70) for w in self.workers))
+        self.say(f"{admitted['admitted']} admitted")
+
+    # ------------------------------------------------------------------------------------ phases
+    async def _steady(self) -> dict:
+        """Every student every STUDENT_INTERVAL s, the teacher every TEACHER_INTERVAL s, for the window;
+        the server's CPU over it."""
+        window = self.opts.chat_window
+        start = now() + 1.0
+        end = start + window
+        times = [_every(start + STUDENT_INTERVAL * (i + 0.5) / self.n, end, STUDENT_INTERVAL) for i in range(self.n)]
+        self.say(f"steady chat for {window:g} s: {sum(map(len, times))} student messages, "
+                 f"{len(_every(start, end, TEACHER_INTERVAL))} from the teacher")
+        cpu, teacher, students = await asyncio.gather(
+            measure_cpu(self.server, [self.teacher, *self.workers], start, end),
+            self.teacher.call("chat", times=_every(start + TEACHER_INTERVAL / 2, end, TEACHER_INTERVAL),
+                              timeout=window + PHASE_TIMEOUT),
+            self._students_chat(times, timeout=window + PHASE_TIMEOUT))
+        return {"cpu": cpu, "teacher": teacher["sent"], "students": students}
+
+    async def _bursts(self) -> list[list[dict]]:
+        """opts.chat_bursts times: every student sends one message at the same instant, BURST_GAP s
+        after every answer of the phase before came in."""
+        bursts = []
+        for b in range(self.opts.chat_bursts):
+            at = now() + BURST_GAP
+            bursts.append(await self._students_chat([[at]] * self.n, timeout=BURST_GAP + PHASE_TIMEOUT))
+            slowest = max((r["ack_s"] or 0 for r in bursts[-1]), default=0)
+            self.say(f"burst {b + 1}: {self.n} messages at once, the last answered after {1000 * slowest:.1f} ms")
+        return bursts
+
+    async def _students_chat(self, times: list[list[float]], timeout: float) -> list[dict]:
+        """Student i sends at times[i]; every student's records, in one list."""
+        calls = []
+        for worker in self.workers:
+            mine = [(i, index) for i, (w, index) in enumerate(self.placement) if w is worker]
+            calls.append(worker.call("chat", which=[index for _, index in mine], times=[times[i] for i, _ in mine],
+                                     timeout=timeout))
+        answers = await asyncio.gather(*calls)
+        return [record for answer in answers for student in answer["students"] for record in student["sent"]]
+
+    async def _stored(self) -> set[str]:
+        """The message ids in chat_messages for the session, read with the store's own client."""
+        if self.database is None:
+            return await asyncio.to_thread(_stored_sqlite, self.data_dir / "liveclass.db", self.session_id)
+        return await _stored_postgresql(self.database.dsn, self.session_id)
+
+    # ------------------------------------------------------------------------------------ numbers
+    def _analyse(self, steady: dict, bursts: list[list[dict]], stored: set[str]) -> dict:
+        cpu, window = steady["cpu"], steady["cpu"]["seconds"]
+        every_burst = [r for burst in bursts for r in burst]
+        everything = [*steady["students"], *steady["teacher"], *every_burst]
+        acknowledged = {r["message_id"] for r in everything if r["message_id"]}
+        lost = sorted(acknowledged - stored)
+        return {
+            "steady": {**_phase(steady["students"] + steady["teacher"]),
+                       "messages_per_s": round((len(steady["students"]) + len(steady["teacher"])) / window, 1),
+                       "students_ack_ms": _phase(steady["students"])["ack_ms"],
+                       "teacher_ack_ms": _phase(steady["teacher"])["ack_ms"],
+                       "server_cpu_pct": round(100 * cpu["server_core_fraction"], 1),
+                       "server_cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 1),
+                       "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
+                       "other_processes_busy_cores": round(max(0.0, cpu["machine_busy_cores"]
+                                                               - cpu["server_core_fraction"]
+                                                               - cpu["clients_core_fraction"]), 2)},
+            "bursts": {**_phase(every_burst), "count": len(bursts), "size": self.n,
+                       "last_answer_ms": [round(1000 * max((r["ack_s"] or 0 for r in burst), default=0), 2)
+                                          for burst in bursts]},
+            "all": _phase(everything),
+            "stored": {"server_stopped": "SIGKILL right after the last answer",
+                      "rows": len(stored), "acknowledged": len(acknowledged), "lost": len(lost),
+                      "lost_ids": lost[:5], "stored_without_ok": len(stored - acknowledged)},
+        }
+
+    # ------------------------------------------------------------------------------------ teardown
+    async def _teardown(self) -> None:
+        """Every client process, the server, the database: each step tried whatever happened before."""
+        workers = [w for w in [self.teacher, *self.workers] if w is not None]
+        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        problems = []
+        steps = ([self.server.stop] if self.server else []) + ([self.database.drop] if self.database else [])
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 - reported, the next step still runs
+                problems.append(f"{step.__qualname__}: {type(exc).__name__}: {exc}")
+        if problems:
+            self.result["cleanup_errors"] = problems
+            self.say(f"cleanup: {'; '.join(problems)}")
