@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from liveclass.config import Settings
 from liveclass.errors import ApiError
 from liveclass.models import AccountRole, User
-from liveclass.passwords import generate_password, hash_generated_password, hash_password_async, password_problem
+from liveclass.passwords import (
+    MIN_LENGTH, generate_password, hash_generated_password, hash_password_async, password_problem,
+)
 
 
 def personal_id_problem(settings: Settings, personal_id: str) -> str | None:
@@ -25,10 +27,12 @@ def check_personal_id(settings: Settings, personal_id: str) -> None:
         raise ApiError(400, "invalid_personal_id", problem[0].upper() + problem[1:] + ".")
 
 
-def check_new_password(password: str, personal_id: str) -> None:
-    problem = password_problem(password, personal_id)
+def check_new_password(password: str, personal_id: str, full_name: str | None = None) -> None:
+    problem = password_problem(password, personal_id, full_name)
     if problem:
-        raise ApiError(400, "weak_password", problem)
+        # `details.reason` lets a client say why in its own language.
+        raise ApiError(400, "weak_password", problem.message,
+                       details={"reason": problem.reason, "min_length": MIN_LENGTH})
 
 
 async def find_user(db: AsyncSession, personal_id: str) -> User | None:
@@ -47,7 +51,7 @@ async def create_user(db: AsyncSession, settings: Settings, *, personal_id: str,
         generated = generate_password()
         password_hash = hash_generated_password(generated)
     else:
-        check_new_password(password, personal_id)
+        check_new_password(password, personal_id, full_name)
         password_hash = await hash_password_async(password)
     user = User(personal_id=personal_id, full_name=full_name.strip(), role=role, date_of_birth=date_of_birth,
                 password_hash=password_hash, must_change_password=generated is not None, active=True)

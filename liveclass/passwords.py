@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import unicodedata
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
 _hasher = PasswordHasher()  # argon2id with the library's maintained defaults (~0.1 s a hash here)
 # Generated passwords are ~70 random bits and must be changed at first login: brute force is hopeless
@@ -57,14 +60,46 @@ def generate_password(length: int = 12) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def password_problem(password: str, personal_id: str | None = None) -> str | None:
-    """Why this password is not acceptable, or None."""
+# zxcvbn's score (0–4): 3 is "safely unguessable: moderate protection from offline slow-hash scenario".
+MIN_STRENGTH = 3
+
+
+@dataclass(frozen=True)
+class PasswordProblem:
+    reason: str  # too_short, too_long, contains_personal_id, built_from_name, too_guessable
+    message: str
+
+
+def password_problem(password: str, personal_id: str | None = None,
+                     full_name: str | None = None) -> PasswordProblem | None:
+    """Why this password is not acceptable, or None. The strength estimate is zxcvbn's (a maintained
+    port of Dropbox's estimator: dictionaries, keyboard patterns, repeats, dates), fed the person's own
+    ID and name, with and without Vietnamese diacritics."""
     if len(password) < MIN_LENGTH:
-        return f"The password must be at least {MIN_LENGTH} characters long."
+        return PasswordProblem("too_short", f"The password must be at least {MIN_LENGTH} characters long.")
     if len(password) > MAX_LENGTH:
-        return f"The password must be at most {MAX_LENGTH} characters long."
+        return PasswordProblem("too_long", f"The password must be at most {MAX_LENGTH} characters long.")
     if personal_id and personal_id in password:
-        return "The password must not contain the personal ID number."
-    if password.isdigit():
-        return "The password must not be only digits."
+        return PasswordProblem("contains_personal_id", "The password must not contain the personal ID number.")
+    name_parts = [_folded(part) for part in (full_name or "").split() if part]
+    if name_parts and _built_from(_folded(password), name_parts):
+        return PasswordProblem("built_from_name", "The password must not be made of your name.")
+    inputs = [personal_id or "", *(full_name or "").split(), *name_parts]
+    if zxcvbn(password, user_inputs=[i for i in inputs if i])["score"] < MIN_STRENGTH:
+        return PasswordProblem("too_guessable", "The password is too easy to guess: use a longer phrase, "
+                                                "of several words that do not belong together.")
     return None
+
+
+def _folded(text: str) -> str:
+    """Lower case, without diacritics (đ too) and without anything but letters."""
+    text = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
+    return "".join(ch for ch in text if ch.isalpha() and not unicodedata.combining(ch))
+
+
+def _built_from(folded_password: str, name_parts: list[str]) -> bool:
+    """Is what is left of the password, digits and signs taken out, only parts of the name?"""
+    rest = folded_password
+    for part in sorted(set(name_parts), key=len, reverse=True):
+        rest = rest.replace(part, "")
+    return folded_password != "" and rest == ""

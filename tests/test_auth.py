@@ -241,3 +241,25 @@ async def test_guessing_the_current_password_is_throttled_too(server):
 def test_the_data_directory_is_private(tmp_path):
     settings = make_settings(tmp_path / "var")
     assert (settings.data_dir.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.parametrize("password, reason", [
+    ("Ngắn-1", "too_short"),
+    ("password", "too_guessable"),
+    ("aaaaaaaa", "too_guessable"),
+    ("Password1", "too_guessable"),
+    ("nguyenthiha2026", "built_from_name"),  # the teacher's own name, without its diacritics
+    ("Hà.Nguyễn.1990", "built_from_name"),
+    ("HS-{pid}-abc", "contains_personal_id"),
+])
+async def test_a_weak_new_password_is_refused_with_the_reason(server, password, reason):
+    async with server.db() as db:
+        user = await add_user(db, "teacher", "Nguyễn Thị Hà")
+        await db.commit()
+    person = await server.logged_in(user)
+    answer = await person.request("POST", "/auth/password", json={
+        "current_password": PASSWORD, "new_password": password.format(pid=user.personal_id)})
+    error = (await answer.json())["error"]
+    assert answer.status == 400 and error["code"] == "weak_password", error
+    assert error["details"]["reason"] == reason and error["message"]
+    assert (await server.person(user).login(PASSWORD)).status == 200  # nothing changed

@@ -80,7 +80,7 @@ async def change_password(request: web.Request, body: ChangePasswordRequest) -> 
             raise ApiError(400, "wrong_current_password", "The current password is wrong.")
     if body.new_password == body.current_password:
         raise ApiError(400, "weak_password", "Choose a password different from the current one.")
-    check_new_password(body.new_password, user.personal_id)
+    check_new_password(body.new_password, user.personal_id, user.full_name)
     async with request.app[DB]() as db:
         user = await db.merge(user)
         user.password_hash = await hash_password_async(body.new_password)

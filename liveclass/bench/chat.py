@@ -101,7 +101,12 @@ class ChatScenario:
 
     async def _run(self) -> None:
         self.say(f"a teacher and {self.n} students chatting, {self.store}")
-        accounts, env = await self._prepare_store()
+        # both finished, whatever happens to the other (the teardown closes the workers that started)
+        prepared, started = await asyncio.gather(self._prepare_store(), self._start_workers(), return_exceptions=True)
+        for outcome in (prepared, started):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        accounts, env = prepared
         self.server, base_url = await start_liveclass(self.data_dir, self.dir / "server.log", env=env)
         await self._seat(base_url, accounts)
         steady = await self._steady()
@@ -124,9 +129,8 @@ class ChatScenario:
         accounts = (await seed_classes(self.database.url, 1, self.n))[0]
         return accounts, {"LIVECLASS_DATABASE_URL": self.database.url}
 
-    async def _seat(self, base_url: str, accounts: dict) -> None:
-        """The worker processes log everyone in; the teacher starts the period and enters; the
-        students enter the lobby and are admitted at once."""
+    async def _start_workers(self) -> None:
+        """The teacher's worker process and the students' (`per_process` students each)."""
         groups = max(1, -(-self.n // self.opts.per_process))
         starting = [Worker.start("teacher", "teacher", self.dir / "teacher.log")]
         starting += [Worker.start("students", f"students-{g}", self.dir / f"students-{g}.log") for g in range(groups)]
@@ -136,6 +140,10 @@ class ChatScenario:
         failed = [w for w in started if isinstance(w, BaseException)]
         if failed:  # (those that started are closed by the teardown)
             raise failed[0]
+
+    async def _seat(self, base_url: str, accounts: dict) -> None:
+        """The workers log everyone in; the teacher starts the period and enters; the students enter
+        the lobby and are admitted at once."""
         per_worker: list[list[dict]] = [[] for _ in self.workers]
         for i, account in enumerate(accounts["students"]):  # round robin: each worker's students spread in time
             g = i % len(self.workers)
@@ -159,7 +167,7 @@ class ChatScenario:
         """Every student every STUDENT_INTERVAL s, the teacher every TEACHER_INTERVAL s, for the window;
         the server's CPU over it."""
         window = self.opts.chat_window
-        start = now() + 1.0
+        start = now() + 0.5  # every worker has its schedule before the first message
         end = start + window
         times = [_every(start + STUDENT_INTERVAL * (i + 0.5) / self.n, end, STUDENT_INTERVAL) for i in range(self.n)]
         self.say(f"steady chat for {window:g} s: {sum(map(len, times))} student messages, "

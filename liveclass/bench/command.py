@@ -101,7 +101,7 @@ def add_parser(sub) -> None:
                             "SQLite and on PostgreSQL (a fresh database next to --postgres); the time to each "
                             "chat:send's acknowledgement, which waits for the records' commit")
     bench.add_argument("--chat-window", type=float, metavar="SECONDS",
-                       help="seconds of the chat scenario's steady chat (default 20; --quick: 4)")
+                       help="seconds of the chat scenario's steady chat (default 20; --quick: 3)")
     bench.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", metavar="DSN",
                        help="an existing PostgreSQL database to connect to; the scale-out and chat scenarios "
                             "create a fresh database next to it and drop it at the end (default %(default)s)")
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> None:
         nodes=args.nodes, nodes_students=max(1, min(200, args.nodes_students or (2 if quick else 15))),
         nodes_ttl=max(1.0, min(300.0, args.nodes_ttl)), postgres=args.postgres, redis=args.redis,
         chat=(3 if quick else 45) if args.chat == DEFAULT_CHAT else args.chat,
-        chat_window=max(1.0, min(600.0, args.chat_window or (4.0 if quick else 20.0))), chat_bursts=2 if quick else 3,
+        chat_window=max(1.0, min(600.0, args.chat_window or (3.0 if quick else 20.0))), chat_bursts=2 if quick else 3,
         workdir=workdir,
         progress=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True))
     failed = True

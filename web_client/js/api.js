@@ -2,11 +2,12 @@
 let csrfToken = null;
 
 export class ApiError extends Error {
-  constructor(status, code, message, headers) {
+  constructor(status, code, message, headers, details) {
     super(message);
     this.status = status;
     this.code = code;
     this.headers = headers;
+    this.details = details || {}; // e.g. {reason} of a weak_password
   }
 }
 
@@ -33,7 +34,7 @@ export async function api(method, path, body) {
   if (!response.ok) {
     const error = data?.error || {};
     throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText,
-      response.headers);
+      response.headers, error.details);
   }
   return data;
 }

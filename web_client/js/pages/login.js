@@ -60,7 +60,10 @@ export function showPasswordChange() {
         current_password: form.current_password.value, new_password: form.new_password.value });
       route();
     } catch (e) {
-      error.textContent = e.message || t("error.generic");
+      // Why a password is refused, in the page's language (the server's message is English).
+      const reason = e.code === "weak_password" ? e.details.reason : null;
+      error.textContent = reason ? t(`password.weak.${reason}`, { min: e.details.min_length })
+        : e.message || t("error.generic");
     }
   }
 }
