@@ -1,6 +1,7 @@
 """Logins: session tokens (cookie for browsers, bearer for API clients), CSRF and login throttling."""
 from __future__ import annotations
 
+
 import hashlib
 import hmac
 import secrets
@@ -59,22 +60,39 @@ async def close_all_logins(db: AsyncSession, user_id: int, keep_token: str | Non
 
 
 # -- throttling ------------------------------------------------------------------------------------
-async def ensure_not_throttled(db: AsyncSession, settings: Settings, personal_id: str, address: str) -> None:
-    """429 with Retry-After while an account or an address has too many recent failures."""
+MAX_DELAY = 3.0  # seconds: the slowest a login gets while an account is under attack
+
+
+async def ensure_not_throttled(db: AsyncSession, settings: Settings, personal_id: str, address: str) -> float:
+    """Slow an attacker down without locking the real person out (OWASP's authentication guidance):
+
+    - one account from one address: `login_max_failures_per_account` failures within the window, then 429
+      for that pair only: the person still logs in from her own device while someone hammers her account
+      from elsewhere;
+    - one address, whatever the accounts: a higher ceiling (`login_max_failures_per_address`), for a
+      school's pupils behind one NAT address, then 429;
+    - one account from everywhere (many addresses): past the same count, every attempt waits a little
+      longer (progressive delay, at most MAX_DELAY seconds), so guessing stays slow but the right password
+      still gets in. Returns the seconds to wait before checking the password (wait outside any store
+      transaction: an attack must not hold the store's connections).
+    """
     window_start = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
-    for column, value, limit in (
-        (LoginFailure.personal_id, personal_id, settings.login_max_failures_per_account),
-        (LoginFailure.address, address, settings.login_max_failures_per_address),
+    recent = LoginFailure.at > window_start
+    for condition, limit in (
+        ((LoginFailure.personal_id == personal_id) & (LoginFailure.address == address),
+         settings.login_max_failures_per_account),
+        (LoginFailure.address == address, settings.login_max_failures_per_address),
     ):
-        count, oldest = (await db.execute(
-            select(func.count(), func.min(LoginFailure.at)).where(column == value, LoginFailure.at > window_start)
-        )).one()
+        count, oldest = (await db.execute(select(func.count(), func.min(LoginFailure.at)).where(condition, recent))).one()
         if count >= limit:
-            oldest = _aware(oldest)
-            retry_after = max(1, int((oldest - window_start).total_seconds()) + 1)
+            retry_after = max(1, int((_aware(oldest) - window_start).total_seconds()) + 1)
             raise ApiError(429, "too_many_attempts",
                            f"Too many failed logins. Try again in {retry_after} seconds.",
                            headers={"Retry-After": str(retry_after)})
+    everywhere = (await db.execute(select(func.count()).where(LoginFailure.personal_id == personal_id,
+                                                               recent))).scalar()
+    beyond = everywhere - settings.login_max_failures_per_account
+    return min(MAX_DELAY, 0.25 * 2 ** beyond) if beyond >= 0 else 0.0
 
 
 def _aware(value: datetime) -> datetime:
@@ -88,10 +106,12 @@ async def record_failure(db: AsyncSession, personal_id: str, address: str) -> No
     db.add(LoginFailure(personal_id=personal_id[:64], address=address))
 
 
-async def clear_failures(db: AsyncSession, settings: Settings, personal_id: str) -> None:
+async def clear_failures(db: AsyncSession, settings: Settings, personal_id: str, address: str) -> None:
+    """A success forgets the failures of this account from this address (not those from elsewhere: they
+    may be an attacker's) and every failure past the window."""
     old = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
     await db.execute(delete(LoginFailure).where(
-        (LoginFailure.personal_id == personal_id) | (LoginFailure.at < old)))
+        ((LoginFailure.personal_id == personal_id) & (LoginFailure.address == address)) | (LoginFailure.at < old)))
 
 
 # -- request identification ------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     session_ttl_hours: float = Field(12, gt=0)
     join_token_ttl_seconds: int = Field(60, ge=5, le=60)
     login_max_failures_per_account: int = Field(5, ge=1)
-    login_max_failures_per_address: int = Field(20, ge=1)
+    login_max_failures_per_address: int = Field(100, ge=1)  # a school's pupils may share one NAT address
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
     reconnect_grace_seconds: float = Field(60, gt=0, le=3600)
     # The media plane's own addresses: where it offers ICE candidates (empty: every interface of the

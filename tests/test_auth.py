@@ -84,6 +84,7 @@ async def test_five_failures_lock_the_account_with_retry_after(server):
     assert (await server.person(other).login()).status == 200
 
 
+@pytest.mark.settings(login_max_failures_per_address=20)
 async def test_twenty_failures_from_one_address_block_that_address(server):
     async with server.db() as db:
         users = [await add_user(db, "student", f"Học Sinh {i}") for i in range(11)]
@@ -263,3 +264,45 @@ async def test_a_weak_new_password_is_refused_with_the_reason(server, password, 
     assert answer.status == 400 and error["code"] == "weak_password", error
     assert error["details"]["reason"] == reason and error["message"]
     assert (await server.person(user).login(PASSWORD)).status == 200  # nothing changed
+
+
+async def test_the_real_user_logs_in_while_an_attacker_hammers_her_account_from_elsewhere(tmp_path):
+    server = await start_server(make_settings(tmp_path / "var", trusted_proxies=["127.0.0.1"]))
+    try:
+        async with server.db() as db:
+            user = await add_user(db, "teacher", "Nguyễn Thị Hà")
+            await db.commit()
+        attacker = server.person(None)
+        answers = []
+        for i in range(12):
+            response = await attacker.request("POST", "/auth/login", json={
+                "personal_id": user.personal_id, "password": f"doan-mo-{i}"}, headers={"X-Forwarded-For": "203.0.113.7"})
+            answers.append(response.status)
+        assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}  # the attacker's address is stopped
+        # From her own address she still logs in (a little slower while her account is under attack).
+        teacher = server.person(user)
+        response = await teacher.request("POST", "/auth/login", json={
+            "personal_id": user.personal_id, "password": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.20"})
+        assert response.status == 200, await response.text()
+        # The attacker's counter is not wiped by her success.
+        again = await attacker.request("POST", "/auth/login", json={
+            "personal_id": user.personal_id, "password": "x"}, headers={"X-Forwarded-For": "203.0.113.7"})
+        assert again.status == 429
+    finally:
+        await server.close()
+
+
+async def test_a_school_behind_one_address_is_not_blocked_by_a_few_mistakes(server):
+    """Pupils behind one NAT address mistype their passwords: far more than 20 failures before that
+    address is stopped, and each of them still logs in."""
+    async with server.db() as db:
+        users = [await add_user(db, "student", f"Học Sinh {i}") for i in range(15)]
+        await db.commit()
+    anon = server.person(None)
+    for user in users:
+        for _ in range(2):
+            response = await anon.request("POST", "/auth/login", json={"personal_id": user.personal_id,
+                                                                      "password": "go-nham-mat-khau"})
+            assert response.status == 401
+    for user in users:
+        assert (await server.person(user).login()).status == 200

@@ -1,6 +1,8 @@
 """Login, logout, who am I, change password."""
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from liveclass import auth, cluster
@@ -23,7 +25,9 @@ async def login(request: web.Request, body: LoginRequest) -> web.Response:
     settings = request.app[SETTINGS]
     address = auth.client_address(request)
     async with request.app[DB]() as db:
-        await auth.ensure_not_throttled(db, settings, body.personal_id, address)
+        delay = await auth.ensure_not_throttled(db, settings, body.personal_id, address)
+    await asyncio.sleep(delay)
+    async with request.app[DB]() as db:
         user = await find_user(db, body.personal_id)
         # Verify even for an unknown account: same answer, same time, nothing to learn.
         password_ok = await verify_password_async(user.password_hash if user else None, body.password)
@@ -33,7 +37,7 @@ async def login(request: web.Request, body: LoginRequest) -> web.Response:
             await db.commit()
             raise _BAD_LOGIN
         token, csrf = await auth.open_login(db, settings, user, address)
-        await auth.clear_failures(db, settings, body.personal_id)
+        await auth.clear_failures(db, settings, body.personal_id, address)
         audit(db, user, "login", address=address)
         await db.commit()
     answer = LoginResponse(user=UserOut.model_validate(user), csrf_token=csrf,
@@ -73,7 +77,9 @@ async def change_password(request: web.Request, body: ChangePasswordRequest) -> 
     user = current_user(request)
     settings, address = request.app[SETTINGS], auth.client_address(request)
     async with request.app[DB]() as db:  # guessing the current password counts like a failed login
-        await auth.ensure_not_throttled(db, settings, user.personal_id, address)
+        delay = await auth.ensure_not_throttled(db, settings, user.personal_id, address)
+    await asyncio.sleep(delay)
+    async with request.app[DB]() as db:
         if not await verify_password_async(user.password_hash, body.current_password):
             await auth.record_failure(db, user.personal_id, address)
             await db.commit()
