@@ -26,6 +26,16 @@ Deliver = Callable[[Outgoing, "str | None"], Awaitable[None]]
 MOVING = {"reason": "node_moving", "message": "Moving the class to another server; reconnecting…"}
 
 
+# Events that each carry the whole of something (the hand queue, the lobby, the quality report): of several
+# to one connection in one delivery, only the last matters.
+COALESCED = frozenset({"hand:queue", "lobby:updated", "room:quality"})
+
+
+def _coalesced(outbox: list[Outgoing]) -> list[Outgoing]:
+    last = {(out.sid, out.event): i for i, out in enumerate(outbox) if out.event in COALESCED}
+    return [out for i, out in enumerate(outbox) if out.event not in COALESCED or last[(out.sid, out.event)] == i]
+
+
 class _Discard:
     """The sink of a room this node no longer owns: its events are not records any more."""
 
@@ -60,7 +70,7 @@ class LiveRoom:
         once must not interleave their messages (clients rely on the order of versions)."""
         room = self.room
         async with room.delivery_lock:
-            outbox, room.outbox = room.outbox, []
+            outbox, room.outbox = _coalesced(room.outbox), []
             for out in outbox:
                 await self._deliver(out, requester)
 

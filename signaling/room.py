@@ -34,6 +34,29 @@ ACCOUNT_REMOVALS = {
 }
 CHAT_RATE_COUNT = 5  # at most this many messages ...
 CHAT_RATE_WINDOW = 10.0  # ... in any window of this many seconds
+# Learners' requests that reach the whole class or write records, limited so that one flooding student
+# costs classmates at most a few updates a second: action → (its group, at most COUNT in WINDOW seconds).
+LEARNER_LIMITS: dict[str, tuple[str, int, float]] = {
+    "hand:raise": ("hands", 6, 10.0), "hand:lower": ("hands", 6, 10.0),
+    "media:state": ("media", 10, 10.0),
+    "rtc:publish": ("rtc", 10, 10.0), "rtc:subscribe": ("rtc", 10, 10.0),
+}
+KNOCKS = (5, 60.0)  # at most so many arrivals of one account (lobby knocks) in so many seconds
+
+
+class RateLimit:
+    """At most `count` events in any `window` seconds."""
+
+    def __init__(self, count: int, window: float):
+        self.window = window
+        self.times: deque = deque(maxlen=count)
+
+    def check(self, now: float, what: str) -> None:
+        """Count one more, or refuse it with the seconds to wait."""
+        if len(self.times) == self.times.maxlen and now - self.times[0] < self.window:
+            retry = round(self.window - (now - self.times[0]), 1)
+            raise RoomError("rate_limited", f"{what}; wait {retry} s.", retry_after=retry)
+        self.times.append(now)
 
 
 @dataclass
@@ -51,7 +74,8 @@ class Participant:
     arrived_at: float = field(default_factory=time.time)
     dropped_at: float | None = None
     media: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(SOURCES, False))
-    chat_times: deque = field(default_factory=lambda: deque(maxlen=CHAT_RATE_COUNT))
+    chat_limit: RateLimit = field(default_factory=lambda: RateLimit(CHAT_RATE_COUNT, CHAT_RATE_WINDOW))
+    limits: dict[str, RateLimit] = field(default_factory=dict)  # LEARNER_LIMITS' groups
     was_removed: bool = False  # kicked earlier in this session: the teacher sees it in the lobby
     published: set[str] = field(default_factory=set)  # sources with a publish track (rtc:publish)
     media_epoch: int = 0  # a resume starts new media connections: the old ones belong to an older epoch
@@ -90,6 +114,7 @@ class Room:
         self.sees_classmates = sees_classmates  # do students see each other's cameras?
         self.ended = False
         self.outbox: list[Outgoing] = []
+        self._knocks: dict[int, RateLimit] = {}  # user → their recent arrivals as a learner
         self.delivery_lock = asyncio.Lock()  # held by the server while it sends the outbox
         self.media_lock = asyncio.Lock()  # held while the media plane is brought in step
         # Changes the media plane must follow, and how many of them it has followed: a settle that
@@ -208,6 +233,9 @@ class Room:
         if self.locks["room"] and claims.room_role in LEARNERS:
             # Checked before anything changes: a refused second tab does not cost the first its seat.
             raise RoomError("room_locked", "The teacher has locked the room; try again later.")
+        if claims.room_role in LEARNERS:  # each knock reaches the teacher and the records
+            self._knocks.setdefault(claims.user_id, RateLimit(*KNOCKS)).check(
+                self.clock(), "You have knocked too often; the teacher has seen you")
         if seat is not None:
             # The same account again without the seat's resume token (another tab or device): the
             # newest connection wins and the older one is closed, so one person is never in twice.
@@ -373,6 +401,9 @@ class Room:
             raise RoomError("forbidden", f"Your role ({participant.role}) may not do {policy_action}.")
         if participant.state != "admitted" and action not in ("room:leave", "room:sync"):
             raise RoomError("not_admitted", "Wait until the teacher lets you in.")
+        if participant.role in LEARNERS and action in LEARNER_LIMITS:
+            group, count, window = LEARNER_LIMITS[action]
+            participant.limits.setdefault(group, RateLimit(count, window)).check(self.clock(), "Too many requests")
 
     def handle(self, participant: Participant, action: str, payload: Any) -> Any:
         """Run one request after the policy check; returns the acknowledgement's data."""
@@ -448,12 +479,8 @@ class Room:
                 code = "chat_muted" if sender.permissions.overrides.get("chat") is False else "chat_locked"
                 raise RoomError(code, "The teacher has turned off chat." if code == "chat_locked"
                                 else "The teacher has turned off your chat.")
-        now = self.clock()
-        if sender.role != TEACHER and len(sender.chat_times) == CHAT_RATE_COUNT and \
-                now - sender.chat_times[0] < CHAT_RATE_WINDOW:
-            retry = round(CHAT_RATE_WINDOW - (now - sender.chat_times[0]), 1)
-            raise RoomError("rate_limited", f"You are sending messages too fast; wait {retry} s.", retry_after=retry)
-        sender.chat_times.append(now)
+        if sender.role != TEACHER:
+            sender.chat_limit.check(self.clock(), "You are sending messages too fast")
         message = self._post(sender, text, recipient)
         return {"message_id": message["message_id"]}
 

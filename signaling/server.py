@@ -229,7 +229,7 @@ class LiveServer:
             participant = live.room.arrive(sid, claims, auth.get("resume_token"))
         except (JoinTokenError, RoomError) as exc:
             self._pending.pop(sid, None)
-            raise _refused(exc.code, exc.message) from None
+            raise _refused(exc.code, exc.message, **getattr(exc, "extra", {})) from None
         self._room_of_sid[sid] = claims.session_id
         if participant.role == "teacher" and participant.state == "admitted" and live.recording_notice:
             # The teacher learns that the recording went on as a new recording on this node.
@@ -507,6 +507,6 @@ class LiveServer:
         log.info("session %s moved away", live.session_id)
 
 
-def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
-    # Clients get connect_error with {message, data: {code, message}}.
-    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
+def _refused(code: str, message: str, **extra: Any) -> socketio.exceptions.ConnectionRefusedError:
+    # Clients get connect_error with {message, data: {code, message, …extra such as retry_after}}.
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message, **extra})

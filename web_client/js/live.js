@@ -4,7 +4,8 @@
 import { api } from "./api.js";
 
 // Refusals that mean "ask /join again": the room is on another node, or is moving there right now.
-const JOIN_AGAIN = new Set(["wrong_node", "node_moving", "node_unavailable", "no_node"]);
+// rate_limited: a phone that reconnected too often in a minute waits a little, then knocks again.
+const JOIN_AGAIN = new Set(["wrong_node", "node_moving", "node_unavailable", "no_node", "rate_limited"]);
 
 export class LiveConnection {
   constructor(sessionId, handlers) {
