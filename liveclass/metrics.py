@@ -6,6 +6,7 @@ LIVECLASS_METRICS_TOKEN as a bearer token (a scraper on another machine).
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from aiohttp import web
@@ -26,6 +27,9 @@ class LiveCollector:
     def collect(self):
         live = self.app[LIVE_ROOMS]
         yield GaugeMetricFamily("liveclass_rooms", "Live rooms on this node", value=live.load()["rooms"])
+        # A leak shows here first (a soak watches it stay flat).
+        yield GaugeMetricFamily("liveclass_asyncio_tasks", "Tasks of the node's event loop",
+                                value=len(asyncio.all_tasks()))
         people = GaugeMetricFamily("liveclass_participants", "People in live rooms", labels=["role", "state"])
         for (role, state), n in sorted(live.census().items()):
             people.add_metric([role, state], n)
