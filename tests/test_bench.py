@@ -1,7 +1,8 @@
 """`liveclass bench --quick` end to end, tiny: a real server process, a synthetic teacher and two
 students through the real protocol, the full-class, recording-cost and MediaRelay scenarios scaled
-down; and `--nodes 2:2`, two node processes with a node killed. Checks the shape of the JSON, that
-media flowed, that the recorded class left its files and that the killed node's class came back; no
+down; `--nodes 2:2`, two node processes with a node killed; and `--chat 2`, chat acknowledgements on
+SQLite and PostgreSQL. Checks the shape of the JSON, that media flowed, that the recorded class left
+its files, that the killed node's class came back and that no acknowledged chat message was lost; no
 timing assertions (timings belong in the bench itself)."""
 from __future__ import annotations
 
@@ -103,6 +104,39 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
     # nothing left behind: the database dropped, the Redis keys deleted
     assert scale_out["database"] not in asyncio.run(_databases())
     assert not list(redis.Redis.from_url(REDIS_URL).scan_iter(f"{scale_out['redis_prefix']}:*"))
+
+
+def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
+    """`--chat 2` alone: a teacher and two students chat (steadily, then in two bursts) on SQLite, then
+    on a fresh PostgreSQL database; the server is killed (SIGKILL) after the last answer and every
+    acknowledged message is in chat_messages. About 25 s."""
+    out = tmp_path / "chat.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
+         "--recording", "off", "--relay", "0", "--chat", "2", "--chat-window", "2", "--postgres", POSTGRES_ADMIN_DSN,
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["failed"] == [] and results["scenarios"] == []
+    chats = results["chat"]
+    assert [c["store"] for c in chats] == ["sqlite", "postgresql"]
+    for chat in chats:
+        steady, bursts, every, stored = chat["steady"], chat["bursts"], chat["all"], chat["stored"]
+        assert chat["students"] == 2 and "error" not in chat and "cleanup_errors" not in chat
+        assert steady["sent"] >= 3 and steady["acknowledged"] == steady["sent"] and steady["not_acknowledged"] == {}
+        assert steady["students_ack_ms"]["n"] >= 2 and steady["teacher_ack_ms"]["n"] >= 1
+        assert steady["server_cpu_pct"] >= 0 and steady["messages_per_s"] > 0
+        assert bursts["count"] == len(bursts["each"]) == 2 and bursts["sent"] == bursts["acknowledged"] == 4
+        assert every["acknowledged"] == steady["acknowledged"] + bursts["acknowledged"] == every["ack_ms"]["n"]
+        assert every["ack_ms"]["median"] > 0 and every["ack_ms"]["p95"] >= every["ack_ms"]["median"]
+        # every acknowledged message is in the store after the SIGKILL, and nothing else is
+        assert stored["lost"] == 0 and stored["rows"] == stored["acknowledged"] == every["acknowledged"]
+    assert chats[0]["steady"]["transactions"] is None and chats[1]["steady"]["transactions"] >= 1
+    targets = {t["key"]: t for t in results["targets"]}
+    assert targets["chat_ack_p95_sqlite"]["met"] is None and targets["chat_ack_p95_postgresql"]["met"] is None
+    assert "chat acknowledgement (the records committed first)" in run.stdout
+    assert chats[1]["database"] not in asyncio.run(_databases())  # dropped
 
 
 async def _databases() -> list[str]:

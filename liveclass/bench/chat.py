@@ -30,7 +30,8 @@ from typing import Any
 from liveclass.bench.cluster import FreshDatabase
 from liveclass.bench.peers import now
 from liveclass.bench.runner import (
-    PASSWORD, Options, ServerProcess, Worker, measure_cpu, seed, seed_classes, start_liveclass, summary,
+    PASSWORD, Options, ServerProcess, Worker, cpu_seconds, measure_cpu, processes, seed, seed_classes,
+    start_liveclass, summary,
 )
 
 STORES = ("sqlite", "postgresql")
@@ -38,6 +39,7 @@ STUDENT_INTERVAL = 2.5  # seconds between two messages of a student in the stead
 TEACHER_INTERVAL = 1.0  # the teacher is not rate-limited
 BURST_GAP = 3.0  # seconds from the end of one phase (every answer in) to the next burst (>= STUDENT_INTERVAL)
 PHASE_TIMEOUT = 60.0  # seconds a phase's answers may take beyond its last scheduled message
+CPU_SPAN = 0.1  # psutil counts CPU time in 10 ms ticks: a burst answered sooner has no CPU share
 
 
 def _every(start: float, end: float, interval: float) -> list[float]:
@@ -45,29 +47,45 @@ def _every(start: float, end: float, interval: float) -> list[float]:
     return [start + k * interval for k in range(max(0, math.ceil((end - start) / interval)))]
 
 
-def _phase(records: list[dict]) -> dict:
-    """Messages sent, acknowledged `ok`, refused or unanswered (by code), and the acknowledgements'
-    latency (ms) of one phase."""
-    acknowledged = [r for r in records if r["message_id"]]
-    return {"sent": len(records), "acknowledged": len(acknowledged),
-            "not_acknowledged": dict(Counter(r["error"] for r in records if not r["message_id"])),
-            "ack_ms": summary([r["ack_s"] for r in acknowledged], 1000, 2)}
-
-
-def _stored_sqlite(path: Path, session_id: int) -> set[str]:
+def _stored_sqlite(path: Path, session_id: int) -> dict[str, None]:
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return {row[0] for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
+        return {row[0]: None for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
 
 
-async def _stored_postgresql(dsn: str, session_id: int) -> set[str]:
+async def _stored_postgresql(dsn: str, session_id: int) -> dict[str, str]:
+    """Each row's xmin: the transaction that inserted it (the group commits can be counted)."""
     import asyncpg
 
     connection = await asyncpg.connect(dsn)
     try:
-        rows = await connection.fetch("SELECT id FROM chat_messages WHERE session_id = $1", session_id)
+        rows = await connection.fetch("SELECT id, xmin::text AS tx FROM chat_messages WHERE session_id = $1",
+                                      session_id)
     finally:
         await connection.close()
-    return {row["id"] for row in rows}
+    return {row["id"]: row["tx"] for row in rows}
+
+
+def _phase(records: list[dict], stored: dict[str, str | None]) -> dict:
+    """Messages sent, acknowledged `ok`, refused or unanswered (by code), the acknowledgements'
+    latency (ms) of one phase, and how many transactions wrote its messages (PostgreSQL)."""
+    acknowledged = [r for r in records if r["message_id"]]
+    transactions = {stored[r["message_id"]] for r in acknowledged if stored.get(r["message_id"])}
+    return {"sent": len(records), "acknowledged": len(acknowledged),
+            "not_acknowledged": dict(Counter(r["error"] for r in records if not r["message_id"])),
+            "ack_ms": summary([r["ack_s"] for r in acknowledged], 1000, 2),
+            "transactions": len(transactions) or None}
+
+
+def _burst_numbers(burst: dict) -> dict:
+    """One burst: its first and last answer, and how busy the server and the clients were until the last."""
+    acks = [r["ack_s"] for r in burst["records"] if r["message_id"]]
+    seconds = burst["seconds"]
+    measured = seconds >= CPU_SPAN
+    return {"first_answer_ms": round(1000 * min(acks), 2) if acks else None,
+            "last_answer_ms": round(1000 * seconds, 2),
+            "server_cpu_ms": round(1000 * burst["server_cpu_s"], 1),
+            "server_busy_pct": round(100 * burst["server_cpu_s"] / seconds, 1) if measured else None,
+            "clients_busy_cores": round(burst["clients_cpu_s"] / seconds, 2) if measured else None}
 
 
 class ChatScenario:
@@ -179,16 +197,31 @@ class ChatScenario:
             self._students_chat(times, timeout=window + PHASE_TIMEOUT))
         return {"cpu": cpu, "teacher": teacher["sent"], "students": students}
 
-    async def _bursts(self) -> list[list[dict]]:
+    async def _bursts(self) -> list[dict]:
         """opts.chat_bursts times: every student sends one message at the same instant, BURST_GAP s
         after every answer of the phase before came in."""
         bursts = []
         for b in range(self.opts.chat_bursts):
-            at = now() + BURST_GAP
-            bursts.append(await self._students_chat([[at]] * self.n, timeout=BURST_GAP + PHASE_TIMEOUT))
-            slowest = max((r["ack_s"] or 0 for r in bursts[-1]), default=0)
-            self.say(f"burst {b + 1}: {self.n} messages at once, the last answered after {1000 * slowest:.1f} ms")
+            bursts.append(await self._burst(now() + BURST_GAP))
+            self.say(f"burst {b + 1}: {self.n} messages at once, the last answered after "
+                     f"{1000 * bursts[-1]['seconds']:.1f} ms")
         return bursts
+
+    async def _burst(self, at: float) -> dict:
+        """Every student sends one message at `at`: the records, the time until the last answer, and
+        the CPU seconds the server and the clients used from `at` until then."""
+        clients = processes([self.teacher, *self.workers])
+
+        async def cpu_at(t: float) -> tuple[float, float]:
+            await asyncio.sleep(max(0.0, t - now()))
+            return self.server.cpu(), cpu_seconds(clients)
+
+        (server0, clients0), records = await asyncio.gather(
+            cpu_at(at), self._students_chat([[at]] * self.n, timeout=BURST_GAP + PHASE_TIMEOUT))
+        server1, clients1 = self.server.cpu(), cpu_seconds(clients)
+        answered = [r["t"] + r["ack_s"] for r in records if r["ack_s"] is not None]
+        return {"records": records, "seconds": max(answered, default=at) - at,
+                "server_cpu_s": server1 - server0, "clients_cpu_s": clients1 - clients0}
 
     async def _students_chat(self, times: list[list[float]], timeout: float) -> list[dict]:
         """Student i sends at times[i]; every student's records, in one list."""
@@ -200,38 +233,44 @@ class ChatScenario:
         answers = await asyncio.gather(*calls)
         return [record for answer in answers for student in answer["students"] for record in student["sent"]]
 
-    async def _stored(self) -> set[str]:
-        """The message ids in chat_messages for the session, read with the store's own client."""
+    async def _stored(self) -> dict[str, str | None]:
+        """The message ids in chat_messages for the session, read with the store's own client, each
+        with the transaction that wrote it (PostgreSQL's xmin; None on SQLite)."""
         if self.database is None:
             return await asyncio.to_thread(_stored_sqlite, self.data_dir / "liveclass.db", self.session_id)
         return await _stored_postgresql(self.database.dsn, self.session_id)
 
     # ------------------------------------------------------------------------------------ numbers
-    def _analyse(self, steady: dict, bursts: list[list[dict]], stored: set[str]) -> dict:
-        cpu, window = steady["cpu"], steady["cpu"]["seconds"]
-        every_burst = [r for burst in bursts for r in burst]
+    def _analyse(self, steady: dict, bursts: list[dict], stored: dict[str, str | None]) -> dict:
+        every_burst = [r for burst in bursts for r in burst["records"]]
         everything = [*steady["students"], *steady["teacher"], *every_burst]
         acknowledged = {r["message_id"] for r in everything if r["message_id"]}
-        lost = sorted(acknowledged - stored)
+        lost = sorted(acknowledged - set(stored))
         return {
-            "steady": {**_phase(steady["students"] + steady["teacher"]),
-                       "messages_per_s": round((len(steady["students"]) + len(steady["teacher"])) / window, 1),
-                       "students_ack_ms": _phase(steady["students"])["ack_ms"],
-                       "teacher_ack_ms": _phase(steady["teacher"])["ack_ms"],
-                       "server_cpu_pct": round(100 * cpu["server_core_fraction"], 1),
-                       "server_cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 1),
-                       "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
-                       "other_processes_busy_cores": round(max(0.0, cpu["machine_busy_cores"]
-                                                               - cpu["server_core_fraction"]
-                                                               - cpu["clients_core_fraction"]), 2)},
-            "bursts": {**_phase(every_burst), "count": len(bursts), "size": self.n,
-                       "last_answer_ms": [round(1000 * max((r["ack_s"] or 0 for r in burst), default=0), 2)
-                                          for burst in bursts]},
-            "all": _phase(everything),
+            "steady": self._steady_numbers(steady, stored),
+            "bursts": {**_phase(every_burst, stored), "count": len(bursts), "size": self.n,
+                       "each": [_burst_numbers(burst) for burst in bursts]},
+            "all": _phase(everything, stored),
             "stored": {"server_stopped": "SIGKILL right after the last answer",
-                      "rows": len(stored), "acknowledged": len(acknowledged), "lost": len(lost),
-                      "lost_ids": lost[:5], "stored_without_ok": len(stored - acknowledged)},
+                       "rows": len(stored), "acknowledged": len(acknowledged), "lost": len(lost),
+                       "lost_ids": lost[:5], "stored_without_ok": len(set(stored) - acknowledged)},
         }
+
+    @staticmethod
+    def _steady_numbers(steady: dict, stored: dict[str, str | None]) -> dict:
+        cpu, window = steady["cpu"], steady["cpu"]["seconds"]
+        records = steady["students"] + steady["teacher"]
+        return {**_phase(records, stored),
+                "messages_per_s": round(len(records) / window, 1),
+                "students_ack_ms": _phase(steady["students"], stored)["ack_ms"],
+                "teacher_ack_ms": _phase(steady["teacher"], stored)["ack_ms"],
+                "server_cpu_pct": round(100 * cpu["server_core_fraction"], 1),
+                "server_cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 1),
+                "server_cpu_ms_per_message": round(1000 * cpu["server_core_fraction"] * window / len(records), 2)
+                if records else None,
+                "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
+                "other_processes_busy_cores": round(max(0.0, cpu["machine_busy_cores"] - cpu["server_core_fraction"]
+                                                        - cpu["clients_core_fraction"]), 2)}
 
     # ------------------------------------------------------------------------------------ teardown
     async def _teardown(self) -> None:

@@ -166,8 +166,22 @@ def chat_report(results: dict) -> str | None:
             "server CPU %"]
     parts = [f"chat acknowledgement (the records committed first), {chats[0]['students']} students:",
              markdown_table(head, lines)]
+    parts += [_chat_line(c) for c in chats if c.get("all")]
     parts += [f"{c['name']} FAILED: {c['error']}" for c in chats if c.get("error")]
     return "\n".join(parts)
+
+
+def _chat_line(chat: dict) -> str:
+    """Where one store's time went: the server's CPU per message, and each burst's spread."""
+    steady, bursts = chat["steady"], chat["bursts"]
+    each = "; ".join(f"{_fmt(b['first_answer_ms'], 0)}-{_fmt(b['last_answer_ms'], 0)} ms, server busy "
+                     f"{_fmt(b['server_busy_pct'], 0)} %, clients {_fmt(b['clients_busy_cores'], 2)} cores"
+                     for b in bursts["each"])
+    transactions = "" if not steady.get("transactions") else (
+        f"; transactions: {steady['transactions']} for the steady messages, {bursts['transactions']} for the bursts'")
+    return (f"{chat['name']}: steady {steady['server_cpu_ms_per_message']} ms of server CPU per message "
+            f"(clients {steady['clients_cpu_pct']} % of a core, other load {steady['other_processes_busy_cores']} "
+            f"cores); bursts, first-last answer: {each}{transactions}")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
