@@ -9,7 +9,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +31,30 @@ def _serve(data_dir, port, cwd) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def test_every_acknowledged_message_and_admission_survives_a_kill_right_after(tmp_path):
+@dataclass
+class ServedClass:
+    """A real `liveclass serve` with a running period, its teacher in the room (and a student admitted)."""
+    data_dir: Path
+    school: Any
+    port: int
+    process: subprocess.Popen
+    remote: RemoteServer
+    session_id: int
+    teacher_person: Any
+    teacher: Any
+    student: Any = None
+
+    def restart(self) -> None:
+        self.process = _serve(self.data_dir, self.port, self.data_dir.parent)
+
+    async def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        await self.remote.close()
+
+
+async def _serve_class(tmp_path, with_student: bool = True) -> ServedClass:
     data_dir = tmp_path / "var"
     school = await seed(data_dir)
     port = free_port()
@@ -40,19 +66,26 @@ async def test_every_acknowledged_message_and_admission_survives_a_kill_right_af
         session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
         teacher = await enter(teacher_person, session_id)
         await teacher.wait_for("room:state")
-        student = await admitted(teacher, await remote.logged_in(school.student), session_id)
-
-        # Twenty messages sent at once, each acknowledged; a hand, a lock; then the machine dies.
-        answers = await asyncio.gather(*(teacher.ok("chat:send", {"text": f"Câu {i}"}) for i in range(20)))
-        await student.ok("hand:raise")
-        await teacher.ok("mod:lock", {"what": "chat", "locked": True})
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        student = await admitted(teacher, await remote.logged_in(school.student), session_id) if with_student else None
+    except BaseException:
+        process.kill()
         await remote.close()
+        raise
+    return ServedClass(data_dir, school, port, process, remote, session_id, teacher_person, teacher, student)
+
+
+async def test_every_acknowledged_message_and_admission_survives_a_kill_right_after(tmp_path):
+    served = await _serve_class(tmp_path)
+    school, session_id, data_dir = served.school, served.session_id, served.data_dir
+    try:
+        # Twenty messages sent at once, each acknowledged; a hand, a lock; then the machine dies.
+        answers = await asyncio.gather(*(served.teacher.ok("chat:send", {"text": f"Câu {i}"}) for i in range(20)))
+        await served.student.ok("hand:raise")
+        await served.teacher.ok("mod:lock", {"what": "chat", "locked": True})
+        served.process.send_signal(signal.SIGKILL)
+        served.process.wait(10)
+    finally:
+        await served.close()
 
     with sqlite3.connect(data_dir / "liveclass.db") as db:
         stored = {row[0] for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
@@ -65,36 +98,22 @@ async def test_every_acknowledged_message_and_admission_survives_a_kill_right_af
 
 
 async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(tmp_path):
-    data_dir = tmp_path / "var"
-    school = await seed(data_dir)
-    port = free_port()
-    process = _serve(data_dir, port, tmp_path)
-    remote = RemoteServer(f"http://127.0.0.1:{port}")
+    served = await _serve_class(tmp_path)
+    school, session_id = served.school, served.session_id
     try:
-        await wait_until_healthy(remote.base_url, process)
-        teacher_person = await remote.logged_in(school.teacher)
-        session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
-        teacher = await enter(teacher_person, session_id)
-        await teacher.wait_for("room:state")
-        await admitted(teacher, await remote.logged_in(school.student), session_id)
         await asyncio.sleep(3)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        served.process.send_signal(signal.SIGKILL)
+        served.process.wait(10)
         killed_at = time.time()
         await asyncio.sleep(4)  # the server is down; nobody is in any room
-        await remote.close()
-        process = _serve(data_dir, port, tmp_path)
-        remote = RemoteServer(f"http://127.0.0.1:{port}")
-        await wait_until_healthy(remote.base_url, process)
-        admin = await remote.logged_in(school.admin)
+        served.restart()
+        await wait_until_healthy(served.remote.base_url, served.process)
+        admin = await served.remote.logged_in(school.admin)
         first = await admin.json("GET", f"/sessions/{session_id}/attendance")
         await asyncio.sleep(3)
         again = await admin.json("GET", f"/sessions/{session_id}/attendance")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        await remote.close()
+        await served.close()
     for user in (school.teacher, school.student):
         line = next(p for p in first["items"] if p["user_id"] == user.id)
         (interval,) = line["intervals"]
@@ -131,33 +150,24 @@ async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, schoo
 
 
 async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
-    from tests.media.peers import wait_for
     from tests.media.room_peer import RoomPeer
 
-    data_dir = tmp_path / "var"
-    school = await seed(data_dir)
-    port = free_port()
-    process = _serve(data_dir, port, tmp_path)
-    remote = RemoteServer(f"http://127.0.0.1:{port}")
+    served = await _serve_class(tmp_path, with_student=False)
+    school, session_id, teacher = served.school, served.session_id, served.teacher
     peers = []
     try:
-        await wait_until_healthy(remote.base_url, process)
-        teacher_person = await remote.logged_in(school.teacher)
-        session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
-        teacher = await enter(teacher_person, session_id)
-        await teacher.wait_for("room:state")
         peers.append(media := RoomPeer(teacher))
         await media.publish("A")
         await teacher.ok("media:state", {"camera": True, "microphone": True})
         await teacher.ok("rec:start")
         await asyncio.sleep(3)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        served.process.send_signal(signal.SIGKILL)
+        served.process.wait(10)
         await media.close()
 
-        process = _serve(data_dir, port, tmp_path)
-        await wait_until_healthy(remote.base_url, process)
-        teacher_person = await remote.logged_in(school.teacher)  # the same login: its cookie is in the store
+        served.restart()
+        await wait_until_healthy(served.remote.base_url, served.process)
+        teacher_person = await served.remote.logged_in(school.teacher)
         teacher = await enter(teacher_person, session_id)
         state = await teacher.wait_for("room:state")
         assert state["recording"] is True  # the indicator comes from the server's status
@@ -172,15 +182,12 @@ async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
     finally:
         for peer in peers:
             await peer.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        await remote.close()
+        await served.close()
     recovered = [r for r in recordings if r["recovered"]]
     fresh = [r for r in recordings if not r["recovered"]]
     assert {r["source"] for r in recovered} >= {"camera"} and {r["source"] for r in fresh} >= {"camera"}, recordings
     assert all(r["duration_ms"] > 1000 for r in fresh), recordings
-    with sqlite3.connect(data_dir / "liveclass.db") as db:
+    with sqlite3.connect(served.data_dir / "liveclass.db") as db:
         started = [row[0] for row in db.execute(
             "SELECT data FROM session_events WHERE session_id = ? AND type = 'recording_started' ORDER BY id",
             (session_id,))]
