@@ -163,7 +163,7 @@ async def test_good_file_imports_people_classes_and_links(tmp_path, encoding, ne
                 admin = person
                 admin.csrf = body["csrf_token"]
         await admin.json("POST", "/auth/password",
-                         json={"current_password": passwords[ADMIN][1], "new_password": "Quản-trị-2026"})
+                         json={"current_password": passwords[ADMIN][1], "new_password": "Sông-Hương-mùa-thu"})
         classes = {c["name"]: c for c in (await admin.json("GET", "/classes"))["items"]}
         assert sorted(classes) == ["10A1", "10A2"] and classes["10A1"]["school_year"] == YEAR
         detail = await admin.json("GET", f"/classes/{classes['10A1']['id']}")
