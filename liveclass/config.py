@@ -242,12 +242,7 @@ def prepare_data_dir(settings: Settings) -> Settings:
             sub.mkdir(parents=True, exist_ok=True, mode=0o700)
             if sub.stat().st_uid == os.getuid():
                 sub.chmod(0o700)
-        if not settings.database_url:
-            # SQLite creates its file (and its -wal and -shm files) with the file's own mode: only ours.
-            database = settings.data_dir / "liveclass.db"
-            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
-            if database.stat().st_uid == os.getuid():
-                database.chmod(0o600)
+
     except OSError as exc:
         raise ConfigError(f"Cannot create the data directory {settings.data_dir}: {exc.strerror}") from None
     if settings.secret_key:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -42,7 +44,22 @@ def alembic_config(database_url: str) -> AlembicConfig:
 
 def upgrade_database(database_url: str, revision: str = "head") -> None:
     """Bring the schema to `revision`. Blocking: call from a thread when an event loop runs."""
+    _private_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url), revision)
+
+
+def _private_sqlite_file(database_url: str) -> None:
+    """The SQLite file holds children's personal data: readable by the server's user only. SQLite gives its
+    -wal and -shm files the database file's own mode, so making that one 0600 is enough."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if not path.parent.is_dir():
+        return  # SQLite says why it cannot open it, in the migration's one message
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o600)
 
 
 async def upgrade_database_async(database_url: str) -> None:

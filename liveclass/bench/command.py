@@ -112,6 +112,9 @@ def add_parser(sub) -> None:
                        help="do not run the server and the probe student at nice -5 (they stand for machines of "
                             "their own; by default the synthetic clients and other processes yield to them)")
     bench.add_argument("--quick", action="store_true", help="a smoke run of about a minute (small classes, short windows)")
+    bench.add_argument("--soak", type=float, metavar="MINUTES",
+                       help="the soak instead of the scenarios (a script, not in CI; see soak.py): one class with "
+                            "churn for MINUTES minutes, the server sampled, its records checked at the end")
     bench.add_argument("--out", type=Path, help="write the results as JSON to this file")
     bench.add_argument("--plot", type=Path, help="write a PNG plot to this file (needs matplotlib)")
     bench.add_argument("--keep", action="store_true", help="keep the work directory (server and worker logs)")
@@ -121,6 +124,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("psutil") is None:  # it measures the server process
         raise SystemExit("liveclass: the benchmark needs psutil: pip install 'liveclass[bench]'")
+    if args.soak:
+        from liveclass.bench.soak import run_soak
+        run_soak(args.soak, out=args.out, keep=args.keep, priority=not args.no_priority)
+        return
     from liveclass.bench import report
     from liveclass.bench.runner import Options, remove_workdir, run_all
 
