@@ -470,6 +470,11 @@ class LiveServer:
                         "message": "The server is restarting; reconnect in a moment."}, True)
                     room.leave(participant, "server_stopped")
             await live.settle()
+        # Every connection's transport closes now (a namespace's disconnect leaves it open until the client
+        # closes it), and Engine.IO's background tasks end: the web server then has nothing to wait for.
+        if self.sio.eio.sockets:  # (Engine.IO refuses to close an empty set)
+            await self.sio.eio.disconnect()
+        await self.sio.shutdown()
 
     async def _move_rooms(self) -> None:
         """Drain: hand every room to another node. First, at once, each room's state is saved (with the
