@@ -435,6 +435,7 @@ class Room:
     def _on_lobby_admit(self, teacher: Participant, payload) -> dict:
         targets = self._lobby_targets(payload)
         for target in targets:
+            self._knocks.pop(target.user_id, None)  # let in: earlier knocks no longer count against them
             self._event(ev.LOBBY_ADMITTED, teacher, target, room_role=target.role,
                         waited_seconds=round(self.clock() - target.arrived_at, 3))
             self._enter(target, teacher)
