@@ -107,9 +107,9 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
 
 
 def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
-    """`--chat 2` alone: a teacher and two students chat (steadily, then in two bursts) on SQLite, then
-    on a fresh PostgreSQL database; the server is killed (SIGKILL) after the last answer and every
-    acknowledged message is in chat_messages. About 25 s."""
+    """`--chat 2` alone: a teacher and two students chat (steadily, then in two bursts, then the
+    teacher's last word) on SQLite, then on a fresh PostgreSQL database; the server is killed (SIGKILL)
+    right after the last answer and every acknowledged message is in chat_messages. About 30 s."""
     out = tmp_path / "chat.json"
     run = subprocess.run(
         [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
@@ -130,8 +130,11 @@ def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
         assert bursts["count"] == len(bursts["each"]) == 2 and bursts["sent"] == bursts["acknowledged"] == 4
         assert every["acknowledged"] == steady["acknowledged"] + bursts["acknowledged"] == every["ack_ms"]["n"]
         assert every["ack_ms"]["median"] > 0 and every["ack_ms"]["p95"] >= every["ack_ms"]["median"]
-        # every acknowledged message is in the store after the SIGKILL, and nothing else is
-        assert stored["lost"] == 0 and stored["rows"] == stored["acknowledged"] == every["acknowledged"]
+        # every acknowledged message is in the store after the SIGKILL, and nothing else is; the
+        # teacher's last message too, acknowledged just before the kill
+        assert stored["lost"] == 0 and stored["rows"] == stored["acknowledged"] == every["acknowledged"] + 1
+        assert stored["last_message"] == {"acknowledged": True, "stored": True}
+        assert chat["killed_after_last_answer_ms"] >= 0
     assert chats[0]["steady"]["transactions"] is None and chats[1]["steady"]["transactions"] >= 1
     targets = {t["key"]: t for t in results["targets"]}
     assert targets["chat_ack_p95_sqlite"]["met"] is None and targets["chat_ack_p95_postgresql"]["met"] is None

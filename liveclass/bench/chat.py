@@ -11,9 +11,11 @@ PostgreSQL (a fresh database next to `--postgres`, migrated with `liveclass db u
    for the window; the server's CPU is measured over it;
 4. bursts: every student sends one message at the same instant, a few times, BURST_GAP s apart (each
    student's messages stay at least STUDENT_INTERVAL s apart, so none is rate-limited);
-5. the server is killed (SIGKILL) right after the last acknowledgement, so that nothing a clean
-   shutdown would still write counts; every acknowledged message_id is then looked up in
-   chat_messages (sqlite3 / asyncpg): a missing one is a lost message.
+5. the last word: the teacher sends one more message, and the server is killed (SIGKILL) as soon as
+   its answer is in, so that nothing a clean shutdown or a later periodic write would still store
+   counts; every acknowledged message_id (that one too) is then looked up in chat_messages (sqlite3
+   / asyncpg): a missing one is a lost message. On PostgreSQL each row's xmin also tells which
+   transaction wrote it, so the group commits can be counted.
 The latency is the time from emitting chat:send to receiving its answer, in the sender's process.
 Everything is stopped, and the database dropped, at the end, also after a failure.
 """
@@ -129,10 +131,9 @@ class ChatScenario:
         await self._seat(base_url, accounts)
         steady = await self._steady()
         bursts = await self._bursts()
-        self.server.popen.kill()  # SIGKILL: what is in the store now was committed before the answers
-        await asyncio.to_thread(self.server.popen.wait, 10)
+        last = await self._last_word()
         stored = await self._stored()
-        self.result.update(self._analyse(steady, bursts, stored))
+        self.result.update(self._analyse(steady, bursts, last, stored))
         lost, all_ms = self.result["stored"]["lost"], self.result["all"]["ack_ms"]
         self.say(f"{self.result['all']['acknowledged']} acknowledged: p50 {all_ms['median']} ms, p95 {all_ms['p95']} ms, "
                  f"max {all_ms['max']} ms; {lost} lost")
@@ -223,6 +224,18 @@ class ChatScenario:
         return {"records": records, "seconds": max(answered, default=at) - at,
                 "server_cpu_s": server1 - server0, "clients_cpu_s": clients1 - clients0}
 
+    async def _last_word(self) -> list[dict]:
+        """The teacher sends one more message, and the server gets SIGKILL as soon as its answer is in
+        (a few ms later: sooner than a periodic write would have stored it). Its record, and every
+        other one, must be in the store all the same. (The teacher is not rate-limited: no pause.)"""
+        sent = (await self.teacher.call("chat", times=[now()], text="Hết giờ", timeout=PHASE_TIMEOUT))["sent"]
+        self.server.popen.kill()
+        killed = now()
+        await asyncio.to_thread(self.server.popen.wait, 10)
+        answered = [r["t"] + r["ack_s"] for r in sent if r["ack_s"] is not None]
+        self.result["killed_after_last_answer_ms"] = round(1000 * (killed - answered[0]), 2) if answered else None
+        return sent
+
     async def _students_chat(self, times: list[list[float]], timeout: float) -> list[dict]:
         """Student i sends at times[i]; every student's records, in one list."""
         calls = []
@@ -241,10 +254,10 @@ class ChatScenario:
         return await _stored_postgresql(self.database.dsn, self.session_id)
 
     # ------------------------------------------------------------------------------------ numbers
-    def _analyse(self, steady: dict, bursts: list[dict], stored: dict[str, str | None]) -> dict:
+    def _analyse(self, steady: dict, bursts: list[dict], last: list[dict], stored: dict[str, str | None]) -> dict:
         every_burst = [r for burst in bursts for r in burst["records"]]
         everything = [*steady["students"], *steady["teacher"], *every_burst]
-        acknowledged = {r["message_id"] for r in everything if r["message_id"]}
+        acknowledged = {r["message_id"] for r in [*everything, *last] if r["message_id"]}
         lost = sorted(acknowledged - set(stored))
         return {
             "steady": self._steady_numbers(steady, stored),
@@ -253,7 +266,9 @@ class ChatScenario:
             "all": _phase(everything, stored),
             "stored": {"server_stopped": "SIGKILL right after the last answer",
                        "rows": len(stored), "acknowledged": len(acknowledged), "lost": len(lost),
-                       "lost_ids": lost[:5], "stored_without_ok": len(set(stored) - acknowledged)},
+                       "lost_ids": lost[:5], "stored_without_ok": len(set(stored) - acknowledged),
+                       "last_message": {"acknowledged": bool(last and last[0]["message_id"]),
+                                        "stored": bool(last and last[0]["message_id"] in stored)}},
         }
 
     @staticmethod

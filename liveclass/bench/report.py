@@ -179,9 +179,12 @@ def _chat_line(chat: dict) -> str:
                      for b in bursts["each"])
     transactions = "" if not steady.get("transactions") else (
         f"; transactions: {steady['transactions']} for the steady messages, {bursts['transactions']} for the bursts'")
+    last = chat["stored"]["last_message"]
     return (f"{chat['name']}: steady {steady['server_cpu_ms_per_message']} ms of server CPU per message "
             f"(clients {steady['clients_cpu_pct']} % of a core, other load {steady['other_processes_busy_cores']} "
-            f"cores); bursts, first-last answer: {each}{transactions}")
+            f"cores); bursts, first-last answer: {each}{transactions}; SIGKILL "
+            f"{_fmt(chat.get('killed_after_last_answer_ms'), 1)} ms after the last answer, whose message was "
+            f"{'' if last['stored'] else 'NOT '}stored")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
