@@ -858,20 +858,6 @@ def flatness(samples: list[dict], minutes: float) -> dict:
             entry["trend_per_10_min"] = round(10 * _slope(tail), 3)
         out[key] = entry
     out["all_flat"] = all(out[k].get("flat", True) for k in FLAT_UNITS if k in out)
-    # Like for like: only the samples with the whole class connected in the room (the churn moves the
-    # numbers with the number of people and media connections at that moment).
-    full = max((s.get("participants") or 0 for s in samples), default=0)
-    whole = [s for s in samples if s.get("participants") == full
-             and s.get("participants_by_state", {}).get("admitted") == full]
-    like: dict[str, Any] = {"participants": full}
-    for key in ("rss_mb", "fds", "threads", "tasks", "udp", "media_slots"):
-        e = [s[key] for s in whole if early[0] <= s["minute"] <= early[1] and s.get(key) is not None]
-        l = [s[key] for s in whole if late[0] <= s["minute"] <= late[1] and s.get(key) is not None]
-        if e and l:
-            like[key] = {"early_mean": round(statistics.fmean(e), 2), "late_mean": round(statistics.fmean(l), 2),
-                         "early_n": len(e), "late_n": len(l), "early_range": [min(e), max(e)],
-                         "late_range": [min(l), max(l)]}
-    out["whole_class_samples"] = like
     return out
 
 
