@@ -109,7 +109,7 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
 def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     """`--chat 2` alone: a teacher and two students chat (steadily, then in two bursts, then the
     teacher's last word) on SQLite, then on a fresh PostgreSQL database; the server is killed (SIGKILL)
-    right after the last answer and every acknowledged message is in chat_messages. About 30 s."""
+    right after the last answer and every acknowledged message is in chat_messages. About 27 s."""
     out = tmp_path / "chat.json"
     run = subprocess.run(
         [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
