@@ -6,11 +6,16 @@ acknowledgement waits (`written`) until the batch holding its events is committe
 writer starts a batch at once when someone waits, and every event gathered meanwhile shares its commit —
 so an `ok` means the records hold it even if the process is killed the next moment. Without waiters, a
 batch is written every `interval` seconds. `close()` writes the rest, and runs on a clean shutdown.
+
+An event the store refuses (e.g. a duplicate chat message id) is never stored: it is logged and skipped, and
+`written` raises RecordsRefused to the task that emitted it (the request that did it), so that request is
+never answered `ok` for a record the school does not have.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
@@ -19,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveclass.models import AttendanceInterval, ChatMessage, LiveSession, Recording, SessionEvent
 from signaling import events as ev
-from signaling.events import RoomEvent
+from signaling.events import RecordsRefused, RoomEvent
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,14 @@ def _is_data_error(exc: Exception) -> bool:
                                      for kind in type(cause).__mro__)
 
 
+def _caller() -> asyncio.Task | None:
+    """The task emitting an event or waiting for it: one request (python-socketio runs each in its own task)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
 def _time(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
@@ -47,7 +60,7 @@ class RecordsWriter:
         self._db = db
         self._interval = interval
         self._max_batch = max_batch
-        self._buffer: list[RoomEvent] = []
+        self._buffer: list[tuple[RoomEvent, asyncio.Task | None]] = []  # each event with the task that emitted it
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._write_lock = asyncio.Lock()
@@ -56,27 +69,35 @@ class RecordsWriter:
         self._emitted = 0
         self._done = 0
         self._waiters: list[tuple[int, asyncio.Future]] = []
+        # Tasks that emitted an event the store refused, and how many: their next `written` raises.
+        self._refused: weakref.WeakKeyDictionary[asyncio.Task, int] = weakref.WeakKeyDictionary()
 
     def emit(self, event: RoomEvent) -> None:
-        self._buffer.append(event)
+        self._buffer.append((event, _caller()))
         self._emitted += 1
         if len(self._buffer) >= self._max_batch:
             self._wakeup.set()
 
     async def written(self, timeout: float) -> bool:
+        """True once every event emitted so far is done; False if not within `timeout` (kept, written
+        later). Raises RecordsRefused if the store refused an event this task emitted: it is not stored."""
         target = self._emitted
-        if self._done >= target:
-            return True
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, future))
-        self._wakeup.set()  # a batch now, not at the next interval
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            self._waiters = [(t, f) for t, f in self._waiters if f is not future]
+        in_time = True
+        if self._done < target:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.append((target, future))
+            self._wakeup.set()  # a batch now, not at the next interval
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                in_time = False
+            finally:
+                self._waiters = [(t, f) for t, f in self._waiters if f is not future]
+        caller = _caller()
+        refused = self._refused.pop(caller, 0) if caller is not None else 0
+        if refused:
+            raise RecordsRefused(f"{refused} record(s) could not be stored")
+        return in_time
 
     def _handled(self, count: int) -> None:
         self._done += count
@@ -108,7 +129,7 @@ class RecordsWriter:
                 return
             try:
                 async with self._db() as db:
-                    for event in batch:
+                    for event, _ in batch:
                         await self._write(db, event)
                     await db.commit()
             except Exception as exc:
@@ -116,20 +137,26 @@ class RecordsWriter:
                     self._buffer[:0] = batch  # the store is away: nothing is lost, the next round retries
                     raise
                 await self._write_one_by_one(batch)
+                return
             self._handled(len(batch))
 
-    async def _write_one_by_one(self, batch: list[RoomEvent]) -> None:
-        """One bad event (e.g. for a session the store does not know) must not hold back the others."""
-        for event in batch:
+    async def _write_one_by_one(self, batch: list[tuple[RoomEvent, asyncio.Task | None]]) -> None:
+        """One bad event (e.g. for a session the store does not know, or a duplicate chat message id) must
+        not hold back the others; it is refused to the request that emitted it, never acknowledged."""
+        for i, (event, emitter) in enumerate(batch):
             try:
                 async with self._db() as db:
                     await self._write(db, event)
                     await db.commit()
             except Exception as exc:  # noqa: BLE001
                 if not _is_data_error(exc):
+                    self._buffer[:0] = batch[i:]  # the store went away: these are retried, not lost
                     raise
-                log.error("a %s record of session %s could not be stored (%s); skipped",
-                          event.type, event.session_id, type(exc).__name__)
+                log.error("a %s record of session %s could not be stored (%s); skipped and refused to its "
+                          "request", event.type, event.session_id, type(exc).__name__)
+                if emitter is not None:
+                    self._refused[emitter] = self._refused.get(emitter, 0) + 1
+            self._handled(1)
 
     async def close(self) -> None:
         if self._task:

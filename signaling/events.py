@@ -48,13 +48,19 @@ RECORDING_SAVED = "recording_saved"  # data.manifest: the files, on the session 
 ROOM_ENDED = "room_ended"
 
 
+class RecordsRefused(Exception):
+    """The store refused an event the waiting request emitted (e.g. a duplicate id): it is not stored and
+    never will be. The request must not be answered `ok`."""
+
+
 class EventSink(Protocol):
     def emit(self, event: RoomEvent) -> None:
         """Take the event without blocking the room (buffer it; write it later)."""
 
     async def written(self, timeout: float) -> bool:
         """Wait until every event emitted so far is in the store (False: not within `timeout` seconds).
-        A request's acknowledgement waits for it, so an `ok` means the records hold what it did."""
+        A request's acknowledgement waits for it, so an `ok` means the records hold what it did. Raises
+        RecordsRefused if an event the waiting task emitted was refused by the store (it is not stored)."""
 
 
 class ListSink:

@@ -122,6 +122,12 @@ class Room:
         self.media_changes = 0
         self.media_applied = 0
         self._ids = 0
+        # Chat message ids: m{session}-{incarnation}-{seq}. seq counts every message this room ever posted (kept
+        # in the snapshot; len(self.chat) stops at CHAT_HISTORY), so one room never repeats an id. incarnation is
+        # new, 64 random bits, for every Room object: a room restored from a snapshot older than its last
+        # messages (its node died) continues an old seq, and must still not reissue ids already stored.
+        self.chat_seq = 0
+        self._chat_incarnation = secrets.token_hex(8)
 
     # -- helpers -------------------------------------------------------------------------------------
     def _event(self, type_: str, actor: Participant | None = None, target: Participant | None = None,
@@ -487,7 +493,8 @@ class Room:
 
     def _post(self, sender: Participant, text: str, recipient: Participant | None, kind: str = "text",
               **extra: Any) -> dict:
-        message = {"message_id": f"m{self.session_id}-{len(self.chat)}-{secrets.token_hex(4)}",
+        self.chat_seq += 1
+        message = {"message_id": f"m{self.session_id}-{self._chat_incarnation}-{self.chat_seq}",
                    "from": {"participant_id": sender.participant_id, "name": sender.name, "role": sender.role},
                    "to": ({"participant_id": recipient.participant_id, "name": recipient.name}
                           if recipient else None),

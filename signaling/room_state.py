@@ -27,6 +27,7 @@ def snapshot(room: Room) -> dict[str, Any]:
         "ended": room.ended,
         "locks": dict(room.locks),
         "chat": list(room.chat),
+        "chat_seq": room.chat_seq,
         "hands": [[pid, at] for pid, at in room.hands],
         "removed_users": sorted(room.removed_users),
         "stage": room.stage,
@@ -51,6 +52,7 @@ def restore(room: Room, state: dict[str, Any]) -> list[Participant]:
     room.ended = bool(state["ended"])
     room.locks.update({k: bool(v) for k, v in state["locks"].items() if k in room.locks})
     room.chat = deque(state["chat"], maxlen=room.chat.maxlen)
+    room.chat_seq = int(state.get("chat_seq", len(room.chat)))  # a snapshot of an older node has none
     room.removed_users = set(state["removed_users"])
     room.stage = state["stage"]
     now = room.clock()

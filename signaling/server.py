@@ -70,6 +70,11 @@ MEDIA_REQUESTS = {"rtc:publish", "rtc:subscribe", "rtc:answer", "rtc:candidate"}
 RECORDING_REQUESTS = {"rec:start", "rec:stop", "rec:pause", "rec:resume"}
 
 
+def _records_refused() -> RoomError:
+    return RoomError("records_refused", "Done in the room, but the school's records refused to store it, so it "
+                                        "is not kept; the server logged it. Sending it again makes a new one.")
+
+
 class _LenientMsgPackPacket(MsgPackPacket):
     """msgpack as python-socketio speaks it, but maps with non-string keys decode too: such a request
     then gets its invalid_payload answer instead of being dropped unanswered."""
@@ -315,7 +320,11 @@ class LiveServer:
 
     async def _recorded(self) -> None:
         """An `ok` means the records hold what the request did: wait for the batch that holds it."""
-        if not await self._sink.written(RECORDS_WAIT):
+        try:
+            stored = await self._sink.written(RECORDS_WAIT)
+        except ev.RecordsRefused:
+            raise _records_refused() from None
+        if not stored:
             raise RoomError("records_delayed", "Done, but the school's records could not be saved yet; they are "
                                                "kept and saved as soon as the database answers.")
 
@@ -368,7 +377,13 @@ class LiveServer:
         if command is None:
             raise RoomError("unknown_command", f"Unknown command {name!r}.")
         result = await command(**args)
-        await self._sink.written(RECORDS_WAIT)  # e.g. a handout's chat message is in the records when answered
+        try:
+            await self._sink.written(RECORDS_WAIT)  # e.g. a handout's chat message is in the records when answered
+        except ev.RecordsRefused:
+            # Logged by the writer. A handout's announcement (a chat message) not in the records is not reported
+            # as announced; other commands (adopt, drain, …) stand.
+            if name == "share_handout":
+                raise _records_refused() from None
         return result
 
     async def _live_sessions_command(self) -> list[int]:
