@@ -22,6 +22,7 @@ Private names used (aiortc 1.16.0, file:line):
   rtcrtpsender.py:125-130 __ntp_timestamp/__rtp_timestamp/__octet_count/__packet_count (read by
                         _run_rtcp for the SR), __rtt (read only, for stats)
   rtcrtpsender.py:244 RTCRtpSender._handle_rtcp_packet     wrapped per instance
+  rtcrtpsender.py:475 RTCRtpSender._send_rtcp              wrapped per instance (idle slots are silent)
   rtcdtlstransport.py:378 RTCDtlsTransport._tx_srtp, _state, :683 _register_rtp_receiver
   aioice ice.py:449 Connection._nominated                  the selected pair, for the synchronous send
   rtcrtpreceiver.py:20,301 RemoteBitrateEstimator          not built for send-only slots (see below)
@@ -182,8 +183,9 @@ class SenderTap:
                  on_ready: Callable[[], None],
                  on_keyframe_request: Callable[[], None],
                  on_nack: Callable[[list[int]], None],
-                 on_remb: Callable[[int], None],
-                 on_report: Callable[[int, int, int], None]) -> None:
+                 on_remb: Callable[[int, list[int]], None],
+                 on_report: Callable[[int, int, int, int], None],
+                 sending: Callable[[], bool] = lambda: True) -> None:
         self.sender = sender
         self.ssrc: int = sender._ssrc
         self.rtx_ssrc: int = sender._rtx_ssrc
@@ -204,9 +206,12 @@ class SenderTap:
         self._remote_addr = None
         self._original_send = sender.send
         self._original_rtcp = sender._handle_rtcp_packet
+        self._original_send_rtcp = sender._send_rtcp
+        self._sending = sending
         sender.replaceTrack(ParkedTrack(sender.kind))
         sender.send = self._send  # type: ignore[method-assign]
         sender._handle_rtcp_packet = self._handle_rtcp_packet  # type: ignore[method-assign]
+        sender._send_rtcp = self._send_rtcp  # type: ignore[method-assign]
 
     async def _send(self, parameters) -> None:
         """Wraps RTCRtpSender.send (public): note what was negotiated, then start it as usual."""
@@ -235,7 +240,7 @@ class SenderTap:
                 except ValueError:
                     return
                 if self.ssrc in ssrcs:
-                    self._on_remb(bitrate)
+                    self._on_remb(bitrate, ssrcs)
             return
         if isinstance(packet, RtcpRtpfbPacket):
             if packet.fmt == RTCP_RTPFB_NACK:
@@ -244,8 +249,15 @@ class SenderTap:
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self.ssrc:
-                    self._on_report(report.fraction_lost, report.packets_lost, report.jitter)
+                    self._on_report(report.fraction_lost, report.packets_lost, report.jitter,
+                                    report.highest_sequence)
         await self._original_rtcp(packet)  # RR/SR: aiortc keeps RTT and remote-inbound stats
+
+    async def _send_rtcp(self, packets) -> None:
+        """Wraps RTCRtpSender._send_rtcp: an idle slot stays silent (no SR, SDES or BYE every second
+        for nothing: 7 slots x 45 students of packets that carry no media)."""
+        if self._sending():
+            await self._original_send_rtcp(packets)
 
     # -- the hot path: synchronous SRTP protect + sendto on the selected ICE pair
     def send(self, data: bytes) -> None:
@@ -341,6 +353,7 @@ def _guarded_functions() -> dict[str, Any]:
         "RTCRtpSender._handle_rtcp_packet": S._handle_rtcp_packet,
         "RTCRtpSender._run_rtp": S._run_rtp,
         "RTCRtpSender._run_rtcp": S._run_rtcp,
+        "RTCRtpSender._send_rtcp": S._send_rtcp,
         "RTCDtlsTransport._send_rtp": D._send_rtp,
         "RTCDtlsTransport._handle_rtp_data": D._handle_rtp_data,
         "RTCDtlsTransport._register_rtp_receiver": D._register_rtp_receiver,
@@ -370,6 +383,7 @@ EXPECTED_HASHES: dict[str, str] = {
     "RTCRtpSender._handle_rtcp_packet": "a4ee4c7355f8de7a",
     "RTCRtpSender._run_rtp": "ff597a1d554cb373",
     "RTCRtpSender._run_rtcp": "51e0a924eac4e39b",
+    "RTCRtpSender._send_rtcp": "36c0f53aeac6b686",
     "RTCDtlsTransport._send_rtp": "763b02bceb0b0ab9",
     "RTCDtlsTransport._handle_rtp_data": "5def9061cc3da1f6",
     "RTCDtlsTransport._register_rtp_receiver": "d35a385b0afb20bf",

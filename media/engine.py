@@ -14,6 +14,12 @@ Each peer has up to two connections:
   to add them (slots are never removed).
 Trickled ICE candidates in either direction go through `add_candidate`; candidates that arrive
 before the remote description are held until it is set.
+
+Layers: a publisher may send a video source twice, `camera` and `camera_low` (`screen`, `screen_low`):
+aiortc has no simulcast, so the browser sends a scaled-down clone as one more track. A slot is
+assigned the main source; every TICK the engine chooses per subscriber which layer each slot carries
+(media/links.py: from the subscriber's receiver reports and REMB; or always the low layer in data
+saver mode) and switches layers at the new layer's keyframe.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +43,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from media._aiortc import add_sendonly_transceiver, use_host_addresses
 from media.forwarder import EncodedPacket, PublishedTrack, Slot
+from media.links import AUDIO_COST, LOW, OFF, TICK, LinkControl, LinkReport, VideoSlot, allocate
 
 # "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+) typ host", re.M)
@@ -43,12 +51,22 @@ _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+) typ ho
 log = logging.getLogger(__name__)
 
 #: What each source carries.
-SOURCE_KINDS = {"camera": "video", "screen": "video", "microphone": "audio"}
+SOURCE_KINDS = {"camera": "video", "screen": "video", "microphone": "audio",
+                "camera_low": "video", "screen_low": "video"}
+#: The low layer of a video source, published as a track of its own.
+LOW_LAYERS = {"camera": "camera_low", "screen": "screen_low"}
 #: The steady REMB cap per video source; a publish connection is sent their sum.
-DEFAULT_VIDEO_BITRATES = {"camera": 1_000_000, "screen": 1_500_000}
+DEFAULT_VIDEO_BITRATES = {"camera": 1_000_000, "screen": 1_500_000, "camera_low": 150_000, "screen_low": 60_000}
+#: Bytes on the wire per RTP packet beyond its payload (RTP header and extensions, SRTP tag, UDP, IP),
+#: for the data a student's link used.
+PACKET_OVERHEAD = 50
 REMB_INTERVAL = 1.0
 
 _CODECS = {"video": "video/vp8", "audio": "audio/opus"}
+#: Opus as a weak link needs it: in-band FEC (a lost packet is rebuilt from the next one) and DTX
+#: (nothing sent in silence). In our answer to a publisher they ask its encoder for both; in our offer
+#: to a subscriber they say its decoder may use them.
+OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 
 
 def codec_preferences(kind: str) -> list:
@@ -58,6 +76,15 @@ def codec_preferences(kind: str) -> list:
     if kind == "video":
         preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
     return preferred
+
+
+def set_codecs(transceiver: Any, kind: str) -> None:
+    """Codec preferences, with Opus's FEC and DTX parameters (setCodecPreferences only accepts the
+    capabilities as they are, so the parameters are set on the copies it keeps)."""
+    transceiver.setCodecPreferences(codec_preferences(kind))
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = {**codec.parameters, **OPUS_PARAMETERS}
 
 
 def offered_media(sdp: str) -> list[tuple[str, str | None]]:
@@ -118,6 +145,10 @@ class _Subscriber(_Connection):
         super().__init__(pc)
         self.slots: dict[str, Slot] = {}
         self.transceivers: dict[str, Any] = {}
+        self.priority: list[str] = []  # video slots, most important first (who loses its video last)
+        self.link = LinkControl()
+        self.low_only = False  # data saver: the low layers only
+        self.seen: dict[str, tuple[int, int, int]] = {}  # slot -> (lost, highest sequence, bytes) last tick
 
 
 class MediaEngine:
@@ -141,6 +172,8 @@ class MediaEngine:
         self._subscribers: dict[str, _Subscriber] = {}
         self._tracks: dict[tuple[str, str], PublishedTrack] = {}
         self._paused: set[tuple[str, str]] = set()
+        self._costs: dict[PublishedTrack, tuple[int, float]] = {}  # track -> (bytes, smoothed bit/s)
+        self._adapt_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------- publish
     async def publish(self, peer_id: str, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -171,7 +204,7 @@ class MediaEngine:
         try:
             for kind, mid, source in added:
                 transceiver = publisher.pc.addTransceiver(kind, direction="recvonly")
-                transceiver.setCodecPreferences(codec_preferences(kind))
+                set_codecs(transceiver, kind)
                 pending.append((transceiver, mid,
                                 PublishedTrack(peer_id, source, kind, transceiver.receiver)))
             await publisher.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -191,10 +224,7 @@ class MediaEngine:
             publisher.tracks[track.source] = track
             self._tracks[key] = track
             track.set_paused(key in self._paused)
-            for subscriber in self._subscribers.values():
-                for slot in subscriber.slots.values():
-                    if slot.want == key:
-                        slot.attach(track)
+        self._resolve_publisher(peer_id)
         await publisher.remote_description_set()
         if publisher.remb_task is None:
             publisher.remb_task = asyncio.ensure_future(self._send_remb(publisher))
@@ -247,9 +277,10 @@ class MediaEngine:
             track.keyframes.request()
 
     # ----------------------------------------------------------------------------- subscribe
-    async def open_subscriber(self, peer_id: str, slots: dict[str, str]) -> str:
+    async def open_subscriber(self, peer_id: str, slots: dict[str, str], priority: list[str] | None = None) -> str:
         """The server's offer for a subscribe connection with one sendonly transceiver per slot
-        (name -> "video" | "audio"). On an open connection, new slot names are added by a re-offer."""
+        (name -> "video" | "audio"). On an open connection, new slot names are added by a re-offer.
+        `priority`: the video slots in the order they keep their video on a weak link (default: as given)."""
         subscriber = self._subscribers.get(peer_id)
         new_connection = subscriber is None
         if subscriber is None:
@@ -264,9 +295,14 @@ class MediaEngine:
         for name, kind in slots.items():
             if name not in subscriber.slots:
                 transceiver = add_sendonly_transceiver(subscriber.pc, kind)
-                transceiver.setCodecPreferences(codec_preferences(kind))
+                set_codecs(transceiver, kind)
                 subscriber.slots[name] = Slot(peer_id, name, kind, transceiver.sender)
                 subscriber.transceivers[name] = transceiver
+        video = [name for name, slot in subscriber.slots.items() if slot.kind == "video"]
+        subscriber.priority = [n for n in priority or [] if n in video] + \
+            [n for n in video if n not in (priority or [])]
+        if self._adapt_task is None:
+            self._adapt_task = asyncio.ensure_future(self._adapt())
         await subscriber.pc.setLocalDescription(await subscriber.pc.createOffer())
         return self._announce(subscriber.pc.localDescription.sdp)
 
@@ -290,10 +326,138 @@ class MediaEngine:
             target.want = None
             target.attach(None)
             return
-        if SOURCE_KINDS.get(source) != target.kind:
+        if SOURCE_KINDS.get(source) != target.kind or source in LOW_LAYERS.values():
             raise ValueError(f"slot {slot!r} ({target.kind}) cannot carry a {source}")
         target.want = (publisher_id, source)
-        target.attach(self._tracks.get(target.want))
+        target.attach(self._layer_track(target))
+
+    def set_low_only(self, subscriber_id: str, low_only: bool) -> None:
+        """Data saver: the subscriber's slots carry low layers only (where a source has one)."""
+        subscriber = self._subscribers.get(subscriber_id)
+        if subscriber is None or subscriber.low_only == low_only:
+            return
+        subscriber.low_only = low_only
+        self._choose_layers(subscriber)
+
+    def link(self, subscriber_id: str) -> dict[str, Any] | None:
+        """What a subscriber's link gets now: each video slot's layer, the loss seen, the budget (bit/s,
+        None: unlimited) and the data its subscribe connection used (bytes, headers included)."""
+        subscriber = self._subscribers.get(subscriber_id)
+        if subscriber is None:
+            return None
+        layers = {name: slot.layer for name, slot in subscriber.slots.items()
+                  if slot.kind == "video" and slot.want is not None and self._layers(slot) != (None, None)}
+        data = sum(slot.meter.bytes + PACKET_OVERHEAD * slot.meter.packets for slot in subscriber.slots.values())
+        return {"layers": layers, "loss": round(subscriber.link.loss, 4), "budget": subscriber.link.budget,
+                "low_only": subscriber.low_only, "data_bytes": data}
+
+    def published_bytes(self, publisher_id: str) -> int:
+        """Bytes a publisher has sent us (headers included)."""
+        publisher = self._publishers.get(publisher_id)
+        if publisher is None:
+            return 0
+        return sum(t.meter.bytes + PACKET_OVERHEAD * t.meter.packets for t in publisher.tracks.values())
+
+    # ---------------------------------------------------------------------------------- layers
+    def _layers(self, slot: Slot) -> tuple[PublishedTrack | None, PublishedTrack | None]:
+        """(high, low) tracks of what a slot is assigned; either may be missing."""
+        if slot.want is None:
+            return None, None
+        publisher, source = slot.want
+        low = LOW_LAYERS.get(source)
+        return self._tracks.get(slot.want), self._tracks.get((publisher, low)) if low else None
+
+    def _layer_track(self, slot: Slot) -> PublishedTrack | None:
+        high, low = self._layers(slot)
+        if slot.layer == OFF:
+            return None
+        return (low or high) if slot.layer == LOW else (high or low)
+
+    def _resolve_publisher(self, publisher_id: str) -> None:
+        for subscriber in self._subscribers.values():
+            for slot in subscriber.slots.values():
+                if slot.want is not None and slot.want[0] == publisher_id:
+                    slot.switch(self._layer_track(slot))
+
+    def _choose_layers(self, subscriber: _Subscriber, report: LinkReport | None = None) -> None:
+        """Update the subscriber's link control with this tick's report (if any) and give each video
+        slot the layer that fits."""
+        slots: list[VideoSlot] = []
+        for name in subscriber.priority:
+            slot = subscriber.slots[name]
+            high, low = self._layers(slot)
+            if high is not None or low is not None:
+                slots.append(VideoSlot(name, self._cost(high), self._cost(low)))
+        audio = sum(max(self._cost(s.track) or 0.0, 0.0) for s in subscriber.slots.values()
+                    if s.kind == "audio" and s.live)
+        if report is not None:
+            subscriber.link.update(time.monotonic(), report, audio, slots)
+        choice = allocate(subscriber.link.budget, audio, slots, subscriber.low_only)
+        for name, layer in choice.items():
+            slot = subscriber.slots[name]
+            if slot.layer != layer:
+                slot.layer = layer
+                slot.switch(self._layer_track(slot))
+
+    def _cost(self, track: PublishedTrack | None) -> float | None:
+        """What forwarding a track costs a link, bit/s: smoothed, and never under a share of its
+        nominal rate (a still slide costs little until the next slide)."""
+        if track is None:
+            return None
+        smoothed = self._costs.get(track, (0, 0.0))[1]
+        if track.kind == "audio":
+            return smoothed or AUDIO_COST
+        return max(smoothed, 0.3 * self._video_bitrates.get(track.source, 1_000_000))
+
+    def _measure_costs(self, elapsed: float) -> None:
+        costs = {}
+        for track in self._tracks.values():
+            before, smoothed = self._costs.get(track, (track.meter.bytes, 0.0))
+            rate = 8 * (track.meter.bytes - before) / elapsed if elapsed > 0 else 0.0
+            costs[track] = (track.meter.bytes, rate if not smoothed else 0.7 * smoothed + 0.3 * rate)
+        self._costs = costs
+
+    def _report(self, subscriber: _Subscriber, elapsed: float) -> LinkReport:
+        """What the subscriber's receiver reports said since the last tick, and what we sent."""
+        report = LinkReport()
+        sent_bits = 0.0
+        remb_groups: dict[tuple, tuple[int, float]] = {}
+        for name, slot in subscriber.slots.items():
+            lost_before, highest_before, bytes_before = subscriber.seen.get(
+                name, (slot.packets_lost, slot.highest_sequence, slot.meter.bytes))
+            if slot.highest_sequence != highest_before:
+                expected = (slot.highest_sequence - highest_before) & 0xFFFFFFFF
+                lost = slot.packets_lost - lost_before
+                if 0 < expected < 0x10000:
+                    report.expected += expected
+                    report.lost += max(0, min(lost, expected))
+            sent = 8 * (slot.meter.bytes - bytes_before)
+            sent_bits += sent
+            if slot.remb is not None and slot.remb_fresh:
+                slot.remb_fresh = False
+                bitrate, bits = remb_groups.get(slot.remb_ssrcs, (slot.remb, 0.0))
+                remb_groups[slot.remb_ssrcs] = (bitrate, bits + sent)
+            subscriber.seen[name] = (slot.packets_lost, slot.highest_sequence, slot.meter.bytes)
+        if elapsed > 0:
+            report.sent_bitrate = sent_bits / elapsed
+            ratios = [remb / (bits / elapsed) for remb, bits in remb_groups.values() if bits > 0]
+            if ratios:  # a REMB covers the streams it lists: scale the shortest one to the whole link
+                report.remb = report.sent_bitrate * min(ratios)
+        return report
+
+    async def _adapt(self) -> None:
+        """Every TICK: measure what each track costs, and choose every subscriber's layers."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            try:
+                self._measure_costs(elapsed)
+                for subscriber in list(self._subscribers.values()):
+                    self._choose_layers(subscriber, self._report(subscriber, elapsed))
+            except Exception:  # noqa: BLE001 - a bad report must not end layer selection for everyone
+                log.exception("layer selection failed this tick")
 
     # ------------------------------------------------------------------------ both directions
     async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None:
@@ -331,6 +495,9 @@ class MediaEngine:
             await subscriber.pc.close()
 
     async def close(self) -> None:
+        if self._adapt_task is not None:
+            self._adapt_task.cancel()
+            self._adapt_task = None
         for peer_id in {*self._publishers, *self._subscribers}:
             await self.close_peer(peer_id)
 

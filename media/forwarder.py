@@ -8,6 +8,10 @@ numbering and sends the packet through its SenderTap (nothing is encoded).
 Per slot:
 - it starts at a keyframe (video) and continues its sequence numbers and timestamps forward across
   attach / switch / pause (see rtp.continuing_offsets);
+- a layer change (`switch`) keeps forwarding the current layer until the new one's keyframe arrives,
+  so the picture never freezes for it;
+- while it carries nothing it sends nothing, RTCP included (an idle slot would otherwise send a
+  sender report and SDES every second);
 - its queue is the socket's write buffer, bounded: above BACKLOG_LIMIT the slot skips to the next
   keyframe instead of delaying anyone;
 - the last RING packets it sent are kept to answer the subscriber's NACKs (RTX when negotiated).
@@ -159,7 +163,7 @@ class PublishedTrack:
 
     def close(self) -> None:
         for slot in self.slots:
-            slot.attach(None)
+            slot.track_closed(self)
         if self.keyframes is not None:
             self.keyframes.close()
 
@@ -193,7 +197,7 @@ class PublishedTrack:
         ntp = ntp_now()
         extensions: dict = {}  # extension blocks built for this packet, shared by equal slots
         for slot in self.slots:
-            slot.forward(packet, keyframe, ntp, extensions)
+            slot.forward(self, packet, keyframe, ntp, extensions)
 
     def stats(self) -> dict[str, Any]:
         expected, lost = self.tap.loss()
@@ -211,6 +215,7 @@ class Slot:
     """One send-only transceiver of a subscriber, carrying whatever track it is attached to."""
 
     BACKLOG_LIMIT = 256 * 1024  # bytes in the socket's write buffer before skipping to a keyframe
+    IDLE_AFTER = 2.0  # seconds without media after which the slot sends no RTCP either
     RING = 512  # packets kept for retransmission (~0.5 s of 1 Mbit/s video); a power of two
 
     def __init__(self, subscriber_id: str, name: str, kind: str, sender: Any) -> None:
@@ -218,11 +223,13 @@ class Slot:
         self.name = name
         self.kind = kind
         self.want: tuple[str, str] | None = None  # (publisher id, source) assigned by the engine
+        self.layer = "high"  # which layer of `want` the link selection chose: high, low or off
         self.track: PublishedTrack | None = None
+        self.pending: PublishedTrack | None = None  # the layer it switches to at that layer's keyframe
         self.tap = SenderTap(sender, on_ready=self._on_ready,
                              on_keyframe_request=self._on_keyframe_request,
                              on_nack=self._on_nack, on_remb=self._on_remb,
-                             on_report=self._on_report)
+                             on_report=self._on_report, sending=self._sending)
         self.waiting = True  # for a keyframe (video) or a first packet (audio)
         self.offsets = Offsets(0, 0)
         self.source_base = 0  # first source sequence number forwarded since the last (re)start
@@ -235,11 +242,15 @@ class Slot:
         self.keyframes = self.nacks = self.plis = 0
         self.skips = self.send_errors = 0
         self.fraction_lost = self.packets_lost = self.jitter = 0
+        self.highest_sequence = 0  # extended, from the last receiver report
         self.remb: int | None = None
+        self.remb_ssrcs: tuple[int, ...] = ()  # the streams the last REMB covers
+        self.remb_fresh = False  # a REMB arrived since the link control last looked
 
     # -- wiring
     def attach(self, track: PublishedTrack | None) -> None:
         """Carry `track` from its next keyframe on (None: carry nothing)."""
+        self._cancel_pending()
         if track is self.track:
             return
         if self.track is not None:
@@ -248,6 +259,41 @@ class Slot:
         if track is not None:
             track.add_slot(self)
         self.restart()
+
+    def switch(self, track: PublishedTrack | None) -> None:
+        """Carry `track` instead, without a gap: the current track goes on until `track`'s next keyframe
+        (a layer change). Falls back to `attach` when nothing is being forwarded now."""
+        if track is self.track:
+            self._cancel_pending()
+            return
+        current = self.track
+        if track is None or current is None or current.paused or self.waiting or track.paused:
+            self.attach(track)
+            return
+        if track is self.pending:
+            return
+        self._cancel_pending()
+        self.pending = track
+        track.add_slot(self)
+        if track.keyframes is not None and self.tap.ready:
+            track.keyframes.need(self)
+
+    def track_closed(self, track: PublishedTrack) -> None:
+        if track is self.pending:
+            self._cancel_pending()
+        elif track is self.track:
+            self.attach(None)
+
+    def _cancel_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.remove_slot(self)
+
+    def _complete_switch(self, track: PublishedTrack) -> None:
+        old, self.track, self.pending = self.track, track, None
+        if old is not None:
+            old.remove_slot(self)
+        self.waiting = True  # _start continues the numbering from here
 
     def restart(self) -> None:
         """Forward nothing more until the next keyframe (asked for) of the current track."""
@@ -263,6 +309,15 @@ class Slot:
     def close(self) -> None:
         self.attach(None)
 
+    def _sending(self) -> bool:
+        """Sent media within the last IDLE_AFTER seconds (else its RTCP is held back too)."""
+        return time.monotonic() - self.last_time < self.IDLE_AFTER
+
+    @property
+    def live(self) -> bool:
+        """Forwarding media now."""
+        return self.track is not None and not self.track.paused and not self.waiting
+
     def _on_ready(self) -> None:
         ids = self.tap.extension_ids
         self._extension_key = (ids.get(MID_URI), self.tap.mid, ids.get(ABS_SEND_TIME_URI),
@@ -270,10 +325,14 @@ class Slot:
         self.restart()
 
     # -- hot path
-    def forward(self, packet: Any, keyframe: bool, ntp: int, extensions: dict) -> None:
+    def forward(self, track: PublishedTrack, packet: Any, keyframe: bool, ntp: int, extensions: dict) -> None:
         tap = self.tap
         if not tap.ready:
             return
+        if track is not self.track:
+            if track is not self.pending or not keyframe:
+                return  # the layer it is switching to, before that layer's keyframe
+            self._complete_switch(track)
         sequence = packet.sequence_number
         if self.waiting:
             if not keyframe:
@@ -353,18 +412,19 @@ class Slot:
         self.nacks += 1
         self.retransmissions.resend(lost)
 
-    def _on_remb(self, bitrate: int) -> None:
-        self.remb = bitrate
+    def _on_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        self.remb, self.remb_ssrcs, self.remb_fresh = bitrate, tuple(sorted(ssrcs)), True
 
-    def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
+    def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int, highest_sequence: int) -> None:
         self.fraction_lost, self.packets_lost, self.jitter = fraction_lost, packets_lost, jitter
+        self.highest_sequence = highest_sequence
 
     def stats(self) -> dict[str, Any]:
         publisher, source = self.want if self.want else (None, None)
         rtt = self.tap.rtt()
         return {
             "kind": self.kind, "publisher": publisher, "source": source,
-            "live": self.track is not None and not self.track.paused and not self.waiting,
+            "live": self.live, "layer": self.layer,
             **self.meter.read(),
             "keyframes": self.keyframes, "retransmitted": self.retransmissions.retransmitted,
             "nacks": self.nacks, "plis": self.plis, "skips": self.skips,

@@ -55,6 +55,7 @@ class LiveRoom:
         self.recording_notice: str | None = None  # why the server restarted the recording (told to the teacher)
         self.moved = False  # handed to another node: its state is not saved again, its timers do nothing
         self.released = False  # ended, and its placement forgotten
+        self._links_sent: dict[str, dict] = {}  # participant → the last you:link it was sent
         self._deliver = deliver
         self._router = router
         self._recorder_factory = recorder_factory  # None: rec:start answers recording_unavailable
@@ -132,12 +133,20 @@ class LiveRoom:
             return await self.media.candidate(participant, payload)
 
     def quality_report(self) -> None:
-        """The teacher learns each student's connection quality (room:quality)."""
+        """Everyone who receives media learns what their link gets (you:link, when it changed); the teacher
+        learns each student's (room:quality)."""
         room = self.room
-        teachers = [t for t in room.teachers() if t.connected]
-        if self.media is None or not teachers or room.ended:
+        if self.media is None or room.ended:
             return
-        report = {pid: q for pid, q in self.media.quality().items() if room.participants[pid].role != "teacher"}
+        links = self.media.links()
+        for pid, link in links.items():
+            participant = room.participants[pid]
+            mine = {k: v for k, v in link.items() if k not in ("receiving", "receiving_kbps")}
+            if participant.connected and self._links_sent.get(pid) != mine:
+                self._links_sent[pid] = mine
+                room._send(participant, "you:link", mine)
+        teachers = [t for t in room.teachers() if t.connected]
+        report = {pid: q for pid, q in self.media.quality(links).items() if room.participants[pid].role != "teacher"}
         for teacher in teachers:
             room._send(teacher, "room:quality", {"participants": report})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from signaling.media_plan import TrackRef, plan, slot_layout
+from signaling.media_plan import TrackRef, plan, slot_layout, slot_priority
 from signaling.protocol import RoomError
 from signaling.room import Participant, Room
 
@@ -17,13 +17,17 @@ log = logging.getLogger(__name__)
 
 class Engine(Protocol):  # media.engine.MediaEngine, as this module uses it
     async def publish(self, peer_id: str, offer_sdp: str, sources: dict[str, str]) -> str: ...
-    async def open_subscriber(self, peer_id: str, slots: dict[str, str]) -> str: ...
+    async def open_subscriber(self, peer_id: str, slots: dict[str, str], priority: list[str] | None = None) -> str: ...
     async def subscriber_answer(self, peer_id: str, answer_sdp: str) -> None: ...
     def assign(self, subscriber_id: str, slot: str, publisher_id: str | None, source: str | None) -> None: ...
     def set_paused(self, publisher_id: str, source: str, paused: bool) -> None: ...
     async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None: ...
     async def close_peer(self, peer_id: str) -> None: ...
     async def close_subscriber(self, peer_id: str) -> None: ...
+    def set_low_only(self, subscriber_id: str, low_only: bool) -> None: ...
+    def link(self, subscriber_id: str) -> dict[str, Any] | None: ...
+    def published_bytes(self, publisher_id: str) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
 
 
 def _mids(sdp: str) -> list[str]:
@@ -39,6 +43,11 @@ def rate_connection(loss: float, rtt: float | None) -> str:
     if loss > 0.03 or rtt > 0.3:
         return "weak"
     return "good"
+
+
+def slot_group(slot: str) -> str:
+    """teacher_camera, screen, stage, or grid for every classmate's camera slot (as people see them)."""
+    return "grid" if slot.startswith("grid_") else slot
 
 
 def peer_id(room: Room, participant_id: str) -> str:
@@ -58,6 +67,7 @@ class RoomMedia:
         self._slots: dict[str, dict[str, TrackRef | None]] = {}  # peer → what each slot carries now
         self._forwarding: dict[TrackRef, bool] = {}  # switches applied
         self._epochs: dict[str, int] = {}  # peer → the participant's media epoch its connections belong to
+        self._data_before: dict[str, int] = {}  # participant → bytes used by its connections already closed
 
     def peer(self, participant_id: str) -> str:
         return peer_id(self.room, participant_id)
@@ -87,7 +97,7 @@ class RoomMedia:
             self._subscribed.pop(peer, None)
             self._slots.pop(peer, None)
         layout = slot_layout(p.role, self.room.sees_classmates)
-        offer = await self.engine.open_subscriber(peer, layout)
+        offer = await self.engine.open_subscriber(peer, layout, slot_priority(layout))
         self._subscribed[peer] = layout
         self._slots[peer] = {}
         # The offer's m-lines follow the slots in order: tell the client which mid is which slot.
@@ -123,6 +133,7 @@ class RoomMedia:
             participant = present.get(peer.split("/", 1)[1])
             # Left, dropped or kicked, or back on a new connection (a resume): close its old connections.
             if participant is None or self._epochs.get(peer, participant.media_epoch) != participant.media_epoch:
+                self._bank_data(peer)
                 await self.engine.close_peer(peer)
                 self._forget(peer)
         for participant in present.values():
@@ -137,6 +148,7 @@ class RoomMedia:
             peer = self.peer(participant_id)
             if peer not in self._subscribed:
                 continue
+            self.engine.set_low_only(peer, present[participant_id].saver != "off")
             current = self._slots[peer]
             changed = {slot: ref for slot, ref in slots.items() if current.get(slot) != ref}
             for slot, ref in changed.items():
@@ -155,21 +167,58 @@ class RoomMedia:
             await self.engine.close_peer(peer)
             self._forget(peer)
 
-    def quality(self) -> dict[str, dict[str, Any]]:
-        """Each receiving participant's connection quality, from the RTCP of their subscribe slots."""
+    def _bank_data(self, peer: str) -> None:
+        """Keep what a participant's connections used before they close (data used this period)."""
+        participant_id = peer.split("/", 1)[1]
+        self._data_before[participant_id] = self._data_used(peer)
+
+    def _data_used(self, peer: str) -> int:
+        link = self.engine.link(peer)
+        return self._data_before.get(peer.split("/", 1)[1], 0) + (link["data_bytes"] if link else 0) \
+            + self.engine.published_bytes(peer)
+
+    def links(self) -> dict[str, dict[str, Any]]:
+        """Each receiving participant's link as they should know it (you:link) and the teacher sees it
+        (room:quality): quality, what is received at the low layer or paused because of the link, the
+        data saver mode and the data used this period."""
         subscribers = self.engine.stats()["subscribers"]
         report = {}
         for p in self.room.present():
-            slots = [s for s in subscribers.get(self.peer(p.participant_id), {}).values() if s.get("live")]
-            if not slots:
+            peer = self.peer(p.participant_id)
+            link = self.engine.link(peer) if peer in self._subscribed else None
+            if link is None:
                 continue
-            loss = max(s["loss"] for s in slots)
+            slots = [s for s in subscribers.get(peer, {}).values() if s.get("live")]
+            loss = max([s["loss"] for s in slots] + [link["loss"]])
             rtts = [s["rtt"] for s in slots if s.get("rtt") is not None]
             rtt = max(rtts) if rtts else None
-            report[p.participant_id] = {"quality": rate_connection(loss, rtt), "loss": loss,
-                                        "rtt_ms": round(rtt * 1000) if rtt is not None else None,
-                                        "receiving_kbps": round(sum(s["bitrate"] for s in slots) / 1000)}
+            layers = link["layers"]
+            limited = not link["low_only"]  # in data saver mode the low layers are a choice, not the link
+            reduced = sorted({slot_group(n) for n, layer in layers.items() if layer == "low" and limited})
+            paused = sorted({slot_group(n) for n, layer in layers.items() if layer == "off"})
+            quality = rate_connection(loss, rtt)
+            if quality == "good" and (reduced or paused):
+                quality = "weak"
+            if not layers:
+                video = "none"
+            elif all(layer == "off" for layer in layers.values()):
+                video = "paused"
+            elif any(layer != "high" for layer in layers.values()):
+                video = "low"
+            else:
+                video = "high"
+            report[p.participant_id] = {
+                "quality": quality, "video": video, "reduced": reduced, "paused": paused, "saver": p.saver,
+                "data_bytes": self._data_used(peer), "loss": round(loss, 4),
+                "rtt_ms": round(rtt * 1000) if rtt is not None else None,
+                "receiving_kbps": round(sum(s["bitrate"] for s in slots) / 1000), "receiving": bool(slots)}
         return report
+
+    @staticmethod
+    def quality(links: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The teacher's view (room:quality): everyone who receives something, or whose video the link paused."""
+        return {pid: {k: v for k, v in link.items() if k != "receiving"} for pid, link in links.items()
+                if link["receiving"] or link["paused"]}
 
     def _forget(self, peer: str) -> None:
         self._subscribed.pop(peer, None)

@@ -9,7 +9,10 @@ room only changes what each slot carries. Rules:
 - the teacher sees every student's camera (grid slots); students see each other's cameras only when the
   room's setting allows it;
 - nobody receives their own media; a track is forwarded only while it is published, switched on by its
-  owner and permitted (mutes, locks and revokes stop it at once).
+  owner and permitted (mutes, locks and revokes stop it at once);
+- a low layer (camera_low, screen_low) follows its source's switch; slots are assigned the source, and
+  the media engine picks the layer per subscriber from its link;
+- data saver: "screen" keeps the audio and the screen slot only, "audio" the audio only.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 
 AUDIO_SLOTS = 3
 GRID_SLOTS = 12
+LOW_LAYERS = {"camera": "camera_low", "screen": "screen_low"}
+VIDEO_PRIORITY = ("screen", "teacher_camera", "stage")  # who keeps video longest on a weak link; then the grid
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,18 @@ def slot_layout(role: str, sees_classmates: bool) -> dict[str, str]:
     return slots
 
 
+def slot_priority(layout: dict[str, str]) -> list[str]:
+    """The video slots of a layout, most important first: the lesson's screen, the teacher, the stage,
+    then the classmates."""
+    video = [name for name, kind in layout.items() if kind == "video"]
+    return [n for n in VIDEO_PRIORITY if n in video] + [n for n in video if n not in VIDEO_PRIORITY]
+
+
+def _saver_keeps(slot: str, saver: str) -> bool:
+    """Whether a video slot carries anything under the viewer's data saver mode."""
+    return saver == "off" or (saver == "screen" and slot == "screen")
+
+
 @dataclass
 class MediaView:
     """What the plan needs to know of one participant."""
@@ -44,10 +61,12 @@ class MediaView:
     switched_on: frozenset[str]  # sources the owner has on (media:state)
     permitted: frozenset[str]  # sources the owner may send now (permissions and locks)
     unmuted_at: float = 0.0  # when the microphone went on: the latest speakers get the audio slots
+    saver: str = "off"  # the viewer's data saver mode
 
 
 def forwarded(view: MediaView) -> set[str]:
-    return set(view.published & view.switched_on & view.permitted)
+    live = set(view.published & view.switched_on & view.permitted)
+    return live | {LOW_LAYERS[s] for s in live if s in LOW_LAYERS and LOW_LAYERS[s] in view.published}
 
 
 def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
@@ -87,6 +106,11 @@ def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
             grid = [c for c in cameras if c.participant_id != viewer.participant_id][:GRID_SLOTS]
             for i in range(1, GRID_SLOTS + 1):
                 slots[f"grid_{i}"] = grid[i - 1] if i <= len(grid) else None
+        if viewer.saver != "off":
+            for name in slot_layout(viewer.role, sees_classmates):
+                if name in slots and not name.startswith("audio") and name != "teacher_audio" \
+                        and not _saver_keeps(name, viewer.saver):
+                    slots[name] = None
         assignments[viewer.participant_id] = slots
 
     switches = {TrackRef(v.participant_id, source): source in live[v.participant_id]

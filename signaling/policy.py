@@ -23,6 +23,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "hand:raise": frozenset({STUDENT, GUEST}),
     "hand:lower": frozenset({TEACHER, STUDENT, GUEST}),  # learners: their own hand only
     "media:state": frozenset({TEACHER, STUDENT, GUEST}),
+    "media:saver": frozenset({TEACHER, STUDENT, OBSERVER, GUEST}),
     "mod:mute": frozenset({TEACHER}),
     "mod:kick": frozenset({TEACHER}),
     "mod:lock": frozenset({TEACHER}),

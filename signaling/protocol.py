@@ -103,12 +103,18 @@ MAX_SDP = 60_000
 
 class PublishTrack(Payload):
     mid: Annotated[str, StringConstraints(min_length=1, max_length=16)]
-    source: Literal["camera", "microphone", "screen"]
+    # camera_low / screen_low: the low layer of the camera / screen, for subscribers on weak links
+    source: Literal["camera", "microphone", "screen", "camera_low", "screen_low"]
 
 
 class PublishRequest(Payload):
     sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP)]
-    tracks: list[PublishTrack] = Field(max_length=3)
+    tracks: list[PublishTrack] = Field(max_length=5)
+
+
+class SaverRequest(Payload):
+    # data saver: "screen" = audio and the shared screen only, "audio" = audio only
+    mode: Literal["off", "screen", "audio"]
 
 
 class AnswerRequest(Payload):

@@ -38,7 +38,7 @@ CHAT_RATE_WINDOW = 10.0  # ... in any window of this many seconds
 # costs classmates at most a few updates a second: action → (its group, at most COUNT in WINDOW seconds).
 LEARNER_LIMITS: dict[str, tuple[str, int, float]] = {
     "hand:raise": ("hands", 6, 10.0), "hand:lower": ("hands", 6, 10.0),
-    "media:state": ("media", 10, 10.0),
+    "media:state": ("media", 10, 10.0), "media:saver": ("media", 10, 10.0),
     "rtc:publish": ("rtc", 10, 10.0), "rtc:subscribe": ("rtc", 10, 10.0),
 }
 KNOCKS = (5, 60.0)  # at most so many arrivals of one account (lobby knocks) in so many seconds
@@ -78,6 +78,7 @@ class Participant:
     limits: dict[str, RateLimit] = field(default_factory=dict)  # LEARNER_LIMITS' groups
     was_removed: bool = False  # kicked earlier in this session: the teacher sees it in the lobby
     published: set[str] = field(default_factory=set)  # sources with a publish track (rtc:publish)
+    saver: str = "off"  # data saver (media:saver): off, screen or audio; kept across a resume
     media_epoch: int = 0  # a resume starts new media connections: the old ones belong to an older epoch
     unmuted_at: float = 0.0
 
@@ -393,7 +394,8 @@ class Room:
         """The connected participants as the media plan sees them."""
         return [MediaView(p.participant_id, p.role, frozenset(p.published),
                           frozenset(s for s, on in p.media.items() if on),
-                          frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)), p.unmuted_at)
+                          frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)), p.unmuted_at,
+                          p.saver)
                 for p in self.present() if p.connected]
 
     def add_published(self, participant: Participant, sources: set[str]) -> None:
@@ -574,6 +576,11 @@ class Room:
             self._event(ev.MEDIA_CHANGED, p, p, **changed)
             self._participant_updated(p)
         return {"media": dict(p.media)}
+
+    def _on_media_saver(self, p: Participant, payload) -> dict:
+        """Data saver: what this participant receives (the media plan reads it); not a record."""
+        p.saver = payload.mode
+        return {"mode": p.saver}
 
     def _force_off(self, target: Participant, source: str, by: Participant) -> None:
         if target.media.get(source):

@@ -52,6 +52,7 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "hand:raise": proto.Empty,
     "hand:lower": proto.HandLower,
     "media:state": proto.MediaState,
+    "media:saver": proto.SaverRequest,
     "mod:mute": proto.MuteRequest,
     "mod:kick": proto.KickRequest,
     "mod:lock": proto.LockRequest,
