@@ -1,0 +1,94 @@
+"""Two layers of one source through the engine: a slot carries the layer chosen for its subscriber and
+switches without renegotiation; a slot with nothing to carry is silent."""
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import AudioStreamTrack
+from aiortc.rtp import RtcpSrPacket
+
+from media import MediaEngine
+from tests.media.peers import PatternTrack, Publisher, Subscriber, wait_for
+
+
+async def _publisher_with_layers(engine: MediaEngine) -> Publisher:
+    """Pattern A on the camera, pattern B on its low layer (the picture tells which layer arrives)."""
+    publisher = Publisher(engine, "teacher", video=False, audio=False)
+    publisher._tracks = [("camera", PatternTrack("A")), ("camera_low", PatternTrack("B")),
+                         ("microphone", AudioStreamTrack())]
+    await publisher.connect()
+    return publisher
+
+
+async def test_a_slot_carries_the_layer_chosen_for_its_subscriber_and_switches_back():
+    engine = MediaEngine()
+    publisher = await _publisher_with_layers(engine)
+    saver = Subscriber(engine, "saver", {"cam": "video"})
+    normal = Subscriber(engine, "normal", {"cam": "video"})
+    try:
+        await saver.connect({"cam": ("teacher", "camera")})
+        await normal.connect({"cam": ("teacher", "camera")})
+        await wait_for(lambda: saver.last_pattern["cam"] == "A" and normal.last_pattern["cam"] == "A", 15,
+                       "the high layer for both")
+
+        engine.set_low_only("saver", True)
+        await wait_for(lambda: saver.last_pattern["cam"] == "B", 10, "the low layer for the data saver")
+        seen_before = len(normal.patterns_seen["cam"])
+        await asyncio.sleep(1.0)
+        assert set(normal.patterns_seen["cam"][seen_before:]) == {"A"}, "the other subscriber must not change"
+        assert engine.link("saver")["layers"] == {"cam": "low"}
+        assert engine.link("normal")["layers"] == {"cam": "high"}
+
+        engine.set_low_only("saver", False)
+        await wait_for(lambda: saver.last_pattern["cam"] == "A", 10, "the high layer again")
+        # One stream all along: the switch rewrote SSRC and numbering, nothing was renegotiated.
+        receiver = next(t.receiver for t in saver.pc.getTransceivers())
+        assert len({s.source for s in receiver.getSynchronizationSources()}) <= 1
+        assert engine.link("saver")["data_bytes"] > 0
+    finally:
+        await saver.close()
+        await normal.close()
+        await publisher.close()
+        await engine.close()
+
+
+async def test_a_low_layer_cannot_be_assigned_as_a_source_of_its_own():
+    engine = MediaEngine()
+    subscriber = Subscriber(engine, "s", {"cam": "video"})
+    try:
+        await subscriber.connect()
+        try:
+            engine.assign("s", "cam", "teacher", "camera_low")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a low layer is chosen by the engine, never assigned")
+    finally:
+        await subscriber.close()
+        await engine.close()
+
+
+async def test_a_slot_that_carries_nothing_sends_no_rtcp():
+    engine = MediaEngine()
+    publisher = await _publisher_with_layers(engine)
+    subscriber = Subscriber(engine, "s", {"cam": "video", "idle": "video"})
+    reports = {"cam": 0, "idle": 0}
+    try:
+        await subscriber.connect({"cam": ("teacher", "camera")})
+        mids = {mid: name for name, mid in engine.slot_mids("s").items()}
+        for transceiver in subscriber.pc.getTransceivers():
+            name, receiver = mids[transceiver.mid], transceiver.receiver
+            original = receiver._handle_rtcp_packet
+
+            async def counting(packet, name=name, original=original):
+                if isinstance(packet, RtcpSrPacket):
+                    reports[name] += 1
+                await original(packet)
+            receiver._handle_rtcp_packet = counting
+        await wait_for(lambda: subscriber.last_pattern["cam"] == "A", 15, "the camera")
+        await wait_for(lambda: reports["cam"] >= 3, 10, "sender reports on the live slot")
+        assert reports["idle"] == 0, "an idle slot sent sender reports"
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await engine.close()
