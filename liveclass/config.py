@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 SECRET_FILE_NAME = "secret_key"
+# turn: or turns:, a host (name, IPv4 or [IPv6]), an optional port, an optional ?transport=udp|tcp (RFC 7065)
+TURN_URL = re.compile(r"^turns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\?transport=(udp|tcp))?$")
 
 
 class ConfigError(Exception):
@@ -87,6 +89,17 @@ class Settings(BaseSettings):
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ])
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # The school's TURN server with short-lived credentials (coturn's `use-auth-secret`, liveclass/turn.py):
+    # every /join answer gets its own username and credential made from `turn_secret`, valid for
+    # `turn_credential_seconds`. Both the URLs and the secret, or neither.
+    turn_urls: list[str] = Field(default_factory=list)
+    # coturn's `static-auth-secret`. SecretStr: shown as '**********' in reprs and never logged or answered.
+    turn_secret: SecretStr | None = None
+    # coturn checks the expiry whenever a relay is set up (a relay already running keeps going through its
+    # refreshes: checked with coturn 4.6.1, tests/test_turn.py). A client sets up new relays with the same
+    # join answer all through the period (camera or screen share turned on later, a renegotiation), so a
+    # credential must outlive the longest period plus its overtime. A new /join (every reconnect) gets a new one.
+    turn_credential_seconds: int = Field(4 * 3600, ge=60, le=86400)
     # The retention run (liveclass/archive/retention.py): this long after start, then every
     # `retention_interval_hours` (0: never; run `liveclass records purge` instead).
     retention_interval_hours: float = Field(24, ge=0)
@@ -127,6 +140,36 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be a base URL starting with http:// or https://")
         return value
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not TURN_URL.match(url):
+                raise ValueError(f"{url!r} is not a TURN URL: write e.g. turn:turn.truong.edu.vn:3478?transport=udp "
+                                 "or turns:turn.truong.edu.vn:443?transport=tcp (STUN servers go in ice_servers)")
+        return value
+
+    @field_validator("turn_secret")
+    @classmethod
+    def _turn_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # LIVECLASS_TURN_SECRET="" is "not set"
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters long (coturn's static-auth-secret; make it long "
+                             "and random, e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _turn_complete(self) -> "Settings":
+        if self.turn_urls and self.turn_secret is None:
+            raise ValueError("turn_secret: LIVECLASS_TURN_URLS is set but LIVECLASS_TURN_SECRET is not; set it to "
+                             "coturn's static-auth-secret, or unset LIVECLASS_TURN_URLS")
+        if self.turn_secret is not None and not self.turn_urls:
+            raise ValueError("turn_urls: LIVECLASS_TURN_SECRET is set but LIVECLASS_TURN_URLS is not; list the TURN "
+                             "server's URLs as JSON, e.g. "
+                             '["turn:turn.truong.edu.vn:3478?transport=udp"], or unset LIVECLASS_TURN_SECRET')
+        return self
 
     @model_validator(mode="after")
     def _reachable_node(self) -> "Settings":
@@ -215,14 +258,20 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         return dict(self._values)
 
 
+def _problem(err: Any) -> str:
+    """One validation error as `setting: what is wrong`. A check across settings names the setting in
+    its own message, so it gets no `config:` prefix; pydantic's "Value error, " prefix goes."""
+    message = err["msg"].removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {message}" if where else message
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning any validation problem into one readable ConfigError."""
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"Invalid configuration: {problems}") from None
     except SettingsError as exc:
         # A list or nested value (e.g. LIVECLASS_ICE_SERVERS) that is not JSON fails before validation.

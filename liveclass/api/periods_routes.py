@@ -6,7 +6,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import select
 
-from liveclass import auth, cluster, periods
+from liveclass import auth, cluster, periods, turn
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
 from liveclass.api.schemas import (
     ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
@@ -195,7 +195,10 @@ async def join_session(request: web.Request) -> web.Response:
                                 name=user.full_name, personal_id=user.personal_id, on_roster=on_roster,
                                 ttl_seconds=settings.join_token_ttl_seconds)
     node = await cluster.place(request, session.id)  # the node that hosts the room, on any node asked
+    ice_servers = [IceServerOut(**s.model_dump()) for s in settings.ice_servers]
+    relay = turn.ice_server(settings, user.id)  # the school's TURN, with a credential of its own (liveclass/turn.py)
+    if relay is not None:
+        ice_servers.append(relay)
     return dump(JoinResponse(
         token=token, expires_in=settings.join_token_ttl_seconds, room_role=room_role, session_id=session.id,
-        connect=ConnectInfo(**cluster.connect_info(request, node)),
-        ice_servers=[IceServerOut(**s.model_dump()) for s in settings.ice_servers]))
+        connect=ConnectInfo(**cluster.connect_info(request, node)), ice_servers=ice_servers))
