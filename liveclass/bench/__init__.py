@@ -9,6 +9,8 @@ unrecorded and recorded on one server); the naive MediaRelay relay as the baseli
   worker.py   the teacher / students worker processes
   peers.py    publisher (knows when each frame left) and counting subscriber (never decodes)
   sources.py  synthetic camera, screen and voice; VP8 encoding and packetisation
+  badlink.py  a user-space weak link (rate, loss, delay) between media clients and the server
+  layered.py  two-layer publishers (pre-encoded VP8) and measuring subscribers (fps, layer, audio gaps)
   client.py   HTTP login/join and the Socket.IO protocol
   relay.py    the MediaRelay baseline server
   profile.py  cProfile summary of the server (profiled_serve.py runs it under cProfile)
