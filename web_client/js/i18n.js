@@ -98,6 +98,28 @@ const CATALOGUE = {
     "room.reconnecting": "Đang kết nối lại…",
     "room.moving": "Đang chuyển lớp sang máy chủ khác…",
     "room.weak": "Kết nối yếu",
+    // Weak links (issue 13): data saver, what a weak link turned down, data used.
+    "saver.title": "Tiết kiệm dữ liệu",
+    "saver.off": "Tắt", "saver.screen": "Âm thanh + màn hình", "saver.audio": "Chỉ âm thanh",
+    "saver.failed": "Chưa đổi được chế độ tiết kiệm dữ liệu. Vui lòng thử lại.",
+    "saver.failed.offline": "Chưa đổi được chế độ tiết kiệm dữ liệu: đang mất kết nối với máy chủ.",
+    "saver.failed.timeout": "Chưa đổi được chế độ tiết kiệm dữ liệu: máy chủ chưa trả lời. Vui lòng thử lại.",
+    "saver.failed.rate_limited": "Bạn đổi chế độ quá nhanh. Vui lòng chờ vài giây rồi thử lại.",
+    "saver.failed.media_unavailable": "Máy chủ này không truyền âm thanh và hình ảnh.",
+    "saver.failed.forbidden": "Bạn không dùng được chế độ tiết kiệm dữ liệu trong lớp này.",
+    "link.weak": "Kết nối yếu: {what}",
+    "link.reduced_one": "{items} đang ở chất lượng thấp", "link.reduced_many": "{items} đang ở chất lượng thấp",
+    "link.paused_one": "tạm dừng {items} để giữ âm thanh", "link.paused_many": "tạm dừng {items} để giữ âm thanh",
+    "link.weak_only": "âm thanh và hình ảnh có thể bị gián đoạn",
+    "link.item.teacher_camera": "camera giáo viên", "link.item.screen": "màn hình chia sẻ",
+    "link.item.stage": "camera của học sinh được mời lên bảng", "link.item.grid": "camera của các bạn cùng lớp",
+    "link.item.grid_teacher": "camera của học sinh",
+    "link.dismiss": "Đóng thông báo kết nối yếu",
+    "link.data_used": "Dữ liệu đã dùng: {mb} MB",
+    "link.video.low": "Chất lượng thấp", "link.video.paused": "Tạm dừng video", "link.video.none": "Chỉ âm thanh",
+    "link.loss": "Mất gói {percent}%",
+    "link.data": "{mb} MB",
+    "link.saver": "Tiết kiệm dữ liệu: {mode}",
     "chat.placeholder": "Nhập tin nhắn…",
     "chat.send": "Gửi",
     "chat.to_everyone": "Cả lớp",
@@ -497,6 +519,27 @@ const CATALOGUE = {
     "room.reconnecting": "Reconnecting…",
     "room.moving": "Moving the class to another server…",
     "room.weak": "Weak connection",
+    "saver.title": "Data saver",
+    "saver.off": "Off", "saver.screen": "Audio + screen", "saver.audio": "Audio only",
+    "saver.failed": "The data saver could not be changed. Please try again.",
+    "saver.failed.offline": "The data saver could not be changed: no connection to the server.",
+    "saver.failed.timeout": "The data saver could not be changed: the server did not answer. Please try again.",
+    "saver.failed.rate_limited": "You changed it too quickly. Please wait a few seconds and try again.",
+    "saver.failed.media_unavailable": "This server carries no audio or video.",
+    "saver.failed.forbidden": "You cannot use the data saver in this class.",
+    "link.weak": "Weak connection: {what}",
+    "link.reduced_one": "{items} is at low quality", "link.reduced_many": "{items} are at low quality",
+    "link.paused_one": "{items} is paused to keep the sound", "link.paused_many": "{items} are paused to keep the sound",
+    "link.weak_only": "sound and picture may break up",
+    "link.item.teacher_camera": "the teacher's camera", "link.item.screen": "the shared screen",
+    "link.item.stage": "the camera of the student on stage", "link.item.grid": "your classmates' cameras",
+    "link.item.grid_teacher": "the students' cameras",
+    "link.dismiss": "Dismiss the weak connection notice",
+    "link.data_used": "Data used: {mb} MB",
+    "link.video.low": "Low quality", "link.video.paused": "Video paused", "link.video.none": "Audio only",
+    "link.loss": "Loss {percent}%",
+    "link.data": "{mb} MB",
+    "link.saver": "Data saver: {mode}",
     "chat.placeholder": "Type a message…",
     "chat.send": "Send",
     "chat.to_everyone": "Everyone",
@@ -843,6 +886,17 @@ export function formatDate(iso) {
   return new Intl.DateTimeFormat(language === "vi" ? "vi-VN" : "en-GB",
     { timeZone: TIME_ZONE, weekday: "long", day: "numeric", month: "numeric", year: "numeric" })
     .format(new Date(iso));
+}
+
+// Numbers as people write them: "12,3" in Vietnamese, "12.3" in English.
+export function formatNumber(value, digits = 1) {
+  return new Intl.NumberFormat(language === "vi" ? "vi-VN" : "en-GB",
+    { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+}
+
+// "A, B và C" / "A, B and C".
+export function formatList(items) {
+  return new Intl.ListFormat(language === "vi" ? "vi" : "en-GB", { type: "conjunction" }).format(items);
 }
 
 export function todayRange() {

@@ -1,7 +1,30 @@
 // Camera, microphone and screen: one publish connection (we offer) and one subscribe connection
 // (the server offers a fixed set of slots and switches what each carries: rtc:slots).
-const SOURCES = ["camera", "microphone", "screen"];
-const KIND = { camera: "video", microphone: "audio", screen: "video" };
+// Weak links (issue 13): the teacher's camera and every shared screen also go out as a second, low
+// layer (`camera_low`, `screen_low`: a clone of the track, scaled down and capped) on the same publish
+// connection; the server picks, per subscriber, which layer a slot carries. Students' and guests'
+// cameras send one modest layer only.
+const KIND = { camera: "video", microphone: "audio", screen: "video", camera_low: "video", screen_low: "video" };
+const LOW = { camera: "camera_low", screen: "screen_low" }; // a source -> its low layer
+const LEARNERS = new Set(["student", "guest"]);
+
+// What each role's publish connection carries, low layers included (all listed in every rtc:publish).
+export function publishedSources(role) {
+  return LEARNERS.has(role) ? ["camera", "microphone", "screen", "screen_low"]
+    : ["camera", "microphone", "screen", "camera_low", "screen_low"];
+}
+
+// Ask the browser's encoder for `encoding` (and send parameters like degradationPreference) on a sender.
+async function encode(sender, encoding, extra = {}) {
+  const params = sender.getParameters();
+  params.encodings = [{ ...(params.encodings?.[0] || {}), ...encoding }];
+  try {
+    await sender.setParameters({ ...params, ...extra });
+  } catch (error) {
+    if (!Object.keys(extra).length) return console.warn("setParameters", error);
+    await encode(sender, encoding); // an older browser without degradationPreference: the encoding alone
+  }
+}
 
 function onlyCodec(transceiver, kind, name) {
   // The room has one codec per kind (VP8, Opus): the server forwards, it never transcodes.
@@ -24,33 +47,43 @@ function gathered(pc, timeoutMs = 2000) {
 }
 
 export class MediaSession {
-  constructor({ request, iceServers, onSlots, onRemoteTrack, phone }) {
+  constructor({ request, iceServers, onSlots, onRemoteTrack, phone, role }) {
     this.request = request; // (event, data) => Promise<{ok, data, error}>
     this.iceServers = iceServers || [];
     this.onSlots = onSlots;
     this.onRemoteTrack = onRemoteTrack;
     this.phone = phone;
+    this.role = role;
     this.publisher = null;
     this.subscriber = null;
     this.transceivers = {};
-    this.local = {}; // source -> MediaStreamTrack
+    this.local = {}; // source (low layers included) -> MediaStreamTrack
     this.slotOfMid = {};
+    this.published = []; // the sources of the publish connection, as the server accepted them
   }
 
-  async startPublishing() {
+  async startPublishing(sources = publishedSources(this.role)) {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     this.publisher = pc;
-    for (const source of SOURCES) {
+    this.transceivers = {};
+    for (const source of sources) {
       const transceiver = pc.addTransceiver(KIND[source], { direction: "sendonly" });
       onlyCodec(transceiver, KIND[source], KIND[source] === "video" ? "vp8" : "opus");
       this.transceivers[source] = transceiver;
     }
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
-    const tracks = SOURCES.map((source) => ({ mid: this.transceivers[source].mid, source }));
+    const tracks = sources.map((source) => ({ mid: this.transceivers[source].mid, source }));
     const answer = await this.request("rtc:publish", { sdp: pc.localDescription.sdp, tracks });
+    if (!answer.ok && answer.error.code === "invalid_payload" && sources.some((s) => s.endsWith("_low"))) {
+      // A server that knows no low layers yet (a node not upgraded): publish the main sources alone.
+      console.warn("rtc:publish without low layers:", answer.error.message);
+      pc.close();
+      return this.startPublishing(sources.filter((s) => !s.endsWith("_low")));
+    }
     if (!answer.ok) throw new Error(answer.error.message);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.data.sdp });
+    this.published = sources;
   }
 
   async subscribe() {
@@ -77,6 +110,10 @@ export class MediaSession {
     return Boolean(this.local[source]);
   }
 
+  learner() {
+    return LEARNERS.has(this.role);
+  }
+
   async capture(source) {
     if (source === "screen") {
       const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
@@ -85,13 +122,42 @@ export class MediaSession {
       return track;
     }
     if (source === "camera") {
-      // Phones on weak links: a modest picture is enough for a face.
-      const size = this.phone ? { width: 320, height: 240, frameRate: 15 } : { width: 640, height: 360, frameRate: 30 };
+      // A student's face needs little: one modest layer. The teacher's camera is sent twice (main + low
+      // layer); on a phone she sends a modest one too.
+      const size = this.learner() ? { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15, max: 15 } }
+        : this.phone ? { width: 320, height: 240, frameRate: 15 } : { width: 640, height: 360, frameRate: 30 };
       const stream = await navigator.mediaDevices.getUserMedia({ video: size });
       return stream.getVideoTracks()[0];
     }
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     return stream.getAudioTracks()[0];
+  }
+
+  // What the main layer of a source may use.
+  mainEncoding(source) {
+    if (source === "camera") return { maxBitrate: this.learner() || this.phone ? 300000 : 1000000 };
+    if (source === "screen") return { maxBitrate: 1500000 };
+    return null;
+  }
+
+  // The low layer of a video source: a clone of its track, scaled down and capped, on its own transceiver.
+  async sendLowLayer(source, track) {
+    const low = LOW[source];
+    const transceiver = low && this.transceivers[low];
+    if (!transceiver) return;
+    const clone = track.clone();
+    const width = track.getSettings().width || 0;
+    if (source === "screen") {
+      clone.contentHint = "text"; // 5 frames a second, but letters stay readable
+      await encode(transceiver.sender,
+        { scaleResolutionDownBy: Math.max(1, width / 640), maxFramerate: 5, maxBitrate: 60000 },
+        { degradationPreference: "maintain-resolution" });
+    } else {
+      await encode(transceiver.sender,
+        { scaleResolutionDownBy: Math.max(1, width / 320), maxBitrate: 150000, maxFramerate: 15 });
+    }
+    await transceiver.sender.replaceTrack(clone);
+    this.local[low] = clone;
   }
 
   // Turn a source on: capture, ask the room (permissions are checked there), then send.
@@ -104,21 +170,21 @@ export class MediaSession {
     }
     track.addEventListener("ended", () => onEnded?.(source));
     const sender = this.transceivers[source].sender;
-    if (source === "camera" && this.phone) {
-      const params = sender.getParameters();
-      params.encodings = [{ ...(params.encodings?.[0] || {}), maxBitrate: 300000 }];
-      await sender.setParameters(params).catch(() => {});
-    }
+    const encoding = this.mainEncoding(source);
+    if (encoding) await encode(sender, encoding);
     await sender.replaceTrack(track);
     this.local[source] = track;
+    await this.sendLowLayer(source, track);
     return track;
   }
 
   async switchOff(source, tellRoom = true) {
-    const track = this.local[source];
-    delete this.local[source];
-    await this.transceivers[source]?.sender.replaceTrack(null);
-    track?.stop();
+    for (const name of [source, LOW[source]].filter(Boolean)) {
+      const track = this.local[name];
+      delete this.local[name];
+      await this.transceivers[name]?.sender.replaceTrack(null);
+      track?.stop();
+    }
     if (tellRoom) await this.request("media:state", { [source]: false });
   }
 

@@ -1,7 +1,7 @@
 // The live room for every role: lobby, participants, chat, hands, handouts, moderation.
 import { api } from "../api.js";
 import { banner, h, mount } from "../dom.js";
-import { formatTime, t } from "../i18n.js";
+import { formatList, formatNumber, formatTime, t } from "../i18n.js";
 import { LiveConnection } from "../live.js";
 import { MediaSession } from "../media.js";
 
@@ -15,6 +15,17 @@ const RESUMED = new Set(["node_lost", "node_moved", "server_restarted"]);
 let current = null;
 const PHONE = window.matchMedia("(max-width: 430px)").matches;
 const AUDIO_SLOTS = ["teacher_audio", "audio_1", "audio_2", "audio_3"];
+// Data saver (media:saver): this device's choice, sent again after every join and resume.
+const SAVER_MODES = ["off", "screen", "audio"];
+const SAVER_KEY = "liveclass.saver";
+const SAVER_ERRORS = new Set(["offline", "timeout", "rate_limited", "media_unavailable", "forbidden"]);
+// What a weak link can turn down (you:link `reduced` / `paused`), in the catalogue's words.
+const LINK_GROUPS = new Set(["teacher_camera", "screen", "stage", "grid"]);
+
+function storedSaver() {
+  const mode = localStorage.getItem(SAVER_KEY);
+  return SAVER_MODES.includes(mode) ? mode : "off";
+}
 
 export function leaveRoom() {
   current?.media?.close();
@@ -31,6 +42,7 @@ export function refreshRoom() {
     if (current.tracks?.[slot]) element.srcObject = new MediaStream([current.tracks[slot]]);
   }
   updateStage(current);
+  updateLink(current);
   return true;
 }
 
@@ -38,7 +50,7 @@ export function showRoom(sessionId) {
   leaveRoom();
   const room = {
     sessionId, state: null, lobby: [], chat: [], hands: [], waiting: null, tab: "chat", privateTo: null,
-    media: null, slots: {}, layout: null,
+    media: null, slots: {}, layout: null, saver: storedSaver(), link: null, linkDismissed: null,
   };
   room.connection = new LiveConnection(sessionId, {
     onEvent: (name, data) => onEvent(room, name, data),
@@ -82,6 +94,10 @@ function onEvent(room, name, data) {
       state.stage = data.participant_id;
       return render(room);
     case "room:quality": room.quality = data.participants; return render(room);
+    case "you:link":
+      room.link = data;
+      if (SAVER_MODES.includes(data.saver) && data.saver !== room.saver) { room.saver = data.saver; render(room); }
+      return updateLink(room);
     case "rec:status":
       if (!state) return;
       state.recording = data.recording;
@@ -160,6 +176,7 @@ function render(room) {
   const keepDraft = document.getElementById("chat-input")?.value ?? "";
   const tabs = ["participants", "chat", "hands", "handouts"];
   room.layout.controls.replaceChildren(...renderControls(room));
+  room.layout.saver.replaceChildren(...renderSaver(room));
   room.layout.placeholder.textContent = teacherName(room);
   // The stage (with its playing videos) stays in the page; only the side panel is rebuilt.
   room.layout.side.replaceChildren(
@@ -172,6 +189,7 @@ function render(room) {
   const input = document.getElementById("chat-input");
   if (input) input.value = keepDraft;
   updateStage(room);
+  updateLink(room);
 }
 
 function buildLayout(room) {
@@ -199,9 +217,16 @@ function buildLayout(room) {
                                 "aria-label": t("room.self_view") });
   selfView.muted = true;
   const side = h("section", { class: "side" });
+  const linkBanner = h("div", { class: "link-banner", role: "status", hidden: true },
+    h("span", { class: "text" }),
+    h("button", { class: "small dismiss", "aria-label": t("link.dismiss"), title: t("link.dismiss"),
+                  onclick: () => { room.linkDismissed = linkKey(room.link); updateLink(room); } }, "×"));
+  const saver = h("div", { class: "saver", role: "group", "aria-label": t("saver.title") });
+  const dataUsed = h("span", { class: "data-used muted", role: "status", hidden: true });
   const root = h("div", { class: "room", "data-role": room.state.you.role },
-    h("div", { class: "main-column" }, stage, h("div", { class: "control-row" }, controls, selfView), grid), side);
-  room.layout = { root, stage, controls, side, slots, grid, placeholder, selfView };
+    h("div", { class: "main-column" }, linkBanner, stage, h("div", { class: "control-row" }, controls, selfView),
+      h("div", { class: "saver-row" }, saver, dataUsed), grid), side);
+  room.layout = { root, stage, controls, side, slots, grid, placeholder, selfView, linkBanner, saver, dataUsed };
   mount(root);
 }
 
@@ -247,6 +272,7 @@ async function startMedia(room) {
     request: (name, data) => room.connection.request(name, data),
     iceServers: room.connection.iceServers,
     phone: PHONE,
+    role: room.state.you.role,
     onRemoteTrack: (slot, track) => {
       room.tracks = { ...(room.tracks || {}), [slot]: track };
       const element = room.layout?.slots[slot];
@@ -258,6 +284,9 @@ async function startMedia(room) {
   window.liveclassMedia = room.media; // for diagnostics (getStats) from the console and tests
   try {
     await room.media.subscribe();
+    // A new join starts without data saver (a resume keeps it): ask again for this device's choice.
+    const wish = storedSaver();
+    if (wish !== "off") await chooseSaver(room, wish, false);
     if (room.state.you.role !== "observer") await room.media.startPublishing();
   } catch (e) {
     banner(e.message || t("error.generic"), "error");
@@ -293,6 +322,82 @@ async function toggleSource(room, source) {
     banner(known ? t(known) : e.message || t("error.generic"), "error");
   }
   render(room);
+}
+
+function renderSaver(room) {
+  return [h("span", { class: "saver-title" }, t("saver.title")),
+    ...SAVER_MODES.map((mode) => h("button", {
+      class: room.saver === mode ? "toggle on" : "toggle", "aria-pressed": room.saver === mode, "data-saver": mode,
+      onclick: () => chooseSaver(room, mode, true),
+    }, t(`saver.${mode}`)))];
+}
+
+// Ask the room for a data saver mode; `remember`: the person chose it here (kept for the next joins).
+async function chooseSaver(room, mode, remember) {
+  const answer = await room.connection.request("media:saver", { mode });
+  if (room !== current) return;
+  if (!answer.ok) {
+    const code = answer.error?.code;
+    banner(t(SAVER_ERRORS.has(code) ? `saver.failed.${code}` : "saver.failed"), "error");
+    if (!remember) { room.saver = "off"; render(room); } // a fresh join starts without it
+    return;
+  }
+  const applied = SAVER_MODES.includes(answer.data?.mode) ? answer.data.mode : mode;
+  if (remember) localStorage.setItem(SAVER_KEY, applied);
+  room.saver = applied;
+  render(room);
+}
+
+function linkKey(link) {
+  return link ? JSON.stringify([link.reduced || [], link.paused || [], link.quality]) : null;
+}
+
+// "Kết nối yếu: camera giáo viên và màn hình chia sẻ đang ở chất lượng thấp", or "" on a good link.
+function weakText(room, link) {
+  const words = (groups) => groups.filter((g) => LINK_GROUPS.has(g))
+    .map((g) => t(g === "grid" && isTeacher(room) ? "link.item.grid_teacher" : `link.item.${g}`));
+  const phrase = (key, groups) => {
+    const items = words(groups);
+    if (!items.length) return null;
+    const many = items.length > 1 || groups.includes("grid");
+    return t(`${key}_${many ? "many" : "one"}`, { items: formatList(items) });
+  };
+  const parts = [phrase("link.reduced", link.reduced || []), phrase("link.paused", link.paused || [])].filter(Boolean);
+  if (!parts.length && !["weak", "bad"].includes(link.quality)) return "";
+  return t("link.weak", { what: parts.length ? parts.join("; ") : t("link.weak_only") });
+}
+
+function megabytes(bytes) {
+  return formatNumber((bytes || 0) / 1e6);
+}
+
+// The weak-link banner (dismissable; it goes by itself when the link is good again) and the data used.
+function updateLink(room) {
+  if (!room.layout) return;
+  const { linkBanner, dataUsed } = room.layout;
+  const link = room.link;
+  dataUsed.hidden = !link || typeof link.data_bytes !== "number";
+  dataUsed.textContent = dataUsed.hidden ? "" : t("link.data_used", { mb: megabytes(link.data_bytes) });
+  const text = link ? weakText(room, link) : "";
+  if (!text) room.linkDismissed = null; // good again: the next weak spell is shown again
+  linkBanner.querySelector(".text").textContent = text;
+  linkBanner.hidden = !text || linkKey(link) === room.linkDismissed;
+  linkBanner.dataset.quality = link?.quality || "";
+}
+
+// The teacher's participant list: what each person's link carries now (room:quality).
+function linkInfo(room, p) {
+  const q = room.quality?.[p.participant_id];
+  if (!q) return null;
+  const parts = [];
+  // "Chỉ âm thanh" by choice is said by the data saver part.
+  if (["low", "paused", "none"].includes(q.video) && !(q.video === "none" && q.saver === "audio")) {
+    parts.push(t(`link.video.${q.video}`));
+  }
+  if (typeof q.loss === "number") parts.push(t("link.loss", { percent: formatNumber(q.loss * 100) }));
+  if (typeof q.data_bytes === "number") parts.push(t("link.data", { mb: megabytes(q.data_bytes) }));
+  if (SAVER_MODES.includes(q.saver) && q.saver !== "off") parts.push(t("link.saver", { mode: t(`saver.${q.saver}`) }));
+  return parts.length ? h("span", { class: "link-info muted", "data-video": q.video ?? "" }, parts.join(" · ")) : null;
 }
 
 function teacherName(room) {
@@ -362,6 +467,7 @@ function renderParticipants(room) {
       ["weak", "bad"].includes(room.quality?.[p.participant_id]?.quality)
         ? h("span", { class: "badge warn", title: `${room.quality[p.participant_id].rtt_ms ?? "?"} ms` }, t("room.weak"))
         : null,
+      teacher ? linkInfo(room, p) : null,
       teacher && p.role !== "teacher" && p.role !== "observer" ? participantActions(room, p) : null)));
   return h("div", {}, lobby, h("h2", {}, t("room.participants")), people);
 }
