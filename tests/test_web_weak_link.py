@@ -162,6 +162,8 @@ async def test_a_student_chooses_the_data_saver_and_keeps_it(server, school, bro
     await expect(student.locator("#banner")).to_be_hidden()
     assert await student.evaluate("() => localStorage.getItem('liveclass.saver')") == "audio"
     assert participant(server, "Phạm Ngọc Ánh")[1].saver == "audio"  # the server's view
+    await expect(student.locator(".stage-placeholder")).to_have_text(
+        "Giáo viên: Nguyễn Thị Hà · Tiết kiệm dữ liệu: Chỉ âm thanh")
     if SCREENSHOTS.exists():
         await student.screenshot(path=SCREENSHOTS / "room-data-saver-iphone13-vi.png")
 
@@ -175,6 +177,13 @@ async def test_a_student_chooses_the_data_saver_and_keeps_it(server, school, bro
     await expect(student.locator("#banner")).to_be_hidden()
     assert participant(server, "Phạm Ngọc Ánh")[1].saver == "audio"
     await saver.get_by_role("button", name="Âm thanh + màn hình").tap()
+    await expect(saver.get_by_role("button", name="Âm thanh + màn hình")).to_have_attribute("aria-pressed", "true")
+    assert participant(server, "Phạm Ngọc Ánh")[1].saver == "screen"
+    # After a drop and a resume it is still on.
+    await student.context.set_offline(True)
+    await expect(student.locator("#banner")).to_have_text("Đang kết nối lại…", timeout=15000)
+    await student.context.set_offline(False)
+    await expect(student.locator("#banner")).to_be_hidden(timeout=15000)
     await expect(saver.get_by_role("button", name="Âm thanh + màn hình")).to_have_attribute("aria-pressed", "true")
     assert participant(server, "Phạm Ngọc Ánh")[1].saver == "screen"
     await student.get_by_role("button", name="English").click()

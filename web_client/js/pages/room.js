@@ -177,7 +177,9 @@ function render(room) {
   const tabs = ["participants", "chat", "hands", "handouts"];
   room.layout.controls.replaceChildren(...renderControls(room));
   room.layout.saver.replaceChildren(...renderSaver(room));
-  room.layout.placeholder.textContent = teacherName(room);
+  // With the data saver on, an empty stage says why (the teacher's camera is not coming on purpose).
+  room.layout.placeholder.textContent = room.saver === "off" ? teacherName(room)
+    : `${teacherName(room)} · ${t("saver.title")}: ${t(`saver.${room.saver}`)}`;
   // The stage (with its playing videos) stays in the page; only the side panel is rebuilt.
   room.layout.side.replaceChildren(
     isTeacher(room) ? renderTeacherTools(room) : h("span"),
