@@ -43,7 +43,8 @@ from aiortc.sdp import candidate_from_sdp
 
 from media._aiortc import add_sendonly_transceiver, use_host_addresses
 from media.forwarder import EncodedPacket, PublishedTrack, Slot
-from media.links import AUDIO_COST, LOW, OFF, TICK, LinkControl, LinkReport, VideoSlot, allocate
+from media.links import AUDIO_COST, LOW, MARGIN, OFF, TICK, LinkControl, LinkReport, VideoSlot, allocate
+from media.pacer import Pacer
 
 # "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+) typ host", re.M)
@@ -148,6 +149,7 @@ class _Subscriber(_Connection):
         self.priority: list[str] = []  # video slots, most important first (who loses its video last)
         self.link = LinkControl()
         self.low_only = False  # data saver: the low layers only
+        self.pacer: Pacer | None = None  # while the link has a budget: its video is paced
         self.seen: dict[str, tuple[int, int, int]] = {}  # slot -> (lost, highest sequence, bytes) last tick
 
 
@@ -398,6 +400,28 @@ class MediaEngine:
             if slot.layer != layer:
                 slot.layer = layer
                 slot.switch(self._layer_track(slot))
+        self._pace(subscriber, audio)
+
+    @staticmethod
+    def _pace(subscriber: _Subscriber, audio: float) -> None:
+        """Video at most at what the link was seen to carry (the budget without its margin), less the
+        audio; no pacer on a link without a budget."""
+        budget = subscriber.link.budget
+        if budget is None:
+            if subscriber.pacer is not None:
+                subscriber.pacer.close()
+                subscriber.pacer = None
+                for slot in subscriber.slots.values():
+                    slot.pacer = None
+            return
+        rate = max(budget / MARGIN - audio, 50_000.0)
+        if subscriber.pacer is None:
+            subscriber.pacer = Pacer(rate)
+            for slot in subscriber.slots.values():
+                if slot.kind == "video":
+                    slot.pacer = subscriber.pacer
+        else:
+            subscriber.pacer.set_rate(rate)
 
     def _cost(self, track: PublishedTrack | None) -> float | None:
         """What forwarding a track costs a link, bit/s: smoothed, and never under a share of its
@@ -490,6 +514,8 @@ class MediaEngine:
         """Close only a peer's subscribe connection (a client starting it afresh); publishing goes on."""
         subscriber = self._subscribers.pop(peer_id, None)
         if subscriber is not None:
+            if subscriber.pacer is not None:
+                subscriber.pacer.close()
             for slot in subscriber.slots.values():
                 slot.close()
             await subscriber.pc.close()

@@ -28,6 +28,7 @@ from typing import Any
 
 from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
 from media.keyframes import KeyframeRequester
+from media.pacer import Pacer
 from media.rtp import (
     ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
@@ -74,24 +75,38 @@ class RateMeter:
 
 class Retransmissions:
     """The last `size` packets sent through a SenderTap, to answer the receiver's NACKs (as RTX on the
-    tap's RTX stream when negotiated, else as the packet itself)."""
+    tap's RTX stream when negotiated, else as the packet itself), each at most once per round trip:
+    a receiver that asks again for every missing packet at every new loss (aiortc does) must not
+    flood a weak link with copies."""
 
-    def __init__(self, tap: Any, size: int) -> None:
+    MIN_INTERVAL = 0.1  # seconds between two copies of one packet, when the round trip is not known
+
+    def __init__(self, tap: Any, size: int, emit: Callable[[bytes], None]) -> None:
         self.tap = tap
         self.size = size
+        self.emit = emit
         self.ring: list[tuple | None] = [None] * size
+        self.resent_at = [0.0] * size
         self.rtx_sequence = random.randint(0, 0x7FFF)
         self.retransmitted = self.send_errors = 0
 
     def keep(self, sequence: int, timestamp: int, marker: bool, extensions: bytes, payload: bytes) -> None:
-        self.ring[sequence % self.size] = (sequence, timestamp, marker, extensions, payload)
+        index = sequence % self.size
+        self.ring[index] = (sequence, timestamp, marker, extensions, payload)
+        self.resent_at[index] = 0.0
 
     def resend(self, lost: list[int]) -> None:
         tap = self.tap
+        now = time.monotonic()
+        interval = max(self.MIN_INTERVAL, tap.rtt() or 0.0)
         for sequence in lost:
-            entry = self.ring[sequence % self.size]
+            index = sequence % self.size
+            entry = self.ring[index]
             if entry is None or entry[0] != sequence:
                 continue  # too old: the receiver will ask for a keyframe
+            if now - self.resent_at[index] < interval:
+                continue  # a copy is on its way
+            self.resent_at[index] = now
             _, timestamp, marker, extensions, payload = entry
             if tap.rtx_payload_type is not None:
                 data = rtp_header(marker, tap.rtx_payload_type, self.rtx_sequence, timestamp,
@@ -100,7 +115,7 @@ class Retransmissions:
             else:
                 data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions) + payload
             try:
-                tap.send(data)
+                self.emit(data)
             except SEND_ERRORS:
                 self.send_errors += 1
                 return
@@ -236,7 +251,8 @@ class Slot:
         self.last_sequence: int | None = None
         self.last_timestamp = 0
         self.last_time = 0.0
-        self.retransmissions = Retransmissions(self.tap, self.RING)
+        self.pacer: Pacer | None = None  # set by the engine while the subscriber's link has a budget
+        self.retransmissions = Retransmissions(self.tap, self.RING, self._emit)
         self._extension_key: tuple | None = None
         self.meter = RateMeter()
         self.keyframes = self.nacks = self.plis = 0
@@ -356,8 +372,8 @@ class Slot:
                 self.last_time = time.monotonic()
                 tap.set_sr_mapping(ntp, out_timestamp)
         try:
-            tap.send(rtp_header(packet.marker, tap.payload_type, out_sequence, out_timestamp,
-                                tap.ssrc, extension_block) + payload)
+            self._emit(rtp_header(packet.marker, tap.payload_type, out_sequence, out_timestamp,
+                                  tap.ssrc, extension_block) + payload)
         except SEND_ERRORS:
             self.send_errors += 1
             return
@@ -369,6 +385,18 @@ class Slot:
             meter.frames += 1
         if keyframe and self.kind == "video":
             self.keyframes += 1
+
+    def _emit(self, data: bytes) -> None:
+        """Send now, or through the subscriber's pacer while its link has a budget (video only)."""
+        pacer = self.pacer
+        if pacer is None:
+            self.tap.send(data)
+        else:
+            pacer.send(self.tap.send, data, self._overflowed)
+
+    def _overflowed(self) -> None:
+        self.skips += 1  # more than the link carries is waiting: start again at a keyframe
+        self.restart()
 
     def _start(self, packet: Any) -> None:
         if self.last_sequence is None:
