@@ -43,7 +43,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from media._aiortc import add_sendonly_transceiver, use_host_addresses
 from media.forwarder import EncodedPacket, PublishedTrack, Slot
-from media.links import AUDIO_COST, LOW, MARGIN, OFF, TICK, LinkControl, LinkReport, VideoSlot, allocate
+from media.links import AUDIO_COST, HIGH, LOW, MIN_PACKETS, OFF, TICK, LinkControl, LinkReport, VideoSlot, allocate
 from media.pacer import Pacer
 
 # "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
@@ -61,6 +61,10 @@ DEFAULT_VIDEO_BITRATES = {"camera": 1_000_000, "screen": 1_500_000, "camera_low"
 #: Bytes on the wire per RTP packet beyond its payload (RTP header and extensions, SRTP tag, UDP, IP),
 #: for the data a student's link used.
 PACKET_OVERHEAD = 50
+_RANK = {OFF: 0, LOW: 1, HIGH: 2}
+PACE_HEADROOM = 1.15
+#: A video layer costs at least this share of its nominal rate in the layer selection.
+NOMINAL_SHARE = 0.8
 REMB_INTERVAL = 1.0
 
 _CODECS = {"video": "video/vp8", "audio": "audio/opus"}
@@ -142,15 +146,18 @@ class _Publisher(_Connection):
 
 
 class _Subscriber(_Connection):
-    def __init__(self, pc: RTCPeerConnection) -> None:
+    def __init__(self, pc: RTCPeerConnection, peer_id: str = "") -> None:
         super().__init__(pc)
+        self.peer_id = peer_id
         self.slots: dict[str, Slot] = {}
         self.transceivers: dict[str, Any] = {}
         self.priority: list[str] = []  # video slots, most important first (who loses its video last)
         self.link = LinkControl()
         self.low_only = False  # data saver: the low layers only
         self.pacer: Pacer | None = None  # while the link has a budget: its video is paced
-        self.seen: dict[str, tuple[int, int, int]] = {}  # slot -> (lost, highest sequence, bytes) last tick
+        # slot -> (lost, highest sequence, arrival, bytes sent, packets sent, skipped) at its last report
+        self.seen: dict[str, tuple[int, int, float, int, int, int]] = {}
+        self.sent_seen: dict[str, int] = {}  # slot -> bytes sent at the last tick
 
 
 class MediaEngine:
@@ -174,7 +181,8 @@ class MediaEngine:
         self._subscribers: dict[str, _Subscriber] = {}
         self._tracks: dict[tuple[str, str], PublishedTrack] = {}
         self._paused: set[tuple[str, str]] = set()
-        self._costs: dict[PublishedTrack, tuple[int, float]] = {}  # track -> (bytes, smoothed bit/s)
+        # track -> (bytes, packets, smoothed bit/s on the wire: payloads and PACKET_OVERHEAD per packet)
+        self._costs: dict[PublishedTrack, tuple[int, int, float]] = {}
         self._adapt_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------- publish
@@ -286,7 +294,7 @@ class MediaEngine:
         subscriber = self._subscribers.get(peer_id)
         new_connection = subscriber is None
         if subscriber is None:
-            subscriber = _Subscriber(self._peer_connection(peer_id, "subscribe"))
+            subscriber = _Subscriber(self._peer_connection(peer_id, "subscribe"), peer_id)
         for name, kind in slots.items():
             if kind not in ("audio", "video"):
                 raise ValueError(f"slot {name!r}: kind must be 'audio' or 'video', not {kind!r}")
@@ -394,18 +402,31 @@ class MediaEngine:
                     if s.kind == "audio" and s.live)
         if report is not None:
             subscriber.link.update(time.monotonic(), report, audio, slots)
-        choice = allocate(subscriber.link.budget, audio, slots, subscriber.low_only)
+            log.debug("link of %s: %d/%d lost, sent %.0f bit/s, delivered %s, remb %s, budget %s",
+                      subscriber.peer_id, report.lost, report.expected, report.sent_bitrate, report.delivered,
+                      report.remb, subscriber.link.budget)
+        keep = {name: subscriber.slots[name].layer for name in subscriber.priority}
+        choice = allocate(subscriber.link.budget, audio, slots, subscriber.low_only, keep)
+        if report is not None and subscriber.link.budget is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("layers of %s: %s; audio %.0f, costs %s", subscriber.peer_id, {
+                name: (layer, subscriber.slots[name].live, subscriber.slots[name].pending is not None)
+                for name, layer in choice.items()}, audio, slots)
+        congested = subscriber.link.budget is not None
         for name, layer in choice.items():
             slot = subscriber.slots[name]
             if slot.layer != layer:
+                down = _RANK[layer] < _RANK[slot.layer]
                 slot.layer = layer
-                slot.switch(self._layer_track(slot))
+                if down and congested:
+                    slot.cut_over(self._layer_track(slot))  # at once: the old layer overflows the link
+                else:
+                    slot.switch(self._layer_track(slot))  # without a gap, at the new layer's keyframe
         self._pace(subscriber, audio)
 
-    @staticmethod
-    def _pace(subscriber: _Subscriber, audio: float) -> None:
-        """Video at most at what the link was seen to carry (the budget without its margin), less the
-        audio; no pacer on a link without a budget."""
+    def _pace(self, subscriber: _Subscriber, audio: float) -> None:
+        """Video at PACE_HEADROOM times what the chosen layers send: the layer choice keeps the average
+        within the link, the pacer spreads a keyframe's burst over the next half second instead of
+        letting it overflow the link's queue. No pacer on a link without a budget."""
         budget = subscriber.link.budget
         if budget is None:
             if subscriber.pacer is not None:
@@ -414,7 +435,9 @@ class MediaEngine:
                 for slot in subscriber.slots.values():
                     slot.pacer = None
             return
-        rate = max(budget / MARGIN - audio, 50_000.0)
+        video = sum(self._cost(slot.track) or 0.0 for slot in subscriber.slots.values()
+                    if slot.kind == "video" and slot.track is not None)
+        rate = max(PACE_HEADROOM * video, 50_000.0)
         if subscriber.pacer is None:
             subscriber.pacer = Pacer(rate)
             for slot in subscriber.slots.values():
@@ -424,44 +447,64 @@ class MediaEngine:
             subscriber.pacer.set_rate(rate)
 
     def _cost(self, track: PublishedTrack | None) -> float | None:
-        """What forwarding a track costs a link, bit/s: smoothed, and never under a share of its
-        nominal rate (a still slide costs little until the next slide)."""
+        """What forwarding a track costs a link, bit/s: smoothed over several seconds, and a video track
+        between most of its nominal rate and that rate (a still slide costs little until the slide
+        changes; keyframes we ask for double a low layer's rate for a while: a slot must not flap
+        with either)."""
         if track is None:
             return None
-        smoothed = self._costs.get(track, (0, 0.0))[1]
+        smoothed = self._costs.get(track, (0, 0, 0.0))[2]
         if track.kind == "audio":
             return smoothed or AUDIO_COST
-        return max(smoothed, 0.3 * self._video_bitrates.get(track.source, 1_000_000))
+        nominal = self._video_bitrates.get(track.source, 1_000_000)
+        # Above its nominal rate only while we ask it for keyframes (a subscriber starting again).
+        return min(max(smoothed, NOMINAL_SHARE * nominal), 1.1 * nominal)
 
     def _measure_costs(self, elapsed: float) -> None:
         costs = {}
         for track in self._tracks.values():
-            before, smoothed = self._costs.get(track, (track.meter.bytes, 0.0))
-            rate = 8 * (track.meter.bytes - before) / elapsed if elapsed > 0 else 0.0
-            costs[track] = (track.meter.bytes, rate if not smoothed else 0.7 * smoothed + 0.3 * rate)
+            meter = track.meter
+            bytes_before, packets_before, smoothed = self._costs.get(track, (meter.bytes, meter.packets, 0.0))
+            wire = (meter.bytes - bytes_before) + PACKET_OVERHEAD * (meter.packets - packets_before)
+            rate = 8 * wire / elapsed if elapsed > 0 else 0.0
+            costs[track] = (meter.bytes, meter.packets, rate if not smoothed else 0.8 * smoothed + 0.2 * rate)
         self._costs = costs
 
     def _report(self, subscriber: _Subscriber, elapsed: float) -> LinkReport:
         """What the subscriber's receiver reports said since the last tick, and what we sent."""
         report = LinkReport()
         sent_bits = 0.0
+        delivered = 0.0
         remb_groups: dict[tuple, tuple[int, float]] = {}
         for name, slot in subscriber.slots.items():
-            lost_before, highest_before, bytes_before = subscriber.seen.get(
-                name, (slot.packets_lost, slot.highest_sequence, slot.meter.bytes))
-            if slot.highest_sequence != highest_before:
-                expected = (slot.highest_sequence - highest_before) & 0xFFFFFFFF
-                lost = slot.packets_lost - lost_before
+            meter = slot.meter
+            lost_before, highest_before, report_before, bytes_before, packets_before, skipped_before = \
+                subscriber.seen.get(name, (slot.packets_lost, slot.highest_sequence, slot.report_at, meter.bytes,
+                                           meter.packets, slot.skipped))
+            if slot.highest_sequence != highest_before and highest_before:  # (the first report is a baseline)
+                skipped = slot.skipped - skipped_before  # numbers a cut-over left out are no loss
+                expected = ((slot.highest_sequence - highest_before) & 0xFFFFFFFF) - skipped
+                lost = max(0, min(slot.packets_lost - lost_before - skipped, expected))
                 if 0 < expected < 0x10000:
                     report.expected += expected
-                    report.lost += max(0, min(lost, expected))
-            sent = 8 * (slot.meter.bytes - bytes_before)
+                    report.lost += lost
+                    packets, size = meter.packets - packets_before, meter.bytes - bytes_before
+                    mean = size / packets if packets else (meter.bytes / meter.packets if meter.packets else 0)
+                    span = slot.report_at - report_before
+                    if span > 0.2:  # received packets between two reports, over the time between them
+                        delivered += (expected - lost) * (mean + PACKET_OVERHEAD) * 8 / span
+            sent = 8 * (meter.bytes - subscriber.sent_seen.get(name, meter.bytes))
+            subscriber.sent_seen[name] = meter.bytes
             sent_bits += sent
             if slot.remb is not None and slot.remb_fresh:
                 slot.remb_fresh = False
                 bitrate, bits = remb_groups.get(slot.remb_ssrcs, (slot.remb, 0.0))
                 remb_groups[slot.remb_ssrcs] = (bitrate, bits + sent)
-            subscriber.seen[name] = (slot.packets_lost, slot.highest_sequence, slot.meter.bytes)
+            if slot.highest_sequence != highest_before or name not in subscriber.seen:
+                subscriber.seen[name] = (slot.packets_lost, slot.highest_sequence, slot.report_at, meter.bytes,
+                                         meter.packets, slot.skipped)
+        if report.expected >= MIN_PACKETS:
+            report.delivered = delivered
         if elapsed > 0:
             report.sent_bitrate = sent_bits / elapsed
             ratios = [remb / (bits / elapsed) for remb, bits in remb_groups.values() if bits > 0]

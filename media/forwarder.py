@@ -75,18 +75,19 @@ class RateMeter:
 
 class Retransmissions:
     """The last `size` packets sent through a SenderTap, to answer the receiver's NACKs (as RTX on the
-    tap's RTX stream when negotiated, else as the packet itself), each at most once per round trip:
+    tap's RTX stream when negotiated, else as the packet itself), each at most once per half round trip:
     a receiver that asks again for every missing packet at every new loss (aiortc does) must not
     flood a weak link with copies."""
 
     MIN_INTERVAL = 0.1  # seconds between two copies of one packet, when the round trip is not known
 
-    def __init__(self, tap: Any, size: int, emit: Callable[[bytes], None]) -> None:
+    def __init__(self, tap: Any, size: int, emit: Callable[[bytes, bool], None]) -> None:
         self.tap = tap
         self.size = size
         self.emit = emit
         self.ring: list[tuple | None] = [None] * size
         self.resent_at = [0.0] * size
+        self.floor: int | None = None  # nothing before this sequence number is sent again (a cut-over)
         self.rtx_sequence = random.randint(0, 0x7FFF)
         self.retransmitted = self.send_errors = 0
 
@@ -98,12 +99,14 @@ class Retransmissions:
     def resend(self, lost: list[int]) -> None:
         tap = self.tap
         now = time.monotonic()
-        interval = max(self.MIN_INTERVAL, tap.rtt() or 0.0)
+        interval = max(self.MIN_INTERVAL, 0.5 * (tap.rtt() or 0.0))
         for sequence in lost:
             index = sequence % self.size
             entry = self.ring[index]
             if entry is None or entry[0] != sequence:
                 continue  # too old: the receiver will ask for a keyframe
+            if self.floor is not None and (sequence - self.floor) & 0xFFFF >= 0x8000:
+                continue  # before a cut-over: the receiver starts again at the keyframe after it
             if now - self.resent_at[index] < interval:
                 continue  # a copy is on its way
             self.resent_at[index] = now
@@ -115,7 +118,7 @@ class Retransmissions:
             else:
                 data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions) + payload
             try:
-                self.emit(data)
+                self.emit(data, True)
             except SEND_ERRORS:
                 self.send_errors += 1
                 return
@@ -231,6 +234,7 @@ class Slot:
 
     BACKLOG_LIMIT = 256 * 1024  # bytes in the socket's write buffer before skipping to a keyframe
     IDLE_AFTER = 2.0  # seconds without media after which the slot sends no RTCP either
+    CUT_SKIP = 600  # sequence numbers a cut-over leaves out (aiortc's video jitter buffer holds 512)
     RING = 512  # packets kept for retransmission (~0.5 s of 1 Mbit/s video); a power of two
 
     def __init__(self, subscriber_id: str, name: str, kind: str, sender: Any) -> None:
@@ -241,6 +245,8 @@ class Slot:
         self.layer = "high"  # which layer of `want` the link selection chose: high, low or off
         self.track: PublishedTrack | None = None
         self.pending: PublishedTrack | None = None  # the layer it switches to at that layer's keyframe
+        self.cut = False  # the next start leaves a gap in the numbering (see cut_over)
+        self.skipped = 0  # sequence numbers left out by cut-overs (not losses)
         self.tap = SenderTap(sender, on_ready=self._on_ready,
                              on_keyframe_request=self._on_keyframe_request,
                              on_nack=self._on_nack, on_remb=self._on_remb,
@@ -259,6 +265,7 @@ class Slot:
         self.skips = self.send_errors = 0
         self.fraction_lost = self.packets_lost = self.jitter = 0
         self.highest_sequence = 0  # extended, from the last receiver report
+        self.report_at = 0.0  # when that report arrived (time.monotonic)
         self.remb: int | None = None
         self.remb_ssrcs: tuple[int, ...] = ()  # the streams the last REMB covers
         self.remb_fresh = False  # a REMB arrived since the link control last looked
@@ -293,6 +300,16 @@ class Slot:
         track.add_slot(self)
         if track.keyframes is not None and self.tap.ready:
             track.keyframes.need(self)
+
+    def cut_over(self, track: PublishedTrack | None) -> None:
+        """Carry `track` from its next keyframe, dropping at once what is queued for the link and what
+        the receiver still waits for: a downgrade on a congested link. The numbering then jumps by
+        CUT_SKIP, so that a receiver waiting for packets that will never come (aiortc's jitter buffer
+        waits until 512 more have come; a browser for its NACKs) starts again at the keyframe."""
+        if self.pacer is not None:
+            self.pacer.forget(self.tap.send)
+        self.cut = True
+        self.attach(track)
 
     def track_closed(self, track: PublishedTrack) -> None:
         if track is self.pending:
@@ -386,13 +403,13 @@ class Slot:
         if keyframe and self.kind == "video":
             self.keyframes += 1
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes, retransmission: bool = False) -> None:
         """Send now, or through the subscriber's pacer while its link has a budget (video only)."""
         pacer = self.pacer
         if pacer is None:
             self.tap.send(data)
         else:
-            pacer.send(self.tap.send, data, self._overflowed)
+            pacer.send(self.tap.send, data, self._overflowed, retransmission)
 
     def _overflowed(self) -> None:
         self.skips += 1  # more than the link carries is waiting: start again at a keyframe
@@ -402,9 +419,15 @@ class Slot:
         if self.last_sequence is None:
             self.offsets = first_offsets(packet.sequence_number, packet.timestamp)
         else:
+            last = self.last_sequence
+            if self.cut:
+                last = (last + self.CUT_SKIP) & 0xFFFF
+                self.skipped += self.CUT_SKIP
+                self.retransmissions.floor = (last + 1) & 0xFFFF
             self.offsets = continuing_offsets(
-                packet.sequence_number, packet.timestamp, self.last_sequence, self.last_timestamp,
+                packet.sequence_number, packet.timestamp, last, self.last_timestamp,
                 time.monotonic() - self.last_time, self.tap.clock_rate)
+        self.cut = False
         self.source_base = packet.sequence_number
         self.waiting = False
         if self.track is not None and self.track.keyframes is not None:
@@ -446,6 +469,7 @@ class Slot:
     def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int, highest_sequence: int) -> None:
         self.fraction_lost, self.packets_lost, self.jitter = fraction_lost, packets_lost, jitter
         self.highest_sequence = highest_sequence
+        self.report_at = time.monotonic()
 
     def stats(self) -> dict[str, Any]:
         publisher, source = self.want if self.want else (None, None)

@@ -8,7 +8,9 @@ and a single lost PLI or keyframe would leave a subscriber black. So:
   waiters in that window need no PLI of their own (a join storm costs a handful, not one each);
 - otherwise a PLI goes out at once, or MIN_INTERVAL after the previous one;
 - while waiters remain, an unanswered PLI is repeated every RETRY;
-- a subscriber's own PLI/FIR (`request`) is passed on once, under the same throttle.
+- a subscriber's own PLI/FIR (`request`) is passed on at most once per SUBSCRIBER_INTERVAL: a receiver
+  on a lossy link asks after every broken frame, and each keyframe it gets is a burst (17 KB for a
+  640x360 slide) that breaks the next frames on that same link.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 class KeyframeRequester:
     MIN_INTERVAL = 0.1
     RETRY = 0.3
+    SUBSCRIBER_INTERVAL = 1.0
 
     def __init__(self, send_pli: Callable[[], Awaitable[object]]) -> None:
         self._send_pli = send_pli
@@ -52,7 +55,7 @@ class KeyframeRequester:
 
     def request(self) -> None:
         """A subscriber sent PLI/FIR (covered by a PLI already in flight)."""
-        if self._in_flight and time.monotonic() - self._last_sent < self.RETRY:
+        if time.monotonic() - self._last_sent < self.SUBSCRIBER_INTERVAL:
             return
         self._wanted = True
         self._update()

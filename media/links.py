@@ -4,20 +4,29 @@ aiortc has no simulcast and no transport-wide congestion control, so the SFU dec
 from what it sees of that subscriber's link, once per TICK:
 - loss from the subscriber's RTCP receiver reports (cumulative lost / highest sequence of every slot,
   summed over the last two ticks so one unlucky report does not move anything), and
-- the REMB the subscriber's receiver sends, where it sends one (Chrome and aiortc do): a REMB well
-  below what we send is a queue building up before packets are lost.
+- not the REMB its receiver sends (reported, not obeyed): measured here, an aiortc receiver's REMB
+  falls to a fifth of the link after an overload and stays there for seconds, and it never rises
+  above 1.5x what it receives, so it can neither confirm a downgrade nor allow an upgrade.
 
-When the link is congested the subscriber gets a *budget*: what it really received (sent x (1 - loss),
-or its REMB), with a margin. Audio always goes; the video slots are then filled in priority order
+When the link is congested the subscriber gets a *budget*: what it really received, as its receiver
+reports say (packets received between two reports, times their size, over the time between the
+reports), with a small margin; while congested ticks follow each other the budget only goes down.
+(Neither `sent x (1 - loss)` nor a REMB measured during the overload is a fair estimate: the first mixes
+time windows, the second collapses to a fraction of the link.) Audio always goes; the video slots are then filled in priority order
 (the lesson's screen before the teacher's camera before the stage and the classmates): each gets its
 low layer if it fits, else it is paused, and what is left upgrades slots to the high layer. With no
 budget (a clean link) every slot carries its high layer.
+
+Going down is a ladder: from high layers, first to the low layers only; video pauses only if the low
+layers are congested too. After a decrease the reports that follow still describe the traffic before
+it, so nothing more changes for HOLD seconds.
 
 Going back up is a try: after CLEAN_TICKS clean ticks (loss under LOSS_CLEAN), the budget is raised to
 what the next upgrade costs. If that brings loss back within PROBATION seconds, the try failed: the
 next one waits twice as long (BACKOFF_MIN .. BACKOFF_MAX), so a link that really is weak is not
 flooded every few seconds. A link with steady random loss above LOSS_CLEAN (a weak mobile link) is
-never "clean", so it is never tried and its audio is never disturbed by a try.
+never "clean": after CALM_TICKS without congestion it may only try a small step (a paused slot back
+at its low layer), never the jump to a high layer that would overflow it and cost its audio.
 """
 from __future__ import annotations
 
@@ -28,11 +37,16 @@ LOSS_HIGH = 0.12  # loss over the window that means "the link cannot carry this"
 LOSS_CLEAN = 0.02  # loss under which a tick counts as clean
 MIN_PACKETS = 20  # packets in the window below which the loss says nothing
 CLEAN_TICKS = 3
-MARGIN = 0.85  # share of what really got through that the budget allows
-REMB_LOW = 0.7  # a REMB under this share of the send rate, twice in a row, is congestion
+MARGIN = 0.95  # share of what really got through that the budget allows
 PROBATION = 4.0  # seconds after an upgrade in which congestion means the try failed
+HOLD = 3.0  # seconds after a decrease during which reports still describe the traffic before it
+CALM_TICKS = 5  # ticks without congestion before a lossy link may try a small step up
+SMALL_STEP = 160_000  # bit/s: a step up that small (or SMALL_STEP_SHARE of what is sent) is "small": one low layer
+RUNG_HEADROOM = 1.1  # the low layers' rung leaves them this much room to wobble
+SMALL_STEP_SHARE = 0.5
 BACKOFF_MIN = 3.0
 BACKOFF_MAX = 60.0
+KEEP_SLACK = 1.2  # a layer in use keeps its slot while it costs up to this much more than fits
 AUDIO_COST = 48_000  # bit/s of an Opus voice with FEC, when not measured yet
 
 HIGH, LOW, OFF = "high", "low", "off"
@@ -48,26 +62,33 @@ class VideoSlot:
     low: float | None
 
 
-def allocate(budget: float | None, audio: float, slots: list[VideoSlot], low_only: bool = False
-             ) -> dict[str, str]:
+def allocate(budget: float | None, audio: float, slots: list[VideoSlot], low_only: bool = False,
+             keep: dict[str, str] | None = None) -> dict[str, str]:
     """Each video slot's layer (high, low or off) within `budget` bit/s, `audio` bit/s going first.
-    `slots` in priority order. No budget: all high. `low_only` (data saver): the low layer where one exists."""
+    `slots` in priority order. No budget: all high. `low_only` (data saver): the low layer where one exists.
+    `keep`: the layers slots carry now, which keep them while they cost up to KEEP_SLACK more than they
+    fit (measured rates wobble: a slot must not flap off and on with them)."""
     choice: dict[str, str] = {}
     if low_only:
         return {s.name: LOW if s.low is not None else HIGH for s in slots}
     if budget is None:
         return {s.name: HIGH if s.high is not None else LOW for s in slots}
+    keep = keep or {}
+
+    def fits(name: str, layer: str, price: float, left: float) -> bool:
+        return price <= left * (KEEP_SLACK if keep.get(name) == layer else 1.0)
+
     left = budget - audio
     for slot in slots:  # first every slot at its cheapest layer, in priority order
         cheapest, layer = (slot.low, LOW) if slot.low is not None else (slot.high, HIGH)
-        if cheapest is not None and cheapest <= left:
+        if cheapest is not None and fits(slot.name, layer, cheapest, left):
             choice[slot.name] = layer
             left -= cheapest
         else:
             choice[slot.name] = OFF
     for slot in slots:  # then upgrades, in the same order
         if choice[slot.name] == LOW and slot.high is not None and slot.low is not None \
-                and slot.high - slot.low <= left:
+                and fits(slot.name, HIGH, slot.high - slot.low, left):
             choice[slot.name] = HIGH
             left -= slot.high - slot.low
     return choice
@@ -105,6 +126,7 @@ class LinkReport:
     lost: int = 0  # packets reported lost since the last tick (all slots)
     expected: int = 0  # packets the reports cover since the last tick
     sent_bitrate: float = 0.0  # what we sent, bit/s
+    delivered: float | None = None  # what the receiver got, bit/s, from its reports (None: no reports)
     remb: float | None = None  # the subscriber's latest REMB, bit/s
 
 
@@ -113,33 +135,33 @@ class LinkControl:
     """The layer selection of one subscriber over time."""
 
     budget: float | None = None  # None: the link carries everything (high layers)
-    clean_ticks: int = 0
-    low_remb_ticks: int = 0
+    clean_ticks: int = 0  # ticks in a row with loss under LOSS_CLEAN
+    calm_ticks: int = 0  # ticks in a row without congestion
     backoff: float = BACKOFF_MIN
     last_change: float = 0.0
     last_upgrade: float | None = None
-    congested_at: float | None = None
+    hold_until: float = 0.0  # reports until then still describe the layers before the last decrease
     loss: float = 0.0  # over the last window, for reports
     _window: list[tuple[int, int]] = field(default_factory=list)
 
     def update(self, now: float, report: LinkReport, audio: float, slots: list[VideoSlot]) -> None:
+        if now < self.hold_until:
+            if report.expected:
+                self.loss = report.lost / report.expected
+            return
         self._window = (self._window + [(report.lost, report.expected)])[-2:]
         lost = sum(w[0] for w in self._window)
         expected = sum(w[1] for w in self._window)
         loss = lost / expected if expected >= MIN_PACKETS else None
         if loss is not None:
             self.loss = max(0.0, min(1.0, loss))
-        remb_low = report.remb is not None and report.sent_bitrate > 0 \
-            and report.remb < REMB_LOW * report.sent_bitrate
-        self.low_remb_ticks = self.low_remb_ticks + 1 if remb_low else 0
-        congested_by_loss = loss is not None and loss > LOSS_HIGH
-        if congested_by_loss or self.low_remb_ticks >= 2:
+        if loss is not None and loss > LOSS_HIGH:
             latest = report.lost / report.expected if report.expected else 0.0
-            through = report.sent_bitrate * (1 - max(loss or 0.0, latest))
-            if self.low_remb_ticks >= 2 and report.remb is not None:
-                through = min(through, report.remb)
-            self._congested(now, through * MARGIN)
+            through = report.delivered if report.delivered is not None \
+                else report.sent_bitrate * (1 - max(loss or 0.0, latest))
+            self._congested(now, through * MARGIN, audio, slots)
             return
+        self.calm_ticks += 1
         if loss is not None and loss < LOSS_CLEAN:
             self.clean_ticks += 1
         elif loss is not None:
@@ -148,20 +170,34 @@ class LinkControl:
             self.backoff, self.last_upgrade = BACKOFF_MIN, None  # the last try held: tries may come soon again
             if self.budget is not None and all(c == HIGH for c in allocate(self.budget, audio, slots).values()):
                 self.budget = None  # everything fits again: no cap that a busier slide could trip over
-        if self.budget is not None and self.clean_ticks >= CLEAN_TICKS and now - self.last_change >= self.backoff:
-            raised = next_budget(self.budget, audio, slots)
-            if raised is None:
-                return
+        if self.budget is None or now - self.last_change < self.backoff:
+            return
+        raised = next_budget(self.budget, audio, slots)
+        if raised is None:
+            return
+        # A clean link may try any upgrade; a calm but lossy one (a weak mobile link) only a small
+        # step, such as un-pausing a low layer: a try that overflows it would cost the audio.
+        step = raised - (audio + cost(allocate(self.budget, audio, slots), slots))
+        small = step <= max(SMALL_STEP_SHARE * report.sent_bitrate, SMALL_STEP)
+        if self.clean_ticks >= CLEAN_TICKS or (self.calm_ticks >= CALM_TICKS and small):
             self.budget, self.last_change, self.last_upgrade = raised, now, now
-            self.clean_ticks = 0
+            self.clean_ticks = self.calm_ticks = 0
             self._window = []
 
-    def _congested(self, now: float, through: float) -> None:
+    def _congested(self, now: float, through: float, audio: float, slots: list[VideoSlot]) -> None:
+        """Lower the budget: from high layers, to the low layers only (what the reports of an overload say
+        got through is no estimate: it mixes time windows, retransmissions and queues draining); from
+        the low layers, to what got through, which pauses the video that does not fit. A clean link
+        climbs back by tries."""
         if self.last_upgrade is not None and now - self.last_upgrade <= PROBATION:
             self.backoff = min(self.backoff * 2, BACKOFF_MAX)  # the try failed: wait longer next time
         self.last_upgrade = None
+        current = allocate(self.budget, audio, slots)
+        if any(layer == HIGH and slot.low is not None for slot, layer in zip(slots, current.values())):
+            through = (audio + cost(allocate(None, audio, slots, low_only=True), slots)) * RUNG_HEADROOM  # next rung
         if self.budget is None or through < self.budget:
             self.budget = through
-        self.congested_at = self.last_change = now
-        self.clean_ticks = self.low_remb_ticks = 0
+        self.last_change = now
+        self.hold_until = now + HOLD
+        self.clean_ticks = self.calm_ticks = 0
         self._window = []  # judge the new layers on their own packets

@@ -48,7 +48,7 @@ import numpy as np
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from liveclass.bench.sources import CameraPictures, ToneTrack, Vp8Encoder
+from liveclass.bench.sources import CameraPictures, Vp8Encoder
 
 VIDEO_CLOCK = 90000
 TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
@@ -67,7 +67,7 @@ class Layer:
 
 LAYERS = {layer.name: layer for layer in [
     Layer("camera", 640, 360, 30, 1_000_000, 1.0, 2.0),
-    Layer("camera_low", 320, 180, 15, 150_000, 1.0, 2.0),
+    Layer("camera_low", 320, 180, 15, 120_000, 2.0, 4.0),  # a browser's 320x180 stays under its 150k cap
     Layer("screen", 1280, 720, 15, 1_500_000, 1.0, 2.0),
     Layer("screen_low", 640, 360, 5, 60_000, 5.0, 10.0),
 ]}
@@ -277,6 +277,46 @@ class LayerTrack(MediaStreamTrack):
                 "keyframe_requests": len(self.requests)}
 
 
+class VoiceTrack(MediaStreamTrack):
+    """A microphone as a browser sends it: Opus mono at 32 kbit/s in 20 ms packets, with in-band FEC,
+    pre-encoded with PyAV's libopus (aiortc's own Opus encoder sends 96 kbit/s of stereo, three times
+    a voice: on a 300 kbit/s link that alone would crowd out the video). A 220 Hz tone with noise."""
+
+    kind = "audio"
+    RATE, SAMPLES = 48000, 960
+
+    def __init__(self, bitrate: int = 32000) -> None:
+        super().__init__()
+        codec = av.CodecContext.create("libopus", "w")
+        codec.sample_rate, codec.layout, codec.format = self.RATE, "mono", "s16"
+        codec.bit_rate = bitrate
+        codec.options = {"application": "voip", "fec": "1", "packet_loss": "10", "frame_duration": "20"}
+        t = np.arange(self.RATE) / self.RATE
+        wave = 3000 * np.sin(2 * np.pi * 220 * t) + np.random.default_rng(3).normal(0, 300, self.RATE)
+        self.packets = []
+        for start in range(0, self.RATE, self.SAMPLES):  # one second, encoded once and replayed
+            frame = av.AudioFrame.from_ndarray(wave[start:start + self.SAMPLES].astype(np.int16)[None, :],
+                                               format="s16", layout="mono")
+            frame.sample_rate, frame.pts = self.RATE, start
+            self.packets += [bytes(p) for p in codec.encode(frame)]
+        self.packets += [bytes(p) for p in codec.encode(None)]
+        self.n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.n * self.SAMPLES / self.RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(self.packets[self.n % len(self.packets)])
+        packet.pts, packet.time_base = self.n * self.SAMPLES, fractions.Fraction(1, self.RATE)
+        self.n += 1
+        return packet
+
+
 def _preferences(kind: str) -> list:
     """VP8 (+RTX) or Opus only, as the server insists (media/engine.py codec_preferences)."""
     codecs = RTCRtpSender.getCapabilities(kind).codecs
@@ -297,7 +337,7 @@ class LayeredSource:
     def __init__(self, layers=("camera", "camera_low", "screen", "screen_low"), audio: bool = True) -> None:
         self.tracks: dict[str, MediaStreamTrack] = {name: LayerTrack(name) for name in layers}
         if audio:
-            self.tracks["microphone"] = ToneTrack()
+            self.tracks["microphone"] = VoiceTrack()
         self.transceivers: dict[str, object] = {}
 
     def add_to(self, pc) -> None:
@@ -346,8 +386,10 @@ class TrackMeter:
         self.longest_gap = 0.0
         self.longest_pts_gap = 0.0
         self.gaps: list[tuple[float, float]] = []  # (start, seconds) of gaps > 50 ms
+        self.pts_gaps: list[tuple[float, float]] = []  # (when, seconds) of missing media time > 20 ms
         self._next_pts: int | None = None
         self.rtp_packets = self.rtp_bytes = 0
+        self.sequences: list[tuple[float, int]] = []  # audio: (arrival, RTP sequence number) of every packet
         self.nacked = 0  # sequence numbers asked for again (after tame_nacks' filter)
         self._nacks: dict[int, tuple[int, float]] = {}  # seq -> (times asked, last asked)
         if receiver is not None:
@@ -363,6 +405,8 @@ class TrackMeter:
         async def handle(packet, arrival_time_ms):
             self.rtp_packets += 1
             self.rtp_bytes += len(packet.payload)
+            if self.kind == "audio":
+                self.sequences.append((time.monotonic(), packet.sequence_number))
             await original(packet, arrival_time_ms)
 
         receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
@@ -421,9 +465,21 @@ class TrackMeter:
         self.covered = max(self.covered or now, now) + duration
         if frame.pts is not None and frame.time_base is not None:
             if self._next_pts is not None and frame.pts > self._next_pts:
-                self.longest_pts_gap = max(self.longest_pts_gap,
-                                           float((frame.pts - self._next_pts) * frame.time_base))
+                missing = float((frame.pts - self._next_pts) * frame.time_base)
+                self.longest_pts_gap = max(self.longest_pts_gap, missing)
+                if missing > 0.02:
+                    self.pts_gaps.append((now, missing))
             self._next_pts = frame.pts + frame.samples
+
+    def longest_loss(self, since: float, packet_time: float = 0.02) -> float:
+        """Audio: the longest stretch of sound (seconds) whose packets never arrived since `since`
+        (time.monotonic): runs of missing sequence numbers between the packets that came, each packet
+        `packet_time` long. What reached the receiver, before its jitter buffer decides what to play."""
+        seen = sorted({seq for at, seq in self.sequences if at >= since})
+        if len(seen) < 2:
+            return 0.0
+        longest = max((b - a - 1) for a, b in zip(seen, seen[1:]) if b - a < 0x8000)
+        return longest * packet_time
 
     def fps(self, window: float = 2.0) -> float:
         """Decoded frames per second over the last `window` seconds."""
@@ -466,6 +522,31 @@ class TrackMeter:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+def route_rtx(receiver: RTCRtpReceiver) -> None:
+    """Let an aiortc 1.16 receiver get its retransmissions. aiortc routes an incoming packet by SSRC
+    (only the media SSRCs of the SDP are registered) or by payload type if just one receiver has it;
+    with two video receivers on one connection the RTX payload type is shared, so every RTX packet is
+    discarded (measured: 0 of 480 delivered) and a lost packet is never repaired. A browser routes them
+    by their SSRC group. This wraps the transport's router (private, once per transport) to route an
+    RTX SSRC to the receiver whose SDP names it."""
+    router = receiver.transport._rtp_router
+    if getattr(router, "_routes_rtx", False):
+        return
+    original = router.route_rtp
+
+    def route(packet):
+        found = original(packet)
+        if found is None:
+            for candidate in router.receivers:
+                if packet.ssrc in getattr(candidate, "_RTCRtpReceiver__rtx_ssrc", {}):
+                    router.ssrc_table[packet.ssrc] = candidate
+                    return candidate
+        return found
+
+    router.route_rtp = route
+    router._routes_rtx = True
+
+
 class Meter:
     """A TrackMeter for every track a pc receives, keyed by mid (or by a name from `names`).
 
@@ -483,6 +564,7 @@ class Meter:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
         name = self.names.get(transceiver.mid, transceiver.mid)
         self.tracks[name] = TrackMeter(track, transceiver.receiver, name)
+        route_rtx(transceiver.receiver)
 
     def __getitem__(self, name: str) -> TrackMeter:
         return self.tracks[name]

@@ -26,9 +26,9 @@ async def test_a_burst_leaves_at_the_link_rate_in_order():
 
 
 async def test_what_would_wait_too_long_is_dropped_and_the_slot_told():
-    pacer = Pacer(80_000)  # 10 KB/s: MAX_DELAY holds 10 KB
+    pacer = Pacer(80_000)  # 10 KB/s: MAX_DELAY holds 30 KB
     overflows = []
-    for _ in range(30):
+    for _ in range(60):
         pacer.send(lambda data: None, bytes(1000), lambda: overflows.append(1))
     assert pacer.queued_bytes * 8 <= 80_000 * MAX_DELAY + 8_000
     assert pacer.dropped > 0 and len(overflows) == pacer.dropped

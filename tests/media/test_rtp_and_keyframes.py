@@ -71,7 +71,11 @@ async def test_keyframe_requests_are_coalesced_and_repeated_until_served():
         requester.served(waiter)
     await asyncio.sleep(requester.RETRY + 0.1)
     assert len(sent) == 2  # everyone served: silence
-    requester.request()  # a subscriber's PLI, throttled but passed on
+    requester.request()  # a subscriber's PLI within SUBSCRIBER_INTERVAL of the last one: dropped
+    await asyncio.sleep(0.05)
+    assert len(sent) == 2
+    await asyncio.sleep(requester.SUBSCRIBER_INTERVAL)
+    requester.request()  # later: passed on, once
     requester.request()
     await asyncio.sleep(0.05)
     assert len(sent) == 3
