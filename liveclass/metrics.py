@@ -37,6 +37,9 @@ class LiveCollector:
         if live.media_engine is None:
             return
         stats = live.media_engine.stats()
+        yield CounterMetricFamily("liveclass_media_layer_selection_cpu_seconds",
+                                  "CPU time spent choosing each subscriber's layers (weak links)",
+                                  value=stats["selection_seconds"])
         received = CounterMetricFamily("liveclass_media_received_bytes", "Bytes received from publishers",
                                        labels=["peer", "source"])
         track_bitrate = GaugeMetricFamily("liveclass_media_track_bitrate_bps", "Bitrate of a published track",

@@ -184,6 +184,7 @@ class MediaEngine:
         # track -> (bytes, packets, smoothed bit/s on the wire: payloads and PACKET_OVERHEAD per packet)
         self._costs: dict[PublishedTrack, tuple[int, int, float]] = {}
         self._adapt_task: asyncio.Task | None = None
+        self.selection_seconds = 0.0  # CPU time spent choosing layers (the bench reports its cost)
 
     # ------------------------------------------------------------------------------- publish
     async def publish(self, peer_id: str, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -519,12 +520,14 @@ class MediaEngine:
             await asyncio.sleep(TICK)
             now = time.monotonic()
             elapsed, last = now - last, now
+            started = time.process_time()
             try:
                 self._measure_costs(elapsed)
                 for subscriber in list(self._subscribers.values()):
                     self._choose_layers(subscriber, self._report(subscriber, elapsed))
             except Exception:  # noqa: BLE001 - a bad report must not end layer selection for everyone
                 log.exception("layer selection failed this tick")
+            self.selection_seconds += time.process_time() - started
 
     # ------------------------------------------------------------------------ both directions
     async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None:
@@ -574,6 +577,7 @@ class MediaEngine:
         """Per published track and per subscriber slot: packets, bytes, bitrate (bit/s), fps,
         loss (fraction), keyframes; slots also retransmissions, PLIs/NACKs received, rtt (s)."""
         return {
+            "selection_seconds": round(self.selection_seconds, 3),
             "tracks": {f"{peer}/{source}": track.stats()
                        for (peer, source), track in self._tracks.items()},
             "subscribers": {peer: {name: slot.stats() for name, slot in subscriber.slots.items()}
