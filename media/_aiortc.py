@@ -17,7 +17,8 @@ Private names used (aiortc 1.16.0, file:line):
                         rtcdtlstransport.py:624 RTCDtlsTransport._handle_rtp_data
   rtcrtpreceiver.py:292,305,307,315,316  __decoder_thread, __rtcp_task, __started,
                         __remote_streams (RR + getStats read it), __rtcp_ssrc
-  rtcrtpreceiver.py:569 _run_rtcp, :612 _send_rtcp, :619 _send_rtcp_nack, :630 _send_rtcp_pli
+  rtcrtpreceiver.py:569 _run_rtcp, :612 _send_rtcp (wrapped per instance: the RR's fraction lost),
+                        :619 _send_rtcp_nack, :630 _send_rtcp_pli
   rtcrtpsender.py:99/100 RTCRtpSender._ssrc/_rtx_ssrc; :104 __encoder (read only, for the proof)
   rtcrtpsender.py:125-130 __ntp_timestamp/__rtp_timestamp/__octet_count/__packet_count (read by
                         _run_rtcp for the SR), __rtt (read only, for stats)
@@ -92,12 +93,17 @@ class ReceiverTap:
         self._codecs: dict[int, Any] = {}
         self._rtx_to_media: dict[int, int] = {}
         self._nack = NackGenerator() if kind == "video" else None
+        # Loss (0-1) of the subscribers of this track, reported to the publisher in our receiver
+        # reports when higher than the uplink's: its Opus encoder adds in-band FEC only for loss it hears of.
+        self.downstream_loss = 0.0
+        self._original_send_rtcp = receiver._send_rtcp
         # The very dict the receiver's RR loop (_run_rtcp) and getStats() iterate.
         self._streams: dict[int, StreamStatistics] = getattr(receiver, _R + "remote_streams")
         # Instance attributes shadow the class methods: pc.__connect calls receiver.receive(params),
         # RTCDtlsTransport calls receiver._handle_rtp_packet(packet, arrival_time_ms=...).
         receiver.receive = self._receive  # type: ignore[method-assign]
         receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
+        receiver._send_rtcp = self._send_rtcp  # type: ignore[method-assign]
 
     async def _receive(self, parameters) -> None:
         """RTCRtpReceiver.receive without starting the decoder thread."""
@@ -131,6 +137,14 @@ class ReceiverTap:
         if self._nack is not None and self._nack.add(packet):
             await self.receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
         self.sink(packet)
+
+    async def _send_rtcp(self, packet) -> None:
+        """Wraps RTCRtpReceiver._send_rtcp: a receiver report says at least `downstream_loss`."""
+        if isinstance(packet, RtcpRrPacket) and self.downstream_loss > 0:
+            floor = min(255, int(self.downstream_loss * 256))
+            for report in packet.reports:
+                report.fraction_lost = max(report.fraction_lost, floor)
+        await self._original_send_rtcp(packet)
 
     def loss(self) -> tuple[int, int]:
         """(packets expected, packets lost) on the media SSRC so far (RTX not counted)."""

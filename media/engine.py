@@ -63,6 +63,7 @@ DEFAULT_VIDEO_BITRATES = {"camera": 1_000_000, "screen": 1_500_000, "camera_low"
 PACKET_OVERHEAD = 50
 _RANK = {OFF: 0, LOW: 1, HIGH: 2}
 PACE_HEADROOM = 1.15
+FEC_LOSS_CAP = 0.2  # the most loss passed on to an audio publisher (more would only cost its bitrate)
 #: A video layer costs at least this share of its nominal rate in the layer selection.
 NOMINAL_SHARE = 0.8
 REMB_INTERVAL = 1.0
@@ -461,6 +462,19 @@ class MediaEngine:
         # Above its nominal rate only while we ask it for keyframes (a subscriber starting again).
         return min(max(smoothed, NOMINAL_SHARE * nominal), 1.1 * nominal)
 
+    def _report_audio_loss(self) -> None:
+        """Tell each audio publisher the worst loss among its listeners (at most FEC_LOSS_CAP), in the
+        receiver reports we send it: a browser's Opus encoder then adds in-band FEC for them."""
+        worst: dict[PublishedTrack, float] = {}
+        for subscriber in self._subscribers.values():
+            for slot in subscriber.slots.values():
+                track = slot.track
+                if slot.kind == "audio" and track is not None:
+                    worst[track] = max(worst.get(track, 0.0), subscriber.link.loss)
+        for track in self._tracks.values():
+            if track.kind == "audio":
+                track.tap.downstream_loss = min(worst.get(track, 0.0), FEC_LOSS_CAP)
+
     def _measure_costs(self, elapsed: float) -> None:
         costs = {}
         for track in self._tracks.values():
@@ -525,6 +539,7 @@ class MediaEngine:
                 self._measure_costs(elapsed)
                 for subscriber in list(self._subscribers.values()):
                     self._choose_layers(subscriber, self._report(subscriber, elapsed))
+                self._report_audio_loss()
             except Exception:  # noqa: BLE001 - a bad report must not end layer selection for everyone
                 log.exception("layer selection failed this tick")
             self.selection_seconds += time.process_time() - started

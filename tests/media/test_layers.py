@@ -92,3 +92,44 @@ async def test_a_slot_that_carries_nothing_sends_no_rtcp():
         await subscriber.close()
         await publisher.close()
         await engine.close()
+
+
+async def test_a_listener_on_a_lossy_link_makes_the_publisher_hear_of_the_loss():
+    """The publisher's Opus encoder adds in-band FEC only for loss it hears of in receiver reports: the
+    server passes its listeners' loss on (its own uplink here loses nothing)."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from liveclass.bench.badlink import BadLink, rewrite_candidates, strip_candidates
+    from tests.media.peers import CONFIG
+
+    engine = MediaEngine()
+    publisher = Publisher(engine, "teacher", video=False, audio=True)
+    await publisher.connect()
+    link = BadLink()
+    link.down.set(loss=0.2)
+    listener = RTCPeerConnection(CONFIG)
+    try:
+        offer = await engine.open_subscriber("student", {"voice": "audio"})
+        engine.assign("student", "voice", "teacher", "microphone")
+        await listener.setRemoteDescription(RTCSessionDescription(rewrite_candidates(offer, link), "offer"))
+        await listener.setLocalDescription(await listener.createAnswer())
+        await engine.subscriber_answer("student", strip_candidates(listener.localDescription.sdp))
+        sender = publisher.pc.getSenders()[0]
+
+        async def fraction_lost() -> float:
+            stats = await sender.getStats()
+            remote = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+            return remote[0].fractionLost / 256 if remote else 0.0
+
+        deadline = asyncio.get_running_loop().time() + 15
+        heard = 0.0
+        while heard < 0.1 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+            heard = await fraction_lost()
+        assert heard >= 0.1, f"the publisher heard of {heard:.2f} loss, its listener loses 0.2"
+        assert engine.link("student")["loss"] >= 0.1
+    finally:
+        await listener.close()
+        await publisher.close()
+        await engine.close()
+        link.close()
