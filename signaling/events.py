@@ -46,6 +46,10 @@ REC_PAUSED = "recording_paused"  # nothing is written until recording_resumed (o
 REC_RESUMED = "recording_resumed"
 RECORDING_SAVED = "recording_saved"  # data.manifest: the files, on the session clock, with checksums
 ROOM_ENDED = "room_ended"
+POLL_OPENED = "poll_opened"  # a quick poll (signaling/polls.py); data: the poll's settings
+POLL_ANSWERED = "poll_answered"  # actor: the student; data: poll_id, choices, correct, points, answered_at
+POLL_CLOSED = "poll_closed"  # data: poll_id, counts, answered, eligible, not_answered_user_ids
+POLL_REVEALED = "poll_revealed"  # data: poll_id, show_correct
 
 
 class RecordsRefused(Exception):

@@ -28,7 +28,10 @@ MOVING = {"reason": "node_moving", "message": "Moving the class to another serve
 
 # Events that each carry the whole of something (the hand queue, the lobby, the quality report): of several
 # to one connection in one delivery, only the last matters.
-COALESCED = frozenset({"hand:queue", "lobby:updated", "room:quality"})
+COALESCED = frozenset({"hand:queue", "lobby:updated", "room:quality", "poll:counts"})
+# The teacher's live poll counts go out at most once in this many seconds: 45 answers within one second cost
+# a handful of poll:counts, and the counts are exact at most this long after the last answer.
+POLL_COUNTS_INTERVAL = 0.25
 
 
 def _coalesced(outbox: list[Outgoing]) -> list[Outgoing]:
@@ -60,6 +63,8 @@ class LiveRoom:
         self._router = router
         self._recorder_factory = recorder_factory  # None: rec:start answers recording_unavailable
         self._record_students = record_students  # False: recordings hold the teacher's tracks only
+        self._counts_sent_at = float("-inf")  # (loop time) the last poll:counts
+        self._counts_timer: asyncio.TimerHandle | None = None
 
     @property
     def session_id(self) -> int:
@@ -70,10 +75,28 @@ class LiveRoom:
         """Deliver what the room said. One delivery at a time: sending yields, and two requests handled at
         once must not interleave their messages (clients rely on the order of versions)."""
         room = self.room
+        self._poll_counts()
         async with room.delivery_lock:
             outbox, room.outbox = _coalesced(room.outbox), []
             for out in outbox:
                 await self._deliver(out, requester)
+
+    def _poll_counts(self) -> None:
+        """Send the teacher's poll counts if they changed: now, or when the interval since the last ends."""
+        if not self.room.poll_counts_due or self._counts_timer is not None or self.moved:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._counts_sent_at + POLL_COUNTS_INTERVAL - loop.time()
+        if wait <= 0:
+            self._counts_sent_at = loop.time()
+            self.room.send_poll_counts()
+        else:
+            self._counts_timer = loop.call_later(wait, self._counts_due)
+
+    def _counts_due(self) -> None:
+        self._counts_timer = None
+        if not self.moved:
+            asyncio.get_running_loop().create_task(self.flush())
 
     async def settle(self, requester: str | None = None) -> None:
         """After any change: deliver what the room said, save its state for a take-over, then bring the

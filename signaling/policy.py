@@ -37,6 +37,10 @@ ACTIONS: dict[str, frozenset[str]] = {
     "rec:stop": frozenset({TEACHER}),
     "rec:pause": frozenset({TEACHER}),
     "rec:resume": frozenset({TEACHER}),
+    "poll:open": frozenset({TEACHER}),
+    "poll:close": frozenset({TEACHER}),
+    "poll:reveal": frozenset({TEACHER}),
+    "poll:answer": frozenset({STUDENT}),  # not guests (parents do not answer), not observers
 }
 
 SOURCES = ("camera", "microphone", "screen")

@@ -127,6 +127,34 @@ class CandidateRequest(Payload):
     candidate: dict[str, str | int | None] | None = None
 
 
+PollId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+PollChoice = Annotated[str, StringConstraints(min_length=1, max_length=8)]
+
+
+class PollOpen(Payload):
+    """A quick poll: A/B/C/… (`options` letters, 2–6) or true/false; no text to type."""
+    kind: Literal["abcd", "truefalse"]
+    options: int = Field(default=4, ge=2, le=6)  # abcd only: how many letters (ignored for truefalse)
+    multiple: bool = False
+    anonymous: bool = False
+    correct: list[PollChoice] | None = Field(default=None, min_length=1, max_length=6)
+    points: float | None = Field(default=None, ge=0, le=1000)
+
+
+class PollRef(Payload):
+    poll_id: PollId
+
+
+class PollReveal(PollRef):
+    show_correct: bool = False
+
+
+class PollAnswer(Payload):
+    # No participant field: a student answers for themself only (extra fields are refused).
+    poll_id: PollId
+    choices: list[PollChoice] = Field(min_length=1, max_length=6)
+
+
 class PermitRequest(Payload):
     participant_id: ParticipantId
     permissions: PermissionChanges

@@ -17,6 +17,7 @@ from signaling import events as ev
 from signaling.events import EventSink, RoomEvent
 from signaling.join_token import JoinClaims
 from signaling.media_plan import MediaView
+from signaling.polls import PollRules
 from signaling.policy import (
     LEARNERS, LOCKABLE, OBSERVER, SOURCES, TEACHER, Permissions, lock_covers, may,
 )
@@ -40,6 +41,7 @@ LEARNER_LIMITS: dict[str, tuple[str, int, float]] = {
     "hand:raise": ("hands", 6, 10.0), "hand:lower": ("hands", 6, 10.0),
     "media:state": ("media", 10, 10.0), "media:saver": ("media", 10, 10.0),
     "rtc:publish": ("rtc", 10, 10.0), "rtc:subscribe": ("rtc", 10, 10.0),
+    "poll:answer": ("polls", 10, 10.0),  # a student's answers to a poll, changes included
 }
 KNOCKS = (5, 60.0)  # at most so many arrivals of one account (lobby knocks) in so many seconds
 
@@ -95,7 +97,7 @@ class Outgoing:
     disconnect_after: bool = False
 
 
-class Room:
+class Room(PollRules):
     def __init__(self, session_id: int, sink: EventSink, *, grace_seconds: float = 60.0,
                  sees_classmates: bool = False, clock: Callable[[], float] = time.time):
         self.session_id = session_id
@@ -129,6 +131,9 @@ class Room:
         # messages (its node died) continues an old seq, and must still not reissue ids already stored.
         self.chat_seq = 0
         self._chat_incarnation = secrets.token_hex(8)
+        self.poll = None  # the latest quick poll (signaling/polls.py): open, closed or revealed
+        self.poll_seq = 0  # polls opened in this session
+        self.poll_counts_due = False  # the teacher's live counts changed; the live room sends them
 
     # -- helpers -------------------------------------------------------------------------------------
     def _event(self, type_: str, actor: Participant | None = None, target: Participant | None = None,
@@ -223,6 +228,7 @@ class Room:
             "students_recorded": self.students_recorded,
             "stage": self.stage,
             "lobby": [self._lobby_entry(p) for p in self.lobby()] if viewer.role == TEACHER else None,
+            "poll": self.poll_view(viewer),
         }
 
     def _send_state(self, p: Participant) -> None:
@@ -279,6 +285,7 @@ class Room:
         self._send_state(participant)
         if participant.role == TEACHER:
             self._tell_lobby_waiting()
+        self._poll_people_changed()
 
     def _resume(self, seat: Participant, sid: str) -> Participant:
         if seat.sid is not None:  # the old connection is still open: close it quietly
@@ -356,6 +363,7 @@ class Room:
         self._broadcast_hands()
         if participant.role == TEACHER:
             self._tell_lobby_waiting()
+        self._poll_people_changed()
 
     def remove_user(self, user_id: int, reason: str = "logged_out") -> Participant | None:
         """The account logged out, or lost its right to be here (e.g. it was deactivated): it leaves now."""
@@ -372,6 +380,7 @@ class Room:
         auto_ended when nobody was in it long after its period)."""
         if self.ended:
             return
+        self.close_poll_at_end()
         self.ended = True
         name = by.name if by else by_name
         extra = {"reason": reason} if reason else {}

@@ -12,6 +12,7 @@ from collections import deque
 from typing import Any
 
 from signaling.policy import Permissions
+from signaling.polls import Poll
 from signaling.room import Participant, Room
 
 FORMAT = 1
@@ -33,6 +34,8 @@ def snapshot(room: Room) -> dict[str, Any]:
         "stage": room.stage,
         "recording_state": room.recording_state,
         "students_recorded": room.students_recorded,
+        "poll": room.poll.to_dict() if room.poll is not None else None,  # the latest quick poll, answers kept
+        "poll_seq": room.poll_seq,
         "participants": [{
             "participant_id": p.participant_id, "user_id": p.user_id, "name": p.name,
             "personal_id": p.personal_id, "role": p.role, "on_roster": p.on_roster,
@@ -55,6 +58,10 @@ def restore(room: Room, state: dict[str, Any]) -> list[Participant]:
     room.chat_seq = int(state.get("chat_seq", len(room.chat)))  # a snapshot of an older node has none
     room.removed_users = set(state["removed_users"])
     room.stage = state["stage"]
+    if state.get("poll"):  # a snapshot of an older node has none
+        room.poll = Poll.from_dict(state["poll"])
+        room.poll_counts_due = room.poll.state == "open"
+    room.poll_seq = int(state.get("poll_seq", 0))
     now = room.clock()
     seats = []
     for entry in state["participants"]:

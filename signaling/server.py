@@ -66,6 +66,10 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "rtc:subscribe": proto.Empty,
     "rtc:answer": proto.AnswerRequest,
     "rtc:candidate": proto.CandidateRequest,
+    "poll:open": proto.PollOpen,
+    "poll:close": proto.PollRef,
+    "poll:reveal": proto.PollReveal,
+    "poll:answer": proto.PollAnswer,
 }
 MEDIA_REQUESTS = {"rtc:publish", "rtc:subscribe", "rtc:answer", "rtc:candidate"}
 RECORDING_REQUESTS = {"rec:start", "rec:stop", "rec:pause", "rec:resume"}

@@ -64,6 +64,28 @@ TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
     ("rec:pause", "while recording"): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:resume", "while paused"): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:stop", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    # A quick poll, in this order: opened (its id is kept in ids["poll"]), answered, closed, revealed.
+    ("poll:open", "A/B/C/D with a correct answer"): (
+        lambda ids, role: {"kind": "abcd", "correct": ["B"], "points": 1}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("poll:open", "while one is open"): (lambda ids, role: {"kind": "truefalse"},
+                                         ("poll_open", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", ""): (lambda ids, role: {"poll_id": ids["poll"], "choices": ["B"]},
+                          (FORBIDDEN, OK, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "an unknown choice"): (lambda ids, role: {"poll_id": ids["poll"], "choices": ["G"]},
+                                           (FORBIDDEN, "unknown_choice", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "two choices in a single-choice poll"): (
+        lambda ids, role: {"poll_id": ids["poll"], "choices": ["A", "B"]},
+        (FORBIDDEN, "single_choice", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "an unknown poll"): (lambda ids, role: {"poll_id": "q0-nope", "choices": ["A"]},
+                                         (FORBIDDEN, "unknown_poll", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "for someone else (a participant field)"): (
+        lambda ids, role: {"poll_id": ids["poll"], "choices": ["A"], "participant_id": ids["classmate"]},
+        ("invalid_payload",) * 4),
+    ("poll:close", ""): (lambda ids, role: {"poll_id": ids["poll"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "after close"): (lambda ids, role: {"poll_id": ids["poll"], "choices": ["C"]},
+                                     (FORBIDDEN, "poll_closed", FORBIDDEN, FORBIDDEN)),
+    ("poll:reveal", "with the correct answer"): (lambda ids, role: {"poll_id": ids["poll"], "show_correct": True},
+                                                 (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     # These change or end the room: run last, in the order below.
     ("mod:kick", ""): (lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},
                        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
@@ -109,6 +131,8 @@ async def test_every_request_by_every_role(server):
             answer = await clients[role].call(key[0], payload_of(ids, role))
             assert isinstance(answer, dict) and isinstance(answer.get("ok"), bool), (key, role, answer)
             got = OK if answer["ok"] else answer["error"]["code"]
+            if answer["ok"] and key[0] == "poll:open":
+                ids["poll"] = answer["data"]["poll_id"]
             if not answer["ok"]:
                 assert answer["error"]["message"], (key, role, answer)
             if got != want:
