@@ -81,10 +81,11 @@ class Retransmissions:
 
     MIN_INTERVAL = 0.1  # seconds between two copies of one packet, when the round trip is not known
 
-    def __init__(self, tap: Any, size: int, emit: Callable[[bytes, bool], None]) -> None:
+    def __init__(self, tap: Any, size: int, emit: Callable[[bytes, bool], None] | None = None) -> None:
+        """emit(data, retransmission=True) sends a copy (default: through the tap at once)."""
         self.tap = tap
         self.size = size
-        self.emit = emit
+        self.emit = emit or (lambda data, retransmission: tap.send(data))
         self.ring: list[tuple | None] = [None] * size
         self.resent_at = [0.0] * size
         self.floor: int | None = None  # nothing before this sequence number is sent again (a cut-over)

@@ -66,7 +66,7 @@ class VideoSender:
         self.plis += 1
         self.keyframe_wanted = True
 
-    def _on_remb(self, bitrate: int) -> None:
+    def _on_remb(self, bitrate: int, ssrcs: list[int] | None = None) -> None:
         self.remb = bitrate  # noted only: the bench's encoders keep their fixed target
 
     def _on_nack(self, lost: list[int]) -> None:
