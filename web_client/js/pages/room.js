@@ -51,6 +51,7 @@ export function showRoom(sessionId) {
   const room = {
     sessionId, state: null, lobby: [], chat: [], hands: [], waiting: null, tab: "chat", privateTo: null,
     media: null, slots: {}, layout: null, saver: storedSaver(), link: null, linkDismissed: null,
+    poll: null, pollDraft: null, pollHidden: null, // the quick poll (see the end of this file)
   };
   room.connection = new LiveConnection(sessionId, {
     onEvent: (name, data) => onEvent(room, name, data),
@@ -82,6 +83,7 @@ function onEvent(room, name, data) {
     case "room:state":
       room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
       if (data.lobby) room.lobby = data.lobby;
+      room.poll = data.poll ?? null;
       render(room);
       return startMedia(room); // a fresh state (join or resume): fresh media connections
     case "rtc:offer": return room.media?.onOffer(data).catch((e) => banner(e.message, "error"));
@@ -142,6 +144,8 @@ function onEvent(room, name, data) {
       room.chat = room.chat.map((m) => (m.message_id === data.message_id ? { ...m, deleted: true, text: "" } : m));
       return render(room);
     case "hand:queue": room.hands = data.hands; return render(room);
+    case "poll:opened": case "poll:closed": case "poll:results": case "poll:counts":
+      return onPollEvent(room, name, data);
     case "you:kicked": return showEnded(t("end.kicked"), data.reason);
     case "you:replaced": return showEnded(t("end.replaced"));
     case "you:logged_out": // logged out, or the account lost its rights (deactivated, password reset, …)
@@ -192,6 +196,7 @@ function render(room) {
   if (input) input.value = keepDraft;
   updateStage(room);
   updateLink(room);
+  renderPoll(room);
 }
 
 function buildLayout(room) {
@@ -225,10 +230,12 @@ function buildLayout(room) {
                   onclick: () => { room.linkDismissed = linkKey(room.link); updateLink(room); } }, "×"));
   const saver = h("div", { class: "saver", role: "group", "aria-label": t("saver.title") });
   const dataUsed = h("span", { class: "data-used muted", role: "status", hidden: true });
+  const pollBox = h("div", { class: "poll-box", hidden: true }); // the quick poll, above the stage
   const root = h("div", { class: "room", "data-role": room.state.you.role },
-    h("div", { class: "main-column" }, linkBanner, stage, h("div", { class: "control-row" }, controls, selfView),
+    h("div", { class: "main-column" }, linkBanner, pollBox, stage, h("div", { class: "control-row" }, controls, selfView),
       h("div", { class: "saver-row" }, saver, dataUsed), grid), side);
-  room.layout = { root, stage, controls, side, slots, grid, placeholder, selfView, linkBanner, saver, dataUsed };
+  room.layout = { root, stage, controls, side, slots, grid, placeholder, selfView, linkBanner, saver, dataUsed,
+                  pollBox };
   mount(root);
 }
 
@@ -422,6 +429,8 @@ function renderTeacherTools(room) {
   const recording = room.state.recording;
   const paused = room.state.recording_state === "paused";
   return h("div", { class: "teacher-tools" },
+    h("button", { class: "primary", "data-poll-action": "compose", disabled: room.poll?.state === "open",
+                  onclick: () => openPollForm(room) }, t("poll.title")),
     h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
                   onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
       recording ? t("rec.stop") : t("rec.start")),
@@ -565,4 +574,186 @@ function renderHandouts(room) {
     } })) : null;
   return h("div", {}, upload, h("ul", { class: "handouts" }, items.map((m) =>
     h("li", {}, h("a", { href: m.handout.url, download: m.handout.filename }, m.handout.filename)))));
+}
+
+// -- quick polls ("Câu hỏi nhanh"): the teacher asks A/B/C/D or Đúng/Sai, students answer with one tap ----------
+const POLL_ERRORS = new Set(["poll_open", "poll_closed", "unknown_poll", "unknown_choice", "single_choice",
+  "invalid_poll", "rate_limited", "forbidden"]);
+
+function onPollEvent(room, name, data) {
+  if (name === "poll:counts") {
+    if (room.poll?.poll_id === data.poll_id) room.poll.results = data;
+  } else {
+    if (data.poll?.poll_id !== room.poll?.poll_id) room.pollHidden = null; // a new poll is shown again
+    room.poll = data.poll;
+  }
+  renderPoll(room);
+}
+
+async function askPoll(room, name, data) {
+  const answer = await room.connection.request(name, data);
+  if (!answer.ok) {
+    const code = answer.error?.code;
+    banner(POLL_ERRORS.has(code) ? t(`poll.error.${code}`) : answer.error?.message || t("error.generic"), "error");
+  }
+  return answer;
+}
+
+function pollLabel(poll, choice) {
+  return poll.kind === "truefalse" ? t(`poll.${choice}`) : choice;
+}
+
+function pollChoicesText(poll, choices) {
+  return formatList(choices.map((c) => pollLabel(poll, c)));
+}
+
+// The bar chart: one bar per choice, its count and share; the correct choices marked when known.
+function pollChart(poll, results) {
+  const counts = results?.counts || {};
+  const answered = results?.answered || 0;
+  return h("ol", { class: "poll-chart", "aria-label": t("poll.chart") }, poll.options.map((choice) => {
+    const count = counts[choice] || 0;
+    const share = answered ? Math.round((100 * count) / answered) : 0;
+    const right = poll.correct?.includes(choice);
+    const fill = h("span", { class: "poll-fill" });
+    fill.style.width = `${share}%`; // through the CSSOM: the page's CSP allows no inline style attributes
+    return h("li", { class: right ? "correct" : "", "data-choice": choice },
+      h("span", { class: "poll-label" }, pollLabel(poll, choice), right ? " ✓" : ""),
+      h("span", { class: "poll-bar" }, fill),
+      h("span", { class: "poll-count", "data-count": count }, `${count} · ${share}%`));
+  }));
+}
+
+function renderPollForm(room) {
+  const draft = room.pollDraft;
+  const options = draft.kind === "truefalse" ? ["true", "false"] : "ABCDEF".slice(0, draft.options).split("");
+  const redraw = () => renderPoll(room);
+  const pick = (choice) => {
+    const chosen = draft.correct.includes(choice);
+    if (draft.multiple) draft.correct = chosen ? draft.correct.filter((c) => c !== choice) : [...draft.correct, choice];
+    else draft.correct = chosen ? [] : [choice];
+    redraw();
+  };
+  const kindButton = (kind) => h("button", {
+    class: draft.kind === kind ? "toggle on" : "toggle", "aria-pressed": draft.kind === kind, "data-kind": kind,
+    onclick: () => { Object.assign(draft, { kind, correct: [], multiple: false }); redraw(); } }, t(`poll.kind.${kind}`));
+  return h("div", { class: "poll card", "data-poll": "form" },
+    h("h2", {}, t("poll.title")),
+    h("div", { class: "poll-row", role: "group", "aria-label": t("poll.kind") }, kindButton("abcd"), kindButton("truefalse")),
+    draft.kind === "abcd" ? h("label", { class: "poll-inline" }, t("poll.options"),
+      h("select", { "data-options": "", onchange: (e) => {
+        draft.options = Number(e.target.value);
+        draft.correct = draft.correct.filter((c) => "ABCDEF".slice(0, draft.options).includes(c));
+        redraw();
+      } }, [2, 3, 4, 5, 6].map((n) => h("option", { value: n, selected: n === draft.options }, `A–${"ABCDEF"[n - 1]}`))))
+      : null,
+    draft.kind === "abcd" ? h("label", { class: "poll-check" }, h("input", { type: "checkbox", checked: draft.multiple,
+      "data-multiple": "", onchange: (e) => { draft.multiple = e.target.checked; draft.correct = draft.correct.slice(0, draft.multiple ? 6 : 1); redraw(); } }),
+      t("poll.multiple")) : null,
+    h("label", { class: "poll-check" }, h("input", { type: "checkbox", checked: draft.anonymous, "data-anonymous": "",
+      onchange: (e) => { draft.anonymous = e.target.checked; } }), t("poll.anonymous")),
+    h("p", { class: "muted" }, t("poll.correct_hint")),
+    h("div", { class: "poll-row", role: "group", "aria-label": t("poll.correct") }, options.map((choice) =>
+      h("button", { class: draft.correct.includes(choice) ? "toggle on" : "toggle", "data-correct": choice,
+                    "aria-pressed": draft.correct.includes(choice), onclick: () => pick(choice) },
+        pollLabel({ kind: draft.kind }, choice)))),
+    h("div", { class: "poll-row" },
+      h("button", { class: "primary", "data-poll-action": "start", onclick: async () => {
+        const payload = { kind: draft.kind, anonymous: draft.anonymous };
+        if (draft.kind === "abcd") Object.assign(payload, { options: draft.options, multiple: draft.multiple });
+        if (draft.correct.length) payload.correct = draft.correct;
+        const answer = await askPoll(room, "poll:open", payload);
+        if (answer.ok) { room.pollDraft = null; renderPoll(room); }
+      } }, t("poll.start")),
+      h("button", { onclick: () => { room.pollDraft = null; redraw(); } }, t("poll.cancel"))));
+}
+
+function renderTeacherPoll(room, poll) {
+  const results = poll.results || {};
+  const open = poll.state === "open";
+  const action = (key, name, data) => h("button", { class: key === "close" ? "primary" : "", "data-poll-action": key,
+    onclick: () => askPoll(room, name, { poll_id: poll.poll_id, ...data }) }, t(`poll.${key}`));
+  const waiting = results.not_answered || [];
+  return h("div", { class: "poll card", "data-poll": poll.poll_id, "data-state": poll.state },
+    h("h2", {}, t("poll.title"), " ", h("span", { class: open ? "badge ok" : "badge" },
+      t(open ? "poll.state.open" : poll.revealed ? "poll.state.revealed" : "poll.state.closed"))),
+    poll.anonymous ? h("p", { class: "muted" }, t("poll.anonymous_note")) : null,
+    pollChart(poll, results),
+    h("p", { class: "poll-answered", role: "status" },
+      t("poll.answered", { answered: results.answered || 0, eligible: results.eligible || 0 })),
+    waiting.length ? h("details", { class: "poll-waiting", open: waiting.length <= 10 },
+      h("summary", {}, t("poll.not_answered", { count: waiting.length })),
+      h("p", {}, formatList(waiting.map((p) => p.name)))) : null,
+    h("div", { class: "poll-row" },
+      open ? action("close", "poll:close", {}) : null,
+      !poll.revealed ? action("reveal", "poll:reveal", { show_correct: false }) : null,
+      !poll.revealed && poll.has_correct ? action("reveal_correct", "poll:reveal", { show_correct: true }) : null,
+      poll.revealed && poll.has_correct && !poll.show_correct
+        ? action("reveal_correct", "poll:reveal", { show_correct: true }) : null,
+      !open ? h("button", { "data-poll-action": "new", onclick: () => openPollForm(room) }, t("poll.new")) : null,
+      !open ? h("button", { onclick: () => { room.pollHidden = poll.poll_id; renderPoll(room); } }, t("poll.hide"))
+        : null));
+}
+
+function renderLearnerPoll(room, poll) {
+  const student = room.state.you.role === "student";
+  const mine = poll.mine?.choices || [];
+  const tap = async (choice) => {
+    let choices = [choice];
+    if (poll.multiple) {
+      choices = mine.includes(choice) ? mine.filter((c) => c !== choice) : [...mine, choice];
+      if (!choices.length) return; // an answer has at least one choice
+    }
+    const answer = await askPoll(room, "poll:answer", { poll_id: poll.poll_id, choices });
+    if (answer.ok && room.poll?.poll_id === poll.poll_id) {
+      room.poll.mine = { ...(room.poll.mine || {}), choices: answer.data.choices };
+      renderPoll(room);
+    }
+  };
+  const parts = [h("h2", {}, t("poll.title"))];
+  if (poll.state === "open") {
+    if (student) {
+      parts.push(h("p", { class: "muted" }, t(poll.multiple ? "poll.pick_many" : "poll.pick_one")),
+        h("div", { class: "poll-choices", role: "group", "aria-label": t("poll.title") }, poll.options.map((choice) =>
+          h("button", { class: mine.includes(choice) ? "poll-choice chosen" : "poll-choice", "data-choice": choice,
+                        "aria-pressed": mine.includes(choice), onclick: () => tap(choice) }, pollLabel(poll, choice)))));
+    } else {
+      parts.push(h("p", {}, t("poll.class_answering")));
+    }
+  } else if (!poll.revealed) {
+    parts.push(h("p", {}, t("poll.closed_wait")));
+  }
+  if (student) {
+    parts.push(h("p", { class: "poll-mine", role: "status" },
+      mine.length ? t("poll.mine", { choices: pollChoicesText(poll, mine) }) : t("poll.mine_none")));
+  }
+  if (poll.revealed) {
+    parts.push(pollChart(poll, poll.results));
+    if (poll.correct) parts.push(h("p", {}, t("poll.correct_is", { choices: pollChoicesText(poll, poll.correct) })));
+    if (student && typeof poll.mine?.correct === "boolean") {
+      parts.push(h("p", { class: poll.mine.correct ? "poll-verdict right" : "poll-verdict wrong", role: "status" },
+        t(poll.mine.correct ? "poll.right" : "poll.wrong")));
+    }
+    parts.push(h("button", { onclick: () => { room.pollHidden = poll.poll_id; renderPoll(room); } }, t("poll.hide")));
+  }
+  return h("div", { class: "poll card", "data-poll": poll.poll_id, "data-state": poll.revealed ? "revealed" : poll.state },
+    ...parts);
+}
+
+function openPollForm(room) {
+  room.pollDraft = { kind: "abcd", options: 4, multiple: false, anonymous: false, correct: [] };
+  renderPoll(room);
+}
+
+function renderPoll(room) {
+  const box = room.layout?.pollBox;
+  if (!box || !room.state) return;
+  const poll = room.poll;
+  let content = null;
+  if (isTeacher(room) && room.pollDraft) content = renderPollForm(room);
+  else if (poll && room.pollHidden !== poll.poll_id) {
+    content = isTeacher(room) ? renderTeacherPoll(room, poll) : renderLearnerPoll(room, poll);
+  }
+  box.replaceChildren(...(content ? [content] : []));
+  box.hidden = !content;
 }
