@@ -3,13 +3,16 @@ the teacher sees live counts, closes and reveals; every answer is a record."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
+import zipfile
 
 import msgpack
+import openpyxl
 from sqlalchemy import select
 
-from liveclass.models import Enrollment, SessionEvent
+from liveclass.models import AuditEntry, Enrollment, SessionEvent
 from signaling.events import ListSink
 from signaling.join_token import JoinClaims
 from signaling.protocol import AdmitRequest, PollAnswer, PollOpen, PollRef, RoomError, parse
@@ -121,6 +124,31 @@ async def test_a_quick_poll_from_open_to_reveal(server):
     assert records[5].data["counts"] == {"A": 0, "B": 2, "C": 1, "D": 0} and records[5].data["answered"] == 3
     assert records[5].data["not_answered_user_ids"] == []
     assert records[6].data == {"poll_id": poll_id, "show_correct": True}
+
+    # polls.xlsx (its own route, audited, and in the session's ZIP) holds what was sent; IDs stay text.
+    response = await teacher_person.request("GET", f"/sessions/{session_id}/polls.xlsx")
+    assert response.status == 200, await response.text()
+    from_route = await response.read()
+    response = await teacher_person.request("GET", f"/sessions/{session_id}/export")
+    assert response.status == 200
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    assert json.loads(archive.read("manifest.json"))["counts"]["polls"] == 1
+    for data in (from_route, archive.read("polls.xlsx")):
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        assert book.sheetnames == ["Câu hỏi nhanh", "Câu trả lời"]
+        summary = list(book["Câu hỏi nhanh"].iter_rows(values_only=True))
+        assert summary[1][4] == "A, B, C, D" and summary[1][7] == "B" and summary[1][8] == 2
+        assert summary[1][9:12] == (3, 0, 2) and summary[1][12] == "A: 0; B: 2; C: 1; D: 0"
+        rows = {r[1]: r for r in list(book["Câu trả lời"].iter_rows(values_only=True))[1:]}
+        assert {name: (r[2], r[3], r[4], r[5], r[7]) for name, r in rows.items()} == {
+            "Phạm Ngọc Ánh": (school.student.personal_id, "B", "Có / Yes", 2, 1),
+            "Trần Gia Huy": (classmate_user.personal_id, "C", "Không / No", 0, 0),
+            "Lê Thu Trang": (late_user.personal_id, "B", "Có / Yes", 2, 0)}
+        id_cell = next(c for c in book["Câu trả lời"]["C"][1:] if c.value == school.student.personal_id)
+        assert id_cell.data_type == "s" and id_cell.number_format == "@"
+    async with server.db() as db:
+        audits = (await db.execute(select(AuditEntry).where(AuditEntry.action == "polls_downloaded"))).scalars().all()
+    assert len(audits) == 1
 
     # A new poll after the last one: true/false, several may not be chosen.
     assert await teacher.refused("poll:open", {"kind": "truefalse", "multiple": True}) == "invalid_poll"

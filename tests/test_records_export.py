@@ -109,7 +109,8 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert archive.testzip() is None
     names = archive.namelist()
-    assert names[:5] == ["manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "events.jsonl"]
+    assert names[:6] == ["manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx",
+                         "events.jsonl"]
 
     async with server.db() as db:
         rows = (await db.execute(select(Recording).where(Recording.session_id == archived.session_id)
@@ -137,7 +138,7 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     handout = [n for n in names if n.startswith("handouts/")]
     assert len(handout) == 1 and handout[0].endswith("-Phiếu bài tập.pdf") and archive.read(handout[0]) == WORKSHEET
     assert [(h["filename"], h["path"]) for h in manifest["handouts"]] == [("Phiếu bài tập.pdf", handout[0])]
-    assert set(names) == ({"manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "events.jsonl",
+    assert set(names) == ({"manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx", "events.jsonl",
                            f"recordings/{recording_dir}/manifest.json"} | set(listed) | set(handout))
 
     # The manifest names the session, its period, class and teacher.

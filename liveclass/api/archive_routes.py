@@ -17,6 +17,7 @@ from liveclass.appkeys import DB
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import class_summary, iso, lesson_start, session_attendance
 from liveclass.archive.filenames import content_disposition, download_names
+from liveclass.archive.polls import polls_xlsx, session_polls
 from liveclass.archive.search import SCHOOL_TIMEZONE, SessionFilter, day_start, find_sessions, session_summary, \
     summaries
 from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
@@ -126,6 +127,24 @@ async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
     day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
     data = await asyncio.to_thread(xlsx_bytes, "Điểm danh", *table)
     return _spreadsheet(data, download_names(["diem-danh", period.school_class.name, period.subject, day,
+                                              f"session-{session_id}"], "xlsx"))
+
+
+@routes.route("GET", "/sessions/{session_id}/polls.xlsx",
+              summary="The session's quick polls and every student's answer as an Excel file (personal IDs as text)",
+              access=ADMIN_OR_TEACHER, produces=XLSX_TYPE)
+async def polls_of_session_xlsx(request: web.Request) -> web.Response:
+    user = current_user(request)
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        session, period = await readable_session(db, user, session_id)
+        polls, people = await session_polls(db, session_id)
+        audit(db, user, "polls_downloaded", target=f"session:{session_id}",
+              address=auth.client_address(request), format="xlsx")
+        await db.commit()
+    day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
+    data = await asyncio.to_thread(polls_xlsx, polls, people)
+    return _spreadsheet(data, download_names(["cau-hoi-nhanh", period.school_class.name, period.subject, day,
                                               f"session-{session_id}"], "xlsx"))
 
 

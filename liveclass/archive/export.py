@@ -5,6 +5,7 @@
     attendance.csv                   one row per person (session_attendance), bilingual headers
     attendance.xlsx                  the same table for Excel (personal IDs keep their leading zeros)
     chat.csv                         every message, private ones and deleted ones marked
+    polls.xlsx                       the quick polls: counts per poll, every student's answer (archive.polls)
     events.jsonl                     every SessionEvent, one JSON object per line
     recordings/<recording>/...       the recorded files as stored, and each recording's own manifest.json
 
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveclass.archive.attendance import iso, lesson_start, session_attendance
 from liveclass.archive.filenames import download_names
+from liveclass.archive.polls import polls_xlsx, session_polls
 from liveclass.archive.search import SCHOOL_TIMEZONE
 from liveclass.archive.spreadsheets import csv_bytes, xlsx_bytes
 from liveclass.archive.tables import attendance_table, chat_table
@@ -146,17 +148,21 @@ async def prepare_export(db: AsyncSession, session: LiveSession, period: Period,
             "attendance.csv": "Điểm danh / Attendance (UTF-8, giờ Việt Nam / local time)",
             "attendance.xlsx": "Điểm danh cho Excel / Attendance for Excel",
             "chat.csv": "Tin nhắn / Chat (UTF-8, giờ Việt Nam / local time)",
+            "polls.xlsx": "Câu hỏi nhanh và câu trả lời của học sinh / Quick polls and every student's answer",
             "events.jsonl": "Mọi sự kiện của buổi học / Every session event (UTC)",
             "recordings/": "Bản ghi hình / Recorded files (WebM), one folder per recording",
             "handouts/": "Tài liệu đã phát / Handouts given out in the period",
         },
     }
     attendance_rows = attendance_table(attendance, period)
+    polls, poll_people = await session_polls(db, session.id)
+    manifest["counts"]["polls"] = len(polls)
     texts = [
         ("manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")),
         ("attendance.csv", csv_bytes(*attendance_rows)),
         ("attendance.xlsx", await asyncio.to_thread(xlsx_bytes, "Điểm danh", *attendance_rows)),
         ("chat.csv", csv_bytes(*chat_table(chat, people))),
+        ("polls.xlsx", await asyncio.to_thread(polls_xlsx, polls, poll_people)),
     ]
     return SessionExport(session.id, ascii_name, unicode_name, texts, files, event_count, now,
                          counts=manifest["counts"])

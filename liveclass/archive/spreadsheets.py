@@ -62,6 +62,26 @@ def xlsx_bytes(sheet_title: str, header: Sequence[str], rows: Sequence[Sequence[
     return buffer.getvalue()
 
 
+def xlsx_book(sheets: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> bytes:
+    """Several sheets, each (title, header, rows), written as xlsx_bytes writes one."""
+    workbook = Workbook(write_only=True)
+    bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+    for sheet_title, header, rows in sheets:
+        sheet = workbook.create_sheet(title=_sheet_title(sheet_title))
+        sheet.freeze_panes = "A2"
+        for index, label in enumerate(header, 1):
+            longest = max([len(str(label))] + [len(str(row[index - 1])) for row in rows[:500] if len(row) >= index])
+            sheet.column_dimensions[get_column_letter(index)].width = min(_MAX_WIDTH, longest + 2)
+        if rows:
+            sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(rows) + 1}"
+        sheet.append([_cell(sheet, label, font=bold, alignment=wrap) for label in header])
+        for row in rows:
+            sheet.append([_cell(sheet, value) for value in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
 def _cell(sheet, value: Any, **style) -> WriteOnlyCell:
     if isinstance(value, bool):
         value = int(value)
