@@ -78,7 +78,7 @@ class Poll:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Poll":
+    def from_dict(cls, data: dict[str, Any]) -> Poll:
         data = dict(data)
         answers = [PollAnswer(**a) for a in data.pop("answers")]
         return cls(**data, answers={a.user_id: a for a in answers})
@@ -92,7 +92,7 @@ class PollRules:
     poll_seq: int
 
     # -- views ---------------------------------------------------------------------------------------
-    def _poll_students(self) -> list["Participant"]:
+    def _poll_students(self) -> list[Participant]:
         return [p for p in self.present() if p.role == STUDENT]
 
     def poll_counts(self) -> dict[str, Any]:
@@ -110,7 +110,7 @@ class PollRules:
                                for a in sorted(poll.answers.values(), key=lambda a: a.at)]
         return data
 
-    def poll_view(self, viewer: "Participant") -> dict[str, Any] | None:
+    def poll_view(self, viewer: Participant) -> dict[str, Any] | None:
         """The latest poll as this viewer may see it (None: no poll in this session yet)."""
         poll = self.poll
         if poll is None:
@@ -170,7 +170,7 @@ class PollRules:
         return chosen
 
     # -- requests ------------------------------------------------------------------------------------
-    def _on_poll_open(self, teacher: "Participant", payload) -> dict:
+    def _on_poll_open(self, teacher: Participant, payload) -> dict:
         if self.poll is not None and self.poll.state == "open":
             raise RoomError("poll_open", "A poll is already open; close it first.", poll_id=self.poll.poll_id)
         if payload.kind == "truefalse":
@@ -194,7 +194,7 @@ class PollRules:
         self._poll_broadcast("poll:opened")
         return {"poll_id": poll.poll_id}
 
-    def _on_poll_answer(self, student: "Participant", payload) -> dict:
+    def _on_poll_answer(self, student: Participant, payload) -> dict:
         poll = self._current_poll(payload.poll_id)
         if poll.state != "open":
             raise RoomError("poll_closed", "This poll is closed; answers are no longer taken.")
@@ -213,7 +213,7 @@ class PollRules:
         self.poll_counts_due = True
         return {"poll_id": poll.poll_id, "choices": choices, "changed": True}
 
-    def _close_poll(self, by: "Participant | None", reason: str | None = None) -> None:
+    def _close_poll(self, by: Participant | None, reason: str | None = None) -> None:
         poll = self.poll
         poll.state = "closed"
         poll.closed_at = self.clock()
@@ -225,13 +225,13 @@ class PollRules:
         self.poll_counts_due = False
         self._poll_broadcast("poll:closed")
 
-    def _on_poll_close(self, teacher: "Participant", payload) -> dict:
+    def _on_poll_close(self, teacher: Participant, payload) -> dict:
         poll = self._current_poll(payload.poll_id)
         if poll.state == "open":
             self._close_poll(teacher)
         return {"poll_id": poll.poll_id, "state": poll.state}
 
-    def _on_poll_reveal(self, teacher: "Participant", payload) -> dict:
+    def _on_poll_reveal(self, teacher: Participant, payload) -> dict:
         poll = self._current_poll(payload.poll_id)
         if poll.state == "open":  # revealing ends the answering
             self._close_poll(teacher)

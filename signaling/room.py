@@ -17,10 +17,10 @@ from signaling import events as ev
 from signaling.events import EventSink, RoomEvent
 from signaling.join_token import JoinClaims
 from signaling.media_plan import MediaView
-from signaling.polls import PollRules
 from signaling.policy import (
     LEARNERS, LOCKABLE, OBSERVER, SOURCES, TEACHER, Permissions, lock_covers, may,
 )
+from signaling.polls import PollRules
 from signaling.protocol import MAX_CHAT_LENGTH, RoomError
 
 CHAT_HISTORY = 200

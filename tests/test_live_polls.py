@@ -15,12 +15,18 @@ from sqlalchemy import select
 from liveclass.models import AuditEntry, Enrollment, SessionEvent
 from signaling.events import ListSink
 from signaling.join_token import JoinClaims
-from signaling.protocol import AdmitRequest, PollAnswer, PollOpen, PollRef, RoomError, parse
+from signaling.protocol import (
+    AdmitRequest,
+    PollAnswer,
+    PollOpen,
+    PollRef,
+    RoomError,
+    parse,
+)
 from signaling.room import Room
 from signaling.room_state import restore, snapshot
 from tests.helpers import add_user, seed_school
 from tests.live import LiveClient, admitted, enter
-from tests.test_live_room_scale import eventually
 
 STUDENTS = 45
 

@@ -5,7 +5,7 @@ Who had not answered comes from the poll_closed event (the students in the room 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -116,21 +116,3 @@ def polls_tables(polls: list[PollRecord], users: dict[int, User]) -> list[tuple[
 def polls_xlsx(polls: list[PollRecord], users: dict[int, User]) -> bytes:
     return xlsx_book(polls_tables(polls, users))
 
-
-def polls_view(polls: list[PollRecord], users: dict[int, User]) -> list[dict[str, Any]]:
-    """The polls as JSON for the records API."""
-    def iso(value: datetime | None) -> str | None:
-        return value.astimezone(timezone.utc).isoformat() if value else None
-
-    def person(user_id: int) -> dict:
-        user = users.get(user_id)
-        return {"user_id": user_id, "name": user.full_name if user else None,
-                "personal_id": user.personal_id if user else None}
-    return [{
-        "poll_id": p.poll_id, "opened_at": iso(p.opened_at), "closed_at": iso(p.closed_at), "revealed": p.revealed,
-        **{k: p.settings.get(k) for k in ("kind", "options", "multiple", "anonymous", "correct", "points")},
-        "counts": p.counts(), "answered": len(p.answers),
-        "answers": [{**person(u), "choices": a["choices"], "correct": a.get("correct"), "points": a.get("points"),
-                     "answered_at": iso(a["at"]), "changes": a["changes"]} for u, a in p.answers.items()],
-        "not_answered": [person(u) for u in p.not_answered],
-    } for p in polls]
