@@ -247,40 +247,80 @@ def relay_map(relay: BadLink) -> dict[str, str]:
     return {f"{h}:{p}": "%s:%d" % relay.address_for(h, p) for h, p in relay.ports}
 
 
-#: For a Chromium page: wraps RTCPeerConnection.prototype.setRemoteDescription and addIceCandidate so
-#: that server candidates listed in `window.__badlinkMap` ({"host:port": "relayhost:relayport"},
-#: from `relay_map`) are replaced by the relay's, and unknown ones are dropped (they would bypass
-#: the relay). The page's own candidates must still be stripped from what reaches the server
-#: (`strip_candidates`, and trickled ones not sent). Use with `page.add_init_script(script)` after
-#: `window.__badlinkMap = {...}` (e.g. `"window.__badlinkMap = %s;" % json.dumps(map) + JS`).
+#: For a Chromium page (checked with Chromium 156, tests/test_web_weak_link_media.py): wraps
+#: RTCPeerConnection.prototype.setRemoteDescription and addIceCandidate so that the server's candidates
+#: are replaced by the relay's, and hides the page's own candidates from the page's code.
+#:
+#: - Server candidates: `window.__badlinkMap` ({"host:port": "relayhost:relayport"}, from `relay_map`)
+#:   gives the relay address of a server address known beforehand. The server opens new ports for
+#:   every connection, so a test usually also exposes `window.__badlinkAddress(host, port)` (a
+#:   Playwright binding: `page.expose_function("__badlinkAddress", lambda h, p: "%s:%d" %
+#:   link.address_for(h, p))`), which opens the relay port on demand and answers "relayhost:port".
+#:   A candidate neither knows is dropped (it would bypass the relay), and so are non-UDP ones.
+#: - The page's own candidates (`strip_candidates`, done in the page): `localDescription` (and
+#:   current/pendingLocalDescription) read by the page come without candidates or end-of-candidates,
+#:   so the server learns the page only as the peer-reflexive address its checks arrive from: the
+#:   relay. Trickled ones (`icecandidate` events) are left alone: the web client does not trickle
+#:   (web_client/js/media.js); a page that does must not send them in such a test.
+#:
+#: Use with `page.add_init_script(script)`, e.g. `"window.__badlinkMap = %s;" % json.dumps(map) + JS`
+#: (or `"window.__badlinkMap = {};" + JS` with the binding).
 CHROMIUM_REWRITE_JS = r"""
 (() => {
-  const map = () => window.__badlinkMap || {};
-  const line = (c) => {
+  const map = () => (window.__badlinkMap = window.__badlinkMap || {});
+  const relayOf = async (host, port) => {
+    const key = host + ':' + port;
+    if (!map()[key] && typeof window.__badlinkAddress === 'function') {
+      const to = await window.__badlinkAddress(host, Number(port));
+      if (to) map()[key] = to;
+    }
+    return map()[key] || null;
+  };
+  const line = async (c) => {
     const m = c.match(/^((?:a=)?candidate:\S+ \d+ )(\S+)( \d+ )(\S+) (\d+) typ \S+(.*)$/);
     if (!m || m[2].toLowerCase() !== 'udp') return null;
-    const to = map()[m[4] + ':' + m[5]];
+    const to = await relayOf(m[4], m[5]);
     if (!to) return null;
     const [host, port] = [to.slice(0, to.lastIndexOf(':')), to.slice(to.lastIndexOf(':') + 1)];
     return m[1] + m[2] + m[3] + host + ' ' + port + ' typ host' +
            m[6].replace(/ raddr \S+ rport \d+/, '');
   };
-  const rewrite = (sdp) => sdp.split('\r\n').map((l) =>
-      l.startsWith('a=candidate:') ? line(l) : l).filter((l) => l !== null).join('\r\n');
+  const rewrite = async (sdp) => {
+    const newline = sdp.includes('\r\n') ? '\r\n' : '\n';
+    const out = [];
+    for (const l of sdp.split(newline)) {
+      const rewritten = l.startsWith('a=candidate:') ? await line(l) : l;
+      if (rewritten !== null) out.push(rewritten);
+    }
+    return out.join(newline);
+  };
+  const strip = (sdp) => {
+    const newline = sdp.includes('\r\n') ? '\r\n' : '\n';
+    return sdp.split(newline).filter((l) => !l.startsWith('a=candidate:') &&
+                                           !l.startsWith('a=end-of-candidates')).join(newline);
+  };
   const P = RTCPeerConnection.prototype;
   const setRemote = P.setRemoteDescription;
-  P.setRemoteDescription = function (desc, ...rest) {
-    if (desc && desc.sdp) desc = {type: desc.type, sdp: rewrite(desc.sdp)};
+  P.setRemoteDescription = async function (desc, ...rest) {
+    if (desc && desc.sdp) desc = {type: desc.type, sdp: await rewrite(desc.sdp)};
     return setRemote.call(this, desc, ...rest);
   };
   const addCandidate = P.addIceCandidate;
-  P.addIceCandidate = function (c, ...rest) {
+  P.addIceCandidate = async function (c, ...rest) {
     if (c && c.candidate) {
-      const l = line(c.candidate);
-      if (l === null) return Promise.resolve();
+      const l = await line(c.candidate);
+      if (l === null) return;
       c = {candidate: l, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex};
     }
     return addCandidate.call(this, c, ...rest);
   };
+  for (const name of ['localDescription', 'currentLocalDescription', 'pendingLocalDescription']) {
+    const d = Object.getOwnPropertyDescriptor(P, name);
+    if (!d || !d.get) continue;
+    Object.defineProperty(P, name, {...d, get() {
+      const v = d.get.call(this);
+      return v && v.sdp ? new RTCSessionDescription({type: v.type, sdp: strip(v.sdp)}) : v;
+    }});
+  }
 })();
 """
