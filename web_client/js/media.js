@@ -35,14 +35,30 @@ function onlyCodec(transceiver, kind, name) {
   if (wanted.length) transceiver.setCodecPreferences([...wanted, ...extras.filter((c) => /rtx/i.test(c.mimeType))]);
 }
 
-function gathered(pc, timeoutMs = 2000) {
-  // Send a complete offer/answer: wait for ICE gathering (bounded; host candidates come at once).
+// Does the join's ice_servers list a TURN relay (turn: or turns:)?
+export function hasTurn(iceServers) {
+  return (iceServers || []).some((server) =>
+    [].concat(server.urls || server.url || []).some((url) => /^turns?:/i.test(url)));
+}
+
+function gathered(pc, withTurn) {
+  // Send a complete offer/answer (no trickle): wait for ICE gathering, bounded. Host candidates come
+  // at once (2 s at most). A TURN relay, over TCP/TLS especially, may take seconds to answer, and a
+  // student whose only way out is the relay gets no media without its candidate: with TURN servers
+  // the wait is up to 8 s, ending at gathering complete or as soon as a relay candidate is in.
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
-    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      pc.removeEventListener("icecandidate", relay);
+      resolve();
+    };
     const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const relay = (event) => { if (/ typ relay( |$)/.test(event.candidate?.candidate || "")) done(); };
     pc.addEventListener("icegatheringstatechange", check);
-    setTimeout(done, timeoutMs);
+    if (withTurn) pc.addEventListener("icecandidate", relay);
+    const timer = setTimeout(done, withTurn ? 8000 : 2000);
   });
 }
 
@@ -72,7 +88,7 @@ export class MediaSession {
       this.transceivers[source] = transceiver;
     }
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
+    await gathered(pc, hasTurn(this.iceServers));
     const tracks = sources.map((source) => ({ mid: this.transceivers[source].mid, source }));
     const answer = await this.request("rtc:publish", { sdp: pc.localDescription.sdp, tracks });
     if (!answer.ok && answer.error.code === "invalid_payload" && sources.some((s) => s.endsWith("_low"))) {
@@ -102,7 +118,7 @@ export class MediaSession {
     };
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
-    await gathered(pc);
+    await gathered(pc, hasTurn(this.iceServers));
     await this.request("rtc:answer", { sdp: pc.localDescription.sdp });
   }
 
