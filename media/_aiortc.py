@@ -306,8 +306,11 @@ class SenderTap:
         s._RTCRtpSender__rtp_timestamp = rtp_timestamp
 
     def rtt(self) -> float | None:
-        """Round-trip time in seconds from the subscriber's receiver reports (aiortc's estimate)."""
-        return getattr(self.sender, _S + "rtt")
+        """Round-trip time in seconds from the subscriber's receiver reports (aiortc's estimate; None
+        when it is not known or not believable: aiortc repeats a sender report's NTP time while a slot
+        is idle, and a receiver's delay since the first of them makes the estimate negative)."""
+        rtt = getattr(self.sender, _S + "rtt")
+        return rtt if rtt is not None and rtt >= 0 else None
 
     def has_encoder(self) -> bool:
         return getattr(self.sender, _S + "encoder") is not None

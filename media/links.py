@@ -137,6 +137,7 @@ class LinkControl:
     budget: float | None = None  # None: the link carries everything (high layers)
     clean_ticks: int = 0  # ticks in a row with loss under LOSS_CLEAN
     calm_ticks: int = 0  # ticks in a row without congestion
+    congested_ticks: int = 0  # ticks in a row with congestion
     backoff: float = BACKOFF_MIN
     last_change: float = 0.0
     last_upgrade: float | None = None
@@ -155,8 +156,16 @@ class LinkControl:
         loss = lost / expected if expected >= MIN_PACKETS else None
         if loss is not None:
             self.loss = max(0.0, min(1.0, loss))
-        if loss is not None and loss > LOSS_HIGH:
-            latest = report.lost / report.expected if report.expected else 0.0
+        latest = report.lost / report.expected if report.expected >= MIN_PACKETS else 0.0
+        congested = loss is not None and loss > LOSS_HIGH
+        # (a tick counts towards a pause only if its own reports are congested too, not just the window)
+        self.congested_ticks = self.congested_ticks + 1 if congested and latest > LOSS_HIGH else 0
+        # From the high layers one congested tick is enough (going low costs little); pausing video
+        # takes two in a row: measured with Chromium, the first reports after a cut-over still show
+        # the overload.
+        on_highs = any(layer == HIGH and slot.low is not None
+                       for slot, layer in zip(slots, allocate(self.budget, audio, slots).values()))
+        if congested and (on_highs or self.congested_ticks >= 2):
             through = report.delivered if report.delivered is not None \
                 else report.sent_bitrate * (1 - max(loss or 0.0, latest))
             self._congested(now, through * MARGIN, audio, slots)
@@ -199,5 +208,5 @@ class LinkControl:
             self.budget = through
         self.last_change = now
         self.hold_until = now + HOLD
-        self.clean_ticks = self.calm_ticks = 0
+        self.clean_ticks = self.calm_ticks = self.congested_ticks = 0
         self._window = []  # judge the new layers on their own packets

@@ -16,26 +16,17 @@ listener hears as missing sound) lies inside one such run, so the run's total is
 the bound stays under 200 ms. (Intervals are as long as the page's timer makes them; each is also
 checked to have played out, totalSamplesReceived moving with the clock.)
 
-Measured (Chromium 156, 2 shared cores, 8 runs): camera at 320 px 1.9-2.7 s after the link falls, the
-screen at 640x360 0.5-1 s later; while the server forwards camera_low the page decodes 15 fps; the
-longest concealed stretch 49-84 ms in 7 of 8 runs, 281 ms once (0.6-1.1 s concealed in 25 s, ~60 of
-~1200 audio packets lost); asserted <= 0.5 s, warned above 200 ms;
-back at 640 px 2.9-4.7 s after the link recovers from camera_low (asserted: 15 s); from a paused
-camera 13.7 s once and over 15 s once (then allowed 30 s, warned over 15 s).
-Not asserted, because it is not reliable: that the camera is carried all through the weak spell. In
-about half of the runs the server's link control pauses the teacher's camera (slot layer "off") for
-seconds or for the whole window, after the loss of the switch itself (0.2-0.4 for a tick or two) and
-with the weak link's steady 6-8 % loss after it, although the relay's queue drops nothing then; the
-test then warns, and asserts the frame rate only over the seconds the camera was carried. Once in 8
-runs it tried the high layer for 2 s in the middle of the window (640 px arrived): the camera is
-asserted at 320 px in 80 % of the samples, not all.
+Measured (Chromium 156, 2 shared cores): camera at 320 px 1.9-2.7 s after the link falls, the screen
+at 640x360 0.5-1 s later; 15 fps decoded; the longest concealed stretch 46-84 ms (0.6-1.1 s concealed
+in 25 s, ~60 of ~1200 audio packets lost); back at 640 px 2.9-6.5 s after the link recovers.
+Before the link control waited for two congested ticks in a row to pause video, about half of the
+runs lost the camera for a while: the first reports after the cut-over still show 0.2-0.5 loss.
 """
 from __future__ import annotations
 
 import asyncio
 import re
 import time
-import warnings
 
 import pytest
 from playwright.async_api import expect
@@ -250,35 +241,21 @@ async def test_a_chromium_student_on_a_weak_link(server, school, period, browser
             "relay": link.stats(),
         }
         print("chromium on the weak link:", report)
-        # The screen stays at its low layer; the camera mostly at 320 px (the server may try the high
-        # layer for a few seconds: see the module docstring).
+        # The screen stays at its low layer, the camera at 320 px (the server may try the high layer for a
+        # moment), at 10 fps or more, and no stretch of missing sound over 200 ms.
         assert {w[1:] for w in widths} == {(640, 360)}, report
         assert sum(s["camera_width"] == 320 for s in samples) >= 0.8 * len(samples), report
-        # The frame rate while the camera is carried; the server pausing the camera on this link (its
-        # link control's choice, in about half of the runs: see the module docstring) is reported, not
-        # failed on.
-        if low_seconds >= 5:
-            assert low_frames / low_seconds >= 10, report
-        if "-" in report["camera_slot"]:
-            warnings.warn(f"the server paused the teacher's camera on the weak link: {report['camera_slot']}")
+        assert "-" not in report["camera_slot"], report  # the camera was never paused
+        assert low_seconds >= 5 and low_frames / low_seconds >= 10, report
         assert played >= 0.9 * seconds, report  # the audio plays out (the counters move with the clock)
-        # The issue's limit is 200 ms; held in 7 of 8 runs (one 281 ms bound, when the camera was
-        # paused): warned above it, failed only above 0.5 s.
-        assert longest <= 0.5, report
-        if longest > 0.2:
-            warnings.warn(f"a concealed stretch of up to {longest:.3f} s (over 200 ms) on the weak link")
+        assert longest <= 0.2, report
 
         # The link recovers: the camera back at 640 px within 15 s, the banner gone.
         from_layer = camera_layer(server, pid)
         link.set(**CLEAN)
         start = time.monotonic()
-        # The issue's 15 s holds from camera_low; from a paused camera the server once took 13.7 s and
-        # once more than 15 s (see the module docstring): warned over 15 s, failed over 30 s.
-        limit = 15 if from_layer != "off" else 30
-        back, _ = await until(page, lambda s: width(s, "teacher_camera") == 640, limit,
+        back, _ = await until(page, lambda s: width(s, "teacher_camera") == 640, 15,
                               f"the camera at 640 px again (from {from_layer})")
-        if back > 15:
-            warnings.warn(f"the camera came back at 640 px only after {back:.1f} s (from a paused camera)")
         await expect(banner).to_be_hidden(timeout=15000)
         print(f"recovered from camera {from_layer}: 640 px after {back:.1f} s, banner gone after "
               f"{time.monotonic() - start:.1f} s")

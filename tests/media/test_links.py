@@ -87,3 +87,13 @@ def test_a_failed_try_doubles_the_wait_before_the_next():
     _tick(control, now, 0.5, sent=1_200_000)  # the try overflowed the link
     assert control.backoff == 2 * BACKOFF_MIN
     assert control.last_upgrade is None and control.clean_ticks == 0
+
+
+def test_from_the_low_layers_one_bad_tick_does_not_pause_video_two_do():
+    control = LinkControl()
+    _tick(control, 0, 0.75)  # high -> the low layers' rung
+    rung = control.budget
+    _tick(control, 10, 0.30, sent=250_000)  # after the hold: one congested tick
+    assert control.budget == rung
+    _tick(control, 11, 0.30, sent=250_000)  # a second one in a row: the video that does not fit pauses
+    assert control.budget < rung
