@@ -148,3 +148,45 @@ async def _databases() -> list[str]:
         return [r["datname"] for r in await connection.fetch("SELECT datname FROM pg_database")]
     finally:
         await connection.close()
+
+
+def test_quick_weak_link_puts_the_weak_students_on_the_low_layers_and_not_the_others(tmp_path):
+    """`--weak-link` tiny: 4 students, 2 of them each behind a user-space bad link, a clean window then
+    one with those links at 300 kbit/s, 5 % loss, 100 ms each way (6 s each). The report's numbers are
+    measurements: the weak students decode the low layers, the clean ones stay on the high ones, the
+    server's you:link says so too, and the layer selection's CPU is read from /metrics. About 40 s."""
+    out = tmp_path / "weak.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
+         "--recording", "off", "--relay", "0", "--weak-link", "0.1", "--weak-link-class", "4:2",
+         "--weak-link-decode", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["failed"] == [] and results["scenarios"] == []
+    weak_link = results["weak_link"]
+    assert weak_link["students"] == 4 and weak_link["weak_students"] == 2
+    assert weak_link["decoding"] == {"weak": 2, "clean": 1, "clean_counting_rtp_only": 1}
+    for label in ("baseline", "weak"):
+        window = weak_link[label]
+        assert len(window["students"]) == 4 and all(s["error"] is None for s in window["students"])
+        assert window["server"]["cpu_pct"] > 0 and window["server"]["selection_cpu_s"] is not None
+        assert window["server"]["selection_share_of_server_cpu_pct"] is not None
+        clean = window["groups"]["clean"]
+        assert clean["students"] == 2 and clean["decoding"] == 1
+        assert clean["camera_layers"] == {"camera": 2} and clean["screen_layers"] == {"screen": 2}
+        assert clean["camera_fps"]["min"] > 20 and clean["screen_fps"]["min"] > 8
+        assert clean["received_mb_per_min"]["min"] > 5 and clean["server_data_mb_per_min"]["min"] > 5
+        assert clean["audio_longest_lost_s"] is not None and clean["you_link_camera_reduced_share"] == 0
+    baseline, weak = weak_link["baseline"]["groups"]["weak"], weak_link["weak"]["groups"]["weak"]
+    assert baseline["camera_layers"] == {"camera": 2} and baseline["you_link_camera_reduced_share"] == 0
+    # impaired: the low layers, by the decoded frames' size and by the server's you:link
+    assert weak["decoding"] == 2 and weak["camera_layers"] == {"camera_low": 2}
+    assert weak["screen_layers"] == {"screen_low": 2}
+    assert weak["camera_fps"]["min"] > 0 and weak["you_link_camera_reduced_share"] > 0
+    assert weak["audio_lost_pct"]["mean"] > 0  # 5 % of the datagrams are dropped on the way
+    assert 0 < weak["received_mb_per_min"]["mean"] < 0.5 * baseline["received_mb_per_min"]["mean"]
+    assert weak["relay_down_mb_per_min"]["mean"] < 300_000 / 8 * 60 / 1e6 * 1.05  # the link's 2.25 MB/min
+    assert weak_link["switch"]["to_low_layers_s"]["n"] == 2 and weak_link["switch"]["not_on_low_within_30_s"] == 0
+    assert weak_link["ratios"]["weak"]["received_mb_per_min"] < 0.5
+    assert "weak links (4 students, 2 on 300 kbit/s" in run.stdout

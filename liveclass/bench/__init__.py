@@ -11,6 +11,8 @@ unrecorded and recorded on one server); the naive MediaRelay relay as the baseli
   sources.py  synthetic camera, screen and voice; VP8 encoding and packetisation
   badlink.py  a user-space weak link (rate, loss, delay) between media clients and the server
   layered.py  two-layer publishers (pre-encoded VP8) and measuring subscribers (fps, layer, audio gaps)
+  weaklink.py the weak-link scenario (--weak-link): students behind bad links, per-group fps, layer,
+              lost audio, data per minute, the layer selection's CPU; its worker actors
   client.py   HTTP login/join and the Socket.IO protocol
   relay.py    the MediaRelay baseline server
   profile.py  cProfile summary of the server (profiled_serve.py runs it under cProfile)

@@ -60,6 +60,16 @@ def _nodes(text: str) -> tuple[int, int]:
     return nodes, classes
 
 
+def _weak_class(text: str) -> tuple[int, int]:
+    try:
+        students, weak = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("STUDENTS:WEAK, e.g. 45:10") from None
+    if not 1 <= students <= 200 or not 1 <= weak <= min(students, 50):
+        raise argparse.ArgumentTypeError("1-200 students, 1-50 of them on weak links (and no more than students)")
+    return students, weak
+
+
 def add_parser(sub) -> None:
     bench = sub.add_parser(
         "bench", help="benchmark the media plane (a real server, synthetic teacher and students)",
@@ -69,7 +79,8 @@ def add_parser(sub) -> None:
                     "the server process. Measures what recording a full class costs, and runs the naive "
                     "MediaRelay relay as the baseline. With --nodes, several node processes (Redis + "
                     "PostgreSQL) host several classes, and one of them is killed. With --chat, the time to a "
-                    "chat message's acknowledgement on SQLite and PostgreSQL. See docs/benchmarks.md.")
+                    "chat message's acknowledgement on SQLite and PostgreSQL. With --weak-link, a class in "
+                    "which some students are on impaired links. See docs/benchmarks.md.")
     bench.add_argument("--students", type=_counts,
                        help="class sizes to measure, e.g. 5,15,45 (default; --quick: 3), or off")
     bench.add_argument("--full-class", type=_full_class, help="STUDENTS:CAMERAS of the full-class scenario "
@@ -102,6 +113,18 @@ def add_parser(sub) -> None:
                             "chat:send's acknowledgement, which waits for the records' commit")
     bench.add_argument("--chat-window", type=float, metavar="SECONDS",
                        help="seconds of the chat scenario's steady chat (default 20; --quick: 3)")
+    bench.add_argument("--weak-link", type=float, nargs="?", const=1.0, metavar="MINUTES",
+                       help="the weak-link scenario (off unless given): a teacher publishing two layers per video "
+                            "source, students of whom some are each behind a user-space bad link (300 kbit/s, "
+                            "5 %% loss, 100 ms each way); a baseline window with every link clean, then one with "
+                            "those links impaired, each MINUTES long (default 1) after a warm-up: fps, layer, lost "
+                            "audio, data per minute per group, the layer selection's share of the server's CPU")
+    bench.add_argument("--weak-link-class", type=_weak_class, metavar="STUDENTS:WEAK",
+                       help="students of the weak-link scenario and how many on weak links (default 45:10; "
+                            "--quick: 4:2)")
+    bench.add_argument("--weak-link-decode", type=int, metavar="N",
+                       help="clean students that decode video there (default 5; --quick: 1); every weak one "
+                            "decodes, the other clean ones count RTP only")
     bench.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", metavar="DSN",
                        help="an existing PostgreSQL database to connect to; the scale-out and chat scenarios "
                             "create a fresh database next to it and drop it at the end (default %(default)s)")
@@ -148,6 +171,9 @@ def run(args: argparse.Namespace) -> None:
         nodes_ttl=max(1.0, min(300.0, args.nodes_ttl)), postgres=args.postgres, redis=args.redis,
         chat=(3 if quick else 45) if args.chat == DEFAULT_CHAT else args.chat,
         chat_window=max(1.0, min(600.0, args.chat_window or (3.0 if quick else 20.0))), chat_bursts=2 if quick else 3,
+        weak_link=max(0.05, min(30.0, args.weak_link)) if args.weak_link else None,
+        weak_link_class=args.weak_link_class or ((4, 2) if quick else (45, 10)),
+        weak_link_decode=max(0, args.weak_link_decode if args.weak_link_decode is not None else (1 if quick else 5)),
         workdir=workdir,
         progress=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True))
     failed = True

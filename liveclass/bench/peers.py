@@ -295,9 +295,10 @@ class SlotCounter:
 class CountingSubscriber:
     """A subscribe connection whose slots are counted, not decoded."""
 
-    def __init__(self, log_slots: tuple[str, ...] = ()) -> None:
+    def __init__(self, log_slots: tuple[str, ...] = (), counter: type[SlotCounter] | None = None) -> None:
         self.pc = RTCPeerConnection(CONFIG)
         self.counters: dict[str, SlotCounter] = {}
+        self.counter = counter or SlotCounter  # a subclass counts more (weaklink.py: layers, audio runs)
         self.log_slots = log_slots
         self.ice_state_log: list[tuple[float, str]] = []
 
@@ -311,7 +312,7 @@ class CountingSubscriber:
         for transceiver in self.pc.getTransceivers():
             if transceiver.mid in slot_of_mid:
                 name, kind = slot_of_mid[transceiver.mid]
-                counter = self.counters[name] = SlotCounter(name, kind)
+                counter = self.counters[name] = self.counter(name, kind)
                 counter.tap = ReceiverTap(transceiver.receiver, transceiver.kind, counter.on_packet)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp

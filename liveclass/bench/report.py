@@ -329,6 +329,9 @@ def text_report(results: dict) -> str:
         parts += ["", scale_out_report(results)]
     if chat_report(results):
         parts += ["", chat_report(results)]
+    if results.get("weak_link"):
+        from liveclass.bench.weaklink import report as weak_link_report
+        parts += ["", weak_link_report(results["weak_link"])]
     parts.append("")
     parts.append("targets:")
     for t in results.get("targets", []):

@@ -4,7 +4,8 @@ Every scenario gets a fresh `liveclass serve` process (SQLite in a temporary dat
 free loopback port, a seeded class with a period, one teacher worker process and a few student
 worker processes. Only the server process is measured (psutil cpu_times over the window).
 The scale-out scenario (several node processes, Redis, PostgreSQL) is scaleout.py's, the chat
-acknowledgement scenario (SQLite and PostgreSQL, Socket.IO only) chat.py's.
+acknowledgement scenario (SQLite and PostgreSQL, Socket.IO only) chat.py's, the weak-link scenario
+(two-layer teacher, students on impaired links) weaklink.py's.
 """
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ class Options:
     chat_bursts: int = 3  # bursts after it (every student at once)
     postgres: str = "postgresql://postgres@127.0.0.1:5432/test"  # a database to connect to (to create its own)
     redis: str = "redis://127.0.0.1:6379/0"
+    weak_link: float | None = None  # minutes of each window of the weak-link scenario (None: skip)
+    weak_link_class: tuple[int, int] = (45, 10)  # its students, and how many on weak links
+    weak_link_decode: int = 5  # clean students that decode there (every weak one does)
     workdir: Path = Path(".")
     progress: Any = print
 
@@ -887,7 +891,10 @@ async def run_all(opts: Options) -> dict:
                                            "nodes_ttl_s": opts.nodes_ttl if opts.nodes else None,
                                            "chat_students": opts.chat,
                                            "chat_window_s": opts.chat_window if opts.chat else None,
-                                           "chat_bursts": opts.chat_bursts if opts.chat else None},
+                                           "chat_bursts": opts.chat_bursts if opts.chat else None,
+                                           "weak_link_minutes": opts.weak_link,
+                                           "weak_link_class": list(opts.weak_link_class) if opts.weak_link else None,
+                                           "weak_link_decoding_clean": opts.weak_link_decode if opts.weak_link else None},
                                "scenarios": []}
     started = time.monotonic()
     results["machine"]["busy_cores_before_start"] = await busy_cores(2.0)
@@ -915,6 +922,11 @@ async def run_all(opts: Options) -> dict:
     if opts.chat:
         from liveclass.bench.chat import STORES, ChatScenario
         results["chat"] = [await _attempt(opts, ChatScenario(opts, store)) for store in STORES]
+    if opts.weak_link:
+        from liveclass.bench.weaklink import WeakLinkScenario
+        students, weak = opts.weak_link_class
+        results["weak_link"] = await _attempt(opts, WeakLinkScenario(opts, opts.weak_link, students, weak,
+                                                                     opts.weak_link_decode))
     run = None
     if opts.profile and (opts.full_class or opts.students):
         n, cameras = opts.full_class or (max(opts.students), 0)
@@ -926,7 +938,8 @@ async def run_all(opts: Options) -> dict:
                               "storm": run.get("join_storm"), **({"error": run["error"]} if "error" in run else {})}
     results["failed"] = [r["name"] for r in [*results["scenarios"], results.get("full_class"),
                                              results.get("recording_cost"), results.get("relay_baseline"),
-                                             results.get("scale_out"), *results.get("chat", []), run]
+                                             results.get("scale_out"), *results.get("chat", []),
+                                             results.get("weak_link"), run]
                          if r and "error" in r]
     results["duration_s"] = round(time.monotonic() - started, 1)
     from liveclass.bench.report import conclusions

@@ -1,6 +1,6 @@
 """A benchmark worker process: the synthetic teacher, or a few synthetic students.
 
-    python -m liveclass.bench.worker teacher|students
+    python -m liveclass.bench.worker teacher|students|weak-teacher|weak-students
 
 It reads one JSON command per line on standard input ({"id", "cmd", ...}) and answers each with one
 JSON line on standard output ({"id", "ok", "data" | "error"}). Commands run concurrently. Logs go
@@ -434,7 +434,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     role = sys.argv[1]
-    actor = Teacher() if role == "teacher" else Students()
+    if role.startswith("weak-"):  # the weak-link scenario's actors (weaklink.py)
+        from liveclass.bench.weaklink import WeakStudents, WeakTeacher
+        actor = WeakTeacher() if role == "weak-teacher" else WeakStudents()
+    else:
+        actor = Teacher() if role == "teacher" else Students()
     asyncio.run(serve(actor))
 
 
