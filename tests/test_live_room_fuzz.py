@@ -72,6 +72,17 @@ FIELD_VALUES = {
     "direction": st.sampled_from(["publish", "subscribe"]) | st.text(max_size=8),
     "candidate": st.none() | st.dictionaries(st.sampled_from(["candidate", "sdpMid", "sdpMLineIndex"]),
                                              st.text(max_size=30) | st.integers(-5, 5), max_size=3),
+    # data saver
+    "mode": st.sampled_from(["off", "screen", "audio"]) | st.text(max_size=6),
+    # quick polls
+    "kind": st.sampled_from(["abcd", "truefalse"]) | st.text(max_size=6),
+    "options": st.integers(-1, 8), "multiple": st.booleans(), "anonymous": st.booleans(),
+    "correct": st.none() | st.lists(st.sampled_from(["A", "B", "C", "D", "true", "false"]) | st.text(max_size=3),
+                                    max_size=3),
+    "points": st.none() | st.floats(-1, 2000, allow_nan=False),
+    "poll_id": st.text(max_size=12), "show_correct": st.booleans(),
+    "choices": st.lists(st.sampled_from(["A", "B", "C", "D", "E", "true", "false"]) | st.text(max_size=3),
+                        max_size=4),
 }
 
 
