@@ -155,6 +155,8 @@ class PublishedTrack:
         self.paused = False
         self.meter = RateMeter()
         self.keyframes_seen = 0
+        self._keyframe_bytes: int | None = None  # bytes of the keyframe being received, while one is
+        self._since = time.monotonic()
 
     def add_slot(self, slot: Slot) -> None:
         self.slots = (*self.slots, slot)
@@ -199,6 +201,14 @@ class PublishedTrack:
             if keyframe:
                 self.keyframes_seen += 1
                 self.keyframes.keyframe_seen()
+                self._keyframe_bytes = 0
+            if self._keyframe_bytes is not None:
+                self._keyframe_bytes += len(payload)
+                if packet.marker:  # the keyframe is whole: what it cost tells how often to ask for one
+                    elapsed = time.monotonic() - self._since
+                    if elapsed >= 2.0:  # (the track's rate means something only after a while)
+                        self.keyframes.keyframe_cost(8 * self._keyframe_bytes, 8 * meter.bytes / elapsed)
+                    self._keyframe_bytes = None
         else:
             meter.frames += 1
             keyframe = True  # every audio packet is a valid place to start

@@ -10,7 +10,12 @@ and a single lost PLI or keyframe would leave a subscriber black. So:
 - while waiters remain, an unanswered PLI is repeated every RETRY;
 - a subscriber's own PLI/FIR (`request`) is passed on at most once per SUBSCRIBER_INTERVAL: a receiver
   on a lossy link asks after every broken frame, and each keyframe it gets is a burst (17 KB for a
-  640x360 slide) that breaks the next frames on that same link.
+  640x360 slide) that breaks the next frames on that same link;
+- PLIs are spaced by what a keyframe of this track costs (`keyframe_cost`): at most KEYFRAME_SHARE of
+  the track's bit rate goes to keyframes we ask for. A 17 KB slide keyframe on a 60 kbit/s low layer
+  is worth seconds of it: asked for every 0.1 s by 45 subscribers starting again at different moments,
+  the layer became nothing but keyframes (measured: 535 kbit/s instead of 60) and no weak link could
+  carry it. A camera's small keyframes are still asked for within 0.1 s.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class KeyframeRequester:
     MIN_INTERVAL = 0.1
     RETRY = 0.3
     SUBSCRIBER_INTERVAL = 1.0
+    KEYFRAME_SHARE = 0.5
+    MAX_SPACING = 5.0  # a late subscriber of a still slide waits at most this long for its first frame
 
     def __init__(self, send_pli: Callable[[], Awaitable[object]]) -> None:
         self._send_pli = send_pli
@@ -37,6 +44,7 @@ class KeyframeRequester:
         self._timer: asyncio.TimerHandle | None = None
         self._sends: set[asyncio.Task] = set()
         self._closed = False
+        self.spacing = self.MIN_INTERVAL  # seconds between two PLIs (see keyframe_cost)
         self.sent = 0  # PLIs sent to the publisher
 
     @property
@@ -55,13 +63,20 @@ class KeyframeRequester:
 
     def request(self) -> None:
         """A subscriber sent PLI/FIR (covered by a PLI already in flight)."""
-        if time.monotonic() - self._last_sent < self.SUBSCRIBER_INTERVAL:
+        if time.monotonic() - self._last_sent < max(self.SUBSCRIBER_INTERVAL, self.spacing):
             return
         self._wanted = True
         self._update()
 
     def keyframe_seen(self) -> None:
         self._in_flight = False
+
+    def keyframe_cost(self, keyframe_bits: float, bitrate: float) -> None:
+        """A keyframe of `keyframe_bits` passed on a track of `bitrate` bit/s: space PLIs so that the
+        keyframes asked for take at most KEYFRAME_SHARE of the rate."""
+        if bitrate > 0:
+            wanted = keyframe_bits / (self.KEYFRAME_SHARE * bitrate)
+            self.spacing = min(self.MAX_SPACING, max(self.MIN_INTERVAL, wanted))
 
     def close(self) -> None:
         self._closed = True
@@ -79,11 +94,11 @@ class KeyframeRequester:
         if self._in_flight and now - self._last_sent >= self.RETRY:
             self._in_flight = False  # the PLI or its keyframe was lost
         if (self._waiting or self._wanted) and not self._in_flight \
-                and now - self._last_sent >= self.MIN_INTERVAL:
+                and now - self._last_sent >= self.spacing:
             self._send(now)
         self._cancel_timer()
         if self._waiting or self._wanted:
-            delay = self.RETRY if self._in_flight else self.MIN_INTERVAL
+            delay = self.RETRY if self._in_flight else self.spacing
             due = self._last_sent + delay - now
             self._timer = asyncio.get_running_loop().call_later(max(0.005, due), self._update)
 

@@ -157,7 +157,8 @@ class LinkControl:
         if loss is not None:
             self.loss = max(0.0, min(1.0, loss))
         latest = report.lost / report.expected if report.expected >= MIN_PACKETS else 0.0
-        congested = loss is not None and loss > LOSS_HIGH
+        # (the window, or a tick so bad that waiting for the next one would only cost the audio)
+        congested = (loss is not None and loss > LOSS_HIGH) or latest > 2 * LOSS_HIGH
         # (a tick counts towards a pause only if its own reports are congested too, not just the window)
         self.congested_ticks = self.congested_ticks + 1 if congested and latest > LOSS_HIGH else 0
         # From the high layers one congested tick is enough (going low costs little); pausing video

@@ -25,7 +25,8 @@ from media._aiortc import SEND_ERRORS
 
 MAX_DELAY = 2.0  # seconds of video a pacer holds before it drops
 RETRANSMIT_DELAY = 0.2  # a retransmission that would wait longer is useless by the time it arrives
-BURST = 6_000  # bytes that may go at once: a few packets, not a keyframe
+BURST_SECONDS = 0.03  # what may go at once after a pause: 30 ms of the rate ...
+BURST_MIN = 1_500  # ... and at least one full packet (a keyframe never goes at once)
 
 
 class Pacer:
@@ -38,9 +39,12 @@ class Pacer:
         self.queued_bytes = 0
         self.urgent_bytes = 0
         self.dropped = self.sent = self.send_errors = 0
-        self._credit = float(BURST)  # bytes that may go now
+        self._credit = float(self._burst())  # bytes that may go now
         self._at = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
+
+    def _burst(self) -> float:
+        return max(BURST_MIN, self.rate * BURST_SECONDS / 8)
 
     def set_rate(self, rate: float) -> None:
         """A new rate; on a lower one, what would now wait more than MAX_DELAY is dropped (the
@@ -101,7 +105,7 @@ class Pacer:
 
     def _refill(self) -> None:
         now = time.monotonic()
-        self._credit = min(float(BURST), self._credit + (now - self._at) * self.rate / 8)
+        self._credit = min(self._burst(), self._credit + (now - self._at) * self.rate / 8)
         self._at = now
 
     def _drain(self) -> None:

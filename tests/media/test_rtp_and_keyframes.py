@@ -5,6 +5,7 @@ import asyncio
 import fractions
 
 import numpy as np
+import pytest
 from aiortc.codecs.vpx import Vp8Encoder
 from av import VideoFrame
 from hypothesis import given
@@ -79,4 +80,27 @@ async def test_keyframe_requests_are_coalesced_and_repeated_until_served():
     requester.request()
     await asyncio.sleep(0.05)
     assert len(sent) == 3
+    requester.close()
+
+
+async def test_keyframes_of_a_costly_layer_are_asked_for_less_often():
+    sent = []
+
+    async def send_pli():
+        sent.append(asyncio.get_running_loop().time())
+
+    requester = KeyframeRequester(send_pli)
+    requester.keyframe_cost(keyframe_bits=17_000 * 8, bitrate=60_000)  # a slide on a low layer
+    assert requester.spacing == pytest.approx(4.53, abs=0.01)  # half the rate for keyframes at most
+    requester.keyframe_cost(keyframe_bits=30_000 * 8, bitrate=20_000)
+    assert requester.spacing == requester.MAX_SPACING
+    requester.keyframe_cost(keyframe_bits=7_000 * 8, bitrate=1_000_000)  # a camera
+    assert requester.spacing == pytest.approx(0.112, abs=0.001)
+    requester.keyframe_cost(keyframe_bits=17_000 * 8, bitrate=60_000)
+    for waiter in range(3):  # subscribers starting again one after the other
+        requester.need(waiter)
+        await asyncio.sleep(0.2)
+        requester.keyframe_seen()
+        requester.served(waiter)
+    assert len(sent) == 1  # one keyframe for all three, not one each
     requester.close()
