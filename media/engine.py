@@ -158,7 +158,7 @@ class _Subscriber(_Connection):
         self.pacer: Pacer | None = None  # while the link has a budget: its video is paced
         # slot -> (lost, highest sequence, arrival, bytes sent, packets sent, skipped) at its last report
         self.seen: dict[str, tuple[int, int, float, int, int, int]] = {}
-        self.sent_seen: dict[str, int] = {}  # slot -> bytes sent at the last tick
+        self.sent_seen: dict[str, tuple[int, int, int]] = {}  # slot -> (bytes, packets, resent) at the last tick
 
 
 class MediaEngine:
@@ -508,9 +508,14 @@ class MediaEngine:
                     span = slot.report_at - report_before
                     if span > 0.2:  # received packets between two reports, over the time between them
                         delivered += (expected - lost) * (mean + PACKET_OVERHEAD) * 8 / span
-            sent = 8 * (meter.bytes - subscriber.sent_seen.get(name, meter.bytes))
-            subscriber.sent_seen[name] = meter.bytes
+            bytes_then, packets_then, resent_then = subscriber.sent_seen.get(
+                name, (meter.bytes, meter.packets, slot.retransmissions.retransmitted))
+            subscriber.sent_seen[name] = (meter.bytes, meter.packets, slot.retransmissions.retransmitted)
+            sent = 8 * (meter.bytes - bytes_then)
             sent_bits += sent
+            if slot.kind == "video":
+                report.sent_packets += meter.packets - packets_then
+                report.resent += slot.retransmissions.retransmitted - resent_then
             if slot.remb is not None and slot.remb_fresh:
                 slot.remb_fresh = False
                 bitrate, bits = remb_groups.get(slot.remb_ssrcs, (slot.remb, 0.0))

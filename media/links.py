@@ -37,6 +37,7 @@ LOSS_HIGH = 0.12  # loss over the window that means "the link cannot carry this"
 LOSS_CLEAN = 0.02  # loss under which a tick counts as clean
 MIN_PACKETS = 20  # packets in the window below which the loss says nothing
 CLEAN_TICKS = 3
+CLEAN_PACKETS = 200  # packets a clean streak must cover before a try
 MARGIN = 0.95  # share of what really got through that the budget allows
 PROBATION = 4.0  # seconds after an upgrade in which congestion means the try failed
 HOLD = 3.0  # seconds after a decrease during which reports still describe the traffic before it
@@ -127,6 +128,9 @@ class LinkReport:
     expected: int = 0  # packets the reports cover since the last tick
     sent_bitrate: float = 0.0  # what we sent, bit/s
     delivered: float | None = None  # what the receiver got, bit/s, from its reports (None: no reports)
+    sent_packets: int = 0  # video packets sent since the last tick (those a receiver asks for again)
+    resent: int = 0  # packets sent again since the last tick (the receiver's NACKs): a browser's report
+    #                  counts a packet repaired in time as received, so loss hides there
     remb: float | None = None  # the subscriber's latest REMB, bit/s
 
 
@@ -144,6 +148,8 @@ class LinkControl:
     hold_until: float = 0.0  # reports until then still describe the layers before the last decrease
     loss: float = 0.0  # over the last window, for reports
     _window: list[tuple[int, int]] = field(default_factory=list)
+    # since the clean streak began: (lost, expected) from the reports, (resent, sent) video packets
+    _streak: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def update(self, now: float, report: LinkReport, audio: float, slots: list[VideoSlot]) -> None:
         if now < self.hold_until:
@@ -172,10 +178,17 @@ class LinkControl:
             self._congested(now, through * MARGIN, audio, slots)
             return
         self.calm_ticks += 1
-        if loss is not None and loss < LOSS_CLEAN:
-            self.clean_ticks += 1
-        elif loss is not None:
-            self.clean_ticks = 0
+        # Clean: the loss over the whole streak stays under LOSS_CLEAN, over CLEAN_PACKETS at least. A
+        # tick or two of a 5 % link can look clean by chance (seen with Chromium: a try to the high
+        # layer on a 300 kbit/s link cost 0.8 s of sound); hundreds of packets cannot.
+        lost, expected, resent, sent = (a + b for a, b in zip(
+            self._streak, (report.lost, report.expected, report.resent, report.sent_packets)))
+        if (expected >= MIN_PACKETS and lost >= LOSS_CLEAN * expected) \
+                or (sent >= MIN_PACKETS and resent >= LOSS_CLEAN * sent):
+            self.clean_ticks, self._streak = 0, (0, 0, 0, 0)
+        else:
+            self.clean_ticks, self._streak = self.clean_ticks + 1, (lost, expected, resent, sent)
+        clean = self.clean_ticks >= CLEAN_TICKS and self._streak[1] + self._streak[3] >= CLEAN_PACKETS
         if self.last_upgrade is not None and now - self.last_upgrade > 3 * PROBATION:
             self.backoff, self.last_upgrade = BACKOFF_MIN, None  # the last try held: tries may come soon again
             if self.budget is not None and all(c == HIGH for c in allocate(self.budget, audio, slots).values()):
@@ -189,9 +202,10 @@ class LinkControl:
         # step, such as un-pausing a low layer: a try that overflows it would cost the audio.
         step = raised - (audio + cost(allocate(self.budget, audio, slots), slots))
         small = step <= max(SMALL_STEP_SHARE * report.sent_bitrate, SMALL_STEP)
-        if self.clean_ticks >= CLEAN_TICKS or (self.calm_ticks >= CALM_TICKS and small):
+        if clean or (self.calm_ticks >= CALM_TICKS and small):
             self.budget, self.last_change, self.last_upgrade = raised, now, now
             self.clean_ticks = self.calm_ticks = 0
+            self._streak = (0, 0, 0, 0)
             self._window = []
 
     def _congested(self, now: float, through: float, audio: float, slots: list[VideoSlot]) -> None:
@@ -210,4 +224,5 @@ class LinkControl:
         self.last_change = now
         self.hold_until = now + HOLD
         self.clean_ticks = self.calm_ticks = self.congested_ticks = 0
+        self._streak = (0, 0, 0, 0)
         self._window = []  # judge the new layers on their own packets

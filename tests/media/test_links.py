@@ -97,3 +97,15 @@ def test_from_the_low_layers_one_bad_tick_does_not_pause_video_two_do():
     assert control.budget == rung
     _tick(control, 11, 0.30, sent=250_000)  # a second one in a row: the video that does not fit pauses
     assert control.budget < rung
+
+
+def test_a_lossy_link_whose_losses_are_repaired_is_not_clean():
+    """A browser counts a packet repaired by a retransmission as received: its reports of a 5 % link can
+    show no loss while the server resends 5 % of the packets. No try to the high layers then."""
+    control = LinkControl()
+    _tick(control, 0, 0.75)
+    rung = control.budget
+    for second in range(10, 40):
+        control.update(second, LinkReport(lost=0, expected=90, sent_bitrate=250_000, sent_packets=90, resent=5),
+                       AUDIO, SLOTS)
+    assert control.budget == rung
