@@ -114,6 +114,16 @@ def selection_seconds(metrics_text: str) -> float | None:
 JUMP = 500
 
 
+
+async def _close_quietly(*things) -> None:
+    """Close each (a peer connection, a person's HTTP client) within 5 s; a failure must not stop the teardown."""
+    for thing in things:
+        if thing is not None:
+            try:
+                await asyncio.wait_for(thing.close(), 5)
+            except Exception:  # noqa: BLE001
+                pass
+
 class LinkCounter(SlotCounter):
     """A counting (never decoding) slot that also keeps the audio's sequence numbers, the size of
     the latest VP8 keyframe (the layer of a student who does not decode), and for video the numbers
@@ -205,12 +215,7 @@ class WeakTeacher:
     async def close(self) -> None:
         if self.source is not None:
             self.source.stop()
-        for thing in (self.pc, self.person):
-            if thing is not None:
-                try:
-                    await asyncio.wait_for(thing.close(), 5)
-                except Exception:  # noqa: BLE001
-                    pass
+        await _close_quietly(self.pc, self.person)
 
 
 class LinkStudent:
@@ -348,12 +353,7 @@ class LinkStudent:
             self.task.cancel()
         if self.meter is not None:
             await self.meter.close()
-        for thing in (self.pc, self.person):
-            if thing is not None:
-                try:
-                    await asyncio.wait_for(thing.close(), 5)
-                except Exception:  # noqa: BLE001
-                    pass
+        await _close_quietly(self.pc, self.person)
         if self.link is not None:
             self.link.close()
 
