@@ -65,6 +65,7 @@ class LiveRoom:
         self._record_students = record_students  # False: recordings hold the teacher's tracks only
         self._counts_sent_at = float("-inf")  # (loop time) the last poll:counts
         self._counts_timer: asyncio.TimerHandle | None = None
+        self._deadline_timer: tuple[float, asyncio.TimerHandle] | None = None  # (the poll's deadline, its timer)
 
     @property
     def session_id(self) -> int:
@@ -76,6 +77,7 @@ class LiveRoom:
         once must not interleave their messages (clients rely on the order of versions)."""
         room = self.room
         self._poll_counts()
+        self._poll_deadline()
         async with room.delivery_lock:
             outbox, room.outbox = _coalesced(room.outbox), []
             for out in outbox:
@@ -92,6 +94,24 @@ class LiveRoom:
             self.room.send_poll_counts()
         else:
             self._counts_timer = loop.call_later(wait, self._counts_due)
+
+    def _poll_deadline(self) -> None:
+        """Keep one timer on the open poll's deadline (its time limit, or its current question's)."""
+        deadline = None if self.moved else self.room.poll_deadline()
+        if self._deadline_timer is not None:
+            if self._deadline_timer[0] == deadline:
+                return
+            self._deadline_timer[1].cancel()
+            self._deadline_timer = None
+        if deadline is not None:
+            delay = max(0.0, deadline - self.room.clock())
+            self._deadline_timer = (deadline, asyncio.get_running_loop().call_later(delay, self._deadline_due))
+
+    def _deadline_due(self) -> None:
+        self._deadline_timer = None
+        if not self.moved:
+            self.room.poll_time_up()
+            asyncio.get_running_loop().create_task(self.settle())
 
     def _counts_due(self) -> None:
         self._counts_timer = None

@@ -39,6 +39,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "rec:resume": frozenset({TEACHER}),
     "poll:open": frozenset({TEACHER}),
     "poll:close": frozenset({TEACHER}),
+    "poll:next": frozenset({TEACHER}),
     "poll:reveal": frozenset({TEACHER}),
     "poll:answer": frozenset({STUDENT}),  # not guests (parents do not answer), not observers
 }

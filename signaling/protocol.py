@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 MAX_CHAT_LENGTH = 2000
 MAX_PAYLOAD_BYTES = 64 * 1024  # a request larger than this is answered payload_too_large
+# ... except these, which carry more by nature: a quiz of 20 questions with their texts.
+LARGER_PAYLOADS = {"poll:open": 256 * 1024}
 ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
@@ -131,14 +133,39 @@ PollId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 PollChoice = Annotated[str, StringConstraints(min_length=1, max_length=8)]
 
 
+QuestionText = Annotated[str, StringConstraints(max_length=1000)]
+OptionText = Annotated[str, StringConstraints(max_length=200)]
+# Only an image the question bank signed (liveclass/questions.py): nothing from elsewhere reaches the class.
+ImageUrl = Annotated[str, StringConstraints(pattern=r"^/api/question-images/[A-Za-z0-9_.=-]{1,300}$")]
+
+
+class QuestionPayload(Payload):
+    """One question as the teacher's browser took it from the bank (the room checks it: polls.Question.check)."""
+    kind: Literal["single", "multiple", "truefalse", "text", "number"]
+    text: QuestionText = ""
+    options: list[OptionText] = Field(default_factory=list, max_length=6)
+    correct: list[OptionText] | None = Field(default=None, max_length=10)
+    tolerance: float | None = Field(default=None, ge=0)
+    points: float | None = Field(default=None, ge=0, le=1000)
+    explanation: QuestionText | None = None
+    image_url: ImageUrl | None = None
+    bank_id: int | None = Field(default=None, ge=1)
+
+
 class PollOpen(Payload):
-    """A quick poll: A/B/C/… (`options` letters, 2–6) or true/false; no text to type."""
-    kind: Literal["abcd", "truefalse"]
+    """A quick poll (`kind`: A/B/C/… with `options` letters, 2–6, or true/false; no text to type), or
+    `questions` (1–20) with their texts: one question, or a quiz."""
+    kind: Literal["abcd", "truefalse"] | None = None
     options: int = Field(default=4, ge=2, le=6)  # abcd only: how many letters (ignored for truefalse)
     multiple: bool = False
-    anonymous: bool = False
     correct: list[PollChoice] | None = Field(default=None, min_length=1, max_length=6)
     points: float | None = Field(default=None, ge=0, le=1000)
+    questions: list[QuestionPayload] | None = Field(default=None, min_length=1, max_length=20)
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    anonymous: bool = False
+    final: bool = False  # an answer once given cannot be changed
+    time_limit: int | None = Field(default=None, ge=10, le=7200)  # seconds for the whole poll
+    seconds_per_question: int | None = Field(default=None, ge=5, le=600)  # one question at a time
 
 
 class PollRef(Payload):
@@ -152,7 +179,11 @@ class PollReveal(PollRef):
 class PollAnswer(Payload):
     # No participant field: a student answers for themself only (extra fields are refused).
     poll_id: PollId
-    choices: list[PollChoice] = Field(min_length=1, max_length=6)
+    question: int = Field(default=0, ge=0, le=19)  # its index in the poll
+    choices: list[PollChoice] | None = Field(default=None, min_length=1, max_length=6)  # choice questions
+    # Text and number questions. Longer than polls.MAX_TEXT_ANSWER is answered answer_too_long by the room;
+    # this bound only stops abuse.
+    text: Annotated[str, StringConstraints(max_length=5000)] | None = None
 
 
 class PermitRequest(Payload):

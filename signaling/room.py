@@ -41,7 +41,7 @@ LEARNER_LIMITS: dict[str, tuple[str, int, float]] = {
     "hand:raise": ("hands", 6, 10.0), "hand:lower": ("hands", 6, 10.0),
     "media:state": ("media", 10, 10.0), "media:saver": ("media", 10, 10.0),
     "rtc:publish": ("rtc", 10, 10.0), "rtc:subscribe": ("rtc", 10, 10.0),
-    "poll:answer": ("polls", 10, 10.0),  # a student's answers to a poll, changes included
+    "poll:answer": ("polls", 30, 10.0),  # a student's answers to a poll (a quiz has up to 20), changes included
 }
 KNOCKS = (5, 60.0)  # at most so many arrivals of one account (lobby knocks) in so many seconds
 

@@ -68,6 +68,7 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "rtc:candidate": proto.CandidateRequest,
     "poll:open": proto.PollOpen,
     "poll:close": proto.PollRef,
+    "poll:next": proto.PollRef,
     "poll:reveal": proto.PollReveal,
     "poll:answer": proto.PollAnswer,
 }
@@ -303,8 +304,9 @@ class LiveServer:
         model = REQUESTS.get(event) if isinstance(event, str) else None
         if model is None:
             raise RoomError("unknown_event", f"Unknown request {str(event)[:64]!r}.")
-        if len(msgpack.packb(data, default=str)) > proto.MAX_PAYLOAD_BYTES:
-            raise RoomError("payload_too_large", f"The request is larger than {proto.MAX_PAYLOAD_BYTES} bytes.")
+        limit = proto.LARGER_PAYLOADS.get(event, proto.MAX_PAYLOAD_BYTES)
+        if len(msgpack.packb(data, default=str)) > limit:
+            raise RoomError("payload_too_large", f"The request is larger than {limit} bytes.")
         payload = proto.parse(model, data)
         session_id = self._room_of_sid.get(sid)
         live = self.rooms.get(session_id) if session_id is not None else None

@@ -68,7 +68,7 @@ async def test_a_quick_poll_from_open_to_reveal(server):
 
     # One tap; changeable until close; clear refusals.
     assert await anh.ok("poll:answer", {"poll_id": poll_id, "choices": ["A"]}) == {
-        "poll_id": poll_id, "choices": ["A"], "changed": True}
+        "poll_id": poll_id, "question": 0, "choices": ["A"], "text": None, "changed": True}
     assert (await anh.ok("poll:answer", {"poll_id": poll_id, "choices": ["B"]}))["changed"] is True
     assert await huy.refused("poll:answer", {"poll_id": poll_id, "choices": ["E"]}) == "unknown_choice"
     assert await huy.refused("poll:answer", {"poll_id": poll_id, "choices": ["A", "C"]}) == "single_choice"
@@ -107,7 +107,9 @@ async def test_a_quick_poll_from_open_to_reveal(server):
         results[client] = (await client.wait_for("poll:results"))["poll"]
         assert results[client]["results"]["counts"] == {"A": 0, "B": 2, "C": 1, "D": 0}
         assert results[client]["correct"] == ["B"]
-    assert results[anh]["mine"] == {"choices": ["B"], "at": results[anh]["mine"]["at"], "correct": True, "points": 2}
+    mine = results[anh]["mine"]
+    assert {k: mine[k] for k in ("choices", "correct", "points", "score", "max_score")} == {
+        "choices": ["B"], "correct": True, "points": 2, "score": 2, "max_score": 2}
     assert results[huy]["mine"]["correct"] is False and results[huy]["mine"]["points"] == 0
     for client in (anh, huy, trang, parent, observer):  # poll events never name anyone to the class
         sent = [d for e, d in client.received if e.startswith("poll:")]
@@ -120,8 +122,13 @@ async def test_a_quick_poll_from_open_to_reveal(server):
     records = await _records(server, session_id)
     assert [r.type for r in records] == ["poll_opened", "poll_answered", "poll_answered", "poll_answered",
                                          "poll_answered", "poll_closed", "poll_revealed"]
-    assert records[0].data == {"poll_id": poll_id, "kind": "abcd", "options": ["A", "B", "C", "D"],
-                               "multiple": False, "anonymous": False, "correct": ["B"], "points": 2}
+    assert {k: records[0].data[k] for k in ("poll_id", "kind", "options", "multiple", "anonymous", "correct",
+                                            "points", "quick")} == {
+        "poll_id": poll_id, "kind": "abcd", "options": ["A", "B", "C", "D"], "multiple": False, "anonymous": False,
+        "correct": ["B"], "points": 2, "quick": True}
+    assert records[0].data["questions"] == [{"kind": "single", "text": "", "options": ["", "", "", ""],
+                                             "correct": ["B"], "tolerance": None, "points": 2, "explanation": None,
+                                             "image_url": None, "bank_id": None}]
     answered = [(r.actor_id, r.data["choices"], r.data["correct"], r.data["points"], r.data["changed"])
                 for r in records[1:5]]
     assert answered == [(school.student.id, ["A"], False, 0, False), (school.student.id, ["B"], True, 2, True),
