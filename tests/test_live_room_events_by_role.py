@@ -86,6 +86,32 @@ TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
                                      (FORBIDDEN, "poll_closed", FORBIDDEN, FORBIDDEN)),
     ("poll:reveal", "with the correct answer"): (lambda ids, role: {"poll_id": ids["poll"], "show_correct": True},
                                                  (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    # A quiz from the bank: a text and a number question, one at a time, answers final.
+    ("poll:open", "a quiz, one question at a time, final answers"): (
+        lambda ids, role: {"questions": [{"kind": "text", "text": "Thủ đô của Việt Nam?", "correct": ["Hà Nội"],
+                                          "points": 1},
+                                         {"kind": "number", "text": "2 + 2 = ?", "correct": ["4"], "points": 1}],
+                           "seconds_per_question": 600, "final": True},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "the question after the one being asked"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 1, "text": "4"},
+        (FORBIDDEN, "not_current_question", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "choices for a text question"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 0, "choices": ["A"]},
+        (FORBIDDEN, "wrong_kind", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "a text over the limit"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "Hà Nội " * 100},
+        (FORBIDDEN, "answer_too_long", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "a typed answer"): (lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "hà nội"},
+                                        (FORBIDDEN, OK, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "a final answer changed"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "Huế"},
+        (FORBIDDEN, "answer_final", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "an unknown question"): (lambda ids, role: {"poll_id": ids["poll"], "question": 7, "text": "1"},
+                                             (FORBIDDEN, "unknown_question", FORBIDDEN, FORBIDDEN)),
+    ("poll:next", ""): (lambda ids, role: {"poll_id": ids["poll"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "words for a number"): (lambda ids, role: {"poll_id": ids["poll"], "question": 1, "text": "bốn"},
+                                            (FORBIDDEN, "not_a_number", FORBIDDEN, FORBIDDEN)),
     # These change or end the room: run last, in the order below.
     ("mod:kick", ""): (lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},
                        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
