@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 
 import pytest
 from sqlalchemy import select
@@ -15,19 +14,15 @@ from liveclass.models import ChatMessage, LiveSession
 from liveclass.records import RecordsWriter
 from signaling import events as ev
 from signaling.events import ListSink, RecordsRefused, RoomEvent
-from signaling.join_token import JoinClaims
 from signaling.room import CHAT_HISTORY, Room
 from signaling.room_state import restore, snapshot
 from tests.live import admitted
-
-
-def _claims(user_id: int, role: str, name: str) -> JoinClaims:
-    return JoinClaims(user_id, 7, role, name, f"00120000{user_id:04d}", True, uuid.uuid4().hex, time.time() + 60)
+from tests.rooms import claims
 
 
 def _room_with_teacher() -> tuple[Room, object]:
     room = Room(7, ListSink())
-    return room, room.arrive("sid-t", _claims(1, "teacher", "Cô Hà"))
+    return room, room.arrive("sid-t", claims(1, "teacher", "Cô Hà"))
 
 
 def _ids(room: Room, teacher, count: int) -> list[str]:

@@ -14,9 +14,7 @@ from sqlalchemy import select
 
 from liveclass.models import AuditEntry, Enrollment, SessionEvent
 from signaling.events import ListSink
-from signaling.join_token import JoinClaims
 from signaling.protocol import (
-    AdmitRequest,
     PollAnswer,
     PollOpen,
     PollRef,
@@ -27,6 +25,7 @@ from signaling.room import Room
 from signaling.room_state import restore, snapshot
 from tests.helpers import add_user, seed_school
 from tests.live import LiveClient, admitted, enter
+from tests.rooms import claims, class_in_progress
 
 STUDENTS = 45
 
@@ -254,17 +253,8 @@ async def test_45_students_answer_within_one_second(server):
     assert sum(1 for r in records if r.data["correct"]) == expected["D"]
 
 
-def _claims(user_id: int, role: str, name: str) -> JoinClaims:
-    return JoinClaims(session_id=7, user_id=user_id, room_role=role, name=name, personal_id=f"0{user_id}",
-                      on_roster=True, token_id=f"t{user_id}", expires_at=time.time() + 60)
-
-
 def test_an_open_poll_survives_a_move_to_another_node():
-    sink = ListSink()
-    room = Room(7, sink)
-    teacher = room.arrive("t", _claims(1, "teacher", "Cô Hà"))
-    student = room.arrive("s", _claims(2, "student", "Ánh"))
-    room.handle(teacher, "lobby:admit", parse(AdmitRequest, {"all": True}))
+    room, teacher, student = class_in_progress()
     poll_id = room.handle(teacher, "poll:open", parse(PollOpen, {"kind": "abcd", "correct": ["A"]}))["poll_id"]
     room.handle(student, "poll:answer", parse(PollAnswer, {"poll_id": poll_id, "choices": ["A"]}))
     state = msgpack.unpackb(msgpack.packb(snapshot(room)), strict_map_key=False)
@@ -272,9 +262,9 @@ def test_an_open_poll_survives_a_move_to_another_node():
     moved = Room(7, ListSink())
     seats = restore(moved, state)
     assert moved.poll.poll_id == poll_id and moved.poll.state == "open" and moved.poll_counts_due
-    back = moved.arrive("s2", _claims(2, "student", "Ánh"), next(s for s in seats if s.user_id == 2).resume_token)
+    back = moved.arrive("s2", claims(2, "student", "Ánh"), next(s for s in seats if s.user_id == 2).resume_token)
     assert moved.state_for(back)["poll"]["mine"]["choices"] == ["A"]
-    teacher_back = moved.arrive("t2", _claims(1, "teacher", "Cô Hà"), next(s for s in seats if s.user_id == 1).resume_token)
+    teacher_back = moved.arrive("t2", claims(1, "teacher", "Cô Hà"), next(s for s in seats if s.user_id == 1).resume_token)
     moved.handle(teacher_back, "poll:close", parse(PollRef, {"poll_id": poll_id}))
     assert [e.type for e in moved.sink.events if e.type.startswith("poll_")] == ["poll_closed"]
     assert moved.sink.events[-1].data["answered"] == 1 and moved.poll_seq == 1

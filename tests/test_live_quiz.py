@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from liveclass.models import Enrollment, SessionEvent
 from signaling.events import ListSink
-from signaling.join_token import JoinClaims
 from signaling.polls import Poll, normalise_text, parse_number
-from signaling.protocol import AdmitRequest, PollAnswer, PollOpen, RoomError, parse
+from signaling.protocol import PollAnswer, PollOpen, RoomError, parse
 from signaling.room import Room
 from signaling.room_state import restore, snapshot
 from tests.helpers import add_user, seed_school
 from tests.live import admitted, enter
+from tests.rooms import class_in_progress
 
 QUIZ = [
     {"kind": "multiple", "text": "Những số nào là số nguyên tố?", "options": ["2", "4", "5", "9"],
@@ -199,11 +199,6 @@ async def test_a_question_that_cannot_be_asked_is_refused_with_its_number(server
     assert (await c["anh"].wait_for("poll:opened"))["poll"]["questions"][19]["text"].startswith("Câu hỏi dài")
 
 
-def _claims(user_id: int, role: str, name: str) -> JoinClaims:
-    return JoinClaims(session_id=7, user_id=user_id, room_role=role, name=name, personal_id=f"0{user_id}",
-                      on_roster=True, token_id=f"t{user_id}", expires_at=time.time() + 60)
-
-
 class _Clock:
     def __init__(self):
         self.now = 1000.0
@@ -214,10 +209,7 @@ class _Clock:
 
 def test_an_answer_after_the_time_limit_is_refused_even_if_the_timer_is_late():
     clock = _Clock()
-    room = Room(7, ListSink(), clock=clock)
-    teacher = room.arrive("t", _claims(1, "teacher", "Cô Hà"))
-    student = room.arrive("s", _claims(2, "student", "Ánh"))
-    room.handle(teacher, "lobby:admit", parse(AdmitRequest, {"all": True}))
+    room, teacher, student = class_in_progress(clock)
     poll_id = room.handle(teacher, "poll:open", parse(PollOpen, {"questions": QUIZ, "time_limit": 60}))["poll_id"]
     assert room.poll_deadline() == 1060.0
     clock.now = 1059.9
@@ -236,10 +228,7 @@ def test_an_answer_after_the_time_limit_is_refused_even_if_the_timer_is_late():
 
 def test_a_quiz_survives_a_move_and_an_old_nodes_quick_poll_still_reads():
     clock = _Clock()
-    room = Room(7, ListSink(), clock=clock)
-    teacher = room.arrive("t", _claims(1, "teacher", "Cô Hà"))
-    student = room.arrive("s", _claims(2, "student", "Ánh"))
-    room.handle(teacher, "lobby:admit", parse(AdmitRequest, {"all": True}))
+    room, teacher, student = class_in_progress(clock)
     poll_id = room.handle(teacher, "poll:open", parse(PollOpen, {"questions": QUIZ, "seconds_per_question": 30}))[
         "poll_id"]
     room.handle(student, "poll:answer", parse(PollAnswer, {"poll_id": poll_id, "question": 0, "choices": ["A"]}))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import pytest
@@ -13,23 +12,19 @@ import redis.asyncio as aioredis
 
 from signaling import protocol as proto
 from signaling.events import ListSink
-from signaling.join_token import JoinClaims
 from signaling.protocol import RoomError
 from signaling.redis_router import RedisRouter
 from signaling.room import Room
 from signaling.room_state import restore, snapshot, was_connected
 from tests.cluster import REDIS_URL
-
-
-def _claims(user_id: int, role: str, name: str) -> JoinClaims:
-    return JoinClaims(user_id, 7, role, name, f"00120000{user_id:04d}", True, uuid.uuid4().hex, time.time() + 60)
+from tests.rooms import claims
 
 
 def _class_in_progress() -> tuple[Room, dict]:
     room = Room(7, ListSink())
-    teacher = room.arrive("sid-t", _claims(1, "teacher", "Cô Hà"))
-    student = room.arrive("sid-s", _claims(2, "student", "Ánh"))
-    late = room.arrive("sid-l", _claims(3, "student", "Khôi"))
+    teacher = room.arrive("sid-t", claims(1, "teacher", "Cô Hà"))
+    student = room.arrive("sid-s", claims(2, "student", "Ánh"))
+    late = room.arrive("sid-l", claims(3, "student", "Khôi"))
     room.handle(teacher, "lobby:admit", proto.AdmitRequest(participant_ids=[student.participant_id]))
     room.handle(student, "hand:raise", None)
     room._post(teacher, "Mở sách trang 42.", None)
@@ -55,11 +50,11 @@ def test_a_restored_room_keeps_seats_hands_chat_locks_and_stage():
     assert again.locks["microphones"] and again.stage == people["student"].participant_id
 
     # Ánh comes back with her resume token: the same seat, no lobby, her permission kept.
-    back = again.arrive("sid-new", _claims(2, "student", "Ánh"), people["student"].resume_token)
+    back = again.arrive("sid-new", claims(2, "student", "Ánh"), people["student"].resume_token)
     assert back.participant_id == people["student"].participant_id and back.state == "admitted"
     assert back.permissions.effective(again.locks)["microphone"] is True
     # Without it (someone who only knows the account), she waits in the lobby like anyone new.
-    stranger = again.arrive("sid-x", _claims(1, "teacher", "Cô Hà"), "not-the-token")
+    stranger = again.arrive("sid-x", claims(1, "teacher", "Cô Hà"), "not-the-token")
     assert stranger.participant_id != people["teacher"].participant_id
 
 
