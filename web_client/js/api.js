@@ -19,7 +19,8 @@ export async function api(method, path, body) {
   const headers = {};
   const options = { method, headers, credentials: "same-origin" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken || "";
-  if (body instanceof FormData) options.body = body;
+  // FormData, or a file sent as the raw body (Content-Type from the file: an image, an XLSX).
+  if (body instanceof FormData || body instanceof Blob) options.body = body;
   else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);

@@ -9,6 +9,7 @@ import { showRoom, leaveRoom, refreshRoom } from "./pages/room.js";
 import { showSessionList, showSessionPage } from "./pages/records.js";
 import { showClassSummary } from "./pages/class_summary.js";
 import { showShared } from "./pages/shared.js";
+import { showBank } from "./pages/bank.js";
 
 export const session = { user: null };
 
@@ -48,6 +49,7 @@ export async function route() {
     if (id === "class" && /^\d+$/.test(sub || "")) return showClassSummary(Number(sub)); // a class's summary
     return id && id !== "class" ? showSessionPage(Number(id)) : showSessionList();
   }
+  if (page === "bank" && (role === "teacher" || role === "admin")) return showBank();
   if (page === "shared" && id) return showShared(id);
   return showPeriods();
 }

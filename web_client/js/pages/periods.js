@@ -17,8 +17,10 @@ export async function showPeriods() {
   const list = h("ul", { class: "periods" }, periods.map((period) => periodItem(period, user)));
   mount(h("section", { class: "card" },
     h("h1", {}, t("periods.title")),
-    user.role === "admin" ? h("p", {}, h("a", { href: "#/admin" }, t("admin.title"))) : null,
-    user.role === "teacher" ? h("p", {}, h("a", { href: "#/records" }, t("archive.sessions"))) : null,
+    user.role === "admin" ? h("p", { class: "page-links" }, h("a", { href: "#/admin" }, t("admin.title")),
+      h("a", { href: "#/bank" }, t("bank.title"))) : null,
+    user.role === "teacher" ? h("p", { class: "page-links" }, h("a", { href: "#/records" }, t("archive.sessions")),
+      h("a", { href: "#/bank" }, t("bank.title"))) : null,
     periods.length ? list : h("p", {}, t("periods.none"))));
 }
 
