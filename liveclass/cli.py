@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from liveclass import accounts, roster, workers
 from liveclass.audit import audit
-from liveclass.bench.command import add_parser as add_bench_parser
+from bench.command import add_parser as add_bench_parser  # stdlib only; the bench itself loads when it runs
 from liveclass.config import ConfigError, Settings, load_settings, prepare_data_dir
 from liveclass.db import create_engine, session_factory, upgrade_database
 from liveclass.errors import ApiError

@@ -1,4 +1,4 @@
-"""liveclass.bench.badlink: the user-space weak link, with real UDP traffic and real aiortc peers.
+"""bench.badlink: the user-space weak link, with real UDP traffic and real aiortc peers.
 
 Only measured quantities are asserted, with generous tolerances (the machine is shared): the rate
 over seconds, loss and delay as fractions/medians, counters that add up.
@@ -17,7 +17,7 @@ from aiortc import (
 )
 from av import VideoFrame
 
-from liveclass.bench.badlink import (
+from bench.badlink import (
     CHROMIUM_REWRITE_JS, BadLink, relay_map, rewrite_candidate, rewrite_candidates,
     strip_candidates,
 )

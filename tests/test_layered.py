@@ -1,4 +1,4 @@
-"""liveclass.bench.layered: the pre-encoded layers, the readability check and the subscriber meter,
+"""bench.layered: the pre-encoded layers, the readability check and the subscriber meter,
 alone and with real aiortc peers (directly, and through the 300 kbit/s / 5 % / 200 ms weak link).
 
 Only measured quantities are asserted, with generous tolerances (the machine is shared).
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from liveclass.bench import layered
-from liveclass.bench.badlink import BadLink, rewrite_candidates, strip_candidates
-from liveclass.bench.layered import LAYERS, READABLE, LayeredSource, Meter, TrackMeter, readability
+from bench import layered
+from bench.badlink import BadLink, rewrite_candidates, strip_candidates
+from bench.layered import LAYERS, READABLE, LayeredSource, Meter, TrackMeter, readability
 
 CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 

@@ -1,5 +1,5 @@
 """A student on a weak link follows the period (issue 13): real server, real aiortc peers over the
-room's protocol, the student's media through a user-space bad link (liveclass.bench.badlink:
+room's protocol, the student's media through a user-space bad link (bench.badlink:
 300 kbit/s, 5 % loss, 100 ms each way), a classmate on a clean link beside them.
 
 The teacher publishes the four video layers (pre-encoded VP8: camera 640x360, camera_low 320x180,
@@ -16,8 +16,8 @@ import time
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from liveclass.bench.badlink import BadLink, rewrite_candidates, strip_candidates
-from liveclass.bench.layered import READABLE, LayeredSource, Meter, readability
+from bench.badlink import BadLink, rewrite_candidates, strip_candidates
+from bench.layered import READABLE, LayeredSource, Meter, readability
 from liveclass.models import Enrollment
 from tests.helpers import add_user
 from tests.live import LiveClient, admitted

@@ -1,7 +1,7 @@
 """A real Chromium student behind a weak link (issue 13): the teacher is an aiortc peer publishing the
-four pre-encoded video layers and a microphone over the room protocol (liveclass.bench.layered), the
+four pre-encoded video layers and a microphone over the room protocol (bench.layered), the
 student is Debian's chromium logged in through the web pages, and the student's media go through the
-user-space relay (liveclass.bench.badlink) — the page's RTCPeerConnections are wrapped by
+user-space relay (bench.badlink) — the page's RTCPeerConnections are wrapped by
 CHROMIUM_REWRITE_JS so that the server's candidates are replaced by the relay's and the page's own
 candidates never reach the server.
 
@@ -31,7 +31,7 @@ import time
 import pytest
 from playwright.async_api import expect
 
-from liveclass.bench.badlink import CHROMIUM_REWRITE_JS, BadLink
+from bench.badlink import CHROMIUM_REWRITE_JS, BadLink
 from liveclass.live import LIVE_ROOMS
 from tests.browser import needs_chromium
 from tests.test_weak_links import _publish_layers

@@ -99,7 +99,7 @@ async def test_a_listener_on_a_lossy_link_makes_the_publisher_hear_of_the_loss()
     server passes its listeners' loss on (its own uplink here loses nothing)."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
-    from liveclass.bench.badlink import BadLink, rewrite_candidates, strip_candidates
+    from bench.badlink import BadLink, rewrite_candidates, strip_candidates
     from tests.media.peers import CONFIG
 
     engine = MediaEngine()

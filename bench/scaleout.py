@@ -26,10 +26,10 @@ from typing import Any
 
 import psutil
 
-from liveclass.bench.client import Participant
-from liveclass.bench.cluster import Cluster, Node
-from liveclass.bench.peers import now
-from liveclass.bench.runner import (
+from bench.client import Participant
+from bench.cluster import Cluster, Node
+from bench.peers import now
+from bench.runner import (
     PASSWORD, Options, Worker, _busy, cpu_seconds, processes, seed_admin, seed_classes, summary,
 )
 

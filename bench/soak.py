@@ -1,4 +1,4 @@
-"""The soak (`liveclass bench --soak MINUTES`, or `python -m liveclass.bench.soak MINUTES`): one class
+"""The soak (`liveclass bench --soak MINUTES`, or `python -m bench.soak MINUTES`): one class
 with churn for MINUTES minutes, the server sampled all along, and its records checked at the end.
 
 Not part of the test suite or of CI: a script, run by hand (docs/benchmarks.md has its command and
@@ -61,11 +61,11 @@ import aiohttp
 import psutil
 import socketio
 
-from liveclass.bench.client import Participant, ProtocolError
-from liveclass.bench.peers import CountingSubscriber, Publisher, now
-from liveclass.bench.runner import PASSWORD, PRIORITY, ServerProcess, busy_cores, machine, remove_workdir, seed, \
+from bench.client import Participant, ProtocolError
+from bench.peers import CountingSubscriber, Publisher, now
+from bench.runner import PASSWORD, PRIORITY, ServerProcess, busy_cores, machine, remove_workdir, seed, \
     start_liveclass
-from liveclass.bench.worker import Teacher
+from bench.worker import Teacher
 
 GRACE_S = 60.0  # the server's default LIVECLASS_RECONNECT_GRACE_SECONDS (not changed here)
 
@@ -1091,7 +1091,7 @@ def run_soak(minutes: float, students: int = 20, media: int = 3, seed_value: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m liveclass.bench.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("minutes", type=float, help="minutes of churn (30 for the documented soak)")
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--media", type=int, default=3, help="students who receive media (default 3)")
@@ -1102,7 +1102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-priority", action="store_true", help="do not run the server at nice -5")
     args = parser.parse_args(argv)
     run_soak(args.minutes, args.students, args.media, args.seed, args.sample, args.out, args.keep,
-             command="python -m liveclass.bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+             command="python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
              priority=not args.no_priority)
 
 

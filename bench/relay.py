@@ -1,6 +1,6 @@
 """The baseline: the usual aiortc relay (MediaRelay + addTrack), as a tiny server of its own.
 
-    python -m liveclass.bench.relay --port P
+    python -m bench.relay --port P
 
 The publisher's tracks are received as aiortc RemoteStreamTracks (decoded once) and handed to each
 subscriber through MediaRelay.subscribe() + addTransceiver: every subscriber's sender re-encodes.
@@ -21,8 +21,8 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
-from liveclass.bench.peers import CONFIG
-from media.engine import codec_preferences, offered_media
+from bench.peers import CONFIG
+from media.probes import codec_preferences, offered_media
 
 SLOT_OF_KIND = {"video": "teacher_camera", "audio": "teacher_audio"}
 

@@ -26,7 +26,7 @@ decodes (aiortc receivers read by layered.TrackMeter: decoded fps, frame sizes):
 ReceiverTap, no decoder thread): their frames per second are complete frames (marker bit seen), their
 layer is the size in the VP8 keyframes they receive. The report says which is which (`decoded`).
 
-Worker processes run `python -m liveclass.bench.worker weak-teacher|weak-students` (the actors below).
+Worker processes run `python -m bench.worker weak-teacher|weak-students` (the actors below).
 """
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ from typing import Any
 
 import aiohttp
 
-from liveclass.bench.peers import SlotCounter, now
+from bench.peers import SlotCounter, now
 
-log = logging.getLogger("liveclass.bench.weaklink")
+log = logging.getLogger("bench.weaklink")
 
 WEAK = {"rate": 300_000, "loss": 0.05, "delay_ms": 100, "queue_ms": 200}  # the student's downlink
 WEAK_UP = {**WEAK, "rate": None}  # their uplink: the loss and the delay, no rate limit
@@ -179,9 +179,9 @@ class WeakTeacher:
     async def cmd_init(self, base_url: str, personal_id: str, password: str, period_id: int) -> dict:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
-        from liveclass.bench.client import Participant
-        from liveclass.bench.layered import LAYERS, LayeredSource, encoded_loop
-        from liveclass.bench.peers import CONFIG
+        from bench.client import Participant
+        from bench.layered import LAYERS, LayeredSource, encoded_loop
+        from bench.peers import CONFIG
 
         started = time.monotonic()
         for name in LAYERS:  # encoded once (a few seconds), not in the event loop
@@ -223,7 +223,7 @@ class LinkStudent:
     (layered.Meter) if `decode`, counting (peers.CountingSubscriber + LinkCounter) otherwise."""
 
     def __init__(self, index: int, base_url: str, account: dict) -> None:
-        from liveclass.bench.client import Participant
+        from bench.client import Participant
 
         self.index, self.weak, self.decode = index, bool(account["weak"]), bool(account["decode"])
         self.person = Participant(base_url, account["personal_id"], account["password"])
@@ -249,9 +249,9 @@ class LinkStudent:
     async def _subscribe(self) -> None:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
-        from liveclass.bench.badlink import BadLink, rewrite_candidates, strip_candidates
-        from liveclass.bench.layered import Meter
-        from liveclass.bench.peers import CONFIG, CountingSubscriber
+        from bench.badlink import BadLink, rewrite_candidates, strip_candidates
+        from bench.layered import Meter
+        from bench.peers import CONFIG, CountingSubscriber
 
         person = self.person
         try:
@@ -299,7 +299,7 @@ class LinkStudent:
     def layer(self, slot: str) -> str | None:
         """The layer the slot is on now: the size of the latest decoded frame, or (not decoding) of
         the latest keyframe received (a layer switch starts with a keyframe)."""
-        from liveclass.bench.layered import LAYER_OF_SIZE
+        from bench.layered import LAYER_OF_SIZE
 
         if self.meter is not None:
             meter = self.meter.tracks.get(slot)
@@ -529,7 +529,7 @@ class WeakLinkScenario:
         return self.result
 
     async def _run(self) -> None:
-        from liveclass.bench.runner import Worker, seed, start_liveclass
+        from bench.runner import Worker, seed, start_liveclass
 
         opts = self.opts
         accounts = await seed(self.dir / "data", self.n)
@@ -594,7 +594,7 @@ class WeakLinkScenario:
         self.result["video_paused_s_after_admit"] = _paused_spans(self.result["you_link_timeline"]["students"])
 
     async def _measure(self, label: str) -> dict:
-        from liveclass.bench.runner import measure_cpu
+        from bench.runner import measure_cpu
 
         start = now() + 0.5
         end = start + self.window
@@ -745,7 +745,7 @@ def _ratios(baseline: dict, weak: dict) -> dict:
 
 def report(result: dict) -> str:
     """The scenario's text table (one line per window and group)."""
-    from liveclass.bench.report import _fmt, markdown_table
+    from bench.report import _fmt, markdown_table
 
     if not result.get("weak"):
         return f"weak links: failed ({result.get('error')})"

@@ -128,7 +128,7 @@ def summarise(prof_path: Path, wall_seconds: float, server_cpu_seconds: float | 
     # the Python functions called most often per forwarded packet: the per-packet call chain
     chain = sorted(((v[1], k) for k, v in stats.items() if k[0] != "~"), reverse=True)[:25]
     return {
-        "tool": "cProfile (the server under liveclass.bench.profiled_serve)",
+        "tool": "cProfile (the server under bench.profiled_serve)",
         "wall_seconds": round(wall_seconds, 2), "profiled_busy_seconds": round(total, 3),
         "idle_seconds": round(idle, 3),
         **({"server_cpu_seconds": round(server_cpu_seconds, 3)} if server_cpu_seconds is not None else {}),

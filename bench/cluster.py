@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from liveclass.bench.runner import ServerProcess, _clean_env, start_liveclass
+from bench.runner import ServerProcess, _clean_env, start_liveclass
 
 
 class FreshDatabase:

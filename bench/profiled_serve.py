@@ -1,7 +1,7 @@
 """`liveclass serve`, unmodified, under cProfile switched on and off from outside (the bench's
 profiling run): SIGUSR1 starts a profile, SIGUSR2 stops it and writes `<dir>/<n>.prof`.
 
-    python -m liveclass.bench.profiled_serve DIR serve --data-dir ... --port ...
+    python -m bench.profiled_serve DIR serve --data-dir ... --port ...
 
 cProfile profiles the thread that enables it: the signal handlers run in the main thread, which
 is the server's event loop, where all forwarding happens.

@@ -1,6 +1,6 @@
 """A benchmark worker process: the synthetic teacher, or a few synthetic students.
 
-    python -m liveclass.bench.worker teacher|students|weak-teacher|weak-students
+    python -m bench.worker teacher|students|weak-teacher|weak-students
 
 It reads one JSON command per line on standard input ({"id", "cmd", ...}) and answers each with one
 JSON line on standard output ({"id", "ok", "data" | "error"}). Commands run concurrently. Logs go
@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 import socketio
 
-from liveclass.bench.client import Participant
-from liveclass.bench.peers import CountingSubscriber, Publisher, now
+from bench.client import Participant
+from bench.peers import CountingSubscriber, Publisher, now
 
-log = logging.getLogger("liveclass.bench.worker")
+log = logging.getLogger("bench.worker")
 CHAT_TIMEOUT = 10.0  # seconds a chat:send waits for its acknowledgement before it counts as unanswered
 
 
@@ -435,7 +435,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     role = sys.argv[1]
     if role.startswith("weak-"):  # the weak-link scenario's actors (weaklink.py)
-        from liveclass.bench.weaklink import WeakStudents, WeakTeacher
+        from bench.weaklink import WeakStudents, WeakTeacher
         actor = WeakTeacher() if role == "weak-teacher" else WeakStudents()
     else:
         actor = Teacher() if role == "teacher" else Students()

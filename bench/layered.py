@@ -48,7 +48,7 @@ import numpy as np
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from liveclass.bench.sources import CameraPictures, Vp8Encoder
+from bench.sources import CameraPictures, Vp8Encoder
 
 VIDEO_CLOCK = 90000
 TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)

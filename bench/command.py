@@ -148,11 +148,11 @@ def run(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("psutil") is None:  # it measures the server process
         raise SystemExit("liveclass: the benchmark needs psutil: pip install 'liveclass[bench]'")
     if args.soak:
-        from liveclass.bench.soak import run_soak
+        from bench.soak import run_soak
         run_soak(args.soak, out=args.out, keep=args.keep, priority=not args.no_priority)
         return
-    from liveclass.bench import report
-    from liveclass.bench.runner import Options, remove_workdir, run_all
+    from bench import report
+    from bench.runner import Options, remove_workdir, run_all
 
     quick = args.quick
     workdir = Path(tempfile.mkdtemp(prefix="liveclass-bench-"))

@@ -21,15 +21,12 @@ from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from liveclass.bench.sources import (
+from bench.sources import (
     CameraPictures, ScreenPictures, ToneTrack, Vp8Encoder, pre_encode, vp8_payloads,
 )
-from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
-from media.engine import codec_preferences
-from media.forwarder import Retransmissions
-from media.rtp import (
-    ABS_SEND_TIME_URI, MID_URI, abs_send_time, ntp_now, one_byte_extensions, rtp_header,
-    vp8_keyframe_start,
+from media.probes import (
+    ABS_SEND_TIME_URI, MID_URI, SEND_ERRORS, ReceiverTap, Retransmissions, SenderTap, abs_send_time,
+    codec_preferences, ntp_now, one_byte_extensions, rtp_header, vp8_keyframe_start,
 )
 
 CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)

@@ -330,7 +330,7 @@ def text_report(results: dict) -> str:
     if chat_report(results):
         parts += ["", chat_report(results)]
     if results.get("weak_link"):
-        from liveclass.bench.weaklink import report as weak_link_report
+        from bench.weaklink import report as weak_link_report
         parts += ["", weak_link_report(results["weak_link"])]
     parts.append("")
     parts.append("targets:")

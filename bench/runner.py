@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 import psutil
 
-from liveclass.bench.peers import now
+from bench.peers import now
 
 PASSWORD = "Bench-mat-khau-2026"
 TS_MOD = 1 << 32
@@ -87,7 +87,7 @@ def free_port() -> int:
 
 
 class Worker:
-    """A worker process (liveclass.bench.worker) spoken to in JSON lines."""
+    """A worker process (bench.worker) spoken to in JSON lines."""
 
     def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
         self.proc, self.name = proc, name
@@ -100,7 +100,7 @@ class Worker:
     async def start(cls, role: str, name: str, log_path: Path, priority: bool = False) -> "Worker":
         log = open(log_path, "ab")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liveclass.bench.worker", role, stdin=subprocess.PIPE,
+            sys.executable, "-m", "bench.worker", role, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=log, limit=2 ** 27, preexec_fn=_raise_priority if priority else None)
         log.close()
         worker = cls(proc, name)
@@ -241,7 +241,7 @@ async def start_liveclass(data_dir: Path, log_path: Path, profile_dir: Path | No
     `env`'s LIVECLASS_* settings added (a node of several: Redis, PostgreSQL)."""
     port = free_port()
     env = {**_clean_env(), "LIVECLASS_LOG_LEVEL": "WARNING", **(env or {})}
-    command = ["-m", "liveclass.bench.profiled_serve", str(profile_dir)] if profile_dir else ["-m", "liveclass.cli"]
+    command = ["-m", "bench.profiled_serve", str(profile_dir)] if profile_dir else ["-m", "liveclass.cli"]
     server = ServerProcess([sys.executable, *command, "serve", "--data-dir", str(data_dir),
                             "--host", "127.0.0.1", "--port", str(port)], log_path, env,
                            f"http://127.0.0.1:{port}/healthz")
@@ -255,7 +255,7 @@ async def start_liveclass(data_dir: Path, log_path: Path, profile_dir: Path | No
 
 async def start_relay(log_path: Path) -> tuple[ServerProcess, str]:
     port = free_port()
-    server = ServerProcess([sys.executable, "-m", "liveclass.bench.relay", "--port", str(port)], log_path,
+    server = ServerProcess([sys.executable, "-m", "bench.relay", "--port", str(port)], log_path,
                            _clean_env(), f"http://127.0.0.1:{port}/healthz")
     await server.ready()
     return server, f"http://127.0.0.1:{port}"
@@ -578,7 +578,7 @@ class Scenario:
             "server_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1),
             "machine_busy_cores": round((_busy(m1) - _busy(m0)) / (t1 - t0), 2)})
         if self.profile:
-            from liveclass.bench.profile import summarise
+            from bench.profile import summarise
             self.result["storm_profile"] = summarise(await self._profile_file(1), t1 - t0, c1 - c0)
             await asyncio.sleep(opts.settle)
             self.say(f"profiling the server for {self.profile:.0f} s of steady forwarding (cProfile)")
@@ -902,7 +902,7 @@ async def run_all(opts: Options) -> dict:
         opts.progress(f"warning: other processes keep {results['machine']['busy_cores_before_start']} cores busy: "
                       "the numbers will be disturbed")
     # what every forwarded packet costs at least on this machine, measured while it is quiet
-    from liveclass.bench.profile import floor
+    from bench.profile import floor
     results["floor"] = await asyncio.to_thread(floor)
     for n in opts.students:
         results["scenarios"].append(await _attempt(opts, Scenario(opts, f"students-{n}", n, screen=opts.screen)))
@@ -917,13 +917,13 @@ async def run_all(opts: Options) -> dict:
         results["relay_baseline"] = await _attempt(opts, Scenario(opts, f"relay-{opts.relay}", opts.relay,
                                                                   mode="relay"))
     if opts.nodes:
-        from liveclass.bench.scaleout import ScaleOut
+        from bench.scaleout import ScaleOut
         results["scale_out"] = await _attempt(opts, ScaleOut(opts))
     if opts.chat:
-        from liveclass.bench.chat import STORES, ChatScenario
+        from bench.chat import STORES, ChatScenario
         results["chat"] = [await _attempt(opts, ChatScenario(opts, store)) for store in STORES]
     if opts.weak_link:
-        from liveclass.bench.weaklink import WeakLinkScenario
+        from bench.weaklink import WeakLinkScenario
         students, weak = opts.weak_link_class
         results["weak_link"] = await _attempt(opts, WeakLinkScenario(opts, opts.weak_link, students, weak,
                                                                      opts.weak_link_decode))
@@ -942,7 +942,7 @@ async def run_all(opts: Options) -> dict:
                                              results.get("weak_link"), run]
                          if r and "error" in r]
     results["duration_s"] = round(time.monotonic() - started, 1)
-    from liveclass.bench.report import conclusions
+    from bench.report import conclusions
     results.update(conclusions(results))
     return results
 

@@ -29,9 +29,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from liveclass.bench.cluster import FreshDatabase
-from liveclass.bench.peers import now
-from liveclass.bench.runner import (
+from bench.cluster import FreshDatabase
+from bench.peers import now
+from bench.runner import (
     PASSWORD, Options, ServerProcess, Worker, cpu_seconds, measure_cpu, processes, seed, seed_classes,
     start_liveclass, summary,
 )
