@@ -198,3 +198,210 @@ async def test_the_question_bank_page(server, school, browser):
     assert not errors, errors
     await teacher.context.close()
     await phone.context.close()
+
+
+async def enter_room(browser, server, user, device=None):
+    student = await open_as(browser, server, user, device=device)
+    await student.get_by_role("link", name="Vào lớp").click()
+    await expect(student.locator("[data-screen=lobby]")).to_be_visible()
+    return student
+
+
+async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser):
+    """The issue's "Done when": a quick poll and a 3-question quiz from the bank, two students (phone and
+    desktop), the reveal, each student's result, and the scores in the admin's records."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with server.db() as db:  # Khôi joins 10A1 for this period
+        db.add(Enrollment(class_id=school.school_class.id, student_id=school.other_student.id))
+        await db.commit()
+    teacher = await open_as(browser, server, school.teacher)
+    await teacher.set_viewport_size({"width": 1280, "height": 900})
+    errors: list[str] = []
+    teacher.on("pageerror", lambda error: errors.append(str(error)))
+
+    # Before the period: Cô Hà imports her questions for Chương 2 (and one of Chương 1) into the bank.
+    await teacher.get_by_role("link", name="Ngân hàng câu hỏi").click()
+    await import_sheet(teacher, await sheet(teacher, server, QUIZ_ROWS))
+    await expect(teacher.locator(".bank-import")).to_contain_text("Đã nhập 4 câu hỏi")
+    await teacher.locator(".brand").click()
+    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    await expect(teacher.locator(".room")).to_be_visible()
+
+    anh = await enter_room(browser, server, school.student, device="iPhone 13")  # on her phone
+    khoi = await enter_room(browser, server, school.other_student)  # on a laptop
+    await khoi.set_viewport_size({"width": 1280, "height": 860})
+    for page in (anh, khoi):
+        page.on("pageerror", lambda error: errors.append(str(error)))
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    await expect(teacher.locator(".lobby-list li")).to_have_count(2)
+    await teacher.get_by_role("button", name="Cho tất cả vào").click()
+    await expect(anh.locator(".room")).to_be_visible()
+    await expect(khoi.locator(".room")).to_be_visible()
+
+    # 08:35, a quick A/B/C/D question, B correct; still as it was.
+    await teacher.get_by_role("button", name="Câu hỏi nhanh").click()
+    form = teacher.locator("[data-poll=form]")
+    await form.locator('[data-correct="B"]').click()
+    await form.get_by_role("button", name="Bắt đầu").click()
+    quick = teacher.locator(".poll[data-state=open]")
+    await expect(quick).to_contain_text("Đã trả lời: 0/2")
+    await expect(teacher.get_by_role("button", name="Từ ngân hàng câu hỏi")).to_be_disabled()  # one at a time
+    await anh.locator('.poll-choice[data-choice="B"]').tap()
+    await khoi.locator('.poll-choice[data-choice="C"]').click()
+    await expect(anh.locator(".poll-mine")).to_have_text("Bạn đã chọn: B")
+    await expect(quick).to_contain_text("Đã trả lời: 2/2")
+    await quick.get_by_role("button", name="Công bố kết quả và đáp án").click()
+    await expect(anh.locator(".poll[data-state=revealed] .poll-verdict")).to_have_text("Bạn trả lời đúng!")
+    await expect(khoi.locator(".poll[data-state=revealed] .poll-verdict")).to_have_text("Bạn trả lời chưa đúng.")
+
+    # Then a quiz from the bank: Chương 2, three questions ticked, 10 minutes for the whole quiz, named.
+    await teacher.get_by_role("button", name="Từ ngân hàng câu hỏi").click()
+    picker = teacher.locator("[data-poll=bank]")
+    await expect(picker.locator("select[name=quiz-subject]")).to_have_value("Toán")
+    await expect(picker.locator(".quiz-pick-list li")).to_have_count(4)
+    await picker.locator("select[name=quiz-topic]").select_option(CHAPTER)
+    await expect(picker.locator(".quiz-pick-list li")).to_have_count(3)
+    for text in (Q_VERTEX, Q_MIN, Q_AXIS):
+        await picker.get_by_role("checkbox", name=text).check()
+    await expect(picker.locator(".quiz-chosen")).to_have_text("Bài kiểm tra gồm 3 câu.")
+    await picker.get_by_label("Cả bài:").check()
+    await picker.get_by_label("phút").fill("10")
+    await expect(picker.get_by_label("Cho phép đổi câu trả lời đến khi kết thúc")).to_be_checked()
+    await teacher.screenshot(path=SCREENSHOTS / "quiz-teacher-picker-vi.png")
+    await picker.locator("[data-poll-action=launch]").click()
+    quiz = teacher.locator(".poll.quiz[data-state=open]")
+    await expect(quiz.locator("h2")).to_contain_text(CHAPTER)
+    await expect(quiz.locator(".poll-countdown")).to_contain_text("Còn lại 9:")
+    await expect(quiz).to_contain_text("Đã trả lời: 0/2")
+    await expect(quiz.locator(".poll-waiting")).to_contain_text("Phạm Ngọc Ánh")
+
+    # Ánh on her phone: one tap for the choice, a number and a text typed and sent; all right.
+    mine = anh.locator(".poll.quiz[data-state=open]")
+    await expect(mine.locator(".quiz-question")).to_have_count(3)
+    choice = mine.locator('[data-question="0"] .quiz-choice[data-choice="B"]')
+    box = await choice.bounding_box()
+    assert box["height"] >= 56 and box["width"] >= 300  # a whole-width, thumb-sized target on a 390 px screen
+    await expect(mine).not_to_contain_text("Hoành độ đỉnh x = −b/(2a)")  # no explanation before the reveal
+    await choice.tap()
+    await expect(mine.locator('[data-question="0"] .quiz-sent')).to_have_text("Đã gửi: B")
+    await mine.locator('[data-question="1"] input').fill("-1")
+    await mine.locator('[data-question="1"]').get_by_role("button", name="Gửi").tap()
+    await expect(mine.locator('[data-question="1"] .quiz-sent')).to_have_text("Đã gửi: -1")
+    await anh.screenshot(path=SCREENSHOTS / "quiz-student-iphone13-vi.png")
+    await mine.locator('[data-question="2"] input').fill("x = 2")
+    await mine.locator('[data-question="2"]').get_by_role("button", name="Gửi").tap()
+    await expect(mine.locator('[data-question="2"] .quiz-sent')).to_have_text("Đã gửi: x = 2")
+    overflow = await anh.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, overflow
+
+    # Khôi on the laptop: A (wrong), "-1,0" (right: a comma decimal), then a not-a-number refused in words.
+    his = khoi.locator(".poll.quiz[data-state=open]")
+    await his.locator('[data-question="0"] .quiz-choice[data-choice="A"]').click()
+    await expect(his.locator('[data-question="0"] .quiz-sent')).to_have_text("Đã gửi: A")
+    await his.locator('[data-question="1"] input').fill("âm một")
+    await his.locator('[data-question="1"]').get_by_role("button", name="Gửi").click()
+    await expect(khoi.locator("#banner")).to_have_text("Hãy nhập một số (ví dụ 3,5).")
+    await his.locator('[data-question="1"] input').fill("-1,0")
+    await his.locator('[data-question="1"] input').press("Enter")
+    await expect(his.locator('[data-question="1"] .quiz-sent')).to_have_text("Đã gửi: -1,0")
+    await khoi.screenshot(path=SCREENSHOTS / "quiz-student-desktop-vi.png", full_page=True)
+
+    # The teacher: bars and typed answers fill, who has not finished, each student's score so far.
+    await expect(quiz).to_contain_text("Đã trả lời: 2/2 · Làm hết bài: 1")
+    await expect(quiz.locator('[data-question="0"] [data-choice="B"] .poll-count')).to_have_attribute("data-count", "1")
+    await expect(quiz.locator('[data-question="0"] [data-choice="A"] .poll-count')).to_have_attribute("data-count", "1")
+    await expect(quiz.locator('[data-question="1"] [data-choice="-1"] .poll-count')).to_have_attribute("data-count", "2")
+    await expect(quiz.locator('[data-question="2"] .poll-chart')).to_contain_text("x = 2 ✓")
+    scores = quiz.locator(".quiz-scores")
+    await expect(scores.locator("tr", has_text="Phạm Ngọc Ánh")).to_contain_text("3/3")
+    await expect(scores.locator("tr", has_text="Đỗ Minh Khôi")).to_contain_text("1/3")
+    await teacher.screenshot(path=SCREENSHOTS / "quiz-teacher-vi.png", full_page=True)
+    await in_english(teacher, SCREENSHOTS / "quiz-teacher-en.png")
+    await expect(teacher.locator(".poll.quiz")).to_contain_text("Scores per student")
+    await in_english(anh, SCREENSHOTS / "quiz-student-iphone13-en.png")
+    await expect(anh.locator(".poll.quiz")).to_contain_text("Sent: B")
+    await in_english(khoi, SCREENSHOTS / "quiz-student-desktop-en.png")
+    for page in (teacher, anh, khoi):
+        await back_to_vietnamese(page)
+    await expect(khoi.locator('.poll.quiz [data-question="2"] input')).to_be_visible()
+    await khoi.locator('.poll.quiz [data-question="2"] input').fill("x = 3")
+    await khoi.locator('.poll.quiz [data-question="2"]').get_by_role("button", name="Gửi").click()
+    await expect(khoi.locator('.poll.quiz [data-question="2"] .quiz-sent')).to_have_text("Đã gửi: x = 3")
+
+    # The reveal, with the answers: each student sees their own result, score and the explanations.
+    await expect(quiz).to_contain_text("Làm hết bài: 2")
+    await teacher.locator(".poll.quiz").get_by_role("button", name="Công bố kết quả và đáp án").click()
+    await expect(teacher.locator(".poll.quiz")).to_contain_text("Đã công bố")
+    result = anh.locator(".poll.quiz[data-state=revealed]")
+    await expect(result.locator(".quiz-score")).to_have_text("Điểm của bạn: 3/3 · Đúng 3/3 câu")
+    await expect(result.locator('[data-question="0"] .poll-verdict')).to_contain_text("Bạn trả lời đúng!")
+    await expect(result.locator('[data-question="0"]')).to_contain_text("Hoành độ đỉnh x = −b/(2a) = 4/2 = 2.")
+    await expect(result.locator('[data-question="2"]')).to_contain_text("Đáp án đúng: x = 2 / x=2")
+    his = khoi.locator(".poll.quiz[data-state=revealed]")
+    await expect(his.locator(".quiz-score")).to_have_text("Điểm của bạn: 1/3 · Đúng 1/3 câu")
+    await expect(his.locator('[data-question="0"] .poll-verdict')).to_contain_text("Bạn trả lời chưa đúng.")
+    await expect(his.locator('[data-question="1"] .poll-verdict')).to_contain_text("Bạn trả lời đúng!")
+    await expect(his.locator('[data-question="0"]')).to_contain_text("Đáp án đúng: B")
+    await anh.screenshot(path=SCREENSHOTS / "quiz-student-result-iphone13-vi.png")
+    await khoi.screenshot(path=SCREENSHOTS / "quiz-student-result-desktop-vi.png", full_page=True)
+    await in_english(anh, SCREENSHOTS / "quiz-student-result-iphone13-en.png")
+    await expect(result.locator(".quiz-score")).to_have_text("Your score: 3/3 · 3/3 right")
+    await back_to_vietnamese(anh)
+
+    async with server.db() as db:
+        answered = [e.data for e in (await db.execute(select(SessionEvent).order_by(SessionEvent.id))).scalars()
+                    if e.type == "poll_answered"]
+    polls: dict[str, list[dict]] = {}
+    for a in answered:
+        polls.setdefault(a["poll_id"], []).append(a)
+    assert [len(given) for given in polls.values()] == [2, 6]  # Khôi's refused "âm một" is not an answer
+    quiz_answers = list(polls.values())[1]
+    assert sum(a["points"] for a in quiz_answers) == 4  # Ánh 3, Khôi 1
+    assert {"question": 1, "text": "-1,0", "correct": True} in [
+        {k: a[k] for k in ("question", "text", "correct")} for a in quiz_answers]
+
+    # One question at a time (30 s each), anonymous, answers final: the teacher moves on with "Câu tiếp theo".
+    await teacher.locator(".poll.quiz").get_by_role("button", name="Bài mới").click()
+    picker = teacher.locator("[data-poll=bank]")
+    await expect(picker.locator(".quiz-pick-list li")).to_have_count(4)
+    for text in (Q_OTHER, Q_VERTEX):
+        await picker.get_by_role("checkbox", name=text).check()
+    await picker.get_by_label("Theo từng câu:").check()
+    await picker.get_by_label("giây").fill("30")
+    await picker.get_by_label("Ẩn danh").check()
+    await picker.get_by_label("Cho phép đổi câu trả lời đến khi kết thúc").uncheck()
+    await picker.locator("[data-poll-action=launch]").click()
+    paced = teacher.locator(".poll.quiz[data-state=open]")
+    await expect(paced.locator(".poll-countdown")).to_contain_text("Câu này còn 0:")
+    await expect(paced.locator('.quiz-question[data-open="true"]')).to_have_attribute("data-question", "0")
+    asked = anh.locator(".poll.quiz[data-state=open] .quiz-question")
+    await expect(asked).to_have_count(1)  # only the question being asked
+    await expect(asked).to_have_attribute("data-question", "0")
+    await expect(anh.locator(".poll.quiz")).to_contain_text("câu trả lời đã gửi không sửa được")
+    await asked.locator(".quiz-choice").first.tap()
+    await expect(asked.locator(".quiz-sent")).to_have_text("Đã gửi: A")
+    await expect(asked.locator(".quiz-choice").first).to_be_disabled()  # final
+    await expect(paced).to_contain_text("Đã trả lời: 1/2")
+    await expect(paced.locator(".quiz-scores")).to_have_count(0)  # anonymous: counts only
+    await paced.get_by_role("button", name="Câu tiếp theo").click()
+    await expect(asked).to_have_attribute("data-question", "1")
+    await expect(paced.locator('.quiz-question[data-open="true"]')).to_have_attribute("data-question", "1")
+    await expect(paced).to_contain_text("Đây là câu cuối")
+    await teacher.screenshot(path=SCREENSHOTS / "quiz-teacher-one-at-a-time-vi.png")
+    await paced.get_by_role("button", name="Kết thúc", exact=True).click()
+    await expect(anh.locator(".poll.quiz[data-state=closed]")).to_contain_text("Chờ giáo viên công bố kết quả")
+
+    # The period ends; the admin finds the quiz and the scores in the session's records.
+    await teacher.get_by_role("button", name="Kết thúc tiết học").click()
+    await expect(anh.locator("[data-screen=ended]")).to_be_visible()
+    admin = await open_as(browser, server, school.admin)
+    await admin.get_by_role("link", name="Quản trị").click()
+    await admin.locator("tr.session-row").first.click()
+    await expect(admin.get_by_role("heading", level=1)).to_have_text("Toán · 10A1")
+    records = admin.locator("main")
+    await expect(records).to_contain_text(Q_VERTEX)
+    await expect(records).to_contain_text("Phạm Ngọc Ánh")
+    await admin.screenshot(path=SCREENSHOTS / "quiz-records-vi.png", full_page=True)
+    assert not errors, errors
+    for page in (teacher, anh, khoi, admin):
+        await page.context.close()

@@ -1,9 +1,10 @@
 // The live room for every role: lobby, participants, chat, hands, handouts, moderation.
 import { api } from "../api.js";
 import { banner, h, mount } from "../dom.js";
-import { formatList, formatNumber, formatTime, t } from "../i18n.js";
+import { currentLanguage, formatList, formatNumber, formatTime, t } from "../i18n.js";
 import { LiveConnection } from "../live.js";
 import { MediaSession } from "../media.js";
+import { bankErrorText, kindWords, pointsText } from "./bank.js";
 
 // Why an account's room connection was closed, and why a join was refused: the catalogue's words for them.
 const REMOVALS = new Set(["account_deactivated", "password_changed", "password_reset", "role_changed",
@@ -51,7 +52,9 @@ export function showRoom(sessionId) {
   const room = {
     sessionId, state: null, lobby: [], chat: [], hands: [], waiting: null, tab: "chat", privateTo: null,
     media: null, slots: {}, layout: null, saver: storedSaver(), link: null, linkDismissed: null,
-    poll: null, pollDraft: null, pollHidden: null, // the quick poll (see the end of this file)
+    // the poll or quiz, the quick poll's form, the bank picker, the countdown, typed answers (end of this file)
+    poll: null, pollDraft: null, pollHidden: null, bankDraft: null, pollEnds: null, pollTick: null,
+    quizTyped: {}, quizPicked: {},
   };
   room.connection = new LiveConnection(sessionId, {
     onEvent: (name, data) => onEvent(room, name, data),
@@ -83,7 +86,7 @@ function onEvent(room, name, data) {
     case "room:state":
       room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
       if (data.lobby) room.lobby = data.lobby;
-      room.poll = data.poll ?? null;
+      setPoll(room, data.poll ?? null);
       render(room);
       return startMedia(room); // a fresh state (join or resume): fresh media connections
     case "rtc:offer": return room.media?.onOffer(data).catch((e) => banner(e.message, "error"));
@@ -144,7 +147,7 @@ function onEvent(room, name, data) {
       room.chat = room.chat.map((m) => (m.message_id === data.message_id ? { ...m, deleted: true, text: "" } : m));
       return render(room);
     case "hand:queue": room.hands = data.hands; return render(room);
-    case "poll:opened": case "poll:closed": case "poll:results": case "poll:counts":
+    case "poll:opened": case "poll:updated": case "poll:closed": case "poll:results": case "poll:counts":
       return onPollEvent(room, name, data);
     case "you:kicked": return showEnded(t("end.kicked"), data.reason);
     case "you:replaced": return showEnded(t("end.replaced"));
@@ -431,6 +434,8 @@ function renderTeacherTools(room) {
   return h("div", { class: "teacher-tools" },
     h("button", { class: "primary", "data-poll-action": "compose", disabled: room.poll?.state === "open",
                   onclick: () => openPollForm(room) }, t("poll.title")),
+    h("button", { class: "primary", "data-poll-action": "bank", disabled: room.poll?.state === "open",
+                  onclick: () => openBankPicker(room) }, t("quiz.from_bank")),
     h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
                   onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
       recording ? t("rec.stop") : t("rec.start")),
@@ -576,25 +581,69 @@ function renderHandouts(room) {
     h("li", {}, h("a", { href: m.handout.url, download: m.handout.filename }, m.handout.filename)))));
 }
 
-// -- quick polls ("Câu hỏi nhanh"): the teacher asks A/B/C/D or Đúng/Sai, students answer with one tap ----------
+// -- polls and quizzes (issue 14) ------------------------------------------------------------------------------
+// "Câu hỏi nhanh": the teacher asks A/B/C/D or Đúng/Sai with nothing to type; "Từ ngân hàng câu hỏi": one question
+// or a quiz from the teacher's bank (the browser sends the questions' contents: the room never reads the bank).
+// Students answer with one tap per choice (or type a short text / a number); the teacher sees the counts live,
+// who has not answered and, when named, each student's score; after the reveal each student sees their result.
 const POLL_ERRORS = new Set(["poll_open", "poll_closed", "unknown_poll", "unknown_choice", "single_choice",
-  "invalid_poll", "rate_limited", "forbidden"]);
+  "invalid_poll", "rate_limited", "forbidden", "unknown_question", "not_current_question", "answer_final",
+  "wrong_kind", "answer_too_long", "not_a_number", "empty_answer", "not_paced", "invalid_question",
+  "invalid_payload", "payload_too_large", "offline", "timeout"]);
+const CHOICE_KINDS = new Set(["single", "multiple", "truefalse"]);
 
 function onPollEvent(room, name, data) {
   if (name === "poll:counts") {
     if (room.poll?.poll_id === data.poll_id) room.poll.results = data;
   } else {
     if (data.poll?.poll_id !== room.poll?.poll_id) room.pollHidden = null; // a new poll is shown again
-    room.poll = data.poll;
+    setPoll(room, data.poll);
   }
   renderPoll(room);
 }
 
+// A fresh view of the poll (room:state, poll:opened/updated/closed/results): its countdown starts from it.
+function setPoll(room, poll) {
+  room.poll = poll ?? null;
+  room.pollEnds = typeof poll?.deadline_in === "number" && poll.state === "open"
+    ? Date.now() + poll.deadline_in * 1000 : null;
+  if (room.pollEnds && !room.pollTick) {
+    room.pollTick = setInterval(() => {
+      if (current !== room || !room.pollEnds) { clearInterval(room.pollTick); room.pollTick = null; return; }
+      updateCountdowns(room);
+    }, 250);
+  }
+}
+
+function countdownText(room) {
+  const left = Math.max(0, Math.ceil((room.pollEnds - Date.now()) / 1000));
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+}
+
+function updateCountdowns(room) {
+  for (const element of document.querySelectorAll(".poll-countdown .time")) element.textContent = countdownText(room);
+}
+
+function countdown(room, poll) {
+  if (!room.pollEnds || poll.state !== "open") return null;
+  return h("span", { class: "poll-countdown", role: "timer", "aria-live": "off" },
+    t(poll.pace === "one" ? "quiz.time_question" : "quiz.time_left"), " ", h("span", { class: "time" }, countdownText(room)));
+}
+
+function pollErrorText(error) {
+  const code = error?.code;
+  return POLL_ERRORS.has(code) ? t(`poll.error.${code}`) : t("error.generic");
+}
+
 async function askPoll(room, name, data) {
   const answer = await room.connection.request(name, data);
+  const shown = document.getElementById("banner");
   if (!answer.ok) {
-    const code = answer.error?.code;
-    banner(POLL_ERRORS.has(code) ? t(`poll.error.${code}`) : answer.error?.message || t("error.generic"), "error");
+    room.pollBanner = pollErrorText(answer.error);
+    banner(room.pollBanner, "error");
+  } else if (room.pollBanner && shown?.textContent === room.pollBanner) {
+    banner(""); // the poll's last refusal is over (e.g. a number typed again, now sent)
+    room.pollBanner = null;
   }
   return answer;
 }
@@ -605,6 +654,26 @@ function pollLabel(poll, choice) {
 
 function pollChoicesText(poll, choices) {
   return formatList(choices.map((c) => pollLabel(poll, c)));
+}
+
+// A student's own answer to question `index` (`mine.answers`; a quick poll's view also has it at the top).
+function mineOf(poll, index) {
+  return poll.mine?.answers?.[String(index)] ?? (index === 0 && poll.mine?.choices ? poll.mine : null);
+}
+
+function setMine(poll, index, answer) {
+  const mine = poll.mine || { answers: {} };
+  mine.answers = { ...(mine.answers || {}), [String(index)]: { ...(mine.answers?.[String(index)] || {}), ...answer } };
+  if (poll.quick && index === 0) Object.assign(mine, answer);
+  poll.mine = mine;
+}
+
+// The counts of question `index`: the teacher's live counts, or the class's after the reveal.
+function resultsOf(poll, index) {
+  const results = poll.results;
+  if (!results) return null;
+  return results.questions?.find((q) => q.index === index)
+    ?? (index === 0 ? { counts: results.counts, answered: results.answered } : null);
 }
 
 // The bar chart: one bar per choice, its count and share; the correct choices marked when known.
@@ -697,7 +766,8 @@ function renderTeacherPoll(room, poll) {
 
 function renderLearnerPoll(room, poll) {
   const student = room.state.you.role === "student";
-  const mine = poll.mine?.choices || [];
+  const own = mineOf(poll, 0);
+  const mine = own?.choices || [];
   const tap = async (choice) => {
     let choices = [choice];
     if (poll.multiple) {
@@ -706,7 +776,7 @@ function renderLearnerPoll(room, poll) {
     }
     const answer = await askPoll(room, "poll:answer", { poll_id: poll.poll_id, choices });
     if (answer.ok && room.poll?.poll_id === poll.poll_id) {
-      room.poll.mine = { ...(room.poll.mine || {}), choices: answer.data.choices };
+      setMine(room.poll, 0, { choices: answer.data.choices });
       renderPoll(room);
     }
   };
@@ -728,11 +798,11 @@ function renderLearnerPoll(room, poll) {
       mine.length ? t("poll.mine", { choices: pollChoicesText(poll, mine) }) : t("poll.mine_none")));
   }
   if (poll.revealed) {
-    parts.push(pollChart(poll, poll.results));
+    parts.push(pollChart(poll, resultsOf(poll, 0)));
     if (poll.correct) parts.push(h("p", {}, t("poll.correct_is", { choices: pollChoicesText(poll, poll.correct) })));
-    if (student && typeof poll.mine?.correct === "boolean") {
-      parts.push(h("p", { class: poll.mine.correct ? "poll-verdict right" : "poll-verdict wrong", role: "status" },
-        t(poll.mine.correct ? "poll.right" : "poll.wrong")));
+    if (student && typeof own?.correct === "boolean") {
+      parts.push(h("p", { class: own.correct ? "poll-verdict right" : "poll-verdict wrong", role: "status" },
+        t(own.correct ? "poll.right" : "poll.wrong")));
     }
     parts.push(h("button", { onclick: () => { room.pollHidden = poll.poll_id; renderPoll(room); } }, t("poll.hide")));
   }
@@ -741,8 +811,394 @@ function renderLearnerPoll(room, poll) {
 }
 
 function openPollForm(room) {
+  room.bankDraft = null;
   room.pollDraft = { kind: "abcd", options: 4, multiple: false, anonymous: false, correct: [] };
   renderPoll(room);
+}
+
+// -- a question or a quiz from the bank ----------------------------------------------------------------------------
+function openBankPicker(room) {
+  room.pollDraft = null;
+  room.bankDraft = { subjects: null, subject: "", topic: "", items: null, chosen: [], timing: "none", seconds: "30",
+                     minutes: "10", anonymous: false, changeable: true, title: "", error: "", busy: false };
+  renderPoll(room);
+  loadBankSubjects(room);
+}
+
+async function loadBankSubjects(room) {
+  const draft = room.bankDraft;
+  try {
+    draft.subjects = (await api("GET", "/questions/subjects")).items;
+  } catch (e) {
+    draft.subjects = [];
+    draft.error = bankErrorText(e);
+  }
+  if (draft.subjects[0] && !draft.subject) draft.subject = draft.subjects[0].subject;
+  if (room.bankDraft === draft) { renderPoll(room); if (draft.subject) loadBankQuestions(room); }
+}
+
+async function loadBankQuestions(room) {
+  const draft = room.bankDraft;
+  draft.items = null;
+  renderPoll(room);
+  const query = new URLSearchParams({ subject: draft.subject });
+  if (draft.topic) query.set("topic", draft.topic);
+  try {
+    draft.items = (await api("GET", `/questions?${query}`)).items;
+  } catch (e) {
+    draft.items = [];
+    draft.error = bankErrorText(e);
+  }
+  draft.chosen = draft.chosen.filter((id) => draft.items.some((q) => q.id === id));
+  if (room.bankDraft === draft) renderPoll(room);
+}
+
+// The question as poll:open takes it (only the fields the room knows).
+function questionPayload(q) {
+  const payload = { kind: q.kind, text: q.text, options: CHOICE_KINDS.has(q.kind) && q.kind !== "truefalse" ? q.options : [],
+                    correct: q.correct?.length ? q.correct : null, points: q.correct?.length ? q.points ?? null : null,
+                    explanation: q.explanation || null, bank_id: q.id };
+  if (q.kind === "number" && q.tolerance !== null && q.tolerance !== undefined) payload.tolerance = q.tolerance;
+  if (q.image_url) payload.image_url = q.image_url;
+  return payload;
+}
+
+async function launchFromBank(room) {
+  const draft = room.bankDraft;
+  const chosen = draft.items.filter((q) => draft.chosen.includes(q.id));
+  if (!chosen.length) { draft.error = t("quiz.pick_some"); return renderPoll(room); }
+  const payload = { questions: chosen.map(questionPayload), anonymous: draft.anonymous, final: !draft.changeable,
+                    title: draft.title.trim() || (chosen.length > 1 ? (draft.topic || draft.subject) : null) || null };
+  if (draft.timing === "per") {
+    const seconds = Number(draft.seconds);
+    if (!Number.isInteger(seconds) || seconds < 5 || seconds > 600) { draft.error = t("quiz.bad_seconds"); return renderPoll(room); }
+    payload.seconds_per_question = seconds;
+  } else if (draft.timing === "overall") {
+    const minutes = Number(String(draft.minutes).replace(",", "."));
+    if (!Number.isFinite(minutes) || minutes * 60 < 10 || minutes > 120) { draft.error = t("quiz.bad_minutes"); return renderPoll(room); }
+    payload.time_limit = Math.round(minutes * 60);
+  }
+  draft.busy = true;
+  draft.error = "";
+  renderPoll(room);
+  const answer = await room.connection.request("poll:open", payload);
+  draft.busy = false;
+  if (!answer.ok) {
+    draft.error = answer.error?.code === "invalid_question" && typeof answer.error?.question === "number"
+      ? t("poll.error.invalid_question_n", { n: answer.error.question + 1 }) : pollErrorText(answer.error);
+  } else if (room.bankDraft === draft) room.bankDraft = null;
+  renderPoll(room);
+}
+
+function renderBankPicker(room) {
+  const draft = room.bankDraft;
+  const redraw = () => renderPoll(room);
+  const subjects = draft.subjects || [];
+  const topics = subjects.find((s) => s.subject === draft.subject)?.topics?.filter(Boolean) || [];
+  const items = draft.items || [];
+  const timing = (value, key, extra) => h("div", { class: "quiz-timing" }, h("label", { class: "poll-check" },
+    h("input", { type: "radio", name: "quiz-timing", value, checked: draft.timing === value,
+                 onchange: () => { draft.timing = value; redraw(); } }), t(key)), extra);
+  const number = (name, attrs) => h("input", { type: "number", inputmode: "numeric", class: "quiz-number", value: draft[name],
+    "data-focus-key": `quiz-${name}`, disabled: draft.timing !== (name === "seconds" ? "per" : "overall"), ...attrs,
+    oninput: (e) => { draft[name] = e.target.value; } });
+  return h("div", { class: "poll card quiz-picker", "data-poll": "bank" },
+    h("h2", {}, t("quiz.from_bank")),
+    draft.subjects === null ? h("p", {}, t("app.loading")) : !subjects.length
+      ? h("p", { class: "empty" }, t("quiz.bank_empty"), " ", h("a", { href: "#/bank", target: "_blank", rel: "noopener" }, t("bank.title")))
+      : h("div", { class: "poll-row" },
+        h("label", {}, t("bank.subject"), h("select", { name: "quiz-subject", onchange: (e) => {
+          draft.subject = e.target.value; draft.topic = ""; loadBankQuestions(room);
+        } }, subjects.map((s) => h("option", { value: s.subject, selected: s.subject === draft.subject }, s.subject)))),
+        h("label", {}, t("bank.topic"), h("select", { name: "quiz-topic", onchange: (e) => {
+          draft.topic = e.target.value; loadBankQuestions(room);
+        } }, h("option", { value: "" }, t("bank.all_topics")),
+        topics.map((name) => h("option", { value: name, selected: name === draft.topic }, name))))),
+    draft.subject && draft.items === null ? h("p", {}, t("app.loading")) : null,
+    draft.items && !items.length ? h("p", { class: "empty" }, t("bank.none_filtered")) : null,
+    items.length ? h("p", { class: "muted" }, t("quiz.tick_hint")) : null,
+    items.length ? h("ol", { class: "quiz-pick-list" }, items.map((q) => h("li", { "data-question": q.id },
+      h("label", { class: "poll-check" },
+        h("input", { type: "checkbox", checked: draft.chosen.includes(q.id), "aria-label": q.text,
+                     onchange: (e) => {
+                       draft.chosen = e.target.checked ? [...draft.chosen, q.id] : draft.chosen.filter((id) => id !== q.id);
+                       redraw();
+                     } }),
+        h("span", { class: "quiz-pick-text" }, q.text,
+          h("span", { class: "muted" }, ` · ${kindWords(q.kind)}${q.topic && !draft.topic ? ` · ${q.topic}` : ""}`
+            + (q.points != null ? ` · ${t("bank.points_value", { points: pointsText(q.points) })}` : ""))))))) : null,
+    items.length ? h("p", { class: "quiz-chosen", role: "status" },
+      draft.chosen.length > 1 ? t("quiz.chosen_quiz", { count: draft.chosen.length })
+        : draft.chosen.length ? t("quiz.chosen_one") : t("quiz.chosen_none")) : null,
+    items.length ? h("fieldset", { class: "quiz-time" }, h("legend", {}, t("quiz.time")),
+      timing("none", "quiz.time_none"),
+      timing("per", "quiz.time_per", [number("seconds", { min: 5, max: 600, step: 5, "aria-label": t("quiz.seconds") }),
+        " ", t("quiz.seconds")]),
+      timing("overall", "quiz.time_overall", [number("minutes", { min: 1, max: 120, step: 1, "aria-label": t("quiz.minutes") }),
+        " ", t("quiz.minutes")])) : null,
+    items.length && draft.chosen.length > 1 ? h("label", { class: "quiz-title" }, t("quiz.title_label"),
+      h("input", { type: "text", maxlength: 200, value: draft.title, "data-focus-key": "quiz-title",
+                   placeholder: draft.topic || draft.subject, oninput: (e) => { draft.title = e.target.value; } })) : null,
+    items.length ? h("label", { class: "poll-check" }, h("input", { type: "checkbox", checked: draft.anonymous,
+      name: "quiz-anonymous", onchange: (e) => { draft.anonymous = e.target.checked; } }), t("poll.anonymous")) : null,
+    items.length ? h("label", { class: "poll-check" }, h("input", { type: "checkbox", checked: draft.changeable,
+      name: "quiz-changeable", onchange: (e) => { draft.changeable = e.target.checked; } }), t("quiz.changeable")) : null,
+    h("p", { class: "error", role: "alert" }, draft.error || ""),
+    h("div", { class: "poll-row" },
+      items.length ? h("button", { class: "primary", "data-poll-action": "launch", disabled: draft.busy || !draft.chosen.length,
+        onclick: () => launchFromBank(room) }, t("quiz.launch")) : null,
+      h("button", { onclick: () => { room.bankDraft = null; redraw(); } }, t("poll.cancel"))));
+}
+
+// -- a quiz (or a bank question) while open and after ----------------------------------------------------------------
+function optionLabel(question, id) {
+  if (question.kind === "truefalse") return t(`poll.${id}`);
+  return id;
+}
+
+function answerWords(question, answer) {
+  if (!answer) return "";
+  if (answer.text !== null && answer.text !== undefined && !CHOICE_KINDS.has(question.kind)) return answer.text;
+  return formatList((answer.choices || []).map((c) => optionLabel(question, c)));
+}
+
+function correctText(question) {
+  if (!question.correct) return "";
+  if (question.kind === "number") {
+    const value = Number(question.correct[0]).toLocaleString(currentLanguage() === "vi" ? "vi-VN" : "en-GB");
+    return question.tolerance ? `${value} (± ${Number(question.tolerance).toLocaleString(currentLanguage() === "vi" ? "vi-VN" : "en-GB")})` : value;
+  }
+  if (question.kind === "text") return question.correct.join(" / ");
+  return formatList(question.correct.map((c) => optionLabel(question, c)));
+}
+
+function sameText(a, b) {
+  const norm = (s) => String(s).normalize("NFC").toLocaleLowerCase("vi").split(/\s+/).filter(Boolean).join(" ");
+  return norm(a) === norm(b);
+}
+
+function typedIsRight(question, key) {
+  if (!question.correct) return false;
+  if (question.kind === "number") {
+    const value = Number(String(key).replace(/\s/g, "").replace(",", "."));
+    return Number.isFinite(value) && Math.abs(value - Number(question.correct[0])) <= (question.tolerance || 0) + 1e-9;
+  }
+  return question.correct.some((c) => sameText(c, key));
+}
+
+// The chart of one question: bars per choice (choice kinds), or the answers typed, grouped, most given first.
+function questionChart(question, results) {
+  const counts = results?.counts || {};
+  const answered = results?.answered || 0;
+  const bar = (key, label, count, right) => {
+    const share = answered ? Math.round((100 * count) / answered) : 0;
+    const fill = h("span", { class: "poll-fill" });
+    fill.style.width = `${share}%`;
+    return h("li", { class: right ? "correct" : "", "data-choice": key },
+      h("span", { class: "poll-label" }, label, right ? " ✓" : ""),
+      h("span", { class: "poll-bar" }, fill),
+      h("span", { class: "poll-count", "data-count": count }, `${count} · ${share}%`));
+  };
+  if (CHOICE_KINDS.has(question.kind)) {
+    return h("ol", { class: "poll-chart", "aria-label": t("poll.chart") }, question.options.map((o) =>
+      bar(o.id, optionLabel(question, o.id), counts[o.id] || 0, Boolean(question.correct?.includes(o.id)))));
+  }
+  const typed = Object.entries(counts);
+  if (!typed.length) return h("p", { class: "muted quiz-no-answers" }, t("quiz.no_answers_yet"));
+  return h("ol", { class: "poll-chart typed", "aria-label": t("quiz.typed_answers") }, typed.map(([key, count]) =>
+    bar(key, key, count, typedIsRight(question, key))));
+}
+
+function questionHead(poll, question) {
+  const total = poll.questions.length;
+  return h("div", { class: "quiz-q-head" },
+    total > 1 ? h("strong", {}, t("quiz.question_n", { n: question.index + 1, total })) : null,
+    h("span", { class: "badge" }, kindWords(question.kind)),
+    question.points != null ? h("span", { class: "muted" }, t("bank.points_value", { points: pointsText(question.points) })) : null,
+    question.open && poll.pace === "one" ? h("span", { class: "badge ok" }, t("quiz.asking_now")) : null);
+}
+
+// The question's text, image and (unless the answer buttons already show them) its options.
+function questionBody(question, withOptions = true) {
+  return [question.text ? h("p", { class: "quiz-text" }, question.text) : null,
+    question.image_url ? h("img", { class: "quiz-image", src: question.image_url, alt: t("bank.image_alt") }) : null,
+    withOptions && CHOICE_KINDS.has(question.kind) && question.kind !== "truefalse" && question.options.some((o) => o.text)
+      ? h("ol", { class: "quiz-options" }, question.options.map((o) => h("li", { "data-option": o.id },
+        h("strong", {}, `${o.id}. `), o.text))) : null];
+}
+
+function pollSettingsText(poll) {
+  const parts = [t(poll.questions.length > 1 ? "quiz.n_questions" : "quiz.one_question", { count: poll.questions.length })];
+  if (poll.seconds_per_question) parts.push(t("quiz.per_question", { seconds: poll.seconds_per_question }));
+  else if (poll.time_limit) parts.push(t("quiz.overall", { minutes: Math.round(poll.time_limit / 6) / 10 }));
+  parts.push(t(poll.anonymous ? "quiz.anonymous" : "quiz.named"));
+  parts.push(t(poll.final ? "quiz.final" : "quiz.changeable_short"));
+  return parts.join(" · ");
+}
+
+function scoreText(value) {
+  return Number(value || 0).toLocaleString(currentLanguage() === "vi" ? "vi-VN" : "en-GB", { maximumFractionDigits: 2 });
+}
+
+function renderTeacherQuiz(room, poll) {
+  const results = poll.results || {};
+  const open = poll.state === "open";
+  const hasCorrect = poll.questions.some((q) => q.has_correct);
+  const action = (key, name, data, primary) => h("button", { class: primary ? "primary" : "", "data-poll-action": key,
+    onclick: () => askPoll(room, name, { poll_id: poll.poll_id, ...data }) }, t(key === "next" ? "quiz.next" : `poll.${key}`));
+  const waiting = results.not_answered || [];
+  const answers = results.answers || [];
+  const last = poll.pace === "one" && poll.current + 1 >= poll.questions.length;
+  const questions = h("ol", { class: "quiz-questions" }, poll.questions.map((q) => {
+    const r = resultsOf(poll, q.index) || {};
+    const given = answers.filter((a) => a.question === q.index);
+    return h("li", { class: q.open ? "quiz-question open" : "quiz-question", "data-question": q.index,
+                     "data-open": String(Boolean(q.open)) },
+      questionHead(poll, q), ...questionBody(q),
+      questionChart(q, r),
+      h("p", { class: "quiz-q-answered" }, t("quiz.q_answered", { answered: r.answered || 0 }),
+        typeof r.right === "number" ? ` · ${t("quiz.q_right", { right: r.right })}` : ""),
+      q.correct ? h("p", { class: "quiz-correct" }, t("poll.correct_is", { choices: correctText(q) })) : null,
+      given.length ? h("details", { class: "quiz-who" }, h("summary", {}, t("quiz.who_answered", { count: given.length })),
+        h("ul", {}, given.map((a) => h("li", {}, `${a.name}: ${answerWords(q, a)}`,
+          typeof a.correct === "boolean" ? (a.correct ? " ✓" : " ✗") : "")))) : null);
+  }));
+  const scores = results.scores;
+  const maxScore = poll.max_score;
+  return h("div", { class: "poll card quiz", "data-poll": poll.poll_id, "data-state": poll.state },
+    h("h2", {}, poll.title || t(poll.questions.length > 1 ? "quiz.title" : "quiz.one_title"), " ",
+      h("span", { class: open ? "badge ok" : "badge" },
+        t(open ? "poll.state.open" : poll.revealed ? "poll.state.revealed" : "poll.state.closed")),
+      countdown(room, poll)),
+    h("p", { class: "muted" }, pollSettingsText(poll)),
+    poll.anonymous ? h("p", { class: "muted" }, t("poll.anonymous_note")) : null,
+    h("p", { class: "poll-answered", role: "status" },
+      t("poll.answered", { answered: results.answered || 0, eligible: results.eligible || 0 }),
+      poll.questions.length > 1 ? ` · ${t("quiz.complete", { count: results.complete || 0 })}` : ""),
+    waiting.length ? h("details", { class: "poll-waiting", open: waiting.length <= 10 },
+      h("summary", {}, t("poll.not_answered", { count: waiting.length })),
+      h("p", {}, formatList(waiting.map((p) => p.name)))) : null,
+    h("div", { class: "poll-row" },
+      open && poll.pace === "one" ? action("next", "poll:next", {}, true) : null,
+      open ? action("close", "poll:close", {}, poll.pace !== "one") : null,
+      !poll.revealed ? action("reveal", "poll:reveal", { show_correct: false }) : null,
+      (!poll.revealed || !poll.show_correct) && hasCorrect ? action("reveal_correct", "poll:reveal", { show_correct: true }) : null,
+      !open ? h("button", { "data-poll-action": "new", onclick: () => openBankPicker(room) }, t("quiz.new")) : null,
+      !open ? h("button", { onclick: () => { room.pollHidden = poll.poll_id; renderPoll(room); } }, t("poll.hide")) : null),
+    last && open ? h("p", { class: "muted" }, t("quiz.last_question")) : null,
+    questions,
+    scores && scores.length ? h("div", { class: "table-scroll" }, h("table", { class: "table quiz-scores" },
+      h("caption", {}, t("quiz.scores")),
+      h("thead", {}, h("tr", {}, ["quiz.student", "quiz.score", "quiz.right", "quiz.answered"]
+        .map((k) => h("th", { scope: "col", class: k === "quiz.student" ? "" : "num" }, t(k))))),
+      h("tbody", {}, scores.map((s) => h("tr", { "data-participant": s.participant_id },
+        h("td", {}, s.name),
+        h("td", { class: "num" }, maxScore ? `${scoreText(s.score)}/${scoreText(maxScore)}` : "—"),
+        h("td", { class: "num" }, hasCorrect ? `${s.right}/${poll.questions.length}` : "—"),
+        h("td", { class: "num" }, `${s.answered}/${poll.questions.length}`)))))) : null);
+}
+
+function typedKey(poll, index) {
+  return `${poll.poll_id}:${index}`;
+}
+
+async function sendAnswer(room, poll, index, body) {
+  const answer = await askPoll(room, "poll:answer", { poll_id: poll.poll_id, question: index, ...body });
+  if (answer.ok && room.poll?.poll_id === poll.poll_id) {
+    setMine(room.poll, index, { choices: answer.data?.choices ?? null, text: answer.data?.text ?? null });
+    delete room.quizPicked?.[typedKey(poll, index)];
+    renderPoll(room);
+  }
+  return answer;
+}
+
+function renderAnswerControls(room, poll, q) {
+  const own = mineOf(poll, q.index);
+  const locked = poll.final && Boolean(own);
+  const key = typedKey(poll, q.index);
+  if (CHOICE_KINDS.has(q.kind)) {
+    room.quizPicked ||= {};
+    const sent = own?.choices || [];
+    const picked = q.kind === "multiple" ? room.quizPicked[key] ?? sent : sent;
+    const buttons = q.options.map((o) => h("button", {
+      class: picked.includes(o.id) ? "poll-choice quiz-choice chosen" : "poll-choice quiz-choice",
+      "data-choice": o.id, "aria-pressed": picked.includes(o.id), disabled: locked,
+      onclick: () => {
+        if (q.kind !== "multiple") return sendAnswer(room, poll, q.index, { choices: [o.id] });
+        room.quizPicked[key] = picked.includes(o.id) ? picked.filter((c) => c !== o.id) : [...picked, o.id];
+        return renderPoll(room);
+      } },
+    h("span", { class: "quiz-letter" }, optionLabel(q, o.id)), o.text ? h("span", { class: "quiz-option-text" }, o.text) : null));
+    const dirty = q.kind === "multiple" && room.quizPicked[key] && room.quizPicked[key].join() !== sent.join();
+    return [h("p", { class: "muted" }, t(q.kind === "multiple" ? "quiz.pick_many" : "quiz.pick_one")),
+      h("div", { class: q.kind === "truefalse" ? "poll-choices" : "quiz-choices", role: "group",
+                 "aria-label": t("quiz.question_n", { n: q.index + 1, total: poll.questions.length }) }, buttons),
+      q.kind === "multiple" && !locked ? h("button", { class: "primary big quiz-send", disabled: !picked.length || !dirty,
+        "data-poll-action": "send", onclick: () => sendAnswer(room, poll, q.index, { choices: picked }) },
+      t("quiz.send")) : null];
+  }
+  room.quizTyped ||= {};
+  const input = h("input", { type: "text", class: "quiz-input", maxlength: 500, autocomplete: "off",
+    inputmode: q.kind === "number" ? "decimal" : "text", "data-focus-key": `answer-${key}`, disabled: locked,
+    value: room.quizTyped[key] ?? own?.text ?? "",
+    placeholder: t(q.kind === "number" ? "quiz.number_placeholder" : "quiz.text_placeholder"),
+    "aria-label": t(q.kind === "number" ? "quiz.number_placeholder" : "quiz.text_placeholder"),
+    oninput: (e) => { room.quizTyped[key] = e.target.value; } });
+  return [h("form", { class: "quiz-typed", onsubmit: async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    const answer = await sendAnswer(room, poll, q.index, { text });
+    if (answer.ok) delete room.quizTyped[key];
+  } }, input, locked ? null : h("button", { type: "submit", class: "primary big", "data-poll-action": "send" }, t("quiz.send")))];
+}
+
+function renderLearnerQuiz(room, poll) {
+  const student = room.state.you.role === "student";
+  const graded = poll.revealed && poll.show_correct;
+  const open = poll.state === "open";
+  // While open, one question at a time (pace one) shows only the one being asked.
+  const shown = open && poll.pace === "one" ? poll.questions.filter((q) => q.open) : poll.questions;
+  const parts = [h("h2", {}, poll.title || t(poll.questions.length > 1 ? "quiz.title" : "quiz.one_title"), " ",
+    countdown(room, poll))];
+  if (open) {
+    if (!student) parts.push(h("p", {}, t("quiz.class_answering")));
+    else if (poll.final) parts.push(h("p", { class: "muted" }, t("quiz.final_note")));
+  } else if (!poll.revealed) parts.push(h("p", {}, t("poll.closed_wait")));
+  if (student && graded && typeof poll.mine?.score === "number") {
+    parts.push(h("p", { class: "quiz-score", role: "status" },
+      poll.max_score ? t("quiz.your_score", { score: scoreText(poll.mine.score), max: scoreText(poll.max_score) }) : "",
+      poll.max_score ? " · " : "", t("quiz.your_right", { right: poll.mine.right ?? 0, total: poll.questions.length })));
+  } else if (student && graded && !poll.mine) {
+    parts.push(h("p", { class: "quiz-score", role: "status" }, t("quiz.you_did_not_answer")));
+  }
+  parts.push(h("ol", { class: "quiz-questions" }, shown.map((q) => {
+    const own = student ? mineOf(poll, q.index) : null;
+    const answering = student && poll.may_answer !== false && open && q.open;
+    const items = [questionHead(poll, q), ...questionBody(q, !answering)];
+    if (answering) items.push(...renderAnswerControls(room, poll, q));
+    if (student) {
+      items.push(h("p", { class: own ? "quiz-sent sent" : "quiz-sent", role: "status" },
+        own ? t("quiz.sent", { answer: answerWords(q, own) }) : t(open && q.open ? "quiz.not_sent" : "poll.mine_none")));
+    }
+    if (poll.revealed) {
+      const r = resultsOf(poll, q.index);
+      if (r) items.push(questionChart(q, r));
+      if (q.correct) items.push(h("p", { class: "quiz-correct" }, t("poll.correct_is", { choices: correctText(q) })));
+      if (student && typeof own?.correct === "boolean") {
+        items.push(h("p", { class: own.correct ? "poll-verdict right" : "poll-verdict wrong" },
+          t(own.correct ? "poll.right" : "poll.wrong"),
+          typeof own.points === "number" ? ` (${t("quiz.points_got", { points: scoreText(own.points) })})` : ""));
+      }
+      if (q.explanation) items.push(h("p", { class: "quiz-explanation" }, h("strong", {}, `${t("bank.explanation")}: `), q.explanation));
+    }
+    return h("li", { class: "quiz-question", "data-question": q.index, "data-open": String(Boolean(q.open)) }, ...items);
+  })));
+  if (poll.revealed) {
+    parts.push(h("button", { onclick: () => { room.pollHidden = poll.poll_id; renderPoll(room); } }, t("poll.hide")));
+  }
+  return h("div", { class: "poll card quiz", "data-poll": poll.poll_id, "data-state": poll.revealed ? "revealed" : poll.state },
+    ...parts);
 }
 
 function renderPoll(room) {
@@ -750,10 +1206,24 @@ function renderPoll(room) {
   if (!box || !room.state) return;
   const poll = room.poll;
   let content = null;
+  const quiz = poll && Array.isArray(poll.questions) && !poll.quick;
   if (isTeacher(room) && room.pollDraft) content = renderPollForm(room);
+  else if (isTeacher(room) && room.bankDraft) content = renderBankPicker(room);
   else if (poll && room.pollHidden !== poll.poll_id) {
-    content = isTeacher(room) ? renderTeacherPoll(room, poll) : renderLearnerPoll(room, poll);
+    if (quiz) content = isTeacher(room) ? renderTeacherQuiz(room, poll) : renderLearnerQuiz(room, poll);
+    else content = isTeacher(room) ? renderTeacherPoll(room, poll) : renderLearnerPoll(room, poll);
   }
+  // What the person is typing in (an answer, a time) keeps its focus through the redraw.
+  const focused = box.contains(document.activeElement) ? document.activeElement : null;
+  const focusKey = focused?.getAttribute("data-focus-key");
+  const caret = focusKey && typeof focused.selectionStart === "number" ? focused.selectionStart : null;
   box.replaceChildren(...(content ? [content] : []));
   box.hidden = !content;
+  if (focusKey) {
+    const again = box.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
+    if (again && !again.disabled) {
+      again.focus();
+      if (caret !== null) try { again.setSelectionRange(caret, caret); } catch { /* type=number has no caret */ }
+    }
+  }
 }
