@@ -240,7 +240,7 @@ def cmd_records_purge(args: argparse.Namespace) -> None:
     report = asyncio.run(work())
     print("Dry run: nothing was deleted. Due for deletion:" if report.dry_run else "Deleted:")
     what = {"recordings": "recording(s)", "chat": "chat message(s)", "attendance": "presence interval(s)",
-            "handouts": "handout(s)", "audit": "audit log entries"}
+            "handouts": "handout(s)", "assessments": "poll/quiz event(s)", "audit": "audit log entries"}
     extra = {"recordings": f", {report.files_deleted['recordings']} file(s)",
              "chat": f", text of {report.events['chat_text_removed']} chat event(s)",
              "attendance": f", {report.events['attendance_deleted']} participation event(s)",

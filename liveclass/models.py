@@ -326,6 +326,7 @@ class RecordKind(str, enum.Enum):
     chat = "chat"
     attendance = "attendance"
     handouts = "handouts"
+    assessments = "assessments"  # quick polls and quizzes: the session's poll_* events
     audit = "audit"
 
 

@@ -172,6 +172,8 @@ CASES = [
          before=_start, route="/sessions/{session_id}/attendance.xlsx"),
     Case("GET", "/sessions/{session}/polls.xlsx", {"admin": 200, "teacher": 200, "other_teacher": 404},
          before=_start, route="/sessions/{session_id}/polls.xlsx"),
+    Case("GET", "/sessions/{session}/assessments", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_start, route="/sessions/{session_id}/assessments"),
     Case("GET", "/classes/{class}/attendance.xlsx", {"admin": 200, "teacher": 200, "other_teacher": 404},
          before=_start, route="/classes/{class_id}/attendance.xlsx"),
     Case("GET", "/audit", admin_only()),

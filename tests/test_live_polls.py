@@ -147,17 +147,19 @@ async def test_a_quick_poll_from_open_to_reveal(server):
     assert json.loads(archive.read("manifest.json"))["counts"]["polls"] == 1
     for data in (from_route, archive.read("polls.xlsx")):
         book = openpyxl.load_workbook(io.BytesIO(data))
-        assert book.sheetnames == ["Câu hỏi nhanh", "Câu trả lời"]
-        summary = list(book["Câu hỏi nhanh"].iter_rows(values_only=True))
-        assert summary[1][4] == "A, B, C, D" and summary[1][7] == "B" and summary[1][8] == 2
-        assert summary[1][9:12] == (3, 0, 2) and summary[1][12] == "A: 0; B: 2; C: 1; D: 0"
-        rows = {r[1]: r for r in list(book["Câu trả lời"].iter_rows(values_only=True))[1:]}
-        assert {name: (r[2], r[3], r[4], r[5], r[7]) for name, r in rows.items()} == {
+        assert book.sheetnames == ["Câu hỏi", "Câu trả lời", "Điểm"]  # questions, answers, scores
+        summary = list(book["Câu hỏi"].iter_rows(values_only=True))
+        assert summary[1][:2] == (1, 1) and summary[1][7] == "A, B, C, D" and summary[1][8] == "B"
+        assert summary[1][9] == 2 and summary[1][10] == "A: 0; B: 2; C: 1; D: 0" and summary[1][11:14] == (3, 2, 0)
+        rows = {r[2]: r for r in list(book["Câu trả lời"].iter_rows(values_only=True))[1:]}
+        assert {name: (r[3], r[4], r[5], r[6], r[8]) for name, r in rows.items()} == {
             "Phạm Ngọc Ánh": (school.student.personal_id, "B", "Có / Yes", 2, 1),
             "Trần Gia Huy": (classmate_user.personal_id, "C", "Không / No", 0, 0),
             "Lê Thu Trang": (late_user.personal_id, "B", "Có / Yes", 2, 0)}
-        id_cell = next(c for c in book["Câu trả lời"]["C"][1:] if c.value == school.student.personal_id)
+        id_cell = next(c for c in book["Câu trả lời"]["D"][1:] if c.value == school.student.personal_id)
         assert id_cell.data_type == "s" and id_cell.number_format == "@"
+        scores = {r[2]: (r[4], r[5]) for r in list(book["Điểm"].iter_rows(values_only=True))[1:]}
+        assert scores == {"Phạm Ngọc Ánh": (2, 2), "Trần Gia Huy": (0, 2), "Lê Thu Trang": (2, 2)}
     async with server.db() as db:
         audits = (await db.execute(select(AuditEntry).where(AuditEntry.action == "polls_downloaded"))).scalars().all()
     assert len(audits) == 1

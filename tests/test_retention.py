@@ -142,7 +142,7 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
         assert before[name].chat > 0 and before[name].chat_texts > 0 and before[name].attendance > 0
         assert before[name].handouts == before[name].handout_files == 1
     expected = {"recordings": before["old"].recordings, "chat": before["old"].chat + before["mid"].chat,
-                "attendance": 0, "handouts": 1, "audit": len(expired_audit)}
+                "attendance": 0, "handouts": 1, "assessments": 0, "audit": len(expired_audit)}
 
     # A dry run deletes nothing but counts the same.
     dry = await admin.json("POST", "/retention/run?dry_run=true")
@@ -153,7 +153,7 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
     report = await admin.json("POST", "/retention/run")
     assert report["dry_run"] is False and report["failed_sessions"] == []
     assert report["deleted"] == expected == dry["deleted"]
-    assert report["sessions"] == {"recordings": 1, "chat": 2, "attendance": 0, "handouts": 1}
+    assert report["sessions"] == {"recordings": 1, "chat": 2, "attendance": 0, "handouts": 1, "assessments": 0}
     assert report["files_deleted"] == {"recordings": before["old"].recording_files, "handouts": 1}
     assert report["events"] == {"chat_text_removed": before["old"].chat_texts + before["mid"].chat_texts,
                                 "attendance_deleted": 0, "recording_files_unlisted": 1, "shares_revoked": 1}
@@ -163,7 +163,8 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
                                                                SessionEvent.type == "recording_saved"))).scalars()
     assert saved.data["manifest"]["files"] == [] and saved.data["manifest"]["recording_id"]
     assert report["held_sessions"] == 1
-    assert report["days"] == {"recordings": 200, "chat": 50, "attendance": 1825, "handouts": 200, "audit": 200}
+    assert report["days"] == {"recordings": 200, "chat": 50, "attendance": 1825, "handouts": 200, "assessments": 1825,
+                              "audit": 200}
 
     after = {name: await snapshot(server, sid) for name, sid in sessions.items()}
     # The old session: recordings (files and rows), chat and handouts gone; attendance kept.
@@ -322,7 +323,7 @@ async def test_policies_defaults_changes_and_validation(server, school):
     assert shown["last_run"] is None
     assert [(p["kind"], p["days"], p["default_days"], p["updated_by"]) for p in shown["policies"]] == [
         ("recordings", 365, 365, None), ("chat", 365, 365, None), ("attendance", 1825, 1825, None),
-        ("handouts", 365, 365, None), ("audit", 1825, 1825, None)]
+        ("handouts", 365, 365, None), ("assessments", 1825, 1825, None), ("audit", 1825, 1825, None)]
     for bad in ({"chat": 0}, {"chat": 36501}, {"chat": "30"}, {"chat": 30.5}, {"chat": True}, {"sms": 30},
                 {"chat": 30, "other": 1}, []):
         error = await admin.json("PUT", "/retention", expect=400, json=bad)
@@ -456,6 +457,7 @@ async def test_cli_purge_and_dry_run(tmp_path, lesson):
     assert f"chat        {before.chat} chat message(s)" in dry.stdout
     assert "attendance  0 presence interval(s)" in dry.stdout
     assert "handouts    1 handout(s), 1 file(s) in 1 session(s)" in dry.stdout
+    assert "assessments 0 poll/quiz event(s) in 0 session(s) (period 1825 days)" in dry.stdout
     assert all(path.exists() for path in old.recording_files)
 
     result = run_cli("records", "purge", data_dir=data_dir)

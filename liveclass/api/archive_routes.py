@@ -1,5 +1,5 @@
 """The records archive over HTTP: finding sessions, attendance (one session, a class over a date range;
-as JSON, and as an Excel file) and the audit log. Who may read what: liveclass/archive/access.py and
+as JSON, and as an Excel file), a session's assessments (quick polls and quizzes) and the audit log. Who may read what: liveclass/archive/access.py and
 docs/records-archive.md."""
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from aiohttp import web
 from sqlalchemy import select
 
 from liveclass import auth
-from liveclass.api.archive_schemas import AuditPage, ClassAttendance, SessionAttendance, SessionList
+from liveclass.api.archive_schemas import (
+    AuditPage, ClassAttendance, SessionAssessments, SessionAttendance, SessionList,
+)
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import class_summary, iso, lesson_start, session_attendance
 from liveclass.archive.filenames import content_disposition, download_names
-from liveclass.archive.polls import polls_xlsx, session_polls
+from liveclass.archive.polls import polls_view, polls_xlsx, session_polls
 from liveclass.archive.search import SCHOOL_TIMEZONE, SessionFilter, day_start, find_sessions, session_summary, \
     summaries
 from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
@@ -130,8 +132,24 @@ async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
                                               f"session-{session_id}"], "xlsx"))
 
 
+@routes.route("GET", "/sessions/{session_id}/assessments",
+              summary="The session's quick polls and quizzes: per question the counts and every student's answer "
+                      "(choice or text, time, right, points); per student the score",
+              access=ADMIN_OR_TEACHER, response=SessionAssessments)
+async def assessments_of_session(request: web.Request) -> web.Response:
+    user = current_user(request)
+    session_id = path_int(request, "session_id")
+    async with request.app[DB]() as db:
+        session, period = await readable_session(db, user, session_id)
+        polls, people = await session_polls(db, session_id)
+        audit(db, user, "assessments_viewed", target=f"session:{session_id}", address=auth.client_address(request))
+        await db.commit()
+    return web.json_response({"session": session_summary(session, period), **polls_view(polls, people)})
+
+
 @routes.route("GET", "/sessions/{session_id}/polls.xlsx",
-              summary="The session's quick polls and every student's answer as an Excel file (personal IDs as text)",
+              summary="The session's quick polls and quizzes as an Excel file: the questions, every student's "
+                      "answer and the scores (personal IDs as text)",
               access=ADMIN_OR_TEACHER, produces=XLSX_TYPE)
 async def polls_of_session_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)

@@ -103,6 +103,14 @@ class StudentSummary(Answer):
     camera_minutes: float
     hands_raised: int
     messages: int
+    # Assessments (quick polls and quizzes) of the sessions counted: those the student answered or was in
+    # the room for when they closed; answered; the score and maximum over those with points (None: none).
+    assessments: int
+    assessments_answered: int
+    score: float | None
+    max_score: float | None
+    score_rate: float | None
+    right_answers: int
 
 
 class ClassAttendance(Answer):
@@ -114,6 +122,91 @@ class ClassAttendance(Answer):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True,
                               alias_generator=lambda name: name.rstrip("_"))
+
+
+class AssessmentOption(Answer):
+    id: str  # "A", "B", …; "true" / "false"
+    text: str
+
+
+class AssessmentCount(Answer):
+    answer: str | None  # a choice id, or a typed answer (None: the "other" answers past the first 20)
+    count: int
+    correct: bool | None
+    other: bool | None = None
+
+
+class AssessmentAnswer(Person):
+    choices: list[str] | None
+    text: str | None
+    correct: bool | None
+    points: float | None
+    answered_at: datetime
+    changes: int
+
+
+class AssessmentQuestion(Answer):
+    index: int
+    kind: Literal["single", "multiple", "truefalse", "text", "number"]
+    text: str
+    options: list[AssessmentOption]
+    correct: list[str] | None
+    tolerance: float | None
+    points: float | None
+    explanation: str | None
+    bank_id: int | None
+    has_image: bool
+    counts: list[AssessmentCount]
+    answered: int
+    right: int | None
+    answers: list[AssessmentAnswer]
+
+
+class AssessmentScore(Person):
+    score: float | None
+    max_score: float | None
+    right: int | None
+    answered: int
+    questions: int
+
+
+class Assessment(Answer):
+    number: int
+    poll_id: str
+    title: str | None
+    quick: bool
+    anonymous: bool
+    final: bool
+    pace: Literal["all", "one"]
+    time_limit: int | None
+    seconds_per_question: int | None
+    opened_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    revealed: bool
+    show_correct: bool
+    max_score: float | None
+    answered: int
+    eligible: int | None
+    not_answered: list[Person]
+    questions: list[AssessmentQuestion]
+    scores: list[AssessmentScore]
+
+
+class AssessmentTotal(Person):
+    score: float | None
+    max_score: float | None
+    right: int
+    answered: int
+    questions: int
+    polls: int
+    polls_answered: int
+
+
+class SessionAssessments(Answer):
+    session: SessionSummary
+    items: list[Assessment]
+    students: list[AssessmentTotal]
 
 
 class AuditActor(PersonRef):
@@ -259,7 +352,7 @@ class SharedPage(Answer):
 
 
 class RetentionPolicyOut(Answer):
-    kind: Literal["recordings", "chat", "attendance", "handouts", "audit"]
+    kind: Literal["recordings", "chat", "attendance", "handouts", "assessments", "audit"]
     days: int
     default_days: int
     updated_at: datetime | None

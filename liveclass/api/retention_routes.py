@@ -34,6 +34,7 @@ class RetentionIn(BaseModel):
     chat: Days = None
     attendance: Days = None
     handouts: Days = None
+    assessments: Days = None
     audit: Days = None
 
 

@@ -20,7 +20,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -197,6 +197,10 @@ async def session_attendance(db: AsyncSession, session: LiveSession, period: Per
                                                  a.user_id))
 
 
+NO_SCORES = {"assessments": 0, "assessments_answered": 0, "score": None, "max_score": None, "score_rate": None,
+             "right_answers": 0}
+
+
 @dataclass
 class StudentSummary:
     user_id: int
@@ -211,6 +215,7 @@ class StudentSummary:
     camera_seconds: float = 0.0
     hands_raised: int = 0
     messages: int = 0
+    scores: Any = None  # archive.polls.ScoreTotals: quick polls and quizzes (None: none of them)
 
     def view(self) -> dict:
         attended = self.present + self.late
@@ -219,14 +224,15 @@ class StudentSummary:
                 "absent": self.absent, "attendance_rate": round(attended / self.sessions, 3) if self.sessions else None,
                 "minutes_present": _minutes(self.seconds_present), "minutes_late": _minutes(self.seconds_late),
                 "camera_minutes": _minutes(self.camera_seconds), "hands_raised": self.hands_raised,
-                "messages": self.messages}
+                "messages": self.messages, **(self.scores.view() if self.scores else NO_SCORES)}
 
 
 async def class_summary(db: AsyncSession, sessions: list[tuple[LiveSession, Period]],
                         enrolled: list[User]) -> list[StudentSummary]:
     """Per enrolled student, over the given sessions of their class: how many they attended, were late
     to or missed, and their minutes. Students who came to a session but have since left the class
-    still count for the sessions they attended."""
+    still count for the sessions they attended. Beside attendance, each student's assessments (quick polls
+    and quizzes) of those sessions: how many, answered, the score and the maximum (archive.polls)."""
     lines = {u.id: StudentSummary(u.id, u.full_name, u.personal_id) for u in enrolled}
     for session, period in sessions:
         for person in await session_attendance(db, session, period):
@@ -241,4 +247,11 @@ async def class_summary(db: AsyncSession, sessions: list[tuple[LiveSession, Peri
             line.camera_seconds += person.media_seconds["camera"]
             line.hands_raised += person.hands_raised
             line.messages += person.messages
+    # Assessments: the polls of the same sessions, for the students listed (others who answered — a
+    # student of another class let in — are not part of this class's summary unless they attended).
+    from liveclass.archive.polls import class_scores  # (polls reads names in this module's order)
+
+    for user_id, scores in (await class_scores(db, [s.id for s, _ in sessions])).items():
+        if user_id in lines:
+            lines[user_id].scores = scores
     return sorted(lines.values(), key=lambda s: (name_order(s.name), s.user_id))

@@ -5,7 +5,8 @@
     attendance.csv                   one row per person (session_attendance), bilingual headers
     attendance.xlsx                  the same table for Excel (personal IDs keep their leading zeros)
     chat.csv                         every message, private ones and deleted ones marked
-    polls.xlsx                       the quick polls: counts per poll, every student's answer (archive.polls)
+    polls.xlsx                       quick polls and quizzes: every question with its counts, every
+                                     student's answer, every student's score (archive.polls)
     events.jsonl                     every SessionEvent, one JSON object per line
     recordings/<recording>/...       the recorded files as stored, and each recording's own manifest.json
 
@@ -148,7 +149,8 @@ async def prepare_export(db: AsyncSession, session: LiveSession, period: Period,
             "attendance.csv": "Điểm danh / Attendance (UTF-8, giờ Việt Nam / local time)",
             "attendance.xlsx": "Điểm danh cho Excel / Attendance for Excel",
             "chat.csv": "Tin nhắn / Chat (UTF-8, giờ Việt Nam / local time)",
-            "polls.xlsx": "Câu hỏi nhanh và câu trả lời của học sinh / Quick polls and every student's answer",
+            "polls.xlsx": "Câu hỏi nhanh, bài kiểm tra: câu hỏi, câu trả lời và điểm của từng học sinh / "
+                          "Quick polls and quizzes: the questions, every student's answer and score",
             "events.jsonl": "Mọi sự kiện của buổi học / Every session event (UTC)",
             "recordings/": "Bản ghi hình / Recorded files (WebM), one folder per recording",
             "handouts/": "Tài liệu đã phát / Handouts given out in the period",
@@ -157,6 +159,7 @@ async def prepare_export(db: AsyncSession, session: LiveSession, period: Period,
     attendance_rows = attendance_table(attendance, period)
     polls, poll_people = await session_polls(db, session.id)
     manifest["counts"]["polls"] = len(polls)
+    manifest["counts"]["poll_questions"] = sum(len(p.questions) for p in polls)
     texts = [
         ("manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")),
         ("attendance.csv", csv_bytes(*attendance_rows)),

@@ -14,6 +14,8 @@ What each kind deletes, per expired session:
 - attendance: the presence intervals and the participation events (lobby_*, participant_*, hand_*,
   media_*);
 - handouts: the uploaded files (`handouts/<session id>/`) and the Handout rows;
+- assessments: the quick polls and quizzes, i.e. the session's poll_* events (the questions, every
+  student's answer and score: archive/polls.py reads them); polls.xlsx and the records page then have none;
 - audit: audit entries older than the period (except those about sessions under a legal hold).
 
 A session under a legal hold is never touched. Each session is purged in its own transaction: files
@@ -52,12 +54,15 @@ DEFAULT_DAYS: dict[RecordKind, int] = {
     RecordKind.chat: 365,
     RecordKind.attendance: 1825,
     RecordKind.handouts: 365,
+    RecordKind.assessments: 1825,
     RecordKind.audit: 1825,
 }
 MIN_DAYS, MAX_DAYS = 1, 36500
-SESSION_KINDS = (RecordKind.recordings, RecordKind.chat, RecordKind.attendance, RecordKind.handouts)
+SESSION_KINDS = (RecordKind.recordings, RecordKind.chat, RecordKind.attendance, RecordKind.handouts,
+                 RecordKind.assessments)
 CHAT_EVENTS = (ev.CHAT_MESSAGE, ev.CHAT_DELETED)
 PARTICIPATION_PREFIXES = ("lobby_", "participant_", "hand_", "media_")
+ASSESSMENT_PREFIX = "poll_"  # poll_opened, poll_question, poll_answered, poll_closed, poll_revealed
 AUDIT_ACTION = "retention_deleted"
 # Called with a session's id before its recording files are deleted (the server cancels its lesson video).
 BeforeRecordingsDeleted = Callable[[int], Awaitable[None]]
@@ -124,7 +129,8 @@ class PurgeReport:
     at: datetime
     dry_run: bool
     days: dict[str, int]
-    # Rows deleted per kind: Recording, ChatMessage, AttendanceInterval, Handout, AuditEntry.
+    # Rows deleted per kind: Recording, ChatMessage, AttendanceInterval, Handout, the poll_* SessionEvents
+    # (assessments), AuditEntry.
     deleted: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in RecordKind})
     # Sessions whose records of the kind were deleted (and marked purged) in this run.
     sessions: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in SESSION_KINDS})
@@ -173,6 +179,11 @@ def _participation_events(session_id: int):
     return and_(SessionEvent.session_id == session_id,
                 or_(*(SessionEvent.type.like(prefix.replace("_", "\\_") + "%", escape="\\")
                       for prefix in PARTICIPATION_PREFIXES)))
+
+
+def _assessment_events(session_id: int):
+    return and_(SessionEvent.session_id == session_id,
+                SessionEvent.type.like(ASSESSMENT_PREFIX.replace("_", "\\_") + "%", escape="\\"))
 
 
 async def _count(db: AsyncSession, model, *where) -> int:
@@ -232,6 +243,10 @@ async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings:
                 if not dry_run:
                     await db.execute(delete(AttendanceInterval).where(AttendanceInterval.session_id == session_id))
                     await db.execute(delete(SessionEvent).where(_participation_events(session_id)))
+            elif kind == RecordKind.assessments:
+                deleted[kind.value] = await _count(db, SessionEvent, _assessment_events(session_id))
+                if not dry_run:
+                    await db.execute(delete(SessionEvent).where(_assessment_events(session_id)))
             elif kind == RecordKind.handouts:
                 rows = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
                 folder = settings.handouts_dir / str(session_id)

@@ -1,5 +1,5 @@
 """The records as tables (header + rows) with bilingual headers and labels, for CSV and XLSX files:
-a session's attendance and chat, and a class's attendance summary. Times are the school's local time."""
+a session's attendance and chat, and a class's attendance summary (with the students' assessment scores). Times are the school's local time."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -40,7 +40,8 @@ CLASS_SUMMARY_HEADER = [
     "Có tham gia / Attended", "Có mặt đúng giờ / On time", "Đi muộn / Late", "Vắng / Absent",
     "Tỉ lệ chuyên cần (%) / Attendance rate (%)", "Số phút có mặt / Minutes present",
     "Số phút đi muộn / Minutes late", "Phút bật camera / Camera minutes", "Số lần giơ tay / Hands raised",
-    "Số tin nhắn / Messages",
+    "Số tin nhắn / Messages", "Số bài kiểm tra / Assessments", "Số bài đã làm / Assessments answered",
+    "Tổng điểm / Score", "Điểm tối đa / Max score", "Tỉ lệ điểm (%) / Score (%)",
 ]
 
 
@@ -101,6 +102,9 @@ def class_summary_table(lines) -> Table:
         rows.append([number, line.name, line.personal_id, view["sessions"], view["attended"], view["present"],
                      view["late"], view["absent"], round(rate * 100, 1) if rate is not None else "",
                      view["minutes_present"], view["minutes_late"], view["camera_minutes"], view["hands_raised"],
-                     view["messages"]])
+                     view["messages"], view["assessments"], view["assessments_answered"],
+                     "" if view["score"] is None else view["score"],
+                     "" if view["max_score"] is None else view["max_score"],
+                     "" if view["score_rate"] is None else round(view["score_rate"] * 100, 1)])
     return CLASS_SUMMARY_HEADER, rows
 

@@ -1,7 +1,8 @@
 // A class's attendance over a date range (#/records/class/ID?from=YYYY-MM-DD&to=YYYY-MM-DD), for admins
 // and the class's teachers (over their own periods; the server decides): per student the sessions
 // counted, attended, late and absent, the attendance rate (those under 80 % marked in words), minutes
-// and participation; the sessions counted, each linking to its page; and the table as a CSV file made
+// and participation, and beside them the assessments (quick polls and quizzes) answered and the total
+// score out of the maximum (with a percentage); the sessions counted, each linking to its page; and the table as a CSV file made
 // in the browser from the same answer, or as an Excel file from the server.
 import { api, ApiError } from "../api.js";
 import { banner, currentPage, h, mount, stillOn } from "../dom.js";
@@ -128,7 +129,7 @@ const MINUTES = [
 function studentsTable(students, below) {
   if (!students.length) return h("p", { class: "empty" }, t("summary.no_students"));
   const headers = ["summary.name", "summary.personal_id", ...COUNTS.map(([key]) => key), "summary.rate",
-    ...MINUTES.map(([key]) => key)];
+    ...MINUTES.map(([key]) => key), "summary.assessments", "summary.score", "summary.score_rate"];
   const table = h("table", { class: "table class-attendance" },
     h("caption", {}, t("summary.table_caption")),
     h("thead", {}, h("tr", {}, headers.map((key) => h("th", { scope: "col" }, t(key))))),
@@ -140,7 +141,12 @@ function studentsTable(students, below) {
     COUNTS.map(([, field]) => h("td", { class: "num", "data-field": field }, number(s[field]))),
     h("td", { class: "num rate", "data-field": "attendance_rate" }, percent(s.attendance_rate),
       below(s) ? h("span", { class: "badge warn below-badge" }, belowWords()) : null),
-    MINUTES.map(([, field]) => h("td", { class: "num", "data-field": field }, number(s[field])))))));
+    MINUTES.map(([, field]) => h("td", { class: "num", "data-field": field }, number(s[field]))),
+    h("td", { class: "num", "data-field": "assessments_answered" },
+      t("summary.answered_of", { answered: s.assessments_answered ?? 0, total: s.assessments ?? 0 })),
+    h("td", { class: "num", "data-field": "score" },
+      s.max_score === null || s.max_score === undefined ? "—" : `${number(s.score)}/${number(s.max_score)}`),
+    h("td", { class: "num", "data-field": "score_rate" }, percent(s.score_rate))))));
   // Wide: it scrolls sideways inside its own box (the page itself never does), the names staying put.
   return h("div", { class: "table-scroll summary-scroll", tabindex: "0", role: "region",
     "aria-label": t("summary.table_caption") }, table);
@@ -185,10 +191,14 @@ function fileSafe(text) {
 function downloadCsv(answer, students, below) {
   const header = [t("summary.csv.number"), t("summary.name"), t("summary.personal_id"),
     ...COUNTS.map(([key]) => t(key)), t("summary.csv.rate"), belowWords(),
-    ...MINUTES.map(([key]) => t(key))];
+    ...MINUTES.map(([key]) => t(key)), t("summary.csv.assessments"), t("summary.csv.answered"),
+    t("summary.csv.score"), t("summary.csv.max_score"), t("summary.csv.score_rate")];
+  const blank = (value) => (value === null || value === undefined ? "" : value);
   const rows = students.map((s, index) => [index + 1, s.name, s.personal_id, ...COUNTS.map(([, field]) => s[field]),
     s.attendance_rate === null || s.attendance_rate === undefined ? "" : Math.round(s.attendance_rate * 1000) / 10,
-    below(s) ? t("archive.yes") : "", ...MINUTES.map(([, field]) => s[field])]);
+    below(s) ? t("archive.yes") : "", ...MINUTES.map(([, field]) => s[field]),
+    s.assessments ?? 0, s.assessments_answered ?? 0, blank(s.score), blank(s.max_score),
+    s.score_rate === null || s.score_rate === undefined ? "" : Math.round(s.score_rate * 1000) / 10]);
   const school = fileSafe(answer.class.name) || answer.class.class_id;
   const name = `${t("summary.csv.file")}-${school}-${answer.from}-${answer.to}.csv`;
   const url = URL.createObjectURL(new Blob([csvText([header, ...rows])], { type: "text/csv;charset=utf-8" }));

@@ -1,6 +1,7 @@
 // The records archive ("Hồ sơ buổi học"): the list of sessions (admins: all; teachers: their own,
 // filtered by the server) and one session's page: attendance with its chart, the synced recording
-// player, chat, lobby decisions, moderation, handouts, share links, export and the legal hold.
+// player, chat, lobby decisions, moderation, the assessments (quick polls and quizzes: per question a
+// chart and every answer, per student the score), handouts, share links, export and the legal hold.
 import { api, ApiError } from "../api.js";
 import { banner, currentPage, h, mount, stillOn } from "../dom.js";
 import { compareNames, formatDate, formatDateTime, formatTime, t } from "../i18n.js";
@@ -173,11 +174,12 @@ export async function showSessionList(wrap = (content) => content) {
 // -- one session ----------------------------------------------------------------------------------------
 export async function showSessionPage(sessionId) {
   const page = currentPage();
-  let attendance, records, shares;
+  let attendance, records, shares, assessments;
   try {
-    [attendance, records] = await Promise.all([
+    [attendance, records, assessments] = await Promise.all([
       api("GET", `/sessions/${sessionId}/attendance`),
       api("GET", `/sessions/${sessionId}/records`),
+      api("GET", `/sessions/${sessionId}/assessments`).catch(() => null),
     ]);
     shares = await api("GET", `/sessions/${sessionId}/shares`).catch(() => null);
   } catch (e) {
@@ -207,12 +209,16 @@ export async function showSessionPage(sessionId) {
     h("div", { class: "page-actions" },
       h("a", { class: "button", href: `/api/v1/sessions/${sessionId}/export`, download: "" }, t("archive.export")),
       h("a", { class: "button", href: `/api/v1/sessions/${sessionId}/attendance.xlsx`, download: "" },
-        t("archive.attendance_xlsx"))),
+        t("archive.attendance_xlsx")),
+      assessments?.items.length
+        ? h("a", { class: "button", href: `/api/v1/sessions/${sessionId}/polls.xlsx`, download: "" },
+          t("assess.xlsx")) : null),
     h("section", { class: "block", "aria-labelledby": "h-recording" },
       h("h2", { id: "h-recording" }, t("archive.recording")),
       player ? player.element : h("p", { class: "empty" }, t("archive.no_recording")),
       player ? lessonVideoSection(sessionId) : null),
     attendanceSection(attendance),
+    assessments ? assessmentsSection(assessments) : null,
     chatSection(records.chat),
     lobbySection(records.lobby),
     moderationSection(records.moderation ?? []),
@@ -326,6 +332,138 @@ function attendanceChart(students, lessonMinutes) {
   return h("figure", { class: "chart-figure" }, chart,
     h("figcaption", { class: "legend" },
       ["present", "late", "absent"].map((s) => h("span", { class: `legend-item ${s}` }, t("attendance.status." + s)))));
+}
+
+// -- assessments: quick polls and quizzes ----------------------------------------------------------------
+// Per poll: its questions, each with a bar chart of the answers (the correct ones marked in words, not
+// colour alone), the typed answers listed, every student's answer; then every student's score.
+function choiceLabel(question, id) {
+  if (id === "true") return t("poll.true");
+  if (id === "false") return t("poll.false");
+  const option = question.options.find((o) => o.id === id);
+  return option?.text ? `${id}. ${option.text}` : id;
+}
+
+function answerText(question, a) {
+  if (a.choices) return a.choices.map((c) => choiceLabel(question, c)).join(", ");
+  return a.text ?? "";
+}
+
+function correctText(question) {
+  if (!question.correct) return null;
+  if (question.kind === "single" || question.kind === "multiple" || question.kind === "truefalse") {
+    return question.correct.map((c) => choiceLabel(question, c)).join(", ");
+  }
+  const shown = question.correct.join(" | ");
+  return question.kind === "number" && question.tolerance ? `${shown} (± ${question.tolerance})` : shown;
+}
+
+function scoreText(score, max) {
+  if (max === null || max === undefined) return "—";
+  return `${number(score ?? 0)}/${number(max)}`;
+}
+
+function rightText(value) {
+  if (value === true) return t("assess.right");
+  if (value === false) return t("assess.wrong");
+  return "—";
+}
+
+// One horizontal bar per answer given (every choice for choice questions), scaled to those who answered.
+function questionChart(poll, question) {
+  const counts = question.counts;
+  const width = 400;
+  const row = 40;
+  const barWidth = 260;
+  const scale = Math.max(1, question.answered);
+  const height = Math.max(1, counts.length) * row + 8;
+  const titleId = `q-chart-${poll.number}-${question.index}`;
+  const chart = svg("svg", {
+    class: "chart answers-chart", viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
+    "aria-labelledby": titleId, preserveAspectRatio: "xMinYMin meet",
+  }, svg("title", { id: titleId }, t("assess.chart_title", { n: question.index + 1, answered: question.answered })));
+  counts.forEach((c, index) => {
+    const y = index * row;
+    const label = c.other ? t("assess.other") : (question.options.length || question.kind === "truefalse")
+      ? choiceLabel(question, c.answer) : c.answer;
+    const w = Math.round((c.count / scale) * barWidth * 10) / 10;
+    const mark = c.correct === true ? ` ✓ ${t("assess.correct_mark")}` : "";
+    chart.append(svg("g", { class: "bar-row", "data-answer": c.answer ?? "", "data-count": c.count,
+      "data-correct": c.correct === null ? "" : String(c.correct) },
+    svg("title", {}, `${label}: ${c.count}${mark}`),
+    svg("text", { x: 0, y: y + 13, class: "bar-name" }, `${label.length > 48 ? label.slice(0, 47) + "…" : label}${mark}`),
+    svg("rect", { x: 0, y: y + 18, width: barWidth, height: 14, rx: 3, class: "bar-track" }),
+    svg("rect", { x: 0, y: y + 18, width: w, height: 14, rx: 3,
+      class: `bar ${c.correct === true ? "right" : c.correct === false ? "wrong" : "neutral"}` }),
+    svg("text", { x: Math.min(w, barWidth) + 6, y: y + 30, class: "bar-value" }, String(c.count))));
+  });
+  return h("figure", { class: "chart-figure" }, chart);
+}
+
+function questionBlock(poll, question) {
+  const typed = question.kind === "text" || question.kind === "number";
+  const correct = correctText(question);
+  return h("section", { class: "question-record", "data-question": question.index },
+    h("h4", {}, t("assess.question", { n: question.index + 1 }), " · ", t("assess.kind." + question.kind),
+      question.points !== null && question.points !== undefined
+        ? h("span", { class: "muted" }, ` · ${t("assess.points", { points: number(question.points) })}`) : null),
+    question.text ? h("p", { class: "question-text" }, question.text) : null,
+    h("p", { class: "muted" }, t("assess.answered_right", { answered: question.answered,
+      right: question.right ?? "—" }), correct ? ` · ${t("assess.correct_is", { answer: correct })}` : ""),
+    question.answered ? questionChart(poll, question) : h("p", { class: "empty" }, t("assess.no_answers")),
+    typed && question.answers.length
+      ? h("ul", { class: "typed-answers" }, question.answers.map((a) => h("li", { "data-user": a.user_id },
+        h("strong", {}, a.name), ": ", a.text ?? "", " ", h("span", { class: "muted" }, `(${rightText(a.correct)})`))))
+      : null,
+    question.answers.length ? h("details", { class: "answers-detail" },
+      h("summary", {}, t("assess.answers", { n: question.answers.length })),
+      h("div", { class: "table-scroll" }, h("table", { class: "table question-answers" },
+        h("thead", {}, h("tr", {}, ["summary.name", "assess.answer", "assess.right_col", "assess.points_col",
+          "assess.at", "assess.changes"].map((key) => h("th", { scope: "col" }, t(key))))),
+        h("tbody", {}, question.answers.map((a) => h("tr", { "data-user": a.user_id },
+          h("th", { scope: "row" }, a.name),
+          h("td", {}, answerText(question, a)),
+          h("td", {}, rightText(a.correct)),
+          h("td", { class: "num" }, a.points === null ? "—" : number(a.points)),
+          h("td", {}, formatTime(a.answered_at, true)),
+          h("td", { class: "num" }, String(a.changes)))))))) : null);
+}
+
+function scoresTable(rows, caption, cls) {
+  return h("div", { class: "table-scroll" }, h("table", { class: `table ${cls}` },
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, ["summary.name", "summary.personal_id", "assess.score", "assess.right_answers",
+      "assess.answered_col"].map((key) => h("th", { scope: "col" }, t(key))))),
+    h("tbody", {}, rows.map((s) => h("tr", { "data-user": s.user_id, "data-score": s.score ?? "" },
+      h("th", { scope: "row" }, s.name),
+      h("td", {}, s.personal_id),
+      h("td", { class: "num score" }, scoreText(s.score, s.max_score)),
+      h("td", { class: "num" }, s.right === null ? "—" : number(s.right)),
+      h("td", { class: "num" }, `${s.answered}/${s.questions}`))))));
+}
+
+function assessmentsSection(answer) {
+  const polls = answer.items;
+  return h("section", { class: "block assessments", "aria-labelledby": "h-assessments" },
+    h("h2", { id: "h-assessments" }, t("assess.title")),
+    polls.length ? polls.map((poll) => h("article", { class: "poll-record", "data-poll": poll.poll_id },
+      h("h3", {}, t("assess.poll", { n: poll.number }), ": ",
+        poll.title || (poll.quick ? t("poll.title") : t("assess.quiz"))),
+      h("p", { class: "muted" }, formatTime(poll.opened_at, true),
+        poll.closed_at ? `–${formatTime(poll.closed_at, true)}` : "",
+        ` · ${t("assess.answered_of", { answered: poll.answered,
+          eligible: poll.eligible ?? poll.answered + poll.not_answered.length })}`,
+        poll.max_score !== null ? ` · ${t("assess.max", { max: number(poll.max_score) })}` : "",
+        poll.anonymous ? ` · ${t("assess.anonymous")}` : "",
+        poll.revealed ? ` · ${t("poll.state.revealed")}` : ""),
+      poll.not_answered.length
+        ? h("p", { class: "not-answered" }, t("assess.not_answered", { names: poll.not_answered.map((p) => p.name)
+          .join(", ") })) : null,
+      poll.questions.map((q) => questionBlock(poll, q)),
+      poll.scores.length ? scoresTable(poll.scores, t("assess.scores_of", { n: poll.number }), "poll-scores") : null))
+      : h("p", { class: "empty" }, t("assess.none")),
+    polls.length > 1 && answer.students.length
+      ? scoresTable(answer.students, t("assess.session_scores"), "session-scores") : null);
 }
 
 // -- chat, lobby, moderation, handouts ---------------------------------------------------------------------
