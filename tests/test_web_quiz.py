@@ -401,7 +401,30 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     records = admin.locator("main")
     await expect(records).to_contain_text(Q_VERTEX)
     await expect(records).to_contain_text("Phạm Ngọc Ánh")
-    await admin.screenshot(path=SCREENSHOTS / "quiz-records-vi.png", full_page=True)
     assert not errors, errors
     for page in (teacher, anh, khoi, admin):
         await page.context.close()
+
+
+async def test_a_bank_question_with_its_image_in_the_room(server, school, browser):
+    """The image reaches the class through the bank's signed link (the room only passes the link on)."""
+    person = await server.logged_in(school.teacher)
+    made = await person.json("POST", "/questions", expect=201, json={
+        "subject": "Toán", "topic": CHAPTER, "kind": "truefalse", "text": "Hình vẽ là đồ thị của một hàm số bậc hai.",
+        "options": [], "correct": ["true"], "points": 1, "shared": False})
+    await person.json("PUT", f"/questions/{made['id']}/image", data=png(), headers={"Content-Type": "image/png"})
+    teacher = await open_as(browser, server, school.teacher)
+    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    student = await enter_room(browser, server, school.student, device="iPhone 13")
+    await teacher.get_by_role("tab", name="Người tham gia").click()
+    await teacher.get_by_role("button", name="Cho tất cả vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    await teacher.get_by_role("button", name="Từ ngân hàng câu hỏi").click()
+    picker = teacher.locator("[data-poll=bank]")
+    await picker.get_by_role("checkbox", name="Hình vẽ là đồ thị").check()
+    await picker.locator("[data-poll-action=launch]").click()
+    image = student.locator(".poll.quiz img.quiz-image")
+    await expect(image).to_be_visible()
+    await student.wait_for_function("(img) => img.complete && img.naturalWidth === 40", arg=await image.element_handle())
+    await student.locator('.quiz-choice[data-choice="true"]').tap()
+    await expect(student.locator(".quiz-sent")).to_have_text("Đã gửi: Đúng")
