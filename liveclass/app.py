@@ -8,7 +8,7 @@ from aiohttp import web
 
 from liveclass.api import (
     archive_routes, auth_routes, export_routes, handouts_routes, health_routes, nodes_routes, periods_routes,
-    records_routes, retention_routes, share_routes, users_routes,
+    questions_routes, records_routes, retention_routes, share_routes, users_routes,
 )
 from liveclass.access_log import redact
 from liveclass.api.openapi import build_openapi
@@ -97,8 +97,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes,
                                                handouts_routes.routes, records_routes.routes, archive_routes.routes,
                                                share_routes.routes, export_routes.routes, retention_routes.routes,
-                                               nodes_routes.routes])
+                                               nodes_routes.routes, questions_routes.routes])
     routes += add_routes(app, "", [health_routes.routes])
+    add_routes(app, "/api", [questions_routes.image_routes])  # the bank's image links: /api/question-images/…
     spec = build_openapi(routes, API_PREFIX)
 
     async def openapi(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -361,3 +362,32 @@ class RecordingShare(Base):
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now
+
+
+# -- question bank (liveclass/questions.py) -----------------------------------------------------------
+class Question(Base):
+    """A teacher's question, reused in the room's polls and quizzes; the shape is the room's (signaling/polls.py)."""
+
+    __tablename__ = "questions"
+    __table_args__ = (Index("ix_questions_subject_topic", "subject", "topic"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
+                                                 index=True)
+    subject: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str] = mapped_column(String(200), default="")  # the chapter; may be ""
+    kind: Mapped[str] = mapped_column(String(16))  # single / multiple / truefalse / text / number
+    text: Mapped[str] = mapped_column(Text)
+    options: Mapped[list] = mapped_column(JSON)
+    correct: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    tolerance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    points: Mapped[float | None] = mapped_column(Float, nullable=True)
+    explanation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The image is a file named by its SHA-256 under <files dir>/question-images.
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User | None] = relationship(lazy="joined")

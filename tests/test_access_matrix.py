@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from liveclass.api import (
-    archive_routes, auth_routes, export_routes, handouts_routes, health_routes, periods_routes, records_routes,
-    nodes_routes, retention_routes, share_routes, users_routes,
+    archive_routes, auth_routes, export_routes, handouts_routes, health_routes, periods_routes, questions_routes,
+    records_routes, nodes_routes, retention_routes, share_routes, users_routes,
 )
 from liveclass.archive import shares
 from liveclass.models import Recording, RecordingShare, TeachingAssignment
@@ -88,6 +88,32 @@ async def _shared(ctx) -> None:
         db.add(share)
         await db.commit()
         ctx.ids["share"], ctx.ids["token"] = share.id, token
+
+
+QUESTION = {"kind": "truefalse", "text": "Hà Nội là thủ đô của Việt Nam.", "correct": ["true"], "points": 1,
+            "subject": "Toán", "topic": "Ma trận"}
+_PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+        b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef"
+        b"\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+async def _question(ctx) -> None:
+    """The teacher's own question (not shared): the other teacher, of another subject, does not see it."""
+    response = await ctx.people["teacher"].request("POST", "/questions", json=QUESTION)
+    ctx.ids["question"] = (await response.json())["id"]
+
+
+async def _question_image(ctx) -> None:
+    await _question(ctx)
+    response = await ctx.people["teacher"].request("PUT", f"/questions/{ctx.ids['question']}/image", data=_PNG)
+    ctx.ids["token"] = (await response.json())["image_url"].rsplit("/", 1)[1]
+
+
+def _question_sheet(ctx) -> bytes:
+    from liveclass.archive.spreadsheets import xlsx_book
+    from liveclass.question_sheets import HEADER
+    row = ["Toán", "Ma trận", "Đúng/Sai", "2 > 1", *[""] * 6, "Đúng", "", 1, "", "Không"]
+    return xlsx_book([("Câu hỏi", HEADER, [row])])
 
 
 async def _session_id(ctx) -> int:
@@ -203,6 +229,26 @@ CASES = [
     Case("POST", "/nodes/{node}/drain", admin_only(409), route="/nodes/{node_id}/drain"),
     Case("PUT", "/sessions/{session}/legal-hold", admin_only(),
          body=lambda c: {"hold": True, "reason": "Thanh tra Sở GD&ĐT"}, route="/sessions/{session_id}/legal-hold"),
+    # -- question bank: teachers and admins; another teacher's private question is 404 --
+    Case("GET", "/questions", {"admin": 200, "teacher": 200, "other_teacher": 200}),
+    Case("GET", "/questions/subjects", {"admin": 200, "teacher": 200, "other_teacher": 200}),
+    Case("GET", "/questions/template.xlsx", {"admin": 200, "teacher": 200, "other_teacher": 200}),
+    Case("GET", "/questions/export.xlsx", {"admin": 200, "teacher": 200, "other_teacher": 200}),
+    Case("POST", "/questions/import", {"admin": 200, "teacher": 200, "other_teacher": 200}, form=_question_sheet),
+    Case("POST", "/questions", {"admin": 201, "teacher": 201, "other_teacher": 201}, body=lambda c: QUESTION),
+    Case("GET", "/questions/{question}", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_question,
+         route="/questions/{question_id}"),
+    Case("PATCH", "/questions/{question}", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_question,
+         body=lambda c: {"text": "Huế là thủ đô của Việt Nam."}, route="/questions/{question_id}"),
+    Case("DELETE", "/questions/{question}", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_question,
+         route="/questions/{question_id}"),
+    Case("PUT", "/questions/{question}/image", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_question, form=lambda c: _PNG, route="/questions/{question_id}/image"),
+    Case("DELETE", "/questions/{question}/image", {"admin": 200, "teacher": 200, "other_teacher": 404},
+         before=_question_image, route="/questions/{question_id}/image"),
+    # The signed link is the permission: every logged-in account sees the picture (students in the room).
+    Case("GET", "/question-images/{token}", everyone(200), before=_question_image,
+         route="/question-images/{token}"),
 ]
 PUBLIC_CASES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/api/v1/openapi.json")]
 
@@ -272,7 +318,7 @@ def test_every_declared_route_is_in_the_matrix():
     declared = {(r.method, r.path) for t in (auth_routes.routes, users_routes.routes, periods_routes.routes,
                                              handouts_routes.routes, records_routes.routes, archive_routes.routes,
                                              share_routes.routes, export_routes.routes, retention_routes.routes,
-                                             nodes_routes.routes)
+                                             nodes_routes.routes, questions_routes.routes)
                 for r in t.routes}
     covered = {(c.method, c.route or c.path) for c in CASES} | {("POST", "/auth/login")}
     assert declared == covered
