@@ -428,3 +428,16 @@ async def test_a_bank_question_with_its_image_in_the_room(server, school, browse
     await student.wait_for_function("(img) => img.complete && img.naturalWidth === 40", arg=await image.element_handle())
     await student.locator('.quiz-choice[data-choice="true"]').tap()
     await expect(student.locator(".quiz-sent")).to_have_text("Đã gửi: Đúng")
+
+    # The principal observing: no answer controls, the question and, after the reveal, the results only.
+    observer = await open_as(browser, server, school.observer)
+    await observer.get_by_role("link", name="Vào lớp").click()
+    watching = observer.locator(".poll.quiz")
+    await expect(watching).to_contain_text("Cả lớp đang làm bài.")
+    await expect(watching).to_contain_text("Hình vẽ là đồ thị")
+    await expect(watching.locator("button.quiz-choice, input")).to_have_count(0)
+    await teacher.locator(".poll.quiz").get_by_role("button", name="Công bố kết quả và đáp án").click()
+    await expect(watching.locator('[data-choice="true"] .poll-count')).to_have_text("1 · 100%")
+    await expect(watching).to_contain_text("Đáp án đúng: Đúng")
+    await expect(watching.locator(".quiz-sent, .poll-verdict, .quiz-score")).to_have_count(0)
+    await expect(student.locator(".quiz-score")).to_have_text("Điểm của bạn: 1/1 · Đúng 1/1 câu")
