@@ -83,6 +83,19 @@ FIELD_VALUES = {
     "poll_id": st.text(max_size=12), "show_correct": st.booleans(),
     "choices": st.lists(st.sampled_from(["A", "B", "C", "D", "E", "true", "false"]) | st.text(max_size=3),
                         max_size=4),
+    # quizzes: questions from the bank (well-formed or not), times, the question answered
+    "questions": st.none() | st.lists(st.fixed_dictionaries(
+        {"kind": st.sampled_from(["single", "multiple", "truefalse", "text", "number"]) | st.text(max_size=6)},
+        optional={"text": st.text(max_size=20), "options": st.lists(st.text(max_size=5), max_size=7),
+                  "correct": st.none() | st.lists(st.sampled_from(["A", "B", "3,5", "Hà Nội"]) | st.text(max_size=4),
+                                                  max_size=3),
+                  "points": st.none() | st.floats(-1, 2000, allow_nan=False),
+                  "tolerance": st.none() | st.floats(-1, 10, allow_nan=False),
+                  "image_url": st.none() | st.sampled_from(["/api/question-images/a.b.c", "https://x.example/a"])}),
+        max_size=3),
+    "title": st.none() | st.text(max_size=10), "final": st.booleans(),
+    "time_limit": st.none() | st.integers(0, 8000), "seconds_per_question": st.none() | st.integers(0, 700),
+    "question": st.integers(-1, 25),
 }
 
 
