@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 from playwright.async_api import expect
@@ -398,9 +400,18 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await admin.get_by_role("link", name="Quản trị").click()
     await admin.locator("tr.session-row").first.click()
     await expect(admin.get_by_role("heading", level=1)).to_have_text("Toán · 10A1")
-    records = admin.locator("main")
-    await expect(records).to_contain_text(Q_VERTEX)
-    await expect(records).to_contain_text("Phạm Ngọc Ánh")
+    section = admin.locator("section", has=admin.get_by_role("heading", name="Câu hỏi và bài kiểm tra"))
+    await expect(section.locator(".poll-record")).to_have_count(3)  # the quick question and the two quizzes
+    quiz_record = section.locator(".poll-record", has_text=Q_AXIS).first
+    await expect(quiz_record).to_contain_text(Q_VERTEX)
+    await expect(quiz_record.locator(".poll-scores tr", has_text="Phạm Ngọc Ánh")).to_contain_text("3/3")
+    await expect(quiz_record.locator(".poll-scores tr", has_text="Đỗ Minh Khôi")).to_contain_text("1/3")
+    # ... and in the class summary, each student's score beside the attendance (quiz 3 + 2 one at a time).
+    today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    await admin.goto(f"{server.base_url}/#/records/class/{school.school_class.id}"
+                     f"?from={today - timedelta(days=1)}&to={today + timedelta(days=1)}")
+    for name, score in (("Phạm Ngọc Ánh", "3/5"), ("Đỗ Minh Khôi", "1/5")):
+        await expect(admin.locator("tr", has_text=name).locator("[data-field=score]")).to_have_text(score)
     assert not errors, errors
     for page in (teacher, anh, khoi, admin):
         await page.context.close()
