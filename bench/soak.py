@@ -108,7 +108,7 @@ async def _first_event(person: Participant, names: tuple[str, ...], after: int, 
     async def found():
         async with person._changed:
             while True:
-                for name, data in person.events[after:]:
+                for name, data in person.received[after:]:
                     if name in names:
                         return name, data
                 await person._changed.wait()
@@ -666,7 +666,7 @@ class Soak:
         except asyncio.TimeoutError:
             self.problem("no room:ended for the teacher within 15 s of POST /periods/{id}/end")
         result["period_end"]["students_told"] = sum(
-            any(name == "room:ended" for name, _ in s.person.events) for s in self.students)
+            any(name == "room:ended" for name, _ in s.person.received) for s in self.students)
         await self._close_clients()
         await asyncio.sleep(10)
         self.marks["after_end"] = await self.sample("after_end")
