@@ -55,9 +55,14 @@ async def test_teacher_schedules_starts_and_ends_a_period(any_store_server):
     again = await teacher.json("POST", f"/periods/{created['id']}/start", expect=200)
     assert started["id"] == again["id"] and started["running"]
     seen = await student.json("GET", f"/periods/{created['id']}")
-    assert seen["live_session"]["id"] == started["id"]
+    assert seen["live_session"]["id"] == started["id"] and seen["taught_until"] is None
     ended = await teacher.json("POST", f"/periods/{created['id']}/end")
     assert ended["running"] is False and ended["ended_at"]
+    # The lists say the period was taught (the teacher's page shows "Đã dạy", not "Bắt đầu tiết học").
+    listed = await teacher.json("GET", "/periods?from=2026-11-24T00:00:00%2B07:00&to=2026-11-25T00:00:00%2B07:00")
+    (item,) = listed["items"]
+    assert item["live_session"] is None and item["taught_until"] is not None
+    assert (await student.json("GET", f"/periods/{created['id']}"))["taught_until"] == item["taught_until"]
     await teacher.json("POST", f"/periods/{created['id']}/end", expect=409)
     join = await student.json("POST", f"/sessions/{started['id']}/join", expect=409)
     assert join["error"]["code"] == "session_not_running"

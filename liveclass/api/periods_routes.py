@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from liveclass import auth, cluster, periods, turn
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
@@ -21,12 +21,21 @@ routes = RouteTable("periods and sessions")
 ADMIN_OR_TEACHER = {"admin", "teacher"}
 
 
-def period_out(period: Period, session: LiveSession | None) -> PeriodOut:
+def period_out(period: Period, session: LiveSession | None, taught_until: datetime | None = None) -> PeriodOut:
     return PeriodOut(
         id=period.id, class_id=period.class_id, class_name=period.school_class.name, subject=period.subject,
         teacher_id=period.teacher_id, teacher_name=period.teacher.full_name, starts_at=period.starts_at,
         ends_at=period.ends_at, mode=period.mode, parents_invited=period.parents_invited,
-        live_session=SessionOut.model_validate(session) if session else None)
+        live_session=SessionOut.model_validate(session) if session else None, taught_until=taught_until)
+
+
+async def _taught_until(db, period_ids: list[int]) -> dict[int, datetime]:
+    """The end of each period's last ended session: the period was taught (the list shows it so)."""
+    if not period_ids:
+        return {}
+    rows = await db.execute(select(LiveSession.period_id, func.max(LiveSession.ended_at)).where(
+        LiveSession.period_id.in_(period_ids), LiveSession.ended_at.is_not(None)).group_by(LiveSession.period_id))
+    return {period_id: ended for period_id, ended in rows}
 
 
 def _parse_time(request: web.Request, name: str) -> datetime | None:
@@ -73,7 +82,8 @@ async def list_periods(request: web.Request) -> web.Response:
         found = (await db.execute(query)).scalars().all()
         running = {s.period_id: s for s in (await db.execute(select(LiveSession).where(
             LiveSession.period_id.in_([p.id for p in found]), LiveSession.ended_at.is_(None)))).scalars()}
-    return dump([period_out(p, running.get(p.id)) for p in found])
+        taught = await _taught_until(db, [p.id for p in found])
+    return dump([period_out(p, running.get(p.id), taught.get(p.id)) for p in found])
 
 
 @routes.route("POST", "/periods", summary="Schedule a period (admins; teachers for classes they teach)",
@@ -100,7 +110,8 @@ async def create_period(request: web.Request, body: PeriodCreate) -> web.Respons
 async def get_period(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         period = await periods.visible_period(db, current_user(request), path_int(request, "period_id"))
-        return dump(period_out(period, await periods.running_session(db, period.id)))
+        taught = await _taught_until(db, [period.id])
+        return dump(period_out(period, await periods.running_session(db, period.id), taught.get(period.id)))
 
 
 @routes.route("PATCH", "/periods/{period_id}", summary="Change a period (admins; its own teacher)",
@@ -125,7 +136,8 @@ async def update_period(request: web.Request, body: PeriodUpdate) -> web.Respons
               fields=sorted(changes))
         await db.commit()
         period = await periods.visible_period(db, user, period.id)
-        return dump(period_out(period, await periods.running_session(db, period.id)))
+        taught = await _taught_until(db, [period.id])
+        return dump(period_out(period, await periods.running_session(db, period.id), taught.get(period.id)))
 
 
 @routes.route("POST", "/periods/{period_id}/start", summary="Start the period's live session (or get the "

@@ -175,6 +175,8 @@ class PeriodOut(BaseModel):
     mode: PeriodMode
     parents_invited: bool
     live_session: SessionOut | None = None
+    # When the last session of the period ended (it was taught), or null: the teacher's list says "taught".
+    taught_until: datetime | None = None
 
 
 class IceServerOut(BaseModel):
