@@ -789,10 +789,10 @@ def parse_metrics(text: str) -> dict:
             state = dict(_LABELS.findall(labels)).get("state", "?")
             out["participants"] += int(float(value))
             out["participants_by_state"][state] = out["participants_by_state"].get(state, 0) + int(float(value))
-        elif metric == "liveclass_media_track_bitrate_bps":
-            out["media_tracks"] += 1
-        elif metric == "liveclass_media_slot_bitrate_bps":
-            out["media_slots"] += 1
+        elif metric == "liveclass_media_tracks":
+            out["media_tracks"] += int(float(value))
+        elif metric == "liveclass_media_slots":
+            out["media_slots"] += int(float(value))
     return out
 
 

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -186,6 +187,9 @@ class MediaEngine:
         self._costs: dict[PublishedTrack, tuple[int, int, float]] = {}
         self._adapt_task: asyncio.Task | None = None
         self.selection_seconds = 0.0  # CPU time spent choosing layers (the bench reports its cost)
+        # Bytes of connections already closed, so that the totals only ever grow (Prometheus counters).
+        self._closed_received: Counter[str] = Counter()  # by source
+        self._closed_sent: Counter[str] = Counter()  # by slot name
 
     # ------------------------------------------------------------------------------- publish
     async def publish(self, peer_id: str, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -571,6 +575,7 @@ class MediaEngine:
                 publisher.remb_task.cancel()
             for source, track in publisher.tracks.items():
                 self._tracks.pop((peer_id, source), None)
+                self._closed_received[source] += track.meter.bytes
                 track.close()
             await publisher.pc.close()
         self._paused = {key for key in self._paused if key[0] != peer_id}
@@ -583,6 +588,7 @@ class MediaEngine:
             if subscriber.pacer is not None:
                 subscriber.pacer.close()
             for slot in subscriber.slots.values():
+                self._closed_sent[slot.name] += slot.meter.bytes
                 slot.close()
             await subscriber.pc.close()
 
@@ -603,6 +609,17 @@ class MediaEngine:
             "subscribers": {peer: {name: slot.stats() for name, slot in subscriber.slots.items()}
                             for peer, subscriber in self._subscribers.items()},
         }
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Bytes received per source and sent per slot name since the engine started, closed connections
+        included: they only grow, and their labels are bounded (sources and slot names, not peers)."""
+        received, sent = Counter(self._closed_received), Counter(self._closed_sent)
+        for (_, source), track in self._tracks.items():
+            received[source] += track.meter.bytes
+        for subscriber in self._subscribers.values():
+            for name, slot in subscriber.slots.items():
+                sent[name] += slot.meter.bytes
+        return {"received_bytes": dict(received), "sent_bytes": dict(sent)}
 
     # ------------------------------------------------------------------------------- helpers
     def _announce(self, sdp: str) -> str:

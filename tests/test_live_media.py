@@ -127,6 +127,46 @@ async def test_prometheus_metrics_show_rooms_and_forwarding(server, on_air):
     assert sent and float(sent[0].split()[-1]) > 0
 
 
+def _samples(text: str, name: str) -> dict[str, float]:
+    """A metric's samples from a /metrics page: {label text: value}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, _, value = line.rpartition(" ")
+            out[key[len(name):]] = float(value)
+    return out
+
+
+async def test_metrics_name_no_person_and_their_byte_counts_only_grow(server, on_air):
+    """Bounded labels (sources, slots, layers, route patterns; never a peer), counters that do not fall when
+    someone leaves, the process' own metrics and the HTTP requests by route."""
+    session_id, teacher, student, teacher_peer, student_peer = on_air
+    await wait_for(lambda: student_peer.seen("teacher_camera", "A"), 15, "the teacher's camera")
+    anon = server.person(None)
+    await anon.request("GET", server.base_url + "/api/v1/sessions/123456789/nowhere")  # a 404
+    text = await (await anon.request("GET", server.base_url + "/metrics")).text()
+    for who in (teacher.participant_id, student.participant_id, f"/sessions/{session_id}/", "123456789"):
+        assert who not in text, who
+    assert "peer=" not in text
+    sent = _samples(text, "liveclass_media_sent_bytes_total")
+    assert sent['{slot="teacher_camera"}'] > 0 and sent['{slot="teacher_audio"}'] > 0
+    assert _samples(text, "liveclass_media_received_bytes_total")['{source="camera"}'] > 0
+    assert _samples(text, "liveclass_media_tracks") == {'{source="camera"}': 1.0, '{source="microphone"}': 1.0}
+    assert _samples(text, "liveclass_media_video_slots")['{layer="high"}'] >= 1
+    assert _samples(text, "liveclass_media_slot_loss_ratio_gcount")[""] >= 2
+    assert _samples(text, "process_resident_memory_bytes")[""] > 10_000_000
+    joins = _samples(text, "liveclass_http_request_duration_seconds_count")
+    assert joins['{method="POST",route="/api/v1/sessions/{session_id}/join",status="200"}'] >= 2
+    assert joins['{method="GET",route="unmatched",status="404"}'] == 1
+
+    await student.ok("room:leave")  # the student's connections close: what was sent to them still counts
+    engine = server.test_server.app[LIVE_ROOMS].media_engine
+    await wait_for(lambda: not engine.stats()["subscribers"], 10, "the student's subscribe connection closed")
+    later = await (await anon.request("GET", server.base_url + "/metrics")).text()
+    assert _samples(later, "liveclass_media_sent_bytes_total")['{slot="teacher_camera"}'] >= \
+        sent['{slot="teacher_camera"}']
+
+
 @pytest.mark.settings(media_host_addresses=["127.0.0.1"], media_announced_address="203.0.113.10")
 async def test_server_candidates_come_from_the_configuration(server, school, period):
     """Only the configured address is offered, and the announced one replaces it in the SDP."""
