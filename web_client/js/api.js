@@ -1,11 +1,31 @@
 // The HTTP API: JSON, session cookie, CSRF header on changes, errors as {code, message}.
+import { currentLanguage, hasText, t } from "./i18n.js";
+
 let csrfToken = null;
+
+// A refusal's words in the page's language: the catalogue's for a known code ("apierror.<code>"); else the
+// server's message when it is in both languages ("English / Tiếng Việt": the half in the page's language);
+// else, in English, the server's own message; never the server's English in the Vietnamese page.
+export function errorText(code, serverMessage) {
+  if (hasText(`apierror.${code}`)) return t(`apierror.${code}`);
+  const message = String(serverMessage ?? "");
+  const halves = message.split(" / ");
+  if (halves.length === 2) {
+    const vietnamese = halves.findIndex((half) => VIETNAMESE.test(half));
+    if (vietnamese >= 0) return halves[currentLanguage() === "vi" ? vietnamese : 1 - vietnamese];
+  }
+  if (currentLanguage() === "en" && message) return message;
+  return VIETNAMESE.test(message) ? message : t("error.generic");
+}
+// Letters only Vietnamese writes (Latin letters with its diacritics): a message with them is Vietnamese.
+const VIETNAMESE = /[àáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵ]/i;
 
 export class ApiError extends Error {
   constructor(status, code, message, headers, details) {
-    super(message);
+    super(errorText(code, message)); // what a page shows: in the page's language
     this.status = status;
     this.code = code;
+    this.serverMessage = message; // the server's own words (English, or English / Vietnamese)
     this.headers = headers;
     this.details = details || {}; // e.g. {reason} of a weak_password
   }

@@ -1,3 +1,5 @@
+import { t } from "./i18n.js";
+
 // A tiny element builder: user data only ever goes in as text, never as HTML.
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -22,11 +24,25 @@ export function mount(...children) {
   main.focus();
 }
 
+// The same page drawn again (a list refreshed): the focus stays where the person left it.
+export function replaceMain(...children) {
+  document.getElementById("main").replaceChildren(...children);
+}
+
+// The message line under the top bar. Every banner can be closed (×, named for screen readers); the
+// close button has no text of its own, so the banner's text is the message alone.
 export function banner(text, kind = "info") {
   const element = document.getElementById("banner");
   element.hidden = !text;
-  element.textContent = text || "";
   element.dataset.kind = kind;
+  if (!text) { element.replaceChildren(); return; }
+  const close = h("button", { type: "button", class: "banner-close", "aria-label": t("banner.close"),
+    title: t("banner.close"), onclick: () => {
+      element.hidden = true;
+      element.replaceChildren();
+      document.getElementById("main").focus(); // the focus was on the button that went away
+    } });
+  element.replaceChildren(h("span", { class: "banner-text" }, text), close);
 }
 
 // Every route is a new page: a page still loading when the person has moved on must not show up

@@ -18,6 +18,13 @@ export function formatClock(seconds) {
   return hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+// A recorded file's label as the recorder writes it, "teacher: Cô Hà" (role: name), in the page's words:
+// "Giáo viên: Cô Hà".
+export function trackLabel(label) {
+  const match = /^(teacher|student|observer|guest|parent|admin): (.*)$/s.exec(label || "");
+  return match ? `${t("role." + match[1])}: ${match[2]}` : label || "";
+}
+
 // `recordings`: [{recording_id, kind: "video"|"audio", source, label, start_ms, duration_ms, url}].
 // Returns {element, destroy()}.
 export function syncedPlayer(recordings) {
@@ -25,7 +32,7 @@ export function syncedPlayer(recordings) {
     const media = h(r.kind === "video" ? "video" : "audio", {
       src: r.url, preload: "auto", playsinline: true,
       "data-source": r.source, "data-kind": r.kind, "data-recording": r.recording_id,
-      "aria-label": `${t("source." + r.source)} · ${r.label || ""}`,
+      "aria-label": `${t("source." + r.source)} · ${trackLabel(r.label)}`,
       hidden: true,
     });
     if (r.kind === "video") media.muted = true; // the recorder writes sound in separate audio files
@@ -57,7 +64,7 @@ export function syncedPlayer(recordings) {
   const audios = h("div", { hidden: true }, tracks.filter((x) => x.info.kind === "audio").map((x) => x.media));
   const legend = h("ul", { class: "player-tracks" }, tracks.map((x) => h("li",
     { "data-recording": x.info.recording_id },
-    `${t("source." + x.info.source)} · ${x.info.label || ""} · ${formatClock(x.start)}–${formatClock(x.end)}`)));
+    `${t("source." + x.info.source)} · ${trackLabel(x.info.label)} · ${formatClock(x.start)}–${formatClock(x.end)}`)));
   const element = h("div", { class: "player", "data-player": "" },
     stage, audios,
     h("div", { class: "player-controls" }, playButton, slider, clock),

@@ -323,15 +323,20 @@ function attendanceChart(students, lessonMinutes) {
     svg("rect", { x: 0, y: y + 20, width: barWidth, height: 14, rx: 3, class: "bar-track" }),
     svg("rect", { x: 0, y: y + 20, width: w, height: 14, rx: 3, class: `bar ${a.status}` }),
     svg("text", { x: Math.min(w, barWidth) + 6, y: y + 32, class: "bar-value" },
-      `${number(a.minutes_present)} ${t("attendance.min")}`)));
+      `${number(a.minutes_present)} ${t("attendance.min")}`,
+      // No bar to colour: the status in words (absent, denied, not admitted).
+      ["absent", "denied", "not_admitted"].includes(a.status) ? ` · ${t("attendance.status." + a.status)}` : "")));
   });
   const axis = sorted.length * row + 16;
   chart.append(svg("text", { x: 0, y: axis, class: "bar-axis" }, "0"),
     svg("text", { x: barWidth, y: axis, class: "bar-axis", "text-anchor": "end" },
       `${number(scale)} ${t("attendance.min")}`));
+  // Every colour the chart uses has its word: present, late, absent always; denied and not admitted when shown.
+  const shown = ["present", "late", "absent", "denied", "not_admitted"]
+    .filter((s) => ["present", "late", "absent"].includes(s) || sorted.some((a) => a.status === s));
   return h("figure", { class: "chart-figure" }, chart,
     h("figcaption", { class: "legend" },
-      ["present", "late", "absent"].map((s) => h("span", { class: `legend-item ${s}` }, t("attendance.status." + s)))));
+      shown.map((s) => h("span", { class: `legend-item ${s}` }, t("attendance.status." + s)))));
 }
 
 // -- assessments: quick polls and quizzes ----------------------------------------------------------------
