@@ -21,6 +21,7 @@ from liveclass.db import create_engine, session_factory, upgrade_database_async
 from liveclass.errors import ApiError
 from liveclass.live import setup_live
 from liveclass.liveness import liveness_ctx
+from liveclass.logs import request_id_middleware
 from liveclass.metrics import setup_metrics
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def _secure(request: web.Request, headers) -> None:
 
 def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     """`settings` must have been through `prepare_data_dir` (secret key resolved)."""
-    app = web.Application(middlewares=[security_headers_middleware, error_middleware, auth_middleware],
+    app = web.Application(middlewares=[request_id_middleware, security_headers_middleware, error_middleware,
+                                       auth_middleware],
                           client_max_size=2 * 1024 * 1024)  # JSON bodies; uploads are streamed
     app[SETTINGS] = settings
     engine = create_engine(settings.effective_database_url)

@@ -60,10 +60,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from liveclass.access_log import AccessLog
     from liveclass.app import create_app
+    from liveclass.logs import configure as configure_logs
 
     settings = _settings(args)
     workers.check(settings, args.workers)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs(settings.log_level, settings.log_format)
     _upgrade(settings)
     if args.workers > 1:
         workers.run(settings, args.workers, args.data_dir)

@@ -11,7 +11,7 @@ import secrets
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     auto_end_grace_minutes: float = Field(15, ge=0, le=24 * 60)
     auto_end_check_seconds: float = Field(60, gt=0, le=3600)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with the request id
     metrics_token: str = ""  # lets a scraper on another machine read /metrics (bearer token)
 
     @field_validator("personal_id_pattern")

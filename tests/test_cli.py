@@ -6,6 +6,7 @@ then notice through the HTTP API (the account logs in, must change its password,
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -380,6 +381,37 @@ async def test_serve_answers_probes_admin_logs_in_and_stops_cleanly_on_sigterm(t
     assert f"http://127.0.0.1:{port}/" in stdout
     assert STRONG not in stdout + stderr
     assert '"GET /api/v1/shared/…/recordings/3/file" 401' in stderr and token not in stdout + stderr
+
+
+async def test_json_logs_carry_each_requests_id(tmp_path, data_dir):
+    """LIVECLASS_LOG_FORMAT=json: every line on stderr is one JSON object; a request's lines carry its id, which
+    is the client's X-Request-Id when it is a plain token, else a new one, and comes back in the answer."""
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}, "LIVECLASS_LOG_FORMAT": "json"}
+    process = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
+                                "--data-dir", str(data_dir)], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_healthy(base_url, process)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base_url}/api/v1/me", headers={"X-Request-Id": "proxy-7f3a.1"}) as response:
+                assert response.status == 401 and response.headers["X-Request-Id"] == "proxy-7f3a.1"
+            async with http.get(f"{base_url}/healthz", headers={"X-Request-Id": "not a token; " * 3}) as response:
+                made = response.headers["X-Request-Id"]
+                assert response.status == 200 and re.fullmatch(r"[0-9a-f]{32}", made), made
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.to_thread(process.communicate, timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    entries = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # all JSON, or this raises
+    assert entries and all({"time", "level", "logger", "message", "request_id"} <= set(e) for e in entries)
+    by_id = {e["request_id"]: e for e in entries if e["logger"] == "aiohttp.access"}
+    assert '"GET /api/v1/me" 401' in by_id["proxy-7f3a.1"]["message"]
+    assert '"GET /healthz" 200' in by_id[made]["message"]
 
 
 def test_serve_on_a_port_in_use(tmp_path, data_dir):
