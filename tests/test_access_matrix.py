@@ -116,6 +116,16 @@ def _question_sheet(ctx) -> bytes:
     return xlsx_book([("Câu hỏi", HEADER, [row])])
 
 
+def _timetable_file(ctx) -> bytes:
+    from liveclass.timetable import HEADER
+    row = ["10A1", "Toán", ctx.school.teacher.personal_id, "3", "07:00", "07:45", "02/03/2027", "", "Trực tuyến"]
+    return ("\ufeff" + ",".join(HEADER) + "\r\n" + ",".join(row) + "\r\n").encode()
+
+
+def _roster_file(ctx) -> bytes:
+    return f"personal_id,full_name,role,class,date_of_birth,parent_of\n0013{next(_unique):08d},Lý Thu Trang,student,10A1,,\n".encode()
+
+
 async def _session_id(ctx) -> int:
     response = await ctx.people["admin"].request("POST", f"/periods/{ctx.school.period.id}/start")
     return (await response.json())["id"]
@@ -148,6 +158,7 @@ CASES = [
          route="/classes/{class_id}/assignments"),
     Case("DELETE", "/classes/{class}/assignments/{assignment}", admin_only(),
          route="/classes/{class_id}/assignments/{assignment_id}"),
+    Case("POST", "/roster/import", admin_only(), form=_roster_file),
     Case("GET", "/periods", everyone(200)),
     Case("POST", "/periods", {"admin": 201, "teacher": 201, "other_teacher": 403},
          body=lambda c: {"class_id": c.school.school_class.id, "subject": "Toán", "teacher_id": c.school.teacher.id,
@@ -160,6 +171,14 @@ CASES = [
          route="/periods/{period_id}/start"),
     Case("POST", "/periods/{period}/end", {"admin": 200, "teacher": 200, "other_teacher": 404}, before=_start,
          route="/periods/{period_id}/end"),
+    # -- the timetable (the admin's school setup) --
+    Case("POST", "/timetable/periods", admin_only(201),
+         body=lambda c: {"class_id": c.school.school_class.id, "subject": "Toán", "teacher_id": c.school.teacher.id,
+                         "date": "2027-03-01", "start": "07:00", "end": "07:45"}),
+    Case("POST", "/timetable/import?school_year=2026-2027", admin_only(201), form=_timetable_file,
+         route="/timetable/import"),
+    Case("GET", "/timetable/template.xlsx", admin_only()),
+    Case("GET", "/timetable/template.csv", admin_only()),
     Case("GET", "/sessions/{session}", {"admin": 200, "teacher": 200, "other_teacher": 404, "student": 200,
                                         "parent": 404, "observer": 200}, before=_start, route="/sessions/{session_id}"),
     Case("POST", "/sessions/{session}/join", {"admin": 200, "teacher": 200, "other_teacher": 403, "student": 200,

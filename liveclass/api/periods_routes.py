@@ -1,12 +1,18 @@
 """Periods (the timetable), starting and ending them, and joining their live session."""
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import func, select
 
-from liveclass import auth, cluster, periods, turn
+from liveclass import auth, cluster, periods, timetable, turn
+from liveclass.api.timetable_schemas import TimetableCreate, TimetableCreated, TimetableImported
+from liveclass.archive.filenames import content_disposition
+from liveclass.archive.spreadsheets import CSV_TYPE, XLSX_TYPE
+from liveclass.roster import current_school_year
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
 from liveclass.api.schemas import (
     ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
@@ -214,3 +220,147 @@ async def join_session(request: web.Request) -> web.Response:
     return dump(JoinResponse(
         token=token, expires_in=settings.join_token_ttl_seconds, room_role=room_role, session_id=session.id,
         connect=ConnectInfo(**cluster.connect_info(request, node)), ice_servers=ice_servers))
+
+
+# -- the timetable (thời khóa biểu): the school's local times, weekly periods, the file, the checks ----------
+ADMIN = {"admin"}
+
+
+def _halves(text: str) -> tuple[str, str]:
+    english, _, vietnamese = text.partition(" / ")
+    return english, vietnamese or english
+
+
+def _refuse_or_accept(found: timetable.Check, online_reason: str | None) -> None:
+    """Double bookings refuse the whole request; crowded half-days need a reason."""
+    if found.conflicts:
+        count = len(found.conflicts)
+        english, vietnamese = _halves(found.conflicts[0]["reason"])
+        raise ApiError(409, "period_conflict",
+                       f"Nothing was created: {count} period(s) clash with another. {english} / Chưa tạo tiết nào: "
+                       f"{count} tiết bị trùng giờ. {vietnamese}", details={"conflicts": found.conflicts[:500]})
+    if found.half_days and not online_reason:
+        english, vietnamese = _halves(found.half_days[0]["reason"])
+        raise ApiError(409, "online_limit",
+                       f"{english} Give a reason (online_reason) to go on. / {vietnamese} Hãy ghi lý do để tiếp tục.",
+                       details={"half_days": found.half_days[:500]})
+
+
+async def _store(request: web.Request, db, user: User, planned: list[timetable.Planned], found: timetable.Check,
+                 online_reason: str | None, **what) -> list[int]:
+    created = timetable.create(db, planned)
+    await db.flush()
+    ids = [p.id for p in created]
+    address = auth.client_address(request)
+    classes = sorted({p.class_name for p in planned})
+    audit(db, user, "periods_scheduled", target=f"class:{planned[0].class_id}" if len(classes) == 1 else None,
+          address=address, count=len(ids), periods=ids[:2000], classes=classes, **what)
+    if found.half_days:
+        audit(db, user, "online_limit_overridden", target=f"class:{planned[0].class_id}" if len(classes) == 1
+              else None, address=address, reason=online_reason, periods=ids[:2000],
+              half_days=[{k: h[k] for k in ("class_name", "date", "half", "count")} for h in found.half_days])
+    return ids
+
+
+@routes.route("POST", "/timetable/periods", summary="Schedule one period on a date or a weekly period between "
+              "two dates, in the school's local time; all or nothing, after the booking checks",
+              access=ADMIN, body=TimetableCreate, response=TimetableCreated, status=201)
+async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.Response:
+    user = current_user(request)
+    days = [body.date] if body.date else timetable.weekly_days(body.from_date, body.to_date, set(body.weekdays))
+    if not days:
+        raise ApiError(400, "no_days", "None of these weekdays falls between the two dates. / Không có ngày nào "
+                                       "trong các thứ đã chọn nằm giữa hai ngày này.")
+    async with request.app[DB]() as db:
+        school_class = await db.get(SchoolClass, body.class_id)
+        if school_class is None:
+            raise ApiError(400, "unknown_class", f"There is no class {body.class_id}. / Không có lớp này.")
+        teacher = await db.get(User, body.teacher_id)
+        if problem := await timetable.assignment_problem(db, teacher, school_class, body.subject):
+            raise ApiError(400, "not_assigned", problem)
+        planned = [timetable.Planned(school_class.id, school_class.name, body.subject, teacher.id, teacher.full_name,
+                                     timetable.at_school(day, body.start), timetable.at_school(day, body.end),
+                                     body.mode, body.parents_invited) for day in days]
+        found = await timetable.check(db, planned)
+        _refuse_or_accept(found, body.online_reason)
+        ids = await _store(request, db, user, planned, found, body.online_reason, via="single" if body.date else
+                           "weekly", subject=body.subject, teacher=teacher.id)
+        await db.commit()
+        stored = (await db.execute(select(Period).where(Period.id.in_(ids)).order_by(Period.starts_at))).scalars()
+        out = [period_out(p, None) for p in stored]
+    return dump(TimetableCreated(created=len(ids), periods=out, half_days=found.half_days), status=201)
+
+
+async def _read_file(request: web.Request) -> bytes:
+    too_large = ApiError(413, "file_too_large", "The file is larger than 2 MB. / Tệp lớn hơn 2 MB.")
+    if request.content_length is not None and request.content_length > timetable.MAX_FILE_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > timetable.MAX_FILE_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rejected(problems: list) -> web.Response:
+    """The error shape, with every bad row: {line, column, reason} ("English / Tiếng Việt")."""
+    errors = [p.as_dict() for p in sorted(problems, key=lambda p: p.line)]
+    lines = sorted({p.line for p in problems})
+    english, vietnamese = _halves(errors[0]["reason"])
+    message = (f"Nothing was imported: {len(lines)} row(s) have problems (lines {', '.join(map(str, lines[:20]))}"
+               f"{'…' if len(lines) > 20 else ''}). Line {errors[0]['line']}: {english} / Chưa nhập gì: {len(lines)} "
+               f"dòng có lỗi. Dòng {errors[0]['line']}: {vietnamese}")
+    return web.json_response({"error": {"code": "import_rejected", "message": message, "details": errors},
+                              "created": 0, "errors": errors}, status=400)
+
+
+@routes.route("POST", "/timetable/import", summary="Import a timetable file (CSV or XLSX, the template's "
+              "columns) sent as the raw body: every period, or none and every bad row listed",
+              access=ADMIN, response=TimetableImported, status=201,
+              query={"school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)",
+                     "online_reason": "why a class gets more than two fully online periods in a half-day"})
+async def import_timetable(request: web.Request) -> web.Response:
+    user = current_user(request)
+    school_year = request.query.get("school_year") or current_school_year()
+    if not re.fullmatch(r"\d{4}-\d{4}", school_year):
+        raise ApiError(400, "invalid_request", "school_year is written 2026-2027. / Năm học ghi dạng 2026-2027.")
+    online_reason = " ".join(request.query.get("online_reason", "").split())[:500] or None
+    data = await _read_file(request)
+    try:
+        rows, problems = await asyncio.to_thread(timetable.parse_file, data)
+    except timetable.TimetableFileError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    async with request.app[DB]() as db:
+        planned, more = await timetable.plan_file(db, rows, school_year)
+        problems += more
+        if problems:
+            return _rejected(problems)
+        if len(planned) > timetable.MAX_PERIODS:
+            raise ApiError(413, "too_many_periods", f"The file makes {len(planned)} periods, more than "
+                                                    f"{timetable.MAX_PERIODS}; split it. / Tệp tạo {len(planned)} "
+                                                    f"tiết, quá {timetable.MAX_PERIODS}; hãy chia nhỏ.")
+        found = await timetable.check(db, planned)
+        _refuse_or_accept(found, online_reason)
+        ids = await _store(request, db, user, planned, found, online_reason, via="import", rows=len(rows),
+                           school_year=school_year)
+        await db.commit()
+    return dump(TimetableImported(created=len(ids), half_days=found.half_days), status=201)
+
+
+@routes.route("GET", "/timetable/template.xlsx", summary="The timetable file's template (XLSX: headers, a guide, "
+              "examples)", access=ADMIN, produces=XLSX_TYPE)
+async def timetable_template_xlsx(request: web.Request) -> web.Response:
+    data = await asyncio.to_thread(timetable.template_xlsx)
+    return web.Response(body=data, headers={
+        "Content-Type": XLSX_TYPE,
+        "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.xlsx", "mẫu-thời-khóa-biểu.xlsx")})
+
+
+@routes.route("GET", "/timetable/template.csv", summary="The timetable file's template (CSV UTF-8, examples)",
+              access=ADMIN, produces=CSV_TYPE)
+async def timetable_template_csv(request: web.Request) -> web.Response:
+    return web.Response(body=timetable.template_csv(), headers={
+        "Content-Type": CSV_TYPE,
+        "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.csv", "mẫu-thời-khóa-biểu.csv")})

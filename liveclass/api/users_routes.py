@@ -1,16 +1,19 @@
 """Accounts and classes (school admins; teachers may read the classes they teach)."""
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from liveclass import accounts, auth, cluster
+from liveclass import accounts, auth, cluster, roster
 from liveclass.api.routing import RouteTable, current_user, dump, path_int
 from liveclass.api.schemas import (
     AssignmentCreate, AssignmentOut, ClassCreate, ClassDetail, ClassOut, ClassUpdate, Ok, PasswordReset,
     UserCreate, UserCreated, UserOut, UserUpdate,
 )
+from liveclass.api.timetable_schemas import RosterImported, RosterPassword
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
@@ -294,3 +297,46 @@ async def unassign(request: web.Request) -> web.Response:
         audit(db, current_user(request), "teacher_unassigned", target=f"class:{class_id}", assignment=assignment_id)
         await db.commit()
     return web.json_response({"ok": True})
+
+
+# -- the roster import (danh sách học sinh): the CLI's checks and line-numbered problems, from the web page ----
+ROSTER_MAX_BYTES = 5 * 1024 * 1024
+
+
+@routes.route("POST", "/roster/import", summary="Import the roster CSV (the CLI's columns and checks) sent as the "
+              "raw body: every row, or none and every bad row listed; new accounts' passwords are returned once",
+              access=ADMIN, response=RosterImported,
+              query={"school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)"})
+async def import_roster(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    school_year = request.query.get("school_year") or roster.current_school_year()
+    if not re.fullmatch(r"\d{4}-\d{4}", school_year):
+        raise ApiError(400, "invalid_request", "school_year is written 2026-2027.")
+    if request.content_length is not None and request.content_length > ROSTER_MAX_BYTES:
+        raise ApiError(413, "file_too_large", "The file is larger than 5 MB.")
+    raw = await request.content.read(ROSTER_MAX_BYTES + 1)
+    if len(raw) > ROSTER_MAX_BYTES:
+        raise ApiError(413, "file_too_large", "The file is larger than 5 MB.")
+    try:
+        rows, problems = roster.parse_roster(roster.decode_roster(raw), settings)
+    except roster.RosterFileError as exc:
+        raise ApiError(400, "bad_roster_file", f"{exc}. Nothing was imported.") from None
+    if not rows and not problems:
+        raise ApiError(400, "empty_import", "The file has no rows under its header.")
+    async with request.app[DB]() as db:
+        problems = sorted(problems + await roster.check_links(db, rows), key=lambda p: p.line)
+        if problems:
+            errors = [{"line": p.line, "reason": p.reason} for p in problems]
+            lines = sorted({p.line for p in problems})
+            message = (f"Nothing was imported: {len(lines)} bad row(s) (lines {', '.join(map(str, lines[:20]))}"
+                       f"{'…' if len(lines) > 20 else ''}). {problems[0]}")
+            return web.json_response({"error": {"code": "import_rejected", "message": message, "details": errors},
+                                      "created": 0, "errors": errors}, status=400)
+        result = await roster.import_roster(db, settings, rows, school_year=school_year)
+        audit(db, current_user(request), "roster_imported", address=auth.client_address(request), via="web",
+              created=result.created, updated=result.updated, school_year=school_year)
+        await db.commit()
+    return dump(RosterImported(school_year=school_year, created=result.created, updated=result.updated,
+                               unchanged=result.unchanged,
+                               passwords=[RosterPassword(personal_id=p, full_name=n, password=w)
+                                          for p, n, w in result.passwords]))
