@@ -10,6 +10,8 @@ import re
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from liveclass.logs import REQUEST_ID_KEY
+
 _SHARE_TOKEN = re.compile(r"(/shared/)[^/?#]+")
 
 
@@ -19,7 +21,7 @@ def redact(path: str) -> str:
 
 class AccessLog(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        request_id = request.get("request_id")  # liveclass.logs: the handler's context is gone by now
+        request_id = request.get(REQUEST_ID_KEY)  # liveclass.logs: the handler's context is gone by now
         self.logger.info('%s "%s %s" %s %s %.3fs request=%s', request.remote, request.method,
                          redact(request.path_qs), response.status, response.body_length, time, request_id,
                          extra={"request_id": request_id})

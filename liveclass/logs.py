@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)  # on the request: the access log runs after the handler
 REQUEST_ID_HEADER = "X-Request-Id"
 _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -53,7 +54,7 @@ def configure(level: str, log_format: str) -> None:
 async def request_id_middleware(request: web.Request, handler):
     given = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = given if _PLAIN_TOKEN.fullmatch(given) else uuid.uuid4().hex
-    request["request_id"] = request_id  # the access log reads it after the handler is done
+    request[REQUEST_ID_KEY] = request_id
     token = REQUEST_ID.set(request_id)
     try:
         response = await handler(request)
