@@ -14,13 +14,13 @@ from tests.helpers import PASSWORD
 pytestmark = needs_chromium
 
 
-async def open_as(browser, server, user, device=None, password=PASSWORD, prompt_answer=""):
+async def open_as(browser, server, user, device=None, password=PASSWORD):
     pw, chromium = browser
     options = {k: v for k, v in (pw.devices[device] if device else {}).items() if k != "default_browser_type"}
     context = await chromium.new_context(**options, locale="vi-VN")
     page = await context.new_page()
-    # confirm() is accepted; prompt() gets `prompt_answer` (a reason to deny or remove).
-    page.on("dialog", lambda dialog: dialog.accept(prompt_answer) if dialog.type == "prompt" else dialog.accept())
+    # The room asks in in-page dialogs (a test clicks their buttons); a native one elsewhere is accepted.
+    page.on("dialog", lambda dialog: dialog.accept())
     await page.goto(server.base_url + "/")
     await page.get_by_label("Số định danh cá nhân").fill(user.personal_id)
     await page.get_by_label("Mật khẩu").fill(password)
@@ -146,19 +146,28 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     # The teacher lets the student share the screen; the teacher's page decodes it; then mutes her.
     await teacher.get_by_role("tab", name="Người tham gia").click()
     person = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
-    await person.get_by_role("button", name="Cho chia sẻ màn hình").click()
+    # One menu of actions per student (not seven buttons).
+    await person.get_by_role("button", name="Thao tác").click()
+    await person.get_by_role("menuitem", name="Cho chia sẻ màn hình").click()
     await student.get_by_role("button", name="Chia sẻ màn hình").click()
     await expect(teacher.locator('video[data-slot="screen"]')).to_be_visible()
     await teacher.wait_for_function(
         "() => document.querySelector('video[data-slot=\"screen\"]').videoWidth > 0")
     await student.get_by_role("button", name="Bật micro", exact=True).click()
     await expect(student.get_by_role("button", name="Tắt micro")).to_be_visible()
-    await person.get_by_role("button", name="Tắt tiếng").click()
+    await expect(person.locator('[data-icon="microphone"]')).to_have_attribute("data-state", "on")
+    await person.get_by_role("button", name="Thao tác").click()
+    await person.get_by_role("menuitem", name="Tắt tiếng").click()
     await expect(student.locator("#banner")).to_have_text("Giáo viên đã tắt micro của bạn.")
     await expect(student.get_by_role("button", name="Bật micro", exact=True)).to_be_visible()
 
     await teacher.get_by_role("button", name="Kết thúc tiết học").click()
+    await teacher.get_by_role("dialog").get_by_role("button", name="Kết thúc tiết học").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Tiết học đã kết thúc.")
+    # The teacher sees that the period was taught, and no "timeout" afterwards.
+    await expect(teacher.locator("[data-screen=ended] .taught")).to_contain_text("Bạn đã dạy xong tiết")
+    await teacher.wait_for_timeout(300)
+    await expect(teacher.locator("#banner")).to_be_hidden()
     await teacher.context.close()
     await student.context.close()
 
@@ -173,9 +182,9 @@ async def test_the_student_flow_on_a_phone(server, school, browser, device):
     await run_period(server, school, browser, device=device, screenshots=device == "iPhone 13")
 
 
-async def teacher_with_student_waiting(server, school, browser, prompt_answer=""):
+async def teacher_with_student_waiting(server, school, browser):
     """The teacher starts the period and watches the lobby; the student waits in it."""
-    teacher = await open_as(browser, server, school.teacher, prompt_answer=prompt_answer)
+    teacher = await open_as(browser, server, school.teacher)
     await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
     await teacher.get_by_role("tab", name="Người tham gia").click()
     student = await open_as(browser, server, school.student)
@@ -185,8 +194,20 @@ async def teacher_with_student_waiting(server, school, browser, prompt_answer=""
 
 
 async def test_denied_from_the_lobby(server, school, browser):
-    teacher, student = await teacher_with_student_waiting(server, school, browser, prompt_answer="Sai lớp")
-    await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Từ chối").click()
+    teacher, student = await teacher_with_student_waiting(server, school, browser)
+    entry = teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh")
+    # An in-page dialog asks for the reason; its Cancel denies nobody.
+    await entry.get_by_role("button", name="Từ chối").click()
+    dialog = teacher.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Từ chối Phạm Ngọc Ánh?")
+    await dialog.get_by_role("button", name="Hủy").click()
+    await expect(dialog).to_have_count(0)
+    await teacher.wait_for_timeout(500)
+    await expect(student.locator("[data-screen=lobby]")).to_be_visible()
+    await expect(entry).to_be_visible()
+    await entry.get_by_role("button", name="Từ chối").click()
+    await dialog.get_by_label("Lý do từ chối (không bắt buộc)").fill("Sai lớp")
+    await dialog.get_by_role("button", name="Từ chối").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Giáo viên đã từ chối cho bạn vào lớp.")
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Sai lớp")
 
@@ -248,12 +269,15 @@ async def test_first_login_with_a_generated_password_asks_for_a_new_one(server, 
 
 
 async def test_removed_student_sees_why(server, school, browser):
-    teacher, student = await teacher_with_student_waiting(server, school, browser,
-                                                         prompt_answer="Làm ồn trong giờ học")
+    teacher, student = await teacher_with_student_waiting(server, school, browser)
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
     await expect(student.locator(".room")).to_be_visible()
     person = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
-    await person.get_by_role("button", name="Mời ra khỏi lớp").click()
+    await person.get_by_role("button", name="Thao tác").click()
+    await person.get_by_role("menuitem", name="Mời ra khỏi lớp").click()
+    dialog = teacher.get_by_role("dialog")
+    await dialog.get_by_label("Lý do mời ra khỏi lớp").fill("Làm ồn trong giờ học")
+    await dialog.get_by_role("button", name="Mời ra khỏi lớp").click()
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Bạn đã được mời ra khỏi lớp.")
     await expect(student.locator("[data-screen=ended]")).to_contain_text("Làm ồn trong giờ học")
 

@@ -395,6 +395,7 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
 
     # The period ends; the admin finds the quiz and the scores in the session's records.
     await teacher.get_by_role("button", name="Kết thúc tiết học").click()
+    await teacher.get_by_role("dialog").get_by_role("button", name="Kết thúc tiết học").click()
     await expect(anh.locator("[data-screen=ended]")).to_be_visible()
     admin = await open_as(browser, server, school.admin)
     await admin.get_by_role("link", name="Quản trị").click()

@@ -7,6 +7,21 @@
 const KIND = { camera: "video", microphone: "audio", screen: "video", camera_low: "video", screen_low: "video" };
 const LOW = { camera: "camera_low", screen: "screen_low" }; // a source -> its low layer
 const LEARNERS = new Set(["student", "guest"]);
+// The camera and microphone chosen (and tested) before entering: this device's choice, by deviceId.
+const DEVICE_KEY = "liveclass.devices";
+
+export function deviceChoice() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(DEVICE_KEY) || "{}");
+    return { camera: stored.camera || null, microphone: stored.microphone || null };
+  } catch {
+    return { camera: null, microphone: null };
+  }
+}
+
+export function setDeviceChoice(choice) {
+  localStorage.setItem(DEVICE_KEY, JSON.stringify({ ...deviceChoice(), ...choice }));
+}
 
 // What each role's publish connection carries, low layers included (all listed in every rtc:publish).
 export function publishedSources(role) {
@@ -97,14 +112,14 @@ export class MediaSession {
       pc.close();
       return this.startPublishing(sources.filter((s) => !s.endsWith("_low")));
     }
-    if (!answer.ok) throw new Error(answer.error.message);
+    if (!answer.ok) throw Object.assign(new Error(answer.error.message), { code: answer.error.code });
     await pc.setRemoteDescription({ type: "answer", sdp: answer.data.sdp });
     this.published = sources;
   }
 
   async subscribe() {
     const answer = await this.request("rtc:subscribe", {});
-    if (!answer.ok) throw new Error(answer.error.message);
+    if (!answer.ok) throw Object.assign(new Error(answer.error.message), { code: answer.error.code });
   }
 
   async onOffer({ sdp, slots }) {
@@ -142,10 +157,13 @@ export class MediaSession {
       // layer); on a phone she sends a modest one too.
       const size = this.learner() ? { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15, max: 15 } }
         : this.phone ? { width: 320, height: 240, frameRate: 15 } : { width: 640, height: 360, frameRate: 30 };
-      const stream = await navigator.mediaDevices.getUserMedia({ video: size });
+      const chosen = deviceChoice().camera;
+      const stream = await navigator.mediaDevices.getUserMedia({ video: chosen ? { ...size, deviceId: { ideal: chosen } } : size });
       return stream.getVideoTracks()[0];
     }
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    const chosen = deviceChoice().microphone;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: {
+      echoCancellation: true, noiseSuppression: true, ...(chosen ? { deviceId: { ideal: chosen } } : {}) } });
     return stream.getAudioTracks()[0];
   }
 
@@ -184,6 +202,7 @@ export class MediaSession {
       track.stop();
       throw Object.assign(new Error(answer.error.message), { code: answer.error.code });
     }
+    if (source === "microphone") this.listen(track);
     track.addEventListener("ended", () => onEnded?.(source));
     const sender = this.transceivers[source].sender;
     const encoding = this.mainEncoding(source);
@@ -204,6 +223,40 @@ export class MediaSession {
     if (tellRoom) await this.request("media:state", { [source]: false });
   }
 
+  // The voices received now, by slot (0–1): the receivers' own levels, no getStats needed (cheap).
+  audioLevels() {
+    const levels = {};
+    for (const transceiver of this.subscriber?.getTransceivers() || []) {
+      const slot = this.slotOfMid[transceiver.mid];
+      if (!slot || transceiver.receiver.track?.kind !== "audio") continue;
+      const sources = transceiver.receiver.getSynchronizationSources?.() || [];
+      levels[slot] = Math.max(0, ...sources.map((s) => s.audioLevel || 0));
+    }
+    return levels;
+  }
+
+  // Your own microphone's level (0–1), read from an analyser while it is on.
+  listen(track) {
+    this.meter?.context.close();
+    this.meter = null;
+    try {
+      const context = new AudioContext();
+      const analyser = context.createAnalyser();
+      analyser.fftSize = 256;
+      context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+      this.meter = { context, analyser, samples: new Float32Array(analyser.fftSize) };
+    } catch {
+      this.meter = null; // no level for the own voice; everything else works
+    }
+  }
+
+  ownLevel() {
+    if (!this.meter || !this.local.microphone) return 0;
+    const { analyser, samples } = this.meter;
+    analyser.getFloatTimeDomainData(samples);
+    return Math.min(1, Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length) * 4);
+  }
+
   async stats() {
     return {
       publish: this.publisher ? [...(await this.publisher.getStats()).values()] : [],
@@ -212,6 +265,8 @@ export class MediaSession {
   }
 
   close() {
+    this.meter?.context.close();
+    this.meter = null;
     for (const track of Object.values(this.local)) track.stop();
     this.local = {};
     this.publisher?.close();

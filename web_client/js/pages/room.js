@@ -1,9 +1,12 @@
 // The live room for every role: lobby, participants, chat, hands, handouts, moderation.
+// Issue 15: a room for 40 students — the header (class, subject, clock, lobby count), alerts without sound, a paged
+// gallery of the students' cameras, one compact row per person with icons and one menu of actions, the active
+// speaker, "Gọi phát biểu"/"Xong", who has not arrived, in-page dialogs, every server error in the UI language.
 import { api } from "../api.js";
 import { banner, h, mount } from "../dom.js";
 import { currentLanguage, formatList, formatNumber, formatTime, t } from "../i18n.js";
 import { LiveConnection } from "../live.js";
-import { MediaSession } from "../media.js";
+import { MediaSession, deviceChoice, setDeviceChoice } from "../media.js";
 import { bankErrorText, kindWords, pointsText } from "./bank.js";
 
 // Why an account's room connection was closed, and why a join was refused: the catalogue's words for them.
@@ -16,12 +19,17 @@ const RESUMED = new Set(["node_lost", "node_moved", "server_restarted"]);
 let current = null;
 const PHONE = window.matchMedia("(max-width: 430px)").matches;
 const AUDIO_SLOTS = ["teacher_audio", "audio_1", "audio_2", "audio_3"];
+const GRID_SLOTS = 12; // the server forwards at most 12 students' cameras to the teacher (grid_1 … grid_12)
+const PAGE_SIZE = PHONE ? 6 : 12; // gallery tiles per page, the teacher's own tile first
+const NOTICE_SECONDS = 12; // a notice goes by itself after this long (or at once with ×)
+const SPEAKING_LEVEL = 0.03; // an audioLevel (0–1) above this is someone speaking
 // Data saver (media:saver): this device's choice, sent again after every join and resume.
 const SAVER_MODES = ["off", "screen", "audio"];
 const SAVER_KEY = "liveclass.saver";
 const SAVER_ERRORS = new Set(["offline", "timeout", "rate_limited", "media_unavailable", "forbidden"]);
 // What a weak link can turn down (you:link `reduced` / `paused`), in the catalogue's words.
 const LINK_GROUPS = new Set(["teacher_camera", "screen", "stage", "grid"]);
+const LEARNERS = new Set(["student", "guest"]);
 
 function storedSaver() {
   const mode = localStorage.getItem(SAVER_KEY);
@@ -30,7 +38,10 @@ function storedSaver() {
 
 export function leaveRoom() {
   current?.media?.close();
+  current?.deviceTest?.stop();
   current?.connection.close();
+  if (current) for (const timer of current.timers) clearInterval(timer);
+  document.querySelector("dialog.room-dialog")?.remove();
   current = null;
 }
 
@@ -38,7 +49,8 @@ export function refreshRoom() {
   if (!current) return false;
   if (current.layout) current.layout.root.remove(); // rebuilt with the new language's words
   current.layout = null;
-  if (current.waiting || current.state) render(current);
+  if (current.waiting) { current.lobbyView = null; renderLobbyWait(current); }
+  else if (current.state) render(current);
   for (const [slot, element] of Object.entries(current.layout?.slots || {})) {
     if (current.tracks?.[slot]) element.srcObject = new MediaStream([current.tracks[slot]]);
   }
@@ -52,6 +64,10 @@ export function showRoom(sessionId) {
   const room = {
     sessionId, state: null, lobby: [], chat: [], hands: [], waiting: null, tab: "chat", privateTo: null,
     media: null, slots: {}, layout: null, saver: storedSaver(), link: null, linkDismissed: null,
+    // issue 15: the period (class, subject, times), the class list, alerts, the gallery's page, who speaks
+    period: null, roster: null, notices: [], noticeId: 0, unread: 0, galleryPage: 0, speaking: new Set(),
+    calledOn: new Map(), menuFor: null, chatDraft: "", absentOpen: false, timers: [], renderQueued: false,
+    lobbyView: null, deviceTest: null,
     // the poll or quiz, the quick poll's form, the bank picker, the countdown, typed answers (end of this file)
     poll: null, pollDraft: null, pollHidden: null, bankDraft: null, pollEnds: null, pollTick: null,
     quizTyped: {}, quizPicked: {},
@@ -64,41 +80,94 @@ export function showRoom(sessionId) {
       // Whether the period is still being recorded is unknown until the server says so again.
       if (room.state?.recording) { room.state.recording_state = "unknown"; render(room); }
     },
-    onRefused: (error) => showEnded(REFUSALS.has(error.code) ? t(`refused.${error.code}`) : error.message),
+    onRefused: (error) => showEnded(REFUSALS.has(error.code) ? t(`refused.${error.code}`) : roomErrorText(error)),
   });
   current = room;
   mount(h("p", {}, t("app.loading")));
   room.connection.connect();
+  loadPeriod(room);
+  room.timers.push(setInterval(() => tick(room), 1000));
+  room.timers.push(setInterval(() => sampleSpeakers(room), 350));
 }
 
 function isTeacher(room) {
   return room.state?.you.role === "teacher";
 }
 
+// -- words for the server's codes -------------------------------------------------------------------------------
+// Every refusal of the room has a code (docs/protocol.md); the page says it in the UI language, never the
+// server's English message nor a raw code.
+function roomErrorText(error) {
+  const code = error?.code;
+  if (!code) return t("error.generic");
+  const key = `room.error.${code}`;
+  const text = t(key, { seconds: error.retry_after ?? "", source: error.source ? t(`source.${error.source}`) : "" });
+  return text === key ? t("error.generic") : text;
+}
+
+// -- the period: class, subject, times; the class list for "not arrived" --------------------------------------
+async function loadPeriod(room) {
+  try {
+    const session = await api("GET", `/sessions/${room.sessionId}`);
+    const period = await api("GET", `/periods/${session.period_id}`);
+    if (room !== current) return;
+    room.period = period;
+    updateHeader(room);
+    loadRoster(room);
+  } catch {
+    // The header then shows the clock alone; the room works without it.
+  }
+}
+
+// The teacher's list of who has not arrived: the class list minus those present (GET /classes/{id}).
+async function loadRoster(room) {
+  if (!isTeacher(room) || !room.period || room.roster || room.rosterAsked) return;
+  room.rosterAsked = true;
+  const roster = await api("GET", `/classes/${room.period.class_id}`).catch(() => null);
+  if (room !== current || !roster) return;
+  room.roster = (roster.students || []).filter((s) => s.active !== false);
+  queueRender(room);
+}
+
+function periodTitle(room) {
+  const p = room.period;
+  return p ? `${p.subject} · ${p.class_name}` : "";
+}
+
+function tick(room) {
+  if (room !== current) return;
+  const clock = room.layout?.clock;
+  if (clock) clock.textContent = formatTime(new Date().toISOString());
+}
+
+// -- events -----------------------------------------------------------------------------------------------------
 function onEvent(room, name, data) {
   if (room !== current) return;
   const state = room.state;
   switch (name) {
-    case "lobby:waiting": room.waiting = data; return render(room);
+    case "lobby:waiting": room.waiting = data; return renderLobbyWait(room);
     case "lobby:admitted": room.waiting = null; return;
     case "lobby:denied": return showEnded(t("end.denied"), data.reason);
-    case "lobby:updated": room.lobby = data.lobby; return render(room);
+    case "lobby:updated": noticeLobby(room, data.lobby); room.lobby = data.lobby; return queueRender(room);
     case "room:state":
       room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
+      room.deviceTest?.stop(); room.deviceTest = null; room.lobbyView = null;
       if (data.lobby) room.lobby = data.lobby;
       setPoll(room, data.poll ?? null);
       render(room);
+      loadRoster(room);
       return startMedia(room); // a fresh state (join or resume): fresh media connections
-    case "rtc:offer": return room.media?.onOffer(data).catch((e) => banner(e.message, "error"));
+    case "rtc:offer": return room.media?.onOffer(data).catch(() => banner(t("media.failed"), "error"));
     case "rtc:slots":
       Object.assign(room.slots, data.slots);
-      return updateStage(room);
+      updateStage(room);
+      return queueRender(room);
     case "room:stage":
       if (!state || data.version <= state.version) return;
       state.version = data.version;
       state.stage = data.participant_id;
-      return render(room);
-    case "room:quality": room.quality = data.participants; return render(room);
+      return queueRender(room);
+    case "room:quality": room.quality = data.participants; return queueRender(room);
     case "you:link":
       room.link = data;
       if (SAVER_MODES.includes(data.saver) && data.saver !== room.saver) { room.saver = data.saver; render(room); }
@@ -118,42 +187,55 @@ function onEvent(room, name, data) {
       state.version = data.version;
       state.participants = state.participants.filter((p) => p.participant_id !== data.participant.participant_id);
       state.participants.push(data.participant);
-      return render(room);
+      if (isTeacher(room) && data.participant.role === "observer") {
+        notice(room, t("alert.observer", { name: data.participant.name }), "observer");
+      }
+      return queueRender(room);
     case "participant:updated":
       if (!state || data.version <= state.version) return;
       state.version = data.version;
       state.participants = state.participants.map((p) =>
         p.participant_id === data.participant.participant_id ? data.participant : p);
-      return render(room);
+      return queueRender(room);
     case "participant:left":
       if (!state || data.version <= state.version) return;
       state.version = data.version;
       state.participants = state.participants.filter((p) => p.participant_id !== data.participant_id);
-      return render(room);
+      room.calledOn.delete(data.participant_id);
+      return queueRender(room);
     case "room:locks": if (state) { state.locks = data.locks; render(room); } return;
-    case "you:permissions":
+    case "you:permissions": {
       if (!state) return;
+      const before = state.you.permissions;
       state.you.permissions = data.permissions;
       for (const source of ["camera", "microphone", "screen"]) {
         if (!data.permissions[source] && room.media?.isOn(source)) room.media.switchOff(source, false);
       }
+      // "Gọi phát biểu": the teacher gave this student the microphone (and lowered the hand).
+      if (LEARNERS.has(state.you.role) && data.permissions.microphone && !before?.microphone) {
+        notice(room, t("you.mic_allowed"), "you");
+      }
       return render(room);
+    }
     case "you:muted":
       room.media?.switchOff(data.source, false);
       banner(t("you.muted", { source: t("source." + data.source) }), "warning");
       return render(room);
-    case "chat:message": room.chat.push(data); return render(room);
+    case "chat:message":
+      room.chat.push(data);
+      if (room.tab !== "chat" && data.from?.participant_id !== state?.you.participant_id) room.unread += 1;
+      return queueRender(room);
     case "chat:deleted":
       room.chat = room.chat.map((m) => (m.message_id === data.message_id ? { ...m, deleted: true, text: "" } : m));
-      return render(room);
-    case "hand:queue": room.hands = data.hands; return render(room);
+      return queueRender(room);
+    case "hand:queue": noticeHands(room, data.hands); room.hands = data.hands; return queueRender(room);
     case "poll:opened": case "poll:updated": case "poll:closed": case "poll:results": case "poll:counts":
       return onPollEvent(room, name, data);
     case "you:kicked": return showEnded(t("end.kicked"), data.reason);
     case "you:replaced": return showEnded(t("end.replaced"));
     case "you:logged_out": // logged out, or the account lost its rights (deactivated, password reset, …)
       return showEnded(t(REMOVALS.has(data.reason) ? `end.${data.reason}` : "end.logged_out"));
-    case "room:ended": return showEnded(t("end.ended"));
+    case "room:ended": return showEnded(t("end.ended"), null, room);
     case "room:closing": // the connection closes; LiveConnection joins again (another node, same seat)
       banner(t(data.reason === "node_moving" ? "room.moving" : "room.reconnecting"), "warning");
       return;
@@ -161,42 +243,134 @@ function onEvent(room, name, data) {
   }
 }
 
-function showEnded(message, reason) {
+// Many events in a burst (40 students) make one render, on the next frame.
+function queueRender(room) {
+  if (room.renderQueued) return;
+  room.renderQueued = true;
+  const run = () => {
+    if (!room.renderQueued) return;
+    room.renderQueued = false;
+    if (room === current) render(room);
+  };
+  requestAnimationFrame(run);
+  setTimeout(run, 250); // a page in the background gets no frames
+}
+
+function showEnded(message, reason, room = null) {
+  // The teacher sees that the period was taught (and which one).
+  const taught = room && isTeacher(room) && room.period
+    ? t("end.taught", { period: periodTitle(room), time: formatTime(new Date().toISOString()) }) : null;
   leaveRoom();
   banner("");
   mount(h("section", { class: "card narrow ended", "data-screen": "ended" },
     h("h1", {}, message),
+    taught ? h("p", { class: "taught", role: "status" }, taught) : null,
     reason ? h("p", {}, t("end.reason", { reason })) : null,
     h("a", { class: "button primary", href: "#/periods" }, t("end.back"))));
 }
 
 async function ask(room, name, data) {
   const answer = await room.connection.request(name, data);
-  if (!answer.ok) banner(answer.error.message, "error");
+  // After the end (or leaving) a late answer — "timeout" of the request that ended it — says nothing.
+  if (!answer.ok && room === current) banner(roomErrorText(answer.error), "error");
   return answer;
 }
 
+// -- alerts: a quiet line of notices under the header, each dismissable ------------------------------------------
+function notice(room, text, kind = "info") {
+  const id = ++room.noticeId;
+  room.notices = [...room.notices.slice(-3), { id, text, kind }];
+  updateNotices(room);
+  setTimeout(() => dismissNotice(room, id), NOTICE_SECONDS * 1000);
+}
+
+function dismissNotice(room, id) {
+  room.notices = room.notices.filter((n) => n.id !== id);
+  updateNotices(room);
+}
+
+function updateNotices(room) {
+  const box = room.layout?.notices;
+  if (!box) return;
+  box.replaceChildren(...room.notices.map((n) => h("li", { class: "notice", "data-kind": n.kind },
+    h("span", {}, n.text),
+    h("button", { class: "small dismiss", "aria-label": t("alert.dismiss"), title: t("alert.dismiss"),
+                  onclick: () => dismissNotice(room, n.id) }, "×"))));
+}
+
+function noticeLobby(room, lobby) {
+  if (!isTeacher(room)) return;
+  const known = new Set(room.lobby.map((e) => e.participant_id));
+  const fresh = lobby.filter((e) => !known.has(e.participant_id));
+  if (fresh.length === 1) notice(room, t("alert.lobby_one", { name: fresh[0].name }), "lobby");
+  else if (fresh.length > 1) notice(room, t("alert.lobby_many", { count: fresh.length }), "lobby");
+}
+
+function noticeHands(room, hands) {
+  if (!isTeacher(room)) return;
+  const known = new Set(room.hands.map((x) => x.participant_id));
+  for (const hand of hands.filter((x) => !known.has(x.participant_id))) {
+    notice(room, t("alert.hand", { name: hand.name, position: hand.position }), "hand");
+  }
+}
+
+// -- in-page dialogs (never prompt()/confirm()): Cancel cancels -------------------------------------------------
+// Resolves to the text typed (possibly "") when confirmed, or null when cancelled.
+function dialogBox({ title, message = null, input = null, confirm, danger = false }) {
+  document.querySelector("dialog.room-dialog")?.remove();
+  return new Promise((resolve) => {
+    const field = input ? h("input", { type: "text", maxlength: 500, id: "dialog-input", autocomplete: "off" }) : null;
+    let result = null;
+    const dialog = h("dialog", { class: "room-dialog card", "aria-labelledby": "dialog-title" },
+      h("form", { method: "dialog", onsubmit: (event) => {
+        event.preventDefault(); result = field ? field.value.trim() : ""; dialog.close();
+      } },
+        h("h2", { id: "dialog-title" }, title),
+        message ? h("p", {}, message) : null,
+        field ? h("label", { for: "dialog-input" }, input) : null, field,
+        h("div", { class: "dialog-actions" },
+          h("button", { type: "button", onclick: () => dialog.close() }, t("dialog.cancel")),
+          h("button", { type: "submit", class: danger ? "danger" : "primary" }, confirm))));
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(result); });
+    document.body.append(dialog);
+    dialog.showModal();
+    (field || dialog.querySelector("button[type=submit]")).focus();
+  });
+}
+
+// -- the page ---------------------------------------------------------------------------------------------------
 function render(room) {
   if (room.waiting) return renderLobbyWait(room);
   if (!room.state) return;
+  room.renderQueued = false;
   if (!room.layout || !room.layout.root.isConnected) buildLayout(room);
-  const keepDraft = document.getElementById("chat-input")?.value ?? "";
+  const focused = document.activeElement?.dataset?.key; // keep the keyboard's place across a re-render
   const tabs = ["participants", "chat", "hands", "handouts"];
+  if (room.tab === "chat") room.unread = 0;
   room.layout.controls.replaceChildren(...renderControls(room));
   room.layout.saver.replaceChildren(...renderSaver(room));
   // With the data saver on, an empty stage says why (the teacher's camera is not coming on purpose).
   room.layout.placeholder.textContent = room.saver === "off" ? teacherName(room)
     : `${teacherName(room)} · ${t("saver.title")}: ${t(`saver.${room.saver}`)}`;
+  const counter = (tab) => {
+    const count = tab === "hands" ? room.hands.length : tab === "chat" ? room.unread
+      : tab === "participants" && isTeacher(room) ? room.lobby.length : 0;
+    if (!count) return null;
+    const label = tab === "chat" ? t("alert.unread", { count }) : tab === "participants" ? t("alert.waiting", { count })
+      : t("alert.hands", { count });
+    return h("span", { class: `count count-${tab}`, "data-count": count },
+      ` (${count})`, h("span", { class: "visually-hidden" }, ` ${label}`));
+  };
   // The stage (with its playing videos) stays in the page; only the side panel is rebuilt.
   room.layout.side.replaceChildren(
     isTeacher(room) ? renderTeacherTools(room) : h("span"),
     h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
       h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
-                    "data-tab": tab, onclick: () => { room.tab = tab; render(room); } },
-        t("room." + tab), tab === "hands" && room.hands.length ? ` (${room.hands.length})` : ""))),
+                    "data-tab": tab, "data-key": `tab-${tab}`, onclick: () => { room.tab = tab; render(room); } },
+        t("room." + tab), counter(tab)))),
     h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room)));
-  const input = document.getElementById("chat-input");
-  if (input) input.value = keepDraft;
+  if (focused) room.layout.root.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  updateHeader(room);
   updateStage(room);
   updateLink(room);
   renderPoll(room);
@@ -212,11 +386,11 @@ function buildLayout(room) {
     teacher_camera: media("teacher_camera", "video"), screen: media("screen", "video"), stage: media("stage", "video"),
   };
   for (const slot of AUDIO_SLOTS) slots[slot] = media(slot, "audio");
-  const grid = h("div", { class: "grid" });
-  for (let i = 1; i <= 12; i += 1) {
-    const video = media(`grid_${i}`, "video");
-    slots[`grid_${i}`] = video;
-    grid.append(h("figure", { class: "tile", "data-tile": `grid_${i}`, hidden: true }, video, h("figcaption")));
+  // The grid slots' videos wait here when their tile is on another page of the gallery.
+  const parked = h("div", { class: "parked", hidden: true });
+  for (let i = 1; i <= GRID_SLOTS; i += 1) {
+    slots[`grid_${i}`] = media(`grid_${i}`, "video");
+    parked.append(slots[`grid_${i}`]);
   }
   const placeholder = h("div", { class: "stage-placeholder" });
   const stage = h("section", { class: "stage", "aria-label": t("room.participants") },
@@ -226,6 +400,10 @@ function buildLayout(room) {
   const selfView = h("video", { class: "self-view", autoplay: true, playsinline: true, hidden: true,
                                 "aria-label": t("room.self_view") });
   selfView.muted = true;
+  const selfScreen = h("video", { class: "self-screen", autoplay: true, playsinline: true, hidden: true,
+                                  "aria-label": t("room.self_screen") });
+  selfScreen.muted = true;
+  const screenRule = h("p", { class: "screen-rule muted", role: "status", hidden: true });
   const side = h("section", { class: "side" });
   const linkBanner = h("div", { class: "link-banner", role: "status", hidden: true },
     h("span", { class: "text" }),
@@ -234,12 +412,34 @@ function buildLayout(room) {
   const saver = h("div", { class: "saver", role: "group", "aria-label": t("saver.title") });
   const dataUsed = h("span", { class: "data-used muted", role: "status", hidden: true });
   const pollBox = h("div", { class: "poll-box", hidden: true }); // the quick poll, above the stage
+  // The header: the period, a clock, and (teacher) the lobby's count, whatever tab is open.
+  const title = h("span", { class: "room-title" });
+  const clock = h("time", { class: "room-clock", "aria-label": t("room.clock") });
+  const lobbyBadge = h("button", { class: "lobby-badge", hidden: true,
+                                   onclick: () => { room.tab = "participants"; render(room); } });
+  const notices = h("ul", { class: "room-notices", role: "status", "aria-live": "polite" });
+  const header = h("header", { class: "room-header" }, h("h1", {}, title), clock, lobbyBadge);
+  const gallery = h("section", { class: "gallery", "aria-label": t("gallery.title"), hidden: true },
+    h("div", { class: "gallery-tiles" }), h("nav", { class: "gallery-pages", "aria-label": t("gallery.pages") }));
   const root = h("div", { class: "room", "data-role": room.state.you.role },
-    h("div", { class: "main-column" }, linkBanner, pollBox, stage, h("div", { class: "control-row" }, controls, selfView),
-      h("div", { class: "saver-row" }, saver, dataUsed), grid), side);
-  room.layout = { root, stage, controls, side, slots, grid, placeholder, selfView, linkBanner, saver, dataUsed,
-                  pollBox };
+    h("div", { class: "room-top" }, header, notices),
+    h("div", { class: "main-column" }, linkBanner, pollBox, stage,
+      h("div", { class: "control-row" }, controls, selfView, selfScreen), screenRule,
+      h("div", { class: "saver-row" }, saver, dataUsed), gallery, parked), side);
+  room.layout = { root, stage, controls, side, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
+                  saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
   mount(root);
+  tick(room);
+  updateNotices(room);
+}
+
+function updateHeader(room) {
+  const layout = room.layout;
+  if (!layout) return;
+  layout.title.textContent = periodTitle(room) || t("room.title");
+  const count = isTeacher(room) ? room.lobby.length : 0;
+  layout.lobbyBadge.hidden = !count;
+  layout.lobbyBadge.textContent = count ? t("alert.lobby_badge", { count }) : "";
 }
 
 function nameOf(room, participantId) {
@@ -248,23 +448,22 @@ function nameOf(room, participantId) {
 
 function updateStage(room) {
   if (!room.layout) return;
-  const { slots, stage, grid, placeholder } = room.layout;
+  const { slots, stage, placeholder } = room.layout;
   for (const [slot, element] of Object.entries(slots)) {
     const filled = Boolean(room.slots[slot]);
     element.hidden = !filled;
     if (filled && element.paused && element.srcObject) element.play().catch(() => {});
-    const tile = grid.querySelector(`[data-tile="${slot}"]`);
-    if (tile) {
-      tile.hidden = !filled;
-      tile.querySelector("figcaption").textContent = filled ? nameOf(room, room.slots[slot].participant_id) : "";
-    }
   }
   stage.classList.toggle("has-screen", Boolean(room.slots.screen));
-  const ownCamera = room.media?.local.camera;  // your own picture, as the class sees it
-  if (room.layout.selfView.srcObject?.getVideoTracks()[0] !== ownCamera) {
-    room.layout.selfView.srcObject = ownCamera ? new MediaStream([ownCamera]) : null;
-  }
-  room.layout.selfView.hidden = !ownCamera;
+  // Your own picture and your own shared screen, as the class sees them.
+  const preview = (element, track) => {
+    if (element.srcObject?.getVideoTracks()[0] !== track) element.srcObject = track ? new MediaStream([track]) : null;
+    element.hidden = !track;
+  };
+  preview(room.layout.selfView, room.media?.local.camera);
+  preview(room.layout.selfScreen, room.media?.local.screen);
+  updateScreenRule(room);
+  updateGallery(room);
   placeholder.hidden = Boolean(room.slots.teacher_camera || room.slots.screen);
   const rec = stage.querySelector(".rec");
   const paused = room.state.recording_state === "paused";
@@ -276,6 +475,168 @@ function updateStage(room) {
   if (room.state.students_recorded === false) rec.textContent += ` · ${t("room.recording_teacher_only")}`;
 }
 
+// One screen slot: the teacher's share beats a student's. Both are told, so nobody wonders.
+function updateScreenRule(room) {
+  const rule = room.layout.screenRule;
+  const teacher = room.state.participants.find((p) => p.role === "teacher");
+  const sharing = room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.screen);
+  let text = "";
+  if (isTeacher(room) && room.media?.isOn("screen") && sharing.length) {
+    text = t("room.screen_rule_teacher", { names: formatList(sharing.map((p) => p.name)) });
+  } else if (LEARNERS.has(room.state.you.role) && room.media?.isOn("screen") && teacher?.media?.screen) {
+    text = t("room.screen_rule_student");
+  }
+  rule.textContent = text;
+  rule.hidden = !text;
+}
+
+// -- the gallery: every student's tile, a page at a time; the teacher's own tile first ---------------------------
+function gallerySlots(room) {
+  const of = {};
+  for (let i = 1; i <= GRID_SLOTS; i += 1) {
+    const content = room.slots[`grid_${i}`];
+    if (content) of[content.participant_id] = `grid_${i}`;
+  }
+  return of;
+}
+
+function updateGallery(room) {
+  const { gallery, slots, parked } = room.layout;
+  const slotOf = gallerySlots(room);
+  const teacher = isTeacher(room);
+  // The teacher sees every student; others see the classmates the server forwards (when it does).
+  let people = room.state.participants.filter((p) => LEARNERS.has(p.role) && (teacher || slotOf[p.participant_id]));
+  // Those whose camera comes first, then everyone else, each in order of arrival.
+  people = [...people.filter((p) => slotOf[p.participant_id]), ...people.filter((p) => !slotOf[p.participant_id])];
+  const tiles = teacher ? [{ self: true }, ...people] : people;
+  gallery.hidden = !tiles.length || (!teacher && !people.length);
+  const pages = Math.max(1, Math.ceil(tiles.length / PAGE_SIZE));
+  room.galleryPage = Math.min(room.galleryPage, pages - 1);
+  const shown = tiles.slice(room.galleryPage * PAGE_SIZE, (room.galleryPage + 1) * PAGE_SIZE);
+  for (let i = 1; i <= GRID_SLOTS; i += 1) parked.append(slots[`grid_${i}`]); // all back, then the shown ones out
+  if (teacher) parked.append(room.layout.selfView); // the teacher's own picture is her tile, on the first page
+  const box = gallery.querySelector(".gallery-tiles");
+  box.replaceChildren(...shown.map((p) => {
+    if (p.self) {
+      const you = room.state.participants.find((x) => x.participant_id === room.state.you.participant_id);
+      const own = room.media?.local.camera;
+      return h("figure", { class: room.speaking.has(room.state.you.participant_id) ? "tile self speaking" : "tile self",
+                           "data-participant": room.state.you.participant_id },
+        own ? room.layout.selfView : h("span", { class: "avatar", "aria-hidden": "true" }, initials(room.state.you.name)),
+        h("figcaption", {}, h("span", { class: "tile-name" }, t("gallery.you", { name: room.state.you.name })),
+          you ? stateIcons(room, you, ["microphone", "camera", "screen"]) : null));
+    }
+    const slot = slotOf[p.participant_id];
+    const video = slot ? slots[slot] : null;
+    return h("figure", { class: room.speaking.has(p.participant_id) ? "tile speaking" : "tile",
+                         "data-participant": p.participant_id, "data-tile": slot || "" },
+      video || h("span", { class: "avatar", "aria-hidden": "true" }, initials(p.name)),
+      h("figcaption", {}, h("span", { class: "tile-name" }, p.name), stateIcons(room, p, ["microphone", "camera", "hand"])),
+      p.media?.camera && !video ? h("span", { class: "tile-note" }, t("gallery.not_shown")) : null);
+  }));
+  for (const video of box.querySelectorAll("video")) if (video.paused && video.srcObject) video.play().catch(() => {});
+  const nav = gallery.querySelector(".gallery-pages");
+  if (pages <= 1) { nav.replaceChildren(); return; }
+  const go = (page) => { room.galleryPage = page; updateGallery(room); };
+  nav.replaceChildren(
+    h("button", { class: "small", disabled: room.galleryPage === 0, "aria-label": t("gallery.previous"),
+                  onclick: () => go(room.galleryPage - 1) }, "‹"),
+    ...Array.from({ length: pages }, (_, i) => h("button", {
+      class: i === room.galleryPage ? "small page active" : "small page", "aria-current": i === room.galleryPage ? "page" : null,
+      "aria-label": t("gallery.page", { page: i + 1, pages }), "data-page": i + 1, onclick: () => go(i) }, String(i + 1))),
+    h("button", { class: "small", disabled: room.galleryPage === pages - 1, "aria-label": t("gallery.next"),
+                  onclick: () => go(room.galleryPage + 1) }, "›"),
+    h("span", { class: "muted" }, t("gallery.page", { page: room.galleryPage + 1, pages })));
+}
+
+function initials(name) {
+  const words = (name || "").trim().split(/\s+/);
+  return ((words.length > 1 ? words[words.length - 2][0] : "") + (words[words.length - 1]?.[0] || "")).toUpperCase();
+}
+
+// -- icons: inline SVG, each with words for screen readers ----------------------------------------------------
+const SVG = "http://www.w3.org/2000/svg";
+const PATHS = {
+  microphone: "M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1A7 7 0 0 0 19 11h-2z",
+  camera: "M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z",
+  hand: "M18 7a1.5 1.5 0 0 0-1.5 1.5V12h-1V4.5a1.5 1.5 0 0 0-3 0V12h-1V3.5a1.5 1.5 0 0 0-3 0V12h-1V6.5a1.5 1.5 0 0 0-3 0V15a7 7 0 0 0 14 0V8.5A1.5 1.5 0 0 0 18 7z",
+  screen: "M20 4H4a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h6v2H8v2h8v-2h-2v-2h6a2 2 0 0 0 2-2V6a2 2 0 0 0-2-2zm0 12H4V6h16v10z",
+};
+
+function svgIcon(name, state) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  if (name === "link") {
+    const bars = { good: 3, weak: 2, bad: 1 }[state] ?? 0;
+    [[4, 16, 4], [10, 11, 9], [16, 6, 14]].forEach(([x, y, height], i) => {
+      const rect = document.createElementNS(SVG, "rect");
+      for (const [k, v] of Object.entries({ x, y, width: 4, height })) rect.setAttribute(k, v);
+      rect.setAttribute("class", i < bars ? "bar lit" : "bar");
+      svg.append(rect);
+    });
+    return svg;
+  }
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", PATHS[name]);
+  svg.append(path);
+  if (state === "off") {
+    const slash = document.createElementNS(SVG, "path");
+    slash.setAttribute("d", "M3 3l18 18");
+    slash.setAttribute("class", "slash");
+    svg.append(slash);
+  }
+  return svg;
+}
+
+// One icon: `data-icon` and `data-state` for tests and styles, the words in `aria-label`/`title`.
+function icon(name, state, label) {
+  return h("span", { class: `icon icon-${name}`, role: "img", "data-icon": name, "data-state": state,
+                     "aria-label": label, title: label }, svgIcon(name, state));
+}
+
+function stateIcons(room, p, which = ["microphone", "camera", "hand", "screen", "link"]) {
+  const hand = room.hands.find((x) => x.participant_id === p.participant_id);
+  const quality = room.quality?.[p.participant_id]?.quality;
+  const parts = [];
+  for (const name of which) {
+    if (name === "microphone" || name === "camera") {
+      const on = Boolean(p.media?.[name]);
+      parts.push(icon(name, on ? "on" : "off", t(`icon.${name}_${on ? "on" : "off"}`)));
+    } else if (name === "hand") {
+      parts.push(hand ? icon("hand", "on", t("icon.hand", { position: hand.position }))
+        : h("span", { class: "icon-space", "data-icon": "hand", "data-state": "off" }));
+    } else if (name === "screen") {
+      parts.push(p.media?.screen ? icon("screen", "on", t("icon.screen"))
+        : h("span", { class: "icon-space", "data-icon": "screen", "data-state": "off" }));
+    } else if (name === "link" && quality) {
+      parts.push(icon("link", quality, t(`icon.link_${quality}`)));
+    }
+  }
+  return h("span", { class: "icons" }, parts);
+}
+
+// -- the active speaker: the received voices' levels, a few times a second -------------------------------------
+function sampleSpeakers(room) {
+  if (room !== current || !room.media || !room.layout) return;
+  const levels = room.media.audioLevels(); // slot -> 0..1
+  const speaking = new Set();
+  for (const [slot, level] of Object.entries(levels)) {
+    const who = room.slots[slot]?.participant_id;
+    if (who && level > SPEAKING_LEVEL) speaking.add(who);
+  }
+  // Your own voice too, from your microphone's level (cheap: an analyser node reads it).
+  if (room.media.ownLevel() > SPEAKING_LEVEL) speaking.add(room.state.you.participant_id);
+  const changed = speaking.size !== room.speaking.size || [...speaking].some((id) => !room.speaking.has(id));
+  if (!changed) return;
+  room.speaking = speaking;
+  for (const element of room.layout.root.querySelectorAll("[data-participant]")) {
+    element.classList.toggle("speaking", speaking.has(element.dataset.participant));
+  }
+}
+
+// -- media ------------------------------------------------------------------------------------------------------
 async function startMedia(room) {
   room.media?.close();
   room.slots = {};
@@ -301,7 +662,7 @@ async function startMedia(room) {
     if (wish !== "off") await chooseSaver(room, wish, false);
     if (room.state.you.role !== "observer") await room.media.startPublishing();
   } catch (e) {
-    banner(e.message || t("error.generic"), "error");
+    if (room === current) banner(e.code ? roomErrorText(e) : t("media.failed"), "error");
   }
 }
 
@@ -322,6 +683,18 @@ function renderControls(room) {
   if (you.permissions.screen || room.media.isOn("screen")) {
     controls.push(button("screen", t("room.share_screen"), t("room.stop_share")));
   }
+  // Students: the hand in one tap from the main view, with its place in the queue beside it.
+  if (LEARNERS.has(you.role)) {
+    const mine = room.hands.find((hand) => hand.participant_id === you.participant_id);
+    controls.push(h("button", { class: mine ? "toggle on hand-button" : "primary hand-button", "aria-pressed": Boolean(mine),
+                                "data-key": "hand",
+                                onclick: () => ask(room, mine ? "hand:lower" : "hand:raise", {}) },
+      h("span", { class: "icon icon-hand", "aria-hidden": "true" }, svgIcon("hand", "on")), " ", mine ? t("room.lower_hand") : t("room.raise_hand")));
+    if (mine) {
+      controls.push(h("span", { class: "hand-position", role: "status" },
+        t("room.hand_position", { position: mine.position })));
+    }
+  }
   return controls;
 }
 
@@ -331,7 +704,7 @@ async function toggleSource(room, source) {
     else await room.media.switchOn(source, (ended) => { room.media.switchOff(ended).then(() => render(room)); });
   } catch (e) {
     const known = { NotAllowedError: "media.denied", NotFoundError: "media.no_device" }[e.name];
-    banner(known ? t(known) : e.message || t("error.generic"), "error");
+    banner(known ? t(known) : e.code ? roomErrorText(e) : t("error.generic"), "error");
   }
   render(room);
 }
@@ -417,37 +790,123 @@ function teacherName(room) {
   return teacher ? `${t("role.teacher")}: ${teacher.name}` : t("lobby.no_teacher");
 }
 
+// -- the lobby: waiting, and meanwhile choosing and testing the camera and microphone --------------------------
 function renderLobbyWait(room) {
   const text = room.waiting.locked ? t("lobby.locked")
     : room.waiting.teacher_present ? t("lobby.waiting") : t("lobby.no_teacher");
-  mount(h("section", { class: "card narrow lobby-wait", "data-screen": "lobby" },
-    h("h1", {}, t("lobby.title")), h("p", { role: "status" }, text)));
+  if (room.lobbyView?.root.isConnected) { room.lobbyView.status.textContent = text; return; }
+  const status = h("p", { role: "status" }, text);
+  const root = h("section", { class: "card narrow lobby-wait", "data-screen": "lobby" },
+    h("h1", {}, t("lobby.title")), status, renderDeviceCheck(room));
+  room.lobbyView = { root, status };
+  mount(root);
 }
 
+function renderDeviceCheck(room) {
+  const camera = h("select", { id: "device-camera" });
+  const microphone = h("select", { id: "device-microphone" });
+  const preview = h("video", { class: "device-preview", autoplay: true, playsinline: true, hidden: true,
+                               "aria-label": t("device.preview") });
+  preview.muted = true;
+  const meter = h("meter", { class: "device-meter", min: 0, max: 1, value: 0, "aria-label": t("device.level") });
+  const result = h("p", { class: "device-result muted", role: "status" }, t("device.explain"));
+  const fill = async () => {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const chosen = deviceChoice();
+    for (const [select, kind, source] of [[camera, "videoinput", "camera"], [microphone, "audioinput", "microphone"]]) {
+      const list = devices.filter((d) => d.kind === kind);
+      select.replaceChildren(...list.map((d, i) => h("option", { value: d.deviceId, selected: d.deviceId === chosen[source] },
+        d.label || t(`device.${source}_n`, { n: i + 1 }))));
+    }
+  };
+  const stop = () => {
+    room.deviceTest?.stop();
+    room.deviceTest = null;
+  };
+  const test = async () => {
+    stop();
+    setDeviceChoice({ camera: camera.value || null, microphone: microphone.value || null });
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: camera.value ? { deviceId: { exact: camera.value } } : true,
+        audio: microphone.value ? { deviceId: { exact: microphone.value } } : true });
+      preview.srcObject = stream;
+      preview.hidden = false;
+      const context = new AudioContext();
+      const analyser = context.createAnalyser();
+      analyser.fftSize = 512;
+      context.createMediaStreamSource(stream).connect(analyser);
+      const samples = new Float32Array(analyser.fftSize);
+      let heard = 0;
+      const timer = setInterval(() => {
+        analyser.getFloatTimeDomainData(samples);
+        const level = Math.min(1, Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length) * 4);
+        meter.value = level;
+        if (level > 0.05) heard += 1;
+        result.textContent = heard > 2 ? t("device.heard") : t("device.speak");
+      }, 100);
+      room.deviceTest = { stop: () => { clearInterval(timer); context.close(); stream.getTracks().forEach((x) => x.stop());
+                                        preview.srcObject = null; preview.hidden = true; meter.value = 0; } };
+      await fill(); // the devices' names are known once the browser may use them
+      setDeviceChoice({ camera: camera.value || null, microphone: microphone.value || null });
+    } catch (e) {
+      const known = { NotAllowedError: "media.denied", NotFoundError: "media.no_device" }[e.name];
+      result.textContent = t(known || "media.failed");
+    }
+  };
+  for (const select of [camera, microphone]) select.addEventListener("change", () => { if (room.deviceTest) test(); else setDeviceChoice({ camera: camera.value || null, microphone: microphone.value || null }); });
+  fill().catch(() => {});
+  return h("section", { class: "device-check", "aria-labelledby": "device-title" },
+    h("h2", { id: "device-title" }, t("device.title")),
+    h("label", { for: "device-camera" }, t("device.camera")), camera,
+    h("label", { for: "device-microphone" }, t("device.microphone")), microphone,
+    h("div", { class: "device-actions" },
+      h("button", { class: "primary", onclick: test }, t("device.test")),
+      h("button", { onclick: () => { stop(); result.textContent = t("device.explain"); } }, t("device.stop"))),
+    preview, h("label", { class: "device-meter-label" }, t("device.level"), meter), result);
+}
+
+// -- the teacher's tools: states said apart from the buttons, which say what they do ---------------------------
 function renderTeacherTools(room) {
   const locks = room.state.locks;
-  const toggle = (what, on, off) => h("button", {
-    class: locks[what] ? "toggle on" : "toggle", "aria-pressed": locks[what],
+  const toggle = (what, on, off) => h("button", { "data-lock": what, "data-key": `lock-${what}`,
     onclick: () => ask(room, "mod:lock", { what, locked: !locks[what] }) }, locks[what] ? off : on);
   const recording = room.state.recording;
   const paused = room.state.recording_state === "paused";
+  const speaking = room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.microphone);
+  const stateChip = (what) => h("li", { class: locks[what] ? "state locked" : "state", "data-state": what },
+    t(`room.state.${what}`), ": ", h("strong", {}, t(locks[what] ? "room.state.locked" : "room.state.open")));
   return h("div", { class: "teacher-tools" },
-    h("button", { class: "primary", "data-poll-action": "compose", disabled: room.poll?.state === "open",
-                  onclick: () => openPollForm(room) }, t("poll.title")),
-    h("button", { class: "primary", "data-poll-action": "bank", disabled: room.poll?.state === "open",
-                  onclick: () => openBankPicker(room) }, t("quiz.from_bank")),
-    h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
-                  onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
-      recording ? t("rec.stop") : t("rec.start")),
-    recording ? h("button", { class: paused ? "toggle on" : "toggle", "aria-pressed": paused,
-                              onclick: () => ask(room, paused ? "rec:resume" : "rec:pause", {}) },
-      paused ? t("rec.resume") : t("rec.pause")) : null,
-    toggle("room", t("room.lock"), t("room.unlock")),
-    toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
-    toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),
-    toggle("chat", t("room.lock_chat"), t("room.unlock_chat")),
-    h("button", { class: "danger", onclick: () => { if (confirm(t("room.end_confirm"))) ask(room, "room:end"); } },
-      t("room.end")));
+    h("ul", { class: "room-states", "aria-label": t("room.state.title") },
+      ["room", "microphones", "cameras", "chat"].map(stateChip),
+      h("li", { class: "state", "data-state": "speaking" }, t("room.state.mics_on", { count: speaking.length }))),
+    h("div", { class: "tool-buttons" },
+      h("button", { class: "primary", "data-poll-action": "compose", disabled: room.poll?.state === "open",
+                    onclick: () => openPollForm(room) }, t("poll.title")),
+      h("button", { class: "primary", "data-poll-action": "bank", disabled: room.poll?.state === "open",
+                    onclick: () => openBankPicker(room) }, t("quiz.from_bank")),
+      h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
+                    onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
+        recording ? t("rec.stop") : t("rec.start")),
+      recording ? h("button", { class: paused ? "toggle on" : "toggle", "aria-pressed": paused,
+                                onclick: () => ask(room, paused ? "rec:resume" : "rec:pause", {}) },
+        paused ? t("rec.resume") : t("rec.pause")) : null,
+      h("button", { "data-key": "mute-all", disabled: !speaking.length, onclick: () => muteAll(room) }, t("room.mute_all")),
+      toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
+      toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),
+      toggle("chat", t("room.lock_chat"), t("room.unlock_chat")),
+      toggle("room", t("room.lock"), t("room.unlock")),
+      h("button", { class: "danger", onclick: async () => {
+        const ok = await dialogBox({ title: t("room.end"), message: t("room.end_confirm"), confirm: t("room.end"),
+                                     danger: true });
+        if (ok !== null) ask(room, "room:end");
+      } }, t("room.end"))));
+}
+
+async function muteAll(room) {
+  const on = room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.microphone);
+  await Promise.all(on.map((p) => ask(room, "mod:mute", { participant_id: p.participant_id, source: "microphone" })));
+  if (room === current) notice(room, t("room.muted_all", { count: on.length }), "info");
 }
 
 function renderTab(room) {
@@ -455,6 +914,13 @@ function renderTab(room) {
   if (room.tab === "hands") return renderHands(room);
   if (room.tab === "handouts") return renderHandouts(room);
   return renderChat(room);
+}
+
+async function deny(room, entry) {
+  const reason = await dialogBox({ title: t("lobby.deny_title", { name: entry.name }), input: t("lobby.deny_reason"),
+                                   confirm: t("lobby.deny"), danger: true });
+  if (reason === null) return; // Cancel: nobody is denied
+  ask(room, "lobby:deny", { participant_ids: [entry.participant_id], reason: reason || null });
 }
 
 function renderParticipants(room) {
@@ -471,42 +937,82 @@ function renderParticipants(room) {
       entry.was_removed ? h("span", { class: "badge warn" }, t("lobby.was_removed")) : null,
       h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { participant_ids: [entry.participant_id] }) },
         t("lobby.admit")),
-      h("button", { onclick: () => {
-        const reason = prompt(t("lobby.deny_reason")) ?? "";
-        ask(room, "lobby:deny", { participant_ids: [entry.participant_id], reason: reason || null });
-      } }, t("lobby.deny")))))) : null;
-  const people = h("ul", { class: "people" }, room.state.participants.map((p) =>
-    h("li", { "data-participant": p.participant_id },
+      h("button", { onclick: () => deny(room, entry) }, t("lobby.deny")))))) : null;
+  const people = h("ul", { class: "people" }, room.state.participants.map((p) => {
+    const q = room.quality?.[p.participant_id];
+    return h("li", { "data-participant": p.participant_id,
+                     class: room.speaking.has(p.participant_id) ? "person speaking" : "person" },
       h("span", { class: "name" }, p.name),
-      h("span", { class: "muted" }, t("role." + p.role)),
+      p.role !== "student" ? h("span", { class: "muted role" }, t("role." + p.role)) : null,
+      stateIcons(room, p),
       p.connection !== "connected" ? h("span", { class: "badge warn" }, t("room.reconnecting")) : null,
-      ["weak", "bad"].includes(room.quality?.[p.participant_id]?.quality)
-        ? h("span", { class: "badge warn", title: `${room.quality[p.participant_id].rtt_ms ?? "?"} ms` }, t("room.weak"))
+      ["weak", "bad"].includes(q?.quality) ? h("span", { class: "badge warn", title: `${q.rtt_ms ?? "?"} ms` }, t("room.weak"))
         : null,
       teacher ? linkInfo(room, p) : null,
-      teacher && p.role !== "teacher" && p.role !== "observer" ? participantActions(room, p) : null)));
-  return h("div", {}, lobby, h("h2", {}, t("room.participants")), people);
+      teacher && LEARNERS.has(p.role) ? participantMenu(room, p) : null);
+  }));
+  return h("div", {}, lobby, h("h2", {}, `${t("room.participants")} (${room.state.participants.length})`), people,
+    teacher ? renderAbsent(room) : null);
 }
 
-function participantActions(room, p) {
+// Who of the class list is not here (neither in the room nor in the lobby).
+function renderAbsent(room) {
+  if (!room.roster) return null;
+  const present = new Set(room.state.participants.map((p) => p.user_id).filter(Boolean));
+  const waiting = new Set(room.lobby.map((e) => e.personal_id));
+  const absent = room.roster.filter((s) => !present.has(s.id) && !waiting.has(s.personal_id));
+  const details = h("details", { class: "absent", open: room.absentOpen,
+                                 ontoggle: (event) => { room.absentOpen = event.target.open; } },
+    h("summary", { "data-key": "absent" }, t("room.absent", { count: absent.length, total: room.roster.length })),
+    absent.length ? h("ul", { class: "absent-list" }, absent.map((s) => h("li", { "data-user": s.id }, s.full_name)))
+      : h("p", {}, t("room.absent_none")));
+  return details;
+}
+
+// One menu of actions per student, instead of seven buttons.
+function participantMenu(room, p) {
+  const open = room.menuFor === p.participant_id;
+  const close = () => { room.menuFor = null; render(room); };
+  const act = (fn) => () => { room.menuFor = null; fn(); render(room); };
   const permit = (name, value) => ask(room, "mod:permit", { participant_id: p.participant_id, permissions: { [name]: value } });
-  return h("span", { class: "actions" },
-    h("button", { onclick: () => ask(room, "mod:mute", { participant_id: p.participant_id, source: "microphone" }) },
-      t("room.mute")),
-    h("button", { onclick: () => permit("microphone", !p.permissions.microphone) },
-      p.permissions.microphone ? t("room.revoke_mic") : t("room.allow_mic")),
-    h("button", { onclick: () => permit("screen", !p.permissions.screen) },
-      p.permissions.screen ? t("room.revoke_screen") : t("room.allow_screen")),
-    h("button", { onclick: () => permit("chat", !p.permissions.chat) },
-      p.permissions.chat ? t("room.mute_chat") : t("room.unmute_chat")),
-    h("button", { onclick: () => ask(room, "mod:stage", {
-      participant_id: room.state.stage === p.participant_id ? null : p.participant_id }) },
-      room.state.stage === p.participant_id ? t("room.unstage") : t("room.stage")),
-    h("button", { onclick: () => room.privateTo = p }, t("chat.private")),
-    h("button", { class: "danger", onclick: () => {
-      const reason = prompt(t("room.kick_reason"));
-      if (reason !== null) ask(room, "mod:kick", { participant_id: p.participant_id, reason: reason || null });
-    } }, t("room.kick")));
+  let index = 0;
+  const item = (label, fn, extra = {}) => h("button", { role: "menuitem", tabindex: "-1", onclick: act(fn),
+                                                         "data-key": `item-${p.participant_id}-${index++}`, ...extra }, label);
+  const toggle = h("button", { class: "small menu-button", "aria-haspopup": "menu", "aria-expanded": open,
+                               "data-key": `menu-${p.participant_id}`, "aria-label": t("room.actions_for", { name: p.name }),
+                               title: t("room.actions"),
+                               onclick: () => { room.menuFor = open ? null : p.participant_id; render(room); if (!open) focusMenu(room); } },
+    "⋯ ", h("span", { class: "menu-label" }, t("room.actions")));
+  if (!open) return h("span", { class: "actions" }, toggle);
+  const menu = h("div", { class: "menu", role: "menu", "aria-label": t("room.actions_for", { name: p.name }),
+                          onkeydown: (event) => menuKeys(event, close) },
+    p.media?.microphone ? item(t("room.mute"), () => ask(room, "mod:mute", { participant_id: p.participant_id, source: "microphone" })) : null,
+    item(p.permissions.microphone ? t("room.revoke_mic") : t("room.allow_mic"), () => permit("microphone", !p.permissions.microphone)),
+    item(p.permissions.screen ? t("room.revoke_screen") : t("room.allow_screen"), () => permit("screen", !p.permissions.screen)),
+    item(p.permissions.chat ? t("room.mute_chat") : t("room.unmute_chat"), () => permit("chat", !p.permissions.chat)),
+    item(room.state.stage === p.participant_id ? t("room.unstage") : t("room.stage"), () => ask(room, "mod:stage", {
+      participant_id: room.state.stage === p.participant_id ? null : p.participant_id })),
+    item(t("chat.private"), () => { room.privateTo = p; room.tab = "chat"; }),
+    item(t("room.kick"), () => kick(room, p), { class: "danger" }));
+  return h("span", { class: "actions open" }, toggle, menu);
+}
+
+function focusMenu(room) {
+  room.layout?.side.querySelector(".menu [role=menuitem]")?.focus();
+}
+
+function menuKeys(event, close) {
+  const items = [...event.currentTarget.querySelectorAll("[role=menuitem]")];
+  const at = items.indexOf(document.activeElement);
+  if (event.key === "Escape") { event.preventDefault(); close(); }
+  else if (event.key === "ArrowDown") { event.preventDefault(); items[(at + 1) % items.length].focus(); }
+  else if (event.key === "ArrowUp") { event.preventDefault(); items[(at - 1 + items.length) % items.length].focus(); }
+}
+
+async function kick(room, p) {
+  const reason = await dialogBox({ title: t("room.kick_title", { name: p.name }), input: t("room.kick_reason"),
+                                   confirm: t("room.kick"), danger: true });
+  if (reason !== null) ask(room, "mod:kick", { participant_id: p.participant_id, reason: reason || null });
 }
 
 function renderChat(room) {
@@ -515,19 +1021,31 @@ function renderChat(room) {
   const targets = isTeacher(room)
     ? room.state.participants.filter((p) => p.participant_id !== you.participant_id)
     : teacherP ? [teacherP] : [];
-  const select = h("select", { id: "chat-to", "aria-label": t("chat.private") },
+  const select = h("select", { id: "chat-to", "aria-label": t("chat.private"),
+                               onchange: (event) => { room.privateTo = targets.find((p) => p.participant_id === event.target.value) || null; } },
     you.role !== "observer" ? h("option", { value: "" }, t("chat.to_everyone")) : null,
     targets.map((p) => h("option", { value: p.participant_id, selected: room.privateTo?.participant_id === p.participant_id },
       t("chat.private_to", { name: p.name }))));
   const input = h("input", { id: "chat-input", type: "text", maxlength: 2000, placeholder: t("chat.placeholder"),
-                             "aria-label": t("chat.placeholder"), autocomplete: "off" });
+                             "aria-label": t("chat.placeholder"), autocomplete: "off", "data-key": "chat-input",
+                             oninput: (event) => { room.chatDraft = event.target.value; } });
+  input.value = room.chatDraft;
   const form = h("form", { class: "chat-form", onsubmit: async (event) => {
     event.preventDefault();
-    const text = input.value.trim();
+    const text = room.chatDraft.trim();
     if (!text) return;
     const to = select.value || undefined;
+    // The box empties at once (the message comes back to the log before the answer); a refusal puts it back.
+    room.chatDraft = "";
+    const box = document.getElementById("chat-input");
+    if (box) box.value = "";
     const answer = await ask(room, "chat:send", to ? { text, to } : { text });
-    if (answer.ok) { input.value = ""; input.focus(); }
+    if (!answer.ok && room === current && !room.chatDraft) {
+      room.chatDraft = text;
+      const again = document.getElementById("chat-input");
+      if (again) again.value = text;
+    }
+    document.getElementById("chat-input")?.focus();
   } }, select, input, h("button", { type: "submit", class: "primary" }, t("chat.send")));
   const log = h("ol", { class: "chat-log", "aria-live": "polite" }, room.chat.map((m) => h("li", {
     class: m.to ? "message private" : "message", "data-message": m.message_id },
@@ -545,21 +1063,45 @@ function renderChat(room) {
   return wrapper;
 }
 
+// "Gọi phát biểu": the microphone allowed and the hand lowered in one action; "Xong" takes the microphone back.
+async function callOn(room, hand) {
+  const permitted = await ask(room, "mod:permit", { participant_id: hand.participant_id, permissions: { microphone: true } });
+  if (!permitted.ok) return;
+  room.calledOn.set(hand.participant_id, hand.name);
+  await ask(room, "hand:lower", { participant_id: hand.participant_id });
+  render(room);
+}
+
+async function done(room, participantId) {
+  // With the microphones locked, the grant is taken back; otherwise the microphone is turned off.
+  const answer = room.state.locks.microphones
+    ? await ask(room, "mod:permit", { participant_id: participantId, permissions: { microphone: false } })
+    : await ask(room, "mod:mute", { participant_id: participantId, source: "microphone" });
+  if (answer.ok) room.calledOn.delete(participantId);
+  render(room);
+}
+
 function renderHands(room) {
   const you = room.state.you;
   const mine = room.hands.find((hand) => hand.participant_id === you.participant_id);
-  const learner = you.role === "student" || you.role === "guest";
+  const teacher = isTeacher(room);
+  const speakers = [...room.calledOn.entries()].filter(([id]) => room.state.participants.some((p) => p.participant_id === id));
   return h("div", { class: "hands" },
-    learner ? h("button", { class: mine ? "toggle on big" : "primary big", "aria-pressed": Boolean(mine),
-      onclick: () => ask(room, mine ? "hand:lower" : "hand:raise", {}) }, mine ? t("room.lower_hand") : t("room.raise_hand"))
-      : null,
-    mine ? h("p", { class: "hand-position", role: "status" }, t("room.hand_position", { position: mine.position })) : null,
-    isTeacher(room) && room.hands.length
+    // Students raise and lower their hand from the main view (beside the camera and microphone).
+    mine && !teacher ? h("p", {}, t("room.hand_raised_here")) : null,
+    teacher && speakers.length ? h("div", { class: "speakers" }, h("h2", {}, t("room.speaking_now")),
+      h("ul", { class: "speaker-list" }, speakers.map(([id, name]) => h("li", { "data-participant": id },
+        h("span", { class: "name" }, name),
+        h("button", { class: "small", "data-key": `done-${id}`, onclick: () => done(room, id) }, t("room.done")))))) : null,
+    teacher && room.hands.length
       ? h("button", { onclick: () => ask(room, "hand:lower", { all: true }) }, t("room.lower_all")) : null,
     room.hands.length ? h("ol", { class: "hand-queue" }, room.hands.map((hand) =>
       h("li", { "data-participant": hand.participant_id }, `#${hand.position} ${hand.name}`,
-        isTeacher(room) ? h("button", { class: "small", onclick: () => ask(room, "hand:lower", { participant_id: hand.participant_id }) },
-          t("room.lower_hand")) : null)))
+        teacher ? h("span", { class: "hand-actions" },
+          h("button", { class: "small primary", "data-key": `call-${hand.participant_id}`, onclick: () => callOn(room, hand) },
+            t("room.call_on")),
+          h("button", { class: "small", onclick: () => ask(room, "hand:lower", { participant_id: hand.participant_id }) },
+            t("room.lower_hand"))) : null)))
       : h("p", {}, t("room.no_hands")));
 }
 
