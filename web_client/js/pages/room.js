@@ -417,7 +417,7 @@ function buildLayout(room) {
   const clock = h("time", { class: "room-clock", "aria-label": t("room.clock") });
   const lobbyBadge = h("button", { class: "lobby-badge", hidden: true,
                                    onclick: () => { room.tab = "participants"; render(room); } });
-  const notices = h("ul", { class: "room-notices", role: "status", "aria-live": "polite" });
+  const notices = h("ul", { class: "room-notices", "aria-live": "polite" });
   const header = h("header", { class: "room-header" }, h("h1", {}, title), clock, lobbyBadge);
   const gallery = h("section", { class: "gallery", "aria-label": t("gallery.title"), hidden: true },
     h("div", { class: "gallery-tiles" }), h("nav", { class: "gallery-pages", "aria-label": t("gallery.pages") }));
