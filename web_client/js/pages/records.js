@@ -284,7 +284,7 @@ function attendanceSection(attendance) {
       refused ? ` · ${t("attendance.refused", { denied: counts.denied, waiting: counts.not_admitted })}` : "",
       attendance.lesson_started_at
         ? ` · ${t("attendance.lesson_started", { time: formatTime(attendance.lesson_started_at, true) })}` : ""),
-    attendanceChart(students, lesson),
+    attendanceChart(students, lesson, new Set(items.map((a) => a.status))),
     h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": t("attendance.table_caption") },
       table));
 }
@@ -298,7 +298,7 @@ function svg(tag, attrs = {}, ...children) {
 
 // Minutes present per student, one horizontal bar each, scaled to the lesson's length. The table
 // below says the same in words (the chart is hidden from screen readers' reading order by its label).
-function attendanceChart(students, lessonMinutes) {
+function attendanceChart(students, lessonMinutes, statuses) {
   const sorted = [...students].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status]
     || b.minutes_present - a.minutes_present || compareNames(a.name, b.name));
   const width = 400;
@@ -331,9 +331,10 @@ function attendanceChart(students, lessonMinutes) {
   chart.append(svg("text", { x: 0, y: axis, class: "bar-axis" }, "0"),
     svg("text", { x: barWidth, y: axis, class: "bar-axis", "text-anchor": "end" },
       `${number(scale)} ${t("attendance.min")}`));
-  // Every colour the chart uses has its word: present, late, absent always; denied and not admitted when shown.
+  // Every status of the chart and the table below has its colour's word: present, late, absent always; denied
+  // and not admitted when someone was (turned away from the lobby: in the table, and in the chart if enrolled).
   const shown = ["present", "late", "absent", "denied", "not_admitted"]
-    .filter((s) => ["present", "late", "absent"].includes(s) || sorted.some((a) => a.status === s));
+    .filter((s) => ["present", "late", "absent"].includes(s) || statuses.has(s));
   return h("figure", { class: "chart-figure" }, chart,
     h("figcaption", { class: "legend" },
       shown.map((s) => h("span", { class: `legend-item ${s}` }, t("attendance.status." + s)))));
