@@ -4,12 +4,16 @@
 `walk(server, school, lesson, browser, visit)` opens each screen and awaits `visit(name, page)` on it:
 login, the periods list (student, teacher), the question bank, every page of the admin's navigation (found
 in the page, so new admin pages are walked too), the records list, a session's records (recording, chart,
-attendance, chat), the class summary, a shared recording, and the live room as teacher and as student with a
-quick poll open.
+attendance, chat), the class summary, a shared recording, the live room as teacher and as student with a
+quick poll open, the end's confirmation and ended screen, and the lists after the end.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from playwright.async_api import expect
+
+from liveclass.models import Period
 
 from tests.archive_seed import seed_archived_session
 from tests.helpers import PASSWORD
@@ -47,9 +51,21 @@ async def settled(page) -> None:
     await page.wait_for_timeout(150)
 
 
+async def later_period(server, school, minutes: int = 5) -> Period:
+    """A period of the student's class later today (in `minutes`): its row says when the teacher opens it."""
+    now = datetime.now(timezone.utc)
+    async with server.db() as db:
+        period = Period(class_id=school.school_class.id, subject="Vật lí", teacher_id=school.teacher.id,
+                        starts_at=now + timedelta(minutes=minutes), ends_at=now + timedelta(minutes=minutes + 45))
+        db.add(period)
+        await db.commit()
+        return period
+
+
 async def walk(server, school, lesson, browser, visit) -> list[str]:
     """Walks every page; returns the names of the screens visited."""
     archived = await seed_archived_session(server, school, lesson)
+    await later_period(server, school)
     teacher_api = await server.logged_in(school.teacher)
     share = await teacher_api.json("POST", f"/sessions/{archived.session_id}/shares", expect=201, json={"days": 3})
     seen: list[str] = []
@@ -94,7 +110,7 @@ async def walk(server, school, lesson, browser, visit) -> list[str]:
 
     # The live room: the teacher starts the period, admits the student, opens a quick poll.
     await go(teacher, "#/periods", ".period")
-    await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
+    await teacher.locator(f'[data-period="{school.period.id}"]').get_by_role("button", name="Bắt đầu tiết học").click()
     await expect(teacher.locator(".room")).to_be_visible()
     await go(student, "#/periods", ".period")
     await student.get_by_role("link", name="Vào lớp").click()
@@ -115,6 +131,19 @@ async def walk(server, school, lesson, browser, visit) -> list[str]:
     await expect(student.locator(".poll")).to_be_visible()
     await at("room with a quick poll (teacher)", teacher)
     await at("room with a quick poll (student)", student)
+
+    # The end: the teacher's in-page confirmation, the student's ended screen, the teacher's list ("taught").
+    await teacher.locator(".room").get_by_role("button", name="Kết thúc tiết học").click()
+    dialog = teacher.locator("dialog[open]")
+    await expect(dialog).to_be_visible()
+    await at("room: end confirmation (teacher)", teacher)
+    await dialog.locator("button[type=submit]").click()
+    await expect(student.locator("[data-screen=ended]")).to_be_visible()
+    await at("ended (student)", student)
+    await go(teacher, "#/periods", ".period[data-state=taught]")
+    await at("periods after the end (teacher)", teacher)
+    await go(student, "#/periods", ".period")
+    await at("periods after the end (student)", student)
     for page in (student, teacher, admin):
         await page.context.close()
     return seen
