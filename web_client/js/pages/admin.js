@@ -1,14 +1,19 @@
-// The admin's pages: the records of sessions, the audit log, retention periods and accounts.
+// The admin's pages: the records of sessions, the audit log, retention periods, and the school's setup
+// (accounts, classes, the timetable: school.js and timetable.js).
 import { api, ApiError } from "../api.js";
 import { banner, currentPage, h, mount, stillOn } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
 import { hashQuery, showSessionList } from "./records.js";
+import { showAccounts, showClasses } from "./school.js";
+import { showTimetable } from "./timetable.js";
 
 const SECTIONS = [
   ["sessions", "admin.nav.sessions"],
   ["audit", "admin.nav.audit"],
   ["retention", "admin.nav.retention"],
   ["accounts", "admin.accounts"],
+  ["classes", "admin.nav.classes"],
+  ["timetable", "admin.nav.timetable"],
 ];
 
 function failed(e) {
@@ -33,34 +38,17 @@ export async function showAdmin(section) {
   if (name === "sessions") return showSessionList(wrap);
   if (name === "audit") return showAudit(wrap);
   if (name === "retention") return showRetention(wrap);
+  if (name === "classes") return showClasses(wrap);
+  if (name === "timetable") return showTimetable(wrap);
   return showAccounts(wrap);
-}
-
-// -- accounts ------------------------------------------------------------------------------------------
-async function showAccounts(wrap) {
-  const current = currentPage();
-  let users;
-  try {
-    users = await api("GET", "/users?limit=1000");
-  } catch (e) {
-    if (stillOn(current)) failed(e);
-    return;
-  }
-  if (!stillOn(current)) return;
-  mount(wrap(h("section", { class: "card" },
-    h("h1", {}, t("admin.accounts")),
-    h("div", { class: "table-scroll" }, h("table", { class: "table accounts" },
-      h("thead", {}, h("tr", {},
-        ["accounts.name", "accounts.personal_id", "accounts.role"].map((k) => h("th", { scope: "col" }, t(k))))),
-      h("tbody", {}, users.items.map((u) =>
-        h("tr", {}, h("td", {}, u.full_name), h("td", {}, u.personal_id), h("td", {}, t("role." + u.role))))))))));
 }
 
 // -- audit log ------------------------------------------------------------------------------------------
 const AUDIT_ACTIONS = [
   "login", "login_failed", "logout", "password_changed", "password_reset", "user_created", "user_updated",
   "parent_linked", "class_created", "class_updated", "student_enrolled", "student_unenrolled", "roster_imported",
-  "teacher_assigned", "teacher_unassigned", "period_created", "period_updated", "period_started", "period_ended",
+  "teacher_assigned", "teacher_unassigned", "period_created", "periods_scheduled", "online_limit_overridden",
+  "period_updated", "period_started", "period_ended",
   "join_requested", "sessions_searched", "records_viewed", "attendance_viewed", "class_attendance_viewed",
   "recordings_listed", "recording_viewed", "recording_downloaded", "lesson_video_started", "lesson_video_viewed",
   "handout_uploaded", "handout_downloaded", "share_created", "share_revoked", "share_opened", "share_refused",
@@ -104,7 +92,7 @@ async function showAudit(wrap) {
         ? h("a", { href: `#/admin/audit?actor_id=${e.actor.user_id}`, title: t("audit.only_this_person") },
           `${e.actor.name} (${t("role." + e.actor.role)} · ${e.actor.user_id})`)
         : t("audit.system")),
-      h("td", { "data-label": t("audit.action") }, h("span", { title: e.action }, actionWords(e.action))),
+      h("td", { "data-label": t("audit.action") }, h("span", { "data-action": e.action }, actionWords(e.action))),
       h("td", { "data-label": t("audit.target") }, targetLink(e.target)),
       h("td", { "data-label": t("audit.address") }, e.address || "—"))));
   }

@@ -1,0 +1,272 @@
+"""Issue 15's "done when": from a fresh install with one admin account (made by `liveclass users add`, as the
+README says), the admin sets up the school in the web pages only — a teacher's account and its password slip,
+a class, its roster through the page's import (bad rows named first), a teaching assignment and a week of
+timetable (a weekly period, a double booking refused, the half-day warning answered with a reason, a bad
+timetable file named line by line) — then the teacher and a student log in, find the period, and the student
+reaches the lobby and is let in. Screenshots of the admin's new pages in vi and en."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import pytest
+from playwright.async_api import expect
+from sqlalchemy import select
+
+from liveclass.models import AuditEntry, Period
+from liveclass.timetable import SCHOOL_TIMEZONE
+from tests.browser import SCREENSHOTS, needs_chromium
+from tests.helpers import make_settings, start_server
+
+pytestmark = needs_chromium
+
+ADMIN_ID, TEACHER_ID = "001080000001", "001088000123"
+STUDENTS = [("001209000001", "Lý Thu Trang"), ("001209000002", "Vũ Đức Long")]
+NEW_PASSWORD = "Bầu-trời-xanh-Hà-Giang-2026"
+
+
+def first_admin(data_dir) -> str:
+    """`liveclass users add --role admin` on a fresh data directory: the password it prints once."""
+    result = subprocess.run([sys.executable, "-m", "liveclass.cli", "users", "add", "--role", "admin", "--personal-id",
+                             ADMIN_ID, "--name", "Trần Quản Trị", "--data-dir", str(data_dir)],
+                            capture_output=True, text=True, timeout=120, cwd=data_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return re.search(r"shown once.*: (\S+)\s*$", result.stdout, re.MULTILINE).group(1)
+
+
+async def log_in(browser, server, personal_id: str, password: str, change_to: str | None = NEW_PASSWORD):
+    """A new browser (vi) logged in; a generated password is changed through the page, as people do."""
+    pw, chromium = browser
+    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.on("dialog", lambda dialog: dialog.dismiss())  # no native dialog is expected: one would fail the flow
+    await page.goto(server.base_url + "/")
+    await page.get_by_label("Số định danh cá nhân").fill(personal_id)
+    await page.get_by_label("Mật khẩu").fill(password)
+    await page.get_by_role("button", name="Đăng nhập").click()
+    if change_to:
+        await expect(page.get_by_role("heading", name="Đổi mật khẩu")).to_be_visible()
+        await page.get_by_label("Mật khẩu hiện tại").fill(password)
+        await page.get_by_label("Mật khẩu mới", exact=True).fill(change_to)
+        await page.get_by_label("Nhập lại mật khẩu mới").fill(change_to)
+        await page.get_by_role("button", name="Lưu mật khẩu").click()
+    await expect(page.get_by_role("heading", name="Tiết học hôm nay")).to_be_visible()
+    return page
+
+
+async def shoot(page, name: str) -> None:
+    await page.screenshot(path=SCREENSHOTS / f"{name}-vi.png", full_page=True)
+
+
+async def shoot_en(page, name: str, check_text: str) -> None:
+    """The same page in English (the language switch re-renders it), then back to Vietnamese."""
+    await page.get_by_role("button", name="English").click()
+    await expect(page.locator("main")).to_contain_text(check_text)
+    await page.screenshot(path=SCREENSHOTS / f"{name}-en.png", full_page=True)
+    await page.get_by_role("button", name="Tiếng Việt").click()
+    await expect(page.get_by_role("button", name="English")).to_be_visible()
+
+
+def slots_now() -> tuple[datetime, datetime, list[tuple[str, str]]]:
+    """The period of the test (started 5 minutes ago, 40 minutes to go, within today at the school) and two
+    30-minute periods in the same half-day that do not overlap it."""
+    now = datetime.now(SCHOOL_TIMEZONE).replace(second=0, microsecond=0)
+    midnight = now.replace(hour=0, minute=0)
+    start = max(midnight, now - timedelta(minutes=5 + now.minute % 5))
+    end = min(start + timedelta(minutes=45), midnight + timedelta(hours=23, minutes=59))
+    half_start = midnight + timedelta(hours=0 if start.hour < 12 else 12)
+    free, slot = [], half_start
+    while len(free) < 2:
+        slot_end = slot + timedelta(minutes=30)
+        if slot_end <= start or slot >= end:
+            free.append((slot.strftime("%H:%M"), slot_end.strftime("%H:%M")))
+        slot += timedelta(minutes=35)
+    return start, end, free
+
+
+async def test_admin_sets_up_the_school_then_teacher_and_student_meet(tmp_path, browser):
+    data_dir = tmp_path / "var"
+    settings = make_settings(data_dir)
+    password = first_admin(data_dir)
+    server = await start_server(settings)
+    try:
+        await _walk(server, browser, password)
+    finally:
+        await server.close()
+
+
+async def _walk(server, browser, admin_password: str) -> None:
+    admin = await log_in(browser, server, ADMIN_ID, admin_password)
+    await admin.get_by_role("link", name="Quản trị").click()
+    nav = admin.get_by_role("navigation", name="Quản trị")
+
+    # -- the teacher's account, its password on a slip that prints alone --------------------------------
+    await nav.get_by_role("link", name="Tài khoản").click()
+    create = admin.locator("details", has_text="Tạo tài khoản").first
+    await create.get_by_label("Họ và tên").fill("Nguyễn Thị Hà")
+    await create.get_by_label("Số định danh cá nhân").fill(TEACHER_ID)
+    await create.get_by_label("Vai trò").select_option("teacher")
+    await create.get_by_role("button", name="Tạo tài khoản").click()
+    slip = admin.locator(f'.slip[data-personal-id="{TEACHER_ID}"]')
+    await expect(slip).to_contain_text("Nguyễn Thị Hà")
+    teacher_password = (await slip.locator(".slip-password").inner_text()).strip()
+    assert len(teacher_password) >= 10
+    await shoot(admin, "admin-password-slip")
+    await admin.emulate_media(media="print")  # the slip alone is printed: no top bar, no page behind it
+    await expect(admin.locator(".topbar")).to_be_hidden()
+    await expect(admin.locator("#main")).to_be_hidden()
+    await expect(admin.get_by_role("button", name="In phiếu")).to_be_hidden()
+    await expect(slip.locator(".slip-password")).to_be_visible()
+    await admin.emulate_media(media="screen")
+    await admin.get_by_role("button", name="Đóng").click()
+    await expect(slip).to_have_count(0)  # shown once: gone when closed
+    teacher_row = admin.locator(f'tr[data-personal-id="{TEACHER_ID}"]')
+    await expect(teacher_row).to_contain_text("Giáo viên")
+    await expect(teacher_row).to_contain_text("Đang hoạt động")
+
+    # -- the class ------------------------------------------------------------------------------------
+    await nav.get_by_role("link", name="Lớp học").click()
+    await admin.get_by_label("Tên lớp").fill("10A1")
+    await admin.get_by_label("Giáo viên chủ nhiệm").select_option(label=f"Nguyễn Thị Hà ({TEACHER_ID})")
+    await admin.get_by_role("button", name="Tạo lớp").click()
+    await expect(admin.get_by_role("heading", name=re.compile(r"Lớp 10A1 · năm học"))).to_be_visible()
+
+    # -- the roster through the page's import: the bad rows named by line, then the good file -----------
+    await nav.get_by_role("link", name="Tài khoản").click()
+    roster = admin.locator("details", has_text="Nhập danh sách từ tệp CSV")
+    await roster.locator("summary").click()
+    header = "personal_id,full_name,role,class,date_of_birth,parent_of\n"
+    bad = header + f"{STUDENTS[0][0]},{STUDENTS[0][1]},student,10A1,06/05/2011,\n{STUDENTS[1][0]},,pupil,10A1,,\n"
+    await roster.get_by_label("Tệp danh sách (CSV)").set_input_files(
+        {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": bad.encode()})
+    await roster.get_by_role("button", name="Nhập danh sách").click()
+    problems = roster.locator(".row-problems")
+    await expect(roster.get_by_role("alert")).to_contain_text("Chưa nhập gì: 1 dòng có lỗi")
+    await expect(problems.locator('li[data-line="3"]')).to_contain_text("Dòng 3")
+    await expect(problems.locator('li[data-line="3"]')).to_contain_text("thiếu họ tên")
+    await expect(problems.locator('li[data-line="3"]')).to_contain_text("vai trò “pupil” không hợp lệ")
+    await expect(admin.locator(f'tr[data-personal-id="{STUDENTS[0][0]}"]')).to_have_count(0)  # nothing imported
+    await shoot(admin, "admin-roster-errors")
+    good = header + "".join(f"{pid},{name},student,10A1,,\n" for pid, name in STUDENTS)
+    await roster.get_by_label("Tệp danh sách (CSV)").set_input_files(
+        {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": good.encode()})
+    await roster.get_by_role("button", name="Nhập danh sách").click()
+    await expect(admin.locator(".slip")).to_have_count(2)
+    student_password = (await admin.locator(
+        f'.slip[data-personal-id="{STUDENTS[0][0]}"] .slip-password').inner_text()).strip()
+    await admin.get_by_role("button", name="Đóng").click()
+    await expect(admin.locator(".school-status")).to_contain_text("2 tài khoản mới")
+    await expect(admin.locator(f'tr[data-personal-id="{STUDENTS[0][0]}"]')).to_contain_text("Học sinh")
+    await shoot(admin, "admin-accounts")
+    await shoot_en(admin, "admin-accounts", "Accounts")
+
+    # -- the teaching assignment; the class's roster is there -------------------------------------------
+    await nav.get_by_role("link", name="Lớp học").click()
+    await admin.get_by_role("link", name="10A1").click()
+    detail = admin.locator(".class-detail")
+    await expect(detail.locator(".roster li")).to_have_count(2)
+    await expect(detail.locator(".roster")).to_contain_text("Lý Thu Trang")
+    await detail.get_by_label("Giáo viên", exact=True).select_option(label=f"Nguyễn Thị Hà ({TEACHER_ID})")
+    await detail.get_by_label("Môn học").fill("Toán")
+    await detail.get_by_role("button", name="Phân công").click()
+    await expect(admin.locator(".class-detail .assignments")).to_contain_text("Toán · Nguyễn Thị Hà")
+    await shoot(admin, "admin-class")
+    await shoot_en(admin, "admin-class", "Teaching assignments")
+
+    # -- a week of timetable: every day of this week, at the time of the test ---------------------------
+    start, end, free = slots_now()
+    today = start.date()
+    monday = today - timedelta(days=today.weekday())
+    await nav.get_by_role("link", name="Thời khóa biểu").click()
+    form = admin.locator("form.timetable-form")
+    await form.get_by_label("Lớp · môn · giáo viên").select_option(label="10A1 · Toán · Nguyễn Thị Hà")
+    await form.get_by_label("Hằng tuần").check()
+    for day in ["Thứ 2", "Thứ 3", "Thứ 4", "Thứ 5", "Thứ 6", "Thứ 7", "Chủ nhật"]:
+        await form.get_by_label(day, exact=True).check()
+    await form.get_by_label("Từ ngày").fill(monday.isoformat())
+    await form.get_by_label("Đến ngày").fill((monday + timedelta(days=6)).isoformat())
+    await form.get_by_label("Bắt đầu").fill(start.strftime("%H:%M"))
+    await form.get_by_label("Kết thúc").fill(end.strftime("%H:%M"))
+    await form.get_by_role("button", name="Thêm vào thời khóa biểu").click()
+    await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 7 tiết học.")
+    when = f"{start:%H:%M}–{end:%H:%M}"
+    for offset in range(7):
+        day = admin.locator(f'.week-day[data-day="{(monday + timedelta(days=offset)).isoformat()}"]')
+        await expect(day).to_contain_text(when)
+        await expect(day).to_contain_text("Toán · 10A1")
+
+    async def single(slot: tuple[str, str]) -> None:
+        form = admin.locator("form.timetable-form")
+        await form.get_by_label("Lớp · môn · giáo viên").select_option(label="10A1 · Toán · Nguyễn Thị Hà")
+        await form.get_by_label("Ngày", exact=True).fill(today.isoformat())
+        await form.get_by_label("Bắt đầu").fill(slot[0])
+        await form.get_by_label("Kết thúc").fill(slot[1])
+        await form.get_by_role("button", name="Thêm vào thời khóa biểu").click()
+
+    # The teacher (and the class) booked twice: refused, naming the other period.
+    clash_start = (start + timedelta(minutes=10)).strftime("%H:%M")
+    await single((clash_start, (start + timedelta(minutes=40)).strftime("%H:%M")))
+    refusal = admin.locator(".check-box.refused")
+    await expect(refusal).to_contain_text("Chưa thêm tiết nào: 1 tiết bị trùng giờ.")
+    await expect(refusal).to_contain_text(f"giáo viên Nguyễn Thị Hà đã có tiết vào giờ này: Toán · 10A1")
+    await expect(refusal).to_contain_text(f"{today:%d/%m/%Y} {when}")
+    await expect(refusal).to_contain_text("tiết số")
+    await shoot(admin, "admin-timetable-conflict")
+
+    # A second online period in the half-day goes in; a third warns and needs a reason.
+    await single(free[0])
+    await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 1 tiết học.")
+    await single(free[1])
+    warning = admin.locator(".check-box.warning")
+    half = "buổi sáng" if start.hour < 12 else "buổi chiều"
+    await expect(warning).to_contain_text("Quá 2 tiết trực tuyến hoàn toàn trong một buổi")
+    await expect(warning).to_contain_text(f"Lớp 10A1 sẽ có 3 tiết trực tuyến hoàn toàn vào {half} {today:%d/%m/%Y}")
+    await warning.get_by_role("button", name="Vẫn xếp và ghi lý do").click()
+    await expect(warning).to_contain_text("Hãy ghi lý do để tiếp tục.")  # no reason, no period
+    await shoot(admin, "admin-timetable-half-day")
+    await warning.get_by_label("Lý do").fill("Bù tiết nghỉ do bão số 9")
+    await warning.get_by_role("button", name="Vẫn xếp và ghi lý do").click()
+    await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 1 tiết học.")
+    today_box = admin.locator(f'.week-day[data-day="{today.isoformat()}"] li')
+    await expect(today_box).to_have_count(3)
+    async with server.db() as db:
+        entry = (await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        assert entry.details["reason"] == "Bù tiết nghỉ do bão số 9"
+        assert len((await db.execute(select(Period))).all()) == 9
+
+    # A timetable file with a wrong row: every bad row with its line; the templates are offered.
+    importer = admin.locator("details", has_text="Nhập thời khóa biểu từ tệp")
+    await importer.locator("summary").click()
+    async with admin.expect_download() as download:
+        await importer.get_by_role("link", name="Tải mẫu Excel").click()
+    assert (await download.value).suggested_filename == "mẫu-thời-khóa-biểu.xlsx"
+    csv_file = ("Lớp,Môn,Số định danh giáo viên,Thứ,Bắt đầu,Kết thúc,Từ ngày,Đến ngày,Hình thức\n"
+                f"10A9,Toán,{TEACHER_ID},2,07:00,07:45,{monday:%d/%m/%Y},,Trực tuyến\n"
+                f"10A1,Toán,{TEACHER_ID},Thứ 9,07:00,06:00,{monday:%d/%m/%Y},,\n")
+    await importer.get_by_label("Tệp thời khóa biểu (.xlsx hoặc .csv)").set_input_files(
+        {"name": "tkb.csv", "mimeType": "text/csv", "buffer": csv_file.encode()})
+    await importer.get_by_role("button", name="Nhập thời khóa biểu").click()
+    rows = importer.locator(".row-problems")
+    await expect(importer.get_by_role("alert")).to_contain_text("Chưa nhập gì: 2 dòng có lỗi.")
+    await expect(rows.locator('li[data-line="2"]')).to_contain_text("Dòng 2 (Lớp): Không có lớp 10A9")
+    await expect(rows.locator('li[data-line="3"]').first).to_contain_text("Dòng 3 (Thứ)")
+    await shoot(admin, "admin-timetable-import-errors")
+    await shoot_en(admin, "admin-timetable", "Timetable")
+
+    # -- the teacher finds the period and starts it; the student finds it and waits in the lobby -------------
+    teacher = await log_in(browser, server, TEACHER_ID, teacher_password)
+    period = teacher.locator("li", has_text=when).filter(has_text="10A1")
+    await period.get_by_role("button", name="Bắt đầu tiết học").click()
+    await expect(teacher.locator(".room")).to_be_visible()
+
+    student = await log_in(browser, server, STUDENTS[0][0], student_password)
+    await student.locator("li", has_text=when).get_by_role("link", name="Vào lớp").click()
+    await expect(student.locator("[data-screen=lobby]")).to_contain_text("Phòng chờ")
+    tab = teacher.get_by_role("tab", name="Người tham gia")
+    if await tab.count():
+        await tab.click()
+    await teacher.locator(".lobby-list li", has_text=STUDENTS[0][1]).get_by_role("button", name="Cho vào").click()
+    await expect(student.locator(".room")).to_be_visible()
+    await expect(student.locator("[data-screen=lobby]")).to_have_count(0)
