@@ -25,6 +25,7 @@ pytestmark = needs_chromium
 ADMIN_ID, TEACHER_ID = "001080000001", "001088000123"
 STUDENTS = [("001209000001", "Lý Thu Trang"), ("001209000002", "Vũ Đức Long")]
 NEW_PASSWORD = "Bầu-trời-xanh-Hà-Giang-2026"
+PAGE_ERRORS: list[str] = []  # uncaught script errors in any page of the walk
 
 
 def first_admin(data_dir) -> str:
@@ -42,6 +43,7 @@ async def log_in(browser, server, personal_id: str, password: str, change_to: st
     context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     page.on("dialog", lambda dialog: dialog.dismiss())  # no native dialog is expected: one would fail the flow
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{personal_id}: {error}"))
     await page.goto(server.base_url + "/")
     await page.get_by_label("Số định danh cá nhân").fill(personal_id)
     await page.get_by_label("Mật khẩu").fill(password)
@@ -91,10 +93,12 @@ async def test_admin_sets_up_the_school_then_teacher_and_student_meet(tmp_path, 
     settings = make_settings(data_dir)
     password = first_admin(data_dir)
     server = await start_server(settings)
+    PAGE_ERRORS.clear()
     try:
         await _walk(server, browser, password)
     finally:
         await server.close()
+    assert PAGE_ERRORS == []
 
 
 async def _walk(server, browser, admin_password: str) -> None:
@@ -162,12 +166,37 @@ async def _walk(server, browser, admin_password: str) -> None:
     await shoot(admin, "admin-accounts")
     await shoot_en(admin, "admin-accounts", "Accounts")
 
+    # An account edited, given a new password on a slip, deactivated after an in-page question (Cancel cancels).
+    row = admin.locator(f'tr[data-personal-id="{STUDENTS[1][0]}"]')
+    await row.get_by_role("button", name="Sửa").click()
+    await row.get_by_label("Họ và tên").fill("Vũ Đức Long Anh")
+    await row.get_by_role("button", name="Lưu").click()
+    await expect(row).to_contain_text("Vũ Đức Long Anh")
+    await row.get_by_role("button", name="Cấp lại mật khẩu").click()
+    question = admin.get_by_role("dialog")
+    await expect(question).to_contain_text("Cấp mật khẩu mới cho Vũ Đức Long Anh?")
+    await question.get_by_role("button", name="Cấp lại mật khẩu").click()
+    await expect(admin.locator(f'.slip[data-personal-id="{STUDENTS[1][0]}"] .slip-password')).to_have_text(
+        re.compile(r"^\S{10,}$"))
+    await admin.get_by_role("button", name="Đóng").click()
+    await row.get_by_role("button", name="Khóa tài khoản").click()
+    await admin.get_by_role("dialog").get_by_role("button", name="Hủy").click()
+    await expect(admin.get_by_role("dialog")).to_have_count(0)
+    await expect(row).to_contain_text("Đang hoạt động")
+    await row.get_by_role("button", name="Khóa tài khoản").click()
+    await admin.get_by_role("dialog").get_by_role("button", name="Khóa tài khoản").click()
+    await expect(row).to_contain_text("Đã khóa")
+    await expect(admin.locator(".school-status")).to_contain_text("Đã khóa tài khoản của Vũ Đức Long Anh.")
+    await expect(admin.locator(f'tr[data-personal-id="{ADMIN_ID}"]').get_by_role("button", name="Khóa tài khoản")
+                 ).to_have_count(0)
+
     # -- the teaching assignment; the class's roster is there -------------------------------------------
     await nav.get_by_role("link", name="Lớp học").click()
     await admin.get_by_role("link", name="10A1").click()
     detail = admin.locator(".class-detail")
     await expect(detail.locator(".roster li")).to_have_count(2)
     await expect(detail.locator(".roster")).to_contain_text("Lý Thu Trang")
+    await expect(detail.locator(".roster")).to_contain_text("Vũ Đức Long Anh")
     await detail.get_by_label("Giáo viên", exact=True).select_option(label=f"Nguyễn Thị Hà ({TEACHER_ID})")
     await detail.get_by_label("Môn học").fill("Toán")
     await detail.get_by_role("button", name="Phân công").click()

@@ -4,6 +4,7 @@ import { api, ApiError } from "../api.js";
 import { currentPage, h, mount, stillOn } from "../dom.js";
 import { compareNames, t } from "../i18n.js";
 import { hashQuery } from "./records.js";
+import { session } from "../app.js";
 
 export const ROLES = ["student", "teacher", "parent", "observer", "admin"];
 export const SUBJECTS = ["Toán", "Ngữ văn", "Tiếng Anh", "Vật lý", "Hóa học", "Sinh học", "Lịch sử", "Địa lý",
@@ -166,8 +167,10 @@ export async function showAccounts(wrap) {
 function accountRow(user, status, reload) {
   const row = h("tr", { "data-user": user.id, "data-personal-id": user.personal_id });
   const edit = h("button", { type: "button", class: "small", onclick: () => editRow() }, t("accounts.edit"));
-  const toggle = h("button", { type: "button", class: user.active ? "small danger" : "small", onclick: flip },
-    user.active ? t("accounts.deactivate") : t("accounts.activate"));
+  // One's own account is never deactivated from here (the server refuses it too).
+  const toggle = user.id === session.user?.id ? null
+    : h("button", { type: "button", class: user.active ? "small danger" : "small", onclick: flip },
+      user.active ? t("accounts.deactivate") : t("accounts.activate"));
   const reset = h("button", { type: "button", class: "small", onclick: resetPassword }, t("accounts.reset"));
   const cells = () => [
     h("td", { "data-label": t("accounts.name") }, user.full_name),

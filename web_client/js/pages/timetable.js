@@ -33,6 +33,7 @@ function refusalList(items) {
 
 // Sends `send(reason)`; a double booking is shown, a crowded half-day asks for a reason and sends again.
 async function withChecks(box, send, done) {
+  document.querySelector(".school .notice")?.replaceChildren(); // the last success is not this request's
   box.replaceChildren(h("p", { role: "status" }, t("timetable.saving")));
   try {
     done(await send(null));
