@@ -67,7 +67,7 @@ export function showRoom(sessionId) {
     // issue 15: the period (class, subject, times), the class list, alerts, the gallery's page, who speaks
     period: null, roster: null, notices: [], noticeId: 0, unread: 0, galleryPage: 0, speaking: new Set(),
     calledOn: new Map(), menuFor: null, chatDraft: "", absentOpen: false, timers: [], renderQueued: false,
-    lobbyView: null, deviceTest: null,
+    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), lastRender: 0,
     // the poll or quiz, the quick poll's form, the bank picker, the countdown, typed answers (end of this file)
     poll: null, pollDraft: null, pollHidden: null, bankDraft: null, pollEnds: null, pollTick: null,
     quizTyped: {}, quizPicked: {},
@@ -214,6 +214,9 @@ function onEvent(room, name, data) {
       // "Gọi phát biểu": the teacher gave this student the microphone (and lowered the hand).
       if (LEARNERS.has(state.you.role) && data.permissions.microphone && !before?.microphone) {
         notice(room, t("you.mic_allowed"), "you");
+      } else if (!data.permissions.microphone && room.notices.some((n) => n.kind === "you")) {
+        room.notices = room.notices.filter((n) => n.kind !== "you"); // taken back: the invitation is over
+        updateNotices(room);
       }
       return render(room);
     }
@@ -243,7 +246,9 @@ function onEvent(room, name, data) {
   }
 }
 
-// Many events in a burst (40 students) make one render, on the next frame.
+// Many events in a burst (40 students) make one render: on the next frame, at most about four a second.
+const RENDER_GAP_MS = 250;
+
 function queueRender(room) {
   if (room.renderQueued) return;
   room.renderQueued = true;
@@ -252,8 +257,9 @@ function queueRender(room) {
     room.renderQueued = false;
     if (room === current) render(room);
   };
-  requestAnimationFrame(run);
-  setTimeout(run, 250); // a page in the background gets no frames
+  const wait = Math.max(0, room.lastRender + RENDER_GAP_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(run), wait);
+  setTimeout(run, wait + 250); // a page in the background gets no frames
 }
 
 function showEnded(message, reason, room = null) {
@@ -343,6 +349,7 @@ function render(room) {
   if (room.waiting) return renderLobbyWait(room);
   if (!room.state) return;
   room.renderQueued = false;
+  room.lastRender = performance.now();
   if (!room.layout || !room.layout.root.isConnected) buildLayout(room);
   const focused = document.activeElement?.dataset?.key; // keep the keyboard's place across a re-render
   const tabs = ["participants", "chat", "hands", "handouts"];
@@ -426,6 +433,8 @@ function buildLayout(room) {
     h("div", { class: "main-column" }, linkBanner, pollBox, stage,
       h("div", { class: "control-row" }, controls, selfView, selfScreen), screenRule,
       h("div", { class: "saver-row" }, saver, dataUsed), gallery, parked), side);
+  room.tileCache = new Map();
+  room.rowCache = new Map();
   room.layout = { root, stage, controls, side, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
                   saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
   mount(root);
@@ -513,27 +522,31 @@ function updateGallery(room) {
   const pages = Math.max(1, Math.ceil(tiles.length / PAGE_SIZE));
   room.galleryPage = Math.min(room.galleryPage, pages - 1);
   const shown = tiles.slice(room.galleryPage * PAGE_SIZE, (room.galleryPage + 1) * PAGE_SIZE);
-  for (let i = 1; i <= GRID_SLOTS; i += 1) parked.append(slots[`grid_${i}`]); // all back, then the shown ones out
-  if (teacher) parked.append(room.layout.selfView); // the teacher's own picture is her tile, on the first page
+  // Tiles are kept between updates and rebuilt only when what they show changed: a playing video is moved
+  // only when its slot now shows someone else (40 students make many updates a minute).
+  const cache = room.tileCache;
+  const elements = shown.map((p) => {
+    const key = p.self ? "self" : p.participant_id;
+    const signature = tileSignature(room, p, slotOf);
+    const hit = cache.get(key);
+    if (hit && hit.signature === signature && (!hit.video || hit.element.contains(hit.video))) return hit.element;
+    const element = p.self ? selfTile(room) : studentTile(room, p, slotOf[p.participant_id]);
+    cache.set(key, { signature, element, video: element.querySelector("video") });
+    return element;
+  });
+  for (const key of [...cache.keys()]) {
+    if (key !== "self" && !room.state.participants.some((p) => p.participant_id === key)) cache.delete(key);
+  }
   const box = gallery.querySelector(".gallery-tiles");
-  box.replaceChildren(...shown.map((p) => {
-    if (p.self) {
-      const you = room.state.participants.find((x) => x.participant_id === room.state.you.participant_id);
-      const own = room.media?.local.camera;
-      return h("figure", { class: room.speaking.has(room.state.you.participant_id) ? "tile self speaking" : "tile self",
-                           "data-participant": room.state.you.participant_id },
-        own ? room.layout.selfView : h("span", { class: "avatar", "aria-hidden": "true" }, initials(room.state.you.name)),
-        h("figcaption", {}, h("span", { class: "tile-name" }, t("gallery.you", { name: room.state.you.name })),
-          you ? stateIcons(room, you, ["microphone", "camera", "screen"]) : null));
-    }
-    const slot = slotOf[p.participant_id];
-    const video = slot ? slots[slot] : null;
-    return h("figure", { class: room.speaking.has(p.participant_id) ? "tile speaking" : "tile",
-                         "data-participant": p.participant_id, "data-tile": slot || "" },
-      video || h("span", { class: "avatar", "aria-hidden": "true" }, initials(p.name)),
-      h("figcaption", {}, h("span", { class: "tile-name" }, p.name), stateIcons(room, p, ["microphone", "camera", "hand"])),
-      p.media?.camera && !video ? h("span", { class: "tile-note" }, t("gallery.not_shown")) : null);
-  }));
+  const same = box.children.length === elements.length && elements.every((e, i) => box.children[i] === e);
+  if (!same) box.replaceChildren(...elements);
+  // The videos no shown tile holds wait, parked (still in the page: they keep their stream).
+  const held = (video) => elements.some((e) => e.contains(video));
+  for (let i = 1; i <= GRID_SLOTS; i += 1) {
+    const video = slots[`grid_${i}`];
+    if (video.parentNode !== parked && !held(video)) parked.append(video);
+  }
+  if (teacher && room.layout.selfView.parentNode !== parked && !held(room.layout.selfView)) parked.append(room.layout.selfView);
   for (const video of box.querySelectorAll("video")) if (video.paused && video.srcObject) video.play().catch(() => {});
   const nav = gallery.querySelector(".gallery-pages");
   if (pages <= 1) { nav.replaceChildren(); return; }
@@ -547,6 +560,34 @@ function updateGallery(room) {
     h("button", { class: "small", disabled: room.galleryPage === pages - 1, "aria-label": t("gallery.next"),
                   onclick: () => go(room.galleryPage + 1) }, "›"),
     h("span", { class: "muted" }, t("gallery.page", { page: room.galleryPage + 1, pages })));
+}
+
+function tileSignature(room, p, slotOf) {
+  if (p.self) {
+    const you = room.state.participants.find((x) => x.participant_id === room.state.you.participant_id);
+    return JSON.stringify([currentLanguage(), room.media?.local.camera?.id ?? null, you?.media ?? null, room.state.you.name]);
+  }
+  const hand = room.hands.find((x) => x.participant_id === p.participant_id);
+  return JSON.stringify([currentLanguage(), p.name, slotOf[p.participant_id] ?? null, p.media ?? null, hand?.position ?? null]);
+}
+
+function selfTile(room) {
+  const you = room.state.participants.find((x) => x.participant_id === room.state.you.participant_id);
+  const own = room.media?.local.camera;
+  return h("figure", { class: room.speaking.has(room.state.you.participant_id) ? "tile self speaking" : "tile self",
+                       "data-participant": room.state.you.participant_id },
+    own ? room.layout.selfView : h("span", { class: "avatar", "aria-hidden": "true" }, initials(room.state.you.name)),
+    h("figcaption", {}, h("span", { class: "tile-name" }, t("gallery.you", { name: room.state.you.name })),
+      you ? stateIcons(room, you, ["microphone", "camera", "screen"]) : null));
+}
+
+function studentTile(room, p, slot) {
+  const video = slot ? room.layout.slots[slot] : null;
+  return h("figure", { class: room.speaking.has(p.participant_id) ? "tile speaking" : "tile",
+                       "data-participant": p.participant_id, "data-tile": slot || "" },
+    video || h("span", { class: "avatar", "aria-hidden": "true" }, initials(p.name)),
+    h("figcaption", {}, h("span", { class: "tile-name" }, p.name), stateIcons(room, p, ["microphone", "camera", "hand"])),
+    p.media?.camera && !video ? h("span", { class: "tile-note" }, t("gallery.not_shown")) : null);
 }
 
 function initials(name) {
@@ -938,10 +979,19 @@ function renderParticipants(room) {
       h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { participant_ids: [entry.participant_id] }) },
         t("lobby.admit")),
       h("button", { onclick: () => deny(room, entry) }, t("lobby.deny")))))) : null;
+  // Rows are kept between renders and rebuilt only when what they show changed.
   const people = h("ul", { class: "people" }, room.state.participants.map((p) => {
     const q = room.quality?.[p.participant_id];
-    return h("li", { "data-participant": p.participant_id,
-                     class: room.speaking.has(p.participant_id) ? "person speaking" : "person" },
+    const hand = room.hands.find((x) => x.participant_id === p.participant_id);
+    const signature = JSON.stringify([currentLanguage(), p, q ?? null, hand?.position ?? null,
+      room.menuFor === p.participant_id, room.state.stage === p.participant_id]);
+    const hit = room.rowCache.get(p.participant_id);
+    if (hit && hit.signature === signature) {
+      hit.element.classList.toggle("speaking", room.speaking.has(p.participant_id));
+      return hit.element;
+    }
+    const element = h("li", { "data-participant": p.participant_id,
+                              class: room.speaking.has(p.participant_id) ? "person speaking" : "person" },
       h("span", { class: "name" }, p.name),
       p.role !== "student" ? h("span", { class: "muted role" }, t("role." + p.role)) : null,
       stateIcons(room, p),
@@ -950,7 +1000,13 @@ function renderParticipants(room) {
         : null,
       teacher ? linkInfo(room, p) : null,
       teacher && LEARNERS.has(p.role) ? participantMenu(room, p) : null);
+    room.rowCache.set(p.participant_id, { signature, element });
+    return element;
   }));
+  if (room.rowCache.size > room.state.participants.length) {
+    const here = new Set(room.state.participants.map((p) => p.participant_id));
+    for (const key of [...room.rowCache.keys()]) if (!here.has(key)) room.rowCache.delete(key);
+  }
   return h("div", {}, lobby, h("h2", {}, `${t("room.participants")} (${room.state.participants.length})`), people,
     teacher ? renderAbsent(room) : null);
 }
