@@ -243,6 +243,20 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(refusal).to_contain_text(f"{today:%d/%m/%Y} {when}")
     await expect(refusal).to_contain_text("tiết số")
     await shoot(admin, "admin-timetable-conflict")
+    # The same refusal in English: the page's language, the server's reason in it.
+    await admin.get_by_role("button", name="English").click()
+    await expect(admin.get_by_role("heading", name="Timetable", exact=True)).to_be_visible()
+    form = admin.locator("form.timetable-form")
+    await form.get_by_label("Class · subject · teacher").select_option(label="10A1 · Toán · Nguyễn Thị Hà")
+    await form.get_by_label("Date", exact=True).fill(today.isoformat())
+    await form.get_by_label("Start").fill(clash_start)
+    await form.get_by_label("End").fill((start + timedelta(minutes=40)).strftime("%H:%M"))
+    await form.get_by_role("button", name="Add to the timetable").click()
+    await expect(refusal).to_contain_text("Nothing was added: 1 period(s) clash with another.")
+    await expect(refusal).to_contain_text("the teacher Nguyễn Thị Hà already teaches then: Toán · 10A1")
+    await admin.screenshot(path=SCREENSHOTS / "admin-timetable-conflict-en.png", full_page=True)
+    await admin.get_by_role("button", name="Tiếng Việt").click()
+    await expect(admin.get_by_role("heading", name="Thời khóa biểu", exact=True)).to_be_visible()
 
     # A second online period in the half-day goes in; a third warns and needs a reason.
     await single(free[0])
