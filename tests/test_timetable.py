@@ -244,3 +244,18 @@ async def test_only_admins_set_up_the_timetable(tmp_path):
         assert answer["error"]["code"] == "forbidden"
     finally:
         await server.close()
+
+
+async def test_two_admins_saving_at_once_cannot_both_book_the_teacher(any_store_server):
+    """The checks and the new rows are one step: of two requests for the same hour sent together, one wins."""
+    import asyncio
+    server = any_store_server
+    school, admin = await _world(server)
+    other_admin = await server.logged_in(school.admin)
+    body = single(school, MONDAY, "07:00", "07:45")
+    answers = await asyncio.gather(*[person.request("POST", "/timetable/periods", json=body)
+                                     for person in (admin, other_admin, admin, other_admin)])
+    assert sorted(r.status for r in answers) == [201, 409, 409, 409]
+    async with server.db() as db:
+        assert len((await db.execute(select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))
+                    ).all()) == 1

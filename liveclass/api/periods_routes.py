@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from liveclass import auth, cluster, periods, timetable, turn
 from liveclass.api.timetable_schemas import TimetableCreate, TimetableCreated, TimetableImported
@@ -224,6 +225,19 @@ async def join_session(request: web.Request) -> web.Response:
 
 # -- the timetable (thời khóa biểu): the school's local times, weekly periods, the file, the checks ----------
 ADMIN = {"admin"}
+# Two admins saving at once must not both pass the booking checks: one timetable change at a time, in this
+# process (the lock) and across the nodes sharing a PostgreSQL store (a transaction-level advisory lock).
+_timetable_locks: "weakref.WeakKeyDictionary[web.Application, asyncio.Lock]" = weakref.WeakKeyDictionary()
+TIMETABLE_LOCK_KEY = 0x7469_6D65  # "time": any 64-bit number of our own
+
+
+def _timetable_lock(request: web.Request) -> asyncio.Lock:
+    return _timetable_locks.setdefault(request.app, asyncio.Lock())
+
+
+async def _one_at_a_time(db) -> None:
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TIMETABLE_LOCK_KEY})
 
 
 def _halves(text: str) -> tuple[str, str]:
@@ -281,11 +295,13 @@ async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.R
         planned = [timetable.Planned(school_class.id, school_class.name, body.subject, teacher.id, teacher.full_name,
                                      timetable.at_school(day, body.start), timetable.at_school(day, body.end),
                                      body.mode, body.parents_invited) for day in days]
-        found = await timetable.check(db, planned)
-        _refuse_or_accept(found, body.online_reason)
-        ids = await _store(request, db, user, planned, found, body.online_reason, via="single" if body.date else
-                           "weekly", subject=body.subject, teacher=teacher.id)
-        await db.commit()
+        async with _timetable_lock(request):
+            await _one_at_a_time(db)
+            found = await timetable.check(db, planned)
+            _refuse_or_accept(found, body.online_reason)
+            ids = await _store(request, db, user, planned, found, body.online_reason, via="single" if body.date else
+                               "weekly", subject=body.subject, teacher=teacher.id)
+            await db.commit()
         stored = (await db.execute(select(Period).where(Period.id.in_(ids)).order_by(Period.starts_at))).scalars()
         out = [period_out(p, None) for p in stored]
     return dump(TimetableCreated(created=len(ids), periods=out, half_days=found.half_days), status=201)
@@ -341,11 +357,13 @@ async def import_timetable(request: web.Request) -> web.Response:
             raise ApiError(413, "too_many_periods", f"The file makes {len(planned)} periods, more than "
                                                     f"{timetable.MAX_PERIODS}; split it. / Tệp tạo {len(planned)} "
                                                     f"tiết, quá {timetable.MAX_PERIODS}; hãy chia nhỏ.")
-        found = await timetable.check(db, planned)
-        _refuse_or_accept(found, online_reason)
-        ids = await _store(request, db, user, planned, found, online_reason, via="import", rows=len(rows),
-                           school_year=school_year)
-        await db.commit()
+        async with _timetable_lock(request):
+            await _one_at_a_time(db)
+            found = await timetable.check(db, planned)
+            _refuse_or_accept(found, online_reason)
+            ids = await _store(request, db, user, planned, found, online_reason, via="import", rows=len(rows),
+                               school_year=school_year)
+            await db.commit()
     return dump(TimetableImported(created=len(ids), half_days=found.half_days), status=201)
 
 
