@@ -19,6 +19,7 @@ from liveclass.models import AuditEntry, Period
 from liveclass.timetable import SCHOOL_TIMEZONE
 from tests.browser import SCREENSHOTS, needs_chromium
 from tests.helpers import make_settings, start_server
+from tests.test_web_a11y import axe_violations
 
 pytestmark = needs_chromium
 
@@ -26,6 +27,7 @@ ADMIN_ID, TEACHER_ID = "001080000001", "001088000123"
 STUDENTS = [("001209000001", "Lý Thu Trang"), ("001209000002", "Vũ Đức Long")]
 NEW_PASSWORD = "Bầu-trời-xanh-Hà-Giang-2026"
 PAGE_ERRORS: list[str] = []  # uncaught script errors in any page of the walk
+AXE_SERIOUS: list[str] = []  # axe-core's serious or critical violations on the admin's new pages and dialogs
 
 
 def first_admin(data_dir) -> str:
@@ -59,7 +61,11 @@ async def log_in(browser, server, personal_id: str, password: str, change_to: st
 
 
 async def shoot(page, name: str) -> None:
+    """A screenshot, and axe-core on what it shows."""
     await page.screenshot(path=SCREENSHOTS / f"{name}-vi.png", full_page=True)
+    for v in await axe_violations(page):
+        if v["impact"] in ("serious", "critical"):
+            AXE_SERIOUS.append(f"{name}: {v['id']} ({v['help']}): {[n['target'] for n in v['nodes'][:5]]}")
 
 
 async def shoot_en(page, name: str, check_text: str) -> None:
@@ -94,11 +100,13 @@ async def test_admin_sets_up_the_school_then_teacher_and_student_meet(tmp_path, 
     password = first_admin(data_dir)
     server = await start_server(settings)
     PAGE_ERRORS.clear()
+    AXE_SERIOUS.clear()
     try:
         await _walk(server, browser, password)
     finally:
         await server.close()
     assert PAGE_ERRORS == []
+    assert AXE_SERIOUS == []
 
 
 async def _walk(server, browser, admin_password: str) -> None:
