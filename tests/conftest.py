@@ -10,8 +10,8 @@ import pytest
 
 from tests.browser import ARGS, CHROMIUM
 from tests.helpers import (
-    POSTGRES_ADMIN_DSN, create_postgres_database, drop_postgres_database, make_settings, postgres_url,
-    seed_school, start_server,
+    POSTGRES_ADMIN_DSN, create_migrated_postgres_database, create_postgres_database, drop_postgres_database,
+    make_settings, postgres_url, seed_school, start_server,
 )
 
 
@@ -24,16 +24,20 @@ async def _postgres_available() -> bool:
     return True
 
 
+async def _require_postgres() -> None:
+    if not await _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}; CI must start it")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store_url(request, tmp_path):
     """The database URL of a fresh store: SQLite in the data dir, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield ""
         return
-    if not await _postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}; CI must start it")
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}")
+    await _require_postgres()
     name = await create_postgres_database()
     yield postgres_url(name)
     await drop_postgres_database(name)
@@ -48,12 +52,19 @@ async def server(request, tmp_path):
     await live.close()
 
 
-@pytest.fixture
-async def any_store_server(tmp_path, store_url):
-    """A real server on each store: the test runs once on SQLite and once on PostgreSQL."""
-    live = await start_server(make_settings(tmp_path / "var", store_url))
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_store_server(request, tmp_path):
+    """A real server on each store: the test runs once on SQLite and once on PostgreSQL (a migrated copy)."""
+    url, name = "", None
+    if request.param == "postgresql":
+        await _require_postgres()
+        name = await create_migrated_postgres_database()
+        url = postgres_url(name)
+    live = await start_server(make_settings(tmp_path / "var", url))
     yield live
     await live.close()
+    if name is not None:
+        await drop_postgres_database(name)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from liveclass.models import (
 )
 from liveclass.passwords import hash_generated_password
 
+_MIGRATED: dict = {}  # per test process: a store of each kind migrated once, copied for each test server
 POSTGRES_ADMIN_DSN = os.environ.get("LIVECLASS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "Mật-khẩu-2026"  # every seeded account's password
 
@@ -36,6 +38,32 @@ async def create_postgres_database() -> str:
     finally:
         await connection.close()
     return name
+
+
+async def create_migrated_postgres_database() -> str:
+    """A PostgreSQL database for one test server, already at the newest migration: a copy (CREATE DATABASE …
+    TEMPLATE) of a template migrated once per test process."""
+    if "postgresql" not in _MIGRATED:
+        template = f"lc_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await connection.execute(f'CREATE DATABASE "{template}"')
+        finally:
+            await connection.close()
+        await asyncio.to_thread(upgrade_database, postgres_url(template))
+        _MIGRATED["postgresql"] = template
+        atexit.register(_drop_template, template)
+    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_MIGRATED["postgresql"]}"')
+    finally:
+        await connection.close()
+    return name
+
+
+def _drop_template(name: str) -> None:
+    asyncio.run(drop_postgres_database(name))
 
 
 async def drop_postgres_database(name: str) -> None:
@@ -137,7 +165,6 @@ class LiveServer(Clients):
         await self.test_server.close()
 
 
-_MIGRATED: dict[str, Path] = {}  # per test process: an SQLite store migrated once, copied for each server
 
 
 def _migrated_sqlite_store() -> Path:
