@@ -983,6 +983,13 @@ const CATALOGUE = {
     "timetable.class_filter": "Lớp",
     "timetable.all_classes": "Tất cả các lớp",
     "timetable.free": "Không có tiết.",
+    "timetable.clash.teacher": "{when}: giáo viên {teacher} đã có tiết vào giờ này: {other}.",
+    "timetable.clash.class": "{when}: lớp {class} đã có tiết vào giờ này: {other}.",
+    "timetable.other.period": "{subject} · {class} ({teacher}), {when}, tiết số {id}",
+    "timetable.other.line": "{subject} · {class} ({teacher}), {when}, dòng {line} của tệp này",
+    "timetable.other.request": "{subject} · {class} ({teacher}), {when}, một tiết khác cùng lúc thêm",
+    "timetable.half.morning": "Lớp {class} sẽ có {count} tiết trực tuyến hoàn toàn vào buổi sáng {date} (hướng dẫn: không quá 2 tiết).",
+    "timetable.half.afternoon": "Lớp {class} sẽ có {count} tiết trực tuyến hoàn toàn vào buổi chiều {date} (hướng dẫn: không quá 2 tiết).",
   },
   en: {
     "lang.switch": "Tiếng Việt",
@@ -1966,6 +1973,13 @@ const CATALOGUE = {
     "timetable.class_filter": "Class",
     "timetable.all_classes": "All classes",
     "timetable.free": "No period.",
+    "timetable.clash.teacher": "{when}: the teacher {teacher} already teaches then: {other}.",
+    "timetable.clash.class": "{when}: the class {class} already has a period then: {other}.",
+    "timetable.other.period": "{subject} · {class} ({teacher}), {when}, period {id}",
+    "timetable.other.line": "{subject} · {class} ({teacher}), {when}, line {line} of this file",
+    "timetable.other.request": "{subject} · {class} ({teacher}), {when}, another period added with it",
+    "timetable.half.morning": "{class} would have {count} fully online periods on the morning of {date} (guidance: at most 2).",
+    "timetable.half.afternoon": "{class} would have {count} fully online periods on the afternoon of {date} (guidance: at most 2).",
   },
 };
 

@@ -25,10 +25,28 @@ function mondayOf(day) {
   return addDays(day, 1 - weekday);
 }
 
-// A refusal's rows in words: conflicts and crowded half-days carry the server's "English / Tiếng Việt" reason.
-function refusalList(items) {
+// A double booking in words, from the refusal's details (the catalogue's sentences, the school's data).
+function clashWords(item) {
+  const o = item.other;
+  const what = { subject: o.subject, class: o.class_name, teacher: o.teacher_name, when: o.when, id: o.period_id,
+    line: o.line };
+  const other = t(o.period_id ? "timetable.other.period" : o.line ? "timetable.other.line" : "timetable.other.request",
+    what);
+  return t(`timetable.clash.${item.who}`, { when: item.when, teacher: item.teacher_name, class: item.class_name,
+    other });
+}
+
+// A crowded half-day in words: "Lớp 10A1 sẽ có 3 tiết trực tuyến hoàn toàn vào buổi sáng 07/12/2026 …".
+function halfDayWords(item) {
+  const [year, month, day] = String(item.date).split("-");
+  return t(`timetable.half.${item.half}`, { class: item.class_name, count: item.count,
+    date: `${day}/${month}/${year}` });
+}
+
+// A refusal's rows: each with its file line when it comes from the timetable file.
+function refusalList(items, words) {
   return h("ul", { class: "row-problems" }, items.map((item) => h("li", { "data-line": item.line ?? false },
-    item.line ? h("strong", {}, t("school.line", { line: item.line }) + " ") : null, pickLanguage(item.reason))));
+    item.line ? h("strong", {}, t("school.line", { line: item.line }) + ": ") : null, words(item))));
 }
 
 // Sends `send(reason)`; a double booking is shown, a crowded half-day asks for a reason and sends again.
@@ -45,7 +63,7 @@ async function withChecks(box, send, done) {
     if (e.code === "period_conflict") {
       const conflicts = e.details?.conflicts || [];
       box.replaceChildren(h("div", { class: "check-box refused", role: "alert" },
-        h("p", { class: "error" }, t("timetable.conflict", { count: conflicts.length })), refusalList(conflicts)));
+        h("p", { class: "error" }, t("timetable.conflict", { count: conflicts.length })), refusalList(conflicts, clashWords)));
       return;
     }
     if (e.code === "online_limit") {
@@ -67,7 +85,7 @@ async function withChecks(box, send, done) {
       } }, t("timetable.go_on"));
       box.replaceChildren(h("div", { class: "check-box warning", role: "alert" },
         h("p", { class: "warn-text" }, t("timetable.half_day")),
-        refusalList(e.details?.half_days || []),
+        refusalList(e.details?.half_days || [], halfDayWords),
         h("label", { for: "online-reason" }, t("timetable.reason"), reason),
         error,
         h("div", { class: "actions" }, go,
