@@ -75,3 +75,20 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(server, sc
     print("Click handlers a keyboard cannot reach:\n" + ("\n".join(clickable) or "none"))
     assert not serious, "axe-core: serious or critical violations:\n" + "\n".join(serious)
     assert not clickable, "click handlers on elements that are not controls:\n" + "\n".join(clickable)
+
+
+async def test_the_axe_check_finds_what_it_should(server, browser):
+    """The check itself: on the login page, a button with no name and low-contrast text are reported."""
+    from tests.web_walk import new_page
+    page = await new_page(browser, server)
+    await page.get_by_role("button", name="Đăng nhập").wait_for()
+    assert [v for v in await axe_violations(page) if v["impact"] in ("serious", "critical")] == []
+    await page.evaluate("""() => {
+      const main = document.getElementById('main');
+      main.append(Object.assign(document.createElement('button'), { className: 'nameless' }));
+      const pale = Object.assign(document.createElement('p'), { textContent: 'Chữ quá nhạt' });
+      pale.style.color = '#ddd';
+      main.append(pale);
+    }""")
+    found = {v["id"]: v["impact"] for v in await axe_violations(page)}
+    assert found.get("button-name") == "critical" and found.get("color-contrast") == "serious", found
