@@ -43,6 +43,7 @@ from typing import Any
 import aiohttp
 
 from bench.peers import SlotCounter, now
+from media.probes import vp8_keyframe_size
 
 log = logging.getLogger("bench.weaklink")
 
@@ -59,29 +60,6 @@ SELECTION_METRIC = "liveclass_media_layer_selection_cpu_seconds_total"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first packet of a VP8 keyframe (RFC 6386 §9.1: the 3-byte frame tag,
-    the start code 9d 01 2a, then 14-bit width and height), after the RTP payload descriptor
-    (RFC 7741 §4.2); None for any other packet."""
-    n = len(payload)
-    if n < 1 or not payload[0] & 0x10 or payload[0] & 0x07:
-        return None
-    i = 1
-    if payload[0] & 0x80:
-        if n < 2:
-            return None
-        x, i = payload[1], 2
-        if x & 0x80:
-            if n <= i:
-                return None
-            i += 2 if payload[i] & 0x80 else 1
-        i += bool(x & 0x40) + bool(x & 0x30)
-    if n < i + 10 or payload[i] & 0x01 or payload[i + 3:i + 6] != b"\x9d\x01\x2a":
-        return None
-    return (int.from_bytes(payload[i + 6:i + 8], "little") & 0x3FFF,
-            int.from_bytes(payload[i + 8:i + 10], "little") & 0x3FFF)
-
-
 def audio_loss(sequences: list[tuple[float, int]], start: float, end: float,
                packet_time: float = 0.02) -> dict:
     """Lost audio between `start` and `end` from the RTP sequence numbers that arrived ((arrival,

@@ -42,8 +42,8 @@ from media.rtp import (
     one_byte_extensions,
     rtp_header,
     rtx_payload,
-    vp8_keyframe_start,
 )
+from media.vp8 import keyframe_start as vp8_keyframe_start
 
 log = logging.getLogger(__name__)
 

@@ -102,32 +102,6 @@ def parse(data: bytes) -> RtpHeader:
                      bytes(data[offset:end]))
 
 
-def vp8_keyframe_start(payload: bytes) -> bool:
-    """True if this VP8 RTP payload is the first packet of a key frame (RFC 7741 §4.2-4.3:
-    S=1 and partition index 0 in the descriptor, P=0 in the payload header)."""
-    n = len(payload)
-    if n < 1:
-        return False
-    b0 = payload[0]
-    if not b0 & 0x10 or b0 & 0x07:  # S bit, partition index 0
-        return False
-    i = 1
-    if b0 & 0x80:  # X: extended control bits
-        if n < 2:
-            return False
-        x = payload[1]
-        i = 2
-        if x & 0x80:  # I: picture id, 7 or 15 bits
-            if n <= i:
-                return False
-            i += 2 if payload[i] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            i += 1
-        if x & 0x30:  # T and/or K: TID/Y/KEYIDX byte
-            i += 1
-    return n > i and not payload[i] & 0x01
-
-
 class Offsets(NamedTuple):
     """Added (mod 2^16 / 2^32) to a source's sequence numbers / timestamps on one slot."""
     sequence: int

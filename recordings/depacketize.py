@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from media import vp8
+
 SEQ_MOD = 1 << 16
 HALF_SEQ = SEQ_MOD // 2
 
@@ -42,55 +44,7 @@ class Frame:
 
 
 # ----------------------------------------------------------------------------------- VP8 format
-def vp8_descriptor_length(payload: bytes) -> int:
-    """Length of the VP8 payload descriptor at the start of an RTP payload (RFC 7741 §4.2), or -1
-    if the payload is too short to hold it."""
-    n = len(payload)
-    if n < 1:
-        return -1
-    i = 1
-    if payload[0] & 0x80:  # X: extension byte follows
-        if n < 2:
-            return -1
-        x = payload[1]
-        i = 2
-        if x & 0x80:  # I: PictureID, 7 or 15 bits (M bit)
-            if n <= i:
-                return -1
-            i += 2 if payload[i] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            i += 1
-        if x & 0x30:  # T and/or K: one byte TID|Y|KEYIDX
-            i += 1
-    return i if i <= n else -1
-
-
-def vp8_picture_id(payload: bytes) -> int | None:
-    """The PictureID of a VP8 payload descriptor, if it carries one."""
-    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
-        return None
-    if payload[2] & 0x80:
-        return ((payload[2] & 0x7F) << 8) | payload[3] if len(payload) > 3 else None
-    return payload[2] & 0x7F
-
-
-def vp8_frame_start(payload: bytes) -> bool:
-    """S bit set and partition index 0: the first packet of a frame."""
-    return bool(payload) and bool(payload[0] & 0x10) and not payload[0] & 0x07
-
-
-def vp8_is_keyframe(frame: bytes) -> bool:
-    """A VP8 frame (the bitstream, no descriptor) is a key frame: P bit (bit 0 of byte 0) is 0."""
-    return bool(frame) and not frame[0] & 0x01
-
-
-def vp8_dimensions(frame: bytes) -> tuple[int, int] | None:
-    """(width, height) from a VP8 key frame's header (RFC 6386 §9.1), or None."""
-    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
-    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
-    return (width, height) if width and height else None
+# The VP8 format's parsing has one home: media/vp8.py.
 
 
 # ---------------------------------------------------------------------------------- Opus format
@@ -249,12 +203,12 @@ class Vp8Depacketizer:
                     self._broken = True
                 self.need_keyframe = True  # later frames may reference what was lost
             payload = packet.payload
-            skip = vp8_descriptor_length(payload)
+            skip = vp8.descriptor_length(payload)
             if skip < 0:
                 if self._open:
                     self._broken = True
                 continue
-            if vp8_frame_start(payload):
+            if vp8.frame_start(payload):
                 if self._open:  # the previous frame never got its marker: finish it as it is
                     frame = self._finish()
                     if frame is not None:
@@ -262,7 +216,7 @@ class Vp8Depacketizer:
                 self._parts = [payload[skip:]]
                 self._timestamp = packet.timestamp
                 self._arrival = packet.arrival
-                self._keyframe = vp8_is_keyframe(payload[skip:])
+                self._keyframe = vp8.is_keyframe(payload[skip:])
                 self._open = True
                 self._broken = False
             elif not self._open:

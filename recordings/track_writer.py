@@ -31,7 +31,8 @@ from pathlib import Path
 
 import av
 
-from recordings.depacketize import opus_duration_ms, vp8_dimensions
+from media.vp8 import dimensions as vp8_dimensions
+from recordings.depacketize import opus_duration_ms
 
 MS = Fraction(1, 1000)
 CLUSTER_MS = 250

@@ -27,7 +27,7 @@ from av import VideoFrame
 from media import MediaEngine
 from media._aiortc import ReceiverTap
 from media.engine import codec_preferences
-from media.rtp import vp8_keyframe_start
+from media.vp8 import keyframe_start as vp8_keyframe_start
 
 W, H = 640, 360
 NOISE_ROWS = 40  # an incompressible band at the bottom: VP8 then runs at its target (~1 Mbit/s)

@@ -11,7 +11,7 @@ from av import VideoFrame
 from hypothesis import given
 from hypothesis import strategies as st
 
-from media import rtp
+from media import rtp, vp8
 from media.keyframes import KeyframeRequester
 
 
@@ -20,12 +20,12 @@ def test_vp8_keyframe_detection_on_real_encoder_output():
     frame = VideoFrame.from_ndarray(np.zeros((360, 640, 3), np.uint8), format="rgb24")
     frame.pts, frame.time_base = 0, fractions.Fraction(1, 90000)
     payloads, _ = encoder.encode(frame)  # the first frame of an encoder is a keyframe
-    assert rtp.vp8_keyframe_start(payloads[0])
-    assert not any(rtp.vp8_keyframe_start(p) for p in payloads[1:])
+    assert vp8.keyframe_start(payloads[0])
+    assert not any(vp8.keyframe_start(p) for p in payloads[1:])
     frame.pts = 3000
     payloads, _ = encoder.encode(frame)
-    assert not rtp.vp8_keyframe_start(payloads[0])
-    assert not rtp.vp8_keyframe_start(b"")
+    assert not vp8.keyframe_start(payloads[0])
+    assert not vp8.keyframe_start(b"")
 
 
 def test_header_with_extensions_round_trips():

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from media.vp8 import descriptor_length as vp8_descriptor_length
+from media.vp8 import dimensions as vp8_dimensions
+from media.vp8 import picture_id as vp8_picture_id
 from recordings.depacketize import (
-    OpusDepacketizer, ReorderBuffer, Vp8Depacketizer, opus_duration_ms, unwrap, vp8_descriptor_length,
-    vp8_dimensions, vp8_picture_id,
+    OpusDepacketizer, ReorderBuffer, Vp8Depacketizer, opus_duration_ms, unwrap,
 )
 
 
