@@ -20,6 +20,7 @@ from liveclass.timetable import SCHOOL_TIMEZONE
 from tests.browser import SCREENSHOTS, needs_chromium
 from tests.helpers import make_settings, start_server
 from tests.test_web_a11y import axe_violations
+from tests.test_web_i18n import TEXTS, catalogue, leftover, patterns, seed_data
 
 pytestmark = needs_chromium
 
@@ -28,6 +29,10 @@ STUDENTS = [("001209000001", "Lý Thu Trang"), ("001209000002", "Vũ Đức Long
 NEW_PASSWORD = "Bầu-trời-xanh-Hà-Giang-2026"
 PAGE_ERRORS: list[str] = []  # uncaught script errors in any page of the walk
 AXE_SERIOUS: list[str] = []  # axe-core's serious or critical violations on the admin's new pages and dialogs
+NOT_VIETNAMESE: list[str] = []  # text of a Vietnamese screen that is neither the catalogue's nor the school's data
+VI_PATTERNS = patterns(catalogue("vi"))
+# Typed by the admin in the walk, or the server's reasons about a timetable file's rows (their Vietnamese half).
+TYPED = ["Bù tiết nghỉ do bão số 9", "danh-sach-10A1.csv", "tkb.csv", "Toán"]
 
 
 def first_admin(data_dir) -> str:
@@ -60,9 +65,19 @@ async def log_in(browser, server, personal_id: str, password: str, change_to: st
     return page
 
 
-async def shoot(page, name: str) -> None:
-    """A screenshot, and axe-core on what it shows."""
+async def shoot(page, name: str, server=None, server_text: bool = False) -> None:
+    """A screenshot, axe-core on what it shows and, with `server`, every text checked against the Vietnamese
+    catalogue (`server_text`: the rows of a timetable file are the server's bilingual reasons, left out)."""
     await page.screenshot(path=SCREENSHOTS / f"{name}-vi.png", full_page=True)
+    if server is not None:
+        # Data too: the generated passwords on the slips, the server's address.
+        passwords = [text.strip() for text in await page.locator(".slip-password").all_inner_texts()]
+        data = await seed_data(server) + TYPED + passwords + [server.base_url]
+        for item in await page.evaluate(TEXTS):
+            if server_text and item["where"] in ("li", "strong"):  # a file's rows: the server's column and reason
+                continue
+            if rest := leftover(item["text"], data, VI_PATTERNS):
+                NOT_VIETNAMESE.append(f'{name}: {item["where"]}: "{item["text"]}" → {rest}')
     for v in await axe_violations(page):
         if v["impact"] in ("serious", "critical"):
             AXE_SERIOUS.append(f"{name}: {v['id']} ({v['help']}): {[n['target'] for n in v['nodes'][:5]]}")
@@ -101,12 +116,14 @@ async def test_admin_sets_up_the_school_then_teacher_and_student_meet(tmp_path, 
     server = await start_server(settings)
     PAGE_ERRORS.clear()
     AXE_SERIOUS.clear()
+    NOT_VIETNAMESE.clear()
     try:
         await _walk(server, browser, password)
     finally:
         await server.close()
     assert PAGE_ERRORS == []
     assert AXE_SERIOUS == []
+    assert not NOT_VIETNAMESE, "\n".join(NOT_VIETNAMESE)
 
 
 async def _walk(server, browser, admin_password: str) -> None:
@@ -125,7 +142,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(slip).to_contain_text("Nguyễn Thị Hà")
     teacher_password = (await slip.locator(".slip-password").inner_text()).strip()
     assert len(teacher_password) >= 10
-    await shoot(admin, "admin-password-slip")
+    await shoot(admin, "admin-password-slip", server)
     await admin.emulate_media(media="print")  # the slip alone is printed: no top bar, no page behind it
     await expect(admin.locator(".topbar")).to_be_hidden()
     await expect(admin.locator("#main")).to_be_hidden()
@@ -160,7 +177,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(problems.locator('li[data-line="3"]')).to_contain_text("thiếu họ tên")
     await expect(problems.locator('li[data-line="3"]')).to_contain_text("vai trò “pupil” không hợp lệ")
     await expect(admin.locator(f'tr[data-personal-id="{STUDENTS[0][0]}"]')).to_have_count(0)  # nothing imported
-    await shoot(admin, "admin-roster-errors")
+    await shoot(admin, "admin-roster-errors", server)
     good = header + "".join(f"{pid},{name},student,10A1,,\n" for pid, name in STUDENTS)
     await roster.get_by_label("Tệp danh sách (CSV)").set_input_files(
         {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": good.encode()})
@@ -171,7 +188,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await admin.get_by_role("button", name="Đóng").click()
     await expect(admin.locator(".school-status")).to_contain_text("2 tài khoản mới")
     await expect(admin.locator(f'tr[data-personal-id="{STUDENTS[0][0]}"]')).to_contain_text("Học sinh")
-    await shoot(admin, "admin-accounts")
+    await shoot(admin, "admin-accounts", server)
     await shoot_en(admin, "admin-accounts", "Accounts")
 
     # An account edited, given a new password on a slip, deactivated after an in-page question (Cancel cancels).
@@ -209,7 +226,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await detail.get_by_label("Môn học").fill("Toán")
     await detail.get_by_role("button", name="Phân công").click()
     await expect(admin.locator(".class-detail .assignments")).to_contain_text("Toán · Nguyễn Thị Hà")
-    await shoot(admin, "admin-class")
+    await shoot(admin, "admin-class", server)
     await shoot_en(admin, "admin-class", "Teaching assignments")
 
     # -- a week of timetable: every day of this week, at the time of the test ---------------------------
@@ -250,7 +267,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(refusal).to_contain_text(f"giáo viên Nguyễn Thị Hà đã có tiết vào giờ này: Toán · 10A1")
     await expect(refusal).to_contain_text(f"{today:%d/%m/%Y} {when}")
     await expect(refusal).to_contain_text("tiết số")
-    await shoot(admin, "admin-timetable-conflict")
+    await shoot(admin, "admin-timetable-conflict", server)
     # The same refusal in English: the page's language, the server's reason in it.
     await admin.get_by_role("button", name="English").click()
     await expect(admin.get_by_role("heading", name="Timetable", exact=True)).to_be_visible()
@@ -276,7 +293,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(warning).to_contain_text(f"Lớp 10A1 sẽ có 3 tiết trực tuyến hoàn toàn vào {half} {today:%d/%m/%Y}")
     await warning.get_by_role("button", name="Vẫn xếp và ghi lý do").click()
     await expect(warning).to_contain_text("Hãy ghi lý do để tiếp tục.")  # no reason, no period
-    await shoot(admin, "admin-timetable-half-day")
+    await shoot(admin, "admin-timetable-half-day", server)
     await warning.get_by_label("Lý do").fill("Bù tiết nghỉ do bão số 9")
     await warning.get_by_role("button", name="Vẫn xếp và ghi lý do").click()
     await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 1 tiết học.")
@@ -303,7 +320,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(importer.get_by_role("alert")).to_contain_text("Chưa nhập gì: 2 dòng có lỗi.")
     await expect(rows.locator('li[data-line="2"]')).to_contain_text("Dòng 2 (Lớp): Không có lớp 10A9")
     await expect(rows.locator('li[data-line="3"]').first).to_contain_text("Dòng 3 (Thứ)")
-    await shoot(admin, "admin-timetable-import-errors")
+    await shoot(admin, "admin-timetable-import-errors", server, server_text=True)
     await shoot_en(admin, "admin-timetable", "Timetable")
 
     # -- the teacher finds the period and starts it; the student finds it and waits in the lobby -------------
