@@ -4,7 +4,7 @@ Knows nothing of classes, Socket.IO or HTTP. Public interface: `MediaEngine` (se
 Private aiortc internals are touched in media/_aiortc.py only.
 """
 
-from media.engine import SOURCE_KINDS, MediaEngine
+from media.engine import SOURCE_KINDS, MediaEngine, offered_media
 from media.forwarder import EncodedPacket
 
-__all__ = ["EncodedPacket", "MediaEngine", "SOURCE_KINDS"]
+__all__ = ["EncodedPacket", "MediaEngine", "SOURCE_KINDS", "offered_media"]

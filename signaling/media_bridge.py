@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from media import offered_media
 from signaling.media_plan import TrackRef, plan, slot_layout, slot_priority
 from signaling.protocol import RoomError
 from signaling.room import Participant, Room
@@ -31,8 +32,8 @@ class Engine(Protocol):  # media.engine.MediaEngine, as this module uses it
 
 
 def _mids(sdp: str) -> list[str]:
-    """The mids of an SDP's media sections, in order."""
-    return [line[6:].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
+    """The mids of an SDP's media sections, in order (the media plane's own SDP reading)."""
+    return [mid for _, mid in offered_media(sdp) if mid is not None]
 
 
 def rate_connection(loss: float, rtt: float | None) -> str:
