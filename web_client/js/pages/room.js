@@ -151,6 +151,8 @@ function onEvent(room, name, data) {
     case "lobby:updated": noticeLobby(room, data.lobby); room.lobby = data.lobby; return queueRender(room);
     case "room:state":
       room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
+      // A new join starts without data saver on the server: the stored choice shows once the server took it.
+      if (storedSaver() !== "off") room.saver = "off";
       room.deviceTest?.stop(); room.deviceTest = null; room.lobbyView = null;
       if (data.lobby) room.lobby = data.lobby;
       setPoll(room, data.poll ?? null);
@@ -278,8 +280,13 @@ function showEnded(message, reason, room = null) {
 async function ask(room, name, data) {
   const answer = await room.connection.request(name, data);
   // After the end (or leaving) a late answer — "timeout" of the request that ended it — says nothing.
-  if (!answer.ok && room === current) banner(roomErrorText(answer.error), "error");
+  if (!answer.ok && room === current && !lostConnection(room, answer.error)) banner(roomErrorText(answer.error), "error");
   return answer;
+}
+
+// A request lost with the connection: the page already says "Đang kết nối lại…" (not "timeout" over it).
+function lostConnection(room, error) {
+  return ["offline", "timeout"].includes(error?.code) && !room.connection.socket?.connected;
 }
 
 // -- alerts: a quiet line of notices under the header, each dismissable ------------------------------------------
@@ -682,7 +689,7 @@ async function startMedia(room) {
   room.media?.close();
   room.slots = {};
   updateStage(room);
-  room.media = new MediaSession({
+  const media = room.media = new MediaSession({
     request: (name, data) => room.connection.request(name, data),
     iceServers: room.connection.iceServers,
     phone: PHONE,
@@ -703,7 +710,10 @@ async function startMedia(room) {
     if (wish !== "off") await chooseSaver(room, wish, false);
     if (room.state.you.role !== "observer") await room.media.startPublishing();
   } catch (e) {
-    if (room === current) banner(e.code ? roomErrorText(e) : t("media.failed"), "error");
+    // Media connections of a dropped connection are made again after the resume: say nothing of them.
+    if (room === current && media === room.media && !lostConnection(room, e)) {
+      banner(e.code ? roomErrorText(e) : t("media.failed"), "error");
+    }
   }
 }
 
