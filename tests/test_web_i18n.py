@@ -96,13 +96,30 @@ NUMBERS = re.compile(r"[\d:.,/%+\-–—·…()\[\]#*|«»“”\"'!?;=<>]+")
 
 
 def leftover(text: str, data: list[str], catalogue_patterns: list[tuple[str, re.Pattern]]) -> str:
-    """What of `text` is neither the catalogue's, data, numbers nor allowed words."""
-    for value in data:
-        text = text.replace(value, " ")
-    text = TARGETS.sub(" ", text)
-    for needle, pattern in catalogue_patterns:
-        if needle in text:
-            text = pattern.sub(" ", text)
+    """What of `text` is neither the catalogue's, data, numbers nor allowed words. Data may hold common words
+    (a file's column "Lớp") and the catalogue may hold words of a name: both orders are tried, and the text
+    is explained by either."""
+    return min(_rest(text, data, catalogue_patterns, data_first=True),
+               _rest(text, data, catalogue_patterns, data_first=False), key=len)
+
+
+def _rest(text: str, data: list[str], catalogue_patterns: list[tuple[str, re.Pattern]], data_first: bool) -> str:
+    def without_data(text: str) -> str:
+        # Longest first (a password or an address before the initials inside it); short ones as whole words.
+        for value in sorted(data, key=len, reverse=True):
+            if len(value) <= 3:
+                text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", " ", text)
+            else:
+                text = text.replace(value, " ")
+        return TARGETS.sub(" ", text)
+
+    def without_catalogue(text: str) -> str:
+        for needle, pattern in catalogue_patterns:
+            if needle in text:
+                text = pattern.sub(" ", text)
+        return text
+
+    text = without_catalogue(without_data(text)) if data_first else without_data(without_catalogue(text))
     words = [w for w in NUMBERS.sub(" ", text).split() if w not in ALLOWED]
     words = [w for w in words if re.search(r"[^\W\d_]", w)]
     return " ".join(words)
