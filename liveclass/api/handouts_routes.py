@@ -1,6 +1,8 @@
 """Handouts of a live session: upload (its teacher), list and download (its participants)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from sqlalchemy import exists, select
@@ -9,6 +11,7 @@ from liveclass import auth, periods
 from liveclass.api.archive_schemas import HandoutOut
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
 from liveclass.appkeys import DB, SETTINGS
+from liveclass.archive.filenames import content_disposition, download_names
 from liveclass.audit import audit
 from liveclass.errors import ApiError, forbidden, not_found
 from liveclass.handouts import store_upload
@@ -129,11 +132,8 @@ async def download_handout(request: web.Request) -> web.StreamResponse:
         raise not_found("Handout file")
     response = web.FileResponse(path, headers={
         "Content-Type": handout.content_type + ("; charset=utf-8" if handout.content_type == "text/plain" else ""),
-        "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(handout.filename)}",
+        "Content-Disposition": content_disposition(download_names([Path(handout.filename).stem],
+                                                                  Path(handout.filename).suffix[1:])[0],
+                                                   handout.filename),
     })
     return response
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-    return quote(name, safe="")

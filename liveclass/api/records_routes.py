@@ -15,6 +15,7 @@ from liveclass.api.schemas import SessionOut
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import iso, session_attendance
+from liveclass.archive.filenames import content_disposition, download_names
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.live import LESSON_VIDEOS
@@ -86,9 +87,8 @@ def serve_recording(request: web.Request, recording: Recording, download: bool =
     headers = {"Content-Type": f"{recording.kind}/webm"}
     if download:
         # The recorder's file names are ASCII (01-teacher-camera.webm); the session makes them unique.
-        name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-"
-                       for c in f"liveclass-session-{recording.session_id}-{path.name}")
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        names = download_names(["liveclass-session", str(recording.session_id), path.stem], path.suffix[1:])
+        headers["Content-Disposition"] = content_disposition(*names)
     return web.FileResponse(path, headers=headers)
 
 
