@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from liveclass.models import Period
 
 from tests.archive_seed import seed_archived_session
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, add_user
 
 # Open every <details> so that what it holds is checked too.
 OPEN_DETAILS = "() => document.querySelectorAll('details').forEach((d) => { d.open = true; })"
@@ -75,6 +75,18 @@ async def walk(server, school, lesson, browser, visit) -> list[str]:
         seen.append(name)
         await visit(name, page)
 
+    # A first login with a password the admin gave: the page asks for a new one.
+    async with server.db() as db:
+        newcomer = await add_user(db, "teacher", "Giáo Viên Mới", must_change=True)
+        await db.commit()
+    first = await new_page(browser, server)
+    await first.get_by_label("Số định danh cá nhân").fill(newcomer.personal_id)
+    await first.get_by_label("Mật khẩu").fill(PASSWORD)
+    await first.get_by_role("button", name="Đăng nhập").click()
+    await expect(first.get_by_role("heading", name="Đổi mật khẩu")).to_be_visible()
+    await at("password change (first login)", first)
+    await first.context.close()
+
     # Logged out: the login form.
     student = await new_page(browser, server, "iPhone 13")
     await expect(student.get_by_role("button", name="Đăng nhập")).to_be_visible()
@@ -91,6 +103,9 @@ async def walk(server, school, lesson, browser, visit) -> list[str]:
     await at("periods (teacher)", teacher)
     await go(teacher, "#/bank", "h1")
     await at("question bank (teacher)", teacher)
+    await teacher.get_by_role("button", name="Thêm câu hỏi").first.click()
+    await expect(teacher.locator("form").first).to_be_visible()
+    await at("question bank: a new question (teacher)", teacher)
     await go(teacher, "#/records", "h1")
     await at("records list (teacher)", teacher)
 
@@ -131,6 +146,14 @@ async def walk(server, school, lesson, browser, visit) -> list[str]:
     await expect(student.locator(".poll")).to_be_visible()
     await at("room with a quick poll (teacher)", teacher)
     await at("room with a quick poll (student)", student)
+    # Every tab of the room's side panel, for both.
+    for person, who in ((teacher, "teacher"), (student, "student")):
+        tabs = person.locator(".room [role=tab]")
+        for index in range(await tabs.count()):
+            tab = tabs.nth(index)
+            label = (await tab.inner_text()).split("(")[0].strip()
+            await tab.click()
+            await at(f"room tab {label} ({who})", person)
 
     # The end: the teacher's in-page confirmation, the student's ended screen, the teacher's list ("taught").
     await teacher.locator(".room").get_by_role("button", name="Kết thúc tiết học").click()
