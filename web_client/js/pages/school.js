@@ -156,6 +156,7 @@ export async function showAccounts(wrap) {
     h("section", { class: "card" },
       h("h2", {}, t("accounts.list", { count: users.items.length })),
       filterForm, status,
+      users.items.length >= 1000 ? h("p", { class: "muted" }, t("accounts.first_thousand")) : null,
       users.items.length
         ? h("div", { class: "table-scroll" }, h("table", { class: "table accounts responsive" },
           h("thead", {}, h("tr", {}, ["accounts.name", "accounts.personal_id", "accounts.role", "accounts.state",
