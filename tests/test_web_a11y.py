@@ -1,7 +1,7 @@
 """Accessibility: axe-core (npm package, node_modules/axe-core) runs on every page of the web client in
 Vietnamese (tests/web_walk.py's walk) and finds no serious or critical violation; every one found is
 printed with its rule, impact, page and elements. Also: the controls are buttons and links a keyboard
-reaches (no click handler on a bare div or span)."""
+reaches (no click handler on a bare div or span, no control on screen that the Tab key skips)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +18,13 @@ RUN_AXE = """async () => {
   return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.map((n) => ({ target: n.target.join(" "), summary: n.failureSummary })) }));
 }"""
+
+# Controls on screen that the Tab key skips (tabindex -1): a keyboard cannot reach them. A tab list's
+# inactive tabs (reached with the arrow keys) excepted.
+UNREACHABLE = """() => [...document.querySelectorAll('a[href], button, input, select, textarea, summary, [role=button]')]
+  .filter((el) => el.checkVisibility() && !el.disabled && el.tabIndex < 0 && !el.closest('[role=tablist]'))
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
 
 async def axe_violations(page) -> list[dict]:
     # The pages' Content-Security-Policy (default-src 'self') refuses an added <script> (add_script_tag):
@@ -67,6 +74,7 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(server, sc
                       for n in v["nodes"][:8]]
             (serious if v["impact"] in ("serious", "critical") else minor).extend(lines)
         clickable.extend(f"{name}: {html}" for html in await listeners_on_non_controls(page))
+        clickable.extend(f"{name}: skipped by Tab: {html}" for html in await page.evaluate(UNREACHABLE))
 
     seen = await walk(server, school, lesson, browser, visit)
     print(f"Pages checked ({len(seen)}): {', '.join(seen)}")
