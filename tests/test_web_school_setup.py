@@ -241,6 +241,7 @@ async def _walk(server, browser, admin_password: str) -> None:
         await form.get_by_label(day, exact=True).check()
     await form.get_by_label("Từ ngày").fill(monday.isoformat())
     await form.get_by_label("Đến ngày").fill((monday + timedelta(days=6)).isoformat())
+    await expect(form).to_contain_text("Sẽ tạo 7 tiết học.")
     await form.get_by_label("Bắt đầu").fill(start.strftime("%H:%M"))
     await form.get_by_label("Kết thúc").fill(end.strftime("%H:%M"))
     await form.get_by_role("button", name="Thêm vào thời khóa biểu").click()

@@ -173,6 +173,24 @@ export async function showTimetable(wrap, notice = "") {
         t(`timetable.day.${d}`)))),
     h("label", {}, t("archive.from"), h("input", { name: "from_date", type: "date", value: week })),
     h("label", {}, t("archive.to"), h("input", { name: "to_date", type: "date", value: addDays(week, 6) })));
+  // How many periods the weekly choice makes, said as it changes.
+  const preview = h("p", { class: "muted", "aria-live": "polite" });
+  const countDays = () => {
+    const days = new Set([...weeklyPart.querySelectorAll("[name=weekday]:checked")].map((box) => Number(box.value)));
+    const first = weeklyPart.querySelector("[name=from_date]").value;
+    const last = weeklyPart.querySelector("[name=to_date]").value;
+    if (!days.size || !first || !last || last < first) {
+      preview.textContent = "";
+      return;
+    }
+    let count = 0;
+    for (let day = first; day <= last && count <= 3000; day = addDays(day, 1)) {
+      if (days.has(new Date(`${day}T00:00:00Z`).getUTCDay() || 7)) count += 1;
+    }
+    preview.textContent = t("timetable.will_make", { count });
+  };
+  weeklyPart.addEventListener("change", countDays);
+  weeklyPart.append(preview);
   const showKind = () => {
     const weekly = kindWeekly.checked;
     weeklyPart.hidden = !weekly;
