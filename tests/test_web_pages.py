@@ -51,6 +51,8 @@ async def test_the_periods_list_follows_the_teacher_without_a_reload(server, sch
     await expect(now_row.get_by_role("link", name="Vào lớp")).to_be_visible(timeout=25_000)
     await expect(now_row).to_contain_text("Đang diễn ra")
     assert await student.evaluate("() => window.notReloaded === true")
+    # Screen readers hear it too (a live region that was in the page before).
+    await expect(student.locator("#announcer")).to_have_text("Tiết Toán · 10A1 đã bắt đầu.")
     await student.screenshot(path=SCREENSHOTS / "periods-student-live-iphone13-vi.png")
 
     # The teacher ends it: the student's join button goes, with the reason; the teacher's list says "taught".
@@ -100,6 +102,15 @@ async def test_banners_close_and_refusals_are_in_vietnamese(server, school, brow
     await page.get_by_label("Nhập lại mật khẩu mới").fill("Trời-thu-Hà-Nội")
     await page.get_by_role("button", name="Lưu mật khẩu").click()
     await expect(page.get_by_role("alert")).to_have_text("Mật khẩu hiện tại không đúng.")
+    # A code the catalogue does not know: the Vietnamese half of a bilingual message, never the English one;
+    # an English-only message becomes the general words; in English, the server's own words.
+    words = """([code, message]) => import("/static/js/api.js").then((api) => api.errorText(code, message))"""
+    assert await page.evaluate(words, ["new_code", "Booked twice / Đã có tiết khác"]) == "Đã có tiết khác"
+    assert await page.evaluate(words, ["new_code", "timeout"]) == "Đã có lỗi xảy ra. Vui lòng thử lại."
+    await page.get_by_role("button", name="English").click()
+    assert await page.evaluate(words, ["new_code", "Booked twice / Đã có tiết khác"]) == "Booked twice"
+    assert await page.evaluate(words, ["new_code", "timeout"]) == "timeout"
+    assert await page.evaluate(words, ["wrong_current_password", "x"]) == "The current password is wrong."
 
 
 async def test_the_session_records_in_vietnamese_and_on_an_iphone(server, school, lesson, browser):

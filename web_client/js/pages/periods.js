@@ -80,9 +80,14 @@ function render(view, periods, now, announce) {
       h("a", { href: "#/admin" }, t("admin.title")), h("a", { href: "#/bank" }, t("bank.title"))) : null,
     user.role === "teacher" ? h("nav", { class: "page-links", "aria-label": t("periods.links") },
       h("a", { href: "#/records" }, t("archive.sessions")), h("a", { href: "#/bank" }, t("bank.title"))) : null,
-    periods.length ? list : h("p", {}, t("periods.none")),
-    h("p", { class: "visually-hidden", role: "status", "aria-live": "polite" },
-      announce.map((p) => t("periods.started_now", { what: `${p.subject} · ${p.class_name}` })).join(" "))));
+    periods.length ? list : h("p", {}, t("periods.none"))));
+  // A period that has just started is said by screen readers: a live region that stays in the page (one
+  // inserted with its words already in it is not read out).
+  const live = announcer();
+  if (view.first) live.textContent = "";
+  if (announce.length) {
+    live.textContent = announce.map((p) => t("periods.started_now", { what: `${p.subject} · ${p.class_name}` })).join(" ");
+  }
   if (focusedPeriod) {
     // The same control of the same period keeps the focus after a redraw (or its row, if it went).
     const row = document.querySelector(`[data-period="${CSS.escape(focusedPeriod)}"]`);
@@ -90,6 +95,15 @@ function render(view, periods, now, announce) {
       .find((c) => c.className === focusedClass) : null;
     (again || row?.querySelector("a, button"))?.focus();
   }
+}
+
+function announcer() {
+  let element = document.getElementById("announcer");
+  if (!element) {
+    element = h("p", { id: "announcer", class: "visually-hidden", role: "status", "aria-live": "polite" });
+    document.body.append(element);
+  }
+  return element;
 }
 
 function periodItem(period, user, now) {
