@@ -29,7 +29,7 @@ test: $(STAMP) lint
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 screenshots: $(STAMP)
-	LIVECLASS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/test_web_client.py tests/test_web_archive.py tests/test_web_weak_link.py tests/test_web_polls.py tests/test_web_quiz.py tests/test_assessment_records.py tests/test_web_school_setup.py tests/test_web_pages.py
+	LIVECLASS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/test_web_client.py tests/test_web_archive.py tests/test_web_weak_link.py tests/test_web_polls.py tests/test_web_quiz.py tests/test_assessment_records.py tests/test_web_school_setup.py tests/test_web_pages.py tests/test_web_room_40.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -105,6 +105,10 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await anh.wait_for_function("() => document.querySelector('.device-preview').videoWidth > 0")
     await expect(lobby.get_by_label("Camera", exact=True)).not_to_have_value("")
     await expect(lobby.locator(".device-meter")).to_be_visible()
+    if SCREENSHOTS.exists():
+        await anh.screenshot(path=SCREENSHOTS / "student-lobby-device-check-vi.png")
+        await in_english(anh, SCREENSHOTS / "student-lobby-device-check-en.png")
+        await back_to_vietnamese(anh)
     await expect(badge).to_have_text("Phòng chờ: 1")
     await expect(teacher.locator(".room-notices")).to_contain_text("Phạm Ngọc Ánh đang chờ trong phòng chờ.")
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
@@ -228,6 +232,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await expect(anh.locator("#banner")).to_contain_text("Giáo viên đã tắt trò chuyện của bạn.")
     await expect(anh.get_by_label("Nhập tin nhắn…")).to_have_value("Em nói tiếp ạ")  # given back, not lost
     if SCREENSHOTS.exists():
+        await teacher.evaluate("() => window.scrollTo(0, 0)")
         await teacher.screenshot(path=SCREENSHOTS / "teacher-room-40-vi.png")
         await in_english(teacher, SCREENSHOTS / "teacher-room-40-en.png")
         await expect(teacher.locator(".room-header h1")).to_have_text("Toán · 10A1")
@@ -266,6 +271,8 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await teacher.get_by_role("tab", name="Trò chuyện").click()
     await expect(teacher.locator(".chat-log")).to_contain_text("Câu 3 đáp án B ạ")
     frames = await teacher.evaluate("() => window.__loaf")
+    for frame in sorted(frames, key=lambda f: -f["d"])[:3]:
+        print("[room-40] a long frame:", frame)
     tasks = await teacher.evaluate("() => window.__longTasks")
     assert tasks is not None, "this Chromium does not report long tasks"
     longest = max(tasks, default=0.0)

@@ -24,7 +24,8 @@ export class LiveConnection {
     } catch (error) {
       // Offline, or the servers are busy moving a class (503) or restarting behind the proxy (502): keep trying.
       if (error.status === 0 || error.status >= 500) return this.retryLater();
-      return this.handlers.onRefused({ code: error.code, message: error.message });
+      // error.message is already in the page's language (api.js): kept as `text` for codes the room does not know.
+      return this.handlers.onRefused({ code: error.code, message: error.message, text: error.message });
     }
     this.iceServers = join.ice_servers;
     const auth = { token: join.token };

@@ -49,7 +49,14 @@ export function refreshRoom() {
   if (!current) return false;
   if (current.layout) current.layout.root.remove(); // rebuilt with the new language's words
   current.layout = null;
-  if (current.waiting) { current.lobbyView = null; renderLobbyWait(current); }
+  if (current.waiting) {
+    const testing = Boolean(current.deviceTest); // the device test goes on, in the new words
+    current.deviceTest?.stop();
+    current.deviceTest = null;
+    current.lobbyView = null;
+    renderLobbyWait(current);
+    if (testing) current.lobbyView.startTest();
+  }
   else if (current.state) render(current);
   for (const [slot, element] of Object.entries(current.layout?.slots || {})) {
     if (current.tracks?.[slot]) element.srcObject = new MediaStream([current.tracks[slot]]);
@@ -102,7 +109,7 @@ function roomErrorText(error) {
   if (!code) return t("error.generic");
   const key = `room.error.${code}`;
   const text = t(key, { seconds: error.retry_after ?? "", source: error.source ? t(`source.${error.source}`) : "" });
-  return text === key ? t("error.generic") : text;
+  return text === key ? error.text || t("error.generic") : text;
 }
 
 // -- the period: class, subject, times; the class list for "not arrived" --------------------------------------
@@ -289,6 +296,17 @@ function lostConnection(room, error) {
   return ["offline", "timeout"].includes(error?.code) && !room.connection.socket?.connected;
 }
 
+// A part of the side panel kept from the last render while what it shows (`signature`, with the language) is the
+// same; `signature` null: always built again.
+function kept(room, key, signature, build) {
+  const text = signature === null ? null : JSON.stringify([currentLanguage(), signature]);
+  const hit = room.parts?.[key];
+  if (text !== null && hit?.text === text) return hit.element;
+  const element = build();
+  room.parts = { ...(room.parts || {}), [key]: { text, element } };
+  return element;
+}
+
 // -- alerts: a quiet line of notices under the header, each dismissable ------------------------------------------
 function notice(room, text, kind = "info") {
   const id = ++room.noticeId;
@@ -375,14 +393,28 @@ function render(room) {
     return h("span", { class: `count count-${tab}`, "data-count": count },
       ` (${count})`, h("span", { class: "visually-hidden" }, ` ${label}`));
   };
-  // The stage (with its playing videos) stays in the page; only the side panel is rebuilt.
-  room.layout.side.replaceChildren(
-    isTeacher(room) ? renderTeacherTools(room) : h("span"),
-    h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
+  // The stage (with its playing videos) stays in the page; only the side panel is rebuilt, and of it only the
+  // parts whose content changed (40 students make many events a minute).
+  const parts = [
+    kept(room, "tools", isTeacher(room) ? [room.state.locks, room.state.recording, room.state.recording_state,
+      room.poll?.state ?? null, room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.microphone).length]
+      : null, () => (isTeacher(room) ? renderTeacherTools(room) : h("span"))),
+    kept(room, "tabs", [room.tab, tabs.map((tab) => (tab === "hands" ? room.hands.length : tab === "chat" ? room.unread
+      : room.lobby.length))], () => h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
       h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
                     "data-tab": tab, "data-key": `tab-${tab}`, onclick: () => { room.tab = tab; render(room); } },
-        t("room." + tab), counter(tab)))),
-    h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room)));
+        t("room." + tab), counter(tab))))),
+    kept(room, "panel", room.tab === "participants" ? ["participants", room.lobby, room.state.participants, room.quality ?? null,
+      room.hands, room.menuFor, room.state.stage, room.roster?.length ?? null]
+      : room.tab === "chat" ? ["chat", room.chat.length, room.chat.filter((m) => m.deleted).length,
+        room.privateTo?.participant_id ?? null, room.state.participants.map((p) => [p.participant_id, p.name])]
+      : null,
+    () => h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room))),
+  ];
+  const side = room.layout.side;
+  if (side.children.length !== parts.length || parts.some((part, i) => side.children[i] !== part)) {
+    side.replaceChildren(...parts);
+  }
   if (focused) room.layout.root.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   updateHeader(room);
   updateStage(room);
@@ -442,8 +474,13 @@ function buildLayout(room) {
       h("div", { class: "saver-row" }, saver, dataUsed), gallery, parked), side);
   room.tileCache = new Map();
   room.rowCache = new Map();
+  room.parts = {};
   room.layout = { root, stage, controls, side, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
                   saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
+  // A click elsewhere closes an open action menu.
+  root.addEventListener("click", (event) => {
+    if (room.menuFor && !event.target.closest(".actions")) { room.menuFor = null; render(room); }
+  });
   mount(root);
   tick(room);
   updateNotices(room);
@@ -847,9 +884,10 @@ function renderLobbyWait(room) {
     : room.waiting.teacher_present ? t("lobby.waiting") : t("lobby.no_teacher");
   if (room.lobbyView?.root.isConnected) { room.lobbyView.status.textContent = text; return; }
   const status = h("p", { role: "status" }, text);
+  const check = renderDeviceCheck(room);
   const root = h("section", { class: "card narrow lobby-wait", "data-screen": "lobby" },
-    h("h1", {}, t("lobby.title")), status, renderDeviceCheck(room));
-  room.lobbyView = { root, status };
+    h("h1", {}, t("lobby.title")), status, check.section);
+  room.lobbyView = { root, status, startTest: check.test };
   mount(root);
 }
 
@@ -907,14 +945,14 @@ function renderDeviceCheck(room) {
   };
   for (const select of [camera, microphone]) select.addEventListener("change", () => { if (room.deviceTest) test(); else setDeviceChoice({ camera: camera.value || null, microphone: microphone.value || null }); });
   fill().catch(() => {});
-  return h("section", { class: "device-check", "aria-labelledby": "device-title" },
+  return { test, section: h("section", { class: "device-check", "aria-labelledby": "device-title" },
     h("h2", { id: "device-title" }, t("device.title")),
     h("label", { for: "device-camera" }, t("device.camera")), camera,
     h("label", { for: "device-microphone" }, t("device.microphone")), microphone,
     h("div", { class: "device-actions" },
       h("button", { class: "primary", onclick: test }, t("device.test")),
       h("button", { onclick: () => { stop(); result.textContent = t("device.explain"); } }, t("device.stop"))),
-    preview, h("label", { class: "device-meter-label" }, t("device.level"), meter), result);
+    preview, h("label", { class: "device-meter-label" }, t("device.level"), meter), result) };
 }
 
 // -- the teacher's tools: states said apart from the buttons, which say what they do ---------------------------
@@ -1004,7 +1042,7 @@ function renderParticipants(room) {
                               class: room.speaking.has(p.participant_id) ? "person speaking" : "person" },
       h("span", { class: "name" }, p.name),
       p.role !== "student" ? h("span", { class: "muted role" }, t("role." + p.role)) : null,
-      stateIcons(room, p),
+      p.role === "observer" ? null : stateIcons(room, p), // observers never send anything
       p.connection !== "connected" ? h("span", { class: "badge warn" }, t("room.reconnecting")) : null,
       ["weak", "bad"].includes(q?.quality) ? h("span", { class: "badge warn", title: `${q.rtt_ms ?? "?"} ms` }, t("room.weak"))
         : null,
@@ -1038,8 +1076,9 @@ function renderAbsent(room) {
 // One menu of actions per student, instead of seven buttons.
 function participantMenu(room, p) {
   const open = room.menuFor === p.participant_id;
-  const close = () => { room.menuFor = null; render(room); };
-  const act = (fn) => () => { room.menuFor = null; fn(); render(room); };
+  const back = () => room.layout?.side.querySelector(`[data-key="menu-${CSS.escape(p.participant_id)}"]`)?.focus();
+  const close = () => { room.menuFor = null; render(room); back(); };
+  const act = (fn) => () => { room.menuFor = null; fn(); render(room); back(); };
   const permit = (name, value) => ask(room, "mod:permit", { participant_id: p.participant_id, permissions: { [name]: value } });
   let index = 0;
   const item = (label, fn, extra = {}) => h("button", { role: "menuitem", tabindex: "-1", onclick: act(fn),
