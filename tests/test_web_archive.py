@@ -272,8 +272,15 @@ async def test_teacher_shares_the_recording_and_a_student_plays_it(server, schoo
         .to_be_visible()
     await vietnamese(student)
 
-    # The teacher revokes it: the student's next visit is refused.
-    await teacher.get_by_role("button", name="Thu hồi").click()
+    # The teacher revokes it, after a question in the page (Cancel keeps the link): the student's next visit
+    # is refused.
+    row = teacher.locator("table.shares tbody tr")
+    await row.get_by_role("button", name="Thu hồi").click()
+    await expect(row.get_by_role("alertdialog")).to_contain_text("Thu hồi liên kết này?")
+    await row.get_by_role("button", name="Hủy").click()
+    await expect(row).to_contain_text("Đang hiệu lực")
+    await row.get_by_role("button", name="Thu hồi").click()
+    await row.locator("[data-share-action=confirm-revoke]").click()
     await expect(teacher.locator("table.shares tbody tr")).to_contain_text("Đã thu hồi")
     await student.reload()
     await expect(student.get_by_role("heading", level=1)).to_have_text("Liên kết đã hết hạn")

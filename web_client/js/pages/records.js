@@ -580,7 +580,8 @@ function sharesSection(sessionId, items, hasRecording) {
           h("td", { "data-label": t("share.state") }, h("span", { class: `badge ${state === "active" ? "ok" : ""}` },
             t("share.state." + state))),
           h("td", { "data-label": t("share.actions") }, state === "active"
-            ? h("button", { type: "button", class: "danger small", onclick: () => revoke(s) }, t("share.revoke"))
+            ? h("button", { type: "button", class: "danger small", onclick: (event) => askRevoke(event.currentTarget, s) },
+              t("share.revoke"))
             : ""));
       }))) : h("p", { class: "empty" }, t("share.none")));
   }
@@ -616,8 +617,20 @@ function sharesSection(sessionId, items, hasRecording) {
     }
   }
 
+  // The question in the page (no confirm()): "Thu hồi" again to revoke, "Hủy" to keep the link.
+  function askRevoke(button, share) {
+    const cell = button.parentElement;
+    const keep = () => { question.replaceWith(button); button.focus(); };
+    const question = h("div", { class: "bank-confirm", role: "alertdialog", "aria-label": t("share.revoke_confirm") },
+      h("span", {}, t("share.revoke_confirm")),
+      h("button", { type: "button", class: "danger small", "data-share-action": "confirm-revoke",
+                    onclick: () => revoke(share) }, t("share.revoke")),
+      h("button", { type: "button", class: "small", onclick: keep }, t("poll.cancel")));
+    cell.replaceChildren(question);
+    question.querySelector("button").focus();
+  }
+
   async function revoke(share) {
-    if (!confirm(t("share.revoke_confirm"))) return;
     try {
       await api("DELETE", `/sessions/${sessionId}/shares/${share.share_id}`);
       await reload();
