@@ -6,8 +6,8 @@ room only changes what each slot carries. Rules:
 - a student's screen share (when the teacher allows it) takes the screen slot if the teacher is not sharing;
 - the student the teacher puts on stage is seen by everyone (stage slot);
 - the microphones of up to AUDIO_SLOTS students who are speaking are heard by everyone;
-- the teacher sees every student's camera (grid slots); students see each other's cameras only when the
-  room's setting allows it;
+- the teacher sees every student's camera (grid slots; up to GRID_SLOTS, those her gallery's page shows first:
+  media:grid); students see each other's cameras only when the room's setting allows it;
 - nobody receives their own media; a track is forwarded only while it is published, switched on by its
   owner and permitted (mutes, locks and revokes stop it at once);
 - a low layer (camera_low, screen_low) follows its source's switch; slots are assigned the source, and
@@ -62,6 +62,7 @@ class MediaView:
     permitted: frozenset[str]  # sources the owner may send now (permissions and locks)
     unmuted_at: float = 0.0  # when the microphone went on: the latest speakers get the audio slots
     saver: str = "off"  # the viewer's data saver mode
+    grid_first: tuple[str, ...] = ()  # media:grid: whose cameras the viewer's grid carries first (a gallery page)
 
 
 def forwarded(view: MediaView) -> set[str]:
@@ -103,7 +104,11 @@ def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
         for i in range(1, AUDIO_SLOTS + 1):
             slots[f"audio_{i}"] = voices[i - 1] if i <= len(voices) else None
         if viewer.role == "teacher" or sees_classmates:
-            grid = [c for c in cameras if c.participant_id != viewer.participant_id][:GRID_SLOTS]
+            grid = [c for c in cameras if c.participant_id != viewer.participant_id]
+            if viewer.grid_first:  # the gallery's page first, then the others in order of arrival
+                rank = {pid: i for i, pid in enumerate(viewer.grid_first)}
+                grid.sort(key=lambda c: rank.get(c.participant_id, len(rank)))
+            grid = grid[:GRID_SLOTS]
             for i in range(1, GRID_SLOTS + 1):
                 slots[f"grid_{i}"] = grid[i - 1] if i <= len(grid) else None
         if viewer.saver != "off":

@@ -24,6 +24,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "hand:lower": frozenset({TEACHER, STUDENT, GUEST}),  # learners: their own hand only
     "media:state": frozenset({TEACHER, STUDENT, GUEST}),
     "media:saver": frozenset({TEACHER, STUDENT, OBSERVER, GUEST}),
+    "media:grid": frozenset({TEACHER}),  # the teacher's gallery page: whose cameras fill her grid slots
     "mod:mute": frozenset({TEACHER}),
     "mod:kick": frozenset({TEACHER}),
     "mod:lock": frozenset({TEACHER}),

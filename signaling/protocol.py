@@ -119,6 +119,11 @@ class SaverRequest(Payload):
     mode: Literal["off", "screen", "audio"]
 
 
+class GridRequest(Payload):
+    # the classmates whose tiles the viewer's gallery shows now (its page): their cameras get the grid slots first
+    participant_ids: list[ParticipantId] = Field(max_length=12)
+
+
 class AnswerRequest(Payload):
     sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP)]
 

@@ -81,6 +81,7 @@ class Participant:
     was_removed: bool = False  # kicked earlier in this session: the teacher sees it in the lobby
     published: set[str] = field(default_factory=set)  # sources with a publish track (rtc:publish)
     saver: str = "off"  # data saver (media:saver): off, screen or audio; kept across a resume
+    grid_first: tuple[str, ...] = ()  # media:grid: whose cameras this viewer's grid slots carry first
     media_epoch: int = 0  # a resume starts new media connections: the old ones belong to an older epoch
     unmuted_at: float = 0.0
 
@@ -404,7 +405,7 @@ class Room(PollRules):
         return [MediaView(p.participant_id, p.role, frozenset(p.published),
                           frozenset(s for s, on in p.media.items() if on),
                           frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)), p.unmuted_at,
-                          p.saver)
+                          p.saver, p.grid_first)
                 for p in self.present() if p.connected]
 
     def add_published(self, participant: Participant, sources: set[str]) -> None:
@@ -590,6 +591,12 @@ class Room(PollRules):
         """Data saver: what this participant receives (the media plan reads it); not a record."""
         p.saver = payload.mode
         return {"mode": p.saver}
+
+    def _on_media_grid(self, p: Participant, payload) -> dict:
+        """The teacher's gallery page: those students' cameras fill her grid slots first (the media plan reads
+        it); not a record."""
+        p.grid_first = tuple(dict.fromkeys(payload.participant_ids))
+        return {"participant_ids": list(p.grid_first)}
 
     def _force_off(self, target: Participant, source: str, by: Participant) -> None:
         if target.media.get(source):

@@ -53,6 +53,7 @@ REQUESTS: dict[str, type[proto.Payload]] = {
     "hand:lower": proto.HandLower,
     "media:state": proto.MediaState,
     "media:saver": proto.SaverRequest,
+    "media:grid": proto.GridRequest,
     "mod:mute": proto.MuteRequest,
     "mod:kick": proto.KickRequest,
     "mod:lock": proto.LockRequest,

@@ -49,3 +49,21 @@ def test_layouts_and_quality():
     assert rate_connection(0.0, 0.05) == "good"
     assert rate_connection(0.05, 0.05) == "weak"
     assert rate_connection(0.2, None) == "bad"
+
+
+def test_the_teachers_gallery_page_gets_the_grid_first():
+    """30 cameras on, 12 grid slots: by default the first 12 to arrive; with media:grid, the page she looks at."""
+    students = [view(f"s{i}", "student", on=("camera",)) for i in range(30)]
+    teacher = view("t", "teacher")
+    slots, _ = plan([teacher, *students], stage=None, sees_classmates=False)
+    assert [slots["t"][f"grid_{i}"].participant_id for i in range(1, 13)] == [f"s{i}" for i in range(12)]
+    page_3 = tuple(f"s{i}" for i in range(24, 30))
+    teacher = MediaView("t", "teacher", ALL, frozenset(), ALL, grid_first=page_3)
+    slots, _ = plan([teacher, *students], stage=None, sees_classmates=False)
+    carried = [slots["t"][f"grid_{i}"].participant_id for i in range(1, 13)]
+    assert carried[:6] == list(page_3)  # the page first, in its order
+    assert carried[6:] == [f"s{i}" for i in range(6)]  # the slots it leaves: the others, in order of arrival
+    # Someone on the page with the camera off takes no slot; students' own plans do not change.
+    students[25] = view("s25", "student")
+    slots, _ = plan([teacher, *students], stage=None, sees_classmates=False)
+    assert "s25" not in [slots["t"][f"grid_{i}"].participant_id for i in range(1, 13)]

@@ -122,35 +122,41 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     for user in absent:
         await expect(absent_box).to_contain_text(user.full_name)
 
-    # Three students publish a camera (aiortc); one also a microphone; the teacher's icons follow their states.
-    peers = [RoomPeer(c) for c in clients[:3]]
+    # Three students publish a camera (aiortc), one on each page of the gallery (12 tiles a page, hers first);
+    # another switches the microphone on. The teacher's icons follow their states.
+    order = [n for n in await teacher.locator(".people li .name").all_text_contents() if n != "Nguyễn Thị Hà"]
+    by_name = {u.full_name: c for u, c in zip(present, clients)}
+    on_camera = {order[k]: (k + 1) // 12 + 1 for k in (2, 14, 26)}  # name -> its gallery page
+    peers = [RoomPeer(by_name[name]) for name in on_camera]
     for peer in peers:
         await peer.publish("B", audio=False)
-    for c in clients[:3]:
-        await c.ok("media:state", {"camera": True})
-    await clients[3].ok("media:state", {"microphone": True})
-    for user in present[:3]:
-        await expect(row(teacher, user.full_name).locator('[data-icon="camera"]')).to_have_attribute("data-state", "on")
-        await expect(row(teacher, user.full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
-    await expect(row(teacher, present[3].full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "on")
-    await expect(row(teacher, present[3].full_name).locator('[data-icon="camera"]')).to_have_attribute("data-state", "off")
-    await expect(row(teacher, present[3].full_name).locator('[data-icon="microphone"]')).to_have_attribute(
+        await peer.client.ok("media:state", {"camera": True})
+    speaker = next(u for u in present if u.full_name not in on_camera)
+    await by_name[speaker.full_name].ok("media:state", {"microphone": True})
+    for name in on_camera:
+        await expect(row(teacher, name).locator('[data-icon="camera"]')).to_have_attribute("data-state", "on")
+        await expect(row(teacher, name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
+    await expect(row(teacher, speaker.full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "on")
+    await expect(row(teacher, speaker.full_name).locator('[data-icon="camera"]')).to_have_attribute("data-state", "off")
+    await expect(row(teacher, speaker.full_name).locator('[data-icon="microphone"]')).to_have_attribute(
         "aria-label", "Micro đang bật")
 
-    # The gallery: 31 tiles (hers first), 12 a page; the cameras that come are on the first page, playing.
+    # The gallery: 31 tiles (hers first), 12 a page. On each page the cameras of that page play: the server
+    # forwards the page's cameras (media:grid), not the first twelve to arrive.
     gallery = teacher.locator(".gallery")
     await expect(gallery.locator(".gallery-pages .page")).to_have_count(3)
     tiles = gallery.locator(".gallery-tiles .tile")
     await expect(tiles).to_have_count(12)
     await expect(tiles.first).to_have_class(re.compile(r"\bself\b"))
     await expect(tiles.first).to_contain_text("Nguyễn Thị Hà (bạn)")
-    for user in present[:3]:
-        await expect(gallery.locator(".tile", has_text=user.full_name).locator("video")).to_be_visible()
-    await teacher.wait_for_function(
-        "() => [...document.querySelectorAll('.gallery .tile video[data-slot]')].filter((v) => v.videoWidth > 0).length >= 3",
-        timeout=20000)
-    await gallery.get_by_role("button", name="Trang 3/3").click()
-    await expect(tiles).to_have_count(31 - 24)
+    for name, page in on_camera.items():
+        await gallery.get_by_role("button", name=f"Trang {page}/3").click()
+        await expect(tiles).to_have_count(12 if page < 3 else 31 - 24)
+        tile = gallery.locator(".tile", has_text=name)
+        await expect(tile.locator("video")).to_be_visible(timeout=10000)
+        await teacher.wait_for_function(
+            "(name) => [...document.querySelectorAll('.gallery .tile')].some((t) => t.textContent.includes(name)"
+            " && t.querySelector('video[data-slot]')?.videoWidth > 0)", arg=name, timeout=20000)
     await expect(gallery).to_contain_text("Trang 3/3")
     await gallery.get_by_role("button", name="Trang 1/3").click()
 
@@ -178,7 +184,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await teacher.get_by_role("button", name="Khóa micro").click()
     await expect(teacher.locator('.room-states [data-state="microphones"]')).to_have_text("Micro học sinh: đang khóa")
     await expect(teacher.get_by_role("button", name="Mở khóa micro")).to_be_visible()
-    await expect(row(teacher, present[3].full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
+    await expect(row(teacher, speaker.full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
 
     # Ánh raises her hand in one tap from the main view; the teacher calls on her: the microphone is hers and the
     # hand goes down, in one action. She speaks: her row and tile show the active speaker. "Xong" takes it back.

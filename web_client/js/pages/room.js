@@ -160,6 +160,7 @@ function onEvent(room, name, data) {
       room.state = data; room.chat = data.chat; room.hands = data.hands; room.waiting = null;
       // A new join starts without data saver on the server: the stored choice shows once the server took it.
       if (storedSaver() !== "off") room.saver = "off";
+      room.gridSent = null; // a new join forgets the gallery's page: sent again
       room.deviceTest?.stop(); room.deviceTest = null; room.lobbyView = null;
       if (data.lobby) room.lobby = data.lobby;
       setPoll(room, data.poll ?? null);
@@ -559,13 +560,17 @@ function updateGallery(room) {
   const teacher = isTeacher(room);
   // The teacher sees every student; others see the classmates the server forwards (when it does).
   let people = room.state.participants.filter((p) => LEARNERS.has(p.role) && (teacher || slotOf[p.participant_id]));
-  // Those whose camera comes first, then everyone else, each in order of arrival.
-  people = [...people.filter((p) => slotOf[p.participant_id]), ...people.filter((p) => !slotOf[p.participant_id])];
+  // In order of arrival; the server forwards the cameras of the page shown (media:grid). A server without
+  // media:grid forwards the first 12 cameras: then those come first, so that they are on the first page.
+  if (room.gridChoice === false) {
+    people = [...people.filter((p) => slotOf[p.participant_id]), ...people.filter((p) => !slotOf[p.participant_id])];
+  }
   const tiles = teacher ? [{ self: true }, ...people] : people;
   gallery.hidden = !tiles.length || (!teacher && !people.length);
   const pages = Math.max(1, Math.ceil(tiles.length / PAGE_SIZE));
   room.galleryPage = Math.min(room.galleryPage, pages - 1);
   const shown = tiles.slice(room.galleryPage * PAGE_SIZE, (room.galleryPage + 1) * PAGE_SIZE);
+  if (teacher) chooseGrid(room, shown.filter((p) => !p.self).map((p) => p.participant_id));
   // Tiles are kept between updates and rebuilt only when what they show changed: a playing video is moved
   // only when its slot now shows someone else (40 students make many updates a minute).
   const cache = room.tileCache;
@@ -606,13 +611,25 @@ function updateGallery(room) {
     h("span", { class: "muted" }, t("gallery.page", { page: room.galleryPage + 1, pages })));
 }
 
+// Ask the server for the cameras of the page shown (only when the page's people changed).
+async function chooseGrid(room, ids) {
+  const wanted = JSON.stringify(ids.slice(0, GRID_SLOTS));
+  if (room.gridChoice === false || room.gridSent === wanted || !room.connection.socket?.connected) return;
+  room.gridSent = wanted;
+  const answer = await room.connection.request("media:grid", { participant_ids: JSON.parse(wanted) });
+  if (room !== current || answer.ok) return;
+  if (answer.error?.code === "unknown_event") { room.gridChoice = false; updateGallery(room); }
+  else if (room.gridSent === wanted) room.gridSent = null; // asked again at the next update
+}
+
 function tileSignature(room, p, slotOf) {
   if (p.self) {
     const you = room.state.participants.find((x) => x.participant_id === room.state.you.participant_id);
     return JSON.stringify([currentLanguage(), room.media?.local.camera?.id ?? null, you?.media ?? null, room.state.you.name]);
   }
   const hand = room.hands.find((x) => x.participant_id === p.participant_id);
-  return JSON.stringify([currentLanguage(), p.name, slotOf[p.participant_id] ?? null, p.media ?? null, hand?.position ?? null]);
+  return JSON.stringify([currentLanguage(), p.name, slotOf[p.participant_id] ?? null, p.media ?? null, hand?.position ?? null,
+    room.gridChoice === false]);
 }
 
 function selfTile(room) {
@@ -631,7 +648,7 @@ function studentTile(room, p, slot) {
                        "data-participant": p.participant_id, "data-tile": slot || "" },
     video || h("span", { class: "avatar", "aria-hidden": "true" }, initials(p.name)),
     h("figcaption", {}, h("span", { class: "tile-name" }, p.name), stateIcons(room, p, ["microphone", "camera", "hand"])),
-    p.media?.camera && !video ? h("span", { class: "tile-note" }, t("gallery.not_shown")) : null);
+    p.media?.camera && !video && room.gridChoice === false ? h("span", { class: "tile-note" }, t("gallery.not_shown")) : null);
 }
 
 function initials(name) {
