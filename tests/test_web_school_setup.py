@@ -245,7 +245,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await form.get_by_label("Bắt đầu").fill(start.strftime("%H:%M"))
     await form.get_by_label("Kết thúc").fill(end.strftime("%H:%M"))
     await form.get_by_role("button", name="Thêm vào thời khóa biểu").click()
-    await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 7 tiết học.")
+    await expect(admin.locator(".school .notice")).to_have_text("Đã thêm 7 tiết học.")
     when = f"{start:%H:%M}–{end:%H:%M}"
     for offset in range(7):
         day = admin.locator(f'.week-day[data-day="{(monday + timedelta(days=offset)).isoformat()}"]')
@@ -286,7 +286,7 @@ async def _walk(server, browser, admin_password: str) -> None:
 
     # A second online period in the half-day goes in; a third warns and needs a reason.
     await single(free[0])
-    await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 1 tiết học.")
+    await expect(admin.locator(".school .notice")).to_have_text("Đã thêm 1 tiết học.")
     await single(free[1])
     warning = admin.locator(".check-box.warning")
     half = "buổi sáng" if start.hour < 12 else "buổi chiều"
@@ -297,7 +297,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await shoot(admin, "admin-timetable-half-day", server)
     await warning.get_by_label("Lý do").fill("Bù tiết nghỉ do bão số 9")
     await warning.get_by_role("button", name="Vẫn xếp và ghi lý do").click()
-    await expect(admin.get_by_role("status").first).to_have_text("Đã thêm 1 tiết học.")
+    await expect(admin.locator(".school .notice")).to_have_text("Đã thêm 1 tiết học.")
     today_box = admin.locator(f'.week-day[data-day="{today.isoformat()}"] li')
     await expect(today_box).to_have_count(3)
     async with server.db() as db:
