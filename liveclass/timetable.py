@@ -329,7 +329,7 @@ def _text(value: Any) -> str:
     return unicodedata.normalize("NFC", str(value)).strip()
 
 
-_CLOCK = re.compile(r"(\d{1,2})\s*[:hg.]\s*(\d{2})?")
+_CLOCK = re.compile(r"(\d{1,2})\s*[:hg.]\s*(\d{2})?(?::\d{2})?")  # 07:00, 7h, 7g30, 07:00:00
 
 
 def _clock(value: Any) -> time | None:

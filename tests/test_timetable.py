@@ -259,3 +259,31 @@ async def test_two_admins_saving_at_once_cannot_both_book_the_teacher(any_store_
     async with server.db() as db:
         assert len((await db.execute(select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))
                     ).all()) == 1
+
+
+async def test_timetable_file_as_a_spreadsheet_types_it(server):
+    """Excel keeps typed times and dates as time and date cells, and Vietnamese Excel saves CSV with ';'."""
+    from datetime import time
+    from openpyxl import Workbook
+    school, admin = await _world(server)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Thời khóa biểu"
+    sheet.append(HEADER)
+    sheet.append(["10A1", "Toán", school.teacher.personal_id, 3, time(13, 30), time(14, 15), datetime(2027, 3, 1),
+                  datetime(2027, 3, 10), "Kết hợp"])
+    data = io.BytesIO()
+    book.save(data)
+    response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=data.getvalue())
+    assert response.status == 201, await response.text()
+    semicolons = (";".join(HEADER) + "\r\n" + ";".join(
+        ["10A1", "Toán", school.teacher.personal_id, "T5", "7h", "7g45", "2027-03-04", "", "online"]) + "\r\n").encode()
+    response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=semicolons)
+    assert response.status == 201, await response.text()
+    async with server.db() as db:
+        found = sorted((p.starts_at.astimezone(SCHOOL_TIMEZONE), p.ends_at.astimezone(SCHOOL_TIMEZONE), p.mode.value)
+                       for p in (await db.execute(select(Period).where(
+                           Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))).scalars())
+    assert [(s.date(), s.strftime("%H:%M"), e.strftime("%H:%M"), m) for s, e, m in found] == [
+        (date(2027, 3, 2), "13:30", "14:15", "hybrid"), (date(2027, 3, 4), "07:00", "07:45", "online"),
+        (date(2027, 3, 9), "13:30", "14:15", "hybrid")]
