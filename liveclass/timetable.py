@@ -405,6 +405,10 @@ def _rows_of(data: bytes) -> tuple[list[Any], Any]:
         book.close()
         return (list(rows[0]) if rows else []), ((line, list(r)) for line, r in enumerate(rows[1:], start=2))
     body = data.removeprefix(codecs.BOM_UTF8)
+    if b"\x00" in body:  # no store keeps it (PostgreSQL refuses it in text): a clear 400, not a 500
+        line = body[: body.index(b"\x00")].count(b"\n") + 1
+        raise TimetableFileError(400, "invalid_file", f"line {line}: the file contains the NUL character. / "
+                                                         f"dòng {line}: tệp có ký tự NUL.")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

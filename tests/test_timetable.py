@@ -287,3 +287,18 @@ async def test_timetable_file_as_a_spreadsheet_types_it(server):
     assert [(s.date(), s.strftime("%H:%M"), e.strftime("%H:%M"), m) for s, e, m in found] == [
         (date(2027, 3, 2), "13:30", "14:15", "hybrid"), (date(2027, 3, 4), "07:00", "07:45", "online"),
         (date(2027, 3, 9), "13:30", "14:15", "hybrid")]
+
+
+async def test_a_nul_character_in_a_file_is_a_clear_400(any_store_server):
+    server = any_store_server
+    school, admin = await _world(server)
+    timetable_file = _csv([["10A1", "To\x00án", school.teacher.personal_id, "2", "07:00", "07:45", "01/03/2027", "",
+                            ""]])
+    response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=timetable_file)
+    answer = await response.json()
+    assert response.status == 400 and "line 2" in answer["error"]["message"], answer
+    roster_file = (ROSTER_HEADER + "001209000001,Lý Thu\x00 Trang,student,10A2,,\n").encode()
+    response = await admin.request("POST", "/roster/import?school_year=2026-2027", data=roster_file)
+    answer = await response.json()
+    assert response.status == 400 and answer["error"]["code"] == "bad_roster_file", answer
+    assert "line 2" in answer["error"]["message"]

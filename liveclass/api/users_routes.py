@@ -317,6 +317,10 @@ async def import_roster(request: web.Request) -> web.Response:
     raw = await request.content.read(ROSTER_MAX_BYTES + 1)
     if len(raw) > ROSTER_MAX_BYTES:
         raise ApiError(413, "file_too_large", "The file is larger than 5 MB.")
+    if b"\x00" in raw:  # no store keeps it (PostgreSQL refuses it in text): a clear 400, not a 500
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ApiError(400, "bad_roster_file", f"line {line}: the file contains the NUL character. "
+                                               "Nothing was imported.")
     try:
         rows, problems = roster.parse_roster(roster.decode_roster(raw), settings)
     except roster.RosterFileError as exc:

@@ -254,6 +254,7 @@ const ROSTER_REASONS = [
   [/^too many columns \((\d+)\)$/, "roster.r.columns", ["count"]],
   [/^line 1: the header must name the columns (.*); missing: (.*)$/, "roster.r.header", ["columns", "missing"]],
   [/^line (\d+): the file is not UTF-8.*$/, "roster.r.utf8", ["line"]],
+  [/^line (\d+): the file contains the NUL character$/, "roster.r.nul", ["line"]],
 ];
 
 export function rosterReason(text) {
