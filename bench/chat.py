@@ -135,8 +135,8 @@ class ChatScenario:
         stored = await self._stored()
         self.result.update(self._analyse(steady, bursts, last, stored))
         lost, all_ms = self.result["stored"]["lost"], self.result["all"]["ack_ms"]
-        self.say(f"{self.result['all']['acknowledged']} acknowledged: p50 {all_ms['median']} ms, p95 {all_ms['p95']} ms, "
-                 f"max {all_ms['max']} ms; {lost} lost")
+        self.say(f"{self.result['all']['acknowledged']} acknowledged: p50 {all_ms['median']} ms, "
+                 f"p95 {all_ms['p95']} ms, max {all_ms['max']} ms; {lost} lost")
 
     # ------------------------------------------------------------------------------------ set-up
     async def _prepare_store(self) -> tuple[dict, dict[str, str]]:

@@ -89,9 +89,11 @@ def add_parser(sub) -> None:
                        help="the recording cost: a full class of STUDENTS:CAMERAS measured unrecorded, recorded "
                             "(the teacher sends rec:start) and unrecorded again, on one server (default: as "
                             "--full-class, 45:5; --quick: 4:1), or off")
-    bench.add_argument("--relay", type=int, help="subscribers of the MediaRelay baseline (default 4; --quick: 2; 0: skip)")
+    bench.add_argument("--relay", type=int,
+                       help="subscribers of the MediaRelay baseline (default 4; --quick: 2; 0: skip)")
     bench.add_argument("--window", type=float, help="seconds of each measuring window (default 15; --quick: 3)")
-    bench.add_argument("--screen", action="store_true", help="the teacher also shares a screen in the per-size scenarios")
+    bench.add_argument("--screen", action="store_true",
+                       help="the teacher also shares a screen in the per-size scenarios")
     bench.add_argument("--per-process", type=int, default=12, help="students per worker process (default 12)")
     bench.add_argument("--profile", type=float, default=None, metavar="SECONDS",
                        help="a profiling run after the measured ones: the server under cProfile during a join "
@@ -134,7 +136,8 @@ def add_parser(sub) -> None:
     bench.add_argument("--no-priority", action="store_true",
                        help="do not run the server and the probe student at nice -5 (they stand for machines of "
                             "their own; by default the synthetic clients and other processes yield to them)")
-    bench.add_argument("--quick", action="store_true", help="a smoke run of about a minute (small classes, short windows)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a smoke run of about a minute (small classes, short windows)")
     bench.add_argument("--soak", type=float, metavar="MINUTES",
                        help="the soak instead of the scenarios (a script, not in CI; see soak.py): one class with "
                             "churn for MINUTES minutes, the server sampled, its records checked at the end")

@@ -73,7 +73,7 @@ LAYERS = {layer.name: layer for layer in [
 ]}
 #: (source, frame size) -> layer name: what a decoded frame's size means. The size alone is
 #: ambiguous (camera and screen_low are both 640x360): the slot tells the source.
-LAYER_OF_SIZE = {(l.name.split("_")[0], (l.width, l.height)): l.name for l in LAYERS.values()}
+LAYER_OF_SIZE = {(layer.name.split("_")[0], (layer.width, layer.height)): layer.name for layer in LAYERS.values()}
 
 
 def check_aiortc() -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 # Per-call C functions of the per-packet path, by the name pstats gives them.
 C_CALLS = {
-    "socket sendto (UDP send; on loopback the kernel also delivers the packet)": "<method 'sendto' of '_socket.socket' objects>",
+    "socket sendto (UDP send; on loopback the kernel also delivers the packet)":
+        "<method 'sendto' of '_socket.socket' objects>",
     "libsrtp srtp_protect (encrypt + authenticate)": "<built-in method pylibsrtp._binding.srtp_protect>",
     "libsrtp srtp_unprotect": "<built-in method pylibsrtp._binding.srtp_unprotect>",
     "libsrtp srtp_protect_rtcp": "<built-in method pylibsrtp._binding.srtp_protect_rtcp>",

@@ -225,7 +225,7 @@ def table(results: dict) -> str:
 def markdown_table(head: list[str], lines: list[list[str]]) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(head)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(l) for l in lines)])
+    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(line) for line in lines)])
 
 
 def recording_table(results: dict) -> str | None:
@@ -233,8 +233,8 @@ def recording_table(results: dict) -> str | None:
     rec = (results.get("recording_cost") or {}).get("recording")
     if not rec:
         return None
-    head = ["window", "server CPU %", "kernel %", "other threads %", "RSS MB", "fps median", "fps min", "loss %", "latency med ms",
-            "latency p95 ms", "teacher keyframes", "other load (cores)"]
+    head = ["window", "server CPU %", "kernel %", "other threads %", "RSS MB", "fps median", "fps min", "loss %",
+            "latency med ms", "latency p95 ms", "teacher keyframes", "other load (cores)"]
     lines = []
     for name, label in (("unrecorded_before", "unrecorded"), ("recorded", "recorded"),
                         ("unrecorded_after", "unrecorded again")):
@@ -258,7 +258,8 @@ def recording_line(results: dict) -> str | None:
             f"teacher camera + microphone + screen): server CPU {rec['server_cpu_unrecorded_pct']:.1f} % of a core "
             f"unrecorded, {rec['server_cpu_recorded_pct']:.1f} % recorded: {rec['server_cpu_difference_pct']:+.1f} "
             f"points, ratio {rec['server_cpu_ratio']} (the recorder's thread: "
-            f"{_fmt(rec.get('recorder_thread_cpu_pct'), 1)} % of a core); written {rec['window_media_mb_per_minute']:.2f} MB/minute "
+            f"{_fmt(rec.get('recorder_thread_cpu_pct'), 1)} % of a core); "
+            f"written {rec['window_media_mb_per_minute']:.2f} MB/minute "
             f"({rec['window_media_bytes_per_s'] / 1000:.1f} kB/s) while recording, {rec['mb_per_minute']} MB/minute "
             f"over the whole recording ({(rec['duration_ms'] or 0) / 1000:.1f} s); "
             f"{len(rec['files'])} files, {'all' if rec['files_ok'] else 'NOT all'} non-empty ({files})")

@@ -776,7 +776,8 @@ class Scenario:
                                                                      - cpu["server_core_fraction"]
                                                                      - cpu["clients_core_fraction"]), 2)},
             "students_view": {
-                "fps": summary(fps, digits=2), "teacher_camera_kbps_median": round(statistics.median(kbps)) if kbps else None,
+                "fps": summary(fps, digits=2),
+                "teacher_camera_kbps_median": round(statistics.median(kbps)) if kbps else None,
                 "video_pps_per_student": round(video_pps, 1),
                 "audio_pps_median": round(statistics.median(audio_pps), 1) if audio_pps else None,
                 "loss_pct": round(100 * lost / expected, 3) if expected else 0.0,
@@ -894,7 +895,8 @@ async def run_all(opts: Options) -> dict:
                                            "chat_bursts": opts.chat_bursts if opts.chat else None,
                                            "weak_link_minutes": opts.weak_link,
                                            "weak_link_class": list(opts.weak_link_class) if opts.weak_link else None,
-                                           "weak_link_decoding_clean": opts.weak_link_decode if opts.weak_link else None},
+                                           "weak_link_decoding_clean":
+                                               opts.weak_link_decode if opts.weak_link else None},
                                "scenarios": []}
     started = time.monotonic()
     results["machine"]["busy_cores_before_start"] = await busy_cores(2.0)

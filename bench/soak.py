@@ -842,13 +842,13 @@ def flatness(samples: list[dict], minutes: float) -> dict:
         series = [(s["minute"], s[key]) for s in samples if s.get(key) is not None]
         if not series:
             continue
-        e = [v for m, v in series if early[0] <= m <= early[1]]
-        l = [v for m, v in series if late[0] <= m <= late[1]]
+        early_values = [v for m, v in series if early[0] <= m <= early[1]]
+        late_values = [v for m, v in series if late[0] <= m <= late[1]]
         values = [v for _, v in series]
         entry: dict[str, Any] = {"first": values[0], "middle": values[len(values) // 2], "last": values[-1],
                                  "min": min(values), "max": max(values)}
-        if e and l:
-            em, lm = statistics.fmean(e), statistics.fmean(l)
+        if early_values and late_values:
+            em, lm = statistics.fmean(early_values), statistics.fmean(late_values)
             entry.update({"early_mean": round(em, 2), "late_mean": round(lm, 2), "change": round(lm - em, 2),
                           "change_pct": round(100 * (lm - em) / em, 1) if em else None})
             if key in FLAT_UNITS:
@@ -1012,7 +1012,7 @@ def scan_log(path: Path) -> dict:
             levels[m.group(1)] += 1
             message = _VARIABLE.sub("#", m.group(3))[:160]
             first[f"{m.group(1)} {m.group(2)}: {message}"] += 1
-    return {"lines": len(lines), "by_level": dict(levels), "tracebacks": sum("Traceback" in l for l in lines),
+    return {"lines": len(lines), "by_level": dict(levels), "tracebacks": sum("Traceback" in line for line in lines),
             "messages": dict(first.most_common(25))}
 
 

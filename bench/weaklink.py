@@ -545,7 +545,8 @@ class WeakLinkScenario:
         missing = [m for r in waited for m in r["missing"]]
         if missing:
             raise RuntimeError(f"{len(missing)} students receive no camera, screen or voice: {missing[:3]}")
-        self.say(f"everyone receives; warm-up {self.warmup:g} s, then the baseline ({self.window:g} s, every link clean)")
+        self.say(f"everyone receives; warm-up {self.warmup:g} s, "
+                 f"then the baseline ({self.window:g} s, every link clean)")
         await asyncio.sleep(self.warmup)
         self.result["baseline"] = await self._measure("baseline")
         impaired = await asyncio.gather(*(w.call("impair") for w in self.workers))
@@ -664,7 +665,7 @@ def _group(students: list[dict]) -> dict:
 
     audio = [s["audio"] for s in students if s["audio"]["lost_pct"] is not None]
     links = [s["you_link"] for s in students if s["you_link"].get("reports")]
-    server_rate = [l["data_mb_per_min"] for l in links if l.get("data_mb_per_min") is not None]
+    server_rate = [link["data_mb_per_min"] for link in links if link.get("data_mb_per_min") is not None]
     relay = [s["relay_down_mb_per_min"] for s in students if s["relay_down_mb_per_min"] is not None]
     drops = [s["relay_down"]["queue_dropped_pct"] for s in students
              if (s.get("relay_down") or {}).get("queue_dropped_pct") is not None]
@@ -687,11 +688,11 @@ def _group(students: list[dict]) -> dict:
         "relay_down_mb_per_min": _mean_min(relay) if relay else None,
         "relay_queue_dropped_pct_mean": round(statistics.fmean(drops), 2) if drops else None,
         "server_data_mb_per_min": _mean_min(server_rate),
-        "you_link_camera_reduced_share": round(statistics.fmean(l["camera_reduced_share"] for l in links), 3)
+        "you_link_camera_reduced_share": round(statistics.fmean(link["camera_reduced_share"] for link in links), 3)
         if links else None,
-        "you_link_screen_reduced_share": round(statistics.fmean(l["screen_reduced_share"] for l in links), 3)
+        "you_link_screen_reduced_share": round(statistics.fmean(link["screen_reduced_share"] for link in links), 3)
         if links else None,
-        "you_link_paused_reports": sum(l["paused_reports"] for l in links),
+        "you_link_paused_reports": sum(link["paused_reports"] for link in links),
         # the receivers' own count, as their RTCP receiver reports carry it (cut-over jumps included)
         "video_rr_lost_pct": _share([(s[slot]["rr_lost"], s[slot]["rr_expected"]) for s in students
                                      for slot in VIDEO_SLOTS]),
@@ -699,7 +700,7 @@ def _group(students: list[dict]) -> dict:
         "video_missed_pct": _share([(s[slot]["seq_expected"] - s[slot]["seq_received"], s[slot]["seq_expected"])
                                     for s in students for slot in VIDEO_SLOTS if "seq_expected" in s[slot]]),
         "cut_over_jumps": sum(s[slot].get("cut_over_jumps", 0) for s in students for slot in VIDEO_SLOTS),
-        "you_link_quality": dict(Counter(l["last"]["quality"] for l in links)),
+        "you_link_quality": dict(Counter(link["last"]["quality"] for link in links)),
         "errors": [s["error"] for s in students if s.get("error")][:3],
     }
 
@@ -744,8 +745,9 @@ def report(result: dict) -> str:
                           _fmt(g["received_mb_per_min"]["mean"], 2), _fmt(g["server_data_mb_per_min"]["mean"], 2)])
     server = ["", "server: " + "; ".join(
         f"{label} {result[label]['server']['cpu_pct']} % of a core, layer selection "
-        f"{result[label]['server']['selection_cpu_s']} s = {result[label]['server']['selection_share_of_server_cpu_pct']} "
-        f"% of it (machine {result[label]['machine_load']['machine_busy_cores']} cores busy, clients "
+        f"{result[label]['server']['selection_cpu_s']} s = "
+        f"{result[label]['server']['selection_share_of_server_cpu_pct']} % of it "
+        f"(machine {result[label]['machine_load']['machine_busy_cores']} cores busy, clients "
         f"{result[label]['machine_load']['clients_cpu_pct']} %)" for label in ("baseline", "weak"))]
     relay = "; ".join(f"{label} {_fmt(result[label]['groups']['weak'].get('relay_queue_dropped_pct_mean'), 2)} %"
                       for label in ("baseline", "weak"))

@@ -83,7 +83,8 @@ async def ensure_not_throttled(db: AsyncSession, settings: Settings, personal_id
          settings.login_max_failures_per_account),
         (LoginFailure.address == address, settings.login_max_failures_per_address),
     ):
-        count, oldest = (await db.execute(select(func.count(), func.min(LoginFailure.at)).where(condition, recent))).one()
+        count, oldest = (await db.execute(select(func.count(), func.min(LoginFailure.at))
+                                          .where(condition, recent))).one()
         if count >= limit:
             retry_after = max(1, int((_aware(oldest) - window_start).total_seconds()) + 1)
             raise ApiError(429, "too_many_attempts",

@@ -158,7 +158,8 @@ def check_question(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
             if unknown:
                 bad("correct", f"The correct answer {', '.join(unknown)} is not one of the options "
                                f"({', '.join(allowed) or 'none'}).",
-                    f"Đáp án đúng {', '.join(unknown)} không nằm trong các lựa chọn ({', '.join(allowed) or 'không có'}).")
+                    f"Đáp án đúng {', '.join(unknown)} không nằm trong các lựa chọn "
+                    f"({', '.join(allowed) or 'không có'}).")
             elif kind == "single" and len(set(letters)) != 1:
                 bad("correct", "A single choice question has exactly one correct letter.",
                     "Câu hỏi một đáp án chỉ có đúng một đáp án đúng.")

@@ -12,8 +12,8 @@ When the link is congested the subscriber gets a *budget*: what it really receiv
 reports say (packets received between two reports, times their size, over the time between the
 reports), with a small margin; while congested ticks follow each other the budget only goes down.
 (Neither `sent x (1 - loss)` nor a REMB measured during the overload is a fair estimate: the first mixes
-time windows, the second collapses to a fraction of the link.) Audio always goes; the video slots are then filled in priority order
-(the lesson's screen before the teacher's camera before the stage and the classmates): each gets its
+time windows, the second collapses to a fraction of the link.) Audio always goes; the video slots are then filled
+in priority order (the lesson's screen before the teacher's camera before the stage and the classmates): each gets its
 low layer if it fits, else it is paused, and what is left upgrades slots to the high layer. With no
 budget (a clean link) every slot carries its high layer.
 

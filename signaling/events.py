@@ -47,7 +47,8 @@ REC_RESUMED = "recording_resumed"
 RECORDING_SAVED = "recording_saved"  # data.manifest: the files, on the session clock, with checksums
 ROOM_ENDED = "room_ended"
 POLL_OPENED = "poll_opened"  # a quick poll (signaling/polls.py); data: the poll's settings
-POLL_ANSWERED = "poll_answered"  # actor: the student; data: poll_id, question, choices | text, correct, points, answered_at, changed
+POLL_ANSWERED = "poll_answered"  # actor: the student; data: poll_id, question, choices | text, correct, points,
+#                                  answered_at, changed
 POLL_QUESTION = "poll_question"  # a quiz shown one question at a time moved on; data: poll_id, question
 POLL_CLOSED = "poll_closed"  # data: poll_id, counts, answered, eligible, not_answered_user_ids, questions, reason?
 POLL_REVEALED = "poll_revealed"  # data: poll_id, show_correct

@@ -1,7 +1,7 @@
 """Who receives what: the room's rules turned into subscribe slots and forwarding switches. No I/O.
 
-Every subscriber has a fixed set of slots negotiated once ("slots, not renegotiation": aiortc cannot remove m-lines); the
-room only changes what each slot carries. Rules:
+Every subscriber has a fixed set of slots negotiated once ("slots, not renegotiation": aiortc cannot remove m-lines);
+the room only changes what each slot carries. Rules:
 - everyone receives the teacher's camera, microphone and screen;
 - a student's screen share (when the teacher allows it) takes the screen slot if the teacher is not sharing;
 - the student the teacher puts on stage is seen by everyone (stage slot);
@@ -100,7 +100,8 @@ def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
             "screen": not_own(screen),
             "stage": not_own(track(on_stage, "camera")),
         }
-        voices = [TrackRef(v.participant_id, "microphone") for v in speakers if v.participant_id != viewer.participant_id]
+        voices = [TrackRef(v.participant_id, "microphone") for v in speakers
+                  if v.participant_id != viewer.participant_id]
         for i in range(1, AUDIO_SLOTS + 1):
             slots[f"audio_{i}"] = voices[i - 1] if i <= len(voices) else None
         if viewer.role == "teacher" or sees_classmates:

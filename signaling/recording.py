@@ -5,7 +5,8 @@ The recorder itself (recordings/) is built by the application per session and ha
 factory; this module decides what it records: the teacher's camera, microphone and screen, and a
 learner's microphone while it is on, camera while on stage, screen while shared — what the class sees
 and hears. A school may record the teacher only (`students=False`, the setting LIVECLASS_RECORD_STUDENTS):
-learners' faces and voices are then never written, and everyone is told so. Tracks that start and stop mid-period become new files on the same clock (the recorder's job).
+learners' faces and voices are then never written, and everyone is told so. Tracks that start and stop mid-period
+become new files on the same clock (the recorder's job).
 A pause ends every file; nothing is written until the resume, whose files start at the resume on the
 same clock (the manifest lists the pause).
 """

@@ -83,7 +83,8 @@ async def _shared(ctx) -> None:
     await _recorded(ctx)
     token, digest = shares.new_token()
     async with ctx.server.db() as db:
-        share = RecordingShare(session_id=await _session_id(ctx), token_hash=digest, created_by_id=ctx.school.teacher.id,
+        share = RecordingShare(session_id=await _session_id(ctx), token_hash=digest,
+                               created_by_id=ctx.school.teacher.id,
                                expires_at=datetime.now(timezone.utc) + timedelta(days=1))
         db.add(share)
         await db.commit()
@@ -123,7 +124,8 @@ def _timetable_file(ctx) -> bytes:
 
 
 def _roster_file(ctx) -> bytes:
-    return f"personal_id,full_name,role,class,date_of_birth,parent_of\n0013{next(_unique):08d},Lý Thu Trang,student,10A1,,\n".encode()
+    return ("personal_id,full_name,role,class,date_of_birth,parent_of\n"
+            f"0013{next(_unique):08d},Lý Thu Trang,student,10A1,,\n").encode()
 
 
 async def _session_id(ctx) -> int:
@@ -145,7 +147,8 @@ CASES = [
     Case("PUT", "/users/{parent}/children/{other_student}", admin_only(),
          route="/users/{user_id}/children/{student_id}"),
     Case("GET", "/classes", {"admin": 200, "teacher": 200, "other_teacher": 200}),
-    Case("POST", "/classes", admin_only(201), body=lambda c: {"name": f"12C{next(_unique)}", "school_year": "2026-2027"}),
+    Case("POST", "/classes", admin_only(201),
+         body=lambda c: {"name": f"12C{next(_unique)}", "school_year": "2026-2027"}),
     Case("GET", "/classes/{class}", {"admin": 200, "teacher": 200, "other_teacher": 404}, route="/classes/{class_id}"),
     Case("PATCH", "/classes/{class}", admin_only(), body=lambda c: {"name": f"10A1-{next(_unique)}"},
          route="/classes/{class_id}"),

@@ -276,7 +276,8 @@ async def test_the_real_user_logs_in_while_an_attacker_hammers_her_account_from_
         answers = []
         for i in range(12):
             response = await attacker.request("POST", "/auth/login", json={
-                "personal_id": user.personal_id, "password": f"doan-mo-{i}"}, headers={"X-Forwarded-For": "203.0.113.7"})
+                "personal_id": user.personal_id, "password": f"doan-mo-{i}"},
+                headers={"X-Forwarded-For": "203.0.113.7"})
             answers.append(response.status)
         assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}  # the attacker's address is stopped
         # From her own address she still logs in (a little slower while her account is under attack).

@@ -240,7 +240,8 @@ async def test_after_a_drop_and_resume_the_teachers_camera_comes_back(server, sc
 
 async def test_the_camera_keeps_its_bitrate_while_the_screen_is_shared(server, school, period):
     """One coherent bandwidth estimate per publish connection: a second video track (the screen)
-    must not squeeze the camera (Chrome applies every REMB to the whole connection: docs/benchmarks.md and media/engine.py)."""
+    must not squeeze the camera (Chrome applies every REMB to the whole connection: docs/benchmarks.md and
+    media/engine.py)."""
     session_id, teacher = period
     student = await admitted(teacher, await server.logged_in(school.student), session_id)
     engine = server.test_server.app[LIVE_ROOMS].media_engine

@@ -266,7 +266,8 @@ def test_an_open_poll_survives_a_move_to_another_node():
     assert moved.poll.poll_id == poll_id and moved.poll.state == "open" and moved.poll_counts_due
     back = moved.arrive("s2", claims(2, "student", "Ánh"), next(s for s in seats if s.user_id == 2).resume_token)
     assert moved.state_for(back)["poll"]["mine"]["choices"] == ["A"]
-    teacher_back = moved.arrive("t2", claims(1, "teacher", "Cô Hà"), next(s for s in seats if s.user_id == 1).resume_token)
+    teacher_back = moved.arrive("t2", claims(1, "teacher", "Cô Hà"),
+                                next(s for s in seats if s.user_id == 1).resume_token)
     moved.handle(teacher_back, "poll:close", parse(PollRef, {"poll_id": poll_id}))
     assert [e.type for e in moved.sink.events if e.type.startswith("poll_")] == ["poll_closed"]
     assert moved.sink.events[-1].data["answered"] == 1 and moved.poll_seq == 1

@@ -138,8 +138,8 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     handout = [n for n in names if n.startswith("handouts/")]
     assert len(handout) == 1 and handout[0].endswith("-Phiếu bài tập.pdf") and archive.read(handout[0]) == WORKSHEET
     assert [(h["filename"], h["path"]) for h in manifest["handouts"]] == [("Phiếu bài tập.pdf", handout[0])]
-    assert set(names) == ({"manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx", "events.jsonl",
-                           f"recordings/{recording_dir}/manifest.json"} | set(listed) | set(handout))
+    assert set(names) == ({"manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx",
+                           "events.jsonl", f"recordings/{recording_dir}/manifest.json"} | set(listed) | set(handout))
 
     # The manifest names the session, its period, class and teacher.
     assert manifest["format"] == "liveclass-session-export"

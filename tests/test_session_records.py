@@ -39,7 +39,7 @@ async def test_records_match_the_period_event_for_event(any_store_server):
         huy = await add_user(db, "student", "Trần Gia Huy")
         db.add(Enrollment(class_id=school.school_class.id, student_id=huy.id))
         await db.commit()
-    T, S1, S2, O = school.teacher.id, school.student.id, huy.id, school.observer.id
+    T, S1, S2, OBS = school.teacher.id, school.student.id, huy.id, school.observer.id
 
     teacher_person = await server.logged_in(school.teacher)
     session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
@@ -113,7 +113,7 @@ async def test_records_match_the_period_event_for_event(any_store_server):
         ("lobby_entered", S1, S1),
         ("participant_joined", T, T),
         ("lobby_entered", S2, S2),
-        ("participant_joined", O, O),
+        ("participant_joined", OBS, OBS),
         ("lobby_admitted", T, S1),
         ("lobby_denied", T, S2),
         ("lobby_entered", S2, S2),
@@ -121,7 +121,7 @@ async def test_records_match_the_period_event_for_event(any_store_server):
         ("chat_message", S1, None),
         ("chat_message", S1, T),
         ("chat_message", T, S2),
-        ("chat_message", O, T),
+        ("chat_message", OBS, T),
         ("chat_message", T, None),
         ("chat_deleted", T, None),
         ("hand_raised", S1, S1),
@@ -139,7 +139,7 @@ async def test_records_match_the_period_event_for_event(any_store_server):
         ("participant_left", S2, S2),
         ("participant_left", S1, S1),
         ("participant_left", T, T),
-        ("participant_left", O, O),
+        ("participant_left", OBS, OBS),
         ("room_ended", T, None),
     ], observed
     times = [r.at for r in rows]
@@ -168,7 +168,7 @@ async def test_records_match_the_period_event_for_event(any_store_server):
     left_at = {r.target_id: r.at for r in rows if r.type == "participant_left"}
     assert [(i.user_id, i.room_role, i.joined_at, i.left_at, i.end_reason) for i in intervals] == [
         (T, "teacher", at["participant_joined", T], left_at[T], "ended"),
-        (O, "observer", at["participant_joined", O], left_at[O], "ended"),
+        (OBS, "observer", at["participant_joined", OBS], left_at[OBS], "ended"),
         (S1, "student", at["lobby_admitted", S1], at["participant_dropped", S1], "dropped"),
         (S2, "student", at["lobby_admitted", S2], left_at[S2], "kicked"),
         (S1, "student", at["participant_reconnected", S1], left_at[S1], "ended"),
@@ -181,7 +181,7 @@ async def test_records_match_the_period_event_for_event(any_store_server):
         public["message_id"]: (S1, None, "Em chào cô ạ"),
         to_teacher["message_id"]: (S1, T, "Cô ơi em hỏi riêng"),
         to_huy["message_id"]: (T, S2, "Huy bật micro nhé"),
-        from_observer["message_id"]: (O, T, "Lớp học tốt."),
+        from_observer["message_id"]: (OBS, T, "Lớp học tốt."),
         from_teacher["message_id"]: (T, None, "Mở sách trang 42."),
     }
     assert {k: (m.sender_id, m.recipient_id, m.text) for k, m in messages.items()} == expected

@@ -85,7 +85,8 @@ async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
                                 json={**third, "online_reason": "Bão số 9, học sinh nghỉ ở nhà"})
     assert accepted["half_days"][0]["count"] == 3
     async with server.db() as db:
-        entry = (await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        entry = (await db.execute(select(AuditEntry)
+                                  .where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
         assert entry.details["reason"] == "Bão số 9, học sinh nghỉ ở nhà"
         assert entry.details["periods"] == [accepted["periods"][0]["id"]]
         assert entry.actor_id == school.admin.id
@@ -183,11 +184,12 @@ async def test_timetable_file_half_day_needs_a_reason(server):
     rows = [["10A1", "Toán", teacher, "2", f"0{h}:00", f"0{h}:45", "01/03/2027", "", ""] for h in (7, 8, 9)]
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=_csv(rows))
     assert response.status == 409 and (await response.json())["error"]["code"] == "online_limit"
-    response = await admin.request("POST", "/timetable/import?school_year=2026-2027&online_reason=Thi%20h%E1%BB%8Dc%20k%E1%BB%B3",
-                                   data=_csv(rows))
+    response = await admin.request("POST", "/timetable/import?school_year=2026-2027"
+                                   "&online_reason=Thi%20h%E1%BB%8Dc%20k%E1%BB%B3", data=_csv(rows))
     assert response.status == 201
     async with server.db() as db:
-        entry = (await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        entry = (await db.execute(select(AuditEntry)
+                                  .where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
     assert entry.details["reason"] == "Thi học kỳ" and entry.details["half_days"][0]["count"] == 3
 
 

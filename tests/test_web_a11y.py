@@ -21,7 +21,8 @@ RUN_AXE = """async () => {
 
 # Controls on screen that the Tab key skips (tabindex -1): a keyboard cannot reach them. A tab list's
 # inactive tabs (reached with the arrow keys) excepted.
-UNREACHABLE = """() => [...document.querySelectorAll('a[href], button, input, select, textarea, summary, [role=button]')]
+UNREACHABLE = """() => [
+  ...document.querySelectorAll('a[href], button, input, select, textarea, summary, [role=button]')]
   .filter((el) => el.checkVisibility() && !el.disabled && el.tabIndex < 0 && !el.closest('[role=tablist]'))
   .map((el) => el.outerHTML.slice(0, 120))"""
 
@@ -41,7 +42,8 @@ async def listeners_on_non_controls(page) -> list[str]:
     found = []
     candidates = await client.send("Runtime.evaluate", {"expression": """
       [...document.querySelectorAll('div, span, li, td, tr, th, p, section, article, img, figure, label, h1, h2, h3')]
-        .filter((el) => !el.matches('[role=button], [role=link], [role=tab], [role=menuitem], [role=option], [tabindex]'))
+        .filter((el) => !el.matches(
+          '[role=button], [role=link], [role=tab], [role=menuitem], [role=option], [tabindex]'))
         .filter((el) => !el.querySelector('a[href], button'))
     """, "objectGroup": "a11y"})
     properties = await client.send("Runtime.getProperties", {"objectId": candidates["result"]["objectId"],

@@ -21,8 +21,8 @@ pytestmark = needs_chromium
 I18N = Path(__file__).resolve().parent.parent / "web_client" / "js" / "i18n.js"
 # Words that are the same in both languages: the product's name, poll letters, units and file types.
 ALLOWED = {"LiveClass", "A", "B", "C", "D", "E", "F", "ID", "CSV", "XLSX", "ZIP", "PDF", "PNG", "JPEG", "WebP",
-           "GIF", "MB", "KB", "GB", "kbit", "kbit/s", "ms", "s", "x", "×", "Email", "email", "Video", "Camera", "camera",
-           "Micro", "micro", "Zoom", "Meet", "TURN"}
+           "GIF", "MB", "KB", "GB", "kbit", "kbit/s", "ms", "s", "x", "×", "Email", "email", "Video", "Camera",
+           "camera", "Micro", "micro", "Zoom", "Meet", "TURN"}
 
 # Every text a person meets: visible text nodes, and the names and hints that screen readers say.
 # An element in another language (the "English" switch, lang="en") is not the Vietnamese screen's text.
@@ -38,7 +38,8 @@ TEXTS = """() => {
     if (!el.checkVisibility({ visibilityProperty: true }) && !el.closest('svg')) continue;
     if (el.closest('svg') && !el.closest('svg').checkVisibility()) continue;
     if (foreign(el)) continue;
-    out.push({ text, where: el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '') });
+    out.push({ text, where: el.tagName.toLowerCase()
+      + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '') });
   }
   for (const el of document.body.querySelectorAll('[aria-label], [title], [placeholder], img[alt]')) {
     if (foreign(el) || !el.checkVisibility()) continue;

@@ -33,7 +33,8 @@ QUIZ_ROWS = [
     ["Toán", CHAPTER, "Số", Q_MIN, "", "", "", "", "", "", "-1", "", 1, "y(2) = 4 − 8 + 3 = −1.", "Không"],
     ["Toán", CHAPTER, "Trả lời ngắn", Q_AXIS, "", "", "", "", "", "", "x = 2|x=2", "", 1,
      "Trục đối xứng đi qua đỉnh: x = 2.", "Không"],
-    ["Toán", "Chương 1: Mệnh đề và tập hợp", "Một đáp án", Q_OTHER, "3", "6", "8", "9", "", "", "C", "", 1, "", "Không"],
+    ["Toán", "Chương 1: Mệnh đề và tập hợp", "Một đáp án", Q_OTHER, "3", "6", "8", "9", "", "", "C", "", 1, "",
+     "Không"],
 ]
 
 
@@ -106,12 +107,14 @@ async def test_the_question_bank_page(server, school, browser):
     await expect(vertex).to_contain_text("1 điểm")
     image = vertex.locator("img.bank-image")
     await expect(image).to_be_visible()
-    await teacher.wait_for_function("(img) => img.complete && img.naturalWidth === 40", arg=await image.element_handle())
+    await teacher.wait_for_function("(img) => img.complete && img.naturalWidth === 40",
+                                    arg=await image.element_handle())
 
     # Edited in place.
     await vertex.get_by_role("button", name="Sửa").click()
     editing = teacher.locator(".bank-form[data-editing]")
-    await expect(editing.get_by_label("Nội dung câu hỏi")).to_have_value("Đỉnh của parabol y = x² − 4x + 3 là điểm nào?")
+    await expect(editing.get_by_label("Nội dung câu hỏi")).to_have_value(
+        "Đỉnh của parabol y = x² − 4x + 3 là điểm nào?")
     await editing.get_by_label("Nội dung câu hỏi").fill(Q_VERTEX.replace("hoành độ", "tọa độ"))
     await editing.get_by_role("button", name="Lưu câu hỏi").click()
     await expect(teacher.locator("#banner")).to_have_text("Đã lưu câu hỏi.")
@@ -312,7 +315,8 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await expect(quiz).to_contain_text("Đã trả lời: 2/2 · Làm hết bài: 1")
     await expect(quiz.locator('[data-question="0"] [data-choice="B"] .poll-count')).to_have_attribute("data-count", "1")
     await expect(quiz.locator('[data-question="0"] [data-choice="A"] .poll-count')).to_have_attribute("data-count", "1")
-    await expect(quiz.locator('[data-question="1"] [data-choice="-1"] .poll-count')).to_have_attribute("data-count", "2")
+    await expect(quiz.locator('[data-question="1"] [data-choice="-1"] .poll-count')).to_have_attribute(
+        "data-count", "2")
     await expect(quiz.locator('[data-question="2"] .poll-chart')).to_contain_text("x = 2 ✓")
     scores = quiz.locator(".quiz-scores")
     await expect(scores.locator("tr", has_text="Phạm Ngọc Ánh")).to_contain_text("3/3")
@@ -437,7 +441,8 @@ async def test_a_bank_question_with_its_image_in_the_room(server, school, browse
     await picker.locator("[data-poll-action=launch]").click()
     image = student.locator(".poll.quiz img.quiz-image")
     await expect(image).to_be_visible()
-    await student.wait_for_function("(img) => img.complete && img.naturalWidth === 40", arg=await image.element_handle())
+    await student.wait_for_function("(img) => img.complete && img.naturalWidth === 40",
+                                    arg=await image.element_handle())
     await student.locator('.quiz-choice[data-choice="true"]').tap()
     await expect(student.locator(".quiz-sent")).to_have_text("Đã gửi: Đúng")
 

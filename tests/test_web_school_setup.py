@@ -11,7 +11,6 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 
-import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
@@ -265,7 +264,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await single((clash_start, (start + timedelta(minutes=40)).strftime("%H:%M")))
     refusal = admin.locator(".check-box.refused")
     await expect(refusal).to_contain_text("Chưa thêm tiết nào: 1 tiết bị trùng giờ.")
-    await expect(refusal).to_contain_text(f"giáo viên Nguyễn Thị Hà đã có tiết vào giờ này: Toán · 10A1")
+    await expect(refusal).to_contain_text("giáo viên Nguyễn Thị Hà đã có tiết vào giờ này: Toán · 10A1")
     await expect(refusal).to_contain_text(f"{today:%d/%m/%Y} {when}")
     await expect(refusal).to_contain_text("tiết số")
     await shoot(admin, "admin-timetable-conflict", server)
@@ -301,7 +300,8 @@ async def _walk(server, browser, admin_password: str) -> None:
     today_box = admin.locator(f'.week-day[data-day="{today.isoformat()}"] li')
     await expect(today_box).to_have_count(3)
     async with server.db() as db:
-        entry = (await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        entry = (await db.execute(select(AuditEntry)
+                                  .where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
         assert entry.details["reason"] == "Bù tiết nghỉ do bão số 9"
         assert len((await db.execute(select(Period))).all()) == 9
 

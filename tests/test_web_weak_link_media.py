@@ -228,7 +228,7 @@ async def test_a_chromium_student_on_a_weak_link(server, school, period, browser
         report = {
             "camera_low_after_s": round(moved, 1), "screen_low_after_s": round(moved + screen_low, 1),
             "window_s": round(seconds, 1), "sizes": sorted(widths), "camera_fps": round(camera_fps, 1),
-            "camera_slot": "".join({"low": "L", "off": "-", "high": "H"}.get(l, "?") for _, l in carried),
+            "camera_slot": "".join({"low": "L", "off": "-", "high": "H"}.get(layer, "?") for _, layer in carried),
             "camera_fps_while_low": round(low_frames / low_seconds, 1) if low_seconds else None,
             "audio_played_s": round(played, 1),
             "concealed_s": round((last["concealed"] - first["concealed"]) / AUDIO_RATE, 2),

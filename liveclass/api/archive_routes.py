@@ -1,6 +1,6 @@
 """The records archive over HTTP: finding sessions, attendance (one session, a class over a date range;
-as JSON, and as an Excel file), a session's assessments (quick polls and quizzes) and the audit log. Who may read what: liveclass/archive/access.py and
-docs/records-archive.md."""
+as JSON, and as an Excel file), a session's assessments (quick polls and quizzes) and the audit log. Who may read
+what: liveclass/archive/access.py and docs/records-archive.md."""
 from __future__ import annotations
 
 import asyncio

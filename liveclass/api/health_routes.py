@@ -21,8 +21,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/readyz", summary="The store is reachable and its schema is current", access=PUBLIC,
-              response=Health, other_statuses={503: "Not ready: the store or (with several nodes) Redis is unreachable, or "
-                                                   "the schema is old"})
+              response=Health, other_statuses={503: "Not ready: the store or (with several nodes) Redis is "
+                                                   "unreachable, or the schema is old"})
 async def readyz(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     head = ScriptDirectory.from_config(alembic_config(settings.effective_database_url)).get_current_head()

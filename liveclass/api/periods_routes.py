@@ -72,8 +72,8 @@ async def _check_period_fields(db, user: User, class_id: int, teacher_id: int, s
 
 
 @routes.route("GET", "/periods", summary="Periods I may see, optionally between two times", access=ANY_USER,
-              response=PeriodOut, many=True, query={"from": "ISO 8601 time with offset", "to": "ISO 8601 time with offset",
-                                         "class_id": "only this class"})
+              response=PeriodOut, many=True, query={"from": "ISO 8601 time with offset",
+                                                    "to": "ISO 8601 time with offset", "class_id": "only this class"})
 async def list_periods(request: web.Request) -> web.Response:
     user = current_user(request)
     query = select(Period).where(periods.visible_periods_clause(user)).order_by(Period.starts_at).limit(1000)

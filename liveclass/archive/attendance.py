@@ -108,7 +108,8 @@ def lesson_start(session: LiveSession, period: Period) -> datetime:
     return max(period.starts_at, session.started_at)
 
 
-def _media_seconds(events: list[SessionEvent], stretches: list[Stretch], end_of: Callable[[Stretch], datetime]) -> dict[str, float]:
+def _media_seconds(events: list[SessionEvent], stretches: list[Stretch],
+                   end_of: Callable[[Stretch], datetime]) -> dict[str, float]:
     """Time each source was on, counted only inside presence stretches."""
     total = dict.fromkeys(SOURCES, 0.0)
     for stretch in stretches:

@@ -1,5 +1,6 @@
 """The records as tables (header + rows) with bilingual headers and labels, for CSV and XLSX files:
-a session's attendance and chat, and a class's attendance summary (with the students' assessment scores). Times are the school's local time."""
+a session's attendance and chat, and a class's attendance summary (with the students' assessment scores). Times are
+the school's local time."""
 from __future__ import annotations
 
 from datetime import datetime

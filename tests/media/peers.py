@@ -193,7 +193,7 @@ class Subscriber:
         while True:
             try:
                 frame = await track.recv()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the track ended
                 return
             self.frames[name] += 1
             self.last_frame_at[name] = time.monotonic()

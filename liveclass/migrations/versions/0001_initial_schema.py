@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 02:01:00.606393
 """
 from alembic import op
@@ -41,7 +41,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('personal_id', sa.String(length=32), nullable=False),
     sa.Column('full_name', sa.String(length=200), nullable=False),
-    sa.Column('role', sa.Enum('admin', 'teacher', 'student', 'parent', 'observer', name='account_role', native_enum=False, length=16), nullable=False),
+    sa.Column('role', sa.Enum('admin', 'teacher', 'student', 'parent', 'observer', name='account_role',
+                              native_enum=False, length=16), nullable=False),
     sa.Column('date_of_birth', sa.Date(), nullable=True),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('must_change_password', sa.Boolean(), nullable=False),
