@@ -223,14 +223,31 @@ export class MediaSession {
     if (tellRoom) await this.request("media:state", { [source]: false });
   }
 
-  // The voices received now, by slot (0–1): the receivers' own levels, no getStats needed (cheap).
-  audioLevels() {
+  // The voices received, by slot (0–1): the loudness since the last call, from the received audio's energy
+  // (inbound-rtp totalAudioEnergy over totalSamplesDuration: a short sound between two samples counts), or the
+  // receiver's latest level where the statistics lack it. Called a few times a second.
+  async audioLevels() {
     const levels = {};
-    for (const transceiver of this.subscriber?.getTransceivers() || []) {
+    const pc = this.subscriber;
+    if (!pc) return levels;
+    const stats = await pc.getStats();
+    const last = this.energy || {};
+    this.energy = {};
+    for (const report of stats.values()) {
+      if (report.type !== "inbound-rtp" || report.kind !== "audio") continue;
+      const slot = this.slotOfMid[report.mid];
+      if (!slot || typeof report.totalAudioEnergy !== "number") continue;
+      const now = { energy: report.totalAudioEnergy, duration: report.totalSamplesDuration || 0 };
+      this.energy[slot] = now;
+      const before = last[slot];
+      const span = before ? now.duration - before.duration : 0;
+      if (span > 0) levels[slot] = Math.sqrt(Math.max(0, now.energy - before.energy) / span);
+    }
+    for (const transceiver of pc.getTransceivers()) {
       const slot = this.slotOfMid[transceiver.mid];
-      if (!slot || transceiver.receiver.track?.kind !== "audio") continue;
+      if (!slot || slot in levels || transceiver.receiver.track?.kind !== "audio") continue;
       const sources = transceiver.receiver.getSynchronizationSources?.() || [];
-      levels[slot] = Math.max(0, ...sources.map((s) => s.audioLevel || 0));
+      levels[slot] = Math.max(0, ...sources.map((x) => x.audioLevel || 0));
     }
     return levels;
   }

@@ -94,7 +94,7 @@ export function showRoom(sessionId) {
   room.connection.connect();
   loadPeriod(room);
   room.timers.push(setInterval(() => tick(room), 1000));
-  room.timers.push(setInterval(() => sampleSpeakers(room), 350));
+  room.timers.push(setInterval(() => sampleSpeakers(room), 400));
 }
 
 function isTeacher(room) {
@@ -461,7 +461,7 @@ function buildLayout(room) {
   const pollBox = h("div", { class: "poll-box", hidden: true }); // the quick poll, above the stage
   // The header: the period, a clock, and (teacher) the lobby's count, whatever tab is open.
   const title = h("span", { class: "room-title" });
-  const clock = h("time", { class: "room-clock", "aria-label": t("room.clock") });
+  const clock = h("time", { class: "room-clock", title: t("room.clock") });
   const lobbyBadge = h("button", { class: "lobby-badge", hidden: true,
                                    onclick: () => { room.tab = "participants"; render(room); } });
   const notices = h("ul", { class: "room-notices", "aria-live": "polite" });
@@ -637,7 +637,7 @@ function selfTile(room) {
   const own = room.media?.local.camera;
   return h("figure", { class: room.speaking.has(room.state.you.participant_id) ? "tile self speaking" : "tile self",
                        "data-participant": room.state.you.participant_id },
-    own ? room.layout.selfView : h("span", { class: "avatar", "aria-hidden": "true" }, initials(room.state.you.name)),
+    own ? room.layout.selfView : h("span", { class: "avatar", "aria-hidden": "true", "data-initials": initials(room.state.you.name) }),
     h("figcaption", {}, h("span", { class: "tile-name" }, t("gallery.you", { name: room.state.you.name })),
       you ? stateIcons(room, you, ["microphone", "camera", "screen"]) : null));
 }
@@ -646,7 +646,7 @@ function studentTile(room, p, slot) {
   const video = slot ? room.layout.slots[slot] : null;
   return h("figure", { class: room.speaking.has(p.participant_id) ? "tile speaking" : "tile",
                        "data-participant": p.participant_id, "data-tile": slot || "" },
-    video || h("span", { class: "avatar", "aria-hidden": "true" }, initials(p.name)),
+    video || h("span", { class: "avatar", "aria-hidden": "true", "data-initials": initials(p.name) }),
     h("figcaption", {}, h("span", { class: "tile-name" }, p.name), stateIcons(room, p, ["microphone", "camera", "hand"])),
     p.media?.camera && !video && room.gridChoice === false ? h("span", { class: "tile-note" }, t("gallery.not_shown")) : null);
 }
@@ -713,16 +713,28 @@ function stateIcons(room, p, which = ["microphone", "camera", "hand", "screen", 
       parts.push(p.media?.screen ? icon("screen", "on", t("icon.screen"))
         : h("span", { class: "icon-space", "data-icon": "screen", "data-state": "off" }));
     } else if (name === "link" && quality) {
-      parts.push(icon("link", quality, t(`icon.link_${quality}`)));
+      const details = linkInfo(room, p)?.textContent;
+      const element = icon("link", quality, t(`icon.link_${quality}`));
+      if (details) element.title = `${t(`icon.link_${quality}`)} · ${details}`;
+      parts.push(element);
     }
   }
   return h("span", { class: "icons" }, parts);
 }
 
 // -- the active speaker: the received voices' levels, a few times a second -------------------------------------
-function sampleSpeakers(room) {
-  if (room !== current || !room.media || !room.layout) return;
-  const levels = room.media.audioLevels(); // slot -> 0..1
+async function sampleSpeakers(room) {
+  if (room !== current || !room.media || !room.layout || room.sampling) return;
+  room.sampling = true;
+  let levels;
+  try {
+    levels = await room.media.audioLevels(); // slot -> 0..1
+  } catch {
+    levels = {};
+  } finally {
+    room.sampling = false;
+  }
+  if (room !== current || !room.layout) return;
   const speaking = new Set();
   for (const [slot, level] of Object.entries(levels)) {
     const who = room.slots[slot]?.participant_id;
@@ -791,8 +803,7 @@ function renderControls(room) {
   // Students: the hand in one tap from the main view, with its place in the queue beside it.
   if (LEARNERS.has(you.role)) {
     const mine = room.hands.find((hand) => hand.participant_id === you.participant_id);
-    controls.push(h("button", { class: mine ? "toggle on hand-button" : "primary hand-button", "aria-pressed": Boolean(mine),
-                                "data-key": "hand",
+    controls.push(h("button", { class: mine ? "toggle on hand-button" : "primary hand-button", "data-key": "hand",
                                 onclick: () => ask(room, mine ? "hand:lower" : "hand:raise", {}) },
       h("span", { class: "icon icon-hand", "aria-hidden": "true" }, svgIcon("hand", "on")), " ", mine ? t("room.lower_hand") : t("room.raise_hand")));
     if (mine) {
@@ -921,7 +932,9 @@ function renderDeviceCheck(room) {
     const chosen = deviceChoice();
     for (const [select, kind, source] of [[camera, "videoinput", "camera"], [microphone, "audioinput", "microphone"]]) {
       const list = devices.filter((d) => d.kind === kind);
-      select.replaceChildren(...list.map((d, i) => h("option", { value: d.deviceId, selected: d.deviceId === chosen[source] },
+      // A device's own name is the system's words (often English), not the page's: lang "und".
+      select.replaceChildren(...list.map((d, i) => h("option", { value: d.deviceId, selected: d.deviceId === chosen[source],
+                                                                lang: d.label ? "und" : null },
         d.label || t(`device.${source}_n`, { n: i + 1 }))));
     }
   };
