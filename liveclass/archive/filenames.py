@@ -29,5 +29,8 @@ def download_names(parts: list[str], extension: str) -> tuple[str, str]:
 
 
 def content_disposition(ascii_name: str, unicode_name: str) -> str:
-    """An attachment with an ASCII fallback name and the real one in RFC 5987 form (filename*)."""
+    """An attachment with an ASCII fallback name and the real one in RFC 5987 form (filename*); an ASCII name
+    alone when the real one is ASCII."""
+    if unicode_name == ascii_name:
+        return f'attachment; filename="{ascii_name}"'
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(unicode_name, safe='')}"
