@@ -324,7 +324,7 @@ function dismissNotice(room, id) {
 function updateNotices(room) {
   const box = room.layout?.notices;
   if (!box) return;
-  box.replaceChildren(...room.notices.map((n) => h("li", { class: "notice", "data-kind": n.kind },
+  box.replaceChildren(...room.notices.map((n) => h("li", { class: "notice", "data-kind": n.kind, title: n.text },
     h("span", {}, n.text),
     h("button", { class: "small dismiss", "aria-label": t("alert.dismiss"), title: t("alert.dismiss"),
                   onclick: () => dismissNotice(room, n.id) }, "×"))));
