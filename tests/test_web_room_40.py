@@ -60,6 +60,11 @@ def row(page, name):
     return page.locator(".people li", has_text=name)
 
 
+def icon(page, name, which):
+    """The state icon `which` (microphone, camera, hand) in `name`'s row."""
+    return row(page, name).locator(f'[data-icon="{which}"]')
+
+
 async def test_the_teachers_room_with_30_students(server, school, browser, record_property):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     rng = random.Random(15)
@@ -134,11 +139,11 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     speaker = next(u for u in present if u.full_name not in on_camera)
     await by_name[speaker.full_name].ok("media:state", {"microphone": True})
     for name in on_camera:
-        await expect(row(teacher, name).locator('[data-icon="camera"]')).to_have_attribute("data-state", "on")
-        await expect(row(teacher, name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
-    await expect(row(teacher, speaker.full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "on")
-    await expect(row(teacher, speaker.full_name).locator('[data-icon="camera"]')).to_have_attribute("data-state", "off")
-    await expect(row(teacher, speaker.full_name).locator('[data-icon="microphone"]')).to_have_attribute(
+        await expect(icon(teacher, name, "camera")).to_have_attribute("data-state", "on")
+        await expect(icon(teacher, name, "microphone")).to_have_attribute("data-state", "off")
+    await expect(icon(teacher, speaker.full_name, "microphone")).to_have_attribute("data-state", "on")
+    await expect(icon(teacher, speaker.full_name, "camera")).to_have_attribute("data-state", "off")
+    await expect(icon(teacher, speaker.full_name, "microphone")).to_have_attribute(
         "aria-label", "Micro đang bật")
 
     # The gallery: 31 tiles (hers first), 12 a page. On each page the cameras of that page play: the server
@@ -165,8 +170,8 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await clients[6].ok("hand:raise")
     await expect(teacher.locator(".room-notices")).to_contain_text(f"{present[5].full_name} giơ tay (số 1).")
     await expect(teacher.get_by_role("tab", name="Giơ tay")).to_contain_text("(2)")
-    await expect(row(teacher, present[5].full_name).locator('[data-icon="hand"]')).to_have_attribute("data-state", "on")
-    await expect(row(teacher, present[7].full_name).locator('[data-icon="hand"]')).to_have_attribute("data-state", "off")
+    await expect(icon(teacher, present[5].full_name, "hand")).to_have_attribute("data-state", "on")
+    await expect(icon(teacher, present[7].full_name, "hand")).to_have_attribute("data-state", "off")
 
     # Unread chat: counted on the chat tab while another tab is open, cleared when she opens it.
     for c, text in zip(clients[8:11], ["Em chào cô ạ", "Cô ơi em chưa hiểu câu 2", "Em xin phép nói ạ"]):
@@ -184,7 +189,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await teacher.get_by_role("button", name="Khóa micro").click()
     await expect(teacher.locator('.room-states [data-state="microphones"]')).to_have_text("Micro học sinh: đang khóa")
     await expect(teacher.get_by_role("button", name="Mở khóa micro")).to_be_visible()
-    await expect(row(teacher, speaker.full_name).locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
+    await expect(icon(teacher, speaker.full_name, "microphone")).to_have_attribute("data-state", "off")
 
     # Ánh raises her hand in one tap from the main view; the teacher calls on her: the microphone is hers and the
     # hand goes down, in one action. She speaks: her row and tile show the active speaker. "Xong" takes it back.
@@ -201,7 +206,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await expect(anh.locator(".room-notices")).to_contain_text("Giáo viên cho bạn bật micro")
     await anh.get_by_role("button", name="Bật micro", exact=True).click()
     await teacher.get_by_role("tab", name="Người tham gia").click()
-    await expect(row(teacher, "Phạm Ngọc Ánh").locator('[data-icon="microphone"]')).to_have_attribute("data-state", "on")
+    await expect(icon(teacher, "Phạm Ngọc Ánh", "microphone")).to_have_attribute("data-state", "on")
     # Chromium's fake microphone beeps: the teacher's page hears it in an audio slot and marks her.
     await expect(row(teacher, "Phạm Ngọc Ánh")).to_have_class(re.compile(r"\bspeaking\b"), timeout=15000)
     await expect(teacher.locator('.gallery .tile[data-participant] >> nth=0')).to_be_visible()
@@ -211,7 +216,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await expect(anh.locator(".room-notices")).not_to_contain_text("Giáo viên cho bạn bật micro")
     await expect(teacher.locator(".speaker-list")).to_have_count(0)
     await teacher.get_by_role("tab", name="Người tham gia").click()
-    await expect(row(teacher, "Phạm Ngọc Ánh").locator('[data-icon="microphone"]')).to_have_attribute("data-state", "off")
+    await expect(icon(teacher, "Phạm Ngọc Ánh", "microphone")).to_have_attribute("data-state", "off")
 
     # Ánh's chat box empties after sending; a message while she looks at another tab is counted.
     await anh.get_by_role("tab", name="Trò chuyện").click()
@@ -283,7 +288,8 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     assert tasks is not None, "this Chromium does not report long tasks"
     longest = max(tasks, default=0.0)
     record_property("longest_task_ms", round(longest, 1))
-    print(f"\n[room-40] {actions} student actions in {ACTIVITY_SECONDS} s: {len(tasks)} long tasks on the teacher's page, "
+    print(f"\n[room-40] {actions} student actions in {ACTIVITY_SECONDS} s: "
+          f"{len(tasks)} long tasks on the teacher's page, "
           f"longest {longest:.0f} ms, total {sum(tasks):.0f} ms; the page's own scripts in frames over 100 ms: "
           f"at most {max((sum(x[2] for x in f['scripts']) for f in frames), default=0)} ms of a frame "
           f"({len(frames)} such frames; the rest is the machine's load, style and layout)")

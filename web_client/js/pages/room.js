@@ -496,10 +496,6 @@ function updateHeader(room) {
   layout.lobbyBadge.textContent = count ? t("alert.lobby_badge", { count }) : "";
 }
 
-function nameOf(room, participantId) {
-  return room.state.participants.find((p) => p.participant_id === participantId)?.name ?? "";
-}
-
 function updateStage(room) {
   if (!room.layout) return;
   const { slots, stage, placeholder } = room.layout;
