@@ -20,8 +20,11 @@ run: $(STAMP)
 	$(BIN)/liveclass db upgrade
 	$(BIN)/liveclass serve
 
+# The import contracts, ruff on the Python code (pyproject.toml [tool.ruff]), ESLint on the web client.
 lint: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check liveclass signaling media recordings bench tests
+	node_modules/.bin/eslint web_client/js
 
 # pytest exits 5 when it collected no test: for us that is a failure, said plainly.
 test: $(STAMP) lint
