@@ -17,21 +17,17 @@ its line number, the column and the reason.
 """
 from __future__ import annotations
 
-import io
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from openpyxl import load_workbook
-
 from liveclass.archive.spreadsheets import xlsx_book
+from liveclass.sheet_import import RowProblem, SheetFileError, column_positions, open_workbook, words
 from liveclass.questions import LETTERS, check_place, check_question, number_text
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 1000
-MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # what the XLSX's parts may add up to once unzipped (no zip bombs)
 SHEET = "Câu hỏi"
 
 # (key, header) in the template's order.
@@ -97,24 +93,6 @@ GUIDE = [
 ]
 
 
-class SheetFileError(Exception):
-    """The file as a whole cannot be imported; `status` 400 (not an XLSX, no header) or 413 (too big)."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class RowProblem:
-    line: int
-    column: str
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
-
-
 @dataclass
 class ParsedQuestion:
     line: int
@@ -157,24 +135,6 @@ def export_xlsx(questions: list[Any]) -> bytes:
 
 
 # -- import --------------------------------------------------------------------------------------------
-def _words(value: Any) -> str:
-    text = unicodedata.normalize("NFC", str(value)).casefold()
-    text = " ".join(text.split())
-    return text.replace(" / ", "/").replace("/ ", "/").replace(" /", "/")
-
-
-def _header_key(label: Any) -> str | None:
-    """The column a header cell names: its Vietnamese name, its English name or both, in any case."""
-    said = _words(label or "")
-    if not said:
-        return None
-    for key, full in COLUMNS:
-        names = {_words(full), *(_words(part) for part in full.split(" / "))}
-        if said in names:
-            return key
-    return None
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -212,7 +172,7 @@ def _correct(kind: str | None, value: Any, line: int, problems: list[RowProblem]
                 letters.append(part)  # checked with the question: "not one of the options"
         return letters
     if kind == "truefalse":
-        said = _words(text)
+        said = words(text)
         if said in TRUE_WORDS:
             return ["true"]
         if said in FALSE_WORDS:
@@ -226,48 +186,19 @@ def _correct(kind: str | None, value: Any, line: int, problems: list[RowProblem]
 
 
 def _kind(value: Any) -> str | None:
-    said = _words(value or "")
+    said = words(value or "")
     return said if said in ("single", "multiple", "truefalse", "text", "number") else KIND_WORDS.get(said)
-
-
-def _open_book(data: bytes):
-    if not data.startswith(b"PK\x03\x04"):
-        raise SheetFileError(400, "not_xlsx", "The file is not an Excel workbook (.xlsx); save it as .xlsx and try "
-                                              "again. / Tệp không phải bảng tính Excel (.xlsx); hãy lưu thành .xlsx "
-                                              "rồi thử lại.")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as package:
-            unpacked = sum(info.file_size for info in package.infolist())
-        if unpacked > MAX_UNPACKED_BYTES:
-            raise SheetFileError(413, "file_too_large", "The workbook unpacks to more than 64 MB; keep only the "
-                                                        "questions. / Bảng tính quá lớn khi giải nén (trên 64 MB).")
-        return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except SheetFileError:
-        raise
-    except Exception:  # noqa: BLE001 -- a damaged ZIP, a ZIP that is no workbook, broken XML: openpyxl raises many kinds
-        raise SheetFileError(400, "not_xlsx", "The file could not be read as an Excel workbook (.xlsx). "
-                                              "/ Không đọc được tệp như một bảng tính Excel (.xlsx).") from None
 
 
 def parse_questions(data: bytes) -> tuple[list[ParsedQuestion], list[RowProblem]]:
     """Every row of the sheet checked; nothing touches the store here. Raises SheetFileError for the file."""
     if len(data) > MAX_FILE_BYTES:
         raise SheetFileError(413, "file_too_large", "The file is larger than 2 MB. / Tệp lớn hơn 2 MB.")
-    book = _open_book(data)
+    book = open_workbook(data, "not_xlsx")
     try:
         sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
         rows = sheet.iter_rows(values_only=True, max_col=40)
-        header = next(rows, None) or ()
-        where: dict[str, int] = {}
-        for index, label in enumerate(header):
-            key = _header_key(label)
-            if key and key not in where:
-                where[key] = index
-        missing = [label for key, label in COLUMNS if key in REQUIRED and key not in where]
-        if missing:
-            raise SheetFileError(400, "bad_header", f"line 1: the header must name the columns {', '.join(missing)} "
-                                                    "(download the template). / dòng 1: thiếu cột "
-                                                    f"{', '.join(missing)} (hãy tải mẫu).")
+        where = column_positions(next(rows, None) or (), COLUMNS, REQUIRED)
         parsed: list[ParsedQuestion] = []
         problems: list[RowProblem] = []
         count = 0
@@ -318,7 +249,7 @@ def _parse_row(line: int, cell) -> tuple[ParsedQuestion | None, list[RowProblem]
     options = [_text(cell(f"option_{letter}")) for letter in LETTERS]
     while options and not options[-1]:
         options.pop()
-    shared_said = _words(_text(cell("shared")))
+    shared_said = words(_text(cell("shared")))
     if shared_said not in YES_WORDS | NO_WORDS:
         problems.append(RowProblem(line, "Chia sẻ / Shared", f"Write Có or Không, not {shared_said!r}. "
                                                              f"/ Ghi Có hoặc Không, không phải {shared_said!r}."))

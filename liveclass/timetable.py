@@ -31,7 +31,6 @@ import csv
 import io
 import re
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -42,6 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from liveclass.archive.spreadsheets import csv_bytes, xlsx_book
 from liveclass.models import AccountRole, Period, PeriodMode, SchoolClass, TeachingAssignment, User
+from liveclass.sheet_import import (
+    XLSX_MAGIC, RowProblem, SheetFileError, column_positions, open_workbook, words,
+)
 
 SCHOOL_TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 ONLINE_PER_HALF_DAY = 2  # the most fully online periods one class has in a morning or an afternoon
@@ -50,7 +52,6 @@ MAX_PERIODS = 3000  # one request creates at most this many periods (a school ye
 MAX_DAYS = 400  # a weekly period spans at most this many days (a school year)
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 2000
-MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 # (key, header) in the template's order.
 COLUMNS = [
@@ -102,24 +103,6 @@ GUIDE = [
          "toàn cho một lớp trong một buổi: phải ghi lý do. / If a row is wrong nothing is created and every wrong "
          "row is listed. More than two fully online periods for a class in a half-day need a reason."],
 ]
-
-
-class TimetableFileError(Exception):
-    """The file as a whole cannot be read; `status` 400 or 413."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class RowProblem:
-    line: int
-    column: str
-    reason: str  # "English / Tiếng Việt"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
 
 
 @dataclass
@@ -305,22 +288,6 @@ def template_csv() -> bytes:
     return csv_bytes(HEADER, EXAMPLES)
 
 
-def _words(value: Any) -> str:
-    text = unicodedata.normalize("NFC", str(value)).casefold()
-    text = " ".join(text.split())
-    return text.replace(" / ", "/").replace("/ ", "/").replace(" /", "/")
-
-
-def _header_key(label: Any) -> str | None:
-    said = _words(label or "")
-    if not said:
-        return None
-    for key, full in COLUMNS:
-        if said in {_words(full), key, *(_words(part) for part in full.split(" / "))}:
-            return key
-    return ALIASES.get(said)
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -364,7 +331,7 @@ def _day(value: Any) -> date | None:
 
 
 def _weekday(value: Any) -> int | None:
-    said = _words(_text(value)).replace("thứ", "").replace("thu ", "").strip()
+    said = words(_text(value)).replace("thứ", "").replace("thu ", "").strip()
     if said.startswith("t") and said[1:].isdigit():
         said = said[1:]
     return WEEKDAY_WORDS.get(said)
@@ -386,20 +353,8 @@ class FileRow:
 
 def _rows_of(data: bytes) -> tuple[list[Any], Any]:
     """(header, iterator of (line, cells)) of a CSV or XLSX file."""
-    if data.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as package:
-                if sum(i.file_size for i in package.infolist()) > MAX_UNPACKED_BYTES:
-                    raise TimetableFileError(413, "file_too_large", "The workbook unpacks to more than 64 MB. / "
-                                                                    "Bảng tính quá lớn khi giải nén (trên 64 MB).")
-            from openpyxl import load_workbook
-            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except TimetableFileError:
-            raise
-        except Exception:  # noqa: BLE001 -- openpyxl raises many kinds for a damaged file
-            raise TimetableFileError(400, "not_a_timetable", "The file could not be read as an Excel workbook "
-                                                             "(.xlsx). / Không đọc được tệp như một bảng tính "
-                                                             "Excel (.xlsx).") from None
+    if data.startswith(XLSX_MAGIC):
+        book = open_workbook(data, "not_a_timetable")
         sheet = book["Thời khóa biểu"] if "Thời khóa biểu" in book.sheetnames else book.worksheets[0]
         rows = list(sheet.iter_rows(values_only=True, max_col=30, max_row=MAX_ROWS + 2))
         book.close()
@@ -407,13 +362,13 @@ def _rows_of(data: bytes) -> tuple[list[Any], Any]:
     body = data.removeprefix(codecs.BOM_UTF8)
     if b"\x00" in body:  # no store keeps it (PostgreSQL refuses it in text): a clear 400, not a 500
         line = body[: body.index(b"\x00")].count(b"\n") + 1
-        raise TimetableFileError(400, "invalid_file", f"line {line}: the file contains the NUL character. / "
+        raise SheetFileError(400, "invalid_file", f"line {line}: the file contains the NUL character. / "
                                                          f"dòng {line}: tệp có ký tự NUL.")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body[: exc.start].count(b"\n") + 1
-        raise TimetableFileError(400, "not_utf8", f"line {line}: the file is not UTF-8; save it as 'CSV UTF-8' or "
+        raise SheetFileError(400, "not_utf8", f"line {line}: the file is not UTF-8; save it as 'CSV UTF-8' or "
                                                   f".xlsx. / dòng {line}: tệp không phải UTF-8; hãy lưu dạng "
                                                   "'CSV UTF-8' hoặc .xlsx.") from None
     sample = text[:2000]
@@ -428,22 +383,13 @@ def _rows_of(data: bytes) -> tuple[list[Any], Any]:
 
 
 def parse_file(data: bytes) -> tuple[list[FileRow], list[RowProblem]]:
-    """Every row read and checked on its own (the store's checks come after). Raises TimetableFileError."""
+    """Every row read and checked on its own (the store's checks come after). Raises SheetFileError."""
     if len(data) > MAX_FILE_BYTES:
-        raise TimetableFileError(413, "file_too_large", "The file is larger than 2 MB. / Tệp lớn hơn 2 MB.")
+        raise SheetFileError(413, "file_too_large", "The file is larger than 2 MB. / Tệp lớn hơn 2 MB.")
     if not data.strip():
-        raise TimetableFileError(400, "empty_import", "The file is empty. / Tệp trống.")
+        raise SheetFileError(400, "empty_import", "The file is empty. / Tệp trống.")
     header, rows = _rows_of(data)
-    where: dict[str, int] = {}
-    for index, label in enumerate(header):
-        key = _header_key(label)
-        if key and key not in where:
-            where[key] = index
-    missing = [label for key, label in COLUMNS if key in REQUIRED and key not in where]
-    if missing:
-        raise TimetableFileError(400, "bad_header", f"line 1: the header lacks the columns {', '.join(missing)} "
-                                                    "(download the template). / dòng 1: thiếu cột "
-                                                    f"{', '.join(missing)} (hãy tải tệp mẫu).")
+    where = column_positions(header, COLUMNS, REQUIRED, ALIASES)
     parsed: list[FileRow] = []
     problems: list[RowProblem] = []
     count = 0
@@ -455,7 +401,7 @@ def parse_file(data: bytes) -> tuple[list[FileRow], list[RowProblem]]:
             continue
         count += 1
         if count > MAX_ROWS:
-            raise TimetableFileError(413, "too_many_rows", f"The file has more than {MAX_ROWS} rows; split it. / "
+            raise SheetFileError(413, "too_many_rows", f"The file has more than {MAX_ROWS} rows; split it. / "
                                                            f"Tệp có hơn {MAX_ROWS} dòng; hãy chia nhỏ.")
         found: list[RowProblem] = []
 
@@ -499,7 +445,7 @@ def parse_file(data: bytes) -> tuple[list[FileRow], list[RowProblem]]:
                 bad("to", "“To” is before “From”. / “Đến ngày” trước “Từ ngày”.")
             elif (last - first).days > MAX_DAYS:
                 bad("to", f"At most {MAX_DAYS} days from “From”. / Không quá {MAX_DAYS} ngày kể từ “Từ ngày”.")
-        mode = MODE_WORDS.get(_words(_text(cell("mode"))))
+        mode = MODE_WORDS.get(words(_text(cell("mode"))))
         if mode is None:
             bad("mode", f"{_text(cell('mode'))!r} is not a mode: write Trực tuyến or Kết hợp. / "
                         f"{_text(cell('mode'))!r} không phải hình thức: ghi Trực tuyến hoặc Kết hợp.")
@@ -508,7 +454,7 @@ def parse_file(data: bytes) -> tuple[list[FileRow], list[RowProblem]]:
             continue
         parsed.append(FileRow(line, class_name, subject, teacher, weekday, start, end, first, last, mode))
     if not parsed and not problems:
-        raise TimetableFileError(400, "empty_import", "The file has no rows under its header. / Tệp chưa có dòng "
+        raise SheetFileError(400, "empty_import", "The file has no rows under its header. / Tệp chưa có dòng "
                                                       "nào dưới dòng tiêu đề.")
     return parsed, problems
 

@@ -14,6 +14,7 @@ from liveclass.api.timetable_schemas import TimetableCreate, TimetableCreated, T
 from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import CSV_TYPE, XLSX_TYPE
 from liveclass.roster import current_school_year
+from liveclass.sheet_import import SheetFileError
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
 from liveclass.api.schemas import (
     ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
@@ -346,7 +347,7 @@ async def import_timetable(request: web.Request) -> web.Response:
     data = await _read_file(request)
     try:
         rows, problems = await asyncio.to_thread(timetable.parse_file, data)
-    except timetable.TimetableFileError as exc:
+    except SheetFileError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
     async with request.app[DB]() as db:
         planned, more = await timetable.plan_file(db, rows, school_year)

@@ -18,6 +18,7 @@ from liveclass.archive.spreadsheets import XLSX_TYPE
 from liveclass.audit import audit
 from liveclass.errors import ApiError
 from liveclass.models import MAX_ID, Question, User, utcnow
+from liveclass.sheet_import import SheetFileError
 
 routes = RouteTable("question bank")
 ADMIN_OR_TEACHER = {"admin", "teacher"}
@@ -152,7 +153,7 @@ async def import_questions(request: web.Request) -> web.Response:
     data = await _read_body(request, question_sheets.MAX_FILE_BYTES, too_large)
     try:
         parsed, problems = await asyncio.to_thread(question_sheets.parse_questions, data)
-    except question_sheets.SheetFileError as exc:
+    except SheetFileError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
     if problems:
         errors = [p.as_dict() for p in problems]
