@@ -29,14 +29,18 @@ POSTGRES_ADMIN_DSN = os.environ.get("LIVECLASS_TEST_POSTGRES", "postgresql://pos
 PASSWORD = "Mật-khẩu-2026"  # every seeded account's password
 
 
-async def create_postgres_database() -> str:
-    """A fresh, empty PostgreSQL database for one test; returns its name."""
-    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+async def _admin_execute(statement: str) -> None:
     connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(statement)
     finally:
         await connection.close()
+
+
+async def create_postgres_database(template: str | None = None) -> str:
+    """A fresh PostgreSQL database for one test (empty, or a copy of `template`); returns its name."""
+    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return name
 
 
@@ -44,22 +48,11 @@ async def create_migrated_postgres_database() -> str:
     """A PostgreSQL database for one test server, already at the newest migration: a copy (CREATE DATABASE …
     TEMPLATE) of a template migrated once per test process."""
     if "postgresql" not in _MIGRATED:
-        template = f"lc_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await connection.execute(f'CREATE DATABASE "{template}"')
-        finally:
-            await connection.close()
+        template = await create_postgres_database()
         await asyncio.to_thread(upgrade_database, postgres_url(template))
         _MIGRATED["postgresql"] = template
         atexit.register(_drop_template, template)
-    name = f"lc_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_MIGRATED["postgresql"]}"')
-    finally:
-        await connection.close()
-    return name
+    return await create_postgres_database(_MIGRATED["postgresql"])
 
 
 def _drop_template(name: str) -> None:
@@ -67,11 +60,7 @@ def _drop_template(name: str) -> None:
 
 
 async def drop_postgres_database(name: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def postgres_url(name: str) -> str:
