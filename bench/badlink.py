@@ -23,6 +23,7 @@ How ICE goes through it (checked with aiortc 1.16, see tests/test_badlink.py):
 Everything runs in the caller's event loop (sockets are registered with `loop.add_reader`), so
 `rewrite_candidates` can open relay ports on demand synchronously.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -159,8 +160,9 @@ class BadLink:
     server runs on this machine in tests, so whatever reaches the server reaches the relay).
     """
 
-    def __init__(self, bind_host: str | None = None, *, up: Impairment | None = None,
-                 down: Impairment | None = None) -> None:
+    def __init__(
+        self, bind_host: str | None = None, *, up: Impairment | None = None, down: Impairment | None = None
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self.bind_host = bind_host
         self.up = Direction("up", up or Impairment())
@@ -229,8 +231,9 @@ def strip_candidates(sdp: str) -> str:
     """The client's SDP for the server: no candidates and no end-of-candidates, so the server can
     reach the client only as the peer-reflexive address its checks arrive from (the relay)."""
     newline = "\r\n" if "\r\n" in sdp else "\n"
-    return newline.join(line for line in sdp.split(newline)
-                        if not line.startswith(("a=candidate:", "a=end-of-candidates")))
+    return newline.join(
+        line for line in sdp.split(newline) if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    )
 
 
 def rewrite_candidate(candidate: str, relay: BadLink) -> str | None:
@@ -238,7 +241,7 @@ def rewrite_candidate(candidate: str, relay: BadLink) -> str | None:
     must not reach the client (not UDP)."""
     prefix = "" if candidate.startswith("a=") else "a="
     rewritten = rewrite_candidates(prefix + candidate, relay)
-    return rewritten[len(prefix):] if rewritten else None
+    return rewritten[len(prefix) :] if rewritten else None
 
 
 def relay_map(relay: BadLink) -> dict[str, str]:

@@ -19,6 +19,7 @@ PostgreSQL (a fresh database next to `--postgres`, migrated with `liveclass db u
 The latency is the time from emitting chat:send to receiving its answer, in the sender's process.
 Everything is stopped, and the database dropped, at the end, also after a failure.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,17 @@ from typing import Any
 from bench.cluster import FreshDatabase
 from bench.peers import now
 from bench.runner import (
-    PASSWORD, Options, ServerProcess, Worker, cpu_seconds, measure_cpu, processes, seed, seed_classes,
-    start_liveclass, summary,
+    PASSWORD,
+    Options,
+    ServerProcess,
+    Worker,
+    cpu_seconds,
+    measure_cpu,
+    processes,
+    seed,
+    seed_classes,
+    start_liveclass,
+    summary,
 )
 
 STORES = ("sqlite", "postgresql")
@@ -60,8 +70,9 @@ async def _stored_postgresql(dsn: str, session_id: int) -> dict[str, str]:
 
     connection = await asyncpg.connect(dsn)
     try:
-        rows = await connection.fetch("SELECT id, xmin::text AS tx FROM chat_messages WHERE session_id = $1",
-                                      session_id)
+        rows = await connection.fetch(
+            "SELECT id, xmin::text AS tx FROM chat_messages WHERE session_id = $1", session_id
+        )
     finally:
         await connection.close()
     return {row["id"]: row["tx"] for row in rows}
@@ -72,10 +83,13 @@ def _phase(records: list[dict], stored: dict[str, str | None]) -> dict:
     latency (ms) of one phase, and how many transactions wrote its messages (PostgreSQL)."""
     acknowledged = [r for r in records if r["message_id"]]
     transactions = {stored[r["message_id"]] for r in acknowledged if stored.get(r["message_id"])}
-    return {"sent": len(records), "acknowledged": len(acknowledged),
-            "not_acknowledged": dict(Counter(r["error"] for r in records if not r["message_id"])),
-            "ack_ms": summary([r["ack_s"] for r in acknowledged], 1000, 2),
-            "transactions": len(transactions) or None}
+    return {
+        "sent": len(records),
+        "acknowledged": len(acknowledged),
+        "not_acknowledged": dict(Counter(r["error"] for r in records if not r["message_id"])),
+        "ack_ms": summary([r["ack_s"] for r in acknowledged], 1000, 2),
+        "transactions": len(transactions) or None,
+    }
 
 
 def _burst_numbers(burst: dict) -> dict:
@@ -83,11 +97,13 @@ def _burst_numbers(burst: dict) -> dict:
     acks = [r["ack_s"] for r in burst["records"] if r["message_id"]]
     seconds = burst["seconds"]
     measured = seconds >= CPU_SPAN
-    return {"first_answer_ms": round(1000 * min(acks), 2) if acks else None,
-            "last_answer_ms": round(1000 * seconds, 2),
-            "server_cpu_ms": round(1000 * burst["server_cpu_s"], 1),
-            "server_busy_pct": round(100 * burst["server_cpu_s"] / seconds, 1) if measured else None,
-            "clients_busy_cores": round(burst["clients_cpu_s"] / seconds, 2) if measured else None}
+    return {
+        "first_answer_ms": round(1000 * min(acks), 2) if acks else None,
+        "last_answer_ms": round(1000 * seconds, 2),
+        "server_cpu_ms": round(1000 * burst["server_cpu_s"], 1),
+        "server_busy_pct": round(100 * burst["server_cpu_s"] / seconds, 1) if measured else None,
+        "clients_busy_cores": round(burst["clients_cpu_s"] / seconds, 2) if measured else None,
+    }
 
 
 class ChatScenario:
@@ -105,9 +121,14 @@ class ChatScenario:
         self.workers: list[Worker] = []
         self.placement: list[tuple[Worker, int]] = []  # student i -> (worker, index in the worker)
         self.session_id: int | None = None
-        self.result: dict[str, Any] = {"name": self.name, "store": store, "students": self.n,
-                                       "steady_window_s": opts.chat_window, "bursts_planned": opts.chat_bursts,
-                                       **({"database": self.database.name} if self.database else {})}
+        self.result: dict[str, Any] = {
+            "name": self.name,
+            "store": store,
+            "students": self.n,
+            "steady_window_s": opts.chat_window,
+            "bursts_planned": opts.chat_bursts,
+            **({"database": self.database.name} if self.database else {}),
+        }
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
@@ -135,8 +156,10 @@ class ChatScenario:
         stored = await self._stored()
         self.result.update(self._analyse(steady, bursts, last, stored))
         lost, all_ms = self.result["stored"]["lost"], self.result["all"]["ack_ms"]
-        self.say(f"{self.result['all']['acknowledged']} acknowledged: p50 {all_ms['median']} ms, "
-                 f"p95 {all_ms['p95']} ms, max {all_ms['max']} ms; {lost} lost")
+        self.say(
+            f"{self.result['all']['acknowledged']} acknowledged: p50 {all_ms['median']} ms, "
+            f"p95 {all_ms['p95']} ms, max {all_ms['max']} ms; {lost} lost"
+        )
 
     # ------------------------------------------------------------------------------------ set-up
     async def _prepare_store(self) -> tuple[dict, dict[str, str]]:
@@ -169,10 +192,19 @@ class ChatScenario:
             self.placement.append((self.workers[g], len(per_worker[g])))
             per_worker[g].append(account)
         started_period, *_ = await asyncio.gather(
-            self.teacher.call("start", base_url=base_url, personal_id=accounts["teacher"]["personal_id"],
-                              password=PASSWORD, period_id=accounts["period_id"], timeout=60),
-            *(w.call("init", mode="liveclass", base_url=base_url, accounts=a, media=False, timeout=120)
-              for w, a in zip(self.workers, per_worker)))
+            self.teacher.call(
+                "start",
+                base_url=base_url,
+                personal_id=accounts["teacher"]["personal_id"],
+                password=PASSWORD,
+                period_id=accounts["period_id"],
+                timeout=60,
+            ),
+            *(
+                w.call("init", mode="liveclass", base_url=base_url, accounts=a, media=False, timeout=120)
+                for w, a in zip(self.workers, per_worker)
+            ),
+        )
         self.session_id = started_period["session_id"]
         await self.teacher.call("enter", media=False, timeout=60)
         await asyncio.gather(*(w.call("enter", session_id=self.session_id, timeout=120) for w in self.workers))
@@ -189,13 +221,19 @@ class ChatScenario:
         start = now() + 0.5  # every worker has its schedule before the first message
         end = start + window
         times = [_every(start + STUDENT_INTERVAL * (i + 0.5) / self.n, end, STUDENT_INTERVAL) for i in range(self.n)]
-        self.say(f"steady chat for {window:g} s: {sum(map(len, times))} student messages, "
-                 f"{len(_every(start, end, TEACHER_INTERVAL))} from the teacher")
+        self.say(
+            f"steady chat for {window:g} s: {sum(map(len, times))} student messages, "
+            f"{len(_every(start, end, TEACHER_INTERVAL))} from the teacher"
+        )
         cpu, teacher, students = await asyncio.gather(
             measure_cpu(self.server, [self.teacher, *self.workers], start, end),
-            self.teacher.call("chat", times=_every(start + TEACHER_INTERVAL / 2, end, TEACHER_INTERVAL),
-                              timeout=window + PHASE_TIMEOUT),
-            self._students_chat(times, timeout=window + PHASE_TIMEOUT))
+            self.teacher.call(
+                "chat",
+                times=_every(start + TEACHER_INTERVAL / 2, end, TEACHER_INTERVAL),
+                timeout=window + PHASE_TIMEOUT,
+            ),
+            self._students_chat(times, timeout=window + PHASE_TIMEOUT),
+        )
         return {"cpu": cpu, "teacher": teacher["sent"], "students": students}
 
     async def _bursts(self) -> list[dict]:
@@ -204,8 +242,10 @@ class ChatScenario:
         bursts = []
         for b in range(self.opts.chat_bursts):
             bursts.append(await self._burst(now() + BURST_GAP))
-            self.say(f"burst {b + 1}: {self.n} messages at once, the last answered after "
-                     f"{1000 * bursts[-1]['seconds']:.1f} ms")
+            self.say(
+                f"burst {b + 1}: {self.n} messages at once, the last answered after "
+                f"{1000 * bursts[-1]['seconds']:.1f} ms"
+            )
         return bursts
 
     async def _burst(self, at: float) -> dict:
@@ -218,11 +258,16 @@ class ChatScenario:
             return self.server.cpu(), cpu_seconds(clients)
 
         (server0, clients0), records = await asyncio.gather(
-            cpu_at(at), self._students_chat([[at]] * self.n, timeout=BURST_GAP + PHASE_TIMEOUT))
+            cpu_at(at), self._students_chat([[at]] * self.n, timeout=BURST_GAP + PHASE_TIMEOUT)
+        )
         server1, clients1 = self.server.cpu(), cpu_seconds(clients)
         answered = [r["t"] + r["ack_s"] for r in records if r["ack_s"] is not None]
-        return {"records": records, "seconds": max(answered, default=at) - at,
-                "server_cpu_s": server1 - server0, "clients_cpu_s": clients1 - clients0}
+        return {
+            "records": records,
+            "seconds": max(answered, default=at) - at,
+            "server_cpu_s": server1 - server0,
+            "clients_cpu_s": clients1 - clients0,
+        }
 
     async def _last_word(self) -> list[dict]:
         """The teacher sends one more message, and the server gets SIGKILL as soon as its answer is in
@@ -241,8 +286,11 @@ class ChatScenario:
         calls = []
         for worker in self.workers:
             mine = [(i, index) for i, (w, index) in enumerate(self.placement) if w is worker]
-            calls.append(worker.call("chat", which=[index for _, index in mine], times=[times[i] for i, _ in mine],
-                                     timeout=timeout))
+            calls.append(
+                worker.call(
+                    "chat", which=[index for _, index in mine], times=[times[i] for i, _ in mine], timeout=timeout
+                )
+            )
         answers = await asyncio.gather(*calls)
         return [record for answer in answers for student in answer["students"] for record in student["sent"]]
 
@@ -261,31 +309,46 @@ class ChatScenario:
         lost = sorted(acknowledged - set(stored))
         return {
             "steady": self._steady_numbers(steady, stored),
-            "bursts": {**_phase(every_burst, stored), "count": len(bursts), "size": self.n,
-                       "each": [_burst_numbers(burst) for burst in bursts]},
+            "bursts": {
+                **_phase(every_burst, stored),
+                "count": len(bursts),
+                "size": self.n,
+                "each": [_burst_numbers(burst) for burst in bursts],
+            },
             "all": _phase(everything, stored),
-            "stored": {"server_stopped": "SIGKILL right after the last answer",
-                       "rows": len(stored), "acknowledged": len(acknowledged), "lost": len(lost),
-                       "lost_ids": lost[:5], "stored_without_ok": len(set(stored) - acknowledged),
-                       "last_message": {"acknowledged": bool(last and last[0]["message_id"]),
-                                        "stored": bool(last and last[0]["message_id"] in stored)}},
+            "stored": {
+                "server_stopped": "SIGKILL right after the last answer",
+                "rows": len(stored),
+                "acknowledged": len(acknowledged),
+                "lost": len(lost),
+                "lost_ids": lost[:5],
+                "stored_without_ok": len(set(stored) - acknowledged),
+                "last_message": {
+                    "acknowledged": bool(last and last[0]["message_id"]),
+                    "stored": bool(last and last[0]["message_id"] in stored),
+                },
+            },
         }
 
     @staticmethod
     def _steady_numbers(steady: dict, stored: dict[str, str | None]) -> dict:
         cpu, window = steady["cpu"], steady["cpu"]["seconds"]
         records = steady["students"] + steady["teacher"]
-        return {**_phase(records, stored),
-                "messages_per_s": round(len(records) / window, 1),
-                "students_ack_ms": _phase(steady["students"], stored)["ack_ms"],
-                "teacher_ack_ms": _phase(steady["teacher"], stored)["ack_ms"],
-                "server_cpu_pct": round(100 * cpu["server_core_fraction"], 1),
-                "server_cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 1),
-                "server_cpu_ms_per_message": round(1000 * cpu["server_core_fraction"] * window / len(records), 2)
-                if records else None,
-                "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
-                "other_processes_busy_cores": round(max(0.0, cpu["machine_busy_cores"] - cpu["server_core_fraction"]
-                                                        - cpu["clients_core_fraction"]), 2)}
+        return {
+            **_phase(records, stored),
+            "messages_per_s": round(len(records) / window, 1),
+            "students_ack_ms": _phase(steady["students"], stored)["ack_ms"],
+            "teacher_ack_ms": _phase(steady["teacher"], stored)["ack_ms"],
+            "server_cpu_pct": round(100 * cpu["server_core_fraction"], 1),
+            "server_cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 1),
+            "server_cpu_ms_per_message": round(1000 * cpu["server_core_fraction"] * window / len(records), 2)
+            if records
+            else None,
+            "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
+            "other_processes_busy_cores": round(
+                max(0.0, cpu["machine_busy_cores"] - cpu["server_core_fraction"] - cpu["clients_core_fraction"]), 2
+            ),
+        }
 
     # ------------------------------------------------------------------------------------ teardown
     async def _teardown(self) -> None:

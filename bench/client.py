@@ -1,5 +1,6 @@
 """A participant of a live room as a benchmark client sees it: HTTP login and join, then the
 Socket.IO protocol of docs/protocol.md (namespace /live, msgpack, every request acknowledged)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -68,9 +69,14 @@ class RoomSocket:
         self.sio.on("connect_error", self._refused, namespace=connect["namespace"])
         self.sio.on("disconnect", self._disconnected, namespace=connect["namespace"])
         try:
-            await self.sio.connect(connect["url"], namespaces=[connect["namespace"]], auth=auth,
-                                   socketio_path=connect["socketio_path"], transports=["websocket"],
-                                   wait_timeout=wait_timeout)
+            await self.sio.connect(
+                connect["url"],
+                namespaces=[connect["namespace"]],
+                auth=auth,
+                socketio_path=connect["socketio_path"],
+                transports=["websocket"],
+                wait_timeout=wait_timeout,
+            )
         except socketio.exceptions.ConnectionError:
             try:
                 refusal = await asyncio.wait_for(asyncio.shield(self._refusal), 2)
@@ -106,9 +112,11 @@ class RoomSocket:
     def events(self, name: str) -> list[Any]:
         return [data for event, data in self.received if event == name]
 
-    async def wait_for(self, event: str, where: Callable[[Any], bool] = lambda d: True,
-                       timeout: float = 30, after: int = 0) -> Any:
+    async def wait_for(
+        self, event: str, where: Callable[[Any], bool] = lambda d: True, timeout: float = 30, after: int = 0
+    ) -> Any:
         """The first `event` (from index `after` on) that satisfies `where`."""
+
         async def found():
             async with self._changed:
                 while True:
@@ -116,6 +124,7 @@ class RoomSocket:
                         if name == event and where(data):
                             return data
                     await self._changed.wait()
+
         return await asyncio.wait_for(found(), timeout)
 
     def mark(self) -> int:
@@ -161,8 +170,9 @@ class Participant(RoomSocket):
             return body
 
     async def login(self) -> None:
-        body = await self.request("POST", "/auth/login", json={"personal_id": self.personal_id,
-                                                               "password": self.password})
+        body = await self.request(
+            "POST", "/auth/login", json={"personal_id": self.personal_id, "password": self.password}
+        )
         self.csrf = body["csrf_token"]
 
     async def start_period(self, period_id: int) -> dict:

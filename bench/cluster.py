@@ -2,6 +2,7 @@
 of its own, and N `liveclass serve` node processes sharing one data directory (its secret key signs
 the join tokens every node checks). Everything it made is removed by close(), also after a failure.
 FreshDatabase (the database alone) serves the chat scenario too."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,13 @@ class FreshDatabase:
         finally:
             await connection.close()
         upgrade = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "liveclass.cli", "db", "upgrade", "--data-dir", str(data_dir)],
+            subprocess.run,
+            [sys.executable, "-m", "liveclass.cli", "db", "upgrade", "--data-dir", str(data_dir)],
             env={**_clean_env(), **(env or {}), "LIVECLASS_DATABASE_URL": self.url},
-            capture_output=True, text=True, timeout=120)
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if upgrade.returncode != 0:
             raise RuntimeError(f"liveclass db upgrade failed: {upgrade.stderr[-2000:]}")
 
@@ -101,10 +106,14 @@ class Cluster:
     @property
     def env(self) -> dict[str, str]:
         """What makes a `liveclass serve` a node of this cluster."""
-        return {"LIVECLASS_DATABASE_URL": self.database_url, "LIVECLASS_REDIS_URL": self.redis_url,
-                "LIVECLASS_REDIS_PREFIX": self.prefix, "LIVECLASS_NODE_TTL_SECONDS": f"{self.ttl:g}",
-                "LIVECLASS_RETENTION_INTERVAL_HOURS": "0",  # no retention sweep during the run
-                "LIVECLASS_DRAIN_TIMEOUT_SECONDS": "5"}  # a node stopped at the end hands nothing over for long
+        return {
+            "LIVECLASS_DATABASE_URL": self.database_url,
+            "LIVECLASS_REDIS_URL": self.redis_url,
+            "LIVECLASS_REDIS_PREFIX": self.prefix,
+            "LIVECLASS_NODE_TTL_SECONDS": f"{self.ttl:g}",
+            "LIVECLASS_RETENTION_INTERVAL_HOURS": "0",  # no retention sweep during the run
+            "LIVECLASS_DRAIN_TIMEOUT_SECONDS": "5",
+        }  # a node stopped at the end hands nothing over for long
 
     async def create(self) -> None:
         """The database, migrated once as a deploy step would (`liveclass db upgrade`)."""
@@ -114,9 +123,11 @@ class Cluster:
         """`count` node processes, started together; each answers /healthz before this returns."""
         # INFO: the logs show the placements and the take-over after the kill (a few lines per join).
         env = {**self.env, "LIVECLASS_LOG_LEVEL": "INFO"}
-        names = "ABCDEFGHIJKLMNOP"[len(self.nodes):len(self.nodes) + count]
-        started = await asyncio.gather(*(start_liveclass(self.data_dir, self.workdir / f"node-{name}.log", env=env)
-                                         for name in names), return_exceptions=True)
+        names = "ABCDEFGHIJKLMNOP"[len(self.nodes) : len(self.nodes) + count]
+        started = await asyncio.gather(
+            *(start_liveclass(self.data_dir, self.workdir / f"node-{name}.log", env=env) for name in names),
+            return_exceptions=True,
+        )
         for name, outcome in zip(names, started):
             if not isinstance(outcome, BaseException):
                 self.nodes.append(Node(name, *outcome))
@@ -170,6 +181,6 @@ class Cluster:
         try:
             keys = [key async for key in client.scan_iter(f"{self.prefix}:*", count=500)]
             for i in range(0, len(keys), 500):
-                await client.delete(*keys[i:i + 500])
+                await client.delete(*keys[i : i + 500])
         finally:
             await client.aclose()

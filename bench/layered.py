@@ -35,6 +35,7 @@ window, frame sizes (which tell the layer), the latest frame as numpy, RTP bytes
 and for audio the longest gap (see TrackMeter.longest_gap). These decode: fine for a handful of
 measuring peers, not for a load generator (peers.py counts without decoding).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,12 +66,15 @@ class Layer:
     loop_seconds: float  # length of the pre-encoded loop (a multiple of keyframe_interval)
 
 
-LAYERS = {layer.name: layer for layer in [
-    Layer("camera", 640, 360, 30, 1_000_000, 1.0, 2.0),
-    Layer("camera_low", 320, 180, 15, 120_000, 2.0, 4.0),  # a browser's 320x180 stays under its 150k cap
-    Layer("screen", 1280, 720, 15, 1_500_000, 1.0, 2.0),
-    Layer("screen_low", 640, 360, 5, 60_000, 5.0, 10.0),
-]}
+LAYERS = {
+    layer.name: layer
+    for layer in [
+        Layer("camera", 640, 360, 30, 1_000_000, 1.0, 2.0),
+        Layer("camera_low", 320, 180, 15, 120_000, 2.0, 4.0),  # a browser's 320x180 stays under its 150k cap
+        Layer("screen", 1280, 720, 15, 1_500_000, 1.0, 2.0),
+        Layer("screen_low", 640, 360, 5, 60_000, 5.0, 10.0),
+    ]
+}
 #: (source, frame size) -> layer name: what a decoded frame's size means. The size alone is
 #: ambiguous (camera and screen_low are both 640x360): the slot tells the source.
 LAYER_OF_SIZE = {(layer.name.split("_")[0], (layer.width, layer.height)): layer.name for layer in LAYERS.values()}
@@ -84,16 +88,26 @@ def check_aiortc() -> None:
 
 # ----------------------------------------------------------------------------------- the slide
 _FONT = {  # 5x7, rows top to bottom
-    "A": "01110 10001 10001 11111 10001 10001 10001", "B": "11110 10001 10001 11110 10001 10001 11110",
-    "C": "01110 10001 10000 10000 10000 10001 01110", "D": "11110 10001 10001 10001 10001 10001 11110",
-    "E": "11111 10000 10000 11110 10000 10000 11111", "F": "11111 10000 10000 11110 10000 10000 10000",
-    "H": "10001 10001 10001 11111 10001 10001 10001", "I": "01110 00100 00100 00100 00100 00100 01110",
-    "L": "10000 10000 10000 10000 10000 10000 11111", "N": "10001 11001 10101 10011 10001 10001 10001",
-    "O": "01110 10001 10001 10001 10001 10001 01110", "P": "11110 10001 10001 11110 10000 10000 10000",
-    "R": "11110 10001 10001 11110 10100 10010 10001", "S": "01111 10000 10000 01110 00001 00001 11110",
-    "T": "11111 00100 00100 00100 00100 00100 00100", "U": "10001 10001 10001 10001 10001 10001 01110",
-    "0": "01110 10011 10101 10101 11001 10001 01110", "1": "00100 01100 00100 00100 00100 00100 01110",
-    "2": "01110 10001 00001 00110 01000 10000 11111", "3": "11110 00001 00001 01110 00001 00001 11110",
+    "A": "01110 10001 10001 11111 10001 10001 10001",
+    "B": "11110 10001 10001 11110 10001 10001 11110",
+    "C": "01110 10001 10000 10000 10000 10001 01110",
+    "D": "11110 10001 10001 10001 10001 10001 11110",
+    "E": "11111 10000 10000 11110 10000 10000 11111",
+    "F": "11111 10000 10000 11110 10000 10000 10000",
+    "H": "10001 10001 10001 11111 10001 10001 10001",
+    "I": "01110 00100 00100 00100 00100 00100 01110",
+    "L": "10000 10000 10000 10000 10000 10000 11111",
+    "N": "10001 11001 10101 10011 10001 10001 10001",
+    "O": "01110 10001 10001 10001 10001 10001 01110",
+    "P": "11110 10001 10001 11110 10000 10000 10000",
+    "R": "11110 10001 10001 11110 10100 10010 10001",
+    "S": "01111 10000 10000 01110 00001 00001 11110",
+    "T": "11111 00100 00100 00100 00100 00100 00100",
+    "U": "10001 10001 10001 10001 10001 10001 01110",
+    "0": "01110 10011 10101 10101 11001 10001 01110",
+    "1": "00100 01100 00100 00100 00100 00100 01110",
+    "2": "01110 10001 00001 00110 01000 10000 11111",
+    "3": "11110 00001 00001 01110 00001 00001 11110",
 }
 GLYPHS = {c: np.array([[b == "1" for b in row] for row in rows.split()]) for c, rows in _FONT.items()}
 PAPER, INK, BAR = 245, 20, 60
@@ -112,14 +126,14 @@ class TextSlide:
         rng = np.random.default_rng(seed)
         chars = list(GLYPHS)
         image = np.full((self.HEIGHT, self.WIDTH), PAPER, np.uint8)
-        image[:self.TITLE] = BAR
+        image[: self.TITLE] = BAR
         self.glyphs: list[tuple[int, int, str]] = []
         for y in range(112, self.HEIGHT - 48, 40):
             x = 64
             while x < self.WIDTH - 120:
                 for _ in range(int(rng.integers(2, 9))):
                     char = chars[int(rng.integers(len(chars)))]
-                    image[y:y + 14, x:x + 10][np.kron(GLYPHS[char], np.ones((2, 2), bool))] = INK
+                    image[y : y + 14, x : x + 10][np.kron(GLYPHS[char], np.ones((2, 2), bool))] = INK
                     self.glyphs.append((x, y, char))
                     x += 12
                 x += 12
@@ -134,7 +148,7 @@ class TextSlide:
         luma = self.reference(width, height)
         f = self.WIDTH // width
         x = (100 + n * 14) % (self.WIDTH - 200) // f
-        luma[8 // f:56 // f, x:x + 32 // f] = 235
+        luma[8 // f : 56 // f, x : x + 32 // f] = 235
         chroma = np.full((height // 2, width), 128, np.uint8)  # U then V, as PyAV lays them out
         return np.concatenate([luma, chroma])
 
@@ -165,7 +179,7 @@ def readability(decoded: np.ndarray, layer: str = "screen_low", min_ncc: float =
     good = 0
     for x, y, _ in slide().glyphs:
         x0, y0 = x // f - 1, y // f - 1
-        cell = np.s_[max(0, y0):y0 + 16 // f + 1, max(0, x0):x0 + 12 // f + 1]
+        cell = np.s_[max(0, y0) : y0 + 16 // f + 1, max(0, x0) : x0 + 12 // f + 1]
         a, b = reference[cell].ravel(), decoded[cell].ravel()
         a, b = a - a.mean(), b - b.mean()
         denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
@@ -184,6 +198,7 @@ _ENCODED: dict[str, list[tuple[bytes, bool]]] = {}
 def _camera_pictures(layer: Layer) -> CameraPictures:
     """The camera picture at the layer's size, its noise band (what keeps libvpx at its target)
     scaled with it: 40 rows at 360, 20 at 180."""
+
     class Pictures(CameraPictures):
         NOISE_ROWS = CameraPictures.NOISE_ROWS * layer.height // 360
 
@@ -200,8 +215,10 @@ def encoded_loop(name: str) -> list[tuple[bytes, bool]]:
             pictures = _camera_pictures(layer)
             picture = pictures.picture
         else:
+
             def picture(n, w=layer.width, h=layer.height):
                 return slide().picture(n, w, h)
+
         frames = []
         for n in range(round(layer.loop_seconds * layer.fps)):
             data, key = encoder.encode(picture(n), n, n % every == 0)
@@ -273,8 +290,12 @@ class LayerTrack(MediaStreamTrack):
         return [next((k - r for k in self.keyframes_sent if k >= r), float("nan")) for r in self.requests]
 
     def stats(self) -> dict:
-        return {"frames": self.frames_sent, "bytes": self.bytes_sent, "keyframes": len(self.keyframes_sent),
-                "keyframe_requests": len(self.requests)}
+        return {
+            "frames": self.frames_sent,
+            "bytes": self.bytes_sent,
+            "keyframes": len(self.keyframes_sent),
+            "keyframe_requests": len(self.requests),
+        }
 
 
 class VoiceTrack(MediaStreamTrack):
@@ -295,8 +316,9 @@ class VoiceTrack(MediaStreamTrack):
         wave = 3000 * np.sin(2 * np.pi * 220 * t) + np.random.default_rng(3).normal(0, 300, self.RATE)
         self.packets = []
         for start in range(0, self.RATE, self.SAMPLES):  # one second, encoded once and replayed
-            frame = av.AudioFrame.from_ndarray(wave[start:start + self.SAMPLES].astype(np.int16)[None, :],
-                                               format="s16", layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                wave[start : start + self.SAMPLES].astype(np.int16)[None, :], format="s16", layout="mono"
+            )
             frame.sample_rate, frame.pts = self.RATE, start
             self.packets += [bytes(p) for p in codec.encode(frame)]
         self.packets += [bytes(p) for p in codec.encode(None)]
@@ -321,17 +343,18 @@ def _preferences(kind: str) -> list:
     """VP8 (+RTX) or Opus only, as the server insists (media/engine.py codec_preferences)."""
     codecs = RTCRtpSender.getCapabilities(kind).codecs
     wanted = {"video": "video/vp8", "audio": "audio/opus"}[kind]
-    return [c for c in codecs if c.mimeType.lower() == wanted] + \
-        [c for c in codecs if kind == "video" and c.mimeType.lower() == "video/rtx"]
+    return [c for c in codecs if c.mimeType.lower() == wanted] + [
+        c for c in codecs if kind == "video" and c.mimeType.lower() == "video/rtx"
+    ]
 
 
 class LayeredSource:
     """The publisher's media: `layers` (names of LAYERS) and a microphone tone, for one aiortc pc.
 
-        source = LayeredSource()
-        source.add_to(pc)                    # before createOffer
-        await pc.setLocalDescription(await pc.createOffer())
-        tracks = source.announce()           # [{"mid": "0", "source": "camera"}, ...] for rtc:publish
+    source = LayeredSource()
+    source.add_to(pc)                    # before createOffer
+    await pc.setLocalDescription(await pc.createOffer())
+    tracks = source.announce()           # [{"mid": "0", "source": "camera"}, ...] for rtc:publish
     """
 
     def __init__(self, layers=("camera", "camera_low", "screen", "screen_low"), audio: bool = True) -> None:
@@ -373,8 +396,9 @@ class TrackMeter:
     missing media time between consecutive frames' pts (lost audio, whatever the arrival jitter).
     """
 
-    def __init__(self, track, receiver: RTCRtpReceiver | None = None, name: str | None = None,
-                 window: float = 30.0) -> None:
+    def __init__(
+        self, track, receiver: RTCRtpReceiver | None = None, name: str | None = None, window: float = 30.0
+    ) -> None:
         self.track, self.kind, self.name = track, track.kind, name or track.id
         self.frames = 0
         self.times: deque[float] = deque()  # arrival times of decoded frames (last `window` s)
@@ -508,8 +532,12 @@ class TrackMeter:
         return None if self.last_frame is None else self.last_frame.to_ndarray(format=format)
 
     def stats(self, window: float = 2.0) -> dict:
-        out = {"frames": self.frames, "fps": round(self.fps(window), 1), "rtp_packets": self.rtp_packets,
-               "rtp_bytes": self.rtp_bytes}
+        out = {
+            "frames": self.frames,
+            "fps": round(self.fps(window), 1),
+            "rtp_packets": self.rtp_packets,
+            "rtp_bytes": self.rtp_bytes,
+        }
         if self.kind == "video":
             out["layer"] = self.layer(window)
         else:
@@ -550,9 +578,9 @@ def route_rtx(receiver: RTCRtpReceiver) -> None:
 class Meter:
     """A TrackMeter for every track a pc receives, keyed by mid (or by a name from `names`).
 
-        meter = Meter(pc, names={"0": "teacher_camera"})   # before setRemoteDescription
-        ...
-        meter["teacher_camera"].fps(), meter["teacher_camera"].layer(), meter.stats()
+    meter = Meter(pc, names={"0": "teacher_camera"})   # before setRemoteDescription
+    ...
+    meter["teacher_camera"].fps(), meter["teacher_camera"].layer(), meter.stats()
     """
 
     def __init__(self, pc, names: dict[str, str] | None = None) -> None:

@@ -10,6 +10,7 @@ Both reuse the taps of media/_aiortc.py, the one module allowed to reach into ai
 - Subscriber tracks are read through a `ReceiverTap`: every RTP packet is counted before aiortc's
   jitter buffer; no decoder thread is ever started. RTCP receiver reports and NACKs still go out.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,11 +23,26 @@ from typing import Any
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from bench.sources import (
-    CameraPictures, ScreenPictures, ToneTrack, Vp8Encoder, pre_encode, vp8_payloads,
+    CameraPictures,
+    ScreenPictures,
+    ToneTrack,
+    Vp8Encoder,
+    pre_encode,
+    vp8_payloads,
 )
 from media.probes import (
-    ABS_SEND_TIME_URI, MID_URI, SEND_ERRORS, ReceiverTap, Retransmissions, SenderTap, abs_send_time,
-    codec_preferences, ntp_now, one_byte_extensions, rtp_header, vp8_keyframe_start,
+    ABS_SEND_TIME_URI,
+    MID_URI,
+    SEND_ERRORS,
+    ReceiverTap,
+    Retransmissions,
+    SenderTap,
+    abs_send_time,
+    codec_preferences,
+    ntp_now,
+    one_byte_extensions,
+    rtp_header,
+    vp8_keyframe_start,
 )
 
 CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -46,8 +62,14 @@ class VideoSender:
 
     def __init__(self, sender: Any, log_frames: bool = True) -> None:
         self.ready = asyncio.Event()
-        self.tap = SenderTap(sender, on_ready=self.ready.set, on_keyframe_request=self._on_pli,
-                             on_nack=self._on_nack, on_remb=self._on_remb, on_report=lambda *a: None)
+        self.tap = SenderTap(
+            sender,
+            on_ready=self.ready.set,
+            on_keyframe_request=self._on_pli,
+            on_nack=self._on_nack,
+            on_remb=self._on_remb,
+            on_report=lambda *a: None,
+        )
         self.sequence = random.randint(0, 0x7FFF)
         self.timestamp_origin = random.getrandbits(32)
         self.picture_id = random.randint(0, 0x7FFF)
@@ -94,8 +116,7 @@ class VideoSender:
             self.retransmissions.keep(sequence, timestamp, marker, extensions, payload)
             size += len(payload)
             try:
-                tap.send(rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions)
-                         + payload)
+                tap.send(rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions) + payload)
             except SEND_ERRORS:
                 self.send_errors += 1
                 continue
@@ -108,9 +129,17 @@ class VideoSender:
             self.log.append((timestamp, first_sent, now(), size, keyframe))
 
     def stats(self) -> dict:
-        return {"frames": self.frames, "keyframes": self.keyframes, "packets": self.packets,
-                "bytes": self.bytes, "plis": self.plis, "nacks": self.nacks,
-                "retransmitted": self.retransmissions.retransmitted, "send_errors": self.send_errors, "remb": self.remb}
+        return {
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "plis": self.plis,
+            "nacks": self.nacks,
+            "retransmitted": self.retransmissions.retransmitted,
+            "send_errors": self.send_errors,
+            "remb": self.remb,
+        }
 
 
 class LiveVideo:
@@ -138,8 +167,9 @@ class LiveVideo:
                 n += skipped
             key = n == 0 or self.sender.keyframe_wanted
             self.sender.keyframe_wanted = False
-            data, is_key = await loop.run_in_executor(self.executor, self.encoder.encode,
-                                                      self.pictures.picture(n), n, key)
+            data, is_key = await loop.run_in_executor(
+                self.executor, self.encoder.encode, self.pictures.picture(n), n, key
+            )
             if data:
                 self.sender.send_frame(data, n * step, is_key)
             n += 1
@@ -188,8 +218,15 @@ def replay_frames(fps: int = 30, bitrate: int = 1_000_000, count: int = 60) -> l
 class Publisher:
     """One publish connection: camera (live-encoded or replayed), microphone, screen, as asked."""
 
-    def __init__(self, *, camera: str | None = "live", microphone: bool = True, screen: bool = False,
-                 camera_bitrate: int = 1_000_000, screen_bitrate: int = 1_500_000) -> None:
+    def __init__(
+        self,
+        *,
+        camera: str | None = "live",
+        microphone: bool = True,
+        screen: bool = False,
+        camera_bitrate: int = 1_000_000,
+        screen_bitrate: int = 1_500_000,
+    ) -> None:
         self.pc = RTCPeerConnection(CONFIG)
         self.senders: dict[str, VideoSender] = {}
         self.sources: dict[str, Any] = {}
@@ -197,8 +234,11 @@ class Publisher:
         self._tasks: list[asyncio.Task] = []
         if camera:
             sender = self._video("camera")
-            self.sources["camera"] = LiveVideo(sender, CameraPictures(), 30, camera_bitrate) \
-                if camera == "live" else ReplayVideo(sender, replay_frames(), 30)
+            self.sources["camera"] = (
+                LiveVideo(sender, CameraPictures(), 30, camera_bitrate)
+                if camera == "live"
+                else ReplayVideo(sender, replay_frames(), 30)
+            )
         if microphone:
             transceiver = self.pc.addTransceiver(ToneTrack(), direction="sendonly")
             transceiver.setCodecPreferences(codec_preferences("audio"))
@@ -240,8 +280,20 @@ class Publisher:
 class SlotCounter:
     """Everything one subscribe slot received, counted per RTP packet (never decoded)."""
 
-    __slots__ = ("slot", "kind", "packets", "bytes", "frames", "keyframes", "first_packet_at",
-                 "first_frame_at", "tap", "_open", "log", "_window")
+    __slots__ = (
+        "slot",
+        "kind",
+        "packets",
+        "bytes",
+        "frames",
+        "keyframes",
+        "first_packet_at",
+        "first_frame_at",
+        "tap",
+        "_open",
+        "log",
+        "_window",
+    )
 
     def __init__(self, slot: str, kind: str) -> None:
         self.slot, self.kind = slot, kind
@@ -285,8 +337,14 @@ class SlotCounter:
 
     def snapshot(self) -> dict:
         expected, lost = self.tap.loss() if self.tap is not None else (0, 0)
-        return {"packets": self.packets, "bytes": self.bytes, "frames": self.frames,
-                "keyframes": self.keyframes, "expected": expected, "lost": lost}
+        return {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+            "expected": expected,
+            "lost": lost,
+        }
 
 
 class CountingSubscriber:

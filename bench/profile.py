@@ -12,6 +12,7 @@ Not a sampling profiler: on this VM py-spy's samples of the server landed mostly
 exits (sendto looked like 60-80 % of the time while psutil measured ~27 % of the server's CPU in
 the kernel).
 """
+
 from __future__ import annotations
 
 import pstats
@@ -19,8 +20,9 @@ from pathlib import Path
 
 # Per-call C functions of the per-packet path, by the name pstats gives them.
 C_CALLS = {
-    "socket sendto (UDP send; on loopback the kernel also delivers the packet)":
-        "<method 'sendto' of '_socket.socket' objects>",
+    "socket sendto (UDP send; on loopback the kernel also delivers the packet)": (
+        "<method 'sendto' of '_socket.socket' objects>"
+    ),
     "libsrtp srtp_protect (encrypt + authenticate)": "<built-in method pylibsrtp._binding.srtp_protect>",
     "libsrtp srtp_unprotect": "<built-in method pylibsrtp._binding.srtp_unprotect>",
     "libsrtp srtp_protect_rtcp": "<built-in method pylibsrtp._binding.srtp_protect_rtcp>",
@@ -30,16 +32,27 @@ C_CALLS = {
 }
 # Python functions whose cumulative time tells where the time goes.
 CUMULATIVE = [
-    ("media/forwarder.py", "on_packet"), ("media/forwarder.py", "forward"), ("media/_aiortc.py", "send"),
-    ("media/_aiortc.py", "_handle_rtp_packet"), ("pylibsrtp/__init__.py", "protect"),
-    ("asyncio/selector_events.py", "sendto"), ("aiortc/rtcrtpsender.py", "_run_rtcp"),
-    ("aiortc/rtcrtpreceiver.py", "_run_rtcp"), ("aiortc/rtcdtlstransport.py", "_handle_rtcp_data"),
-    ("aiortc/rtcdtlstransport.py", "_recv_next"), ("signaling/server.py", "_on_request"),
-    ("signaling/server.py", "_settle"), ("signaling/server.py", "_report_quality"),
-    ("media/engine.py", "open_subscriber"), ("media/engine.py", "subscriber_answer"),
-    ("media/engine.py", "publish"), ("aiortc/rtcdtlstransport.py", "start"),
-    ("aiortc/rtcpeerconnection.py", "__init__"), ("aiortc/rtcrtpreceiver.py", "__init__"),
-    ("aiortc/rate.py", "__init__"), ("aioice/ice.py", "request_received"),
+    ("media/forwarder.py", "on_packet"),
+    ("media/forwarder.py", "forward"),
+    ("media/_aiortc.py", "send"),
+    ("media/_aiortc.py", "_handle_rtp_packet"),
+    ("pylibsrtp/__init__.py", "protect"),
+    ("asyncio/selector_events.py", "sendto"),
+    ("aiortc/rtcrtpsender.py", "_run_rtcp"),
+    ("aiortc/rtcrtpreceiver.py", "_run_rtcp"),
+    ("aiortc/rtcdtlstransport.py", "_handle_rtcp_data"),
+    ("aiortc/rtcdtlstransport.py", "_recv_next"),
+    ("signaling/server.py", "_on_request"),
+    ("signaling/server.py", "_settle"),
+    ("signaling/server.py", "_report_quality"),
+    ("media/engine.py", "open_subscriber"),
+    ("media/engine.py", "subscriber_answer"),
+    ("media/engine.py", "publish"),
+    ("aiortc/rtcdtlstransport.py", "start"),
+    ("aiortc/rtcpeerconnection.py", "__init__"),
+    ("aiortc/rtcrtpreceiver.py", "__init__"),
+    ("aiortc/rate.py", "__init__"),
+    ("aioice/ice.py", "request_received"),
     ("liveclass/records.py", "_run"),
 ]
 
@@ -76,9 +89,15 @@ def floor(packets: int = 20000) -> dict:
 
     # the receiver is another process, as a subscriber is
     sink = subprocess.Popen(
-        [sys.executable, "-c", "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-         "s.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\nwhile True: s.recv(2048)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\nwhile True: s.recv(2048)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     address = ("127.0.0.1", int(sink.stdout.readline()))
     policy = Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)
     policy.allow_repeat_tx = True
@@ -99,8 +118,11 @@ def floor(packets: int = 20000) -> dict:
     sender.close()
     sink.kill()
     sink.wait()
-    return {"loopback_sendto_us": round(sendto_us, 2), "srtp_protect_us": round(protect_us, 2),
-            "packet_bytes": len(plain[0])}
+    return {
+        "loopback_sendto_us": round(sendto_us, 2),
+        "srtp_protect_us": round(protect_us, 2),
+        "packet_bytes": len(plain[0]),
+    }
 
 
 def summarise(prof_path: Path, wall_seconds: float, server_cpu_seconds: float | None = None) -> dict:
@@ -114,32 +136,45 @@ def summarise(prof_path: Path, wall_seconds: float, server_cpu_seconds: float | 
     for label, name in C_CALLS.items():
         if name in by_name and label != "epoll wait (idle)":
             _, calls, tottime, _, _ = by_name[name]
-            c_calls[label] = {"calls": calls, "seconds": round(tottime, 3),
-                              "us_per_call": round(1e6 * tottime / calls, 2) if calls else None,
-                              "us_per_forwarded_packet": per_packet(tottime)}
+            c_calls[label] = {
+                "calls": calls,
+                "seconds": round(tottime, 3),
+                "us_per_call": round(1e6 * tottime / calls, 2) if calls else None,
+                "us_per_forwarded_packet": per_packet(tottime),
+            }
     cumulative = []
     for file_part, func in CUMULATIVE:
         for key, (_, calls, tottime, cumtime, _) in stats.items():
             if key[2] == func and file_part in key[0]:
-                cumulative.append({"function": _name(key), "calls": calls, "cumulative_s": round(cumtime, 3),
-                                   "share_pct": round(100 * cumtime / total, 1) if total else None,
-                                   "us_per_call": round(1e6 * cumtime / calls, 2) if calls else None})
+                cumulative.append(
+                    {
+                        "function": _name(key),
+                        "calls": calls,
+                        "cumulative_s": round(cumtime, 3),
+                        "share_pct": round(100 * cumtime / total, 1) if total else None,
+                        "us_per_call": round(1e6 * cumtime / calls, 2) if calls else None,
+                    }
+                )
     top = sorted(((v[2], k) for k, v in stats.items() if _name(k) != C_CALLS["epoll wait (idle)"]), reverse=True)[:20]
     python_calls = sum(v[1] for k, v in stats.items() if k[0] != "~")
     # the Python functions called most often per forwarded packet: the per-packet call chain
     chain = sorted(((v[1], k) for k, v in stats.items() if k[0] != "~"), reverse=True)[:25]
     return {
         "tool": "cProfile (the server under bench.profiled_serve)",
-        "wall_seconds": round(wall_seconds, 2), "profiled_busy_seconds": round(total, 3),
+        "wall_seconds": round(wall_seconds, 2),
+        "profiled_busy_seconds": round(total, 3),
         "idle_seconds": round(idle, 3),
         **({"server_cpu_seconds": round(server_cpu_seconds, 3)} if server_cpu_seconds is not None else {}),
         "forwarded_packets": sent,
         "profiled_us_per_forwarded_packet": per_packet(total),
         "python_calls_per_forwarded_packet": round(python_calls / sent, 1) if sent else None,
-        "calls_per_forwarded_packet": [{"function": _name(k), "per_packet": round(n / sent, 2)}
-                                       for n, k in chain] if sent else [],
+        "calls_per_forwarded_packet": [{"function": _name(k), "per_packet": round(n / sent, 2)} for n, k in chain]
+        if sent
+        else [],
         "c_calls": c_calls,
         "cumulative": cumulative,
-        "self_time": [{"function": _name(k), "seconds": round(t, 3), "share_pct": round(100 * t / total, 1),
-                       "calls": stats[k][1]} for t, k in top],
+        "self_time": [
+            {"function": _name(k), "seconds": round(t, 3), "share_pct": round(100 * t / total, 1), "calls": stats[k][1]}
+            for t, k in top
+        ],
     }

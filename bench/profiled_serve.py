@@ -6,6 +6,7 @@ profiling run): SIGUSR1 starts a profile, SIGUSR2 stops it and writes `<dir>/<n>
 cProfile profiles the thread that enables it: the signal handlers run in the main thread, which
 is the server's event loop, where all forwarding happens.
 """
+
 from __future__ import annotations
 
 import cProfile

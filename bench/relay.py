@@ -10,6 +10,7 @@ POST /publish {sdp, tracks}      -> {sdp}                    (the publisher offe
 POST /subscribe                  -> {id, sdp, slots}         (the server offers one slot per track)
 POST /subscribe/{id} {sdp}       -> {}
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,13 +62,19 @@ class RelayServer:
             transceiver.setCodecPreferences(codec_preferences(kind))
             slots.append((transceiver, kind))
         await pc.setLocalDescription(await pc.createOffer())
-        return web.json_response({"id": sid, "sdp": pc.localDescription.sdp,
-                                  "slots": [{"slot": SLOT_OF_KIND[k], "kind": k, "mid": t.mid} for t, k in slots]})
+        return web.json_response(
+            {
+                "id": sid,
+                "sdp": pc.localDescription.sdp,
+                "slots": [{"slot": SLOT_OF_KIND[k], "kind": k, "mid": t.mid} for t, k in slots],
+            }
+        )
 
     async def answer(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.connections[request.match_info["id"]].setRemoteDescription(
-            RTCSessionDescription(body["sdp"], "answer"))
+            RTCSessionDescription(body["sdp"], "answer")
+        )
         return web.json_response({})
 
     async def close(self, app: web.Application) -> None:
@@ -81,9 +88,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     server = RelayServer()
     app = web.Application()
-    app.add_routes([web.post("/publish", server.publish), web.post("/subscribe", server.subscribe),
-                    web.post("/subscribe/{id}", server.answer),
-                    web.get("/healthz", lambda r: web.json_response({"ok": True}))])
+    app.add_routes(
+        [
+            web.post("/publish", server.publish),
+            web.post("/subscribe", server.subscribe),
+            web.post("/subscribe/{id}", server.answer),
+            web.get("/healthz", lambda r: web.json_response({"ok": True})),
+        ]
+    )
     app.on_shutdown.append(server.close)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None)
 

@@ -7,6 +7,7 @@ The scale-out scenario (several node processes, Redis, PostgreSQL) is scaleout.p
 acknowledgement scenario (SQLite and PostgreSQL, Socket.IO only) chat.py's, the weak-link scenario
 (two-layer teacher, students on impaired links) weaklink.py's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -100,8 +101,16 @@ class Worker:
     async def start(cls, role: str, name: str, log_path: Path, priority: bool = False) -> "Worker":
         log = open(log_path, "ab")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.worker", role, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=log, limit=2 ** 27, preexec_fn=_raise_priority if priority else None)
+            sys.executable,
+            "-m",
+            "bench.worker",
+            role,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            limit=2**27,
+            preexec_fn=_raise_priority if priority else None,
+        )
         log.close()
         worker = cls(proc, name)
         worker._waiting[0] = asyncio.get_running_loop().create_future()
@@ -147,8 +156,9 @@ class Worker:
 class ServerProcess:
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str], health_url: str) -> None:
         self.log = open(log_path, "ab")
-        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                      preexec_fn=_raise_priority)
+        self.popen = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=_raise_priority
+        )
         self.process = psutil.Process(self.popen.pid)
         self.health_url = health_url
 
@@ -235,16 +245,20 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
 
 
-async def start_liveclass(data_dir: Path, log_path: Path, profile_dir: Path | None = None,
-                          env: dict[str, str] | None = None) -> tuple[ServerProcess, str]:
+async def start_liveclass(
+    data_dir: Path, log_path: Path, profile_dir: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[ServerProcess, str]:
     """`liveclass serve` on a free loopback port (under profiled_serve.py if `profile_dir`), with
     `env`'s LIVECLASS_* settings added (a node of several: Redis, PostgreSQL)."""
     port = free_port()
     env = {**_clean_env(), "LIVECLASS_LOG_LEVEL": "WARNING", **(env or {})}
     command = ["-m", "bench.profiled_serve", str(profile_dir)] if profile_dir else ["-m", "liveclass.cli"]
-    server = ServerProcess([sys.executable, *command, "serve", "--data-dir", str(data_dir),
-                            "--host", "127.0.0.1", "--port", str(port)], log_path, env,
-                           f"http://127.0.0.1:{port}/healthz")
+    server = ServerProcess(
+        [sys.executable, *command, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+        log_path,
+        env,
+        f"http://127.0.0.1:{port}/healthz",
+    )
     try:
         await server.ready()
     except BaseException:
@@ -255,8 +269,12 @@ async def start_liveclass(data_dir: Path, log_path: Path, profile_dir: Path | No
 
 async def start_relay(log_path: Path) -> tuple[ServerProcess, str]:
     port = free_port()
-    server = ServerProcess([sys.executable, "-m", "bench.relay", "--port", str(port)], log_path,
-                           _clean_env(), f"http://127.0.0.1:{port}/healthz")
+    server = ServerProcess(
+        [sys.executable, "-m", "bench.relay", "--port", str(port)],
+        log_path,
+        _clean_env(),
+        f"http://127.0.0.1:{port}/healthz",
+    )
     await server.ready()
     return server, f"http://127.0.0.1:{port}"
 
@@ -284,23 +302,34 @@ async def seed_classes(database_url: str, classes: int, students: int) -> list[d
         seeded = []
         for c in range(classes):
             teacher = _user(f"0900{c + 1:08d}", f"Giáo Viên Thử {c + 1}", AccountRole.teacher)
-            learners = [_user(f"0910{c * 1000 + i:08d}", f"Học Sinh {i:02d}", AccountRole.student)
-                        for i in range(students)]
+            learners = [
+                _user(f"0910{c * 1000 + i:08d}", f"Học Sinh {i:02d}", AccountRole.student) for i in range(students)
+            ]
             db.add_all([teacher, *learners])
             await db.flush()
-            school_class = SchoolClass(name="10B" if c == 0 else f"10B-{c + 1}", school_year="2026-2027",
-                                       homeroom_teacher_id=teacher.id)
+            school_class = SchoolClass(
+                name="10B" if c == 0 else f"10B-{c + 1}", school_year="2026-2027", homeroom_teacher_id=teacher.id
+            )
             db.add(school_class)
             await db.flush()
             db.add_all([Enrollment(class_id=school_class.id, student_id=s.id) for s in learners])
             db.add(TeachingAssignment(teacher_id=teacher.id, class_id=school_class.id, subject="Vật lý"))
-            period = Period(class_id=school_class.id, subject="Vật lý", teacher_id=teacher.id,
-                            starts_at=start - timedelta(minutes=5), ends_at=start + timedelta(hours=3))
+            period = Period(
+                class_id=school_class.id,
+                subject="Vật lý",
+                teacher_id=teacher.id,
+                starts_at=start - timedelta(minutes=5),
+                ends_at=start + timedelta(hours=3),
+            )
             db.add(period)
             await db.flush()
-            seeded.append({"teacher": {"personal_id": teacher.personal_id, "password": PASSWORD},
-                           "students": [{"personal_id": s.personal_id, "password": PASSWORD} for s in learners],
-                           "period_id": period.id})
+            seeded.append(
+                {
+                    "teacher": {"personal_id": teacher.personal_id, "password": PASSWORD},
+                    "students": [{"personal_id": s.personal_id, "password": PASSWORD} for s in learners],
+                    "period_id": period.id,
+                }
+            )
         await db.commit()
     return seeded
 
@@ -320,13 +349,21 @@ async def seed_admin(database_url: str) -> dict:
 def _password_hash() -> str:
     """Hashed once: a slow hash, and every account has the same password."""
     from liveclass.passwords import hash_generated_password
+
     return hash_generated_password(PASSWORD)
 
 
 def _user(personal_id: str, name: str, role) -> Any:
     from liveclass.models import User
-    return User(personal_id=personal_id, full_name=name, role=role, password_hash=_password_hash(),
-                must_change_password=False, active=True)
+
+    return User(
+        personal_id=personal_id,
+        full_name=name,
+        role=role,
+        password_hash=_password_hash(),
+        must_change_password=False,
+        active=True,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -355,9 +392,13 @@ def percentile(values: list[float], q: float) -> float | None:
 def summary(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
     if not values:
         return {"n": 0, "median": None, "p95": None, "min": None, "max": None}
-    return {"n": len(values), "median": round(statistics.median(values) * scale, digits),
-            "p95": round(percentile(values, 0.95) * scale, digits),
-            "min": round(min(values) * scale, digits), "max": round(max(values) * scale, digits)}
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values) * scale, digits),
+        "p95": round(percentile(values, 0.95) * scale, digits),
+        "min": round(min(values) * scale, digits),
+        "max": round(max(values) * scale, digits),
+    }
 
 
 def frame_latencies(sent: list[list], received: list[list]) -> tuple[list[float], list[float], int]:
@@ -375,7 +416,7 @@ def frame_latencies(sent: list[list], received: list[list]) -> tuple[list[float]
     by_ts = {f[0]: f for f in sent}
     votes: Counter = Counter()
     for ts, _first, last, size, _key in received[:60]:
-        for f in sent[bisect_left(sent_times, last - 1.0):bisect_right(sent_times, last)]:
+        for f in sent[bisect_left(sent_times, last - 1.0) : bisect_right(sent_times, last)]:
             if f[3] == size:
                 votes[(ts - f[0]) % TS_MOD] += 1
     if not votes:
@@ -400,6 +441,7 @@ def _cpu_model() -> str:
     except OSError:
         pass
     import platform
+
     return platform.processor() or "unknown"
 
 
@@ -420,10 +462,16 @@ def machine() -> dict:
 
     import aiortc
     import av
-    return {"nproc": os.cpu_count(), "cpu_model": _cpu_model(),
-            "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "aiortc": aiortc.__version__, "pyav": av.__version__}
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "aiortc": aiortc.__version__,
+        "pyav": av.__version__,
+    }
 
 
 async def measure_cpu(server: ServerProcess, workers: list[Worker], start: float, end: float) -> dict:
@@ -440,21 +488,36 @@ async def measure_cpu(server: ServerProcess, workers: list[Worker], start: float
     await asyncio.sleep(max(0.0, end - now()))
     c1, k1, t1, m1, s1 = server.cpu(), client_cpu(), now(), psutil.cpu_times(), server.system_cpu()
     e1 = server.main_thread_cpu()
-    return {"server_core_fraction": (c1 - c0) / (t1 - t0), "clients_core_fraction": (k1 - k0) / (t1 - t0),
-            "server_outside_main_thread_fraction":
-                max(0.0, (c1 - c0) - (e1 - e0)) / (t1 - t0) if e0 is not None and e1 is not None else None,
-            "server_kernel_fraction": (s1 - s0) / (t1 - t0),
-            "machine_busy_cores": (_busy(m1) - _busy(m0)) / (t1 - t0), "seconds": t1 - t0,
-            "rss": server.rss()}
+    return {
+        "server_core_fraction": (c1 - c0) / (t1 - t0),
+        "clients_core_fraction": (k1 - k0) / (t1 - t0),
+        "server_outside_main_thread_fraction": max(0.0, (c1 - c0) - (e1 - e0)) / (t1 - t0)
+        if e0 is not None and e1 is not None
+        else None,
+        "server_kernel_fraction": (s1 - s0) / (t1 - t0),
+        "machine_busy_cores": (_busy(m1) - _busy(m0)) / (t1 - t0),
+        "seconds": t1 - t0,
+        "rss": server.rss(),
+    }
 
 
 # ---------------------------------------------------------------------------------------- scenarios
 class Scenario:
     """One measured configuration: a server, a teacher, students; see run()."""
 
-    def __init__(self, opts: Options, name: str, students: int, *, cameras: int = 0, screen: bool = False,
-                 mode: str = "liveclass", late_joiner: bool = True, profile: float = 0.0,
-                 record: bool = False) -> None:
+    def __init__(
+        self,
+        opts: Options,
+        name: str,
+        students: int,
+        *,
+        cameras: int = 0,
+        screen: bool = False,
+        mode: str = "liveclass",
+        late_joiner: bool = True,
+        profile: float = 0.0,
+        record: bool = False,
+    ) -> None:
         """profile > 0: a profiling run instead of a measured one (cProfile on the join storm, then
         `profile` seconds of steady forwarding). record: after the (unrecorded) window, the teacher
         records the class for a second window, then stops, and a third window is unrecorded again
@@ -472,8 +535,13 @@ class Scenario:
         self.teacher: Worker | None = None
         self.workers: list[Worker] = []
         self.placement: list[tuple[Worker, int]] = []  # student i -> (worker, index in the worker)
-        self.result: dict[str, Any] = {"name": name, "mode": mode, "students": students,
-                                       "student_cameras": cameras, "teacher_screen": screen}
+        self.result: dict[str, Any] = {
+            "name": name,
+            "mode": mode,
+            "students": students,
+            "student_cameras": cameras,
+            "teacher_screen": screen,
+        }
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
@@ -492,8 +560,9 @@ class Scenario:
         extra = 1 if self.late_joiner else 0
         if self.mode == "liveclass":
             accounts = await seed(self.dir / "data", self.n + extra)
-            self.server, base_url = await start_liveclass(self.dir / "data", self.dir / "server.log",
-                                                          self.dir if self.profile else None)
+            self.server, base_url = await start_liveclass(
+                self.dir / "data", self.dir / "server.log", self.dir if self.profile else None
+            )
             self.result["server_idle_rss_mb"] = round(self.server.rss() / 1e6, 1)
         else:
             accounts = {"teacher": {}, "students": [{} for _ in range(self.n)], "period_id": 0}
@@ -503,14 +572,14 @@ class Scenario:
         names = ["probe"] if self.probe else []
         names += [f"students-{g}" for g in range(max(1, -(-(self.n - len(names)) // self.opts.per_process)))]
         starting = [Worker.start("teacher", "teacher", self.dir / "teacher.log")]
-        starting += [Worker.start("students", name, self.dir / f"{name}.log", priority=name == "probe")
-                     for name in names]
+        starting += [
+            Worker.start("students", name, self.dir / f"{name}.log", priority=name == "probe") for name in names
+        ]
         self.teacher, *self.workers = await asyncio.gather(*starting)
         per_worker: list[list[dict]] = [[] for _ in self.workers]
         spread = self.workers[1:] if self.probe else self.workers
-        for i, account in enumerate(accounts["students"][:self.n]):
-            worker = self.workers[0] if self.probe and i == 0 else \
-                spread[(i - self.probe) % len(spread)]
+        for i, account in enumerate(accounts["students"][: self.n]):
+            worker = self.workers[0] if self.probe and i == 0 else spread[(i - self.probe) % len(spread)]
             g = self.workers.index(worker)
             self.placement.append((worker, len(per_worker[g])))
             per_worker[g].append(account)
@@ -519,11 +588,20 @@ class Scenario:
             g = self.workers.index(late)
             self.late = (late, len(per_worker[g]))
             per_worker[g].append(accounts["students"][self.n])
-        teacher = self.teacher.call("init", mode=self.mode, base_url=base_url, screen=self.screen,
-                                    personal_id=accounts["teacher"].get("personal_id", ""),
-                                    password=PASSWORD, period_id=accounts["period_id"], timeout=60)
-        logins = [w.call("init", mode=self.mode, base_url=base_url, accounts=a, timeout=120)
-                  for w, a in zip(self.workers, per_worker)]
+        teacher = self.teacher.call(
+            "init",
+            mode=self.mode,
+            base_url=base_url,
+            screen=self.screen,
+            personal_id=accounts["teacher"].get("personal_id", ""),
+            password=PASSWORD,
+            period_id=accounts["period_id"],
+            timeout=60,
+        )
+        logins = [
+            w.call("init", mode=self.mode, base_url=base_url, accounts=a, timeout=120)
+            for w, a in zip(self.workers, per_worker)
+        ]
         info, *_ = await asyncio.gather(teacher, *logins)
         return base_url, info
 
@@ -532,20 +610,22 @@ class Scenario:
 
     async def _run(self) -> None:
         opts = self.opts
-        self.say(f"starting the server, a teacher and {self.n} students"
-                 + (" (profiling run)" if self.profile else ""))
+        self.say(f"starting the server, a teacher and {self.n} students" + (" (profiling run)" if self.profile else ""))
         _, info = await self._start()
         session_id = info.get("session_id")
         # 1. the teacher alone: what receiving the teacher's media costs
         await asyncio.sleep(opts.settle)
         start = now() + 0.1
         base = await self._measure_cpu(start, start + opts.baseline_window)
-        self.result["teacher_only"] = {"server_cpu_pct": round(100 * base["server_core_fraction"], 2),
-                                       "server_rss_mb": round(base["rss"] / 1e6, 1)}
+        self.result["teacher_only"] = {
+            "server_cpu_pct": round(100 * base["server_core_fraction"], 2),
+            "server_rss_mb": round(base["rss"] / 1e6, 1),
+        }
         # 2. everyone waits in the lobby; the teacher admits them all at once
         self.say("students enter the lobby" if self.mode == "liveclass" else "students subscribe")
-        await asyncio.gather(*(w.call("enter", session_id=session_id, which=self._initial(w), timeout=120)
-                               for w in self.workers))
+        await asyncio.gather(
+            *(w.call("enter", session_id=session_id, which=self._initial(w), timeout=120) for w in self.workers)
+        )
         t_admit = None
         if self.mode == "liveclass":
             await self.teacher.call("wait_lobby", count=self.n, within=60, timeout=70)
@@ -558,8 +638,9 @@ class Scenario:
             self.say(f"admitted {admit['admitted']} at once")
         else:
             c0, t0, m0 = self.server.cpu(), now(), psutil.cpu_times()
-        reports = await asyncio.gather(*(w.call("wait_media", which=self._initial(w), within=60, timeout=70)
-                                         for w in self.workers))
+        reports = await asyncio.gather(
+            *(w.call("wait_media", which=self._initial(w), within=60, timeout=70) for w in self.workers)
+        )
         c1, t1, m1 = self.server.cpu(), now(), psutil.cpu_times()
         if self.profile:
             self.server.popen.send_signal(signal.SIGUSR2)  # cProfile off, written to 1.prof
@@ -568,17 +649,22 @@ class Scenario:
             t_admit = min(s["t_admitted"] for s in students)
         if not self.profile:  # the answers' acknowledgements may still be on their way: ask again
             await asyncio.sleep(1.0)
-            reports = await asyncio.gather(*(w.call("wait_media", which=self._initial(w), within=0)
-                                             for w in self.workers))
+            reports = await asyncio.gather(
+                *(w.call("wait_media", which=self._initial(w), within=0) for w in self.workers)
+            )
             students = [s for r in reports for s in r["students"]]
         self.result["join_storm"] = self._storm(students, t_admit)
         # was the server busy all along? (polled every 20 ms, so t1 is a little late)
-        self.result["join_storm"].update({
-            "seconds_until_last_first_frame": round(t1 - t0, 3),
-            "server_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1),
-            "machine_busy_cores": round((_busy(m1) - _busy(m0)) / (t1 - t0), 2)})
+        self.result["join_storm"].update(
+            {
+                "seconds_until_last_first_frame": round(t1 - t0, 3),
+                "server_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1),
+                "machine_busy_cores": round((_busy(m1) - _busy(m0)) / (t1 - t0), 2),
+            }
+        )
         if self.profile:
             from bench.profile import summarise
+
             self.result["storm_profile"] = summarise(await self._profile_file(1), t1 - t0, c1 - c0)
             await asyncio.sleep(opts.settle)
             self.say(f"profiling the server for {self.profile:.0f} s of steady forwarding (cProfile)")
@@ -611,9 +697,20 @@ class Scenario:
         start = now() + 0.3
         end = start + opts.window
         cpu, teacher, *windows = await asyncio.gather(
-            self._measure_cpu(start, end), self.teacher.call("window", start=start, end=end, timeout=opts.window + 60),
-            *(w.call("window", start=start, end=end, which=self._initial(w),
-                     log_slots=["teacher_camera", "screen"], timeout=opts.window + 60) for w in self.workers))
+            self._measure_cpu(start, end),
+            self.teacher.call("window", start=start, end=end, timeout=opts.window + 60),
+            *(
+                w.call(
+                    "window",
+                    start=start,
+                    end=end,
+                    which=self._initial(w),
+                    log_slots=["teacher_camera", "screen"],
+                    timeout=opts.window + 60,
+                )
+                for w in self.workers
+            ),
+        )
         sent = await self.teacher.call("frames", start=start - 2.0, end=end + 1.0)
         students = []
         for worker, window in zip(self.workers, windows):
@@ -622,7 +719,8 @@ class Scenario:
                 students.append(student)
         analysis = self._analyse(base, cpu, teacher, students, sent)
         analysis["publisher_keyframes_in_window"] = {
-            source: sum(1 for f in frames if f[4] and start <= f[2] < end) for source, frames in sent.items()}
+            source: sum(1 for f in frames if f[4] and start <= f[2] < end) for source, frames in sent.items()
+        }
         return analysis
 
     async def _recording_cost(self, base: dict) -> None:
@@ -661,12 +759,14 @@ class Scenario:
             "server_cpu_difference_pct": round(cpu - mean, 2),
             "server_cpu_ratio": round(cpu / mean, 3) if mean > 0 else None,
             "recorder_thread_cpu_pct": round(outside[1] - (outside[0] + outside[2]) / 2, 2)
-            if None not in outside else None,
+            if None not in outside
+            else None,
             # the disk: what the recording's media files grew by during the recorded window ...
             "window_media_bytes_per_s": round((bytes1 - bytes0) / seconds),
             "window_media_mb_per_minute": round((bytes1 - bytes0) / seconds * 60 / 1e6, 2),
             # ... what the server process wrote to storage in that time (every file, not only media)
-            "window_server_write_bytes_per_s": round((io1 - io0) / seconds) if io0 is not None and io1 is not None
+            "window_server_write_bytes_per_s": round((io1 - io0) / seconds)
+            if io0 is not None and io1 is not None
             else None,
             # ... and the finished recording: its files' bytes over its duration
             "mb_per_minute": round(recording["bytes"] / duration_s * 60 / 1e6, 2) if duration_s else None,
@@ -689,21 +789,29 @@ class Scenario:
 
     def _storm(self, students: list[dict], t_admit: float) -> dict:
         def between(key: str, origin: str | None = None) -> list[float]:
-            return [s[key] - (s[origin] if origin else t_admit) for s in students
-                    if s.get(key) is not None and (origin is None or s.get(origin) is not None)]
+            return [
+                s[key] - (s[origin] if origin else t_admit)
+                for s in students
+                if s.get(key) is not None and (origin is None or s.get(origin) is not None)
+            ]
+
         first = between("t_first_frame")
-        return {"admitted": len(students), "first_frame_s": summary(first),
-                "without_first_frame": sum(s["t_first_frame"] is None for s in students),
-                "errors": [s["error"] for s in students if s.get("error")][:5],
-                # where the time goes, per student (median and max of each step)
-                "steps_s": {
-                    "admit_to_lobby_admitted": summary(between("t_admitted")),
-                    "lobby_admitted_to_rtc_subscribe": summary(between("t_subscribe_sent", "t_admitted")),
-                    "rtc_subscribe_to_rtc_offer": summary(between("t_offer", "t_subscribe_sent")),
-                    "offer_to_answer_sent": summary(between("t_answer_sent", "t_offer")),
-                    "answer_sent_to_first_frame": summary(between("t_first_frame", "t_answer_sent")),
-                    "answer_sent_to_acknowledged": summary(between("t_answered", "t_answer_sent"))},
-                "first_frames_sorted_s": [round(x, 3) for x in sorted(first)]}
+        return {
+            "admitted": len(students),
+            "first_frame_s": summary(first),
+            "without_first_frame": sum(s["t_first_frame"] is None for s in students),
+            "errors": [s["error"] for s in students if s.get("error")][:5],
+            # where the time goes, per student (median and max of each step)
+            "steps_s": {
+                "admit_to_lobby_admitted": summary(between("t_admitted")),
+                "lobby_admitted_to_rtc_subscribe": summary(between("t_subscribe_sent", "t_admitted")),
+                "rtc_subscribe_to_rtc_offer": summary(between("t_offer", "t_subscribe_sent")),
+                "offer_to_answer_sent": summary(between("t_answer_sent", "t_offer")),
+                "answer_sent_to_first_frame": summary(between("t_first_frame", "t_answer_sent")),
+                "answer_sent_to_acknowledged": summary(between("t_answered", "t_answer_sent")),
+            },
+            "first_frames_sorted_s": [round(x, 3) for x in sorted(first)],
+        }
 
     def _analyse(self, base: dict, cpu: dict, teacher: dict, students: list[dict], sent: dict) -> dict:
         seconds = cpu["seconds"]
@@ -758,7 +866,8 @@ class Scenario:
                 "cpu_teacher_only_pct": round(100 * base["server_core_fraction"], 2),
                 "cpu_kernel_pct": round(100 * cpu["server_kernel_fraction"], 2),
                 "cpu_outside_main_thread_pct": round(100 * cpu["server_outside_main_thread_fraction"], 2)
-                if cpu.get("server_outside_main_thread_fraction") is not None else None,
+                if cpu.get("server_outside_main_thread_fraction") is not None
+                else None,
                 "cpu_per_student_pct": round(100 * cost / n, 3) if n else None,
                 "forwarded_pps": round(forwarded / seconds),
                 "us_per_forwarded_packet": round(us_per_packet, 2) if us_per_packet else None,
@@ -766,15 +875,19 @@ class Scenario:
                 "rss_mb": round(cpu["rss"] / 1e6, 1),
                 "rss_per_participant_mb": round((cpu["rss"] - base["rss"]) / 1e6 / n, 3) if n else None,
                 "rss_per_participant_all_in_mb": round(
-                    (cpu["rss"] / 1e6 - self.result["server_idle_rss_mb"]) / (n + 1), 3)
-                if "server_idle_rss_mb" in self.result else None,
+                    (cpu["rss"] / 1e6 - self.result["server_idle_rss_mb"]) / (n + 1), 3
+                )
+                if "server_idle_rss_mb" in self.result
+                else None,
             },
             # Contention: the bench's own clients share the machine, and so does anything else running.
-            "machine_load": {"clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
-                             "machine_busy_cores": round(cpu["machine_busy_cores"], 2),
-                             "other_processes_busy_cores": round(max(0.0, cpu["machine_busy_cores"]
-                                                                     - cpu["server_core_fraction"]
-                                                                     - cpu["clients_core_fraction"]), 2)},
+            "machine_load": {
+                "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
+                "machine_busy_cores": round(cpu["machine_busy_cores"], 2),
+                "other_processes_busy_cores": round(
+                    max(0.0, cpu["machine_busy_cores"] - cpu["server_core_fraction"] - cpu["clients_core_fraction"]), 2
+                ),
+            },
             "students_view": {
                 "fps": summary(fps, digits=2),
                 "teacher_camera_kbps_median": round(statistics.median(kbps)) if kbps else None,
@@ -782,13 +895,17 @@ class Scenario:
                 "audio_pps_median": round(statistics.median(audio_pps), 1) if audio_pps else None,
                 "loss_pct": round(100 * lost / expected, 3) if expected else 0.0,
                 "worst_student_loss_pct": round(100 * max(loss_fraction), 3) if loss_fraction else 0.0,
-                "frames_received": received_frames, "decoders_created": decoders,
+                "frames_received": received_frames,
+                "decoders_created": decoders,
                 "errors": [s["error"] for s in students if s.get("error")][:5],
                 **({"screen_fps": summary(screen_fps, digits=2)} if self.screen else {}),
             },
-            "latency_ms": {**summary(latency, 1000, 2), "frames_matched": matched,
-                           "probe": summary(probe_latency, 1000, 2),
-                           "first_packet": summary(first_packet_latency, 1000, 2)},
+            "latency_ms": {
+                **summary(latency, 1000, 2),
+                "frames_matched": matched,
+                "probe": summary(probe_latency, 1000, 2),
+                "first_packet": summary(first_packet_latency, 1000, 2),
+            },
             **({"screen_latency_ms": summary(screen_latency, 1000, 2)} if self.screen else {}),
             "publisher": _publisher(sent, seconds, teacher.get("publisher", {})),
             **({"teacher_receives_fps": grid} if self.cameras else {}),
@@ -804,17 +921,25 @@ class Scenario:
 def _window_summary(result: dict) -> dict:
     """The numbers of one window that the recording cost compares."""
     view, latency = result["students_view"], result["latency_ms"]
-    return {"server_cpu_pct": result["server"]["cpu_pct"], "server_cpu_kernel_pct": result["server"]["cpu_kernel_pct"],
-            "server_cpu_outside_main_thread_pct": result["server"].get("cpu_outside_main_thread_pct"),
-            "server_rss_mb": result["server"]["rss_mb"], "fps_median": view["fps"]["median"],
-            "fps_min": view["fps"]["min"], "loss_pct": view["loss_pct"], "latency_median_ms": latency["median"],
-            "latency_p95_ms": latency["p95"], "latency_max_ms": latency["max"],
-            "probe_latency_p95_ms": latency["probe"]["p95"], "frames_matched": latency["frames_matched"],
-            "teacher_camera_sent_fps": result["publisher"].get("camera", {}).get("fps"),
-            "teacher_camera_late_frames_total": result["publisher"].get("camera", {}).get("late_frames"),
-            "teacher_keyframes": result.get("publisher_keyframes_in_window", {}).get("camera"),
-            "clients_cpu_pct": result["machine_load"]["clients_cpu_pct"],
-            "other_processes_busy_cores": result["machine_load"]["other_processes_busy_cores"]}
+    return {
+        "server_cpu_pct": result["server"]["cpu_pct"],
+        "server_cpu_kernel_pct": result["server"]["cpu_kernel_pct"],
+        "server_cpu_outside_main_thread_pct": result["server"].get("cpu_outside_main_thread_pct"),
+        "server_rss_mb": result["server"]["rss_mb"],
+        "fps_median": view["fps"]["median"],
+        "fps_min": view["fps"]["min"],
+        "loss_pct": view["loss_pct"],
+        "latency_median_ms": latency["median"],
+        "latency_p95_ms": latency["p95"],
+        "latency_max_ms": latency["max"],
+        "probe_latency_p95_ms": latency["probe"]["p95"],
+        "frames_matched": latency["frames_matched"],
+        "teacher_camera_sent_fps": result["publisher"].get("camera", {}).get("fps"),
+        "teacher_camera_late_frames_total": result["publisher"].get("camera", {}).get("late_frames"),
+        "teacher_keyframes": result.get("publisher_keyframes_in_window", {}).get("camera"),
+        "clients_cpu_pct": result["machine_load"]["clients_cpu_pct"],
+        "other_processes_busy_cores": result["machine_load"]["other_processes_busy_cores"],
+    }
 
 
 def _media_bytes(recordings: Path) -> int:
@@ -840,16 +965,30 @@ def _recording_files(recordings: Path) -> dict:
     for entry in manifest.get("files", []):
         path = manifests[0].parent / entry["file"]
         size = path.stat().st_size if path.exists() else 0
-        files.append({"file": entry["file"], "source": entry.get("source"), "kind": entry.get("kind"),
-                      "bytes_on_disk": size, "duration_ms": entry.get("duration_ms"), "frames": entry.get("frames"),
-                      "lost_packets": entry.get("lost_packets"), "dropped_frames": entry.get("dropped_frames"),
-                      "complete": entry.get("complete")})
+        files.append(
+            {
+                "file": entry["file"],
+                "source": entry.get("source"),
+                "kind": entry.get("kind"),
+                "bytes_on_disk": size,
+                "duration_ms": entry.get("duration_ms"),
+                "frames": entry.get("frames"),
+                "lost_packets": entry.get("lost_packets"),
+                "dropped_frames": entry.get("dropped_frames"),
+                "complete": entry.get("complete"),
+            }
+        )
     sources = sorted(f["source"] for f in files)
-    return {"directory": str(manifests[0].parent.relative_to(recordings.parent.parent)),
-            "finished": manifest.get("finished"), "stopped_reason": manifest.get("stopped_reason"),
-            "duration_ms": manifest.get("duration_ms"), "sources": sources, "files": files,
-            "bytes": sum(f["bytes_on_disk"] for f in files),
-            "files_ok": bool(files) and all(f["bytes_on_disk"] > 0 for f in files) and bool(manifest.get("finished"))}
+    return {
+        "directory": str(manifests[0].parent.relative_to(recordings.parent.parent)),
+        "finished": manifest.get("finished"),
+        "stopped_reason": manifest.get("stopped_reason"),
+        "duration_ms": manifest.get("duration_ms"),
+        "sources": sources,
+        "files": files,
+        "bytes": sum(f["bytes_on_disk"] for f in files),
+        "files_ok": bool(files) and all(f["bytes_on_disk"] > 0 for f in files) and bool(manifest.get("finished")),
+    }
 
 
 def _publisher(sent: dict, seconds: float, stats: dict) -> dict:
@@ -858,11 +997,13 @@ def _publisher(sent: dict, seconds: float, stats: dict) -> dict:
         if not frames:
             continue
         span = max(f[2] for f in frames) - min(f[2] for f in frames)
-        out[source] = {"fps": round((len(frames) - 1) / span, 1) if span > 0 else None,
-                       "kbps": round(8 * sum(f[3] for f in frames) / span / 1000) if span > 0 else None,
-                       "keyframes_total": stats.get(source, {}).get("keyframes"),
-                       "keyframe_requests_total": stats.get(source, {}).get("plis"),
-                       "late_frames": stats.get(source, {}).get("late_frames")}
+        out[source] = {
+            "fps": round((len(frames) - 1) / span, 1) if span > 0 else None,
+            "kbps": round(8 * sum(f[3] for f in frames) / span / 1000) if span > 0 else None,
+            "keyframes_total": stats.get(source, {}).get("keyframes"),
+            "keyframe_requests_total": stats.get(source, {}).get("plis"),
+            "late_frames": stats.get(source, {}).get("late_frames"),
+        }
     return out
 
 
@@ -877,34 +1018,43 @@ async def _attempt(opts: Options, scenario: Scenario) -> dict:
 
 async def run_all(opts: Options) -> dict:
     PRIORITY["nice"] = -5 if opts.priority else 0
-    results: dict[str, Any] = {"tool": "liveclass bench", "format": 1,
-                               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "machine": machine(),
-                               "options": {"students": opts.students, "window_s": opts.window,
-                                           "baseline_window_s": opts.baseline_window,
-                                           "full_class": list(opts.full_class) if opts.full_class else None,
-                                           "recording": list(opts.recording) if opts.recording else None,
-                                           "relay_subscribers": opts.relay, "teacher_screen": opts.screen,
-                                           "students_per_process": opts.per_process,
-                                           "server_and_probe_nice": PRIORITY["nice"],
-                                           "nodes": list(opts.nodes) if opts.nodes else None,
-                                           "nodes_students": opts.nodes_students if opts.nodes else None,
-                                           "nodes_ttl_s": opts.nodes_ttl if opts.nodes else None,
-                                           "chat_students": opts.chat,
-                                           "chat_window_s": opts.chat_window if opts.chat else None,
-                                           "chat_bursts": opts.chat_bursts if opts.chat else None,
-                                           "weak_link_minutes": opts.weak_link,
-                                           "weak_link_class": list(opts.weak_link_class) if opts.weak_link else None,
-                                           "weak_link_decoding_clean":
-                                               opts.weak_link_decode if opts.weak_link else None},
-                               "scenarios": []}
+    results: dict[str, Any] = {
+        "tool": "liveclass bench",
+        "format": 1,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": {
+            "students": opts.students,
+            "window_s": opts.window,
+            "baseline_window_s": opts.baseline_window,
+            "full_class": list(opts.full_class) if opts.full_class else None,
+            "recording": list(opts.recording) if opts.recording else None,
+            "relay_subscribers": opts.relay,
+            "teacher_screen": opts.screen,
+            "students_per_process": opts.per_process,
+            "server_and_probe_nice": PRIORITY["nice"],
+            "nodes": list(opts.nodes) if opts.nodes else None,
+            "nodes_students": opts.nodes_students if opts.nodes else None,
+            "nodes_ttl_s": opts.nodes_ttl if opts.nodes else None,
+            "chat_students": opts.chat,
+            "chat_window_s": opts.chat_window if opts.chat else None,
+            "chat_bursts": opts.chat_bursts if opts.chat else None,
+            "weak_link_minutes": opts.weak_link,
+            "weak_link_class": list(opts.weak_link_class) if opts.weak_link else None,
+            "weak_link_decoding_clean": opts.weak_link_decode if opts.weak_link else None,
+        },
+        "scenarios": [],
+    }
     started = time.monotonic()
     results["machine"]["busy_cores_before_start"] = await busy_cores(2.0)
     if results["machine"]["busy_cores_before_start"] > 0.25:
-        opts.progress(f"warning: other processes keep {results['machine']['busy_cores_before_start']} cores busy: "
-                      "the numbers will be disturbed")
+        opts.progress(
+            f"warning: other processes keep {results['machine']['busy_cores_before_start']} cores busy: "
+            "the numbers will be disturbed"
+        )
     # what every forwarded packet costs at least on this machine, measured while it is quiet
     from bench.profile import floor
+
     results["floor"] = await asyncio.to_thread(floor)
     for n in opts.students:
         results["scenarios"].append(await _attempt(opts, Scenario(opts, f"students-{n}", n, screen=opts.screen)))
@@ -913,38 +1063,58 @@ async def run_all(opts: Options) -> dict:
         results["full_class"] = await _attempt(opts, Scenario(opts, "full-class", n, cameras=cameras, screen=True))
     if opts.recording:
         n, cameras = opts.recording
-        results["recording_cost"] = await _attempt(opts, Scenario(opts, "full-class-recorded", n, cameras=cameras,
-                                                                  screen=True, record=True))
+        results["recording_cost"] = await _attempt(
+            opts, Scenario(opts, "full-class-recorded", n, cameras=cameras, screen=True, record=True)
+        )
     if opts.relay:
-        results["relay_baseline"] = await _attempt(opts, Scenario(opts, f"relay-{opts.relay}", opts.relay,
-                                                                  mode="relay"))
+        results["relay_baseline"] = await _attempt(
+            opts, Scenario(opts, f"relay-{opts.relay}", opts.relay, mode="relay")
+        )
     if opts.nodes:
         from bench.scaleout import ScaleOut
+
         results["scale_out"] = await _attempt(opts, ScaleOut(opts))
     if opts.chat:
         from bench.chat import STORES, ChatScenario
+
         results["chat"] = [await _attempt(opts, ChatScenario(opts, store)) for store in STORES]
     if opts.weak_link:
         from bench.weaklink import WeakLinkScenario
+
         students, weak = opts.weak_link_class
-        results["weak_link"] = await _attempt(opts, WeakLinkScenario(opts, opts.weak_link, students, weak,
-                                                                     opts.weak_link_decode))
+        results["weak_link"] = await _attempt(
+            opts, WeakLinkScenario(opts, opts.weak_link, students, weak, opts.weak_link_decode)
+        )
     run = None
     if opts.profile and (opts.full_class or opts.students):
         n, cameras = opts.full_class or (max(opts.students), 0)
-        run = await _attempt(opts, Scenario(opts, "profile", n, cameras=cameras, screen=bool(opts.full_class),
-                                            profile=opts.profile))
-        results["profile"] = {"scenario": f"{n} students, {cameras} student cameras"
-                              + (", teacher screen" if opts.full_class else ""),
-                              "join_storm": run.get("storm_profile"), "steady": run.get("steady_profile"),
-                              "storm": run.get("join_storm"), **({"error": run["error"]} if "error" in run else {})}
-    results["failed"] = [r["name"] for r in [*results["scenarios"], results.get("full_class"),
-                                             results.get("recording_cost"), results.get("relay_baseline"),
-                                             results.get("scale_out"), *results.get("chat", []),
-                                             results.get("weak_link"), run]
-                         if r and "error" in r]
+        run = await _attempt(
+            opts, Scenario(opts, "profile", n, cameras=cameras, screen=bool(opts.full_class), profile=opts.profile)
+        )
+        results["profile"] = {
+            "scenario": f"{n} students, {cameras} student cameras" + (", teacher screen" if opts.full_class else ""),
+            "join_storm": run.get("storm_profile"),
+            "steady": run.get("steady_profile"),
+            "storm": run.get("join_storm"),
+            **({"error": run["error"]} if "error" in run else {}),
+        }
+    results["failed"] = [
+        r["name"]
+        for r in [
+            *results["scenarios"],
+            results.get("full_class"),
+            results.get("recording_cost"),
+            results.get("relay_baseline"),
+            results.get("scale_out"),
+            *results.get("chat", []),
+            results.get("weak_link"),
+            run,
+        ]
+        if r and "error" in r
+    ]
     results["duration_s"] = round(time.monotonic() - started, 1)
     from bench.report import conclusions
+
     results.update(conclusions(results))
     return results
 

@@ -16,6 +16,7 @@ The teachers' cameras are replayed (a pre-encoded 1 Mbit/s 30 fps VP8 loop, rest
 keyframe on every PLI) rather than encoded live: four live encoders would take a core of this
 machine from the nodes. The nodes forward the same packets either way.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,15 @@ from bench.client import Participant
 from bench.cluster import Cluster, Node
 from bench.peers import now
 from bench.runner import (
-    PASSWORD, Options, Worker, _busy, cpu_seconds, processes, seed_admin, seed_classes, summary,
+    PASSWORD,
+    Options,
+    Worker,
+    _busy,
+    cpu_seconds,
+    processes,
+    seed_admin,
+    seed_classes,
+    summary,
 )
 
 TEACHER = {"camera": "replay", "screen": False, "subscribe": True}
@@ -66,10 +75,16 @@ class ScaleOut:
         self.classes: list[BenchClass] = []
         self.workers: list[Worker] = []  # student workers (several classes each)
         self.admin: Participant | None = None
-        self.result: dict[str, Any] = {"name": self.name, "nodes": self.n_nodes, "classes": self.n_classes,
-                                       "students_per_class": self.size, "node_ttl_s": opts.nodes_ttl,
-                                       "teacher_camera": "replayed 640x360 VP8 loop, 30 fps, ~1 Mbit/s",
-                                       "database": self.cluster.database, "redis_prefix": self.cluster.prefix}
+        self.result: dict[str, Any] = {
+            "name": self.name,
+            "nodes": self.n_nodes,
+            "classes": self.n_classes,
+            "students_per_class": self.size,
+            "node_ttl_s": opts.nodes_ttl,
+            "teacher_camera": "replayed 640x360 VP8 loop, 30 fps, ~1 Mbit/s",
+            "database": self.cluster.database,
+            "redis_prefix": self.cluster.prefix,
+        }
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
@@ -82,8 +97,10 @@ class ScaleOut:
         return self.result
 
     async def _run(self) -> None:
-        self.say(f"{self.n_nodes} nodes (PostgreSQL {self.cluster.database}, Redis prefix {self.cluster.prefix}), "
-                 f"{self.n_classes} classes of {self.size} students")
+        self.say(
+            f"{self.n_nodes} nodes (PostgreSQL {self.cluster.database}, Redis prefix {self.cluster.prefix}), "
+            f"{self.n_classes} classes of {self.size} students"
+        )
         await self._start_cluster()
         await self._start_clients()
         await self._starts_together()
@@ -94,12 +111,12 @@ class ScaleOut:
         self.result["one_process_alone"] = await self._window([first])
         self.say(f"every class: {self.n_classes - 1} more")
         await self._enter(others)
-        self.result["all_classes"] = self._compare(await self._window(self.classes),
-                                                   self.result["one_process_alone"])
+        self.result["all_classes"] = self._compare(await self._window(self.classes), self.result["one_process_alone"])
         await self._failover()
         self.say("every class again, on the nodes left")
-        self.result["after_failover"] = self._compare(await self._window(self.classes),
-                                                      self.result["one_process_alone"])
+        self.result["after_failover"] = self._compare(
+            await self._window(self.classes), self.result["one_process_alone"]
+        )
 
     # ------------------------------------------------------------------------------------ set-up
     async def _start_cluster(self) -> None:
@@ -120,43 +137,55 @@ class ScaleOut:
         `per_process`. Everyone logs in through the first node (a reverse proxy's choice)."""
         front = self.cluster.nodes[0].url
         seats = [(c, account) for c in self.classes for account in c.accounts["students"]]
-        chunks = [seats[i:i + self.opts.per_process] for i in range(0, len(seats), self.opts.per_process)]
-        starting = [Worker.start("teacher", f"teacher-{c.index + 1}", self.dir / f"teacher-{c.index + 1}.log")
-                    for c in self.classes]
-        starting += [Worker.start("students", f"students-{g}", self.dir / f"students-{g}.log")
-                     for g in range(len(chunks))]
+        chunks = [seats[i : i + self.opts.per_process] for i in range(0, len(seats), self.opts.per_process)]
+        starting = [
+            Worker.start("teacher", f"teacher-{c.index + 1}", self.dir / f"teacher-{c.index + 1}.log")
+            for c in self.classes
+        ]
+        starting += [
+            Worker.start("students", f"students-{g}", self.dir / f"students-{g}.log") for g in range(len(chunks))
+        ]
         started = await asyncio.gather(*starting, return_exceptions=True)
         for c, teacher in zip(self.classes, started):
             c.teacher = None if isinstance(teacher, BaseException) else teacher
-        self.workers = [w for w in started[len(self.classes):] if not isinstance(w, BaseException)]
+        self.workers = [w for w in started[len(self.classes) :] if not isinstance(w, BaseException)]
         failed = [e for e in started if isinstance(e, BaseException)]
         if failed:  # (those that started are closed by the teardown)
             raise failed[0]
         for worker, chunk in zip(self.workers, chunks):
             for index, (c, _) in enumerate(chunk):
                 c.seats.append((worker, index))
-        await asyncio.gather(*(w.call("init", mode="liveclass", base_url=front, accounts=[a for _, a in chunk],
-                                      timeout=120) for w, chunk in zip(self.workers, chunks)))
+        await asyncio.gather(
+            *(
+                w.call("init", mode="liveclass", base_url=front, accounts=[a for _, a in chunk], timeout=120)
+                for w, chunk in zip(self.workers, chunks)
+            )
+        )
 
     async def _starts_together(self) -> None:
         """Placement when every teacher starts at the same moment (the bell), the requests spread
         over the nodes as a round-robin proxy would: recorded, then every period ended again, so that
         the measured classes start from an empty cluster."""
         nodes = self.cluster.nodes
-        teachers = [Participant(nodes[c.index % len(nodes)].url, c.accounts["teacher"]["personal_id"], PASSWORD)
-                    for c in self.classes]
+        teachers = [
+            Participant(nodes[c.index % len(nodes)].url, c.accounts["teacher"]["personal_id"], PASSWORD)
+            for c in self.classes
+        ]
         try:
             await asyncio.gather(*(t.login() for t in teachers))
-            started = await asyncio.gather(*(t.start_period(c.accounts["period_id"])
-                                             for t, c in zip(teachers, self.classes)))
+            started = await asyncio.gather(
+                *(t.start_period(c.accounts["period_id"]) for t, c in zip(teachers, self.classes))
+            )
         finally:
             await asyncio.gather(*(t.close() for t in teachers))
         for c in self.classes:
             await self.admin.request("POST", f"/periods/{c.accounts['period_id']}/end")
         counts = Counter(s["node"] for s in started)
         per_node = {n.node_id: counts.get(n.node_id, 0) for n in nodes}
-        self.result["placement_started_together"] = {"classes_per_node": per_node,
-                                                     "spread": max(per_node.values()) - min(per_node.values())}
+        self.result["placement_started_together"] = {
+            "classes_per_node": per_node,
+            "spread": max(per_node.values()) - min(per_node.values()),
+        }
         self.say(f"placement of {len(started)} periods started at the same moment: {per_node}")
         left = [n for n in await self._nodes_view() if n["sessions"]]
         if left:
@@ -167,18 +196,26 @@ class ScaleOut:
         would); the answers say where each was placed, GET /nodes must agree, and be even."""
         front = self.cluster.nodes[0].url
         for c in self.classes:
-            started = await c.teacher.call("start", base_url=front, personal_id=c.accounts["teacher"]["personal_id"],
-                                           password=PASSWORD, period_id=c.accounts["period_id"], timeout=60)
+            started = await c.teacher.call(
+                "start",
+                base_url=front,
+                personal_id=c.accounts["teacher"]["personal_id"],
+                password=PASSWORD,
+                period_id=c.accounts["period_id"],
+                timeout=60,
+            )
             c.session_id, c.node = started["session_id"], started["node"]
         view = await self._nodes_view()
         hosted = {n["node_id"]: sorted(n["sessions"]) for n in view}
         per_node = {n.node_id: len(hosted.get(n.node_id, [])) for n in self.cluster.nodes}
         answered = Counter(c.node for c in self.classes)
         self.result["placement"] = {
-            "classes_per_node": per_node, "even": max(per_node.values()) - min(per_node.values()) <= 1,
+            "classes_per_node": per_node,
+            "even": max(per_node.values()) - min(per_node.values()) <= 1,
             "spread": max(per_node.values()) - min(per_node.values()),
             "start_answers_agree": all(answered[node] == count for node, count in per_node.items()),
-            "sessions": {n: s for n, s in hosted.items()}}
+            "sessions": {n: s for n, s in hosted.items()},
+        }
         self.say(f"placement: {per_node}")
 
     async def _nodes_view(self) -> list[dict]:
@@ -193,12 +230,22 @@ class ScaleOut:
         for c, answer in zip(classes, entered):
             if answer["node"] != c.node:
                 raise RuntimeError(f"class {c.index + 1}: /join named {answer['node']}, the start {c.node}")
-        await asyncio.gather(*(w.call("enter", session_id=c.session_id, which=which, timeout=120)
-                               for c in classes for w, which in c.by_worker().items()))
+        await asyncio.gather(
+            *(
+                w.call("enter", session_id=c.session_id, which=which, timeout=120)
+                for c in classes
+                for w, which in c.by_worker().items()
+            )
+        )
         await asyncio.gather(*(c.teacher.call("wait_lobby", count=self.size, within=60, timeout=70) for c in classes))
         await asyncio.gather(*(c.teacher.call("admit_all") for c in classes))
-        reports = await asyncio.gather(*(w.call("wait_media", which=which, within=60, timeout=70)
-                                         for c in classes for w, which in c.by_worker().items()))
+        reports = await asyncio.gather(
+            *(
+                w.call("wait_media", which=which, within=60, timeout=70)
+                for c in classes
+                for w, which in c.by_worker().items()
+            )
+        )
         students = [s for r in reports for s in r["students"]]
         missing = [s for s in students if s["t_first_frame"] is None]
         if missing:
@@ -214,8 +261,11 @@ class ScaleOut:
         calls = [(c, w, which) for c in classes for w, which in c.by_worker().items()]
         cpu, *windows = await asyncio.gather(
             self._measure_cpu(classes, start, end),
-            *(w.call("window", start=start, end=end, which=which, log_slots=[], timeout=self.opts.window + 60)
-              for _, w, which in calls))
+            *(
+                w.call("window", start=start, end=end, which=which, log_slots=[], timeout=self.opts.window + 60)
+                for _, w, which in calls
+            ),
+        )
         seconds = cpu["seconds"]
         fps: dict[int, list[float]] = {c.index: [] for c in classes}
         lost = expected = 0
@@ -227,20 +277,34 @@ class ScaleOut:
                 expected += max(0, camera.get("expected", 0))
         every = [f for values in fps.values() for f in values]
         hosting = Counter(c.node for c in classes)
-        nodes = [{"node": node_id, "name": self.cluster.node(node_id).name, "classes": hosting.get(node_id, 0),
-                  "cpu_pct": round(100 * fraction, 2),
-                  "cpu_per_class_pct": round(100 * fraction / hosting[node_id], 2) if hosting.get(node_id) else None,
-                  "rss_mb": round(cpu["rss"][node_id] / 1e6, 1)}
-                 for node_id, fraction in cpu["nodes"].items()]
-        return {"window_s": round(seconds, 2), "classes_measured": len(classes), "nodes": nodes,
-                "fps": summary(every, digits=2), "fps_per_student": [round(f, 2) for f in every],
-                "fps_min_per_class": {str(i + 1): round(min(v), 2) for i, v in fps.items() if v},
-                "students_below_29_fps": sum(f < 29 for f in every),
-                "teacher_camera_loss_pct": round(100 * lost / expected, 3) if expected else 0.0,
-                "machine_load": {"clients_cpu_pct": round(100 * cpu["clients"], 1),
-                                 "machine_busy_cores": round(cpu["machine"], 2),
-                                 "other_processes_busy_cores": round(max(0.0, cpu["machine"] - cpu["clients"]
-                                                                         - sum(cpu["nodes"].values())), 2)}}
+        nodes = [
+            {
+                "node": node_id,
+                "name": self.cluster.node(node_id).name,
+                "classes": hosting.get(node_id, 0),
+                "cpu_pct": round(100 * fraction, 2),
+                "cpu_per_class_pct": round(100 * fraction / hosting[node_id], 2) if hosting.get(node_id) else None,
+                "rss_mb": round(cpu["rss"][node_id] / 1e6, 1),
+            }
+            for node_id, fraction in cpu["nodes"].items()
+        ]
+        return {
+            "window_s": round(seconds, 2),
+            "classes_measured": len(classes),
+            "nodes": nodes,
+            "fps": summary(every, digits=2),
+            "fps_per_student": [round(f, 2) for f in every],
+            "fps_min_per_class": {str(i + 1): round(min(v), 2) for i, v in fps.items() if v},
+            "students_below_29_fps": sum(f < 29 for f in every),
+            "teacher_camera_loss_pct": round(100 * lost / expected, 3) if expected else 0.0,
+            "machine_load": {
+                "clients_cpu_pct": round(100 * cpu["clients"], 1),
+                "machine_busy_cores": round(cpu["machine"], 2),
+                "other_processes_busy_cores": round(
+                    max(0.0, cpu["machine"] - cpu["clients"] - sum(cpu["nodes"].values())), 2
+                ),
+            },
+        }
 
     async def _measure_cpu(self, classes: list[BenchClass], start: float, end: float) -> dict:
         """CPU (fraction of one core) of each live node process, of the bench's clients, of the machine."""
@@ -251,9 +315,13 @@ class ScaleOut:
         await asyncio.sleep(max(0.0, end - now()))
         n1, k1, m1, t1 = _node_cpu(nodes), cpu_seconds(clients), psutil.cpu_times(), now()
         seconds = t1 - t0
-        return {"seconds": seconds, "nodes": {n: (n1[n] - n0[n]) / seconds for n in n0},
-                "rss": {n.node_id: n.server.rss() for n in nodes},
-                "clients": (k1 - k0) / seconds, "machine": (_busy(m1) - _busy(m0)) / seconds}
+        return {
+            "seconds": seconds,
+            "nodes": {n: (n1[n] - n0[n]) / seconds for n in n0},
+            "rss": {n.node_id: n.server.rss() for n in nodes},
+            "clients": (k1 - k0) / seconds,
+            "machine": (_busy(m1) - _busy(m0)) / seconds,
+        }
 
     @staticmethod
     def _compare(window: dict, alone: dict) -> dict:
@@ -278,20 +346,36 @@ class ScaleOut:
         moved = [c for c in self.classes if c.node == victim.node_id]
         # No room moved during the measurements (a node too busy to beat in time would lose its rooms).
         hosted = {n["node_id"]: n["sessions"] for n in await self._nodes_view()}
-        self.result["placement_unchanged_before_kill"] = all(c.session_id in hosted.get(c.node, [])
-                                                              for c in self.classes)
+        self.result["placement_unchanged_before_kill"] = all(
+            c.session_id in hosted.get(c.node, []) for c in self.classes
+        )
         self.say(f"SIGKILL of node {victim.name} ({victim.node_id}, {len(moved)} classes); TTL {self.cluster.ttl:g} s")
         t_kill = now()
         self.cluster.kill(victim)
         deadline = t_kill + self.cluster.ttl + FAILOVER_WAIT
-        rejoining = [c.teacher.call("rejoin", base_url=front.url, deadline=deadline, **TEACHER,
-                                    timeout=self.cluster.ttl + FAILOVER_WAIT + 30) for c in moved]
-        rejoining += [w.call("rejoin", base_url=front.url, deadline=deadline, which=which)
-                      for c in moved for w, which in c.by_worker().items()]
-        teachers = (await asyncio.gather(*rejoining))[:len(moved)]
-        reports = await asyncio.gather(*(w.call("wait_media", which=which, within=max(0.0, deadline - now()) + 5,
-                                                timeout=deadline - now() + 30)
-                                         for c in moved for w, which in c.by_worker().items()))
+        rejoining = [
+            c.teacher.call(
+                "rejoin",
+                base_url=front.url,
+                deadline=deadline,
+                **TEACHER,
+                timeout=self.cluster.ttl + FAILOVER_WAIT + 30,
+            )
+            for c in moved
+        ]
+        rejoining += [
+            w.call("rejoin", base_url=front.url, deadline=deadline, which=which)
+            for c in moved
+            for w, which in c.by_worker().items()
+        ]
+        teachers = (await asyncio.gather(*rejoining))[: len(moved)]
+        reports = await asyncio.gather(
+            *(
+                w.call("wait_media", which=which, within=max(0.0, deadline - now()) + 5, timeout=deadline - now() + 30)
+                for c in moved
+                for w, which in c.by_worker().items()
+            )
+        )
         students = [s for r in reports for s in r["students"]]
         for c, teacher in zip(moved, teachers):
             c.node = teacher.get("node", c.node)
@@ -299,8 +383,10 @@ class ScaleOut:
         self.result["failover"] = _failover_result(victim, t_kill, moved, teachers, students, view, self.size)
         f = self.result["failover"]
         media = f["media_back_s"]
-        self.say(f"{f['students_back']} of {f['students']} students back; media again after "
-                 f"p50 {media['median']} s, p95 {media['p95']} s, max {media['max']} s")
+        self.say(
+            f"{f['students_back']} of {f['students']} students back; media again after "
+            f"p50 {media['median']} s, p95 {media['p95']} s, max {media['max']} s"
+        )
         if f["students_back"] < f["students"] or f["teachers_back"] < len(moved):
             raise RuntimeError(f"not everyone came back after the kill: {f['errors']}")
 
@@ -316,8 +402,9 @@ class ScaleOut:
                 self.admin.base_url = live.url
                 for c in self.classes:
                     try:
-                        await asyncio.wait_for(self.admin.request(
-                            "POST", f"/periods/{c.accounts['period_id']}/end"), 10)
+                        await asyncio.wait_for(
+                            self.admin.request("POST", f"/periods/{c.accounts['period_id']}/end"), 10
+                        )
                     except Exception:  # noqa: BLE001 - not started, or its node is gone: stopping anyway
                         pass
             await self.admin.close()
@@ -331,9 +418,17 @@ def _node_cpu(nodes: list[Node]) -> dict[str, float]:
     return {n.node_id: n.server.cpu() for n in nodes}
 
 
-def _failover_result(victim: Node, t_kill: float, moved: list[BenchClass], teachers: list[dict],
-                     students: list[dict], view: list[dict], size: int) -> dict:
+def _failover_result(
+    victim: Node,
+    t_kill: float,
+    moved: list[BenchClass],
+    teachers: list[dict],
+    students: list[dict],
+    view: list[dict],
+    size: int,
+) -> dict:
     """What the killed node's people went through, each time counted from the kill."""
+
     def since_kill(key: str) -> list[float]:
         return [s[key] - t_kill for s in students if s.get(key) is not None]
 
@@ -344,12 +439,15 @@ def _failover_result(victim: Node, t_kill: float, moved: list[BenchClass], teach
     attempts = [s["rejoined"]["attempts"] for s in students if s.get("rejoined")]
     hosted = {n["node_id"]: n for n in view}
     return {
-        "killed_node": victim.node_id, "classes_moved": len(moved),
+        "killed_node": victim.node_id,
+        "classes_moved": len(moved),
         "moved_to": {str(c.session_id): c.node for c in moved},
-        "sessions_now_on_live_nodes": all(hosted.get(c.node, {}).get("state") == "live"
-                                          and c.session_id in hosted[c.node]["sessions"] for c in moved),
+        "sessions_now_on_live_nodes": all(
+            hosted.get(c.node, {}).get("state") == "live" and c.session_id in hosted[c.node]["sessions"] for c in moved
+        ),
         "killed_node_state": hosted.get(victim.node_id, {}).get("state"),
-        "students": len(moved) * size, "students_back": len(media),
+        "students": len(moved) * size,
+        "students_back": len(media),
         "teachers_back": sum(1 for t in teachers if t.get("t_published")),
         # to the first RTP packet of the teacher's camera, then to its first complete keyframe
         "media_back_s": summary(media),

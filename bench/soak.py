@@ -34,6 +34,7 @@ results). What it does:
    recordings made are the recording_saved records, their folders the rows of `recordings`, and
    every listed file exists with its size and checksum; every attendance interval is closed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,17 +64,18 @@ import socketio
 
 from bench.client import Participant, ProtocolError
 from bench.peers import CountingSubscriber, Publisher, now
-from bench.runner import PASSWORD, PRIORITY, ServerProcess, busy_cores, machine, remove_workdir, seed, \
-    start_liveclass
+from bench.runner import PASSWORD, PRIORITY, ServerProcess, busy_cores, machine, remove_workdir, seed, start_liveclass
 from bench.worker import Teacher
 
 GRACE_S = 60.0  # the server's default LIVECLASS_RECONNECT_GRACE_SECONDS (not changed here)
 
 # The schedule (seconds). Each student: IN_ROOM between two churn actions, then one of ACTIONS.
 IN_ROOM = (60.0, 240.0)
-ACTIONS = {"drop_resume": ((5.0, 40.0), 0.5),        # offline for, weight
-           "drop_past_grace": ((65.0, 90.0), 0.2),
-           "leave_rejoin": ((5.0, 30.0), 0.3)}
+ACTIONS = {
+    "drop_resume": ((5.0, 40.0), 0.5),  # offline for, weight
+    "drop_past_grace": ((65.0, 90.0), 0.2),
+    "leave_rejoin": ((5.0, 30.0), 0.3),
+}
 MAX_CHURN = 12  # churn actions per student at most
 CHAT_GAP = (20.0, 70.0)
 HAND_GAP = (60.0, 180.0)
@@ -93,8 +95,14 @@ QUIET = 5.0  # chat and hands stop this long before the end
 FLAT_RELATIVE = 0.10
 FLAT_UNITS = {"rss_mb": 0.0, "fds": 5.0, "threads": 2.0, "tasks": 10.0}
 
-NETWORK_ERRORS = (ProtocolError, aiohttp.ClientError, socketio.exceptions.SocketIOError, asyncio.TimeoutError,
-                  ConnectionError, OSError)
+NETWORK_ERRORS = (
+    ProtocolError,
+    aiohttp.ClientError,
+    socketio.exceptions.SocketIOError,
+    asyncio.TimeoutError,
+    ConnectionError,
+    OSError,
+)
 
 
 async def _sleep_until(t: float) -> None:
@@ -105,6 +113,7 @@ async def _sleep_until(t: float) -> None:
 
 async def _first_event(person: Participant, names: tuple[str, ...], after: int, timeout: float) -> tuple[str, Any]:
     """The first of `names` to arrive after the mark `after`."""
+
     async def found():
         async with person._changed:
             while True:
@@ -112,6 +121,7 @@ async def _first_event(person: Participant, names: tuple[str, ...], after: int, 
                     if name in names:
                         return name, data
                 await person._changed.wait()
+
     return await asyncio.wait_for(found(), timeout)
 
 
@@ -296,8 +306,10 @@ class SoakStudent:
                 break
             except NETWORK_ERRORS as exc:
                 soak.counts["connect_attempts_failed"] += 1
-                self.say(f"connect attempt {attempt} failed: {type(exc).__name__}: {exc} "
-                         f"(refusals so far {dict(self.person.refusals)})")
+                self.say(
+                    f"connect attempt {attempt} failed: {type(exc).__name__}: {exc} "
+                    f"(refusals so far {dict(self.person.refusals)})"
+                )
                 self.state = "out"
                 await asyncio.sleep(2.0 * attempt)
         else:
@@ -536,12 +548,22 @@ class Soak:
         me = self._me.cpu_times()
         machine_times = psutil.cpu_times()
         metrics = await self._metrics()
-        s = {"t": round(t - self.t0, 1), "minute": round((t - self.t0) / 60, 2), **({"label": label} if label else {}),
-             "rss_mb": round(rss / 1e6, 1), "fds": fds, "threads": threads, "tcp": tcp, "udp": udp,
-             "fd_kinds": kinds, "cpu_s": round(cpu, 2), **metrics,
-             "students_in_room": sum(s.state == "room" for s in self.students),
-             "students_in_lobby": sum(s.state == "lobby" for s in self.students),
-             "media_frames": sum(s.frames() for s in self.students)}
+        s = {
+            "t": round(t - self.t0, 1),
+            "minute": round((t - self.t0) / 60, 2),
+            **({"label": label} if label else {}),
+            "rss_mb": round(rss / 1e6, 1),
+            "fds": fds,
+            "threads": threads,
+            "tcp": tcp,
+            "udp": udp,
+            "fd_kinds": kinds,
+            "cpu_s": round(cpu, 2),
+            **metrics,
+            "students_in_room": sum(s.state == "room" for s in self.students),
+            "students_in_lobby": sum(s.state == "lobby" for s in self.students),
+            "media_frames": sum(s.frames() for s in self.students),
+        }
         if self._last_cpu is not None and label is None:
             t0, cpu0, me0, m0 = self._last_cpu
             span = t - t0
@@ -571,30 +593,51 @@ class Soak:
             s = await self.sample()
             self.samples.append(s)
             if k and round(s["t"]) % 60 == 0 or at + self.opts.sample > self.end + 0.5:
-                self.say(f"minute {s['minute']:5.1f}: RSS {s['rss_mb']} MB, fds {s['fds']}, threads {s['threads']}, "
-                         f"tasks {s['tasks']}, udp {s['udp']}, server CPU {s.get('cpu_pct')} %, machine "
-                         f"{s.get('machine_busy_cores')} cores busy; in room {s['students_in_room']}, lobby "
-                         f"{s['students_in_lobby']}; chat ok "
-                         f"{self.counts['chat_students_ok'] + self.counts['chat_teacher_ok']}, "
-                         f"problems {self.counts['problems']}")
+                self.say(
+                    f"minute {s['minute']:5.1f}: RSS {s['rss_mb']} MB, fds {s['fds']}, threads {s['threads']}, "
+                    f"tasks {s['tasks']}, udp {s['udp']}, server CPU {s.get('cpu_pct')} %, machine "
+                    f"{s.get('machine_busy_cores')} cores busy; in room {s['students_in_room']}, lobby "
+                    f"{s['students_in_lobby']}; chat ok "
+                    f"{self.counts['chat_students_ok'] + self.counts['chat_teacher_ok']}, "
+                    f"problems {self.counts['problems']}"
+                )
             k += 1
 
     # -- the run
     async def run(self) -> dict:
         opts = self.opts
         result: dict[str, Any] = {
-            "tool": "liveclass bench --soak", "format": 1,
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-            "options": {"minutes": opts.minutes, "students": opts.students, "media_students": opts.media,
-                        "microphone_students": 1 if opts.media else 0, "seed": opts.seed, "sample_s": opts.sample,
-                        "grace_s": GRACE_S, "server_nice": PRIORITY["nice"], "store": "sqlite",
-                        "schedule_s": {"in_room": IN_ROOM, "actions": {k: {"offline": v[0], "weight": v[1]}
-                                                                       for k, v in ACTIONS.items()},
-                                       "max_churn_per_student": MAX_CHURN, "chat_gap": CHAT_GAP,
-                                       "hand_gap": HAND_GAP, "hand_up": HAND_UP, "teacher_lowers": TEACHER_LOWERS,
-                                       "admit_delay": ADMIT_DELAY, "teacher_chat_gap": TEACHER_CHAT_GAP,
-                                       "record_on": RECORD_ON, "record_off": RECORD_OFF,
-                                       "camera_gap": CAMERA_GAP, "camera_off": CAMERA_OFF}}}
+            "tool": "liveclass bench --soak",
+            "format": 1,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "options": {
+                "minutes": opts.minutes,
+                "students": opts.students,
+                "media_students": opts.media,
+                "microphone_students": 1 if opts.media else 0,
+                "seed": opts.seed,
+                "sample_s": opts.sample,
+                "grace_s": GRACE_S,
+                "server_nice": PRIORITY["nice"],
+                "store": "sqlite",
+                "schedule_s": {
+                    "in_room": IN_ROOM,
+                    "actions": {k: {"offline": v[0], "weight": v[1]} for k, v in ACTIONS.items()},
+                    "max_churn_per_student": MAX_CHURN,
+                    "chat_gap": CHAT_GAP,
+                    "hand_gap": HAND_GAP,
+                    "hand_up": HAND_UP,
+                    "teacher_lowers": TEACHER_LOWERS,
+                    "admit_delay": ADMIT_DELAY,
+                    "teacher_chat_gap": TEACHER_CHAT_GAP,
+                    "record_on": RECORD_ON,
+                    "record_off": RECORD_OFF,
+                    "camera_gap": CAMERA_GAP,
+                    "camera_off": CAMERA_OFF,
+                },
+            },
+        }
         result["machine"]["busy_cores_before_start"] = await busy_cores(2.0)
         started = time.monotonic()
         try:
@@ -609,8 +652,10 @@ class Soak:
 
     async def _run(self, result: dict) -> None:
         opts = self.opts
-        self.say(f"soak: a teacher and {opts.students} students ({opts.media} receiving media) for "
-                 f"{opts.minutes:g} minutes, seed {opts.seed}")
+        self.say(
+            f"soak: a teacher and {opts.students} students ({opts.media} receiving media) for "
+            f"{opts.minutes:g} minutes, seed {opts.seed}"
+        )
         accounts = await seed(self.data_dir, opts.students)
         self.period_id = accounts["period_id"]
         self.server, self.base_url = await start_liveclass(self.data_dir, self.dir / "server.log")
@@ -620,8 +665,9 @@ class Soak:
         # the class: the teacher in, then everyone through the lobby
         self.teacher = SoakTeacher(self)
         self.session_id = await self.teacher.start(self.base_url, accounts["teacher"], self.period_id)
-        self.students = [SoakStudent(self, i, a, media=i < opts.media, microphone=i == 0)
-                         for i, a in enumerate(accounts["students"])]
+        self.students = [
+            SoakStudent(self, i, a, media=i < opts.media, microphone=i == 0) for i, a in enumerate(accounts["students"])
+        ]
         await asyncio.gather(*(s.person.login() for s in self.students))
         admitting = asyncio.ensure_future(self.teacher.admit_loop())
         try:
@@ -637,8 +683,10 @@ class Soak:
             self._last_cpu = None
             sampling = asyncio.ensure_future(self.sampler())
             lives = [asyncio.ensure_future(s.life()) for s in self.students]
-            teacher_loops = [asyncio.ensure_future(loop(self.activity_end)) for loop in
-                             (self.teacher.chat_loop, self.teacher.recording_loop, self.teacher.camera_loop)]
+            teacher_loops = [
+                asyncio.ensure_future(loop(self.activity_end))
+                for loop in (self.teacher.chat_loop, self.teacher.recording_loop, self.teacher.camera_loop)
+            ]
             await sampling
             self.say("the end of the schedule: waiting for everyone to be back in the room")
             done, pending = await asyncio.wait([*lives, *teacher_loops], timeout=150)
@@ -666,7 +714,8 @@ class Soak:
         except asyncio.TimeoutError:
             self.problem("no room:ended for the teacher within 15 s of POST /periods/{id}/end")
         result["period_end"]["students_told"] = sum(
-            any(name == "room:ended" for name, _ in s.person.received) for s in self.students)
+            any(name == "room:ended" for name, _ in s.person.received) for s in self.students
+        )
         await self._close_clients()
         await asyncio.sleep(10)
         self.marks["after_end"] = await self.sample("after_end")
@@ -680,9 +729,14 @@ class Soak:
         result["recordings_made"] = self.teacher.recordings
         result["chat_ack_ms"] = _summary(self.chat_ack_ms)
         result["records"] = await asyncio.to_thread(
-            check_records, self.data_dir / "liveclass.db", self.data_dir / "recordings", self.session_id,
-            {k: sorted(v) for k, v in self.chat_ids.items()}, {k: dict(v) for k, v in self.expect.items()},
-            {"started": self.counts["recordings_started"], "stopped": self.counts["recordings_stopped"]})
+            check_records,
+            self.data_dir / "liveclass.db",
+            self.data_dir / "recordings",
+            self.session_id,
+            {k: sorted(v) for k, v in self.chat_ids.items()},
+            {k: dict(v) for k, v in self.expect.items()},
+            {"started": self.counts["recordings_started"], "stopped": self.counts["recordings_stopped"]},
+        )
         result["server_log"] = scan_log(self.dir / "server.log")
 
     def _media(self) -> dict:
@@ -691,10 +745,13 @@ class Soak:
         for a, b in zip(self.samples, self.samples[1:]):
             if b["t"] > a["t"]:
                 rates.append(round((b["media_frames"] - a["media_frames"]) * 60 / (b["t"] - a["t"])))
-        return {"students": self.opts.media, "subscriptions": self.counts["media_subscriptions"],
-                "teacher_camera_frames_received": sum(s.frames() for s in self.students),
-                "frames_per_minute_all_media_students": _summary(rates),
-                "note": "30 fps to each connected media student is 1800 frames a minute each"}
+        return {
+            "students": self.opts.media,
+            "subscriptions": self.counts["media_subscriptions"],
+            "teacher_camera_frames_received": sum(s.frames() for s in self.students),
+            "frames_per_minute_all_media_students": _summary(rates),
+            "note": "30 fps to each connected media student is 1800 frames a minute each",
+        }
 
     async def _close_clients(self) -> None:
         await asyncio.gather(*(s.close() for s in self.students), return_exceptions=True)
@@ -737,6 +794,7 @@ class Soak:
 def _busy(m1, m0) -> float:
     def busy(m):
         return m.user + m.system + m.nice + getattr(m, "irq", 0) + getattr(m, "softirq", 0)
+
     return busy(m1) - busy(m0)
 
 
@@ -774,8 +832,14 @@ _LABELS = re.compile(r'(\w+)="([^"]*)"')
 
 def parse_metrics(text: str) -> dict:
     """The gauges the soak watches from a /metrics page."""
-    out: dict[str, Any] = {"tasks": None, "rooms": None, "participants": 0, "participants_by_state": {},
-                           "media_tracks": 0, "media_slots": 0}
+    out: dict[str, Any] = {
+        "tasks": None,
+        "rooms": None,
+        "participants": 0,
+        "participants_by_state": {},
+        "media_tracks": 0,
+        "media_slots": 0,
+    }
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
@@ -800,8 +864,13 @@ def _summary(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
     ordered = sorted(values)
-    return {"n": len(values), "min": round(ordered[0], 1), "median": round(statistics.median(ordered), 1),
-            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1), "max": round(ordered[-1], 1)}
+    return {
+        "n": len(values),
+        "min": round(ordered[0], 1),
+        "median": round(statistics.median(ordered), 1),
+        "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
+        "max": round(ordered[-1], 1),
+    }
 
 
 WATCHED = ("rss_mb", "fds", "threads", "tasks", "udp", "tcp", "cpu_pct")
@@ -815,10 +884,26 @@ def per_minute(samples: list[dict], sample: float = 10.0) -> list[dict]:
         near = min(samples, key=lambda s: abs(s["t"] - 60 * minute), default=None)
         if near is None or abs(near["t"] - 60 * minute) > sample / 2:
             continue
-        row = {"minute": minute, **{k: near.get(k) for k in ("rss_mb", "fds", "threads", "tasks", "tcp", "udp",
-                                                              "rooms", "participants", "media_tracks",
-                                                              "media_slots", "students_in_room",
-                                                              "students_in_lobby")}}
+        row = {
+            "minute": minute,
+            **{
+                k: near.get(k)
+                for k in (
+                    "rss_mb",
+                    "fds",
+                    "threads",
+                    "tasks",
+                    "tcp",
+                    "udp",
+                    "rooms",
+                    "participants",
+                    "media_tracks",
+                    "media_slots",
+                    "students_in_room",
+                    "students_in_lobby",
+                )
+            },
+        }
         if previous is not None and near["t"] > previous["t"]:
             row["cpu_pct"] = round(100 * (near["cpu_s"] - previous["cpu_s"]) / (near["t"] - previous["t"]), 1)
         rows.append(row)
@@ -845,12 +930,23 @@ def flatness(samples: list[dict], minutes: float) -> dict:
         early_values = [v for m, v in series if early[0] <= m <= early[1]]
         late_values = [v for m, v in series if late[0] <= m <= late[1]]
         values = [v for _, v in series]
-        entry: dict[str, Any] = {"first": values[0], "middle": values[len(values) // 2], "last": values[-1],
-                                 "min": min(values), "max": max(values)}
+        entry: dict[str, Any] = {
+            "first": values[0],
+            "middle": values[len(values) // 2],
+            "last": values[-1],
+            "min": min(values),
+            "max": max(values),
+        }
         if early_values and late_values:
             em, lm = statistics.fmean(early_values), statistics.fmean(late_values)
-            entry.update({"early_mean": round(em, 2), "late_mean": round(lm, 2), "change": round(lm - em, 2),
-                          "change_pct": round(100 * (lm - em) / em, 1) if em else None})
+            entry.update(
+                {
+                    "early_mean": round(em, 2),
+                    "late_mean": round(lm, 2),
+                    "change": round(lm - em, 2),
+                    "change_pct": round(100 * (lm - em) / em, 1) if em else None,
+                }
+            )
             if key in FLAT_UNITS:
                 entry["flat"] = abs(lm - em) <= max(FLAT_RELATIVE * abs(em), FLAT_UNITS[key])
         tail = [(m, v) for m, v in series if m >= early[0]]
@@ -874,43 +970,77 @@ def compare_marks(marks: dict[str, dict]) -> dict:
     out = {}
     for a, b in (("settled_start", "settled_end"), ("idle", "after_end")):
         if a in marks and b in marks:
-            out[f"{a}->{b}"] = {k: [marks[a].get(k), marks[b].get(k)] for k in
-                                ("rss_mb", "fds", "threads", "tasks", "tcp", "udp", "rooms", "participants",
-                                 "media_tracks", "media_slots")}
+            out[f"{a}->{b}"] = {
+                k: [marks[a].get(k), marks[b].get(k)]
+                for k in (
+                    "rss_mb",
+                    "fds",
+                    "threads",
+                    "tasks",
+                    "tcp",
+                    "udp",
+                    "rooms",
+                    "participants",
+                    "media_tracks",
+                    "media_slots",
+                )
+            }
     return out
 
 
 # -------------------------------------------------------------------------------------- records
-def check_records(db_path: Path, recordings_dir: Path, session_id: int, chat_ids: dict[str, list[str]],
-                  expect: dict[str | None, dict], recordings: dict) -> dict:
+def check_records(
+    db_path: Path,
+    recordings_dir: Path,
+    session_id: int,
+    chat_ids: dict[str, list[str]],
+    expect: dict[str | None, dict],
+    recordings: dict,
+) -> dict:
     """The store after the server stopped, against what was acknowledged."""
     lost: list[str] = []
     mismatches: list[str] = []
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         users = dict(db.execute("SELECT id, personal_id FROM users"))
-        events = [(t, a, tg, json.loads(d) if d else None) for t, a, tg, d in db.execute(
-            "SELECT type, actor_id, target_id, data FROM session_events WHERE session_id = ? ORDER BY id",
-            (session_id,))]
+        events = [
+            (t, a, tg, json.loads(d) if d else None)
+            for t, a, tg, d in db.execute(
+                "SELECT type, actor_id, target_id, data FROM session_events WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            )
+        ]
         stored_chat = {row[0] for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
-        intervals = db.execute("SELECT user_id, left_at, end_reason FROM attendance_intervals WHERE session_id = ?",
-                               (session_id,)).fetchall()
-        rows = db.execute("SELECT path, size, sha256 FROM recordings WHERE session_id = ? ORDER BY id",
-                          (session_id,)).fetchall()
+        intervals = db.execute(
+            "SELECT user_id, left_at, end_reason FROM attendance_intervals WHERE session_id = ?", (session_id,)
+        ).fetchall()
+        rows = db.execute(
+            "SELECT path, size, sha256 FROM recordings WHERE session_id = ? ORDER BY id", (session_id,)
+        ).fetchall()
         ended_at = db.execute("SELECT ended_at FROM sessions WHERE id = ?", (session_id,)).fetchone()[0]
     types = Counter(t for t, *_ in events)
     # chat
     acknowledged = set(chat_ids["teacher"]) | set(chat_ids["students"])
     chat_lost = sorted(acknowledged - stored_chat)
     lost += [f"chat message {m}" for m in chat_lost]
-    chat = {"acknowledged": len(acknowledged), "teacher": len(chat_ids["teacher"]),
-            "students": len(chat_ids["students"]), "rows": len(stored_chat), "lost": len(chat_lost),
-            "stored_without_ok": len(stored_chat - acknowledged)}
+    chat = {
+        "acknowledged": len(acknowledged),
+        "teacher": len(chat_ids["teacher"]),
+        "students": len(chat_ids["students"]),
+        "rows": len(stored_chat),
+        "lost": len(chat_lost),
+        "stored_without_ok": len(stored_chat - acknowledged),
+    }
     # per account: what was acknowledged (or done) against the records
     stored: dict[str, Counter] = defaultdict(Counter)
     for t, _actor, target, data in events:
         who = users.get(target)
-        kind = {"lobby_admitted": "admitted", "hand_raised": "hand_raised", "hand_lowered": "hand_lowered",
-                "participant_dropped": "dropped", "participant_reconnected": "reconnected"}.get(t)
+        kind = {
+            "lobby_admitted": "admitted",
+            "hand_raised": "hand_raised",
+            "hand_lowered": "hand_lowered",
+            "participant_dropped": "dropped",
+            "participant_reconnected": "reconnected",
+        }.get(t)
         if t == "participant_left":
             kind = {"left": "left", "grace_expired": "grace_expired"}.get((data or {}).get("reason"))
         if kind:
@@ -933,10 +1063,15 @@ def check_records(db_path: Path, recordings_dir: Path, session_id: int, chat_ids
     lost += [f"attendance interval of {who} still open" for who, _ in open_intervals]
     for who, c in expect.items():
         if who is not None and opened.get(who, 0) != c.get("admitted", 0) + c.get("reconnected", 0):
-            mismatches.append(f"attendance: account {who}: {opened.get(who, 0)} intervals, "
-                              f"{c.get('admitted', 0)} admissions + {c.get('reconnected', 0)} resumes")
-    attendance = {"intervals": len(intervals), "open": len(open_intervals),
-                  "end_reasons": dict(Counter(r for _, _, r in intervals))}
+            mismatches.append(
+                f"attendance: account {who}: {opened.get(who, 0)} intervals, "
+                f"{c.get('admitted', 0)} admissions + {c.get('reconnected', 0)} resumes"
+            )
+    attendance = {
+        "intervals": len(intervals),
+        "open": len(open_intervals),
+        "end_reasons": dict(Counter(r for _, _, r in intervals)),
+    }
     # recordings
     manifests = [d["manifest"] for t, _a, _t, d in events if t == "recording_saved"]
     saved_folders = [f"{m['session_id']}/{m['recording_id']}" for m in manifests]
@@ -956,35 +1091,61 @@ def check_records(db_path: Path, recordings_dir: Path, session_id: int, chat_ids
         elif digest and _sha256(file) != digest:
             checksum_wrong.append(path)
     listed_files = sum(len(m.get("files", [])) for m in manifests)
-    unfinished = [f for f in saved_folders
-                  if not (json.loads((recordings_dir / f / "manifest.json").read_text()).get("finished")
-                          if (recordings_dir / f / "manifest.json").is_file() else False)]
+    unfinished = [
+        f
+        for f in saved_folders
+        if not (
+            json.loads((recordings_dir / f / "manifest.json").read_text()).get("finished")
+            if (recordings_dir / f / "manifest.json").is_file()
+            else False
+        )
+    ]
     made = recordings["started"]
-    recording = {"made": made, "stopped_with_ok": recordings["stopped"],
-                 "recording_started": types.get("recording_started", 0),
-                 "recording_stopped": types.get("recording_stopped", 0),
-                 "recording_saved": len(manifests), "folders_in_recordings_table": len(by_folder),
-                 "files_listed": listed_files, "rows": len(rows), "bytes_on_disk": checked_bytes,
-                 "files_missing": files_missing, "size_wrong": size_wrong, "checksum_wrong": checksum_wrong,
-                 "manifest_not_finished": unfinished,
-                 "folders_match": sorted(saved_folders) == sorted(by_folder)}
+    recording = {
+        "made": made,
+        "stopped_with_ok": recordings["stopped"],
+        "recording_started": types.get("recording_started", 0),
+        "recording_stopped": types.get("recording_stopped", 0),
+        "recording_saved": len(manifests),
+        "folders_in_recordings_table": len(by_folder),
+        "files_listed": listed_files,
+        "rows": len(rows),
+        "bytes_on_disk": checked_bytes,
+        "files_missing": files_missing,
+        "size_wrong": size_wrong,
+        "checksum_wrong": checksum_wrong,
+        "manifest_not_finished": unfinished,
+        "folders_match": sorted(saved_folders) == sorted(by_folder),
+    }
     if len(manifests) < made:
         lost.append(f"recordings: {made} made, {len(manifests)} recording_saved records")
     if sorted(saved_folders) != sorted(by_folder) or listed_files != len(rows):
-        lost.append(f"recordings: saved folders {sorted(saved_folders)} / files {listed_files} against "
-                    f"the recordings table's folders {sorted(by_folder)} / rows {len(rows)}")
+        lost.append(
+            f"recordings: saved folders {sorted(saved_folders)} / files {listed_files} against "
+            f"the recordings table's folders {sorted(by_folder)} / rows {len(rows)}"
+        )
     lost += [f"recording file missing: {p}" for p in files_missing]
     lost += [f"recording file size: {p}" for p in size_wrong]
     lost += [f"recording file checksum: {p}" for p in checksum_wrong]
     if types.get("recording_started", 0) != made or types.get("recording_stopped", 0) != recordings["stopped"]:
-        mismatches.append(f"recording_started {types.get('recording_started', 0)} / recording_stopped "
-                          f"{types.get('recording_stopped', 0)} records for {made} started / "
-                          f"{recordings['stopped']} stopped with ok")
+        mismatches.append(
+            f"recording_started {types.get('recording_started', 0)} / recording_stopped "
+            f"{types.get('recording_stopped', 0)} records for {made} started / "
+            f"{recordings['stopped']} stopped with ok"
+        )
     if ended_at is None or types.get("room_ended", 0) != 1:
         lost.append(f"the period's end: sessions.ended_at {ended_at}, room_ended records {types.get('room_ended', 0)}")
-    return {"lost": len(lost), "lost_list": lost[:100], "mismatches": mismatches[:100], "chat": chat,
-            "per_kind": per_kind, "attendance": attendance, "recordings": recording,
-            "session_ended_at": ended_at, "events_by_type": dict(sorted(types.items()))}
+    return {
+        "lost": len(lost),
+        "lost_list": lost[:100],
+        "mismatches": mismatches[:100],
+        "chat": chat,
+        "per_kind": per_kind,
+        "attendance": attendance,
+        "recordings": recording,
+        "session_ended_at": ended_at,
+        "events_by_type": dict(sorted(types.items())),
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -1012,53 +1173,82 @@ def scan_log(path: Path) -> dict:
             levels[m.group(1)] += 1
             message = _VARIABLE.sub("#", m.group(3))[:160]
             first[f"{m.group(1)} {m.group(2)}: {message}"] += 1
-    return {"lines": len(lines), "by_level": dict(levels), "tracebacks": sum("Traceback" in line for line in lines),
-            "messages": dict(first.most_common(25))}
+    return {
+        "lines": len(lines),
+        "by_level": dict(levels),
+        "tracebacks": sum("Traceback" in line for line in lines),
+        "messages": dict(first.most_common(25)),
+    }
 
 
 # -------------------------------------------------------------------------------------- report
 def text_report(r: dict) -> str:
-    out = [f"Soak: {r['options']['minutes']:g} minutes, a teacher and {r['options']['students']} students "
-           f"({r['options']['media_students']} receiving media), seed {r['options']['seed']}"]
+    out = [
+        f"Soak: {r['options']['minutes']:g} minutes, a teacher and {r['options']['students']} students "
+        f"({r['options']['media_students']} receiving media), seed {r['options']['seed']}"
+    ]
     pm = r.get("per_minute", [])
     if pm:
         out.append("minute   RSS MB   fds  threads  tasks  udp  CPU %  in room")
         picks = sorted({0, 1, 5, 15, len(pm) // 2, len(pm) - 1} & set(range(len(pm))))
         for i in picks:
             row = pm[i]
-            cells = [row["minute"], row["rss_mb"], row["fds"], row["threads"], row["tasks"], row["udp"],
-                     row.get("cpu_pct", "-"), row["students_in_room"]]
+            cells = [
+                row["minute"],
+                row["rss_mb"],
+                row["fds"],
+                row["threads"],
+                row["tasks"],
+                row["udp"],
+                row.get("cpu_pct", "-"),
+                row["students_in_room"],
+            ]
             out.append(" ".join(f"{str(c):>{w}}" for c, w in zip(cells, (6, 8, 5, 8, 6, 4, 6, 8))))
     flat = r.get("flat", {})
     for key in ("rss_mb", "fds", "threads", "tasks"):
         e = flat.get(key)
         if e and "early_mean" in e:
-            out.append(f"{key}: minutes {flat['early_window_min']} mean {e['early_mean']} -> last "
-                       f"{flat['late_window_min']} mean {e['late_mean']} ({e['change_pct']} %), min {e['min']}, "
-                       f"max {e['max']}, trend {e.get('trend_per_10_min')} per 10 min: "
-                       f"{'flat' if e.get('flat') else 'NOT flat'}")
+            out.append(
+                f"{key}: minutes {flat['early_window_min']} mean {e['early_mean']} -> last "
+                f"{flat['late_window_min']} mean {e['late_mean']} ({e['change_pct']} %), min {e['min']}, "
+                f"max {e['max']}, trend {e.get('trend_per_10_min')} per 10 min: "
+                f"{'flat' if e.get('flat') else 'NOT flat'}"
+            )
     for name, pair in r.get("settled", {}).items():
         out.append(f"{name}: " + ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in pair.items()))
     out.append("churn: " + ", ".join(f"{k} {v}" for k, v in r.get("churn", {}).items()))
     rec = r.get("records", {})
     if rec:
-        out.append(f"records: chat {rec['chat']['acknowledged']} acknowledged, {rec['chat']['rows']} rows; "
-                   f"admissions {rec['per_kind']['admitted']}; recordings {rec['recordings']['made']} made, "
-                   f"{rec['recordings']['recording_saved']} saved, {rec['recordings']['rows']} files; attendance "
-                   f"{rec['attendance']['intervals']} intervals, {rec['attendance']['open']} open")
+        out.append(
+            f"records: chat {rec['chat']['acknowledged']} acknowledged, {rec['chat']['rows']} rows; "
+            f"admissions {rec['per_kind']['admitted']}; recordings {rec['recordings']['made']} made, "
+            f"{rec['recordings']['recording_saved']} saved, {rec['recordings']['rows']} files; attendance "
+            f"{rec['attendance']['intervals']} intervals, {rec['attendance']['open']} open"
+        )
         out.append(f"lost: {rec['lost']}" + ("" if not rec["lost"] else ": " + "; ".join(rec["lost_list"][:10])))
         if rec["mismatches"]:
             out.append("mismatches: " + "; ".join(rec["mismatches"][:10]))
     stop = r.get("server_stop", {})
-    out.append(f"server stop: exit {stop.get('exit_code')} after {stop.get('seconds')} s; log "
-               f"{r.get('server_log', {}).get('by_level')}, tracebacks {r.get('server_log', {}).get('tracebacks')}")
+    out.append(
+        f"server stop: exit {stop.get('exit_code')} after {stop.get('seconds')} s; log "
+        f"{r.get('server_log', {}).get('by_level')}, tracebacks {r.get('server_log', {}).get('tracebacks')}"
+    )
     if r.get("problems"):
         out.append(f"problems ({len(r['problems'])}): " + " | ".join(p.splitlines()[0] for p in r["problems"][:8]))
     return "\n".join(out)
 
 
-def run_soak(minutes: float, students: int = 20, media: int = 3, seed_value: int = 20260, sample: float = 10.0,
-             out: Path | None = None, keep: bool = False, command: str | None = None, priority: bool = True) -> dict:
+def run_soak(
+    minutes: float,
+    students: int = 20,
+    media: int = 3,
+    seed_value: int = 20260,
+    sample: float = 10.0,
+    out: Path | None = None,
+    keep: bool = False,
+    command: str | None = None,
+    priority: bool = True,
+) -> dict:
     """Run the soak (blocking); print the summary, write the JSON to `out`. `priority`: the server at
     nice -5, as the bench's (it stands for a machine of its own)."""
     if not 1 <= students <= 200 or minutes <= 0:
@@ -1069,8 +1259,15 @@ def run_soak(minutes: float, students: int = 20, media: int = 3, seed_value: int
     def progress(text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
-    opts = SoakOptions(minutes=minutes, students=students, media=min(media, students), seed=seed_value,
-                       sample=sample, workdir=workdir, progress=progress)
+    opts = SoakOptions(
+        minutes=minutes,
+        students=students,
+        media=min(media, students),
+        seed=seed_value,
+        sample=sample,
+        workdir=workdir,
+        progress=progress,
+    )
     failed = True
     try:
         result = asyncio.run(Soak(opts).run())
@@ -1101,9 +1298,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-priority", action="store_true", help="do not run the server at nice -5")
     args = parser.parse_args(argv)
-    run_soak(args.minutes, args.students, args.media, args.seed, args.sample, args.out, args.keep,
-             command="python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
-             priority=not args.no_priority)
+    run_soak(
+        args.minutes,
+        args.students,
+        args.media,
+        args.seed,
+        args.sample,
+        args.out,
+        args.keep,
+        command="python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+        priority=not args.no_priority,
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ noise at the bottom that VP8 cannot compress, so the encoder really runs at its 
 (~1 Mbit/s), like a real camera; the screen picture is a slide with text-like lines and a moving
 pointer that changes slide every few seconds, like a shared presentation.
 """
+
 from __future__ import annotations
 
 import fractions
@@ -39,19 +40,19 @@ class CameraPictures:
         rgb = np.zeros((h, w, 3), np.uint8)
         bar = w // len(_BARS)
         for i, colour in enumerate(_BARS):
-            rgb[: 2 * h // 3, i * bar:(i + 1) * bar] = colour
+            rgb[: 2 * h // 3, i * bar : (i + 1) * bar] = colour
         rng = np.random.default_rng(seed)
         self.variants = []
         for _ in range(8):
             picture = rgb.copy()
-            picture[h - self.NOISE_ROWS:] = rng.integers(0, 255, (self.NOISE_ROWS, w, 3), np.uint8)
+            picture[h - self.NOISE_ROWS :] = rng.integers(0, 255, (self.NOISE_ROWS, w, 3), np.uint8)
             self.variants.append(_to_yuv(picture))
 
     def picture(self, n: int) -> np.ndarray:
         image = self.variants[n % len(self.variants)].copy()
         h, w = self.height, self.width
         x = (n * 4) % (w - 40)
-        image[2 * h // 3 - 40: 2 * h // 3, x:x + 40] = 16  # a moving box in the luma plane
+        image[2 * h // 3 - 40 : 2 * h // 3, x : x + 40] = 16  # a moving box in the luma plane
         return image
 
 
@@ -59,8 +60,9 @@ class ScreenPictures:
     """1280x720 slides (dark text-like lines on white), a new slide every `slide_seconds`, with a
     pointer that moves every frame."""
 
-    def __init__(self, size: tuple[int, int] = SCREEN_SIZE, fps: int = 15, slide_seconds: float = 4.0,
-                 seed: int = 2) -> None:
+    def __init__(
+        self, size: tuple[int, int] = SCREEN_SIZE, fps: int = 15, slide_seconds: float = 4.0, seed: int = 2
+    ) -> None:
         self.width, self.height = size
         self.frames_per_slide = max(1, int(fps * slide_seconds))
         w, h = size
@@ -74,7 +76,7 @@ class ScreenPictures:
                 x = 80
                 while x < w - 120:  # "words"
                     word = int(rng.integers(30, 140))
-                    rgb[y:y + 22, x:x + word] = (30, 30, 30)
+                    rgb[y : y + 22, x : x + word] = (30, 30, 30)
                     x += word + int(rng.integers(12, 20))
                 y += int(rng.integers(40, 56))
             self.slides.append(_to_yuv(rgb))
@@ -83,7 +85,7 @@ class ScreenPictures:
         image = self.slides[(n // self.frames_per_slide) % len(self.slides)].copy()
         w, h = self.width, self.height
         x, y = 100 + (n * 7) % (w - 200), 150 + (n * 3) % (h - 300)
-        image[y:y + 24, x:x + 16] = 16  # the pointer
+        image[y : y + 24, x : x + 16] = 16  # the pointer
         return image
 
 
@@ -100,10 +102,20 @@ class Vp8Encoder:
         codec.gop_size = 3000  # as aiortc: keyframes only when asked for
         codec.thread_count = 1
         codec.options = {
-            "deadline": "realtime", "cpu-used": "6", "lag-in-frames": "0", "error-resilient": "1",
-            "static-thresh": "1", "noise-sensitivity": "4", "max-intra-rate": "300",
-            "undershoot-pct": "100", "overshoot-pct": "15", "minrate": str(bitrate),
-            "maxrate": str(bitrate), "bufsize": str(bitrate), "qmin": "2", "qmax": "56",
+            "deadline": "realtime",
+            "cpu-used": "6",
+            "lag-in-frames": "0",
+            "error-resilient": "1",
+            "static-thresh": "1",
+            "noise-sensitivity": "4",
+            "max-intra-rate": "300",
+            "undershoot-pct": "100",
+            "overshoot-pct": "15",
+            "minrate": str(bitrate),
+            "maxrate": str(bitrate),
+            "bufsize": str(bitrate),
+            "qmin": "2",
+            "qmax": "56",
         }
         self.codec = codec
         self.width, self.height = width, height
@@ -140,7 +152,7 @@ def vp8_payloads(frame: bytes, picture_id: int) -> list[bytes]:
     first = struct.pack("!BBH", 0x90, 0x80, 0x8000 | (picture_id & 0x7FFF))
     rest = struct.pack("!BBH", 0x80, 0x80, 0x8000 | (picture_id & 0x7FFF))
     size = VP8_PACKET_MAX - len(first)
-    return [(first if pos == 0 else rest) + frame[pos:pos + size] for pos in range(0, len(frame), size)]
+    return [(first if pos == 0 else rest) + frame[pos : pos + size] for pos in range(0, len(frame), size)]
 
 
 class ToneTrack(AudioStreamTrack):
@@ -162,7 +174,7 @@ class ToneTrack(AudioStreamTrack):
         frame = await super().recv()  # keeps aiortc's pacing and timestamps
         start = (self._n * self.SAMPLES) % self.RATE
         self._n += 1
-        data = self._second[start:start + self.SAMPLES].tobytes()
+        data = self._second[start : start + self.SAMPLES].tobytes()
         plane = frame.planes[0]
         plane.update(data + bytes(max(0, plane.buffer_size - len(data))))
         return frame

@@ -28,6 +28,7 @@ layer is the size in the VP8 keyframes they receive. The report says which is wh
 
 Worker processes run `python -m bench.worker weak-teacher|weak-students` (the actors below).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,7 @@ SELECTION_METRIC = "liveclass_media_layer_selection_cpu_seconds_total"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def audio_loss(sequences: list[tuple[float, int]], start: float, end: float,
-               packet_time: float = 0.02) -> dict:
+def audio_loss(sequences: list[tuple[float, int]], start: float, end: float, packet_time: float = 0.02) -> dict:
     """Lost audio between `start` and `end` from the RTP sequence numbers that arrived ((arrival,
     seq) pairs, in arrival order): the longest run of missing packets (seconds of sound, each packet
     `packet_time` long) and the share of packets missing between the first and the last that came."""
@@ -77,8 +77,11 @@ def audio_loss(sequences: list[tuple[float, int]], start: float, end: float,
         return {"longest_lost_s": None, "lost_pct": None, "expected": len(seen)}
     expected = seen[-1] - seen[0] + 1
     longest = max(b - a - 1 for a, b in itertools.pairwise(seen))
-    return {"longest_lost_s": round(longest * packet_time, 3),
-            "lost_pct": round(100 * (expected - len(seen)) / expected, 2), "expected": expected}
+    return {
+        "longest_lost_s": round(longest * packet_time, 3),
+        "lost_pct": round(100 * (expected - len(seen)) / expected, 2),
+        "expected": expected,
+    }
 
 
 def selection_seconds(metrics_text: str) -> float | None:
@@ -92,7 +95,6 @@ def selection_seconds(metrics_text: str) -> float | None:
 JUMP = 500
 
 
-
 async def _close_quietly(*things) -> None:
     """Close each (a peer connection, a person's HTTP client) within 5 s; a failure must not stop the teardown."""
     for thing in things:
@@ -101,6 +103,7 @@ async def _close_quietly(*things) -> None:
                 await asyncio.wait_for(thing.close(), 5)
             except Exception:  # noqa: BLE001
                 pass
+
 
 class LinkCounter(SlotCounter):
     """A counting (never decoding) slot that also keeps the audio's sequence numbers, the size of
@@ -174,8 +177,9 @@ class WeakTeacher:
         self.source = LayeredSource()
         self.source.add_to(self.pc)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await person.call("rtc:publish", {"sdp": self.pc.localDescription.sdp,
-                                                   "tracks": self.source.announce()})
+        answer = await person.call(
+            "rtc:publish", {"sdp": self.pc.localDescription.sdp, "tracks": self.source.announce()}
+        )
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await person.call("media:state", {"camera": True, "microphone": True, "screen": True})
         return {"session_id": self.session_id, "encoding_s": round(encoding, 1)}
@@ -297,8 +301,11 @@ class LinkStudent:
         if receiver is None:
             return 0, 0
         rtx = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
-        streams = [stats for ssrc, stats in getattr(receiver, "_RTCRtpReceiver__remote_streams", {}).items()
-                   if ssrc not in rtx and stats.max_seq is not None]
+        streams = [
+            stats
+            for ssrc, stats in getattr(receiver, "_RTCRtpReceiver__remote_streams", {}).items()
+            if ssrc not in rtx and stats.max_seq is not None
+        ]
         if self.counter is not None:  # a ReceiverTap: its media SSRC only
             counter = self.counter.counters.get(slot)
             return counter.tap.loss() if counter and counter.tap else (0, 0)
@@ -379,10 +386,16 @@ class WeakStudents:
                     to_low[s.index] = now() - since
             await asyncio.sleep(0.1)
         await asyncio.sleep(max(0.0, min(deadline - now(), 6.0)))  # a you:link comes every 5 s at most
-        reduced = {s.index: next((t - since for t, d in s.links if t >= since and "teacher_camera" in d["reduced"]),
-                                 None) for s in weak}
-        return {"students": [{"index": s.index, "to_low_layers_s": to_low[s.index],
-                              "to_you_link_reduced_s": reduced[s.index]} for s in weak]}
+        reduced = {
+            s.index: next((t - since for t, d in s.links if t >= since and "teacher_camera" in d["reduced"]), None)
+            for s in weak
+        }
+        return {
+            "students": [
+                {"index": s.index, "to_low_layers_s": to_low[s.index], "to_you_link_reduced_s": reduced[s.index]}
+                for s in weak
+            ]
+        }
 
     async def cmd_window(self, start: float, end: float) -> dict:
         """What each student received from `start` to `end`."""
@@ -390,8 +403,10 @@ class WeakStudents:
         if delay > 0:
             await asyncio.sleep(delay)
         slots = (*VIDEO_SLOTS, AUDIO_SLOT)
-        before = [{slot: (s.frames(slot), *s.rtp(slot), *s.rtp_loss(slot), *s.missed(slot)) for slot in slots}
-                  for s in self.students]
+        before = [
+            {slot: (s.frames(slot), *s.rtp(slot), *s.rtp_loss(slot), *s.missed(slot)) for slot in slots}
+            for s in self.students
+        ]
         relay_before = [s.relay_down() for s in self.students]
         t0 = now()
         samples = [{slot: Counter() for slot in VIDEO_SLOTS} for _ in self.students]
@@ -408,11 +423,16 @@ class WeakStudents:
             bytes_total = 0
             for slot in slots:
                 frames, payload, packets, expected, lost, span, got_packets, jumps = (
-                    a - z for a, z in zip((s.frames(slot), *s.rtp(slot), *s.rtp_loss(slot), *s.missed(slot)),
-                                          b[slot]))
+                    a - z for a, z in zip((s.frames(slot), *s.rtp(slot), *s.rtp_loss(slot), *s.missed(slot)), b[slot])
+                )
                 bytes_total += payload + DATAGRAM_OVERHEAD * packets
-                entry = {"fps": round(frames / seconds, 2), "payload_bytes": payload, "packets": packets,
-                         "rr_expected": expected, "rr_lost": lost}
+                entry = {
+                    "fps": round(frames / seconds, 2),
+                    "payload_bytes": payload,
+                    "packets": packets,
+                    "rr_expected": expected,
+                    "rr_lost": lost,
+                }
                 if s.counter is not None and slot in VIDEO_SLOTS:  # what was really missed (jumps aside)
                     entry.update(seq_expected=span, seq_received=got_packets, cut_over_jumps=jumps)
                 if slot in VIDEO_SLOTS:
@@ -428,10 +448,11 @@ class WeakStudents:
                 delta = {k: relay1[k] - relay0[k] for k in relay1}
                 offered = delta["forwarded_packets"] + delta["lost_packets"] + delta["queue_dropped_packets"]
                 got["relay_down_mb_per_min"] = round(delta["forwarded_bytes"] / seconds * 60 / 1e6, 3)
-                got["relay_down"] = {"offered_packets": offered,
-                                     "lost_pct": round(100 * delta["lost_packets"] / offered, 2) if offered else None,
-                                     "queue_dropped_pct": round(100 * delta["queue_dropped_packets"] / offered, 2)
-                                     if offered else None}
+                got["relay_down"] = {
+                    "offered_packets": offered,
+                    "lost_pct": round(100 * delta["lost_packets"] / offered, 2) if offered else None,
+                    "queue_dropped_pct": round(100 * delta["queue_dropped_packets"] / offered, 2) if offered else None,
+                }
             events = [(t, d) for t, d in s.links if t0 <= t <= t1]
             before_start = [(t, d) for t, d in s.links if t < t0][-1:]
             got["you_link"] = _you_link(events, before_start + events)
@@ -440,9 +461,18 @@ class WeakStudents:
 
     async def cmd_timeline(self, since: float) -> dict:
         """Every you:link each student received, from `since` on: (seconds, quality, video, loss)."""
-        return {"students": [{"index": s.index, "weak": s.weak,
-                              "you_link": [(round(t - since, 1), d["quality"], d["video"], d["loss"])
-                                           for t, d in s.links if t >= since]} for s in self.students]}
+        return {
+            "students": [
+                {
+                    "index": s.index,
+                    "weak": s.weak,
+                    "you_link": [
+                        (round(t - since, 1), d["quality"], d["video"], d["loss"]) for t, d in s.links if t >= since
+                    ],
+                }
+                for s in self.students
+            ]
+        }
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self.students), return_exceptions=True)
@@ -458,12 +488,14 @@ def _you_link(events: list[tuple[float, dict]], counted: list[tuple[float, dict]
     rate = None
     if len(counted) >= 2 and counted[-1][0] > counted[0][0]:
         rate = (counted[-1][1]["data_bytes"] - counted[0][1]["data_bytes"]) / (counted[-1][0] - counted[0][0])
-    return {"reports": len(events),
-            "camera_reduced_share": round(sum("teacher_camera" in d["reduced"] for _, d in events) / len(events), 3),
-            "screen_reduced_share": round(sum("screen" in d["reduced"] for _, d in events) / len(events), 3),
-            "paused_reports": sum(bool(d.get("paused")) for _, d in events),
-            "last": {k: last.get(k) for k in ("quality", "video", "reduced", "paused", "loss", "rtt_ms")},
-            "data_mb_per_min": round(rate * 60 / 1e6, 3) if rate is not None else None}
+    return {
+        "reports": len(events),
+        "camera_reduced_share": round(sum("teacher_camera" in d["reduced"] for _, d in events) / len(events), 3),
+        "screen_reduced_share": round(sum("screen" in d["reduced"] for _, d in events) / len(events), 3),
+        "paused_reports": sum(bool(d.get("paused")) for _, d in events),
+        "last": {k: last.get(k) for k in ("quality", "video", "reduced", "paused", "loss", "rtt_ms")},
+        "data_mb_per_min": round(rate * 60 / 1e6, 3) if rate is not None else None,
+    }
 
 
 # -------------------------------------------------------------------------------------- conductor
@@ -471,8 +503,9 @@ class WeakLinkScenario:
     """See the module docstring. `minutes`: each measured window; `students`, `weak`: class size and
     how many are on impaired links; `decode`: clean students that decode (besides every weak one)."""
 
-    def __init__(self, opts, minutes: float, students: int, weak: int, decode: int,
-                 warmup: float | None = None) -> None:
+    def __init__(
+        self, opts, minutes: float, students: int, weak: int, decode: int, warmup: float | None = None
+    ) -> None:
         self.opts = opts
         self.window = max(3.0, 60.0 * minutes)
         self.n, self.n_weak = students, min(weak, students)
@@ -486,15 +519,22 @@ class WeakLinkScenario:
         self.workers: list = []
         self.base_url = ""
         self.result: dict[str, Any] = {
-            "name": self.name, "students": students, "weak_students": self.n_weak,
-            "window_s": self.window, "warmup_s": self.warmup,
+            "name": self.name,
+            "students": students,
+            "weak_students": self.n_weak,
+            "window_s": self.window,
+            "warmup_s": self.warmup,
             "weak_link": {"down": WEAK, "up": WEAK_UP},
-            "decoding": {"weak": self.n_weak, "clean": self.n_decode_clean,
-                         "clean_counting_rtp_only": students - self.n_weak - self.n_decode_clean},
+            "decoding": {
+                "weak": self.n_weak,
+                "clean": self.n_decode_clean,
+                "clean_counting_rtp_only": students - self.n_weak - self.n_decode_clean,
+            },
             "teacher": "layered.LayeredSource: camera 640x360 30 fps ~1 Mbit/s + camera_low 320x180 15 fps "
-                       "~120 kbit/s, screen 1280x720 15 fps + screen_low 640x360 5 fps ~60 kbit/s (pre-encoded "
-                       "VP8), Opus voice 32 kbit/s",
-            "datagram_overhead_bytes": DATAGRAM_OVERHEAD}
+            "~120 kbit/s, screen 1280x720 15 fps + screen_low 640x360 5 fps ~60 kbit/s (pre-encoded "
+            "VP8), Opus voice 32 kbit/s",
+            "datagram_overhead_bytes": DATAGRAM_OVERHEAD,
+        }
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
@@ -514,29 +554,40 @@ class WeakLinkScenario:
         self.server, self.base_url = await start_liveclass(self.dir / "data", self.dir / "server.log")
         # weak students first, then the clean ones that decode, then the counting ones; dealt round-robin
         # over the worker processes so that each has its share of decoders and relays
-        specs = [{**a, "weak": i < self.n_weak, "decode": i < self.n_weak + self.n_decode_clean}
-                 for i, a in enumerate(accounts["students"])]
+        specs = [
+            {**a, "weak": i < self.n_weak, "decode": i < self.n_weak + self.n_decode_clean}
+            for i, a in enumerate(accounts["students"])
+        ]
         processes = max(1, math.ceil(self.n / opts.per_process))
         chunks = [specs[k::processes] for k in range(processes)]
         started = await asyncio.gather(
             Worker.start("weak-teacher", "teacher", self.dir / "teacher.log"),
-            *(Worker.start("weak-students", f"students-{k}", self.dir / f"students-{k}.log")
-              for k in range(processes)), return_exceptions=True)
+            *(Worker.start("weak-students", f"students-{k}", self.dir / f"students-{k}.log") for k in range(processes)),
+            return_exceptions=True,
+        )
         self.teacher = started[0] if not isinstance(started[0], BaseException) else None
         self.workers = [w for w in started[1:] if not isinstance(w, BaseException)]
         failed = [e for e in started if isinstance(e, BaseException)]
         if failed:
             raise failed[0]
-        self.say(f"{self.n} students ({self.n_weak} on weak links; decoding: {self.n_weak} weak + "
-                 f"{self.n_decode_clean} clean) in {processes} processes; the teacher pre-encodes its layers")
+        self.say(
+            f"{self.n} students ({self.n_weak} on weak links; decoding: {self.n_weak} weak + "
+            f"{self.n_decode_clean} clean) in {processes} processes; the teacher pre-encodes its layers"
+        )
         teacher = accounts["teacher"]
-        entered = await self.teacher.call("init", base_url=self.base_url, personal_id=teacher["personal_id"],
-                                          password=teacher["password"], period_id=accounts["period_id"],
-                                          timeout=180)
+        entered = await self.teacher.call(
+            "init",
+            base_url=self.base_url,
+            personal_id=teacher["personal_id"],
+            password=teacher["password"],
+            period_id=accounts["period_id"],
+            timeout=180,
+        )
         self.result["teacher_encoding_s"] = entered["encoding_s"]
         session_id = entered["session_id"]
-        await asyncio.gather(*(w.call("init", base_url=self.base_url, accounts=chunk)
-                               for w, chunk in zip(self.workers, chunks)))
+        await asyncio.gather(
+            *(w.call("init", base_url=self.base_url, accounts=chunk) for w, chunk in zip(self.workers, chunks))
+        )
         await asyncio.gather(*(w.call("enter", session_id=session_id) for w in self.workers))
         await self.teacher.call("wait_lobby", count=self.n, within=60, timeout=70)
         admitted = now()
@@ -545,8 +596,9 @@ class WeakLinkScenario:
         missing = [m for r in waited for m in r["missing"]]
         if missing:
             raise RuntimeError(f"{len(missing)} students receive no camera, screen or voice: {missing[:3]}")
-        self.say(f"everyone receives; warm-up {self.warmup:g} s, "
-                 f"then the baseline ({self.window:g} s, every link clean)")
+        self.say(
+            f"everyone receives; warm-up {self.warmup:g} s, then the baseline ({self.window:g} s, every link clean)"
+        )
         await asyncio.sleep(self.warmup)
         self.result["baseline"] = await self._measure("baseline")
         impaired = await asyncio.gather(*(w.call("impair") for w in self.workers))
@@ -560,16 +612,23 @@ class WeakLinkScenario:
             "to_low_layers_s": _spread([t for t in to_low if t is not None]),
             "not_on_low_within_30_s": sum(t is None for t in to_low),
             "to_you_link_reduced_s": _spread([t for t in to_reduced if t is not None]),
-            "no_reduced_you_link_within_30_s": sum(t is None for t in to_reduced)}
-        self.say(f"on the low layers after {self.result['switch']['to_low_layers_s']} s; warm-up, then the "
-                 f"weak window ({self.window:g} s)")
+            "no_reduced_you_link_within_30_s": sum(t is None for t in to_reduced),
+        }
+        self.say(
+            f"on the low layers after {self.result['switch']['to_low_layers_s']} s; warm-up, then the "
+            f"weak window ({self.window:g} s)"
+        )
         await asyncio.sleep(max(0.0, self.warmup - (now() - since)))
         self.result["weak"] = await self._measure("weak")
         self.result["ratios"] = _ratios(self.result["baseline"], self.result["weak"])
         self.result["teacher_sent"] = await self.teacher.call("stats")
         timelines = await asyncio.gather(*(w.call("timeline", since=admitted) for w in self.workers))
-        self.result["you_link_timeline"] = {"since": "the teacher's lobby:admit", "students": sorted(
-            (s for t in timelines for s in t["students"]), key=lambda s: (not s["weak"], s["index"]))}
+        self.result["you_link_timeline"] = {
+            "since": "the teacher's lobby:admit",
+            "students": sorted(
+                (s for t in timelines for s in t["students"]), key=lambda s: (not s["weak"], s["index"])
+            ),
+        }
         self.result["video_paused_s_after_admit"] = _paused_spans(self.result["you_link_timeline"]["students"])
 
     async def _measure(self, label: str) -> dict:
@@ -578,6 +637,7 @@ class WeakLinkScenario:
         start = now() + 0.5
         end = start + self.window
         async with aiohttp.ClientSession() as http:
+
             async def metrics() -> float | None:
                 async with http.get(self.base_url + "/metrics") as r:
                     return selection_seconds(await r.text())
@@ -589,37 +649,50 @@ class WeakLinkScenario:
                 return cpu, s0, await metrics()
 
             (cpu, s0, s1), *windows = await asyncio.gather(
-                cpu_and_selection(), *(w.call("window", start=start, end=end, timeout=self.window + 60)
-                                       for w in self.workers))
+                cpu_and_selection(),
+                *(w.call("window", start=start, end=end, timeout=self.window + 60) for w in self.workers),
+            )
         students = sorted((s for w in windows for s in w["students"]), key=lambda s: (not s["weak"], s["index"]))
         server_cpu_s = cpu["server_core_fraction"] * cpu["seconds"]
         selection = (s1 - s0) if s0 is not None and s1 is not None else None
         result = {
-            "server": {"cpu_pct": round(100 * cpu["server_core_fraction"], 1),
-                       "selection_cpu_s": round(selection, 3) if selection is not None else None,
-                       "selection_share_of_server_cpu_pct": round(100 * selection / server_cpu_s, 3)
-                       if selection is not None and server_cpu_s > 0 else None,
-                       "selection_cpu_pct_of_core": round(100 * selection / cpu["seconds"], 3)
-                       if selection is not None else None,
-                       "rss_mb": round(cpu["rss"] / 1e6, 1)},
-            "machine_load": {"clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
-                             "machine_busy_cores": round(cpu["machine_busy_cores"], 2),
-                             "other_processes_busy_cores": round(max(0.0, cpu["machine_busy_cores"]
-                                                                     - cpu["server_core_fraction"]
-                                                                     - cpu["clients_core_fraction"]), 2)},
-            "groups": {"weak": _group([s for s in students if s["weak"]]),
-                       "clean": _group([s for s in students if not s["weak"]])},
-            "students": students}
+            "server": {
+                "cpu_pct": round(100 * cpu["server_core_fraction"], 1),
+                "selection_cpu_s": round(selection, 3) if selection is not None else None,
+                "selection_share_of_server_cpu_pct": round(100 * selection / server_cpu_s, 3)
+                if selection is not None and server_cpu_s > 0
+                else None,
+                "selection_cpu_pct_of_core": round(100 * selection / cpu["seconds"], 3)
+                if selection is not None
+                else None,
+                "rss_mb": round(cpu["rss"] / 1e6, 1),
+            },
+            "machine_load": {
+                "clients_cpu_pct": round(100 * cpu["clients_core_fraction"], 1),
+                "machine_busy_cores": round(cpu["machine_busy_cores"], 2),
+                "other_processes_busy_cores": round(
+                    max(0.0, cpu["machine_busy_cores"] - cpu["server_core_fraction"] - cpu["clients_core_fraction"]), 2
+                ),
+            },
+            "groups": {
+                "weak": _group([s for s in students if s["weak"]]),
+                "clean": _group([s for s in students if not s["weak"]]),
+            },
+            "students": students,
+        }
         weak, clean = result["groups"]["weak"], result["groups"]["clean"]
-        self.say(f"{label}: server {result['server']['cpu_pct']} % of a core, selection "
-                 f"{result['server']['selection_share_of_server_cpu_pct']} % of it; camera fps weak "
-                 f"{weak.get('camera_fps', {}).get('mean')} on {weak.get('camera_layer')}, clean "
-                 f"{clean.get('camera_fps', {}).get('mean')} on {clean.get('camera_layer')}")
+        self.say(
+            f"{label}: server {result['server']['cpu_pct']} % of a core, selection "
+            f"{result['server']['selection_share_of_server_cpu_pct']} % of it; camera fps weak "
+            f"{weak.get('camera_fps', {}).get('mean')} on {weak.get('camera_layer')}, clean "
+            f"{clean.get('camera_fps', {}).get('mean')} on {clean.get('camera_layer')}"
+        )
         return result
 
     async def _teardown(self) -> None:
-        await asyncio.gather(*(w.close() for w in [self.teacher, *self.workers] if w is not None),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(w.close() for w in [self.teacher, *self.workers] if w is not None), return_exceptions=True
+        )
         if self.server is not None:
             await self.server.stop()
 
@@ -628,10 +701,15 @@ def _paused_spans(students: list[dict]) -> dict:
     """Per group, how many students' you:link said video "paused" at some point, and when first."""
     out = {}
     for group in ("weak", "clean"):
-        firsts = [next((t for t, _, video, _ in s["you_link"] if video == "paused"), None)
-                  for s in students if s["weak"] == (group == "weak")]
-        out[group] = {"students_ever_paused": sum(f is not None for f in firsts),
-                      "first_paused_s": _spread([f for f in firsts if f is not None])}
+        firsts = [
+            next((t for t, _, video, _ in s["you_link"] if video == "paused"), None)
+            for s in students
+            if s["weak"] == (group == "weak")
+        ]
+        out[group] = {
+            "students_ever_paused": sum(f is not None for f in firsts),
+            "first_paused_s": _spread([f for f in firsts if f is not None]),
+        }
     return out
 
 
@@ -667,38 +745,53 @@ def _group(students: list[dict]) -> dict:
     links = [s["you_link"] for s in students if s["you_link"].get("reports")]
     server_rate = [link["data_mb_per_min"] for link in links if link.get("data_mb_per_min") is not None]
     relay = [s["relay_down_mb_per_min"] for s in students if s["relay_down_mb_per_min"] is not None]
-    drops = [s["relay_down"]["queue_dropped_pct"] for s in students
-             if (s.get("relay_down") or {}).get("queue_dropped_pct") is not None]
+    drops = [
+        s["relay_down"]["queue_dropped_pct"]
+        for s in students
+        if (s.get("relay_down") or {}).get("queue_dropped_pct") is not None
+    ]
     camera_layers, screen_layers = layers("teacher_camera"), layers("screen")
     return {
-        "students": len(students), "decoding": sum(s["decoded"] for s in students),
+        "students": len(students),
+        "decoding": sum(s["decoded"] for s in students),
         "fps_from": "decoded" if decoded[0]["decoded"] else "complete frames received (not decoded)",
         "camera_fps": _mean_min([s["teacher_camera"]["fps"] for s in decoded]),
         "screen_fps": _mean_min([s["screen"]["fps"] for s in decoded]),
         "camera_fps_received_all": _mean_min([s["teacher_camera"]["fps"] for s in students]),
-        "camera_layers": camera_layers, "screen_layers": screen_layers,
+        "camera_layers": camera_layers,
+        "screen_layers": screen_layers,
         "camera_layer": max(camera_layers, key=camera_layers.get, default=None),
         "screen_layer": max(screen_layers, key=screen_layers.get, default=None),
-        "layer_share_min": round(min(min(s["teacher_camera"]["layer_share"], s["screen"]["layer_share"])
-                                     for s in students), 3),
+        "layer_share_min": round(
+            min(min(s["teacher_camera"]["layer_share"], s["screen"]["layer_share"]) for s in students), 3
+        ),
         "audio_longest_lost_s": max((a["longest_lost_s"] for a in audio), default=None),
-        "audio_lost_pct": _mean_min([a["lost_pct"] for a in audio]) | {
-            "max": max((a["lost_pct"] for a in audio), default=None)},
+        "audio_lost_pct": _mean_min([a["lost_pct"] for a in audio])
+        | {"max": max((a["lost_pct"] for a in audio), default=None)},
         "received_mb_per_min": _mean_min([s["received_mb_per_min"] for s in students]),
         "relay_down_mb_per_min": _mean_min(relay) if relay else None,
         "relay_queue_dropped_pct_mean": round(statistics.fmean(drops), 2) if drops else None,
         "server_data_mb_per_min": _mean_min(server_rate),
         "you_link_camera_reduced_share": round(statistics.fmean(link["camera_reduced_share"] for link in links), 3)
-        if links else None,
+        if links
+        else None,
         "you_link_screen_reduced_share": round(statistics.fmean(link["screen_reduced_share"] for link in links), 3)
-        if links else None,
+        if links
+        else None,
         "you_link_paused_reports": sum(link["paused_reports"] for link in links),
         # the receivers' own count, as their RTCP receiver reports carry it (cut-over jumps included)
-        "video_rr_lost_pct": _share([(s[slot]["rr_lost"], s[slot]["rr_expected"]) for s in students
-                                     for slot in VIDEO_SLOTS]),
+        "video_rr_lost_pct": _share(
+            [(s[slot]["rr_lost"], s[slot]["rr_expected"]) for s in students for slot in VIDEO_SLOTS]
+        ),
         # counting students: the video packets really missed, the server's cut-over jumps left aside
-        "video_missed_pct": _share([(s[slot]["seq_expected"] - s[slot]["seq_received"], s[slot]["seq_expected"])
-                                    for s in students for slot in VIDEO_SLOTS if "seq_expected" in s[slot]]),
+        "video_missed_pct": _share(
+            [
+                (s[slot]["seq_expected"] - s[slot]["seq_received"], s[slot]["seq_expected"])
+                for s in students
+                for slot in VIDEO_SLOTS
+                if "seq_expected" in s[slot]
+            ]
+        ),
         "cut_over_jumps": sum(s[slot].get("cut_over_jumps", 0) for s in students for slot in VIDEO_SLOTS),
         "you_link_quality": dict(Counter(link["last"]["quality"] for link in links)),
         "errors": [s["error"] for s in students if s.get("error")][:3],
@@ -707,18 +800,23 @@ def _group(students: list[dict]) -> dict:
 
 def _ratios(baseline: dict, weak: dict) -> dict:
     """Weak window over baseline window, measured in one run (the machine is noisy)."""
+
     def ratio(a, b):
         return round(b / a, 3) if a and b is not None else None
 
-    out = {"server_cpu": ratio(baseline["server"]["cpu_pct"], weak["server"]["cpu_pct"]),
-           "selection_cpu": ratio(baseline["server"]["selection_cpu_s"], weak["server"]["selection_cpu_s"])}
+    out = {
+        "server_cpu": ratio(baseline["server"]["cpu_pct"], weak["server"]["cpu_pct"]),
+        "selection_cpu": ratio(baseline["server"]["selection_cpu_s"], weak["server"]["selection_cpu_s"]),
+    }
     for group in ("weak", "clean"):
         b, w = baseline["groups"][group], weak["groups"][group]
         if not b.get("students"):
             continue
-        out[group] = {"camera_fps": ratio(b["camera_fps"]["mean"], w["camera_fps"]["mean"]),
-                      "screen_fps": ratio(b["screen_fps"]["mean"], w["screen_fps"]["mean"]),
-                      "received_mb_per_min": ratio(b["received_mb_per_min"]["mean"], w["received_mb_per_min"]["mean"])}
+        out[group] = {
+            "camera_fps": ratio(b["camera_fps"]["mean"], w["camera_fps"]["mean"]),
+            "screen_fps": ratio(b["screen_fps"]["mean"], w["screen_fps"]["mean"]),
+            "received_mb_per_min": ratio(b["received_mb_per_min"]["mean"], w["received_mb_per_min"]["mean"]),
+        }
     return out
 
 
@@ -728,37 +826,67 @@ def report(result: dict) -> str:
 
     if not result.get("weak"):
         return f"weak links: failed ({result.get('error')})"
-    head = ["window", "group", "students (decoding)", "camera fps mean/min", "screen fps mean/min",
-            "camera / screen layer", "you:link camera reduced", "audio lost: longest s / mean %",
-            "MB/min received", "MB/min server count"]
+    head = [
+        "window",
+        "group",
+        "students (decoding)",
+        "camera fps mean/min",
+        "screen fps mean/min",
+        "camera / screen layer",
+        "you:link camera reduced",
+        "audio lost: longest s / mean %",
+        "MB/min received",
+        "MB/min server count",
+    ]
     lines = []
     for label in ("baseline", "weak"):
         for name, g in result[label]["groups"].items():
             if not g.get("students"):
                 continue
-            lines.append([label, name, f"{g['students']} ({g['decoding']})",
-                          f"{_fmt(g['camera_fps']['mean'], 1)} / {_fmt(g['camera_fps']['min'], 1)}",
-                          f"{_fmt(g['screen_fps']['mean'], 1)} / {_fmt(g['screen_fps']['min'], 1)}",
-                          f"{g['camera_layer']} / {g['screen_layer']}",
-                          _fmt(g["you_link_camera_reduced_share"], 2),
-                          f"{_fmt(g['audio_longest_lost_s'], 2)} / {_fmt(g['audio_lost_pct']['mean'], 2)}",
-                          _fmt(g["received_mb_per_min"]["mean"], 2), _fmt(g["server_data_mb_per_min"]["mean"], 2)])
-    server = ["", "server: " + "; ".join(
-        f"{label} {result[label]['server']['cpu_pct']} % of a core, layer selection "
-        f"{result[label]['server']['selection_cpu_s']} s = "
-        f"{result[label]['server']['selection_share_of_server_cpu_pct']} % of it "
-        f"(machine {result[label]['machine_load']['machine_busy_cores']} cores busy, clients "
-        f"{result[label]['machine_load']['clients_cpu_pct']} %)" for label in ("baseline", "weak"))]
-    relay = "; ".join(f"{label} {_fmt(result[label]['groups']['weak'].get('relay_queue_dropped_pct_mean'), 2)} %"
-                      for label in ("baseline", "weak"))
-    server.append(f"weak group's relays, datagrams to the student dropped by the rate queue (besides the 5 % "
-                  f"random loss): {relay}")
+            lines.append(
+                [
+                    label,
+                    name,
+                    f"{g['students']} ({g['decoding']})",
+                    f"{_fmt(g['camera_fps']['mean'], 1)} / {_fmt(g['camera_fps']['min'], 1)}",
+                    f"{_fmt(g['screen_fps']['mean'], 1)} / {_fmt(g['screen_fps']['min'], 1)}",
+                    f"{g['camera_layer']} / {g['screen_layer']}",
+                    _fmt(g["you_link_camera_reduced_share"], 2),
+                    f"{_fmt(g['audio_longest_lost_s'], 2)} / {_fmt(g['audio_lost_pct']['mean'], 2)}",
+                    _fmt(g["received_mb_per_min"]["mean"], 2),
+                    _fmt(g["server_data_mb_per_min"]["mean"], 2),
+                ]
+            )
+    server = [
+        "",
+        "server: "
+        + "; ".join(
+            f"{label} {result[label]['server']['cpu_pct']} % of a core, layer selection "
+            f"{result[label]['server']['selection_cpu_s']} s = "
+            f"{result[label]['server']['selection_share_of_server_cpu_pct']} % of it "
+            f"(machine {result[label]['machine_load']['machine_busy_cores']} cores busy, clients "
+            f"{result[label]['machine_load']['clients_cpu_pct']} %)"
+            for label in ("baseline", "weak")
+        ),
+    ]
+    relay = "; ".join(
+        f"{label} {_fmt(result[label]['groups']['weak'].get('relay_queue_dropped_pct_mean'), 2)} %"
+        for label in ("baseline", "weak")
+    )
+    server.append(
+        f"weak group's relays, datagrams to the student dropped by the rate queue (besides the 5 % "
+        f"random loss): {relay}"
+    )
     switch = result["switch"]
-    return "\n".join([
-        f"weak links ({result['students']} students, {result['weak_students']} on 300 kbit/s, 5 % loss, 100 ms "
-        f"each way; windows of {result['window_s']:g} s):",
-        markdown_table(head, lines), *server,
-        f"switch: on camera_low + screen_low after median {switch['to_low_layers_s']['median']} s, max "
-        f"{switch['to_low_layers_s']['max']} s ({switch['not_on_low_within_30_s']} not within 30 s); you:link "
-        f"reduced after median {switch['to_you_link_reduced_s']['median']} s",
-        f"ratios weak/baseline: {result['ratios']}"])
+    return "\n".join(
+        [
+            f"weak links ({result['students']} students, {result['weak_students']} on 300 kbit/s, 5 % loss, 100 ms "
+            f"each way; windows of {result['window_s']:g} s):",
+            markdown_table(head, lines),
+            *server,
+            f"switch: on camera_low + screen_low after median {switch['to_low_layers_s']['median']} s, max "
+            f"{switch['to_low_layers_s']['max']} s ({switch['not_on_low_within_30_s']} not within 30 s); you:link "
+            f"reduced after median {switch['to_you_link_reduced_s']['median']} s",
+            f"ratios weak/baseline: {result['ratios']}",
+        ]
+    )

@@ -9,6 +9,7 @@ to standard error. Times are time.monotonic() values, shared by every process of
 `mode` "liveclass": the real protocol (HTTP login and join, Socket.IO lobby and rtc:*);
 `mode` "relay": the MediaRelay baseline's plain HTTP signaling (relay.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,7 @@ async def _sleep_until(t: float) -> None:
 
 
 def _delta(before: dict, after: dict) -> dict:
-    return {slot: {k: after[slot][k] - before.get(slot, {}).get(k, 0) for k in after[slot]}
-            for slot in after}
+    return {slot: {k: after[slot][k] - before.get(slot, {}).get(k, 0) for k in after[slot]} for slot in after}
 
 
 async def _send_chat(person: Participant, times: list[float], text: str) -> list[dict]:
@@ -56,9 +56,14 @@ async def _send_chat(person: Participant, times: list[float], text: str) -> list
             continue
         acknowledged = now()
         ok = bool(answer.get("ok"))
-        sent.append({"t": emitted, "ack_s": acknowledged - emitted,
-                     "message_id": (answer.get("data") or {}).get("message_id") if ok else None,
-                     "error": None if ok else (answer.get("error") or {}).get("code", "unknown")})
+        sent.append(
+            {
+                "t": emitted,
+                "ack_s": acknowledged - emitted,
+                "message_id": (answer.get("data") or {}).get("message_id") if ok else None,
+                "error": None if ok else (answer.get("error") or {}).get("code", "unknown"),
+            }
+        )
     return sent
 
 
@@ -72,8 +77,9 @@ async def _close_all(*things) -> None:
                 pass
 
 
-async def _window(subscribers: list[CountingSubscriber | None], start: float, end: float,
-                  log_slots: tuple[str, ...]) -> list[dict | None]:
+async def _window(
+    subscribers: list[CountingSubscriber | None], start: float, end: float, log_slots: tuple[str, ...]
+) -> list[dict | None]:
     """Per subscriber: what each slot received between `start` and `end`, and the frame log of
     `log_slots` (frames completed in the window)."""
     await _sleep_until(start)
@@ -90,10 +96,13 @@ async def _window(subscribers: list[CountingSubscriber | None], start: float, en
             out.append(None)
             continue
         after = {n: c.snapshot() for n, c in s.counters.items()}
-        out.append({"slots": _delta(b, after),
-                    "logs": {n: s.counters[n].log for n in log_slots
-                             if n in s.counters and s.counters[n].log is not None},
-                    "decoders": s.decoders()})
+        out.append(
+            {
+                "slots": _delta(b, after),
+                "logs": {n: s.counters[n].log for n in log_slots if n in s.counters and s.counters[n].log is not None},
+                "decoders": s.decoders(),
+            }
+        )
     return out
 
 
@@ -105,8 +114,16 @@ class Teacher:
         self.session_id: int | None = None
         self.http: aiohttp.ClientSession | None = None
 
-    async def cmd_init(self, mode: str, base_url: str, screen: bool = False, subscribe: bool = True,
-                       personal_id: str = "", password: str = "", period_id: int = 0) -> dict:
+    async def cmd_init(
+        self,
+        mode: str,
+        base_url: str,
+        screen: bool = False,
+        subscribe: bool = True,
+        personal_id: str = "",
+        password: str = "",
+        period_id: int = 0,
+    ) -> dict:
         if mode == "relay":
             self.publisher = Publisher(camera="live", microphone=True, screen=screen)
             sdp, tracks = await self.publisher.offer()
@@ -126,8 +143,9 @@ class Teacher:
         self.session_id = session["id"]
         return {"session_id": self.session_id, "node": session.get("node")}
 
-    async def cmd_enter(self, screen: bool = False, subscribe: bool = True, camera: str = "live",
-                        media: bool = True) -> dict:
+    async def cmd_enter(
+        self, screen: bool = False, subscribe: bool = True, camera: str = "live", media: bool = True
+    ) -> dict:
         """Into the started session's room: publish camera (`live`-encoded or `replay`ed) and microphone
         (and the screen), then subscribe (the students' cameras come in the grid slots); with `media`
         false, only into the room (Socket.IO alone, e.g. for the chat scenario)."""
@@ -139,16 +157,20 @@ class Teacher:
             if subscribe:
                 await self._subscribe()
             await self.publisher.senders["camera"].ready.wait()
-        return {"session_id": self.session_id, "participant_id": person.participant_id,
-                "node": person.join["connect"]["node"]}
+        return {
+            "session_id": self.session_id,
+            "participant_id": person.participant_id,
+            "node": person.join["connect"]["node"],
+        }
 
     async def _publish(self, screen: bool, camera: str) -> None:
         self.publisher = Publisher(camera=camera, microphone=True, screen=screen)
         sdp, tracks = await self.publisher.offer()
         answer = await self.person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
         await self.publisher.accept(answer["sdp"])
-        await self.person.call("media:state", {"camera": True, "microphone": True,
-                                               **({"screen": True} if screen else {})})
+        await self.person.call(
+            "media:state", {"camera": True, "microphone": True, **({"screen": True} if screen else {})}
+        )
 
     async def _subscribe(self) -> None:
         self.subscriber = CountingSubscriber()
@@ -157,8 +179,9 @@ class Teacher:
         offer = await self.person.wait_for("rtc:offer", after=mark)
         await self.person.call("rtc:answer", {"sdp": await self.subscriber.answer(offer["sdp"], offer["slots"])})
 
-    async def cmd_rejoin(self, base_url: str, deadline: float, screen: bool = False, subscribe: bool = True,
-                         camera: str = "live") -> dict:
+    async def cmd_rejoin(
+        self, base_url: str, deadline: float, screen: bool = False, subscribe: bool = True, camera: str = "live"
+    ) -> dict:
         """The room's node was lost: drop the old media connections, get back into the room through
         `base_url` (a live node) with the resume token, publish and subscribe again."""
         await _close_all(self.subscriber, self.publisher)
@@ -201,8 +224,9 @@ class Teacher:
         return {"received": received, "publisher": self.publisher.stats()}
 
     async def cmd_frames(self, start: float, end: float) -> dict:
-        return {source: [f for f in sender.log if start <= f[2] < end]
-                for source, sender in self.publisher.senders.items()}
+        return {
+            source: [f for f in sender.log if start <= f[2] < end] for source, sender in self.publisher.senders.items()
+        }
 
     async def cmd_stats(self) -> dict:
         return {"publisher": self.publisher.stats()}
@@ -216,12 +240,20 @@ class Student:
         self.index, self.mode, self.base_url = index, mode, base_url
         self.media = media  # false: Socket.IO only, no subscription once admitted (the chat scenario)
         self.camera = bool(account.get("camera"))
-        self.person = Participant(base_url, account.get("personal_id", ""), account.get("password", "")) \
-            if mode == "liveclass" else None
+        self.person = (
+            Participant(base_url, account.get("personal_id", ""), account.get("password", ""))
+            if mode == "liveclass"
+            else None
+        )
         self.subscriber: CountingSubscriber | None = None
         self.publisher: Publisher | None = None
-        self.times: dict[str, float | None] = {"admitted": None, "subscribe_sent": None, "offer": None,
-                                               "answer_sent": None, "answered": None}
+        self.times: dict[str, float | None] = {
+            "admitted": None,
+            "subscribe_sent": None,
+            "offer": None,
+            "answer_sent": None,
+            "answered": None,
+        }
         self.error: str | None = None
         self.media_task: asyncio.Task | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -326,11 +358,15 @@ class Student:
 
     def report(self) -> dict:
         counter = self.subscriber.counters.get("teacher_camera") if self.subscriber else None
-        return {"index": self.index, "error": self.error, **{f"t_{k}": v for k, v in self.times.items()},
-                "t_first_packet": counter.first_packet_at if counter else None,
-                "t_first_frame": self.first_frame_at(),
-                "publisher": self.publisher.stats() if self.publisher else None,
-                **({"rejoined": self.rejoined, "refusals": dict(self.person.refusals)} if self.person else {})}
+        return {
+            "index": self.index,
+            "error": self.error,
+            **{f"t_{k}": v for k, v in self.times.items()},
+            "t_first_packet": counter.first_packet_at if counter else None,
+            "t_first_frame": self.first_frame_at(),
+            "publisher": self.publisher.stats() if self.publisher else None,
+            **({"rejoined": self.rejoined, "refusals": dict(self.person.refusals)} if self.person else {}),
+        }
 
     async def close(self) -> None:
         if self.media_task is not None:
@@ -376,20 +412,30 @@ class Students:
         await asyncio.gather(*(s.person.wait_for("room:state", timeout=within) for s in chosen))
         return {"admitted": len(chosen)}
 
-    async def cmd_chat(self, times: list[list[float]], which: list[int] | None = None,
-                       text: str = "Em trả lời câu") -> dict:
+    async def cmd_chat(
+        self, times: list[list[float]], which: list[int] | None = None, text: str = "Em trả lời câu"
+    ) -> dict:
         """Each chosen student sends chat:send at its own list of `times` (see _send_chat), all at once."""
         chosen = self._pick(which)
         sent = await asyncio.gather(*(_send_chat(s.person, t, text) for s, t in zip(chosen, times)))
         return {"students": [{"index": s.index, "sent": records} for s, records in zip(chosen, sent)]}
 
-    async def cmd_window(self, start: float, end: float, which: list[int] | None = None,
-                         log_slots: list[str] = ("teacher_camera",)) -> dict:
+    async def cmd_window(
+        self, start: float, end: float, which: list[int] | None = None, log_slots: list[str] = ("teacher_camera",)
+    ) -> dict:
         chosen = self._pick(which)
         received = await _window([s.subscriber for s in chosen], start, end, tuple(log_slots))
-        return {"students": [{"index": s.index, "received": r, "error": s.error,
-                              "publisher": s.publisher.stats() if s.publisher else None}
-                             for s, r in zip(chosen, received)]}
+        return {
+            "students": [
+                {
+                    "index": s.index,
+                    "received": r,
+                    "error": s.error,
+                    "publisher": s.publisher.stats() if s.publisher else None,
+                }
+                for s, r in zip(chosen, received)
+            ]
+        }
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self.students))
@@ -397,7 +443,7 @@ class Students:
 
 async def serve(actor) -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2 ** 24)
+    reader = asyncio.StreamReader(limit=2**24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     out = sys.stdout
     tasks: set[asyncio.Task] = set()
@@ -431,11 +477,13 @@ async def serve(actor) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     role = sys.argv[1]
     if role.startswith("weak-"):  # the weak-link scenario's actors (weaklink.py)
         from bench.weaklink import WeakStudents, WeakTeacher
+
         actor = WeakTeacher() if role == "weak-teacher" else WeakStudents()
     else:
         actor = Teacher() if role == "teacher" else Students()

@@ -1,4 +1,5 @@
 """Accounts: personal-ID validation, creation and passwords."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,11 @@ from liveclass.config import Settings
 from liveclass.errors import ApiError
 from liveclass.models import AccountRole, User
 from liveclass.passwords import (
-    MIN_LENGTH, generate_password, hash_generated_password, hash_password_async, password_problem,
+    MIN_LENGTH,
+    generate_password,
+    hash_generated_password,
+    hash_password_async,
+    password_problem,
 )
 
 
@@ -31,17 +36,25 @@ def check_new_password(password: str, personal_id: str, full_name: str | None = 
     problem = password_problem(password, personal_id, full_name)
     if problem:
         # `details.reason` lets a client say why in its own language.
-        raise ApiError(400, "weak_password", problem.message,
-                       details={"reason": problem.reason, "min_length": MIN_LENGTH})
+        raise ApiError(
+            400, "weak_password", problem.message, details={"reason": problem.reason, "min_length": MIN_LENGTH}
+        )
 
 
 async def find_user(db: AsyncSession, personal_id: str) -> User | None:
     return (await db.execute(select(User).where(User.personal_id == personal_id))).scalar_one_or_none()
 
 
-async def create_user(db: AsyncSession, settings: Settings, *, personal_id: str, full_name: str,
-                      role: AccountRole, password: str | None = None,
-                      date_of_birth: date | None = None) -> tuple[User, str | None]:
+async def create_user(
+    db: AsyncSession,
+    settings: Settings,
+    *,
+    personal_id: str,
+    full_name: str,
+    role: AccountRole,
+    password: str | None = None,
+    date_of_birth: date | None = None,
+) -> tuple[User, str | None]:
     """Create an account. Without a password one is generated, returned once, and must be changed."""
     check_personal_id(settings, personal_id)
     if await find_user(db, personal_id):
@@ -53,8 +66,15 @@ async def create_user(db: AsyncSession, settings: Settings, *, personal_id: str,
     else:
         check_new_password(password, personal_id, full_name)
         password_hash = await hash_password_async(password)
-    user = User(personal_id=personal_id, full_name=full_name.strip(), role=role, date_of_birth=date_of_birth,
-                password_hash=password_hash, must_change_password=generated is not None, active=True)
+    user = User(
+        personal_id=personal_id,
+        full_name=full_name.strip(),
+        role=role,
+        date_of_birth=date_of_birth,
+        password_hash=password_hash,
+        must_change_password=generated is not None,
+        active=True,
+    )
     db.add(user)
     await db.flush()
     return user, generated

@@ -1,4 +1,5 @@
 """The aiohttp application: middlewares, routes, the store, the live room, the web client."""
+
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,18 @@ from pathlib import Path
 from aiohttp import web
 
 from liveclass.api import (
-    archive_routes, auth_routes, export_routes, handouts_routes, health_routes, nodes_routes, periods_routes,
-    questions_routes, records_routes, retention_routes, share_routes, users_routes,
+    archive_routes,
+    auth_routes,
+    export_routes,
+    handouts_routes,
+    health_routes,
+    nodes_routes,
+    periods_routes,
+    questions_routes,
+    records_routes,
+    retention_routes,
+    share_routes,
+    users_routes,
 )
 from liveclass.access_log import redact
 from liveclass.api.openapi import build_openapi
@@ -30,8 +41,10 @@ API_PREFIX = "/api/v1"
 WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
 SOCKETIO_CLIENT_DIR = WEB_CLIENT_DIR.parent / "node_modules" / "socket.io-client" / "dist"
 # The page loads only its own scripts and styles and talks only to its own server.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
-                           "media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -49,9 +62,10 @@ async def error_middleware(request: web.Request, handler):
         return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, redact(request.path))
-        return web.json_response({"error": {"code": "internal_error",
-                                             "message": "Something went wrong on the server; it has been logged."}},
-                                 status=500)
+        return web.json_response(
+            {"error": {"code": "internal_error", "message": "Something went wrong on the server; it has been logged."}},
+            status=500,
+        )
 
 
 @web.middleware
@@ -78,9 +92,10 @@ def _secure(request: web.Request, headers) -> None:
 
 def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     """`settings` must have been through `prepare_data_dir` (secret key resolved)."""
-    app = web.Application(middlewares=[request_id_middleware, security_headers_middleware, error_middleware,
-                                       auth_middleware],
-                          client_max_size=2 * 1024 * 1024)  # JSON bodies; uploads are streamed
+    app = web.Application(
+        middlewares=[request_id_middleware, security_headers_middleware, error_middleware, auth_middleware],
+        client_max_size=2 * 1024 * 1024,
+    )  # JSON bodies; uploads are streamed
     app[SETTINGS] = settings
     engine = create_engine(settings.effective_database_url)
     app[DB] = session_factory(engine)
@@ -96,10 +111,23 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     app.cleanup_ctx.append(liveness_ctx)  # heartbeat, a crash's open attendance closed, forgotten periods
     app.cleanup_ctx.append(retention_ctx)  # the daily retention run (after the store is migrated)
 
-    routes = add_routes(app, API_PREFIX, [auth_routes.routes, users_routes.routes, periods_routes.routes,
-                                               handouts_routes.routes, records_routes.routes, archive_routes.routes,
-                                               share_routes.routes, export_routes.routes, retention_routes.routes,
-                                               nodes_routes.routes, questions_routes.routes])
+    routes = add_routes(
+        app,
+        API_PREFIX,
+        [
+            auth_routes.routes,
+            users_routes.routes,
+            periods_routes.routes,
+            handouts_routes.routes,
+            records_routes.routes,
+            archive_routes.routes,
+            share_routes.routes,
+            export_routes.routes,
+            retention_routes.routes,
+            nodes_routes.routes,
+            questions_routes.routes,
+        ],
+    )
     routes += add_routes(app, "", [health_routes.routes])
     add_routes(app, "/api", [questions_routes.image_routes])  # the bank's image links: /api/question-images/…
     spec = build_openapi(routes, API_PREFIX)
@@ -110,6 +138,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
     setup_metrics(app)
     if (WEB_CLIENT_DIR / "index.html").exists():
+
         async def index(request: web.Request) -> web.FileResponse:
             return web.FileResponse(WEB_CLIENT_DIR / "index.html")
 

@@ -1,4 +1,5 @@
 """Typed keys for what the aiohttp application shares with its handlers."""
+
 from __future__ import annotations
 
 from aiohttp import web

@@ -1,4 +1,5 @@
 """Logins: session tokens (cookie for browsers, bearer for API clients), CSRF and login throttling."""
+
 from __future__ import annotations
 
 
@@ -43,8 +44,15 @@ async def open_login(db: AsyncSession, settings: Settings, user: User, address: 
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     await db.execute(delete(AuthSession).where(AuthSession.expires_at < utcnow()))  # expired logins hold addresses
-    db.add(AuthSession(token_hash=_hash(token), csrf_token=csrf, user_id=user.id, client_address=address,
-                       expires_at=utcnow() + timedelta(hours=settings.session_ttl_hours)))
+    db.add(
+        AuthSession(
+            token_hash=_hash(token),
+            csrf_token=csrf,
+            user_id=user.id,
+            client_address=address,
+            expires_at=utcnow() + timedelta(hours=settings.session_ttl_hours),
+        )
+    )
     return token, csrf
 
 
@@ -79,21 +87,28 @@ async def ensure_not_throttled(db: AsyncSession, settings: Settings, personal_id
     window_start = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
     recent = LoginFailure.at > window_start
     for condition, limit in (
-        ((LoginFailure.personal_id == personal_id) & (LoginFailure.address == address),
-         settings.login_max_failures_per_account),
+        (
+            (LoginFailure.personal_id == personal_id) & (LoginFailure.address == address),
+            settings.login_max_failures_per_account,
+        ),
         (LoginFailure.address == address, settings.login_max_failures_per_address),
     ):
-        count, oldest = (await db.execute(select(func.count(), func.min(LoginFailure.at))
-                                          .where(condition, recent))).one()
+        count, oldest = (
+            await db.execute(select(func.count(), func.min(LoginFailure.at)).where(condition, recent))
+        ).one()
         if count >= limit:
             retry_after = max(1, int((_aware(oldest) - window_start).total_seconds()) + 1)
-            raise ApiError(429, "too_many_attempts",
-                           f"Too many failed logins. Try again in {retry_after} seconds.",
-                           headers={"Retry-After": str(retry_after)})
-    everywhere = (await db.execute(select(func.count()).where(LoginFailure.personal_id == personal_id,
-                                                               recent))).scalar()
+            raise ApiError(
+                429,
+                "too_many_attempts",
+                f"Too many failed logins. Try again in {retry_after} seconds.",
+                headers={"Retry-After": str(retry_after)},
+            )
+    everywhere = (
+        await db.execute(select(func.count()).where(LoginFailure.personal_id == personal_id, recent))
+    ).scalar()
     beyond = everywhere - settings.login_max_failures_per_account
-    return min(MAX_DELAY, 0.25 * 2 ** beyond) if beyond >= 0 else 0.0
+    return min(MAX_DELAY, 0.25 * 2**beyond) if beyond >= 0 else 0.0
 
 
 def _aware(value: datetime) -> datetime:
@@ -111,8 +126,11 @@ async def clear_failures(db: AsyncSession, settings: Settings, personal_id: str,
     """A success forgets the failures of this account from this address (not those from elsewhere: they
     may be an attacker's) and every failure past the window."""
     old = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
-    await db.execute(delete(LoginFailure).where(
-        ((LoginFailure.personal_id == personal_id) & (LoginFailure.address == address)) | (LoginFailure.at < old)))
+    await db.execute(
+        delete(LoginFailure).where(
+            ((LoginFailure.personal_id == personal_id) & (LoginFailure.address == address)) | (LoginFailure.at < old)
+        )
+    )
 
 
 # -- request identification ------------------------------------------------------------------------
@@ -130,9 +148,9 @@ async def auth_middleware(request: web.Request, handler):
     token, via_cookie = _presented_token(request)
     if token and request.path.startswith("/api/"):
         async with request.app[DB]() as db:
-            login = (await db.execute(
-                select(AuthSession).where(AuthSession.token_hash == _hash(token))
-            )).scalar_one_or_none()
+            login = (
+                await db.execute(select(AuthSession).where(AuthSession.token_hash == _hash(token)))
+            ).scalar_one_or_none()
         if login and login.expires_at > utcnow() and login.user.active:
             request[USER] = login.user
             request[AUTH_TOKEN] = token
@@ -145,9 +163,15 @@ async def auth_middleware(request: web.Request, handler):
 
 def set_session_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
     settings = request.app[SETTINGS]
-    response.set_cookie(COOKIE_NAME, token, httponly=True, samesite="Strict", path="/",
-                        secure=settings.cookie_secure or request.secure,
-                        max_age=int(settings.session_ttl_hours * 3600))
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=settings.cookie_secure or request.secure,
+        max_age=int(settings.session_ttl_hours * 3600),
+    )
 
 
 def clear_session_cookie(response: web.StreamResponse) -> None:

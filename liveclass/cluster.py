@@ -3,6 +3,7 @@
 The router answers a refusal with a RoomError; here it becomes the API's error: a room that is not open
 is a 409, a cluster that cannot host or reach the room right now a 503 the client retries.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,5 +69,9 @@ def connect_info(request: web.Request, node: NodeInfo) -> dict[str, str]:
     (a reverse proxy may route /node/2/socket.io/ to the second node)."""
     base = node.url or request.app[SETTINGS].public_url.rstrip("/") or f"{request.scheme}://{request.host}"
     parts = urlsplit(base)
-    return {"url": f"{parts.scheme}://{parts.netloc}", "socketio_path": parts.path.rstrip("/") + SOCKETIO_PATH,
-            "namespace": SOCKETIO_NAMESPACE, "node": node.node_id}
+    return {
+        "url": f"{parts.scheme}://{parts.netloc}",
+        "socketio_path": parts.path.rstrip("/") + SOCKETIO_PATH,
+        "namespace": SOCKETIO_NAMESPACE,
+        "node": node.node_id,
+    }

@@ -3,6 +3,7 @@
 pydantic-settings does the parsing and validation, so a misconfiguration is reported once, clearly,
 before anything starts (see `load_settings`).
 """
+
 from __future__ import annotations
 
 import os
@@ -75,19 +76,24 @@ class Settings(BaseSettings):
     # machine), and the public address to announce instead when the server is behind 1:1 NAT.
     media_host_addresses: list[str] = Field(default_factory=list)
     media_announced_address: str = ""
-    recording_min_free_bytes: int = Field(1024 ** 3, ge=0)  # refuse to start recording below this
+    recording_min_free_bytes: int = Field(1024**3, ge=0)  # refuse to start recording below this
     students_see_classmates: bool = False  # do students receive each other's cameras?
     # Recordings hold learners' microphones (while on), cameras (on stage) and shared screens too;
     # false: the teacher's tracks only (a school that must not keep children's faces and voices).
     record_students: bool = True
     quality_report_seconds: float = Field(5, gt=0, le=60)  # how often the teacher hears of connection quality
     handout_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
-    handout_allowed_types: list[str] = Field(default_factory=lambda: [
-        "application/pdf", "image/png", "image/jpeg", "text/plain",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ])
+    handout_allowed_types: list[str] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "image/png",
+            "image/jpeg",
+            "text/plain",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ]
+    )
     ice_servers: list[IceServer] = Field(default_factory=list)
     # The school's TURN server with short-lived credentials (coturn's `use-auth-secret`, liveclass/turn.py):
     # every /join answer gets its own username and credential made from `turn_secret`, valid for
@@ -147,8 +153,10 @@ class Settings(BaseSettings):
     def _turn_urls(cls, value: list[str]) -> list[str]:
         for url in value:
             if not TURN_URL.match(url):
-                raise ValueError(f"{url!r} is not a TURN URL: write e.g. turn:turn.truong.edu.vn:3478?transport=udp "
-                                 "or turns:turn.truong.edu.vn:443?transport=tcp (STUN servers go in ice_servers)")
+                raise ValueError(
+                    f"{url!r} is not a TURN URL: write e.g. turn:turn.truong.edu.vn:3478?transport=udp "
+                    "or turns:turn.truong.edu.vn:443?transport=tcp (STUN servers go in ice_servers)"
+                )
         return value
 
     @field_validator("turn_secret")
@@ -157,26 +165,34 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             return None  # LIVECLASS_TURN_SECRET="" is "not set"
         if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters long (coturn's static-auth-secret; make it long "
-                             "and random, e.g. `openssl rand -hex 32`)")
+            raise ValueError(
+                "must be at least 16 characters long (coturn's static-auth-secret; make it long "
+                "and random, e.g. `openssl rand -hex 32`)"
+            )
         return value
 
     @model_validator(mode="after")
     def _turn_complete(self) -> "Settings":
         if self.turn_urls and self.turn_secret is None:
-            raise ValueError("turn_secret: LIVECLASS_TURN_URLS is set but LIVECLASS_TURN_SECRET is not; set it to "
-                             "coturn's static-auth-secret, or unset LIVECLASS_TURN_URLS")
+            raise ValueError(
+                "turn_secret: LIVECLASS_TURN_URLS is set but LIVECLASS_TURN_SECRET is not; set it to "
+                "coturn's static-auth-secret, or unset LIVECLASS_TURN_URLS"
+            )
         if self.turn_secret is not None and not self.turn_urls:
-            raise ValueError("turn_urls: LIVECLASS_TURN_SECRET is set but LIVECLASS_TURN_URLS is not; list the TURN "
-                             "server's URLs as JSON, e.g. "
-                             '["turn:turn.truong.edu.vn:3478?transport=udp"], or unset LIVECLASS_TURN_SECRET')
+            raise ValueError(
+                "turn_urls: LIVECLASS_TURN_SECRET is set but LIVECLASS_TURN_URLS is not; list the TURN "
+                "server's URLs as JSON, e.g. "
+                '["turn:turn.truong.edu.vn:3478?transport=udp"], or unset LIVECLASS_TURN_SECRET'
+            )
         return self
 
     @model_validator(mode="after")
     def _reachable_node(self) -> "Settings":
         if self.redis_url and not self.node_url and self.host in ("0.0.0.0", "::", ""):
-            raise ValueError(f"node_url: with Redis, a node listening on {self.host or 'every address'} must say "
-                             "where browsers reach it: set LIVECLASS_NODE_URL (e.g. https://lop.truong.edu.vn/node/2)")
+            raise ValueError(
+                f"node_url: with Redis, a node listening on {self.host or 'every address'} must say "
+                "where browsers reach it: set LIVECLASS_NODE_URL (e.g. https://lop.truong.edu.vn/node/2)"
+            )
         return self
 
     @field_validator("log_level")

@@ -1,4 +1,5 @@
 """The records store's engine, sessions and schema migrations (Alembic, run in-process)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """The one error type the application raises for a request it refuses (docs/api.md: the error shape)."""
+
 from __future__ import annotations
 
 from typing import Any

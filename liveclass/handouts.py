@@ -1,4 +1,5 @@
 """Handouts (tài liệu): files a teacher gives out during a period, checked by content, not by name."""
+
 from __future__ import annotations
 
 import codecs
@@ -17,7 +18,10 @@ from liveclass.errors import ApiError
 TEXT_PLAIN = "text/plain"
 # The endings a handout's name may have for the type its content was found to be.
 EXTENSIONS = {
-    "application/pdf": (".pdf",), "image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), TEXT_PLAIN: (".txt",),
+    "application/pdf": (".pdf",),
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    TEXT_PLAIN: (".txt",),
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (".docx",),
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": (".pptx",),
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (".xlsx",),
@@ -91,15 +95,21 @@ async def store_upload(field, directory: Path, max_bytes: int, allowed: list[str
         if content_type == TEXT_PLAIN and not (is_utf8 and _decodes(utf8, b"", final=True)):
             content_type = None
         if content_type not in allowed:
-            raise ApiError(415, "file_type_not_allowed",
-                           "This kind of file cannot be handed out. Allowed: PDF, images (PNG, JPEG), "
-                           "Word, PowerPoint, Excel and plain text.")
+            raise ApiError(
+                415,
+                "file_type_not_allowed",
+                "This kind of file cannot be handed out. Allowed: PDF, images (PNG, JPEG), "
+                "Word, PowerPoint, Excel and plain text.",
+            )
         expected = EXTENSIONS.get(content_type)
         if expected and not filename.lower().endswith(expected):
             # A name that says one thing and content that is another is how files trick the one who opens them.
-            raise ApiError(415, "file_name_mismatch",
-                           f"The file's name does not match its content ({', '.join(expected)} expected); "
-                           "rename it or send the right file.")
+            raise ApiError(
+                415,
+                "file_name_mismatch",
+                f"The file's name does not match its content ({', '.join(expected)} expected); "
+                "rename it or send the right file.",
+            )
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -3,6 +3,7 @@
 A render runs as its own low-priority process, so live classes never feel it; its progress is kept
 here for the API (one job per session at a time) and shown as a bar by the CLI.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,11 @@ OUTPUT_NAME = "lesson.mp4"
 def latest_recording(recordings_dir: Path, session_id: int) -> Path | None:
     """The newest finished recording directory of a session."""
     base = recordings_dir / str(session_id)
-    finished = [d for d in sorted(base.iterdir()) if d.is_dir() and (read_manifest(d) or {}).get("finished")] \
-        if base.is_dir() else []
+    finished = (
+        [d for d in sorted(base.iterdir()) if d.is_dir() and (read_manifest(d) or {}).get("finished")]
+        if base.is_dir()
+        else []
+    )
     return finished[-1] if finished else None
 
 
@@ -40,8 +44,12 @@ class RenderJob:
         return self.recording / OUTPUT_NAME
 
     def view(self) -> dict:
-        return {"state": self.state, "progress": round(self.progress, 3), "error": self.error,
-                "url": f"/api/v1/sessions/{self.session_id}/lesson-video/file" if self.state == "done" else None}
+        return {
+            "state": self.state,
+            "progress": round(self.progress, 3),
+            "error": self.error,
+            "url": f"/api/v1/sessions/{self.session_id}/lesson-video/file" if self.state == "done" else None,
+        }
 
 
 # A lock across the cluster (signaling.router.Router.exclusive): name, seconds → context yielding "mine?".
@@ -100,6 +108,7 @@ class LessonVideos:
     async def _render(self, job: RenderJob) -> None:
         def progress(fraction: float) -> None:
             job.progress = fraction
+
         try:
             await render(job.recording, job.output, on_progress=progress)
             job.state, job.progress = "done", 1.0

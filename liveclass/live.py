@@ -1,4 +1,5 @@
 """Wires the live room (signaling/) into the application: the secret, the spent-token store, the end hook."""
+
 from __future__ import annotations
 
 import asyncio
@@ -81,8 +82,13 @@ class CurrentAccounts:
 def create_router(settings: Settings) -> Router:
     """Chosen once at start: Redis when it is configured (several nodes), this process alone otherwise."""
     if settings.redis_url:
-        return RedisRouter(settings.effective_node_id, settings.effective_node_url, settings.redis_url,
-                           prefix=settings.redis_prefix, ttl_seconds=settings.node_ttl_seconds)
+        return RedisRouter(
+            settings.effective_node_id,
+            settings.effective_node_url,
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            ttl_seconds=settings.node_ttl_seconds,
+        )
     return LocalRouter(settings.effective_node_id, settings.effective_node_url)
 
 
@@ -97,22 +103,33 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
     writer = RecordsWriter(db)
     # The server's own peer connections use no STUN/TURN (no lookups on the join path); the ICE
     # servers in the settings are for the clients.
-    engine = MediaEngine(host_addresses=settings.media_host_addresses or None,
-                         announced_address=settings.media_announced_address or None)
+    engine = MediaEngine(
+        host_addresses=settings.media_host_addresses or None, announced_address=settings.media_announced_address or None
+    )
+
     def recorder_for(session_id: int, on_stopped) -> Recorder:
-        return Recorder(engine, settings.recordings_dir, session_id, settings.recording_min_free_bytes,
-                        on_stopped=on_stopped)
+        return Recorder(
+            engine, settings.recordings_dir, session_id, settings.recording_min_free_bytes, on_stopped=on_stopped
+        )
 
     router = create_router(settings)
-    live = LiveServer(secret=settings.secret_key, spent_tokens=DatabaseSpentTokens(db), sink=writer,
-                      grace_seconds=settings.reconnect_grace_seconds,
-                      allowed_origins=settings.socket_origins, media_engine=engine,
-                      sees_classmates=settings.students_see_classmates,
-                      quality_interval=settings.quality_report_seconds, recorder_factory=recorder_for,
-                      record_students=settings.record_students, router=router,
-                      recover_recordings=lambda session_id: _recover_session(settings, session_id),
-                      on_drain_requested=_drain_this_process, drain_timeout=settings.drain_timeout_seconds,
-                      admission=CurrentAccounts(db))
+    live = LiveServer(
+        secret=settings.secret_key,
+        spent_tokens=DatabaseSpentTokens(db),
+        sink=writer,
+        grace_seconds=settings.reconnect_grace_seconds,
+        allowed_origins=settings.socket_origins,
+        media_engine=engine,
+        sees_classmates=settings.students_see_classmates,
+        quality_interval=settings.quality_report_seconds,
+        recorder_factory=recorder_for,
+        record_students=settings.record_students,
+        router=router,
+        recover_recordings=lambda session_id: _recover_session(settings, session_id),
+        on_drain_requested=_drain_this_process,
+        drain_timeout=settings.drain_timeout_seconds,
+        admission=CurrentAccounts(db),
+    )
     live.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
     app[LIVE_ROOMS] = live
     app[ROUTER] = router
@@ -173,8 +190,7 @@ async def _recover_unhosted(settings: Settings, router: Router) -> list[dict]:
         for manifest in await asyncio.to_thread(recover, folder):
             session_id = manifest.get("session_id")
             if not isinstance(session_id, int) or not 1 <= session_id <= MAX_ID:  # not recordings/<session>/
-                log.warning("recovered %s, which is not a session's recording folder: not listed",
-                            manifest.get("path"))
+                log.warning("recovered %s, which is not a session's recording folder: not listed", manifest.get("path"))
                 continue
             manifests.append(manifest)
     return manifests

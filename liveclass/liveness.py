@@ -8,6 +8,7 @@
 - A running session past its period's end plus a grace, with nobody connected, ends by itself
   (`room_ended` with the reason `auto_ended`): one node at a time checks, through the router.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,9 @@ async def beat(db: async_sessionmaker[AsyncSession], node_id: str, started_at: d
 RECORDING_EVENTS = (ev.REC_STARTED, ev.REC_STOPPED, ev.REC_PAUSED, ev.REC_RESUMED)
 
 
-async def close_crashed(db: async_sessionmaker[AsyncSession], router: Router,
-                        previous_beat: datetime | None) -> list[int]:
+async def close_crashed(
+    db: async_sessionmaker[AsyncSession], router: Router, previous_beat: datetime | None
+) -> list[int]:
     """Close the attendance this node's sessions left open when it crashed. Returns the sessions that were
     being recorded then: their recording goes on, as a new one."""
     closed, recording = 0, []
@@ -57,27 +59,50 @@ async def close_crashed(db: async_sessionmaker[AsyncSession], router: Router,
             owner = await router.owner(live.id)
             if owner is not None and owner.state != DEAD:
                 continue  # hosted by a live node (taken over after the crash): its attendance is right
-            last_recording_event = (await session.execute(
-                select(SessionEvent.type).where(SessionEvent.session_id == live.id,
-                                                SessionEvent.type.in_(RECORDING_EVENTS))
-                .order_by(SessionEvent.id.desc()).limit(1))).scalar()
+            last_recording_event = (
+                await session.execute(
+                    select(SessionEvent.type)
+                    .where(SessionEvent.session_id == live.id, SessionEvent.type.in_(RECORDING_EVENTS))
+                    .order_by(SessionEvent.id.desc())
+                    .limit(1)
+                )
+            ).scalar()
             if last_recording_event not in (None, ev.REC_STOPPED):
                 recording.append(live.id)
-            open_intervals = (await session.execute(select(AttendanceInterval).where(
-                AttendanceInterval.session_id == live.id, AttendanceInterval.left_at.is_(None)))).scalars().all()
+            open_intervals = (
+                (
+                    await session.execute(
+                        select(AttendanceInterval).where(
+                            AttendanceInterval.session_id == live.id, AttendanceInterval.left_at.is_(None)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if not open_intervals:
                 continue
             lost_at = previous_beat or await _last_event(session, live.id) or utcnow()
             for interval in open_intervals:
                 interval.left_at, interval.end_reason = max(lost_at, interval.joined_at), "server_crashed"
-                session.add(SessionEvent(session_id=live.id, at=interval.left_at, type=ev.PARTICIPANT_DROPPED,
-                                         actor_id=interval.user_id, target_id=interval.user_id,
-                                         data={"reason": "server_crashed"}))
+                session.add(
+                    SessionEvent(
+                        session_id=live.id,
+                        at=interval.left_at,
+                        type=ev.PARTICIPANT_DROPPED,
+                        actor_id=interval.user_id,
+                        target_id=interval.user_id,
+                        data={"reason": "server_crashed"},
+                    )
+                )
                 closed += 1
         await session.commit()
     if closed:
-        log.warning("the server had stopped without closing %d attendance interval(s): closed at its last "
-                    "heartbeat (server_crashed)", closed)
+        log.warning(
+            "the server had stopped without closing %d attendance interval(s): closed at its last "
+            "heartbeat (server_crashed)",
+            closed,
+        )
     return recording
 
 
@@ -92,16 +117,30 @@ async def resume_recordings(router: Router, sessions: list[int]) -> None:
 
 
 async def _last_event(session: AsyncSession, session_id: int) -> datetime | None:
-    return (await session.execute(select(SessionEvent.at).where(SessionEvent.session_id == session_id)
-                                  .order_by(SessionEvent.at.desc()).limit(1))).scalar()
+    return (
+        await session.execute(
+            select(SessionEvent.at)
+            .where(SessionEvent.session_id == session_id)
+            .order_by(SessionEvent.at.desc())
+            .limit(1)
+        )
+    ).scalar()
 
 
 async def end_forgotten(db: async_sessionmaker[AsyncSession], router: Router, grace: timedelta) -> list[int]:
     """Ask the rooms of running sessions past their period's end plus `grace` to end if nobody is in them."""
     async with db() as session:
-        overdue = (await session.execute(select(LiveSession.id).join(Period, Period.id == LiveSession.period_id)
-                                         .where(LiveSession.ended_at.is_(None), Period.ends_at < utcnow() - grace)
-                                         )).scalars().all()
+        overdue = (
+            (
+                await session.execute(
+                    select(LiveSession.id)
+                    .join(Period, Period.id == LiveSession.period_id)
+                    .where(LiveSession.ended_at.is_(None), Period.ends_at < utcnow() - grace)
+                )
+            )
+            .scalars()
+            .all()
+        )
     ended = []
     for session_id in overdue:
         try:
@@ -121,8 +160,7 @@ async def liveness_ctx(app):
     db, settings, router = app[DB], app[SETTINGS], app[ROUTER]
     node_id, started_at = router.node_id, utcnow()
     await resume_recordings(router, await close_crashed(db, router, await last_heartbeat(db, node_id)))
-    task = asyncio.get_running_loop().create_task(_run(db, settings, router, node_id, started_at),
-                                                  name="liveness")
+    task = asyncio.get_running_loop().create_task(_run(db, settings, router, node_id, started_at), name="liveness")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,7 @@ The request id is the client's `X-Request-Id` when it is a plain token (a proxy'
 new one; it is sent back in `X-Request-Id` and carried by every log line written while the request is handled
 (the access log's line too), so one request's lines can be found together.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,13 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                 "level": record.levelname, "logger": record.name, "message": record.getMessage(),
-                 "request_id": getattr(record, "request_id", None)}
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

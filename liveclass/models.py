@@ -1,4 +1,5 @@
 """The records store's tables (SQLAlchemy 2). The same models run on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import enum
@@ -156,8 +157,13 @@ class LiveSession(Base):
     __table_args__ = (
         Index("ix_sessions_period_running", "period_id", "ended_at"),
         # At most one running session per period, even when several "start" requests race.
-        Index("uq_sessions_one_running", "period_id", unique=True,
-              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index(
+            "uq_sessions_one_running",
+            "period_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -372,8 +378,7 @@ class Question(Base):
     __table_args__ = (Index("ix_questions_subject_topic", "subject", "topic"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
-                                                 index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
     subject: Mapped[str] = mapped_column(String(100))
     topic: Mapped[str] = mapped_column(String(200), default="")  # the chapter; may be ""
     kind: Mapped[str] = mapped_column(String(16))  # single / multiple / truefalse / text / number

@@ -1,4 +1,5 @@
 """Password hashing (argon2id via argon2-cffi), generation and the password policy."""
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,9 @@ class PasswordProblem:
     message: str
 
 
-def password_problem(password: str, personal_id: str | None = None,
-                     full_name: str | None = None) -> PasswordProblem | None:
+def password_problem(
+    password: str, personal_id: str | None = None, full_name: str | None = None
+) -> PasswordProblem | None:
     """Why this password is not acceptable, or None. The strength estimate is zxcvbn's (a maintained
     port of Dropbox's estimator: dictionaries, keyboard patterns, repeats, dates), fed the person's own
     ID and name, with and without Vietnamese diacritics."""
@@ -86,8 +88,10 @@ def password_problem(password: str, personal_id: str | None = None,
         return PasswordProblem("built_from_name", "The password must not be made of your name.")
     inputs = [personal_id or "", *(full_name or "").split(), *name_parts]
     if zxcvbn(password, user_inputs=[i for i in inputs if i])["score"] < MIN_STRENGTH:
-        return PasswordProblem("too_guessable", "The password is too easy to guess: use a longer phrase, "
-                                                "of several words that do not belong together.")
+        return PasswordProblem(
+            "too_guessable",
+            "The password is too easy to guess: use a longer phrase, of several words that do not belong together.",
+        )
     return None
 
 

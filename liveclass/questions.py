@@ -26,6 +26,7 @@ Images: PNG, JPEG, WebP or GIF up to 1 MB, checked by content, stored once per c
 until then (students in the room see the picture), nobody can make one, and a link to a replaced image
 stops working.
 """
+
 from __future__ import annotations
 
 import base64
@@ -114,8 +115,11 @@ def check_question(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
 
     kind = data.get("kind")
     if kind not in KINDS:
-        bad("kind", f"Unknown kind {kind!r}: use single, multiple, truefalse, text or number.",
-            f"Loại câu hỏi {kind!r} không hợp lệ: dùng single, multiple, truefalse, text hoặc number.")
+        bad(
+            "kind",
+            f"Unknown kind {kind!r}: use single, multiple, truefalse, text or number.",
+            f"Loại câu hỏi {kind!r} không hợp lệ: dùng single, multiple, truefalse, text hoặc number.",
+        )
         return out, problems
     out["kind"] = kind
 
@@ -123,25 +127,37 @@ def check_question(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
     if not text:
         bad("text", "The question has no text.", "Câu hỏi chưa có nội dung.")
     elif len(text) > MAX_TEXT:
-        bad("text", f"The question is longer than {MAX_TEXT} characters ({len(text)}).",
-            f"Câu hỏi dài quá {MAX_TEXT} ký tự ({len(text)}).")
+        bad(
+            "text",
+            f"The question is longer than {MAX_TEXT} characters ({len(text)}).",
+            f"Câu hỏi dài quá {MAX_TEXT} ký tự ({len(text)}).",
+        )
     out["text"] = text
 
     options = [_clean(o) for o in (data.get("options") or [])]
     if kind in CHOICE_KINDS:
         if not 2 <= len(options) <= len(LETTERS):
-            bad("options", f"A choice question has 2 to {len(LETTERS)} options (this one has {len(options)}).",
-                f"Câu hỏi lựa chọn cần từ 2 đến {len(LETTERS)} lựa chọn (câu này có {len(options)}).")
-        for index, option in enumerate(options[:len(LETTERS)]):
+            bad(
+                "options",
+                f"A choice question has 2 to {len(LETTERS)} options (this one has {len(options)}).",
+                f"Câu hỏi lựa chọn cần từ 2 đến {len(LETTERS)} lựa chọn (câu này có {len(options)}).",
+            )
+        for index, option in enumerate(options[: len(LETTERS)]):
             letter = LETTERS[index]
             if not option:
                 bad("options", f"Option {letter} is empty.", f"Lựa chọn {letter} đang để trống.")
             elif len(option) > MAX_OPTION:
-                bad("options", f"Option {letter} is longer than {MAX_OPTION} characters.",
-                    f"Lựa chọn {letter} dài quá {MAX_OPTION} ký tự.")
+                bad(
+                    "options",
+                    f"Option {letter} is longer than {MAX_OPTION} characters.",
+                    f"Lựa chọn {letter} dài quá {MAX_OPTION} ký tự.",
+                )
     elif options:
-        bad("options", "Only single and multiple choice questions have options.",
-            "Chỉ câu hỏi một đáp án hoặc nhiều đáp án mới có các lựa chọn.")
+        bad(
+            "options",
+            "Only single and multiple choice questions have options.",
+            "Chỉ câu hỏi một đáp án hoặc nhiều đáp án mới có các lựa chọn.",
+        )
     out["options"] = options if kind in CHOICE_KINDS else []
 
     correct = data.get("correct")
@@ -153,36 +169,54 @@ def check_question(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
     if correct is not None:
         if kind in CHOICE_KINDS:
             letters = [c.upper() for c in correct]
-            allowed = LETTERS[:len(options)]
+            allowed = LETTERS[: len(options)]
             unknown = [c for c in letters if len(c) != 1 or c not in allowed]
             if unknown:
-                bad("correct", f"The correct answer {', '.join(unknown)} is not one of the options "
-                               f"({', '.join(allowed) or 'none'}).",
+                bad(
+                    "correct",
+                    f"The correct answer {', '.join(unknown)} is not one of the options "
+                    f"({', '.join(allowed) or 'none'}).",
                     f"Đáp án đúng {', '.join(unknown)} không nằm trong các lựa chọn "
-                    f"({', '.join(allowed) or 'không có'}).")
+                    f"({', '.join(allowed) or 'không có'}).",
+                )
             elif kind == "single" and len(set(letters)) != 1:
-                bad("correct", "A single choice question has exactly one correct letter.",
-                    "Câu hỏi một đáp án chỉ có đúng một đáp án đúng.")
+                bad(
+                    "correct",
+                    "A single choice question has exactly one correct letter.",
+                    "Câu hỏi một đáp án chỉ có đúng một đáp án đúng.",
+                )
             correct = [c for c in LETTERS if c in set(letters)]
         elif kind == "truefalse":
             value = correct[0].casefold() if len(correct) == 1 else ""
             if value not in ("true", "false"):
-                bad("correct", 'A true/false question\'s correct answer is "true" or "false".',
-                    'Đáp án đúng của câu Đúng/Sai là "true" (Đúng) hoặc "false" (Sai).')
+                bad(
+                    "correct",
+                    'A true/false question\'s correct answer is "true" or "false".',
+                    'Đáp án đúng của câu Đúng/Sai là "true" (Đúng) hoặc "false" (Sai).',
+                )
             correct = [value]
         elif kind == "text":
             correct = [c for c in correct if c]
             if len(correct) > MAX_ACCEPTED:
-                bad("correct", f"A short answer question accepts at most {MAX_ACCEPTED} answers.",
-                    f"Câu trả lời ngắn chấp nhận tối đa {MAX_ACCEPTED} đáp án.")
+                bad(
+                    "correct",
+                    f"A short answer question accepts at most {MAX_ACCEPTED} answers.",
+                    f"Câu trả lời ngắn chấp nhận tối đa {MAX_ACCEPTED} đáp án.",
+                )
             if any(len(c) > MAX_OPTION for c in correct):
-                bad("correct", f"An accepted answer is longer than {MAX_OPTION} characters.",
-                    f"Một đáp án được chấp nhận dài quá {MAX_OPTION} ký tự.")
+                bad(
+                    "correct",
+                    f"An accepted answer is longer than {MAX_OPTION} characters.",
+                    f"Một đáp án được chấp nhận dài quá {MAX_OPTION} ký tự.",
+                )
         else:  # number
             value = number_text(correct[0]) if len(correct) == 1 else None
             if value is None:
-                bad("correct", f"The correct answer of a number question is one number, not {', '.join(correct)!r}.",
-                    f"Đáp án đúng của câu hỏi dạng số phải là một số, không phải {', '.join(correct)!r}.")
+                bad(
+                    "correct",
+                    f"The correct answer of a number question is one number, not {', '.join(correct)!r}.",
+                    f"Đáp án đúng của câu hỏi dạng số phải là một số, không phải {', '.join(correct)!r}.",
+                )
             correct = [value]
     out["correct"] = correct
 
@@ -208,8 +242,11 @@ def check_question(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
 
     explanation = _clean(data.get("explanation") or "") or None
     if explanation and len(explanation) > MAX_TEXT:
-        bad("explanation", f"The explanation is longer than {MAX_TEXT} characters.",
-            f"Phần giải thích dài quá {MAX_TEXT} ký tự.")
+        bad(
+            "explanation",
+            f"The explanation is longer than {MAX_TEXT} characters.",
+            f"Phần giải thích dài quá {MAX_TEXT} ký tự.",
+        )
     out["explanation"] = explanation
     return out, problems
 
@@ -221,19 +258,33 @@ def check_place(subject: Any, topic: Any) -> tuple[str, str, list[Problem]]:
     if not subject:
         problems.append(Problem("subject", _say("The subject is missing.", "Chưa ghi môn học.")))
     elif len(subject) > MAX_SUBJECT:
-        problems.append(Problem("subject", _say(f"The subject is longer than {MAX_SUBJECT} characters.",
-                                                f"Tên môn học dài quá {MAX_SUBJECT} ký tự.")))
+        problems.append(
+            Problem(
+                "subject",
+                _say(
+                    f"The subject is longer than {MAX_SUBJECT} characters.", f"Tên môn học dài quá {MAX_SUBJECT} ký tự."
+                ),
+            )
+        )
     if len(topic) > MAX_TOPIC:
-        problems.append(Problem("topic", _say(f"The topic is longer than {MAX_TOPIC} characters.",
-                                              f"Tên chủ đề dài quá {MAX_TOPIC} ký tự.")))
+        problems.append(
+            Problem(
+                "topic",
+                _say(f"The topic is longer than {MAX_TOPIC} characters.", f"Tên chủ đề dài quá {MAX_TOPIC} ký tự."),
+            )
+        )
     return subject, topic, problems
 
 
 def refuse(problems: list[Problem]) -> ApiError:
     """The 400 answer for a question with problems: every problem in `details`."""
     summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
-    return ApiError(400, "invalid_question", f"Invalid question: {summary}",
-                    details=[{"field": p.field, "message": p.message} for p in problems])
+    return ApiError(
+        400,
+        "invalid_question",
+        f"Invalid question: {summary}",
+        details=[{"field": p.field, "message": p.message} for p in problems],
+    )
 
 
 # -- who sees what -----------------------------------------------------------------------------------
@@ -292,17 +343,29 @@ def read_image_token(secret: str, token: str, now: float | None = None) -> Image
     """The link's question and image, if the server signed it: a forged or damaged one is 404, an old one 410."""
     parts = token.split(".")
     unknown = ApiError(404, "not_found", _say("Image not found.", "Không tìm thấy hình ảnh."))
-    if len(parts) != 4 or not parts[0].isascii() or not parts[0].isdigit() or not parts[2].isascii() \
-            or not parts[2].isdigit() or len(parts[0]) > 10 or len(parts[2]) > 12:
+    if (
+        len(parts) != 4
+        or not parts[0].isascii()
+        or not parts[0].isdigit()
+        or not parts[2].isascii()
+        or not parts[2].isdigit()
+        or len(parts[0]) > 10
+        or len(parts[2]) > 12
+    ):
         raise unknown
     payload = ".".join(parts[:3])
     if not hmac.compare_digest(_mac(secret, payload).encode(), parts[3].encode()):
         raise unknown
     link = ImageLink(int(parts[0]), parts[1], int(parts[2]))
     if link.expires <= (time.time() if now is None else now):
-        raise ApiError(410, "image_link_expired",
-                       _say("This image link has expired; reload the question to get a new one.",
-                            "Liên kết hình ảnh đã hết hạn; hãy tải lại câu hỏi."))
+        raise ApiError(
+            410,
+            "image_link_expired",
+            _say(
+                "This image link has expired; reload the question to get a new one.",
+                "Liên kết hình ảnh đã hết hạn; hãy tải lại câu hỏi.",
+            ),
+        )
     return link
 
 
@@ -318,8 +381,14 @@ def check_image(data: bytes) -> str:
         raise ApiError(413, "file_too_large", _say("The image is larger than 1 MB.", "Hình ảnh lớn hơn 1 MB."))
     kind = filetype.guess(data[:8192])
     if kind is None or kind.mime not in IMAGE_TYPES:
-        raise ApiError(415, "not_an_image", _say("This file is not a PNG, JPEG, WebP or GIF picture.",
-                                                 "Tệp này không phải hình ảnh PNG, JPEG, WebP hoặc GIF."))
+        raise ApiError(
+            415,
+            "not_an_image",
+            _say(
+                "This file is not a PNG, JPEG, WebP or GIF picture.",
+                "Tệp này không phải hình ảnh PNG, JPEG, WebP hoặc GIF.",
+            ),
+        )
     return kind.mime
 
 

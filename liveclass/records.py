@@ -11,6 +11,7 @@ An event the store refuses (e.g. a duplicate chat message id) is never stored: i
 `written` raises RecordsRefused to the task that emitted it (the request that did it), so that request is
 never answered `ok` for a record the school does not have.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,9 +39,10 @@ def _is_data_error(exc: Exception) -> bool:
     if isinstance(exc, (IntegrityError, DataError, KeyError, ValueError, TypeError, OverflowError)):
         return True
     cause = getattr(exc, "orig", None)
-    return cause is not None and any(kind.__name__ in ("DataError", "IntegrityError") or
-                                     str(getattr(cause, "sqlstate", "")).startswith(("22", "23"))
-                                     for kind in type(cause).__mro__)
+    return cause is not None and any(
+        kind.__name__ in ("DataError", "IntegrityError") or str(getattr(cause, "sqlstate", "")).startswith(("22", "23"))
+        for kind in type(cause).__mro__
+    )
 
 
 def _caller() -> asyncio.Task | None:
@@ -152,8 +154,12 @@ class RecordsWriter:
                 if not _is_data_error(exc):
                     self._buffer[:0] = batch[i:]  # the store went away: these are retried, not lost
                     raise
-                log.error("a %s record of session %s could not be stored (%s); skipped and refused to its "
-                          "request", event.type, event.session_id, type(exc).__name__)
+                log.error(
+                    "a %s record of session %s could not be stored (%s); skipped and refused to its request",
+                    event.type,
+                    event.session_id,
+                    type(exc).__name__,
+                )
                 if emitter is not None:
                     self._refused[emitter] = self._refused.get(emitter, 0) + 1
             self._handled(1)
@@ -172,42 +178,90 @@ class RecordsWriter:
     # -- one event -----------------------------------------------------------------------------------
     async def _write(self, db: AsyncSession, event: RoomEvent) -> None:
         at = _time(event.at)
-        db.add(SessionEvent(session_id=event.session_id, at=at, type=event.type, actor_id=event.actor_user_id,
-                            target_id=event.target_user_id, data=event.data or None))
+        db.add(
+            SessionEvent(
+                session_id=event.session_id,
+                at=at,
+                type=event.type,
+                actor_id=event.actor_user_id,
+                target_id=event.target_user_id,
+                data=event.data or None,
+            )
+        )
         if event.type in _OPENS_ATTENDANCE:
             await self._close_open_interval(db, event, at, "superseded")
-            db.add(AttendanceInterval(session_id=event.session_id, user_id=event.target_user_id,
-                                      room_role=event.data.get("room_role", "?"), joined_at=at))
+            db.add(
+                AttendanceInterval(
+                    session_id=event.session_id,
+                    user_id=event.target_user_id,
+                    room_role=event.data.get("room_role", "?"),
+                    joined_at=at,
+                )
+            )
         elif event.type in _CLOSES_ATTENDANCE:
             default = "dropped" if event.type == ev.PARTICIPANT_DROPPED else "left"
             reason = event.data.get("reason", default)  # dropped also as node_lost, node_moving
             await self._close_open_interval(db, event, at, reason)
         elif event.type == ev.CHAT_MESSAGE:
-            db.add(ChatMessage(id=event.data["message_id"], session_id=event.session_id, at=at,
-                               sender_id=event.actor_user_id, recipient_id=event.target_user_id,
-                               kind=event.data.get("kind", "text"), text=event.data.get("text", "")))
+            db.add(
+                ChatMessage(
+                    id=event.data["message_id"],
+                    session_id=event.session_id,
+                    at=at,
+                    sender_id=event.actor_user_id,
+                    recipient_id=event.target_user_id,
+                    kind=event.data.get("kind", "text"),
+                    text=event.data.get("text", ""),
+                )
+            )
         elif event.type == ev.CHAT_DELETED:
             await db.flush()
-            await db.execute(update(ChatMessage).where(ChatMessage.id == event.data["message_id"])
-                             .values(deleted_at=at, deleted_by_id=event.actor_user_id))
+            await db.execute(
+                update(ChatMessage)
+                .where(ChatMessage.id == event.data["message_id"])
+                .values(deleted_at=at, deleted_by_id=event.actor_user_id)
+            )
         elif event.type == ev.RECORDING_SAVED:
             manifest = event.data["manifest"]
             folder = f"{manifest['session_id']}/{manifest['recording_id']}"
             for entry in manifest.get("files", []):
-                db.add(Recording(session_id=event.session_id, path=f"{folder}/{entry['file']}", kind=entry["kind"],
-                                 source=entry.get("source", ""), label=entry.get("label", ""),
-                                 codec=entry.get("codec", ""), start_ms=int(entry.get("start_ms", 0)),
-                                 duration_ms=int(entry.get("duration_ms", 0)), size=int(entry.get("bytes", 0)),
-                                 sha256=entry.get("sha256", ""), recovered=bool(manifest.get("recovered"))))
+                db.add(
+                    Recording(
+                        session_id=event.session_id,
+                        path=f"{folder}/{entry['file']}",
+                        kind=entry["kind"],
+                        source=entry.get("source", ""),
+                        label=entry.get("label", ""),
+                        codec=entry.get("codec", ""),
+                        start_ms=int(entry.get("start_ms", 0)),
+                        duration_ms=int(entry.get("duration_ms", 0)),
+                        size=int(entry.get("bytes", 0)),
+                        sha256=entry.get("sha256", ""),
+                        recovered=bool(manifest.get("recovered")),
+                    )
+                )
         elif event.type == ev.ROOM_ENDED:
-            await db.execute(update(LiveSession).where(LiveSession.id == event.session_id,
-                                                       LiveSession.ended_at.is_(None)).values(ended_at=at))
+            await db.execute(
+                update(LiveSession)
+                .where(LiveSession.id == event.session_id, LiveSession.ended_at.is_(None))
+                .values(ended_at=at)
+            )
 
     @staticmethod
     async def _close_open_interval(db: AsyncSession, event: RoomEvent, at: datetime, reason: str) -> None:
         await db.flush()
-        interval = (await db.execute(select(AttendanceInterval).where(
-            AttendanceInterval.session_id == event.session_id, AttendanceInterval.user_id == event.target_user_id,
-            AttendanceInterval.left_at.is_(None)))).scalars().first()
+        interval = (
+            (
+                await db.execute(
+                    select(AttendanceInterval).where(
+                        AttendanceInterval.session_id == event.session_id,
+                        AttendanceInterval.user_id == event.target_user_id,
+                        AttendanceInterval.left_at.is_(None),
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
         if interval is not None:
             interval.left_at, interval.end_reason = at, reason

@@ -8,6 +8,7 @@ Columns (header required, UTF-8 with or without BOM, comma separated):
 - date_of_birth: YYYY-MM-DD or DD/MM/YYYY, may be empty.
 - parent_of: for a parent, the personal IDs of their children, separated by ';'.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -78,7 +79,8 @@ def decode_roster(raw: bytes) -> str:
         line = body[: exc.start].count(b"\n") + 1
         raise RosterFileError(
             f"line {line}: the file is not UTF-8 (byte 0x{body[exc.start]:02x}); save it as "
-            "'CSV UTF-8' in Excel or LibreOffice and try again") from None
+            "'CSV UTF-8' in Excel or LibreOffice and try again"
+        ) from None
 
 
 def _parse_date(text: str) -> date:
@@ -96,8 +98,9 @@ def parse_roster(text: str, settings: Settings) -> tuple[list[RosterRow], list[R
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise RosterFileError(f"line 1: the header must name the columns {','.join(COLUMNS)}; "
-                              f"missing: {', '.join(missing)}")
+        raise RosterFileError(
+            f"line 1: the header must name the columns {','.join(COLUMNS)}; missing: {', '.join(missing)}"
+        )
     reader.fieldnames = header
     rows: list[RosterRow] = []
     problems: list[RowProblem] = []
@@ -149,22 +152,38 @@ def parse_roster(text: str, settings: Settings) -> tuple[list[RosterRow], list[R
     return rows, problems
 
 
-async def import_roster(db: AsyncSession, settings: Settings, rows: list[RosterRow], *,
-                        school_year: str, progress: Callable[[int], None] = lambda n: None) -> ImportResult:
+async def import_roster(
+    db: AsyncSession,
+    settings: Settings,
+    rows: list[RosterRow],
+    *,
+    school_year: str,
+    progress: Callable[[int], None] = lambda n: None,
+) -> ImportResult:
     """Create or update accounts, classes, enrollments and parent links (the caller commits)."""
     result = ImportResult()
-    existing = {u.personal_id: u for u in (await db.execute(
-        select(User).where(User.personal_id.in_([r.personal_id for r in rows])))).scalars()}
-    classes = {c.name: c for c in (await db.execute(
-        select(SchoolClass).where(SchoolClass.school_year == school_year))).scalars()}
+    existing = {
+        u.personal_id: u
+        for u in (await db.execute(select(User).where(User.personal_id.in_([r.personal_id for r in rows])))).scalars()
+    }
+    classes = {
+        c.name: c
+        for c in (await db.execute(select(SchoolClass).where(SchoolClass.school_year == school_year))).scalars()
+    }
     users: dict[str, User] = {}
     for row in rows:
         user = existing.get(row.personal_id)
         if user is None:
             password = generate_password()
-            user = User(personal_id=row.personal_id, full_name=row.full_name, role=row.role,
-                        date_of_birth=row.date_of_birth, password_hash=hash_generated_password(password),
-                        must_change_password=True, active=True)
+            user = User(
+                personal_id=row.personal_id,
+                full_name=row.full_name,
+                role=row.role,
+                date_of_birth=row.date_of_birth,
+                password_hash=hash_generated_password(password),
+                must_change_password=True,
+                active=True,
+            )
             db.add(user)
             result.created += 1
             result.passwords.append((row.personal_id, row.full_name, password))
@@ -184,11 +203,19 @@ async def import_roster(db: AsyncSession, settings: Settings, rows: list[RosterR
     ids = [u.id for u in users.values()]
     year_class_ids = {c.id for c in classes.values()}
     enrolled: dict[int, set[int]] = {}
-    for student_id, class_id in (await db.execute(select(Enrollment.student_id, Enrollment.class_id).where(
-            Enrollment.student_id.in_(ids), Enrollment.class_id.in_(year_class_ids)))).all():
+    for student_id, class_id in (
+        await db.execute(
+            select(Enrollment.student_id, Enrollment.class_id).where(
+                Enrollment.student_id.in_(ids), Enrollment.class_id.in_(year_class_ids)
+            )
+        )
+    ).all():
         enrolled.setdefault(student_id, set()).add(class_id)
-    linked = set((await db.execute(select(ParentLink.parent_id, ParentLink.student_id).where(
-        ParentLink.parent_id.in_(ids)))).all())
+    linked = set(
+        (
+            await db.execute(select(ParentLink.parent_id, ParentLink.student_id).where(ParentLink.parent_id.in_(ids)))
+        ).all()
+    )
 
     for row in rows:
         user = users[row.personal_id]
@@ -197,15 +224,20 @@ async def import_roster(db: AsyncSession, settings: Settings, rows: list[RosterR
             current = enrolled.get(user.id, set())
             # One class per school year: a re-import that names another class moves the student.
             if current - {target}:
-                await db.execute(delete(Enrollment).where(Enrollment.student_id == user.id,
-                                                          Enrollment.class_id.in_(current - {target})))
+                await db.execute(
+                    delete(Enrollment).where(
+                        Enrollment.student_id == user.id, Enrollment.class_id.in_(current - {target})
+                    )
+                )
             if target not in current:
                 db.add(Enrollment(student_id=user.id, class_id=target))
         elif row.role == AccountRole.teacher and row.class_name:
             classes[row.class_name].homeroom_teacher_id = user.id
         for child_pid in row.parent_of:
-            child = users.get(child_pid) or (await db.execute(
-                select(User).where(User.personal_id == child_pid))).scalar_one_or_none()
+            child = (
+                users.get(child_pid)
+                or (await db.execute(select(User).where(User.personal_id == child_pid))).scalar_one_or_none()
+            )
             if child is not None and (user.id, child.id) not in linked:
                 db.add(ParentLink(parent_id=user.id, student_id=child.id))
                 linked.add((user.id, child.id))
@@ -217,8 +249,16 @@ async def check_links(db: AsyncSession, rows: Iterable[RosterRow]) -> list[RowPr
     rows = list(rows)
     in_file = {r.personal_id: r.role for r in rows}
     wanted = {c for r in rows for c in r.parent_of if c not in in_file}
-    stored = {pid: role for pid, role in (await db.execute(
-        select(User.personal_id, User.role).where(User.personal_id.in_(wanted)))).all()} if wanted else {}
+    stored = (
+        {
+            pid: role
+            for pid, role in (
+                await db.execute(select(User.personal_id, User.role).where(User.personal_id.in_(wanted)))
+            ).all()
+        }
+        if wanted
+        else {}
+    )
     problems = []
     for row in rows:
         for child in row.parent_of:

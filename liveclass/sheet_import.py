@@ -4,6 +4,7 @@ case), and how a bad row is reported (its line, its column, the reason in Englis
 
 The workbook is opened read-only by openpyxl, after checking what its ZIP parts add up to once unpacked (a
 2 MB upload must not unpack to gigabytes)."""
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,12 @@ def header_key(label: Any, columns: Sequence[tuple[str, str]], aliases: dict[str
     return (aliases or {}).get(said)
 
 
-def column_positions(header: Iterable[Any], columns: Sequence[tuple[str, str]], required: Iterable[str],
-                     aliases: dict[str, str] | None = None) -> dict[str, int]:
+def column_positions(
+    header: Iterable[Any],
+    columns: Sequence[tuple[str, str]],
+    required: Iterable[str],
+    aliases: dict[str, str] | None = None,
+) -> dict[str, int]:
     """Column key → its index in the header row (the first cell naming it); SheetFileError if a required one is
     missing."""
     where: dict[str, int] = {}
@@ -64,24 +69,35 @@ def column_positions(header: Iterable[Any], columns: Sequence[tuple[str, str]], 
             where[key] = index
     missing = [label for key, label in columns if key in set(required) and key not in where]
     if missing:
-        raise SheetFileError(400, "bad_header", f"line 1: the header lacks the columns {', '.join(missing)} "
-                                                "(download the template). / dòng 1: thiếu cột "
-                                                f"{', '.join(missing)} (hãy tải tệp mẫu).")
+        raise SheetFileError(
+            400,
+            "bad_header",
+            f"line 1: the header lacks the columns {', '.join(missing)} "
+            "(download the template). / dòng 1: thiếu cột "
+            f"{', '.join(missing)} (hãy tải tệp mẫu).",
+        )
     return where
 
 
 def open_workbook(data: bytes, unreadable_code: str):
     """The XLSX workbook (read-only, values not formulas); SheetFileError `unreadable_code` if it is not one."""
-    unreadable = SheetFileError(400, unreadable_code, "The file could not be read as an Excel workbook (.xlsx). "
-                                                      "/ Không đọc được tệp như một bảng tính Excel (.xlsx).")
+    unreadable = SheetFileError(
+        400,
+        unreadable_code,
+        "The file could not be read as an Excel workbook (.xlsx). "
+        "/ Không đọc được tệp như một bảng tính Excel (.xlsx).",
+    )
     if not data.startswith(XLSX_MAGIC):
         raise unreadable
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
             unpacked = sum(info.file_size for info in package.infolist())
         if unpacked > MAX_UNPACKED_BYTES:
-            raise SheetFileError(413, "file_too_large", "The workbook unpacks to more than 64 MB. / "
-                                                        "Bảng tính quá lớn khi giải nén (trên 64 MB).")
+            raise SheetFileError(
+                413,
+                "file_too_large",
+                "The workbook unpacks to more than 64 MB. / Bảng tính quá lớn khi giải nén (trên 64 MB).",
+            )
         return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except SheetFileError:
         raise

@@ -13,6 +13,7 @@ every student can read and pass on; a leaked credential stops working by itself.
 
 The secret itself never leaves the server: it is not in the join answer, in logs or in reprs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -44,8 +45,9 @@ def pseudonym(server_secret: str, account_id: int) -> str:
     they do. It also lets the school tell from coturn's log that two relays were one person's, and
     LiveClass (only it) can say whose by computing it again for an account.
     """
-    digest = hmac.new(server_secret.encode("utf-8"), f"liveclass-turn:{account_id}".encode("ascii"),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        server_secret.encode("utf-8"), f"liveclass-turn:{account_id}".encode("ascii"), hashlib.sha256
+    ).hexdigest()
     return digest[:20]  # 80 bits: no collisions among a school's accounts, short in coturn's log
 
 
@@ -55,5 +57,8 @@ def ice_server(settings: Settings, account_id: int, now: float | None = None) ->
         return None
     expiry = int(now if now is not None else time.time()) + settings.turn_credential_seconds
     username = f"{expiry}:{pseudonym(settings.secret_key, account_id)}"
-    return IceServerOut(urls=list(settings.turn_urls), username=username,
-                        credential=credential(settings.turn_secret.get_secret_value(), username))
+    return IceServerOut(
+        urls=list(settings.turn_urls),
+        username=username,
+        credential=credential(settings.turn_secret.get_secret_value(), username),
+    )

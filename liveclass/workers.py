@@ -4,6 +4,7 @@ Each worker is a whole `liveclass serve` (its own port, event loop and media soc
 through Redis and share the store in PostgreSQL, exactly as nodes on several machines do. This parent only
 starts them, restarts one that dies, and passes SIGTERM on (every worker then moves its rooms away).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,18 +28,24 @@ def check(settings: Settings, workers: int) -> None:
         raise ConfigError(
             f"--workers {workers} needs LIVECLASS_REDIS_URL and a PostgreSQL LIVECLASS_DATABASE_URL: the workers "
             "share where each class runs through Redis and their records through PostgreSQL "
-            "(docs/operations.md, section 8). Without them, run one worker.")
+            "(docs/operations.md, section 8). Without them, run one worker."
+        )
     if workers > 1 and settings.host in ("0.0.0.0", "::", "") and not settings.public_url:
-        raise ConfigError(f"--workers {workers} on {settings.host or 'every address'} needs LIVECLASS_PUBLIC_URL: "
-                          "browsers reach each worker at PUBLIC_URL/node/PORT through the reverse proxy.")
+        raise ConfigError(
+            f"--workers {workers} on {settings.host or 'every address'} needs LIVECLASS_PUBLIC_URL: "
+            "browsers reach each worker at PUBLIC_URL/node/PORT through the reverse proxy."
+        )
 
 
 def worker_env(settings: Settings, index: int) -> dict[str, str]:
     """Worker `index` listens on port + index; clients reach its Socket.IO at PUBLIC_URL/node/PORT through
     the reverse proxy (or directly at http://host:port without a public URL)."""
     port = settings.port + index
-    env = {"LIVECLASS_PORT": str(port), "LIVECLASS_HOST": settings.host,
-           "LIVECLASS_NODE_ID": f"{settings.node_id}-{index + 1}" if settings.node_id else f"{settings.host}:{port}"}
+    env = {
+        "LIVECLASS_PORT": str(port),
+        "LIVECLASS_HOST": settings.host,
+        "LIVECLASS_NODE_ID": f"{settings.node_id}-{index + 1}" if settings.node_id else f"{settings.host}:{port}",
+    }
     # Each worker its own URL (never one inherited by all of them).
     env["LIVECLASS_NODE_URL"] = f"{settings.public_url.rstrip('/')}/node/{port}" if settings.public_url else ""
     return env
@@ -59,8 +66,9 @@ def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
         command = [sys.executable, "-m", "liveclass.cli", "serve"]
         if data_dir is not None:
             command += ["--data-dir", str(data_dir)]
-        return subprocess.Popen(command, env={**os.environ, **worker_env(settings, index)},
-                                preexec_fn=_stop_with_parent)
+        return subprocess.Popen(
+            command, env={**os.environ, **worker_env(settings, index)}, preexec_fn=_stop_with_parent
+        )
 
     def stop(signum, frame) -> None:  # noqa: ANN001
         nonlocal stopping
@@ -82,8 +90,11 @@ def run(settings: Settings, workers: int, data_dir: Path | None) -> None:
             continue
         for index, child in enumerate(children):
             if child.poll() is not None and not stopping:
-                print(f"LiveClass: worker {index + 1} exited ({child.returncode}); restarting it", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"LiveClass: worker {index + 1} exited ({child.returncode}); restarting it",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 time.sleep(RESTART_DELAY)
                 if not stopping:  # a stop that came meanwhile must not get a new worker to wait for
                     children[index] = spawn(index)

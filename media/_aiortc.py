@@ -84,8 +84,7 @@ class ReceiverTap:
     fed, so aiortc sends no REMB for this track: the engine sends one per connection.
     """
 
-    def __init__(self, receiver: rtcrtpreceiver.RTCRtpReceiver, kind: str,
-                 sink: Callable[[RtpPacket], None]) -> None:
+    def __init__(self, receiver: rtcrtpreceiver.RTCRtpReceiver, kind: str, sink: Callable[[RtpPacket], None]) -> None:
         self.receiver = receiver
         self.kind = kind
         self.sink = sink
@@ -165,8 +164,9 @@ class ReceiverTap:
         rtcp_ssrc = getattr(self.receiver, _R + "rtcp_ssrc")
         if rtcp_ssrc is None:
             return
-        await self.receiver._send_rtcp(RtcpPsfbPacket(
-            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)))
+        await self.receiver._send_rtcp(
+            RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs))
+        )
 
     def has_decoder(self) -> bool:
         return getattr(self.receiver, _R + "decoder_thread") is not None
@@ -193,13 +193,17 @@ class SenderTap:
     on_report(fraction_lost_256, packets_lost, jitter) for every receiver report on this SSRC.
     """
 
-    def __init__(self, sender: rtcrtpsender.RTCRtpSender, *,
-                 on_ready: Callable[[], None],
-                 on_keyframe_request: Callable[[], None],
-                 on_nack: Callable[[list[int]], None],
-                 on_remb: Callable[[int, list[int]], None],
-                 on_report: Callable[[int, int, int, int], None],
-                 sending: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        sender: rtcrtpsender.RTCRtpSender,
+        *,
+        on_ready: Callable[[], None],
+        on_keyframe_request: Callable[[], None],
+        on_nack: Callable[[list[int]], None],
+        on_remb: Callable[[int, list[int]], None],
+        on_report: Callable[[int, int, int, int], None],
+        sending: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.sender = sender
         self.ssrc: int = sender._ssrc
         self.rtx_ssrc: int = sender._rtx_ssrc
@@ -263,8 +267,7 @@ class SenderTap:
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self.ssrc:
-                    self._on_report(report.fraction_lost, report.packets_lost, report.jitter,
-                                    report.highest_sequence)
+                    self._on_report(report.fraction_lost, report.packets_lost, report.jitter, report.highest_sequence)
         await self._original_rtcp(packet)  # RR/SR: aiortc keeps RTT and remote-inbound stats
 
     async def _send_rtcp(self, packets) -> None:
@@ -381,8 +384,10 @@ def _guarded_functions() -> dict[str, Any]:
 
 
 def source_hashes() -> dict[str, str]:
-    return {name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
-            for name, fn in _guarded_functions().items()}
+    return {
+        name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
+        for name, fn in _guarded_functions().items()
+    }
 
 
 #: Recorded on aiortc 1.16.0 / aioice 0.13.0 (`python -m media._aiortc` prints the current ones).
@@ -414,25 +419,57 @@ def internals_problems(expected_hashes: dict[str, str] | None = None) -> list[st
     """Everything that no longer matches what the taps were written against (empty: all fine)."""
     problems: list[str] = []
     if not aiortc.__version__.startswith(PINNED_MINOR):
-        problems.append(f"aiortc {aiortc.__version__} is installed, media/ is written for "
-                        f"{PINNED_MINOR}x (pyproject pins aiortc=={PINNED_MINOR}*)")
+        problems.append(
+            f"aiortc {aiortc.__version__} is installed, media/ is written for "
+            f"{PINNED_MINOR}x (pyproject pins aiortc=={PINNED_MINOR}*)"
+        )
     R, S = rtcrtpreceiver.RTCRtpReceiver, rtcrtpsender.RTCRtpSender
     D = rtcdtlstransport.RTCDtlsTransport
     for cls, names in (
-            (R, ["receive", "stop", "_handle_rtp_packet", "_run_rtcp", "_send_rtcp",
-                 "_send_rtcp_nack", "_send_rtcp_pli", "_set_rtcp_ssrc"]),
-            (S, ["send", "stop", "replaceTrack", "_handle_rtcp_packet", "_next_encoded_frame",
-                 "_run_rtp", "_run_rtcp"]),
-            (D, ["_send_rtp", "_register_rtp_receiver", "_handle_rtp_data"])):
+        (
+            R,
+            [
+                "receive",
+                "stop",
+                "_handle_rtp_packet",
+                "_run_rtcp",
+                "_send_rtcp",
+                "_send_rtcp_nack",
+                "_send_rtcp_pli",
+                "_set_rtcp_ssrc",
+            ],
+        ),
+        (S, ["send", "stop", "replaceTrack", "_handle_rtcp_packet", "_next_encoded_frame", "_run_rtp", "_run_rtcp"]),
+        (D, ["_send_rtp", "_register_rtp_receiver", "_handle_rtp_data"]),
+    ):
         for name in names:
             if not callable(getattr(cls, name, None)):
                 problems.append(f"{cls.__name__}.{name} is gone")
     for cls, attributes in (
-            (R, ["self.__remote_streams", "self.__rtcp_ssrc", "self.__rtcp_task", "self.__started",
-                 "self.__decoder_thread"]),
-            (S, ["self._ssrc", "self._rtx_ssrc", "self.__encoder", "self.__ntp_timestamp",
-                 "self.__rtp_timestamp", "self.__octet_count", "self.__packet_count",
-                 "self.__rtt"])):
+        (
+            R,
+            [
+                "self.__remote_streams",
+                "self.__rtcp_ssrc",
+                "self.__rtcp_task",
+                "self.__started",
+                "self.__decoder_thread",
+            ],
+        ),
+        (
+            S,
+            [
+                "self._ssrc",
+                "self._rtx_ssrc",
+                "self.__encoder",
+                "self.__ntp_timestamp",
+                "self.__rtp_timestamp",
+                "self.__octet_count",
+                "self.__packet_count",
+                "self.__rtt",
+            ],
+        ),
+    ):
         source = inspect.getsource(cls.__init__)
         for attribute in attributes:
             if attribute + " " not in source and attribute + ":" not in source:
@@ -440,10 +477,10 @@ def internals_problems(expected_hashes: dict[str, str] | None = None) -> list[st
     signature = inspect.signature(R._handle_rtp_packet)
     if list(signature.parameters) != ["self", "packet", "arrival_time_ms"]:
         problems.append(f"RTCRtpReceiver._handle_rtp_packet signature is now {signature}")
-    if "await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" not in \
-            inspect.getsource(D._handle_rtp_data):
-        problems.append("RTCDtlsTransport._handle_rtp_data no longer calls "
-                        "receiver._handle_rtp_packet")
+    if "await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" not in inspect.getsource(
+        D._handle_rtp_data
+    ):
+        problems.append("RTCDtlsTransport._handle_rtp_data no longer calls receiver._handle_rtp_packet")
     if "self.__track.recv()" not in inspect.getsource(S._next_encoded_frame):
         problems.append("RTCRtpSender no longer pulls from track.recv(): ParkedTrack won't park it")
     dtls_init = inspect.getsource(D.__init__) + inspect.getsource(D.start)
@@ -451,10 +488,13 @@ def internals_problems(expected_hashes: dict[str, str] | None = None) -> list[st
         if attribute not in dtls_init:
             problems.append(f"RTCDtlsTransport no longer sets {attribute}")
     if "get_host_addresses(" not in inspect.getsource(aioice.ice.Connection.gather_candidates):
-        problems.append("aioice no longer gathers through get_host_addresses(): server addresses "
-                        "from the configuration would be ignored")
-    if "= RemoteBitrateEstimator()" not in inspect.getsource(R.__init__) or \
-            "if self.__remote_bitrate_estimator is not None" not in inspect.getsource(R._handle_rtp_packet):
+        problems.append(
+            "aioice no longer gathers through get_host_addresses(): server addresses "
+            "from the configuration would be ignored"
+        )
+    if "= RemoteBitrateEstimator()" not in inspect.getsource(
+        R.__init__
+    ) or "if self.__remote_bitrate_estimator is not None" not in inspect.getsource(R._handle_rtp_packet):
         problems.append("RTCRtpReceiver no longer builds its RemoteBitrateEstimator as media/ expects")
     if "self._nominated" not in inspect.getsource(aioice.ice.Connection.__init__):
         problems.append("aioice Connection no longer keeps _nominated (selected pairs)")
@@ -462,8 +502,9 @@ def internals_problems(expected_hashes: dict[str, str] | None = None) -> list[st
         now = source_hashes()
         for name, digest in expected_hashes.items():
             if now.get(name) != digest:
-                problems.append(f"source of {name} changed ({digest} -> {now.get(name)}): "
-                                "re-audit media/_aiortc.py against it")
+                problems.append(
+                    f"source of {name} changed ({digest} -> {now.get(name)}): re-audit media/_aiortc.py against it"
+                )
     return problems
 
 
@@ -471,8 +512,7 @@ def check_internals(expected_hashes: dict[str, str] | None = None) -> None:
     """Raise InternalsChanged with every problem found (hashes default to EXPECTED_HASHES)."""
     problems = internals_problems(EXPECTED_HASHES if expected_hashes is None else expected_hashes)
     if problems:
-        raise InternalsChanged("aiortc private internals used by media/ changed:\n  - "
-                               + "\n  - ".join(problems))
+        raise InternalsChanged("aiortc private internals used by media/ changed:\n  - " + "\n  - ".join(problems))
 
 
 if __name__ == "__main__":

@@ -53,8 +53,13 @@ _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+) typ ho
 log = logging.getLogger(__name__)
 
 #: What each source carries.
-SOURCE_KINDS = {"camera": "video", "screen": "video", "microphone": "audio",
-                "camera_low": "video", "screen_low": "video"}
+SOURCE_KINDS = {
+    "camera": "video",
+    "screen": "video",
+    "microphone": "audio",
+    "camera_low": "video",
+    "screen_low": "video",
+}
 #: The low layer of a video source, published as a track of its own.
 LOW_LAYERS = {"camera": "camera_low", "screen": "screen_low"}
 #: The steady REMB cap per video source; a publish connection is sent their sum.
@@ -165,10 +170,15 @@ class _Subscriber(_Connection):
 class MediaEngine:
     """Publish and subscribe connections by peer id; passthrough forwarding between them."""
 
-    def __init__(self, *, ice_servers: list[dict] | None = None,
-                 video_bitrates: dict[str, int] | None = None,
-                 on_connection_state: Callable[[str, str, str], Any] | None = None,
-                 host_addresses: list[str] | None = None, announced_address: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ice_servers: list[dict] | None = None,
+        video_bitrates: dict[str, int] | None = None,
+        on_connection_state: Callable[[str, str, str], Any] | None = None,
+        host_addresses: list[str] | None = None,
+        announced_address: str | None = None,
+    ) -> None:
         """ice_servers: [{"urls": ..., "username": ..., "credential": ...}], default none (no STUN
         lookup inside every setLocalDescription). on_connection_state(peer_id, "publish" |
         "subscribe", state) is called on every connection state change. host_addresses: the local
@@ -197,8 +207,9 @@ class MediaEngine:
         "microphone" or "screen". A later offer on the same peer renegotiates (e.g. adds a screen)."""
         publisher = self._publishers.get(peer_id)
         new_connection = publisher is None
-        known_mids = set() if publisher is None else \
-            {t.mid for t in publisher.pc.getTransceivers() if t.mid is not None}
+        known_mids = (
+            set() if publisher is None else {t.mid for t in publisher.pc.getTransceivers() if t.mid is not None}
+        )
         published = set() if publisher is None else set(publisher.tracks)
         added: list[tuple[str, str, str]] = []
         for kind, mid in offered_media(offer_sdp):
@@ -214,15 +225,13 @@ class MediaEngine:
             published.add(source)
             added.append((kind, mid, source))
         if publisher is None:
-            publisher = self._publishers[peer_id] = _Publisher(
-                self._peer_connection(peer_id, "publish"))
+            publisher = self._publishers[peer_id] = _Publisher(self._peer_connection(peer_id, "publish"))
         pending: list[tuple[Any, str, PublishedTrack]] = []
         try:
             for kind, mid, source in added:
                 transceiver = publisher.pc.addTransceiver(kind, direction="recvonly")
                 set_codecs(transceiver, kind)
-                pending.append((transceiver, mid,
-                                PublishedTrack(peer_id, source, kind, transceiver.receiver)))
+                pending.append((transceiver, mid, PublishedTrack(peer_id, source, kind, transceiver.receiver)))
             await publisher.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             for transceiver, mid, _ in pending:
                 if transceiver.mid != mid:
@@ -251,8 +260,7 @@ class MediaEngine:
         not move: every >10 % move re-creates an aiortc publisher's encoder, i.e. a keyframe)."""
         while True:
             await asyncio.sleep(REMB_INTERVAL)
-            video = [t for t in publisher.tracks.values()
-                     if t.is_video and t.tap.media_ssrc is not None]
+            video = [t for t in publisher.tracks.values() if t.is_video and t.tap.media_ssrc is not None]
             if video:
                 bitrate = sum(self._video_bitrates.get(t.source, 1_000_000) for t in video)
                 try:
@@ -315,8 +323,9 @@ class MediaEngine:
                 subscriber.slots[name] = Slot(peer_id, name, kind, transceiver.sender)
                 subscriber.transceivers[name] = transceiver
         video = [name for name, slot in subscriber.slots.items() if slot.kind == "video"]
-        subscriber.priority = [n for n in priority or [] if n in video] + \
-            [n for n in video if n not in (priority or [])]
+        subscriber.priority = [n for n in priority or [] if n in video] + [
+            n for n in video if n not in (priority or [])
+        ]
         if self._adapt_task is None:
             self._adapt_task = asyncio.ensure_future(self._adapt())
         await subscriber.pc.setLocalDescription(await subscriber.pc.createOffer())
@@ -332,8 +341,7 @@ class MediaEngine:
         await subscriber.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
         await subscriber.remote_description_set()
 
-    def assign(self, subscriber_id: str, slot: str, publisher_id: str | None,
-               source: str | None) -> None:
+    def assign(self, subscriber_id: str, slot: str, publisher_id: str | None, source: str | None) -> None:
         """Make a subscriber's slot carry (publisher_id, source), or nothing (None). It starts at a
         keyframe; sequence numbers and timestamps continue forward; no renegotiation. A source not
         published yet is picked up when it is."""
@@ -361,11 +369,19 @@ class MediaEngine:
         subscriber = self._subscribers.get(subscriber_id)
         if subscriber is None:
             return None
-        layers = {name: slot.layer for name, slot in subscriber.slots.items()
-                  if slot.kind == "video" and slot.want is not None and self._layers(slot) != (None, None)}
+        layers = {
+            name: slot.layer
+            for name, slot in subscriber.slots.items()
+            if slot.kind == "video" and slot.want is not None and self._layers(slot) != (None, None)
+        }
         data = sum(slot.meter.bytes + PACKET_OVERHEAD * slot.meter.packets for slot in subscriber.slots.values())
-        return {"layers": layers, "loss": round(subscriber.link.loss, 4), "budget": subscriber.link.budget,
-                "low_only": subscriber.low_only, "data_bytes": data}
+        return {
+            "layers": layers,
+            "loss": round(subscriber.link.loss, 4),
+            "budget": subscriber.link.budget,
+            "low_only": subscriber.low_only,
+            "data_bytes": data,
+        }
 
     def published_bytes(self, publisher_id: str) -> int:
         """Bytes a publisher has sent us (headers included)."""
@@ -404,19 +420,34 @@ class MediaEngine:
             high, low = self._layers(slot)
             if high is not None or low is not None:
                 slots.append(VideoSlot(name, self._cost(high), self._cost(low)))
-        audio = sum(max(self._cost(s.track) or 0.0, 0.0) for s in subscriber.slots.values()
-                    if s.kind == "audio" and s.live)
+        audio = sum(
+            max(self._cost(s.track) or 0.0, 0.0) for s in subscriber.slots.values() if s.kind == "audio" and s.live
+        )
         if report is not None:
             subscriber.link.update(time.monotonic(), report, audio, slots)
-            log.debug("link of %s: %d/%d lost, sent %.0f bit/s, delivered %s, remb %s, budget %s",
-                      subscriber.peer_id, report.lost, report.expected, report.sent_bitrate, report.delivered,
-                      report.remb, subscriber.link.budget)
+            log.debug(
+                "link of %s: %d/%d lost, sent %.0f bit/s, delivered %s, remb %s, budget %s",
+                subscriber.peer_id,
+                report.lost,
+                report.expected,
+                report.sent_bitrate,
+                report.delivered,
+                report.remb,
+                subscriber.link.budget,
+            )
         keep = {name: subscriber.slots[name].layer for name in subscriber.priority}
         choice = allocate(subscriber.link.budget, audio, slots, subscriber.low_only, keep)
         if report is not None and subscriber.link.budget is not None and log.isEnabledFor(logging.DEBUG):
-            log.debug("layers of %s: %s; audio %.0f, costs %s", subscriber.peer_id, {
-                name: (layer, subscriber.slots[name].live, subscriber.slots[name].pending is not None)
-                for name, layer in choice.items()}, audio, slots)
+            log.debug(
+                "layers of %s: %s; audio %.0f, costs %s",
+                subscriber.peer_id,
+                {
+                    name: (layer, subscriber.slots[name].live, subscriber.slots[name].pending is not None)
+                    for name, layer in choice.items()
+                },
+                audio,
+                slots,
+            )
         congested = subscriber.link.budget is not None
         for name, layer in choice.items():
             slot = subscriber.slots[name]
@@ -441,8 +472,11 @@ class MediaEngine:
                 for slot in subscriber.slots.values():
                     slot.pacer = None
             return
-        video = sum(self._cost(slot.track) or 0.0 for slot in subscriber.slots.values()
-                    if slot.kind == "video" and slot.track is not None)
+        video = sum(
+            self._cost(slot.track) or 0.0
+            for slot in subscriber.slots.values()
+            if slot.kind == "video" and slot.track is not None
+        )
         rate = max(PACE_HEADROOM * video, 50_000.0)
         if subscriber.pacer is None:
             subscriber.pacer = Pacer(rate)
@@ -497,9 +531,19 @@ class MediaEngine:
         remb_groups: dict[tuple, tuple[int, float]] = {}
         for name, slot in subscriber.slots.items():
             meter = slot.meter
-            lost_before, highest_before, report_before, bytes_before, packets_before, skipped_before = \
-                subscriber.seen.get(name, (slot.packets_lost, slot.highest_sequence, slot.report_at, meter.bytes,
-                                           meter.packets, slot.skipped))
+            lost_before, highest_before, report_before, bytes_before, packets_before, skipped_before = (
+                subscriber.seen.get(
+                    name,
+                    (
+                        slot.packets_lost,
+                        slot.highest_sequence,
+                        slot.report_at,
+                        meter.bytes,
+                        meter.packets,
+                        slot.skipped,
+                    ),
+                )
+            )
             if slot.highest_sequence != highest_before and highest_before:  # (the first report is a baseline)
                 skipped = slot.skipped - skipped_before  # numbers a cut-over left out are no loss
                 expected = ((slot.highest_sequence - highest_before) & 0xFFFFFFFF) - skipped
@@ -513,7 +557,8 @@ class MediaEngine:
                     if span > 0.2:  # received packets between two reports, over the time between them
                         delivered += (expected - lost) * (mean + PACKET_OVERHEAD) * 8 / span
             bytes_then, packets_then, resent_then = subscriber.sent_seen.get(
-                name, (meter.bytes, meter.packets, slot.retransmissions.retransmitted))
+                name, (meter.bytes, meter.packets, slot.retransmissions.retransmitted)
+            )
             subscriber.sent_seen[name] = (meter.bytes, meter.packets, slot.retransmissions.retransmitted)
             sent = 8 * (meter.bytes - bytes_then)
             sent_bits += sent
@@ -525,8 +570,14 @@ class MediaEngine:
                 bitrate, bits = remb_groups.get(slot.remb_ssrcs, (slot.remb, 0.0))
                 remb_groups[slot.remb_ssrcs] = (bitrate, bits + sent)
             if slot.highest_sequence != highest_before or name not in subscriber.seen:
-                subscriber.seen[name] = (slot.packets_lost, slot.highest_sequence, slot.report_at, meter.bytes,
-                                         meter.packets, slot.skipped)
+                subscriber.seen[name] = (
+                    slot.packets_lost,
+                    slot.highest_sequence,
+                    slot.report_at,
+                    meter.bytes,
+                    meter.packets,
+                    slot.skipped,
+                )
         if report.expected >= MIN_PACKETS:
             report.delivered = delivered
         if elapsed > 0:
@@ -604,10 +655,11 @@ class MediaEngine:
         loss (fraction), keyframes; slots also retransmissions, PLIs/NACKs received, rtt (s)."""
         return {
             "selection_seconds": round(self.selection_seconds, 3),
-            "tracks": {f"{peer}/{source}": track.stats()
-                       for (peer, source), track in self._tracks.items()},
-            "subscribers": {peer: {name: slot.stats() for name, slot in subscriber.slots.items()}
-                            for peer, subscriber in self._subscribers.items()},
+            "tracks": {f"{peer}/{source}": track.stats() for (peer, source), track in self._tracks.items()},
+            "subscribers": {
+                peer: {name: slot.stats() for name, slot in subscriber.slots.items()}
+                for peer, subscriber in self._subscribers.items()
+            },
         }
 
     def totals(self) -> dict[str, dict[str, int]]:
@@ -628,14 +680,18 @@ class MediaEngine:
         if not self._announced:
             return sdp
         return _HOST_CANDIDATE.sub(lambda m: f"{m.group(1)}{self._announced} {m.group(3)} typ host", sdp)
+
     def _peer_connection(self, peer_id: str, direction: str) -> RTCPeerConnection:
         # max-bundle: with aiortc's default ("balanced"), a second transceiver of a kind is bound to
         # the first one's transport, which the answer's BUNDLE then discards: its media never flows.
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers),
-                                                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         callback = self._on_connection_state
         if callback is not None:
+
             @pc.on("connectionstatechange")
             def _state_changed() -> None:
                 callback(peer_id, direction, pc.connectionState)
+
         return pc

@@ -69,8 +69,7 @@ class RateMeter:
             self.bitrate = 8 * (self.bytes - bytes_before) / elapsed
             self.fps = (self.frames - frames_before) / elapsed
             self._since, self._at = now, (self.bytes, self.frames)
-        return {"packets": self.packets, "bytes": self.bytes, "bitrate": round(self.bitrate),
-                "fps": round(self.fps, 1)}
+        return {"packets": self.packets, "bytes": self.bytes, "bitrate": round(self.bitrate), "fps": round(self.fps, 1)}
 
 
 class Retransmissions:
@@ -113,8 +112,9 @@ class Retransmissions:
             self.resent_at[index] = now
             _, timestamp, marker, extensions, payload = entry
             if tap.rtx_payload_type is not None:
-                data = rtp_header(marker, tap.rtx_payload_type, self.rtx_sequence, timestamp,
-                                  tap.rtx_ssrc, extensions) + rtx_payload(sequence, payload)
+                data = rtp_header(
+                    marker, tap.rtx_payload_type, self.rtx_sequence, timestamp, tap.rtx_ssrc, extensions
+                ) + rtx_payload(sequence, payload)
                 self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
             else:
                 data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions) + payload
@@ -216,8 +216,17 @@ class PublishedTrack:
             return  # (an empty payload is padding: a bandwidth probe, nothing to forward)
         for sink in self.sinks:
             try:
-                sink(EncodedPacket(self.kind, packet.sequence_number, packet.timestamp, packet.marker, payload,
-                                   time.time(), keyframe))
+                sink(
+                    EncodedPacket(
+                        self.kind,
+                        packet.sequence_number,
+                        packet.timestamp,
+                        packet.marker,
+                        payload,
+                        time.time(),
+                        keyframe,
+                    )
+                )
             except Exception:  # noqa: BLE001 - a failing sink (a full disk) must not stop the class
                 log.exception("a sink of %s/%s failed; it is removed", self.publisher_id, self.source)
                 self.remove_sink(sink)
@@ -231,9 +240,13 @@ class PublishedTrack:
     def stats(self) -> dict[str, Any]:
         expected, lost = self.tap.loss()
         return {
-            "publisher": self.publisher_id, "source": self.source, "kind": self.kind,
-            "paused": self.paused, **self.meter.read(),
-            "lost": lost, "loss": round(lost / expected, 4) if expected else 0.0,
+            "publisher": self.publisher_id,
+            "source": self.source,
+            "kind": self.kind,
+            "paused": self.paused,
+            **self.meter.read(),
+            "lost": lost,
+            "loss": round(lost / expected, 4) if expected else 0.0,
             "keyframes": self.keyframes_seen,
             "keyframe_requests": self.keyframes.sent if self.keyframes else 0,
             "subscribers": len(self.slots),
@@ -258,10 +271,15 @@ class Slot:
         self.pending: PublishedTrack | None = None  # the layer it switches to at that layer's keyframe
         self.cut = False  # the next start leaves a gap in the numbering (see cut_over)
         self.skipped = 0  # sequence numbers left out by cut-overs (not losses)
-        self.tap = SenderTap(sender, on_ready=self._on_ready,
-                             on_keyframe_request=self._on_keyframe_request,
-                             on_nack=self._on_nack, on_remb=self._on_remb,
-                             on_report=self._on_report, sending=self._sending)
+        self.tap = SenderTap(
+            sender,
+            on_ready=self._on_ready,
+            on_keyframe_request=self._on_keyframe_request,
+            on_nack=self._on_nack,
+            on_remb=self._on_remb,
+            on_report=self._on_report,
+            sending=self._sending,
+        )
         self.waiting = True  # for a keyframe (video) or a first packet (audio)
         self.offsets = Offsets(0, 0)
         self.source_base = 0  # first source sequence number forwarded since the last (re)start
@@ -364,8 +382,7 @@ class Slot:
 
     def _on_ready(self) -> None:
         ids = self.tap.extension_ids
-        self._extension_key = (ids.get(MID_URI), self.tap.mid, ids.get(ABS_SEND_TIME_URI),
-                               ids.get(AUDIO_LEVEL_URI))
+        self._extension_key = (ids.get(MID_URI), self.tap.mid, ids.get(ABS_SEND_TIME_URI), ids.get(AUDIO_LEVEL_URI))
         self.restart()
 
     # -- hot path
@@ -400,8 +417,10 @@ class Slot:
                 self.last_time = time.monotonic()
                 tap.set_sr_mapping(ntp, out_timestamp)
         try:
-            self._emit(rtp_header(packet.marker, tap.payload_type, out_sequence, out_timestamp,
-                                  tap.ssrc, extension_block) + payload)
+            self._emit(
+                rtp_header(packet.marker, tap.payload_type, out_sequence, out_timestamp, tap.ssrc, extension_block)
+                + payload
+            )
         except SEND_ERRORS:
             self.send_errors += 1
             return
@@ -436,8 +455,13 @@ class Slot:
                 self.skipped += self.CUT_SKIP
                 self.retransmissions.floor = (last + 1) & 0xFFFF
             self.offsets = continuing_offsets(
-                packet.sequence_number, packet.timestamp, last, self.last_timestamp,
-                time.monotonic() - self.last_time, self.tap.clock_rate)
+                packet.sequence_number,
+                packet.timestamp,
+                last,
+                self.last_timestamp,
+                time.monotonic() - self.last_time,
+                self.tap.clock_rate,
+            )
         self.cut = False
         self.source_base = packet.sequence_number
         self.waiting = False
@@ -466,8 +490,7 @@ class Slot:
     def _on_keyframe_request(self) -> None:
         self.plis += 1
         track = self.track
-        if track is not None and track.keyframes is not None and not self.waiting \
-                and not track.paused:
+        if track is not None and track.keyframes is not None and not self.waiting and not track.paused:
             track.keyframes.request()
 
     def _on_nack(self, lost: list[int]) -> None:
@@ -486,12 +509,20 @@ class Slot:
         publisher, source = self.want if self.want else (None, None)
         rtt = self.tap.rtt()
         return {
-            "kind": self.kind, "publisher": publisher, "source": source,
-            "live": self.live, "layer": self.layer,
+            "kind": self.kind,
+            "publisher": publisher,
+            "source": source,
+            "live": self.live,
+            "layer": self.layer,
             **self.meter.read(),
-            "keyframes": self.keyframes, "retransmitted": self.retransmissions.retransmitted,
-            "nacks": self.nacks, "plis": self.plis, "skips": self.skips,
-            "lost": self.packets_lost, "loss": round(self.fraction_lost / 256, 4),
-            "jitter": self.jitter, "rtt": round(rtt, 4) if rtt is not None else None,
+            "keyframes": self.keyframes,
+            "retransmitted": self.retransmissions.retransmitted,
+            "nacks": self.nacks,
+            "plis": self.plis,
+            "skips": self.skips,
+            "lost": self.packets_lost,
+            "loss": round(self.fraction_lost / 256, 4),
+            "jitter": self.jitter,
+            "rtt": round(rtt, 4) if rtt is not None else None,
             "remb": self.remb,
         }

@@ -93,8 +93,7 @@ class KeyframeRequester:
         now = time.monotonic()
         if self._in_flight and now - self._last_sent >= self.RETRY:
             self._in_flight = False  # the PLI or its keyframe was lost
-        if (self._waiting or self._wanted) and not self._in_flight \
-                and now - self._last_sent >= self.spacing:
+        if (self._waiting or self._wanted) and not self._in_flight and now - self._last_sent >= self.spacing:
             self._send(now)
         self._cancel_timer()
         if self._waiting or self._wanted:

@@ -28,6 +28,7 @@ flooded every few seconds. A link with steady random loss above LOSS_CLEAN (a we
 never "clean": after CALM_TICKS without congestion it may only try a small step (a paused slot back
 at its low layer), never the jump to a high layer that would overflow it and cost its audio.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,8 +64,13 @@ class VideoSlot:
     low: float | None
 
 
-def allocate(budget: float | None, audio: float, slots: list[VideoSlot], low_only: bool = False,
-             keep: dict[str, str] | None = None) -> dict[str, str]:
+def allocate(
+    budget: float | None,
+    audio: float,
+    slots: list[VideoSlot],
+    low_only: bool = False,
+    keep: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Each video slot's layer (high, low or off) within `budget` bit/s, `audio` bit/s going first.
     `slots` in priority order. No budget: all high. `low_only` (data saver): the low layer where one exists.
     `keep`: the layers slots carry now, which keep them while they cost up to KEEP_SLACK more than they
@@ -88,8 +94,12 @@ def allocate(budget: float | None, audio: float, slots: list[VideoSlot], low_onl
         else:
             choice[slot.name] = OFF
     for slot in slots:  # then upgrades, in the same order
-        if choice[slot.name] == LOW and slot.high is not None and slot.low is not None \
-                and fits(slot.name, HIGH, slot.high - slot.low, left):
+        if (
+            choice[slot.name] == LOW
+            and slot.high is not None
+            and slot.low is not None
+            and fits(slot.name, HIGH, slot.high - slot.low, left)
+        ):
             choice[slot.name] = HIGH
             left -= slot.high - slot.low
     return choice
@@ -170,11 +180,16 @@ class LinkControl:
         # From the high layers one congested tick is enough (going low costs little); pausing video
         # takes two in a row: measured with Chromium, the first reports after a cut-over still show
         # the overload.
-        on_highs = any(layer == HIGH and slot.low is not None
-                       for slot, layer in zip(slots, allocate(self.budget, audio, slots).values()))
+        on_highs = any(
+            layer == HIGH and slot.low is not None
+            for slot, layer in zip(slots, allocate(self.budget, audio, slots).values())
+        )
         if congested and (on_highs or self.congested_ticks >= 2):
-            through = report.delivered if report.delivered is not None \
+            through = (
+                report.delivered
+                if report.delivered is not None
                 else report.sent_bitrate * (1 - max(loss or 0.0, latest))
+            )
             self._congested(now, through * MARGIN, audio, slots)
             return
         self.calm_ticks += 1
@@ -184,10 +199,12 @@ class LinkControl:
         # few: with aiortc's reports (repaired packets count as received) a 5 % link looked clean for 200
         # packets in about one run of three, and the failed try cost 0.3-0.5 s of sound; 400 (about 5 s on the
         # low layers) has not yet, and a healed link is back on the high layers as soon (10-11 s).
-        lost, expected, resent, sent = (a + b for a, b in zip(
-            self._streak, (report.lost, report.expected, report.resent, report.sent_packets)))
-        if (expected >= MIN_PACKETS and lost >= LOSS_CLEAN * expected) \
-                or (sent >= MIN_PACKETS and resent >= LOSS_CLEAN * sent):
+        lost, expected, resent, sent = (
+            a + b for a, b in zip(self._streak, (report.lost, report.expected, report.resent, report.sent_packets))
+        )
+        if (expected >= MIN_PACKETS and lost >= LOSS_CLEAN * expected) or (
+            sent >= MIN_PACKETS and resent >= LOSS_CLEAN * sent
+        ):
             self.clean_ticks, self._streak = 0, (0, 0, 0, 0)
         else:
             self.clean_ticks, self._streak = self.clean_ticks + 1, (lost, expected, resent, sent)

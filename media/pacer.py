@@ -14,6 +14,7 @@ burst; draining faster than the link to catch up was measured to overflow it.)
 Retransmissions go first (a receiver waits for them: aiortc's stops decoding until the packet comes or
 128 more have), from a short queue of their own; what cannot go within RETRANSMIT_DELAY is dropped.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,13 @@ class Pacer:
         for on_overflow in overflowed:
             on_overflow()
 
-    def send(self, send: Callable[[bytes], None], data: bytes, on_overflow: Callable[[], None] | None = None,
-             retransmission: bool = False) -> None:
+    def send(
+        self,
+        send: Callable[[bytes], None],
+        data: bytes,
+        on_overflow: Callable[[], None] | None = None,
+        retransmission: bool = False,
+    ) -> None:
         """Send `data` with `send` now if the link has room, else when it has; drop it (and call
         on_overflow) if it would wait more than MAX_DELAY. A retransmission that would wait more than
         RETRANSMIT_DELAY is dropped silently: on a full link, new media comes first."""

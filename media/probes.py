@@ -6,13 +6,29 @@ from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
 from media.engine import codec_preferences, offered_media
 from media.forwarder import Retransmissions
 from media.rtp import (
-    ABS_SEND_TIME_URI, MID_URI, abs_send_time, ntp_now, one_byte_extensions, rtp_header,
+    ABS_SEND_TIME_URI,
+    MID_URI,
+    abs_send_time,
+    ntp_now,
+    one_byte_extensions,
+    rtp_header,
 )
 from media.vp8 import keyframe_size as vp8_keyframe_size
 from media.vp8 import keyframe_start as vp8_keyframe_start
 
 __all__ = [
-    "ABS_SEND_TIME_URI", "MID_URI", "SEND_ERRORS", "ReceiverTap", "Retransmissions", "SenderTap", "abs_send_time",
-    "codec_preferences", "ntp_now", "offered_media", "one_byte_extensions", "rtp_header", "vp8_keyframe_size",
+    "ABS_SEND_TIME_URI",
+    "MID_URI",
+    "SEND_ERRORS",
+    "ReceiverTap",
+    "Retransmissions",
+    "SenderTap",
+    "abs_send_time",
+    "codec_preferences",
+    "ntp_now",
+    "offered_media",
+    "one_byte_extensions",
+    "rtp_header",
+    "vp8_keyframe_size",
     "vp8_keyframe_start",
 ]

@@ -39,8 +39,9 @@ def seq_newer(a: int, b: int) -> bool:
     return 0 < (a - b) % SEQ_MOD < SEQ_MOD // 2
 
 
-def rtp_header(marker: int, payload_type: int, sequence: int, timestamp: int, ssrc: int,
-               extensions: bytes = b"") -> bytes:
+def rtp_header(
+    marker: int, payload_type: int, sequence: int, timestamp: int, ssrc: int, extensions: bytes = b""
+) -> bytes:
     """A 12-byte RTP header (version 2, no padding, no CSRC), plus an extension block if given."""
     first = 0x90 if extensions else 0x80
     return _HEADER.pack(first, (marker << 7) | payload_type, sequence, timestamp, ssrc) + extensions
@@ -84,7 +85,7 @@ def parse(data: bytes) -> RtpHeader:
     extensions: dict[int, bytes] = {}
     if first & 0x10:
         profile, words = struct.unpack_from("!HH", data, offset)
-        body = data[offset + 4:offset + 4 + 4 * words]
+        body = data[offset + 4 : offset + 4 + 4 * words]
         offset += 4 + 4 * words
         if profile == 0xBEDE:
             i = 0
@@ -95,15 +96,15 @@ def parse(data: bytes) -> RtpHeader:
                 ext_id, length = body[i] >> 4, (body[i] & 0x0F) + 1
                 if ext_id == 15:
                     break
-                extensions[ext_id] = bytes(body[i + 1:i + 1 + length])
+                extensions[ext_id] = bytes(body[i + 1 : i + 1 + length])
                 i += 1 + length
     end = len(data) - (data[-1] if first & 0x20 else 0)
-    return RtpHeader(second >> 7, second & 0x7F, sequence, timestamp, ssrc, extensions,
-                     bytes(data[offset:end]))
+    return RtpHeader(second >> 7, second & 0x7F, sequence, timestamp, ssrc, extensions, bytes(data[offset:end]))
 
 
 class Offsets(NamedTuple):
     """Added (mod 2^16 / 2^32) to a source's sequence numbers / timestamps on one slot."""
+
     sequence: int
     timestamp: int
 
@@ -111,12 +112,20 @@ class Offsets(NamedTuple):
 def first_offsets(source_sequence: int, source_timestamp: int) -> Offsets:
     """Offsets for a slot's very first packet: a random start, sequence numbers in the lower half
     (no early SRTP rollover-counter wrap)."""
-    return Offsets((random.randint(0, SEQ_MOD // 2 - 1) - source_sequence) % SEQ_MOD,
-                   (random.getrandbits(32) - source_timestamp) % TS_MOD)
+    return Offsets(
+        (random.randint(0, SEQ_MOD // 2 - 1) - source_sequence) % SEQ_MOD,
+        (random.getrandbits(32) - source_timestamp) % TS_MOD,
+    )
 
 
-def continuing_offsets(source_sequence: int, source_timestamp: int, last_sequence: int,
-                       last_timestamp: int, elapsed: float, clock_rate: int) -> Offsets:
+def continuing_offsets(
+    source_sequence: int,
+    source_timestamp: int,
+    last_sequence: int,
+    last_timestamp: int,
+    elapsed: float,
+    clock_rate: int,
+) -> Offsets:
     """Offsets that make a new source continue a slot forward: the next sequence number is
     last + 1 and the timestamp advances by the wall time elapsed since the last packet (at least 1).
 
@@ -124,5 +133,4 @@ def continuing_offsets(source_sequence: int, source_timestamp: int, last_sequenc
     an aiortc receiver or browser treats a backwards timestamp as a broken stream."""
     next_sequence = (last_sequence + 1) % SEQ_MOD
     next_timestamp = (last_timestamp + max(1, int(elapsed * clock_rate))) % TS_MOD
-    return Offsets((next_sequence - source_sequence) % SEQ_MOD,
-                   (next_timestamp - source_timestamp) % TS_MOD)
+    return Offsets((next_sequence - source_sequence) % SEQ_MOD, (next_timestamp - source_timestamp) % TS_MOD)

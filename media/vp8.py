@@ -1,6 +1,7 @@
 """The VP8 RTP payload format (RFC 7741) and the key frame header (RFC 6386 §9.1): pure functions on bytes, the
 one home of this parsing for the forwarder (which packet starts a key frame), the recorder (frames out of
 packets, their size) and the bench (the layer a packet belongs to, by its size)."""
+
 from __future__ import annotations
 
 KEYFRAME_START_CODE = b"\x9d\x01\x2a"

@@ -16,5 +16,13 @@ from recordings.recorder import Recorder, RecordingRefused
 from recordings.recovery import recover
 from recordings.render import RenderError, render, render_lesson
 
-__all__ = ["MANIFEST", "Recorder", "RecordingRefused", "RenderError", "read_manifest", "recover",
-           "render", "render_lesson"]
+__all__ = [
+    "MANIFEST",
+    "Recorder",
+    "RecordingRefused",
+    "RenderError",
+    "read_manifest",
+    "recover",
+    "render",
+    "render_lesson",
+]

@@ -80,8 +80,7 @@ def _safe(name: str) -> str:
 class _Segment:
     """One file: one track from the moment it was added (or resumed) until removed (or paused)."""
 
-    def __init__(self, index: int, publisher_id: str, source: str, label: str, kind: str,
-                 path: Path) -> None:
+    def __init__(self, index: int, publisher_id: str, source: str, label: str, kind: str, path: Path) -> None:
         self.index = index
         self.publisher_id = publisher_id
         self.source = source
@@ -93,8 +92,9 @@ class _Segment:
         # the writer thread's own
         self.depacketizer = depacketizer_for(kind)
         self.mapper: TimestampMapper | None = None
-        self.writer = TrackWriter(path, kind, metadata={
-            "title": label, "LIVECLASS_PUBLISHER": publisher_id, "LIVECLASS_SOURCE": source})
+        self.writer = TrackWriter(
+            path, kind, metadata={"title": label, "LIVECLASS_PUBLISHER": publisher_id, "LIVECLASS_SOURCE": source}
+        )
         self.closed = False
         self.entry: dict[str, Any] | None = None  # its manifest entry, once the file exists
         self.error: str | None = None
@@ -107,12 +107,19 @@ class _Segment:
 class Recorder:
     """Records the tracks it is given, each into its own WebM file on one session clock."""
 
-    def __init__(self, engine: MediaEngine, directory: Path, session_id: int, min_free_bytes: int, *,
-                 on_stopped: Callable[[str], Any] | None = None,
-                 stop_free_bytes: int | None = None,
-                 keyframe_interval: float | None = 10.0,
-                 reserve_bytes: int = 8 * 1024 * 1024,
-                 queue_limit: int = 20000) -> None:
+    def __init__(
+        self,
+        engine: MediaEngine,
+        directory: Path,
+        session_id: int,
+        min_free_bytes: int,
+        *,
+        on_stopped: Callable[[str], Any] | None = None,
+        stop_free_bytes: int | None = None,
+        keyframe_interval: float | None = 10.0,
+        reserve_bytes: int = 8 * 1024 * 1024,
+        queue_limit: int = 20000,
+    ) -> None:
         """min_free_bytes: start() refuses below this much free disk space. stop_free_bytes: a
         running recording stops (reason "disk_full") below this (default min_free_bytes // 10).
         keyframe_interval: seconds between keyframe requests for seekable video (None: never).
@@ -157,7 +164,9 @@ class Recorder:
                 "low_disk_space",
                 f"not enough free disk space to record: {free / 1e9:.2f} GB free, "
                 f"{self.min_free_bytes / 1e9:.2f} GB required",
-                free_bytes=free, min_free_bytes=self.min_free_bytes)
+                free_bytes=free,
+                min_free_bytes=self.min_free_bytes,
+            )
         self.state = "starting"
         try:
             self.path = await loop.run_in_executor(None, self._make_directory)
@@ -235,11 +244,15 @@ class Recorder:
 
     def status(self) -> dict[str, Any]:
         """For rec:status."""
-        return {"state": self.state, "session_id": self.session_id, "recording_id": self.recording_id,
-                "started_at": self._writer.started_at if self._writer else None,
-                "elapsed_ms": self.clock_ms() if self.state in ("recording", "paused") else None,
-                "tracks": [{"publisher": p, "source": s} for p, s in self._active],
-                "stopped_reason": self.stopped_reason}
+        return {
+            "state": self.state,
+            "session_id": self.session_id,
+            "recording_id": self.recording_id,
+            "started_at": self._writer.started_at if self._writer else None,
+            "elapsed_ms": self.clock_ms() if self.state in ("recording", "paused") else None,
+            "tracks": [{"publisher": p, "source": s} for p, s in self._active],
+            "stopped_reason": self.stopped_reason,
+        }
 
     # -------------------------------------------------------------------------- internals
     PENDING_CHECK = 0.5
@@ -280,16 +293,19 @@ class Recorder:
         except OSError as error:
             path.unlink(missing_ok=True)
             if error.errno in DISK_FULL_ERRNOS:
-                raise RecordingRefused("low_disk_space", "not enough free disk space to record",
-                                       free_bytes=0, min_free_bytes=self.min_free_bytes) from error
+                raise RecordingRefused(
+                    "low_disk_space",
+                    "not enough free disk space to record",
+                    free_bytes=0,
+                    min_free_bytes=self.min_free_bytes,
+                ) from error
             raise
 
     def _open_segment(self, publisher_id: str, source: str) -> bool:
         key = (publisher_id, source)
         self._count += 1
         name = f"{self._count:02d}-{_safe(publisher_id)}-{source}.webm"
-        segment = _Segment(self._count, publisher_id, source, self._wanted[key], SOURCE_KINDS[source],
-                           self.path / name)
+        segment = _Segment(self._count, publisher_id, source, self._wanted[key], SOURCE_KINDS[source], self.path / name)
         put, qsize, limit = self._queue.put, self._queue.qsize, self.queue_limit
 
         def sink(packet: EncodedPacket) -> None:  # the hot path: one queue put
@@ -395,10 +411,15 @@ class _Writer(threading.Thread):
             pauses = [dict(p) for p in self.pauses]
         recorder = self.recorder
         return {
-            "format": FORMAT, "version": VERSION,
-            "session_id": recorder.session_id, "recording_id": recorder.recording_id,
-            "started_at": self.started_at, "started_at_unix": self.origin,
-            "finished": self.finished, "recovered": False, "stopped_reason": self.stopped_reason,
+            "format": FORMAT,
+            "version": VERSION,
+            "session_id": recorder.session_id,
+            "recording_id": recorder.recording_id,
+            "started_at": self.started_at,
+            "started_at_unix": self.origin,
+            "finished": self.finished,
+            "recovered": False,
+            "stopped_reason": self.stopped_reason,
             "duration_ms": self.duration_ms,
             **({} if self.finished else {"pid": os.getpid()}),
             "pauses": pauses,
@@ -485,9 +506,12 @@ class _Writer(threading.Thread):
 
     def _write(self, segment: _Segment, frames: list) -> None:
         now = time.monotonic()
-        if segment.kind == "video" and segment.depacketizer.need_keyframe \
-                and now - segment.last_packet < self.FLOWING \
-                and now - segment.last_request >= segment.retry:
+        if (
+            segment.kind == "video"
+            and segment.depacketizer.need_keyframe
+            and now - segment.last_packet < self.FLOWING
+            and now - segment.last_request >= segment.retry
+        ):
             # waiting for a keyframe (the first, or after a loss) while packets come (a muted
             # track is not asked: every PLI costs the publisher's uplink a keyframe)
             self._ask_keyframe(segment, now)
@@ -501,8 +525,7 @@ class _Writer(threading.Thread):
                 if segment.mapper is None:
                     segment.mapper = TimestampMapper(CLOCK_RATES[segment.kind], self.origin)
                 ms = segment.mapper.map(frame.timestamp, frame.arrival)
-                if writer.write(frame.data, ms, frame.keyframe, now) and frame.keyframe \
-                        and segment.kind == "video":
+                if writer.write(frame.data, ms, frame.keyframe, now) and frame.keyframe and segment.kind == "video":
                     segment.last_keyframe = now
                     segment.retry = self.KEYFRAME_RETRY
         except Exception as error:  # noqa: BLE001
@@ -519,10 +542,14 @@ class _Writer(threading.Thread):
         for segment in list(self.open):
             self._write(segment, segment.depacketizer.expire(wall))
             interval = self.recorder.keyframe_interval
-            if segment.kind == "video" and interval and segment.writer.started \
-                    and now - segment.last_packet < self.FLOWING \
-                    and now - segment.last_keyframe >= interval \
-                    and now - segment.last_request >= interval:
+            if (
+                segment.kind == "video"
+                and interval
+                and segment.writer.started
+                and now - segment.last_packet < self.FLOWING
+                and now - segment.last_keyframe >= interval
+                and now - segment.last_request >= interval
+            ):
                 self._ask_keyframe(segment, now)
             if not segment.closed:
                 try:
@@ -536,15 +563,15 @@ class _Writer(threading.Thread):
             except OSError:
                 free = None
             if free is not None and free < self.recorder.stop_free_bytes:
-                log.warning("recorder %s: %d bytes free, below %d: stopping", self.path, free,
-                            self.recorder.stop_free_bytes)
+                log.warning(
+                    "recorder %s: %d bytes free, below %d: stopping", self.path, free, self.recorder.stop_free_bytes
+                )
                 raise _DiskFull()
 
     def _ask_keyframe(self, segment: _Segment, now: float) -> None:
         segment.last_request = now
         try:
-            self.loop.call_soon_threadsafe(self.recorder._request_keyframe, segment.publisher_id,
-                                           segment.source)
+            self.loop.call_soon_threadsafe(self.recorder._request_keyframe, segment.publisher_id, segment.source)
         except RuntimeError:
             pass
 
@@ -580,8 +607,7 @@ class _Writer(threading.Thread):
             log.warning("recorder %s: disk full writing %s", self.path, segment.path.name)
             raise _DiskFull() from error
         else:
-            log.exception("recorder %s: writing %s failed", self.path, segment.path.name,
-                          exc_info=error)
+            log.exception("recorder %s: writing %s failed", self.path, segment.path.name, exc_info=error)
 
     def _update_entry(self, segment: _Segment, final: bool = False) -> None:
         info = segment.writer.info()
@@ -589,7 +615,9 @@ class _Writer(threading.Thread):
             return
         entry = {
             **info.as_dict(),
-            "source": segment.source, "publisher": segment.publisher_id, "label": segment.label,
+            "source": segment.source,
+            "publisher": segment.publisher_id,
+            "label": segment.label,
             "lost_packets": segment.depacketizer.buffer.lost,
             "dropped_frames": segment.depacketizer.dropped + segment.queue_dropped,
         }
@@ -626,6 +654,7 @@ class _Writer(threading.Thread):
 
     def _repair(self, segment: _Segment) -> None:
         from recordings.recovery import repair_file
+
         try:
             info = repair_file(segment.path)
         except Exception:  # noqa: BLE001
@@ -637,9 +666,13 @@ class _Writer(threading.Thread):
             return
         with self._lock:
             entry = dict(segment.entry or {})
-            entry.update(duration_ms=info["duration_ms"], frames=info["frames"],
-                         bytes=segment.path.stat().st_size, sha256=sha256_file(segment.path),
-                         repaired=True)
+            entry.update(
+                duration_ms=info["duration_ms"],
+                frames=info["frames"],
+                bytes=segment.path.stat().st_size,
+                sha256=sha256_file(segment.path),
+                repaired=True,
+            )
             segment.entry = entry
 
 

@@ -41,8 +41,9 @@ def repair_file(path: Path) -> dict[str, Any]:
     "width", "height", "metadata"}. Raises av.error.FFmpegError (or ValueError) if nothing of it
     can be read."""
     path = Path(path)
-    temporary = path.with_name(path.name[: -len(".webm")] + REPAIR_SUFFIX
-                               if path.name.endswith(".webm") else path.name + REPAIR_SUFFIX)
+    temporary = path.with_name(
+        path.name[: -len(".webm")] + REPAIR_SUFFIX if path.name.endswith(".webm") else path.name + REPAIR_SUFFIX
+    )
     with av.open(str(path)) as source:
         if not source.streams:
             raise ValueError(f"{path.name}: no stream")
@@ -53,9 +54,12 @@ def repair_file(path: Path) -> dict[str, Any]:
         metadata = {k: v for k, v in source.metadata.items() if k.upper() not in ("ENCODER", "DURATION")}
         start = _tag(source.metadata, "LIVECLASS_START_MS")
         start_ms = int(start) if start is not None and re.fullmatch(r"-?\d+", start) else None
-        writer = TrackWriter(temporary, kind, metadata={k: v for k, v in metadata.items()
-                                                        if k.upper() != "LIVECLASS_START_MS"},
-                             sync_interval=1e9)
+        writer = TrackWriter(
+            temporary,
+            kind,
+            metadata={k: v for k, v in metadata.items() if k.upper() != "LIVECLASS_START_MS"},
+            sync_interval=1e9,
+        )
         base = start_ms or 0
         time_base = stream.time_base
         try:
@@ -72,9 +76,16 @@ def repair_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path.name}: no readable frame")
     info = writer.close()
     os.replace(temporary, path)
-    return {"kind": kind, "codec": info.codec, "start_ms": start_ms, "duration_ms": info.duration_ms,
-            "frames": info.frames, "width": info.width, "height": info.height,
-            "metadata": metadata}
+    return {
+        "kind": kind,
+        "codec": info.codec,
+        "start_ms": start_ms,
+        "duration_ms": info.duration_ms,
+        "frames": info.frames,
+        "width": info.width,
+        "height": info.height,
+        "metadata": metadata,
+    }
 
 
 def _candidates(directory: Path) -> list[Path]:
@@ -131,15 +142,25 @@ def recover_recording(path: Path, manifest: dict[str, Any] | None = None) -> dic
         start_ms = entry.get("start_ms")
         if start_ms is None:
             start_ms = info["start_ms"] if info["start_ms"] is not None else 0
-        entry.update({
-            "file": file.name, "kind": info["kind"], "codec": info["codec"],
-            "source": entry.get("source") or _tag(tags, "LIVECLASS_SOURCE"),
-            "publisher": entry.get("publisher") or _tag(tags, "LIVECLASS_PUBLISHER"),
-            "label": entry.get("label") or _tag(tags, "TITLE"),
-            "start_ms": start_ms, "duration_ms": info["duration_ms"], "frames": info["frames"],
-            "bytes": file.stat().st_size, "width": info["width"], "height": info["height"],
-            "sha256": sha256_file(file), "complete": False, "recovered": True,
-        })
+        entry.update(
+            {
+                "file": file.name,
+                "kind": info["kind"],
+                "codec": info["codec"],
+                "source": entry.get("source") or _tag(tags, "LIVECLASS_SOURCE"),
+                "publisher": entry.get("publisher") or _tag(tags, "LIVECLASS_PUBLISHER"),
+                "label": entry.get("label") or _tag(tags, "TITLE"),
+                "start_ms": start_ms,
+                "duration_ms": info["duration_ms"],
+                "frames": info["frames"],
+                "bytes": file.stat().st_size,
+                "width": info["width"],
+                "height": info["height"],
+                "sha256": sha256_file(file),
+                "complete": False,
+                "recovered": True,
+            }
+        )
         files.append(entry)
     files.sort(key=lambda f: (f["start_ms"], f["file"]))
     end = max((f["start_ms"] + f["duration_ms"] for f in files), default=0)
@@ -150,14 +171,19 @@ def recover_recording(path: Path, manifest: dict[str, Any] | None = None) -> dic
     manifest.pop("pid", None)
     session = path.parent.name
     manifest = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT,
+        "version": VERSION,
         "session_id": int(session) if session.isascii() and session.isdigit() else None,
-        "recording_id": path.name, "started_at": None, "started_at_unix": None,
+        "recording_id": path.name,
+        "started_at": None,
+        "started_at_unix": None,
         **manifest,
-        "finished": True, "recovered": True,
+        "finished": True,
+        "recovered": True,
         "stopped_reason": manifest.get("stopped_reason") or "crashed",
         "duration_ms": manifest.get("duration_ms") or end,
-        "pauses": pauses, "files": files,
+        "pauses": pauses,
+        "files": files,
     }
     if unreadable:
         manifest["unreadable_files"] = unreadable

@@ -142,7 +142,7 @@ class _AudioCursor:
         lo = max(first, self._buffer_start)
         hi = min(last, self._buffer_start + self._buffer.shape[1])
         if hi > lo:
-            out[:, lo - first:hi - first] = self._buffer[:, lo - self._buffer_start:hi - self._buffer_start]
+            out[:, lo - first : hi - first] = self._buffer[:, lo - self._buffer_start : hi - self._buffer_start]
         drop = max(0, last - self._buffer_start)  # reads only move forward
         if drop:
             self._buffer = self._buffer[:, drop:]
@@ -157,13 +157,16 @@ class _AudioCursor:
             return
         position = self.start + int(round(float(frame.time or 0) * RATE))
         frame.pts = None  # the resampler would otherwise insist on continuity
-        samples = np.concatenate([f.to_ndarray() for f in self._resampler.resample(frame)], axis=1) \
-            if frame.samples else np.zeros((2, 0), np.float32)
+        samples = (
+            np.concatenate([f.to_ndarray() for f in self._resampler.resample(frame)], axis=1)
+            if frame.samples
+            else np.zeros((2, 0), np.float32)
+        )
         end = self._buffer_start + self._buffer.shape[1]
         if position > end:  # a gap: silence
             self._buffer = np.concatenate([self._buffer, np.zeros((2, position - end), np.float32)], axis=1)
         elif position < end:  # an overlap: keep what is already there
-            samples = samples[:, end - position:]
+            samples = samples[:, end - position :]
         self._buffer = np.concatenate([self._buffer, samples.astype(np.float32)], axis=1)
 
     def close(self) -> None:
@@ -189,9 +192,15 @@ def choose_layout(manifest: dict[str, Any], teacher: str | None = None) -> dict[
     }
 
 
-def render_lesson(recording: Path, output: Path | None = None, *, teacher: str | None = None,
-                  width: int = 1280, height: int = 720,
-                  on_progress: Callable[[float], Any] | None = None) -> Path:
+def render_lesson(
+    recording: Path,
+    output: Path | None = None,
+    *,
+    teacher: str | None = None,
+    width: int = 1280,
+    height: int = 720,
+    on_progress: Callable[[float], Any] | None = None,
+) -> Path:
     """Compose the lesson video of a finished recording directory (blocking; run it off the event
     loop, best through `render`). Returns the output path (default: recording/lesson.mp4)."""
     recording = Path(recording)
@@ -211,16 +220,18 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
     # the picture size: the largest screen (or camera) fitted into width x height
     sizes = [(f["width"], f["height"]) for f in videos if f.get("width") and f.get("height")]
     source_w, source_h = max(sizes, key=lambda s: s[0] * s[1]) if sizes else (width, height)
-    out_w, out_h = _fit(source_w, source_h, width, height) if (source_w > width or source_h > height) \
+    out_w, out_h = (
+        _fit(source_w, source_h, width, height)
+        if (source_w > width or source_h > height)
         else (source_w // 2 * 2, source_h // 2 * 2)
+    )
 
     def cursor(f: dict) -> _VideoCursor:
         return _VideoCursor(recording / f["file"], f["start_ms"], f["duration_ms"])
 
     screens = [cursor(f) for f in sorted(layout["screens"], key=lambda f: f["start_ms"])]
     cameras = [cursor(f) for f in sorted(layout["cameras"], key=lambda f: f["start_ms"])]
-    sounds = [_AudioCursor(recording / f["file"], f["start_ms"], f["duration_ms"])
-              for f in layout["audio"]]
+    sounds = [_AudioCursor(recording / f["file"], f["start_ms"], f["duration_ms"]) for f in layout["audio"]]
     # The paused stretches are left out: the lesson video runs on without them.
     frames_total = max(1, int((total_ms - sum(end - start for start, end in pauses)) * FPS // 1000))
     samples_per_frame = RATE // FPS
@@ -241,12 +252,21 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
             skipped_ms = _paused_before(k * 1000 / FPS, pauses)
             ms = k * 1000 / FPS + skipped_ms
             picture = black
-            main = next((image for image in (s.image(ms, out_w, out_h) for s in reversed(screens))
-                         if image is not None), None)
+            main = next(
+                (image for image in (s.image(ms, out_w, out_h) for s in reversed(screens)) if image is not None), None
+            )
             camera_full = main is None
-            camera = next((image for image in (c.image(ms, out_w, out_h) if camera_full else
-                                               c.image(ms, inset_w, inset_h) for c in reversed(cameras))
-                           if image is not None), None)
+            camera = next(
+                (
+                    image
+                    for image in (
+                        c.image(ms, out_w, out_h) if camera_full else c.image(ms, inset_w, inset_h)
+                        for c in reversed(cameras)
+                    )
+                    if image is not None
+                ),
+                None,
+            )
             if main is None and camera is not None:
                 main, camera = camera, None
             if main is not None or camera is not None:
@@ -254,11 +274,11 @@ def render_lesson(recording: Path, output: Path | None = None, *, teacher: str |
                 if main is not None:
                     h, w = main.shape[:2]
                     y, x = (out_h - h) // 2, (out_w - w) // 2
-                    picture[y:y + h, x:x + w] = main
+                    picture[y : y + h, x : x + w] = main
                 if camera is not None:
                     h, w = camera.shape[:2]
                     y, x = out_h - h - margin, out_w - w - margin
-                    picture[y:y + h, x:x + w] = camera
+                    picture[y : y + h, x : x + w] = camera
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts, frame.time_base = k, Fraction(1, FPS)
             container.mux(video.encode(frame))
@@ -306,21 +326,35 @@ def _paused_before(video_ms: float, pauses: list[tuple[int, int]]) -> int:
     return skipped
 
 
-async def render(recording: Path, output: Path | None = None, *, teacher: str | None = None,
-                 on_progress: Callable[[float], Any] | None = None, nice: int = NICE) -> Path:
+async def render(
+    recording: Path,
+    output: Path | None = None,
+    *,
+    teacher: str | None = None,
+    on_progress: Callable[[float], Any] | None = None,
+    nice: int = NICE,
+) -> Path:
     """Run `render_lesson` in a separate low-priority process; `on_progress(fraction)` is called
     on the event loop as it goes. Raises RenderError if it fails."""
     recording = Path(recording)
     output = Path(output) if output is not None else recording / "lesson.mp4"
-    arguments = [sys.executable, "-m", "recordings.render", str(recording), "--output", str(output),
-                 "--nice", str(nice)]
+    arguments = [
+        sys.executable,
+        "-m",
+        "recordings.render",
+        str(recording),
+        "--output",
+        str(output),
+        "--nice",
+        str(nice),
+    ]
     if teacher is not None:
         arguments += ["--teacher", teacher]
     root = str(Path(__file__).resolve().parent.parent)
-    environment = {**os.environ,
-                   "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    process = await asyncio.create_subprocess_exec(*arguments, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE, env=environment)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    process = await asyncio.create_subprocess_exec(
+        *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environment
+    )
     errors: list[bytes] = []
 
     async def drain_errors() -> None:
@@ -344,14 +378,16 @@ async def render(recording: Path, output: Path | None = None, *, teacher: str | 
         draining.cancel()
         raise
     if code != 0:
-        raise RenderError(f"rendering {recording} failed ({code}): "
-                          + b"".join(errors).decode(errors="replace")[-2000:])
+        raise RenderError(
+            f"rendering {recording} failed ({code}): " + b"".join(errors).decode(errors="replace")[-2000:]
+        )
     return output
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recordings.render",
-                                     description="Compose the lesson video of a finished recording.")
+    parser = argparse.ArgumentParser(
+        prog="python -m recordings.render", description="Compose the lesson video of a finished recording."
+    )
     parser.add_argument("recording", type=Path, help="the recording's directory (with manifest.json)")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--teacher", default=None, help="publisher id of the teacher")
@@ -364,8 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"progress {fraction:.4f}", flush=True)
 
     try:
-        path = render_lesson(arguments.recording, arguments.output, teacher=arguments.teacher,
-                             on_progress=progress)
+        path = render_lesson(arguments.recording, arguments.output, teacher=arguments.teacher, on_progress=progress)
     except RenderError as error:
         print(error, file=sys.stderr)
         return 2

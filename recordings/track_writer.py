@@ -131,8 +131,15 @@ class TrackWriter:
     `start_ms` is that frame's time on the session clock and the file's pts count from there.
     """
 
-    def __init__(self, path: Path, kind: str, *, metadata: dict[str, str] | None = None,
-                 cluster_ms: int = CLUSTER_MS, sync_interval: float = SYNC_INTERVAL) -> None:
+    def __init__(
+        self,
+        path: Path,
+        kind: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        cluster_ms: int = CLUSTER_MS,
+        sync_interval: float = SYNC_INTERVAL,
+    ) -> None:
         if kind not in CODECS:
             raise ValueError(f"kind must be 'video' or 'audio', not {kind!r}")
         self.path = Path(path)
@@ -237,17 +244,29 @@ class TrackWriter:
     def info(self) -> TrackInfo | None:
         if self.start_ms is None:
             return None
-        return TrackInfo(file=self.path.name, kind=self.kind, codec=self.codec, start_ms=self.start_ms,
-                         duration_ms=self._end, frames=self.frames,
-                         bytes=self.path.stat().st_size if self.path.exists() else 0,
-                         width=self.width, height=self.height)
+        return TrackInfo(
+            file=self.path.name,
+            kind=self.kind,
+            codec=self.codec,
+            start_ms=self.start_ms,
+            duration_ms=self._end,
+            frames=self.frames,
+            bytes=self.path.stat().st_size if self.path.exists() else 0,
+            width=self.width,
+            height=self.height,
+        )
 
     # -- internals
     def _open(self) -> None:
-        container = av.open(str(self.path), "w", format="webm", container_options={
-            "cluster_time_limit": str(self.cluster_ms),
-            "flush_packets": "1",
-        })
+        container = av.open(
+            str(self.path),
+            "w",
+            format="webm",
+            container_options={
+                "cluster_time_limit": str(self.cluster_ms),
+                "flush_packets": "1",
+            },
+        )
         try:
             container.metadata.update(self.metadata)
             container.metadata["LIVECLASS_START_MS"] = str(self.start_ms)

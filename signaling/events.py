@@ -3,6 +3,7 @@
 The room never writes a database itself (no SQL in signaling); `liveclass/` stores these as the
 session's records. Events are plain data with the time they happened.
 """
+
 from __future__ import annotations
 
 import time

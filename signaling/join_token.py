@@ -4,6 +4,7 @@
 verifies it on connect. Tokens live at most 60 s and are single use: the room spends the token's id
 through a `SpentTokens` store that the application injects (a database table, so it holds across nodes).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -42,15 +43,32 @@ class SpentTokens(Protocol):
         """Mark the token id as used; False if it had been used already."""
 
 
-def issue_join_token(secret: str, *, user_id: int, session_id: int, room_role: str, name: str,
-                     personal_id: str, on_roster: bool, ttl_seconds: int = 60) -> tuple[str, float]:
+def issue_join_token(
+    secret: str,
+    *,
+    user_id: int,
+    session_id: int,
+    room_role: str,
+    name: str,
+    personal_id: str,
+    on_roster: bool,
+    ttl_seconds: int = 60,
+) -> tuple[str, float]:
     if room_role not in ROOM_ROLES:
         raise ValueError(f"unknown room role {room_role!r}")
     now = int(time.time())
     expires_at = now + min(ttl_seconds, 60)
     claims = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "sid": session_id, "role": room_role,
-        "name": name, "pid": personal_id, "roster": on_roster, "iat": now, "exp": expires_at,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(user_id),
+        "sid": session_id,
+        "role": room_role,
+        "name": name,
+        "pid": personal_id,
+        "roster": on_roster,
+        "iat": now,
+        "exp": expires_at,
         "jti": secrets.token_urlsafe(16),
     }
     return jwt.encode(claims, secret, algorithm="HS256"), expires_at
@@ -61,22 +79,33 @@ def decode_join_token(secret: str, token: object) -> JoinClaims:
     if not isinstance(token, str) or not token or len(token) > 4096:
         raise JoinTokenError("token_missing", "A join token is required: ask the server to join the session again.")
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
-                            options={"require": ["exp", "jti", "sub", "sid", "role"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "jti", "sub", "sid", "role"]},
+        )
     except jwt.ExpiredSignatureError:
         raise JoinTokenError("token_expired", "The join token has expired: join the session again.") from None
     except jwt.InvalidTokenError:
         raise JoinTokenError("token_invalid", "The join token is not valid.") from None
     if claims["role"] not in ROOM_ROLES or not isinstance(claims["sid"], int):
         raise JoinTokenError("token_invalid", "The join token is not valid.")
-    return JoinClaims(user_id=int(claims["sub"]), session_id=claims["sid"], room_role=claims["role"],
-                      name=str(claims.get("name", "")), personal_id=str(claims.get("pid", "")),
-                      on_roster=bool(claims.get("roster", False)), token_id=str(claims["jti"]),
-                      expires_at=float(claims["exp"]))
+    return JoinClaims(
+        user_id=int(claims["sub"]),
+        session_id=claims["sid"],
+        room_role=claims["role"],
+        name=str(claims.get("name", "")),
+        personal_id=str(claims.get("pid", "")),
+        on_roster=bool(claims.get("roster", False)),
+        token_id=str(claims["jti"]),
+        expires_at=float(claims["exp"]),
+    )
 
 
-async def accept_join_token(secret: str, token: object, spent: SpentTokens,
-                            session_id: object = None) -> JoinClaims:
+async def accept_join_token(secret: str, token: object, spent: SpentTokens, session_id: object = None) -> JoinClaims:
     """Verify a token presented on connect and spend it, so it can never be used again."""
     claims = decode_join_token(secret, token)
     if session_id is not None and session_id != claims.session_id:

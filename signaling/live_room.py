@@ -2,6 +2,7 @@
 its recording (recording.py), the delivery of what it says, and its place in the cluster (its durable state
 saved for a take-over). The node's Socket.IO adapter (server.py) keeps one per open session.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,16 @@ class _Discard:
 
 
 class LiveRoom:
-    def __init__(self, room: Room, *, media: RoomMedia | None, deliver: Deliver, router: Router,
-                 recorder_factory: RecorderFactory | None, record_students: bool):
+    def __init__(
+        self,
+        room: Room,
+        *,
+        media: RoomMedia | None,
+        deliver: Deliver,
+        router: Router,
+        recorder_factory: RecorderFactory | None,
+        record_students: bool,
+    ):
         self.room = room
         self.media = media  # None: a server without media (rtc:* answered media_unavailable)
         self.recording: RoomRecording | None = None
@@ -214,8 +223,9 @@ class LiveRoom:
                     raise recording.refuse_not_recording()
                 changed = current.pause() if event == "rec:pause" else current.resume()
                 if changed:  # pausing a paused recording, or resuming a running one, changes nothing
-                    recording.announce(room, teacher, current,
-                                       event=ev.REC_PAUSED if event == "rec:pause" else ev.REC_RESUMED)
+                    recording.announce(
+                        room, teacher, current, event=ev.REC_PAUSED if event == "rec:pause" else ev.REC_RESUMED
+                    )
                 return recording.status(room, current)
             if current is not None:
                 return recording.status(room, current)
@@ -249,9 +259,11 @@ class LiveRoom:
 
     def _recorder_stopped(self, reason: str) -> None:
         """The recorder stopped by itself (a full disk): finish it and tell everyone why."""
+
         async def finish() -> None:
             await self.finish_recording(reason)
             await self.settle()
+
         asyncio.get_running_loop().create_task(finish())
 
     # -- leaving this node ---------------------------------------------------------------------------

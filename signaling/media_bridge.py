@@ -3,6 +3,7 @@
 The room decides who receives what (media_plan.py); this module turns each change into the engine's
 slot assignments and forwarding switches, and tells subscribers which slot now shows whom (rtc:slots).
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,9 @@ class RoomMedia:
             raise RoomError("invalid_payload", "Publish each source (camera, microphone, screen) once, at least one.")
         offered_mids = set(_mids(payload.sdp))
         if not set(sources) <= offered_mids:
-            raise RoomError("invalid_sdp", "The offer has no m-line for mid(s) "
-                                           f"{', '.join(sorted(set(sources) - offered_mids))}.")
+            raise RoomError(
+                "invalid_sdp", f"The offer has no m-line for mid(s) {', '.join(sorted(set(sources) - offered_mids))}."
+            )
         try:
             answer = await self.engine.publish(self.peer(p.participant_id), payload.sdp, sources)
         except Exception as exc:  # noqa: BLE001 - aiortc's parser raises many kinds on a bad offer
@@ -103,8 +105,10 @@ class RoomMedia:
         self._slots[peer] = {}
         # The offer's m-lines follow the slots in order: tell the client which mid is which slot.
         mids = _mids(offer)
-        return {"sdp": offer, "slots": [{"slot": name, "kind": kind, "mid": mid}
-                                        for (name, kind), mid in zip(layout.items(), mids)]}
+        return {
+            "sdp": offer,
+            "slots": [{"slot": name, "kind": kind, "mid": mid} for (name, kind), mid in zip(layout.items(), mids)],
+        }
 
     async def answer(self, p: Participant, payload) -> None:
         peer = self.peer(p.participant_id)
@@ -153,13 +157,20 @@ class RoomMedia:
             current = self._slots[peer]
             changed = {slot: ref for slot, ref in slots.items() if current.get(slot) != ref}
             for slot, ref in changed.items():
-                self.engine.assign(peer, slot, self.peer(ref.participant_id) if ref else None,
-                                   ref.source if ref else None)
+                self.engine.assign(
+                    peer, slot, self.peer(ref.participant_id) if ref else None, ref.source if ref else None
+                )
                 current[slot] = ref
             if changed:
-                messages.append((present[participant_id], {
-                    slot: {"participant_id": ref.participant_id, "source": ref.source} if ref else None
-                    for slot, ref in changed.items()}))
+                messages.append(
+                    (
+                        present[participant_id],
+                        {
+                            slot: {"participant_id": ref.participant_id, "source": ref.source} if ref else None
+                            for slot, ref in changed.items()
+                        },
+                    )
+                )
         return messages
 
     async def close(self) -> None:
@@ -175,8 +186,11 @@ class RoomMedia:
 
     def _data_used(self, peer: str) -> int:
         link = self.engine.link(peer)
-        return self._data_before.get(peer.split("/", 1)[1], 0) + (link["data_bytes"] if link else 0) \
+        return (
+            self._data_before.get(peer.split("/", 1)[1], 0)
+            + (link["data_bytes"] if link else 0)
             + self.engine.published_bytes(peer)
+        )
 
     def links(self) -> dict[str, dict[str, Any]]:
         """Each receiving participant's link as they should know it (you:link) and the teacher sees it
@@ -209,17 +223,27 @@ class RoomMedia:
             else:
                 video = "high"
             report[p.participant_id] = {
-                "quality": quality, "video": video, "reduced": reduced, "paused": paused, "saver": p.saver,
-                "data_bytes": self._data_used(peer), "loss": round(loss, 4),
+                "quality": quality,
+                "video": video,
+                "reduced": reduced,
+                "paused": paused,
+                "saver": p.saver,
+                "data_bytes": self._data_used(peer),
+                "loss": round(loss, 4),
                 "rtt_ms": round(rtt * 1000) if rtt is not None else None,
-                "receiving_kbps": round(sum(s["bitrate"] for s in slots) / 1000), "receiving": bool(slots)}
+                "receiving_kbps": round(sum(s["bitrate"] for s in slots) / 1000),
+                "receiving": bool(slots),
+            }
         return report
 
     @staticmethod
     def quality(links: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The teacher's view (room:quality): everyone who receives something, or whose video the link paused."""
-        return {pid: {k: v for k, v in link.items() if k != "receiving"} for pid, link in links.items()
-                if link["receiving"] or link["paused"]}
+        return {
+            pid: {k: v for k, v in link.items() if k != "receiving"}
+            for pid, link in links.items()
+            if link["receiving"] or link["paused"]
+        }
 
     def _forget(self, peer: str) -> None:
         self._subscribed.pop(peer, None)

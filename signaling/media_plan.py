@@ -14,6 +14,7 @@ the room only changes what each slot carries. Rules:
   the media engine picks the layer per subscriber from its link;
 - data saver: "screen" keeps the audio and the screen slot only, "audio" the audio only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ def forwarded(view: MediaView) -> set[str]:
     return live | {LOW_LAYERS[s] for s in live if s in LOW_LAYERS and LOW_LAYERS[s] in view.published}
 
 
-def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
-         ) -> tuple[dict[str, dict[str, TrackRef | None]], dict[TrackRef, bool]]:
+def plan(
+    participants: list[MediaView], stage: str | None, sees_classmates: bool
+) -> tuple[dict[str, dict[str, TrackRef | None]], dict[TrackRef, bool]]:
     """(subscriber id → slot → track or None, published track → forwarding on)."""
     live = {v.participant_id: forwarded(v) for v in participants}
     teacher = next((v for v in participants if v.role == "teacher"), None)
@@ -83,14 +85,17 @@ def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
         return None
 
     screen = track(teacher, "screen") or next(
-        (TrackRef(v.participant_id, "screen") for v in learners if "screen" in live[v.participant_id]), None)
+        (TrackRef(v.participant_id, "screen") for v in learners if "screen" in live[v.participant_id]), None
+    )
     on_stage = next((v for v in learners if v.participant_id == stage), None)
-    speakers = sorted((v for v in learners if "microphone" in live[v.participant_id]),
-                      key=lambda v: v.unmuted_at, reverse=True)[:AUDIO_SLOTS]
+    speakers = sorted(
+        (v for v in learners if "microphone" in live[v.participant_id]), key=lambda v: v.unmuted_at, reverse=True
+    )[:AUDIO_SLOTS]
     cameras = [TrackRef(v.participant_id, "camera") for v in learners if "camera" in live[v.participant_id]]
 
     assignments: dict[str, dict[str, TrackRef | None]] = {}
     for viewer in participants:
+
         def not_own(ref: TrackRef | None) -> TrackRef | None:
             return ref if ref is None or ref.participant_id != viewer.participant_id else None
 
@@ -100,8 +105,9 @@ def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
             "screen": not_own(screen),
             "stage": not_own(track(on_stage, "camera")),
         }
-        voices = [TrackRef(v.participant_id, "microphone") for v in speakers
-                  if v.participant_id != viewer.participant_id]
+        voices = [
+            TrackRef(v.participant_id, "microphone") for v in speakers if v.participant_id != viewer.participant_id
+        ]
         for i in range(1, AUDIO_SLOTS + 1):
             slots[f"audio_{i}"] = voices[i - 1] if i <= len(voices) else None
         if viewer.role == "teacher" or sees_classmates:
@@ -114,11 +120,18 @@ def plan(participants: list[MediaView], stage: str | None, sees_classmates: bool
                 slots[f"grid_{i}"] = grid[i - 1] if i <= len(grid) else None
         if viewer.saver != "off":
             for name in slot_layout(viewer.role, sees_classmates):
-                if name in slots and not name.startswith("audio") and name != "teacher_audio" \
-                        and not _saver_keeps(name, viewer.saver):
+                if (
+                    name in slots
+                    and not name.startswith("audio")
+                    and name != "teacher_audio"
+                    and not _saver_keeps(name, viewer.saver)
+                ):
                     slots[name] = None
         assignments[viewer.participant_id] = slots
 
-    switches = {TrackRef(v.participant_id, source): source in live[v.participant_id]
-                for v in participants for source in v.published}
+    switches = {
+        TrackRef(v.participant_id, source): source in live[v.participant_id]
+        for v in participants
+        for source in v.published
+    }
     return assignments, switches

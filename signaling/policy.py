@@ -4,6 +4,7 @@ Room roles: teacher, student, observer, guest. `ACTIONS` gives the roles that ma
 per-participant grants and the room's locks then narrow what students and guests may do right now
 (see `Permissions`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

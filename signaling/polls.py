@@ -22,6 +22,7 @@ Anonymous means that nobody in the room is named with an answer: the class and o
 any poll, and in an anonymous poll the teacher sees only the counts and who has not answered. The school's
 records keep each answer like any assessment record.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,12 +84,14 @@ class Question:
     def choice_ids(self) -> list[str]:
         if self.kind == "truefalse":
             return list(TRUE_FALSE)
-        return list(LETTERS[:len(self.options)]) if self.kind in CHOICE_KINDS else []
+        return list(LETTERS[: len(self.options)]) if self.kind in CHOICE_KINDS else []
 
     def check(self, index: int) -> None:
         """Refuse a question that cannot be asked (the bank checks the same; a request may not come from it)."""
+
         def bad(message: str) -> RoomError:
             return RoomError("invalid_question", f"Question {index + 1}: {message}", question=index)
+
         if self.kind in ("single", "multiple") and not 2 <= len(self.options) <= len(LETTERS):
             raise bad(f"a choice question has 2 to {len(LETTERS)} options.")
         if self.kind not in ("single", "multiple") and self.options:
@@ -194,8 +197,14 @@ class Poll:
         out = []
         for index, question in enumerate(self.questions):
             given = [a for per_user in self.answers.values() if (a := per_user.get(index)) is not None]
-            out.append({"index": index, "counts": self.counts(index), "answered": len(given),
-                        "right": None if question.correct is None else sum(1 for a in given if a.correct)})
+            out.append(
+                {
+                    "index": index,
+                    "counts": self.counts(index),
+                    "answered": len(given),
+                    "right": None if question.correct is None else sum(1 for a in given if a.correct),
+                }
+            )
         return out
 
     def max_score(self) -> float:
@@ -203,8 +212,11 @@ class Poll:
 
     def score_of(self, user_id: int) -> dict[str, Any]:
         mine = self.answers.get(user_id, {})
-        return {"score": sum(a.points for a in mine.values() if a.points is not None),
-                "right": sum(1 for a in mine.values() if a.correct), "answered": len(mine)}
+        return {
+            "score": sum(a.points for a in mine.values() if a.points is not None),
+            "right": sum(1 for a in mine.values() if a.correct),
+            "answered": len(mine),
+        }
 
     # -- as kept in the room's snapshot --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -219,10 +231,14 @@ class Poll:
         if "questions" not in data:  # a quick poll saved by a node of the previous version
             kind = data.pop("kind")
             options, multiple = data.pop("options"), data.pop("multiple")
-            data["questions"] = [{"kind": "truefalse" if kind == "truefalse" else
-                                  ("multiple" if multiple else "single"),
-                                  "options": [] if kind == "truefalse" else [""] * len(options),
-                                  "correct": data.pop("correct"), "points": data.pop("points")}]
+            data["questions"] = [
+                {
+                    "kind": "truefalse" if kind == "truefalse" else ("multiple" if multiple else "single"),
+                    "options": [] if kind == "truefalse" else [""] * len(options),
+                    "correct": data.pop("correct"),
+                    "points": data.pop("points"),
+                }
+            ]
             data["quick"] = True
             answers = [{**a, "question": 0, "text": None} for a in answers]
         poll = cls(**{**data, "questions": [Question(**q) for q in data["questions"]]})
@@ -248,21 +264,37 @@ class PollRules:
         answered_users = set(poll.answers)
         waiting = [p for p in self._poll_students() if p.user_id not in answered_users]
         questions = poll.question_results()
-        data = {"poll_id": poll.poll_id, "counts": questions[0]["counts"], "answered": len(poll.answers),
-                "eligible": len(poll.answers) + len(waiting),
-                "complete": sum(1 for mine in poll.answers.values() if len(mine) == len(poll.questions)),
-                "not_answered": [{"participant_id": p.participant_id, "name": p.name} for p in waiting],
-                "questions": questions, "answers": None, "scores": None}
+        data = {
+            "poll_id": poll.poll_id,
+            "counts": questions[0]["counts"],
+            "answered": len(poll.answers),
+            "eligible": len(poll.answers) + len(waiting),
+            "complete": sum(1 for mine in poll.answers.values() if len(mine) == len(poll.questions)),
+            "not_answered": [{"participant_id": p.participant_id, "name": p.name} for p in waiting],
+            "questions": questions,
+            "answers": None,
+            "scores": None,
+        }
         if not poll.anonymous:
             given = sorted((a for mine in poll.answers.values() for a in mine.values()), key=lambda a: a.at)
-            data["answers"] = [{"participant_id": a.participant_id, "name": a.name, "question": a.question,
-                                "choices": a.choices, "text": a.text, "correct": a.correct, "at": a.at}
-                               for a in given]
+            data["answers"] = [
+                {
+                    "participant_id": a.participant_id,
+                    "name": a.name,
+                    "question": a.question,
+                    "choices": a.choices,
+                    "text": a.text,
+                    "correct": a.correct,
+                    "at": a.at,
+                }
+                for a in given
+            ]
             data["scores"] = []
             for mine in poll.answers.values():
                 someone = next(iter(mine.values()))
-                data["scores"].append({"participant_id": someone.participant_id, "name": someone.name,
-                                       **poll.score_of(someone.user_id)})
+                data["scores"].append(
+                    {"participant_id": someone.participant_id, "name": someone.name, **poll.score_of(someone.user_id)}
+                )
             data["scores"].sort(key=lambda s: (-s["score"], -s["right"], s["name"]))
         return data
 
@@ -272,11 +304,19 @@ class PollRules:
             options = [{"id": c, "text": ""} for c in TRUE_FALSE]
         else:
             options = [{"id": c, "text": t} for c, t in zip(q.choice_ids, q.options)]
-        return {"index": index, "kind": q.kind, "text": q.text, "options": options, "points": q.points,
-                "image_url": q.image_url, "has_correct": q.correct is not None,
-                "correct": list(q.correct) if q.correct is not None and shows_answers else None,
-                "tolerance": q.tolerance if shows_answers else None,
-                "explanation": q.explanation if shows_answers else None, "open": poll.is_open(index)}
+        return {
+            "index": index,
+            "kind": q.kind,
+            "text": q.text,
+            "options": options,
+            "points": q.points,
+            "image_url": q.image_url,
+            "has_correct": q.correct is not None,
+            "correct": list(q.correct) if q.correct is not None and shows_answers else None,
+            "tolerance": q.tolerance if shows_answers else None,
+            "explanation": q.explanation if shows_answers else None,
+            "open": poll.is_open(index),
+        }
 
     def poll_view(self, viewer: Participant) -> dict[str, Any] | None:
         """The latest poll as this viewer may see it (None: no poll in this session yet)."""
@@ -288,25 +328,48 @@ class PollRules:
         deadline_in = None
         if poll.state == "open" and poll.deadline is not None:
             deadline_in = round(max(0.0, poll.deadline - self.clock()), 2)
-        view = {"poll_id": poll.poll_id, "title": poll.title, "quick": poll.quick, "anonymous": poll.anonymous,
-                "final": poll.final, "pace": poll.pace, "current": poll.current, "time_limit": poll.time_limit,
-                "seconds_per_question": poll.seconds_per_question, "deadline_in": deadline_in,
-                "state": poll.state, "opened_at": poll.opened_at, "closed_at": poll.closed_at,
-                "revealed": poll.revealed, "show_correct": poll.show_correct,
-                "questions": [self._question_view(poll, i, shows_answers) for i in range(len(poll.questions))],
-                "max_score": poll.max_score(),
-                "may_answer": viewer.role == STUDENT and poll.state == "open"}
+        view = {
+            "poll_id": poll.poll_id,
+            "title": poll.title,
+            "quick": poll.quick,
+            "anonymous": poll.anonymous,
+            "final": poll.final,
+            "pace": poll.pace,
+            "current": poll.current,
+            "time_limit": poll.time_limit,
+            "seconds_per_question": poll.seconds_per_question,
+            "deadline_in": deadline_in,
+            "state": poll.state,
+            "opened_at": poll.opened_at,
+            "closed_at": poll.closed_at,
+            "revealed": poll.revealed,
+            "show_correct": poll.show_correct,
+            "questions": [self._question_view(poll, i, shows_answers) for i in range(len(poll.questions))],
+            "max_score": poll.max_score(),
+            "may_answer": viewer.role == STUDENT and poll.state == "open",
+        }
         if poll.quick:  # the quick poll's own fields, as its clients know them
             q = poll.questions[0]
-            view.update({"kind": "truefalse" if q.kind == "truefalse" else "abcd", "options": q.choice_ids,
-                         "multiple": q.kind == "multiple", "points": q.points, "has_correct": q.correct is not None,
-                         "correct": list(q.correct) if q.correct is not None and shows_answers else None})
+            view.update(
+                {
+                    "kind": "truefalse" if q.kind == "truefalse" else "abcd",
+                    "options": q.choice_ids,
+                    "multiple": q.kind == "multiple",
+                    "points": q.points,
+                    "has_correct": q.correct is not None,
+                    "correct": list(q.correct) if q.correct is not None and shows_answers else None,
+                }
+            )
         if teacher:
             view["results"] = self.poll_counts()
         elif poll.revealed:  # counts only: the class is never told who chose what
             questions = poll.question_results()
-            view["results"] = {"poll_id": poll.poll_id, "counts": questions[0]["counts"],
-                               "answered": len(poll.answers), "questions": questions}
+            view["results"] = {
+                "poll_id": poll.poll_id,
+                "counts": questions[0]["counts"],
+                "answered": len(poll.answers),
+                "questions": questions,
+            }
         else:
             view["results"] = None
         if viewer.role == STUDENT:
@@ -320,16 +383,16 @@ class PollRules:
         graded = poll.revealed and poll.show_correct
 
         def one(a: PollAnswer) -> dict[str, Any]:
-            shown = {"choices": a.choices, "at": a.at} if poll.quick else {"choices": a.choices, "text": a.text,
-                                                                              "at": a.at}
+            shown = (
+                {"choices": a.choices, "at": a.at} if poll.quick else {"choices": a.choices, "text": a.text, "at": a.at}
+            )
             return {**shown, **({"correct": a.correct, "points": a.points} if graded else {})}
 
         out: dict[str, Any] = {"answers": {str(i): one(a) for i, a in sorted(mine.items())}}
         if poll.quick and 0 in mine:
             out.update(one(mine[0]))
         if graded:
-            out.update({k: v for k, v in poll.score_of(user_id).items() if k != "answered"},
-                       max_score=poll.max_score())
+            out.update({k: v for k, v in poll.score_of(user_id).items() if k != "answered"}, max_score=poll.max_score())
         return out
 
     def _poll_broadcast(self, event: str) -> None:
@@ -394,22 +457,44 @@ class PollRules:
         now = self.clock()
         self.poll_seq += 1
         pace = "one" if payload.seconds_per_question else "all"
-        poll = Poll(poll_id=f"q{self.session_id}-{self.poll_seq}-{secrets.token_hex(3)}", questions=questions,
-                    quick=payload.kind is not None, anonymous=payload.anonymous, opened_at=now,
-                    opened_by=teacher.name, title=payload.title, final=payload.final, pace=pace,
-                    time_limit=payload.time_limit, seconds_per_question=payload.seconds_per_question,
-                    deadline=now + (payload.seconds_per_question or payload.time_limit)
-                    if (payload.seconds_per_question or payload.time_limit) else None)
+        poll = Poll(
+            poll_id=f"q{self.session_id}-{self.poll_seq}-{secrets.token_hex(3)}",
+            questions=questions,
+            quick=payload.kind is not None,
+            anonymous=payload.anonymous,
+            opened_at=now,
+            opened_by=teacher.name,
+            title=payload.title,
+            final=payload.final,
+            pace=pace,
+            time_limit=payload.time_limit,
+            seconds_per_question=payload.seconds_per_question,
+            deadline=now + (payload.seconds_per_question or payload.time_limit)
+            if (payload.seconds_per_question or payload.time_limit)
+            else None,
+        )
         self.poll = poll
         self.poll_counts_due = False
-        settings = {"poll_id": poll.poll_id, "title": poll.title, "quick": poll.quick, "anonymous": poll.anonymous,
-                    "final": poll.final, "pace": poll.pace, "time_limit": poll.time_limit,
-                    "seconds_per_question": poll.seconds_per_question,
-                    "questions": [asdict(q) for q in questions]}
+        settings = {
+            "poll_id": poll.poll_id,
+            "title": poll.title,
+            "quick": poll.quick,
+            "anonymous": poll.anonymous,
+            "final": poll.final,
+            "pace": poll.pace,
+            "time_limit": poll.time_limit,
+            "seconds_per_question": poll.seconds_per_question,
+            "questions": [asdict(q) for q in questions],
+        }
         if poll.quick:  # as quick polls were recorded before quizzes
             q = questions[0]
-            settings.update(kind=payload.kind, options=q.choice_ids, multiple=q.kind == "multiple",
-                            correct=q.correct, points=q.points)
+            settings.update(
+                kind=payload.kind,
+                options=q.choice_ids,
+                multiple=q.kind == "multiple",
+                correct=q.correct,
+                points=q.points,
+            )
         self._event(ev.POLL_OPENED, teacher, None, **settings)
         self._poll_broadcast("poll:opened")
         return {"poll_id": poll.poll_id}
@@ -427,8 +512,11 @@ class PollRules:
         question.correct, question.points = payload.correct, payload.points
         unknown = [c for c in payload.correct or [] if c not in question.choice_ids]
         if unknown:
-            raise RoomError("unknown_choice", f"{unknown[0]!r} is not a choice of this poll "
-                                              f"({', '.join(question.choice_ids)}).", choice=unknown[0])
+            raise RoomError(
+                "unknown_choice",
+                f"{unknown[0]!r} is not a choice of this poll ({', '.join(question.choice_ids)}).",
+                choice=unknown[0],
+            )
         if payload.correct and len(set(payload.correct)) > 1 and question.kind != "multiple":
             raise RoomError("single_choice", "This poll takes one choice; the correct answer has several.")
         question.check(0)
@@ -442,8 +530,11 @@ class PollRules:
             ids = question.choice_ids
             for choice in payload.choices:
                 if choice not in ids:
-                    raise RoomError("unknown_choice", f"{choice!r} is not a choice of this question "
-                                                      f"({', '.join(ids)}).", choice=choice)
+                    raise RoomError(
+                        "unknown_choice",
+                        f"{choice!r} is not a choice of this question ({', '.join(ids)}).",
+                        choice=choice,
+                    )
             chosen = [c for c in ids if c in set(payload.choices)]
             if len(chosen) > 1 and question.kind != "multiple":
                 raise RoomError("single_choice", f"This question takes one choice; the answer has {len(chosen)}.")
@@ -454,8 +545,11 @@ class PollRules:
         if not text:
             raise RoomError("empty_answer", "The answer is empty.")
         if len(text) > MAX_TEXT_ANSWER:
-            raise RoomError("answer_too_long", f"An answer has at most {MAX_TEXT_ANSWER} characters; "
-                                               f"this one has {len(text)}.", limit=MAX_TEXT_ANSWER)
+            raise RoomError(
+                "answer_too_long",
+                f"An answer has at most {MAX_TEXT_ANSWER} characters; this one has {len(text)}.",
+                limit=MAX_TEXT_ANSWER,
+            )
         if question.kind == "number" and parse_number(text) is None:
             raise RoomError("not_a_number", f"{text[:40]!r} is not a number.")
         return None, text
@@ -470,8 +564,9 @@ class PollRules:
         if poll.state != "open":
             raise RoomError("poll_closed", "This poll is closed; answers are no longer taken.")
         if not poll.is_open(index):
-            raise RoomError("not_current_question", "This question is not the one being asked now.",
-                            current=poll.current)
+            raise RoomError(
+                "not_current_question", "This question is not the one being asked now.", current=poll.current
+            )
         question = poll.questions[index]
         choices, text = self._answer_of(question, payload)
         mine = poll.answers.setdefault(student.user_id, {})
@@ -483,11 +578,31 @@ class PollRules:
         now = self.clock()
         correct, points = question.grade(choices, text)
         mine[index] = PollAnswer(
-            user_id=student.user_id, participant_id=student.participant_id, name=student.name,
-            personal_id=student.personal_id, question=index, choices=choices, text=text, at=now, correct=correct,
-            points=points, changes=0 if previous is None else previous.changes + 1)
-        self._event(ev.POLL_ANSWERED, student, student, poll_id=poll.poll_id, question=index, choices=choices,
-                    text=text, correct=correct, points=points, answered_at=now, changed=previous is not None)
+            user_id=student.user_id,
+            participant_id=student.participant_id,
+            name=student.name,
+            personal_id=student.personal_id,
+            question=index,
+            choices=choices,
+            text=text,
+            at=now,
+            correct=correct,
+            points=points,
+            changes=0 if previous is None else previous.changes + 1,
+        )
+        self._event(
+            ev.POLL_ANSWERED,
+            student,
+            student,
+            poll_id=poll.poll_id,
+            question=index,
+            choices=choices,
+            text=text,
+            correct=correct,
+            points=points,
+            answered_at=now,
+            changed=previous is not None,
+        )
         self.poll_counts_due = True
         return {"poll_id": poll.poll_id, "question": index, "choices": choices, "text": text, "changed": True}
 
@@ -498,9 +613,18 @@ class PollRules:
         poll.deadline = None
         counts = self.poll_counts()
         waiting = [p.user_id for p in self._poll_students() if p.user_id not in poll.answers]
-        self._event(ev.POLL_CLOSED, by, None, poll_id=poll.poll_id, counts=counts["counts"],
-                    answered=counts["answered"], eligible=counts["eligible"], not_answered_user_ids=waiting,
-                    questions=counts["questions"], **({"reason": reason} if reason else {}))
+        self._event(
+            ev.POLL_CLOSED,
+            by,
+            None,
+            poll_id=poll.poll_id,
+            counts=counts["counts"],
+            answered=counts["answered"],
+            eligible=counts["eligible"],
+            not_answered_user_ids=waiting,
+            questions=counts["questions"],
+            **({"reason": reason} if reason else {}),
+        )
         self.poll_counts_due = False
         self._poll_broadcast("poll:closed")
 

@@ -1,4 +1,5 @@
 """Payloads of the client → server requests (validated with pydantic) and the acknowledgement shape."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -146,6 +147,7 @@ ImageUrl = Annotated[str, StringConstraints(pattern=r"^/api/question-images/[A-Z
 
 class QuestionPayload(Payload):
     """One question as the teacher's browser took it from the bank (the room checks it: polls.Question.check)."""
+
     kind: Literal["single", "multiple", "truefalse", "text", "number"]
     text: QuestionText = ""
     options: list[OptionText] = Field(default_factory=list, max_length=6)
@@ -160,6 +162,7 @@ class QuestionPayload(Payload):
 class PollOpen(Payload):
     """A quick poll (`kind`: A/B/C/… with `options` letters, 2–6, or true/false; no text to type), or
     `questions` (1–20) with their texts: one question, or a quiz."""
+
     kind: Literal["abcd", "truefalse"] | None = None
     options: int = Field(default=4, ge=2, le=6)  # abcd only: how many letters (ignored for truefalse)
     multiple: bool = False
@@ -205,5 +208,6 @@ def parse(model: type[Payload], data: Any) -> Payload:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors(include_url=False))
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
         raise RoomError("invalid_payload", f"Invalid request: {problems}") from None

@@ -10,6 +10,7 @@ become new files on the same clock (the recorder's job).
 A pause ends every file; nothing is written until the resume, whose files start at the resume on the
 same clock (the manifest lists the pause).
 """
+
 from __future__ import annotations
 
 import time
@@ -44,8 +45,11 @@ def recorded_tracks(room: Room, students: bool = True) -> dict[TrackRef, str]:
         participant = room.participants[view.participant_id]
         label = f"{participant.role}: {participant.name}"
         for source in live:
-            if view.role == "teacher" or source in ("microphone", "screen") or (
-                    source == "camera" and room.stage == view.participant_id):
+            if (
+                view.role == "teacher"
+                or source in ("microphone", "screen")
+                or (source == "camera" and room.stage == view.participant_id)
+            ):
                 wanted[TrackRef(view.participant_id, source)] = label
     return wanted
 
@@ -96,13 +100,22 @@ class RoomRecording:
 def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict:
     """rec:status and the answer of every rec:* request. `recording` stays true while paused;
     `students_recorded` (null when off): whether learners' tracks are recorded, or the teacher's only."""
-    return {"recording": recording is not None, "state": recording.state if recording else "off",
-            "started_at": recording.started_at if recording else None, "reason": reason,
-            "students_recorded": recording.students if recording else None}
+    return {
+        "recording": recording is not None,
+        "state": recording.state if recording else "off",
+        "started_at": recording.started_at if recording else None,
+        "reason": reason,
+        "students_recorded": recording.students if recording else None,
+    }
 
 
-def announce(room: Room, by: Participant | None, recording: RoomRecording | None, reason: str | None = None,
-             event: str | None = None) -> None:
+def announce(
+    room: Room,
+    by: Participant | None,
+    recording: RoomRecording | None,
+    reason: str | None = None,
+    event: str | None = None,
+) -> None:
     """Everyone in the room sees that the period is being recorded, paused, or no longer recorded.
     `event`: the record to write (default: recording_started, or recording_stopped without a recording)."""
     room.recording = recording is not None
@@ -111,8 +124,9 @@ def announce(room: Room, by: Participant | None, recording: RoomRecording | None
     data = status(room, recording, reason)
     for p in room.present():
         room._send(p, "rec:status", data)
-    room._event(event or (ev.REC_STARTED if recording else ev.REC_STOPPED), by, None,
-                **({"reason": reason} if reason else {}))
+    room._event(
+        event or (ev.REC_STARTED if recording else ev.REC_STOPPED), by, None, **({"reason": reason} if reason else {})
+    )
 
 
 def refuse_not_recording() -> RoomError:

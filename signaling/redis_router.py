@@ -12,6 +12,7 @@ A node whose heartbeat is older than the TTL is dead: every live node sweeps the
 a dead node's sessions (a compare-and-set makes exactly one move win), then tells the new owner to take
 the room over with the dead node's last heartbeat, where the attendance of its people closes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,20 +71,22 @@ return 1
 
 def _needs_redis(method):
     """Redis out of reach is the cluster being unavailable for a moment, said as such (HTTP 503)."""
+
     @functools.wraps(method)
     async def answer_unavailable(self, *args, **kwargs):
         try:
             return await method(self, *args, **kwargs)
         except (RedisError, OSError) as exc:
             log.warning("Redis is out of reach (%s)", type(exc).__name__)
-            raise RoomError("node_unavailable", "The servers cannot reach each other right now; try again in a "
-                                                "moment.") from None
+            raise RoomError(
+                "node_unavailable", "The servers cannot reach each other right now; try again in a moment."
+            ) from None
+
     return answer_unavailable
 
 
 class RedisRouter(Router):
-    def __init__(self, node_id: str, url: str, redis_url: str, *, prefix: str = "liveclass",
-                 ttl_seconds: float = 10.0):
+    def __init__(self, node_id: str, url: str, redis_url: str, *, prefix: str = "liveclass", ttl_seconds: float = 10.0):
         super().__init__(node_id, url)
         self.redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
         self.prefix = prefix
@@ -111,12 +114,15 @@ class RedisRouter(Router):
     async def start(self) -> None:
         await self._take_back_previous_life()
         await self.heartbeat()
-        await self._pubsub.subscribe(self._key("cmd", self.node_id), self._key("cmd-all"),
-                                     self._key("reply", self.node_id))
+        await self._pubsub.subscribe(
+            self._key("cmd", self.node_id), self._key("cmd-all"), self._key("reply", self.node_id)
+        )
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._listen(), name="router-listen"),
-                       loop.create_task(self._beat(), name="router-heartbeat"),
-                       loop.create_task(self._save_rooms(), name="router-room-states")]
+        self._tasks = [
+            loop.create_task(self._listen(), name="router-listen"),
+            loop.create_task(self._beat(), name="router-heartbeat"),
+            loop.create_task(self._save_rooms(), name="router-room-states"),
+        ]
 
     async def close(self) -> None:
         self._closing = True
@@ -145,8 +151,9 @@ class RedisRouter(Router):
         lost_at = json.loads(previous)["heartbeat_at"] if previous else time.time()
         log.warning("restarted while hosting sessions %s: taking them back", sessions)
         for session_id in sessions:
-            await self.handler.run_command("adopt", {"session_id": session_id, "lost_at": lost_at,
-                                                     "from_node": self.node_id})
+            await self.handler.run_command(
+                "adopt", {"session_id": session_id, "lost_at": lost_at, "from_node": self.node_id}
+            )
 
     async def begin_drain(self) -> None:
         await super().begin_drain()
@@ -183,8 +190,9 @@ class RedisRouter(Router):
                 continue
             owner = await self.redis.get(self._key("placed", session_id))
             if owner is None:
-                await self._move(keys=[self._key("placed", session_id)],
-                                 args=["", self._key("hosted", ""), session_id, self.node_id])
+                await self._move(
+                    keys=[self._key("placed", session_id)], args=["", self._key("hosted", ""), session_id, self.node_id]
+                )
                 if session_id in self._snapshots:
                     self._dirty[session_id] = self._snapshots[session_id]
                 log.warning("session %s: placement lost by Redis, claimed back", session_id)
@@ -243,13 +251,16 @@ class RedisRouter(Router):
             old = nodes.get(current) if current else None
             if old is not None and old.state == LIVE:
                 return old
-            candidates = sorted((n for n in nodes.values() if n.state == LIVE and n.node_id != current),
-                                key=lambda n: (n.participants, n.cpu, n.node_id))
+            candidates = sorted(
+                (n for n in nodes.values() if n.state == LIVE and n.node_id != current),
+                key=lambda n: (n.participants, n.cpu, n.node_id),
+            )
             if not candidates:
                 raise RoomError("no_node", "No server can host this period right now; try again in a moment.")
-            chosen = await self._move(keys=[self._key("placed", session_id)],
-                                      args=[current or "", self._key("hosted", ""), session_id,
-                                            *(n.node_id for n in candidates)])
+            chosen = await self._move(
+                keys=[self._key("placed", session_id)],
+                args=[current or "", self._key("hosted", ""), session_id, *(n.node_id for n in candidates)],
+            )
             if not chosen:
                 continue  # another node moved it first: look again
             new = nodes[chosen]
@@ -264,8 +275,9 @@ class RedisRouter(Router):
 
     async def _adopt(self, node: NodeInfo, session_id: int, lost_at: float | None, from_node: str) -> None:
         try:
-            await self._send(node.node_id, "adopt", {"session_id": session_id, "lost_at": lost_at,
-                                                     "from_node": from_node})
+            await self._send(
+                node.node_id, "adopt", {"session_id": session_id, "lost_at": lost_at, "from_node": from_node}
+            )
         except RoomError as exc:  # it adopts the room when the first person connects instead
             log.warning("node %s did not take session %s over now: %s", node.node_id, session_id, exc.message)
 
@@ -273,15 +285,18 @@ class RedisRouter(Router):
     async def unplace(self, session_id: int) -> None:
         """This node no longer hosts the session (it moved its room away); its saved state stays."""
         self._snapshots.pop(session_id, None)
-        await self._unplace(keys=[self._key("placed", session_id)],
-                            args=[self.node_id, self._key("hosted", ""), session_id])
+        await self._unplace(
+            keys=[self._key("placed", session_id)], args=[self.node_id, self._key("hosted", ""), session_id]
+        )
 
     @_needs_redis
     async def release(self, session_id: int) -> None:
         self._dirty.pop(session_id, None)
         self._snapshots.pop(session_id, None)
-        await self._release(keys=[self._key("placed", session_id), self._key("room", session_id)],
-                            args=[self._key("hosted", ""), session_id])
+        await self._release(
+            keys=[self._key("placed", session_id), self._key("room", session_id)],
+            args=[self._key("hosted", ""), session_id],
+        )
 
     @_needs_redis
     async def drain(self, node_id: str) -> NodeInfo:
@@ -307,8 +322,9 @@ class RedisRouter(Router):
         answers: list = []
         self._waiting[request_id] = (future, answers, 0)
         try:
-            receivers = await self.redis.publish(self._key("cmd-all"), json.dumps(
-                {"id": request_id, "from": self.node_id, "name": name, "args": args}))
+            receivers = await self.redis.publish(
+                self._key("cmd-all"), json.dumps({"id": request_id, "from": self.node_id, "name": name, "args": args})
+            )
             self._waiting[request_id] = (future, answers, receivers)
             if len(answers) < receivers:
                 await asyncio.wait_for(future, COMMAND_TIMEOUT)
@@ -326,8 +342,10 @@ class RedisRouter(Router):
         answers: list = []
         self._waiting[request_id] = (future, answers, 1)
         try:
-            receivers = await self.redis.publish(self._key("cmd", node_id), json.dumps(
-                {"id": request_id, "from": self.node_id, "name": name, "args": args}))
+            receivers = await self.redis.publish(
+                self._key("cmd", node_id),
+                json.dumps({"id": request_id, "from": self.node_id, "name": name, "args": args}),
+            )
             if not receivers:
                 raise RoomError("node_unavailable", f"The server {node_id} is not answering; try again.")
             await asyncio.wait_for(future, COMMAND_TIMEOUT)
@@ -378,8 +396,11 @@ class RedisRouter(Router):
             answer = {"id": body["id"], "ok": False, "error": {"code": exc.code, "message": exc.message}}
         except Exception:  # noqa: BLE001 - the caller gets an answer, whatever happened
             log.exception("command %s failed", body.get("name"))
-            answer = {"id": body["id"], "ok": False, "error": {"code": "internal_error",
-                                                              "message": "The server could not run the command."}}
+            answer = {
+                "id": body["id"],
+                "ok": False,
+                "error": {"code": "internal_error", "message": "The server could not run the command."},
+            }
         with contextlib.suppress(RedisError):
             await self.redis.publish(self._key("reply", body["from"]), json.dumps(answer, default=str))
 

@@ -4,6 +4,7 @@ Every change is made synchronously and leaves the messages to send in `outbox`, 
 delivers afterwards; domain events go to the sink. So a room is consistent between any two awaits and
 can be tested without sockets.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,14 @@ from signaling.events import EventSink, RoomEvent
 from signaling.join_token import JoinClaims
 from signaling.media_plan import MediaView
 from signaling.policy import (
-    LEARNERS, LOCKABLE, OBSERVER, SOURCES, TEACHER, Permissions, lock_covers, may,
+    LEARNERS,
+    LOCKABLE,
+    OBSERVER,
+    SOURCES,
+    TEACHER,
+    Permissions,
+    lock_covers,
+    may,
 )
 from signaling.polls import PollRules
 from signaling.protocol import MAX_CHAT_LENGTH, RoomError
@@ -38,9 +46,12 @@ CHAT_RATE_WINDOW = 10.0  # ... in any window of this many seconds
 # Learners' requests that reach the whole class or write records, limited so that one flooding student
 # costs classmates at most a few updates a second: action → (its group, at most COUNT in WINDOW seconds).
 LEARNER_LIMITS: dict[str, tuple[str, int, float]] = {
-    "hand:raise": ("hands", 6, 10.0), "hand:lower": ("hands", 6, 10.0),
-    "media:state": ("media", 10, 10.0), "media:saver": ("media", 10, 10.0),
-    "rtc:publish": ("rtc", 10, 10.0), "rtc:subscribe": ("rtc", 10, 10.0),
+    "hand:raise": ("hands", 6, 10.0),
+    "hand:lower": ("hands", 6, 10.0),
+    "media:state": ("media", 10, 10.0),
+    "media:saver": ("media", 10, 10.0),
+    "rtc:publish": ("rtc", 10, 10.0),
+    "rtc:subscribe": ("rtc", 10, 10.0),
     "poll:answer": ("polls", 30, 10.0),  # a student's answers to a poll (a quiz has up to 20), changes included
 }
 KNOCKS = (5, 60.0)  # at most so many arrivals of one account (lobby knocks) in so many seconds
@@ -99,8 +110,15 @@ class Outgoing:
 
 
 class Room(PollRules):
-    def __init__(self, session_id: int, sink: EventSink, *, grace_seconds: float = 60.0,
-                 sees_classmates: bool = False, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        session_id: int,
+        sink: EventSink,
+        *,
+        grace_seconds: float = 60.0,
+        sees_classmates: bool = False,
+        clock: Callable[[], float] = time.time,
+    ):
         self.session_id = session_id
         self.sink = sink
         self.grace_seconds = grace_seconds
@@ -137,10 +155,19 @@ class Room(PollRules):
         self.poll_counts_due = False  # the teacher's live counts changed; the live room sends them
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _event(self, type_: str, actor: Participant | None = None, target: Participant | None = None,
-               **data: Any) -> None:
-        self.sink.emit(RoomEvent(self.session_id, type_, actor.user_id if actor else None,
-                                 target.user_id if target else None, data, self.clock()))
+    def _event(
+        self, type_: str, actor: Participant | None = None, target: Participant | None = None, **data: Any
+    ) -> None:
+        self.sink.emit(
+            RoomEvent(
+                self.session_id,
+                type_,
+                actor.user_id if actor else None,
+                target.user_id if target else None,
+                data,
+                self.clock(),
+            )
+        )
 
     def _send(self, participant: Participant, event: str, data: Any, disconnect_after: bool = False) -> None:
         if participant.sid:
@@ -181,15 +208,25 @@ class Room(PollRules):
         return subject.role != OBSERVER or viewer.role in (TEACHER, OBSERVER)
 
     def view(self, subject: Participant, viewer: Participant) -> dict:
-        data = {"participant_id": subject.participant_id, "name": subject.name, "role": subject.role,
-                "connection": "connected" if subject.connected else "reconnecting", "media": dict(subject.media),
-                "permissions": subject.permissions.effective(self.locks)}
+        data = {
+            "participant_id": subject.participant_id,
+            "name": subject.name,
+            "role": subject.role,
+            "connection": "connected" if subject.connected else "reconnecting",
+            "media": dict(subject.media),
+            "permissions": subject.permissions.effective(self.locks),
+        }
         if viewer.role == TEACHER:
             data |= {"personal_id": subject.personal_id, "on_roster": subject.on_roster, "user_id": subject.user_id}
         return data
 
-    def _broadcast(self, event: str, make: Callable[[Participant], Any],
-                   about: Participant | None = None, exclude: Participant | None = None) -> None:
+    def _broadcast(
+        self,
+        event: str,
+        make: Callable[[Participant], Any],
+        about: Participant | None = None,
+        exclude: Participant | None = None,
+    ) -> None:
         for viewer in self.present():
             if viewer is exclude or (about is not None and not self._sees(viewer, about)):
                 continue
@@ -197,12 +234,20 @@ class Room(PollRules):
 
     def _participant_updated(self, subject: Participant) -> None:
         version = self._bump()
-        self._broadcast("participant:updated",
-                        lambda v: {"version": version, "participant": self.view(subject, v)}, about=subject)
+        self._broadcast(
+            "participant:updated", lambda v: {"version": version, "participant": self.view(subject, v)}, about=subject
+        )
 
     def _lobby_entry(self, p: Participant) -> dict:
-        return {"participant_id": p.participant_id, "name": p.name, "personal_id": p.personal_id,
-                "role": p.role, "on_roster": p.on_roster, "was_removed": p.was_removed, "arrived_at": p.arrived_at}
+        return {
+            "participant_id": p.participant_id,
+            "name": p.name,
+            "personal_id": p.personal_id,
+            "role": p.role,
+            "on_roster": p.on_roster,
+            "was_removed": p.was_removed,
+            "arrived_at": p.arrived_at,
+        }
 
     def _send_lobby_to_teachers(self) -> None:
         lobby = [self._lobby_entry(p) for p in self.lobby()]
@@ -216,10 +261,16 @@ class Room(PollRules):
     def state_for(self, viewer: Participant) -> dict:
         """The full snapshot a participant needs on join and on resync."""
         return {
-            "version": self.version, "session_id": self.session_id,
-            "you": {"participant_id": viewer.participant_id, "role": viewer.role, "name": viewer.name,
-                    "permissions": viewer.permissions.effective(self.locks), "media": dict(viewer.media),
-                    "resume_token": viewer.resume_token},
+            "version": self.version,
+            "session_id": self.session_id,
+            "you": {
+                "participant_id": viewer.participant_id,
+                "role": viewer.role,
+                "name": viewer.name,
+                "permissions": viewer.permissions.effective(self.locks),
+                "media": dict(viewer.media),
+                "resume_token": viewer.resume_token,
+            },
             "participants": [self.view(p, viewer) for p in self.present() if self._sees(viewer, p)],
             "hands": self.hand_queue(),
             "locks": dict(self.locks),
@@ -241,24 +292,36 @@ class Room(PollRules):
         if self.ended:
             raise RoomError("session_ended", "The period has ended.")
         seat = self._by_user(claims.user_id)
-        if seat is not None and seat.state == "admitted" and isinstance(resume_token, str) and \
-                secrets.compare_digest(resume_token, seat.resume_token):
+        if (
+            seat is not None
+            and seat.state == "admitted"
+            and isinstance(resume_token, str)
+            and secrets.compare_digest(resume_token, seat.resume_token)
+        ):
             return self._resume(seat, sid)
         if self.locks["room"] and claims.room_role in LEARNERS:
             # Checked before anything changes: a refused second tab does not cost the first its seat.
             raise RoomError("room_locked", "The teacher has locked the room; try again later.")
         if claims.room_role in LEARNERS:  # each knock reaches the teacher and the records
             self._knocks.setdefault(claims.user_id, RateLimit(*KNOCKS)).check(
-                self.clock(), "You have knocked too often; the teacher has seen you")
+                self.clock(), "You have knocked too often; the teacher has seen you"
+            )
         if seat is not None:
             # The same account again without the seat's resume token (another tab or device): the
             # newest connection wins and the older one is closed, so one person is never in twice.
             self._replace(seat)
         participant = Participant(
-            participant_id=self._new_id(), user_id=claims.user_id, name=claims.name,
-            personal_id=claims.personal_id, role=claims.room_role, on_roster=claims.on_roster,
-            permissions=Permissions(claims.room_role, {}), sid=sid, arrived_at=self.clock(),
-            was_removed=claims.user_id in self.removed_users)
+            participant_id=self._new_id(),
+            user_id=claims.user_id,
+            name=claims.name,
+            personal_id=claims.personal_id,
+            role=claims.room_role,
+            on_roster=claims.on_roster,
+            permissions=Permissions(claims.room_role, {}),
+            sid=sid,
+            arrived_at=self.clock(),
+            was_removed=claims.user_id in self.removed_users,
+        )
         self.participants[participant.participant_id] = participant
         if participant.role in LEARNERS or participant.was_removed:
             # Everyone a teacher has not let in waits, rostered or not, even before the teacher arrives;
@@ -279,8 +342,12 @@ class Room(PollRules):
         if admitted_by is None:
             self._event(ev.PARTICIPANT_JOINED, participant, participant, room_role=participant.role)
         version = self._bump()
-        self._broadcast("participant:joined", lambda v: {"version": version, "participant": self.view(participant, v)},
-                        about=participant, exclude=participant)
+        self._broadcast(
+            "participant:joined",
+            lambda v: {"version": version, "participant": self.view(participant, v)},
+            about=participant,
+            exclude=participant,
+        )
         if admitted_by is not None:
             self._send(participant, "lobby:admitted", {"admitted_by": admitted_by.name})
         self._send_state(participant)
@@ -305,9 +372,17 @@ class Room(PollRules):
 
     def _replace(self, seat: Participant) -> None:
         if seat.sid is not None:
-            self.outbox.append(Outgoing(seat.sid, "you:replaced", {
-                "reason": "signed_in_elsewhere",
-                "message": "You joined this period from another tab or device; this one is closed."}, True))
+            self.outbox.append(
+                Outgoing(
+                    seat.sid,
+                    "you:replaced",
+                    {
+                        "reason": "signed_in_elsewhere",
+                        "message": "You joined this period from another tab or device; this one is closed.",
+                    },
+                    True,
+                )
+            )
         self._leave(seat, "replaced")
 
     def disconnected(self, sid: str, reason: str = "dropped") -> Participant | None:
@@ -323,8 +398,9 @@ class Room(PollRules):
         participant.dropped_at = self.clock()
         participant.published = set()  # its publish connection goes with it; a resume publishes anew
         participant.media = dict.fromkeys(SOURCES, False)  # nothing is sent while the connection is gone
-        self._event(ev.PARTICIPANT_DROPPED, participant, participant,
-                    **({} if reason == "dropped" else {"reason": reason}))
+        self._event(
+            ev.PARTICIPANT_DROPPED, participant, participant, **({} if reason == "dropped" else {"reason": reason})
+        )
         self._participant_updated(participant)
         if participant.role == TEACHER:
             self._tell_lobby_waiting()
@@ -356,11 +432,13 @@ class Room(PollRules):
             self._event(ev.LOBBY_LEFT, participant, participant, reason=reason)
             self._send_lobby_to_teachers()
             return
-        self._event(ev.PARTICIPANT_LEFT, participant, participant, reason=reason,
-                    dropped_at=participant.dropped_at)
+        self._event(ev.PARTICIPANT_LEFT, participant, participant, reason=reason, dropped_at=participant.dropped_at)
         version = self._bump()
-        self._broadcast("participant:left", lambda v: {"version": version, "participant_id": participant.participant_id,
-                                                       "reason": reason}, about=participant)
+        self._broadcast(
+            "participant:left",
+            lambda v: {"version": version, "participant_id": participant.participant_id, "reason": reason},
+            about=participant,
+        )
         self._broadcast_hands()
         if participant.role == TEACHER:
             self._tell_lobby_waiting()
@@ -370,13 +448,22 @@ class Room(PollRules):
         """The account logged out, or lost its right to be here (e.g. it was deactivated): it leaves now."""
         participant = self._by_user(user_id)
         if participant is not None:
-            self._send(participant, "you:logged_out", {"reason": reason, "message": ACCOUNT_REMOVALS.get(
-                reason, "You were signed out.")}, disconnect_after=True)
+            self._send(
+                participant,
+                "you:logged_out",
+                {"reason": reason, "message": ACCOUNT_REMOVALS.get(reason, "You were signed out.")},
+                disconnect_after=True,
+            )
             self._leave(participant, reason)
         return participant
 
-    def end(self, by: Participant | None, by_user_id: int | None = None, by_name: str | None = None,
-            reason: str | None = None) -> None:
+    def end(
+        self,
+        by: Participant | None,
+        by_user_id: int | None = None,
+        by_name: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """End the period: `by` in the room, or the user who ended it over HTTP, or the server (`reason`:
         auto_ended when nobody was in it long after its period)."""
         if self.ended:
@@ -388,11 +475,16 @@ class Room(PollRules):
         for participant in list(self.participants.values()):
             if participant.state == "gone":
                 continue
-            self._send(participant, "room:ended", {"session_id": self.session_id, "ended_by": name, **extra},
-                       disconnect_after=True)
+            self._send(
+                participant,
+                "room:ended",
+                {"session_id": self.session_id, "ended_by": name, **extra},
+                disconnect_after=True,
+            )
             self._leave(participant, "ended")
-        self.sink.emit(RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, extra,
-                                 self.clock()))
+        self.sink.emit(
+            RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, extra, self.clock())
+        )
 
     @property
     def empty(self) -> bool:
@@ -402,11 +494,20 @@ class Room(PollRules):
     # -- media -------------------------------------------------------------------------------------
     def media_views(self) -> list[MediaView]:
         """The connected participants as the media plan sees them."""
-        return [MediaView(p.participant_id, p.role, frozenset(p.published),
-                          frozenset(s for s, on in p.media.items() if on),
-                          frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)), p.unmuted_at,
-                          p.saver, p.grid_first)
-                for p in self.present() if p.connected]
+        return [
+            MediaView(
+                p.participant_id,
+                p.role,
+                frozenset(p.published),
+                frozenset(s for s, on in p.media.items() if on),
+                frozenset(s for s in SOURCES if p.permissions.allowed(s, self.locks)),
+                p.unmuted_at,
+                p.saver,
+                p.grid_first,
+            )
+            for p in self.present()
+            if p.connected
+        ]
 
     def add_published(self, participant: Participant, sources: set[str]) -> None:
         participant.published |= sources
@@ -454,8 +555,13 @@ class Room(PollRules):
         targets = self._lobby_targets(payload)
         for target in targets:
             self._knocks.pop(target.user_id, None)  # let in: earlier knocks no longer count against them
-            self._event(ev.LOBBY_ADMITTED, teacher, target, room_role=target.role,
-                        waited_seconds=round(self.clock() - target.arrived_at, 3))
+            self._event(
+                ev.LOBBY_ADMITTED,
+                teacher,
+                target,
+                room_role=target.role,
+                waited_seconds=round(self.clock() - target.arrived_at, 3),
+            )
             self._enter(target, teacher)
         self._send_lobby_to_teachers()
         return {"admitted": [t.participant_id for t in targets]}
@@ -496,24 +602,42 @@ class Room(PollRules):
                 raise RoomError("forbidden", "Observers write privately to the teacher only.")
             if not sender.permissions.allowed("chat", self.locks):
                 code = "chat_muted" if sender.permissions.overrides.get("chat") is False else "chat_locked"
-                raise RoomError(code, "The teacher has turned off chat." if code == "chat_locked"
-                                else "The teacher has turned off your chat.")
+                raise RoomError(
+                    code,
+                    "The teacher has turned off chat."
+                    if code == "chat_locked"
+                    else "The teacher has turned off your chat.",
+                )
         if sender.role != TEACHER:
             sender.chat_limit.check(self.clock(), "You are sending messages too fast")
         message = self._post(sender, text, recipient)
         return {"message_id": message["message_id"]}
 
-    def _post(self, sender: Participant, text: str, recipient: Participant | None, kind: str = "text",
-              **extra: Any) -> dict:
+    def _post(
+        self, sender: Participant, text: str, recipient: Participant | None, kind: str = "text", **extra: Any
+    ) -> dict:
         self.chat_seq += 1
-        message = {"message_id": f"m{self.session_id}-{self._chat_incarnation}-{self.chat_seq}",
-                   "from": {"participant_id": sender.participant_id, "name": sender.name, "role": sender.role},
-                   "to": ({"participant_id": recipient.participant_id, "name": recipient.name}
-                          if recipient else None),
-                   "text": text, "at": self.clock(), "kind": kind, "deleted": False, **extra}
+        message = {
+            "message_id": f"m{self.session_id}-{self._chat_incarnation}-{self.chat_seq}",
+            "from": {"participant_id": sender.participant_id, "name": sender.name, "role": sender.role},
+            "to": ({"participant_id": recipient.participant_id, "name": recipient.name} if recipient else None),
+            "text": text,
+            "at": self.clock(),
+            "kind": kind,
+            "deleted": False,
+            **extra,
+        }
         self.chat.append(message)
-        self._event(ev.CHAT_MESSAGE, sender, recipient, message_id=message["message_id"], text=text,
-                    private=recipient is not None, kind=kind, **extra)
+        self._event(
+            ev.CHAT_MESSAGE,
+            sender,
+            recipient,
+            message_id=message["message_id"],
+            text=text,
+            private=recipient is not None,
+            kind=kind,
+            **extra,
+        )
         for viewer in self.present():
             if self._may_read(viewer, message):
                 self._send(viewer, "chat:message", message)
@@ -529,8 +653,9 @@ class Room(PollRules):
             self._event(ev.CHAT_DELETED, teacher, None, message_id=message["message_id"])
             for viewer in self.present():
                 if self._may_read(viewer, message):
-                    self._send(viewer, "chat:deleted", {"message_id": message["message_id"],
-                                                        "deleted_by": teacher.name})
+                    self._send(
+                        viewer, "chat:deleted", {"message_id": message["message_id"], "deleted_by": teacher.name}
+                    )
         return {"message_id": message["message_id"]}
 
     def share_handout(self, uploader_user_id: int, handout: dict) -> dict:
@@ -542,8 +667,10 @@ class Room(PollRules):
 
     # hands
     def hand_queue(self) -> list[dict]:
-        return [{"participant_id": pid, "name": self.participants[pid].name, "position": i + 1, "raised_at": at}
-                for i, (pid, at) in enumerate(self.hands)]
+        return [
+            {"participant_id": pid, "name": self.participants[pid].name, "position": i + 1, "raised_at": at}
+            for i, (pid, at) in enumerate(self.hands)
+        ]
 
     def _broadcast_hands(self) -> None:
         queue = self.hand_queue()
@@ -675,4 +802,3 @@ class Room(PollRules):
             version = self._bump()
             self._broadcast("room:stage", lambda v: {"version": version, "participant_id": new})
         return {"participant_id": new}
-

@@ -6,6 +6,7 @@ they come back without the lobby), the locks, the stage, the hand queue, the cha
 the period was being recorded. What belongs to a connection (sockets, media, the lobby) is not kept:
 people reconnect, publish and subscribe again, and whoever waited in the lobby knocks again.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -36,12 +37,23 @@ def snapshot(room: Room) -> dict[str, Any]:
         "students_recorded": room.students_recorded,
         "poll": room.poll.to_dict() if room.poll is not None else None,  # the latest quick poll, answers kept
         "poll_seq": room.poll_seq,
-        "participants": [{
-            "participant_id": p.participant_id, "user_id": p.user_id, "name": p.name,
-            "personal_id": p.personal_id, "role": p.role, "on_roster": p.on_roster,
-            "overrides": dict(p.permissions.overrides), "resume_token": p.resume_token,
-            "arrived_at": p.arrived_at, "connected": p.connected, "media_epoch": p.media_epoch,
-        } for p in room.participants.values() if p.state == "admitted"],
+        "participants": [
+            {
+                "participant_id": p.participant_id,
+                "user_id": p.user_id,
+                "name": p.name,
+                "personal_id": p.personal_id,
+                "role": p.role,
+                "on_roster": p.on_roster,
+                "overrides": dict(p.permissions.overrides),
+                "resume_token": p.resume_token,
+                "arrived_at": p.arrived_at,
+                "connected": p.connected,
+                "media_epoch": p.media_epoch,
+            }
+            for p in room.participants.values()
+            if p.state == "admitted"
+        ],
     }
 
 
@@ -66,11 +78,19 @@ def restore(room: Room, state: dict[str, Any]) -> list[Participant]:
     seats = []
     for entry in state["participants"]:
         seat = Participant(
-            participant_id=entry["participant_id"], user_id=entry["user_id"], name=entry["name"],
-            personal_id=entry["personal_id"], role=entry["role"], on_roster=entry["on_roster"],
-            permissions=Permissions(entry["role"], dict(entry["overrides"])), state="admitted",
-            resume_token=entry["resume_token"], arrived_at=entry["arrived_at"], dropped_at=now,
-            media_epoch=int(entry["media_epoch"]) + 1)
+            participant_id=entry["participant_id"],
+            user_id=entry["user_id"],
+            name=entry["name"],
+            personal_id=entry["personal_id"],
+            role=entry["role"],
+            on_roster=entry["on_roster"],
+            permissions=Permissions(entry["role"], dict(entry["overrides"])),
+            state="admitted",
+            resume_token=entry["resume_token"],
+            arrived_at=entry["arrived_at"],
+            dropped_at=now,
+            media_epoch=int(entry["media_epoch"]) + 1,
+        )
         room.participants[seat.participant_id] = seat
         seats.append(seat)
     present = {seat.participant_id for seat in seats}

@@ -8,6 +8,7 @@ The HTTP API never touches a room: it asks the router to place a session, to tel
 lives, or to run a command in a room and answer. The node that hosts the room runs every command
 (`NodeHandler.run_command`, signaling/server.py), so room logic always runs on the owning node.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -74,10 +75,16 @@ class Router(ABC):
 
     def self_info(self) -> NodeInfo:
         load = self.handler.load() if self.handler else {"rooms": 0, "participants": 0}
-        return NodeInfo(self.node_id, self.url, DRAINING if self.draining else LIVE, started_at=self.started_at,
-                        rooms=load["rooms"],
-                        participants=load["participants"], cpu=self._cpu.read(),
-                        sessions=self.handler.live_sessions() if self.handler else [])
+        return NodeInfo(
+            self.node_id,
+            self.url,
+            DRAINING if self.draining else LIVE,
+            started_at=self.started_at,
+            rooms=load["rooms"],
+            participants=load["participants"],
+            cpu=self._cpu.read(),
+            sessions=self.handler.live_sessions() if self.handler else [],
+        )
 
     async def start(self) -> None:
         """Register this node and start its heartbeat."""
@@ -182,8 +189,11 @@ class LocalRouter(Router):
     async def drain(self, node_id: str) -> NodeInfo:
         if node_id != self.node_id:
             raise RoomError("unknown_node", f"There is no node {node_id!r}.")
-        raise RoomError("no_other_node", "This server runs alone: there is no other node to move its rooms "
-                                         "to. Configure Redis and more nodes to drain one.")
+        raise RoomError(
+            "no_other_node",
+            "This server runs alone: there is no other node to move its rooms "
+            "to. Configure Redis and more nodes to drain one.",
+        )
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str, seconds: float) -> AsyncIterator[bool]:

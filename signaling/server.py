@@ -6,6 +6,7 @@ leaves in its outbox. It also keeps this node's rooms in the cluster: it opens a
 from the state another node saved), runs the router's commands, and hands its rooms over when it drains.
 All room rules live in room.py and policy.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,8 +79,11 @@ RECORDING_REQUESTS = {"rec:start", "rec:stop", "rec:pause", "rec:resume"}
 
 
 def _records_refused() -> RoomError:
-    return RoomError("records_refused", "Done in the room, but the school's records refused to store it, so it "
-                                        "is not kept; the server logged it. Sending it again makes a new one.")
+    return RoomError(
+        "records_refused",
+        "Done in the room, but the school's records refused to store it, so it "
+        "is not kept; the server logged it. Sending it again makes a new one.",
+    )
 
 
 class _LenientMsgPackPacket(MsgPackPacket):
@@ -97,14 +101,26 @@ class _LenientMsgPackPacket(MsgPackPacket):
 class LiveServer:
     """Owns the Socket.IO server and the live rooms of this node."""
 
-    def __init__(self, *, secret: str, spent_tokens: SpentTokens, sink: EventSink, grace_seconds: float = 60.0,
-                 allowed_origins: list[str] | None = None, media_engine: Engine | None = None,
-                 sees_classmates: bool = False, quality_interval: float = 5.0,
-                 recorder_factory: RecorderFactory | None = None, client_manager: Any = None,
-                 record_students: bool = True, router: Router | None = None,
-                 recover_recordings: Callable[[int], list[dict]] | None = None,
-                 on_drain_requested: Callable[[], None] | None = None, drain_timeout: float = 30.0,
-                 admission: Callable[[JoinClaims], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        *,
+        secret: str,
+        spent_tokens: SpentTokens,
+        sink: EventSink,
+        grace_seconds: float = 60.0,
+        allowed_origins: list[str] | None = None,
+        media_engine: Engine | None = None,
+        sees_classmates: bool = False,
+        quality_interval: float = 5.0,
+        recorder_factory: RecorderFactory | None = None,
+        client_manager: Any = None,
+        record_students: bool = True,
+        router: Router | None = None,
+        recover_recordings: Callable[[int], list[dict]] | None = None,
+        on_drain_requested: Callable[[], None] | None = None,
+        drain_timeout: float = 30.0,
+        admission: Callable[[JoinClaims], Awaitable[None]] | None = None,
+    ):
         self._secret = secret
         self.media_engine = media_engine  # None: a server without media (rtc:* answered media_unavailable)
         self._sees_classmates = sees_classmates
@@ -119,10 +135,15 @@ class LiveServer:
         self._grace = grace_seconds
         # The engine's own limit (1 MB) closes a connection; ours (64 KB) only refuses the request.
         # Origins: the server's own, plus any configured (None = same origin only; [] would disable the check).
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", serializer=_LenientMsgPackPacket,
-                                        cors_allowed_origins=allowed_origins or None,
-                                        client_manager=client_manager, max_http_buffer_size=1_000_000,
-                                        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            serializer=_LenientMsgPackPacket,
+            cors_allowed_origins=allowed_origins or None,
+            client_manager=client_manager,
+            max_http_buffer_size=1_000_000,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
+        )
         self.rooms: dict[int, LiveRoom] = {}
         # Cluster: where sessions live and commands to them (LocalRouter: this process alone).
         self.router = router or LocalRouter("local", "")
@@ -143,8 +164,7 @@ class LiveServer:
         self.sio.attach(app, socketio_path=socketio_path)
 
     # -- opening a room ------------------------------------------------------------------------------
-    async def _open_room(self, session_id: int, lost_at: float | None = None,
-                         from_node: str | None = None) -> LiveRoom:
+    async def _open_room(self, session_id: int, lost_at: float | None = None, from_node: str | None = None) -> LiveRoom:
         """The session's room on this node: open already, restored from the state its previous node
         saved (a take-over), or new."""
         if session_id in self.rooms:
@@ -154,9 +174,14 @@ class LiveServer:
                 return self.rooms[session_id]
             state = await self.router.load_room(session_id)
             room = Room(session_id, self._sink, grace_seconds=self._grace, sees_classmates=self._sees_classmates)
-            live = LiveRoom(room, media=RoomMedia(self.media_engine, room) if self.media_engine else None,
-                            deliver=self._send_out, router=self.router, recorder_factory=self._recorder_factory,
-                            record_students=self._record_students)
+            live = LiveRoom(
+                room,
+                media=RoomMedia(self.media_engine, room) if self.media_engine else None,
+                deliver=self._send_out,
+                router=self.router,
+                recorder_factory=self._recorder_factory,
+                record_students=self._record_students,
+            )
             if state is not None and not state.get("ended"):
                 await self._take_over(live, state, lost_at, from_node)
             # Only now: nobody enters a room whose take-over (its recording) is not complete.
@@ -174,12 +199,25 @@ class LiveServer:
             connected = was_connected(state)
             for seat in seats:
                 if seat.user_id in connected:
-                    self._sink.emit(ev.RoomEvent(room.session_id, ev.PARTICIPANT_DROPPED, seat.user_id, seat.user_id,
-                                                 {"reason": "node_lost", "node": from_node}, lost_at))
+                    self._sink.emit(
+                        ev.RoomEvent(
+                            room.session_id,
+                            ev.PARTICIPANT_DROPPED,
+                            seat.user_id,
+                            seat.user_id,
+                            {"reason": "node_lost", "node": from_node},
+                            lost_at,
+                        )
+                    )
         for seat in seats:
             self._schedule(room.grace_seconds, self._expire, live, seat)
-        log.info("session %s taken over from %s (%d people keep their seats; recording: %s)", room.session_id,
-                 from_node or "its saved state", len(seats), state.get("recording_state"))
+        log.info(
+            "session %s taken over from %s (%d people keep their seats; recording: %s)",
+            room.session_id,
+            from_node or "its saved state",
+            len(seats),
+            state.get("recording_state"),
+        )
         if state.get("recording_state", "off") != "off" and live.can_record:
             reason = "node_lost" if lost_at is not None else "node_moved"
             if lost_at is not None and self._recover_recordings is not None:
@@ -245,8 +283,9 @@ class LiveServer:
         self._room_of_sid[sid] = claims.session_id
         if participant.role == "teacher" and participant.state == "admitted" and live.recording_notice:
             # The teacher learns that the recording went on as a new recording on this node.
-            live.room._send(participant, "rec:status", recording.status(live.room, live.recording,
-                                                                        live.recording_notice))
+            live.room._send(
+                participant, "rec:status", recording.status(live.room, live.recording, live.recording_notice)
+            )
             live.recording_notice = None
         await live.settle()
         asyncio.get_running_loop().create_task(self._release_pending(sid))
@@ -279,6 +318,7 @@ class LiveServer:
         def fire() -> None:
             self._timers.discard(handle)
             asyncio.ensure_future(coroutine_function(*args))
+
         handle = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(handle)
 
@@ -333,8 +373,11 @@ class LiveServer:
         except ev.RecordsRefused:
             raise _records_refused() from None
         if not stored:
-            raise RoomError("records_delayed", "Done, but the school's records could not be saved yet; they are "
-                                               "kept and saved as soon as the database answers.")
+            raise RoomError(
+                "records_delayed",
+                "Done, but the school's records could not be saved yet; they are "
+                "kept and saved as soon as the database answers.",
+            )
 
     # -- connection quality for the teacher ----------------------------------------------------------
     def start_quality_reports(self) -> None:
@@ -358,8 +401,10 @@ class LiveServer:
 
     def load(self) -> dict[str, int]:
         rooms = self._open_rooms()
-        return {"rooms": len(rooms),
-                "participants": sum(1 for r in rooms for p in r.participants.values() if p.connected)}
+        return {
+            "rooms": len(rooms),
+            "participants": sum(1 for r in rooms for p in r.participants.values() if p.connected),
+        }
 
     def live_sessions(self) -> list[int]:
         return sorted(room.session_id for room in self._open_rooms())
@@ -377,10 +422,18 @@ class LiveServer:
     # -- commands: run here for the router, whichever node they came from ----------------------------
     async def run_command(self, name: str, args: dict[str, Any]) -> Any:
         """A command to this node's rooms (signaling/router.py); RoomError refuses it."""
-        commands = {"end_room": self.end_room, "share_handout": self.share_handout, "drop_user": self.drop_user,
-                    "user_present": self.user_present, "adopt": self.adopt, "drain": self.request_drain,
-                    "live_sessions": self._live_sessions_command, "evict": self.evict,
-                    "auto_end": self.auto_end, "resume_recording": self.resume_recording}
+        commands = {
+            "end_room": self.end_room,
+            "share_handout": self.share_handout,
+            "drop_user": self.drop_user,
+            "user_present": self.user_present,
+            "adopt": self.adopt,
+            "drain": self.request_drain,
+            "live_sessions": self._live_sessions_command,
+            "evict": self.evict,
+            "auto_end": self.auto_end,
+            "resume_recording": self.resume_recording,
+        }
         command = commands.get(name)
         if command is None:
             raise RoomError("unknown_command", f"Unknown command {name!r}.")
@@ -458,8 +511,7 @@ class LiveServer:
         live = self.rooms.get(session_id)
         if live is None or live.room.ended:
             return
-        log.warning("session %s was moved to another node while this one was unreachable: closing it here",
-                    session_id)
+        log.warning("session %s was moved to another node while this one was unreachable: closing it here", session_id)
         await live.give_up()
         self.rooms.pop(session_id, None)
         await self.router.unplace(session_id)
@@ -488,9 +540,12 @@ class LiveServer:
             room = live.room
             for participant in list(room.participants.values()):
                 if participant.state != "gone":
-                    room._send(participant, "room:closing", {
-                        "reason": "server_stopped",
-                        "message": "The server is restarting; reconnect in a moment."}, True)
+                    room._send(
+                        participant,
+                        "room:closing",
+                        {"reason": "server_stopped", "message": "The server is restarting; reconnect in a moment."},
+                        True,
+                    )
                     room.leave(participant, "server_stopped")
             await live.settle()
         # Every connection's transport closes now (a namespace's disconnect leaves it open until the client
@@ -517,8 +572,9 @@ class LiveServer:
         try:
             await asyncio.wait_for(asyncio.gather(*(self._hand_over(live) for live in moving)), self._drain_timeout)
         except asyncio.TimeoutError:
-            log.warning("drain timeout (%g s): the remaining sessions are placed when people join again",
-                        self._drain_timeout)
+            log.warning(
+                "drain timeout (%g s): the remaining sessions are placed when people join again", self._drain_timeout
+            )
 
     async def _hand_over(self, live: LiveRoom) -> None:
         await live.finish_recording("node_moving")

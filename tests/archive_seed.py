@@ -12,6 +12,7 @@ What happened, on the school's clock (Asia/Ho_Chi_Minh), yesterday:
   08:15 the teacher sends a message; deletes one of Ánh's at 08:16
   08:30 the recording (10 s of real media) is saved; 08:44 the room ends
 """
+
 from __future__ import annotations
 
 import shutil
@@ -48,9 +49,16 @@ def school_time(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=SCHOOL_TZ).astimezone(timezone.utc)
 
 
-async def seed_archived_session(server, school, lesson: dict | None = None, *, days_ago: int = 1,
-                                school_class: SchoolClass | None = None, teacher: User | None = None,
-                                subject: str = "Toán") -> ArchivedSession:
+async def seed_archived_session(
+    server,
+    school,
+    lesson: dict | None = None,
+    *,
+    days_ago: int = 1,
+    school_class: SchoolClass | None = None,
+    teacher: User | None = None,
+    subject: str = "Toán",
+) -> ArchivedSession:
     """Seed one finished session `days_ago` days ago (school-local date). `lesson` is the `lesson`
     fixture's recording; without it the session has no recording."""
     day = datetime.now(SCHOOL_TZ).date() - timedelta(days=days_ago)
@@ -65,10 +73,8 @@ async def seed_archived_session(server, school, lesson: dict | None = None, *, d
         late = await add_user(db, "student", "Trần Gia Bảo")
         absent = await add_user(db, "student", "Lê Thị Chi")
         denied = await add_user(db, "student", "Vũ Văn Dũng")
-        db.add_all([Enrollment(class_id=cls.id, student_id=late.id),
-                    Enrollment(class_id=cls.id, student_id=absent.id)])
-        period = Period(class_id=cls.id, subject=subject, teacher_id=teacher.id, starts_at=at(8, 0),
-                        ends_at=at(8, 45))
+        db.add_all([Enrollment(class_id=cls.id, student_id=late.id), Enrollment(class_id=cls.id, student_id=absent.id)])
+        period = Period(class_id=cls.id, subject=subject, teacher_id=teacher.id, starts_at=at(8, 0), ends_at=at(8, 45))
         db.add(period)
         await db.flush()
         session = LiveSession(period_id=period.id, started_at=at(8, 1), started_by_id=teacher.id, node="node-1")
@@ -106,16 +112,21 @@ async def seed_archived_session(server, school, lesson: dict | None = None, *, d
         event(ev.REC_STARTED, at(8, 29, 50), teacher_id, None),
         event(ev.PARTICIPANT_LEFT, at(8, 40), present_id, present_id, reason="left"),
     ]
-    archived = ArchivedSession(session_id, period_id, day, at(8, 0), teacher, present, late, absent, denied,
-                               chat_texts=chat)
+    archived = ArchivedSession(
+        session_id, period_id, day, at(8, 0), teacher, present, late, absent, denied, chat_texts=chat
+    )
     if lesson is not None:
         manifest, files = _copy_recording(lesson, server.settings.recordings_dir, session_id)
         archived.recording_files = files
-        events += [event(ev.REC_STOPPED, at(8, 30), teacher_id, None),
-                   event(ev.RECORDING_SAVED, at(8, 30), None, None, manifest=manifest)]
-    events += [event(ev.PARTICIPANT_LEFT, at(8, 44), None, late_id, reason="ended"),
-               event(ev.PARTICIPANT_LEFT, at(8, 44), None, teacher_id, reason="ended"),
-               event(ev.ROOM_ENDED, at(8, 44))]
+        events += [
+            event(ev.REC_STOPPED, at(8, 30), teacher_id, None),
+            event(ev.RECORDING_SAVED, at(8, 30), None, None, manifest=manifest),
+        ]
+    events += [
+        event(ev.PARTICIPANT_LEFT, at(8, 44), None, late_id, reason="ended"),
+        event(ev.PARTICIPANT_LEFT, at(8, 44), None, teacher_id, reason="ended"),
+        event(ev.ROOM_ENDED, at(8, 44)),
+    ]
     writer = RecordsWriter(server.db)
     for e in events:
         writer.emit(e)

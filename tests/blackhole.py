@@ -1,5 +1,6 @@
 """A TCP relay on 127.0.0.1 that can go silent: connections stay open but nothing passes either way, as
 when a phone loses its network without closing anything."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ class Blackhole:
     async def _relay(self, client_reader, client_writer) -> None:
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [client_writer, server_writer]
-        await asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer), return_exceptions=True
+        )
 
     async def _pipe(self, reader, writer) -> None:
         while data := await reader.read(65536):

@@ -1,5 +1,6 @@
 """Several real `liveclass serve` processes on this machine: one PostgreSQL database, one Redis (a key
 prefix of its own per test), one shared storage folder, as a school runs them behind one address."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,7 @@ class Cluster:
         self.tmp_path = tmp_path
         self.data_dir = tmp_path / "var"
         self.prefix = f"lc-test-{uuid.uuid4().hex[:10]}"
-        self.settings = {"LIVECLASS_NODE_TTL_SECONDS": "2", "LIVECLASS_RETENTION_INTERVAL_HOURS": "0",
-                         **settings}
+        self.settings = {"LIVECLASS_NODE_TTL_SECONDS": "2", "LIVECLASS_RETENTION_INTERVAL_HOURS": "0", **settings}
         self.nodes: list[Node] = []
         self._ports: list[int] = []
         self.front = Front(self)
@@ -62,8 +62,12 @@ class Cluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"LIVECLASS_DATABASE_URL": postgres_url(self.database), "LIVECLASS_REDIS_URL": REDIS_URL,
-                "LIVECLASS_REDIS_PREFIX": self.prefix, **self.settings}
+        return {
+            "LIVECLASS_DATABASE_URL": postgres_url(self.database),
+            "LIVECLASS_REDIS_URL": REDIS_URL,
+            "LIVECLASS_REDIS_PREFIX": self.prefix,
+            **self.settings,
+        }
 
     async def start(self, nodes: int = 2, cross_origin: bool = False) -> School:
         """The store migrated once (a deploy step), a school seeded, then the nodes. `cross_origin`: a page
@@ -92,7 +96,11 @@ class Cluster:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
         process = subprocess.Popen(
             [sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port), "--data-dir", str(self.data_dir)],
-            cwd=self.tmp_path, env={**clean, **self.env}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+            cwd=self.tmp_path,
+            env={**clean, **self.env},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         node = Node(name, port, process, log)
         self.nodes.append(node)
         return node

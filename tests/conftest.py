@@ -1,4 +1,5 @@
 """Fixtures: a real server per test on SQLite, and on PostgreSQL where a test asks for both stores."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,14 @@ import pytest
 
 from tests.browser import ARGS, CHROMIUM
 from tests.helpers import (
-    POSTGRES_ADMIN_DSN, create_migrated_postgres_database, create_postgres_database, drop_postgres_database,
-    make_settings, postgres_url, seed_school, start_server,
+    POSTGRES_ADMIN_DSN,
+    create_migrated_postgres_database,
+    create_postgres_database,
+    drop_postgres_database,
+    make_settings,
+    postgres_url,
+    seed_school,
+    start_server,
 )
 
 
@@ -76,6 +83,7 @@ async def school(server):
 async def period(server, school):
     """A running period with its teacher in the room: (session id, the teacher's live client)."""
     from tests.live import enter
+
     teacher_person = await server.logged_in(school.teacher)
     session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
     teacher = await enter(teacher_person, session["id"])

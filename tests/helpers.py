@@ -1,4 +1,5 @@
 """Test helpers: a real LiveClass server on an ephemeral port, HTTP clients per person, seed data."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,13 @@ from liveclass.appkeys import DB
 from liveclass.config import Settings, prepare_data_dir
 from liveclass.db import upgrade_database
 from liveclass.models import (
-    AccountRole, Enrollment, ParentLink, Period, SchoolClass, TeachingAssignment, User,
+    AccountRole,
+    Enrollment,
+    ParentLink,
+    Period,
+    SchoolClass,
+    TeachingAssignment,
+    User,
 )
 from liveclass.passwords import hash_generated_password
 
@@ -82,8 +89,9 @@ class Person:
         self.csrf: str | None = None
 
     async def login(self, password: str = PASSWORD) -> aiohttp.ClientResponse:
-        response = await self.request("POST", "/auth/login",
-                                      json={"personal_id": self.user.personal_id, "password": password})
+        response = await self.request(
+            "POST", "/auth/login", json={"personal_id": self.user.personal_id, "password": password}
+        )
         if response.status == 200:
             self.csrf = (await response.json())["csrf_token"]
         return response
@@ -154,8 +162,6 @@ class LiveServer(Clients):
         await self.test_server.close()
 
 
-
-
 def _migrated_sqlite_store() -> Path:
     """An SQLite store at the newest migration, made once per test process (running every migration for every
     test server cost a fifth of a second each)."""
@@ -194,8 +200,13 @@ class School:
     other_period: Period  # another teacher's period in another class
 
     def by_role(self) -> dict[str, User]:
-        return {"admin": self.admin, "teacher": self.teacher, "student": self.student, "parent": self.parent,
-                "observer": self.observer}
+        return {
+            "admin": self.admin,
+            "teacher": self.teacher,
+            "student": self.student,
+            "parent": self.parent,
+            "observer": self.observer,
+        }
 
 
 _counter = iter(range(10_000, 99_999))
@@ -206,8 +217,14 @@ def new_personal_id() -> str:
 
 
 async def add_user(db, role: str, name: str, must_change: bool = False) -> User:
-    user = User(personal_id=new_personal_id(), full_name=name, role=AccountRole(role),
-                password_hash=hash_generated_password(PASSWORD), must_change_password=must_change, active=True)
+    user = User(
+        personal_id=new_personal_id(),
+        full_name=name,
+        role=AccountRole(role),
+        password_hash=hash_generated_password(PASSWORD),
+        must_change_password=must_change,
+        active=True,
+    )
     db.add(user)
     await db.flush()
     return user
@@ -227,18 +244,32 @@ async def seed_school(server: LiveServer, parents_invited: bool = False) -> Scho
         other_cls = SchoolClass(name="11B2", school_year="2026-2027")
         db.add_all([cls, other_cls])
         await db.flush()
-        db.add_all([
-            Enrollment(class_id=cls.id, student_id=student.id),
-            Enrollment(class_id=other_cls.id, student_id=other_student.id),
-            ParentLink(parent_id=parent.id, student_id=student.id),
-            TeachingAssignment(teacher_id=teacher.id, class_id=cls.id, subject="Toán"),
-            TeachingAssignment(teacher_id=other_teacher.id, class_id=other_cls.id, subject="Văn"),
-        ])
-        period = Period(class_id=cls.id, subject="Toán", teacher_id=teacher.id, starts_at=now - timedelta(minutes=5),
-                        ends_at=now + timedelta(minutes=40), parents_invited=parents_invited)
-        other_period = Period(class_id=other_cls.id, subject="Văn", teacher_id=other_teacher.id,
-                              starts_at=now, ends_at=now + timedelta(minutes=45))
+        db.add_all(
+            [
+                Enrollment(class_id=cls.id, student_id=student.id),
+                Enrollment(class_id=other_cls.id, student_id=other_student.id),
+                ParentLink(parent_id=parent.id, student_id=student.id),
+                TeachingAssignment(teacher_id=teacher.id, class_id=cls.id, subject="Toán"),
+                TeachingAssignment(teacher_id=other_teacher.id, class_id=other_cls.id, subject="Văn"),
+            ]
+        )
+        period = Period(
+            class_id=cls.id,
+            subject="Toán",
+            teacher_id=teacher.id,
+            starts_at=now - timedelta(minutes=5),
+            ends_at=now + timedelta(minutes=40),
+            parents_invited=parents_invited,
+        )
+        other_period = Period(
+            class_id=other_cls.id,
+            subject="Văn",
+            teacher_id=other_teacher.id,
+            starts_at=now,
+            ends_at=now + timedelta(minutes=45),
+        )
         db.add_all([period, other_period])
         await db.commit()
-    return School(admin, teacher, other_teacher, student, other_student, parent, observer, cls, other_cls, period,
-                  other_period)
+    return School(
+        admin, teacher, other_teacher, student, other_student, parent, observer, cls, other_cls, period, other_period
+    )

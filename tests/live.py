@@ -1,5 +1,6 @@
 """A real Socket.IO client (msgpack, namespace /live) for tests, recording everything it receives: the
 bench's protocol client (bench/client.py RoomSocket), with a test's login (tests.helpers.Person) and asserts."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -40,8 +41,9 @@ class LiveClient(RoomSocket):
         assert answer["ok"] is False and answer["error"]["message"], (event, answer)
         return answer["error"]["code"]
 
-    async def wait_for(self, name: str, where: Callable[[Any], bool] = lambda d: True, timeout: float = 10,
-                       after: int = 0) -> Any:
+    async def wait_for(
+        self, name: str, where: Callable[[Any], bool] = lambda d: True, timeout: float = 10, after: int = 0
+    ) -> Any:
         return await super().wait_for(name, where, timeout, after)
 
     async def drop(self) -> None:
@@ -61,8 +63,9 @@ async def enter(person: Person, session_id: int) -> LiveClient:
 async def admitted(teacher: LiveClient, person: Person, session_id: int) -> LiveClient:
     """A learner joins, waits in the lobby, and the teacher lets them in."""
     client = await enter(person, session_id)
-    waiting = await teacher.wait_for("lobby:updated", lambda d: any(e["name"] == person.user.full_name
-                                                                    for e in d["lobby"]))
+    waiting = await teacher.wait_for(
+        "lobby:updated", lambda d: any(e["name"] == person.user.full_name for e in d["lobby"])
+    )
     entry = next(e for e in waiting["lobby"] if e["name"] == person.user.full_name)
     await teacher.ok("lobby:admit", {"participant_ids": [entry["participant_id"]]})
     await client.wait_for("room:state")

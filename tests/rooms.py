@@ -1,4 +1,5 @@
 """Rooms without I/O, for tests of the room rules: join claims, and a room with its teacher and a student in."""
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,9 @@ SESSION_ID = 7
 
 def claims(user_id: int, role: str, name: str) -> JoinClaims:
     """What an accepted join token of session SESSION_ID says about this account."""
-    return JoinClaims(user_id, SESSION_ID, role, name, f"00120000{user_id:04d}", True, uuid.uuid4().hex,
-                      time.time() + 60)
+    return JoinClaims(
+        user_id, SESSION_ID, role, name, f"00120000{user_id:04d}", True, uuid.uuid4().hex, time.time() + 60
+    )
 
 
 def class_in_progress(clock: Callable[[], float] = time.time) -> tuple[Room, Participant, Participant]:

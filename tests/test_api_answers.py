@@ -1,6 +1,7 @@
 """The OpenAPI document describes every answer, and the records archive's real answers match the
 models that describe them (liveclass/api/archive_schemas.py, extra fields forbidden): an integrator
 reading the document gets what the server sends."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,12 @@ from tests.archive_seed import seed_archived_session
 
 async def test_every_operation_documents_its_success_answer(server):
     document = await server.person(None).json("GET", "/openapi.json")
-    undocumented = [f"{method.upper()} {path}" for path, operations in document["paths"].items()
-                    for method, operation in operations.items()
-                    if not any("content" in answer for status, answer in operation["responses"].items()
-                               if status.startswith("2"))]
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if not any("content" in answer for status, answer in operation["responses"].items() if status.startswith("2"))
+    ]
     assert undocumented == []
     zip_answer = document["paths"]["/api/v1/sessions/{session_id}/export"]["get"]["responses"]["200"]
     assert list(zip_answer["content"]) == ["application/zip"]
@@ -72,10 +75,26 @@ async def test_archive_answers_match_their_documented_models(server, school, arc
 
 def test_a_drifted_answer_is_caught():
     """The check above is only worth something if the models refuse what they do not describe."""
-    line = {"user_id": 1, "name": "Ánh", "personal_id": "001200010001", "room_role": "student", "enrolled": True,
-            "status": "present", "arrived_at": None, "intervals": [], "minutes_present": 1.0, "minutes_late": 0.0,
-            "camera_minutes": 0.0, "microphone_minutes": 0.0, "screen_minutes": 0.0, "hands_raised": 0,
-            "messages": 0, "admitted_by": None, "denied_by": None, "denied_reason": None}
+    line = {
+        "user_id": 1,
+        "name": "Ánh",
+        "personal_id": "001200010001",
+        "room_role": "student",
+        "enrolled": True,
+        "status": "present",
+        "arrived_at": None,
+        "intervals": [],
+        "minutes_present": 1.0,
+        "minutes_late": 0.0,
+        "camera_minutes": 0.0,
+        "microphone_minutes": 0.0,
+        "screen_minutes": 0.0,
+        "hands_raised": 0,
+        "messages": 0,
+        "admitted_by": None,
+        "denied_by": None,
+        "denied_reason": None,
+    }
     answers.AttendanceLine.model_validate(line)
     with pytest.raises(ValueError):
         answers.AttendanceLine.model_validate({**line, "new_field": 1})

@@ -1,5 +1,6 @@
 """The records archive through the HTTP API: finding sessions, attendance, class summaries, playback
 with Range, shares with expiring links, and the audit log that shows who read what."""
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,9 @@ async def _actions(server, **where) -> list[AuditEntry]:
 async def test_admin_finds_yesterdays_period_of_a_class_by_date_class_and_subject(server, school, lesson):
     yesterday = await seed_archived_session(server, school, lesson)
     older = await seed_archived_session(server, school, days_ago=3, subject="Vật lý")
-    other = await seed_archived_session(server, school, days_ago=1, school_class=school.other_class,
-                                        teacher=school.other_teacher, subject="Văn")
+    other = await seed_archived_session(
+        server, school, days_ago=1, school_class=school.other_class, teacher=school.other_teacher, subject="Văn"
+    )
     admin = await server.logged_in(school.admin)
     day = yesterday.day.isoformat()
 
@@ -44,8 +46,7 @@ async def test_admin_finds_yesterdays_period_of_a_class_by_date_class_and_subjec
     assert hit["recordings"] == len(yesterday.recording_files) and hit["participants"] == 3
 
     everything = await admin.json("GET", "/sessions")
-    assert {s["session_id"] for s in everything["items"]} == {yesterday.session_id, other.session_id,
-                                                              older.session_id}
+    assert {s["session_id"] for s in everything["items"]} == {yesterday.session_id, other.session_id, older.session_id}
     assert everything["items"][-1]["session_id"] == older.session_id  # newest first
     by_subject = await admin.json("GET", "/sessions?subject=vật")
     assert [s["session_id"] for s in by_subject["items"]] == [older.session_id]
@@ -64,8 +65,9 @@ async def test_admin_finds_yesterdays_period_of_a_class_by_date_class_and_subjec
 
 async def test_a_teacher_finds_only_the_sessions_of_their_own_periods(server, school, lesson):
     mine = await seed_archived_session(server, school)
-    await seed_archived_session(server, school, school_class=school.other_class, teacher=school.other_teacher,
-                                subject="Văn")
+    await seed_archived_session(
+        server, school, school_class=school.other_class, teacher=school.other_teacher, subject="Văn"
+    )
     teacher = await server.logged_in(school.teacher)
     assert [s["session_id"] for s in (await teacher.json("GET", "/sessions"))["items"]] == [mine.session_id]
     # Asking for another teacher's sessions gives nothing rather than theirs.
@@ -96,15 +98,21 @@ async def test_attendance_of_a_session_per_participant(server, school, archived)
     chi = lines["Lê Thị Chi"]
     assert chi["status"] == "absent" and chi["intervals"] == [] and chi["minutes_present"] == 0 and chi["enrolled"]
     dung = lines["Vũ Văn Dũng"]
-    assert (dung["status"], dung["denied_by"], dung["denied_reason"]) == ("denied", "Nguyễn Thị Hà",
-                                                                          "Không thuộc lớp này")
+    assert (dung["status"], dung["denied_by"], dung["denied_reason"]) == (
+        "denied",
+        "Nguyễn Thị Hà",
+        "Không thuộc lớp này",
+    )
     assert not dung["enrolled"] and dung["arrived_at"] and dung["minutes_present"] == 0
     assert answer["lesson_started_at"].endswith("Z")
 
     records = await teacher.json("GET", f"/sessions/{archived.session_id}/records")
     assert [line["name"] for line in records["attendance"]] == list(lines)
     assert [(m["type"], m["person"]["name"]) for m in records["moderation"]] == [
-        ("lobby_denied", "Vũ Văn Dũng"), ("media_muted", "Phạm Ngọc Ánh"), ("chat_deleted", "Phạm Ngọc Ánh")]
+        ("lobby_denied", "Vũ Văn Dũng"),
+        ("media_muted", "Phạm Ngọc Ánh"),
+        ("chat_deleted", "Phạm Ngọc Ánh"),
+    ]
     assert records["session"]["legal_hold"] is False and records["session"]["purged"] == {}
 
 
@@ -117,8 +125,7 @@ async def test_class_attendance_summary_over_a_date_range(server, school, lesson
     summary = await admin.json("GET", f"/classes/{school.school_class.id}/attendance?from={start}&to={end}")
     assert [s["session_id"] for s in summary["sessions"]] == [first.session_id, second.session_id]
     # As a class register: by given name (Ánh, Bảo, Chi), not by family name (Lê, Phạm, Trần).
-    assert [line["name"] for line in summary["items"]] == ["Phạm Ngọc Ánh"] + ["Trần Gia Bảo"] * 3 + [
-        "Lê Thị Chi"] * 3
+    assert [line["name"] for line in summary["items"]] == ["Phạm Ngọc Ánh"] + ["Trần Gia Bảo"] * 3 + ["Lê Thị Chi"] * 3
     lines = {line["user_id"]: line for line in summary["items"]}
     anh = lines[school.student.id]
     assert (anh["sessions"], anh["attended"], anh["present"], anh["late"], anh["absent"]) == (2, 2, 2, 0, 0)
@@ -153,7 +160,7 @@ async def test_attendance_downloads_as_an_excel_file_with_ids_as_text(server, sc
     first = await seed_archived_session(server, school, days_ago=3)
     second = await seed_archived_session(server, school, lesson, days_ago=1)
     async with server.db() as db:  # a name that a spreadsheet would take for a formula stays text
-        (await db.get(User, second.absent.id)).full_name = "=HYPERLINK(\"http://x\")"
+        (await db.get(User, second.absent.id)).full_name = '=HYPERLINK("http://x")'
         await db.commit()
     teacher = await server.logged_in(school.teacher)
 
@@ -163,13 +170,16 @@ async def test_attendance_downloads_as_an_excel_file_with_ids_as_text(server, sc
     header, *lines = rows
     assert header[:3] == ["STT / No.", "Họ và tên / Name", "Mã định danh / Personal ID"]
     assert [(line[0], line[1], line[2]) for line in lines] == [
-        (number, item["name"], item["personal_id"]) for number, item in enumerate(api, 1)]
+        (number, item["name"], item["personal_id"]) for number, item in enumerate(api, 1)
+    ]
     assert all(line[2].startswith("0012") and len(line[2]) == 12 for line in lines)
     assert [line[7] for line in lines] == [item["minutes_present"] for item in api]  # numbers, not text
     assert '=HYPERLINK("http://x")' in [line[1] for line in lines]
     day = second.day.isoformat()
-    assert disposition == (f'attachment; filename="diem-danh-10A1-Toan-{day}-session-{second.session_id}.xlsx"; '
-                           f"filename*=UTF-8''diem-danh-10A1-To%C3%A1n-{day}-session-{second.session_id}.xlsx")
+    assert disposition == (
+        f'attachment; filename="diem-danh-10A1-Toan-{day}-session-{second.session_id}.xlsx"; '
+        f"filename*=UTF-8''diem-danh-10A1-To%C3%A1n-{day}-session-{second.session_id}.xlsx"
+    )
 
     # The class over a range: the summary's rows; the rate in per cent.
     start, end = first.day.isoformat(), second.day.isoformat()
@@ -179,7 +189,8 @@ async def test_attendance_downloads_as_an_excel_file_with_ids_as_text(server, sc
     header, *lines = rows
     assert header[8] == "Tỉ lệ chuyên cần (%) / Attendance rate (%)"
     assert [(line[1], line[2], line[3], line[4], line[7]) for line in lines] == [
-        (item["name"], item["personal_id"], item["sessions"], item["attended"], item["absent"]) for item in summary]
+        (item["name"], item["personal_id"], item["sessions"], item["attended"], item["absent"]) for item in summary
+    ]
     assert [line[8] for line in lines] == [round(item["attendance_rate"] * 100, 1) for item in summary]
     assert f'filename="diem-danh-10A1-{start}-{end}.xlsx"' in disposition
 
@@ -208,7 +219,7 @@ async def test_recordings_play_with_range_requests(server, school, archived):
     assert first.status == 206 and body == data[:100] and first.headers["Content-Range"] == f"bytes 0-99/{size}"
     assert body[:4] == b"\x1aE\xdf\xa3"  # the start of a WebM file
     middle, body = await get(f"bytes={size // 2}-{size // 2 + 999}")
-    assert middle.status == 206 and body == data[size // 2:size // 2 + 1000]
+    assert middle.status == 206 and body == data[size // 2 : size // 2 + 1000]
     suffix, body = await get("bytes=-500")
     assert suffix.status == 206 and body == data[-500:]
     beyond, _ = await get(f"bytes={size + 10}-")
@@ -216,8 +227,13 @@ async def test_recordings_play_with_range_requests(server, school, archived):
     whole = await admin.request("GET", url)
     assert whole.status == 200 and await whole.read() == data and whole.headers["Accept-Ranges"] == "bytes"
     viewed = await _actions(server, action="recording_viewed", target=f"recording:{video['recording_id']}")
-    assert [e.details["range"] for e in viewed] == ["bytes=0-99", f"bytes={size // 2}-{size // 2 + 999}",
-                                                    "bytes=-500", f"bytes={size + 10}-", None]
+    assert [e.details["range"] for e in viewed] == [
+        "bytes=0-99",
+        f"bytes={size // 2}-{size // 2 + 999}",
+        "bytes=-500",
+        f"bytes={size + 10}-",
+        None,
+    ]
     assert all(e.actor_id == school.admin.id and e.address == "127.0.0.1" for e in viewed)
 
 
@@ -245,26 +261,31 @@ async def test_a_student_plays_a_shared_recording_until_the_link_expires(server,
     assert (await stranger.request("GET", f"/shared/{token}")).status == 404  # another class
     assert (await student.request("GET", "/shared/" + "x" * 32)).status == 404
 
-    with_parents = await teacher.json("POST", f"/sessions/{archived.session_id}/shares",
-                                      json={"days": 1, "include_parents": True}, expect=201)
+    with_parents = await teacher.json(
+        "POST", f"/sessions/{archived.session_id}/shares", json={"days": 1, "include_parents": True}, expect=201
+    )
     assert (await parent.request("GET", f"/shared/{with_parents['token']}")).status == 200
 
     async with server.db() as db:
-        await db.execute(update(RecordingShare).where(RecordingShare.id == created["share_id"])
-                         .values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+        await db.execute(
+            update(RecordingShare)
+            .where(RecordingShare.id == created["share_id"])
+            .values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1))
+        )
         await db.commit()
     expired = await student.request("GET", f"/shared/{token}")
     assert expired.status == 410 and (await expired.json())["error"]["code"] == "share_expired"
     assert (await student.request("GET", server.base_url + camera["url"])).status == 410
 
     listed = await teacher.json("GET", f"/sessions/{archived.session_id}/shares")
-    assert [(s["share_id"], s["active"]) for s in listed["items"]] == [(with_parents["share_id"], True),
-                                                                       (created["share_id"], False)]
+    assert [(s["share_id"], s["active"]) for s in listed["items"]] == [
+        (with_parents["share_id"], True),
+        (created["share_id"], False),
+    ]
     await teacher.json("DELETE", f"/sessions/{archived.session_id}/shares/{with_parents['share_id']}")
     assert (await parent.request("GET", f"/shared/{with_parents['token']}")).status == 410
 
-    assert [e.actor_id for e in await _actions(server, action="share_opened")] == [school.student.id,
-                                                                                  school.parent.id]
+    assert [e.actor_id for e in await _actions(server, action="share_opened")] == [school.student.id, school.parent.id]
     assert len(await _actions(server, action="shared_recording_viewed")) == 1
     assert {e.details["reason"] for e in await _actions(server, action="share_refused")} == {"expired", "revoked"}
     async with server.db() as db:
@@ -295,13 +316,17 @@ async def test_the_audit_log_shows_every_access_and_admins_can_read_it(server, s
 
     mine = await admin.json("GET", f"/audit?actor_id={school.teacher.id}")
     assert [(e["action"], e["target"]) for e in reversed(mine["items"]) if e["action"] != "login"] == [
-        ("sessions_searched", None), ("records_viewed", session), ("attendance_viewed", session),
-        ("recordings_listed", session)]
+        ("sessions_searched", None),
+        ("records_viewed", session),
+        ("attendance_viewed", session),
+        ("recordings_listed", session),
+    ]
     entry = mine["items"][0]
     assert entry["actor"] == {"user_id": school.teacher.id, "name": "Nguyễn Thị Hà", "role": "teacher"}
     assert entry["address"] == "127.0.0.1" and entry["at"].endswith("Z")
     assert (await admin.json("GET", f"/audit?target={session}&action=attendance_viewed"))["items"][0]["actor"][
-        "user_id"] == school.teacher.id
+        "user_id"
+    ] == school.teacher.id
 
     # Paging: newest first, `before_id` continues where a page stopped, until nothing is left.
     seen, before = [], ""
@@ -343,18 +368,38 @@ async def test_every_access_to_the_archive_is_in_the_audit_log(server, school, a
         (teacher, "GET", f"/sessions/{sid}/records", "records_viewed", session),
         (teacher, "GET", f"/sessions/{sid}/attendance", "attendance_viewed", session),
         (teacher, "GET", recording["url"], "recording_viewed", f"recording:{recording['recording_id']}"),
-        (teacher, "GET", recording["url"] + "?download=1", "recording_downloaded",
-         f"recording:{recording['recording_id']}"),
+        (
+            teacher,
+            "GET",
+            recording["url"] + "?download=1",
+            "recording_downloaded",
+            f"recording:{recording['recording_id']}",
+        ),
         (admin, "GET", f"/sessions/{sid}/export", "session_exported", session),
-        (admin, "GET", f"/classes/{school.school_class.id}/attendance", "class_attendance_viewed",
-         f"class:{school.school_class.id}"),
+        (
+            admin,
+            "GET",
+            f"/classes/{school.school_class.id}/attendance",
+            "class_attendance_viewed",
+            f"class:{school.school_class.id}",
+        ),
         (teacher, "GET", f"/sessions/{sid}/attendance.xlsx", "attendance_downloaded", session),
-        (admin, "GET", f"/classes/{school.school_class.id}/attendance.xlsx", "class_attendance_downloaded",
-         f"class:{school.school_class.id}"),
+        (
+            admin,
+            "GET",
+            f"/classes/{school.school_class.id}/attendance.xlsx",
+            "class_attendance_downloaded",
+            f"class:{school.school_class.id}",
+        ),
         (admin, "GET", f"/sessions?class_id={school.school_class.id}", "sessions_searched", None),
         (student, "GET", f"/shared/{share['token']}", "share_opened", session),
-        (student, "GET", f"/shared/{share['token']}/recordings/{recording['recording_id']}/file",
-         "shared_recording_viewed", f"recording:{recording['recording_id']}"),
+        (
+            student,
+            "GET",
+            f"/shared/{share['token']}/recordings/{recording['recording_id']}/file",
+            "shared_recording_viewed",
+            f"recording:{recording['recording_id']}",
+        ),
         (admin, "PUT", "/retention", "retention_changed", None),
         (admin, "PUT", f"/sessions/{sid}/legal-hold", "legal_hold_set", session),
         (teacher, "DELETE", f"/sessions/{sid}/shares/{share['share_id']}", "share_revoked", session),
@@ -368,9 +413,11 @@ async def test_every_access_to_the_archive_is_in_the_audit_log(server, school, a
 
     entries = [e for e in await _actions(server) if e.id > first_id]
     assert [(e.actor_id, e.action, e.target) for e in entries] == [
-        (person.user.id, action, target) for person, _, _, action, target in calls]
+        (person.user.id, action, target) for person, _, _, action, target in calls
+    ]
     assert all(e.address == "127.0.0.1" and e.at is not None for e in entries)
     # The same trail, read by an admin through the API (the audit log's own reading is logged too).
     trail = await admin.json("GET", "/audit?limit=500")
-    assert [e["action"] for e in trail["items"] if e["entry_id"] > first_id][::-1][:len(calls)] == [
-        action for *_, action, _ in calls]
+    assert [e["action"] for e in trail["items"] if e["entry_id"] > first_id][::-1][: len(calls)] == [
+        action for *_, action, _ in calls
+    ]

@@ -10,6 +10,7 @@ Chi absent). Seeded on top of it, at the school's clock:
         Đức (enrolled, in the room) answers nothing: listed as not answered, 0/10
   08:25 a quick poll as recorded before quizzes existed (no `questions`): correct D, 1 point; Ánh D, Bảo A
 """
+
 from __future__ import annotations
 
 import io
@@ -31,19 +32,57 @@ from tests.browser import SCREENSHOTS, needs_chromium
 from tests.helpers import add_user
 
 QUIZ = {
-    "title": "Kiểm tra 15 phút — Chương 3", "quick": False, "anonymous": False, "final": False, "pace": "all",
-    "time_limit": 600, "seconds_per_question": None,
+    "title": "Kiểm tra 15 phút — Chương 3",
+    "quick": False,
+    "anonymous": False,
+    "final": False,
+    "pace": "all",
+    "time_limit": 600,
+    "seconds_per_question": None,
     "questions": [
-        {"kind": "single", "text": "2 + 3 = ?", "options": ["4", "5", "6", "7"], "correct": ["B"],
-         "tolerance": None, "points": 2, "explanation": "Cộng hai số", "image_url": None, "bank_id": 7},
-        {"kind": "text", "text": "Thủ đô của Việt Nam là thành phố nào?", "options": [], "correct": ["Hà Nội"],
-         "tolerance": None, "points": 3, "explanation": None, "image_url": None, "bank_id": None},
-        {"kind": "number", "text": "Số pi, làm tròn đến hai chữ số thập phân", "options": [], "correct": ["3.14"],
-         "tolerance": 0.005, "points": 5, "explanation": None, "image_url": None, "bank_id": None},
+        {
+            "kind": "single",
+            "text": "2 + 3 = ?",
+            "options": ["4", "5", "6", "7"],
+            "correct": ["B"],
+            "tolerance": None,
+            "points": 2,
+            "explanation": "Cộng hai số",
+            "image_url": None,
+            "bank_id": 7,
+        },
+        {
+            "kind": "text",
+            "text": "Thủ đô của Việt Nam là thành phố nào?",
+            "options": [],
+            "correct": ["Hà Nội"],
+            "tolerance": None,
+            "points": 3,
+            "explanation": None,
+            "image_url": None,
+            "bank_id": None,
+        },
+        {
+            "kind": "number",
+            "text": "Số pi, làm tròn đến hai chữ số thập phân",
+            "options": [],
+            "correct": ["3.14"],
+            "tolerance": 0.005,
+            "points": 5,
+            "explanation": None,
+            "image_url": None,
+            "bank_id": None,
+        },
     ],
 }
-OLD_QUICK_POLL = {"kind": "abcd", "options": ["A", "B", "C", "D"], "multiple": False, "anonymous": False,
-                  "correct": ["D"], "points": 1}
+OLD_QUICK_POLL = {
+    "kind": "abcd",
+    "options": ["A", "B", "C", "D"],
+    "multiple": False,
+    "anonymous": False,
+    "correct": ["D"],
+    "points": 1,
+}
 
 
 async def seed_assessments(server, school, archived, *, quiz_id: str = "q-quiz", old_id: str = "q-old"):
@@ -61,8 +100,20 @@ async def seed_assessments(server, school, archived, *, quiz_id: str = "q-quiz",
         return RoomEvent(sid, type_, actor, target, data, when)
 
     def answer(when, who, question, choices=None, text=None, correct=None, points=None, changed=False):
-        return event(ev.POLL_ANSWERED, when, who, who, poll_id=quiz_id, question=question, choices=choices,
-                     text=text, correct=correct, points=points, answered_at=when, changed=changed)
+        return event(
+            ev.POLL_ANSWERED,
+            when,
+            who,
+            who,
+            poll_id=quiz_id,
+            question=question,
+            choices=choices,
+            text=text,
+            correct=correct,
+            points=points,
+            answered_at=when,
+            changed=changed,
+        )
 
     events = [
         event(ev.PARTICIPANT_JOINED, at(8, 14), duc_id, duc_id, room_role="student"),
@@ -73,18 +124,56 @@ async def seed_assessments(server, school, archived, *, quiz_id: str = "q-quiz",
         answer(at(8, 17, 30), anh, 2, text="3,14", correct=True, points=5),
         answer(at(8, 16, 10), bao, 0, choices=["C"], correct=False, points=0),
         answer(at(8, 18), bao, 1, text="Hải Phòng", correct=False, points=0),
-        event(ev.POLL_CLOSED, at(8, 20), teacher, None, poll_id=quiz_id, answered=2, eligible=3,
-              not_answered_user_ids=[duc_id], counts={"A": 0, "B": 1, "C": 1, "D": 0},
-              questions=[{"index": 0, "counts": {"B": 1, "C": 1}, "answered": 2, "right": 1}]),
+        event(
+            ev.POLL_CLOSED,
+            at(8, 20),
+            teacher,
+            None,
+            poll_id=quiz_id,
+            answered=2,
+            eligible=3,
+            not_answered_user_ids=[duc_id],
+            counts={"A": 0, "B": 1, "C": 1, "D": 0},
+            questions=[{"index": 0, "counts": {"B": 1, "C": 1}, "answered": 2, "right": 1}],
+        ),
         event(ev.POLL_REVEALED, at(8, 21), teacher, None, poll_id=quiz_id, show_correct=True),
         # Before quizzes: no `questions`, no `question` in the answers.
         event(ev.POLL_OPENED, at(8, 25), teacher, None, poll_id=old_id, **OLD_QUICK_POLL),
-        event(ev.POLL_ANSWERED, at(8, 25, 20), anh, anh, poll_id=old_id, choices=["D"], correct=True, points=1,
-              answered_at=at(8, 25, 20), changed=False),
-        event(ev.POLL_ANSWERED, at(8, 25, 40), bao, bao, poll_id=old_id, choices=["A"], correct=False, points=0,
-              answered_at=at(8, 25, 40), changed=False),
-        event(ev.POLL_CLOSED, at(8, 26), teacher, None, poll_id=old_id, counts={"A": 1, "B": 0, "C": 0, "D": 1},
-              answered=2, eligible=2, not_answered_user_ids=[]),
+        event(
+            ev.POLL_ANSWERED,
+            at(8, 25, 20),
+            anh,
+            anh,
+            poll_id=old_id,
+            choices=["D"],
+            correct=True,
+            points=1,
+            answered_at=at(8, 25, 20),
+            changed=False,
+        ),
+        event(
+            ev.POLL_ANSWERED,
+            at(8, 25, 40),
+            bao,
+            bao,
+            poll_id=old_id,
+            choices=["A"],
+            correct=False,
+            points=0,
+            answered_at=at(8, 25, 40),
+            changed=False,
+        ),
+        event(
+            ev.POLL_CLOSED,
+            at(8, 26),
+            teacher,
+            None,
+            poll_id=old_id,
+            counts={"A": 1, "B": 0, "C": 0, "D": 1},
+            answered=2,
+            eligible=2,
+            not_answered_user_ids=[],
+        ),
         event(ev.PARTICIPANT_LEFT, at(8, 44), None, duc_id, reason="ended"),
     ]
     writer = RecordsWriter(server.db)
@@ -120,18 +209,25 @@ async def test_the_session_assessments_per_question_and_per_student(server, scho
     single, text, number = quiz["questions"]
     # Every choice counted (0 too), the right one marked; Ánh's last answer only (she changed A → B).
     assert [(c["answer"], c["count"], c["correct"]) for c in single["counts"]] == [
-        ("A", 0, False), ("B", 1, True), ("C", 1, False), ("D", 0, False)]
+        ("A", 0, False),
+        ("B", 1, True),
+        ("C", 1, False),
+        ("D", 0, False),
+    ]
     assert [o["text"] for o in single["options"]] == ["4", "5", "6", "7"] and single["bank_id"] == 7
     assert (single["answered"], single["right"]) == (2, 1)
     by_name = {a["name"]: a for a in single["answers"]}
     assert by_name[anh.full_name]["choices"] == ["B"] and by_name[anh.full_name]["changes"] == 1
     assert by_name[anh.full_name]["answered_at"].startswith(
-        (school_time(archived.day, 8, 16, 30)).isoformat().replace("+00:00", ""))
+        (school_time(archived.day, 8, 16, 30)).isoformat().replace("+00:00", "")
+    )
     assert by_name[bao.full_name]["choices"] == ["C"] and by_name[bao.full_name]["correct"] is False
     assert by_name[anh.full_name]["personal_id"] == anh.personal_id
     # Typed answers as typed, counted per answer; the number question's tolerance and Ánh's comma decimal.
     assert sorted((c["answer"], c["count"], c["correct"]) for c in text["counts"]) == [
-        ("Hải Phòng", 1, False), ("hà NỘI", 1, True)]
+        ("Hải Phòng", 1, False),
+        ("hà NỘI", 1, True),
+    ]
     assert {a["name"]: a["text"] for a in text["answers"]} == {anh.full_name: "hà NỘI", bao.full_name: "Hải Phòng"}
     assert (number["answered"], number["right"], number["tolerance"]) == (1, 1, 0.005)
     assert number["counts"] == [{"answer": "3,14", "count": 1, "correct": True}]
@@ -143,7 +239,10 @@ async def test_the_session_assessments_per_question_and_per_student(server, scho
     assert old["quick"] is True and old["title"] is None and old["max_score"] == 1
     [question] = old["questions"]
     assert (question["kind"], [o["id"] for o in question["options"]], question["correct"]) == (
-        "single", ["A", "B", "C", "D"], ["D"])
+        "single",
+        ["A", "B", "C", "D"],
+        ["D"],
+    )
     assert [(c["answer"], c["count"]) for c in question["counts"]] == [("A", 1), ("B", 0), ("C", 0), ("D", 1)]
 
     # Over the session: Ánh 11 of 11, Bảo 0 of 11, Đức 0 of the quiz's 10 (he was not there for the poll).
@@ -209,15 +308,17 @@ def check_polls_book(data: bytes, archived, duc) -> None:
     # The scores: per student and poll.
     scores = {(r[0], r[2]): (r[3], r[4], r[5], r[6], r[7], r[8]) for r in _rows(book["Điểm"])}
     assert scores == {
-        (1, anh.full_name): (anh.personal_id, 10, 10, 3, 3, 3), (1, bao.full_name): (bao.personal_id, 0, 10, 0, 2, 3),
+        (1, anh.full_name): (anh.personal_id, 10, 10, 3, 3, 3),
+        (1, bao.full_name): (bao.personal_id, 0, 10, 0, 2, 3),
         (1, duc.full_name): (duc.personal_id, 0, 10, 0, 0, 3),
-        (2, anh.full_name): (anh.personal_id, 1, 1, 1, 1, 1), (2, bao.full_name): (bao.personal_id, 0, 1, 0, 1, 1)}
+        (2, anh.full_name): (anh.personal_id, 1, 1, 1, 1, 1),
+        (2, bao.full_name): (bao.personal_id, 0, 1, 0, 1, 1),
+    }
 
     # Personal IDs are text cells, leading zeros kept.
     for sheet, column in (("Câu trả lời", "D"), ("Điểm", "D")):
         cells = [c for c in book[sheet][column][1:]]
-        assert cells and all(c.data_type == "s" and c.number_format == "@" and c.value.startswith("00")
-                             for c in cells)
+        assert cells and all(c.data_type == "s" and c.number_format == "@" and c.value.startswith("00") for c in cells)
 
 
 async def test_polls_xlsx_and_the_zip_hold_every_answer_and_score(server, school, archived):
@@ -247,19 +348,63 @@ async def test_the_class_summary_has_the_scores_beside_attendance(server, school
     # Two days ago: another quick poll (new format), Ánh wrong → 0 of 4 more.
     sid = later.session_id
     when = school_time(later.day, 8, 30).timestamp()
-    quick = {"poll_id": "q-later", "title": None, "quick": True, "anonymous": True, "final": False, "pace": "all",
-             "time_limit": None, "seconds_per_question": None,
-             "questions": [{"kind": "truefalse", "text": "", "options": [], "correct": ["true"], "tolerance": None,
-                            "points": 4, "explanation": None, "image_url": None, "bank_id": None}],
-             "kind": "truefalse", "options": ["true", "false"], "multiple": False, "correct": ["true"], "points": 4}
+    quick = {
+        "poll_id": "q-later",
+        "title": None,
+        "quick": True,
+        "anonymous": True,
+        "final": False,
+        "pace": "all",
+        "time_limit": None,
+        "seconds_per_question": None,
+        "questions": [
+            {
+                "kind": "truefalse",
+                "text": "",
+                "options": [],
+                "correct": ["true"],
+                "tolerance": None,
+                "points": 4,
+                "explanation": None,
+                "image_url": None,
+                "bank_id": None,
+            }
+        ],
+        "kind": "truefalse",
+        "options": ["true", "false"],
+        "multiple": False,
+        "correct": ["true"],
+        "points": 4,
+    }
     writer = RecordsWriter(server.db)
-    for e in (RoomEvent(sid, ev.POLL_OPENED, school.teacher.id, None, quick, when),
-              RoomEvent(sid, ev.POLL_ANSWERED, archived.present.id, archived.present.id,
-                        {"poll_id": "q-later", "question": 0, "choices": ["false"], "text": None, "correct": False,
-                         "points": 0, "answered_at": when + 5, "changed": False}, when + 5),
-              RoomEvent(sid, ev.POLL_CLOSED, school.teacher.id, None,
-                        {"poll_id": "q-later", "answered": 1, "eligible": 1, "not_answered_user_ids": []},
-                        when + 60)):
+    for e in (
+        RoomEvent(sid, ev.POLL_OPENED, school.teacher.id, None, quick, when),
+        RoomEvent(
+            sid,
+            ev.POLL_ANSWERED,
+            archived.present.id,
+            archived.present.id,
+            {
+                "poll_id": "q-later",
+                "question": 0,
+                "choices": ["false"],
+                "text": None,
+                "correct": False,
+                "points": 0,
+                "answered_at": when + 5,
+                "changed": False,
+            },
+            when + 5,
+        ),
+        RoomEvent(
+            sid,
+            ev.POLL_CLOSED,
+            school.teacher.id,
+            None,
+            {"poll_id": "q-later", "answered": 1, "eligible": 1, "not_answered_user_ids": []},
+            when + 60,
+        ),
+    ):
         writer.emit(e)
     await writer.flush()
 
@@ -274,9 +419,18 @@ async def test_the_class_summary_has_the_scores_beside_attendance(server, school
     assert anh["score_rate"] == round(11 / 15, 3) and anh["right_answers"] == 4
     bao = lines[archived.late.id]
     assert (bao["assessments"], bao["assessments_answered"], bao["score"], bao["max_score"], bao["score_rate"]) == (
-        2, 2, 0, 11, 0.0)
-    assert (lines[duc.id]["assessments"], lines[duc.id]["assessments_answered"], lines[duc.id]["score"],
-            lines[duc.id]["max_score"]) == (1, 0, 0, 10)
+        2,
+        2,
+        0,
+        11,
+        0.0,
+    )
+    assert (
+        lines[duc.id]["assessments"],
+        lines[duc.id]["assessments_answered"],
+        lines[duc.id]["score"],
+        lines[duc.id]["max_score"],
+    ) == (1, 0, 0, 10)
     chi = lines[archived.absent.id]  # never there: no assessment, no score (not a zero)
     assert (chi["assessments"], chi["score"], chi["max_score"], chi["score_rate"]) == (0, None, None, None)
 
@@ -284,8 +438,13 @@ async def test_the_class_summary_has_the_scores_beside_attendance(server, school
     assert response.status == 200
     sheet = _book(await response.read()).active
     header, *rows = list(sheet.iter_rows(values_only=True))
-    assert header[-5:] == ("Số bài kiểm tra / Assessments", "Số bài đã làm / Assessments answered",
-                           "Tổng điểm / Score", "Điểm tối đa / Max score", "Tỉ lệ điểm (%) / Score (%)")
+    assert header[-5:] == (
+        "Số bài kiểm tra / Assessments",
+        "Số bài đã làm / Assessments answered",
+        "Tổng điểm / Score",
+        "Điểm tối đa / Max score",
+        "Tỉ lệ điểm (%) / Score (%)",
+    )
     by_id = {r[2]: r for r in rows}
     assert by_id[archived.present.personal_id][-5:] == (3, 3, 11, 15, 73.3)
     assert by_id[archived.late.personal_id][-5:] == (2, 2, 0, 11, 0)
@@ -297,14 +456,24 @@ async def test_the_class_summary_has_the_scores_beside_attendance(server, school
 # -- retention ----------------------------------------------------------------------------------------------
 async def _poll_events(server, session_id: int) -> int:
     async with server.db() as db:
-        return (await db.execute(select(func.count()).select_from(SessionEvent).where(
-            SessionEvent.session_id == session_id, SessionEvent.type.like("poll%")))).scalar_one()
+        return (
+            await db.execute(
+                select(func.count())
+                .select_from(SessionEvent)
+                .where(SessionEvent.session_id == session_id, SessionEvent.type.like("poll%"))
+            )
+        ).scalar_one()
 
 
 async def _other_events(server, session_id: int) -> int:
     async with server.db() as db:
-        return (await db.execute(select(func.count()).select_from(SessionEvent).where(
-            SessionEvent.session_id == session_id, SessionEvent.type.not_like("poll%")))).scalar_one()
+        return (
+            await db.execute(
+                select(func.count())
+                .select_from(SessionEvent)
+                .where(SessionEvent.session_id == session_id, SessionEvent.type.not_like("poll%"))
+            )
+        ).scalar_one()
 
 
 async def test_assessments_are_deleted_when_their_period_runs_out_not_before(server, school):
@@ -315,8 +484,10 @@ async def test_assessments_are_deleted_when_their_period_runs_out_not_before(ser
     admin = await server.logged_in(school.admin)
     policies = {p["kind"]: p for p in (await admin.json("GET", "/retention"))["policies"]}
     assert (policies["assessments"]["days"], policies["assessments"]["default_days"]) == (1825, 1825)
-    before = {s.session_id: (await _poll_events(server, s.session_id), await _other_events(server, s.session_id))
-              for s in (old, recent)}
+    before = {
+        s.session_id: (await _poll_events(server, s.session_id), await _other_events(server, s.session_id))
+        for s in (old, recent)
+    }
     assert before[old.session_id][0] == 13  # 9 of the quiz, 4 of the quick poll
 
     # The default (5 years): a 400-day-old session keeps its polls (its chat, at 365 days, goes).
@@ -337,8 +508,9 @@ async def test_assessments_are_deleted_when_their_period_runs_out_not_before(ser
     assert report["days"]["assessments"] == 300
     assert await _poll_events(server, old.session_id) == 0
     assert await _other_events(server, old.session_id) == before[old.session_id][1]
-    assert (await _poll_events(server, recent.session_id), await _other_events(server, recent.session_id)) == \
-        before[recent.session_id]
+    assert (await _poll_events(server, recent.session_id), await _other_events(server, recent.session_id)) == before[
+        recent.session_id
+    ]
     async with server.db() as db:
         assert "assessments" in (await db.get(LiveSession, old.session_id)).purged
     records = await admin.json("GET", f"/sessions/{old.session_id}/records")
@@ -415,4 +587,3 @@ async def test_the_session_page_shows_each_question_and_each_students_score(serv
     await expect(kind).to_contain_text("1825 ngày")
     assert errors == []
     await admin.context.close()
-

@@ -1,4 +1,5 @@
 """Logins as a user meets them: cookie and bearer, CSRF, throttling, forced password change, logout."""
+
 from __future__ import annotations
 
 import pytest
@@ -44,13 +45,15 @@ async def test_api_client_uses_a_bearer_token_without_cookie_or_csrf(server):
         admin = await add_user(db, "admin", "Quản Trị")
         await db.commit()
     client = server.person(None)
-    response = await client.request("POST", "/auth/login", json={
-        "personal_id": admin.personal_id, "password": PASSWORD, "issue_token": True})
+    response = await client.request(
+        "POST", "/auth/login", json={"personal_id": admin.personal_id, "password": PASSWORD, "issue_token": True}
+    )
     body = await response.json()
     assert response.status == 200 and body["access_token"] and "liveclass_session" not in response.cookies
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
-    created = await client.request("POST", "/classes", json={"name": "10A3", "school_year": "2026-2027"},
-                                   headers=bearer)
+    created = await client.request(
+        "POST", "/classes", json={"name": "10A3", "school_year": "2026-2027"}, headers=bearer
+    )
     assert created.status == 201
     wrong = await client.request("GET", "/me", headers={"Authorization": "Bearer not-a-token"})
     assert wrong.status == 401 and (await wrong.json())["error"]["code"] == "not_authenticated"
@@ -91,8 +94,9 @@ async def test_twenty_failures_from_one_address_block_that_address(server):
         await db.commit()
     anon = server.person(None)
     for i in range(20):  # spread over accounts: no single account reaches its own limit of 5
-        response = await anon.request("POST", "/auth/login",
-                                      json={"personal_id": users[i % 10].personal_id, "password": "bad"})
+        response = await anon.request(
+            "POST", "/auth/login", json={"personal_id": users[i % 10].personal_id, "password": "bad"}
+        )
         assert response.status == 401, i
     blocked = await server.person(users[10]).login()
     assert blocked.status == 429 and "Retry-After" in blocked.headers
@@ -110,6 +114,7 @@ async def test_window_expiry_unlocks(tmp_path):
         locked = await server.person(user).login()
         assert locked.status == 429
         import asyncio
+
         await asyncio.sleep(int(locked.headers["Retry-After"]) + 0.5)
         assert (await server.person(user).login()).status == 200
     finally:
@@ -158,16 +163,20 @@ async def test_deactivated_account_cannot_log_in_and_loses_its_logins(server):
     assert (await server.person(student).login()).status == 401
 
 
-@pytest.mark.parametrize("raw,content_type,status,code", [
-    (b"{not json", "application/json", 400, "invalid_json"),
-    (b'{"personal_id": "1"}', "application/json", 400, "invalid_request"),
-    (b'{"personal_id": "1", "password": "x", "extra": 1}', "application/json", 400, "invalid_request"),
-    (b"personal_id=1&password=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-    (b"[1, 2]", "application/json", 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "raw,content_type,status,code",
+    [
+        (b"{not json", "application/json", 400, "invalid_json"),
+        (b'{"personal_id": "1"}', "application/json", 400, "invalid_request"),
+        (b'{"personal_id": "1", "password": "x", "extra": 1}', "application/json", 400, "invalid_request"),
+        (b"personal_id=1&password=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b"[1, 2]", "application/json", 400, "invalid_request"),
+    ],
+)
 async def test_bad_login_bodies_get_clear_errors(server, raw, content_type, status, code):
-    response = await server.person(None).request("POST", "/auth/login", data=raw,
-                                                 headers={"Content-Type": content_type})
+    response = await server.person(None).request(
+        "POST", "/auth/login", data=raw, headers={"Content-Type": content_type}
+    )
     body = await response.json()
     assert response.status == status and body["error"]["code"] == code and body["error"]["message"]
 
@@ -189,24 +198,35 @@ async def test_unknown_api_path_answers_in_the_error_shape(server):
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(tmp_path):
-    server = await start_server(make_settings(tmp_path / "var", trusted_proxies=["127.0.0.1"],
-                                              login_max_failures_per_address=3))
+    server = await start_server(
+        make_settings(tmp_path / "var", trusted_proxies=["127.0.0.1"], login_max_failures_per_address=3)
+    )
     try:
         async with server.db() as db:
             users = [await add_user(db, "student", f"Học Sinh {i}") for i in range(4)]
             await db.commit()
         anon = server.person(None)
         for i in range(3):
-            await anon.request("POST", "/auth/login", json={"personal_id": users[i].personal_id, "password": "bad"},
-                               headers={"X-Forwarded-For": "203.0.113.7"})
-        blocked = await anon.request("POST", "/auth/login", json={"personal_id": users[3].personal_id,
-                                                                  "password": PASSWORD},
-                                     headers={"X-Forwarded-For": "203.0.113.7"})
+            await anon.request(
+                "POST",
+                "/auth/login",
+                json={"personal_id": users[i].personal_id, "password": "bad"},
+                headers={"X-Forwarded-For": "203.0.113.7"},
+            )
+        blocked = await anon.request(
+            "POST",
+            "/auth/login",
+            json={"personal_id": users[3].personal_id, "password": PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
         assert blocked.status == 429
         # Another student behind the same proxy is not blocked by the first one's failures.
-        other = await anon.request("POST", "/auth/login", json={"personal_id": users[3].personal_id,
-                                                                "password": PASSWORD},
-                                   headers={"X-Forwarded-For": "198.51.100.20"})
+        other = await anon.request(
+            "POST",
+            "/auth/login",
+            json={"personal_id": users[3].personal_id, "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.20"},
+        )
         assert other.status == 200
         async with server.db() as db:
             addresses = set((await db.execute(select(AuditEntry.address))).scalars())
@@ -219,8 +239,12 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers(server):
     async with server.db() as db:
         user = await add_user(db, "student", "Học Sinh")
         await db.commit()
-    await server.person(None).request("POST", "/auth/login", json={"personal_id": user.personal_id, "password": "x"},
-                                      headers={"X-Forwarded-For": "203.0.113.7"})
+    await server.person(None).request(
+        "POST",
+        "/auth/login",
+        json={"personal_id": user.personal_id, "password": "x"},
+        headers={"X-Forwarded-For": "203.0.113.7"},
+    )
     async with server.db() as db:
         assert set((await db.execute(select(AuditEntry.address))).scalars()) == {"127.0.0.1"}
 
@@ -231,11 +255,13 @@ async def test_guessing_the_current_password_is_throttled_too(server):
         await db.commit()
     person = await server.logged_in(user)
     for _ in range(5):
-        wrong = await person.request("POST", "/auth/password", json={"current_password": "guess",
-                                                                    "new_password": "Một-mật-khẩu-mới"})
+        wrong = await person.request(
+            "POST", "/auth/password", json={"current_password": "guess", "new_password": "Một-mật-khẩu-mới"}
+        )
         assert wrong.status == 400
-    throttled = await person.request("POST", "/auth/password", json={"current_password": PASSWORD,
-                                                                    "new_password": "Một-mật-khẩu-mới"})
+    throttled = await person.request(
+        "POST", "/auth/password", json={"current_password": PASSWORD, "new_password": "Một-mật-khẩu-mới"}
+    )
     assert throttled.status == 429
 
 
@@ -244,22 +270,28 @@ def test_the_data_directory_is_private(tmp_path):
     assert (settings.data_dir.stat().st_mode & 0o777) == 0o700
 
 
-@pytest.mark.parametrize("password, reason", [
-    ("Ngắn-1", "too_short"),
-    ("password", "too_guessable"),
-    ("aaaaaaaa", "too_guessable"),
-    ("Password1", "too_guessable"),
-    ("nguyenthiha2026", "built_from_name"),  # the teacher's own name, without its diacritics
-    ("Hà.Nguyễn.1990", "built_from_name"),
-    ("HS-{pid}-abc", "contains_personal_id"),
-])
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("Ngắn-1", "too_short"),
+        ("password", "too_guessable"),
+        ("aaaaaaaa", "too_guessable"),
+        ("Password1", "too_guessable"),
+        ("nguyenthiha2026", "built_from_name"),  # the teacher's own name, without its diacritics
+        ("Hà.Nguyễn.1990", "built_from_name"),
+        ("HS-{pid}-abc", "contains_personal_id"),
+    ],
+)
 async def test_a_weak_new_password_is_refused_with_the_reason(server, password, reason):
     async with server.db() as db:
         user = await add_user(db, "teacher", "Nguyễn Thị Hà")
         await db.commit()
     person = await server.logged_in(user)
-    answer = await person.request("POST", "/auth/password", json={
-        "current_password": PASSWORD, "new_password": password.format(pid=user.personal_id)})
+    answer = await person.request(
+        "POST",
+        "/auth/password",
+        json={"current_password": PASSWORD, "new_password": password.format(pid=user.personal_id)},
+    )
     error = (await answer.json())["error"]
     assert answer.status == 400 and error["code"] == "weak_password", error
     assert error["details"]["reason"] == reason and error["message"]
@@ -275,19 +307,30 @@ async def test_the_real_user_logs_in_while_an_attacker_hammers_her_account_from_
         attacker = server.person(None)
         answers = []
         for i in range(12):
-            response = await attacker.request("POST", "/auth/login", json={
-                "personal_id": user.personal_id, "password": f"doan-mo-{i}"},
-                headers={"X-Forwarded-For": "203.0.113.7"})
+            response = await attacker.request(
+                "POST",
+                "/auth/login",
+                json={"personal_id": user.personal_id, "password": f"doan-mo-{i}"},
+                headers={"X-Forwarded-For": "203.0.113.7"},
+            )
             answers.append(response.status)
         assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}  # the attacker's address is stopped
         # From her own address she still logs in (a little slower while her account is under attack).
         teacher = server.person(user)
-        response = await teacher.request("POST", "/auth/login", json={
-            "personal_id": user.personal_id, "password": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.20"})
+        response = await teacher.request(
+            "POST",
+            "/auth/login",
+            json={"personal_id": user.personal_id, "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.20"},
+        )
         assert response.status == 200, await response.text()
         # The attacker's counter is not wiped by her success.
-        again = await attacker.request("POST", "/auth/login", json={
-            "personal_id": user.personal_id, "password": "x"}, headers={"X-Forwarded-For": "203.0.113.7"})
+        again = await attacker.request(
+            "POST",
+            "/auth/login",
+            json={"personal_id": user.personal_id, "password": "x"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
         assert again.status == 429
     finally:
         await server.close()
@@ -302,8 +345,9 @@ async def test_a_school_behind_one_address_is_not_blocked_by_a_few_mistakes(serv
     anon = server.person(None)
     for user in users:
         for _ in range(2):
-            response = await anon.request("POST", "/auth/login", json={"personal_id": user.personal_id,
-                                                                      "password": "go-nham-mat-khau"})
+            response = await anon.request(
+                "POST", "/auth/login", json={"personal_id": user.personal_id, "password": "go-nham-mat-khau"}
+            )
             assert response.status == 401
     for user in users:
         assert (await server.person(user).login()).status == 200

@@ -3,6 +3,7 @@
 Only measured quantities are asserted, with generous tolerances (the machine is shared): the rate
 over seconds, loss and delay as fractions/medians, counters that add up.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,12 +14,20 @@ import time
 import numpy as np
 import pytest
 from aiortc import (
-    RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
 )
 from av import VideoFrame
 
 from bench.badlink import (
-    CHROMIUM_REWRITE_JS, BadLink, relay_map, rewrite_candidate, rewrite_candidates,
+    CHROMIUM_REWRITE_JS,
+    BadLink,
+    relay_map,
+    rewrite_candidate,
+    rewrite_candidates,
     strip_candidates,
 )
 
@@ -42,7 +51,8 @@ class Endpoint(asyncio.DatagramProtocol):
 
 async def endpoint(echo: bool = False) -> tuple[Endpoint, tuple[str, int]]:
     transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: Endpoint(echo), local_addr=("127.0.0.1", 0))
+        lambda: Endpoint(echo), local_addr=("127.0.0.1", 0)
+    )
     return protocol, transport.get_extra_info("sockname")[:2]
 
 
@@ -146,11 +156,13 @@ async def test_impairments_change_at_run_time(rig):
 
 
 def test_sdp_rewriting():
-    sdp = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
-           "a=candidate:1 1 udp 2130706431 192.0.2.2 40000 typ host\r\n"
-           "a=candidate:2 1 udp 1694498815 203.0.113.9 40001 typ srflx raddr 192.0.2.2 rport 40000\r\n"
-           "a=candidate:3 1 tcp 1518280447 192.0.2.2 9 typ host tcptype active\r\n"
-           "a=end-of-candidates\r\n")
+    sdp = (
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        "a=candidate:1 1 udp 2130706431 192.0.2.2 40000 typ host\r\n"
+        "a=candidate:2 1 udp 1694498815 203.0.113.9 40001 typ srflx raddr 192.0.2.2 rport 40000\r\n"
+        "a=candidate:3 1 tcp 1518280447 192.0.2.2 9 typ host tcptype active\r\n"
+        "a=end-of-candidates\r\n"
+    )
 
     async def go():
         link = BadLink(bind_host="127.0.0.1")
@@ -161,10 +173,11 @@ def test_sdp_rewriting():
             assert host in out and srflx in out and "raddr" not in out and " tcp " not in out
             assert rewrite_candidates(sdp, link) == out  # the same ports again
             assert len(link.ports) == 2
-            assert rewrite_candidate("candidate:1 1 udp 2130706431 192.0.2.2 40000 typ host",
-                                     link) == "candidate:1 1 udp 2130706431 " + host
-            assert relay_map(link)["192.0.2.2:40000"] == "127.0.0.1:%d" % link.address_for(
-                "192.0.2.2", 40000)[1]
+            assert (
+                rewrite_candidate("candidate:1 1 udp 2130706431 192.0.2.2 40000 typ host", link)
+                == "candidate:1 1 udp 2130706431 " + host
+            )
+            assert relay_map(link)["192.0.2.2:40000"] == "127.0.0.1:%d" % link.address_for("192.0.2.2", 40000)[1]
             stripped = strip_candidates(sdp)
             assert "candidate" not in stripped and "end-of-candidates" not in stripped
             assert "setRemoteDescription" in CHROMIUM_REWRITE_JS
@@ -209,6 +222,7 @@ async def connect_through(link: BadLink, server_offers: bool, track) -> tuple:
                     received.append(time.monotonic())
             except Exception:  # noqa: BLE001 - ended
                 return
+
         asyncio.ensure_future(read())
 
     first, second = (server, client) if server_offers else (client, server)
@@ -244,8 +258,9 @@ async def test_aiortc_ice_goes_through_the_relay(server_offers):
         await wait_until(lambda: len(received) > 20, 20)
         remote = nominated_remote(server)
         assert remote.type == "prflx"  # the server learnt the client from the relay's checks
-        assert (remote.host, remote.port) in {s.getsockname()[:2] for port in link.ports.values()
-                                                for s in port.upstream.values()}
+        assert (remote.host, remote.port) in {
+            s.getsockname()[:2] for port in link.ports.values() for s in port.upstream.values()
+        }
         client_remote = nominated_remote(client)
         assert (client_remote.host, client_remote.port) in [p.address for p in link.ports.values()]
         media = link.stats()["down" if server_offers else "up"]

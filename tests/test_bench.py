@@ -4,6 +4,7 @@ down; `--nodes 2:2`, two node processes with a node killed; and `--chat 2`, chat
 SQLite and PostgreSQL. Checks the shape of the JSON, that media flowed, that the recorded class left
 its files, that the killed node's class came back and that no acknowledged chat message was lost; no
 timing assertions (timings belong in the bench itself)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,21 +23,64 @@ from tests.helpers import POSTGRES_ADMIN_DSN
 def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     run = subprocess.run(
-        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "2", "--window", "2",
-         "--full-class", "2:1", "--recording", "2:1", "--relay", "1", "--out", str(out), "--plot", str(png)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "bench",
+            "--quick",
+            "--students",
+            "2",
+            "--window",
+            "2",
+            "--full-class",
+            "2:1",
+            "--recording",
+            "2:1",
+            "--relay",
+            "1",
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
 
-    assert {"machine", "options", "scenarios", "full_class", "recording_cost", "relay_baseline", "targets",
-            "baseline", "floor"} <= set(results)
+    assert {
+        "machine",
+        "options",
+        "scenarios",
+        "full_class",
+        "recording_cost",
+        "relay_baseline",
+        "targets",
+        "baseline",
+        "floor",
+    } <= set(results)
     assert results["failed"] == [] and results["machine"]["nproc"] >= 1
     for scenario in [*results["scenarios"], results["full_class"], results["recording_cost"]]:
         late_joiner = set() if scenario is results["recording_cost"] else {"late_joiner_first_frame_s"}
-        assert {"server", "students_view", "latency_ms", "join_storm", "publisher", "teacher_only",
-                *late_joiner} <= set(scenario), scenario.keys()
-        assert {"cpu_pct", "cpu_per_student_pct", "us_per_forwarded_packet", "cpu_per_video_stream_pct",
-                "rss_per_participant_mb"} <= set(scenario["server"])
+        assert {
+            "server",
+            "students_view",
+            "latency_ms",
+            "join_storm",
+            "publisher",
+            "teacher_only",
+            *late_joiner,
+        } <= set(scenario), scenario.keys()
+        assert {
+            "cpu_pct",
+            "cpu_per_student_pct",
+            "us_per_forwarded_packet",
+            "cpu_per_video_stream_pct",
+            "rss_per_participant_mb",
+        } <= set(scenario["server"])
         view = scenario["students_view"]
         assert view["frames_received"] > 0 and view["fps"]["min"] > 0  # every student received frames
         assert view["decoders_created"] == 0  # counted, never decoded
@@ -59,8 +103,13 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     assert results["relay_baseline"]["students_view"]["frames_received"] > 0
     assert results["baseline"]["ratio"] is not None
     assert {t["key"] for t in results["targets"]} == {
-        "cpu_per_video_stream", "full_class_latency_p95", "full_class_cpu", "full_class_fps",
-        "storm_first_frame", "rss_per_participant"}
+        "cpu_per_video_stream",
+        "full_class_latency_p95",
+        "full_class_cpu",
+        "full_class_fps",
+        "storm_first_frame",
+        "rss_per_participant",
+    }
     if importlib.util.find_spec("matplotlib"):
         assert png.read_bytes().startswith(b"\x89PNG")
     else:
@@ -72,10 +121,35 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
     students, one class per node, then one node killed (SIGKILL) and its class back on the other."""
     out = tmp_path / "nodes.json"
     run = subprocess.run(
-        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
-         "--recording", "off", "--relay", "0", "--window", "2", "--nodes", "2:2", "--postgres", POSTGRES_ADMIN_DSN,
-         "--redis", REDIS_URL, "--out", str(out)],
-        capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "bench",
+            "--quick",
+            "--students",
+            "off",
+            "--full-class",
+            "off",
+            "--recording",
+            "off",
+            "--relay",
+            "0",
+            "--window",
+            "2",
+            "--nodes",
+            "2:2",
+            "--postgres",
+            POSTGRES_ADMIN_DSN,
+            "--redis",
+            REDIS_URL,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
@@ -97,8 +171,13 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
     assert failover["students"] == failover["students_back"] == 2 and failover["teachers_back"] == 1
     assert failover["killed_node_state"] == "dead" and failover["sessions_now_on_live_nodes"]
     assert failover["media_back_s"]["n"] == 2 and failover["errors"] == []
-    assert {"scale_out_placement", "scale_out_placement_together", "scale_out_cpu_per_class", "scale_out_fps",
-            "scale_out_failover_p95"} <= {t["key"] for t in results["targets"]}
+    assert {
+        "scale_out_placement",
+        "scale_out_placement_together",
+        "scale_out_cpu_per_class",
+        "scale_out_fps",
+        "scale_out_failover_p95",
+    } <= {t["key"] for t in results["targets"]}
     assert "failover: SIGKILL of" in run.stdout
 
     # nothing left behind: the database dropped, the Redis keys deleted
@@ -112,10 +191,33 @@ def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     right after the last answer and every acknowledged message is in chat_messages. About 27 s."""
     out = tmp_path / "chat.json"
     run = subprocess.run(
-        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
-         "--recording", "off", "--relay", "0", "--chat", "2", "--chat-window", "2", "--postgres", POSTGRES_ADMIN_DSN,
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "bench",
+            "--quick",
+            "--students",
+            "off",
+            "--full-class",
+            "off",
+            "--recording",
+            "off",
+            "--relay",
+            "0",
+            "--chat",
+            "2",
+            "--chat-window",
+            "2",
+            "--postgres",
+            POSTGRES_ADMIN_DSN,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
@@ -157,10 +259,33 @@ def test_quick_weak_link_puts_the_weak_students_on_the_low_layers_and_not_the_ot
     server's you:link says so too, and the layer selection's CPU is read from /metrics. About 40 s."""
     out = tmp_path / "weak.json"
     run = subprocess.run(
-        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "off",
-         "--recording", "off", "--relay", "0", "--weak-link", "0.1", "--weak-link-class", "4:2",
-         "--weak-link-decode", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=240)
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "bench",
+            "--quick",
+            "--students",
+            "off",
+            "--full-class",
+            "off",
+            "--recording",
+            "off",
+            "--relay",
+            "0",
+            "--weak-link",
+            "0.1",
+            "--weak-link-class",
+            "4:2",
+            "--weak-link-decode",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []

@@ -1,5 +1,6 @@
 """Chat message ids are unique for the whole period (past the 200 messages the room keeps, and across a
 move to another node), and a message whose record the store refuses is never acknowledged `ok`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,8 +75,14 @@ def test_a_snapshot_without_a_count_goes_on_from_its_history():
 
 # -- the records writer ------------------------------------------------------------------------------
 def _message(session_id: int, user_id: int, message_id: str, text: str) -> RoomEvent:
-    return RoomEvent(session_id, ev.CHAT_MESSAGE, user_id, None,
-                     {"message_id": message_id, "text": text, "private": False, "kind": "text"}, time.time())
+    return RoomEvent(
+        session_id,
+        ev.CHAT_MESSAGE,
+        user_id,
+        None,
+        {"message_id": message_id, "text": text, "private": False, "kind": "text"},
+        time.time(),
+    )
 
 
 async def _session(server, school) -> int:
@@ -152,5 +159,7 @@ async def test_chat_send_is_refused_when_its_record_is_not_stored(server, school
     assert answer["ok"] is False and answer["error"]["code"] == "records_refused", answer
     again = await student.ok("chat:send", {"text": "Em hỏi bài 3 ạ"})  # sent again: a new id, stored
     assert again["message_id"] != first["message_id"]
-    assert await _stored(server, session_id) == {first["message_id"]: "Em chào cô ạ",
-                                                  again["message_id"]: "Em hỏi bài 3 ạ"}
+    assert await _stored(server, session_id) == {
+        first["message_id"]: "Em chào cô ạ",
+        again["message_id"]: "Em hỏi bài 3 ạ",
+    }

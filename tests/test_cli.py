@@ -3,6 +3,7 @@
 What is checked is what the admin sees (exit status, one clear message, no traceback) and what people
 then notice through the HTTP API (the account logs in, must change its password, ...).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,14 @@ ADMIN_ID = "001234567890"
 STRONG = "Bảo-mật-2026!"
 
 
-def liveclass(*args: str, data_dir: Path | None, env: dict[str, str] | None = None, input: str | None = None,
-              timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def liveclass(
+    *args: str,
+    data_dir: Path | None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run `liveclass ARGS --data-dir DATA_DIR` in a clean environment (no LIVECLASS_* from the caller)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
     clean.update(env or {})
@@ -36,8 +43,16 @@ def liveclass(*args: str, data_dir: Path | None, env: dict[str, str] | None = No
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     # cwd: never the repository, so a forgotten --data-dir cannot write into ./var there.
-    return subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", env=clean, input=input,
-                          timeout=timeout, cwd=cwd or (data_dir.parent if data_dir else None))
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=clean,
+        input=input,
+        timeout=timeout,
+        cwd=cwd or (data_dir.parent if data_dir else None),
+    )
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, *needles: str) -> str:
@@ -57,8 +72,10 @@ def db_path(data_dir: Path) -> Path:
 
 def user_row(data_dir: Path, personal_id: str):
     with sqlite3.connect(db_path(data_dir)) as db:
-        return db.execute("SELECT full_name, role, must_change_password, password_hash FROM users "
-                          "WHERE personal_id = ?", (personal_id,)).fetchone()
+        return db.execute(
+            "SELECT full_name, role, must_change_password, password_hash FROM users WHERE personal_id = ?",
+            (personal_id,),
+        ).fetchone()
 
 
 def count_users(data_dir: Path) -> int:
@@ -79,8 +96,9 @@ def printed_password(stdout: str) -> str:
 
 async def api_login(base_url: str, personal_id: str, password: str) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{base_url}/api/v1/auth/login",
-                             json={"personal_id": personal_id, "password": password}) as response:
+        async with http.post(
+            f"{base_url}/api/v1/auth/login", json={"personal_id": personal_id, "password": password}
+        ) as response:
             return response.status, await response.json()
 
 
@@ -91,8 +109,9 @@ def data_dir(tmp_path) -> Path:
 
 # -- users add ----------------------------------------------------------------------------------------
 async def test_users_add_prints_a_generated_password_once_and_it_logs_in(data_dir):
-    result = liveclass("users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị",
-                       data_dir=data_dir)
+    result = liveclass(
+        "users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị", data_dir=data_dir
+    )
     assert result.returncode == 0, result.stderr
     assert "Trần Quản Trị" in result.stdout and ADMIN_ID in result.stdout
     password = printed_password(result.stdout)
@@ -117,8 +136,19 @@ async def test_users_add_prints_a_generated_password_once_and_it_logs_in(data_di
 
 
 async def test_users_add_with_password_stdin(data_dir):
-    result = liveclass("users", "add", "--role", "teacher", "--personal-id", ADMIN_ID, "--name", "Nguyễn Thị Hà",
-                       "--password-stdin", data_dir=data_dir, input=STRONG + "\n")
+    result = liveclass(
+        "users",
+        "add",
+        "--role",
+        "teacher",
+        "--personal-id",
+        ADMIN_ID,
+        "--name",
+        "Nguyễn Thị Hà",
+        "--password-stdin",
+        data_dir=data_dir,
+        input=STRONG + "\n",
+    )
     assert result.returncode == 0, result.stderr
     assert STRONG not in result.stdout + result.stderr
     assert "password" not in result.stdout.lower()  # nothing generated, nothing to show
@@ -134,18 +164,31 @@ async def test_users_add_with_password_stdin(data_dir):
 
 @pytest.mark.parametrize("stdin, needle", [("", "no password"), ("short\n", "at least 8")])
 def test_users_add_password_stdin_refuses_a_bad_password(data_dir, stdin, needle):
-    result = liveclass("users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị",
-                       "--password-stdin", data_dir=data_dir, input=stdin)
+    result = liveclass(
+        "users",
+        "add",
+        "--role",
+        "admin",
+        "--personal-id",
+        ADMIN_ID,
+        "--name",
+        "Trần Quản Trị",
+        "--password-stdin",
+        data_dir=data_dir,
+        input=stdin,
+    )
     assert_clean_failure(result, needle)
     assert count_users(data_dir) == 0
 
 
 def test_users_add_duplicate_personal_id(data_dir):
-    first = liveclass("users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị",
-                      data_dir=data_dir)
+    first = liveclass(
+        "users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị", data_dir=data_dir
+    )
     assert first.returncode == 0, first.stderr
-    again = liveclass("users", "add", "--role", "student", "--personal-id", ADMIN_ID, "--name", "Người Khác",
-                      data_dir=data_dir)
+    again = liveclass(
+        "users", "add", "--role", "student", "--personal-id", ADMIN_ID, "--name", "Người Khác", data_dir=data_dir
+    )
     assert_clean_failure(again, ADMIN_ID, "already exists")
     assert again.stdout == ""
     assert count_users(data_dir) == 1
@@ -154,40 +197,62 @@ def test_users_add_duplicate_personal_id(data_dir):
 
 @pytest.mark.parametrize("personal_id", ["12345", "0012345678901", "00123456789A"])
 def test_users_add_invalid_personal_id(data_dir, personal_id):
-    result = liveclass("users", "add", "--role", "admin", "--personal-id", personal_id, "--name", "Trần Quản Trị",
-                       data_dir=data_dir)
+    result = liveclass(
+        "users", "add", "--role", "admin", "--personal-id", personal_id, "--name", "Trần Quản Trị", data_dir=data_dir
+    )
     assert_clean_failure(result, "personal id", "pattern")
     assert count_users(data_dir) == 0
 
 
 def test_users_add_follows_a_configured_personal_id_pattern(data_dir):
     env = {"LIVECLASS_PERSONAL_ID_PATTERN": r"^HS-\d{4}$"}
-    ok = liveclass("users", "add", "--role", "student", "--personal-id", "HS-0042", "--name", "Lý Thị Mai",
-                   data_dir=data_dir, env=env)
+    ok = liveclass(
+        "users",
+        "add",
+        "--role",
+        "student",
+        "--personal-id",
+        "HS-0042",
+        "--name",
+        "Lý Thị Mai",
+        data_dir=data_dir,
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
-    refused = liveclass("users", "add", "--role", "student", "--personal-id", ADMIN_ID, "--name", "Lý Thị Mai",
-                        data_dir=data_dir, env=env)
+    refused = liveclass(
+        "users",
+        "add",
+        "--role",
+        "student",
+        "--personal-id",
+        ADMIN_ID,
+        "--name",
+        "Lý Thị Mai",
+        data_dir=data_dir,
+        env=env,
+    )
     assert_clean_failure(refused, "pattern")
 
 
 @pytest.mark.parametrize("name", ["   ", "x" * 201])
 def test_users_add_refuses_an_empty_or_overlong_name(data_dir, name):
-    result = liveclass("users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", name,
-                       data_dir=data_dir)
+    result = liveclass("users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", name, data_dir=data_dir)
     assert_clean_failure(result, "name")
     assert count_users(data_dir) == 0
 
 
 def test_users_add_normalises_spaces_in_the_name(data_dir):
-    result = liveclass("users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "  Trần   Quản Trị ",
-                       data_dir=data_dir)
+    result = liveclass(
+        "users", "add", "--role", "admin", "--personal-id", ADMIN_ID, "--name", "  Trần   Quản Trị ", data_dir=data_dir
+    )
     assert result.returncode == 0, result.stderr
     assert user_row(data_dir, ADMIN_ID)[0] == "Trần Quản Trị"
 
 
 def test_users_add_unknown_role_is_a_usage_error(data_dir):
-    result = liveclass("users", "add", "--role", "principal", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị",
-                       data_dir=data_dir)
+    result = liveclass(
+        "users", "add", "--role", "principal", "--personal-id", ADMIN_ID, "--name", "Trần Quản Trị", data_dir=data_dir
+    )
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
     assert count_users(data_dir) == 0
@@ -195,8 +260,19 @@ def test_users_add_unknown_role_is_a_usage_error(data_dir):
 
 # -- users reset-password -----------------------------------------------------------------------------
 async def test_users_reset_password(data_dir):
-    added = liveclass("users", "add", "--role", "teacher", "--personal-id", ADMIN_ID, "--name", "Lê Văn Bình",
-                      "--password-stdin", data_dir=data_dir, input=STRONG + "\n")
+    added = liveclass(
+        "users",
+        "add",
+        "--role",
+        "teacher",
+        "--personal-id",
+        ADMIN_ID,
+        "--name",
+        "Lê Văn Bình",
+        "--password-stdin",
+        data_dir=data_dir,
+        input=STRONG + "\n",
+    )
     assert added.returncode == 0, added.stderr
     server = await start_server(make_settings(data_dir))
     try:
@@ -261,7 +337,7 @@ def _bad_toml(tmp_path: Path) -> dict[str, str]:
 
 def _unknown_key_toml(tmp_path: Path) -> dict[str, str]:
     path = tmp_path / "liveclass.toml"
-    path.write_text('prot = 8081\n')
+    path.write_text("prot = 8081\n")
     return {"LIVECLASS_CONFIG": str(path)}
 
 
@@ -274,14 +350,16 @@ MISCONFIGURATIONS = {
     "missing config file": (lambda tmp: {"LIVECLASS_CONFIG": str(tmp / "nope.toml")}, "not found"),
     "invalid toml": (_bad_toml, "not valid TOML"),
     "unknown toml key": (_unknown_key_toml, "prot"),
-    "postgres unreachable": (lambda tmp: {"LIVECLASS_DATABASE_URL":
-                                          "postgresql+asyncpg://liveclass:s3cret@127.0.0.1:1/liveclass"},
-                             "cannot use the database"),
+    "postgres unreachable": (
+        lambda tmp: {"LIVECLASS_DATABASE_URL": "postgresql+asyncpg://liveclass:s3cret@127.0.0.1:1/liveclass"},
+        "cannot use the database",
+    ),
     "redis url not redis": (lambda tmp: {"LIVECLASS_REDIS_URL": "http://127.0.0.1:6379"}, "redis_url"),
     "node url not a url": (lambda tmp: {"LIVECLASS_NODE_URL": "node2.truong.edu.vn"}, "node_url"),
-    "sqlite in a missing directory": (lambda tmp: {"LIVECLASS_DATABASE_URL":
-                                                   f"sqlite+aiosqlite:///{tmp}/missing/dir/x.db"},
-                                      "cannot use the database"),
+    "sqlite in a missing directory": (
+        lambda tmp: {"LIVECLASS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/missing/dir/x.db"},
+        "cannot use the database",
+    ),
 }
 
 
@@ -302,8 +380,9 @@ def test_serve_stops_on_misconfiguration_before_listening(tmp_path, case):
     assert "s3cret" not in line
 
 
-@pytest.mark.parametrize("env", [{}, {"LIVECLASS_REDIS_URL": "redis://127.0.0.1:6379/0"}],
-                         ids=["no redis, no postgresql", "redis on sqlite"])
+@pytest.mark.parametrize(
+    "env", [{}, {"LIVECLASS_REDIS_URL": "redis://127.0.0.1:6379/0"}], ids=["no redis, no postgresql", "redis on sqlite"]
+)
 def test_workers_without_redis_and_postgresql_stop_with_one_clear_message(tmp_path, env):
     result = liveclass("serve", "--workers", "3", data_dir=tmp_path / "var", env=env, timeout=30)
     line = assert_clean_failure(result, "--workers 3 needs LIVECLASS_REDIS_URL and a PostgreSQL")
@@ -341,9 +420,14 @@ async def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: 
 async def test_serve_answers_probes_admin_logs_in_and_stops_cleanly_on_sigterm(tmp_path, data_dir):
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    process = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
-                                "--data-dir", str(data_dir)], cwd=tmp_path, env=clean,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=tmp_path,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_healthy(base_url, process)
@@ -356,9 +440,20 @@ async def test_serve_answers_probes_admin_logs_in_and_stops_cleanly_on_sigterm(t
                 assert response.status == 200 and body["status"] == "ready", body
 
         # An admin added while the server runs (same store) logs in at once.
-        added = await asyncio.to_thread(liveclass, "users", "add", "--role", "admin", "--personal-id", ADMIN_ID,
-                                        "--name", "Trần Quản Trị", "--password-stdin", data_dir=data_dir,
-                                        input=STRONG + "\n")
+        added = await asyncio.to_thread(
+            liveclass,
+            "users",
+            "add",
+            "--role",
+            "admin",
+            "--personal-id",
+            ADMIN_ID,
+            "--name",
+            "Trần Quản Trị",
+            "--password-stdin",
+            data_dir=data_dir,
+            input=STRONG + "\n",
+        )
         assert added.returncode == 0, added.stderr
         status, body = await api_login(base_url, ADMIN_ID, STRONG)
         assert status == 200, body
@@ -388,9 +483,14 @@ async def test_json_logs_carry_each_requests_id(tmp_path, data_dir):
     is the client's X-Request-Id when it is a plain token, else a new one, and comes back in the answer."""
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}, "LIVECLASS_LOG_FORMAT": "json"}
-    process = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
-                                "--data-dir", str(data_dir)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_healthy(base_url, process)

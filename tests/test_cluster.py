@@ -1,6 +1,7 @@
 """Several nodes (real `liveclass serve` processes, Redis, PostgreSQL): periods placed on different nodes,
 the join answer naming the node that hosts the room, and HTTP requests on one node reaching a room on
 another."""
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,9 @@ async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
         # Each class (teacher and a student, both asking node A) works in its own room.
         student = await node_a.logged_in(school.student)
         other_student = await node_a.logged_in(school.other_student)
-        rooms = await asyncio.gather(_class_in_room(teacher, student, first["id"]),
-                                     _class_in_room(other_teacher, other_student, second["id"]))
+        rooms = await asyncio.gather(
+            _class_in_room(teacher, student, first["id"]), _class_in_room(other_teacher, other_student, second["id"])
+        )
         for (t, s, _, _), session in zip(rooms, (first, second)):
             assert t.join["connect"]["node"] == s.join["connect"]["node"] == session["node"]
             await s.ok("chat:send", {"text": f"Em chào thầy cô (phiên {session['id']})"})
@@ -71,8 +73,9 @@ async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
             await t.wait_for("hand:queue", lambda d: len(d["hands"]) == 1)
         for _, _, _, student_media in rooms:
             await wait_for(lambda m=student_media: m.seen("teacher_camera", "A"), 20, "the teacher's camera")
-            await wait_for(lambda m=student_media: m.audio_frames.get("teacher_audio", 0) > 10, 20,
-                           "the teacher's voice")
+            await wait_for(
+                lambda m=student_media: m.audio_frames.get("teacher_audio", 0) > 10, 20, "the teacher's voice"
+            )
 
         # Through node A, a handout reaches node B's room, and an admin's deactivation takes the account
         # out of it at once.
@@ -80,8 +83,9 @@ async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
         b_teacher_person = teacher if first is on_b else other_teacher
         b_student_person = student if first is on_b else other_student
         form = aiohttp.FormData()
-        form.add_field("file", b"%PDF-1.4\n% phieu bai tap\n", filename="Phiếu bài tập.pdf",
-                       content_type="application/pdf")
+        form.add_field(
+            "file", b"%PDF-1.4\n% phieu bai tap\n", filename="Phiếu bài tập.pdf", content_type="application/pdf"
+        )
         handout = await b_teacher_person.json("POST", f"/sessions/{on_b['id']}/handouts", expect=201, data=form)
         assert handout["announced"] is True
         await b_student.wait_for("chat:message", lambda m: m["kind"] == "handout")
@@ -94,11 +98,14 @@ async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
         # The admin sees both nodes live, one session each.
         nodes = (await admin.json("GET", "/nodes"))["items"]
         assert {n["node_id"]: (n["state"], n["sessions"]) for n in nodes} == {
-            first["node"]: ("live", [first["id"]]), second["node"]: ("live", [second["id"]])}
+            first["node"]: ("live", [first["id"]]),
+            second["node"]: ("live", [second["id"]]),
+        }
 
         # Ending node B's period through node A ends it for the people in it.
-        await b_teacher_person.json("POST", f"/periods/{school.period.id if first is on_b else school.other_period.id}"
-                                            "/end", expect=200)
+        await b_teacher_person.json(
+            "POST", f"/periods/{school.period.id if first is on_b else school.other_period.id}/end", expect=200
+        )
         await b_teacher.wait_for("room:ended")
         nodes = (await admin.json("GET", "/nodes"))["items"]
         assert on_b["id"] not in [s for n in nodes for s in n["sessions"]]
@@ -145,8 +152,9 @@ async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluste
         teacher_person = await cluster.front.logged_in(school.teacher)
         student_person = await cluster.front.logged_in(school.student)
         session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
-        teacher, student, teacher_media, student_media = await _class_in_room(teacher_person, student_person,
-                                                                              session["id"])
+        teacher, student, teacher_media, student_media = await _class_in_room(
+            teacher_person, student_person, session["id"]
+        )
         doomed = cluster.node(session["node"])
         await wait_for(lambda: student_media.seen("teacher_camera", "A"), 20, "the teacher's camera")
         assert (await teacher.ok("rec:start"))["recording"] is True
@@ -167,8 +175,9 @@ async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluste
 
         # Both come back through /join, on the other node, without the lobby, in the same seats.
         deadline = lost_at + 15
-        teacher_state, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
-                                                            _back_in_room(student, session["id"], deadline))
+        teacher_state, student_state = await asyncio.gather(
+            _back_in_room(teacher, session["id"], deadline), _back_in_room(student, session["id"], deadline)
+        )
         survivor = next(n for n in cluster.nodes if n.alive)
         assert teacher.join["connect"]["node"] == student.join["connect"]["node"] == survivor.node_id
         assert not student.events("lobby:waiting")[1:]  # only the first entry waited
@@ -246,8 +255,9 @@ async def test_a_drained_node_moves_its_class_and_exits(cluster):
         assert await asyncio.to_thread(drained.process.wait, 30) == 0
 
         deadline = asyncio.get_running_loop().time() + 15
-        teacher_state, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
-                                                            _back_in_room(student, session["id"], deadline))
+        teacher_state, student_state = await asyncio.gather(
+            _back_in_room(teacher, session["id"], deadline), _back_in_room(student, session["id"], deadline)
+        )
         assert teacher.join["connect"]["node"] == student.join["connect"]["node"] == other.node_id
         assert student_state["you"]["participant_id"] == student.participant_id
         assert [m["text"] for m in student_state["chat"]] == ["Em nộp bài ạ"]
@@ -268,8 +278,12 @@ async def test_nodes_starting_together_migrate_once(tmp_path):
     cluster = Cluster(tmp_path)
     cluster.database = await create_postgres_database()
     try:
-        results = await asyncio.gather(*[asyncio.to_thread(liveclass, "db", "upgrade", data_dir=tmp_path / f"v{i}",
-                                                           env=cluster.env) for i in range(3)])
+        results = await asyncio.gather(
+            *[
+                asyncio.to_thread(liveclass, "db", "upgrade", data_dir=tmp_path / f"v{i}", env=cluster.env)
+                for i in range(3)
+            ]
+        )
         assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-2000:] for r in results]
     finally:
         await cluster.close()
@@ -280,9 +294,25 @@ async def test_serve_with_workers_runs_that_many_nodes(tmp_path):
     school = await cluster.start(nodes=0)
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    parent = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--workers", "2", "--port", str(port),
-                               "--data-dir", str(cluster.data_dir)], env={**clean, **cluster.env}, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(cluster.data_dir),
+        ],
+        env={**clean, **cluster.env},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for worker_port in (port, port + 1):
             await wait_until_healthy(f"http://127.0.0.1:{worker_port}", parent)
@@ -331,8 +361,9 @@ async def test_a_node_cut_off_past_its_ttl_gives_its_moved_class_up(cluster):
             assert (await client.wait_for("room:closing", timeout=15))["reason"] == "node_moving"
             await client.wait_for("_disconnected")
         deadline = asyncio.get_running_loop().time() + 15
-        _, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
-                                                _back_in_room(student, session["id"], deadline))
+        _, student_state = await asyncio.gather(
+            _back_in_room(teacher, session["id"], deadline), _back_in_room(student, session["id"], deadline)
+        )
         assert student.join["connect"]["node"] == other.node_id
         assert student_state["you"]["participant_id"] == student.participant_id
         nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
@@ -359,8 +390,9 @@ async def test_a_node_restarted_at_once_under_its_id_takes_its_class_back_as_los
         new = cluster.start_node(port=old.port)
         await wait_until_healthy(new.base_url, new.process)
         deadline = asyncio.get_running_loop().time() + 15
-        _, student_state = await asyncio.gather(_back_in_room(teacher, session["id"], deadline),
-                                                _back_in_room(student, session["id"], deadline))
+        _, student_state = await asyncio.gather(
+            _back_in_room(teacher, session["id"], deadline), _back_in_room(student, session["id"], deadline)
+        )
         assert student_state["you"]["participant_id"] == student.participant_id
         await teacher.ok("room:end")
         admin = await cluster.front.logged_in(school.admin)
@@ -410,9 +442,24 @@ async def test_workers_stop_when_their_parent_is_killed(tmp_path):
     await cluster.start(nodes=0)
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    parent = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--workers", "2", "--port", str(port),
-                               "--data-dir", str(cluster.data_dir)], env={**clean, **cluster.env}, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(cluster.data_dir),
+        ],
+        env={**clean, **cluster.env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers: list[psutil.Process] = []
     try:
         for worker_port in (port, port + 1):

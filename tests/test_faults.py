@@ -1,5 +1,6 @@
 """Faults against a real `liveclass serve` process: what an `ok` acknowledgement promises survives a kill -9
 the moment after it. (SIGTERM: tests/test_shutdown_flush.py; several nodes: tests/test_cluster.py.)"""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,14 +27,19 @@ from tests.test_shutdown_flush import RemoteServer, seed
 
 def _serve(data_dir, port, cwd) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    return subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
-                             "--data-dir", str(data_dir)], cwd=cwd, env=clean,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=cwd,
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @dataclass
 class ServedClass:
     """A real `liveclass serve` with a running period, its teacher in the room (and a student admitted)."""
+
     data_dir: Path
     school: Any
     port: int
@@ -90,8 +96,10 @@ async def test_every_acknowledged_message_and_admission_survives_a_kill_right_af
     with sqlite3.connect(data_dir / "liveclass.db") as db:
         stored = {row[0] for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
         types = [row[0] for row in db.execute("SELECT type FROM session_events WHERE session_id = ?", (session_id,))]
-        admitted_rows = db.execute("SELECT COUNT(*) FROM attendance_intervals WHERE session_id = ? AND user_id = ?",
-                                   (session_id, school.student.id)).fetchone()[0]
+        admitted_rows = db.execute(
+            "SELECT COUNT(*) FROM attendance_intervals WHERE session_id = ? AND user_id = ?",
+            (session_id, school.student.id),
+        ).fetchone()[0]
     assert stored == {a["message_id"] for a in answers}  # 20 of 20
     assert {"lobby_admitted", "hand_raised", "lock_changed"} <= set(types)
     assert admitted_rows == 1  # the admitted student is in the attendance, not "absent"
@@ -129,8 +137,16 @@ async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(t
 async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, school):
     now = datetime.now(timezone.utc)
     async with server.db() as db:
-        over = [Period(class_id=school.school_class.id, subject="Toán", teacher_id=school.teacher.id,
-                       starts_at=now - timedelta(minutes=50), ends_at=now - timedelta(minutes=5)) for _ in range(2)]
+        over = [
+            Period(
+                class_id=school.school_class.id,
+                subject="Toán",
+                teacher_id=school.teacher.id,
+                starts_at=now - timedelta(minutes=50),
+                ends_at=now - timedelta(minutes=5),
+            )
+            for _ in range(2)
+        ]
         db.add_all(over)
         await db.commit()
     teacher_person = await server.logged_in(school.teacher)
@@ -144,8 +160,11 @@ async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, schoo
     assert (await teacher_person.json("GET", f"/sessions/{empty}"))["running"] is False
     assert (await teacher_person.json("GET", f"/sessions/{busy}"))["running"] is True
     async with server.db() as db:
-        ended = (await db.execute(select(SessionEvent.data).where(
-            SessionEvent.session_id == empty, SessionEvent.type == "room_ended"))).scalar_one()
+        ended = (
+            await db.execute(
+                select(SessionEvent.data).where(SessionEvent.session_id == empty, SessionEvent.type == "room_ended")
+            )
+        ).scalar_one()
     assert ended == {"reason": "auto_ended"}
 
 
@@ -188,7 +207,11 @@ async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
     assert {r["source"] for r in recovered} >= {"camera"} and {r["source"] for r in fresh} >= {"camera"}, recordings
     assert all(r["duration_ms"] > 1000 for r in fresh), recordings
     with sqlite3.connect(served.data_dir / "liveclass.db") as db:
-        started = [row[0] for row in db.execute(
-            "SELECT data FROM session_events WHERE session_id = ? AND type = 'recording_started' ORDER BY id",
-            (session_id,))]
+        started = [
+            row[0]
+            for row in db.execute(
+                "SELECT data FROM session_events WHERE session_id = ? AND type = 'recording_started' ORDER BY id",
+                (session_id,),
+            )
+        ]
     assert len(started) == 2 and "server_restarted" in started[1]

@@ -1,4 +1,5 @@
 """Handouts (tài liệu) with a real server and real Socket.IO clients: upload, announce, download, refuse."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,19 +17,28 @@ from liveclass.models import Enrollment, Handout
 from tests.helpers import add_user
 from tests.live import admitted, enter
 
-PDF = (b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
-       b"2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\n"
-       b"trailer <</Root 1 0 R>>\n%%EOF\n")
+PDF = (
+    b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
+    b"2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\n"
+    b"trailer <</Root 1 0 R>>\n%%EOF\n"
+)
 VIETNAMESE_NAME = "Bài giảng Toán 10 – Chương 1 (phương trình bậc hai).pdf"
 
 
-def multipart(filename: str, content: bytes, *, field: str = "file",
-              content_type: str = "application/octet-stream") -> tuple[bytes, dict]:
+def multipart(
+    filename: str, content: bytes, *, field: str = "file", content_type: str = "application/octet-stream"
+) -> tuple[bytes, dict]:
     """A body as a browser (or curl -F) sends it: the file name as raw UTF-8 in the quoted parameter."""
     boundary = "----LiveClassTestBoundary7MA4YWxkTrZu0gW"
     escaped = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{escaped}\"\r\n"
-            f"Content-Type: {content_type}\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{escaped}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -57,23 +67,29 @@ def minimal_docx() -> bytes:
     """The smallest Word document a word processor opens: content types, package rels, the body."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as docx:
-        docx.writestr("[Content_Types].xml",
-                      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                      '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                      '<Default Extension="rels" '
-                      'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                      '<Default Extension="xml" ContentType="application/xml"/>'
-                      '<Override PartName="/word/document.xml" ContentType="application/'
-                      'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>')
-        docx.writestr("_rels/.rels",
-                      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                      '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-                      '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-                      'relationships/officeDocument" Target="word/document.xml"/></Relationships>')
-        docx.writestr("word/document.xml",
-                      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                      '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
-                      '<w:body><w:p><w:r><w:t>Bài tập về nhà</w:t></w:r></w:p></w:body></w:document>')
+        docx.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/word/document.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+        )
+        docx.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships/officeDocument" Target="word/document.xml"/></Relationships>',
+        )
+        docx.writestr(
+            "word/document.xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+            "<w:body><w:p><w:r><w:t>Bài tập về nhà</w:t></w:r></w:p></w:body></w:document>",
+        )
     return buffer.getvalue()
 
 
@@ -153,8 +169,9 @@ async def test_handout_is_announced_to_admitted_students_and_downloadable_by_the
     assert [h["handout_id"] for h in listed["items"]] == [answer["handout_id"]]
 
     # A student of the class who was never let in: 403, for the list and the file.
-    assert (await lan_person.json("GET", answer["url"].removeprefix("/api/v1"), expect=403))["error"]["code"] \
-        == "forbidden"
+    assert (await lan_person.json("GET", answer["url"].removeprefix("/api/v1"), expect=403))["error"][
+        "code"
+    ] == "forbidden"
     await lan_person.json("GET", f"/sessions/{session_id}/handouts", expect=403)
     # No room role at all (another class's student, a parent of a period not open to parents,
     # another class's teacher): the session does not exist for them.
@@ -233,7 +250,11 @@ async def test_utf8_text_and_docx_are_accepted(server, school, room):
 
     listed = await teacher_person.json("GET", f"/sessions/{session_id}/handouts")
     assert [h["filename"] for h in listed["items"]] == [
-        "Bài tập tuần 12.txt", "dài.txt", "Đề cương ôn tập.docx", "hình.png"]
+        "Bài tập tuần 12.txt",
+        "dài.txt",
+        "Đề cương ôn tập.docx",
+        "hình.png",
+    ]
     assert all("announced" not in h for h in listed["items"])
     assert len(stored_files(server.settings)) == 4 and await handout_rows(server) == 4
 
@@ -242,8 +263,9 @@ async def test_utf8_text_and_docx_are_accepted(server, school, room):
 @pytest.mark.parametrize("kind", DISGUISED)
 async def test_a_disguised_file_is_refused_and_nothing_is_kept(server, school, room, kind):
     session_id, teacher_person, teacher = room
-    response = await upload(teacher_person, session_id, "Bài giảng.pdf", DISGUISED[kind],
-                            content_type="application/pdf")
+    response = await upload(
+        teacher_person, session_id, "Bài giảng.pdf", DISGUISED[kind], content_type="application/pdf"
+    )
     body = await response.json()
     assert response.status == 415, body
     assert body["error"]["code"] == "file_type_not_allowed"
@@ -252,13 +274,17 @@ async def test_a_disguised_file_is_refused_and_nothing_is_kept(server, school, r
     assert not [m for m in teacher.events("chat:message") if m["kind"] == "handout"]
 
 
-@pytest.mark.parametrize("content", [
-    b"Xin ch\xe0o c\xe1c em\n",  # Latin-1 / Windows-1258, not UTF-8
-    b"Ghi ch\xc3\xba \xff\xfe trong b\xc3\xa0i\n",  # an invalid byte in the middle
-    "Bài tập".encode() + b"\xff",  # an invalid byte at the very end
-    "Bài tập".encode() + "ư".encode()[:1],  # a multibyte character cut off at the end of the file
-    b"a" * 10_000 + b"\xc3\x28 tail",  # invalid after the first 8 KiB
-], ids=["latin1", "middle", "last-byte", "truncated", "after-8k"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Xin ch\xe0o c\xe1c em\n",  # Latin-1 / Windows-1258, not UTF-8
+        b"Ghi ch\xc3\xba \xff\xfe trong b\xc3\xa0i\n",  # an invalid byte in the middle
+        "Bài tập".encode() + b"\xff",  # an invalid byte at the very end
+        "Bài tập".encode() + "ư".encode()[:1],  # a multibyte character cut off at the end of the file
+        b"a" * 10_000 + b"\xc3\x28 tail",  # invalid after the first 8 KiB
+    ],
+    ids=["latin1", "middle", "last-byte", "truncated", "after-8k"],
+)
 async def test_text_that_is_not_utf8_is_refused(server, school, room, content):
     session_id, teacher_person, _ = room
     response = await upload(teacher_person, session_id, "ghi-chú.txt", content, content_type="text/plain")
@@ -291,15 +317,22 @@ async def test_a_broken_or_cut_off_upload_is_refused_with_a_message_and_nothing_
     session_id, teacher_person, _ = room
     path = f"/sessions/{session_id}/handouts"
     body, headers = multipart("bai.pdf", PDF)
-    cut_off = body[:len(body) // 2]  # the connection dropped mid-file: no closing boundary
+    cut_off = body[: len(body) // 2]  # the connection dropped mid-file: no closing boundary
     for data, content_type, code in [
-            (b"x", "multipart/form-data", "invalid_request"),  # no boundary named
-            (b"garbage", "multipart/form-data; boundary=abc", "invalid_request"),  # no part at all
-            (cut_off, headers["Content-Type"], "upload_incomplete"),
-            (body.replace(b'filename="bai.pdf"', b'filename="b\x00i.pdf"'), headers["Content-Type"],
-             "invalid_request"),  # a part header aiohttp refuses
-            (body.replace(b'filename="bai.pdf"', b'filename="' + b"x" * 100_000 + b'.pdf"'),
-             headers["Content-Type"], "invalid_request")]:  # a part header line too long
+        (b"x", "multipart/form-data", "invalid_request"),  # no boundary named
+        (b"garbage", "multipart/form-data; boundary=abc", "invalid_request"),  # no part at all
+        (cut_off, headers["Content-Type"], "upload_incomplete"),
+        (
+            body.replace(b'filename="bai.pdf"', b'filename="b\x00i.pdf"'),
+            headers["Content-Type"],
+            "invalid_request",
+        ),  # a part header aiohttp refuses
+        (
+            body.replace(b'filename="bai.pdf"', b'filename="' + b"x" * 100_000 + b'.pdf"'),
+            headers["Content-Type"],
+            "invalid_request",
+        ),
+    ]:  # a part header line too long
         response = await teacher_person.request("POST", path, data=data, headers={"Content-Type": content_type})
         answer = await response.json()
         assert response.status == 400 and answer["error"]["code"] == code, answer
@@ -365,14 +398,16 @@ async def test_teacher_not_in_the_room_still_hands_out(server, school):
 
 # -- file names -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sender", [upload, upload_formdata], ids=["browser", "aiohttp"])
-@pytest.mark.parametrize("name, expected", [
-    ("../../etc/passwd.pdf", "passwd.pdf"),
-    ("..\\..\\Windows\\win.ini.pdf", "win.ini.pdf"),
-    ("/etc/cron.d/evil.pdf", "evil.pdf"),
-    ('bài "1".pdf', "bài 1.pdf"),
-])
-async def test_path_traversal_in_the_file_name_is_neutralised(server, school, room, tmp_path, sender, name,
-                                                             expected):
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("../../etc/passwd.pdf", "passwd.pdf"),
+        ("..\\..\\Windows\\win.ini.pdf", "win.ini.pdf"),
+        ("/etc/cron.d/evil.pdf", "evil.pdf"),
+        ('bài "1".pdf', "bài 1.pdf"),
+    ],
+)
+async def test_path_traversal_in_the_file_name_is_neutralised(server, school, room, tmp_path, sender, name, expected):
     session_id, teacher_person, _ = room
     response = await sender(teacher_person, session_id, name, PDF)
     answer = await response.json()

@@ -1,5 +1,6 @@
 """HTTP details an auditor checks: security headers on every answer (404s included), handouts whose
 name and content disagree refused, and the data directory readable by the server's user only."""
+
 from __future__ import annotations
 
 import stat
@@ -11,8 +12,16 @@ from tests.test_handouts import handout_rows, stored_files, upload
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 
 
-@pytest.mark.parametrize("path, api", [("/", False), ("/no-such-page", False), ("/static/no-such.js", False),
-                                       ("/api/v1/no-such-route", True), ("/api/v1/me", True)])
+@pytest.mark.parametrize(
+    "path, api",
+    [
+        ("/", False),
+        ("/no-such-page", False),
+        ("/static/no-such.js", False),
+        ("/api/v1/no-such-route", True),
+        ("/api/v1/me", True),
+    ],
+)
 async def test_every_answer_carries_the_security_headers(server, path, api):
     response = await server.person(None).request("GET", server.base_url + path)
     assert response.headers["X-Frame-Options"] == "DENY"

@@ -3,6 +3,7 @@ alone and with real aiortc peers (directly, and through the 300 kbit/s / 5 % / 2
 
 Only measured quantities are asserted, with generous tolerances (the machine is shared).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     radius = int(3 * sigma) + 1
-    kernel = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma ** 2))
+    kernel = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
     kernel /= kernel.sum()
     out = image.astype(np.float32)
     for axis in (0, 1):
@@ -39,8 +40,12 @@ def blocky(image: np.ndarray, factor: int) -> np.ndarray:
 
 def decoded(name: str) -> list[np.ndarray]:
     decoder = av.CodecContext.create("libvpx", "r")
-    return [frame.to_ndarray(format="gray") for data, _ in layered.encoded_loop(name) if data
-            for frame in decoder.decode(av.Packet(data))]
+    return [
+        frame.to_ndarray(format="gray")
+        for data, _ in layered.encoded_loop(name)
+        if data
+        for frame in decoder.decode(av.Packet(data))
+    ]
 
 
 @pytest.mark.parametrize("name, too_blurred", [("screen_low", 1.0), ("screen", 1.5)])
@@ -60,8 +65,7 @@ def test_readability_clean_passes_blurred_and_blocky_fail(name, too_blurred):
 
 
 def test_encoded_layers_have_their_size_rate_and_keyframes():
-    expected_kbits = {"camera": (700, 1300), "camera_low": (100, 200), "screen": (500, 1700),
-                      "screen_low": (40, 90)}
+    expected_kbits = {"camera": (700, 1300), "camera_low": (100, 200), "screen": (500, 1700), "screen_low": (40, 90)}
     for name, layer in LAYERS.items():
         frames = layered.encoded_loop(name)
         decoder = av.CodecContext.create("libvpx", "r")
@@ -133,12 +137,12 @@ async def connect(source: LayeredSource, link: BadLink | None = None):
     names = {t["mid"]: t["source"] for t in source.announce()}
     meter = Meter(subscriber, names)
     offer = publisher.localDescription.sdp
-    await subscriber.setRemoteDescription(RTCSessionDescription(
-        rewrite_candidates(offer, link) if link else offer, "offer"))
+    await subscriber.setRemoteDescription(
+        RTCSessionDescription(rewrite_candidates(offer, link) if link else offer, "offer")
+    )
     await subscriber.setLocalDescription(await subscriber.createAnswer())
     answer = subscriber.localDescription.sdp
-    await publisher.setRemoteDescription(RTCSessionDescription(
-        strip_candidates(answer) if link else answer, "answer"))
+    await publisher.setRemoteDescription(RTCSessionDescription(strip_candidates(answer) if link else answer, "answer"))
     return publisher, subscriber, meter
 
 
@@ -153,8 +157,7 @@ async def test_four_layers_and_a_microphone_measured_by_the_meter():
     source = LayeredSource()
     publisher, subscriber, meter = await connect(source)
     try:
-        await wait_until(lambda: len(meter.tracks) == 5 and all(
-            m.frames > 3 for m in meter.tracks.values()), 20)
+        await wait_until(lambda: len(meter.tracks) == 5 and all(m.frames > 3 for m in meter.tracks.values()), 20)
         await asyncio.sleep(3)
         bytes_before = {name: m.rtp_bytes for name, m in meter.tracks.items()}
         await asyncio.sleep(3)
@@ -205,8 +208,7 @@ async def test_camera_low_and_microphone_over_the_weak_link():
     source = LayeredSource(layers=("camera_low",))
     publisher, subscriber, meter = await connect(source, link)
     try:
-        await wait_until(lambda: len(meter.tracks) == 2 and all(
-            m.frames > 3 for m in meter.tracks.values()), 30)
+        await wait_until(lambda: len(meter.tracks) == 2 and all(m.frames > 3 for m in meter.tracks.values()), 30)
         start_bytes = link.down.counters.forwarded_bytes
         await asyncio.sleep(8)
         rate = (link.down.counters.forwarded_bytes - start_bytes) * 8 / 8

@@ -1,5 +1,6 @@
 """Media through the live room: real aiortc peers negotiate over the Socket.IO protocol (rtc:*), and
 the room's rules decide who receives what."""
+
 from __future__ import annotations
 
 import asyncio
@@ -61,19 +62,24 @@ async def test_teacher_media_reaches_every_student_and_the_rules_hold(server, sc
         await anh.publish("B")
         await teacher_peer.subscribe()
         await students[0].ok("media:state", {"microphone": True, "camera": True})
-        slots = await students[1].wait_for("rtc:slots", lambda d: (d["slots"].get("audio_1") or {}).get(
-            "participant_id") == students[0].participant_id)
+        slots = await students[1].wait_for(
+            "rtc:slots", lambda d: (d["slots"].get("audio_1") or {}).get("participant_id") == students[0].participant_id
+        )
         assert slots["slots"]["audio_1"]["source"] == "microphone"
         await wait_for(lambda: huy.audio_frames.get("audio_1", 0) > 10, 15, "Ánh's voice at Huy")
         # The teacher sees every student's camera in the grid; students do not see each other's.
-        await wait_for(lambda: any(teacher_peer.seen(s, "B") for s in teacher_peer.patterns), 15,
-                       "Ánh's camera in the teacher's grid")
+        await wait_for(
+            lambda: any(teacher_peer.seen(s, "B") for s in teacher_peer.patterns),
+            15,
+            "Ánh's camera in the teacher's grid",
+        )
         assert not any(huy.seen(s, "B") for s in huy.patterns)
 
         mark = students[1].mark()
         await teacher.ok("mod:mute", {"participant_id": students[0].participant_id, "source": "microphone"})
-        await students[1].wait_for("rtc:slots", lambda d: "audio_1" in d["slots"] and d["slots"]["audio_1"] is None,
-                                   after=mark)
+        await students[1].wait_for(
+            "rtc:slots", lambda d: "audio_1" in d["slots"] and d["slots"]["audio_1"] is None, after=mark
+        )
         heard = huy.audio_frames.get("audio_1", 0)
         await asyncio.sleep(1.0)
         assert huy.audio_frames.get("audio_1", 0) - heard < 10  # forwarding stopped on the server
@@ -109,8 +115,14 @@ async def test_leaving_closes_the_media_connections(server, school, period):
 @pytest.mark.settings(quality_report_seconds=0.3)
 async def test_the_teacher_hears_of_each_students_connection_quality(on_air):
     session_id, teacher, student, teacher_peer, student_peer = on_air
-    report = await teacher.wait_for("room:quality", lambda d: student.participant_id in d["participants"]
-                                    and d["participants"][student.participant_id]["receiving_kbps"] > 0, 20)
+    report = await teacher.wait_for(
+        "room:quality",
+        lambda d: (
+            student.participant_id in d["participants"]
+            and d["participants"][student.participant_id]["receiving_kbps"] > 0
+        ),
+        20,
+    )
     entry = report["participants"][student.participant_id]
     assert entry["quality"] == "good" and entry["loss"] < 0.03  # loopback: no loss
     assert not student.events("room:quality")  # only teachers get the report
@@ -122,8 +134,11 @@ async def test_prometheus_metrics_show_rooms_and_forwarding(server, on_air):
     text = await (await server.person(None).request("GET", server.base_url + "/metrics")).text()
     assert "liveclass_rooms 1.0" in text
     assert 'liveclass_participants{role="student",state="admitted"} 1.0' in text
-    sent = [line for line in text.splitlines()
-            if line.startswith("liveclass_media_sent_bytes_total") and 'slot="teacher_camera"' in line]
+    sent = [
+        line
+        for line in text.splitlines()
+        if line.startswith("liveclass_media_sent_bytes_total") and 'slot="teacher_camera"' in line
+    ]
     assert sent and float(sent[0].split()[-1]) > 0
 
 
@@ -133,7 +148,7 @@ def _samples(text: str, name: str) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
             key, _, value = line.rpartition(" ")
-            out[key[len(name):]] = float(value)
+            out[key[len(name) :]] = float(value)
     return out
 
 
@@ -163,8 +178,10 @@ async def test_metrics_name_no_person_and_their_byte_counts_only_grow(server, on
     engine = server.test_server.app[LIVE_ROOMS].media_engine
     await wait_for(lambda: not engine.stats()["subscribers"], 10, "the student's subscribe connection closed")
     later = await (await anon.request("GET", server.base_url + "/metrics")).text()
-    assert _samples(later, "liveclass_media_sent_bytes_total")['{slot="teacher_camera"}'] >= \
-        sent['{slot="teacher_camera"}']
+    assert (
+        _samples(later, "liveclass_media_sent_bytes_total")['{slot="teacher_camera"}']
+        >= sent['{slot="teacher_camera"}']
+    )
 
 
 @pytest.mark.settings(media_host_addresses=["127.0.0.1"], media_announced_address="203.0.113.10")
@@ -173,8 +190,9 @@ async def test_server_candidates_come_from_the_configuration(server, school, per
     session_id, teacher = period
     await teacher.ok("rtc:subscribe")
     offer = await teacher.wait_for("rtc:offer")
-    hosts = [line.split()[4] for line in offer["sdp"].splitlines()
-             if line.startswith("a=candidate:") and "typ host" in line]
+    hosts = [
+        line.split()[4] for line in offer["sdp"].splitlines() if line.startswith("a=candidate:") and "typ host" in line
+    ]
     assert hosts and set(hosts) == {"203.0.113.10"}
 
 
@@ -187,8 +205,9 @@ async def test_subscribing_again_keeps_publishing_and_a_later_offer_adds_a_sourc
     pc = teacher_peer.publisher
     screen = pc.addTransceiver(PatternTrack("B"), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
-    answer = await teacher.ok("rtc:publish", {"sdp": pc.localDescription.sdp,
-                                              "tracks": [{"mid": screen.mid, "source": "screen"}]})
+    answer = await teacher.ok(
+        "rtc:publish", {"sdp": pc.localDescription.sdp, "tracks": [{"mid": screen.mid, "source": "screen"}]}
+    )
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
     await teacher.ok("media:state", {"screen": True})
     await wait_for(lambda: student_peer.seen("screen", "B"), 15, "the screen share")
@@ -262,8 +281,9 @@ async def test_the_camera_keeps_its_bitrate_while_the_screen_is_shared(server, s
     pc = teacher_peer.publisher
     screen = pc.addTransceiver(PatternTrack("B", noise=True), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
-    answer = await teacher.ok("rtc:publish", {"sdp": pc.localDescription.sdp,
-                                              "tracks": [{"mid": screen.mid, "source": "screen"}]})
+    answer = await teacher.ok(
+        "rtc:publish", {"sdp": pc.localDescription.sdp, "tracks": [{"mid": screen.mid, "source": "screen"}]}
+    )
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
     await teacher.ok("media:state", {"screen": True})
     await wait_for(lambda: student_peer.seen("screen", "B"), 15, "the screen share")

@@ -1,5 +1,6 @@
 """Quick polls ("Câu hỏi nhanh") with real Socket.IO clients: the teacher opens, students answer with one tap,
 the teacher sees live counts, closes and reveals; every answer is a record."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,15 @@ STUDENTS = 45
 
 async def _records(server, session_id: int, prefix: str = "poll_") -> list[SessionEvent]:
     async with server.db() as db:
-        rows = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id)
-                                 .order_by(SessionEvent.id))).scalars().all()
+        rows = (
+            (
+                await db.execute(
+                    select(SessionEvent).where(SessionEvent.session_id == session_id).order_by(SessionEvent.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     return [r for r in rows if r.type.startswith(prefix)]
 
 
@@ -67,13 +75,20 @@ async def test_a_quick_poll_from_open_to_reveal(server):
 
     # One tap; changeable until close; clear refusals.
     assert await anh.ok("poll:answer", {"poll_id": poll_id, "choices": ["A"]}) == {
-        "poll_id": poll_id, "question": 0, "choices": ["A"], "text": None, "changed": True}
+        "poll_id": poll_id,
+        "question": 0,
+        "choices": ["A"],
+        "text": None,
+        "changed": True,
+    }
     assert (await anh.ok("poll:answer", {"poll_id": poll_id, "choices": ["B"]}))["changed"] is True
     assert await huy.refused("poll:answer", {"poll_id": poll_id, "choices": ["E"]}) == "unknown_choice"
     assert await huy.refused("poll:answer", {"poll_id": poll_id, "choices": ["A", "C"]}) == "single_choice"
     assert await huy.refused("poll:answer", {"poll_id": "q9-1-abc", "choices": ["A"]}) == "unknown_poll"
-    assert await huy.refused("poll:answer", {"poll_id": poll_id, "choices": ["A"],
-                                             "participant_id": anh.participant_id}) == "invalid_payload"
+    assert (
+        await huy.refused("poll:answer", {"poll_id": poll_id, "choices": ["A"], "participant_id": anh.participant_id})
+        == "invalid_payload"
+    )
     assert await parent.refused("poll:answer", {"poll_id": poll_id, "choices": ["A"]}) == "forbidden"
     assert await observer.refused("poll:answer", {"poll_id": poll_id, "choices": ["A"]}) == "forbidden"
     await huy.ok("poll:answer", {"poll_id": poll_id, "choices": ["C"]})
@@ -100,7 +115,9 @@ async def test_a_quick_poll_from_open_to_reveal(server):
 
     # Reveal with the correct answer: counts to all, never names; each student learns if they were right.
     assert await teacher.ok("poll:reveal", {"poll_id": poll_id, "show_correct": True}) == {
-        "poll_id": poll_id, "show_correct": True}
+        "poll_id": poll_id,
+        "show_correct": True,
+    }
     results = {}
     for client in (anh, huy, trang, parent, observer, teacher):
         results[client] = (await client.wait_for("poll:results"))["poll"]
@@ -108,7 +125,12 @@ async def test_a_quick_poll_from_open_to_reveal(server):
         assert results[client]["correct"] == ["B"]
     mine = results[anh]["mine"]
     assert {k: mine[k] for k in ("choices", "correct", "points", "score", "max_score")} == {
-        "choices": ["B"], "correct": True, "points": 2, "score": 2, "max_score": 2}
+        "choices": ["B"],
+        "correct": True,
+        "points": 2,
+        "score": 2,
+        "max_score": 2,
+    }
     assert results[huy]["mine"]["correct"] is False and results[huy]["mine"]["points"] == 0
     for client in (anh, huy, trang, parent, observer):  # poll events never name anyone to the class
         sent = [d for e, d in client.received if e.startswith("poll:")]
@@ -119,19 +141,50 @@ async def test_a_quick_poll_from_open_to_reveal(server):
 
     # The records: opened, every answer (the change too), closed with counts, revealed.
     records = await _records(server, session_id)
-    assert [r.type for r in records] == ["poll_opened", "poll_answered", "poll_answered", "poll_answered",
-                                         "poll_answered", "poll_closed", "poll_revealed"]
-    assert {k: records[0].data[k] for k in ("poll_id", "kind", "options", "multiple", "anonymous", "correct",
-                                            "points", "quick")} == {
-        "poll_id": poll_id, "kind": "abcd", "options": ["A", "B", "C", "D"], "multiple": False, "anonymous": False,
-        "correct": ["B"], "points": 2, "quick": True}
-    assert records[0].data["questions"] == [{"kind": "single", "text": "", "options": ["", "", "", ""],
-                                             "correct": ["B"], "tolerance": None, "points": 2, "explanation": None,
-                                             "image_url": None, "bank_id": None}]
-    answered = [(r.actor_id, r.data["choices"], r.data["correct"], r.data["points"], r.data["changed"])
-                for r in records[1:5]]
-    assert answered == [(school.student.id, ["A"], False, 0, False), (school.student.id, ["B"], True, 2, True),
-                        (classmate_user.id, ["C"], False, 0, False), (late_user.id, ["B"], True, 2, False)]
+    assert [r.type for r in records] == [
+        "poll_opened",
+        "poll_answered",
+        "poll_answered",
+        "poll_answered",
+        "poll_answered",
+        "poll_closed",
+        "poll_revealed",
+    ]
+    assert {
+        k: records[0].data[k]
+        for k in ("poll_id", "kind", "options", "multiple", "anonymous", "correct", "points", "quick")
+    } == {
+        "poll_id": poll_id,
+        "kind": "abcd",
+        "options": ["A", "B", "C", "D"],
+        "multiple": False,
+        "anonymous": False,
+        "correct": ["B"],
+        "points": 2,
+        "quick": True,
+    }
+    assert records[0].data["questions"] == [
+        {
+            "kind": "single",
+            "text": "",
+            "options": ["", "", "", ""],
+            "correct": ["B"],
+            "tolerance": None,
+            "points": 2,
+            "explanation": None,
+            "image_url": None,
+            "bank_id": None,
+        }
+    ]
+    answered = [
+        (r.actor_id, r.data["choices"], r.data["correct"], r.data["points"], r.data["changed"]) for r in records[1:5]
+    ]
+    assert answered == [
+        (school.student.id, ["A"], False, 0, False),
+        (school.student.id, ["B"], True, 2, True),
+        (classmate_user.id, ["C"], False, 0, False),
+        (late_user.id, ["B"], True, 2, False),
+    ]
     assert all(abs(r.data["answered_at"] - r.at.timestamp()) < 0.01 for r in records[1:5])
     assert records[5].data["counts"] == {"A": 0, "B": 2, "C": 1, "D": 0} and records[5].data["answered"] == 3
     assert records[5].data["not_answered_user_ids"] == []
@@ -155,7 +208,8 @@ async def test_a_quick_poll_from_open_to_reveal(server):
         assert {name: (r[3], r[4], r[5], r[6], r[8]) for name, r in rows.items()} == {
             "Phạm Ngọc Ánh": (school.student.personal_id, "B", "Có / Yes", 2, 1),
             "Trần Gia Huy": (classmate_user.personal_id, "C", "Không / No", 0, 0),
-            "Lê Thu Trang": (late_user.personal_id, "B", "Có / Yes", 2, 0)}
+            "Lê Thu Trang": (late_user.personal_id, "B", "Có / Yes", 2, 0),
+        }
         id_cell = next(c for c in book["Câu trả lời"]["D"][1:] if c.value == school.student.personal_id)
         assert id_cell.data_type == "s" and id_cell.number_format == "@"
         scores = {r[2]: (r[4], r[5]) for r in list(book["Điểm"].iter_rows(values_only=True))[1:]}
@@ -167,8 +221,10 @@ async def test_a_quick_poll_from_open_to_reveal(server):
     # A new poll after the last one: true/false, several may not be chosen.
     assert await teacher.refused("poll:open", {"kind": "truefalse", "multiple": True}) == "invalid_poll"
     tf = await teacher.ok("poll:open", {"kind": "truefalse"})
-    assert (await anh.wait_for("poll:opened", lambda d: d["poll"]["poll_id"] == tf["poll_id"]))["poll"][
-        "options"] == ["true", "false"]
+    assert (await anh.wait_for("poll:opened", lambda d: d["poll"]["poll_id"] == tf["poll_id"]))["poll"]["options"] == [
+        "true",
+        "false",
+    ]
     await anh.ok("poll:answer", {"poll_id": tf["poll_id"], "choices": ["true"]})
     assert await anh.refused("poll:answer", {"poll_id": poll_id, "choices": ["B"]}) == "unknown_poll"
 
@@ -183,8 +239,11 @@ async def test_an_anonymous_poll_names_nobody(server):
     observer = await enter(await server.logged_in(school.observer), session_id)
     await observer.wait_for("room:state")
     start = {c: c.mark() for c in (teacher, anh, observer)}
-    poll_id = (await teacher.ok("poll:open", {"kind": "abcd", "options": 3, "multiple": True, "anonymous": True,
-                                              "correct": ["A", "C"]}))["poll_id"]
+    poll_id = (
+        await teacher.ok(
+            "poll:open", {"kind": "abcd", "options": 3, "multiple": True, "anonymous": True, "correct": ["A", "C"]}
+        )
+    )["poll_id"]
     await anh.ok("poll:answer", {"poll_id": poll_id, "choices": ["C", "A", "A"]})  # each once, in order
     counts = await teacher.wait_for("poll:counts", lambda d: d["answered"] == 1)
     assert counts["counts"] == {"A": 1, "B": 0, "C": 1} and counts["answers"] is None  # who chose what: nobody
@@ -194,11 +253,11 @@ async def test_an_anonymous_poll_names_nobody(server):
     await observer.wait_for("poll:results")
     # Nothing the class or the observer received about the poll carries a name or a participant id.
     for client in (anh, observer):
-        sent = [d for e, d in client.received[start[client]:] if e.startswith("poll:")]
+        sent = [d for e, d in client.received[start[client] :] if e.startswith("poll:")]
         text = json.dumps(sent, ensure_ascii=False)
         assert "Phạm Ngọc Ánh" not in text and anh.participant_id not in text and "name" not in text
     # The teacher sees counts and who has not answered, never who chose what.
-    for event, data in teacher.received[start[teacher]:]:
+    for event, data in teacher.received[start[teacher] :]:
         if event.startswith("poll:"):
             assert (data.get("poll") or {}).get("results", data)["answers"] is None, (event, data)
     records = await _records(server, session_id)
@@ -212,8 +271,9 @@ async def test_45_students_answer_within_one_second(server):
         students = [await add_user(db, "student", f"Học Sinh {i:02d}") for i in range(STUDENTS)]
         db.add_all([Enrollment(class_id=school.school_class.id, student_id=s.id) for s in students])
         await db.commit()
-    teacher_person, people = await asyncio.gather(server.logged_in(school.teacher),
-                                                  asyncio.gather(*(server.logged_in(s) for s in students)))
+    teacher_person, people = await asyncio.gather(
+        server.logged_in(school.teacher), asyncio.gather(*(server.logged_in(s) for s in students))
+    )
     session_id = (await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201))["id"]
     teacher = await enter(teacher_person, session_id)
     await teacher.wait_for("room:state")
@@ -242,16 +302,18 @@ async def test_45_students_answer_within_one_second(server):
     assert final["counts"] == expected and final["not_answered"] == []
     assert exact_after < 1.0, f"the teacher's counts were exact {exact_after:.2f} s after the last answer"
     sent = [d for e, d in teacher.received[mark:] if e == "poll:counts"]
-    print(f"{STUDENTS} answers in {last_ack - begin:.2f} s: {len(sent)} poll:counts; exact {exact_after:.3f} s "
-          f"after the last answer's ack")
+    print(
+        f"{STUDENTS} answers in {last_ack - begin:.2f} s: {len(sent)} poll:counts; exact {exact_after:.3f} s "
+        f"after the last answer's ack"
+    )
     assert len(sent) <= 12, f"{len(sent)} poll:counts for {STUDENTS} answers in {last_ack - begin:.2f} s"
     assert {a["name"]: a["choices"][0] for a in final["answers"]} == {
-        s.person.user.full_name: c for s, c in choice_of.items()}
+        s.person.user.full_name: c for s, c in choice_of.items()
+    }
     await teacher.ok("poll:close", {"poll_id": poll_id})
     records = await _records(server, session_id, "poll_answered")
     assert len(records) == STUDENTS
-    assert {r.actor_id: r.data["choices"][0] for r in records} == {
-        s.person.user.id: c for s, c in choice_of.items()}
+    assert {r.actor_id: r.data["choices"][0] for r in records} == {s.person.user.id: c for s, c in choice_of.items()}
     assert sum(1 for r in records if r.data["correct"]) == expected["D"]
 
 
@@ -266,8 +328,9 @@ def test_an_open_poll_survives_a_move_to_another_node():
     assert moved.poll.poll_id == poll_id and moved.poll.state == "open" and moved.poll_counts_due
     back = moved.arrive("s2", claims(2, "student", "Ánh"), next(s for s in seats if s.user_id == 2).resume_token)
     assert moved.state_for(back)["poll"]["mine"]["choices"] == ["A"]
-    teacher_back = moved.arrive("t2", claims(1, "teacher", "Cô Hà"),
-                                next(s for s in seats if s.user_id == 1).resume_token)
+    teacher_back = moved.arrive(
+        "t2", claims(1, "teacher", "Cô Hà"), next(s for s in seats if s.user_id == 1).resume_token
+    )
     moved.handle(teacher_back, "poll:close", parse(PollRef, {"poll_id": poll_id}))
     assert [e.type for e in moved.sink.events if e.type.startswith("poll_")] == ["poll_closed"]
     assert moved.sink.events[-1].data["answered"] == 1 and moved.poll_seq == 1

@@ -1,6 +1,7 @@
 """Recording a period through the room: the teacher records, everyone sees it, the files are listed,
 play with seeking (HTTP Range) and decode; a low disk refuses with a message; a pause is seen by
 everyone and leaves nothing in the files."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,11 +40,13 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
     whole = await teacher.person.request("GET", video["url"].removeprefix("/api/v1"))
     body = await whole.read()
     assert whole.status == 200 and len(body) == video["size"]
-    middle = await teacher.person.request("GET", video["url"].removeprefix("/api/v1"),
-                                          headers={"Range": f"bytes={len(body) // 2}-{len(body) // 2 + 99}"})
-    assert middle.status == 206 and await middle.read() == body[len(body) // 2: len(body) // 2 + 100]
-    beyond = await teacher.person.request("GET", video["url"].removeprefix("/api/v1"),
-                                          headers={"Range": f"bytes={len(body) + 10}-"})
+    middle = await teacher.person.request(
+        "GET", video["url"].removeprefix("/api/v1"), headers={"Range": f"bytes={len(body) // 2}-{len(body) // 2 + 99}"}
+    )
+    assert middle.status == 206 and await middle.read() == body[len(body) // 2 : len(body) // 2 + 100]
+    beyond = await teacher.person.request(
+        "GET", video["url"].removeprefix("/api/v1"), headers={"Range": f"bytes={len(body) + 10}-"}
+    )
     assert beyond.status == 416
     with av.open(io.BytesIO(body)) as container:
         frames = sum(1 for _ in container.decode(video=0))
@@ -51,7 +54,10 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
     records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
     assert len(records["recordings"]) == 2
     assert [e["type"] for e in records["events"] if e["type"].startswith("recording_")] == [
-        "recording_started", "recording_stopped", "recording_saved"]
+        "recording_started",
+        "recording_stopped",
+        "recording_saved",
+    ]
     await student.person.json("GET", f"/sessions/{session_id}/recordings", expect=403)
 
     # The lesson video: made offline at low priority, with progress, then it plays.
@@ -69,7 +75,7 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
         assert sum(1 for _ in container.decode(video=0)) > 60
 
 
-@pytest.mark.settings(recording_min_free_bytes=10 ** 18)
+@pytest.mark.settings(recording_min_free_bytes=10**18)
 async def test_too_little_free_disk_refuses_to_record_with_a_message(server, school, period):
     session_id, teacher = period
     answer = await teacher.call("rec:start")
@@ -104,16 +110,26 @@ async def test_the_teacher_pauses_and_resumes_and_everyone_sees_it(server, schoo
 
     await teacher.ok("rec:pause")
     stopped = await teacher.ok("rec:stop")  # a paused recording stops like any other
-    assert stopped == {"recording": False, "state": "off", "started_at": None, "reason": None,
-                       "students_recorded": None}
+    assert stopped == {
+        "recording": False,
+        "state": "off",
+        "started_at": None,
+        "reason": None,
+        "students_recorded": None,
+    }
     status = await student.wait_for("rec:status", lambda d: d["state"] == "off")
     assert status["recording"] is False
     assert (await student.ok("room:sync"))["recording_state"] == "off"
     await asyncio.sleep(0.6)  # the records writer
     records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
     assert [e["type"] for e in records["events"] if e["type"].startswith("recording_")] == [
-        "recording_started", "recording_paused", "recording_resumed", "recording_paused",
-        "recording_stopped", "recording_saved"]
+        "recording_started",
+        "recording_paused",
+        "recording_resumed",
+        "recording_paused",
+        "recording_stopped",
+        "recording_saved",
+    ]
 
 
 def _media_seconds(path) -> float:
@@ -216,8 +232,9 @@ STUDENT_FILES = {("student", "camera"), ("student", "microphone")}
 
 
 async def test_a_student_on_stage_is_recorded_with_their_voice(server, school, period):
-    recorded, told, synced = await _record_a_student_on_stage_speaking(server, school, period,
-                                                                       TEACHER_FILES | STUDENT_FILES)
+    recorded, told, synced = await _record_a_student_on_stage_speaking(
+        server, school, period, TEACHER_FILES | STUDENT_FILES
+    )
     assert recorded == TEACHER_FILES | STUDENT_FILES
     assert told["students_recorded"] is True and synced["students_recorded"] is True
 

@@ -1,4 +1,5 @@
 """The live room as teacher, students and observers live it, with real Socket.IO clients."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,8 @@ async def test_student_arriving_before_the_teacher_waits_then_is_admitted(server
     teacher = await enter(teacher_person, session["id"])
     state = await teacher.wait_for("room:state")
     assert [(e["name"], e["on_roster"], e["personal_id"]) for e in state["lobby"]] == [
-        ("Phạm Ngọc Ánh", True, school.student.personal_id)]
+        ("Phạm Ngọc Ánh", True, school.student.personal_id)
+    ]
     await student.wait_for("lobby:waiting", lambda d: d["teacher_present"] is True)
 
     await teacher.ok("lobby:admit", {"participant_ids": [state["lobby"][0]["participant_id"]]})
@@ -49,8 +51,7 @@ async def test_admit_all_and_deny_with_reason(server, school, period):
     lobby = (await teacher.wait_for("lobby:updated", lambda d: len(d["lobby"]) == 3))["lobby"]
     assert [e["name"] for e in lobby] == ["Học Sinh 0", "Học Sinh 1", "Học Sinh 2"]  # in order of arrival
 
-    denied = await teacher.ok("lobby:deny", {"participant_ids": [lobby[0]["participant_id"]],
-                                             "reason": "Sai lớp"})
+    denied = await teacher.ok("lobby:deny", {"participant_ids": [lobby[0]["participant_id"]], "reason": "Sai lớp"})
     assert denied["denied"] == [lobby[0]["participant_id"]]
     assert (await clients[0].wait_for("lobby:denied"))["reason"] == "Sai lớp"
     await clients[0].wait_for("_disconnected")
@@ -113,8 +114,17 @@ async def test_reconnect_within_grace_keeps_the_seat(server, school, period):
     await teacher.wait_for("participant:updated", lambda d: d["participant"]["connection"] == "connected")
     await asyncio.sleep(0.5)  # the records writer runs every 0.25 s
     async with server.db() as db:
-        intervals = (await db.execute(select(AttendanceInterval).where(
-            AttendanceInterval.user_id == school.student.id).order_by(AttendanceInterval.id))).scalars().all()
+        intervals = (
+            (
+                await db.execute(
+                    select(AttendanceInterval)
+                    .where(AttendanceInterval.user_id == school.student.id)
+                    .order_by(AttendanceInterval.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert [i.end_reason for i in intervals] == ["dropped", None]
     assert intervals[0].left_at <= intervals[1].joined_at
 
@@ -294,8 +304,15 @@ async def test_teacher_ends_the_period_for_everyone(server, school, period):
     refused = await student.person.json("POST", f"/sessions/{session_id}/join", expect=409)
     assert refused["error"]["code"] == "session_not_running"
     async with server.db() as db:
-        types = (await db.execute(select(SessionEvent.type).where(SessionEvent.session_id == session_id)
-                                  .order_by(SessionEvent.id))).scalars().all()
+        types = (
+            (
+                await db.execute(
+                    select(SessionEvent.type).where(SessionEvent.session_id == session_id).order_by(SessionEvent.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert types[-1] == "room_ended"
 
 
@@ -330,7 +347,8 @@ async def test_teacher_and_admin_read_the_session_records_back(server, school, p
     assert by_name["Nguyễn Thị Hà"]["room_role"] == "teacher"
     assert by_name["Phạm Ngọc Ánh"]["status"] in ("present", "late")  # came, 5 min after the period began
     assert [(e["type"], e["by"]["name"]) for e in records["lobby"] if e["type"] == "lobby_admitted"] == [
-        ("lobby_admitted", "Nguyễn Thị Hà")]
+        ("lobby_admitted", "Nguyễn Thị Hà")
+    ]
     message = records["chat"][0]
     assert message["text"] == "Em nộp bài ạ" and message["deleted_by"]["name"] == "Nguyễn Thị Hà"
     assert records["session"]["running"] is False and records["events"][-1]["type"] == "room_ended"
@@ -348,8 +366,9 @@ async def test_locks_take_back_grants_but_never_undo_a_revoke(server, school, pe
     mark = teacher.mark()
     await teacher.ok("mod:lock", {"what": "cameras", "locked": False})
     # Everyone's list follows the lock, and the revoked camera stays revoked.
-    update = await teacher.wait_for("participant:updated", after=mark,
-                                    where=lambda d: d["participant"]["participant_id"] == student.participant_id)
+    update = await teacher.wait_for(
+        "participant:updated", after=mark, where=lambda d: d["participant"]["participant_id"] == student.participant_id
+    )
     assert update["participant"]["permissions"]["camera"] is False
     assert await student.refused("media:state", {"camera": True}) == "not_permitted"
 
@@ -412,13 +431,16 @@ async def test_a_map_with_number_keys_is_answered_not_lost(server, school, perio
     student = await admitted(teacher, await server.logged_in(school.student), session_id)
     assert await student.refused("chat:send", {1: "a", "text": "x"}) == "invalid_payload"
     assert await student.refused("mod:permit", {"participant_id": "x", "permissions": {2: True}}) in (
-        "invalid_payload", "forbidden")
+        "invalid_payload",
+        "forbidden",
+    )
 
 
 async def test_a_student_who_vanishes_silently_is_seen_dropped_within_seconds(server, school, period):
     """No FIN, no close: the phone's network is simply gone. The server's pings find out within about 10 s
     (Engine.IO's defaults took 45 s), so the seat's grace period and the attendance gap start on time."""
     from tests.blackhole import Blackhole
+
     session_id, teacher = period
     relay = Blackhole(int(server.base_url.rsplit(":", 1)[1]))
     port = await relay.start()
@@ -434,8 +456,14 @@ async def test_a_student_who_vanishes_silently_is_seen_dropped_within_seconds(se
         mark = teacher.mark()
         relay.silent = True
         update = await teacher.wait_for(
-            "participant:updated", lambda d: d["participant"]["participant_id"] == student.participant_id
-            and d["participant"]["connection"] == "reconnecting", timeout=15, after=mark)
+            "participant:updated",
+            lambda d: (
+                d["participant"]["participant_id"] == student.participant_id
+                and d["participant"]["connection"] == "reconnecting"
+            ),
+            timeout=15,
+            after=mark,
+        )
         assert update["participant"]["media"] == {"camera": False, "microphone": False, "screen": False}
     finally:
         await relay.close()

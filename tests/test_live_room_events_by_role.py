@@ -3,6 +3,7 @@
 The expectation table is written out here on purpose (not derived from signaling.policy.ACTIONS), so a
 change of the policy shows up as a failing test that someone has to look at.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -30,95 +31,146 @@ TABLE: dict[tuple[str, str], tuple[PayloadOf, tuple[str, str, str, str]]] = {
     ("room:sync", ""): (lambda ids, role: None, (OK, OK, OK, OK)),
     ("lobby:admit", "all waiting"): (lambda ids, role: {"all": True}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("lobby:deny", "all waiting, with a reason"): (
-        lambda ids, role: {"all": True, "reason": "Hết giờ vào lớp"}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+        lambda ids, role: {"all": True, "reason": "Hết giờ vào lớp"},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("chat:send", "public"): (lambda ids, role: {"text": "Chào cả lớp"}, (OK, OK, FORBIDDEN, OK)),
     ("chat:send", "private to the teacher"): (_private_to_teacher, (OK, OK, OK, OK)),
     ("chat:send", "private to a classmate"): (
-        lambda ids, role: {"text": "Bạn ơi", "to": ids["classmate"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+        lambda ids, role: {"text": "Bạn ơi", "to": ids["classmate"]},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("chat:delete", ""): (lambda ids, role: {"message_id": ids["message"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("hand:raise", ""): (lambda ids, role: {}, (FORBIDDEN, OK, FORBIDDEN, OK)),
     ("hand:lower", "own hand"): (lambda ids, role: {}, (OK, OK, FORBIDDEN, OK)),
     ("hand:lower", "own hand, by id"): (lambda ids, role: {"participant_id": ids[role]}, (OK, OK, FORBIDDEN, OK)),
     ("hand:lower", "someone else's hand"): (
-        lambda ids, role: {"participant_id": ids["classmate"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+        lambda ids, role: {"participant_id": ids["classmate"]},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("hand:lower", "all hands"): (lambda ids, role: {"all": True}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("media:state", ""): (lambda ids, role: {"camera": True, "microphone": True}, (OK, OK, FORBIDDEN, OK)),
     ("media:saver", "audio only"): (lambda ids, role: {"mode": "audio"}, (OK, OK, OK, OK)),
-    ("media:saver", "an unknown mode"): (lambda ids, role: {"mode": "video"},
-                                         ("invalid_payload",) * 4),
-    ("media:grid", "a gallery page"): (lambda ids, role: {"participant_ids": [ids["classmate"]]},
-                                       (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("media:grid", "more than 12"): (lambda ids, role: {"participant_ids": [ids["classmate"]] * 13},
-                                     ("invalid_payload",) * 4),
-    ("mod:mute", ""): (lambda ids, role: {"participant_id": ids["classmate"], "source": "microphone"},
-                       (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("media:saver", "an unknown mode"): (lambda ids, role: {"mode": "video"}, ("invalid_payload",) * 4),
+    ("media:grid", "a gallery page"): (
+        lambda ids, role: {"participant_ids": [ids["classmate"]]},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
+    ("media:grid", "more than 12"): (
+        lambda ids, role: {"participant_ids": [ids["classmate"]] * 13},
+        ("invalid_payload",) * 4,
+    ),
+    ("mod:mute", ""): (
+        lambda ids, role: {"participant_id": ids["classmate"], "source": "microphone"},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("mod:lock", ""): (lambda ids, role: {"what": "room", "locked": False}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("mod:permit", ""): (lambda ids, role: {"participant_id": ids["classmate"], "permissions": {"screen": False}},
-                         (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("mod:permit", ""): (
+        lambda ids, role: {"participant_id": ids["classmate"], "permissions": {"screen": False}},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("mod:stage", ""): (lambda ids, role: {"participant_id": ids["classmate"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rtc:publish", "an offer that is not SDP"): (
         lambda ids, role: {"sdp": "v=0 nonsense", "tracks": [{"mid": "0", "source": "camera"}]},
-        ("invalid_sdp", "invalid_sdp", FORBIDDEN, "invalid_sdp")),
+        ("invalid_sdp", "invalid_sdp", FORBIDDEN, "invalid_sdp"),
+    ),
     ("rtc:subscribe", ""): (lambda ids, role: {}, (OK, OK, OK, OK)),
     ("rtc:answer", "an answer that is not SDP"): (
-        lambda ids, role: {"sdp": "v=0 nonsense"}, ("invalid_sdp", "invalid_sdp", "invalid_sdp", "invalid_sdp")),
+        lambda ids, role: {"sdp": "v=0 nonsense"},
+        ("invalid_sdp", "invalid_sdp", "invalid_sdp", "invalid_sdp"),
+    ),
     ("rtc:candidate", "end of candidates"): (
-        lambda ids, role: {"direction": "subscribe", "candidate": None}, (OK, OK, OK, OK)),
+        lambda ids, role: {"direction": "subscribe", "candidate": None},
+        (OK, OK, OK, OK),
+    ),
     ("rec:start", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:pause", "while recording"): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:resume", "while paused"): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("rec:stop", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     # A quick poll, in this order: opened (its id is kept in ids["poll"]), answered, closed, revealed.
     ("poll:open", "A/B/C/D with a correct answer"): (
-        lambda ids, role: {"kind": "abcd", "correct": ["B"], "points": 1}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("poll:open", "while one is open"): (lambda ids, role: {"kind": "truefalse"},
-                                         ("poll_open", FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", ""): (lambda ids, role: {"poll_id": ids["poll"], "choices": ["B"]},
-                          (FORBIDDEN, OK, FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", "an unknown choice"): (lambda ids, role: {"poll_id": ids["poll"], "choices": ["G"]},
-                                           (FORBIDDEN, "unknown_choice", FORBIDDEN, FORBIDDEN)),
+        lambda ids, role: {"kind": "abcd", "correct": ["B"], "points": 1},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:open", "while one is open"): (
+        lambda ids, role: {"kind": "truefalse"},
+        ("poll_open", FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:answer", ""): (
+        lambda ids, role: {"poll_id": ids["poll"], "choices": ["B"]},
+        (FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:answer", "an unknown choice"): (
+        lambda ids, role: {"poll_id": ids["poll"], "choices": ["G"]},
+        (FORBIDDEN, "unknown_choice", FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:answer", "two choices in a single-choice poll"): (
         lambda ids, role: {"poll_id": ids["poll"], "choices": ["A", "B"]},
-        (FORBIDDEN, "single_choice", FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", "an unknown poll"): (lambda ids, role: {"poll_id": "q0-nope", "choices": ["A"]},
-                                         (FORBIDDEN, "unknown_poll", FORBIDDEN, FORBIDDEN)),
+        (FORBIDDEN, "single_choice", FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:answer", "an unknown poll"): (
+        lambda ids, role: {"poll_id": "q0-nope", "choices": ["A"]},
+        (FORBIDDEN, "unknown_poll", FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:answer", "for someone else (a participant field)"): (
         lambda ids, role: {"poll_id": ids["poll"], "choices": ["A"], "participant_id": ids["classmate"]},
-        ("invalid_payload",) * 4),
+        ("invalid_payload",) * 4,
+    ),
     ("poll:close", ""): (lambda ids, role: {"poll_id": ids["poll"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", "after close"): (lambda ids, role: {"poll_id": ids["poll"], "choices": ["C"]},
-                                     (FORBIDDEN, "poll_closed", FORBIDDEN, FORBIDDEN)),
-    ("poll:reveal", "with the correct answer"): (lambda ids, role: {"poll_id": ids["poll"], "show_correct": True},
-                                                 (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "after close"): (
+        lambda ids, role: {"poll_id": ids["poll"], "choices": ["C"]},
+        (FORBIDDEN, "poll_closed", FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:reveal", "with the correct answer"): (
+        lambda ids, role: {"poll_id": ids["poll"], "show_correct": True},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     # A quiz from the bank: a text and a number question, one at a time, answers final.
     ("poll:open", "a quiz, one question at a time, final answers"): (
-        lambda ids, role: {"questions": [{"kind": "text", "text": "Thủ đô của Việt Nam?", "correct": ["Hà Nội"],
-                                          "points": 1},
-                                         {"kind": "number", "text": "2 + 2 = ?", "correct": ["4"], "points": 1}],
-                           "seconds_per_question": 600, "final": True},
-        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+        lambda ids, role: {
+            "questions": [
+                {"kind": "text", "text": "Thủ đô của Việt Nam?", "correct": ["Hà Nội"], "points": 1},
+                {"kind": "number", "text": "2 + 2 = ?", "correct": ["4"], "points": 1},
+            ],
+            "seconds_per_question": 600,
+            "final": True,
+        },
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:answer", "the question after the one being asked"): (
         lambda ids, role: {"poll_id": ids["poll"], "question": 1, "text": "4"},
-        (FORBIDDEN, "not_current_question", FORBIDDEN, FORBIDDEN)),
+        (FORBIDDEN, "not_current_question", FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:answer", "choices for a text question"): (
         lambda ids, role: {"poll_id": ids["poll"], "question": 0, "choices": ["A"]},
-        (FORBIDDEN, "wrong_kind", FORBIDDEN, FORBIDDEN)),
+        (FORBIDDEN, "wrong_kind", FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:answer", "a text over the limit"): (
         lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "Hà Nội " * 100},
-        (FORBIDDEN, "answer_too_long", FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", "a typed answer"): (lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "hà nội"},
-                                        (FORBIDDEN, OK, FORBIDDEN, FORBIDDEN)),
+        (FORBIDDEN, "answer_too_long", FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:answer", "a typed answer"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "hà nội"},
+        (FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:answer", "a final answer changed"): (
         lambda ids, role: {"poll_id": ids["poll"], "question": 0, "text": "Huế"},
-        (FORBIDDEN, "answer_final", FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", "an unknown question"): (lambda ids, role: {"poll_id": ids["poll"], "question": 7, "text": "1"},
-                                             (FORBIDDEN, "unknown_question", FORBIDDEN, FORBIDDEN)),
+        (FORBIDDEN, "answer_final", FORBIDDEN, FORBIDDEN),
+    ),
+    ("poll:answer", "an unknown question"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 7, "text": "1"},
+        (FORBIDDEN, "unknown_question", FORBIDDEN, FORBIDDEN),
+    ),
     ("poll:next", ""): (lambda ids, role: {"poll_id": ids["poll"]}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
-    ("poll:answer", "words for a number"): (lambda ids, role: {"poll_id": ids["poll"], "question": 1, "text": "bốn"},
-                                            (FORBIDDEN, "not_a_number", FORBIDDEN, FORBIDDEN)),
+    ("poll:answer", "words for a number"): (
+        lambda ids, role: {"poll_id": ids["poll"], "question": 1, "text": "bốn"},
+        (FORBIDDEN, "not_a_number", FORBIDDEN, FORBIDDEN),
+    ),
     # These change or end the room: run last, in the order below.
-    ("mod:kick", ""): (lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},
-                       (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
+    ("mod:kick", ""): (
+        lambda ids, role: {"participant_id": ids["classmate"], "reason": "Nói chuyện riêng"},
+        (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ),
     ("room:end", ""): (lambda ids, role: {}, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN)),
     ("room:leave", ""): (lambda ids, role: {}, (OK, OK, OK, OK)),
 }

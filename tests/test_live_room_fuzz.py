@@ -6,6 +6,7 @@ unless it legitimately left (room:leave, which closes its connection; it then jo
 lobby), and after each example the class still works: the teacher's chat reaches both students,
 room:sync answers everyone, and nobody else was sanctioned, muted or disconnected.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,23 +25,64 @@ from tests.live import LiveClient, admitted, enter
 
 CALL_TIMEOUT = 5.0
 # What the teacher and the two students must never receive while only a student fuzzes.
-UNTOUCHED = {"_disconnected", "you:kicked", "you:replaced", "you:muted", "you:permissions", "you:logged_out",
-             "room:ended", "room:closing", "room:locks", "lobby:denied"}
+UNTOUCHED = {
+    "_disconnected",
+    "you:kicked",
+    "you:replaced",
+    "you:muted",
+    "you:permissions",
+    "you:logged_out",
+    "room:ended",
+    "room:closing",
+    "room:locks",
+    "lobby:denied",
+}
 
 # Real keys of the request payloads (and a few near misses), so that many payloads get past the first checks.
-KEYS = ["participant_id", "participant_ids", "text", "to", "all", "what", "locked", "source", "permissions",
-        "reason", "message_id", "camera", "microphone", "screen", "chat", "room", "Text", "participant_id "]
+KEYS = [
+    "participant_id",
+    "participant_ids",
+    "text",
+    "to",
+    "all",
+    "what",
+    "locked",
+    "source",
+    "permissions",
+    "reason",
+    "message_id",
+    "camera",
+    "microphone",
+    "screen",
+    "chat",
+    "room",
+    "Text",
+    "participant_id ",
+]
 # Stand-ins for participant ids that only exist at run time; replaced just before sending.
 PEOPLE = ["$teacher", "$student", "$classmate", "$self"]
 # Names the Socket.IO library itself uses, and near misses of ours.
-TRICKY_EVENTS = ["connect", "disconnect", "connect_error", "message", "*", "", " room:sync", "ROOM:SYNC",
-                 "room:sync\x00", "chat:send:private", "chat:send_private", "__proto__", "constructor"]
+TRICKY_EVENTS = [
+    "connect",
+    "disconnect",
+    "connect_error",
+    "message",
+    "*",
+    "",
+    " room:sync",
+    "ROOM:SYNC",
+    "room:sync\x00",
+    "chat:send:private",
+    "chat:send_private",
+    "__proto__",
+    "constructor",
+]
 
 leaves = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2 ** 63), max_value=2 ** 64 - 1),  # msgpack's whole range ...
-    st.sampled_from([0, -1, 2 ** 31, 2 ** 53 + 1, -(2 ** 63), 2 ** 64 - 1]),  # ... and its edges
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),  # msgpack's whole range ...
+    st.sampled_from([0, -1, 2**31, 2**53 + 1, -(2**63), 2**64 - 1]),  # ... and its edges
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
     st.text(alphabet=st.characters(min_codepoint=0x80, codec="utf-8"), max_size=20),  # non-ASCII, astral too
@@ -49,52 +91,83 @@ leaves = st.one_of(
 )
 payloads = st.recursive(
     leaves,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=16,
 )
-near_valid = st.dictionaries(st.sampled_from(KEYS), leaves | st.lists(leaves, max_size=3)
-                             | st.dictionaries(st.sampled_from(KEYS), leaves, max_size=3), max_size=4)
+near_valid = st.dictionaries(
+    st.sampled_from(KEYS),
+    leaves | st.lists(leaves, max_size=3) | st.dictionaries(st.sampled_from(KEYS), leaves, max_size=3),
+    max_size=4,
+)
 oversized = st.integers(60_000, 70_000).map(lambda n: {"text": "x" * n})  # around the 64 KB request limit
 people = st.sampled_from(PEOPLE) | st.text(max_size=8)
 # Plausible values for each field of the request payloads: well-formed requests, and near misses.
 FIELD_VALUES = {
-    "participant_id": people, "participant_ids": st.lists(people, max_size=3), "to": people | st.none(),
-    "all": st.booleans(), "text": st.text(min_size=1, max_size=30) | st.sampled_from(["", "   ", "x" * 2001]),
-    "reason": st.text(max_size=20) | st.none(), "message_id": st.text(max_size=12),
-    "what": st.sampled_from(LOCKABLE), "locked": st.booleans(), "source": st.sampled_from(SOURCES),
+    "participant_id": people,
+    "participant_ids": st.lists(people, max_size=3),
+    "to": people | st.none(),
+    "all": st.booleans(),
+    "text": st.text(min_size=1, max_size=30) | st.sampled_from(["", "   ", "x" * 2001]),
+    "reason": st.text(max_size=20) | st.none(),
+    "message_id": st.text(max_size=12),
+    "what": st.sampled_from(LOCKABLE),
+    "locked": st.booleans(),
+    "source": st.sampled_from(SOURCES),
     "permissions": st.dictionaries(st.sampled_from(PERMISSION_NAMES), st.booleans() | st.none(), max_size=4),
     **{name: st.booleans() | st.none() for name in PERMISSION_NAMES},
     # media negotiation: SDP-looking garbage, track lists, ICE candidates
     "sdp": st.text(max_size=60) | st.sampled_from(["v=0\r\n", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"]),
-    "tracks": st.lists(st.fixed_dictionaries({"mid": st.sampled_from(["0", "1", "x"]) | st.text(max_size=4),
-                                              "source": st.sampled_from(SOURCES) | st.text(max_size=6)}), max_size=3),
+    "tracks": st.lists(
+        st.fixed_dictionaries(
+            {
+                "mid": st.sampled_from(["0", "1", "x"]) | st.text(max_size=4),
+                "source": st.sampled_from(SOURCES) | st.text(max_size=6),
+            }
+        ),
+        max_size=3,
+    ),
     "direction": st.sampled_from(["publish", "subscribe"]) | st.text(max_size=8),
-    "candidate": st.none() | st.dictionaries(st.sampled_from(["candidate", "sdpMid", "sdpMLineIndex"]),
-                                             st.text(max_size=30) | st.integers(-5, 5), max_size=3),
+    "candidate": st.none()
+    | st.dictionaries(
+        st.sampled_from(["candidate", "sdpMid", "sdpMLineIndex"]), st.text(max_size=30) | st.integers(-5, 5), max_size=3
+    ),
     # data saver
     "mode": st.sampled_from(["off", "screen", "audio"]) | st.text(max_size=6),
     # quick polls
     "kind": st.sampled_from(["abcd", "truefalse"]) | st.text(max_size=6),
-    "options": st.integers(-1, 8), "multiple": st.booleans(), "anonymous": st.booleans(),
-    "correct": st.none() | st.lists(st.sampled_from(["A", "B", "C", "D", "true", "false"]) | st.text(max_size=3),
-                                    max_size=3),
+    "options": st.integers(-1, 8),
+    "multiple": st.booleans(),
+    "anonymous": st.booleans(),
+    "correct": st.none()
+    | st.lists(st.sampled_from(["A", "B", "C", "D", "true", "false"]) | st.text(max_size=3), max_size=3),
     "points": st.none() | st.floats(-1, 2000, allow_nan=False),
-    "poll_id": st.text(max_size=12), "show_correct": st.booleans(),
-    "choices": st.lists(st.sampled_from(["A", "B", "C", "D", "E", "true", "false"]) | st.text(max_size=3),
-                        max_size=4),
+    "poll_id": st.text(max_size=12),
+    "show_correct": st.booleans(),
+    "choices": st.lists(st.sampled_from(["A", "B", "C", "D", "E", "true", "false"]) | st.text(max_size=3), max_size=4),
     # quizzes: questions from the bank (well-formed or not), times, the question answered
-    "questions": st.none() | st.lists(st.fixed_dictionaries(
-        {"kind": st.sampled_from(["single", "multiple", "truefalse", "text", "number"]) | st.text(max_size=6)},
-        optional={"text": st.text(max_size=20), "options": st.lists(st.text(max_size=5), max_size=7),
-                  "correct": st.none() | st.lists(st.sampled_from(["A", "B", "3,5", "Hà Nội"]) | st.text(max_size=4),
-                                                  max_size=3),
-                  "points": st.none() | st.floats(-1, 2000, allow_nan=False),
-                  "tolerance": st.none() | st.floats(-1, 10, allow_nan=False),
-                  "image_url": st.none() | st.sampled_from(["/api/question-images/a.b.c", "https://x.example/a"])}),
-        max_size=3),
-    "title": st.none() | st.text(max_size=10), "final": st.booleans(),
-    "time_limit": st.none() | st.integers(0, 8000), "seconds_per_question": st.none() | st.integers(0, 700),
+    "questions": st.none()
+    | st.lists(
+        st.fixed_dictionaries(
+            {"kind": st.sampled_from(["single", "multiple", "truefalse", "text", "number"]) | st.text(max_size=6)},
+            optional={
+                "text": st.text(max_size=20),
+                "options": st.lists(st.text(max_size=5), max_size=7),
+                "correct": st.none()
+                | st.lists(st.sampled_from(["A", "B", "3,5", "Hà Nội"]) | st.text(max_size=4), max_size=3),
+                "points": st.none() | st.floats(-1, 2000, allow_nan=False),
+                "tolerance": st.none() | st.floats(-1, 10, allow_nan=False),
+                "image_url": st.none() | st.sampled_from(["/api/question-images/a.b.c", "https://x.example/a"]),
+            },
+        ),
+        max_size=3,
+    ),
+    "title": st.none() | st.text(max_size=10),
+    "final": st.booleans(),
+    "time_limit": st.none() | st.integers(0, 8000),
+    "seconds_per_question": st.none() | st.integers(0, 700),
     "question": st.integers(-1, 25),
 }
 
@@ -125,8 +198,12 @@ class Classroom:
     fuzzer_person: Person
 
     def ids(self) -> dict[str, str]:
-        return {"$teacher": self.teacher.participant_id, "$student": self.students[0].participant_id,
-                "$classmate": self.students[1].participant_id, "$self": self.fuzzer.participant_id}
+        return {
+            "$teacher": self.teacher.participant_id,
+            "$student": self.students[0].participant_id,
+            "$classmate": self.students[1].participant_id,
+            "$self": self.fuzzer.participant_id,
+        }
 
 
 @pytest.fixture
@@ -164,8 +241,9 @@ async def readmit(room: Classroom) -> None:
     mark = room.teacher.mark()
     room.fuzzer = await enter(room.fuzzer_person, room.session_id)
     name = room.fuzzer_person.user.full_name
-    lobby = await room.teacher.wait_for("lobby:updated", lambda d: any(e["name"] == name for e in d["lobby"]),
-                                        after=mark)
+    lobby = await room.teacher.wait_for(
+        "lobby:updated", lambda d: any(e["name"] == name for e in d["lobby"]), after=mark
+    )
     entry = next(e for e in lobby["lobby"] if e["name"] == name)
     await room.teacher.ok("lobby:admit", {"participant_ids": [entry["participant_id"]]})
     await room.fuzzer.wait_for("room:state")
@@ -175,8 +253,13 @@ async def readmit(room: Classroom) -> None:
 @given(calls=st.lists(requests, min_size=1, max_size=5))
 # The names python-socketio reserves reach the server's own connect/disconnect/catch-all handlers.
 @example(calls=[("connect", None, []), ("disconnect", None, []), ("*", None, []), ("room:sync", None, [])])
-@example(calls=[("connect", {"token": "x"}, [{"token": "y"}]), ("disconnect", "transport close", []),
-                ("*", {"text": "a"}, [1])])
+@example(
+    calls=[
+        ("connect", {"token": "x"}, [{"token": "y"}]),
+        ("disconnect", "transport close", []),
+        ("*", {"text": "a"}, [1]),
+    ]
+)
 @example(calls=[("room:leave", {}, []), ("chat:send", {"text": "still here?"}, [])])
 async def test_random_requests_never_break_the_class(classroom: Classroom, calls):
     room = classroom

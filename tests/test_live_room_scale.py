@@ -1,4 +1,5 @@
 """A full class in one room: a teacher, 45 students and 2 observers with real Socket.IO clients."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +57,8 @@ async def test_a_full_class_of_45_with_two_observers(server):
     teacher_person, observer_people, student_people = await asyncio.gather(
         server.logged_in(school.teacher),
         asyncio.gather(server.logged_in(school.observer), server.logged_in(second_observer)),
-        asyncio.gather(*(server.logged_in(s) for s in students)))
+        asyncio.gather(*(server.logged_in(s) for s in students)),
+    )
     session = await teacher_person.json("POST", f"/periods/{school.period.id}/start", expect=201)
     session_id = session["id"]
     teacher = await enter(teacher_person, session_id)
@@ -81,8 +83,10 @@ async def test_a_full_class_of_45_with_two_observers(server):
 
     # Students see the teacher and the 45 students, never the observers; the teacher sees all 48.
     for student in learners:
-        people = await eventually(lambda: (p := visible_participants(student)) and len(p) == STUDENTS + 1 and p,
-                                  what=f"{student.person.user.full_name}'s participant list")
+        people = await eventually(
+            lambda: (p := visible_participants(student)) and len(p) == STUDENTS + 1 and p,
+            what=f"{student.person.user.full_name}'s participant list",
+        )
         assert Counter(p["role"] for p in people.values()) == {"teacher": 1, "student": STUDENTS}
     syncs = await asyncio.gather(*(s.ok("room:sync") for s in learners))
     for sync in syncs:
@@ -92,7 +96,10 @@ async def test_a_full_class_of_45_with_two_observers(server):
         assert not [d for d in student.events("participant:joined") if d["participant"]["role"] == "observer"]
     teacher_view = await teacher.ok("room:sync")
     assert Counter(p["role"] for p in teacher_view["participants"]) == {
-        "teacher": 1, "student": STUDENTS, "observer": 2}
+        "teacher": 1,
+        "student": STUDENTS,
+        "observer": 2,
+    }
     for observer in observers:
         observer_view = await observer.ok("room:sync")
         assert len(observer_view["participants"]) == STUDENTS + 3
@@ -100,13 +107,14 @@ async def test_a_full_class_of_45_with_two_observers(server):
     # One message from the teacher reaches all 47 others.
     others = [*learners, *observers]
     sent = await teacher.ok("chat:send", {"text": "Chào cả lớp, hôm nay học hàm số bậc hai."})
-    messages = await asyncio.gather(*(c.wait_for("chat:message", lambda m: m["message_id"] == sent["message_id"])
-                                      for c in others))
+    messages = await asyncio.gather(
+        *(c.wait_for("chat:message", lambda m: m["message_id"] == sent["message_id"]) for c in others)
+    )
     assert {m["text"] for m in messages} == {"Chào cả lớp, hôm nay học hàm số bậc hai."}
     assert all(m["from"]["role"] == "teacher" and m["to"] is None for m in messages)
 
     # Ten hands, raised one after another, come back in that order.
-    raisers = learners[7:7 + HANDS]
+    raisers = learners[7 : 7 + HANDS]
     for position, student in enumerate(raisers, start=1):
         assert await student.ok("hand:raise") == {"position": position}
     expected = [s.person.user.full_name for s in raisers]
@@ -116,7 +124,8 @@ async def test_a_full_class_of_45_with_two_observers(server):
         assert [h["position"] for h in queue] == list(range(1, HANDS + 1))
         assert [h["raised_at"] for h in queue] == sorted(h["raised_at"] for h in queue)
     assert [h["participant_id"] for h in (await teacher.ok("room:sync"))["hands"]] == [
-        s.participant_id for s in raisers]
+        s.participant_id for s in raisers
+    ]
 
     # The teacher ends the period: everyone is told and disconnected.
     await teacher.ok("room:end")
@@ -126,8 +135,16 @@ async def test_a_full_class_of_45_with_two_observers(server):
     # The records match what happened, event for event.
     async def stored_events():
         async with server.db() as db:
-            return (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id)
-                                     .order_by(SessionEvent.id))).scalars().all()
+            return (
+                (
+                    await db.execute(
+                        select(SessionEvent).where(SessionEvent.session_id == session_id).order_by(SessionEvent.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+
     deadline = time.monotonic() + 10
     events = await stored_events()
     while not any(e.type == "room_ended" for e in events):  # the writer runs every 0.25 s
@@ -138,10 +155,18 @@ async def test_a_full_class_of_45_with_two_observers(server):
     teacher_id = school.teacher.id
     observer_ids = {school.observer.id, second_observer.id}
     assert Counter(e.type for e in events) == {
-        "participant_joined": 3, "lobby_entered": STUDENTS, "lobby_admitted": STUDENTS, "chat_message": 1,
-        "hand_raised": HANDS, "participant_left": STUDENTS + 3, "room_ended": 1}
+        "participant_joined": 3,
+        "lobby_entered": STUDENTS,
+        "lobby_admitted": STUDENTS,
+        "chat_message": 1,
+        "hand_raised": HANDS,
+        "participant_left": STUDENTS + 3,
+        "room_ended": 1,
+    }
+
     def of(type_: str) -> list[SessionEvent]:
         return [e for e in events if e.type == type_]
+
     assert {e.target_id for e in of("participant_joined")} == {teacher_id, *observer_ids}
     assert {e.target_id for e in of("lobby_entered")} == student_ids
     admissions = of("lobby_admitted")
@@ -150,7 +175,8 @@ async def test_a_full_class_of_45_with_two_observers(server):
     assert all(e.data["room_role"] == "student" for e in admissions)
     hands = of("hand_raised")
     assert [(e.actor_id, e.data["position"]) for e in hands] == [
-        (s.person.user.id, i) for i, s in enumerate(raisers, start=1)]
+        (s.person.user.id, i) for i, s in enumerate(raisers, start=1)
+    ]
     left = of("participant_left")
     assert sorted(e.target_id for e in left) == sorted([teacher_id, *observer_ids, *student_ids])
     assert {e.data["reason"] for e in left} == {"ended"}
@@ -158,12 +184,18 @@ async def test_a_full_class_of_45_with_two_observers(server):
     # Each admission comes after that student entered the lobby; each departure after the admission.
     position = {(e.type, e.target_id): i for i, e in enumerate(events)}
     for student_id in student_ids:
-        assert (position[("lobby_entered", student_id)] < position[("lobby_admitted", student_id)]
-                < position[("participant_left", student_id)])
+        assert (
+            position[("lobby_entered", student_id)]
+            < position[("lobby_admitted", student_id)]
+            < position[("participant_left", student_id)]
+        )
 
     async with server.db() as db:
-        intervals = (await db.execute(select(AttendanceInterval).where(
-            AttendanceInterval.session_id == session_id))).scalars().all()
+        intervals = (
+            (await db.execute(select(AttendanceInterval).where(AttendanceInterval.session_id == session_id)))
+            .scalars()
+            .all()
+        )
         chat = (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id))).scalars().all()
         live_session = await db.get(LiveSession, session_id)
     per_user = Counter(i.user_id for i in intervals)
@@ -175,5 +207,6 @@ async def test_a_full_class_of_45_with_two_observers(server):
         assert interval.end_reason == "ended"
         assert interval.left_at is not None and interval.joined_at <= interval.left_at
     assert [(m.id, m.sender_id, m.recipient_id, m.deleted_at) for m in chat] == [
-        (sent["message_id"], teacher_id, None, None)]
+        (sent["message_id"], teacher_id, None, None)
+    ]
     assert live_session.ended_at is not None

@@ -1,4 +1,5 @@
 """The who-receives-what rules, as pure logic (the live-media tests run them with real peers)."""
+
 from signaling.media_bridge import rate_connection
 from signaling.media_plan import AUDIO_SLOTS, MediaView, TrackRef, plan, slot_layout
 

@@ -1,4 +1,5 @@
 """Periods, starting and ending them, and the join token, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,14 @@ async def connect_live(server, token, session_id=None):
 
     auth = {"token": token} if session_id is None else {"token": token, "session_id": session_id}
     try:
-        await client.connect(server.base_url, namespaces=["/live"], auth=auth, transports=["websocket"],
-                             socketio_path="/socket.io/", wait_timeout=5)
+        await client.connect(
+            server.base_url,
+            namespaces=["/live"],
+            auth=auth,
+            transports=["websocket"],
+            socketio_path="/socket.io/",
+            wait_timeout=5,
+        )
     except socketio.exceptions.ConnectionError:
         await client.disconnect()
         return None, await asyncio.wait_for(refused, 5)
@@ -42,9 +49,17 @@ async def connect_live(server, token, session_id=None):
 async def test_teacher_schedules_starts_and_ends_a_period(any_store_server):
     school = await seed_school(any_store_server)
     teacher = await any_store_server.logged_in(school.teacher)
-    created = await teacher.json("POST", "/periods", expect=201, json={
-        "class_id": school.school_class.id, "subject": "Toán", "starts_at": "2026-11-24T08:00:00+07:00",
-        "ends_at": "2026-11-24T08:45:00+07:00"})
+    created = await teacher.json(
+        "POST",
+        "/periods",
+        expect=201,
+        json={
+            "class_id": school.school_class.id,
+            "subject": "Toán",
+            "starts_at": "2026-11-24T08:00:00+07:00",
+            "ends_at": "2026-11-24T08:45:00+07:00",
+        },
+    )
     assert created["teacher_id"] == school.teacher.id and created["class_name"] == "10A1"
     assert created["starts_at"].startswith("2026-11-24T01:00:00")  # stored in UTC
     student = await any_store_server.logged_in(school.student)
@@ -85,19 +100,27 @@ async def test_a_period_started_by_many_requests_at_once_has_one_session_and_sti
     assert (await teachers[1].json("GET", f"/periods/{school.period.id}"))["live_session"] is None
 
 
-@pytest.mark.parametrize("body,code", [
-    ({"ends_at": "2026-11-24T07:00:00+07:00"}, "invalid_times"),
-    ({"starts_at": "2026-11-24T08:00:00"}, "invalid_request"),  # no offset
-    ({"class_id": 999999}, "unknown_class"),
-    ({"teacher_id": "student"}, "not_a_teacher"),
-    ({"subject": ""}, "invalid_request"),
-    ({"mode": "offline"}, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ({"ends_at": "2026-11-24T07:00:00+07:00"}, "invalid_times"),
+        ({"starts_at": "2026-11-24T08:00:00"}, "invalid_request"),  # no offset
+        ({"class_id": 999999}, "unknown_class"),
+        ({"teacher_id": "student"}, "not_a_teacher"),
+        ({"subject": ""}, "invalid_request"),
+        ({"mode": "offline"}, "invalid_request"),
+    ],
+)
 async def test_bad_periods_are_refused_and_nothing_is_created(server, body, code):
     school = await seed_school(server)
     admin = await server.logged_in(school.admin)
-    payload = {"class_id": school.school_class.id, "subject": "Toán", "teacher_id": school.teacher.id,
-               "starts_at": "2026-11-24T08:00:00+07:00", "ends_at": "2026-11-24T08:45:00+07:00"} | body
+    payload = {
+        "class_id": school.school_class.id,
+        "subject": "Toán",
+        "teacher_id": school.teacher.id,
+        "starts_at": "2026-11-24T08:00:00+07:00",
+        "ends_at": "2026-11-24T08:45:00+07:00",
+    } | body
     if payload["teacher_id"] == "student":
         payload["teacher_id"] = school.student.id
     before = await admin.json("GET", "/periods")
@@ -109,8 +132,12 @@ async def test_bad_periods_are_refused_and_nothing_is_created(server, body, code
 async def test_teacher_cannot_schedule_for_a_class_they_do_not_teach(server):
     school = await seed_school(server)
     teacher = await server.logged_in(school.teacher)
-    refused = await teacher.json("POST", "/periods", expect=403, json={
-        "class_id": school.other_class.id, "subject": "Văn", "starts_at": _at(1), "ends_at": _at(2)})
+    refused = await teacher.json(
+        "POST",
+        "/periods",
+        expect=403,
+        json={"class_id": school.other_class.id, "subject": "Văn", "starts_at": _at(1), "ends_at": _at(2)},
+    )
     assert refused["error"]["code"] == "forbidden"
 
 
@@ -123,8 +150,12 @@ async def test_join_answers_role_where_to_connect_and_ice_servers(any_store_serv
         person = teacher if role == "teacher" else await any_store_server.logged_in(getattr(school, role))
         join = await person.json("POST", f"/sessions/{session['id']}/join")
         assert join["room_role"] == room_role
-        assert join["connect"] == {"url": any_store_server.base_url, "socketio_path": "/socket.io/",
-                                   "namespace": "/live", "node": any_store_server.settings.effective_node_id}
+        assert join["connect"] == {
+            "url": any_store_server.base_url,
+            "socketio_path": "/socket.io/",
+            "namespace": "/live",
+            "node": any_store_server.settings.effective_node_id,
+        }
         assert join["ice_servers"] == [] and 0 < join["expires_in"] <= 60
         claims = jwt.decode(join["token"], options={"verify_signature": False})
         assert claims["exp"] - claims["iat"] <= 60 and claims["sid"] == session["id"]
@@ -159,12 +190,31 @@ async def test_expired_forged_and_missing_tokens_are_refused_with_the_reason(ser
     school = await seed_school(server)
     teacher = await server.logged_in(school.teacher)
     session = await teacher.json("POST", f"/periods/{school.period.id}/start", expect=201)
-    expired, _ = issue_join_token(server.settings.secret_key, user_id=school.student.id, session_id=session["id"],
-                                  room_role="student", name="x", personal_id="x", on_roster=True, ttl_seconds=-5)
-    forged, _ = issue_join_token("another-secret-" * 3, user_id=school.student.id, session_id=session["id"],
-                                 room_role="teacher", name="x", personal_id="x", on_roster=True)
-    for token, code in ((expired, "token_expired"), (forged, "token_invalid"), (None, "token_missing"),
-                        ("garbage", "token_invalid")):
+    expired, _ = issue_join_token(
+        server.settings.secret_key,
+        user_id=school.student.id,
+        session_id=session["id"],
+        room_role="student",
+        name="x",
+        personal_id="x",
+        on_roster=True,
+        ttl_seconds=-5,
+    )
+    forged, _ = issue_join_token(
+        "another-secret-" * 3,
+        user_id=school.student.id,
+        session_id=session["id"],
+        room_role="teacher",
+        name="x",
+        personal_id="x",
+        on_roster=True,
+    )
+    for token, code in (
+        (expired, "token_expired"),
+        (forged, "token_invalid"),
+        (None, "token_missing"),
+        ("garbage", "token_invalid"),
+    ):
         client, error = await connect_live(server, token)
         assert client is None and error["code"] == code, (token, error)
 
@@ -205,8 +255,14 @@ async def test_live_socket_from_a_foreign_web_origin_is_refused(server):
     join = await teacher.json("POST", f"/sessions/{session['id']}/join")
     client = socketio.AsyncClient(serializer="msgpack", reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.connect(server.base_url, namespaces=["/live"], auth={"token": join["token"]},
-                             transports=["websocket"], headers={"Origin": "https://evil.example"}, wait_timeout=5)
+        await client.connect(
+            server.base_url,
+            namespaces=["/live"],
+            auth={"token": join["token"]},
+            transports=["websocket"],
+            headers={"Origin": "https://evil.example"},
+            wait_timeout=5,
+        )
     await client.disconnect()
     # The same token from the server's own origin still works: the refusal did not spend it.
     same_origin, error = await connect_live(server, join["token"])
@@ -228,12 +284,21 @@ async def test_the_upgrade_ends_duplicate_running_sessions_then_the_store_refuse
             db.add(school_class)
             await db.flush()
             now = datetime.now(timezone.utc)
-            period = Period(class_id=school_class.id, subject="Toán", teacher_id=teacher.id, starts_at=now,
-                            ends_at=now + timedelta(minutes=45))
+            period = Period(
+                class_id=school_class.id,
+                subject="Toán",
+                teacher_id=teacher.id,
+                starts_at=now,
+                ends_at=now + timedelta(minutes=45),
+            )
             db.add(period)
             await db.flush()
-            older, newer = (LiveSession(period_id=period.id, started_by_id=teacher.id, node="node-1",
-                                        started_at=now + timedelta(seconds=s)) for s in (0, 1))
+            older, newer = (
+                LiveSession(
+                    period_id=period.id, started_by_id=teacher.id, node="node-1", started_at=now + timedelta(seconds=s)
+                )
+                for s in (0, 1)
+            )
             db.add_all([older, newer])
             await db.commit()
             ids, period_id, teacher_id = (older.id, newer.id), period.id, teacher.id

@@ -1,5 +1,6 @@
 """The question bank with a real server: questions by subject and topic, who sees and edits them, the rules
 of a question, images through signed links, and the XLSX template, import and export."""
+
 from __future__ import annotations
 
 import io
@@ -20,19 +21,31 @@ from liveclass.archive.spreadsheets import xlsx_book
 from liveclass.models import AuditEntry, Question, TeachingAssignment
 from tests.helpers import add_user, seed_school
 
-QUADRATIC = {"kind": "single", "text": "Phương trình x² − 5x + 6 = 0 có nghiệm nào?",
-             "options": ["x = 1", "x = 2 và x = 3", "x = −2", "Vô nghiệm"], "correct": ["B"], "points": 1,
-             "explanation": "Δ = 25 − 24 = 1, x = (5 ± 1) / 2.", "subject": "Toán",
-             "topic": "Chương 2. Phương trình bậc hai"}
+QUADRATIC = {
+    "kind": "single",
+    "text": "Phương trình x² − 5x + 6 = 0 có nghiệm nào?",
+    "options": ["x = 1", "x = 2 và x = 3", "x = −2", "Vô nghiệm"],
+    "correct": ["B"],
+    "points": 1,
+    "explanation": "Δ = 25 − 24 = 1, x = (5 ± 1) / 2.",
+    "subject": "Toán",
+    "topic": "Chương 2. Phương trình bậc hai",
+}
 
 
 def png(width: int = 2, height: int = 2, seed: int = 0) -> bytes:
     """A real PNG picture (what a phone or a scanner makes, only smaller)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     raw = b"".join(b"\x00" + bytes((seed + x * 40 + y * 80) % 256 for x in range(width * 3)) for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def question_count(server) -> int:
@@ -53,29 +66,45 @@ async def test_a_teacher_adds_finds_changes_and_deletes_a_question(any_store_ser
 
     created = await teacher.json("POST", "/questions", json=QUADRATIC, expect=201)
     assert created["bank_id"] == created["id"]
-    assert {k: created[k] for k in ("kind", "text", "options", "correct", "points", "explanation", "subject",
-                                    "topic")} == {**{k: QUADRATIC[k] for k in QUADRATIC}, "points": 1.0}
+    assert {
+        k: created[k] for k in ("kind", "text", "options", "correct", "points", "explanation", "subject", "topic")
+    } == {**{k: QUADRATIC[k] for k in QUADRATIC}, "points": 1.0}
     assert created["shared"] is False and created["may_edit"] is True and created["image_url"] is None
     assert created["owner"] == {"id": school.teacher.id, "full_name": "Nguyễn Thị Hà"}
     assert created["tolerance"] is None and created["created_at"].endswith("Z")
     QuestionOut.model_validate_json(json.dumps(created), strict=True)  # what openapi.json documents, exactly
 
-    number = await teacher.json("POST", "/questions", expect=201, json={
-        "kind": "number", "text": "Tính 7 : 2", "correct": ["3,5"], "tolerance": 0.01, "points": 2,
-        "subject": "Toán", "topic": "Chương 1. Số thực", "shared": True})
+    number = await teacher.json(
+        "POST",
+        "/questions",
+        expect=201,
+        json={
+            "kind": "number",
+            "text": "Tính 7 : 2",
+            "correct": ["3,5"],
+            "tolerance": 0.01,
+            "points": 2,
+            "subject": "Toán",
+            "topic": "Chương 1. Số thực",
+            "shared": True,
+        },
+    )
     assert number["correct"] == ["3.5"]  # kept with a "." decimal, as the room grades it
 
     listed = await teacher.json("GET", "/questions")
     assert [q["id"] for q in listed["items"]] == [number["id"], created["id"]]  # by subject, then topic
-    assert (await teacher.json("GET", "/questions?topic=Chương 2. Phương trình bậc hai"))["items"][0]["id"] \
-        == created["id"]
+    assert (await teacher.json("GET", "/questions?topic=Chương 2. Phương trình bậc hai"))["items"][0]["id"] == created[
+        "id"
+    ]
     assert [q["id"] for q in (await teacher.json("GET", "/questions?q=7 : 2"))["items"]] == [number["id"]]
     subjects = await teacher.json("GET", "/questions/subjects")
-    assert subjects == {"items": [{"subject": "Toán", "count": 2,
-                                   "topics": ["Chương 1. Số thực", "Chương 2. Phương trình bậc hai"]}]}
+    assert subjects == {
+        "items": [{"subject": "Toán", "count": 2, "topics": ["Chương 1. Số thực", "Chương 2. Phương trình bậc hai"]}]
+    }
 
-    changed = await teacher.json("PATCH", f"/questions/{created['id']}",
-                                 json={"kind": "multiple", "correct": ["b", "A"], "shared": True})
+    changed = await teacher.json(
+        "PATCH", f"/questions/{created['id']}", json={"kind": "multiple", "correct": ["b", "A"], "shared": True}
+    )
     assert changed["kind"] == "multiple" and changed["correct"] == ["A", "B"] and changed["shared"] is True
     assert changed["options"] == QUADRATIC["options"]  # kept: single and multiple choice share them
     again = await teacher.json("GET", f"/questions/{created['id']}")
@@ -98,8 +127,9 @@ async def test_questions_are_seen_by_their_author_the_same_subjects_teachers_if_
         await db.commit()
     author = await server.logged_in(school.teacher)
     private = await author.json("POST", "/questions", json=QUADRATIC, expect=201)
-    shared = await author.json("POST", "/questions", json={**QUADRATIC, "text": "Câu chia sẻ", "shared": True},
-                               expect=201)
+    shared = await author.json(
+        "POST", "/questions", json={**QUADRATIC, "text": "Câu chia sẻ", "shared": True}, expect=201
+    )
 
     same_subject = await server.logged_in(colleague)
     seen = (await same_subject.json("GET", "/questions"))["items"]
@@ -134,21 +164,35 @@ async def test_questions_are_seen_by_their_author_the_same_subjects_teachers_if_
 
 
 # -- the rules of a question ---------------------------------------------------------------------------
-@pytest.mark.parametrize("change, field, words", [
-    ({"kind": "essay"}, "kind", "essay"),
-    ({"correct": ["E"]}, "correct", "không nằm trong các lựa chọn"),
-    ({"correct": None, "points": 2}, "points", "Points need a correct answer"),
-    ({"kind": "number", "options": [], "correct": ["ba phẩy năm"]}, "correct", "one number"),
-    ({"text": "x" * 1001}, "text", "longer than 1000"),
-    ({"options": ["Chỉ một lựa chọn"], "correct": ["A"]}, "options", "2 to 6 options"),
-    ({"kind": "truefalse", "correct": ["true"]}, "options", "Only single and multiple choice"),
-    ({"correct": ["A", "B"]}, "correct", "exactly one"),
-    ({"tolerance": 0.5}, "tolerance", "Only a number question"),
-    ({"points": 5000}, "points", "0 to 1000"),
-    ({"subject": "  "}, "subject", "Chưa ghi môn học"),
-], ids=["bad kind", "letter not an option", "points without correct", "number not a number", "too long",
-        "one option", "options on true/false", "two answers to single", "tolerance not number", "points too high",
-        "no subject"])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"kind": "essay"}, "kind", "essay"),
+        ({"correct": ["E"]}, "correct", "không nằm trong các lựa chọn"),
+        ({"correct": None, "points": 2}, "points", "Points need a correct answer"),
+        ({"kind": "number", "options": [], "correct": ["ba phẩy năm"]}, "correct", "one number"),
+        ({"text": "x" * 1001}, "text", "longer than 1000"),
+        ({"options": ["Chỉ một lựa chọn"], "correct": ["A"]}, "options", "2 to 6 options"),
+        ({"kind": "truefalse", "correct": ["true"]}, "options", "Only single and multiple choice"),
+        ({"correct": ["A", "B"]}, "correct", "exactly one"),
+        ({"tolerance": 0.5}, "tolerance", "Only a number question"),
+        ({"points": 5000}, "points", "0 to 1000"),
+        ({"subject": "  "}, "subject", "Chưa ghi môn học"),
+    ],
+    ids=[
+        "bad kind",
+        "letter not an option",
+        "points without correct",
+        "number not a number",
+        "too long",
+        "one option",
+        "options on true/false",
+        "two answers to single",
+        "tolerance not number",
+        "points too high",
+        "no subject",
+    ],
+)
 async def test_a_wrong_question_is_refused_with_what_to_fix(server, school, change, field, words):
     teacher = await server.logged_in(school.teacher)
     response = await teacher.request("POST", "/questions", json={**QUADRATIC, **change})
@@ -177,8 +221,9 @@ async def test_an_image_is_shown_to_the_class_through_a_signed_link(server, scho
     teacher = await server.logged_in(school.teacher)
     created = await teacher.json("POST", "/questions", json=QUADRATIC, expect=201)
     picture = png(4, 3)
-    with_image = await teacher.json("PUT", f"/questions/{created['id']}/image", data=picture,
-                                    headers={"Content-Type": "image/png"})
+    with_image = await teacher.json(
+        "PUT", f"/questions/{created['id']}/image", data=picture, headers={"Content-Type": "image/png"}
+    )
     url = with_image["image_url"]
     assert url.startswith("/api/question-images/")  # the form the room accepts (signaling/protocol.py)
     stored = server.settings.files_dir / "question-images"
@@ -203,8 +248,13 @@ async def test_an_image_is_shown_to_the_class_through_a_signed_link(server, scho
 
     # A link nobody signed, or signed for another question, or damaged, is refused; so is an old one.
     qid, prefix, exp, mac = token.split(".")
-    for forged in (f"{int(qid) + 1}.{prefix}.{exp}.{mac}", f"{qid}.{prefix}.{int(exp) + 3600}.{mac}",
-                   f"{qid}.{prefix}.{exp}.{mac[:-2]}AA", "abc", f"{qid}.{prefix}.{exp}"):
+    for forged in (
+        f"{int(qid) + 1}.{prefix}.{exp}.{mac}",
+        f"{qid}.{prefix}.{int(exp) + 3600}.{mac}",
+        f"{qid}.{prefix}.{exp}.{mac[:-2]}AA",
+        "abc",
+        f"{qid}.{prefix}.{exp}",
+    ):
         refused = await student.request("GET", f"/question-images/{forged}")
         assert refused.status == 404, forged
     secret = server.settings.secret_key
@@ -227,8 +277,9 @@ async def test_only_a_picture_of_at_most_1_mb_is_taken(server, school):
     teacher = await server.logged_in(school.teacher)
     created = await teacher.json("POST", "/questions", json=QUADRATIC, expect=201)
     pdf = b"%PDF-1.4\n1 0 obj <</Type /Catalog>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
-    not_image = await teacher.request("PUT", f"/questions/{created['id']}/image", data=pdf,
-                                      headers={"Content-Type": "image/png"})  # the name lies; the content tells
+    not_image = await teacher.request(
+        "PUT", f"/questions/{created['id']}/image", data=pdf, headers={"Content-Type": "image/png"}
+    )  # the name lies; the content tells
     assert not_image.status == 415 and (await not_image.json())["error"]["code"] == "not_an_image"
     huge = png() + b"\x00" * (1024 * 1024)
     too_big = await teacher.request("PUT", f"/questions/{created['id']}/image", data=huge)
@@ -236,43 +287,158 @@ async def test_only_a_picture_of_at_most_1_mb_is_taken(server, school):
     empty = await teacher.request("PUT", f"/questions/{created['id']}/image", data=b"")
     assert empty.status == 400
     assert (await teacher.json("GET", f"/questions/{created['id']}"))["image_url"] is None
-    assert not (server.settings.files_dir / "question-images").exists() or \
-        list((server.settings.files_dir / "question-images").iterdir()) == []
+    assert (
+        not (server.settings.files_dir / "question-images").exists()
+        or list((server.settings.files_dir / "question-images").iterdir()) == []
+    )
 
 
 # -- XLSX ----------------------------------------------------------------------------------------------
 FILLED = [  # as a teacher types them into the template: Vietnamese words, comma decimals, a number typed as one
-    ["Toán", "Chương 1. Mệnh đề", "Một đáp án", "2 + 2 = ?", "3", "4", "5", None, None, None, "B", None, 1,
-     "Phép cộng.", "Có"],
-    ["Toán", "Chương 1. Mệnh đề", "Nhiều đáp án", "Số nào chẵn?", "2", "3", "4", "7", None, None, "A, C", None, 2,
-     None, "Không"],
-    ["Toán", "Chương 2. Hàm số", "Đúng/Sai", "Hàm y = 2x đồng biến trên R.", None, None, None, None, None, None,
-     "Đúng", None, 0.5, None, None],
-    ["Ngữ văn", "", "Trả lời ngắn", "Tác giả \"Truyện Kiều\"?", None, None, None, None, None, None,
-     "Nguyễn Du | Tố Như", None, 1, None, "có"],
-    ["Vật lý", "Chương 1", "Số", "Tốc độ (km/h) khi đi 7 km trong 2 giờ?", None, None, None, None, None, None,
-     "3,5", "0,1", 1, "v = s/t", "Không"],
-    ["Vật lý", "Chương 1", "number", "Gia tốc rơi tự do (m/s²)?", None, None, None, None, None, None,
-     9.8, 0.05, None, None, None],
-    ["Toán", "Khảo sát", "single", "Em thích học nhóm không?", "Có", "Không", None, None, None, None, None, None,
-     None, None, "Không"],
+    [
+        "Toán",
+        "Chương 1. Mệnh đề",
+        "Một đáp án",
+        "2 + 2 = ?",
+        "3",
+        "4",
+        "5",
+        None,
+        None,
+        None,
+        "B",
+        None,
+        1,
+        "Phép cộng.",
+        "Có",
+    ],
+    [
+        "Toán",
+        "Chương 1. Mệnh đề",
+        "Nhiều đáp án",
+        "Số nào chẵn?",
+        "2",
+        "3",
+        "4",
+        "7",
+        None,
+        None,
+        "A, C",
+        None,
+        2,
+        None,
+        "Không",
+    ],
+    [
+        "Toán",
+        "Chương 2. Hàm số",
+        "Đúng/Sai",
+        "Hàm y = 2x đồng biến trên R.",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "Đúng",
+        None,
+        0.5,
+        None,
+        None,
+    ],
+    [
+        "Ngữ văn",
+        "",
+        "Trả lời ngắn",
+        'Tác giả "Truyện Kiều"?',
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "Nguyễn Du | Tố Như",
+        None,
+        1,
+        None,
+        "có",
+    ],
+    [
+        "Vật lý",
+        "Chương 1",
+        "Số",
+        "Tốc độ (km/h) khi đi 7 km trong 2 giờ?",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "3,5",
+        "0,1",
+        1,
+        "v = s/t",
+        "Không",
+    ],
+    [
+        "Vật lý",
+        "Chương 1",
+        "number",
+        "Gia tốc rơi tự do (m/s²)?",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        9.8,
+        0.05,
+        None,
+        None,
+        None,
+    ],
+    [
+        "Toán",
+        "Khảo sát",
+        "single",
+        "Em thích học nhóm không?",
+        "Có",
+        "Không",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "Không",
+    ],
 ]
 EXPECTED = [  # the same questions as the bank keeps them
     ("Toán", "Chương 1. Mệnh đề", "single", "2 + 2 = ?", ["3", "4", "5"], ["B"], None, 1.0, "Phép cộng.", True),
-    ("Toán", "Chương 1. Mệnh đề", "multiple", "Số nào chẵn?", ["2", "3", "4", "7"], ["A", "C"], None, 2.0, None,
-     False),
+    ("Toán", "Chương 1. Mệnh đề", "multiple", "Số nào chẵn?", ["2", "3", "4", "7"], ["A", "C"], None, 2.0, None, False),
     ("Toán", "Chương 2. Hàm số", "truefalse", "Hàm y = 2x đồng biến trên R.", [], ["true"], None, 0.5, None, False),
-    ("Ngữ văn", "", "text", "Tác giả \"Truyện Kiều\"?", [], ["Nguyễn Du", "Tố Như"], None, 1.0, None, True),
-    ("Vật lý", "Chương 1", "number", "Tốc độ (km/h) khi đi 7 km trong 2 giờ?", [], ["3.5"], 0.1, 1.0, "v = s/t",
-     False),
+    ("Ngữ văn", "", "text", 'Tác giả "Truyện Kiều"?', [], ["Nguyễn Du", "Tố Như"], None, 1.0, None, True),
+    ("Vật lý", "Chương 1", "number", "Tốc độ (km/h) khi đi 7 km trong 2 giờ?", [], ["3.5"], 0.1, 1.0, "v = s/t", False),
     ("Vật lý", "Chương 1", "number", "Gia tốc rơi tự do (m/s²)?", [], ["9.8"], 0.05, None, None, False),
     ("Toán", "Khảo sát", "single", "Em thích học nhóm không?", ["Có", "Không"], None, None, None, None, False),
 ]
 
 
 def as_tuple(q: dict) -> tuple:
-    return (q["subject"], q["topic"], q["kind"], q["text"], q["options"], q["correct"], q["tolerance"], q["points"],
-            q["explanation"], q["shared"])
+    return (
+        q["subject"],
+        q["topic"],
+        q["kind"],
+        q["text"],
+        q["options"],
+        q["correct"],
+        q["tolerance"],
+        q["points"],
+        q["explanation"],
+        q["shared"],
+    )
 
 
 def filled_template(template: bytes, rows: list[list]) -> bytes:
@@ -301,8 +467,13 @@ async def test_the_template_filled_in_imports_and_exports_the_same_questions(ser
     header = [c.value for c in book["Câu hỏi"][1]]
     assert header[:4] == ["Môn học / Subject", "Chủ đề (chương) / Topic", "Loại / Kind", "Câu hỏi / Question"]
     assert header[4] == "Lựa chọn A / Option A" and header[9] == "Lựa chọn F / Option F"
-    assert header[10:] == ["Đáp án đúng / Correct answer", "Sai số / Tolerance", "Điểm / Points",
-                           "Giải thích / Explanation", "Chia sẻ / Shared"]
+    assert header[10:] == [
+        "Đáp án đúng / Correct answer",
+        "Sai số / Tolerance",
+        "Điểm / Points",
+        "Giải thích / Explanation",
+        "Chia sẻ / Shared",
+    ]
     assert book["Câu hỏi"].max_row == 1  # nothing to delete before filling it in
     assert book["Ví dụ"].max_row > 3  # examples, one per kind
 
@@ -332,21 +503,42 @@ async def test_an_import_with_bad_rows_names_each_and_creates_nothing(server, sc
     teacher = await server.logged_in(school.teacher)
     template = await (await teacher.request("GET", "/questions/template.xlsx")).read()
     rows = [
-        FILLED[0],                                                                         # line 2: good
+        FILLED[0],  # line 2: good
         ["Toán", "", "Một đáp án", "Chọn một", "x", "y", None, None, None, None, "D", None, 1, None, None],  # 3
-        FILLED[1],                                                                         # line 4: good
+        FILLED[1],  # line 4: good
         ["Toán", "", "Tự luận", "Viết đoạn văn", None, None, None, None, None, None, None, None, None, None, None],
         ["", "", "Số", "Bao nhiêu?", None, None, None, None, None, None, "ba", None, None, None, None],  # line 6
-        [None] * 15,                                                                       # line 7: blank, skipped
-        ["Toán", "", "Đúng/Sai", "Trái Đất quay", None, None, None, None, None, None, "Có lẽ", None, "hai", None,
-         "Có"],                                                                            # line 8
+        [None] * 15,  # line 7: blank, skipped
+        [
+            "Toán",
+            "",
+            "Đúng/Sai",
+            "Trái Đất quay",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "Có lẽ",
+            None,
+            "hai",
+            None,
+            "Có",
+        ],  # line 8
     ]
     response = await import_file(teacher, filled_template(template, rows))
     body = await response.json()
     assert response.status == 400 and body["error"]["code"] == "import_rejected"
     found = {(e["line"], e["column"]) for e in body["errors"]}
-    assert found == {(3, "Đáp án đúng / Correct answer"), (5, "Loại / Kind"), (6, "Môn học / Subject"),
-                     (6, "Đáp án đúng / Correct answer"), (8, "Đáp án đúng / Correct answer"), (8, "Điểm / Points")}
+    assert found == {
+        (3, "Đáp án đúng / Correct answer"),
+        (5, "Loại / Kind"),
+        (6, "Môn học / Subject"),
+        (6, "Đáp án đúng / Correct answer"),
+        (8, "Đáp án đúng / Correct answer"),
+        (8, "Điểm / Points"),
+    }
     assert body["errors"] == body["error"]["details"] and body["created"] == 0
     assert all(" / " in e["reason"] for e in body["errors"])
     assert "Tự luận" in next(e["reason"] for e in body["errors"] if e["line"] == 5)

@@ -1,5 +1,6 @@
 """A session exported as one ZIP (GET /sessions/{id}/export and `liveclass records export`), checked
 against the store: yesterday's 10A1 Toán period with a real recording (tests/archive_seed.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,12 +41,32 @@ async def _more_chat(server, archived) -> None:
     at = lambda hh, mm: school_time(archived.day, hh, mm).timestamp()  # noqa: E731
     late, teacher = archived.late.id, archived.teacher.id
     writer = RecordsWriter(server.db)
-    for event in (RoomEvent(archived.session_id, ev.CHAT_MESSAGE, late, None,
-                            {"message_id": f"{archived.session_id}-m4", "text": HYPERLINK, "kind": "text"}, at(8, 17)),
-                  RoomEvent(archived.session_id, ev.CHAT_MESSAGE, late, None,
-                            {"message_id": f"{archived.session_id}-m5", "text": MENTION, "kind": "text"}, at(8, 18)),
-                  RoomEvent(archived.session_id, ev.CHAT_MESSAGE, late, teacher,
-                            {"message_id": f"{archived.session_id}-m6", "text": PRIVATE, "kind": "text"}, at(8, 19))):
+    for event in (
+        RoomEvent(
+            archived.session_id,
+            ev.CHAT_MESSAGE,
+            late,
+            None,
+            {"message_id": f"{archived.session_id}-m4", "text": HYPERLINK, "kind": "text"},
+            at(8, 17),
+        ),
+        RoomEvent(
+            archived.session_id,
+            ev.CHAT_MESSAGE,
+            late,
+            None,
+            {"message_id": f"{archived.session_id}-m5", "text": MENTION, "kind": "text"},
+            at(8, 18),
+        ),
+        RoomEvent(
+            archived.session_id,
+            ev.CHAT_MESSAGE,
+            late,
+            teacher,
+            {"message_id": f"{archived.session_id}-m6", "text": PRIVATE, "kind": "text"},
+            at(8, 19),
+        ),
+    ):
         writer.emit(event)
     await writer.flush()
 
@@ -78,9 +99,17 @@ async def _handout(server, archived) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "a1b2c3.pdf").write_bytes(WORKSHEET)
     async with server.db() as db:
-        db.add(Handout(session_id=archived.session_id, uploaded_by_id=archived.teacher.id, filename="Phiếu bài tập.pdf",
-                       content_type="application/pdf", size=len(WORKSHEET),
-                       sha256=hashlib.sha256(WORKSHEET).hexdigest(), stored_name="a1b2c3.pdf"))
+        db.add(
+            Handout(
+                session_id=archived.session_id,
+                uploaded_by_id=archived.teacher.id,
+                filename="Phiếu bài tập.pdf",
+                content_type="application/pdf",
+                size=len(WORKSHEET),
+                sha256=hashlib.sha256(WORKSHEET).hexdigest(),
+                stored_name="a1b2c3.pdf",
+            )
+        )
         await db.commit()
 
 
@@ -103,20 +132,32 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     name = f"liveclass-10A1-Toan-{archived.day.isoformat()}-session-{archived.session_id}.zip"
     real = name.replace("Toan", "Toán")
     assert response.headers["Content-Disposition"] == (
-        f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(real, safe='')}")
+        f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(real, safe='')}"
+    )
     assert response.headers["Cache-Control"] == "no-store"
 
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert archive.testzip() is None
     names = archive.namelist()
-    assert names[:6] == ["manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx",
-                         "events.jsonl"]
+    assert names[:6] == ["manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx", "events.jsonl"]
 
     async with server.db() as db:
-        rows = (await db.execute(select(Recording).where(Recording.session_id == archived.session_id)
-                                 .order_by(Recording.start_ms, Recording.id))).scalars().all()
-        event_rows = (await db.execute(select(func.count()).select_from(SessionEvent).where(
-            SessionEvent.session_id == archived.session_id))).scalar_one()
+        rows = (
+            (
+                await db.execute(
+                    select(Recording)
+                    .where(Recording.session_id == archived.session_id)
+                    .order_by(Recording.start_ms, Recording.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        event_rows = (
+            await db.execute(
+                select(func.count()).select_from(SessionEvent).where(SessionEvent.session_id == archived.session_id)
+            )
+        ).scalar_one()
         audits = (await db.execute(select(AuditEntry).where(AuditEntry.action == "session_exported"))).scalars().all()
     assert len(rows) == len(archived.recording_files) >= 3
 
@@ -131,15 +172,30 @@ async def test_export_is_the_session_as_stored(server, school, archived):
         assert data == (server.settings.recordings_dir / row.path).read_bytes()
         entry = listed[member]
         assert (entry["sha256"], entry["start_ms"], entry["duration_ms"], entry["size"]) == (
-            row.sha256, row.start_ms, row.duration_ms, len(data))
+            row.sha256,
+            row.start_ms,
+            row.duration_ms,
+            len(data),
+        )
     recording_dir = Path(rows[0].path).parent.name
     assert f"recordings/{recording_dir}/manifest.json" in names
     assert manifest["recordings"][0]["finished"] is True
     handout = [n for n in names if n.startswith("handouts/")]
     assert len(handout) == 1 and handout[0].endswith("-Phiếu bài tập.pdf") and archive.read(handout[0]) == WORKSHEET
     assert [(h["filename"], h["path"]) for h in manifest["handouts"]] == [("Phiếu bài tập.pdf", handout[0])]
-    assert set(names) == ({"manifest.json", "attendance.csv", "attendance.xlsx", "chat.csv", "polls.xlsx",
-                           "events.jsonl", f"recordings/{recording_dir}/manifest.json"} | set(listed) | set(handout))
+    assert set(names) == (
+        {
+            "manifest.json",
+            "attendance.csv",
+            "attendance.xlsx",
+            "chat.csv",
+            "polls.xlsx",
+            "events.jsonl",
+            f"recordings/{recording_dir}/manifest.json",
+        }
+        | set(listed)
+        | set(handout)
+    )
 
     # The manifest names the session, its period, class and teacher.
     assert manifest["format"] == "liveclass-session-export"
@@ -158,20 +214,23 @@ async def test_export_is_the_session_as_stored(server, school, archived):
         assert line["Họ và tên / Name"] == item["name"]
         assert line["Mã định danh / Personal ID"] == item["personal_id"]
         assert line["Trạng thái / Status"] == STATUS_LABELS[item["status"]]
-        for column, key in [("Số phút có mặt / Minutes present", "minutes_present"),
-                            ("Số phút đi muộn / Minutes late", "minutes_late"),
-                            ("Phút bật camera / Camera minutes", "camera_minutes"),
-                            ("Phút bật micro / Microphone minutes", "microphone_minutes"),
-                            ("Phút chia sẻ màn hình / Screen minutes", "screen_minutes"),
-                            ("Số lần giơ tay / Hands raised", "hands_raised"),
-                            ("Số tin nhắn / Messages", "messages")]:
+        for column, key in [
+            ("Số phút có mặt / Minutes present", "minutes_present"),
+            ("Số phút đi muộn / Minutes late", "minutes_late"),
+            ("Phút bật camera / Camera minutes", "camera_minutes"),
+            ("Phút bật micro / Microphone minutes", "microphone_minutes"),
+            ("Phút chia sẻ màn hình / Screen minutes", "screen_minutes"),
+            ("Số lần giơ tay / Hands raised", "hands_raised"),
+            ("Số tin nhắn / Messages", "messages"),
+        ]:
             assert float(line[column]) == item[key], (column, line, item)
     by_name = {line["Họ và tên / Name"]: line for line in lines}
     day = archived.day.isoformat()
     anh = by_name["Phạm Ngọc Ánh"]
     assert anh["Vào lớp lúc / Arrived at"] == f"{day} 08:00:30"  # school-local time
     assert anh["Các lần có mặt / Presence intervals"] == (
-        f"08:01:10–08:20:00 ({END_REASONS['dropped']}); 08:21:00–08:40:00 ({END_REASONS['left']})")
+        f"08:01:10–08:20:00 ({END_REASONS['dropped']}); 08:21:00–08:40:00 ({END_REASONS['left']})"
+    )
     assert by_name["Trần Gia Bảo"]["Trạng thái / Status"] == "Đi muộn / Late"
     assert by_name["Lê Thị Chi"]["Trạng thái / Status"] == "Vắng / Absent"
     assert by_name["Lê Thị Chi"]["Vào lớp lúc / Arrived at"] == ""
@@ -185,8 +244,9 @@ async def test_export_is_the_session_as_stored(server, school, archived):
     assert header == list(lines[0].keys())
     assert len(sheet_rows) == len(lines)
     for row, line in zip(sheet_rows, lines):  # numbers are numbers in the sheet, text in the CSV
-        assert [float(text) if isinstance(value, (int, float)) else text for value, text in
-                zip(row, line.values())] == [value if value is not None else "" for value in row]
+        assert [
+            float(text) if isinstance(value, (int, float)) else text for value, text in zip(row, line.values())
+        ] == [value if value is not None else "" for value in row]
     assert all(isinstance(row[2], str) and row[2].startswith("0012") and len(row[2]) == 12 for row in sheet_rows)
     assert all(isinstance(row[7], (int, float)) for row in sheet_rows)  # minutes are numbers
 
@@ -202,7 +262,8 @@ async def test_export_is_the_session_as_stored(server, school, archived):
 
     # Written to the audit log, with the address, before the download began.
     assert [(a.actor_id, a.target, a.address) for a in audits] == [
-        (school.teacher.id, f"session:{archived.session_id}", "127.0.0.1")]
+        (school.teacher.id, f"session:{archived.session_id}", "127.0.0.1")
+    ]
 
 
 async def test_chat_csv_opens_in_excel_with_vietnamese_names_and_no_formulas(server, school, archived):
@@ -242,7 +303,7 @@ async def test_export_only_for_the_sessions_teacher_and_admins(server, school, a
     await _export(admin, 999_999, expect=404)
     await _export(admin, archived.session_id, expect=200)
     async with server.db() as db:
-        audits = (await db.execute(select(AuditEntry.actor_id).where(AuditEntry.action == "session_exported")))
+        audits = await db.execute(select(AuditEntry.actor_id).where(AuditEntry.action == "session_exported"))
         assert list(audits.scalars()) == [school.admin.id]  # refusals export nothing and log no export
 
 
@@ -282,19 +343,36 @@ async def test_large_recordings_use_zip64(server, school, archived, monkeypatch)
 async def test_recording_download_is_an_attachment_and_audited_as_such(server, school, archived):
     teacher = await server.logged_in(school.teacher)
     async with server.db() as db:
-        recording = (await db.execute(select(Recording).where(Recording.session_id == archived.session_id)
-                                      .order_by(Recording.id))).scalars().first()
+        recording = (
+            (
+                await db.execute(
+                    select(Recording).where(Recording.session_id == archived.session_id).order_by(Recording.id)
+                )
+            )
+            .scalars()
+            .first()
+        )
     url = f"/sessions/{archived.session_id}/recordings/{recording.id}/file"
     played = await teacher.request("GET", url)
     assert played.status == 200 and "Content-Disposition" not in played.headers
     downloaded = await teacher.request("GET", url + "?download=1")
     assert downloaded.status == 200
     assert downloaded.headers["Content-Disposition"] == (
-        f'attachment; filename="liveclass-session-{archived.session_id}-{Path(recording.path).name}"')
+        f'attachment; filename="liveclass-session-{archived.session_id}-{Path(recording.path).name}"'
+    )
     assert hashlib.sha256(await downloaded.read()).hexdigest() == recording.sha256
     async with server.db() as db:
-        actions = (await db.execute(select(AuditEntry.action).where(AuditEntry.target == f"recording:{recording.id}")
-                                    .order_by(AuditEntry.id))).scalars().all()
+        actions = (
+            (
+                await db.execute(
+                    select(AuditEntry.action)
+                    .where(AuditEntry.target == f"recording:{recording.id}")
+                    .order_by(AuditEntry.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert actions == ["recording_viewed", "recording_downloaded"]
 
 
@@ -304,8 +382,14 @@ def _on_a_terminal(*args: str, data_dir: Path, cwd: Path) -> tuple[int, str, str
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
-    process = subprocess.Popen([sys.executable, "-m", "liveclass.cli", *args, "--data-dir", str(data_dir)],
-                               stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=clean, cwd=cwd)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "liveclass.cli", *args, "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=clean,
+        cwd=cwd,
+    )
     os.close(slave)
     terminal = bytearray()
     while True:
@@ -326,8 +410,8 @@ async def test_cli_export_writes_the_zip_with_a_progress_bar(server, school, arc
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     code, stdout, terminal = await asyncio.to_thread(
-        _on_a_terminal, "records", "export", str(archived.session_id), data_dir=server.settings.data_dir,
-        cwd=out_dir)
+        _on_a_terminal, "records", "export", str(archived.session_id), data_dir=server.settings.data_dir, cwd=out_dir
+    )
     assert code == 0, (stdout, terminal)
     assert "Traceback" not in terminal and "Export" in terminal and "100%" in terminal
     written = out_dir / f"liveclass-10A1-Toan-{archived.day.isoformat()}-session-{archived.session_id}.zip"
@@ -343,35 +427,49 @@ async def test_cli_export_writes_the_zip_with_a_progress_bar(server, school, arc
         assert hashlib.sha256(data).hexdigest() == row.sha256
     assert json.loads(archive.read("manifest.json"))["exported_by"] is None
     assert [(a.actor_id, a.target, a.details) for a in audits] == [
-        (None, f"session:{archived.session_id}", {"via": "cli"})]
+        (None, f"session:{archived.session_id}", {"via": "cli"})
+    ]
 
     # --out names the file; an existing one is never overwritten.
     out = tmp_path / "ban-sao.zip"
-    result = await asyncio.to_thread(liveclass, "records", "export", str(archived.session_id), "--out", str(out),
-                                     data_dir=server.settings.data_dir)
+    result = await asyncio.to_thread(
+        liveclass, "records", "export", str(archived.session_id), "--out", str(out), data_dir=server.settings.data_dir
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no progress bar when not on a terminal
     assert zipfile.ZipFile(out).namelist() == archive.namelist()
-    again = await asyncio.to_thread(liveclass, "records", "export", str(archived.session_id), "--out", str(out),
-                                    data_dir=server.settings.data_dir)
+    again = await asyncio.to_thread(
+        liveclass, "records", "export", str(archived.session_id), "--out", str(out), data_dir=server.settings.data_dir
+    )
     assert_clean_failure(again, "already exists")
 
 
 async def test_cli_export_of_an_unknown_session(server, school, tmp_path):
-    result = await asyncio.to_thread(liveclass, "records", "export", "424242", data_dir=server.settings.data_dir,
-                                     cwd=tmp_path)
+    result = await asyncio.to_thread(
+        liveclass, "records", "export", "424242", data_dir=server.settings.data_dir, cwd=tmp_path
+    )
     assert_clean_failure(result, "no session 424242")
     assert list(tmp_path.glob("*.zip")) == []
     async with server.db() as db:
-        assert (await db.execute(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.action == "session_exported"))).scalar_one() == 0
+        assert (
+            await db.execute(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "session_exported")
+            )
+        ).scalar_one() == 0
 
 
 async def test_a_client_that_goes_away_mid_download_leaves_nothing_open(server, school, archived, caplog):
     """The export stops when the client does: its file is closed, nothing is logged as a failure."""
     async with server.db() as db:
-        recording = (await db.execute(select(Recording).where(Recording.session_id == archived.session_id)
-                                      .order_by(Recording.id))).scalars().first()
+        recording = (
+            (
+                await db.execute(
+                    select(Recording).where(Recording.session_id == archived.session_id).order_by(Recording.id)
+                )
+            )
+            .scalars()
+            .first()
+        )
     big = server.settings.recordings_dir / recording.path
     with open(big, "ab") as file:  # 64 MB: more than the sockets buffer between server and client
         file.truncate(64 << 20)
@@ -391,8 +489,7 @@ async def test_a_client_that_goes_away_mid_download_leaves_nothing_open(server, 
     assert str(big.resolve()) not in open_files()
     assert "failed while streaming" not in caplog.text
     _, body = await _export(teacher, archived.session_id)  # and the next export is whole
-    assert zipfile.ZipFile(io.BytesIO(body)).getinfo(
-        f"recordings/{big.parent.name}/{big.name}").file_size == 64 << 20
+    assert zipfile.ZipFile(io.BytesIO(body)).getinfo(f"recordings/{big.parent.name}/{big.name}").file_size == 64 << 20
 
 
 async def test_events_are_read_in_pages_on_each_store(any_store_server):
@@ -403,8 +500,17 @@ async def test_events_are_read_in_pages_on_each_store(any_store_server):
     server = any_store_server
     archived = await seed_archived_session(server, await seed_school(server))
     async with server.db() as db:
-        expected = (await db.execute(select(SessionEvent.id).where(SessionEvent.session_id == archived.session_id)
-                                     .order_by(SessionEvent.at, SessionEvent.id))).scalars().all()
+        expected = (
+            (
+                await db.execute(
+                    select(SessionEvent.id)
+                    .where(SessionEvent.session_id == archived.session_id)
+                    .order_by(SessionEvent.at, SessionEvent.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     pages = [page async for page in _event_pages(server.db, archived.session_id, page=3)]
     lines = [json.loads(line) for page in pages for line in page.decode().splitlines()]
     assert len(pages) == -(-len(expected) // 3)

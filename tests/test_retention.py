@@ -1,5 +1,6 @@
 """Retention and legal holds (docs/records-archive.md): periods set by admins, the retention run (over
 HTTP, by the daily job, by the CLI) deleting exactly what expired, legal holds keeping everything."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,14 @@ from sqlalchemy import func, select
 
 from liveclass.archive import retention
 from liveclass.models import (
-    AttendanceInterval, AuditEntry, ChatMessage, Handout, LiveSession, Recording, SessionEvent, utcnow,
+    AttendanceInterval,
+    AuditEntry,
+    ChatMessage,
+    Handout,
+    LiveSession,
+    Recording,
+    SessionEvent,
+    utcnow,
 )
 from tests.archive_seed import seed_archived_session
 from tests.helpers import make_settings, seed_school, start_server
@@ -32,8 +40,16 @@ async def add_handout(server, session_id: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / stored).write_bytes(b"%PDF-1.4\n% bai tap\n")
     async with server.db() as db:
-        db.add(Handout(session_id=session_id, filename="Phiếu bài tập.pdf", content_type="application/pdf",
-                       size=19, sha256="0" * 64, stored_name=stored))
+        db.add(
+            Handout(
+                session_id=session_id,
+                filename="Phiếu bài tập.pdf",
+                content_type="application/pdf",
+                size=19,
+                sha256="0" * 64,
+                stored_name=stored,
+            )
+        )
         await db.commit()
 
 
@@ -83,7 +99,8 @@ async def snapshot(server, session_id: int) -> Snapshot:
             handouts=await count(Handout, Handout.session_id == session_id),
             recording_files=_files(server.settings.recordings_dir / str(session_id)),
             handout_files=_files(server.settings.handouts_dir / str(session_id)),
-            purged=session.purged)
+            purged=session.purged,
+        )
     return result
 
 
@@ -94,8 +111,9 @@ def _files(folder) -> int:
 
 async def audit_entries(server, action: str) -> list[AuditEntry]:
     async with server.db() as db:
-        return list((await db.execute(select(AuditEntry).where(AuditEntry.action == action)
-                                      .order_by(AuditEntry.id))).scalars())
+        return list(
+            (await db.execute(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))).scalars()
+        )
 
 
 async def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> None:
@@ -119,20 +137,24 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
     for session_id in sessions.values():
         await add_handout(server, session_id)
     expired_audit = [await add_audit(server, 400), await add_audit(server, 300)]
-    kept_audit = [await add_audit(server, 100),
-                  await add_audit(server, 400, target=f"session:{held.session_id}")]  # about a held session
+    kept_audit = [
+        await add_audit(server, 100),
+        await add_audit(server, 400, target=f"session:{held.session_id}"),
+    ]  # about a held session
 
     admin = await server.logged_in(school.admin)
-    hold = await admin.json("PUT", f"/sessions/{held.session_id}/legal-hold",
-                            json={"hold": True, "reason": HOLD_REASON})
+    hold = await admin.json(
+        "PUT", f"/sessions/{held.session_id}/legal-hold", json={"hold": True, "reason": HOLD_REASON}
+    )
     assert hold["legal_hold"] is True and hold["legal_hold_reason"] == HOLD_REASON
     assert hold["legal_hold_by"]["user_id"] == school.admin.id
     # chat 50 days: the 100-day-old session loses its chat too; attendance keeps its default (5 years).
     await admin.json("PUT", "/retention", json={"recordings": 200, "chat": 50, "handouts": 200, "audit": 200})
     # Share links a student holds: the one to the recording that expires stops opening, the other not.
-    links = {name: (await admin.json("POST", f"/sessions/{sessions[name]}/shares", expect=201,
-                                json={"days": 30}))["token"]
-             for name in ("old", "recent")}
+    links = {
+        name: (await admin.json("POST", f"/sessions/{sessions[name]}/shares", expect=201, json={"days": 30}))["token"]
+        for name in ("old", "recent")
+    }
     student = await server.logged_in(school.student)
     assert all([(await student.json("GET", f"/shared/{token}"))["recordings"] for token in links.values()])
 
@@ -141,8 +163,14 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
         assert before[name].recordings > 0 and before[name].recording_files >= before[name].recordings
         assert before[name].chat > 0 and before[name].chat_texts > 0 and before[name].attendance > 0
         assert before[name].handouts == before[name].handout_files == 1
-    expected = {"recordings": before["old"].recordings, "chat": before["old"].chat + before["mid"].chat,
-                "attendance": 0, "handouts": 1, "assessments": 0, "audit": len(expired_audit)}
+    expected = {
+        "recordings": before["old"].recordings,
+        "chat": before["old"].chat + before["mid"].chat,
+        "attendance": 0,
+        "handouts": 1,
+        "assessments": 0,
+        "audit": len(expired_audit),
+    }
 
     # A dry run deletes nothing but counts the same.
     dry = await admin.json("POST", "/retention/run?dry_run=true")
@@ -155,21 +183,37 @@ async def test_the_run_deletes_exactly_what_expired(any_store_server, lesson):
     assert report["deleted"] == expected == dry["deleted"]
     assert report["sessions"] == {"recordings": 1, "chat": 2, "attendance": 0, "handouts": 1, "assessments": 0}
     assert report["files_deleted"] == {"recordings": before["old"].recording_files, "handouts": 1}
-    assert report["events"] == {"chat_text_removed": before["old"].chat_texts + before["mid"].chat_texts,
-                                "attendance_deleted": 0, "recording_files_unlisted": 1, "shares_revoked": 1}
+    assert report["events"] == {
+        "chat_text_removed": before["old"].chat_texts + before["mid"].chat_texts,
+        "attendance_deleted": 0,
+        "recording_files_unlisted": 1,
+        "shares_revoked": 1,
+    }
     assert dry["events"] == report["events"]
     async with server.db() as db:
-        [saved] = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == old.session_id,
-                                                               SessionEvent.type == "recording_saved"))).scalars()
+        [saved] = (
+            await db.execute(
+                select(SessionEvent).where(
+                    SessionEvent.session_id == old.session_id, SessionEvent.type == "recording_saved"
+                )
+            )
+        ).scalars()
     assert saved.data["manifest"]["files"] == [] and saved.data["manifest"]["recording_id"]
     assert report["held_sessions"] == 1
-    assert report["days"] == {"recordings": 200, "chat": 50, "attendance": 1825, "handouts": 200, "assessments": 1825,
-                              "audit": 200}
+    assert report["days"] == {
+        "recordings": 200,
+        "chat": 50,
+        "attendance": 1825,
+        "handouts": 200,
+        "assessments": 1825,
+        "audit": 200,
+    }
 
     after = {name: await snapshot(server, sid) for name, sid in sessions.items()}
     # The old session: recordings (files and rows), chat and handouts gone; attendance kept.
-    assert after["old"].counts() == dict(before["old"].counts(), recordings=0, recording_files=0, chat=0,
-                                         chat_texts=0, handouts=0, handout_files=0)
+    assert after["old"].counts() == dict(
+        before["old"].counts(), recordings=0, recording_files=0, chat=0, chat_texts=0, handouts=0, handout_files=0
+    )
     assert not (server.settings.recordings_dir / str(old.session_id)).exists()
     assert all(not path.exists() for path in old.recording_files)
     assert set(after["old"].purged) == {"recordings", "chat", "handouts"}
@@ -245,8 +289,9 @@ async def test_attendance_and_participation_events_expire_with_their_own_period(
 
 def _renders() -> list:
     """The lesson-video renders running as children of this process (the in-process server's)."""
-    return [child for child in psutil.Process().children(recursive=True)
-            if "recordings.render" in " ".join(child.cmdline())]
+    return [
+        child for child in psutil.Process().children(recursive=True) if "recordings.render" in " ".join(child.cmdline())
+    ]
 
 
 async def test_a_lesson_video_being_made_is_cancelled_when_its_recording_expires(server, school, lesson):
@@ -271,8 +316,9 @@ async def test_a_lesson_video_being_made_is_cancelled_when_its_recording_expires
     assert response.status == 409 and (await response.json())["error"]["code"] == "nothing_recorded"
 
 
-async def test_a_failing_session_does_not_stop_the_others_and_missing_files_are_fine(server, school, lesson,
-                                                                                     monkeypatch):
+async def test_a_failing_session_does_not_stop_the_others_and_missing_files_are_fine(
+    server, school, lesson, monkeypatch
+):
     bad = await seed_archived_session(server, school, lesson, days_ago=400)
     good = await seed_archived_session(server, school, lesson, days_ago=400)
     gone = await seed_archived_session(server, school, lesson, days_ago=400)
@@ -322,10 +368,23 @@ async def test_policies_defaults_changes_and_validation(server, school):
     shown = await admin.json("GET", "/retention")
     assert shown["last_run"] is None
     assert [(p["kind"], p["days"], p["default_days"], p["updated_by"]) for p in shown["policies"]] == [
-        ("recordings", 365, 365, None), ("chat", 365, 365, None), ("attendance", 1825, 1825, None),
-        ("handouts", 365, 365, None), ("assessments", 1825, 1825, None), ("audit", 1825, 1825, None)]
-    for bad in ({"chat": 0}, {"chat": 36501}, {"chat": "30"}, {"chat": 30.5}, {"chat": True}, {"sms": 30},
-                {"chat": 30, "other": 1}, []):
+        ("recordings", 365, 365, None),
+        ("chat", 365, 365, None),
+        ("attendance", 1825, 1825, None),
+        ("handouts", 365, 365, None),
+        ("assessments", 1825, 1825, None),
+        ("audit", 1825, 1825, None),
+    ]
+    for bad in (
+        {"chat": 0},
+        {"chat": 36501},
+        {"chat": "30"},
+        {"chat": 30.5},
+        {"chat": True},
+        {"sms": 30},
+        {"chat": 30, "other": 1},
+        [],
+    ):
         error = await admin.json("PUT", "/retention", expect=400, json=bad)
         assert error["error"]["code"] == "invalid_request", bad
     assert await audit_entries(server, "retention_changed") == []
@@ -353,13 +412,20 @@ async def test_legal_hold_needs_a_reason_and_is_audited(server, school):
     archived = await seed_archived_session(server, school, days_ago=3)
     admin = await server.logged_in(school.admin)
     path = f"/sessions/{archived.session_id}/legal-hold"
-    for bad in ({"hold": True}, {"hold": True, "reason": None}, {"hold": True, "reason": "  ab  "},
-                {"hold": True, "reason": "x" * 501}, {"hold": "yes", "reason": HOLD_REASON}, {"reason": HOLD_REASON},
-                {"hold": True, "reason": HOLD_REASON, "until": "2030-01-01"}):
+    for bad in (
+        {"hold": True},
+        {"hold": True, "reason": None},
+        {"hold": True, "reason": "  ab  "},
+        {"hold": True, "reason": "x" * 501},
+        {"hold": "yes", "reason": HOLD_REASON},
+        {"reason": HOLD_REASON},
+        {"hold": True, "reason": HOLD_REASON, "until": "2030-01-01"},
+    ):
         error = await admin.json("PUT", path, expect=400, json=bad)
         assert error["error"]["code"] == "invalid_request", bad
-    assert (await admin.json("PUT", "/sessions/999999/legal-hold", expect=404,
-                             json={"hold": True, "reason": HOLD_REASON}))["error"]["code"] == "not_found"
+    assert (
+        await admin.json("PUT", "/sessions/999999/legal-hold", expect=404, json={"hold": True, "reason": HOLD_REASON})
+    )["error"]["code"] == "not_found"
     teacher = await server.logged_in(school.teacher)  # even the session's own teacher
     await teacher.json("PUT", path, expect=403, json={"hold": True, "reason": HOLD_REASON})
 
@@ -394,9 +460,9 @@ async def test_the_daily_job_runs_shortly_after_start(tmp_path, lesson):
         await first.close()
     assert all(path.exists() for path in old.recording_files)
 
-    second = await start_server(make_settings(data_dir, retention_interval_hours=24,
-                                              retention_start_delay_seconds=0))
+    second = await start_server(make_settings(data_dir, retention_interval_hours=24, retention_start_delay_seconds=0))
     try:
+
         async def purged() -> bool:
             return (await snapshot(second, old.session_id)).purged is not None
 
@@ -424,9 +490,11 @@ async def test_a_failing_run_does_not_stop_the_job_or_the_server(tmp_path, monke
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(retention, "purge_expired", flaky)
-    server = await start_server(make_settings(tmp_path / "var", retention_interval_hours=0.5 / 3600,
-                                              retention_start_delay_seconds=0))
+    server = await start_server(
+        make_settings(tmp_path / "var", retention_interval_hours=0.5 / 3600, retention_start_delay_seconds=0)
+    )
     try:
+
         async def ran_again() -> bool:
             return bool(await audit_entries(server, "retention_deleted"))
 
@@ -452,8 +520,9 @@ async def test_cli_purge_and_dry_run(tmp_path, lesson):
     dry = run_cli("records", "purge", "--dry-run", data_dir=data_dir)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("Dry run: nothing was deleted.")
-    assert f"recordings  {before.recordings} recording(s), {before.recording_files} file(s) in 1 session(s)" \
-        in dry.stdout, dry.stdout
+    assert (
+        f"recordings  {before.recordings} recording(s), {before.recording_files} file(s) in 1 session(s)" in dry.stdout
+    ), dry.stdout
     assert f"chat        {before.chat} chat message(s)" in dry.stdout
     assert "attendance  0 presence interval(s)" in dry.stdout
     assert "handouts    1 handout(s), 1 file(s) in 1 session(s)" in dry.stdout

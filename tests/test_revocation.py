@@ -1,6 +1,7 @@
 """An account that loses its rights loses them in the live room at once: deactivation, a password changed
 or reset, a role changed, a student removed from the class. A join token is checked against the account
 and the session as they are when it is used. (Across nodes: tests/test_cluster.py.)"""
+
 from __future__ import annotations
 
 import pytest
@@ -38,8 +39,9 @@ async def test_a_teacher_whose_password_is_reset_loses_the_room_at_once(server, 
 
 async def test_changing_ones_own_password_closes_ones_room_connection(server, school, period):
     session_id, teacher, student, _ = await _class_with(server, school, period)
-    await student.person.json("POST", "/auth/password", json={"current_password": PASSWORD,
-                                                              "new_password": "Mật-khẩu-mới-Hè-2027"})
+    await student.person.json(
+        "POST", "/auth/password", json={"current_password": PASSWORD, "new_password": "Mật-khẩu-mới-Hè-2027"}
+    )
     await _removed(student, "password_changed")
     await teacher.wait_for("participant:left", lambda d: d["reason"] == "password_changed")
 
@@ -62,11 +64,14 @@ async def test_a_student_removed_from_the_class_leaves_its_running_period(server
     assert (await student.person.request("POST", f"/sessions/{session_id}/join")).status == 403
 
 
-@pytest.mark.parametrize("change, refusal", [
-    ("deactivated", "account_inactive"),
-    ("removed from the class", "token_outdated"),
-    ("period ended", "session_ended"),
-])
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        ("deactivated", "account_inactive"),
+        ("removed from the class", "token_outdated"),
+        ("period ended", "session_ended"),
+    ],
+)
 async def test_a_join_token_is_checked_against_the_store_when_it_is_used(server, school, period, change, refusal):
     session_id, teacher = period
     person = await server.logged_in(school.student)
@@ -83,6 +88,15 @@ async def test_a_join_token_is_checked_against_the_store_when_it_is_used(server,
     assert refused.value.code == refusal
     assert not any(e["name"] == school.student.full_name for d in teacher.events("lobby:updated") for e in d["lobby"])
     async with server.db() as db:  # nothing was recorded for the refused arrival
-        types = (await db.execute(select(SessionEvent.type).where(
-            SessionEvent.session_id == session_id, SessionEvent.actor_id == school.student.id))).scalars().all()
+        types = (
+            (
+                await db.execute(
+                    select(SessionEvent.type).where(
+                        SessionEvent.session_id == session_id, SessionEvent.actor_id == school.student.id
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert "lobby_entered" not in types

@@ -1,5 +1,6 @@
 """The room's rules (signaling/room.py) tested directly, without I/O: a Room, join claims, a clock we move by
 hand, and what the room would send (its outbox) and record (its sink)."""
+
 from __future__ import annotations
 
 import pytest
@@ -62,7 +63,8 @@ def test_learners_wait_in_the_lobby_until_the_teacher_admits_them(room):
 
     room.outbox.clear()
     assert do(room, teacher, "lobby:admit", {"participant_ids": [student.participant_id]}) == {
-        "admitted": [student.participant_id]}
+        "admitted": [student.participant_id]
+    }
     assert student.state == "admitted" and sent(room, "s1", "lobby:admitted") == [{"admitted_by": "Cô Hà"}]
     assert sent(room, "s1", "room:state")[0]["you"]["participant_id"] == student.participant_id
     assert refused(room, teacher, "lobby:admit", {"participant_ids": [student.participant_id]}) == "not_in_lobby"

@@ -2,6 +2,7 @@
 
 Line numbers in the expectations are the file's own lines as the admin sees them in an editor (header = 1).
 """
+
 from __future__ import annotations
 
 import csv
@@ -76,20 +77,32 @@ class Store:
 
     def __init__(self, data_dir: Path):
         with sqlite3.connect(data_dir / "liveclass.db") as db:
-            self.users = {pid: (name, role, dob) for pid, name, role, dob in db.execute(
-                "SELECT personal_id, full_name, role, date_of_birth FROM users")}
+            self.users = {
+                pid: (name, role, dob)
+                for pid, name, role, dob in db.execute("SELECT personal_id, full_name, role, date_of_birth FROM users")
+            }
             self.must_change = dict(db.execute("SELECT personal_id, must_change_password FROM users"))
             self.password_hashes = dict(db.execute("SELECT personal_id, password_hash FROM users"))
             self.classes = [(name, year) for name, year in db.execute("SELECT name, school_year FROM classes")]
-            self.homeroom = {(name, year): pid for name, year, pid in db.execute(
-                "SELECT c.name, c.school_year, u.personal_id FROM classes c "
-                "LEFT JOIN users u ON u.id = c.homeroom_teacher_id")}
-            self.enrollments = sorted(db.execute(
-                "SELECT u.personal_id, c.name, c.school_year FROM enrollments e "
-                "JOIN users u ON u.id = e.student_id JOIN classes c ON c.id = e.class_id"))
-            self.links = sorted(db.execute(
-                "SELECT p.personal_id, s.personal_id FROM parent_links l "
-                "JOIN users p ON p.id = l.parent_id JOIN users s ON s.id = l.student_id"))
+            self.homeroom = {
+                (name, year): pid
+                for name, year, pid in db.execute(
+                    "SELECT c.name, c.school_year, u.personal_id FROM classes c "
+                    "LEFT JOIN users u ON u.id = c.homeroom_teacher_id"
+                )
+            }
+            self.enrollments = sorted(
+                db.execute(
+                    "SELECT u.personal_id, c.name, c.school_year FROM enrollments e "
+                    "JOIN users u ON u.id = e.student_id JOIN classes c ON c.id = e.class_id"
+                )
+            )
+            self.links = sorted(
+                db.execute(
+                    "SELECT p.personal_id, s.personal_id FROM parent_links l "
+                    "JOIN users p ON p.id = l.parent_id JOIN users s ON s.id = l.student_id"
+                )
+            )
 
     def classes_of(self, personal_id: str, year: str = YEAR) -> list[str]:
         return sorted(name for pid, name, y in self.enrollments if pid == personal_id and y == year)
@@ -114,8 +127,9 @@ def reported_lines(stderr: str) -> dict[int, str]:
 
 
 # -- a good file --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("encoding, newline", [("utf-8", "\n"), ("utf-8-sig", "\r\n")],
-                         ids=["utf8-lf", "utf8-bom-crlf"])
+@pytest.mark.parametrize(
+    "encoding, newline", [("utf-8", "\n"), ("utf-8-sig", "\r\n")], ids=["utf8-lf", "utf8-bom-crlf"]
+)
 async def test_good_file_imports_people_classes_and_links(tmp_path, encoding, newline):
     data_dir = tmp_path / "var"
     roster = write_roster(tmp_path / "roster.csv", GOOD_ROWS, encoding=encoding, newline=newline)
@@ -162,13 +176,16 @@ async def test_good_file_imports_people_classes_and_links(tmp_path, encoding, ne
             if pid == ADMIN:
                 admin = person
                 admin.csrf = body["csrf_token"]
-        await admin.json("POST", "/auth/password",
-                         json={"current_password": passwords[ADMIN][1], "new_password": "Sông-Hương-mùa-thu"})
+        await admin.json(
+            "POST",
+            "/auth/password",
+            json={"current_password": passwords[ADMIN][1], "new_password": "Sông-Hương-mùa-thu"},
+        )
         classes = {c["name"]: c for c in (await admin.json("GET", "/classes"))["items"]}
         assert sorted(classes) == ["10A1", "10A2"] and classes["10A1"]["school_year"] == YEAR
         detail = await admin.json("GET", f"/classes/{classes['10A1']['id']}")
         assert sorted(s["full_name"] for s in detail["students"]) == ["Phạm Ngọc Ánh", "Đỗ Minh Khôi"]
-        teacher = (await admin.json("GET", f"/users/{detail['homeroom_teacher_id']}"))
+        teacher = await admin.json("GET", f"/users/{detail['homeroom_teacher_id']}")
         assert teacher["full_name"] == "Nguyễn Thị Hà"
     finally:
         await server.close()
@@ -187,11 +204,13 @@ def test_default_school_year_is_the_current_one(tmp_path):
 def test_header_is_matched_loosely_and_blank_lines_are_ignored(tmp_path):
     """Columns in another order, capitals and spaces in the header, empty lines: as Excel users write them."""
     data_dir = tmp_path / "var"
-    text = (" Full_Name , PERSONAL_ID,role,parent_of,class,date_of_birth\n"
-            "\n"
-            "Phạm Ngọc Ánh,001210000001,student,,10A1,\n"
-            ",,,,,\n"
-            "  Đỗ   Minh Khôi ,001210000002,student,,10A1,\n")
+    text = (
+        " Full_Name , PERSONAL_ID,role,parent_of,class,date_of_birth\n"
+        "\n"
+        "Phạm Ngọc Ánh,001210000001,student,,10A1,\n"
+        ",,,,,\n"
+        "  Đỗ   Minh Khôi ,001210000002,student,,10A1,\n"
+    )
     (tmp_path / "roster.csv").write_text(text, encoding="utf-8")
     result = import_roster(tmp_path / "roster.csv", data_dir, "--passwords-out", str(tmp_path / "p.csv"))
     assert result.returncode == 0, result.stderr
@@ -201,18 +220,18 @@ def test_header_is_matched_loosely_and_blank_lines_are_ignored(tmp_path):
 
 # -- bad rows -----------------------------------------------------------------------------------------
 BAD_ROWS = [
-    [ANH, "Phạm Ngọc Ánh", "student", "10A1", "2010-09-05", ""],            # 2 good
-    ["12345", "Lê Thị Sai Số", "student", "10A1", "", ""],                  # 3 bad ID
-    [KHOI, "Đỗ Minh Khôi", "student", "10A1", "", ""],                      # 4 good
-    [ANH, "Phạm Ngọc Ánh Trùng", "student", "10A2", "", ""],                # 5 duplicate of line 2
-    [HUONG, "", "student", "10A1", "", ""],                                 # 6 missing name
-    ["001210000004", "Vũ Văn Vai", "principal", "", "", ""],                # 7 unknown role
+    [ANH, "Phạm Ngọc Ánh", "student", "10A1", "2010-09-05", ""],  # 2 good
+    ["12345", "Lê Thị Sai Số", "student", "10A1", "", ""],  # 3 bad ID
+    [KHOI, "Đỗ Minh Khôi", "student", "10A1", "", ""],  # 4 good
+    [ANH, "Phạm Ngọc Ánh Trùng", "student", "10A2", "", ""],  # 5 duplicate of line 2
+    [HUONG, "", "student", "10A1", "", ""],  # 6 missing name
+    ["001210000004", "Vũ Văn Vai", "principal", "", "", ""],  # 7 unknown role
     ["001210000005", "Ngô Thị Ngày", "student", "10A1", "31/02/2010", ""],  # 8 bad date
-    [CUONG, "Phạm Văn Cường", "parent", "", "", f"{ANH};001299999999"],     # 9 parent of an unknown person
-    [],                                                                     # 10 blank
-    [LAN, "Hoàng Thị Lan", "parent", "", "", TEACHER_1],                    # 11 parent of a teacher
-    [TEACHER_1, "Nguyễn Thị Hà", "teacher", "10A1", "", ""],                # 12 good
-    ["0012100000066", "Trần Dư Số", "student", "10A1", "", ""],             # 13 bad ID (13 digits)
+    [CUONG, "Phạm Văn Cường", "parent", "", "", f"{ANH};001299999999"],  # 9 parent of an unknown person
+    [],  # 10 blank
+    [LAN, "Hoàng Thị Lan", "parent", "", "", TEACHER_1],  # 11 parent of a teacher
+    [TEACHER_1, "Nguyễn Thị Hà", "teacher", "10A1", "", ""],  # 12 good
+    ["0012100000066", "Trần Dư Số", "student", "10A1", "", ""],  # 13 bad ID (13 digits)
 ]
 EXPECTED_PROBLEMS = {
     3: ["12345", "pattern"],
@@ -261,9 +280,11 @@ def test_skip_bad_rows_imports_the_good_rows_and_reports_the_bad(tmp_path):
 
     store = Store(data_dir)
     # The first of two rows with one ID wins; the duplicate changes nothing.
-    assert store.users == {ANH: ("Phạm Ngọc Ánh", "student", "2010-09-05"),
-                           KHOI: ("Đỗ Minh Khôi", "student", None),
-                           TEACHER_1: ("Nguyễn Thị Hà", "teacher", None)}
+    assert store.users == {
+        ANH: ("Phạm Ngọc Ánh", "student", "2010-09-05"),
+        KHOI: ("Đỗ Minh Khôi", "student", None),
+        TEACHER_1: ("Nguyễn Thị Hà", "teacher", None),
+    }
     assert store.enrollments == sorted([(ANH, "10A1", YEAR), (KHOI, "10A1", YEAR)])
     assert store.classes == [("10A1", YEAR)]
     assert store.homeroom == {("10A1", YEAR): TEACHER_1}
@@ -273,11 +294,15 @@ def test_skip_bad_rows_imports_the_good_rows_and_reports_the_bad(tmp_path):
 
 def test_parent_of_may_name_a_student_already_registered(tmp_path):
     data_dir = tmp_path / "var"
-    first = write_roster(tmp_path / "students.csv", [[ANH, "Phạm Ngọc Ánh", "student", "10A1", "", ""],
-                                                    [TEACHER_1, "Nguyễn Thị Hà", "teacher", "", "", ""]])
+    first = write_roster(
+        tmp_path / "students.csv",
+        [[ANH, "Phạm Ngọc Ánh", "student", "10A1", "", ""], [TEACHER_1, "Nguyễn Thị Hà", "teacher", "", "", ""]],
+    )
     assert import_roster(first, data_dir, "--passwords-out", str(tmp_path / "p1.csv")).returncode == 0
-    parents = write_roster(tmp_path / "parents.csv", [[CUONG, "Phạm Văn Cường", "parent", "", "", ANH],
-                                                     [LAN, "Hoàng Thị Lan", "parent", "", "", TEACHER_1]])
+    parents = write_roster(
+        tmp_path / "parents.csv",
+        [[CUONG, "Phạm Văn Cường", "parent", "", "", ANH], [LAN, "Hoàng Thị Lan", "parent", "", "", TEACHER_1]],
+    )
     refused = import_roster(parents, data_dir, "--passwords-out", str(tmp_path / "p2.csv"))
     assert refused.returncode == 1
     assert reported_lines(refused.stderr).keys() == {3}  # a registered teacher is still not a child
@@ -289,21 +314,27 @@ def test_parent_of_may_name_a_student_already_registered(tmp_path):
 def test_other_bad_rows(tmp_path):
     data_dir = tmp_path / "var"
     rows = [
-        [KHOI, "Đỗ Minh Khôi", "student", "10A1", "", ""],                   # 2 good
-        [ANH, "Phạm Ngọc Ánh", "student", "10A1", "", "", "extra"],          # 3
-        [ANH, "Phạm Ngọc Ánh", "parent", "10A1", "", ""],                    # 4
-        [ANH, "Phạm Ngọc Ánh", "student", "", "", KHOI],                     # 5
-        [ANH, "Phạm Ngọc Ánh", "student", "10A1", "2010-13-01", ""],         # 6
-        ["", "Phạm Ngọc Ánh", "student", "10A1", "", ""],                    # 7
-        [ANH, "Á" * 201, "student", "10A1", "", ""],                         # 8
-        ["12345", "", "principal", "10A1", "hôm qua", ""],                   # 9: every reason, one line
+        [KHOI, "Đỗ Minh Khôi", "student", "10A1", "", ""],  # 2 good
+        [ANH, "Phạm Ngọc Ánh", "student", "10A1", "", "", "extra"],  # 3
+        [ANH, "Phạm Ngọc Ánh", "parent", "10A1", "", ""],  # 4
+        [ANH, "Phạm Ngọc Ánh", "student", "", "", KHOI],  # 5
+        [ANH, "Phạm Ngọc Ánh", "student", "10A1", "2010-13-01", ""],  # 6
+        ["", "Phạm Ngọc Ánh", "student", "10A1", "", ""],  # 7
+        [ANH, "Á" * 201, "student", "10A1", "", ""],  # 8
+        ["12345", "", "principal", "10A1", "hôm qua", ""],  # 9: every reason, one line
     ]
-    expected = {3: ["too many columns"], 4: ["class is only for students and teachers"],
-                5: ["parent_of is only for parents"], 6: ["date_of_birth", "2010-13-01"],
-                7: ["personal_id is missing"], 8: ["longer than 200"],
-                9: ["pattern", "full_name is missing", "unknown role", "date_of_birth"]}
-    result = import_roster(write_roster(tmp_path / "roster.csv", rows), data_dir,
-                           "--passwords-out", str(tmp_path / "p.csv"))
+    expected = {
+        3: ["too many columns"],
+        4: ["class is only for students and teachers"],
+        5: ["parent_of is only for parents"],
+        6: ["date_of_birth", "2010-13-01"],
+        7: ["personal_id is missing"],
+        8: ["longer than 200"],
+        9: ["pattern", "full_name is missing", "unknown role", "date_of_birth"],
+    }
+    result = import_roster(
+        write_roster(tmp_path / "roster.csv", rows), data_dir, "--passwords-out", str(tmp_path / "p.csv")
+    )
     assert result.returncode == 1
     found = reported_lines(result.stderr)
     assert sorted(found) == sorted(expected), result.stderr
@@ -315,14 +346,14 @@ def test_other_bad_rows(tmp_path):
 
 # -- whole-file problems ------------------------------------------------------------------------------
 def _cp1258_file() -> tuple[bytes, int, int]:
-    text = csv_text([[ANH, "Nguyen Van An", "student", "10A1", "", ""],
-                     [KHOI, "Lê Văn Hà", "student", "10A1", "", ""]])
+    text = csv_text([[ANH, "Nguyen Van An", "student", "10A1", "", ""], [KHOI, "Lê Văn Hà", "student", "10A1", "", ""]])
     return text.encode("cp1258"), 3, 0xEA  # ê
 
 
 def _utf8_then_latin1() -> tuple[bytes, int, int]:
-    good = csv_text([[ANH, "Phạm Ngọc Ánh", "student", "10A1", "", ""],
-                     [KHOI, "Đỗ Minh Khôi", "student", "10A1", "", ""]]).encode("utf-8-sig")
+    good = csv_text(
+        [[ANH, "Phạm Ngọc Ánh", "student", "10A1", "", ""], [KHOI, "Đỗ Minh Khôi", "student", "10A1", "", ""]]
+    ).encode("utf-8-sig")
     return good + f"{HUONG},Zoë Müller,student,10A1,,\n".encode("latin-1"), 4, 0xEB  # ë
 
 
@@ -332,8 +363,11 @@ def _bom_then_latin1_at_line_start() -> tuple[bytes, int, int]:
     return "\ufeff".encode() + head.encode() + "Élodie,001210000002,student,10A1,,\n".encode("latin-1"), 3, 0xC9
 
 
-@pytest.mark.parametrize("make", [_cp1258_file, _utf8_then_latin1, _bom_then_latin1_at_line_start],
-                         ids=["cp1258", "utf8-bom-then-latin1", "bom-then-latin1-at-line-start"])
+@pytest.mark.parametrize(
+    "make",
+    [_cp1258_file, _utf8_then_latin1, _bom_then_latin1_at_line_start],
+    ids=["cp1258", "utf8-bom-then-latin1", "bom-then-latin1-at-line-start"],
+)
 def test_non_utf8_file_is_refused_with_its_line(tmp_path, make):
     data_dir = tmp_path / "var"
     raw, bad_line, bad_byte = make()
@@ -351,14 +385,22 @@ def test_non_utf8_file_is_refused_with_its_line(tmp_path, make):
     assert not passwords_out.exists()
 
 
-@pytest.mark.parametrize("content, needles", [
-    ("personal_id,full_name,role,class\n001210000001,Phạm Ngọc Ánh,student,10A1\n",
-     ["line 1", "header", "missing: date_of_birth, parent_of"]),
-    ("001210000001,Phạm Ngọc Ánh,student,10A1,,\n", ["line 1", "header", "missing: personal_id, full_name"]),
-    ("personal_id;full_name;role;class;date_of_birth;parent_of\n001210000001;Phạm Ngọc Ánh;student;10A1;;\n",
-     ["line 1", "header"]),
-    ("", ["line 1", "header"]),
-], ids=["two-columns-missing", "no-header", "semicolons", "empty-file"])
+@pytest.mark.parametrize(
+    "content, needles",
+    [
+        (
+            "personal_id,full_name,role,class\n001210000001,Phạm Ngọc Ánh,student,10A1\n",
+            ["line 1", "header", "missing: date_of_birth, parent_of"],
+        ),
+        ("001210000001,Phạm Ngọc Ánh,student,10A1,,\n", ["line 1", "header", "missing: personal_id, full_name"]),
+        (
+            "personal_id;full_name;role;class;date_of_birth;parent_of\n001210000001;Phạm Ngọc Ánh;student;10A1;;\n",
+            ["line 1", "header"],
+        ),
+        ("", ["line 1", "header"]),
+    ],
+    ids=["two-columns-missing", "no-header", "semicolons", "empty-file"],
+)
 def test_missing_header_columns(tmp_path, content, needles):
     data_dir = tmp_path / "var"
     roster = tmp_path / "roster.csv"
@@ -390,8 +432,9 @@ def test_reimport_updates_moves_and_never_duplicates(tmp_path):
         [HUONG, "Vũ Thị Thu Hương", "student", "10A2", "", ""],
         [CUONG, "Phạm Văn Cường", "parent", "", "", f"{ANH};{KHOI}"],
     ]
-    first = import_roster(write_roster(tmp_path / "r1.csv", first_rows), data_dir,
-                          "--passwords-out", str(tmp_path / "p1.csv"))
+    first = import_roster(
+        write_roster(tmp_path / "r1.csv", first_rows), data_dir, "--passwords-out", str(tmp_path / "p1.csv")
+    )
     assert first.returncode == 0, first.stderr
     before = Store(data_dir)
     assert len(read_passwords(tmp_path / "p1.csv")) == 6
@@ -401,10 +444,10 @@ def test_reimport_updates_moves_and_never_duplicates(tmp_path):
         [TEACHER_1, "Nguyễn Thị Hà", "teacher", "10A1", "", ""],
         [TEACHER_2, "Lê Văn Bình", "teacher", "10A2", "", ""],
         [ANH, "Phạm Ngọc Anh Thư", "student", "10A1", "2010-09-05", ""],  # name corrected
-        [KHOI, "Đỗ Minh Khôi", "student", "10A2", "", ""],               # moved to 10A2
+        [KHOI, "Đỗ Minh Khôi", "student", "10A2", "", ""],  # moved to 10A2
         [HUONG, "Vũ Thị Thu Hương", "student", "10A2", "", ""],
         [CUONG, "Phạm Văn Cường", "parent", "", "", f"{ANH};{KHOI}"],
-        [new_student, "Trịnh Công Sơn", "student", "10A1", "", ""],        # new
+        [new_student, "Trịnh Công Sơn", "student", "10A1", "", ""],  # new
     ]
     second_file = write_roster(tmp_path / "r2.csv", second_rows)
     second = import_roster(second_file, data_dir, "--passwords-out", str(tmp_path / "p2.csv"))
@@ -428,11 +471,19 @@ def test_reimport_updates_moves_and_never_duplicates(tmp_path):
     assert "0 created, 0 updated, 7 unchanged" in third.stdout
     again = Store(data_dir)
     assert (again.users, again.enrollments, again.links, sorted(again.classes), again.password_hashes) == (
-        after.users, after.enrollments, after.links, sorted(after.classes), after.password_hashes)
+        after.users,
+        after.enrollments,
+        after.links,
+        sorted(after.classes),
+        after.password_hashes,
+    )
 
     # The next school year: new classes, last year's enrollment stays in last year's records.
-    next_year = import_roster(write_roster(tmp_path / "r3.csv", [[KHOI, "Đỗ Minh Khôi", "student", "11A2", "", ""]]),
-                              data_dir, year="2027-2028")
+    next_year = import_roster(
+        write_roster(tmp_path / "r3.csv", [[KHOI, "Đỗ Minh Khôi", "student", "11A2", "", ""]]),
+        data_dir,
+        year="2027-2028",
+    )
     assert next_year.returncode == 0, next_year.stderr
     final = Store(data_dir)
     assert final.classes_of(KHOI) == ["10A2"] and final.classes_of(KHOI, "2027-2028") == ["11A2"]
@@ -440,10 +491,13 @@ def test_reimport_updates_moves_and_never_duplicates(tmp_path):
 
 def test_teacher_change_of_homeroom_and_name_on_reimport(tmp_path):
     data_dir = tmp_path / "var"
-    rows = [[TEACHER_1, "Nguyễn Thị Hà", "teacher", "10A1", "", ""],
-            [TEACHER_2, "Lê Văn Bình", "teacher", "", "", ""]]
-    assert import_roster(write_roster(tmp_path / "r1.csv", rows), data_dir,
-                         "--passwords-out", str(tmp_path / "p1.csv")).returncode == 0
+    rows = [[TEACHER_1, "Nguyễn Thị Hà", "teacher", "10A1", "", ""], [TEACHER_2, "Lê Văn Bình", "teacher", "", "", ""]]
+    assert (
+        import_roster(
+            write_roster(tmp_path / "r1.csv", rows), data_dir, "--passwords-out", str(tmp_path / "p1.csv")
+        ).returncode
+        == 0
+    )
     rows = [[TEACHER_2, "Lê Văn Bình", "teacher", "10A1", "", ""]]
     result = import_roster(write_roster(tmp_path / "r2.csv", rows), data_dir)
     assert result.returncode == 0, result.stderr
@@ -464,8 +518,9 @@ def test_existing_passwords_file_is_not_overwritten(tmp_path):
     data_dir = tmp_path / "var"
     passwords_out = tmp_path / "passwords.csv"
     passwords_out.write_text("last year's passwords\n")
-    result = import_roster(write_roster(tmp_path / "roster.csv", GOOD_ROWS), data_dir,
-                           "--passwords-out", str(passwords_out))
+    result = import_roster(
+        write_roster(tmp_path / "roster.csv", GOOD_ROWS), data_dir, "--passwords-out", str(passwords_out)
+    )
     assert result.returncode == 1
     assert "already exists" in result.stderr and "Traceback" not in result.stderr
     assert passwords_out.read_text() == "last year's passwords\n"
@@ -474,8 +529,12 @@ def test_existing_passwords_file_is_not_overwritten(tmp_path):
 
 def test_passwords_file_in_a_missing_directory(tmp_path):
     data_dir = tmp_path / "var"
-    result = import_roster(write_roster(tmp_path / "roster.csv", GOOD_ROWS), data_dir,
-                           "--passwords-out", str(tmp_path / "no" / "such" / "p.csv"))
+    result = import_roster(
+        write_roster(tmp_path / "roster.csv", GOOD_ROWS),
+        data_dir,
+        "--passwords-out",
+        str(tmp_path / "no" / "such" / "p.csv"),
+    )
     assert result.returncode == 1
     assert "Cannot create" in result.stderr and "Traceback" not in result.stderr
     assert_nothing_imported(data_dir)
@@ -485,13 +544,16 @@ def test_passwords_file_in_a_missing_directory(tmp_path):
 def test_a_2000_student_roster(tmp_path):
     data_dir = tmp_path / "var"
     classes = [f"{grade}A{n}" for grade in (10, 11, 12) for n in range(1, 15)][:40]
-    rows = [[f"0010880{i:05d}", f"Giáo Viên Chủ Nhiệm {i}", "teacher", name, "", ""]
-            for i, name in enumerate(classes)]
+    rows = [[f"0010880{i:05d}", f"Giáo Viên Chủ Nhiệm {i}", "teacher", name, "", ""] for i, name in enumerate(classes)]
     students = [f"0012100{i:05d}" for i in range(2000)]
-    rows += [[pid, f"Nguyễn Thị Học Sinh {i}", "student", classes[i % 40], f"{1 + i % 28:02d}/0{1 + i % 9}/2010", ""]
-             for i, pid in enumerate(students)]
-    rows += [[f"0010790{i:05d}", f"Phụ Huynh Số {i}", "parent", "", "", f"{students[2 * i]};{students[2 * i + 1]}"]
-             for i in range(100)]
+    rows += [
+        [pid, f"Nguyễn Thị Học Sinh {i}", "student", classes[i % 40], f"{1 + i % 28:02d}/0{1 + i % 9}/2010", ""]
+        for i, pid in enumerate(students)
+    ]
+    rows += [
+        [f"0010790{i:05d}", f"Phụ Huynh Số {i}", "parent", "", "", f"{students[2 * i]};{students[2 * i + 1]}"]
+        for i in range(100)
+    ]
     roster = write_roster(tmp_path / "school.csv", rows, encoding="utf-8-sig", newline="\r\n")
     passwords_out = tmp_path / "passwords.csv"
 

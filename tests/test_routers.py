@@ -1,6 +1,7 @@
 """The pieces of scale-out on their own: a room's saved state brings everyone back into their seats, and
 the Redis router (real Redis) places sessions, carries commands between nodes, notices a dead node and
 hands out cluster-wide locks. The same pieces end to end, with real node processes: tests/test_cluster.py."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """After a period, the store's records match what happened in the room, event for event (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,16 +20,22 @@ async def wait_for_records(server, session_id: int, last_type: str, timeout: flo
     deadline = time.monotonic() + timeout
     while True:
         async with server.db() as db:
-            rows = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id)
-                                     .order_by(SessionEvent.id))).scalars().all()
+            rows = (
+                (
+                    await db.execute(
+                        select(SessionEvent).where(SessionEvent.session_id == session_id).order_by(SessionEvent.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         if any(r.type == last_type for r in rows) or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.1)
 
 
 async def lobby_entry(teacher: LiveClient, name: str, after: int = 0) -> str:
-    lobby = await teacher.wait_for("lobby:updated", lambda d: any(e["name"] == name for e in d["lobby"]),
-                                   after=after)
+    lobby = await teacher.wait_for("lobby:updated", lambda d: any(e["name"] == name for e in d["lobby"]), after=after)
     return next(e["participant_id"] for e in lobby["lobby"] if e["name"] == name)
 
 
@@ -60,8 +67,9 @@ async def test_records_match_the_period_event_for_event(any_store_server):
     # Ánh is let in; Huy is denied, asks again and is let in.
     await teacher.ok("lobby:admit", {"participant_ids": [await lobby_entry(teacher, "Phạm Ngọc Ánh")]})
     await anh.wait_for("room:state")
-    await teacher.ok("lobby:deny", {"participant_ids": [await lobby_entry(teacher, "Trần Gia Huy")],
-                                    "reason": "Chờ cô một chút"})
+    await teacher.ok(
+        "lobby:deny", {"participant_ids": [await lobby_entry(teacher, "Trần Gia Huy")], "reason": "Chờ cô một chút"}
+    )
     await huy_client.wait_for("lobby:denied")
     await huy_client.wait_for("_disconnected")
     mark = teacher.mark()
@@ -94,8 +102,9 @@ async def test_records_match_the_period_event_for_event(any_store_server):
     # Ánh's network drops; she is back within the grace period.
     mark = teacher.mark()
     await anh.drop()
-    await teacher.wait_for("participant:updated", lambda d: d["participant"]["connection"] == "reconnecting",
-                           after=mark)
+    await teacher.wait_for(
+        "participant:updated", lambda d: d["participant"]["connection"] == "reconnecting", after=mark
+    )
     anh_back = LiveClient(anh.person)
     anh_back.resume_token = anh.resume_token
     await anh_back.connect(session_id, resume=True)
@@ -159,10 +168,21 @@ async def test_records_match_the_period_event_for_event(any_store_server):
 
     # Attendance: one interval per stretch of presence, closed with why it ended.
     async with server.db() as db:
-        intervals = (await db.execute(select(AttendanceInterval).where(AttendanceInterval.session_id == session_id)
-                                      .order_by(AttendanceInterval.id))).scalars().all()
-        messages = {m.id: m for m in (await db.execute(
-            select(ChatMessage).where(ChatMessage.session_id == session_id))).scalars()}
+        intervals = (
+            (
+                await db.execute(
+                    select(AttendanceInterval)
+                    .where(AttendanceInterval.session_id == session_id)
+                    .order_by(AttendanceInterval.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        messages = {
+            m.id: m
+            for m in (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id))).scalars()
+        }
         session = await db.get(LiveSession, session_id)
     at = {(r.type, r.target_id): r.at for r in rows if r.type != "participant_left"}
     left_at = {r.target_id: r.at for r in rows if r.type == "participant_left"}
@@ -188,8 +208,9 @@ async def test_records_match_the_period_event_for_event(any_store_server):
     assert all(m.kind == "text" for m in messages.values())
     deleted = messages[public["message_id"]]
     assert deleted.deleted_by_id == T and deleted.deleted_at == rows[13].at
-    assert all(m.deleted_at is None and m.deleted_by_id is None
-               for k, m in messages.items() if k != public["message_id"])
+    assert all(
+        m.deleted_at is None and m.deleted_by_id is None for k, m in messages.items() if k != public["message_id"]
+    )
     assert messages[to_teacher["message_id"]].at == rows[9].at
 
     # The session is over in the store too.

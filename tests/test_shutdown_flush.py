@@ -1,4 +1,5 @@
 """A clean shutdown (SIGTERM) of a real `liveclass serve` tells everyone and writes every record first."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,9 +54,14 @@ async def test_sigterm_tells_everyone_and_flushes_the_last_records(tmp_path):
     school = await seed(data_dir)
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    process = subprocess.Popen([sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port),
-                                "--data-dir", str(data_dir)], cwd=tmp_path, env=clean,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "liveclass.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=tmp_path,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     remote = RemoteServer(f"http://127.0.0.1:{port}")
     try:
         await wait_until_healthy(remote.base_url, process)
@@ -65,10 +71,12 @@ async def test_sigterm_tells_everyone_and_flushes_the_last_records(tmp_path):
         await teacher.wait_for("room:state")
         student = await admitted(teacher, await remote.logged_in(school.student), session_id)
 
-        sent = [await student.ok("chat:send", {"text": "Em chào cô ạ"}),
-                await teacher.ok("chat:send", {"text": "Chào cả lớp, mở sách trang 42."}),
-                await student.ok("chat:send", {"text": "Cô ơi em hỏi riêng", "to": teacher.participant_id}),
-                await teacher.ok("chat:send", {"text": "Ánh đọc bài nhé", "to": student.participant_id})]
+        sent = [
+            await student.ok("chat:send", {"text": "Em chào cô ạ"}),
+            await teacher.ok("chat:send", {"text": "Chào cả lớp, mở sách trang 42."}),
+            await student.ok("chat:send", {"text": "Cô ơi em hỏi riêng", "to": teacher.participant_id}),
+            await teacher.ok("chat:send", {"text": "Ánh đọc bài nhé", "to": student.participant_id}),
+        ]
         await student.ok("hand:raise")
         # At once: these last events are still waiting for the records writer's next round (0.25 s).
         process.send_signal(signal.SIGTERM)
@@ -94,12 +102,17 @@ async def test_sigterm_tells_everyone_and_flushes_the_last_records(tmp_path):
         assert closing["message"]
 
     with sqlite3.connect(data_dir / "liveclass.db") as db:
-        chat = db.execute("SELECT id, sender_id, recipient_id, text FROM chat_messages WHERE session_id = ? "
-                          "ORDER BY at", (session_id,)).fetchall()
-        intervals = db.execute("SELECT user_id, room_role, left_at, end_reason FROM attendance_intervals "
-                               "WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
-        events = db.execute("SELECT type, actor_id, target_id FROM session_events WHERE session_id = ? "
-                            "ORDER BY id", (session_id,)).fetchall()
+        chat = db.execute(
+            "SELECT id, sender_id, recipient_id, text FROM chat_messages WHERE session_id = ? ORDER BY at",
+            (session_id,),
+        ).fetchall()
+        intervals = db.execute(
+            "SELECT user_id, room_role, left_at, end_reason FROM attendance_intervals WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        ).fetchall()
+        events = db.execute(
+            "SELECT type, actor_id, target_id FROM session_events WHERE session_id = ? ORDER BY id", (session_id,)
+        ).fetchall()
     assert [row[0] for row in chat] == [m["message_id"] for m in sent]
     assert [row[1:] for row in chat] == [
         (school.student.id, None, "Em chào cô ạ"),
@@ -112,9 +125,11 @@ async def test_sigterm_tells_everyone_and_flushes_the_last_records(tmp_path):
         (school.student.id, "student", "server_stopped"),
     ]
     assert all(left_at is not None for _, _, left_at, _ in intervals)
-    assert events[-3:] == [("hand_raised", school.student.id, school.student.id),
-                           ("participant_left", school.teacher.id, school.teacher.id),
-                           ("participant_left", school.student.id, school.student.id)]
+    assert events[-3:] == [
+        ("hand_raised", school.student.id, school.student.id),
+        ("participant_left", school.teacher.id, school.teacher.id),
+        ("participant_left", school.student.id, school.student.id),
+    ]
 
 
 # -- the writer itself: closing while a batch is being written ------------------------------------------
@@ -141,9 +156,17 @@ async def test_closing_the_writer_while_it_writes_loses_nothing(server, school):
     try:
         writer.start()
         now = datetime.now(timezone.utc).timestamp()
-        first = [RoomEvent(live.id, ev.CHAT_MESSAGE, school.teacher.id, None,
-                           {"message_id": f"m-{i}", "text": f"tin {i}", "private": False, "kind": "text"}, now + i)
-                 for i in range(3)]
+        first = [
+            RoomEvent(
+                live.id,
+                ev.CHAT_MESSAGE,
+                school.teacher.id,
+                None,
+                {"message_id": f"m-{i}", "text": f"tin {i}", "private": False, "kind": "text"},
+                now + i,
+            )
+            for i in range(3)
+        ]
         for event in first:
             writer.emit(event)
         await asyncio.wait_for(SlowCommit.committing.wait(), 5)  # the writer is in the middle of a batch ...
@@ -153,8 +176,13 @@ async def test_closing_the_writer_while_it_writes_loses_nothing(server, school):
         await engine.dispose()
     async with server.db() as db:
         stored = sorted((await db.execute(select(ChatMessage.id).where(ChatMessage.session_id == live.id))).scalars())
-        types = list((await db.execute(select(SessionEvent.type).where(SessionEvent.session_id == live.id)
-                                       .order_by(SessionEvent.id))).scalars())
+        types = list(
+            (
+                await db.execute(
+                    select(SessionEvent.type).where(SessionEvent.session_id == live.id).order_by(SessionEvent.id)
+                )
+            ).scalars()
+        )
         ended = (await db.get(LiveSession, live.id)).ended_at
     assert stored == ["m-0", "m-1", "m-2"]
     assert types == ["chat_message"] * 3 + ["room_ended"]

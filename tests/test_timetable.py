@@ -1,5 +1,6 @@
 """The timetable from the admin's side: periods in the school's local time, weekly periods, the timetable file,
 the booking checks and the roster import through the API, on real servers (SQLite; the core on PostgreSQL too)."""
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,15 @@ async def _world(server):
 
 
 def single(school, day: date, start: str, end: str, **extra) -> dict:
-    return {"class_id": school.school_class.id, "subject": "Toán", "teacher_id": school.teacher.id,
-            "date": day.isoformat(), "start": start, "end": end, **extra}
+    return {
+        "class_id": school.school_class.id,
+        "subject": "Toán",
+        "teacher_id": school.teacher.id,
+        "date": day.isoformat(),
+        "start": start,
+        "end": end,
+        **extra,
+    }
 
 
 async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
@@ -37,15 +45,29 @@ async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
     server = any_store_server
     school, admin = await _world(server)
 
-    weekly = await admin.json("POST", "/timetable/periods", expect=201, json={
-        "class_id": school.school_class.id, "subject": "Toán", "teacher_id": school.teacher.id,
-        "weekdays": [1, 3], "from_date": MONDAY.isoformat(), "to_date": (MONDAY + timedelta(days=13)).isoformat(),
-        "start": "07:00", "end": "07:45"})
+    weekly = await admin.json(
+        "POST",
+        "/timetable/periods",
+        expect=201,
+        json={
+            "class_id": school.school_class.id,
+            "subject": "Toán",
+            "teacher_id": school.teacher.id,
+            "weekdays": [1, 3],
+            "from_date": MONDAY.isoformat(),
+            "to_date": (MONDAY + timedelta(days=13)).isoformat(),
+            "start": "07:00",
+            "end": "07:45",
+        },
+    )
     assert weekly["created"] == 4
     starts = [_local(p["starts_at"]) for p in weekly["periods"]]
     assert [(s.date(), s.hour, s.minute) for s in starts] == [
-        (MONDAY, 7, 0), (MONDAY + timedelta(days=2), 7, 0), (MONDAY + timedelta(days=7), 7, 0),
-        (MONDAY + timedelta(days=9), 7, 0)]
+        (MONDAY, 7, 0),
+        (MONDAY + timedelta(days=2), 7, 0),
+        (MONDAY + timedelta(days=7), 7, 0),
+        (MONDAY + timedelta(days=9), 7, 0),
+    ]
     assert weekly["periods"][0]["starts_at"].startswith(f"{MONDAY.isoformat()}T00:00:00")  # stored in UTC
     first_id = weekly["periods"][0]["id"]
 
@@ -53,8 +75,12 @@ async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
     async with server.db() as db:
         db.add(TeachingAssignment(teacher_id=school.teacher.id, class_id=school.other_class.id, subject="Toán"))
         await db.commit()
-    clash = await admin.json("POST", "/timetable/periods", expect=409, json={
-        **single(school, MONDAY, "07:30", "08:15"), "class_id": school.other_class.id})
+    clash = await admin.json(
+        "POST",
+        "/timetable/periods",
+        expect=409,
+        json={**single(school, MONDAY, "07:30", "08:15"), "class_id": school.other_class.id},
+    )
     assert clash["error"]["code"] == "period_conflict"
     conflict = clash["error"]["details"]["conflicts"][0]
     assert conflict["who"] == "teacher" and conflict["other"]["period_id"] == first_id
@@ -64,8 +90,12 @@ async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
     async with server.db() as db:
         db.add(TeachingAssignment(teacher_id=school.other_teacher.id, class_id=school.school_class.id, subject="Lý"))
         await db.commit()
-    clash = await admin.json("POST", "/timetable/periods", expect=409, json={
-        **single(school, MONDAY, "07:15", "07:50"), "teacher_id": school.other_teacher.id, "subject": "Lý"})
+    clash = await admin.json(
+        "POST",
+        "/timetable/periods",
+        expect=409,
+        json={**single(school, MONDAY, "07:15", "07:50"), "teacher_id": school.other_teacher.id, "subject": "Lý"},
+    )
     assert clash["error"]["details"]["conflicts"][0]["who"] == "class"
     assert "lớp 10A1 đã có tiết" in clash["error"]["message"]
 
@@ -75,18 +105,26 @@ async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
     refused = await admin.json("POST", "/timetable/periods", expect=409, json=third)
     assert refused["error"]["code"] == "online_limit"
     assert refused["error"]["details"]["half_days"][0] | {"reason": ""} == {
-        "class_name": "10A1", "date": MONDAY.isoformat(), "half": "morning", "count": 3, "reason": ""}
+        "class_name": "10A1",
+        "date": MONDAY.isoformat(),
+        "half": "morning",
+        "count": 3,
+        "reason": "",
+    }
     assert "buổi sáng" in refused["error"]["message"]
     # A hybrid period is not fully online: it goes through; the afternoon is another half-day.
-    await admin.json("POST", "/timetable/periods", expect=201, json=single(school, MONDAY, "10:00", "10:45",
-                                                                         mode="hybrid"))
+    await admin.json(
+        "POST", "/timetable/periods", expect=201, json=single(school, MONDAY, "10:00", "10:45", mode="hybrid")
+    )
     await admin.json("POST", "/timetable/periods", expect=201, json=single(school, MONDAY, "13:00", "13:45"))
-    accepted = await admin.json("POST", "/timetable/periods", expect=201,
-                                json={**third, "online_reason": "Bão số 9, học sinh nghỉ ở nhà"})
+    accepted = await admin.json(
+        "POST", "/timetable/periods", expect=201, json={**third, "online_reason": "Bão số 9, học sinh nghỉ ở nhà"}
+    )
     assert accepted["half_days"][0]["count"] == 3
     async with server.db() as db:
-        entry = (await db.execute(select(AuditEntry)
-                                  .where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        entry = (
+            await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))
+        ).scalar_one()
         assert entry.details["reason"] == "Bão số 9, học sinh nghỉ ở nhà"
         assert entry.details["periods"] == [accepted["periods"][0]["id"]]
         assert entry.actor_id == school.admin.id
@@ -96,12 +134,24 @@ async def test_weekly_period_double_booking_and_half_day_rule(any_store_server):
 
 async def test_weekly_period_is_all_or_nothing(server):
     school, admin = await _world(server)
-    await admin.json("POST", "/timetable/periods", expect=201, json=single(school, MONDAY + timedelta(days=7),
-                                                                         "07:00", "07:45"))
-    refused = await admin.json("POST", "/timetable/periods", expect=409, json={
-        "class_id": school.school_class.id, "subject": "Toán", "teacher_id": school.teacher.id, "weekdays": [1],
-        "from_date": MONDAY.isoformat(), "to_date": (MONDAY + timedelta(days=21)).isoformat(),
-        "start": "07:30", "end": "08:15"})
+    await admin.json(
+        "POST", "/timetable/periods", expect=201, json=single(school, MONDAY + timedelta(days=7), "07:00", "07:45")
+    )
+    refused = await admin.json(
+        "POST",
+        "/timetable/periods",
+        expect=409,
+        json={
+            "class_id": school.school_class.id,
+            "subject": "Toán",
+            "teacher_id": school.teacher.id,
+            "weekdays": [1],
+            "from_date": MONDAY.isoformat(),
+            "to_date": (MONDAY + timedelta(days=21)).isoformat(),
+            "start": "07:30",
+            "end": "08:15",
+        },
+    )
     assert len(refused["error"]["details"]["conflicts"]) == 1  # only the second Monday clashes...
     async with server.db() as db:  # ... and none of the four Mondays was created
         assert len((await db.execute(select(Period).where(Period.class_id == school.school_class.id))).all()) == 2
@@ -115,14 +165,25 @@ async def test_the_form_refuses_what_cannot_be_a_period(server):
         ({**single(school, MONDAY, "07:00", "07:45"), "weekdays": [1]}, "invalid_request"),
         ({**single(school, MONDAY, "07:00", "07:45"), "subject": "Hóa"}, "not_assigned"),
         ({**single(school, MONDAY, "07:00", "07:45"), "teacher_id": school.student.id}, "not_assigned"),
-        ({"class_id": school.school_class.id, "subject": "Toán", "teacher_id": school.teacher.id, "weekdays": [7],
-          "from_date": MONDAY.isoformat(), "to_date": (MONDAY + timedelta(days=5)).isoformat(), "start": "07:00",
-          "end": "07:45"}, "no_days"),
+        (
+            {
+                "class_id": school.school_class.id,
+                "subject": "Toán",
+                "teacher_id": school.teacher.id,
+                "weekdays": [7],
+                "from_date": MONDAY.isoformat(),
+                "to_date": (MONDAY + timedelta(days=5)).isoformat(),
+                "start": "07:00",
+                "end": "07:45",
+            },
+            "no_days",
+        ),
     ]:
         answer = await admin.json("POST", "/timetable/periods", expect=400, json=body)
         assert answer["error"]["code"] == code, (body, answer)
-    not_assigned = await admin.json("POST", "/timetable/periods", expect=400,
-                                    json={**single(school, MONDAY, "07:00", "07:45"), "subject": "Hóa"})
+    not_assigned = await admin.json(
+        "POST", "/timetable/periods", expect=400, json={**single(school, MONDAY, "07:00", "07:45"), "subject": "Hóa"}
+    )
     assert "chưa được phân công dạy Hóa" in not_assigned["error"]["message"]
 
 
@@ -134,13 +195,15 @@ def _csv(rows: list[list[str]], header=HEADER) -> bytes:
 async def test_timetable_file_every_bad_row_with_its_line_then_all_rows(server):
     school, admin = await _world(server)
     teacher = school.teacher.personal_id
-    bad = _csv([
-        ["10A1", "Toán", teacher, "2", "07:00", "07:45", "01/03/2027", "14/03/2027", "Trực tuyến"],
-        ["10A9", "Toán", teacher, "3", "07:00", "07:45", "01/03/2027", "", ""],
-        ["10A1", "Toán", "001299999999", "4", "07:00", "07:45", "01/03/2027", "", ""],
-        ["10A1", "Hóa", teacher, "5", "07:00", "07:45", "01/03/2027", "", ""],
-        ["10A1", "Toán", teacher, "Thứ 9", "7h", "6:00", "31/02/2027", "", "ngoài trời"],
-    ])
+    bad = _csv(
+        [
+            ["10A1", "Toán", teacher, "2", "07:00", "07:45", "01/03/2027", "14/03/2027", "Trực tuyến"],
+            ["10A9", "Toán", teacher, "3", "07:00", "07:45", "01/03/2027", "", ""],
+            ["10A1", "Toán", "001299999999", "4", "07:00", "07:45", "01/03/2027", "", ""],
+            ["10A1", "Hóa", teacher, "5", "07:00", "07:45", "01/03/2027", "", ""],
+            ["10A1", "Toán", teacher, "Thứ 9", "7h", "6:00", "31/02/2027", "", "ngoài trời"],
+        ]
+    )
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=bad)
     answer = await response.json()
     assert response.status == 400 and answer["error"]["code"] == "import_rejected"
@@ -154,28 +217,52 @@ async def test_timetable_file_every_bad_row_with_its_line_then_all_rows(server):
         assert len((await db.execute(select(Period))).all()) == 2  # the seeded two, nothing more
 
     # The same first row as XLSX, with a clash inside the file: line 3 names line 2.
-    xlsx = xlsx_book([("Thời khóa biểu", HEADER, [
-        ["10A1", "Toán", teacher, "2", "07:00", "07:45", "01/03/2027", "14/03/2027", "Trực tuyến"],
-        ["10A1", "Toán", teacher, "Thứ 2", "07:40", "08:30", "08/03/2027", "", "Kết hợp"],
-    ])])
+    xlsx = xlsx_book(
+        [
+            (
+                "Thời khóa biểu",
+                HEADER,
+                [
+                    ["10A1", "Toán", teacher, "2", "07:00", "07:45", "01/03/2027", "14/03/2027", "Trực tuyến"],
+                    ["10A1", "Toán", teacher, "Thứ 2", "07:40", "08:30", "08/03/2027", "", "Kết hợp"],
+                ],
+            )
+        ]
+    )
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=xlsx)
     clash = await response.json()
     assert response.status == 409 and clash["error"]["code"] == "period_conflict"
     conflict = clash["error"]["details"]["conflicts"][0]
     assert conflict["line"] == 3 and conflict["other"]["line"] == 2 and "dòng 2 của tệp này" in conflict["reason"]
 
-    good = xlsx_book([("Thời khóa biểu", HEADER, [
-        ["10A1", "Toán", teacher, "2", "07:00", "07:45", "01/03/2027", "14/03/2027", "Trực tuyến"],
-        ["10A1", "Toán", teacher, "CN", "14:00", "14:45", "01/03/2027", "14/03/2027", ""],
-    ])])
+    good = xlsx_book(
+        [
+            (
+                "Thời khóa biểu",
+                HEADER,
+                [
+                    ["10A1", "Toán", teacher, "2", "07:00", "07:45", "01/03/2027", "14/03/2027", "Trực tuyến"],
+                    ["10A1", "Toán", teacher, "CN", "14:00", "14:45", "01/03/2027", "14/03/2027", ""],
+                ],
+            )
+        ]
+    )
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=good)
     assert response.status == 201, await response.text()
     assert (await response.json())["created"] == 4
     async with server.db() as db:
-        starts = sorted(p.starts_at.astimezone(SCHOOL_TIMEZONE) for p in (await db.execute(
-            select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))).scalars())
-    assert [(s.date(), s.hour) for s in starts] == [(date(2027, 3, 1), 7), (date(2027, 3, 7), 14),
-                                                   (date(2027, 3, 8), 7), (date(2027, 3, 14), 14)]
+        starts = sorted(
+            p.starts_at.astimezone(SCHOOL_TIMEZONE)
+            for p in (
+                await db.execute(select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))
+            ).scalars()
+        )
+    assert [(s.date(), s.hour) for s in starts] == [
+        (date(2027, 3, 1), 7),
+        (date(2027, 3, 7), 14),
+        (date(2027, 3, 8), 7),
+        (date(2027, 3, 14), 14),
+    ]
 
 
 async def test_timetable_file_half_day_needs_a_reason(server):
@@ -184,12 +271,14 @@ async def test_timetable_file_half_day_needs_a_reason(server):
     rows = [["10A1", "Toán", teacher, "2", f"0{h}:00", f"0{h}:45", "01/03/2027", "", ""] for h in (7, 8, 9)]
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=_csv(rows))
     assert response.status == 409 and (await response.json())["error"]["code"] == "online_limit"
-    response = await admin.request("POST", "/timetable/import?school_year=2026-2027"
-                                   "&online_reason=Thi%20h%E1%BB%8Dc%20k%E1%BB%B3", data=_csv(rows))
+    response = await admin.request(
+        "POST", "/timetable/import?school_year=2026-2027&online_reason=Thi%20h%E1%BB%8Dc%20k%E1%BB%B3", data=_csv(rows)
+    )
     assert response.status == 201
     async with server.db() as db:
-        entry = (await db.execute(select(AuditEntry)
-                                  .where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        entry = (
+            await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))
+        ).scalar_one()
     assert entry.details["reason"] == "Thi học kỳ" and entry.details["half_days"][0]["count"] == 3
 
 
@@ -210,9 +299,11 @@ ROSTER_HEADER = "personal_id,full_name,role,class,date_of_birth,parent_of\n"
 
 async def test_roster_import_through_the_api(server):
     school, admin = await _world(server)
-    bad = (ROSTER_HEADER + "001209000001,Lý Thu Trang,student,10A2,2011-05-06,\n"
-           "123,Không Hợp Lệ,student,10A2,,\n"
-           "001209000003,,pupil,10A2,31/02/2011,\n").encode()
+    bad = (
+        ROSTER_HEADER + "001209000001,Lý Thu Trang,student,10A2,2011-05-06,\n"
+        "123,Không Hợp Lệ,student,10A2,,\n"
+        "001209000003,,pupil,10A2,31/02/2011,\n"
+    ).encode()
     response = await admin.request("POST", "/roster/import?school_year=2026-2027", data=bad)
     answer = await response.json()
     assert response.status == 400 and answer["error"]["code"] == "import_rejected"
@@ -221,8 +312,9 @@ async def test_roster_import_through_the_api(server):
     response = await admin.request("POST", "/roster/import", data=b"name,role\nA,student\n")
     assert response.status == 400 and (await response.json())["error"]["code"] == "bad_roster_file"
 
-    good = (ROSTER_HEADER + "001209000001,Lý Thu Trang,student,10A2,2011-05-06,\n"
-            "001209000002,Vũ Đức Long,student,10A2,,\n").encode()
+    good = (
+        ROSTER_HEADER + "001209000001,Lý Thu Trang,student,10A2,2011-05-06,\n001209000002,Vũ Đức Long,student,10A2,,\n"
+    ).encode()
     answer = await admin.json("POST", "/roster/import?school_year=2026-2027", data=good)
     assert (answer["created"], answer["school_year"]) == (2, "2026-2027")
     passwords = {p["personal_id"]: p["password"] for p in answer["passwords"]}
@@ -241,8 +333,9 @@ async def test_only_admins_set_up_the_timetable(tmp_path):
     try:
         school = await seed_school(server)
         teacher = await server.logged_in(school.teacher)
-        answer = await teacher.json("POST", "/timetable/periods", expect=403,
-                                    json=single(school, MONDAY, "07:00", "07:45"))
+        answer = await teacher.json(
+            "POST", "/timetable/periods", expect=403, json=single(school, MONDAY, "07:00", "07:45")
+        )
         assert answer["error"]["code"] == "forbidden"
     finally:
         await server.close()
@@ -251,51 +344,84 @@ async def test_only_admins_set_up_the_timetable(tmp_path):
 async def test_two_admins_saving_at_once_cannot_both_book_the_teacher(any_store_server):
     """The checks and the new rows are one step: of two requests for the same hour sent together, one wins."""
     import asyncio
+
     server = any_store_server
     school, admin = await _world(server)
     other_admin = await server.logged_in(school.admin)
     body = single(school, MONDAY, "07:00", "07:45")
-    answers = await asyncio.gather(*[person.request("POST", "/timetable/periods", json=body)
-                                     for person in (admin, other_admin, admin, other_admin)])
+    answers = await asyncio.gather(
+        *[
+            person.request("POST", "/timetable/periods", json=body)
+            for person in (admin, other_admin, admin, other_admin)
+        ]
+    )
     assert sorted(r.status for r in answers) == [201, 409, 409, 409]
     async with server.db() as db:
-        assert len((await db.execute(select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))
-                    ).all()) == 1
+        assert (
+            len(
+                (
+                    await db.execute(select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))
+                ).all()
+            )
+            == 1
+        )
 
 
 async def test_timetable_file_as_a_spreadsheet_types_it(server):
     """Excel keeps typed times and dates as time and date cells, and Vietnamese Excel saves CSV with ';'."""
     from datetime import time
     from openpyxl import Workbook
+
     school, admin = await _world(server)
     book = Workbook()
     sheet = book.active
     sheet.title = "Thời khóa biểu"
     sheet.append(HEADER)
-    sheet.append(["10A1", "Toán", school.teacher.personal_id, 3, time(13, 30), time(14, 15), datetime(2027, 3, 1),
-                  datetime(2027, 3, 10), "Kết hợp"])
+    sheet.append(
+        [
+            "10A1",
+            "Toán",
+            school.teacher.personal_id,
+            3,
+            time(13, 30),
+            time(14, 15),
+            datetime(2027, 3, 1),
+            datetime(2027, 3, 10),
+            "Kết hợp",
+        ]
+    )
     data = io.BytesIO()
     book.save(data)
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=data.getvalue())
     assert response.status == 201, await response.text()
-    semicolons = (";".join(HEADER) + "\r\n" + ";".join(
-        ["10A1", "Toán", school.teacher.personal_id, "T5", "7h", "7g45", "2027-03-04", "", "online"]) + "\r\n").encode()
+    semicolons = (
+        ";".join(HEADER)
+        + "\r\n"
+        + ";".join(["10A1", "Toán", school.teacher.personal_id, "T5", "7h", "7g45", "2027-03-04", "", "online"])
+        + "\r\n"
+    ).encode()
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=semicolons)
     assert response.status == 201, await response.text()
     async with server.db() as db:
-        found = sorted((p.starts_at.astimezone(SCHOOL_TIMEZONE), p.ends_at.astimezone(SCHOOL_TIMEZONE), p.mode.value)
-                       for p in (await db.execute(select(Period).where(
-                           Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))).scalars())
+        found = sorted(
+            (p.starts_at.astimezone(SCHOOL_TIMEZONE), p.ends_at.astimezone(SCHOOL_TIMEZONE), p.mode.value)
+            for p in (
+                await db.execute(select(Period).where(Period.starts_at > datetime(2027, 1, 1, tzinfo=timezone.utc)))
+            ).scalars()
+        )
     assert [(s.date(), s.strftime("%H:%M"), e.strftime("%H:%M"), m) for s, e, m in found] == [
-        (date(2027, 3, 2), "13:30", "14:15", "hybrid"), (date(2027, 3, 4), "07:00", "07:45", "online"),
-        (date(2027, 3, 9), "13:30", "14:15", "hybrid")]
+        (date(2027, 3, 2), "13:30", "14:15", "hybrid"),
+        (date(2027, 3, 4), "07:00", "07:45", "online"),
+        (date(2027, 3, 9), "13:30", "14:15", "hybrid"),
+    ]
 
 
 async def test_a_nul_character_in_a_file_is_a_clear_400(any_store_server):
     server = any_store_server
     school, admin = await _world(server)
-    timetable_file = _csv([["10A1", "To\x00án", school.teacher.personal_id, "2", "07:00", "07:45", "01/03/2027", "",
-                            ""]])
+    timetable_file = _csv(
+        [["10A1", "To\x00án", school.teacher.personal_id, "2", "07:00", "07:45", "01/03/2027", "", ""]]
+    )
     response = await admin.request("POST", "/timetable/import?school_year=2026-2027", data=timetable_file)
     answer = await response.json()
     assert response.status == 400 and "line 2" in answer["error"]["message"], answer

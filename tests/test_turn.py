@@ -5,6 +5,7 @@ and a half-done TURN configuration stops the start with a clear message.
 
 coturn (Debian's `turnserver`) must be installed: these tests fail, never skip, without it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,11 @@ import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
 from aiortc import (
-    RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
     RTCSessionDescription,
 )
 
@@ -88,28 +93,54 @@ async def coturn(request, tmp_path):
     Indirect parametrization adds options: `@pytest.mark.parametrize("coturn", [["--user-quota=2"]], indirect=True)`."""
     binary = shutil.which("turnserver")
     if binary is None:
-        pytest.fail("coturn is not installed (no `turnserver`): run `apt-get install -y coturn`; "
-                    "the TURN tests need a real TURN server")
+        pytest.fail(
+            "coturn is not installed (no `turnserver`): run `apt-get install -y coturn`; "
+            "the TURN tests need a real TURN server"
+        )
     port, secret, log = _free_port(), secrets.token_hex(24), tmp_path / "coturn.log"
     # The recipe's `--log-file stdout` is block-buffered into a file; coturn flushes its own log file at
     # once, and --simple-log keeps that file's name as given. Its own pid file and user database: not
     # the system's /var/run and /var/lib/turn.
     with (tmp_path / "coturn.out").open("wb") as out:
         process = subprocess.Popen(
-            [binary, "-n", "-v", "--use-auth-secret", f"--static-auth-secret={secret}", f"--realm={REALM}",
-             "-L", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", str(port),
-             "--no-cli", "--no-tls", "--no-dtls", "--allow-loopback-peers", "--log-file", str(log),
-             "--simple-log", "--pidfile", str(tmp_path / "coturn.pid"), "--userdb", str(tmp_path / "turndb"),
-             *getattr(request, "param", [])],
-            stdout=out, stderr=subprocess.STDOUT)
+            [
+                binary,
+                "-n",
+                "-v",
+                "--use-auth-secret",
+                f"--static-auth-secret={secret}",
+                f"--realm={REALM}",
+                "-L",
+                "127.0.0.1",
+                "--relay-ip",
+                "127.0.0.1",
+                "--listening-port",
+                str(port),
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--allow-loopback-peers",
+                "--log-file",
+                str(log),
+                "--simple-log",
+                "--pidfile",
+                str(tmp_path / "coturn.pid"),
+                "--userdb",
+                str(tmp_path / "turndb"),
+                *getattr(request, "param", []),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 15
         while not await asyncio.to_thread(_stun_answers, port):
             if process.poll() is not None or time.monotonic() > deadline:
                 output = (tmp_path / "coturn.out").read_text(errors="replace")
                 logged = log.read_text(errors="replace") if log.exists() else ""
-                pytest.fail(f"coturn did not start on port {port} (exit {process.poll()}):\n"
-                            f"{(output + logged)[-3000:]}")
+                pytest.fail(
+                    f"coturn did not start on port {port} (exit {process.poll()}):\n{(output + logged)[-3000:]}"
+                )
             await asyncio.sleep(0.1)
         yield Coturn(port, secret, log)
     finally:
@@ -155,10 +186,12 @@ def relay_only(entry: dict, url: str | None = None) -> RTCConfiguration:
     prevent: the server would still answer checks from our host address) can win over it. The SDP we
     send is checked to hold relay candidates only (`only_relay_candidates`). aiortc uses one TURN URL.
     """
-    server = RTCIceServer(urls=[url] if url else entry["urls"], username=entry["username"],
-                          credential=entry["credential"])
-    return RTCConfiguration(iceServers=[server], iceTransportPolicy=RTCIceTransportPolicy.RELAY,
-                            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)  # as tests/media/peers.py's CONFIG
+    server = RTCIceServer(
+        urls=[url] if url else entry["urls"], username=entry["username"], credential=entry["credential"]
+    )
+    return RTCConfiguration(
+        iceServers=[server], iceTransportPolicy=RTCIceTransportPolicy.RELAY, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+    )  # as tests/media/peers.py's CONFIG
 
 
 def only_relay_candidates(sdp: str) -> list[str]:
@@ -274,11 +307,18 @@ async def test_a_relay_only_student_receives_the_teacher_through_turn(server, sc
         # (the media server) for this username, and that is at least every audio packet we decoded.
         heard = receiver.audio_frames
         await receiver.close()
-        await wait_for(lambda: f"delete: realm=<{REALM}>, username=<{entry['username']}>" in coturn.log_text(), 10,
-                       "coturn to close the allocation")
-        relayed = max(int(n) for n in re.findall(  # coturn may log the same totals twice: take the largest
-            rf"peer usage: realm=<{re.escape(REALM)}>, username=<{re.escape(entry['username'])}>, rp=(\d+)",
-            coturn.log_text()))
+        await wait_for(
+            lambda: f"delete: realm=<{REALM}>, username=<{entry['username']}>" in coturn.log_text(),
+            10,
+            "coturn to close the allocation",
+        )
+        relayed = max(
+            int(n)
+            for n in re.findall(  # coturn may log the same totals twice: take the largest
+                rf"peer usage: realm=<{re.escape(REALM)}>, username=<{re.escape(entry['username'])}>, rp=(\d+)",
+                coturn.log_text(),
+            )
+        )
         assert relayed >= heard, (relayed, heard)
     finally:
         await receiver.close()
@@ -315,8 +355,9 @@ async def test_coturn_checks_the_expiry_when_a_relay_is_set_up_not_when_it_is_re
     installed coturn: a relay set up in time survives a refresh after the expiry; a new relay with the same
     credential is refused. The lifetime must cover every relay a client sets up with one join answer."""
     username = f"{int(time.time()) + 2}:{turn.pseudonym('k' * 32, 1)}"
-    endpoint, _ = await create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", coturn.port), username,
-                                             turn.credential(coturn.secret, username))
+    endpoint, _ = await create_turn_endpoint(
+        asyncio.DatagramProtocol, ("127.0.0.1", coturn.port), username, turn.credential(coturn.secret, username)
+    )
     try:
         client = endpoint._TurnTransport__inner_protocol  # noqa: SLF001 - aioice's TURN client, to refresh now
         await asyncio.sleep(max(0.0, int(username.split(":")[0]) + 1.2 - time.time()))  # past the expiry
@@ -327,8 +368,9 @@ async def test_coturn_checks_the_expiry_when_a_relay_is_set_up_not_when_it_is_re
     finally:
         endpoint.close()
     with pytest.raises((ConnectionError, stun.TransactionError)):
-        await create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", coturn.port), username,
-                                   turn.credential(coturn.secret, username))
+        await create_turn_endpoint(
+            asyncio.DatagramProtocol, ("127.0.0.1", coturn.port), username, turn.credential(coturn.secret, username)
+        )
     assert f"user <{username}>: incoming packet REFRESH processed, success" in coturn.log_text()
 
 
@@ -376,8 +418,11 @@ async def test_the_join_answer_has_a_short_lived_credential_and_no_secret(server
     join = await response.json()
 
     assert coturn.secret not in raw
-    assert join["ice_servers"][0] == {"urls": [f"stun:127.0.0.1:{coturn.port}"], "username": None,
-                                      "credential": None}  # the static ice_servers come first, unchanged
+    assert join["ice_servers"][0] == {
+        "urls": [f"stun:127.0.0.1:{coturn.port}"],
+        "username": None,
+        "credential": None,
+    }  # the static ice_servers come first, unchanged
     entry = turn_entry(join)
     assert entry["urls"] == [coturn.url("udp"), coturn.url("tcp")]
     match = re.fullmatch(r"(\d+):([0-9a-f]+)", entry["username"])
@@ -390,8 +435,9 @@ async def test_the_join_answer_has_a_short_lived_credential_and_no_secret(server
     user = school.student
     assert user.personal_id not in entry["username"] and user.full_name not in entry["username"]
     assert opaque == turn.pseudonym(server.settings.secret_key, user.id) and opaque != str(user.id)
-    assert opaque not in {h(str(user.id).encode()).hexdigest()[:len(opaque)]
-                          for h in (hashlib.sha256, hashlib.sha1, hashlib.md5)}
+    assert opaque not in {
+        h(str(user.id).encode()).hexdigest()[: len(opaque)] for h in (hashlib.sha256, hashlib.sha1, hashlib.md5)
+    }
 
     # Stable per account (coturn's log tells one person's relays apart), different between accounts,
     # and every join gets its own expiry, counted from that join.
@@ -430,16 +476,23 @@ URLS = '["turn:turn.truong.edu.vn:3478?transport=udp", "turns:turn.truong.edu.vn
 TURN_MISCONFIGURATIONS = {
     "urls without secret": ({"LIVECLASS_TURN_URLS": URLS}, ("turn_secret", "LIVECLASS_TURN_SECRET is not")),
     "secret without urls": ({"LIVECLASS_TURN_SECRET": SECRET}, ("turn_urls", "LIVECLASS_TURN_URLS is not")),
-    "a stun url": ({"LIVECLASS_TURN_URLS": '["stun:turn.truong.edu.vn:3478"]', "LIVECLASS_TURN_SECRET": SECRET},
-                   ("turn_urls", "not a TURN URL")),
-    "urls not json": ({"LIVECLASS_TURN_URLS": "turn:turn.truong.edu.vn:3478", "LIVECLASS_TURN_SECRET": SECRET},
-                      ("turn_urls",)),
-    "short secret": ({"LIVECLASS_TURN_URLS": URLS, "LIVECLASS_TURN_SECRET": "abc123"},
-                     ("turn_secret", "at least 16")),
-    "lifetime too short": ({"LIVECLASS_TURN_URLS": URLS, "LIVECLASS_TURN_SECRET": SECRET,
-                            "LIVECLASS_TURN_CREDENTIAL_SECONDS": "30"}, ("turn_credential_seconds", "60")),
-    "lifetime too long": ({"LIVECLASS_TURN_URLS": URLS, "LIVECLASS_TURN_SECRET": SECRET,
-                           "LIVECLASS_TURN_CREDENTIAL_SECONDS": "100000"}, ("turn_credential_seconds", "86400")),
+    "a stun url": (
+        {"LIVECLASS_TURN_URLS": '["stun:turn.truong.edu.vn:3478"]', "LIVECLASS_TURN_SECRET": SECRET},
+        ("turn_urls", "not a TURN URL"),
+    ),
+    "urls not json": (
+        {"LIVECLASS_TURN_URLS": "turn:turn.truong.edu.vn:3478", "LIVECLASS_TURN_SECRET": SECRET},
+        ("turn_urls",),
+    ),
+    "short secret": ({"LIVECLASS_TURN_URLS": URLS, "LIVECLASS_TURN_SECRET": "abc123"}, ("turn_secret", "at least 16")),
+    "lifetime too short": (
+        {"LIVECLASS_TURN_URLS": URLS, "LIVECLASS_TURN_SECRET": SECRET, "LIVECLASS_TURN_CREDENTIAL_SECONDS": "30"},
+        ("turn_credential_seconds", "60"),
+    ),
+    "lifetime too long": (
+        {"LIVECLASS_TURN_URLS": URLS, "LIVECLASS_TURN_SECRET": SECRET, "LIVECLASS_TURN_CREDENTIAL_SECONDS": "100000"},
+        ("turn_credential_seconds", "86400"),
+    ),
 }
 
 

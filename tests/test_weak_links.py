@@ -8,6 +8,7 @@ student would notice: which layer arrives (the decoded frame's size), its frame 
 stretch without decoded audio, whether the slide's text is readable in the decoded frame, and that the
 classmate's picture does not change.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -87,16 +88,20 @@ async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_
     try:
         # A clean link at first: both get the high layers.
         for meter in (weak_meter, clean_meter):
-            await _until(lambda m=meter: _on(m, "teacher_camera", "camera") and _on(m, "screen", "screen"), 30,
-                         "the teacher's camera and screen at their high layers")
+            await _until(
+                lambda m=meter: _on(m, "teacher_camera", "camera") and _on(m, "screen", "screen"),
+                30,
+                "the teacher's camera and screen at their high layers",
+            )
         await asyncio.sleep(3)
         classmate_fps = clean_meter["teacher_camera"].fps(window=3.0)
 
         # The weak student's link falls to 300 kbit/s with 5 % loss and 200 ms of round trip.
         link.down.set(**WEAK)
         link.up.set(**{**WEAK, "rate": None})
-        moved = await _until(lambda: _on(weak_meter, "teacher_camera", "camera_low"), 5,
-                             "the camera slot on the low layer")
+        moved = await _until(
+            lambda: _on(weak_meter, "teacher_camera", "camera_low"), 5, "the camera slot on the low layer"
+        )
         await _until(lambda: _on(weak_meter, "screen", "screen_low"), 10, "the screen on its low layer")
         link_event = await weak.wait_for("you:link", lambda d: "teacher_camera" in d["reduced"], timeout=10)
         assert link_event["quality"] in ("weak", "bad") and link_event["video"] == "low"
@@ -109,8 +114,9 @@ async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_
         for _ in range(6):
             await asyncio.sleep(5)
             frame = weak_meter["screen"].latest("gray")
-            readable.append(readability(frame, "screen_low") if frame is not None and frame.shape == (360, 640)
-                            else 0.0)
+            readable.append(
+                readability(frame, "screen_low") if frame is not None and frame.shape == (360, 640) else 0.0
+            )
         window = weak_meter.stats(window=30.0)
         longest_audio_gap = max((gap for _, gap in audio.gaps[gaps_before:]), default=0.0)
         # The sound that reached the student: no stretch over 200 ms lost. (What aiortc's receiver then
@@ -125,14 +131,19 @@ async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_
         # The classmate's picture did not change.
         assert _on(clean_meter, "teacher_camera", "camera") and _on(clean_meter, "screen", "screen")
         assert clean_meter["teacher_camera"].fps(window=10.0) >= 0.8 * classmate_fps
-        print(f"weak link: camera_low after {moved:.1f} s; 30 s: {window}; readable {readable}; audio lost "
-              f"{longest_lost:.2f} s at most, aiortc played gaps up to {played_gap:.2f} s, arrival gaps up to "
-              f"{longest_audio_gap:.2f} s; relay {link.stats()}")
+        print(
+            f"weak link: camera_low after {moved:.1f} s; 30 s: {window}; readable {readable}; audio lost "
+            f"{longest_lost:.2f} s at most, aiortc played gaps up to {played_gap:.2f} s, arrival gaps up to "
+            f"{longest_audio_gap:.2f} s; relay {link.stats()}"
+        )
 
         # The link recovers: back on the high layers within 15 s.
         link.set(**CLEAN)
-        back = await _until(lambda: _on(weak_meter, "teacher_camera", "camera") and _on(weak_meter, "screen", "screen"),
-                            15, "the high layers again")
+        back = await _until(
+            lambda: _on(weak_meter, "teacher_camera", "camera") and _on(weak_meter, "screen", "screen"),
+            15,
+            "the high layers again",
+        )
         print(f"recovered: high layers after {back:.1f} s")
     finally:
         for meter in (weak_meter, clean_meter):
@@ -149,8 +160,11 @@ async def test_audio_only_data_saver_receives_no_video_packets(server, school, p
     publisher, source = await _publish_layers(teacher)
     pc, meter = await _subscribe(student)
     try:
-        await _until(lambda: _on(meter, "teacher_camera", "camera") and _on(meter, "screen", "screen"), 30,
-                     "the teacher's camera and screen")
+        await _until(
+            lambda: _on(meter, "teacher_camera", "camera") and _on(meter, "screen", "screen"),
+            30,
+            "the teacher's camera and screen",
+        )
         assert await student.ok("media:saver", {"mode": "audio"}) == {"mode": "audio"}
         await asyncio.sleep(1.0)  # packets already on their way
         video_before = {slot: meter[slot].rtp_packets for slot in ("teacher_camera", "screen")}
@@ -167,8 +181,11 @@ async def test_audio_only_data_saver_receives_no_video_packets(server, school, p
         assert meter["teacher_camera"].rtp_packets == camera_before
 
         assert await student.ok("media:saver", {"mode": "off"}) == {"mode": "off"}
-        await _until(lambda: _on(meter, "teacher_camera", "camera") and _on(meter, "screen", "screen"), 10,
-                     "everything at the high layers again")
+        await _until(
+            lambda: _on(meter, "teacher_camera", "camera") and _on(meter, "screen", "screen"),
+            10,
+            "everything at the high layers again",
+        )
     finally:
         await meter.close()
         source.stop()

@@ -2,6 +2,7 @@
 Vietnamese (tests/web_walk.py's walk) and finds no serious or critical violation; every one found is
 printed with its rule, impact, page and elements. Also: the controls are buttons and links a keyboard
 reaches (no click handler on a bare div or span, no control on screen that the Tab key skips)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,23 +41,35 @@ async def listeners_on_non_controls(page) -> list[str]:
     DevTools' listener list. A row that also holds a link or button to the same place is reachable: left out."""
     client = await page.context.new_cdp_session(page)
     found = []
-    candidates = await client.send("Runtime.evaluate", {"expression": """
+    candidates = await client.send(
+        "Runtime.evaluate",
+        {
+            "expression": """
       [...document.querySelectorAll('div, span, li, td, tr, th, p, section, article, img, figure, label, h1, h2, h3')]
         .filter((el) => !el.matches(
           '[role=button], [role=link], [role=tab], [role=menuitem], [role=option], [tabindex]'))
         .filter((el) => !el.querySelector('a[href], button'))
-    """, "objectGroup": "a11y"})
-    properties = await client.send("Runtime.getProperties", {"objectId": candidates["result"]["objectId"],
-                                                             "ownProperties": True})
+    """,
+            "objectGroup": "a11y",
+        },
+    )
+    properties = await client.send(
+        "Runtime.getProperties", {"objectId": candidates["result"]["objectId"], "ownProperties": True}
+    )
     for prop in properties["result"]:
         if not prop["name"].isdigit():
             continue
         object_id = prop["value"]["objectId"]
         listeners = await client.send("DOMDebugger.getEventListeners", {"objectId": object_id})
         if any(listener["type"] in ("click", "mousedown", "pointerdown") for listener in listeners["listeners"]):
-            html = await client.send("Runtime.callFunctionOn", {
-                "objectId": object_id, "functionDeclaration": "function () { return this.outerHTML.slice(0, 160); }",
-                "returnByValue": True})
+            html = await client.send(
+                "Runtime.callFunctionOn",
+                {
+                    "objectId": object_id,
+                    "functionDeclaration": "function () { return this.outerHTML.slice(0, 160); }",
+                    "returnByValue": True,
+                },
+            )
             found.append(html["result"]["value"])
     await client.send("Runtime.releaseObjectGroup", {"objectGroup": "a11y"})
     await client.detach()
@@ -72,8 +85,10 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(server, sc
     async def visit(name, page):
         for v in await axe_violations(page):
             lines = [f"[{v['impact']}] {name}: {v['id']} ({v['help']})"]
-            lines += [f"    {n['target']}: {n['summary'].splitlines()[-1].strip() if n['summary'] else ''}"
-                      for n in v["nodes"][:8]]
+            lines += [
+                f"    {n['target']}: {n['summary'].splitlines()[-1].strip() if n['summary'] else ''}"
+                for n in v["nodes"][:8]
+            ]
             (serious if v["impact"] in ("serious", "critical") else minor).extend(lines)
         clickable.extend(f"{name}: {html}" for html in await listeners_on_non_controls(page))
         clickable.extend(f"{name}: skipped by Tab: {html}" for html in await page.evaluate(UNREACHABLE))
@@ -90,6 +105,7 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(server, sc
 async def test_the_axe_check_finds_what_it_should(server, browser):
     """The check itself: on the login page, a button with no name and low-contrast text are reported."""
     from tests.web_walk import new_page
+
     page = await new_page(browser, server)
     await page.get_by_role("button", name="Đăng nhập").wait_for()
     assert [v for v in await axe_violations(page) if v["impact"] in ("serious", "critical")] == []

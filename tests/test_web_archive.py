@@ -6,6 +6,7 @@ The archived period is tests/archive_seed.py's: Ánh on time (dropped once), B�
 absent, and a real 10 s recording (teacher camera + microphone, a student's microphone, a screen share
 from about 3 s to 7 s).
 """
+
 from __future__ import annotations
 
 import csv
@@ -90,8 +91,9 @@ async def vietnamese(page) -> None:
 
 async def seed_other_teachers_period(server, school):
     """Yesterday's Văn period of 11B2, taught by another teacher (no recording)."""
-    return await seed_archived_session(server, school, None, school_class=school.other_class,
-                                       teacher=school.other_teacher, subject="Văn")
+    return await seed_archived_session(
+        server, school, None, school_class=school.other_class, teacher=school.other_teacher, subject="Văn"
+    )
 
 
 async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(server, school, lesson, browser):
@@ -168,7 +170,8 @@ async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(ser
     async with admin.expect_download() as download:
         await admin.get_by_role("link", name="Tải điểm danh (Excel)").click()
     assert (await download.value).suggested_filename == (
-        f"diem-danh-10A1-Toán-{archived.day.isoformat()}-session-{archived.session_id}.xlsx")
+        f"diem-danh-10A1-Toán-{archived.day.isoformat()}-session-{archived.session_id}.xlsx"
+    )
 
     # Play: the camera moves, the screen share is not there yet.
     await admin.get_by_role("button", name="Phát").click()
@@ -182,12 +185,15 @@ async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(ser
     await admin.get_by_label("Tua đến").fill("5")
     await admin.wait_for_function(CAMERA_NEAR, arg=[5.4, 0.4], timeout=10_000)
     await expect(screen).to_be_visible()
-    await admin.wait_for_function("""() => {
+    await admin.wait_for_function(
+        """() => {
       const screen = document.querySelector('[data-player] video[data-source="screen"]');
       const player = document.querySelector("[data-player]");
       return !screen.paused && screen.videoWidth > 0
         && Math.abs(screen.currentTime + 3.024 - Number(player.dataset.time)) < 0.4;
-    }""", timeout=10_000)
+    }""",
+        timeout=10_000,
+    )
     state = await admin.evaluate(PLAYER_STATE)
     for file in state["files"]:
         if file["kind"] == "audio":  # both microphones are at the same moment as the picture
@@ -201,8 +207,9 @@ async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(ser
     assert await screen.evaluate("(video) => video.paused")
     await expect(admin.locator(".player-clock")).to_have_text(re.compile(r"00:0[89] / 00:10"))
     # It plays to the end and stops there.
-    await admin.wait_for_function("() => document.querySelector('[data-player]').dataset.state === 'paused'",
-                                  timeout=10_000)
+    await admin.wait_for_function(
+        "() => document.querySelector('[data-player]').dataset.state === 'paused'", timeout=10_000
+    )
     await expect(admin.get_by_role("button", name="Phát")).to_be_visible()
 
     # The same page in English.
@@ -268,8 +275,9 @@ async def test_teacher_shares_the_recording_and_a_student_plays_it(server, schoo
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await student.screenshot(path=SCREENSHOTS / "archive-shared-vi.png")
     await english(student, SCREENSHOTS / "archive-shared-en.png")
-    await expect(student.get_by_role("button", name="Play").or_(student.get_by_role("button", name="Pause"))) \
-        .to_be_visible()
+    await expect(
+        student.get_by_role("button", name="Play").or_(student.get_by_role("button", name="Pause"))
+    ).to_be_visible()
     await vietnamese(student)
 
     # The teacher revokes it, after a question in the page (Cancel keeps the link): the student's next visit
@@ -292,8 +300,11 @@ async def test_an_expired_share_link_says_so(server, school, lesson, browser):
     teacher = await server.logged_in(school.teacher)
     share = await teacher.json("POST", f"/sessions/{archived.session_id}/shares", expect=201, json={"days": 1})
     async with server.db() as db:
-        await db.execute(update(RecordingShare).where(RecordingShare.id == share["share_id"])
-                         .values(expires_at=utcnow() - timedelta(minutes=1)))
+        await db.execute(
+            update(RecordingShare)
+            .where(RecordingShare.id == share["share_id"])
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
         await db.commit()
     student = await login_at(browser, server, archived.present, f"#/shared/{share['token']}")
     await expect(student.get_by_role("heading", level=1)).to_have_text("Liên kết đã hết hạn")
@@ -314,7 +325,8 @@ async def test_the_session_page_on_a_phone(server, school, lesson, browser, devi
     await expect(admin.get_by_role("heading", level=1)).to_have_text("Toán · 10A1")
     await expect(admin.locator("svg.chart g.bar-row")).to_have_count(3)
     assert await admin.evaluate(NO_HORIZONTAL_OVERFLOW), await admin.evaluate(
-        "() => [document.scrollingElement.scrollWidth, innerWidth]")
+        "() => [document.scrollingElement.scrollWidth, innerWidth]"
+    )
     # The controls fit and work by touch.
     await admin.get_by_role("button", name="Phát").tap()
     await admin.wait_for_function(CAMERA_NEAR, arg=[1.0, 0.8], timeout=15_000)
@@ -335,16 +347,26 @@ async def test_the_session_page_on_a_phone(server, school, lesson, browser, devi
     await go(admin, "#/admin/retention")
     await expect(admin.get_by_label("Bản ghi hình")).to_have_value("365")
     assert await admin.evaluate(NO_HORIZONTAL_OVERFLOW), await admin.evaluate(
-        "() => [document.scrollingElement.scrollWidth, innerWidth]")
+        "() => [document.scrollingElement.scrollWidth, innerWidth]"
+    )
     assert errors == []
 
 
 async def test_admin_audit_log_retention_and_legal_hold(server, school, browser):
     archived = await seed_archived_session(server, school)
     async with server.db() as db:  # enough old entries for two pages
-        db.add_all([AuditEntry(actor_id=school.teacher.id, action="records_viewed",
-                               target=f"session:{archived.session_id}", address="203.0.113.7",
-                               at=utcnow() - timedelta(hours=1, minutes=i)) for i in reversed(range(60))])
+        db.add_all(
+            [
+                AuditEntry(
+                    actor_id=school.teacher.id,
+                    action="records_viewed",
+                    target=f"session:{archived.session_id}",
+                    address="203.0.113.7",
+                    at=utcnow() - timedelta(hours=1, minutes=i),
+                )
+                for i in reversed(range(60))
+            ]
+        )
         await db.commit()
     admin = await open_as(browser, server, school.admin)
     errors = watch_errors(admin)
@@ -392,7 +414,8 @@ async def test_admin_audit_log_retention_and_legal_hold(server, school, browser)
     await admin.get_by_label("Lý do lưu giữ").fill("Phụ huynh khiếu nại, chờ xác minh")
     await admin.get_by_role("button", name="Lưu", exact=True).click()
     await expect(admin.locator(".hold-form").locator("xpath=..")).to_contain_text(
-        "Đang lưu giữ: Phụ huynh khiếu nại, chờ xác minh")
+        "Đang lưu giữ: Phụ huynh khiếu nại, chờ xác minh"
+    )
     await go(admin, "#/admin/sessions")
     await expect(admin.locator("tr.session-row").first).to_contain_text("Đang lưu giữ")
     assert errors == []
@@ -482,8 +505,7 @@ async def test_admin_reads_a_class_attendance_summary_and_downloads_it(server, s
     await admin.get_by_label("Đến ngày").fill(yesterday)
     await admin.get_by_role("button", name="Tìm").click()
     await expect(admin.locator("tr.session-row")).to_have_count(1)
-    await expect(summary_link).to_have_attribute(
-        "href", f"#/records/class/{class_id}?from={yesterday}&to={yesterday}")
+    await expect(summary_link).to_have_attribute("href", f"#/records/class/{class_id}?from={yesterday}&to={yesterday}")
     await summary_link.click()
 
     # The summary over yesterday alone; then over both days (a new address: "back" returns to yesterday).
@@ -592,7 +614,8 @@ async def test_class_summary_for_the_classes_teacher_not_another(server, school,
     await teacher.get_by_label("Lớp").select_option(label=CLASS_10A1)
     await teacher.get_by_role("link", name="Tổng hợp điểm danh lớp này").click()
     await expect(teacher.locator(f'table.class-attendance tr[data-user="{school.student.id}"]')).to_contain_text(
-        "Phạm Ngọc Ánh")
+        "Phạm Ngọc Ánh"
+    )
     await expect(teacher.locator("table.counted-sessions tbody tr")).to_have_count(1)
 
     other = await open_as(browser, server, school.other_teacher)  # teaches 11B2 only
@@ -610,19 +633,25 @@ async def test_class_summary_for_the_classes_teacher_not_another(server, school,
 async def test_class_summary_on_a_phone(server, school, browser):
     earlier = await seed_archived_session(server, school, days_ago=3)
     later = await seed_archived_session(server, school, days_ago=1)
-    admin = await login_at(browser, server, school.admin,
-                           f"#/records/class/{school.school_class.id}?from={earlier.day}&to={later.day}",
-                           device="iPhone 13")
+    admin = await login_at(
+        browser,
+        server,
+        school.admin,
+        f"#/records/class/{school.school_class.id}?from={earlier.day}&to={later.day}",
+        device="iPhone 13",
+    )
     errors = watch_errors(admin)
     await expect(admin.locator(SUMMARY_ROWS)).to_have_count(5)
     await expect(admin.locator("table.counted-sessions tbody tr")).to_have_count(2)
     assert await admin.evaluate("() => innerWidth") == 390
     assert await admin.evaluate(NO_HORIZONTAL_OVERFLOW), await admin.evaluate(
-        "() => [document.scrollingElement.scrollWidth, window.innerWidth]")
+        "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
+    )
     # The table scrolls sideways inside its own box, which fits the screen.
     box = admin.locator(".summary-scroll")
     assert await box.evaluate(
-        "(el) => el.scrollWidth > el.clientWidth && el.getBoundingClientRect().right <= innerWidth")
+        "(el) => el.scrollWidth > el.clientWidth && el.getBoundingClientRect().right <= innerWidth"
+    )
     await box.evaluate("(el) => { el.scrollLeft = el.scrollWidth; }")
     # Scrolled to the last column, the names stay at the box's left edge.
     await admin.wait_for_function("""() => {
@@ -662,12 +691,18 @@ async def test_a_period_taught_live_is_in_the_archive_at_once(server, school, br
     # came), the student's screen share; Chromium decodes every file; the player plays to the end.
     assert await admin.locator('[data-player] video[data-source="camera"]').count() >= 1
     await expect(admin.locator('[data-player] video[data-source="screen"]')).to_have_count(1)
-    await admin.wait_for_function("""() => [...document.querySelectorAll("[data-player] video")]
-      .every((video) => video.videoWidth > 0)""", timeout=20_000)
+    await admin.wait_for_function(
+        """() => [...document.querySelectorAll("[data-player] video")]
+      .every((video) => video.videoWidth > 0)""",
+        timeout=20_000,
+    )
     await admin.get_by_role("button", name="Phát").click()
-    await admin.wait_for_function("""() => {
+    await admin.wait_for_function(
+        """() => {
       const player = document.querySelector("[data-player]");
       const end = Number(player.querySelector("input.seek").max);
       return player.dataset.state === "paused" && end > 0.5 && Number(player.dataset.time) >= end - 0.1;
-    }""", timeout=20_000)
+    }""",
+        timeout=20_000,
+    )
     assert errors == []

@@ -2,6 +2,7 @@
 
 Camera, microphone and screen share included (fake devices).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -151,8 +152,7 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await person.get_by_role("menuitem", name="Cho chia sẻ màn hình").click()
     await student.get_by_role("button", name="Chia sẻ màn hình").click()
     await expect(teacher.locator('video[data-slot="screen"]')).to_be_visible()
-    await teacher.wait_for_function(
-        "() => document.querySelector('video[data-slot=\"screen\"]').videoWidth > 0")
+    await teacher.wait_for_function("() => document.querySelector('video[data-slot=\"screen\"]').videoWidth > 0")
     await student.get_by_role("button", name="Bật micro", exact=True).click()
     await expect(student.get_by_role("button", name="Tắt micro")).to_be_visible()
     await expect(person.locator('[data-icon="microphone"]')).to_have_attribute("data-state", "on")
@@ -252,6 +252,7 @@ async def test_english_switch_and_admin_page(server, school, browser):
 
 async def test_first_login_with_a_generated_password_asks_for_a_new_one(server, browser):
     from tests.helpers import add_user
+
     async with server.db() as db:
         user = await add_user(db, "teacher", "Giáo Viên Mới", must_change=True)
         await db.commit()
@@ -290,7 +291,8 @@ async def test_a_deactivated_student_is_told_why_and_the_room_is_gone(server, sc
     admin = await server.logged_in(school.admin)
     await admin.json("PATCH", f"/users/{school.student.id}", json={"active": False})
     await expect(student.locator("[data-screen=ended]")).to_contain_text(
-        "Tài khoản của bạn đã bị khóa; hãy liên hệ quản trị viên của trường.")
+        "Tài khoản của bạn đã bị khóa; hãy liên hệ quản trị viên của trường."
+    )
     await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).to_have_count(0)
 
 

@@ -1,5 +1,6 @@
 """The web client when its class moves to another server (Debian's chromium, several real nodes): the
 teacher and a student stay in the room, told what happens, and the recording goes on."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,8 @@ async def test_a_drained_node_moves_the_class_and_the_pages_follow(cluster, brow
     school = await cluster.start(nodes=2, cross_origin=True)
     try:
         session = await (await cluster.front.logged_in(school.teacher)).json(
-            "POST", f"/periods/{school.period.id}/start", expect=201)
+            "POST", f"/periods/{school.period.id}/start", expect=201
+        )
         hosting = cluster.node(session["node"])
         pages_from = next(n for n in cluster.nodes if n is not hosting)  # the pages outlive the drained node
 
@@ -45,7 +47,8 @@ async def test_a_drained_node_moves_the_class_and_the_pages_follow(cluster, brow
         await expect(student.locator("#banner")).to_have_text("Đang chuyển lớp sang máy chủ khác…", timeout=10000)
         # Back in the room on the other node: no lobby, the recording going on as a new recording.
         await expect(teacher.locator("#banner")).to_have_text(
-            "Lớp đã chuyển sang máy chủ khác; việc ghi hình tiếp tục thành bản ghi mới.", timeout=20000)
+            "Lớp đã chuyển sang máy chủ khác; việc ghi hình tiếp tục thành bản ghi mới.", timeout=20000
+        )
         await expect(student.locator(".room")).to_be_visible()
         await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình", timeout=10000)
         await expect(teacher.locator(".lobby-list li")).to_have_count(0)

@@ -4,6 +4,7 @@ the Vietnamese catalogue's strings (web_client/js/i18n.js, its {placeholders} ma
 data (names, classes, subjects, personal IDs from the seed), numbers, times and dates, and a short allow-list.
 Code shown as code (<pre>, <code>: a CSV header the import reads) is not interface text.
 What is left over is reported, page by page, and fails the test."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,43 @@ pytestmark = needs_chromium
 
 I18N = Path(__file__).resolve().parent.parent / "web_client" / "js" / "i18n.js"
 # Words that are the same in both languages: the product's name, poll letters, units and file types.
-ALLOWED = {"LiveClass", "A", "B", "C", "D", "E", "F", "ID", "CSV", "XLSX", "ZIP", "PDF", "PNG", "JPEG", "WebP",
-           "GIF", "MB", "KB", "GB", "kbit", "kbit/s", "ms", "s", "x", "×", "Email", "email", "Video", "Camera",
-           "camera", "Micro", "micro", "Zoom", "Meet", "TURN"}
+ALLOWED = {
+    "LiveClass",
+    "A",
+    "B",
+    "C",
+    "D",
+    "E",
+    "F",
+    "ID",
+    "CSV",
+    "XLSX",
+    "ZIP",
+    "PDF",
+    "PNG",
+    "JPEG",
+    "WebP",
+    "GIF",
+    "MB",
+    "KB",
+    "GB",
+    "kbit",
+    "kbit/s",
+    "ms",
+    "s",
+    "x",
+    "×",
+    "Email",
+    "email",
+    "Video",
+    "Camera",
+    "camera",
+    "Micro",
+    "micro",
+    "Zoom",
+    "Meet",
+    "TURN",
+}
 
 # Every text a person meets: visible text nodes, and the names and hints that screen readers say.
 # An element in another language (the "English" switch, lang="en") is not the Vietnamese screen's text.
@@ -89,8 +124,22 @@ def patterns(strings: dict[str, str]) -> list[tuple[str, re.Pattern]]:
 
 
 # The days in dates written by the browser (Intl, vi-VN).
-WEEKDAYS = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật", "thứ hai", "thứ ba",
-            "thứ tư", "thứ năm", "thứ sáu", "thứ bảy", "chủ nhật"]
+WEEKDAYS = [
+    "Thứ Hai",
+    "Thứ Ba",
+    "Thứ Tư",
+    "Thứ Năm",
+    "Thứ Sáu",
+    "Thứ Bảy",
+    "Chủ Nhật",
+    "thứ hai",
+    "thứ ba",
+    "thứ tư",
+    "thứ năm",
+    "thứ sáu",
+    "thứ bảy",
+    "chủ nhật",
+]
 # What an audit entry is about, as the server names it: "session:7", "recording:3" (data, shown as such).
 TARGETS = re.compile(r"\b[a-z_]+:\d+\b")
 NUMBERS = re.compile(r"[\d:.,/%+\-–—·…()\[\]#*|«»“”\"'!?;=<>]+")
@@ -100,8 +149,11 @@ def leftover(text: str, data: list[str], catalogue_patterns: list[tuple[str, re.
     """What of `text` is neither the catalogue's, data, numbers nor allowed words. Data may hold common words
     (a file's column "Lớp") and the catalogue may hold words of a name: both orders are tried, and the text
     is explained by either."""
-    return min(_rest(text, data, catalogue_patterns, data_first=True),
-               _rest(text, data, catalogue_patterns, data_first=False), key=len)
+    return min(
+        _rest(text, data, catalogue_patterns, data_first=True),
+        _rest(text, data, catalogue_patterns, data_first=False),
+        key=len,
+    )
 
 
 def _rest(text: str, data: list[str], catalogue_patterns: list[tuple[str, re.Pattern]], data_first: bool) -> str:
@@ -137,7 +189,7 @@ async def seed_data(server) -> list[str]:
     # A person's initials on an avatar: "NÁ" for Phạm Ngọc Ánh (any two of the name's words, in order).
     for user in users:
         words = user.full_name.split()
-        data |= {(a[0] + b[0]).upper() for i, a in enumerate(words) for b in words[i + 1:]}
+        data |= {(a[0] + b[0]).upper() for i, a in enumerate(words) for b in words[i + 1 :]}
     # A recorded file's label, "teacher: Cô Lan" as the recorder writes it: the name is data.
     data |= {label.split(": ", 1)[-1] for label in labels if label}
     data |= {c.name for c in classes} | {c.school_year for c in classes} | {p.subject for p in periods}

@@ -2,6 +2,7 @@
 the teacher without a reload and says why there is no join button; a taught period is shown as taught;
 "Đăng xuất" is not on the login page; banners close; refusals are in Vietnamese; the recordings' tracks and
 the attendance chart speak Vietnamese; the attendance table reads on an iPhone 13."""
+
 from __future__ import annotations
 
 from playwright.async_api import expect
@@ -68,8 +69,9 @@ async def test_the_periods_list_follows_the_teacher_without_a_reload(server, sch
     await expect(taught.get_by_role("button", name="Bắt đầu tiết học")).to_have_count(0)
     await expect(taught.get_by_role("button", name="Mở lại tiết học")).to_be_visible()
     # The other period of the day still offers the start.
-    await expect(teacher.locator(f'[data-period="{later.id}"]').get_by_role("button", name="Bắt đầu tiết học")) \
-        .to_be_visible()
+    await expect(
+        teacher.locator(f'[data-period="{later.id}"]').get_by_role("button", name="Bắt đầu tiết học")
+    ).to_be_visible()
     await teacher.screenshot(path=SCREENSHOTS / "periods-teacher-taught-vi.png")
     await teacher.get_by_role("button", name="English").click()
     await expect(taught).to_contain_text("Taught")
@@ -91,6 +93,7 @@ async def test_banners_close_and_refusals_are_in_vietnamese(server, school, brow
     # A refusal with an English message from the server reaches the page in Vietnamese (by its code).
     async with server.db() as db:
         from tests.helpers import add_user
+
         user = await add_user(db, "teacher", "Giáo Viên Mới", must_change=True)
         await db.commit()
     page = await new_page(browser, server)
@@ -117,8 +120,9 @@ async def test_the_session_records_in_vietnamese_and_on_an_iphone(server, school
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     archived = await seed_archived_session(server, school, lesson)
     async with server.db() as db:  # the real recorder's labels: "role: name" (signaling/recording.py)
-        await db.execute(update(Recording).where(Recording.session_id == archived.session_id)
-                         .values(label="teacher: Nguyễn Thị Hà"))
+        await db.execute(
+            update(Recording).where(Recording.session_id == archived.session_id).values(label="teacher: Nguyễn Thị Hà")
+        )
         await db.commit()
     admin = await new_page(browser, server, "iPhone 13")
     await log_in(admin, school.admin)

@@ -1,5 +1,6 @@
 """A quick poll in a real browser: the teacher asks, a student on a phone answers with one tap, the teacher
 sees the count and reveals, the student sees whether they were right (Debian's chromium through Playwright)."""
+
 from __future__ import annotations
 
 from playwright.async_api import expect
@@ -73,8 +74,11 @@ async def test_a_quick_poll_teacher_and_student_on_a_phone(server, school, brows
     await teacher.screenshot(path=SCREENSHOTS / "poll-teacher-revealed-vi.png")
 
     async with server.db() as db:
-        types = [e.type for e in (await db.execute(select(SessionEvent).order_by(SessionEvent.id))).scalars()
-                 if e.type.startswith("poll_")]
+        types = [
+            e.type
+            for e in (await db.execute(select(SessionEvent).order_by(SessionEvent.id))).scalars()
+            if e.type.startswith("poll_")
+        ]
     assert types == ["poll_opened", "poll_answered", "poll_closed", "poll_revealed"]
     await teacher.context.close()
     await student.context.close()

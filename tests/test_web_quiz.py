@@ -2,6 +2,7 @@
 the quiz at 08:35 of ../shared/SCENARIOS.md — a quick A/B/C/D question and a 3-question quiz from the bank for
 "Chương 2: Hàm số bậc hai", two students answering (one on an iPhone 13, one on a laptop), the reveal, each
 student's result, and the admin finding the scores in the session's records."""
+
 from __future__ import annotations
 
 import io
@@ -28,23 +29,74 @@ Q_AXIS = "Trục đối xứng của parabol y = x² − 4x + 3 là đường th
 Q_OTHER = "Tập hợp A = {1; 2; 3} có bao nhiêu tập con?"
 # The bank's sheet: subject, topic, kind, question, options A–F, correct, tolerance, points, explanation, shared.
 QUIZ_ROWS = [
-    ["Toán", CHAPTER, "Một đáp án", Q_VERTEX, "1", "2", "3", "4", "", "", "B", "", 1,
-     "Hoành độ đỉnh x = −b/(2a) = 4/2 = 2.", "Có"],
+    [
+        "Toán",
+        CHAPTER,
+        "Một đáp án",
+        Q_VERTEX,
+        "1",
+        "2",
+        "3",
+        "4",
+        "",
+        "",
+        "B",
+        "",
+        1,
+        "Hoành độ đỉnh x = −b/(2a) = 4/2 = 2.",
+        "Có",
+    ],
     ["Toán", CHAPTER, "Số", Q_MIN, "", "", "", "", "", "", "-1", "", 1, "y(2) = 4 − 8 + 3 = −1.", "Không"],
-    ["Toán", CHAPTER, "Trả lời ngắn", Q_AXIS, "", "", "", "", "", "", "x = 2|x=2", "", 1,
-     "Trục đối xứng đi qua đỉnh: x = 2.", "Không"],
-    ["Toán", "Chương 1: Mệnh đề và tập hợp", "Một đáp án", Q_OTHER, "3", "6", "8", "9", "", "", "C", "", 1, "",
-     "Không"],
+    [
+        "Toán",
+        CHAPTER,
+        "Trả lời ngắn",
+        Q_AXIS,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "x = 2|x=2",
+        "",
+        1,
+        "Trục đối xứng đi qua đỉnh: x = 2.",
+        "Không",
+    ],
+    [
+        "Toán",
+        "Chương 1: Mệnh đề và tập hợp",
+        "Một đáp án",
+        Q_OTHER,
+        "3",
+        "6",
+        "8",
+        "9",
+        "",
+        "",
+        "C",
+        "",
+        1,
+        "",
+        "Không",
+    ],
 ]
 
 
 def png(width: int = 40, height: int = 24) -> bytes:
     """A small real PNG (a blue picture) for a question's image."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = b"".join(b"\x00" + bytes([21, 87, 176]) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def sheet(page, server, rows) -> bytes:
@@ -62,7 +114,8 @@ async def sheet(page, server, rows) -> bytes:
 
 async def import_sheet(page, data: bytes, name: str = "cau-hoi.xlsx") -> None:
     await page.locator("[data-bank-action=import] input[type=file]").set_input_files(
-        files=[{"name": name, "mimeType": XLSX, "buffer": data}])
+        files=[{"name": name, "mimeType": XLSX, "buffer": data}]
+    )
 
 
 def item(page, text: str):
@@ -94,7 +147,8 @@ async def test_the_question_bank_page(server, school, browser):
     await form.get_by_label("Điểm (không bắt buộc)").fill("1")
     await form.get_by_label("Lời giải thích").fill("x = −b/(2a) = 2, y(2) = −1.")
     await form.locator("input[name=image]").set_input_files(
-        files=[{"name": "parabol.png", "mimeType": "image/png", "buffer": png()}])
+        files=[{"name": "parabol.png", "mimeType": "image/png", "buffer": png()}]
+    )
     await expect(form.locator("img.bank-image")).to_be_visible()
     await form.get_by_label("Chia sẻ với giáo viên cùng môn").check()
     await teacher.screenshot(path=SCREENSHOTS / "bank-form-vi.png", full_page=True)
@@ -107,14 +161,16 @@ async def test_the_question_bank_page(server, school, browser):
     await expect(vertex).to_contain_text("1 điểm")
     image = vertex.locator("img.bank-image")
     await expect(image).to_be_visible()
-    await teacher.wait_for_function("(img) => img.complete && img.naturalWidth === 40",
-                                    arg=await image.element_handle())
+    await teacher.wait_for_function(
+        "(img) => img.complete && img.naturalWidth === 40", arg=await image.element_handle()
+    )
 
     # Edited in place.
     await vertex.get_by_role("button", name="Sửa").click()
     editing = teacher.locator(".bank-form[data-editing]")
     await expect(editing.get_by_label("Nội dung câu hỏi")).to_have_value(
-        "Đỉnh của parabol y = x² − 4x + 3 là điểm nào?")
+        "Đỉnh của parabol y = x² − 4x + 3 là điểm nào?"
+    )
     await editing.get_by_label("Nội dung câu hỏi").fill(Q_VERTEX.replace("hoành độ", "tọa độ"))
     await editing.get_by_role("button", name="Lưu câu hỏi").click()
     await expect(teacher.locator("#banner")).to_have_text("Đã lưu câu hỏi.")
@@ -147,8 +203,12 @@ async def test_the_question_bank_page(server, school, browser):
     await expect(teacher.locator(".bank-count")).to_have_text("2 câu hỏi")
 
     # An import with bad rows: nothing created, every bad row listed with its line and the reason in Vietnamese.
-    bad = [QUIZ_ROWS[2], ["Toán", CHAPTER, "Không rõ", "Câu hỏi loại lạ", *[""] * 6, "", "", "", "", ""],
-           QUIZ_ROWS[3], ["Toán", CHAPTER, "Một đáp án", "Chọn G?", "1", "2", "", "", "", "", "G", "", 1, "", ""]]
+    bad = [
+        QUIZ_ROWS[2],
+        ["Toán", CHAPTER, "Không rõ", "Câu hỏi loại lạ", *[""] * 6, "", "", "", "", ""],
+        QUIZ_ROWS[3],
+        ["Toán", CHAPTER, "Một đáp án", "Chọn G?", "1", "2", "", "", "", "", "G", "", 1, "", ""],
+    ]
     await import_sheet(teacher, await sheet(teacher, server, bad), "sai.xlsx")
     report = teacher.locator(".bank-import")
     await expect(report).to_contain_text("Chưa nhập câu nào từ sai.xlsx")
@@ -316,7 +376,8 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await expect(quiz.locator('[data-question="0"] [data-choice="B"] .poll-count')).to_have_attribute("data-count", "1")
     await expect(quiz.locator('[data-question="0"] [data-choice="A"] .poll-count')).to_have_attribute("data-count", "1")
     await expect(quiz.locator('[data-question="1"] [data-choice="-1"] .poll-count')).to_have_attribute(
-        "data-count", "2")
+        "data-count", "2"
+    )
     await expect(quiz.locator('[data-question="2"] .poll-chart')).to_contain_text("x = 2 ✓")
     scores = quiz.locator(".quiz-scores")
     await expect(scores.locator("tr", has_text="Phạm Ngọc Ánh")).to_contain_text("3/3")
@@ -355,8 +416,11 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await back_to_vietnamese(anh)
 
     async with server.db() as db:
-        answered = [e.data for e in (await db.execute(select(SessionEvent).order_by(SessionEvent.id))).scalars()
-                    if e.type == "poll_answered"]
+        answered = [
+            e.data
+            for e in (await db.execute(select(SessionEvent).order_by(SessionEvent.id))).scalars()
+            if e.type == "poll_answered"
+        ]
     polls: dict[str, list[dict]] = {}
     for a in answered:
         polls.setdefault(a["poll_id"], []).append(a)
@@ -364,7 +428,8 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     quiz_answers = list(polls.values())[1]
     assert sum(a["points"] for a in quiz_answers) == 4  # Ánh 3, Khôi 1
     assert {"question": 1, "text": "-1,0", "correct": True} in [
-        {k: a[k] for k in ("question", "text", "correct")} for a in quiz_answers]
+        {k: a[k] for k in ("question", "text", "correct")} for a in quiz_answers
+    ]
 
     # One question at a time (30 s each), anonymous, answers final: the teacher moves on with "Câu tiếp theo".
     await teacher.locator(".poll.quiz").get_by_role("button", name="Bài mới").click()
@@ -413,8 +478,10 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await expect(quiz_record.locator(".poll-scores tr", has_text="Đỗ Minh Khôi")).to_contain_text("1/3")
     # ... and in the class summary, each student's score beside the attendance (quiz 3 + 2 one at a time).
     today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
-    await admin.goto(f"{server.base_url}/#/records/class/{school.school_class.id}"
-                     f"?from={today - timedelta(days=1)}&to={today + timedelta(days=1)}")
+    await admin.goto(
+        f"{server.base_url}/#/records/class/{school.school_class.id}"
+        f"?from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
+    )
     for name, score in (("Phạm Ngọc Ánh", "3/5"), ("Đỗ Minh Khôi", "1/5")):
         await expect(admin.locator("tr", has_text=name).locator("[data-field=score]")).to_have_text(score)
     assert not errors, errors
@@ -425,9 +492,21 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
 async def test_a_bank_question_with_its_image_in_the_room(server, school, browser):
     """The image reaches the class through the bank's signed link (the room only passes the link on)."""
     person = await server.logged_in(school.teacher)
-    made = await person.json("POST", "/questions", expect=201, json={
-        "subject": "Toán", "topic": CHAPTER, "kind": "truefalse", "text": "Hình vẽ là đồ thị của một hàm số bậc hai.",
-        "options": [], "correct": ["true"], "points": 1, "shared": False})
+    made = await person.json(
+        "POST",
+        "/questions",
+        expect=201,
+        json={
+            "subject": "Toán",
+            "topic": CHAPTER,
+            "kind": "truefalse",
+            "text": "Hình vẽ là đồ thị của một hàm số bậc hai.",
+            "options": [],
+            "correct": ["true"],
+            "points": 1,
+            "shared": False,
+        },
+    )
     await person.json("PUT", f"/questions/{made['id']}/image", data=png(), headers={"Content-Type": "image/png"})
     teacher = await open_as(browser, server, school.teacher)
     await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
@@ -441,8 +520,9 @@ async def test_a_bank_question_with_its_image_in_the_room(server, school, browse
     await picker.locator("[data-poll-action=launch]").click()
     image = student.locator(".poll.quiz img.quiz-image")
     await expect(image).to_be_visible()
-    await student.wait_for_function("(img) => img.complete && img.naturalWidth === 40",
-                                    arg=await image.element_handle())
+    await student.wait_for_function(
+        "(img) => img.complete && img.naturalWidth === 40", arg=await image.element_handle()
+    )
     await student.locator('.quiz-choice[data-choice="true"]').tap()
     await expect(student.locator(".quiz-sent")).to_have_text("Đã gửi: Đúng")
 

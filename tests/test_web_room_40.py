@@ -14,6 +14,7 @@ renders took at most 8-36 ms of such a frame (longest task 157-475 ms; before ro
 renders and renders limited to about four a second, a render took up to 110 ms).
 LIVECLASS_ROOM40_SECONDS shortens the minute for a quick run.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,42 @@ pytestmark = needs_chromium
 ACTIVITY_SECONDS = int(os.environ.get("LIVECLASS_ROOM40_SECONDS", "60"))  # the minute of class activity
 SYNTHETIC = 29  # with Ánh's page: 30 students in the room
 ABSENT = 2  # on the class list, never arrive (until the activity minute)
-GIVEN = ["An", "Bình", "Chi", "Dũng", "Giang", "Hải", "Hạnh", "Hiếu", "Hòa", "Hùng", "Hương", "Khang", "Khánh",
-         "Lan", "Linh", "Long", "Mai", "Minh", "My", "Nam", "Ngân", "Nghĩa", "Ngọc", "Nhi", "Phong", "Phúc", "Quân",
-         "Quỳnh", "Sơn", "Tâm", "Thảo", "Trang", "Tú", "Vy"]
+GIVEN = [
+    "An",
+    "Bình",
+    "Chi",
+    "Dũng",
+    "Giang",
+    "Hải",
+    "Hạnh",
+    "Hiếu",
+    "Hòa",
+    "Hùng",
+    "Hương",
+    "Khang",
+    "Khánh",
+    "Lan",
+    "Linh",
+    "Long",
+    "Mai",
+    "Minh",
+    "My",
+    "Nam",
+    "Ngân",
+    "Nghĩa",
+    "Ngọc",
+    "Nhi",
+    "Phong",
+    "Phúc",
+    "Quân",
+    "Quỳnh",
+    "Sơn",
+    "Tâm",
+    "Thảo",
+    "Trang",
+    "Tú",
+    "Vy",
+]
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ"]
 LONG_TASKS = """
 window.__longTasks = [];
@@ -143,8 +177,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
         await expect(icon(teacher, name, "microphone")).to_have_attribute("data-state", "off")
     await expect(icon(teacher, speaker.full_name, "microphone")).to_have_attribute("data-state", "on")
     await expect(icon(teacher, speaker.full_name, "camera")).to_have_attribute("data-state", "off")
-    await expect(icon(teacher, speaker.full_name, "microphone")).to_have_attribute(
-        "aria-label", "Micro đang bật")
+    await expect(icon(teacher, speaker.full_name, "microphone")).to_have_attribute("aria-label", "Micro đang bật")
 
     # The gallery: 31 tiles (hers first), 12 a page. On each page the cameras of that page play: the server
     # forwards the page's cameras (media:grid), not the first twelve to arrive.
@@ -161,7 +194,10 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
         await expect(tile.locator("video")).to_be_visible(timeout=10000)
         await teacher.wait_for_function(
             "(name) => [...document.querySelectorAll('.gallery .tile')].some((t) => t.textContent.includes(name)"
-            " && t.querySelector('video[data-slot]')?.videoWidth > 0)", arg=name, timeout=20000)
+            " && t.querySelector('video[data-slot]')?.videoWidth > 0)",
+            arg=name,
+            timeout=20000,
+        )
     await expect(gallery).to_contain_text("Trang 3/3")
     await gallery.get_by_role("button", name="Trang 1/3").click()
 
@@ -209,7 +245,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await expect(icon(teacher, "Phạm Ngọc Ánh", "microphone")).to_have_attribute("data-state", "on")
     # Chromium's fake microphone beeps: the teacher's page hears it in an audio slot and marks her.
     await expect(row(teacher, "Phạm Ngọc Ánh")).to_have_class(re.compile(r"\bspeaking\b"), timeout=15000)
-    await expect(teacher.locator('.gallery .tile[data-participant] >> nth=0')).to_be_visible()
+    await expect(teacher.locator(".gallery .tile[data-participant] >> nth=0")).to_be_visible()
     await teacher.get_by_role("tab", name="Giơ tay").click()
     await teacher.locator(".speaker-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Xong").click()
     await expect(anh.locator('button[data-source="microphone"]')).to_be_disabled()
@@ -248,7 +284,8 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
         await in_english(teacher, SCREENSHOTS / "teacher-room-40-en.png")
         await expect(teacher.locator(".room-header h1")).to_have_text("Toán · 10A1")
         await expect(teacher.locator('.room-states [data-state="microphones"]')).to_have_text(
-            "Students' microphones: locked")
+            "Students' microphones: locked"
+        )
         await back_to_vietnamese(teacher)
 
     # A minute of class activity; the page's long tasks are measured meanwhile.
@@ -288,11 +325,13 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     assert tasks is not None, "this Chromium does not report long tasks"
     longest = max(tasks, default=0.0)
     record_property("longest_task_ms", round(longest, 1))
-    print(f"\n[room-40] {actions} student actions in {ACTIVITY_SECONDS} s: "
-          f"{len(tasks)} long tasks on the teacher's page, "
-          f"longest {longest:.0f} ms, total {sum(tasks):.0f} ms; the page's own scripts in frames over 100 ms: "
-          f"at most {max((sum(x[2] for x in f['scripts']) for f in frames), default=0)} ms of a frame "
-          f"({len(frames)} such frames; the rest is the machine's load, style and layout)")
+    print(
+        f"\n[room-40] {actions} student actions in {ACTIVITY_SECONDS} s: "
+        f"{len(tasks)} long tasks on the teacher's page, "
+        f"longest {longest:.0f} ms, total {sum(tasks):.0f} ms; the page's own scripts in frames over 100 ms: "
+        f"at most {max((sum(x[2] for x in f['scripts']) for f in frames), default=0)} ms of a frame "
+        f"({len(frames)} such frames; the rest is the machine's load, style and layout)"
+    )
 
     for peer in peers:
         await peer.close()

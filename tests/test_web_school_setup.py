@@ -4,6 +4,7 @@ a class, its roster through the page's import (bad rows named first), a teaching
 timetable (a weekly period, a double booking refused, the half-day warning answered with a reason, a bad
 timetable file named line by line) — then the teacher and a student log in, find the period, and the student
 reaches the lobby and is let in. Screenshots of the admin's new pages in vi and en."""
+
 from __future__ import annotations
 
 import re
@@ -36,9 +37,27 @@ TYPED = ["Bù tiết nghỉ do bão số 9", "danh-sach-10A1.csv", "tkb.csv", "T
 
 def first_admin(data_dir) -> str:
     """`liveclass users add --role admin` on a fresh data directory: the password it prints once."""
-    result = subprocess.run([sys.executable, "-m", "liveclass.cli", "users", "add", "--role", "admin", "--personal-id",
-                             ADMIN_ID, "--name", "Trần Quản Trị", "--data-dir", str(data_dir)],
-                            capture_output=True, text=True, timeout=120, cwd=data_dir.parent)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liveclass.cli",
+            "users",
+            "add",
+            "--role",
+            "admin",
+            "--personal-id",
+            ADMIN_ID,
+            "--name",
+            "Trần Quản Trị",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=data_dir.parent,
+    )
     assert result.returncode == 0, result.stderr
     return re.search(r"shown once.*: (\S+)\s*$", result.stdout, re.MULTILINE).group(1)
 
@@ -168,7 +187,8 @@ async def _walk(server, browser, admin_password: str) -> None:
     header = "personal_id,full_name,role,class,date_of_birth,parent_of\n"
     bad = header + f"{STUDENTS[0][0]},{STUDENTS[0][1]},student,10A1,06/05/2011,\n{STUDENTS[1][0]},,pupil,10A1,,\n"
     await roster.get_by_label("Tệp danh sách (CSV)").set_input_files(
-        {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": bad.encode()})
+        {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": bad.encode()}
+    )
     await roster.get_by_role("button", name="Nhập danh sách").click()
     problems = roster.locator(".row-problems")
     await expect(roster.get_by_role("alert")).to_contain_text("Chưa nhập gì: 1 dòng có lỗi")
@@ -179,11 +199,13 @@ async def _walk(server, browser, admin_password: str) -> None:
     await shoot(admin, "admin-roster-errors", server)
     good = header + "".join(f"{pid},{name},student,10A1,,\n" for pid, name in STUDENTS)
     await roster.get_by_label("Tệp danh sách (CSV)").set_input_files(
-        {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": good.encode()})
+        {"name": "danh-sach-10A1.csv", "mimeType": "text/csv", "buffer": good.encode()}
+    )
     await roster.get_by_role("button", name="Nhập danh sách").click()
     await expect(admin.locator(".slip")).to_have_count(2)
-    student_password = (await admin.locator(
-        f'.slip[data-personal-id="{STUDENTS[0][0]}"] .slip-password').inner_text()).strip()
+    student_password = (
+        await admin.locator(f'.slip[data-personal-id="{STUDENTS[0][0]}"] .slip-password').inner_text()
+    ).strip()
     await admin.get_by_role("button", name="Đóng").click()
     await expect(admin.locator(".school-status")).to_contain_text("2 tài khoản mới")
     await expect(admin.locator(f'tr[data-personal-id="{STUDENTS[0][0]}"]')).to_contain_text("Học sinh")
@@ -201,7 +223,8 @@ async def _walk(server, browser, admin_password: str) -> None:
     await expect(question).to_contain_text("Cấp mật khẩu mới cho Vũ Đức Long Anh?")
     await question.get_by_role("button", name="Cấp lại mật khẩu").click()
     await expect(admin.locator(f'.slip[data-personal-id="{STUDENTS[1][0]}"] .slip-password')).to_have_text(
-        re.compile(r"^\S{10,}$"))
+        re.compile(r"^\S{10,}$")
+    )
     await admin.get_by_role("button", name="Đóng").click()
     await row.get_by_role("button", name="Khóa tài khoản").click()
     await admin.get_by_role("dialog").get_by_role("button", name="Hủy").click()
@@ -211,8 +234,9 @@ async def _walk(server, browser, admin_password: str) -> None:
     await admin.get_by_role("dialog").get_by_role("button", name="Khóa tài khoản").click()
     await expect(row).to_contain_text("Đã khóa")
     await expect(admin.locator(".school-status")).to_contain_text("Đã khóa tài khoản của Vũ Đức Long Anh.")
-    await expect(admin.locator(f'tr[data-personal-id="{ADMIN_ID}"]').get_by_role("button", name="Khóa tài khoản")
-                 ).to_have_count(0)
+    await expect(
+        admin.locator(f'tr[data-personal-id="{ADMIN_ID}"]').get_by_role("button", name="Khóa tài khoản")
+    ).to_have_count(0)
 
     # -- the teaching assignment; the class's roster is there -------------------------------------------
     await nav.get_by_role("link", name="Lớp học").click()
@@ -300,8 +324,9 @@ async def _walk(server, browser, admin_password: str) -> None:
     today_box = admin.locator(f'.week-day[data-day="{today.isoformat()}"] li')
     await expect(today_box).to_have_count(3)
     async with server.db() as db:
-        entry = (await db.execute(select(AuditEntry)
-                                  .where(AuditEntry.action == "online_limit_overridden"))).scalar_one()
+        entry = (
+            await db.execute(select(AuditEntry).where(AuditEntry.action == "online_limit_overridden"))
+        ).scalar_one()
         assert entry.details["reason"] == "Bù tiết nghỉ do bão số 9"
         assert len((await db.execute(select(Period))).all()) == 9
 
@@ -311,11 +336,14 @@ async def _walk(server, browser, admin_password: str) -> None:
     async with admin.expect_download() as download:
         await importer.get_by_role("link", name="Tải mẫu Excel").click()
     assert (await download.value).suggested_filename == "mẫu-thời-khóa-biểu.xlsx"
-    csv_file = ("Lớp,Môn,Số định danh giáo viên,Thứ,Bắt đầu,Kết thúc,Từ ngày,Đến ngày,Hình thức\n"
-                f"10A9,Toán,{TEACHER_ID},2,07:00,07:45,{monday:%d/%m/%Y},,Trực tuyến\n"
-                f"10A1,Toán,{TEACHER_ID},Thứ 9,07:00,06:00,{monday:%d/%m/%Y},,\n")
+    csv_file = (
+        "Lớp,Môn,Số định danh giáo viên,Thứ,Bắt đầu,Kết thúc,Từ ngày,Đến ngày,Hình thức\n"
+        f"10A9,Toán,{TEACHER_ID},2,07:00,07:45,{monday:%d/%m/%Y},,Trực tuyến\n"
+        f"10A1,Toán,{TEACHER_ID},Thứ 9,07:00,06:00,{monday:%d/%m/%Y},,\n"
+    )
     await importer.get_by_label("Tệp thời khóa biểu (.xlsx hoặc .csv)").set_input_files(
-        {"name": "tkb.csv", "mimeType": "text/csv", "buffer": csv_file.encode()})
+        {"name": "tkb.csv", "mimeType": "text/csv", "buffer": csv_file.encode()}
+    )
     await importer.get_by_role("button", name="Nhập thời khóa biểu").click()
     rows = importer.locator(".row-problems")
     await expect(importer.get_by_role("alert")).to_contain_text("Chưa nhập gì: 2 dòng có lỗi.")

@@ -1,6 +1,7 @@
 """Weak links in a real browser (issue 13): the teacher's page publishes low layers of her camera and
 screen, a student's page chooses the data saver, and the weak-link banner and data used show what the
 server says (`you:link`). Debian's chromium through Playwright, fake camera and screen."""
+
 from __future__ import annotations
 
 import asyncio
@@ -62,8 +63,12 @@ def published_tracks(server, name: str) -> dict:
     """The server's view: every track `name` publishes into its SFU, by source, with its counters."""
     engine = server.test_server.app[LIVE_ROOMS].media_engine
     _, who = participant(server, name)
-    return {source: stats for key, stats in engine.stats()["tracks"].items()
-            for peer, source in [key.rsplit("/", 1)] if peer.endswith("/" + who.participant_id)}
+    return {
+        source: stats
+        for key, stats in engine.stats()["tracks"].items()
+        for peer, source in [key.rsplit("/", 1)]
+        if peer.endswith("/" + who.participant_id)
+    }
 
 
 def only_ours(server, event: str):
@@ -75,6 +80,7 @@ def only_ours(server, event: str):
     async def filtered(name, *args, **kwargs):
         if name != event:
             await emit(name, *args, **kwargs)
+
     sio.emit = filtered
     return emit
 
@@ -102,14 +108,17 @@ async def test_the_teacher_publishes_low_layers_of_camera_and_screen(server, sch
     async def accepted():
         tracks = published_tracks(server, "Nguyễn Thị Hà")
         return tracks if {"camera", "camera_low", "screen", "screen_low", "microphone"} <= set(tracks) else None
+
     tracks = await wait_until(accepted, 20, "the teacher's five sources at the server")
     assert all(tracks[s]["kind"] == "video" for s in ["camera", "camera_low", "screen", "screen_low"])
     for slot in ["teacher_camera", "screen"]:
         await student.wait_for_function(f"() => document.querySelector('video[data-slot=\"{slot}\"]').videoWidth > 0")
+
     # Which layer the server forwards is its choice per subscriber; it receives at least one of each.
     async def forwarded():
         tracks = published_tracks(server, "Nguyễn Thị Hà")
         return all(tracks[s]["packets"] or tracks[f"{s}_low"]["packets"] for s in ["camera", "screen"])
+
     await wait_until(forwarded, 20, "the server to forward a layer of the camera and of the screen")
 
     # The encoders were asked for what the issue says, and the low layers really are smaller.
@@ -117,6 +126,7 @@ async def test_the_teacher_publishes_low_layers_of_camera_and_screen(server, sch
         view = await teacher.evaluate(SENDERS)
         sent = {s: (v["sent"] or {}).get("width", 0) for s, v in view["senders"].items()}
         return view if all(sent[s] for s in ["camera", "camera_low", "screen", "screen_low"]) else None
+
     view = await wait_until(encoded, 20, "the teacher's encoders to send")
     assert view["published"] == ["camera", "microphone", "screen", "camera_low", "screen_low"]
     senders = view["senders"]
@@ -163,7 +173,8 @@ async def test_a_student_chooses_the_data_saver_and_keeps_it(server, school, bro
     assert await student.evaluate("() => localStorage.getItem('liveclass.saver')") == "audio"
     assert participant(server, "Phạm Ngọc Ánh")[1].saver == "audio"  # the server's view
     await expect(student.locator(".stage-placeholder")).to_have_text(
-        "Giáo viên: Nguyễn Thị Hà · Tiết kiệm dữ liệu: Chỉ âm thanh")
+        "Giáo viên: Nguyễn Thị Hà · Tiết kiệm dữ liệu: Chỉ âm thanh"
+    )
     if SCREENSHOTS.exists():
         await student.screenshot(path=SCREENSHOTS / "room-data-saver-iphone13-vi.png")
 
@@ -212,26 +223,38 @@ async def test_the_weak_link_banner_and_the_data_used(server, school, browser):
     sid, _ = participant(server, "Phạm Ngọc Ánh")
 
     async def link(**fields):
-        data = {"quality": "good", "video": "high", "reduced": [], "paused": [], "saver": "off",
-                "data_bytes": 12_345_678, "loss": 0.0, "rtt_ms": 40, **fields}
+        data = {
+            "quality": "good",
+            "video": "high",
+            "reduced": [],
+            "paused": [],
+            "saver": "off",
+            "data_bytes": 12_345_678,
+            "loss": 0.0,
+            "rtt_ms": 40,
+            **fields,
+        }
         await emit("you:link", data, to=sid, namespace=NAMESPACE)
 
     await link(quality="weak", video="low", reduced=["teacher_camera", "screen"], loss=0.06)
     banner = student.locator(".link-banner")
     await expect(banner.locator(".text")).to_have_text(
-        "Kết nối yếu: camera giáo viên và màn hình chia sẻ đang ở chất lượng thấp")
+        "Kết nối yếu: camera giáo viên và màn hình chia sẻ đang ở chất lượng thấp"
+    )
     await expect(student.locator(".data-used")).to_have_text("Dữ liệu đã dùng: 12,3 MB")
     await student.screenshot(path=SCREENSHOTS / "room-weak-link-vi.png")
     await student.get_by_role("button", name="English").click()
     await expect(banner).to_contain_text(
-        "Weak connection: the teacher's camera and the shared screen are at low quality")
+        "Weak connection: the teacher's camera and the shared screen are at low quality"
+    )
     await expect(student.locator(".data-used")).to_have_text("Data used: 12.3 MB")
     await student.screenshot(path=SCREENSHOTS / "room-weak-link-en.png")
     await student.get_by_role("button", name="Tiếng Việt").click()
 
     await link(quality="bad", video="paused", reduced=["screen"], paused=["teacher_camera"], loss=0.15)
     await expect(banner).to_contain_text(
-        "Kết nối yếu: màn hình chia sẻ đang ở chất lượng thấp; tạm dừng camera giáo viên để giữ âm thanh")
+        "Kết nối yếu: màn hình chia sẻ đang ở chất lượng thấp; tạm dừng camera giáo viên để giữ âm thanh"
+    )
     # Dismissed, it stays away while nothing new is turned down ...
     await banner.get_by_role("button", name="Đóng thông báo kết nối yếu").tap()
     await expect(banner).to_be_hidden()
@@ -254,18 +277,49 @@ async def test_the_teacher_sees_each_link_in_the_participant_list(server, school
     emit = only_ours(server, "room:quality")
     sid, _ = participant(server, "Nguyễn Thị Hà")  # the teacher
     pid = await teacher.locator(".people li", has_text="Phạm Ngọc Ánh").get_attribute("data-participant")
-    await emit("room:quality", {"participants": {pid: {
-        "quality": "weak", "loss": 0.052, "rtt_ms": 320, "receiving_kbps": 180, "video": "low", "saver": "screen",
-        "data_bytes": 4_560_000}}}, to=sid, namespace=NAMESPACE)
+    await emit(
+        "room:quality",
+        {
+            "participants": {
+                pid: {
+                    "quality": "weak",
+                    "loss": 0.052,
+                    "rtt_ms": 320,
+                    "receiving_kbps": 180,
+                    "video": "low",
+                    "saver": "screen",
+                    "data_bytes": 4_560_000,
+                }
+            }
+        },
+        to=sid,
+        namespace=NAMESPACE,
+    )
     row = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
     await expect(row).to_contain_text("Kết nối yếu")
     await expect(row.locator(".link-info")).to_have_text(
-        "Chất lượng thấp · Mất gói 5,2% · 4,6 MB · Tiết kiệm dữ liệu: Âm thanh + màn hình")
+        "Chất lượng thấp · Mất gói 5,2% · 4,6 MB · Tiết kiệm dữ liệu: Âm thanh + màn hình"
+    )
     if SCREENSHOTS.exists():
         await teacher.screenshot(path=SCREENSHOTS / "teacher-weak-link-vi.png")
-    await emit("room:quality", {"participants": {pid: {
-        "quality": "good", "loss": 0.0, "rtt_ms": 20, "receiving_kbps": 30, "video": "none", "saver": "audio",
-        "data_bytes": 5_000_000}}}, to=sid, namespace=NAMESPACE)
+    await emit(
+        "room:quality",
+        {
+            "participants": {
+                pid: {
+                    "quality": "good",
+                    "loss": 0.0,
+                    "rtt_ms": 20,
+                    "receiving_kbps": 30,
+                    "video": "none",
+                    "saver": "audio",
+                    "data_bytes": 5_000_000,
+                }
+            }
+        },
+        to=sid,
+        namespace=NAMESPACE,
+    )
     await expect(row.locator(".link-info")).to_have_text("Mất gói 0,0% · 5,0 MB · Tiết kiệm dữ liệu: Chỉ âm thanh")
     await expect(row).not_to_contain_text("Kết nối yếu")
     await teacher.context.close()

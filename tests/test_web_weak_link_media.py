@@ -22,6 +22,7 @@ in 25 s, ~60 of ~1200 audio packets lost); back at 640 px 2.9-6.5 s after the li
 Before the link control waited for two congested ticks in a row to pause video, about half of the
 runs lost the camera for a while: the first reports after the cut-over still show 0.2-0.5 loss.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -173,15 +174,20 @@ async def test_a_chromium_student_on_a_weak_link(server, school, period, browser
     page = await student_behind(browser, server, school.student, link)
     try:
         await page.get_by_role("link", name="Vào lớp").click()
-        waiting = await teacher.wait_for("lobby:updated", lambda d: any(e["name"] == "Phạm Ngọc Ánh"
-                                                                        for e in d["lobby"]), timeout=20)
+        waiting = await teacher.wait_for(
+            "lobby:updated", lambda d: any(e["name"] == "Phạm Ngọc Ánh" for e in d["lobby"]), timeout=20
+        )
         entry = next(e for e in waiting["lobby"] if e["name"] == "Phạm Ngọc Ánh")
         await teacher.ok("lobby:admit", {"participant_ids": [entry["participant_id"]]})
         await expect(page.locator(".room")).to_be_visible()
 
         # A clean link: the camera at 640 px, the screen at 1280 px, through the relay.
-        _, stats = await until(page, lambda s: width(s, "teacher_camera") == 640 and width(s, "screen") == 1280,
-                               30, "the teacher's camera at 640 px and screen at 1280 px")
+        _, stats = await until(
+            page,
+            lambda s: width(s, "teacher_camera") == 640 and width(s, "screen") == 1280,
+            30,
+            "the teacher's camera at 640 px and screen at 1280 px",
+        )
         relay_ports = {port.address[1] for port in link.ports.values()}
         assert stats["remote"] and stats["remote"]["port"] in relay_ports, (stats["remote"], relay_ports)
         await expect(page.locator(".link-banner")).to_be_hidden()
@@ -193,8 +199,9 @@ async def test_a_chromium_student_on_a_weak_link(server, school, period, browser
         link.down.set(**WEAK)
         link.up.set(**{**WEAK, "rate": None})
         moved, _ = await until(page, lambda s: width(s, "teacher_camera") == 320, 5, "the camera at 320 px")
-        screen_low, _ = await until(page, lambda s: (width(s, "screen"), s["screen"]["height"]) == (640, 360), 15,
-                                    "the screen at 640x360")
+        screen_low, _ = await until(
+            page, lambda s: (width(s, "screen"), s["screen"]["height"]) == (640, 360), 15, "the screen at 640x360"
+        )
         banner = page.locator(".link-banner")
         await expect(banner).to_be_visible(timeout=10000)
         await expect(banner.locator(".text")).to_contain_text("Kết nối yếu")
@@ -230,18 +237,24 @@ async def test_a_chromium_student_on_a_weak_link(server, school, period, browser
         widths = {(s["camera_width"], s["screen_width"], s["screen_height"]) for s in samples}
         intervals = [(b["t"] - a["t"]) / 1000 for a, b in zip(samples, samples[1:])]
         report = {
-            "camera_low_after_s": round(moved, 1), "screen_low_after_s": round(moved + screen_low, 1),
-            "window_s": round(seconds, 1), "sizes": sorted(widths), "camera_fps": round(camera_fps, 1),
+            "camera_low_after_s": round(moved, 1),
+            "screen_low_after_s": round(moved + screen_low, 1),
+            "window_s": round(seconds, 1),
+            "sizes": sorted(widths),
+            "camera_fps": round(camera_fps, 1),
             "camera_slot": "".join({"low": "L", "off": "-", "high": "H"}.get(layer, "?") for _, layer in carried),
             "camera_fps_while_low": round(low_frames / low_seconds, 1) if low_seconds else None,
             "audio_played_s": round(played, 1),
             "concealed_s": round((last["concealed"] - first["concealed"]) / AUDIO_RATE, 2),
-            "concealment_events": last["events"] - first["events"], "audio_lost": last["lost"] - first["lost"],
-            "audio_packets": last["packets"] - first["packets"], "longest_concealed_stretch_s": round(longest, 3),
+            "concealment_events": last["events"] - first["events"],
+            "audio_lost": last["lost"] - first["lost"],
+            "audio_packets": last["packets"] - first["packets"],
+            "longest_concealed_stretch_s": round(longest, 3),
             "stretches_over_100ms": sum(s > 0.1 for s in stretches),
-            "sample_interval_max_s": round(max(intervals), 3), "banner": banner_text,
-            "server_loss": [q.get("loss") for q in quality], "server_video": "".join(
-                {"low": "L", "paused": "P", "high": "H"}.get(q.get("video"), "?") for q in quality),
+            "sample_interval_max_s": round(max(intervals), 3),
+            "banner": banner_text,
+            "server_loss": [q.get("loss") for q in quality],
+            "server_video": "".join({"low": "L", "paused": "P", "high": "H"}.get(q.get("video"), "?") for q in quality),
             "relay": link.stats(),
         }
         print("chromium on the weak link:", report)
@@ -258,11 +271,14 @@ async def test_a_chromium_student_on_a_weak_link(server, school, period, browser
         from_layer = camera_layer(server, pid)
         link.set(**CLEAN)
         start = time.monotonic()
-        back, _ = await until(page, lambda s: width(s, "teacher_camera") == 640, 15,
-                              f"the camera at 640 px again (from {from_layer})")
+        back, _ = await until(
+            page, lambda s: width(s, "teacher_camera") == 640, 15, f"the camera at 640 px again (from {from_layer})"
+        )
         await expect(banner).to_be_hidden(timeout=15000)
-        print(f"recovered from camera {from_layer}: 640 px after {back:.1f} s, banner gone after "
-              f"{time.monotonic() - start:.1f} s")
+        print(
+            f"recovered from camera {from_layer}: 640 px after {back:.1f} s, banner gone after "
+            f"{time.monotonic() - start:.1f} s"
+        )
     finally:
         await page.context.close()
         source.stop()

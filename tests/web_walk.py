@@ -7,6 +7,7 @@ in the page, so new admin pages are walked too), the records list, a session's r
 attendance, chat), the class summary, a shared recording, the live room as teacher and as student with a
 quick poll open, the end's confirmation and ended screen, and the lists after the end.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -55,8 +56,13 @@ async def later_period(server, school, minutes: int = 5) -> Period:
     """A period of the student's class later today (in `minutes`): its row says when the teacher opens it."""
     now = datetime.now(timezone.utc)
     async with server.db() as db:
-        period = Period(class_id=school.school_class.id, subject="Vật lí", teacher_id=school.teacher.id,
-                        starts_at=now + timedelta(minutes=minutes), ends_at=now + timedelta(minutes=minutes + 45))
+        period = Period(
+            class_id=school.school_class.id,
+            subject="Vật lí",
+            teacher_id=school.teacher.id,
+            starts_at=now + timedelta(minutes=minutes),
+            ends_at=now + timedelta(minutes=minutes + 45),
+        )
         db.add(period)
         await db.commit()
         return period

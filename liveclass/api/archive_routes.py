@@ -1,6 +1,7 @@
 """The records archive over HTTP: finding sessions, attendance (one session, a class over a date range;
 as JSON, and as an Excel file), a session's assessments (quick polls and quizzes) and the audit log. Who may read
 what: liveclass/archive/access.py and docs/records-archive.md."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,11 @@ from sqlalchemy import select
 
 from liveclass import auth
 from liveclass.api.archive_schemas import (
-    AuditPage, ClassAttendance, SessionAssessments, SessionAttendance, SessionList,
+    AuditPage,
+    ClassAttendance,
+    SessionAssessments,
+    SessionAttendance,
+    SessionList,
 )
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB
@@ -20,14 +25,29 @@ from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import class_summary, iso, lesson_start, session_attendance
 from liveclass.archive.filenames import content_disposition, download_names
 from liveclass.archive.polls import polls_view, polls_xlsx, session_polls
-from liveclass.archive.search import SCHOOL_TIMEZONE, SessionFilter, day_start, find_sessions, session_summary, \
-    summaries
+from liveclass.archive.search import (
+    SCHOOL_TIMEZONE,
+    SessionFilter,
+    day_start,
+    find_sessions,
+    session_summary,
+    summaries,
+)
 from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
 from liveclass.archive.tables import attendance_table, class_summary_table
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.models import (
-    FIRST_YEAR, LAST_YEAR, MAX_ID, AccountRole, AuditEntry, Enrollment, Period, SchoolClass, TeachingAssignment, User,
+    FIRST_YEAR,
+    LAST_YEAR,
+    MAX_ID,
+    AccountRole,
+    AuditEntry,
+    Enrollment,
+    Period,
+    SchoolClass,
+    TeachingAssignment,
+    User,
 )
 
 routes = RouteTable("records")
@@ -36,8 +56,9 @@ _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²
 MAX_CLASS_RANGE_DAYS = 400
 
 
-def _query_int(request: web.Request, name: str, default: int | None = None, *, low: int = 0,
-               high: int = MAX_ID) -> int | None:
+def _query_int(
+    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = MAX_ID
+) -> int | None:
     raw = request.query.get(name)
     if raw in (None, ""):
         return default
@@ -55,8 +76,11 @@ def _query_date(request: web.Request, name: str) -> date | None:
     except ValueError:
         value = None
     if value is None or not FIRST_YEAR < value.year < LAST_YEAR:
-        raise ApiError(400, "invalid_request", f"{name} must be a date like 2026-11-23, between the years "
-                                               f"{FIRST_YEAR + 1} and {LAST_YEAR - 1}.")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"{name} must be a date like 2026-11-23, between the years {FIRST_YEAR + 1} and {LAST_YEAR - 1}.",
+        )
     return value
 
 
@@ -67,35 +91,62 @@ def _date_range(request: web.Request) -> tuple[date | None, date | None]:
     return start, end
 
 
-@routes.route("GET", "/sessions", summary="Find sessions by class, teacher, subject and date range "
-                                          "(admins: all; teachers: their own periods)",
-              access=ADMIN_OR_TEACHER, query={
-                  "class_id": "class", "period_id": "period (its sessions: a period may be started again)",
-                  "teacher_id": "teacher", "subject": "part of the subject's name",
-                  "from": "first school-local date (YYYY-MM-DD)", "to": "last school-local date (YYYY-MM-DD)",
-                  "limit": "max 200 (default 50)", "offset": "skip this many"}, response=SessionList)
+@routes.route(
+    "GET",
+    "/sessions",
+    summary="Find sessions by class, teacher, subject and date range (admins: all; teachers: their own periods)",
+    access=ADMIN_OR_TEACHER,
+    query={
+        "class_id": "class",
+        "period_id": "period (its sessions: a period may be started again)",
+        "teacher_id": "teacher",
+        "subject": "part of the subject's name",
+        "from": "first school-local date (YYYY-MM-DD)",
+        "to": "last school-local date (YYYY-MM-DD)",
+        "limit": "max 200 (default 50)",
+        "offset": "skip this many",
+    },
+    response=SessionList,
+)
 async def search_sessions(request: web.Request) -> web.Response:
     user = current_user(request)
     start, end = _date_range(request)
-    where = SessionFilter(class_id=_query_int(request, "class_id"), period_id=_query_int(request, "period_id"),
-                          teacher_id=_query_int(request, "teacher_id"),
-                          subject=(request.query.get("subject") or "").strip()[:100] or None,
-                          from_day=start, to_day=end)
+    where = SessionFilter(
+        class_id=_query_int(request, "class_id"),
+        period_id=_query_int(request, "period_id"),
+        teacher_id=_query_int(request, "teacher_id"),
+        subject=(request.query.get("subject") or "").strip()[:100] or None,
+        from_day=start,
+        to_day=end,
+    )
     limit = _query_int(request, "limit", 50, low=1, high=200)
     offset = _query_int(request, "offset", 0)
     async with request.app[DB]() as db:
         found, total = await find_sessions(db, user, where, limit, offset)
         items = await summaries(db, found)
-        audit(db, user, "sessions_searched", address=auth.client_address(request),
-              filters={k: v for k, v in request.query.items() if k in {"class_id", "period_id", "teacher_id",
-                                                                          "subject", "from", "to"}} or None)
+        audit(
+            db,
+            user,
+            "sessions_searched",
+            address=auth.client_address(request),
+            filters={
+                k: v
+                for k, v in request.query.items()
+                if k in {"class_id", "period_id", "teacher_id", "subject", "from", "to"}
+            }
+            or None,
+        )
         await db.commit()
     return web.json_response({"items": items, "total": total})
 
 
-@routes.route("GET", "/sessions/{session_id}/attendance",
-              summary="Attendance of one session: per participant and every enrolled student who never came",
-              access=ADMIN_OR_TEACHER, response=SessionAttendance)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/attendance",
+    summary="Attendance of one session: per participant and every enrolled student who never came",
+    access=ADMIN_OR_TEACHER,
+    response=SessionAttendance,
+)
 async def attendance_of_session(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -104,38 +155,64 @@ async def attendance_of_session(request: web.Request) -> web.Response:
         lines = await session_attendance(db, session, period)
         audit(db, user, "attendance_viewed", target=f"session:{session_id}", address=auth.client_address(request))
         await db.commit()
-    return web.json_response({"session": session_summary(session, period),
-                              "lesson_started_at": iso(lesson_start(session, period)),
-                              "items": [line.view() for line in lines]})
+    return web.json_response(
+        {
+            "session": session_summary(session, period),
+            "lesson_started_at": iso(lesson_start(session, period)),
+            "items": [line.view() for line in lines],
+        }
+    )
 
 
 def _spreadsheet(data: bytes, names: tuple[str, str]) -> web.Response:
-    return web.Response(body=data, headers={"Content-Type": XLSX_TYPE, "Cache-Control": "no-store",
-                                            "Content-Disposition": content_disposition(*names)})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": XLSX_TYPE,
+            "Cache-Control": "no-store",
+            "Content-Disposition": content_disposition(*names),
+        },
+    )
 
 
-@routes.route("GET", "/sessions/{session_id}/attendance.xlsx",
-              summary="The session's attendance as an Excel file (personal IDs kept as text)",
-              access=ADMIN_OR_TEACHER, produces=XLSX_TYPE)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/attendance.xlsx",
+    summary="The session's attendance as an Excel file (personal IDs kept as text)",
+    access=ADMIN_OR_TEACHER,
+    produces=XLSX_TYPE,
+)
 async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         session, period = await readable_session(db, user, session_id)
         table = attendance_table(await session_attendance(db, session, period), period)
-        audit(db, user, "attendance_downloaded", target=f"session:{session_id}",
-              address=auth.client_address(request), format="xlsx")
+        audit(
+            db,
+            user,
+            "attendance_downloaded",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+            format="xlsx",
+        )
         await db.commit()
     day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
     data = await asyncio.to_thread(xlsx_bytes, "Điểm danh", *table)
-    return _spreadsheet(data, download_names(["diem-danh", period.school_class.name, period.subject, day,
-                                              f"session-{session_id}"], "xlsx"))
+    return _spreadsheet(
+        data,
+        download_names(["diem-danh", period.school_class.name, period.subject, day, f"session-{session_id}"], "xlsx"),
+    )
 
 
-@routes.route("GET", "/sessions/{session_id}/assessments",
-              summary="The session's quick polls and quizzes: per question the counts and every student's answer "
-                      "(choice or text, time, right, points); per student the score",
-              access=ADMIN_OR_TEACHER, response=SessionAssessments)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/assessments",
+    summary="The session's quick polls and quizzes: per question the counts and every student's answer "
+    "(choice or text, time, right, points); per student the score",
+    access=ADMIN_OR_TEACHER,
+    response=SessionAssessments,
+)
 async def assessments_of_session(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -147,23 +224,37 @@ async def assessments_of_session(request: web.Request) -> web.Response:
     return web.json_response({"session": session_summary(session, period), **polls_view(polls, people)})
 
 
-@routes.route("GET", "/sessions/{session_id}/polls.xlsx",
-              summary="The session's quick polls and quizzes as an Excel file: the questions, every student's "
-                      "answer and the scores (personal IDs as text)",
-              access=ADMIN_OR_TEACHER, produces=XLSX_TYPE)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/polls.xlsx",
+    summary="The session's quick polls and quizzes as an Excel file: the questions, every student's "
+    "answer and the scores (personal IDs as text)",
+    access=ADMIN_OR_TEACHER,
+    produces=XLSX_TYPE,
+)
 async def polls_of_session_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         session, period = await readable_session(db, user, session_id)
         polls, people = await session_polls(db, session_id)
-        audit(db, user, "polls_downloaded", target=f"session:{session_id}",
-              address=auth.client_address(request), format="xlsx")
+        audit(
+            db,
+            user,
+            "polls_downloaded",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+            format="xlsx",
+        )
         await db.commit()
     day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
     data = await asyncio.to_thread(polls_xlsx, polls, people)
-    return _spreadsheet(data, download_names(["cau-hoi-nhanh", period.school_class.name, period.subject, day,
-                                              f"session-{session_id}"], "xlsx"))
+    return _spreadsheet(
+        data,
+        download_names(
+            ["cau-hoi-nhanh", period.school_class.name, period.subject, day, f"session-{session_id}"], "xlsx"
+        ),
+    )
 
 
 async def _class_for(db, user: User, class_id: int) -> SchoolClass:
@@ -172,10 +263,17 @@ async def _class_for(db, user: User, class_id: int) -> SchoolClass:
     if school_class is None:
         raise not_found("Class")
     if user.role != AccountRole.admin:
-        teaches = (await db.execute(select(TeachingAssignment.id).where(
-            TeachingAssignment.class_id == class_id, TeachingAssignment.teacher_id == user.id).limit(1))).first() \
-            or (await db.execute(select(Period.id).where(Period.class_id == class_id,
-                                                         Period.teacher_id == user.id).limit(1))).first()
+        teaches = (
+            await db.execute(
+                select(TeachingAssignment.id)
+                .where(TeachingAssignment.class_id == class_id, TeachingAssignment.teacher_id == user.id)
+                .limit(1)
+            )
+        ).first() or (
+            await db.execute(
+                select(Period.id).where(Period.class_id == class_id, Period.teacher_id == user.id).limit(1)
+            )
+        ).first()
         if not teaches:
             raise not_found("Class")
     return school_class
@@ -197,22 +295,34 @@ def _class_range(request: web.Request) -> tuple[date, date]:
 async def _class_attendance(db, user: User, class_id: int, start: date, end: date):
     """(class, its sessions in the range oldest first, one StudentSummary per student)"""
     school_class = await _class_for(db, user, class_id)
-    found, _ = await find_sessions(db, user, SessionFilter(class_id=class_id, from_day=start, to_day=end),
-                                   limit=10_000)
+    found, _ = await find_sessions(db, user, SessionFilter(class_id=class_id, from_day=start, to_day=end), limit=10_000)
     found.reverse()  # oldest first, as a register reads
-    enrolled = (await db.execute(select(User).join(Enrollment, Enrollment.student_id == User.id)
-                                 .where(Enrollment.class_id == class_id))).scalars().all()
+    enrolled = (
+        (
+            await db.execute(
+                select(User).join(Enrollment, Enrollment.student_id == User.id).where(Enrollment.class_id == class_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return school_class, found, await class_summary(db, found, list(enrolled))
 
 
-CLASS_RANGE = {"from": "first school-local date (default: 30 days ago)",
-               "to": "last school-local date (default: today)"}
+CLASS_RANGE = {
+    "from": "first school-local date (default: 30 days ago)",
+    "to": "last school-local date (default: today)",
+}
 
 
-@routes.route("GET", "/classes/{class_id}/attendance",
-              summary="Attendance summary per student of a class over a date range "
-                      "(teachers: over their own periods)",
-              access=ADMIN_OR_TEACHER, query=CLASS_RANGE, response=ClassAttendance)
+@routes.route(
+    "GET",
+    "/classes/{class_id}/attendance",
+    summary="Attendance summary per student of a class over a date range (teachers: over their own periods)",
+    access=ADMIN_OR_TEACHER,
+    query=CLASS_RANGE,
+    response=ClassAttendance,
+)
 async def attendance_of_class(request: web.Request) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
@@ -220,37 +330,72 @@ async def attendance_of_class(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         school_class, found, lines = await _class_attendance(db, user, class_id, start, end)
         sessions = await summaries(db, found)
-        audit(db, user, "class_attendance_viewed", target=f"class:{class_id}", address=auth.client_address(request),
-              range=f"{start}..{end}")
+        audit(
+            db,
+            user,
+            "class_attendance_viewed",
+            target=f"class:{class_id}",
+            address=auth.client_address(request),
+            range=f"{start}..{end}",
+        )
         await db.commit()
-    return web.json_response({
-        "class": {"class_id": school_class.id, "name": school_class.name, "school_year": school_class.school_year},
-        "from": start.isoformat(), "to": end.isoformat(), "sessions": sessions,
-        "items": [line.view() for line in lines]})
+    return web.json_response(
+        {
+            "class": {"class_id": school_class.id, "name": school_class.name, "school_year": school_class.school_year},
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "sessions": sessions,
+            "items": [line.view() for line in lines],
+        }
+    )
 
 
-@routes.route("GET", "/classes/{class_id}/attendance.xlsx",
-              summary="The class's attendance summary as an Excel file (personal IDs kept as text)",
-              access=ADMIN_OR_TEACHER, query=CLASS_RANGE, produces=XLSX_TYPE)
+@routes.route(
+    "GET",
+    "/classes/{class_id}/attendance.xlsx",
+    summary="The class's attendance summary as an Excel file (personal IDs kept as text)",
+    access=ADMIN_OR_TEACHER,
+    query=CLASS_RANGE,
+    produces=XLSX_TYPE,
+)
 async def attendance_of_class_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
     start, end = _class_range(request)
     async with request.app[DB]() as db:
         school_class, _, lines = await _class_attendance(db, user, class_id, start, end)
-        audit(db, user, "class_attendance_downloaded", target=f"class:{class_id}",
-              address=auth.client_address(request), range=f"{start}..{end}", format="xlsx")
+        audit(
+            db,
+            user,
+            "class_attendance_downloaded",
+            target=f"class:{class_id}",
+            address=auth.client_address(request),
+            range=f"{start}..{end}",
+            format="xlsx",
+        )
         await db.commit()
     data = await asyncio.to_thread(xlsx_bytes, "Chuyên cần", *class_summary_table(lines))
-    return _spreadsheet(data, download_names(["diem-danh", school_class.name, start.isoformat(), end.isoformat()],
-                                             "xlsx"))
+    return _spreadsheet(
+        data, download_names(["diem-danh", school_class.name, start.isoformat(), end.isoformat()], "xlsx")
+    )
 
 
-@routes.route("GET", "/audit", summary="The audit log, newest first (admins)", access={"admin"},
-              query={"actor_id": "who", "action": "what (e.g. recording_viewed)",
-                     "target": "on what (e.g. session:7), exact", "from": "first school-local date",
-                     "to": "last school-local date", "limit": "max 500 (default 100)",
-                     "before_id": "entries older than this one (paging)"}, response=AuditPage)
+@routes.route(
+    "GET",
+    "/audit",
+    summary="The audit log, newest first (admins)",
+    access={"admin"},
+    query={
+        "actor_id": "who",
+        "action": "what (e.g. recording_viewed)",
+        "target": "on what (e.g. session:7), exact",
+        "from": "first school-local date",
+        "to": "last school-local date",
+        "limit": "max 500 (default 100)",
+        "before_id": "entries older than this one (paging)",
+    },
+    response=AuditPage,
+)
 async def read_audit_log(request: web.Request) -> web.Response:
     user = current_user(request)
     start, end = _date_range(request)
@@ -274,9 +419,20 @@ async def read_audit_log(request: web.Request) -> web.Response:
         await db.commit()
     more = len(rows) > limit
     rows = rows[:limit]
-    return web.json_response({
-        "items": [{"entry_id": e.id, "at": iso(e.at), "action": e.action, "target": e.target, "address": e.address,
-                   "details": e.details,
-                   "actor": {"user_id": a.id, "name": a.full_name, "role": a.role.value} if a else None}
-                  for e, a in rows],
-        "next_before_id": rows[-1][0].id if more and rows else None})
+    return web.json_response(
+        {
+            "items": [
+                {
+                    "entry_id": e.id,
+                    "at": iso(e.at),
+                    "action": e.action,
+                    "target": e.target,
+                    "address": e.address,
+                    "details": e.details,
+                    "actor": {"user_id": a.id, "name": a.full_name, "role": a.role.value} if a else None,
+                }
+                for e, a in rows
+            ],
+            "next_before_id": rows[-1][0].id if more and rows else None,
+        }
+    )

@@ -4,6 +4,7 @@ OpenAPI document (the handlers build plain dicts), and the tests validate real a
 
 Times are ISO 8601 in UTC ("…Z"); minutes are rounded to 0.1. docs/records-archive.md explains the fields.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -120,8 +121,7 @@ class ClassAttendance(Answer):
     sessions: list[SessionSummary]
     items: list[StudentSummary]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True,
-                              alias_generator=lambda name: name.rstrip("_"))
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=lambda name: name.rstrip("_"))
 
 
 class AssessmentOption(Answer):
@@ -298,8 +298,7 @@ class ChatLine(Answer):
     deleted_at: datetime | None
     deleted_by: Person | None
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True,
-                              alias_generator=lambda name: name.rstrip("_"))
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=lambda name: name.rstrip("_"))
 
 
 class SessionEventOut(Answer):

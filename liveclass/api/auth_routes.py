@@ -1,4 +1,5 @@
 """Login, logout, who am I, change password."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,14 @@ routes = RouteTable("auth")
 _BAD_LOGIN = ApiError(401, "invalid_credentials", "Wrong personal ID or password.")
 
 
-@routes.route("POST", "/auth/login", summary="Log in with personal ID and password", access=PUBLIC,
-              body=LoginRequest, response=LoginResponse)
+@routes.route(
+    "POST",
+    "/auth/login",
+    summary="Log in with personal ID and password",
+    access=PUBLIC,
+    body=LoginRequest,
+    response=LoginResponse,
+)
 async def login(request: web.Request, body: LoginRequest) -> web.Response:
     settings = request.app[SETTINGS]
     address = auth.client_address(request)
@@ -40,17 +47,26 @@ async def login(request: web.Request, body: LoginRequest) -> web.Response:
         await auth.clear_failures(db, settings, body.personal_id, address)
         audit(db, user, "login", address=address)
         await db.commit()
-    answer = LoginResponse(user=UserOut.model_validate(user), csrf_token=csrf,
-                           must_change_password=user.must_change_password,
-                           access_token=token if body.issue_token else None)
+    answer = LoginResponse(
+        user=UserOut.model_validate(user),
+        csrf_token=csrf,
+        must_change_password=user.must_change_password,
+        access_token=token if body.issue_token else None,
+    )
     response = dump(answer)
     if not body.issue_token:
         auth.set_session_cookie(response, request, token)
     return response
 
 
-@routes.route("POST", "/auth/logout", summary="Log out (ends this login)", access=ANY_USER,
-              allowed_before_password_change=True, response=Ok)
+@routes.route(
+    "POST",
+    "/auth/logout",
+    summary="Log out (ends this login)",
+    access=ANY_USER,
+    allowed_before_password_change=True,
+    response=Ok,
+)
 async def logout(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         await auth.close_login(db, request[AUTH_TOKEN])
@@ -63,16 +79,34 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@routes.route("GET", "/me", summary="The logged-in account", access=ANY_USER, response=LoginResponse,
-              allowed_before_password_change=True)
+@routes.route(
+    "GET",
+    "/me",
+    summary="The logged-in account",
+    access=ANY_USER,
+    response=LoginResponse,
+    allowed_before_password_change=True,
+)
 async def me(request: web.Request) -> web.Response:
     user = current_user(request)
-    return dump(LoginResponse(user=UserOut.model_validate(user), csrf_token=request[AUTH_CSRF],
-                              must_change_password=user.must_change_password))
+    return dump(
+        LoginResponse(
+            user=UserOut.model_validate(user),
+            csrf_token=request[AUTH_CSRF],
+            must_change_password=user.must_change_password,
+        )
+    )
 
 
-@routes.route("POST", "/auth/password", summary="Change my password (ends my other logins)", access=ANY_USER,
-              body=ChangePasswordRequest, response=UserOut, allowed_before_password_change=True)
+@routes.route(
+    "POST",
+    "/auth/password",
+    summary="Change my password (ends my other logins)",
+    access=ANY_USER,
+    body=ChangePasswordRequest,
+    response=UserOut,
+    allowed_before_password_change=True,
+)
 async def change_password(request: web.Request, body: ChangePasswordRequest) -> web.Response:
     user = current_user(request)
     settings, address = request.app[SETTINGS], auth.client_address(request)

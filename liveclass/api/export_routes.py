@@ -3,6 +3,7 @@
 The export is written to the audit log before the first byte goes out, then streamed (chunked, no
 Content-Length): nothing of it is held in memory or in a temporary file (liveclass.archive.export).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,26 +24,40 @@ log = logging.getLogger(__name__)
 routes = RouteTable("records")
 
 
-@routes.route("GET", "/sessions/{session_id}/export",
-              summary="The whole session as one ZIP, streamed: manifest.json, recordings/, attendance.csv, "
-                      "chat.csv, events.jsonl (its teacher and admins)",
-              access={"admin", "teacher"}, produces="application/zip")
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/export",
+    summary="The whole session as one ZIP, streamed: manifest.json, recordings/, attendance.csv, "
+    "chat.csv, events.jsonl (its teacher and admins)",
+    access={"admin", "teacher"},
+    produces="application/zip",
+)
 async def export_session(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         session, period = await readable_session(db, user, session_id)
-        export = await prepare_export(db, session, period, request.app[SETTINGS].recordings_dir,
-                                      request.app[SETTINGS].handouts_dir, exported_by=user)
+        export = await prepare_export(
+            db,
+            session,
+            period,
+            request.app[SETTINGS].recordings_dir,
+            request.app[SETTINGS].handouts_dir,
+            exported_by=user,
+        )
         audit(db, user, "session_exported", target=f"session:{session_id}", address=auth.client_address(request))
         await db.commit()
 
     # The headers go out with prepare(): the security-headers middleware comes too late for them.
-    response = web.StreamResponse(headers={
-        "Content-Type": "application/zip",
-        "Content-Disposition": content_disposition(export.filename, export.unicode_filename),
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-    })
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/zip",
+            "Content-Disposition": content_disposition(export.filename, export.unicode_filename),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        }
+    )
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:

@@ -1,4 +1,5 @@
 """Handouts of a live session: upload (its teacher), list and download (its participants)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,10 +24,16 @@ routes = RouteTable("handouts")
 
 
 def handout_out(h: Handout) -> dict:
-    return {"handout_id": h.id, "session_id": h.session_id, "filename": h.filename,
-            "content_type": h.content_type, "size": h.size, "sha256": h.sha256,
-            "uploaded_at": h.uploaded_at.isoformat().replace("+00:00", "Z"),
-            "url": f"/api/v1/sessions/{h.session_id}/handouts/{h.id}"}
+    return {
+        "handout_id": h.id,
+        "session_id": h.session_id,
+        "filename": h.filename,
+        "content_type": h.content_type,
+        "size": h.size,
+        "sha256": h.sha256,
+        "uploaded_at": h.uploaded_at.isoformat().replace("+00:00", "Z"),
+        "url": f"/api/v1/sessions/{h.session_id}/handouts/{h.id}",
+    }
 
 
 async def _session_and_role(db, user: User, session_id: int) -> tuple[LiveSession, str]:
@@ -53,15 +60,23 @@ async def _ensure_participant(request: web.Request, db, user: User, session_id: 
             return
     except RoomError:
         pass  # the room cannot be asked right now: the records decide
-    was_admitted = (await db.execute(select(exists().where(
-        AttendanceInterval.session_id == session.id, AttendanceInterval.user_id == user.id)))).scalar()
+    was_admitted = (
+        await db.execute(
+            select(exists().where(AttendanceInterval.session_id == session.id, AttendanceInterval.user_id == user.id))
+        )
+    ).scalar()
     if not was_admitted:
         raise forbidden("Only the participants of this period can open its handouts.")
 
 
-@routes.route("POST", "/sessions/{session_id}/handouts",
-              summary="Hand out a file (multipart field `file`); it is announced in the room's chat",
-              access={"teacher"}, status=201, response=HandoutOut)
+@routes.route(
+    "POST",
+    "/sessions/{session_id}/handouts",
+    summary="Hand out a file (multipart field `file`); it is announced in the room's chat",
+    access={"teacher"},
+    status=201,
+    response=HandoutOut,
+)
 async def upload_handout(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
@@ -79,19 +94,36 @@ async def upload_handout(request: web.Request) -> web.Response:
         field = await reader.next()
         if field is None or field.name != "file" or not field.filename:
             raise ApiError(400, "invalid_request", "Send one file in the multipart field `file`.")
-        stored, filename = await store_upload(field, settings.handouts_dir / str(session_id),
-                                              settings.handout_max_bytes, settings.handout_allowed_types)
+        stored, filename = await store_upload(
+            field, settings.handouts_dir / str(session_id), settings.handout_max_bytes, settings.handout_allowed_types
+        )
     except (ValueError, BadHttpMessage):  # aiohttp's parser: no boundary, not multipart, a bad part header
-        raise ApiError(400, "invalid_request", "The upload is not a valid multipart/form-data body; "
-                                               "send one file in the field `file`.") from None
+        raise ApiError(
+            400,
+            "invalid_request",
+            "The upload is not a valid multipart/form-data body; send one file in the field `file`.",
+        ) from None
     async with request.app[DB]() as db:
-        handout = Handout(session_id=session_id, uploaded_by_id=user.id, filename=filename,
-                          content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
-                          stored_name=stored.stored_name)
+        handout = Handout(
+            session_id=session_id,
+            uploaded_by_id=user.id,
+            filename=filename,
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            stored_name=stored.stored_name,
+        )
         db.add(handout)
         await db.flush()
-        audit(db, user, "handout_uploaded", target=f"session:{session_id}", address=auth.client_address(request),
-              handout=handout.id, filename=filename)
+        audit(
+            db,
+            user,
+            "handout_uploaded",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+            handout=handout.id,
+            filename=filename,
+        )
         await db.commit()
     answer = handout_out(handout)
     try:
@@ -103,19 +135,31 @@ async def upload_handout(request: web.Request) -> web.Response:
     return web.json_response(answer, status=201)
 
 
-@routes.route("GET", "/sessions/{session_id}/handouts", summary="The handouts of a session", access=ANY_USER,
-              response=HandoutOut, many=True)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/handouts",
+    summary="The handouts of a session",
+    access=ANY_USER,
+    response=HandoutOut,
+    many=True,
+)
 async def list_handouts(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         await _ensure_participant(request, db, current_user(request), session_id)
-        found = (await db.execute(select(Handout).where(Handout.session_id == session_id)
-                                  .order_by(Handout.uploaded_at))).scalars()
+        found = (
+            await db.execute(select(Handout).where(Handout.session_id == session_id).order_by(Handout.uploaded_at))
+        ).scalars()
         return web.json_response({"items": [handout_out(h) for h in found]})
 
 
-@routes.route("GET", "/sessions/{session_id}/handouts/{handout_id}", summary="Download a handout",
-              access=ANY_USER, produces="application/octet-stream")
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/handouts/{handout_id}",
+    summary="Download a handout",
+    access=ANY_USER,
+    produces="application/octet-stream",
+)
 async def download_handout(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id, handout_id = path_int(request, "session_id"), path_int(request, "handout_id")
@@ -124,16 +168,25 @@ async def download_handout(request: web.Request) -> web.StreamResponse:
         handout = await db.get(Handout, handout_id)
         if handout is None or handout.session_id != session_id:
             raise not_found("Handout")
-        audit(db, user, "handout_downloaded", target=f"session:{session_id}", address=auth.client_address(request),
-              handout=handout.id)
+        audit(
+            db,
+            user,
+            "handout_downloaded",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+            handout=handout.id,
+        )
         await db.commit()
     path = request.app[SETTINGS].handouts_dir / str(session_id) / handout.stored_name
     if not path.exists():
         raise not_found("Handout file")
-    response = web.FileResponse(path, headers={
-        "Content-Type": handout.content_type + ("; charset=utf-8" if handout.content_type == "text/plain" else ""),
-        "Content-Disposition": content_disposition(download_names([Path(handout.filename).stem],
-                                                                  Path(handout.filename).suffix[1:])[0],
-                                                   handout.filename),
-    })
+    response = web.FileResponse(
+        path,
+        headers={
+            "Content-Type": handout.content_type + ("; charset=utf-8" if handout.content_type == "text/plain" else ""),
+            "Content-Disposition": content_disposition(
+                download_names([Path(handout.filename).stem], Path(handout.filename).suffix[1:])[0], handout.filename
+            ),
+        },
+    )
     return response

@@ -1,4 +1,5 @@
 """The cluster's nodes (Máy chủ): their state and load, and draining one (admins only)."""
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -27,16 +28,28 @@ class NodeOut(BaseModel):
     sessions: list[int]  # the sessions placed on it
 
 
-@routes.route("GET", "/nodes", summary="The nodes that run live rooms, with their state and load", access=ADMIN,
-              response=NodeOut, many=True)
+@routes.route(
+    "GET",
+    "/nodes",
+    summary="The nodes that run live rooms, with their state and load",
+    access=ADMIN,
+    response=NodeOut,
+    many=True,
+)
 async def list_nodes(request: web.Request) -> web.Response:
     return dump([NodeOut(**node.view()) for node in await request.app[ROUTER].nodes()])
 
 
-@routes.route("POST", "/nodes/{node_id}/drain", summary="Drain a node: no new periods go to it, its rooms move "
-              "to the other nodes (everyone reconnects without the lobby), then it exits", access=ADMIN,
-              response=NodeOut, status=202,
-              other_statuses={404: "No such live node", 409: "No other live node could take its rooms"})
+@routes.route(
+    "POST",
+    "/nodes/{node_id}/drain",
+    summary="Drain a node: no new periods go to it, its rooms move "
+    "to the other nodes (everyone reconnects without the lobby), then it exits",
+    access=ADMIN,
+    response=NodeOut,
+    status=202,
+    other_statuses={404: "No such live node", 409: "No other live node could take its rooms"},
+)
 async def drain_node(request: web.Request) -> web.Response:
     node_id = request.match_info["node_id"]
     try:
@@ -44,7 +57,6 @@ async def drain_node(request: web.Request) -> web.Response:
     except RoomError as exc:
         raise cluster.api_error(exc) from None
     async with request.app[DB]() as db:
-        audit(db, current_user(request), "node_drained", target=f"node:{node_id}",
-              address=auth.client_address(request))
+        audit(db, current_user(request), "node_drained", target=f"node:{node_id}", address=auth.client_address(request))
         await db.commit()
     return dump(NodeOut(**node.view()), status=202)

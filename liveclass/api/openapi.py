@@ -1,4 +1,5 @@
 """The OpenAPI 3 document, built from the route declarations and their pydantic models."""
+
 from __future__ import annotations
 
 import re
@@ -9,9 +10,15 @@ from liveclass import __version__
 from liveclass.api.routing import ANY_USER, PUBLIC, Route
 
 _ERROR_SCHEMA = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        }
+    },
 }
 
 
@@ -33,11 +40,19 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
         else:
             path = prefix + route.path
         # Path parameters are ids (integers), except the random token of a share link.
-        params = [{"name": n, "in": "path", "required": True,
-                   "schema": {"type": "integer" if n.endswith("_id") else "string"}}
-                  for n in re.findall(r"{(\w+)}", route.path)]
-        params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
-                   for n, d in route.query.items()]
+        params = [
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer" if n.endswith("_id") else "string"},
+            }
+            for n in re.findall(r"{(\w+)}", route.path)
+        ]
+        params += [
+            {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+            for n, d in route.query.items()
+        ]
         if route.access == PUBLIC:
             who = "Anyone."
         elif route.access == ANY_USER:
@@ -48,16 +63,25 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
         if route.response is not None:
             schema = _ref(route.response, schemas)
             if route.many:
-                schema = {"type": "object", "required": ["items"],
-                          "properties": {"items": {"type": "array", "items": schema}}}
+                schema = {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": schema}},
+                }
             ok["content"] = {"application/json": {"schema": schema}}
         elif route.produces is not None:
             ok["content"] = {route.produces: {"schema": {"type": "string", "format": "binary"}}}
         operation: dict = {
-            "summary": route.summary, "description": who, "tags": route.tags, "operationId": route.handler.__name__,
+            "summary": route.summary,
+            "description": who,
+            "tags": route.tags,
+            "operationId": route.handler.__name__,
             "parameters": params,
-            "responses": {str(route.status): ok, "400": {"description": "Invalid request", **error},
-                          "default": {"description": "Error", **error}},
+            "responses": {
+                str(route.status): ok,
+                "400": {"description": "Invalid request", **error},
+                "default": {"description": "Error", **error},
+            },
         }
         for status, description in route.other_statuses.items():
             operation["responses"][str(status)] = {**ok, "description": description}
@@ -66,20 +90,35 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
             operation["responses"]["401"] = {"description": "Not logged in", **error}
             operation["responses"]["403"] = {"description": "Not allowed", **error}
         if route.body is not None:
-            operation["requestBody"] = {"required": True,
-                                        "content": {"application/json": {"schema": _ref(route.body, schemas)}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(route.body, schemas)}},
+            }
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "LiveClass API", "version": __version__,
-                 "description": "Accounts, classes, periods and live sessions of a LiveClass server. "
-                                "Errors are {\"error\": {\"code\", \"message\"}}. See docs/api.md."},
+        "info": {
+            "title": "LiveClass API",
+            "version": __version__,
+            "description": "Accounts, classes, periods and live sessions of a LiveClass server. "
+            'Errors are {"error": {"code", "message"}}. See docs/api.md.',
+        },
         "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": {
-            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "liveclass_session"},
-            "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
-                          "description": "Required with the cookie on POST, PUT, PATCH and DELETE."},
-            "bearerAuth": {"type": "http", "scheme": "bearer",
-                           "description": "Token from POST /auth/login with issue_token: true."},
-        }},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "liveclass_session"},
+                "csrfToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRF-Token",
+                    "description": "Required with the cookie on POST, PUT, PATCH and DELETE.",
+                },
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Token from POST /auth/login with issue_token: true.",
+                },
+            },
+        },
     }

@@ -1,4 +1,5 @@
 """Periods (the timetable), starting and ending them, and joining their live session."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,13 @@ from liveclass.roster import current_school_year
 from liveclass.sheet_import import SheetFileError
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
 from liveclass.api.schemas import (
-    ConnectInfo, IceServerOut, JoinResponse, PeriodCreate, PeriodOut, PeriodUpdate, SessionOut,
+    ConnectInfo,
+    IceServerOut,
+    JoinResponse,
+    PeriodCreate,
+    PeriodOut,
+    PeriodUpdate,
+    SessionOut,
 )
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
@@ -31,18 +38,30 @@ ADMIN_OR_TEACHER = {"admin", "teacher"}
 
 def period_out(period: Period, session: LiveSession | None, taught_until: datetime | None = None) -> PeriodOut:
     return PeriodOut(
-        id=period.id, class_id=period.class_id, class_name=period.school_class.name, subject=period.subject,
-        teacher_id=period.teacher_id, teacher_name=period.teacher.full_name, starts_at=period.starts_at,
-        ends_at=period.ends_at, mode=period.mode, parents_invited=period.parents_invited,
-        live_session=SessionOut.model_validate(session) if session else None, taught_until=taught_until)
+        id=period.id,
+        class_id=period.class_id,
+        class_name=period.school_class.name,
+        subject=period.subject,
+        teacher_id=period.teacher_id,
+        teacher_name=period.teacher.full_name,
+        starts_at=period.starts_at,
+        ends_at=period.ends_at,
+        mode=period.mode,
+        parents_invited=period.parents_invited,
+        live_session=SessionOut.model_validate(session) if session else None,
+        taught_until=taught_until,
+    )
 
 
 async def _taught_until(db, period_ids: list[int]) -> dict[int, datetime]:
     """The end of each period's last ended session: the period was taught (the list shows it so)."""
     if not period_ids:
         return {}
-    rows = await db.execute(select(LiveSession.period_id, func.max(LiveSession.ended_at)).where(
-        LiveSession.period_id.in_(period_ids), LiveSession.ended_at.is_not(None)).group_by(LiveSession.period_id))
+    rows = await db.execute(
+        select(LiveSession.period_id, func.max(LiveSession.ended_at))
+        .where(LiveSession.period_id.in_(period_ids), LiveSession.ended_at.is_not(None))
+        .group_by(LiveSession.period_id)
+    )
     return {period_id: ended for period_id, ended in rows}
 
 
@@ -55,8 +74,12 @@ def _parse_time(request: web.Request, name: str) -> datetime | None:
     except ValueError:
         value = None
     if value is None or value.tzinfo is None or not FIRST_YEAR < value.year < LAST_YEAR:
-        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 time with an offset between the years "
-                                               f"{FIRST_YEAR + 1} and {LAST_YEAR - 1}, e.g. 2026-11-24T00:00:00+07:00.")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"{name} must be an ISO 8601 time with an offset between the years "
+            f"{FIRST_YEAR + 1} and {LAST_YEAR - 1}, e.g. 2026-11-24T00:00:00+07:00.",
+        )
     return value
 
 
@@ -72,9 +95,15 @@ async def _check_period_fields(db, user: User, class_id: int, teacher_id: int, s
         raise forbidden("You can only schedule periods for classes you teach.")
 
 
-@routes.route("GET", "/periods", summary="Periods I may see, optionally between two times", access=ANY_USER,
-              response=PeriodOut, many=True, query={"from": "ISO 8601 time with offset",
-                                                    "to": "ISO 8601 time with offset", "class_id": "only this class"})
+@routes.route(
+    "GET",
+    "/periods",
+    summary="Periods I may see, optionally between two times",
+    access=ANY_USER,
+    response=PeriodOut,
+    many=True,
+    query={"from": "ISO 8601 time with offset", "to": "ISO 8601 time with offset", "class_id": "only this class"},
+)
 async def list_periods(request: web.Request) -> web.Response:
     user = current_user(request)
     query = select(Period).where(periods.visible_periods_clause(user)).order_by(Period.starts_at).limit(1000)
@@ -88,14 +117,29 @@ async def list_periods(request: web.Request) -> web.Response:
         query = query.where(Period.class_id == wanted)
     async with request.app[DB]() as db:
         found = (await db.execute(query)).scalars().all()
-        running = {s.period_id: s for s in (await db.execute(select(LiveSession).where(
-            LiveSession.period_id.in_([p.id for p in found]), LiveSession.ended_at.is_(None)))).scalars()}
+        running = {
+            s.period_id: s
+            for s in (
+                await db.execute(
+                    select(LiveSession).where(
+                        LiveSession.period_id.in_([p.id for p in found]), LiveSession.ended_at.is_(None)
+                    )
+                )
+            ).scalars()
+        }
         taught = await _taught_until(db, [p.id for p in found])
     return dump([period_out(p, running.get(p.id), taught.get(p.id)) for p in found])
 
 
-@routes.route("POST", "/periods", summary="Schedule a period (admins; teachers for classes they teach)",
-              access=ADMIN_OR_TEACHER, body=PeriodCreate, response=PeriodOut, status=201)
+@routes.route(
+    "POST",
+    "/periods",
+    summary="Schedule a period (admins; teachers for classes they teach)",
+    access=ADMIN_OR_TEACHER,
+    body=PeriodCreate,
+    response=PeriodOut,
+    status=201,
+)
 async def create_period(request: web.Request, body: PeriodCreate) -> web.Response:
     user = current_user(request)
     teacher_id = body.teacher_id if user.role == AccountRole.admin else user.id
@@ -122,8 +166,14 @@ async def get_period(request: web.Request) -> web.Response:
         return dump(period_out(period, await periods.running_session(db, period.id), taught.get(period.id)))
 
 
-@routes.route("PATCH", "/periods/{period_id}", summary="Change a period (admins; its own teacher)",
-              access=ADMIN_OR_TEACHER, body=PeriodUpdate, response=PeriodOut)
+@routes.route(
+    "PATCH",
+    "/periods/{period_id}",
+    summary="Change a period (admins; its own teacher)",
+    access=ADMIN_OR_TEACHER,
+    body=PeriodUpdate,
+    response=PeriodOut,
+)
 async def update_period(request: web.Request, body: PeriodUpdate) -> web.Response:
     user = current_user(request)
     changes = body.model_dump(exclude_unset=True)
@@ -134,23 +184,35 @@ async def update_period(request: web.Request, body: PeriodUpdate) -> web.Respons
         period = await periods.visible_period(db, user, path_int(request, "period_id"))
         if user.role == AccountRole.teacher and changes.get("teacher_id", user.id) != user.id:
             raise forbidden("Only an admin can hand a period to another teacher.")
-        merged = {"starts_at": period.starts_at, "ends_at": period.ends_at, "teacher_id": period.teacher_id,
-                  **changes}
-        await _check_period_fields(db, user, period.class_id, merged["teacher_id"], merged["starts_at"],
-                                   merged["ends_at"])
+        merged = {"starts_at": period.starts_at, "ends_at": period.ends_at, "teacher_id": period.teacher_id, **changes}
+        await _check_period_fields(
+            db, user, period.class_id, merged["teacher_id"], merged["starts_at"], merged["ends_at"]
+        )
         for key, value in changes.items():
             setattr(period, key, value)
-        audit(db, user, "period_updated", target=f"period:{period.id}", address=auth.client_address(request),
-              fields=sorted(changes))
+        audit(
+            db,
+            user,
+            "period_updated",
+            target=f"period:{period.id}",
+            address=auth.client_address(request),
+            fields=sorted(changes),
+        )
         await db.commit()
         period = await periods.visible_period(db, user, period.id)
         taught = await _taught_until(db, [period.id])
         return dump(period_out(period, await periods.running_session(db, period.id), taught.get(period.id)))
 
 
-@routes.route("POST", "/periods/{period_id}/start", summary="Start the period's live session (or get the "
-              "running one)", access=ADMIN_OR_TEACHER, response=SessionOut, status=201,
-              other_statuses={200: "The period was already running: its session"})
+@routes.route(
+    "POST",
+    "/periods/{period_id}/start",
+    summary="Start the period's live session (or get the running one)",
+    access=ADMIN_OR_TEACHER,
+    response=SessionOut,
+    status=201,
+    other_statuses={200: "The period was already running: its session"},
+)
 async def start_period(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB]() as db:
@@ -164,8 +226,13 @@ async def start_period(request: web.Request) -> web.Response:
     return dump(SessionOut.model_validate(session), status=201 if created else 200)
 
 
-@routes.route("POST", "/periods/{period_id}/end", summary="End the period's live session for everyone",
-              access=ADMIN_OR_TEACHER, response=SessionOut)
+@routes.route(
+    "POST",
+    "/periods/{period_id}/end",
+    summary="End the period's live session for everyone",
+    access=ADMIN_OR_TEACHER,
+    response=SessionOut,
+)
 async def end_period(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB]() as db:
@@ -197,8 +264,13 @@ async def get_session(request: web.Request) -> web.Response:
     return dump(SessionOut.model_validate(session))
 
 
-@routes.route("POST", "/sessions/{session_id}/join", summary="Get a single-use join token for the live room",
-              access=ANY_USER, response=JoinResponse)
+@routes.route(
+    "POST",
+    "/sessions/{session_id}/join",
+    summary="Get a single-use join token for the live room",
+    access=ANY_USER,
+    response=JoinResponse,
+)
 async def join_session(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
@@ -208,20 +280,40 @@ async def join_session(request: web.Request) -> web.Response:
         room_role, on_roster = await periods.room_role_for(db, user, period)
         if not session.running:
             raise ApiError(409, "session_not_running", "This session has ended.")
-        audit(db, user, "join_requested", target=f"session:{session.id}", address=auth.client_address(request),
-              room_role=room_role)
+        audit(
+            db,
+            user,
+            "join_requested",
+            target=f"session:{session.id}",
+            address=auth.client_address(request),
+            room_role=room_role,
+        )
         await db.commit()
-    token, _ = issue_join_token(settings.secret_key, user_id=user.id, session_id=session.id, room_role=room_role,
-                                name=user.full_name, personal_id=user.personal_id, on_roster=on_roster,
-                                ttl_seconds=settings.join_token_ttl_seconds)
+    token, _ = issue_join_token(
+        settings.secret_key,
+        user_id=user.id,
+        session_id=session.id,
+        room_role=room_role,
+        name=user.full_name,
+        personal_id=user.personal_id,
+        on_roster=on_roster,
+        ttl_seconds=settings.join_token_ttl_seconds,
+    )
     node = await cluster.place(request, session.id)  # the node that hosts the room, on any node asked
     ice_servers = [IceServerOut(**s.model_dump()) for s in settings.ice_servers]
     relay = turn.ice_server(settings, user.id)  # the school's TURN, with a credential of its own (liveclass/turn.py)
     if relay is not None:
         ice_servers.append(relay)
-    return dump(JoinResponse(
-        token=token, expires_in=settings.join_token_ttl_seconds, room_role=room_role, session_id=session.id,
-        connect=ConnectInfo(**cluster.connect_info(request, node)), ice_servers=ice_servers))
+    return dump(
+        JoinResponse(
+            token=token,
+            expires_in=settings.join_token_ttl_seconds,
+            room_role=room_role,
+            session_id=session.id,
+            connect=ConnectInfo(**cluster.connect_info(request, node)),
+            ice_servers=ice_servers,
+        )
+    )
 
 
 # -- the timetable (thời khóa biểu): the school's local times, weekly periods, the file, the checks ----------
@@ -251,41 +343,82 @@ def _refuse_or_accept(found: timetable.Check, online_reason: str | None) -> None
     if found.conflicts:
         count = len(found.conflicts)
         english, vietnamese = _halves(found.conflicts[0]["reason"])
-        raise ApiError(409, "period_conflict",
-                       f"Nothing was created: {count} period(s) clash with another. {english} / Chưa tạo tiết nào: "
-                       f"{count} tiết bị trùng giờ. {vietnamese}", details={"conflicts": found.conflicts[:500]})
+        raise ApiError(
+            409,
+            "period_conflict",
+            f"Nothing was created: {count} period(s) clash with another. {english} / Chưa tạo tiết nào: "
+            f"{count} tiết bị trùng giờ. {vietnamese}",
+            details={"conflicts": found.conflicts[:500]},
+        )
     if found.half_days and not online_reason:
         english, vietnamese = _halves(found.half_days[0]["reason"])
-        raise ApiError(409, "online_limit",
-                       f"{english} Give a reason (online_reason) to go on. / {vietnamese} Hãy ghi lý do để tiếp tục.",
-                       details={"half_days": found.half_days[:500]})
+        raise ApiError(
+            409,
+            "online_limit",
+            f"{english} Give a reason (online_reason) to go on. / {vietnamese} Hãy ghi lý do để tiếp tục.",
+            details={"half_days": found.half_days[:500]},
+        )
 
 
-async def _store(request: web.Request, db, user: User, planned: list[timetable.Planned], found: timetable.Check,
-                 online_reason: str | None, **what) -> list[int]:
+async def _store(
+    request: web.Request,
+    db,
+    user: User,
+    planned: list[timetable.Planned],
+    found: timetable.Check,
+    online_reason: str | None,
+    **what,
+) -> list[int]:
     created = timetable.create(db, planned)
     await db.flush()
     ids = [p.id for p in created]
     address = auth.client_address(request)
     classes = sorted({p.class_name for p in planned})
-    audit(db, user, "periods_scheduled", target=f"class:{planned[0].class_id}" if len(classes) == 1 else None,
-          address=address, count=len(ids), periods=ids[:2000], classes=classes, **what)
+    audit(
+        db,
+        user,
+        "periods_scheduled",
+        target=f"class:{planned[0].class_id}" if len(classes) == 1 else None,
+        address=address,
+        count=len(ids),
+        periods=ids[:2000],
+        classes=classes,
+        **what,
+    )
     if found.half_days:
-        audit(db, user, "online_limit_overridden", target=f"class:{planned[0].class_id}" if len(classes) == 1
-              else None, address=address, reason=online_reason, periods=ids[:2000],
-              half_days=[{k: h[k] for k in ("class_name", "date", "half", "count")} for h in found.half_days])
+        audit(
+            db,
+            user,
+            "online_limit_overridden",
+            target=f"class:{planned[0].class_id}" if len(classes) == 1 else None,
+            address=address,
+            reason=online_reason,
+            periods=ids[:2000],
+            half_days=[{k: h[k] for k in ("class_name", "date", "half", "count")} for h in found.half_days],
+        )
     return ids
 
 
-@routes.route("POST", "/timetable/periods", summary="Schedule one period on a date or a weekly period between "
-              "two dates, in the school's local time; all or nothing, after the booking checks",
-              access=ADMIN, body=TimetableCreate, response=TimetableCreated, status=201)
+@routes.route(
+    "POST",
+    "/timetable/periods",
+    summary="Schedule one period on a date or a weekly period between "
+    "two dates, in the school's local time; all or nothing, after the booking checks",
+    access=ADMIN,
+    body=TimetableCreate,
+    response=TimetableCreated,
+    status=201,
+)
 async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.Response:
     user = current_user(request)
     days = [body.date] if body.date else timetable.weekly_days(body.from_date, body.to_date, set(body.weekdays))
     if not days:
-        raise ApiError(400, "no_days", "None of these weekdays falls between the two dates. / Không có ngày nào "
-                                       "trong các thứ đã chọn nằm giữa hai ngày này.")
+        raise ApiError(
+            400,
+            "no_days",
+            "None of these weekdays falls between the two dates. / Không có ngày nào "
+            "trong các thứ đã chọn nằm giữa hai ngày này.",
+        )
     async with request.app[DB]() as db:
         school_class = await db.get(SchoolClass, body.class_id)
         if school_class is None:
@@ -293,15 +426,35 @@ async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.R
         teacher = await db.get(User, body.teacher_id)
         if problem := await timetable.assignment_problem(db, teacher, school_class, body.subject):
             raise ApiError(400, "not_assigned", problem)
-        planned = [timetable.Planned(school_class.id, school_class.name, body.subject, teacher.id, teacher.full_name,
-                                     timetable.at_school(day, body.start), timetable.at_school(day, body.end),
-                                     body.mode, body.parents_invited) for day in days]
+        planned = [
+            timetable.Planned(
+                school_class.id,
+                school_class.name,
+                body.subject,
+                teacher.id,
+                teacher.full_name,
+                timetable.at_school(day, body.start),
+                timetable.at_school(day, body.end),
+                body.mode,
+                body.parents_invited,
+            )
+            for day in days
+        ]
         async with _timetable_lock(request):
             await _one_at_a_time(db)
             found = await timetable.check(db, planned)
             _refuse_or_accept(found, body.online_reason)
-            ids = await _store(request, db, user, planned, found, body.online_reason, via="single" if body.date else
-                               "weekly", subject=body.subject, teacher=teacher.id)
+            ids = await _store(
+                request,
+                db,
+                user,
+                planned,
+                found,
+                body.online_reason,
+                via="single" if body.date else "weekly",
+                subject=body.subject,
+                teacher=teacher.id,
+            )
             await db.commit()
         stored = (await db.execute(select(Period).where(Period.id.in_(ids)).order_by(Period.starts_at))).scalars()
         out = [period_out(p, None) for p in stored]
@@ -326,18 +479,30 @@ def _rejected(problems: list) -> web.Response:
     errors = [p.as_dict() for p in sorted(problems, key=lambda p: p.line)]
     lines = sorted({p.line for p in problems})
     english, vietnamese = _halves(errors[0]["reason"])
-    message = (f"Nothing was imported: {len(lines)} row(s) have problems (lines {', '.join(map(str, lines[:20]))}"
-               f"{'…' if len(lines) > 20 else ''}). Line {errors[0]['line']}: {english} / Chưa nhập gì: {len(lines)} "
-               f"dòng có lỗi. Dòng {errors[0]['line']}: {vietnamese}")
-    return web.json_response({"error": {"code": "import_rejected", "message": message, "details": errors},
-                              "created": 0, "errors": errors}, status=400)
+    message = (
+        f"Nothing was imported: {len(lines)} row(s) have problems (lines {', '.join(map(str, lines[:20]))}"
+        f"{'…' if len(lines) > 20 else ''}). Line {errors[0]['line']}: {english} / Chưa nhập gì: {len(lines)} "
+        f"dòng có lỗi. Dòng {errors[0]['line']}: {vietnamese}"
+    )
+    return web.json_response(
+        {"error": {"code": "import_rejected", "message": message, "details": errors}, "created": 0, "errors": errors},
+        status=400,
+    )
 
 
-@routes.route("POST", "/timetable/import", summary="Import a timetable file (CSV or XLSX, the template's "
-              "columns) sent as the raw body: every period, or none and every bad row listed",
-              access=ADMIN, response=TimetableImported, status=201,
-              query={"school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)",
-                     "online_reason": "why a class gets more than two fully online periods in a half-day"})
+@routes.route(
+    "POST",
+    "/timetable/import",
+    summary="Import a timetable file (CSV or XLSX, the template's "
+    "columns) sent as the raw body: every period, or none and every bad row listed",
+    access=ADMIN,
+    response=TimetableImported,
+    status=201,
+    query={
+        "school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)",
+        "online_reason": "why a class gets more than two fully online periods in a half-day",
+    },
+)
 async def import_timetable(request: web.Request) -> web.Response:
     user = current_user(request)
     school_year = request.query.get("school_year") or current_school_year()
@@ -355,31 +520,54 @@ async def import_timetable(request: web.Request) -> web.Response:
         if problems:
             return _rejected(problems)
         if len(planned) > timetable.MAX_PERIODS:
-            raise ApiError(413, "too_many_periods", f"The file makes {len(planned)} periods, more than "
-                                                    f"{timetable.MAX_PERIODS}; split it. / Tệp tạo {len(planned)} "
-                                                    f"tiết, quá {timetable.MAX_PERIODS}; hãy chia nhỏ.")
+            raise ApiError(
+                413,
+                "too_many_periods",
+                f"The file makes {len(planned)} periods, more than "
+                f"{timetable.MAX_PERIODS}; split it. / Tệp tạo {len(planned)} "
+                f"tiết, quá {timetable.MAX_PERIODS}; hãy chia nhỏ.",
+            )
         async with _timetable_lock(request):
             await _one_at_a_time(db)
             found = await timetable.check(db, planned)
             _refuse_or_accept(found, online_reason)
-            ids = await _store(request, db, user, planned, found, online_reason, via="import", rows=len(rows),
-                               school_year=school_year)
+            ids = await _store(
+                request, db, user, planned, found, online_reason, via="import", rows=len(rows), school_year=school_year
+            )
             await db.commit()
     return dump(TimetableImported(created=len(ids), half_days=found.half_days), status=201)
 
 
-@routes.route("GET", "/timetable/template.xlsx", summary="The timetable file's template (XLSX: headers, a guide, "
-              "examples)", access=ADMIN, produces=XLSX_TYPE)
+@routes.route(
+    "GET",
+    "/timetable/template.xlsx",
+    summary="The timetable file's template (XLSX: headers, a guide, examples)",
+    access=ADMIN,
+    produces=XLSX_TYPE,
+)
 async def timetable_template_xlsx(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(timetable.template_xlsx)
-    return web.Response(body=data, headers={
-        "Content-Type": XLSX_TYPE,
-        "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.xlsx", "mẫu-thời-khóa-biểu.xlsx")})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": XLSX_TYPE,
+            "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.xlsx", "mẫu-thời-khóa-biểu.xlsx"),
+        },
+    )
 
 
-@routes.route("GET", "/timetable/template.csv", summary="The timetable file's template (CSV UTF-8, examples)",
-              access=ADMIN, produces=CSV_TYPE)
+@routes.route(
+    "GET",
+    "/timetable/template.csv",
+    summary="The timetable file's template (CSV UTF-8, examples)",
+    access=ADMIN,
+    produces=CSV_TYPE,
+)
 async def timetable_template_csv(request: web.Request) -> web.Response:
-    return web.Response(body=timetable.template_csv(), headers={
-        "Content-Type": CSV_TYPE,
-        "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.csv", "mẫu-thời-khóa-biểu.csv")})
+    return web.Response(
+        body=timetable.template_csv(),
+        headers={
+            "Content-Type": CSV_TYPE,
+            "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.csv", "mẫu-thời-khóa-biểu.csv"),
+        },
+    )

@@ -4,6 +4,7 @@ The request models only take the fields and their JSON types; the rules of a que
 correct answers, points) are checked by liveclass/questions.py, which says what is wrong in English and
 Vietnamese and lists every problem at once.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -19,9 +20,14 @@ Kind = Literal["single", "multiple", "truefalse", "text", "number"]
 class QuestionFields(Strict):
     text: str | None = None
     options: list[str] | None = Field(None, max_length=50)
-    correct: list[str] | None = Field(None, max_length=50, description=(
-        'single ["B"]; multiple ["A", "C"]; truefalse ["true"] or ["false"]; text: accepted answers; '
-        'number: ["3.5"]; null: no correct answer'))
+    correct: list[str] | None = Field(
+        None,
+        max_length=50,
+        description=(
+            'single ["B"]; multiple ["A", "C"]; truefalse ["true"] or ["false"]; text: accepted answers; '
+            'number: ["3.5"]; null: no correct answer'
+        ),
+    )
     tolerance: float | None = None
     points: float | None = None
     explanation: str | None = None
@@ -87,4 +93,3 @@ class ImportResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
     created: int
     errors: list[ImportProblem]
-

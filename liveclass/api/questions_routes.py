@@ -1,5 +1,6 @@
 """The question bank (ngân hàng câu hỏi): teachers' questions by subject and topic, their images, XLSX import
 and export (liveclass/questions.py has the rules, liveclass/question_sheets.py the spreadsheet)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,9 +24,14 @@ from liveclass.sheet_import import SheetFileError
 routes = RouteTable("question bank")
 ADMIN_OR_TEACHER = {"admin", "teacher"}
 QUESTION_FIELDS = ("kind", "text", "options", "correct", "tolerance", "points", "explanation")
-LIST_QUERY = {"subject": "only this subject", "topic": "only this topic (chapter)",
-              "q": "part of the question's text", "mine": "true: only the caller's own questions",
-              "limit": "max 1000 (default 1000)", "offset": "skip this many"}
+LIST_QUERY = {
+    "subject": "only this subject",
+    "topic": "only this topic (chapter)",
+    "q": "part of the question's text",
+    "mine": "true: only the caller's own questions",
+    "limit": "max 1000 (default 1000)",
+    "offset": "skip this many",
+}
 
 
 def _not_found() -> ApiError:
@@ -55,13 +61,18 @@ def _filtered(request: web.Request, user: User):
 
 async def _question(db, user: User, question_id: int, *, edit: bool = False) -> Question:
     """The question if the caller may see it (404 otherwise) and, with `edit`, change it (403 otherwise)."""
-    found = (await db.execute(questions.visible(select(Question).where(Question.id == question_id), user))
-             ).scalar_one_or_none()
+    found = (
+        await db.execute(questions.visible(select(Question).where(Question.id == question_id), user))
+    ).scalar_one_or_none()
     if found is None:
         raise _not_found()
     if edit and not questions.may_edit(user, found):
-        raise ApiError(403, "forbidden", "Only the question's author or an admin may change it. "
-                                         "/ Chỉ người soạn câu hỏi hoặc quản trị viên được sửa câu hỏi này.")
+        raise ApiError(
+            403,
+            "forbidden",
+            "Only the question's author or an admin may change it. "
+            "/ Chỉ người soạn câu hỏi hoặc quản trị viên được sửa câu hỏi này.",
+        )
     return found
 
 
@@ -87,13 +98,21 @@ def _checked(data: dict[str, Any], subject: Any, topic: Any) -> tuple[dict[str, 
 
 
 async def _image_still_used(db, sha256: str) -> bool:
-    return (await db.execute(select(func.count()).select_from(Question)
-                             .where(Question.image_sha256 == sha256))).scalar_one() > 0
+    return (
+        await db.execute(select(func.count()).select_from(Question).where(Question.image_sha256 == sha256))
+    ).scalar_one() > 0
 
 
 # -- routes without an id first: /questions/{question_id} would otherwise take "subjects" ---------------
-@routes.route("GET", "/questions", summary="The questions the caller may use (own, and shared in a subject they teach)",
-              access=ADMIN_OR_TEACHER, response=QuestionOut, many=True, query=LIST_QUERY)
+@routes.route(
+    "GET",
+    "/questions",
+    summary="The questions the caller may use (own, and shared in a subject they teach)",
+    access=ADMIN_OR_TEACHER,
+    response=QuestionOut,
+    many=True,
+    query=LIST_QUERY,
+)
 async def list_questions(request: web.Request) -> web.Response:
     user = current_user(request)
     try:
@@ -106,13 +125,22 @@ async def list_questions(request: web.Request) -> web.Response:
         return web.json_response({"items": [_out(request, q) for q in found]})
 
 
-@routes.route("GET", "/questions/subjects", summary="The subjects and topics of the questions the caller may use",
-              access=ADMIN_OR_TEACHER, response=SubjectOut, many=True)
+@routes.route(
+    "GET",
+    "/questions/subjects",
+    summary="The subjects and topics of the questions the caller may use",
+    access=ADMIN_OR_TEACHER,
+    response=SubjectOut,
+    many=True,
+)
 async def list_subjects(request: web.Request) -> web.Response:
     query = questions.visible(select(Question.subject, Question.topic, func.count()), current_user(request))
     async with request.app[DB]() as db:
-        rows = (await db.execute(query.group_by(Question.subject, Question.topic)
-                                 .order_by(Question.subject, Question.topic))).all()
+        rows = (
+            await db.execute(
+                query.group_by(Question.subject, Question.topic).order_by(Question.subject, Question.topic)
+            )
+        ).all()
     subjects: dict[str, dict[str, Any]] = {}
     for subject, topic, count in rows:
         entry = subjects.setdefault(subject, {"subject": subject, "topics": [], "count": 0})
@@ -122,31 +150,52 @@ async def list_subjects(request: web.Request) -> web.Response:
     return web.json_response({"items": list(subjects.values())})
 
 
-@routes.route("GET", "/questions/template.xlsx",
-              summary="The XLSX template for importing questions (Vietnamese headers, a guide, examples)",
-              access=ADMIN_OR_TEACHER, produces=XLSX_TYPE)
+@routes.route(
+    "GET",
+    "/questions/template.xlsx",
+    summary="The XLSX template for importing questions (Vietnamese headers, a guide, examples)",
+    access=ADMIN_OR_TEACHER,
+    produces=XLSX_TYPE,
+)
 async def question_template(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(question_sheets.template_xlsx)
-    return web.Response(body=data, headers={
-        "Content-Type": XLSX_TYPE,
-        "Content-Disposition": content_disposition("mau-ngan-hang-cau-hoi.xlsx", "mẫu-ngân-hàng-câu-hỏi.xlsx")})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": XLSX_TYPE,
+            "Content-Disposition": content_disposition("mau-ngan-hang-cau-hoi.xlsx", "mẫu-ngân-hàng-câu-hỏi.xlsx"),
+        },
+    )
 
 
-@routes.route("GET", "/questions/export.xlsx", summary="The questions the caller may use, as an XLSX in the "
-                                                       "template's columns", access=ADMIN_OR_TEACHER,
-              produces=XLSX_TYPE, query={k: LIST_QUERY[k] for k in ("subject", "topic", "q", "mine")})
+@routes.route(
+    "GET",
+    "/questions/export.xlsx",
+    summary="The questions the caller may use, as an XLSX in the template's columns",
+    access=ADMIN_OR_TEACHER,
+    produces=XLSX_TYPE,
+    query={k: LIST_QUERY[k] for k in ("subject", "topic", "q", "mine")},
+)
 async def export_questions(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         found = (await db.execute(_filtered(request, current_user(request)))).scalars().all()
     data = await asyncio.to_thread(question_sheets.export_xlsx, found)
-    return web.Response(body=data, headers={
-        "Content-Type": XLSX_TYPE,
-        "Content-Disposition": content_disposition("ngan-hang-cau-hoi.xlsx", "ngân-hàng-câu-hỏi.xlsx")})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": XLSX_TYPE,
+            "Content-Disposition": content_disposition("ngan-hang-cau-hoi.xlsx", "ngân-hàng-câu-hỏi.xlsx"),
+        },
+    )
 
 
-@routes.route("POST", "/questions/import", summary="Import questions from an XLSX sent as the raw body: all of "
-                                                   "them, or none and every bad row listed",
-              access=ADMIN_OR_TEACHER, response=ImportResult)
+@routes.route(
+    "POST",
+    "/questions/import",
+    summary="Import questions from an XLSX sent as the raw body: all of them, or none and every bad row listed",
+    access=ADMIN_OR_TEACHER,
+    response=ImportResult,
+)
 async def import_questions(request: web.Request) -> web.Response:
     user = current_user(request)
     too_large = ApiError(413, "file_too_large", "The file is larger than 2 MB. / Tệp lớn hơn 2 MB.")
@@ -159,26 +208,62 @@ async def import_questions(request: web.Request) -> web.Response:
         errors = [p.as_dict() for p in problems]
         lines = sorted({p.line for p in problems})
         first = "; ".join(f"line {p.line} ({p.column}): {p.reason}" for p in problems[:3])
-        message = (f"Nothing was imported: {len(lines)} row(s) have problems (lines {', '.join(map(str, lines[:20]))}"
-                   f"{'…' if len(lines) > 20 else ''}). / Chưa nhập câu nào: {len(lines)} dòng có lỗi. {first}")
+        message = (
+            f"Nothing was imported: {len(lines)} row(s) have problems (lines {', '.join(map(str, lines[:20]))}"
+            f"{'…' if len(lines) > 20 else ''}). / Chưa nhập câu nào: {len(lines)} dòng có lỗi. {first}"
+        )
         # The error shape (docs/api.md), and the import's own answer beside it: created 0, every problem.
-        return web.json_response({"error": {"code": "import_rejected", "message": message, "details": errors},
-                                  "created": 0, "errors": errors}, status=400)
+        return web.json_response(
+            {
+                "error": {"code": "import_rejected", "message": message, "details": errors},
+                "created": 0,
+                "errors": errors,
+            },
+            status=400,
+        )
     if not parsed:
-        raise ApiError(400, "empty_import", "The sheet has no questions under its header. "
-                                            "/ Bảng tính chưa có câu hỏi nào dưới dòng tiêu đề.")
+        raise ApiError(
+            400,
+            "empty_import",
+            "The sheet has no questions under its header. / Bảng tính chưa có câu hỏi nào dưới dòng tiêu đề.",
+        )
     async with request.app[DB]() as db:
         now = utcnow()
-        db.add_all([Question(owner_id=user.id, subject=row.subject, topic=row.topic, shared=row.shared,
-                             created_at=now, updated_at=now, **row.fields) for row in parsed])
-        audit(db, user, "questions_imported", address=auth.client_address(request), count=len(parsed),
-              subjects=sorted({row.subject for row in parsed}))
+        db.add_all(
+            [
+                Question(
+                    owner_id=user.id,
+                    subject=row.subject,
+                    topic=row.topic,
+                    shared=row.shared,
+                    created_at=now,
+                    updated_at=now,
+                    **row.fields,
+                )
+                for row in parsed
+            ]
+        )
+        audit(
+            db,
+            user,
+            "questions_imported",
+            address=auth.client_address(request),
+            count=len(parsed),
+            subjects=sorted({row.subject for row in parsed}),
+        )
         await db.commit()
     return web.json_response({"created": len(parsed), "errors": []})
 
 
-@routes.route("POST", "/questions", summary="Add a question to the bank", access=ADMIN_OR_TEACHER,
-              body=QuestionCreate, response=QuestionOut, status=201)
+@routes.route(
+    "POST",
+    "/questions",
+    summary="Add a question to the bank",
+    access=ADMIN_OR_TEACHER,
+    body=QuestionCreate,
+    response=QuestionOut,
+    status=201,
+)
 async def create_question(request: web.Request, body: QuestionCreate) -> web.Response:
     user = current_user(request)
     fields, subject, topic = _checked(body.model_dump(include=set(QUESTION_FIELDS)), body.subject, body.topic)
@@ -186,24 +271,37 @@ async def create_question(request: web.Request, body: QuestionCreate) -> web.Res
         question = Question(owner_id=user.id, subject=subject, topic=topic, shared=bool(body.shared), **fields)
         db.add(question)
         await db.flush()
-        audit(db, user, "question_created", target=f"question:{question.id}", address=auth.client_address(request),
-              subject=subject)
+        audit(
+            db,
+            user,
+            "question_created",
+            target=f"question:{question.id}",
+            address=auth.client_address(request),
+            subject=subject,
+        )
         await db.refresh(question, attribute_names=["owner"])
         await db.commit()
         return web.json_response(_out(request, question), status=201)
 
 
 # -- one question ------------------------------------------------------------------------------------
-@routes.route("GET", "/questions/{question_id}", summary="One question of the bank", access=ADMIN_OR_TEACHER,
-              response=QuestionOut)
+@routes.route(
+    "GET", "/questions/{question_id}", summary="One question of the bank", access=ADMIN_OR_TEACHER, response=QuestionOut
+)
 async def get_question(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         question = await _question(db, current_user(request), path_int(request, "question_id"))
         return web.json_response(_out(request, question))
 
 
-@routes.route("PATCH", "/questions/{question_id}", summary="Change a question (its author or an admin)",
-              access=ADMIN_OR_TEACHER, body=QuestionUpdate, response=QuestionOut)
+@routes.route(
+    "PATCH",
+    "/questions/{question_id}",
+    summary="Change a question (its author or an admin)",
+    access=ADMIN_OR_TEACHER,
+    body=QuestionUpdate,
+    response=QuestionOut,
+)
 async def update_question(request: web.Request, body: QuestionUpdate) -> web.Response:
     user = current_user(request)
     changes = body.model_dump(exclude_unset=True, exclude={"image_url", "bank_id"})
@@ -222,29 +320,48 @@ async def update_question(request: web.Request, body: QuestionUpdate) -> web.Res
             for name, keep in (("options", both_choice), ("correct", both_choice), ("tolerance", kind == "number")):
                 if name not in changes and not keep:
                     merged[name] = [] if name == "options" else None
-        fields, subject, topic = _checked(merged, changes.get("subject", question.subject),
-                                          changes.get("topic", question.topic))
+        fields, subject, topic = _checked(
+            merged, changes.get("subject", question.subject), changes.get("topic", question.topic)
+        )
         for name, value in fields.items():
             setattr(question, name, value)
         question.subject, question.topic = subject, topic
         if changes.get("shared") is not None:
             question.shared = changes["shared"]
         question.updated_at = utcnow()
-        audit(db, user, "question_updated", target=f"question:{question.id}", address=auth.client_address(request),
-              fields=sorted(changes))
+        audit(
+            db,
+            user,
+            "question_updated",
+            target=f"question:{question.id}",
+            address=auth.client_address(request),
+            fields=sorted(changes),
+        )
         await db.commit()
         return web.json_response(_out(request, question))
 
 
-@routes.route("DELETE", "/questions/{question_id}", summary="Delete a question (its author or an admin)",
-              access=ADMIN_OR_TEACHER, response=Ok)
+@routes.route(
+    "DELETE",
+    "/questions/{question_id}",
+    summary="Delete a question (its author or an admin)",
+    access=ADMIN_OR_TEACHER,
+    response=Ok,
+)
 async def delete_question(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB]() as db:
         question = await _question(db, user, path_int(request, "question_id"), edit=True)
         image = question.image_sha256
-        audit(db, user, "question_deleted", target=f"question:{question.id}", address=auth.client_address(request),
-              subject=question.subject, text=question.text[:200])
+        audit(
+            db,
+            user,
+            "question_deleted",
+            target=f"question:{question.id}",
+            address=auth.client_address(request),
+            subject=question.subject,
+            text=question.text[:200],
+        )
         await db.delete(question)
         await db.commit()
         if image and not await _image_still_used(db, image):
@@ -252,9 +369,13 @@ async def delete_question(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-@routes.route("PUT", "/questions/{question_id}/image", summary="Set the question's image (PNG, JPEG, WebP or GIF "
-                                                               "up to 1 MB, sent as the raw body)",
-              access=ADMIN_OR_TEACHER, response=QuestionOut)
+@routes.route(
+    "PUT",
+    "/questions/{question_id}/image",
+    summary="Set the question's image (PNG, JPEG, WebP or GIF up to 1 MB, sent as the raw body)",
+    access=ADMIN_OR_TEACHER,
+    response=QuestionOut,
+)
 async def set_question_image(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
@@ -270,16 +391,28 @@ async def set_question_image(request: web.Request) -> web.Response:
         before = question.image_sha256
         question.image_sha256, question.image_type = digest, media_type
         question.updated_at = utcnow()
-        audit(db, user, "question_image_set", target=f"question:{question.id}", address=auth.client_address(request),
-              sha256=digest, size=len(data))
+        audit(
+            db,
+            user,
+            "question_image_set",
+            target=f"question:{question.id}",
+            address=auth.client_address(request),
+            sha256=digest,
+            size=len(data),
+        )
         await db.commit()
         if before and before != digest and not await _image_still_used(db, before):
             questions.remove_image_file(settings.files_dir, before)
         return web.json_response(_out(request, question))
 
 
-@routes.route("DELETE", "/questions/{question_id}/image", summary="Remove the question's image",
-              access=ADMIN_OR_TEACHER, response=QuestionOut)
+@routes.route(
+    "DELETE",
+    "/questions/{question_id}/image",
+    summary="Remove the question's image",
+    access=ADMIN_OR_TEACHER,
+    response=QuestionOut,
+)
 async def remove_question_image(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB]() as db:
@@ -287,16 +420,22 @@ async def remove_question_image(request: web.Request) -> web.Response:
         before = question.image_sha256
         question.image_sha256 = question.image_type = None
         question.updated_at = utcnow()
-        audit(db, user, "question_image_removed", target=f"question:{question.id}",
-              address=auth.client_address(request))
+        audit(
+            db, user, "question_image_removed", target=f"question:{question.id}", address=auth.client_address(request)
+        )
         await db.commit()
         if before and not await _image_still_used(db, before):
             questions.remove_image_file(request.app[SETTINGS].files_dir, before)
         return web.json_response(_out(request, question))
 
 
-@routes.route("GET", "/question-images/{token}", summary="A question's image, through the signed link the bank "
-                                                         "gave (valid 24 h)", access=ANY_USER, produces="image/*")
+@routes.route(
+    "GET",
+    "/question-images/{token}",
+    summary="A question's image, through the signed link the bank gave (valid 24 h)",
+    access=ANY_USER,
+    produces="image/*",
+)
 async def question_image(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     link = questions.read_image_token(settings.secret_key, request.match_info["token"])
@@ -309,8 +448,13 @@ async def question_image(request: web.Request) -> web.Response:
         data = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:
         raise ApiError(404, "not_found", "Image not found. / Không tìm thấy hình ảnh.") from None
-    return web.Response(body=data, headers={"Content-Type": question.image_type or "application/octet-stream",
-                                            "Cache-Control": "private, max-age=3600"})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": question.image_type or "application/octet-stream",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 # The links the bank gives are /api/question-images/<token> (questions.IMAGE_URL_PREFIX, the room's question

@@ -2,6 +2,7 @@
 
 Its teacher and admins may read them; every reading is written to the audit log (personal data).
 """
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -20,14 +21,28 @@ from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.live import LESSON_VIDEOS
 from liveclass.models import (
-    AttendanceInterval, ChatMessage, Handout, LiveSession, Period, Recording, SessionEvent, User,
+    AttendanceInterval,
+    ChatMessage,
+    Handout,
+    LiveSession,
+    Period,
+    Recording,
+    SessionEvent,
+    User,
 )
 from signaling import events as ev
 
 routes = RouteTable("records")
 # What the teacher did to others or to the room: the moderation record of a session.
-MODERATION_EVENTS = {ev.MEDIA_MUTED, ev.PERMISSIONS_CHANGED, ev.PARTICIPANT_KICKED, ev.LOCK_CHANGED,
-                     ev.STAGE_CHANGED, ev.CHAT_DELETED, ev.LOBBY_DENIED}
+MODERATION_EVENTS = {
+    ev.MEDIA_MUTED,
+    ev.PERMISSIONS_CHANGED,
+    ev.PARTICIPANT_KICKED,
+    ev.LOCK_CHANGED,
+    ev.STAGE_CHANGED,
+    ev.CHAT_DELETED,
+    ev.LOBBY_DENIED,
+}
 
 
 _iso = iso
@@ -39,30 +54,63 @@ async def _readable_session(request: web.Request, db, session_id: int) -> tuple[
 
 
 def recording_out(r: Recording) -> dict:
-    return {"recording_id": r.id, "kind": r.kind, "source": r.source, "label": r.label, "codec": r.codec,
-            "start_ms": r.start_ms, "duration_ms": r.duration_ms, "size": r.size, "sha256": r.sha256,
-            "recovered": r.recovered, "url": f"/api/v1/sessions/{r.session_id}/recordings/{r.id}/file"}
+    return {
+        "recording_id": r.id,
+        "kind": r.kind,
+        "source": r.source,
+        "label": r.label,
+        "codec": r.codec,
+        "start_ms": r.start_ms,
+        "duration_ms": r.duration_ms,
+        "size": r.size,
+        "sha256": r.sha256,
+        "recovered": r.recovered,
+        "url": f"/api/v1/sessions/{r.session_id}/recordings/{r.id}/file",
+    }
 
 
-@routes.route("GET", "/sessions/{session_id}/recordings",
-              summary="The recorded files of a session, on the session clock (its teacher and admins)",
-              access={"admin", "teacher"}, response=RecordingOut, many=True)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/recordings",
+    summary="The recorded files of a session, on the session clock (its teacher and admins)",
+    access={"admin", "teacher"},
+    response=RecordingOut,
+    many=True,
+)
 async def list_recordings(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         await _readable_session(request, db, session_id)
-        found = (await db.execute(select(Recording).where(Recording.session_id == session_id)
-                                  .order_by(Recording.start_ms, Recording.id))).scalars().all()
-        audit(db, current_user(request), "recordings_listed", target=f"session:{session_id}",
-              address=auth.client_address(request))
+        found = (
+            (
+                await db.execute(
+                    select(Recording)
+                    .where(Recording.session_id == session_id)
+                    .order_by(Recording.start_ms, Recording.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        audit(
+            db,
+            current_user(request),
+            "recordings_listed",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+        )
         await db.commit()
     return web.json_response({"items": [recording_out(r) for r in found]})
 
 
-@routes.route("GET", "/sessions/{session_id}/recordings/{recording_id}/file",
-              summary="Play or download (?download=1) a recorded file (HTTP Range for seeking)",
-              access={"admin", "teacher"}, query={"download": "1: answer as an attachment (a download)"},
-              produces="video/webm")
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/recordings/{recording_id}/file",
+    summary="Play or download (?download=1) a recorded file (HTTP Range for seeking)",
+    access={"admin", "teacher"},
+    query={"download": "1: answer as an attachment (a download)"},
+    produces="video/webm",
+)
 async def recording_file(request: web.Request) -> web.StreamResponse:
     session_id, recording_id = path_int(request, "session_id"), path_int(request, "recording_id")
     download = request.query.get("download") in ("1", "true")
@@ -71,9 +119,14 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
         recording = await db.get(Recording, recording_id)
         if recording is None or recording.session_id != session_id:
             raise not_found("Recording")
-        audit(db, current_user(request), "recording_downloaded" if download else "recording_viewed",
-              target=f"recording:{recording.id}", address=auth.client_address(request),
-              range=request.headers.get("Range"))
+        audit(
+            db,
+            current_user(request),
+            "recording_downloaded" if download else "recording_viewed",
+            target=f"recording:{recording.id}",
+            address=auth.client_address(request),
+            range=request.headers.get("Range"),
+        )
         await db.commit()
     return serve_recording(request, recording, download)
 
@@ -92,9 +145,14 @@ def serve_recording(request: web.Request, recording: Recording, download: bool =
     return web.FileResponse(path, headers=headers)
 
 
-@routes.route("POST", "/sessions/{session_id}/lesson-video",
-              summary="Make one shareable lesson video from the session's recording (offline, low priority)",
-              access={"admin", "teacher"}, status=202, response=LessonVideoJob)
+@routes.route(
+    "POST",
+    "/sessions/{session_id}/lesson-video",
+    summary="Make one shareable lesson video from the session's recording (offline, low priority)",
+    access={"admin", "teacher"},
+    status=202,
+    response=LessonVideoJob,
+)
 async def start_lesson_video(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -102,14 +160,24 @@ async def start_lesson_video(request: web.Request) -> web.Response:
         job = request.app[LESSON_VIDEOS].start(session_id)
         if job is None:
             raise ApiError(409, "nothing_recorded", "This session has no finished recording yet.")
-        audit(db, current_user(request), "lesson_video_started", target=f"session:{session_id}",
-              address=auth.client_address(request))
+        audit(
+            db,
+            current_user(request),
+            "lesson_video_started",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+        )
         await db.commit()
     return web.json_response(job.view(), status=202)
 
 
-@routes.route("GET", "/sessions/{session_id}/lesson-video", summary="The lesson video's progress",
-              access={"admin", "teacher"}, response=LessonVideoJob)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/lesson-video",
+    summary="The lesson video's progress",
+    access={"admin", "teacher"},
+    response=LessonVideoJob,
+)
 async def lesson_video_status(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -120,8 +188,13 @@ async def lesson_video_status(request: web.Request) -> web.Response:
     return web.json_response(job.view())
 
 
-@routes.route("GET", "/sessions/{session_id}/lesson-video/file", summary="Download or play the lesson video",
-              access={"admin", "teacher"}, produces="video/mp4")
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/lesson-video/file",
+    summary="Download or play the lesson video",
+    access={"admin", "teacher"},
+    produces="video/mp4",
+)
 async def lesson_video_file(request: web.Request) -> web.StreamResponse:
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
@@ -129,31 +202,69 @@ async def lesson_video_file(request: web.Request) -> web.StreamResponse:
         job = request.app[LESSON_VIDEOS].job(session_id)
         if job is None or job.state != "done":
             raise not_found("Lesson video")
-        audit(db, current_user(request), "lesson_video_viewed", target=f"session:{session_id}",
-              address=auth.client_address(request))
+        audit(
+            db,
+            current_user(request),
+            "lesson_video_viewed",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+        )
         await db.commit()
     return web.FileResponse(job.output, headers={"Content-Type": "video/mp4"})
 
 
-@routes.route("GET", "/sessions/{session_id}/records",
-              summary="Everything recorded about a session (its teacher and admins)", access={"admin", "teacher"},
-              response=SessionRecords)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/records",
+    summary="Everything recorded about a session (its teacher and admins)",
+    access={"admin", "teacher"},
+    response=SessionRecords,
+)
 async def session_records(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         session, period = await _readable_session(request, db, session_id)
-        intervals = (await db.execute(select(AttendanceInterval).where(AttendanceInterval.session_id == session_id)
-                                      .order_by(AttendanceInterval.joined_at))).scalars().all()
-        events = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id)
-                                   .order_by(SessionEvent.at, SessionEvent.id))).scalars().all()
-        chat = (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id)
-                                 .order_by(ChatMessage.at))).scalars().all()
+        intervals = (
+            (
+                await db.execute(
+                    select(AttendanceInterval)
+                    .where(AttendanceInterval.session_id == session_id)
+                    .order_by(AttendanceInterval.joined_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        events = (
+            (
+                await db.execute(
+                    select(SessionEvent)
+                    .where(SessionEvent.session_id == session_id)
+                    .order_by(SessionEvent.at, SessionEvent.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        chat = (
+            (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.at)))
+            .scalars()
+            .all()
+        )
         handouts = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
-        recordings = (await db.execute(select(Recording).where(Recording.session_id == session_id)
-                                       .order_by(Recording.start_ms))).scalars().all()
-        people_ids = ({i.user_id for i in intervals} | {e.actor_id for e in events} | {e.target_id for e in events}
-                      | {m.sender_id for m in chat} | {m.recipient_id for m in chat}) - {None}
+        recordings = (
+            (await db.execute(select(Recording).where(Recording.session_id == session_id).order_by(Recording.start_ms)))
+            .scalars()
+            .all()
+        )
+        people_ids = (
+            {i.user_id for i in intervals}
+            | {e.actor_id for e in events}
+            | {e.target_id for e in events}
+            | {m.sender_id for m in chat}
+            | {m.recipient_id for m in chat}
+        ) - {None}
         people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
         attendance = await session_attendance(db, session, period)
         audit(db, user, "records_viewed", target=f"session:{session_id}", address=auth.client_address(request))
@@ -165,24 +276,71 @@ async def session_records(request: web.Request) -> web.Response:
         who = people[user_id]
         return {"user_id": who.id, "name": who.full_name, "personal_id": who.personal_id}
 
-    return web.json_response({
-        "session": {**SessionOut.model_validate(session).model_dump(mode="json"), "legal_hold": session.legal_hold,
-                    "legal_hold_reason": session.legal_hold_reason, "legal_hold_at": _iso(session.legal_hold_at),
-                    "purged": session.purged or {}},
-        "period": {"period_id": period.id, "class_name": period.school_class.name, "subject": period.subject,
-                   "teacher": person(period.teacher_id) or {"user_id": period.teacher_id,
-                                                            "name": period.teacher.full_name},
-                   "starts_at": _iso(period.starts_at), "ends_at": _iso(period.ends_at)},
-        "attendance": [line.view() for line in attendance],
-        "lobby": [{"at": _iso(e.at), "type": e.type, "by": person(e.actor_id), "person": person(e.target_id),
-                   "data": e.data} for e in events if e.type.startswith("lobby_")],
-        "chat": [{"message_id": m.id, "at": _iso(m.at), "kind": m.kind, "from": person(m.sender_id),
-                  "to": person(m.recipient_id), "text": m.text, "deleted_at": _iso(m.deleted_at),
-                  "deleted_by": person(m.deleted_by_id)} for m in chat],
-        "moderation": [{"at": _iso(e.at), "type": e.type, "by": person(e.actor_id), "person": person(e.target_id),
-                        "data": e.data} for e in events if e.type in MODERATION_EVENTS],
-        "events": [{"at": _iso(e.at), "type": e.type, "actor": person(e.actor_id), "target": person(e.target_id),
-                    "data": e.data} for e in events],
-        "handouts": [handout_out(h) for h in handouts],
-        "recordings": [recording_out(r) for r in recordings],
-    })
+    return web.json_response(
+        {
+            "session": {
+                **SessionOut.model_validate(session).model_dump(mode="json"),
+                "legal_hold": session.legal_hold,
+                "legal_hold_reason": session.legal_hold_reason,
+                "legal_hold_at": _iso(session.legal_hold_at),
+                "purged": session.purged or {},
+            },
+            "period": {
+                "period_id": period.id,
+                "class_name": period.school_class.name,
+                "subject": period.subject,
+                "teacher": person(period.teacher_id)
+                or {"user_id": period.teacher_id, "name": period.teacher.full_name},
+                "starts_at": _iso(period.starts_at),
+                "ends_at": _iso(period.ends_at),
+            },
+            "attendance": [line.view() for line in attendance],
+            "lobby": [
+                {
+                    "at": _iso(e.at),
+                    "type": e.type,
+                    "by": person(e.actor_id),
+                    "person": person(e.target_id),
+                    "data": e.data,
+                }
+                for e in events
+                if e.type.startswith("lobby_")
+            ],
+            "chat": [
+                {
+                    "message_id": m.id,
+                    "at": _iso(m.at),
+                    "kind": m.kind,
+                    "from": person(m.sender_id),
+                    "to": person(m.recipient_id),
+                    "text": m.text,
+                    "deleted_at": _iso(m.deleted_at),
+                    "deleted_by": person(m.deleted_by_id),
+                }
+                for m in chat
+            ],
+            "moderation": [
+                {
+                    "at": _iso(e.at),
+                    "type": e.type,
+                    "by": person(e.actor_id),
+                    "person": person(e.target_id),
+                    "data": e.data,
+                }
+                for e in events
+                if e.type in MODERATION_EVENTS
+            ],
+            "events": [
+                {
+                    "at": _iso(e.at),
+                    "type": e.type,
+                    "actor": person(e.actor_id),
+                    "target": person(e.target_id),
+                    "data": e.data,
+                }
+                for e in events
+            ],
+            "handouts": [handout_out(h) for h in handouts],
+            "recordings": [recording_out(r) for r in recordings],
+        }
+    )

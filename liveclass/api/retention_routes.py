@@ -2,6 +2,7 @@
 
 The deletion itself: liveclass/archive/retention.py; the contract: docs/records-archive.md.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -56,15 +57,26 @@ async def _retention_view(db) -> dict:
     return {"policies": await retention.policies_view(db), "last_run": await retention.last_run(db)}
 
 
-@routes.route("GET", "/retention", summary="Retention periods per kind of record, and the last retention run",
-              access=ADMIN, response=RetentionView)
+@routes.route(
+    "GET",
+    "/retention",
+    summary="Retention periods per kind of record, and the last retention run",
+    access=ADMIN,
+    response=RetentionView,
+)
 async def get_retention(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         return web.json_response(await _retention_view(db))
 
 
-@routes.route("PUT", "/retention", summary="Set retention periods (days, 1–36500) per kind of record",
-              access=ADMIN, body=RetentionIn, response=RetentionView)
+@routes.route(
+    "PUT",
+    "/retention",
+    summary="Set retention periods (days, 1–36500) per kind of record",
+    access=ADMIN,
+    body=RetentionIn,
+    response=RetentionView,
+)
 async def put_retention(request: web.Request, body: RetentionIn) -> web.Response:
     user = current_user(request)
     changes = {RecordKind(k): v for k, v in body.model_dump(exclude_none=True).items()}
@@ -76,9 +88,14 @@ async def put_retention(request: web.Request, body: RetentionIn) -> web.Response
         return web.json_response(await _retention_view(db))
 
 
-@routes.route("POST", "/retention/run", summary="Run the retention deletion now and answer its report",
-              access=ADMIN, query={"dry_run": "true: count what would be deleted, delete nothing"},
-              response=RetentionReport)
+@routes.route(
+    "POST",
+    "/retention/run",
+    summary="Run the retention deletion now and answer its report",
+    access=ADMIN,
+    query={"dry_run": "true: count what would be deleted, delete nothing"},
+    response=RetentionReport,
+)
 async def run_retention(request: web.Request) -> web.Response:
     raw = request.query.get("dry_run", "").lower()
     if raw not in {"", "true", "false", "1", "0"}:
@@ -86,25 +103,42 @@ async def run_retention(request: web.Request) -> web.Response:
     dry_run = raw in {"true", "1"}
     async with request.app[ROUTER].exclusive("retention", seconds=3600) as mine:
         if not mine:
-            raise ApiError(409, "retention_running", "A retention run is already going on (on this or another "
-                                                     "server); try again when it has finished.")
-        report = await retention.purge_expired(request.app[DB], request.app[SETTINGS], dry_run=dry_run,
-                                               live_sessions=await retention.live_session_ids(request.app),
-                                               via="api", requested_by=current_user(request),
-                                               before_recordings_deleted=retention.cancel_lesson_video(request.app))
+            raise ApiError(
+                409,
+                "retention_running",
+                "A retention run is already going on (on this or another server); try again when it has finished.",
+            )
+        report = await retention.purge_expired(
+            request.app[DB],
+            request.app[SETTINGS],
+            dry_run=dry_run,
+            live_sessions=await retention.live_session_ids(request.app),
+            via="api",
+            requested_by=current_user(request),
+            before_recordings_deleted=retention.cancel_lesson_video(request.app),
+        )
     return web.json_response(report.view())
 
 
 def _hold_view(session: LiveSession, by: User | None) -> dict:
-    return {"session_id": session.id, "legal_hold": session.legal_hold, "legal_hold_reason": session.legal_hold_reason,
-            "legal_hold_at": retention.iso(session.legal_hold_at),
-            "legal_hold_by": {"user_id": by.id, "name": by.full_name} if by else None,
-            "purged": session.purged or {}}
+    return {
+        "session_id": session.id,
+        "legal_hold": session.legal_hold,
+        "legal_hold_reason": session.legal_hold_reason,
+        "legal_hold_at": retention.iso(session.legal_hold_at),
+        "legal_hold_by": {"user_id": by.id, "name": by.full_name} if by else None,
+        "purged": session.purged or {},
+    }
 
 
-@routes.route("PUT", "/sessions/{session_id}/legal-hold",
-              summary="Place or release a legal hold on a session (its records are then kept whatever the "
-                      "retention periods say)", access=ADMIN, body=LegalHoldIn, response=LegalHold)
+@routes.route(
+    "PUT",
+    "/sessions/{session_id}/legal-hold",
+    summary="Place or release a legal hold on a session (its records are then kept whatever the retention periods say)",
+    access=ADMIN,
+    body=LegalHoldIn,
+    response=LegalHold,
+)
 async def put_legal_hold(request: web.Request, body: LegalHoldIn) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -118,14 +152,27 @@ async def put_legal_hold(request: web.Request, body: LegalHoldIn) -> web.Respons
                 now: datetime = utcnow()
                 session.legal_hold, session.legal_hold_reason = True, body.reason
                 session.legal_hold_by_id, session.legal_hold_at = user.id, now
-                audit(db, user, "legal_hold_set", target=f"session:{session_id}",
-                      address=auth.client_address(request), reason=body.reason,
-                      previous_reason=was["reason"] if was["hold"] else None)
+                audit(
+                    db,
+                    user,
+                    "legal_hold_set",
+                    target=f"session:{session_id}",
+                    address=auth.client_address(request),
+                    reason=body.reason,
+                    previous_reason=was["reason"] if was["hold"] else None,
+                )
         elif session.legal_hold:
             session.legal_hold, session.legal_hold_reason = False, None
             session.legal_hold_by_id, session.legal_hold_at = None, None
-            audit(db, user, "legal_hold_released", target=f"session:{session_id}",
-                  address=auth.client_address(request), reason=body.reason, held_for=was["reason"])
+            audit(
+                db,
+                user,
+                "legal_hold_released",
+                target=f"session:{session_id}",
+                address=auth.client_address(request),
+                reason=body.reason,
+                held_for=was["reason"],
+            )
         await db.commit()
         by = await db.get(User, session.legal_hold_by_id) if session.legal_hold_by_id else None
         return web.json_response(_hold_view(session, by))

@@ -4,6 +4,7 @@ One wrapper enforces authentication (401), the account roles allowed (403), the 
 CSRF and body validation, so no handler can forget them; the OpenAPI document is built from the same
 declarations (see openapi.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,16 +50,44 @@ class RouteTable:
         self.tag = tag
         self.routes: list[Route] = []
 
-    def route(self, method: str, path: str, *, summary: str, access, body=None, response=None, status=200,
-              allowed_before_password_change=False, query: dict[str, str] | None = None, many=False,
-              other_statuses: dict[int, str] | None = None, produces: str | None = None):
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        access,
+        body=None,
+        response=None,
+        status=200,
+        allowed_before_password_change=False,
+        query: dict[str, str] | None = None,
+        many=False,
+        other_statuses: dict[int, str] | None = None,
+        produces: str | None = None,
+    ):
         if isinstance(access, (set, frozenset, list, tuple)):
             access = frozenset(AccountRole(a) for a in access)
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, path, handler, summary, access, body, response, status,
-                                     allowed_before_password_change, [self.tag], query or {}, many,
-                                     other_statuses or {}, produces))
+            self.routes.append(
+                Route(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    access,
+                    body,
+                    response,
+                    status,
+                    allowed_before_password_change,
+                    [self.tag],
+                    query or {},
+                    many,
+                    other_statuses or {},
+                    produces,
+                )
+            )
             return handler
 
         return register
@@ -124,8 +153,9 @@ def _wrap(route: Route) -> Handler:
         try:
             return await route.handler(request, **kwargs)
         except IntegrityError:  # two requests raced to create the same thing; the other one won
-            raise ApiError(409, "conflict", "Another request changed this at the same moment; "
-                                            "reload and try again.") from None
+            raise ApiError(
+                409, "conflict", "Another request changed this at the same moment; reload and try again."
+            ) from None
 
     handler.__name__ = route.handler.__name__
     return handler

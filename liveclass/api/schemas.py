@@ -1,4 +1,5 @@
 """Request and response bodies of the HTTP API (pydantic: validation and the OpenAPI schemas)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -75,7 +76,8 @@ class UserCreate(Strict):
     role: AccountRole
     date_of_birth: date | None = None
     password: Annotated[str, StringConstraints(max_length=256)] | None = Field(
-        None, description="Omit to generate one; it is returned once and must be changed at first login.")
+        None, description="Omit to generate one; it is returned once and must be changed at first login."
+    )
 
 
 class UserUpdate(Strict):

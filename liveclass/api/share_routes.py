@@ -1,4 +1,5 @@
 """Sharing a session's recordings with its class through an expiring link (liveclass/archive/shares.py)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -32,20 +33,38 @@ class ShareCreate(Strict):
 
 def share_out(share: RecordingShare, people: dict[int, User], now) -> dict:
     creator = people.get(share.created_by_id)
-    return {"share_id": share.id, "created_at": iso(share.created_at), "expires_at": iso(share.expires_at),
-            "revoked_at": iso(share.revoked_at), "include_parents": share.include_parents,
-            "active": share.active(now),
-            "created_by": {"user_id": creator.id, "name": creator.full_name} if creator else None}
+    return {
+        "share_id": share.id,
+        "created_at": iso(share.created_at),
+        "expires_at": iso(share.expires_at),
+        "revoked_at": iso(share.revoked_at),
+        "include_parents": share.include_parents,
+        "active": share.active(now),
+        "created_by": {"user_id": creator.id, "name": creator.full_name} if creator else None,
+    }
 
 
 async def _recordings(db, session_id: int) -> list[Recording]:
-    return (await db.execute(select(Recording).where(Recording.session_id == session_id)
-                             .order_by(Recording.start_ms, Recording.id))).scalars().all()
+    return (
+        (
+            await db.execute(
+                select(Recording).where(Recording.session_id == session_id).order_by(Recording.start_ms, Recording.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
 
 
-@routes.route("POST", "/sessions/{session_id}/shares", status=201, body=ShareCreate, access={"admin", "teacher"},
-              summary="Share the session's recordings with its class through an expiring link (shown once)",
-              response=ShareCreated)
+@routes.route(
+    "POST",
+    "/sessions/{session_id}/shares",
+    status=201,
+    body=ShareCreate,
+    access={"admin", "teacher"},
+    summary="Share the session's recordings with its class through an expiring link (shown once)",
+    response=ShareCreated,
+)
 async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
@@ -54,35 +73,79 @@ async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
         if not await _recordings(db, session_id):
             raise ApiError(409, "nothing_recorded", "This session has no recording to share.")
         token, digest = shares.new_token()
-        share = RecordingShare(session_id=session_id, token_hash=digest, created_by_id=user.id,
-                               expires_at=utcnow() + timedelta(days=body.days), include_parents=body.include_parents)
+        share = RecordingShare(
+            session_id=session_id,
+            token_hash=digest,
+            created_by_id=user.id,
+            expires_at=utcnow() + timedelta(days=body.days),
+            include_parents=body.include_parents,
+        )
         db.add(share)
         await db.flush()
-        audit(db, user, "share_created", target=f"session:{session_id}", address=auth.client_address(request),
-              share_id=share.id, days=body.days, include_parents=body.include_parents)
+        audit(
+            db,
+            user,
+            "share_created",
+            target=f"session:{session_id}",
+            address=auth.client_address(request),
+            share_id=share.id,
+            days=body.days,
+            include_parents=body.include_parents,
+        )
         await db.commit()
-    return web.json_response({"share_id": share.id, "token": token, "url": shares.link_for(token),
-                              "expires_at": iso(share.expires_at), "include_parents": share.include_parents},
-                             status=201)
+    return web.json_response(
+        {
+            "share_id": share.id,
+            "token": token,
+            "url": shares.link_for(token),
+            "expires_at": iso(share.expires_at),
+            "include_parents": share.include_parents,
+        },
+        status=201,
+    )
 
 
-@routes.route("GET", "/sessions/{session_id}/shares", summary="The session's share links (not the links themselves)",
-              access={"admin", "teacher"}, response=ShareOut, many=True)
+@routes.route(
+    "GET",
+    "/sessions/{session_id}/shares",
+    summary="The session's share links (not the links themselves)",
+    access={"admin", "teacher"},
+    response=ShareOut,
+    many=True,
+)
 async def list_shares(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
     async with request.app[DB]() as db:
         await readable_session(db, user, session_id)
-        found = (await db.execute(select(RecordingShare).where(RecordingShare.session_id == session_id)
-                                  .order_by(RecordingShare.id.desc()))).scalars().all()
-        people = {u.id: u for u in (await db.execute(select(User).where(
-            User.id.in_({s.created_by_id for s in found} - {None})))).scalars()}
+        found = (
+            (
+                await db.execute(
+                    select(RecordingShare)
+                    .where(RecordingShare.session_id == session_id)
+                    .order_by(RecordingShare.id.desc())
+                )
+            )
+            .scalars()
+            .all()
+        )
+        people = {
+            u.id: u
+            for u in (
+                await db.execute(select(User).where(User.id.in_({s.created_by_id for s in found} - {None})))
+            ).scalars()
+        }
     now = utcnow()
     return web.json_response({"items": [share_out(s, people, now) for s in found]})
 
 
-@routes.route("DELETE", "/sessions/{session_id}/shares/{share_id}", summary="Revoke a share link at once",
-              access={"admin", "teacher"}, response=ShareOut)
+@routes.route(
+    "DELETE",
+    "/sessions/{session_id}/shares/{share_id}",
+    summary="Revoke a share link at once",
+    access={"admin", "teacher"},
+    response=ShareOut,
+)
 async def revoke_share(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id, share_id = path_int(request, "session_id"), path_int(request, "share_id")
@@ -93,8 +156,14 @@ async def revoke_share(request: web.Request) -> web.Response:
             raise not_found("Share")
         if share.revoked_at is None:
             share.revoked_at = utcnow()
-            audit(db, user, "share_revoked", target=f"session:{session_id}", address=auth.client_address(request),
-                  share_id=share.id)
+            audit(
+                db,
+                user,
+                "share_revoked",
+                target=f"session:{session_id}",
+                address=auth.client_address(request),
+                share_id=share.id,
+            )
         await db.commit()
         return web.json_response(share_out(share, {user.id: user}, utcnow()))
 
@@ -109,31 +178,64 @@ async def _open_share(request: web.Request, db) -> tuple[RecordingShare, LiveSes
     if period is None or not await shares.may_open(db, user, share, period):
         raise not_found("Shared recording")
     if not share.active(utcnow()):
-        audit(db, user, "share_refused", target=f"session:{session.id}", address=auth.client_address(request),
-              share_id=share.id, reason="revoked" if share.revoked_at else "expired")
+        audit(
+            db,
+            user,
+            "share_refused",
+            target=f"session:{session.id}",
+            address=auth.client_address(request),
+            share_id=share.id,
+            reason="revoked" if share.revoked_at else "expired",
+        )
         await db.commit()
-        raise ApiError(410, "share_expired", "This link has expired or was withdrawn by the teacher. "
-                                             "/ Liên kết đã hết hạn hoặc đã bị giáo viên thu hồi.")
+        raise ApiError(
+            410,
+            "share_expired",
+            "This link has expired or was withdrawn by the teacher. "
+            "/ Liên kết đã hết hạn hoặc đã bị giáo viên thu hồi.",
+        )
     return share, session, period
 
 
-@routes.route("GET", "/shared/{token}", summary="A shared recording's page: the session and its files",
-              access=ANY_USER, response=SharedPage)
+@routes.route(
+    "GET",
+    "/shared/{token}",
+    summary="A shared recording's page: the session and its files",
+    access=ANY_USER,
+    response=SharedPage,
+)
 async def open_share(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     async with request.app[DB]() as db:
         share, session, period = await _open_share(request, db)
         recordings = await _recordings(db, session.id)
-        audit(db, current_user(request), "share_opened", target=f"session:{session.id}",
-              address=auth.client_address(request), share_id=share.id)
+        audit(
+            db,
+            current_user(request),
+            "share_opened",
+            target=f"session:{session.id}",
+            address=auth.client_address(request),
+            share_id=share.id,
+        )
         await db.commit()
     files = [dict(recording_out(r), url=f"/api/v1/shared/{token}/recordings/{r.id}/file") for r in recordings]
-    return web.json_response({"share_id": share.id, "expires_at": iso(share.expires_at),
-                              "session": session_summary(session, period), "recordings": files})
+    return web.json_response(
+        {
+            "share_id": share.id,
+            "expires_at": iso(share.expires_at),
+            "session": session_summary(session, period),
+            "recordings": files,
+        }
+    )
 
 
-@routes.route("GET", "/shared/{token}/recordings/{recording_id}/file",
-              summary="Play a shared recording (HTTP Range for seeking)", access=ANY_USER, produces="video/webm")
+@routes.route(
+    "GET",
+    "/shared/{token}/recordings/{recording_id}/file",
+    summary="Play a shared recording (HTTP Range for seeking)",
+    access=ANY_USER,
+    produces="video/webm",
+)
 async def shared_recording_file(request: web.Request) -> web.StreamResponse:
     recording_id = path_int(request, "recording_id")
     async with request.app[DB]() as db:
@@ -141,7 +243,14 @@ async def shared_recording_file(request: web.Request) -> web.StreamResponse:
         recording = await db.get(Recording, recording_id)
         if recording is None or recording.session_id != session.id:
             raise not_found("Recording")
-        audit(db, current_user(request), "shared_recording_viewed", target=f"recording:{recording.id}",
-              address=auth.client_address(request), share_id=share.id, range=request.headers.get("Range"))
+        audit(
+            db,
+            current_user(request),
+            "shared_recording_viewed",
+            target=f"recording:{recording.id}",
+            address=auth.client_address(request),
+            share_id=share.id,
+            range=request.headers.get("Range"),
+        )
         await db.commit()
     return serve_recording(request, recording)

@@ -1,4 +1,5 @@
 """Bodies of the timetable and roster routes (the school's setup from the web pages)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,6 +15,7 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)
 
 class TimetableCreate(Strict):
     """One period on a date, or a weekly period on some weekdays between two dates; the school's local time."""
+
     class_id: Id
     subject: Short
     teacher_id: Id
@@ -21,13 +23,15 @@ class TimetableCreate(Strict):
     end: dt.time = Field(description="the school's wall-clock time, after start")
     date: dt.date | None = Field(None, description="one period on this date (YYYY-MM-DD)")
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] | None = Field(
-        None, description="a weekly period: ISO weekdays, Monday 1 … Sunday 7 (Thứ 2 is 1)", max_length=7)
+        None, description="a weekly period: ISO weekdays, Monday 1 … Sunday 7 (Thứ 2 is 1)", max_length=7
+    )
     from_date: dt.date | None = Field(None, description="a weekly period's first day")
     to_date: dt.date | None = Field(None, description="a weekly period's last day (at most 400 days later)")
     mode: PeriodMode = PeriodMode.online
     parents_invited: bool = False
-    online_reason: Reason | None = Field(None, description="why a class gets more than two fully online periods "
-                                                           "in a half-day (kept in the audit log)")
+    online_reason: Reason | None = Field(
+        None, description="why a class gets more than two fully online periods in a half-day (kept in the audit log)"
+    )
 
     @model_validator(mode="after")
     def one_kind(self) -> "TimetableCreate":
@@ -51,8 +55,9 @@ class TimetableCreate(Strict):
 class TimetableCreated(BaseModel):
     created: int
     periods: list[PeriodOut]
-    half_days: list[dict[str, Any]] = Field(default_factory=list,
-                                            description="crowded half-days accepted with online_reason")
+    half_days: list[dict[str, Any]] = Field(
+        default_factory=list, description="crowded half-days accepted with online_reason"
+    )
 
 
 class TimetableImported(BaseModel):

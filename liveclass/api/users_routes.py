@@ -1,4 +1,5 @@
 """Accounts and classes (school admins; teachers may read the classes they teach)."""
+
 from __future__ import annotations
 
 import re
@@ -10,15 +11,33 @@ from sqlalchemy.exc import IntegrityError
 from liveclass import accounts, auth, cluster, roster
 from liveclass.api.routing import RouteTable, current_user, dump, path_int
 from liveclass.api.schemas import (
-    AssignmentCreate, AssignmentOut, ClassCreate, ClassDetail, ClassOut, ClassUpdate, Ok, PasswordReset,
-    UserCreate, UserCreated, UserOut, UserUpdate,
+    AssignmentCreate,
+    AssignmentOut,
+    ClassCreate,
+    ClassDetail,
+    ClassOut,
+    ClassUpdate,
+    Ok,
+    PasswordReset,
+    UserCreate,
+    UserCreated,
+    UserOut,
+    UserUpdate,
 )
 from liveclass.api.timetable_schemas import RosterImported, RosterPassword
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.models import (
-    MAX_ID, AccountRole, Enrollment, LiveSession, ParentLink, Period, SchoolClass, TeachingAssignment, User,
+    MAX_ID,
+    AccountRole,
+    Enrollment,
+    LiveSession,
+    ParentLink,
+    Period,
+    SchoolClass,
+    TeachingAssignment,
+    User,
 )
 
 routes = RouteTable("users and classes")
@@ -41,9 +60,20 @@ async def _user_or_404(db, user_id: int) -> User:
     return user
 
 
-@routes.route("GET", "/users", summary="List accounts", access=ADMIN, response=UserOut, many=True,
-              query={"role": "account role", "q": "part of the name or personal ID", "limit": "max 1000",
-                     "offset": "skip this many"})
+@routes.route(
+    "GET",
+    "/users",
+    summary="List accounts",
+    access=ADMIN,
+    response=UserOut,
+    many=True,
+    query={
+        "role": "account role",
+        "q": "part of the name or personal ID",
+        "limit": "max 1000",
+        "offset": "skip this many",
+    },
+)
 async def list_users(request: web.Request) -> web.Response:
     limit, offset = _limit_offset(request)
     query = select(User).order_by(User.full_name, User.id).limit(limit).offset(offset)
@@ -53,22 +83,39 @@ async def list_users(request: web.Request) -> web.Response:
         query = query.where(User.role == AccountRole(role))
     if text := request.query.get("q"):
         text = text[:200]  # "%" and "_" are searched as written (autoescape), not as wildcards
-        query = query.where(or_(func.lower(User.full_name).contains(text.lower(), autoescape=True),
-                                User.personal_id.contains(text, autoescape=True)))
+        query = query.where(
+            or_(
+                func.lower(User.full_name).contains(text.lower(), autoescape=True),
+                User.personal_id.contains(text, autoescape=True),
+            )
+        )
     async with request.app[DB]() as db:
         users = (await db.execute(query)).scalars().all()
     return dump([UserOut.model_validate(u) for u in users])
 
 
-@routes.route("POST", "/users", summary="Create an account", access=ADMIN, body=UserCreate,
-              response=UserCreated, status=201)
+@routes.route(
+    "POST", "/users", summary="Create an account", access=ADMIN, body=UserCreate, response=UserCreated, status=201
+)
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     async with request.app[DB]() as db:
         user, generated = await accounts.create_user(
-            db, request.app[SETTINGS], personal_id=body.personal_id, full_name=body.full_name, role=body.role,
-            password=body.password, date_of_birth=body.date_of_birth)
-        audit(db, current_user(request), "user_created", target=f"user:{user.id}",
-              address=auth.client_address(request), role=user.role.value)
+            db,
+            request.app[SETTINGS],
+            personal_id=body.personal_id,
+            full_name=body.full_name,
+            role=body.role,
+            password=body.password,
+            date_of_birth=body.date_of_birth,
+        )
+        audit(
+            db,
+            current_user(request),
+            "user_created",
+            target=f"user:{user.id}",
+            address=auth.client_address(request),
+            role=user.role.value,
+        )
         await db.commit()
     return dump(UserCreated(user=UserOut.model_validate(user), generated_password=generated), status=201)
 
@@ -79,8 +126,14 @@ async def get_user(request: web.Request) -> web.Response:
         return dump(UserOut.model_validate(await _user_or_404(db, path_int(request, "user_id"))))
 
 
-@routes.route("PATCH", "/users/{user_id}", summary="Change an account (name, role, active)", access=ADMIN,
-              body=UserUpdate, response=UserOut)
+@routes.route(
+    "PATCH",
+    "/users/{user_id}",
+    summary="Change an account (name, role, active)",
+    access=ADMIN,
+    body=UserUpdate,
+    response=UserOut,
+)
 async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
     actor = current_user(request)
     async with request.app[DB]() as db:
@@ -95,8 +148,14 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
             setattr(user, key, value)
         if changes.get("active") is False:
             await auth.close_all_logins(db, user.id)
-        audit(db, actor, "user_updated", target=f"user:{user.id}", address=auth.client_address(request),
-              fields=sorted(changes))
+        audit(
+            db,
+            actor,
+            "user_updated",
+            target=f"user:{user.id}",
+            address=auth.client_address(request),
+            fields=sorted(changes),
+        )
         await db.commit()
     # An account that lost its rights leaves every live room at once, on every node.
     if changes.get("active") is False:
@@ -106,31 +165,40 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
     return dump(UserOut.model_validate(user))
 
 
-@routes.route("POST", "/users/{user_id}/reset-password",
-              summary="Give an account a new generated password (ends its logins)", access=ADMIN,
-              response=PasswordReset)
+@routes.route(
+    "POST",
+    "/users/{user_id}/reset-password",
+    summary="Give an account a new generated password (ends its logins)",
+    access=ADMIN,
+    response=PasswordReset,
+)
 async def reset_user_password(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         user = await _user_or_404(db, path_int(request, "user_id"))
         password = accounts.reset_password(user)
         await auth.close_all_logins(db, user.id)
-        audit(db, current_user(request), "password_reset", target=f"user:{user.id}",
-              address=auth.client_address(request))
+        audit(
+            db, current_user(request), "password_reset", target=f"user:{user.id}", address=auth.client_address(request)
+        )
         await db.commit()
     await cluster.drop_user_everywhere(request, user.id, "password_reset")
     return dump(PasswordReset(generated_password=password))
 
 
-@routes.route("PUT", "/users/{user_id}/children/{student_id}", summary="Link a parent to a student",
-              access=ADMIN, response=Ok)
+@routes.route(
+    "PUT", "/users/{user_id}/children/{student_id}", summary="Link a parent to a student", access=ADMIN, response=Ok
+)
 async def link_child(request: web.Request) -> web.Response:
     async with request.app[DB]() as db:
         parent = await _user_or_404(db, path_int(request, "user_id"))
         student = await _user_or_404(db, path_int(request, "student_id"))
         if parent.role != AccountRole.parent or student.role != AccountRole.student:
             raise ApiError(400, "invalid_link", "Only a parent account can be linked to a student account.")
-        exists = (await db.execute(select(ParentLink).where(
-            ParentLink.parent_id == parent.id, ParentLink.student_id == student.id))).scalar_one_or_none()
+        exists = (
+            await db.execute(
+                select(ParentLink).where(ParentLink.parent_id == parent.id, ParentLink.student_id == student.id)
+            )
+        ).scalar_one_or_none()
         if not exists:
             db.add(ParentLink(parent_id=parent.id, student_id=student.id))
             audit(db, current_user(request), "parent_linked", target=f"user:{parent.id}", student=student.id)
@@ -162,8 +230,14 @@ def teaches_class_clause(teacher_id: int):
     )
 
 
-@routes.route("GET", "/classes", summary="List classes (a teacher sees the classes they teach)",
-              access={"admin", "teacher"}, response=ClassOut, many=True)
+@routes.route(
+    "GET",
+    "/classes",
+    summary="List classes (a teacher sees the classes they teach)",
+    access={"admin", "teacher"},
+    response=ClassOut,
+    many=True,
+)
 async def list_classes(request: web.Request) -> web.Response:
     user = current_user(request)
     query = select(SchoolClass).order_by(SchoolClass.school_year.desc(), SchoolClass.name)
@@ -174,8 +248,9 @@ async def list_classes(request: web.Request) -> web.Response:
     return dump([ClassOut.model_validate(c) for c in classes])
 
 
-@routes.route("POST", "/classes", summary="Create a class", access=ADMIN, body=ClassCreate, response=ClassOut,
-              status=201)
+@routes.route(
+    "POST", "/classes", summary="Create a class", access=ADMIN, body=ClassCreate, response=ClassOut, status=201
+)
 async def create_class(request: web.Request, body: ClassCreate) -> web.Response:
     async with request.app[DB]() as db:
         await _check_teacher(db, body.homeroom_teacher_id)
@@ -190,8 +265,13 @@ async def create_class(request: web.Request, body: ClassCreate) -> web.Response:
     return dump(ClassOut.model_validate(school_class), status=201)
 
 
-@routes.route("GET", "/classes/{class_id}", summary="A class with its roster and teaching assignments",
-              access={"admin", "teacher"}, response=ClassDetail)
+@routes.route(
+    "GET",
+    "/classes/{class_id}",
+    summary="A class with its roster and teaching assignments",
+    access={"admin", "teacher"},
+    response=ClassDetail,
+)
 async def get_class(request: web.Request) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
@@ -202,18 +282,33 @@ async def get_class(request: web.Request) -> web.Response:
         school_class = (await db.execute(query)).scalar_one_or_none()
         if school_class is None:
             raise not_found("Class")
-        students = (await db.execute(select(User).join(Enrollment, Enrollment.student_id == User.id)
-                                     .where(Enrollment.class_id == class_id).order_by(User.full_name))).scalars()
-        assignments = (await db.execute(select(TeachingAssignment)
-                                        .where(TeachingAssignment.class_id == class_id))).scalars()
-        detail = ClassDetail(**ClassOut.model_validate(school_class).model_dump(),
-                             students=[UserOut.model_validate(s) for s in students],
-                             assignments=[AssignmentOut.model_validate(a) for a in assignments])
+        students = (
+            await db.execute(
+                select(User)
+                .join(Enrollment, Enrollment.student_id == User.id)
+                .where(Enrollment.class_id == class_id)
+                .order_by(User.full_name)
+            )
+        ).scalars()
+        assignments = (
+            await db.execute(select(TeachingAssignment).where(TeachingAssignment.class_id == class_id))
+        ).scalars()
+        detail = ClassDetail(
+            **ClassOut.model_validate(school_class).model_dump(),
+            students=[UserOut.model_validate(s) for s in students],
+            assignments=[AssignmentOut.model_validate(a) for a in assignments],
+        )
     return dump(detail)
 
 
-@routes.route("PATCH", "/classes/{class_id}", summary="Rename a class or change its homeroom teacher",
-              access=ADMIN, body=ClassUpdate, response=ClassOut)
+@routes.route(
+    "PATCH",
+    "/classes/{class_id}",
+    summary="Rename a class or change its homeroom teacher",
+    access=ADMIN,
+    body=ClassUpdate,
+    response=ClassOut,
+)
 async def update_class(request: web.Request, body: ClassUpdate) -> web.Response:
     async with request.app[DB]() as db:
         school_class = await _class_or_404(db, path_int(request, "class_id"))
@@ -239,36 +334,60 @@ async def enroll(request: web.Request) -> web.Response:
         student = await _user_or_404(db, path_int(request, "student_id"))
         if student.role != AccountRole.student:
             raise ApiError(400, "not_a_student", "Only student accounts can be enrolled in a class.")
-        exists = (await db.execute(select(Enrollment).where(
-            Enrollment.class_id == school_class.id, Enrollment.student_id == student.id))).scalar_one_or_none()
+        exists = (
+            await db.execute(
+                select(Enrollment).where(Enrollment.class_id == school_class.id, Enrollment.student_id == student.id)
+            )
+        ).scalar_one_or_none()
         if not exists:
             db.add(Enrollment(class_id=school_class.id, student_id=student.id))
-            audit(db, current_user(request), "student_enrolled", target=f"class:{school_class.id}",
-                  student=student.id)
+            audit(db, current_user(request), "student_enrolled", target=f"class:{school_class.id}", student=student.id)
             await db.commit()
     return web.json_response({"ok": True})
 
 
-@routes.route("DELETE", "/classes/{class_id}/students/{student_id}", summary="Remove a student from a class",
-              access=ADMIN, response=Ok)
+@routes.route(
+    "DELETE",
+    "/classes/{class_id}/students/{student_id}",
+    summary="Remove a student from a class",
+    access=ADMIN,
+    response=Ok,
+)
 async def unenroll(request: web.Request) -> web.Response:
     class_id, student_id = path_int(request, "class_id"), path_int(request, "student_id")
     async with request.app[DB]() as db:
-        result = await db.execute(delete(Enrollment).where(
-            Enrollment.class_id == class_id, Enrollment.student_id == student_id))
+        result = await db.execute(
+            delete(Enrollment).where(Enrollment.class_id == class_id, Enrollment.student_id == student_id)
+        )
         if result.rowcount == 0:
             raise not_found("Enrollment")
         audit(db, current_user(request), "student_unenrolled", target=f"class:{class_id}", student=student_id)
         await db.commit()
-        running = (await db.execute(select(LiveSession.id).join(Period, Period.id == LiveSession.period_id).where(
-            Period.class_id == class_id, LiveSession.ended_at.is_(None)))).scalars().all()
+        running = (
+            (
+                await db.execute(
+                    select(LiveSession.id)
+                    .join(Period, Period.id == LiveSession.period_id)
+                    .where(Period.class_id == class_id, LiveSession.ended_at.is_(None))
+                )
+            )
+            .scalars()
+            .all()
+        )
     # The student leaves the class's running periods at once (parents invited through them stay guests).
     await cluster.drop_user_from_sessions(request, student_id, list(running), "removed_from_class")
     return web.json_response({"ok": True})
 
 
-@routes.route("POST", "/classes/{class_id}/assignments", summary="Assign a teacher to teach a subject",
-              access=ADMIN, body=AssignmentCreate, response=AssignmentOut, status=201)
+@routes.route(
+    "POST",
+    "/classes/{class_id}/assignments",
+    summary="Assign a teacher to teach a subject",
+    access=ADMIN,
+    body=AssignmentCreate,
+    response=AssignmentOut,
+    status=201,
+)
 async def assign(request: web.Request, body: AssignmentCreate) -> web.Response:
     async with request.app[DB]() as db:
         school_class = await _class_or_404(db, path_int(request, "class_id"))
@@ -279,19 +398,33 @@ async def assign(request: web.Request, body: AssignmentCreate) -> web.Response:
             await db.flush()
         except IntegrityError:
             raise ApiError(409, "assignment_exists", "This teacher already teaches this subject here.") from None
-        audit(db, current_user(request), "teacher_assigned", target=f"class:{school_class.id}",
-              teacher=body.teacher_id, subject=body.subject)
+        audit(
+            db,
+            current_user(request),
+            "teacher_assigned",
+            target=f"class:{school_class.id}",
+            teacher=body.teacher_id,
+            subject=body.subject,
+        )
         await db.commit()
     return dump(AssignmentOut.model_validate(assignment), status=201)
 
 
-@routes.route("DELETE", "/classes/{class_id}/assignments/{assignment_id}", summary="Remove a teaching assignment",
-              access=ADMIN, response=Ok)
+@routes.route(
+    "DELETE",
+    "/classes/{class_id}/assignments/{assignment_id}",
+    summary="Remove a teaching assignment",
+    access=ADMIN,
+    response=Ok,
+)
 async def unassign(request: web.Request) -> web.Response:
     class_id, assignment_id = path_int(request, "class_id"), path_int(request, "assignment_id")
     async with request.app[DB]() as db:
-        result = await db.execute(delete(TeachingAssignment).where(
-            TeachingAssignment.id == assignment_id, TeachingAssignment.class_id == class_id))
+        result = await db.execute(
+            delete(TeachingAssignment).where(
+                TeachingAssignment.id == assignment_id, TeachingAssignment.class_id == class_id
+            )
+        )
         if result.rowcount == 0:
             raise not_found("Assignment")
         audit(db, current_user(request), "teacher_unassigned", target=f"class:{class_id}", assignment=assignment_id)
@@ -303,10 +436,15 @@ async def unassign(request: web.Request) -> web.Response:
 ROSTER_MAX_BYTES = 5 * 1024 * 1024
 
 
-@routes.route("POST", "/roster/import", summary="Import the roster CSV (the CLI's columns and checks) sent as the "
-              "raw body: every row, or none and every bad row listed; new accounts' passwords are returned once",
-              access=ADMIN, response=RosterImported,
-              query={"school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)"})
+@routes.route(
+    "POST",
+    "/roster/import",
+    summary="Import the roster CSV (the CLI's columns and checks) sent as the "
+    "raw body: every row, or none and every bad row listed; new accounts' passwords are returned once",
+    access=ADMIN,
+    response=RosterImported,
+    query={"school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)"},
+)
 async def import_roster(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     school_year = request.query.get("school_year") or roster.current_school_year()
@@ -319,8 +457,9 @@ async def import_roster(request: web.Request) -> web.Response:
         raise ApiError(413, "file_too_large", "The file is larger than 5 MB.")
     if b"\x00" in raw:  # no store keeps it (PostgreSQL refuses it in text): a clear 400, not a 500
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise ApiError(400, "bad_roster_file", f"line {line}: the file contains the NUL character. "
-                                               "Nothing was imported.")
+        raise ApiError(
+            400, "bad_roster_file", f"line {line}: the file contains the NUL character. Nothing was imported."
+        )
     try:
         rows, problems = roster.parse_roster(roster.decode_roster(raw), settings)
     except roster.RosterFileError as exc:
@@ -332,15 +471,36 @@ async def import_roster(request: web.Request) -> web.Response:
         if problems:
             errors = [{"line": p.line, "reason": p.reason} for p in problems]
             lines = sorted({p.line for p in problems})
-            message = (f"Nothing was imported: {len(lines)} bad row(s) (lines {', '.join(map(str, lines[:20]))}"
-                       f"{'…' if len(lines) > 20 else ''}). {problems[0]}")
-            return web.json_response({"error": {"code": "import_rejected", "message": message, "details": errors},
-                                      "created": 0, "errors": errors}, status=400)
+            message = (
+                f"Nothing was imported: {len(lines)} bad row(s) (lines {', '.join(map(str, lines[:20]))}"
+                f"{'…' if len(lines) > 20 else ''}). {problems[0]}"
+            )
+            return web.json_response(
+                {
+                    "error": {"code": "import_rejected", "message": message, "details": errors},
+                    "created": 0,
+                    "errors": errors,
+                },
+                status=400,
+            )
         result = await roster.import_roster(db, settings, rows, school_year=school_year)
-        audit(db, current_user(request), "roster_imported", address=auth.client_address(request), via="web",
-              created=result.created, updated=result.updated, school_year=school_year)
+        audit(
+            db,
+            current_user(request),
+            "roster_imported",
+            address=auth.client_address(request),
+            via="web",
+            created=result.created,
+            updated=result.updated,
+            school_year=school_year,
+        )
         await db.commit()
-    return dump(RosterImported(school_year=school_year, created=result.created, updated=result.updated,
-                               unchanged=result.unchanged,
-                               passwords=[RosterPassword(personal_id=p, full_name=n, password=w)
-                                          for p, n, w in result.passwords]))
+    return dump(
+        RosterImported(
+            school_year=school_year,
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            passwords=[RosterPassword(personal_id=p, full_name=n, password=w) for p, n, w in result.passwords],
+        )
+    )

@@ -1,4 +1,5 @@
 """Who may read a session's records: admins all; a teacher the sessions of their own periods."""
+
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession

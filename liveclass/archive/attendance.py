@@ -14,6 +14,7 @@ Definitions (docs/api.md repeats them for the people who read the numbers):
 - status: present / late / absent (enrolled, never came); and for those who knocked but never got in:
   denied (the teacher refused them) or not_admitted (they waited in the lobby and were never let in).
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -26,7 +27,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from liveclass.models import (
-    AttendanceInterval, Enrollment, LiveSession, Period, SessionEvent, User, utcnow,
+    AttendanceInterval,
+    Enrollment,
+    LiveSession,
+    Period,
+    SessionEvent,
+    User,
+    utcnow,
 )
 from signaling import events as ev
 
@@ -40,9 +47,11 @@ _COUNTED = {ev.HAND_RAISED: "hands_raised", ev.CHAT_MESSAGE: "messages"}
 def name_order(name: str) -> tuple[str, str]:
     """How a Vietnamese class register orders people: by given name (the last word), then the full
     name; letters with marks right after their base letter (Ánh with Anh, Đ after D)."""
+
     def plain(text: str) -> str:
         text = text.casefold().replace("đ", "dz")  # đ sorts after every other d
         return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
     words = name.split()
     return plain(words[-1] if words else ""), plain(name)
 
@@ -90,17 +99,27 @@ class ParticipantAttendance:
 
     def view(self) -> dict:
         return {
-            "user_id": self.user_id, "name": self.name, "personal_id": self.personal_id,
-            "room_role": self.room_role, "enrolled": self.enrolled, "status": self.status,
+            "user_id": self.user_id,
+            "name": self.name,
+            "personal_id": self.personal_id,
+            "room_role": self.room_role,
+            "enrolled": self.enrolled,
+            "status": self.status,
             "arrived_at": iso(self.arrived_at),
-            "intervals": [{"joined_at": iso(s.joined_at), "left_at": iso(s.left_at), "end_reason": s.end_reason}
-                          for s in self.stretches],
-            "minutes_present": _minutes(self.seconds_present), "minutes_late": _minutes(self.seconds_late),
+            "intervals": [
+                {"joined_at": iso(s.joined_at), "left_at": iso(s.left_at), "end_reason": s.end_reason}
+                for s in self.stretches
+            ],
+            "minutes_present": _minutes(self.seconds_present),
+            "minutes_late": _minutes(self.seconds_late),
             "camera_minutes": _minutes(self.media_seconds["camera"]),
             "microphone_minutes": _minutes(self.media_seconds["microphone"]),
             "screen_minutes": _minutes(self.media_seconds["screen"]),
-            "hands_raised": self.hands_raised, "messages": self.messages,
-            "admitted_by": self.admitted_by, "denied_by": self.denied_by, "denied_reason": self.denied_reason,
+            "hands_raised": self.hands_raised,
+            "messages": self.messages,
+            "admitted_by": self.admitted_by,
+            "denied_by": self.denied_by,
+            "denied_reason": self.denied_reason,
         }
 
 
@@ -108,8 +127,9 @@ def lesson_start(session: LiveSession, period: Period) -> datetime:
     return max(period.starts_at, session.started_at)
 
 
-def _media_seconds(events: list[SessionEvent], stretches: list[Stretch],
-                   end_of: Callable[[Stretch], datetime]) -> dict[str, float]:
+def _media_seconds(
+    events: list[SessionEvent], stretches: list[Stretch], end_of: Callable[[Stretch], datetime]
+) -> dict[str, float]:
     """Time each source was on, counted only inside presence stretches."""
     total = dict.fromkeys(SOURCES, 0.0)
     for stretch in stretches:
@@ -135,18 +155,41 @@ def _media_seconds(events: list[SessionEvent], stretches: list[Stretch],
     return total
 
 
-async def session_attendance(db: AsyncSession, session: LiveSession, period: Period,
-                             now: datetime | None = None) -> list[ParticipantAttendance]:
+async def session_attendance(
+    db: AsyncSession, session: LiveSession, period: Period, now: datetime | None = None
+) -> list[ParticipantAttendance]:
     """Everyone who was in the session, then the enrolled students who never came; by name."""
     now = now or utcnow()
-    intervals = (await db.execute(select(AttendanceInterval).where(AttendanceInterval.session_id == session.id)
-                                  .order_by(AttendanceInterval.joined_at, AttendanceInterval.id))).scalars().all()
-    events = (await db.execute(select(SessionEvent).where(
-        SessionEvent.session_id == session.id,
-        SessionEvent.type.in_(_ARRIVALS | _LOBBY_DECISIONS | set(_COUNTED) | {ev.MEDIA_CHANGED, ev.MEDIA_MUTED}))
-        .order_by(SessionEvent.at, SessionEvent.id))).scalars().all()
-    enrolled_ids = set((await db.execute(select(Enrollment.student_id).where(
-        Enrollment.class_id == period.class_id))).scalars())
+    intervals = (
+        (
+            await db.execute(
+                select(AttendanceInterval)
+                .where(AttendanceInterval.session_id == session.id)
+                .order_by(AttendanceInterval.joined_at, AttendanceInterval.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    events = (
+        (
+            await db.execute(
+                select(SessionEvent)
+                .where(
+                    SessionEvent.session_id == session.id,
+                    SessionEvent.type.in_(
+                        _ARRIVALS | _LOBBY_DECISIONS | set(_COUNTED) | {ev.MEDIA_CHANGED, ev.MEDIA_MUTED}
+                    ),
+                )
+                .order_by(SessionEvent.at, SessionEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    enrolled_ids = set(
+        (await db.execute(select(Enrollment.student_id).where(Enrollment.class_id == period.class_id))).scalars()
+    )
     knocked_ids = {e.target_id for e in events if e.type == ev.LOBBY_ENTERED} - {None}
     deciders_ids = {e.actor_id for e in events if e.type in _LOBBY_DECISIONS} - {None}
     people_ids = {i.user_id for i in intervals} | enrolled_ids | knocked_ids | deciders_ids
@@ -160,13 +203,16 @@ async def session_attendance(db: AsyncSession, session: LiveSession, period: Per
         who = people.get(interval.user_id)
         if who is None:
             continue
-        line = lines.setdefault(who.id, ParticipantAttendance(who.id, who.full_name, who.personal_id,
-                                                              interval.room_role, who.id in enrolled_ids))
+        line = lines.setdefault(
+            who.id,
+            ParticipantAttendance(who.id, who.full_name, who.personal_id, interval.room_role, who.id in enrolled_ids),
+        )
         line.stretches.append(Stretch(interval.joined_at, interval.left_at, interval.end_reason))
     for user_id in (enrolled_ids | knocked_ids) - set(lines):
         if (who := people.get(user_id)) is not None:
-            lines[user_id] = ParticipantAttendance(who.id, who.full_name, who.personal_id, who.role.value,
-                                                   user_id in enrolled_ids)
+            lines[user_id] = ParticipantAttendance(
+                who.id, who.full_name, who.personal_id, who.role.value, user_id in enrolled_ids
+            )
 
     by_person: dict[int, list[SessionEvent]] = defaultdict(list)
     for event in events:
@@ -194,12 +240,19 @@ async def session_attendance(db: AsyncSession, session: LiveSession, period: Per
         if line.room_role == "student":
             line.seconds_late = max(0.0, (line.arrived_at - began).total_seconds())
         line.media_seconds = _media_seconds(by_person[line.user_id], line.stretches, end_of)
-    return sorted(lines.values(), key=lambda a: (a.room_role != "teacher", not a.stretches, name_order(a.name),
-                                                 a.user_id))
+    return sorted(
+        lines.values(), key=lambda a: (a.room_role != "teacher", not a.stretches, name_order(a.name), a.user_id)
+    )
 
 
-NO_SCORES = {"assessments": 0, "assessments_answered": 0, "score": None, "max_score": None, "score_rate": None,
-             "right_answers": 0}
+NO_SCORES = {
+    "assessments": 0,
+    "assessments_answered": 0,
+    "score": None,
+    "max_score": None,
+    "score_rate": None,
+    "right_answers": 0,
+}
 
 
 @dataclass
@@ -220,16 +273,28 @@ class StudentSummary:
 
     def view(self) -> dict:
         attended = self.present + self.late
-        return {"user_id": self.user_id, "name": self.name, "personal_id": self.personal_id,
-                "sessions": self.sessions, "attended": attended, "present": self.present, "late": self.late,
-                "absent": self.absent, "attendance_rate": round(attended / self.sessions, 3) if self.sessions else None,
-                "minutes_present": _minutes(self.seconds_present), "minutes_late": _minutes(self.seconds_late),
-                "camera_minutes": _minutes(self.camera_seconds), "hands_raised": self.hands_raised,
-                "messages": self.messages, **(self.scores.view() if self.scores else NO_SCORES)}
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "personal_id": self.personal_id,
+            "sessions": self.sessions,
+            "attended": attended,
+            "present": self.present,
+            "late": self.late,
+            "absent": self.absent,
+            "attendance_rate": round(attended / self.sessions, 3) if self.sessions else None,
+            "minutes_present": _minutes(self.seconds_present),
+            "minutes_late": _minutes(self.seconds_late),
+            "camera_minutes": _minutes(self.camera_seconds),
+            "hands_raised": self.hands_raised,
+            "messages": self.messages,
+            **(self.scores.view() if self.scores else NO_SCORES),
+        }
 
 
-async def class_summary(db: AsyncSession, sessions: list[tuple[LiveSession, Period]],
-                        enrolled: list[User]) -> list[StudentSummary]:
+async def class_summary(
+    db: AsyncSession, sessions: list[tuple[LiveSession, Period]], enrolled: list[User]
+) -> list[StudentSummary]:
     """Per enrolled student, over the given sessions of their class: how many they attended, were late
     to or missed, and their minutes. Students who came to a session but have since left the class
     still count for the sessions they attended. Beside attendance, each student's assessments (quick polls

@@ -25,6 +25,7 @@ database session, so a slow download holds no connection.
 The tables (archive.tables) are written as archive.spreadsheets makes them: CSV in UTF-8 with a BOM,
 formula-like cells neutralised, and attendance also as XLSX.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +57,6 @@ FORMAT = "liveclass-session-export"
 VERSION = 1
 CHUNK = 1 << 20  # bytes read from a recorded file at a time
 EVENTS_PAGE = 2000  # session events read per database round
-
 
 
 # -- small helpers ---------------------------------------------------------------------------------------
@@ -95,54 +95,109 @@ class SessionExport:
     @property
     def estimated_size(self) -> int:
         """About the ZIP's size (events.jsonl guessed): for progress bars only."""
-        return (sum(len(t) for _, t in self.texts) + sum(f.size for f in self.files) + self.event_count * 200
-                + 200 * (len(self.texts) + len(self.files) + 1))
+        return (
+            sum(len(t) for _, t in self.texts)
+            + sum(f.size for f in self.files)
+            + self.event_count * 200
+            + 200 * (len(self.texts) + len(self.files) + 1)
+        )
 
 
-async def prepare_export(db: AsyncSession, session: LiveSession, period: Period, recordings_dir: Path,
-                         handouts_dir: Path, exported_by: User | None = None,
-                         now: datetime | None = None) -> SessionExport:
+async def prepare_export(
+    db: AsyncSession,
+    session: LiveSession,
+    period: Period,
+    recordings_dir: Path,
+    handouts_dir: Path,
+    exported_by: User | None = None,
+    now: datetime | None = None,
+) -> SessionExport:
     """Everything the ZIP holds but the events and the recorded bytes, read in the caller's transaction."""
     now = now or utcnow()
     attendance = await session_attendance(db, session, period, now=now)
-    chat = (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session.id)
-                             .order_by(ChatMessage.at, ChatMessage.id))).scalars().all()
-    recordings = (await db.execute(select(Recording).where(Recording.session_id == session.id)
-                                   .order_by(Recording.start_ms, Recording.id))).scalars().all()
-    event_count = (await db.execute(select(func.count()).select_from(SessionEvent)
-                                    .where(SessionEvent.session_id == session.id))).scalar_one()
-    people_ids = ({m.sender_id for m in chat} | {m.recipient_id for m in chat} | {m.deleted_by_id for m in chat}
-                  | {period.teacher_id}) - {None}
+    chat = (
+        (
+            await db.execute(
+                select(ChatMessage).where(ChatMessage.session_id == session.id).order_by(ChatMessage.at, ChatMessage.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    recordings = (
+        (
+            await db.execute(
+                select(Recording).where(Recording.session_id == session.id).order_by(Recording.start_ms, Recording.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    event_count = (
+        await db.execute(select(func.count()).select_from(SessionEvent).where(SessionEvent.session_id == session.id))
+    ).scalar_one()
+    people_ids = (
+        {m.sender_id for m in chat}
+        | {m.recipient_id for m in chat}
+        | {m.deleted_by_id for m in chat}
+        | {period.teacher_id}
+    ) - {None}
     people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
 
-    handouts = (await db.execute(select(Handout).where(Handout.session_id == session.id)
-                                 .order_by(Handout.uploaded_at, Handout.id))).scalars().all()
+    handouts = (
+        (
+            await db.execute(
+                select(Handout).where(Handout.session_id == session.id).order_by(Handout.uploaded_at, Handout.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     recording_entries, files = await asyncio.to_thread(_recording_files, recordings_dir, recordings)
     handout_entries, handout_files = await asyncio.to_thread(_handout_files, handouts_dir / str(session.id), handouts)
     files += handout_files
-    ascii_name, unicode_name = export_filenames(session.id, period.school_class.name, period.subject,
-                                                period.starts_at)
+    ascii_name, unicode_name = export_filenames(session.id, period.school_class.name, period.subject, period.starts_at)
     manifest = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT,
+        "version": VERSION,
         "exported_at": iso(now),
-        "exported_by": ({"user_id": exported_by.id, "name": exported_by.full_name, "role": exported_by.role.value}
-                        if exported_by else None),
+        "exported_by": (
+            {"user_id": exported_by.id, "name": exported_by.full_name, "role": exported_by.role.value}
+            if exported_by
+            else None
+        ),
         "timezone": str(SCHOOL_TIMEZONE),
         "session": {
-            "session_id": session.id, "started_at": iso(session.started_at), "ended_at": iso(session.ended_at),
-            "running": session.ended_at is None, "node": session.node,
+            "session_id": session.id,
+            "started_at": iso(session.started_at),
+            "ended_at": iso(session.ended_at),
+            "running": session.ended_at is None,
+            "node": session.node,
             "lesson_started_at": iso(lesson_start(session, period)),
-            "legal_hold": bool(session.legal_hold), "legal_hold_reason": session.legal_hold_reason,
+            "legal_hold": bool(session.legal_hold),
+            "legal_hold_reason": session.legal_hold_reason,
         },
-        "period": {"period_id": period.id, "subject": period.subject, "starts_at": iso(period.starts_at),
-                   "ends_at": iso(period.ends_at), "mode": getattr(period.mode, "value", period.mode)},
-        "class": {"class_id": period.school_class.id, "name": period.school_class.name,
-                  "school_year": period.school_class.school_year},
+        "period": {
+            "period_id": period.id,
+            "subject": period.subject,
+            "starts_at": iso(period.starts_at),
+            "ends_at": iso(period.ends_at),
+            "mode": getattr(period.mode, "value", period.mode),
+        },
+        "class": {
+            "class_id": period.school_class.id,
+            "name": period.school_class.name,
+            "school_year": period.school_class.school_year,
+        },
         "teacher": _person(people.get(period.teacher_id)),
         # Which kinds of record the retention job has deleted, and when: those files are empty or absent.
         "purged": session.purged or {},
-        "counts": {"attendance": len(attendance), "chat": len(chat), "events": event_count,
-                   "recording_files": len(recordings)},
+        "counts": {
+            "attendance": len(attendance),
+            "chat": len(chat),
+            "events": event_count,
+            "recording_files": len(recordings),
+        },
         "recordings": recording_entries,
         "handouts": handout_entries,
         "contents": {
@@ -150,7 +205,7 @@ async def prepare_export(db: AsyncSession, session: LiveSession, period: Period,
             "attendance.xlsx": "Điểm danh cho Excel / Attendance for Excel",
             "chat.csv": "Tin nhắn / Chat (UTF-8, giờ Việt Nam / local time)",
             "polls.xlsx": "Câu hỏi nhanh, bài kiểm tra: câu hỏi, câu trả lời và điểm của từng học sinh / "
-                          "Quick polls and quizzes: the questions, every student's answer and score",
+            "Quick polls and quizzes: the questions, every student's answer and score",
             "events.jsonl": "Mọi sự kiện của buổi học / Every session event (UTC)",
             "recordings/": "Bản ghi hình / Recorded files (WebM), one folder per recording",
             "handouts/": "Tài liệu đã phát / Handouts given out in the period",
@@ -167,8 +222,9 @@ async def prepare_export(db: AsyncSession, session: LiveSession, period: Period,
         ("chat.csv", csv_bytes(*chat_table(chat, people))),
         ("polls.xlsx", await asyncio.to_thread(polls_xlsx, polls, poll_people)),
     ]
-    return SessionExport(session.id, ascii_name, unicode_name, texts, files, event_count, now,
-                         counts=manifest["counts"])
+    return SessionExport(
+        session.id, ascii_name, unicode_name, texts, files, event_count, now, counts=manifest["counts"]
+    )
 
 
 def _component(name: str) -> str:
@@ -183,9 +239,15 @@ def _handout_files(directory: Path, handouts: list[Handout]) -> tuple[list[dict]
         # Numbered: two handouts may have the same name.
         arcname = f"handouts/{handout.id:04d}-{_component(PurePosixPath(handout.filename).name)}"
         path = directory / handout.stored_name
-        item = {"handout_id": handout.id, "filename": handout.filename, "content_type": handout.content_type,
-                "size": handout.size, "sha256": handout.sha256, "uploaded_at": iso(handout.uploaded_at),
-                "path": arcname}
+        item = {
+            "handout_id": handout.id,
+            "filename": handout.filename,
+            "content_type": handout.content_type,
+            "size": handout.size,
+            "sha256": handout.sha256,
+            "uploaded_at": iso(handout.uploaded_at),
+            "path": arcname,
+        }
         if path.is_file():
             stat = path.stat()
             files.append(ExportFile(path, arcname, stat.st_size, stat.st_mtime))
@@ -211,8 +273,12 @@ def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple
         disk_manifest = read_manifest(stored) if inside else None
         entry: dict[str, Any] = {"recording_id": folder, "directory": f"recordings/{folder}/"}
         if disk_manifest:
-            entry.update({k: disk_manifest.get(k) for k in ("started_at", "duration_ms", "finished", "recovered",
-                                                            "stopped_reason", "pauses")})
+            entry.update(
+                {
+                    k: disk_manifest.get(k)
+                    for k in ("started_at", "duration_ms", "finished", "recovered", "stopped_reason", "pauses")
+                }
+            )
             manifest_path = stored / MANIFEST
             stat = manifest_path.stat()
             files.append(ExportFile(manifest_path, f"recordings/{folder}/{MANIFEST}", stat.st_size, stat.st_mtime))
@@ -221,10 +287,20 @@ def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple
         for recording in rows:
             path = (root / recording.path).resolve()
             name = _component(PurePosixPath(recording.path).name)
-            item = {"recording_row_id": recording.id, "file": name, "path": f"recordings/{folder}/{name}",
-                    "kind": recording.kind, "source": recording.source, "label": recording.label,
-                    "codec": recording.codec, "start_ms": recording.start_ms, "duration_ms": recording.duration_ms,
-                    "size": recording.size, "sha256": recording.sha256, "recovered": recording.recovered}
+            item = {
+                "recording_row_id": recording.id,
+                "file": name,
+                "path": f"recordings/{folder}/{name}",
+                "kind": recording.kind,
+                "source": recording.source,
+                "label": recording.label,
+                "codec": recording.codec,
+                "start_ms": recording.start_ms,
+                "duration_ms": recording.duration_ms,
+                "size": recording.size,
+                "sha256": recording.sha256,
+                "recovered": recording.recovered,
+            }
             if path.is_relative_to(root) and path.is_file():
                 stat = path.stat()
                 item["size"] = stat.st_size
@@ -232,14 +308,13 @@ def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple
                     in_zip.add(item["path"])
                     files.append(ExportFile(path, item["path"], stat.st_size, stat.st_mtime))
             else:
-                log.warning("session export: recording %s (%s) is not on disk; listed as missing",
-                            recording.id, recording.path)
+                log.warning(
+                    "session export: recording %s (%s) is not on disk; listed as missing", recording.id, recording.path
+                )
                 item["missing"] = True
             entry["files"].append(item)
         entries.append(entry)
     return entries, files
-
-
 
 
 # -- the stream ----------------------------------------------------------------------------------------------
@@ -264,8 +339,9 @@ class _Sink:
 
 
 def _info(arcname: str, when: datetime | float, stored: bool) -> zipfile.ZipInfo:
-    moment = (datetime.fromtimestamp(when, SCHOOL_TIMEZONE) if isinstance(when, float)
-              else when.astimezone(SCHOOL_TIMEZONE))
+    moment = (
+        datetime.fromtimestamp(when, SCHOOL_TIMEZONE) if isinstance(when, float) else when.astimezone(SCHOOL_TIMEZONE)
+    )
     info = zipfile.ZipInfo(arcname, date_time=moment.timetuple()[:6])
     info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
@@ -283,8 +359,9 @@ def _copy_chunk(source: BinaryIO, target, size: int) -> int:
     return len(block)
 
 
-async def _event_pages(db_factory: async_sessionmaker[AsyncSession], session_id: int,
-                       page: int = EVENTS_PAGE) -> AsyncIterator[bytes]:
+async def _event_pages(
+    db_factory: async_sessionmaker[AsyncSession], session_id: int, page: int = EVENTS_PAGE
+) -> AsyncIterator[bytes]:
     """events.jsonl in pages (ordered by time, then id), each page read in its own short session."""
     people: dict[int, dict | None] = {}
     after: tuple[datetime, int] | None = None
@@ -292,8 +369,9 @@ async def _event_pages(db_factory: async_sessionmaker[AsyncSession], session_id:
         async with db_factory() as db:
             query = select(SessionEvent).where(SessionEvent.session_id == session_id)
             if after is not None:
-                query = query.where(or_(SessionEvent.at > after[0],
-                                        and_(SessionEvent.at == after[0], SessionEvent.id > after[1])))
+                query = query.where(
+                    or_(SessionEvent.at > after[0], and_(SessionEvent.at == after[0], SessionEvent.id > after[1]))
+                )
             events = (await db.execute(query.order_by(SessionEvent.at, SessionEvent.id).limit(page))).scalars().all()
             wanted = ({e.actor_id for e in events} | {e.target_id for e in events}) - {None} - set(people)
             if wanted:
@@ -302,18 +380,30 @@ async def _event_pages(db_factory: async_sessionmaker[AsyncSession], session_id:
                 people.update({i: found.get(i) for i in wanted})
         if not events:
             return
-        lines = [json.dumps({"event_id": e.id, "at": iso(e.at), "type": e.type,
-                             "actor": people.get(e.actor_id) if e.actor_id else None,
-                             "target": people.get(e.target_id) if e.target_id else None,
-                             "data": e.data}, ensure_ascii=False) + "\n" for e in events]
+        lines = [
+            json.dumps(
+                {
+                    "event_id": e.id,
+                    "at": iso(e.at),
+                    "type": e.type,
+                    "actor": people.get(e.actor_id) if e.actor_id else None,
+                    "target": people.get(e.target_id) if e.target_id else None,
+                    "data": e.data,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for e in events
+        ]
         yield "".join(lines).encode("utf-8")
         if len(events) < page:
             return
         after = (events[-1].at, events[-1].id)
 
 
-async def stream_export(export: SessionExport, db_factory: async_sessionmaker[AsyncSession],
-                        chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+async def stream_export(
+    export: SessionExport, db_factory: async_sessionmaker[AsyncSession], chunk_size: int = CHUNK
+) -> AsyncIterator[bytes]:
     """The ZIP, chunk by chunk. Close it with contextlib.aclosing: a reader that stops early (a client
     that went away) closes the open file."""
     sink = _Sink()

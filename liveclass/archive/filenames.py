@@ -1,4 +1,5 @@
 """Names of the files the archive hands out: an ASCII name for old clients and the real Vietnamese one."""
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,10 @@ def _slug(text: str, ascii_only: bool) -> str:
 def download_names(parts: list[str], extension: str) -> tuple[str, str]:
     """(ASCII name, Unicode name): ["liveclass", "10A1", "Toán", "2026-11-22"], "zip" ->
     liveclass-10A1-Toan-2026-11-22.zip and liveclass-10A1-Toán-2026-11-22.zip"""
-    return tuple("-".join(_slug(part, ascii_only) for part in parts) + "." + extension  # type: ignore[return-value]
-                 for ascii_only in (True, False))
+    return tuple(
+        "-".join(_slug(part, ascii_only) for part in parts) + "." + extension  # type: ignore[return-value]
+        for ascii_only in (True, False)
+    )
 
 
 def content_disposition(ascii_name: str, unicode_name: str) -> str:

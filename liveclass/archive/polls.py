@@ -15,6 +15,7 @@ Who had not answered comes from the poll_closed event (the students in the room 
 count with 0 points. polls.xlsx has three sheets: every question with its counts, every student's answer
 to every question (personal IDs as text; who did not answer too), and every student's score per poll.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -35,29 +36,58 @@ CHOICE_KINDS = ("single", "multiple", "truefalse")
 LETTERS = "ABCDEF"
 TRUE_FALSE = ("true", "false")
 KIND_LABELS = {
-    "single": "Một lựa chọn / Single choice", "multiple": "Nhiều lựa chọn / Multiple choice",
-    "truefalse": "Đúng/Sai / True/False", "text": "Trả lời ngắn / Short text", "number": "Số / Number",
+    "single": "Một lựa chọn / Single choice",
+    "multiple": "Nhiều lựa chọn / Multiple choice",
+    "truefalse": "Đúng/Sai / True/False",
+    "text": "Trả lời ngắn / Short text",
+    "number": "Số / Number",
 }
 CHOICE_LABELS = {"true": "Đúng / True", "false": "Sai / False"}
 NOT_ANSWERED = "Chưa trả lời / Not answered"
 MAX_TEXT_COUNTS = 20  # the text answers counted one by one per question; the rest as "other"
 
 SUMMARY_HEADER = [
-    "Bài số / Poll no.", "Câu số / Question no.", "Tên bài / Title", "Mở lúc / Opened at",
-    "Kết thúc lúc / Closed at", "Loại / Kind", "Câu hỏi / Question", "Các lựa chọn / Options",
-    "Đáp án đúng / Correct answer", "Điểm / Points", "Kết quả / Counts", "Số đã trả lời / Answered",
-    "Số trả lời đúng / Right answers", "Số chưa trả lời / Not answered", "Ẩn danh / Anonymous",
-    "Đã công bố / Revealed", "Mã câu hỏi / Poll ID",
+    "Bài số / Poll no.",
+    "Câu số / Question no.",
+    "Tên bài / Title",
+    "Mở lúc / Opened at",
+    "Kết thúc lúc / Closed at",
+    "Loại / Kind",
+    "Câu hỏi / Question",
+    "Các lựa chọn / Options",
+    "Đáp án đúng / Correct answer",
+    "Điểm / Points",
+    "Kết quả / Counts",
+    "Số đã trả lời / Answered",
+    "Số trả lời đúng / Right answers",
+    "Số chưa trả lời / Not answered",
+    "Ẩn danh / Anonymous",
+    "Đã công bố / Revealed",
+    "Mã câu hỏi / Poll ID",
 ]
 ANSWERS_HEADER = [
-    "Bài số / Poll no.", "Câu số / Question no.", "Họ và tên / Name", "Mã định danh / Personal ID",
-    "Trả lời / Answer", "Đúng / Right", "Điểm / Points", "Trả lời lúc / Answered at", "Số lần đổi / Changes",
+    "Bài số / Poll no.",
+    "Câu số / Question no.",
+    "Họ và tên / Name",
+    "Mã định danh / Personal ID",
+    "Trả lời / Answer",
+    "Đúng / Right",
+    "Điểm / Points",
+    "Trả lời lúc / Answered at",
+    "Số lần đổi / Changes",
     "Mã câu hỏi / Poll ID",
 ]
 SCORES_HEADER = [
-    "Bài số / Poll no.", "Tên bài / Title", "Họ và tên / Name", "Mã định danh / Personal ID",
-    "Điểm / Score", "Điểm tối đa / Max score", "Số câu đúng / Right answers",
-    "Số câu đã trả lời / Questions answered", "Số câu / Questions", "Mã câu hỏi / Poll ID",
+    "Bài số / Poll no.",
+    "Tên bài / Title",
+    "Họ và tên / Name",
+    "Mã định danh / Personal ID",
+    "Điểm / Score",
+    "Điểm tối đa / Max score",
+    "Số câu đúng / Right answers",
+    "Số câu đã trả lời / Questions answered",
+    "Số câu / Questions",
+    "Mã câu hỏi / Poll ID",
 ]
 SHEETS = ("Câu hỏi", "Câu trả lời", "Điểm")
 
@@ -99,7 +129,7 @@ class QuestionRecord:
     def choice_ids(self) -> list[str]:
         if self.kind == "truefalse":
             return list(TRUE_FALSE)
-        return list(LETTERS[:len(self.options)]) if self.kind in CHOICE_KINDS else []
+        return list(LETTERS[: len(self.options)]) if self.kind in CHOICE_KINDS else []
 
     @property
     def graded(self) -> bool:
@@ -111,19 +141,34 @@ class QuestionRecord:
         return [{"id": c, "text": self.options[i] or ""} for i, c in enumerate(self.choice_ids)]
 
     def view(self) -> dict:
-        return {"index": self.index, "kind": self.kind, "text": self.text, "options": self.option_views(),
-                "correct": self.correct, "tolerance": self.tolerance, "points": _num(self.points),
-                "explanation": self.explanation, "bank_id": self.bank_id, "has_image": self.has_image}
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "text": self.text,
+            "options": self.option_views(),
+            "correct": self.correct,
+            "tolerance": self.tolerance,
+            "points": _num(self.points),
+            "explanation": self.explanation,
+            "bank_id": self.bank_id,
+            "has_image": self.has_image,
+        }
 
 
 def _question_of(data: dict, index: int) -> QuestionRecord:
     options = data.get("options") or []
     return QuestionRecord(
-        index=index, kind=str(data.get("kind") or "single"), text=str(data.get("text") or ""),
+        index=index,
+        kind=str(data.get("kind") or "single"),
+        text=str(data.get("text") or ""),
         options=[str(o or "") for o in options] if isinstance(options, list) else [],
-        correct=list(data["correct"]) if data.get("correct") else None, tolerance=data.get("tolerance"),
-        points=data.get("points"), explanation=data.get("explanation"), bank_id=data.get("bank_id"),
-        has_image=bool(data.get("image_url")))
+        correct=list(data["correct"]) if data.get("correct") else None,
+        tolerance=data.get("tolerance"),
+        points=data.get("points"),
+        explanation=data.get("explanation"),
+        bank_id=data.get("bank_id"),
+        has_image=bool(data.get("image_url")),
+    )
 
 
 def questions_of(settings: dict) -> list[QuestionRecord]:
@@ -135,9 +180,15 @@ def questions_of(settings: dict) -> list[QuestionRecord]:
     else:
         kind = "multiple" if settings.get("multiple") else "single"
         options = [""] * len(settings.get("options") or LETTERS[:4])
-    return [QuestionRecord(index=0, kind=kind, options=options,
-                           correct=list(settings["correct"]) if settings.get("correct") else None,
-                           points=settings.get("points"))]
+    return [
+        QuestionRecord(
+            index=0,
+            kind=kind,
+            options=options,
+            correct=list(settings["correct"]) if settings.get("correct") else None,
+            points=settings.get("points"),
+        )
+    ]
 
 
 @dataclass
@@ -197,8 +248,14 @@ class PollRecord:
         given = self.answers_to(index)
         if question.kind in CHOICE_KINDS:
             right = set(question.correct or [])
-            return [{"answer": c, "count": sum(1 for a in given if c in (a.choices or [])),
-                     "correct": (c in right) if question.graded else None} for c in question.choice_ids]
+            return [
+                {
+                    "answer": c,
+                    "count": sum(1 for a in given if c in (a.choices or [])),
+                    "correct": (c in right) if question.graded else None,
+                }
+                for c in question.choice_ids
+            ]
         groups: dict[str, dict] = {}
         for answer in given:
             text = answer.text or ""
@@ -209,8 +266,9 @@ class PollRecord:
         ordered = sorted(groups.values(), key=lambda g: (-g["count"], normalise_text(g["answer"])))
         if len(ordered) > MAX_TEXT_COUNTS:
             rest = ordered[MAX_TEXT_COUNTS:]
-            ordered = ordered[:MAX_TEXT_COUNTS] + [{"answer": None, "count": sum(g["count"] for g in rest),
-                                                    "correct": None, "other": True}]
+            ordered = ordered[:MAX_TEXT_COUNTS] + [
+                {"answer": None, "count": sum(g["count"] for g in rest), "correct": None, "other": True}
+            ]
         return ordered
 
     def right(self, index: int) -> int | None:
@@ -223,9 +281,13 @@ class PollRecord:
         graded = any(q.graded for q in self.questions)
         points = [a.points for a in mine.values() if a.points is not None]
         has_points = self.max_score is not None
-        return {"score": _num(sum(points)) if has_points else None, "max_score": self.max_score,
-                "right": sum(1 for a in mine.values() if a.correct) if graded else None,
-                "answered": len(mine), "questions": len(self.questions)}
+        return {
+            "score": _num(sum(points)) if has_points else None,
+            "max_score": self.max_score,
+            "right": sum(1 for a in mine.values() if a.correct) if graded else None,
+            "answered": len(mine),
+            "questions": len(self.questions),
+        }
 
 
 def rebuild_polls(events: Iterable[SessionEvent]) -> list[PollRecord]:
@@ -245,9 +307,15 @@ def rebuild_polls(events: Iterable[SessionEvent]) -> list[PollRecord]:
             mine = poll.answers.setdefault(event.actor_id, {})
             previous = mine.get(index)
             mine[index] = AnswerRecord(
-                user_id=event.actor_id, question=index, choices=data.get("choices"), text=data.get("text"),
-                correct=data.get("correct"), points=data.get("points"), at=event.at,
-                changes=0 if previous is None else previous.changes + 1)
+                user_id=event.actor_id,
+                question=index,
+                choices=data.get("choices"),
+                text=data.get("text"),
+                correct=data.get("correct"),
+                points=data.get("points"),
+                at=event.at,
+                changes=0 if previous is None else previous.changes + 1,
+            )
         elif event.type == "poll_question":
             poll.shown.append((data.get("question") or 0, event.at))
         elif event.type == "poll_closed":
@@ -269,9 +337,17 @@ async def _people(db: AsyncSession, user_ids: set[int]) -> dict[int, User]:
 
 async def session_polls(db: AsyncSession, session_id: int) -> tuple[list[PollRecord], dict[int, User]]:
     """The session's polls in the order opened, and the users they name."""
-    events = (await db.execute(select(SessionEvent).where(SessionEvent.session_id == session_id,
-                                                          SessionEvent.type.in_(POLL_TYPES))
-                               .order_by(SessionEvent.at, SessionEvent.id))).scalars().all()
+    events = (
+        (
+            await db.execute(
+                select(SessionEvent)
+                .where(SessionEvent.session_id == session_id, SessionEvent.type.in_(POLL_TYPES))
+                .order_by(SessionEvent.at, SessionEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     polls = rebuild_polls(events)
     users = await _people(db, {u for p in polls for u in p.students})
     return polls, users
@@ -284,8 +360,11 @@ def _iso(value: datetime | None) -> str | None:
 
 def _person(users: dict[int, User], user_id: int) -> dict:
     user = users.get(user_id)
-    return {"user_id": user_id, "name": user.full_name if user else f"#{user_id}",
-            "personal_id": user.personal_id if user else ""}
+    return {
+        "user_id": user_id,
+        "name": user.full_name if user else f"#{user_id}",
+        "personal_id": user.personal_id if user else "",
+    }
 
 
 def _sort_key(users: dict[int, User]):
@@ -303,19 +382,43 @@ def polls_view(polls: list[PollRecord], users: dict[int, User]) -> dict:
         questions = []
         for question in poll.questions:
             answers = sorted(poll.answers_to(question.index), key=lambda a: order(a.user_id))
-            questions.append({
-                **question.view(), "counts": poll.counts(question.index), "answered": len(answers),
-                "right": poll.right(question.index),
-                "answers": [{**_person(users, a.user_id), "choices": a.choices, "text": a.text, "correct": a.correct,
-                             "points": _num(a.points), "answered_at": _iso(a.at), "changes": a.changes}
-                            for a in answers]})
+            questions.append(
+                {
+                    **question.view(),
+                    "counts": poll.counts(question.index),
+                    "answered": len(answers),
+                    "right": poll.right(question.index),
+                    "answers": [
+                        {
+                            **_person(users, a.user_id),
+                            "choices": a.choices,
+                            "text": a.text,
+                            "correct": a.correct,
+                            "points": _num(a.points),
+                            "answered_at": _iso(a.at),
+                            "changes": a.changes,
+                        }
+                        for a in answers
+                    ],
+                }
+            )
         scores = []
         for user_id in students:
             score = poll.score_of(user_id)
             scores.append({**_person(users, user_id), **score})
-            total = totals.setdefault(user_id, {**_person(users, user_id), "score": None, "max_score": None,
-                                                "right": 0, "answered": 0, "questions": 0, "polls": 0,
-                                                "polls_answered": 0})
+            total = totals.setdefault(
+                user_id,
+                {
+                    **_person(users, user_id),
+                    "score": None,
+                    "max_score": None,
+                    "right": 0,
+                    "answered": 0,
+                    "questions": 0,
+                    "polls": 0,
+                    "polls_answered": 0,
+                },
+            )
             total["polls"] += 1
             total["polls_answered"] += 1 if score["answered"] else 0
             total["answered"] += score["answered"]
@@ -324,17 +427,32 @@ def polls_view(polls: list[PollRecord], users: dict[int, User]) -> dict:
             if score["max_score"] is not None:
                 total["score"] = _num((total["score"] or 0) + (score["score"] or 0))
                 total["max_score"] = _num((total["max_score"] or 0) + score["max_score"])
-        items.append({
-            "number": number, "poll_id": poll.poll_id, "title": poll.title, "quick": poll.quick,
-            "anonymous": bool(poll.settings.get("anonymous")), "final": bool(poll.settings.get("final")),
-            "pace": poll.settings.get("pace") or "all", "time_limit": poll.settings.get("time_limit"),
-            "seconds_per_question": poll.settings.get("seconds_per_question"),
-            "opened_at": _iso(poll.opened_at), "closed_at": _iso(poll.closed_at), "close_reason": poll.close_reason,
-            "revealed": poll.revealed, "show_correct": poll.show_correct, "max_score": poll.max_score,
-            "answered": len(poll.answers), "eligible": poll.eligible,
-            "not_answered": [_person(users, u) for u in sorted(poll.not_answered, key=order)
-                             if u not in poll.answers],
-            "questions": questions, "scores": scores})
+        items.append(
+            {
+                "number": number,
+                "poll_id": poll.poll_id,
+                "title": poll.title,
+                "quick": poll.quick,
+                "anonymous": bool(poll.settings.get("anonymous")),
+                "final": bool(poll.settings.get("final")),
+                "pace": poll.settings.get("pace") or "all",
+                "time_limit": poll.settings.get("time_limit"),
+                "seconds_per_question": poll.settings.get("seconds_per_question"),
+                "opened_at": _iso(poll.opened_at),
+                "closed_at": _iso(poll.closed_at),
+                "close_reason": poll.close_reason,
+                "revealed": poll.revealed,
+                "show_correct": poll.show_correct,
+                "max_score": poll.max_score,
+                "answered": len(poll.answers),
+                "eligible": poll.eligible,
+                "not_answered": [
+                    _person(users, u) for u in sorted(poll.not_answered, key=order) if u not in poll.answers
+                ],
+                "questions": questions,
+                "scores": scores,
+            }
+        )
     return {"items": items, "students": [totals[u] for u in sorted(totals, key=order)]}
 
 
@@ -369,8 +487,10 @@ def _options_text(question: QuestionRecord) -> str:
 
 
 def _counts_text(counts: list[dict]) -> str:
-    return "; ".join(f"{CHOICE_LABELS.get(c['answer'], c['answer']) if c['answer'] is not None else '…'}: "
-                     f"{c['count']}" for c in counts)
+    return "; ".join(
+        f"{CHOICE_LABELS.get(c['answer'], c['answer']) if c['answer'] is not None else '…'}: {c['count']}"
+        for c in counts
+    )
 
 
 def _blank(value: Any) -> Any:
@@ -392,32 +512,83 @@ def polls_tables(polls: list[PollRecord], users: dict[int, User]) -> list[tuple[
         for question in poll.questions:
             q_no = question.index + 1
             given = poll.answers_to(question.index)
-            summary.append([
-                number, q_no, poll.title or "", local_time(poll.opened_at), local_time(poll.closed_at),
-                KIND_LABELS.get(question.kind, question.kind), question.text, _options_text(question),
-                _correct_text(question), _blank(_num(question.points)), _counts_text(poll.counts(question.index)),
-                len(given), _blank(poll.right(question.index)), len(students) - len(given),
-                YES_NO[bool(s.get("anonymous"))], YES_NO[poll.revealed], poll.poll_id])
+            summary.append(
+                [
+                    number,
+                    q_no,
+                    poll.title or "",
+                    local_time(poll.opened_at),
+                    local_time(poll.closed_at),
+                    KIND_LABELS.get(question.kind, question.kind),
+                    question.text,
+                    _options_text(question),
+                    _correct_text(question),
+                    _blank(_num(question.points)),
+                    _counts_text(poll.counts(question.index)),
+                    len(given),
+                    _blank(poll.right(question.index)),
+                    len(students) - len(given),
+                    YES_NO[bool(s.get("anonymous"))],
+                    YES_NO[poll.revealed],
+                    poll.poll_id,
+                ]
+            )
             for user_id in students:
                 name, personal_id = who(user_id)
                 answer = poll.answers.get(user_id, {}).get(question.index)
                 if answer is None:
-                    answers.append([number, q_no, name, personal_id, NOT_ANSWERED, "",
-                                    0 if question.graded and question.points is not None else "", "", 0,
-                                    poll.poll_id])
+                    answers.append(
+                        [
+                            number,
+                            q_no,
+                            name,
+                            personal_id,
+                            NOT_ANSWERED,
+                            "",
+                            0 if question.graded and question.points is not None else "",
+                            "",
+                            0,
+                            poll.poll_id,
+                        ]
+                    )
                     continue
                 shown = _choices(question, answer.choices) if answer.choices is not None else (answer.text or "")
-                answers.append([number, q_no, name, personal_id, shown,
-                                "" if answer.correct is None else YES_NO[bool(answer.correct)],
-                                _blank(_num(answer.points)), local_time(answer.at), answer.changes, poll.poll_id])
+                answers.append(
+                    [
+                        number,
+                        q_no,
+                        name,
+                        personal_id,
+                        shown,
+                        "" if answer.correct is None else YES_NO[bool(answer.correct)],
+                        _blank(_num(answer.points)),
+                        local_time(answer.at),
+                        answer.changes,
+                        poll.poll_id,
+                    ]
+                )
         for user_id in students:
             name, personal_id = who(user_id)
             score = poll.score_of(user_id)
-            scores.append([number, poll.title or "", name, personal_id, _blank(score["score"]),
-                           _blank(score["max_score"]), _blank(score["right"]), score["answered"], score["questions"],
-                           poll.poll_id])
-    return [(SHEETS[0], SUMMARY_HEADER, summary), (SHEETS[1], ANSWERS_HEADER, answers),
-            (SHEETS[2], SCORES_HEADER, scores)]
+            scores.append(
+                [
+                    number,
+                    poll.title or "",
+                    name,
+                    personal_id,
+                    _blank(score["score"]),
+                    _blank(score["max_score"]),
+                    _blank(score["right"]),
+                    score["answered"],
+                    score["questions"],
+                    poll.poll_id,
+                ]
+            )
+    return [
+        (SHEETS[0], SUMMARY_HEADER, summary),
+        (SHEETS[1], ANSWERS_HEADER, answers),
+        (SHEETS[2], SCORES_HEADER, scores),
+    ]
 
 
 def polls_xlsx(polls: list[PollRecord], users: dict[int, User]) -> bytes:
@@ -438,21 +609,28 @@ class ScoreTotals:
     right: int = 0
 
     def view(self) -> dict:
-        return {"assessments": self.assessments, "assessments_answered": self.answered,
-                "score": _num(round(self.score, 2)) if self.max_score else None,
-                "max_score": _num(round(self.max_score, 2)) if self.max_score else None,
-                "score_rate": round(self.score / self.max_score, 3) if self.max_score else None,
-                "right_answers": self.right}
+        return {
+            "assessments": self.assessments,
+            "assessments_answered": self.answered,
+            "score": _num(round(self.score, 2)) if self.max_score else None,
+            "max_score": _num(round(self.max_score, 2)) if self.max_score else None,
+            "score_rate": round(self.score / self.max_score, 3) if self.max_score else None,
+            "right_answers": self.right,
+        }
 
 
 async def class_scores(db: AsyncSession, session_ids: list[int]) -> dict[int, ScoreTotals]:
     """Per student (user id), the totals of the polls of the given sessions."""
     totals: dict[int, ScoreTotals] = {}
     for start in range(0, len(session_ids), 500):
-        chunk = session_ids[start:start + 500]
-        events = (await db.execute(select(SessionEvent).where(SessionEvent.session_id.in_(chunk),
-                                                              SessionEvent.type.in_(POLL_TYPES))
-                                   .order_by(SessionEvent.session_id, SessionEvent.at, SessionEvent.id))).scalars()
+        chunk = session_ids[start : start + 500]
+        events = (
+            await db.execute(
+                select(SessionEvent)
+                .where(SessionEvent.session_id.in_(chunk), SessionEvent.type.in_(POLL_TYPES))
+                .order_by(SessionEvent.session_id, SessionEvent.at, SessionEvent.id)
+            )
+        ).scalars()
         by_session: dict[int, list[SessionEvent]] = {}
         for event in events:
             by_session.setdefault(event.session_id, []).append(event)

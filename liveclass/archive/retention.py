@@ -23,6 +23,7 @@ first, then rows, then the mark `LiveSession.purged[kind]`; a failure leaves tha
 next run and does not stop the others. Every run (not a dry run) writes the audit entry
 `retention_deleted` (actor: none) with its counts; the newest one is the `last_run` of GET /retention.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,18 @@ from liveclass.archive.attendance import iso
 from liveclass.audit import audit
 from liveclass.config import Settings
 from liveclass.models import (
-    AttendanceInterval, AuditEntry, ChatMessage, Handout, LiveSession, Recording, RecordingShare, RecordKind,
-    RetentionPolicy, SessionEvent, User, utcnow,
+    AttendanceInterval,
+    AuditEntry,
+    ChatMessage,
+    Handout,
+    LiveSession,
+    Recording,
+    RecordingShare,
+    RecordKind,
+    RetentionPolicy,
+    SessionEvent,
+    User,
+    utcnow,
 )
 from signaling import events as ev
 
@@ -58,8 +69,13 @@ DEFAULT_DAYS: dict[RecordKind, int] = {
     RecordKind.audit: 1825,
 }
 MIN_DAYS, MAX_DAYS = 1, 36500
-SESSION_KINDS = (RecordKind.recordings, RecordKind.chat, RecordKind.attendance, RecordKind.handouts,
-                 RecordKind.assessments)
+SESSION_KINDS = (
+    RecordKind.recordings,
+    RecordKind.chat,
+    RecordKind.attendance,
+    RecordKind.handouts,
+    RecordKind.assessments,
+)
 CHAT_EVENTS = (ev.CHAT_MESSAGE, ev.CHAT_DELETED)
 PARTICIPATION_PREFIXES = ("lobby_", "participant_", "hand_", "media_")
 ASSESSMENT_PREFIX = "poll_"  # poll_opened, poll_question, poll_answered, poll_closed, poll_revealed
@@ -80,15 +96,20 @@ async def current_days(db: AsyncSession) -> dict[RecordKind, int]:
 async def policies_view(db: AsyncSession) -> list[dict]:
     rows = {p.kind: p for p in (await db.execute(select(RetentionPolicy))).scalars()}
     by_ids = {p.updated_by_id for p in rows.values()} - {None}
-    people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(by_ids)))).scalars()} \
-        if by_ids else {}
+    people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(by_ids)))).scalars()} if by_ids else {}
     out = []
     for kind in RecordKind:
         row = rows.get(kind)
         who = people.get(row.updated_by_id) if row else None
-        out.append({"kind": kind.value, "days": row.days if row else DEFAULT_DAYS[kind],
-                    "default_days": DEFAULT_DAYS[kind], "updated_at": iso(row.updated_at) if row else None,
-                    "updated_by": {"user_id": who.id, "name": who.full_name} if who else None})
+        out.append(
+            {
+                "kind": kind.value,
+                "days": row.days if row else DEFAULT_DAYS[kind],
+                "default_days": DEFAULT_DAYS[kind],
+                "updated_at": iso(row.updated_at) if row else None,
+                "updated_by": {"user_id": who.id, "name": who.full_name} if who else None,
+            }
+        )
     return out
 
 
@@ -115,8 +136,18 @@ async def update_policies(db: AsyncSession, user: User | None, changes: dict[Rec
 
 async def last_run(db: AsyncSession) -> dict | None:
     """The report of the newest run that deleted (its audit entry), or None."""
-    entry = (await db.execute(select(AuditEntry).where(AuditEntry.action == AUDIT_ACTION)
-                              .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(1))).scalars().first()
+    entry = (
+        (
+            await db.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action == AUDIT_ACTION)
+                .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+                .limit(1)
+            )
+        )
+        .scalars()
+        .first()
+    )
     if entry is None:
         return None
     details = dict(entry.details or {})
@@ -135,17 +166,30 @@ class PurgeReport:
     # Sessions whose records of the kind were deleted (and marked purged) in this run.
     sessions: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in SESSION_KINDS})
     files_deleted: dict[str, int] = field(default_factory=lambda: {"recordings": 0, "handouts": 0})
-    events: dict[str, int] = field(default_factory=lambda: {"chat_text_removed": 0, "attendance_deleted": 0,
-                                                             "recording_files_unlisted": 0,
-                                                             "shares_revoked": 0})
+    events: dict[str, int] = field(
+        default_factory=lambda: {
+            "chat_text_removed": 0,
+            "attendance_deleted": 0,
+            "recording_files_unlisted": 0,
+            "shares_revoked": 0,
+        }
+    )
     # Sessions with expired records kept because of a legal hold.
     held_sessions: int = 0
     failed_sessions: list[int] = field(default_factory=list)
 
     def view(self) -> dict:
-        return {"at": iso(self.at), "dry_run": self.dry_run, "days": self.days, "deleted": self.deleted,
-                "sessions": self.sessions, "files_deleted": self.files_deleted, "events": self.events,
-                "held_sessions": self.held_sessions, "failed_sessions": self.failed_sessions}
+        return {
+            "at": iso(self.at),
+            "dry_run": self.dry_run,
+            "days": self.days,
+            "deleted": self.deleted,
+            "sessions": self.sessions,
+            "files_deleted": self.files_deleted,
+            "events": self.events,
+            "held_sessions": self.held_sessions,
+            "failed_sessions": self.failed_sessions,
+        }
 
 
 def _files_under(path: Path) -> list[Path]:
@@ -176,23 +220,38 @@ def _inside(base: Path, relative: str) -> Path | None:
 
 
 def _participation_events(session_id: int):
-    return and_(SessionEvent.session_id == session_id,
-                or_(*(SessionEvent.type.like(prefix.replace("_", "\\_") + "%", escape="\\")
-                      for prefix in PARTICIPATION_PREFIXES)))
+    return and_(
+        SessionEvent.session_id == session_id,
+        or_(
+            *(
+                SessionEvent.type.like(prefix.replace("_", "\\_") + "%", escape="\\")
+                for prefix in PARTICIPATION_PREFIXES
+            )
+        ),
+    )
 
 
 def _assessment_events(session_id: int):
-    return and_(SessionEvent.session_id == session_id,
-                SessionEvent.type.like(ASSESSMENT_PREFIX.replace("_", "\\_") + "%", escape="\\"))
+    return and_(
+        SessionEvent.session_id == session_id,
+        SessionEvent.type.like(ASSESSMENT_PREFIX.replace("_", "\\_") + "%", escape="\\"),
+    )
 
 
 async def _count(db: AsyncSession, model, *where) -> int:
     return (await db.execute(select(func.count()).select_from(model).where(*where))).scalar_one()
 
 
-async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings: Settings, session_id: int,
-                         kinds: list[RecordKind], now: datetime, dry_run: bool, report: PurgeReport,
-                         before_recordings_deleted: BeforeRecordingsDeleted | None) -> bool:
+async def _purge_session(
+    db_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    session_id: int,
+    kinds: list[RecordKind],
+    now: datetime,
+    dry_run: bool,
+    report: PurgeReport,
+    before_recordings_deleted: BeforeRecordingsDeleted | None,
+) -> bool:
     """Delete the kinds of one session in one transaction; False if it came under a legal hold meanwhile."""
     deleted: dict[str, int] = {}
     files: dict[str, int] = {}
@@ -211,12 +270,25 @@ async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings:
                 paths |= set(await asyncio.to_thread(_files_under, folder))
                 deleted[kind.value], files["recordings"] = len(rows), len(paths)
                 # The `recording_saved` events list the files with the names of those recorded (labels).
-                manifests = [e for e in (await db.execute(select(SessionEvent).where(
-                    SessionEvent.session_id == session_id, SessionEvent.type == ev.RECORDING_SAVED))).scalars()
-                    if (e.data or {}).get("manifest", {}).get("files")]
+                manifests = [
+                    e
+                    for e in (
+                        await db.execute(
+                            select(SessionEvent).where(
+                                SessionEvent.session_id == session_id, SessionEvent.type == ev.RECORDING_SAVED
+                            )
+                        )
+                    ).scalars()
+                    if (e.data or {}).get("manifest", {}).get("files")
+                ]
                 events["recording_files_unlisted"] = len(manifests)
-                open_shares = [s for s in (await db.execute(select(RecordingShare).where(
-                    RecordingShare.session_id == session_id))).scalars() if s.active(now)]
+                open_shares = [
+                    s
+                    for s in (
+                        await db.execute(select(RecordingShare).where(RecordingShare.session_id == session_id))
+                    ).scalars()
+                    if s.active(now)
+                ]
                 events["shares_revoked"] = len(open_shares)
                 if not dry_run:
                     if before_recordings_deleted is not None:
@@ -229,9 +301,17 @@ async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings:
                         share.revoked_at = now
             elif kind == RecordKind.chat:
                 deleted[kind.value] = await _count(db, ChatMessage, ChatMessage.session_id == session_id)
-                with_text = [e for e in (await db.execute(select(SessionEvent).where(
-                    SessionEvent.session_id == session_id, SessionEvent.type.in_(CHAT_EVENTS)))).scalars()
-                    if e.data and "text" in e.data]
+                with_text = [
+                    e
+                    for e in (
+                        await db.execute(
+                            select(SessionEvent).where(
+                                SessionEvent.session_id == session_id, SessionEvent.type.in_(CHAT_EVENTS)
+                            )
+                        )
+                    ).scalars()
+                    if e.data and "text" in e.data
+                ]
                 events["chat_text_removed"] = len(with_text)
                 if not dry_run:
                     for event in with_text:
@@ -268,8 +348,12 @@ async def _purge_session(db_factory: async_sessionmaker[AsyncSession], settings:
         report.events[key] += n
     for kind in kinds:
         report.sessions[kind.value] += 1
-    log.info("retention%s: session %s: %s", " (dry run)" if dry_run else "", session_id,
-             ", ".join(f"{k} {n}" for k, n in deleted.items()))
+    log.info(
+        "retention%s: session %s: %s",
+        " (dry run)" if dry_run else "",
+        session_id,
+        ", ".join(f"{k} {n}" for k, n in deleted.items()),
+    )
     return True
 
 
@@ -277,8 +361,10 @@ async def _purge_audit(db: AsyncSession, cutoff: datetime, held_ids: list[int], 
     """Audit entries older than the cutoff, except those about sessions under a legal hold."""
     kept_targets = [f"session:{i}" for i in held_ids]
     if held_ids:
-        kept_targets += [f"recording:{i}" for i in (await db.execute(
-            select(Recording.id).where(Recording.session_id.in_(held_ids)))).scalars()]
+        kept_targets += [
+            f"recording:{i}"
+            for i in (await db.execute(select(Recording.id).where(Recording.session_id.in_(held_ids)))).scalars()
+        ]
     where = [AuditEntry.at < cutoff]
     if kept_targets:
         where.append(or_(AuditEntry.target.is_(None), AuditEntry.target.not_in(kept_targets)))
@@ -292,11 +378,17 @@ def _session_end(started_at: datetime, ended_at: datetime | None) -> datetime:
     return ended_at or started_at
 
 
-async def purge_expired(db_factory: async_sessionmaker[AsyncSession], settings: Settings,
-                        now: datetime | None = None, dry_run: bool = False, *,
-                        live_sessions: Iterable[int] = (), via: str = "job",
-                        requested_by: User | None = None,
-                        before_recordings_deleted: BeforeRecordingsDeleted | None = None) -> PurgeReport:
+async def purge_expired(
+    db_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    *,
+    live_sessions: Iterable[int] = (),
+    via: str = "job",
+    requested_by: User | None = None,
+    before_recordings_deleted: BeforeRecordingsDeleted | None = None,
+) -> PurgeReport:
     """Delete every record whose retention period has run out (dry run: count only).
 
     `live_sessions`: sessions whose rooms are open on this node (never touched, even if the store has
@@ -309,14 +401,25 @@ async def purge_expired(db_factory: async_sessionmaker[AsyncSession], settings: 
         days = await current_days(db)
         shortest = min(days[k] for k in SESSION_KINDS)
         cutoff = now - timedelta(days=shortest)
-        candidates = (await db.execute(
-            select(LiveSession.id, LiveSession.started_at, LiveSession.ended_at, LiveSession.legal_hold,
-                   LiveSession.purged)
-            .where(or_(and_(LiveSession.ended_at.is_not(None), LiveSession.ended_at < cutoff),
-                       and_(LiveSession.ended_at.is_(None), LiveSession.started_at < cutoff)))
-            .order_by(LiveSession.id))).all()
-        held_ids = list((await db.execute(select(LiveSession.id).where(LiveSession.legal_hold.is_(True))))
-                        .scalars())
+        candidates = (
+            await db.execute(
+                select(
+                    LiveSession.id,
+                    LiveSession.started_at,
+                    LiveSession.ended_at,
+                    LiveSession.legal_hold,
+                    LiveSession.purged,
+                )
+                .where(
+                    or_(
+                        and_(LiveSession.ended_at.is_not(None), LiveSession.ended_at < cutoff),
+                        and_(LiveSession.ended_at.is_(None), LiveSession.started_at < cutoff),
+                    )
+                )
+                .order_by(LiveSession.id)
+            )
+        ).all()
+        held_ids = list((await db.execute(select(LiveSession.id).where(LiveSession.legal_hold.is_(True)))).scalars())
     report = PurgeReport(at=now, dry_run=dry_run, days={k.value: v for k, v in days.items()})
 
     for row in candidates:
@@ -331,29 +434,33 @@ async def purge_expired(db_factory: async_sessionmaker[AsyncSession], settings: 
             report.held_sessions += 1
             continue
         try:
-            if not await _purge_session(db_factory, settings, row.id, due, now, dry_run, report,
-                                        before_recordings_deleted):
+            if not await _purge_session(
+                db_factory, settings, row.id, due, now, dry_run, report, before_recordings_deleted
+            ):
                 report.held_sessions += 1
         except Exception as exc:  # noqa: BLE001 - one session must not stop the others; retried next run
             # The error's text may quote stored data (chat): its kind and, for files, the path only.
             detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else type(exc).__name__
-            log.error("retention: session %s could not be purged (%s); it is retried on the next run",
-                      row.id, detail)
+            log.error("retention: session %s could not be purged (%s); it is retried on the next run", row.id, detail)
             report.failed_sessions.append(row.id)
 
     async with db_factory() as db:
         report.deleted[RecordKind.audit.value] = await _purge_audit(
-            db, now - timedelta(days=days[RecordKind.audit]), held_ids, dry_run)
+            db, now - timedelta(days=days[RecordKind.audit]), held_ids, dry_run
+        )
         if not dry_run:
             details = {k: v for k, v in report.view().items() if k not in {"at", "dry_run"}}
             details["via"] = via
             audit(db, None, AUDIT_ACTION, **details, **({"requested_by": requested_by.id} if requested_by else {}))
         await db.commit()
-    log.info("retention%s: deleted %s; files %s; %d session(s) under legal hold kept%s",
-             " (dry run, nothing deleted)" if dry_run else "",
-             ", ".join(f"{k} {n}" for k, n in report.deleted.items()),
-             ", ".join(f"{k} {n}" for k, n in report.files_deleted.items()), report.held_sessions,
-             f"; {len(report.failed_sessions)} session(s) failed" if report.failed_sessions else "")
+    log.info(
+        "retention%s: deleted %s; files %s; %d session(s) under legal hold kept%s",
+        " (dry run, nothing deleted)" if dry_run else "",
+        ", ".join(f"{k} {n}" for k, n in report.deleted.items()),
+        ", ".join(f"{k} {n}" for k, n in report.files_deleted.items()),
+        report.held_sessions,
+        f"; {len(report.failed_sessions)} session(s) failed" if report.failed_sessions else "",
+    )
     return report
 
 
@@ -390,13 +497,19 @@ async def _run_periodically(app) -> None:
             # Every node runs this loop; one of them purges at a time.
             async with app[ROUTER].exclusive("retention", seconds=3600) as mine:
                 if mine:
-                    await purge_expired(app[DB], settings, live_sessions=await live_session_ids(app), via="daily",
-                                        before_recordings_deleted=cancel_lesson_video(app))
+                    await purge_expired(
+                        app[DB],
+                        settings,
+                        live_sessions=await live_session_ids(app),
+                        via="daily",
+                        before_recordings_deleted=cancel_lesson_video(app),
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the server goes on; the next run tries again
-            log.error("retention run failed (%s); trying again in %g h", type(exc).__name__,
-                      settings.retention_interval_hours)
+            log.error(
+                "retention run failed (%s); trying again in %g h", type(exc).__name__, settings.retention_interval_hours
+            )
 
 
 async def retention_ctx(app):

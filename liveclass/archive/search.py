@@ -1,4 +1,5 @@
 """Finding sessions in the archive, and the one-line summary each search result shows."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,34 +48,67 @@ class SessionFilter:
         return found
 
 
-async def find_sessions(db: AsyncSession, user: User, where: SessionFilter, limit: int = 50,
-                        offset: int = 0) -> tuple[list[tuple[LiveSession, Period]], int]:
+async def find_sessions(
+    db: AsyncSession, user: User, where: SessionFilter, limit: int = 50, offset: int = 0
+) -> tuple[list[tuple[LiveSession, Period]], int]:
     """Newest first, with the total number that match (for paging)."""
     base = select(LiveSession, Period).join(Period, LiveSession.period_id == Period.id).where(*where.clauses(user))
     total = (await db.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    rows = (await db.execute(base.order_by(LiveSession.started_at.desc(), LiveSession.id.desc())
-                             .limit(limit).offset(offset))).all()
+    rows = (
+        await db.execute(
+            base.order_by(LiveSession.started_at.desc(), LiveSession.id.desc()).limit(limit).offset(offset)
+        )
+    ).all()
     return [(s, p) for s, p in rows], total
 
 
 async def summaries(db: AsyncSession, found: list[tuple[LiveSession, Period]]) -> list[dict]:
     ids = [s.id for s, _ in found]
-    recordings = dict((await db.execute(select(Recording.session_id, func.count()).where(
-        Recording.session_id.in_(ids)).group_by(Recording.session_id))).all()) if ids else {}
-    participants = dict((await db.execute(select(AttendanceInterval.session_id,
-                                                 func.count(func.distinct(AttendanceInterval.user_id)))
-                                          .where(AttendanceInterval.session_id.in_(ids))
-                                          .group_by(AttendanceInterval.session_id))).all()) if ids else {}
+    recordings = (
+        dict(
+            (
+                await db.execute(
+                    select(Recording.session_id, func.count())
+                    .where(Recording.session_id.in_(ids))
+                    .group_by(Recording.session_id)
+                )
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    participants = (
+        dict(
+            (
+                await db.execute(
+                    select(AttendanceInterval.session_id, func.count(func.distinct(AttendanceInterval.user_id)))
+                    .where(AttendanceInterval.session_id.in_(ids))
+                    .group_by(AttendanceInterval.session_id)
+                )
+            ).all()
+        )
+        if ids
+        else {}
+    )
     return [session_summary(s, p, recordings.get(s.id, 0), participants.get(s.id, 0)) for s, p in found]
 
 
-def session_summary(session: LiveSession, period: Period, recordings: int | None = None,
-                    participants: int | None = None) -> dict:
+def session_summary(
+    session: LiveSession, period: Period, recordings: int | None = None, participants: int | None = None
+) -> dict:
     return {
-        "session_id": session.id, "period_id": period.id, "class_id": period.class_id,
-        "class_name": period.school_class.name, "subject": period.subject,
+        "session_id": session.id,
+        "period_id": period.id,
+        "class_id": period.class_id,
+        "class_name": period.school_class.name,
+        "subject": period.subject,
         "teacher": {"user_id": period.teacher_id, "name": period.teacher.full_name},
-        "period_starts_at": iso(period.starts_at), "period_ends_at": iso(period.ends_at),
-        "started_at": iso(session.started_at), "ended_at": iso(session.ended_at), "running": session.running,
-        "legal_hold": session.legal_hold, "recordings": recordings, "participants": participants,
+        "period_starts_at": iso(period.starts_at),
+        "period_ends_at": iso(period.ends_at),
+        "started_at": iso(session.started_at),
+        "ended_at": iso(session.ended_at),
+        "running": session.running,
+        "legal_hold": session.legal_hold,
+        "recordings": recordings,
+        "participants": participants,
     }

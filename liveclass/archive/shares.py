@@ -4,6 +4,7 @@ The link carries a random token; only its SHA-256 is stored (a leaked database d
 links). The link alone is not enough: it opens only for a logged-in student of the class — or a
 parent of one, when the teacher included parents — and for the teacher and admins.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,18 +37,28 @@ def link_for(token: str) -> str:
 async def find_share(db: AsyncSession, token: str) -> RecordingShare | None:
     if not _TOKEN.fullmatch(token):
         return None
-    return (await db.execute(select(RecordingShare).where(
-        RecordingShare.token_hash == token_hash(token)))).scalars().first()
+    return (
+        (await db.execute(select(RecordingShare).where(RecordingShare.token_hash == token_hash(token))))
+        .scalars()
+        .first()
+    )
 
 
 async def may_open(db: AsyncSession, user: User, share: RecordingShare, period: Period) -> bool:
     if may_read_records(user, period):
         return True
     if user.role == AccountRole.student:
-        return (await db.execute(select(Enrollment.id).where(
-            Enrollment.class_id == period.class_id, Enrollment.student_id == user.id))).first() is not None
+        return (
+            await db.execute(
+                select(Enrollment.id).where(Enrollment.class_id == period.class_id, Enrollment.student_id == user.id)
+            )
+        ).first() is not None
     if user.role == AccountRole.parent and share.include_parents:
-        return (await db.execute(select(ParentLink.id).join(
-            Enrollment, Enrollment.student_id == ParentLink.student_id).where(
-            ParentLink.parent_id == user.id, Enrollment.class_id == period.class_id))).first() is not None
+        return (
+            await db.execute(
+                select(ParentLink.id)
+                .join(Enrollment, Enrollment.student_id == ParentLink.student_id)
+                .where(ParentLink.parent_id == user.id, Enrollment.class_id == period.class_id)
+            )
+        ).first() is not None
     return False

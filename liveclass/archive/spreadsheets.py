@@ -9,6 +9,7 @@ XLSX (openpyxl, the maintained library for the format; streamed row by row in wr
 text is a text cell with the text format "@", so IDs keep their zeros and nothing is ever a formula;
 numbers are numbers; the header is bold and stays in view, with a filter on it.
 """
+
 from __future__ import annotations
 
 import csv

@@ -4,6 +4,7 @@ SQLite migrates through Python's own sqlite3 driver, synchronously: aiosqlite's 
 the event loop when the file cannot be opened and then prints a traceback on exit. Other databases
 migrate over their async engine, one process at a time.
 """
+
 import asyncio
 
 from alembic import context

@@ -47,19 +47,18 @@ class PatternTrack(VideoStreamTrack):
         self.base = np.zeros((H, W, 3), np.uint8)
         width = W // 4
         for i, colour in enumerate(PATTERNS[pattern]):
-            self.base[: 2 * H // 3, i * width:(i + 1) * width] = colour
+            self.base[: 2 * H // 3, i * width : (i + 1) * width] = colour
         rng = np.random.default_rng(1)
-        self.noise = [rng.integers(0, 255, (NOISE_ROWS, W, 3), np.uint8) for _ in range(8)] \
-            if noise else None
+        self.noise = [rng.integers(0, 255, (NOISE_ROWS, W, 3), np.uint8) for _ in range(8)] if noise else None
         self.n = 0
 
     async def recv(self) -> VideoFrame:
         pts, time_base = await self.next_timestamp()
         image = self.base.copy()
         if self.noise is not None:
-            image[H - NOISE_ROWS:] = self.noise[self.n % len(self.noise)]
+            image[H - NOISE_ROWS :] = self.noise[self.n % len(self.noise)]
         x = (self.n * 4) % (W - 40)
-        image[2 * H // 3 - 40: 2 * H // 3, x:x + 40] = 0
+        image[2 * H // 3 - 40 : 2 * H // 3, x : x + 40] = 0
         self.n += 1
         frame = VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
@@ -72,8 +71,7 @@ def which_pattern(frame: VideoFrame) -> str | None:
     if image.shape[:2] != (H, W):
         return None
     width = W // 4
-    bars = [image[H // 6: H // 2, i * width + 20:(i + 1) * width - 20].reshape(-1, 3).mean(axis=0)
-            for i in range(4)]
+    bars = [image[H // 6 : H // 2, i * width + 20 : (i + 1) * width - 20].reshape(-1, 3).mean(axis=0) for i in range(4)]
     for name, colours in PATTERNS.items():
         if all(np.abs(bar - np.array(c)).max() <= 40 for bar, c in zip(bars, colours)):
             return name
@@ -83,10 +81,15 @@ def which_pattern(frame: VideoFrame) -> str | None:
 def _candidates(sdp: str) -> tuple[str, list[dict]]:
     """The SDP without its candidate lines, and those candidates as browser-style dicts."""
     mid = re.search(r"^a=mid:(\S+)", sdp, re.M).group(1)
-    found = [{"candidate": line[2:], "sdpMid": mid, "sdpMLineIndex": 0}
-             for line in sdp.splitlines() if line.startswith("a=candidate:")]
-    stripped = "\r\n".join(line for line in sdp.splitlines()
-                           if not line.startswith(("a=candidate:", "a=end-of-candidates"))) + "\r\n"
+    found = [
+        {"candidate": line[2:], "sdpMid": mid, "sdpMLineIndex": 0}
+        for line in sdp.splitlines()
+        if line.startswith("a=candidate:")
+    ]
+    stripped = (
+        "\r\n".join(line for line in sdp.splitlines() if not line.startswith(("a=candidate:", "a=end-of-candidates")))
+        + "\r\n"
+    )
     return stripped, found
 
 
@@ -103,9 +106,17 @@ async def wait_for(condition, timeout: float, what: str, step: float = 0.05) -> 
 class Publisher:
     """An aiortc publisher: a pattern camera and (optionally) a microphone."""
 
-    def __init__(self, engine: MediaEngine, peer_id: str, pattern: str = "A", *,
-                 video: bool = True, audio: bool = True, noise: bool = False,
-                 trickle: bool = False) -> None:
+    def __init__(
+        self,
+        engine: MediaEngine,
+        peer_id: str,
+        pattern: str = "A",
+        *,
+        video: bool = True,
+        audio: bool = True,
+        noise: bool = False,
+        trickle: bool = False,
+    ) -> None:
         self.engine, self.peer_id, self.trickle = engine, peer_id, trickle
         self.pc = RTCPeerConnection(CONFIG)
         self.sources: dict[str, str] = {}
@@ -141,8 +152,9 @@ class Subscriber:
     """An aiortc subscriber. decode=True: decodes video (checking the pattern) and audio;
     decode=False: counts RTP packets only (ReceiverTap, no decoder)."""
 
-    def __init__(self, engine: MediaEngine, peer_id: str, slots: dict[str, str], *,
-                 decode: bool = True, trickle: bool = False) -> None:
+    def __init__(
+        self, engine: MediaEngine, peer_id: str, slots: dict[str, str], *, decode: bool = True, trickle: bool = False
+    ) -> None:
         self.engine, self.peer_id, self.slots = engine, peer_id, slots
         self.decode, self.trickle = decode, trickle
         self.pc = RTCPeerConnection(CONFIG)
@@ -165,8 +177,7 @@ class Subscriber:
         for transceiver in self.pc.getTransceivers():
             name = mids[transceiver.mid]
             if self.decode:
-                self._tasks.append(asyncio.ensure_future(
-                    self._consume(name, transceiver.receiver.track)))
+                self._tasks.append(asyncio.ensure_future(self._consume(name, transceiver.receiver.track)))
             else:
                 ReceiverTap(transceiver.receiver, transceiver.kind, self._counter(name))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -187,6 +198,7 @@ class Subscriber:
             self.ssrcs[name].add(packet.ssrc)
             if vp8_keyframe_start(packet.payload):
                 self.keyframes[name] += 1
+
         return sink
 
     async def _consume(self, name: str, track) -> None:
@@ -234,8 +246,7 @@ class CodecCalls:
     def on_engine(self, engine: MediaEngine) -> tuple[int, int]:
         """(decoders, encoders) created for the engine's receivers and senders."""
         queues = [track.tap.receiver.track._queue for track in engine._tracks.values()]
-        senders = [slot.tap.sender for subscriber in engine._subscribers.values()
-                   for slot in subscriber.slots.values()]
+        senders = [slot.tap.sender for subscriber in engine._subscribers.values() for slot in subscriber.slots.values()]
         decoders = sum(any(q is mine for mine in queues) for q in self.decoder_queues)
         encoders = sum(any(s is mine for mine in senders) for s in self.encoder_senders)
         return decoders, encoders

@@ -1,4 +1,5 @@
 """A participant's media as an aiortc client, over the live room's Socket.IO protocol (rtc:*)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,9 @@ class RoomPeer:
         if audio:
             tracks.append((pc.addTransceiver(AudioStreamTrack(), direction="sendonly"), "microphone"))
         await pc.setLocalDescription(await pc.createOffer())
-        answer = await self.client.ok("rtc:publish", {
-            "sdp": pc.localDescription.sdp, "tracks": [{"mid": t.mid, "source": s} for t, s in tracks]})
+        answer = await self.client.ok(
+            "rtc:publish", {"sdp": pc.localDescription.sdp, "tracks": [{"mid": t.mid, "source": s} for t, s in tracks]}
+        )
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
 
     async def subscribe(self) -> None:

@@ -1,4 +1,5 @@
 """Fails loudly when the aiortc internals media/_aiortc.py relies on change (or aiortc leaves 1.16)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,12 @@ from media import _aiortc
 
 def test_aiortc_internals_used_by_media_are_unchanged():
     problems = _aiortc.internals_problems(_aiortc.EXPECTED_HASHES)
-    assert not problems, "aiortc private internals used by media/ changed:\n  - " + \
-        "\n  - ".join(problems) + "\nRe-audit media/_aiortc.py, then update EXPECTED_HASHES " \
+    assert not problems, (
+        "aiortc private internals used by media/ changed:\n  - "
+        + "\n  - ".join(problems)
+        + "\nRe-audit media/_aiortc.py, then update EXPECTED_HASHES "
         "(python -m media._aiortc prints them)."
+    )
 
 
 def test_every_hook_point_is_hashed():
@@ -23,9 +27,10 @@ def test_the_guard_fires_on_a_changed_method(monkeypatch):
         return None
 
     monkeypatch.setattr(rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet", _handle_rtp_packet)
-    with pytest.raises(_aiortc.InternalsChanged,
-                       match="aiortc private internals used by media/ changed:(.|\n)*"
-                             "_handle_rtp_packet changed"):
+    with pytest.raises(
+        _aiortc.InternalsChanged,
+        match="aiortc private internals used by media/ changed:(.|\n)*_handle_rtp_packet changed",
+    ):
         _aiortc.check_internals()
 
 

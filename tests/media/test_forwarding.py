@@ -4,6 +4,7 @@ Covers: fan-out to 3 decoding subscribers with the pattern checked and audio flo
 trickled ICE both ways, no server-side codec, a mute, a source switch without renegotiation, a
 network outage healed by a keyframe, and 100 join/leave cycles leaking nothing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,12 +41,10 @@ async def connected(engine, peer, *args):
 
 
 def frames_arrive(sub: Subscriber, slot: str, after: int, pattern: str | None = None):
-    return lambda: sub.frames[slot] > after + 3 and (pattern is None or
-                                                    sub.last_pattern[slot] == pattern)
+    return lambda: sub.frames[slot] > after + 3 and (pattern is None or sub.last_pattern[slot] == pattern)
 
 
-async def test_fan_out_to_three_subscribers_and_a_late_joiner_without_server_codecs(
-        engine, monkeypatch):
+async def test_fan_out_to_three_subscribers_and_a_late_joiner_without_server_codecs(engine, monkeypatch):
     codecs = CodecCalls(monkeypatch)
     await connected(engine, Publisher(engine, "t", "A", trickle=True))
     subs = [Subscriber(engine, f"s{i}", AV, trickle=(i == 0)) for i in range(3)]
@@ -105,16 +104,14 @@ async def test_a_mute_stops_forwarding_at_once_and_resuming_starts_at_a_keyframe
 async def test_assign_switches_a_slot_between_publishers_without_renegotiation(engine):
     await connected(engine, Publisher(engine, "a", "A", audio=False))
     await connected(engine, Publisher(engine, "b", "B", audio=False, trickle=True))
-    sub = await connected(engine, Subscriber(engine, "s", {"stage": "video"}),
-                          {"stage": ("a", "camera")})
+    sub = await connected(engine, Subscriber(engine, "s", {"stage": "video"}), {"stage": ("a", "camera")})
     remote_description = sub.pc.remoteDescription.sdp
     await wait_for(frames_arrive(sub, "stage", 5, "A"), 10, "publisher a's pattern")
 
     for publisher, pattern in (("b", "B"), ("a", "A"), ("b", "B")):
         frames = sub.frames["stage"]
         engine.assign("s", "stage", publisher, "camera")
-        took = await wait_for(frames_arrive(sub, "stage", frames, pattern), 5,
-                              f"pattern {pattern} after the switch")
+        took = await wait_for(frames_arrive(sub, "stage", frames, pattern), 5, f"pattern {pattern} after the switch")
         assert took < 2, f"switch to {publisher} took {took:.2f} s"
 
     engine.assign("s", "stage", None, None)  # an empty slot: nothing flows
@@ -148,10 +145,8 @@ async def test_a_subscriber_whose_network_drops_recovers_through_a_keyframe(engi
     for slot in slots:
         del slot.tap.send  # the network is back
 
-    took = await wait_for(frames_arrive(sub, "camera", sub.frames["camera"], "A"), 10,
-                          "video after the outage")
-    assert engine.stats()["subscribers"]["s"]["camera"]["keyframes"] > keyframes, \
-        "recovered without a keyframe"
+    took = await wait_for(frames_arrive(sub, "camera", sub.frames["camera"], "A"), 10, "video after the outage")
+    assert engine.stats()["subscribers"]["s"]["camera"]["keyframes"] > keyframes, "recovered without a keyframe"
     await wait_for(lambda: sub.frames["microphone"] > 0, 1, "audio")
     print(f"recovered {took:.2f} s after the outage")
 
@@ -167,8 +162,7 @@ async def test_join_leave_cycles_leak_no_tasks_threads_or_sockets(engine):
         await publisher.connect()
         sub = Subscriber(engine, f"sub{i}", slots, decode=False)
         await sub.connect({**FROM_T, "guest": (guest, "microphone")})
-        await wait_for(lambda: sub.keyframes["camera"] > 0 and sub.frames["guest"] > 0, 10,
-                       f"cycle {i}'s media")
+        await wait_for(lambda: sub.keyframes["camera"] > 0 and sub.frames["guest"] > 0, 10, f"cycle {i}'s media")
         await engine.close_peer(sub.peer_id)
         await engine.close_peer(guest)
         await sub.close()
@@ -179,9 +173,13 @@ async def test_join_leave_cycles_leak_no_tasks_threads_or_sockets(engine):
 
     def counts() -> dict[str, int]:
         gc.collect()
-        return {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count(),
-                "fds": process.num_fds(), "udp": len(process.net_connections(kind="udp")),
-                "rss_mb": process.memory_info().rss // 2**20}
+        return {
+            "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+            "fds": process.num_fds(),
+            "udp": len(process.net_connections(kind="udp")),
+            "rss_mb": process.memory_info().rss // 2**20,
+        }
 
     await batch(1000)  # warm-up: executor threads, caches
     await asyncio.sleep(1.0)
@@ -204,15 +202,13 @@ async def test_join_leave_cycles_leak_no_tasks_threads_or_sockets(engine):
 
 async def test_a_reoffer_adds_slots_to_an_open_subscriber(engine):
     await connected(engine, Publisher(engine, "t", "A"))
-    sub = await connected(engine, Subscriber(engine, "s", {"camera": "video"}),
-                          {"camera": ("t", "camera")})
+    sub = await connected(engine, Subscriber(engine, "s", {"camera": "video"}), {"camera": ("t", "camera")})
     await wait_for(frames_arrive(sub, "camera", 5, "A"), 10, "video")
 
     offer = await engine.open_subscriber("s", {"camera": "video", "microphone": "audio"})
     assert offer.count("m=") == 2
     await sub.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
-    added = next(t for t in sub.pc.getTransceivers()
-                 if t.mid == engine.slot_mids("s")["microphone"])
+    added = next(t for t in sub.pc.getTransceivers() if t.mid == engine.slot_mids("s")["microphone"])
     await sub.pc.setLocalDescription(await sub.pc.createAnswer())
     await engine.subscriber_answer("s", sub.pc.localDescription.sdp)
     engine.assign("s", "microphone", "t", "microphone")
@@ -225,6 +221,7 @@ async def test_a_reoffer_adds_slots_to_an_open_subscriber(engine):
 async def test_a_sink_gets_the_encoded_packets_without_any_decoding(engine):
     """The recorder's way in: raw VP8/Opus packets of a published source, starting at a keyframe."""
     from media import EncodedPacket
+
     publisher = Publisher(engine, "teacher", "A")
     await connected(engine, publisher)
     got: dict[str, list[EncodedPacket]] = {"camera": [], "microphone": []}
@@ -232,8 +229,11 @@ async def test_a_sink_gets_the_encoded_packets_without_any_decoding(engine):
     assert engine.add_sink("teacher", "camera", got["camera"].append)
     assert engine.add_sink("teacher", "microphone", got["microphone"].append)
     assert not engine.add_sink("nobody", "camera", got["camera"].append)
-    await wait_for(lambda: any(p.keyframe for p in got["camera"]) and len(got["microphone"]) > 20, 3,
-                   "a keyframe (requested) and audio at the sink")
+    await wait_for(
+        lambda: any(p.keyframe for p in got["camera"]) and len(got["microphone"]) > 20,
+        3,
+        "a keyframe (requested) and audio at the sink",
+    )
     assert all(p.kind == "video" for p in got["camera"]) and all(p.kind == "audio" for p in got["microphone"])
     engine.set_paused("teacher", "camera", True)
     await asyncio.sleep(0.3)

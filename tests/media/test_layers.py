@@ -1,5 +1,6 @@
 """Two layers of one source through the engine: a slot carries the layer chosen for its subscriber and
 switches without renegotiation; a slot with nothing to carry is silent."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,11 @@ from tests.media.peers import PatternTrack, Publisher, Subscriber, wait_for
 async def _publisher_with_layers(engine: MediaEngine) -> Publisher:
     """Pattern A on the camera, pattern B on its low layer (the picture tells which layer arrives)."""
     publisher = Publisher(engine, "teacher", video=False, audio=False)
-    publisher._tracks = [("camera", PatternTrack("A")), ("camera_low", PatternTrack("B")),
-                         ("microphone", AudioStreamTrack())]
+    publisher._tracks = [
+        ("camera", PatternTrack("A")),
+        ("camera_low", PatternTrack("B")),
+        ("microphone", AudioStreamTrack()),
+    ]
     await publisher.connect()
     return publisher
 
@@ -28,8 +32,11 @@ async def test_a_slot_carries_the_layer_chosen_for_its_subscriber_and_switches_b
     try:
         await saver.connect({"cam": ("teacher", "camera")})
         await normal.connect({"cam": ("teacher", "camera")})
-        await wait_for(lambda: saver.last_pattern["cam"] == "A" and normal.last_pattern["cam"] == "A", 15,
-                       "the high layer for both")
+        await wait_for(
+            lambda: saver.last_pattern["cam"] == "A" and normal.last_pattern["cam"] == "A",
+            15,
+            "the high layer for both",
+        )
 
         engine.set_low_only("saver", True)
         await wait_for(lambda: saver.last_pattern["cam"] == "B", 10, "the low layer for the data saver")
@@ -84,6 +91,7 @@ async def test_a_slot_that_carries_nothing_sends_no_rtcp():
                 if isinstance(packet, RtcpSrPacket):
                     reports[name] += 1
                 await original(packet)
+
             receiver._handle_rtcp_packet = counting
         await wait_for(lambda: subscriber.last_pattern["cam"] == "A", 15, "the camera")
         await wait_for(lambda: reports["cam"] >= 3, 10, "sender reports on the live slot")

@@ -1,4 +1,5 @@
 """The layer selection rules (media/links.py), without I/O: what a subscriber gets on a given link."""
+
 from media.links import (
     BACKOFF_MIN,
     HIGH,
@@ -42,8 +43,7 @@ def test_data_saver_takes_low_layers_whatever_the_link():
 
 def _tick(control: LinkControl, now: float, loss: float, sent: float = 2_500_000) -> None:
     packets = 200
-    control.update(now, LinkReport(lost=round(packets * loss), expected=packets, sent_bitrate=sent),
-                   AUDIO, SLOTS)
+    control.update(now, LinkReport(lost=round(packets * loss), expected=packets, sent_bitrate=sent), AUDIO, SLOTS)
 
 
 def test_heavy_loss_sets_a_budget_from_what_got_through():
@@ -106,6 +106,7 @@ def test_a_lossy_link_whose_losses_are_repaired_is_not_clean():
     _tick(control, 0, 0.75)
     rung = control.budget
     for second in range(10, 40):
-        control.update(second, LinkReport(lost=0, expected=90, sent_bitrate=250_000, sent_packets=90, resent=5),
-                       AUDIO, SLOTS)
+        control.update(
+            second, LinkReport(lost=0, expected=90, sent_bitrate=250_000, sent_packets=90, resent=5), AUDIO, SLOTS
+        )
     assert control.budget == rung

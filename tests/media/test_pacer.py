@@ -1,5 +1,6 @@
 """The pacer spreads a keyframe's burst over time at the link's rate, keeps order, and drops (asking for
 a keyframe) rather than holding more than MAX_DELAY seconds of video."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Pure parts of the forwarder: RTP bytes, VP8 keyframe detection, offsets, keyframe requests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,20 +30,32 @@ def test_vp8_keyframe_detection_on_real_encoder_output():
 
 
 def test_header_with_extensions_round_trips():
-    block = rtp.one_byte_extensions([(1, b"3"), (3, rtp.abs_send_time(rtp.ntp_now())),
-                                     (2, rtp.audio_level_byte(True, 30))])
+    block = rtp.one_byte_extensions(
+        [(1, b"3"), (3, rtp.abs_send_time(rtp.ntp_now())), (2, rtp.audio_level_byte(True, 30))]
+    )
     data = rtp.rtp_header(1, 96, 65535, 2**32 - 1, 0xDEADBEEF, block) + b"payload"
     header = rtp.parse(data)
-    assert (header.marker, header.payload_type, header.sequence, header.timestamp, header.ssrc) \
-        == (1, 96, 65535, 2**32 - 1, 0xDEADBEEF)
+    assert (header.marker, header.payload_type, header.sequence, header.timestamp, header.ssrc) == (
+        1,
+        96,
+        65535,
+        2**32 - 1,
+        0xDEADBEEF,
+    )
     assert header.extensions[1] == b"3" and header.extensions[2] == bytes([0x80 | 30])
     assert len(header.extensions[3]) == 3 and header.payload == b"payload"
     assert rtp.parse(rtp.rtp_header(0, 111, 1, 2, 3) + b"x").extensions == {}
     assert rtp.rtx_payload(0x1234, b"abc") == b"\x12\x34abc"
 
 
-@given(st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF),
-       st.integers(0, 2**32 - 1), st.floats(0, 100), st.sampled_from([48000, 90000]))
+@given(
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**32 - 1),
+    st.floats(0, 100),
+    st.sampled_from([48000, 90000]),
+)
 def test_a_new_source_continues_forward(source_seq, source_ts, last_seq, last_ts, elapsed, clock):
     offsets = rtp.continuing_offsets(source_seq, source_ts, last_seq, last_ts, elapsed, clock)
     out_seq = (source_seq + offsets.sequence) % rtp.SEQ_MOD

@@ -1,4 +1,5 @@
 """The 10 s recorded lesson that the `lesson` fixture (tests/conftest.py) makes once per test run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,14 @@ async def _record_lesson(directory: Path) -> dict:
         await sleep_until(origin + LESSON_SECONDS)
         stop_called = recorder.clock_ms()
         manifest = await recorder.stop()
-        return {"manifest": manifest, "path": path, "origin": origin, "screen_added_ms": screen_added,
-                "screen_removed_ms": screen_removed, "stop_called_ms": stop_called}
+        return {
+            "manifest": manifest,
+            "path": path,
+            "origin": origin,
+            "screen_added_ms": screen_added,
+            "screen_removed_ms": screen_removed,
+            "stop_called_ms": stop_called,
+        }
     finally:
         await teacher.close()
         await student.close()

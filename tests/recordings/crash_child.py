@@ -6,6 +6,7 @@ an engine, a publisher (pattern camera + microphone) and a recorder recording bo
 Prints "RECORDING <origin>" (the session clock's 0, time.time()) once recording, then runs until
 killed.
 """
+
 from __future__ import annotations
 
 import asyncio

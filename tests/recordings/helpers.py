@@ -3,6 +3,7 @@ same wall-clock instants (every SYNC_PERIOD s), so a recording's audio/video syn
 on the session clock; a quiet tone for a second microphone; and readers that decode a file
 counting every error.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,7 @@ class ToneTrack(AudioStreamTrack):
             samples += 0.08 * np.sin(2 * math.pi * self.hum * times)
         if self.beeps:
             samples += np.where((times % SYNC_PERIOD) < EVENT, 0.6 * np.sin(2 * math.pi * 1000 * times), 0)
-        out = AudioFrame.from_ndarray((samples * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                      layout="mono")
+        out = AudioFrame.from_ndarray((samples * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
         out.pts, out.sample_rate, out.time_base = frame.pts, frame.sample_rate, frame.time_base
         return out
 
@@ -86,9 +86,11 @@ async def add_screen(engine: MediaEngine, peer: Publisher, track) -> None:
 
 async def flowing(engine: MediaEngine, *keys: str, packets: int = 30, timeout: float = 10) -> None:
     """Wait until each "peer/source" track has forwarded some packets."""
+
     def ready() -> bool:
         tracks = engine.stats()["tracks"]
         return all(tracks.get(key, {}).get("packets", 0) >= packets for key in keys)
+
     await wait_for(ready, timeout, f"media of {keys}")
 
 

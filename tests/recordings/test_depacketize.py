@@ -1,5 +1,6 @@
 """VP8/Opus depacketizing: frame assembly (RFC 7741 descriptors), reordering across the 16-bit
 sequence wraparound, loss (incomplete frames dropped, then nothing until a keyframe)."""
+
 from __future__ import annotations
 
 import random
@@ -11,7 +12,11 @@ from media.vp8 import descriptor_length as vp8_descriptor_length
 from media.vp8 import dimensions as vp8_dimensions
 from media.vp8 import picture_id as vp8_picture_id
 from recordings.depacketize import (
-    OpusDepacketizer, ReorderBuffer, Vp8Depacketizer, opus_duration_ms, unwrap,
+    OpusDepacketizer,
+    ReorderBuffer,
+    Vp8Depacketizer,
+    opus_duration_ms,
+    unwrap,
 )
 
 
@@ -26,24 +31,27 @@ class P:  # what media.EncodedPacket carries (the fields a depacketizer reads)
 
 def keyframe_data(n: int, width: int = 640, height: int = 360) -> bytes:
     """A VP8 key frame's first bytes (frame tag with P=0, start code, size) + filler."""
-    return bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]) + width.to_bytes(2, "little") \
-        + height.to_bytes(2, "little") + bytes([n % 256]) * 40
+    return (
+        bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A])
+        + width.to_bytes(2, "little")
+        + height.to_bytes(2, "little")
+        + bytes([n % 256]) * 40
+    )
 
 
 def interframe_data(n: int) -> bytes:
     return bytes([0x31, 0x02, 0x00]) + bytes([n % 256]) * 40
 
 
-def packetize(data: bytes, sequence: int, timestamp: int, picture_id: int, arrival: float,
-              size: int = 16) -> list[P]:
+def packetize(data: bytes, sequence: int, timestamp: int, picture_id: int, arrival: float, size: int = 16) -> list[P]:
     """RFC 7741 packets of one frame: X=1 with a 15-bit PictureID (I=1, M=1), S on the first."""
-    parts = [data[i:i + size] for i in range(0, len(data), size)]
+    parts = [data[i : i + size] for i in range(0, len(data), size)]
     packets = []
     for i, part in enumerate(parts):
-        descriptor = bytes([0x80 | (0x10 if i == 0 else 0), 0x80,
-                            0x80 | (picture_id >> 8) & 0x7F, picture_id & 0xFF])
-        packets.append(P((sequence + i) & 0xFFFF, timestamp & 0xFFFFFFFF, i == len(parts) - 1,
-                         descriptor + part, arrival))
+        descriptor = bytes([0x80 | (0x10 if i == 0 else 0), 0x80, 0x80 | (picture_id >> 8) & 0x7F, picture_id & 0xFF])
+        packets.append(
+            P((sequence + i) & 0xFFFF, timestamp & 0xFFFFFFFF, i == len(parts) - 1, descriptor + part, arrival)
+        )
     return packets
 
 
@@ -103,9 +111,9 @@ def test_reordered_packets_across_the_sequence_wraparound():
     rng = random.Random(5)
     shuffled = list(flat)
     for i in range(0, len(shuffled) - 4, 4):  # local reordering, as a network does it
-        window = shuffled[i:i + 5]
+        window = shuffled[i : i + 5]
         rng.shuffle(window)
-        shuffled[i:i + 5] = window
+        shuffled[i : i + 5] = window
     depacketizer = Vp8Depacketizer()
     frames = feed(depacketizer, shuffled)
     assert [f.data for f in frames] == datas
@@ -186,8 +194,13 @@ def test_reorder_buffer_releases_in_order_and_reports_gaps(start):
     for n in order:
         released += buffer.push(P((start + n) & 0xFFFF, n, False, b"x", 0.0))
     released += buffer.flush()
-    assert [(gap, (p.sequence - start) & 0xFFFF) for gap, p in released] == \
-        [(False, 0), (False, 1), (False, 2), (False, 3), (True, 5)] + [(False, n) for n in range(6, 15)]
+    assert [(gap, (p.sequence - start) & 0xFFFF) for gap, p in released] == [
+        (False, 0),
+        (False, 1),
+        (False, 2),
+        (False, 3),
+        (True, 5),
+    ] + [(False, n) for n in range(6, 15)]
     assert buffer.lost == 1
     assert unwrap(2, 65534) == 65538 and unwrap(65534, 65538) == 65534
 

@@ -7,6 +7,7 @@ checksum; audio and video are in sync on the session clock; the screen share is 
 the right place. Then: kill -9 during a recording and recovery; the disk threshold; a disk that
 fills mid-recording (free-space watchdog, and a real ENOSPC on a tiny tmpfs); pause/resume.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,14 @@ from recordings.manifest import sha256_file
 from tests.media.peers import PatternTrack, Publisher, which_pattern
 from tests.recordings.conftest import LESSON_SECONDS
 from tests.recordings.helpers import (
-    SYNC_PERIOD, Decoded, add_screen, beep_times, flash_times, flowing, sleep_until, wait_for,
+    SYNC_PERIOD,
+    Decoded,
+    add_screen,
+    beep_times,
+    flash_times,
+    flowing,
+    sleep_until,
+    wait_for,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,10 +67,14 @@ def test_every_file_decodes_without_errors_and_lasts_as_long_as_recorded(lesson)
     assert manifest["session_id"] == 42 and manifest["format"] == "liveclass-recording"
     assert abs(manifest["duration_ms"] - LESSON_SECONDS * 1000) < 300
     assert {(f["publisher"], f["source"]) for f in manifest["files"]} == {
-        ("teacher", "camera"), ("teacher", "microphone"), ("student-1", "microphone"),
-        ("teacher", "screen")}
+        ("teacher", "camera"),
+        ("teacher", "microphone"),
+        ("student-1", "microphone"),
+        ("teacher", "screen"),
+    }
     assert sorted(p.name for p in path.iterdir()) == sorted(
-        [f["file"] for f in manifest["files"]] + ["manifest.json"])  # no leftovers (.reserve)
+        [f["file"] for f in manifest["files"]] + ["manifest.json"]
+    )  # no leftovers (.reserve)
     for entry in manifest["files"]:
         decoded = Decoded(path / entry["file"])
         assert decoded.errors == [], f"{entry['file']}: {decoded.errors[:5]}"
@@ -131,8 +143,14 @@ async def test_a_recording_killed_with_sigkill_is_recovered_into_finished_files(
     log = open(tmp_path / "child.log", "wb")
     directory = tmp_path / "recordings"
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.recordings.crash_child", str(directory),
-        stdout=asyncio.subprocess.PIPE, stderr=log, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "tests.recordings.crash_child",
+        str(directory),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+        cwd=ROOT,
+    )
     try:
         line = await asyncio.wait_for(child.stdout.readline(), 30)
         assert line.startswith(b"RECORDING "), line + (tmp_path / "child.log").read_bytes()[-2000:]
@@ -158,8 +176,9 @@ async def test_a_recording_killed_with_sigkill_is_recovered_into_finished_files(
     assert {f["source"] for f in manifest["files"]} == {"camera", "microphone"}
     for entry in manifest["files"]:
         path = recording / entry["file"]
-        assert entry["recovered"] and entry["duration_ms"] >= recorded_ms - 1000, \
+        assert entry["recovered"] and entry["duration_ms"] >= recorded_ms - 1000, (
             f"{entry['file']}: {entry['duration_ms']} ms of {recorded_ms:.0f} ms recorded"
+        )
         assert entry["start_ms"] == one(before, "teacher", entry["source"])["start_ms"]
         decoded = Decoded(path)
         assert decoded.errors == [] and len(decoded.times) == entry["frames"]
@@ -201,16 +220,13 @@ def assert_kept(manifest: dict, directory: Path, min_ms: int) -> None:
         assert entry["duration_ms"] >= min_ms and sha256_file(directory / entry["file"]) == entry["sha256"]
 
 
-async def test_a_disk_filling_up_mid_recording_stops_it_cleanly_and_keeps_the_files(
-        tmp_path, teacher, monkeypatch):
+async def test_a_disk_filling_up_mid_recording_stops_it_cleanly_and_keeps_the_files(tmp_path, teacher, monkeypatch):
     engine, _ = teacher
     full = threading.Event()
     real_free_bytes = recorder_module.free_bytes
-    monkeypatch.setattr(recorder_module, "free_bytes",
-                        lambda path: 1000 if full.is_set() else real_free_bytes(path))
+    monkeypatch.setattr(recorder_module, "free_bytes", lambda path: 1000 if full.is_set() else real_free_bytes(path))
     reasons: list[str] = []
-    recorder = Recorder(engine, tmp_path, 3, min_free_bytes=1 << 20, stop_free_bytes=1 << 16,
-                        on_stopped=reasons.append)
+    recorder = Recorder(engine, tmp_path, 3, min_free_bytes=1 << 20, stop_free_bytes=1 << 16, on_stopped=reasons.append)
     recorder.add_track("teacher", "camera", "Teacher")
     recorder.add_track("teacher", "microphone", "Teacher")
     path = await recorder.start()
@@ -230,20 +246,21 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs (a disk that really fills up). Needs the right to mount (root)."""
     mountpoint = tmp_path / "disk"
     mountpoint.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     yield mountpoint
     subprocess.run(["umount", str(mountpoint)], check=True)
 
 
-async def test_a_write_failing_with_enospc_stops_the_recording_and_finishes_what_was_written(
-        small_disk, teacher):
+async def test_a_write_failing_with_enospc_stops_the_recording_and_finishes_what_was_written(small_disk, teacher):
     engine, _ = teacher
     reasons: list[str] = []
-    recorder = Recorder(engine, small_disk, 4, min_free_bytes=0, stop_free_bytes=0,
-                        reserve_bytes=1 << 20, on_stopped=reasons.append)
+    recorder = Recorder(
+        engine, small_disk, 4, min_free_bytes=0, stop_free_bytes=0, reserve_bytes=1 << 20, on_stopped=reasons.append
+    )
     recorder.add_track("teacher", "camera", "Teacher")
     recorder.add_track("teacher", "microphone", "Teacher")
     path = await recorder.start()
@@ -259,8 +276,7 @@ async def test_a_write_failing_with_enospc_stops_the_recording_and_finishes_what
 
 
 # ------------------------------------------------------------------------------ pause/resume
-async def test_pause_resume_and_a_track_added_again_make_new_files_on_the_same_clock(
-        tmp_path, teacher):
+async def test_pause_resume_and_a_track_added_again_make_new_files_on_the_same_clock(tmp_path, teacher):
     engine, publisher = teacher
     recorder = Recorder(engine, tmp_path, 5, min_free_bytes=1 << 20)
     recorder.add_track("teacher", "camera", "Teacher")

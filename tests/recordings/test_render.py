@@ -1,6 +1,7 @@
 """The lesson video: the 10 s recorded lesson (conftest.lesson) rendered into one MP4 that plays:
 the camera alone, then the screen share with the camera inset, then the camera again; both
 microphones mixed."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ async def test_the_lesson_video_plays_with_the_screen_the_camera_inset_and_the_m
                 pictures["screen"].append(which_pattern(frame))
                 image = frame.to_ndarray(format="rgb24")
                 h, w = image.shape[:2]
-                insets.append(image[h - h // 4:, w - w // 4:].mean())  # bottom right corner
+                insets.append(image[h - h // 4 :, w - w // 4 :].mean())  # bottom right corner
     errors = [message for level, _, message in logs if level <= av.logging.ERROR]
     assert errors == []
     assert frame.width == 640 and frame.height == 360
@@ -49,8 +50,9 @@ async def test_the_lesson_video_plays_with_the_screen_the_camera_inset_and_the_m
         samples = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
     assert len(beep_times(Decoded.from_samples(samples, rate))) >= 4  # the teacher's beeps ...
     window = rate // 10
-    levels = [float(np.sqrt(np.mean(samples[i:i + window] ** 2)))
-              for i in range(rate // 2, len(samples) - window, window)]
+    levels = [
+        float(np.sqrt(np.mean(samples[i : i + window] ** 2))) for i in range(rate // 2, len(samples) - window, window)
+    ]
     assert 0.02 < float(np.median(levels)) < 0.2  # ... over the student's hum, all the time
 
 
