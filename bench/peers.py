@@ -110,7 +110,7 @@ class VideoSender:
         first_sent = now()
         size = 0
         for i, payload in enumerate(payloads):
-            marker = int(i == last)
+            marker = i == last
             sequence = self.sequence
             self.sequence = (sequence + 1) & 0xFFFF
             self.retransmissions.keep(sequence, timestamp, marker, extensions, payload)
@@ -329,7 +329,7 @@ class SlotCounter:
                 if self.first_frame_at is None:
                     self.first_frame_at = t
             log, window = self.log, self._window
-            if log is not None and window[0] <= t < window[1]:
+            if log is not None and window is not None and window[0] <= t < window[1]:  # (set together)
                 log.append((packet.timestamp, frame[0], t, frame[1], frame[2]))
 
     def log_frames(self, start: float, end: float) -> None:

@@ -18,13 +18,16 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import aiohttp
 import socketio
 
 from bench.client import Participant
 from bench.peers import CountingSubscriber, Publisher, now
+
+if TYPE_CHECKING:
+    from bench.weaklink import WeakStudents, WeakTeacher
 
 log = logging.getLogger("bench.worker")
 CHAT_TIMEOUT = 10.0  # seconds a chat:send waits for its acknowledgement before it counts as unanswered
@@ -36,7 +39,7 @@ async def _sleep_until(t: float) -> None:
         await asyncio.sleep(delay)
 
 
-def _delta(before: dict, after: dict) -> dict:
+def _delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     return {slot: {k: after[slot][k] - before.get(slot, {}).get(k, 0) for k in after[slot]} for slot in after}
 
 
@@ -92,7 +95,7 @@ async def _window(
     await _sleep_until(end)
     out: list[dict | None] = []
     for s, b in zip(subscribers, before):
-        if s is None:
+        if s is None or b is None:  # (b is None exactly when s is)
             out.append(None)
             continue
         after = {n: c.snapshot() for n, c in s.counters.items()}
@@ -113,6 +116,20 @@ class Teacher:
         self.subscriber: CountingSubscriber | None = None
         self.session_id: int | None = None
         self.http: aiohttp.ClientSession | None = None
+
+    def _person(self) -> Participant:
+        """The logged-in teacher (cmd_start came first)."""
+        assert self.person is not None, "cmd_start first"
+        return self.person
+
+    def _publisher(self) -> Publisher:
+        """The publish connection (cmd_init or cmd_enter came first)."""
+        assert self.publisher is not None, "not publishing"
+        return self.publisher
+
+    def _session_id(self) -> int:
+        assert self.session_id is not None, "cmd_start first"
+        return self.session_id
 
     async def cmd_init(
         self,
@@ -149,14 +166,15 @@ class Teacher:
         """Into the started session's room: publish camera (`live`-encoded or `replay`ed) and microphone
         (and the screen), then subscribe (the students' cameras come in the grid slots); with `media`
         false, only into the room (Socket.IO alone, e.g. for the chat scenario)."""
-        person = self.person
-        await person.connect(self.session_id)
+        person = self._person()
+        await person.connect(self._session_id())
         await person.wait_for("room:state")
         if media:
             await self._publish(screen, camera)
             if subscribe:
                 await self._subscribe()
-            await self.publisher.senders["camera"].ready.wait()
+            await self._publisher().senders["camera"].ready.wait()
+        assert person.join is not None  # set by connect()
         return {
             "session_id": self.session_id,
             "participant_id": person.participant_id,
@@ -164,20 +182,21 @@ class Teacher:
         }
 
     async def _publish(self, screen: bool, camera: str) -> None:
-        self.publisher = Publisher(camera=camera, microphone=True, screen=screen)
-        sdp, tracks = await self.publisher.offer()
-        answer = await self.person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
-        await self.publisher.accept(answer["sdp"])
-        await self.person.call(
+        self.publisher = publisher = Publisher(camera=camera, microphone=True, screen=screen)
+        sdp, tracks = await publisher.offer()
+        answer = await self._person().call("rtc:publish", {"sdp": sdp, "tracks": tracks})
+        await publisher.accept(answer["sdp"])
+        await self._person().call(
             "media:state", {"camera": True, "microphone": True, **({"screen": True} if screen else {})}
         )
 
     async def _subscribe(self) -> None:
-        self.subscriber = CountingSubscriber()
-        mark = self.person.mark()
-        await self.person.call("rtc:subscribe")
-        offer = await self.person.wait_for("rtc:offer", after=mark)
-        await self.person.call("rtc:answer", {"sdp": await self.subscriber.answer(offer["sdp"], offer["slots"])})
+        self.subscriber = subscriber = CountingSubscriber()
+        person = self._person()
+        mark = person.mark()
+        await person.call("rtc:subscribe")
+        offer = await person.wait_for("rtc:offer", after=mark)
+        await person.call("rtc:answer", {"sdp": await subscriber.answer(offer["sdp"], offer["slots"])})
 
     async def cmd_rejoin(
         self, base_url: str, deadline: float, screen: bool = False, subscribe: bool = True, camera: str = "live"
@@ -186,10 +205,11 @@ class Teacher:
         `base_url` (a live node) with the resume token, publish and subscribe again."""
         await _close_all(self.subscriber, self.publisher)
         self.subscriber = self.publisher = None
-        self.person.base_url = base_url
+        person = self._person()
+        person.base_url = base_url
         done: dict[str, Any] = {}
         try:
-            done.update(await self.person.rejoin(self.session_id, deadline))
+            done.update(await person.rejoin(self._session_id(), deadline))
             done["t_back"] = now()
             await self._publish(screen, camera)
             done["t_published"] = now()
@@ -198,38 +218,40 @@ class Teacher:
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             log.exception("teacher: rejoin failed")
             done["error"] = f"{type(exc).__name__}: {exc}"
-        return {**done, "refusals": dict(self.person.refusals)}
+        return {**done, "refusals": dict(person.refusals)}
 
     async def cmd_wait_lobby(self, count: int, within: float = 60) -> dict:
-        data = await self.person.wait_for("lobby:updated", lambda d: len(d["lobby"]) >= count, within)
+        data = await self._person().wait_for("lobby:updated", lambda d: len(d["lobby"]) >= count, within)
         return {"lobby": len(data["lobby"])}
 
     async def cmd_admit_all(self) -> dict:
         t = now()
-        data = await self.person.call("lobby:admit", {"all": True})
+        data = await self._person().call("lobby:admit", {"all": True})
         return {"t_admit": t, "t_acknowledged": now(), "admitted": len(data.get("admitted", []))}
 
     async def cmd_chat(self, times: list[float], text: str = "Cô hỏi câu") -> dict:
         """chat:send at each of `times` (see _send_chat)."""
-        return {"sent": await _send_chat(self.person, times, text)}
+        return {"sent": await _send_chat(self._person(), times, text)}
 
     async def cmd_record(self, action: str) -> dict:
         """rec:start / rec:stop (or rec:pause / rec:resume) over Socket.IO, as the web client's button."""
         t = now()
-        status = await self.person.call("rec:" + action, timeout=120)
+        status = await self._person().call("rec:" + action, timeout=120)
         return {"t": t, "seconds": now() - t, "status": status}
 
     async def cmd_window(self, start: float, end: float) -> dict:
         received = (await _window([self.subscriber], start, end, ()))[0]
-        return {"received": received, "publisher": self.publisher.stats()}
+        return {"received": received, "publisher": self._publisher().stats()}
 
     async def cmd_frames(self, start: float, end: float) -> dict:
-        return {
-            source: [f for f in sender.log if start <= f[2] < end] for source, sender in self.publisher.senders.items()
-        }
+        frames: dict[str, list[tuple]] = {}
+        for source, sender in self._publisher().senders.items():
+            assert sender.log is not None  # a Publisher's senders always log their frames
+            frames[source] = [f for f in sender.log if start <= f[2] < end]
+        return frames
 
     async def cmd_stats(self) -> dict:
-        return {"publisher": self.publisher.stats()}
+        return {"publisher": self._publisher().stats()}
 
     async def close(self) -> None:
         await _close_all(self.subscriber, self.publisher, self.person, self.http)
@@ -260,6 +282,11 @@ class Student:
         self.session_id: int | None = None
         self.rejoined: dict | None = None  # after a lost node: attempts, the new node
 
+    def _person(self) -> Participant:
+        """The participant (mode "liveclass"; "relay" has none)."""
+        assert self.person is not None, "no participant in relay mode"
+        return self.person
+
     async def login(self) -> None:
         if self.person is not None:
             await self.person.login()
@@ -270,9 +297,11 @@ class Student:
             self.media_task = asyncio.ensure_future(self._media())
             return
         self.session_id = session_id
-        self.person.on("lobby:admitted", self._admitted)
-        await self.person.connect(session_id)
-        await self.person.wait_for("lobby:waiting")
+        person = self._person()
+        assert session_id is not None, "a session to enter"
+        person.on("lobby:admitted", self._admitted)
+        await person.connect(session_id)
+        await person.wait_for("lobby:waiting")
 
     def _admitted(self, data: Any) -> None:
         if self.media_task is not None:  # admitted once: a later room (after a lost node) is rejoin()'s
@@ -297,7 +326,7 @@ class Student:
                     await r.json()
                 self.times["answered"] = now()
                 return
-            await self.person.wait_for("room:state")
+            await self._person().wait_for("room:state")
             await self._subscribe()
             if self.camera:
                 await self._publish_camera()
@@ -307,24 +336,25 @@ class Student:
 
     async def _subscribe(self) -> None:
         """rtc:subscribe -> rtc:offer -> rtc:answer with a fresh counting subscriber."""
-        person = self.person
-        self.subscriber = CountingSubscriber()
+        person = self._person()
+        self.subscriber = subscriber = CountingSubscriber()
         self.times["subscribe_sent"] = now()
         mark = person.mark()
         await person.call("rtc:subscribe")
         offer = await person.wait_for("rtc:offer", after=mark)
         self.times["offer"] = now()
-        answer = await self.subscriber.answer(offer["sdp"], offer["slots"])
+        answer = await subscriber.answer(offer["sdp"], offer["slots"])
         self.times["answer_sent"] = now()
         await person.call("rtc:answer", {"sdp": answer})
         self.times["answered"] = now()
 
     async def _publish_camera(self) -> None:
-        self.publisher = Publisher(camera="replay", microphone=False)
-        sdp, tracks = await self.publisher.offer()
-        answer = await self.person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
-        await self.publisher.accept(answer["sdp"])
-        await self.person.call("media:state", {"camera": True})
+        self.publisher = publisher = Publisher(camera="replay", microphone=False)
+        person = self._person()
+        sdp, tracks = await publisher.offer()
+        answer = await person.call("rtc:publish", {"sdp": sdp, "tracks": tracks})
+        await publisher.accept(answer["sdp"])
+        await person.call("media:state", {"camera": True})
 
     def rejoin(self, base_url: str, deadline: float) -> None:
         """The room's node was lost: back into the room in the background (see _rejoin). What was
@@ -341,9 +371,11 @@ class Student:
         """Close the old media connections, get back into the room through `base_url` (a live node)
         with the resume token (no lobby), subscribe (and publish) again."""
         await _close_all(*old)
-        self.person.base_url = base_url
+        person = self._person()
+        person.base_url = base_url
         try:
-            self.rejoined = await self.person.rejoin(self.session_id, deadline)
+            assert self.session_id is not None, "entered a session before"
+            self.rejoined = await person.rejoin(self.session_id, deadline)
             self.times["admitted"] = now()  # back in the room (room:state), without the lobby
             await self._subscribe()
             if self.camera:
@@ -409,7 +441,7 @@ class Students:
     async def cmd_wait_admitted(self, which: list[int] | None = None, within: float = 30) -> dict:
         """Until every chosen student is in the room (room:state, after lobby:admitted)."""
         chosen = self._pick(which)
-        await asyncio.gather(*(s.person.wait_for("room:state", timeout=within) for s in chosen))
+        await asyncio.gather(*(s._person().wait_for("room:state", timeout=within) for s in chosen))
         return {"admitted": len(chosen)}
 
     async def cmd_chat(
@@ -417,11 +449,11 @@ class Students:
     ) -> dict:
         """Each chosen student sends chat:send at its own list of `times` (see _send_chat), all at once."""
         chosen = self._pick(which)
-        sent = await asyncio.gather(*(_send_chat(s.person, t, text) for s, t in zip(chosen, times)))
+        sent = await asyncio.gather(*(_send_chat(s._person(), t, text) for s, t in zip(chosen, times)))
         return {"students": [{"index": s.index, "sent": records} for s, records in zip(chosen, sent)]}
 
     async def cmd_window(
-        self, start: float, end: float, which: list[int] | None = None, log_slots: list[str] = ("teacher_camera",)
+        self, start: float, end: float, which: list[int] | None = None, log_slots: Sequence[str] = ("teacher_camera",)
     ) -> dict:
         chosen = self._pick(which)
         received = await _window([s.subscriber for s in chosen], start, end, tuple(log_slots))
@@ -481,6 +513,7 @@ def main() -> None:
         level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     role = sys.argv[1]
+    actor: Teacher | Students | WeakTeacher | WeakStudents
     if role.startswith("weak-"):  # the weak-link scenario's actors (weaklink.py)
         from bench.weaklink import WeakStudents, WeakTeacher
 
