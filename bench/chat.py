@@ -59,12 +59,13 @@ def _every(start: float, end: float, interval: float) -> list[float]:
     return [start + k * interval for k in range(max(0, math.ceil((end - start) / interval)))]
 
 
-def _stored_sqlite(path: Path, session_id: int) -> dict[str, None]:
+def _stored_sqlite(path: Path, session_id: int) -> dict[str, str | None]:
+    """The message ids (no transaction: None)."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         return {row[0]: None for row in db.execute("SELECT id FROM chat_messages WHERE session_id = ?", (session_id,))}
 
 
-async def _stored_postgresql(dsn: str, session_id: int) -> dict[str, str]:
+async def _stored_postgresql(dsn: str, session_id: int) -> dict[str, str | None]:
     """Each row's xmin: the transaction that inserted it (the group commits can be counted)."""
     import asyncpg
 
@@ -110,6 +111,7 @@ class ChatScenario:
     """One store's run: see the module's docstring."""
 
     def __init__(self, opts: Options, store: str) -> None:
+        assert opts.chat is not None, "made only with --chat N"
         self.opts, self.store, self.n = opts, store, opts.chat
         self.name = f"chat-{store}"
         self.dir = opts.workdir / self.name
@@ -132,6 +134,21 @@ class ChatScenario:
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
+
+    def _server(self) -> ServerProcess:
+        """The server (set by _run)."""
+        assert self.server is not None, "the server first"
+        return self.server
+
+    def _teacher(self) -> Worker:
+        """The teacher's worker (set by _start_workers)."""
+        assert self.teacher is not None, "_start_workers first"
+        return self.teacher
+
+    def _session_id(self) -> int:
+        """The session the teacher started (set by _seat)."""
+        assert self.session_id is not None, "_seat first"
+        return self.session_id
 
     async def run(self) -> dict:
         try:
@@ -192,7 +209,7 @@ class ChatScenario:
             self.placement.append((self.workers[g], len(per_worker[g])))
             per_worker[g].append(account)
         started_period, *_ = await asyncio.gather(
-            self.teacher.call(
+            self._teacher().call(
                 "start",
                 base_url=base_url,
                 personal_id=accounts["teacher"]["personal_id"],
@@ -206,10 +223,10 @@ class ChatScenario:
             ),
         )
         self.session_id = started_period["session_id"]
-        await self.teacher.call("enter", media=False, timeout=60)
+        await self._teacher().call("enter", media=False, timeout=60)
         await asyncio.gather(*(w.call("enter", session_id=self.session_id, timeout=120) for w in self.workers))
-        await self.teacher.call("wait_lobby", count=self.n, within=60, timeout=70)
-        admitted = await self.teacher.call("admit_all", timeout=60)
+        await self._teacher().call("wait_lobby", count=self.n, within=60, timeout=70)
+        admitted = await self._teacher().call("admit_all", timeout=60)
         await asyncio.gather(*(w.call("wait_admitted", within=60, timeout=70) for w in self.workers))
         self.say(f"{admitted['admitted']} admitted")
 
@@ -226,8 +243,8 @@ class ChatScenario:
             f"{len(_every(start, end, TEACHER_INTERVAL))} from the teacher"
         )
         cpu, teacher, students = await asyncio.gather(
-            measure_cpu(self.server, [self.teacher, *self.workers], start, end),
-            self.teacher.call(
+            measure_cpu(self._server(), [self._teacher(), *self.workers], start, end),
+            self._teacher().call(
                 "chat",
                 times=_every(start + TEACHER_INTERVAL / 2, end, TEACHER_INTERVAL),
                 timeout=window + PHASE_TIMEOUT,
@@ -251,16 +268,16 @@ class ChatScenario:
     async def _burst(self, at: float) -> dict:
         """Every student sends one message at `at`: the records, the time until the last answer, and
         the CPU seconds the server and the clients used from `at` until then."""
-        clients = processes([self.teacher, *self.workers])
+        clients = processes([self._teacher(), *self.workers])
 
         async def cpu_at(t: float) -> tuple[float, float]:
             await asyncio.sleep(max(0.0, t - now()))
-            return self.server.cpu(), cpu_seconds(clients)
+            return self._server().cpu(), cpu_seconds(clients)
 
         (server0, clients0), records = await asyncio.gather(
             cpu_at(at), self._students_chat([[at]] * self.n, timeout=BURST_GAP + PHASE_TIMEOUT)
         )
-        server1, clients1 = self.server.cpu(), cpu_seconds(clients)
+        server1, clients1 = self._server().cpu(), cpu_seconds(clients)
         answered = [r["t"] + r["ack_s"] for r in records if r["ack_s"] is not None]
         return {
             "records": records,
@@ -273,10 +290,10 @@ class ChatScenario:
         """The teacher sends one more message, and the server gets SIGKILL as soon as its answer is in
         (a few ms later: sooner than a periodic write would have stored it). Its record, and every
         other one, must be in the store all the same. (The teacher is not rate-limited: no pause.)"""
-        sent = (await self.teacher.call("chat", times=[now()], text="Hết giờ", timeout=PHASE_TIMEOUT))["sent"]
-        self.server.popen.kill()
+        sent = (await self._teacher().call("chat", times=[now()], text="Hết giờ", timeout=PHASE_TIMEOUT))["sent"]
+        self._server().popen.kill()
         killed = now()
-        await asyncio.to_thread(self.server.popen.wait, 10)
+        await asyncio.to_thread(self._server().popen.wait, 10)
         answered = [r["t"] + r["ack_s"] for r in sent if r["ack_s"] is not None]
         self.result["killed_after_last_answer_ms"] = round(1000 * (killed - answered[0]), 2) if answered else None
         return sent
@@ -298,8 +315,8 @@ class ChatScenario:
         """The message ids in chat_messages for the session, read with the store's own client, each
         with the transaction that wrote it (PostgreSQL's xmin; None on SQLite)."""
         if self.database is None:
-            return await asyncio.to_thread(_stored_sqlite, self.data_dir / "liveclass.db", self.session_id)
-        return await _stored_postgresql(self.database.dsn, self.session_id)
+            return await asyncio.to_thread(_stored_sqlite, self.data_dir / "liveclass.db", self._session_id())
+        return await _stored_postgresql(self.database.dsn, self._session_id())
 
     # ------------------------------------------------------------------------------------ numbers
     def _analyse(self, steady: dict, bursts: list[dict], last: list[dict], stored: dict[str, str | None]) -> dict:

@@ -27,7 +27,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import psutil
@@ -118,8 +118,10 @@ class Worker:
         return worker
 
     async def _read(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None  # started with stdout=PIPE
         while True:
-            line = await self.proc.stdout.readline()
+            line = await stdout.readline()
             if not line:
                 break
             message = json.loads(line)
@@ -134,8 +136,10 @@ class Worker:
         ident = self._next
         self._next += 1
         future = self._waiting[ident] = asyncio.get_running_loop().create_future()
-        self.proc.stdin.write((json.dumps({"id": ident, "cmd": cmd, **args}) + "\n").encode())
-        await self.proc.stdin.drain()
+        stdin = self.proc.stdin
+        assert stdin is not None  # started with stdin=PIPE
+        stdin.write((json.dumps({"id": ident, "cmd": cmd, **args}) + "\n").encode())
+        await stdin.drain()
         message = await asyncio.wait_for(future, timeout)
         if not message["ok"]:
             raise RuntimeError(f"{self.name}: {cmd}: {message['error']}")
@@ -143,9 +147,11 @@ class Worker:
 
     async def close(self) -> None:
         if self.proc.returncode is None:
+            stdin = self.proc.stdin
+            assert stdin is not None  # started with stdin=PIPE
             try:
-                self.proc.stdin.write(b'{"id": -1, "cmd": "quit"}\n')
-                await self.proc.stdin.drain()
+                stdin.write(b'{"id": -1, "cmd": "quit"}\n')
+                await stdin.drain()
                 await asyncio.wait_for(self.proc.wait(), 15)
             except (asyncio.TimeoutError, ConnectionError):
                 self.proc.kill()
@@ -392,10 +398,12 @@ def percentile(values: list[float], q: float) -> float | None:
 def summary(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
     if not values:
         return {"n": 0, "median": None, "p95": None, "min": None, "max": None}
+    p95 = percentile(values, 0.95)
+    assert p95 is not None  # (values is not empty)
     return {
         "n": len(values),
         "median": round(statistics.median(values) * scale, digits),
-        "p95": round(percentile(values, 0.95) * scale, digits),
+        "p95": round(p95 * scale, digits),
         "min": round(min(values) * scale, digits),
         "max": round(max(values) * scale, digits),
     }
@@ -426,10 +434,10 @@ def frame_latencies(sent: list[list], received: list[list]) -> tuple[list[float]
         return [], [], 0  # no consistent offset (e.g. a relay that re-encodes: nothing to match)
     frame, packet = [], []
     for ts, first, last, size, _key in received:
-        f = by_ts.get((ts - offset) % TS_MOD)
-        if f is not None and f[3] == size and last >= f[2]:
-            frame.append(last - f[2])
-            packet.append(first - f[1])
+        match = by_ts.get((ts - offset) % TS_MOD)
+        if match is not None and match[3] == size and last >= match[2]:
+            frame.append(last - match[2])
+            packet.append(first - match[1])
     return frame, packet, len(frame)
 
 
@@ -546,8 +554,18 @@ class Scenario:
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
 
+    def _server(self) -> ServerProcess:
+        """The server (set by _start)."""
+        assert self.server is not None, "_start first"
+        return self.server
+
+    def _teacher(self) -> Worker:
+        """The teacher's worker (set by _start)."""
+        assert self.teacher is not None, "_start first"
+        return self.teacher
+
     async def _measure_cpu(self, start: float, end: float) -> dict:
-        return await measure_cpu(self.server, [self.teacher, *self.workers], start, end)
+        return await measure_cpu(self._server(), [self._teacher(), *self.workers], start, end)
 
     async def run(self) -> dict:
         try:
@@ -628,22 +646,22 @@ class Scenario:
         )
         t_admit = None
         if self.mode == "liveclass":
-            await self.teacher.call("wait_lobby", count=self.n, within=60, timeout=70)
+            await self._teacher().call("wait_lobby", count=self.n, within=60, timeout=70)
             if self.profile:
-                self.server.popen.send_signal(signal.SIGUSR1)  # cProfile on
+                self._server().popen.send_signal(signal.SIGUSR1)  # cProfile on
                 await asyncio.sleep(0.2)
-            c0, t0, m0 = self.server.cpu(), now(), psutil.cpu_times()
-            admit = await self.teacher.call("admit_all")
+            c0, t0, m0 = self._server().cpu(), now(), psutil.cpu_times()
+            admit = await self._teacher().call("admit_all")
             t_admit = admit["t_admit"]
             self.say(f"admitted {admit['admitted']} at once")
         else:
-            c0, t0, m0 = self.server.cpu(), now(), psutil.cpu_times()
+            c0, t0, m0 = self._server().cpu(), now(), psutil.cpu_times()
         reports = await asyncio.gather(
             *(w.call("wait_media", which=self._initial(w), within=60, timeout=70) for w in self.workers)
         )
-        c1, t1, m1 = self.server.cpu(), now(), psutil.cpu_times()
+        c1, t1, m1 = self._server().cpu(), now(), psutil.cpu_times()
         if self.profile:
-            self.server.popen.send_signal(signal.SIGUSR2)  # cProfile off, written to 1.prof
+            self._server().popen.send_signal(signal.SIGUSR2)  # cProfile off, written to 1.prof
         students = [s for r in reports for s in r["students"]]
         if t_admit is None:  # the relay has no lobby: from the first subscribe request
             t_admit = min(s["t_admitted"] for s in students)
@@ -668,11 +686,11 @@ class Scenario:
             self.result["storm_profile"] = summarise(await self._profile_file(1), t1 - t0, c1 - c0)
             await asyncio.sleep(opts.settle)
             self.say(f"profiling the server for {self.profile:.0f} s of steady forwarding (cProfile)")
-            self.server.popen.send_signal(signal.SIGUSR1)
-            c0, t0 = self.server.cpu(), now()
+            self._server().popen.send_signal(signal.SIGUSR1)
+            c0, t0 = self._server().cpu(), now()
             await asyncio.sleep(self.profile)
-            c1, t1 = self.server.cpu(), now()
-            self.server.popen.send_signal(signal.SIGUSR2)
+            c1, t1 = self._server().cpu(), now()
+            self._server().popen.send_signal(signal.SIGUSR2)
             self.result["steady_profile"] = summarise(await self._profile_file(2), t1 - t0, c1 - c0)
             return
         # 3. the measuring window
@@ -684,8 +702,8 @@ class Scenario:
         if self.late_joiner:
             worker, index = self.late
             await worker.call("enter", session_id=session_id, which=[index])
-            await self.teacher.call("wait_lobby", count=1, within=30, timeout=40)
-            admit = await self.teacher.call("admit_all")
+            await self._teacher().call("wait_lobby", count=1, within=30, timeout=40)
+            admit = await self._teacher().call("admit_all")
             report = (await worker.call("wait_media", which=[index], within=30, timeout=40))["students"][0]
             first = report["t_first_frame"]
             self.result["late_joiner_first_frame_s"] = round(first - admit["t_admit"], 3) if first else None
@@ -698,7 +716,7 @@ class Scenario:
         end = start + opts.window
         cpu, teacher, *windows = await asyncio.gather(
             self._measure_cpu(start, end),
-            self.teacher.call("window", start=start, end=end, timeout=opts.window + 60),
+            self._teacher().call("window", start=start, end=end, timeout=opts.window + 60),
             *(
                 w.call(
                     "window",
@@ -711,7 +729,7 @@ class Scenario:
                 for w in self.workers
             ),
         )
-        sent = await self.teacher.call("frames", start=start - 2.0, end=end + 1.0)
+        sent = await self._teacher().call("frames", start=start - 2.0, end=end + 1.0)
         students = []
         for worker, window in zip(self.workers, windows):
             for student in window["students"]:
@@ -731,15 +749,15 @@ class Scenario:
         recordings = self.dir / "data" / "recordings"
         windows = {"unrecorded_before": _window_summary(self.result)}
         self.say("the teacher starts recording (rec:start)")
-        started = await self.teacher.call("record", action="start")
+        started = await self._teacher().call("record", action="start")
         if started["status"].get("state") != "recording":
             raise RuntimeError(f"rec:start answered {started['status']}")
         await asyncio.sleep(opts.settle)
-        bytes0, io0, t0 = _media_bytes(recordings), self.server.write_bytes(), now()
+        bytes0, io0, t0 = _media_bytes(recordings), self._server().write_bytes(), now()
         recorded = await self._measure_window(base)
-        bytes1, io1, t1 = _media_bytes(recordings), self.server.write_bytes(), now()
+        bytes1, io1, t1 = _media_bytes(recordings), self._server().write_bytes(), now()
         windows["recorded"] = _window_summary(recorded)
-        stopped = await self.teacher.call("record", action="stop")
+        stopped = await self._teacher().call("record", action="stop")
         self.say(f"rec:stop answered in {stopped['seconds']:.2f} s; one more unrecorded window")
         recording = _recording_files(recordings)
         await asyncio.sleep(opts.settle)
@@ -1007,7 +1025,17 @@ def _publisher(sent: dict, seconds: float, stats: dict) -> dict:
     return out
 
 
-async def _attempt(opts: Options, scenario: Scenario) -> dict:
+class Attempt(Protocol):
+    """What _attempt runs: Scenario, ScaleOut, ChatScenario, WeakLinkScenario."""
+
+    name: str
+    dir: Path
+    result: dict[str, Any]  # what it found so far (kept when it fails)
+
+    async def run(self) -> dict: ...
+
+
+async def _attempt(opts: Options, scenario: Attempt) -> dict:
     """Run a scenario; a failure is recorded (with where its logs are) and the run goes on."""
     try:
         return await scenario.run()
