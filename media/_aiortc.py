@@ -43,9 +43,13 @@ import pylibsrtp
 from aiortc import rtcdtlstransport, rtcrtpreceiver, rtcrtpsender
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
+from av.frame import Frame
+from av.packet import Packet
 from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
+    AnyRtcpPacket,
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
@@ -89,7 +93,7 @@ class ReceiverTap:
         self.kind = kind
         self.sink = sink
         self.media_ssrc: int | None = None
-        self._codecs: dict[int, Any] = {}
+        self._codecs: dict[int, RTCRtpCodecParameters] = {}
         self._rtx_to_media: dict[int, int] = {}
         self._nack = NackGenerator() if kind == "video" else None
         # Loss (0-1) of the subscribers of this track, reported to the publisher in our receiver
@@ -104,13 +108,14 @@ class ReceiverTap:
         receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
         receiver._send_rtcp = self._send_rtcp  # type: ignore[method-assign]
 
-    async def _receive(self, parameters) -> None:
+    async def _receive(self, parameters: RTCRtpReceiveParameters) -> None:
         """RTCRtpReceiver.receive without starting the decoder thread."""
         r = self.receiver
         if getattr(r, _R + "started"):
             return
         for codec in parameters.codecs:
-            self._codecs[codec.payloadType] = codec
+            if codec.payloadType is not None:  # (always set once negotiated)
+                self._codecs[codec.payloadType] = codec
         for encoding in parameters.encodings:
             if encoding.rtx:
                 self._rtx_to_media[encoding.rtx.ssrc] = encoding.ssrc
@@ -137,7 +142,7 @@ class ReceiverTap:
             await self.receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
         self.sink(packet)
 
-    async def _send_rtcp(self, packet) -> None:
+    async def _send_rtcp(self, packet: AnyRtcpPacket) -> None:
         """Wraps RTCRtpReceiver._send_rtcp: a receiver report says at least `downstream_loss`."""
         if isinstance(packet, RtcpRrPacket) and self.downstream_loss > 0:
             floor = min(255, int(self.downstream_loss * 256))
@@ -181,8 +186,9 @@ class ParkedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
 
-    async def recv(self):
-        await asyncio.Future()  # cancelled by sender.stop()
+    async def recv(self) -> Frame | Packet[Any]:
+        parked: asyncio.Future[Frame | Packet[Any]] = asyncio.Future()
+        return await parked  # never set: cancelled by sender.stop()
 
 
 class SenderTap:
@@ -218,10 +224,10 @@ class SenderTap:
         self._on_nack = on_nack
         self._on_remb = on_remb
         self._on_report = on_report
-        self._dtls = None
-        self._pair = None  # aioice CandidatePair the cached socket belongs to
-        self._socket = None
-        self._remote_addr = None
+        self._dtls: rtcdtlstransport.RTCDtlsTransport | None = None
+        self._pair: aioice.ice.CandidatePair | None = None  # the selected pair the cached socket belongs to
+        self._socket: asyncio.DatagramTransport | None = None
+        self._remote_addr: tuple[str, int] | None = None
         self._original_send = sender.send
         self._original_rtcp = sender._handle_rtcp_packet
         self._original_send_rtcp = sender._send_rtcp
@@ -231,12 +237,12 @@ class SenderTap:
         sender._handle_rtcp_packet = self._handle_rtcp_packet  # type: ignore[method-assign]
         sender._send_rtcp = self._send_rtcp  # type: ignore[method-assign]
 
-    async def _send(self, parameters) -> None:
+    async def _send(self, parameters: RTCRtpSendParameters) -> None:
         """Wraps RTCRtpSender.send (public): note what was negotiated, then start it as usual."""
         if self.ready:  # pc.__connect calls send() again after every renegotiation
             return
         codec = parameters.codecs[0]
-        self.payload_type = codec.payloadType
+        self.payload_type = codec.payloadType or 0  # (always set once negotiated)
         self.clock_rate = codec.clockRate
         for c in parameters.codecs:
             if is_rtx(c) and c.parameters.get("apt") == codec.payloadType:
@@ -248,7 +254,7 @@ class SenderTap:
         self.ready = True
         self._on_ready()
 
-    async def _handle_rtcp_packet(self, packet) -> None:
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         if isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self._on_keyframe_request()
@@ -270,7 +276,7 @@ class SenderTap:
                     self._on_report(report.fraction_lost, report.packets_lost, report.jitter, report.highest_sequence)
         await self._original_rtcp(packet)  # RR/SR: aiortc keeps RTT and remote-inbound stats
 
-    async def _send_rtcp(self, packets) -> None:
+    async def _send_rtcp(self, packets: list[AnyRtcpPacket]) -> None:
         """Wraps RTCRtpSender._send_rtcp: an idle slot stays silent (no SR, SDES or BYE every second
         for nothing: 7 slots x 45 students of packets that carry no media)."""
         if self._sending():
@@ -282,13 +288,14 @@ class SenderTap:
         if dtls is None or dtls._state != DtlsState.CONNECTED:
             raise ConnectionError("DTLS not connected")
         pair = dtls.transport._connection._nominated.get(1)
-        if pair is not self._pair:
+        socket, remote_addr = self._socket, self._remote_addr
+        if pair is not self._pair or socket is None or remote_addr is None:
             if pair is None:
                 raise ConnectionError("no selected ICE pair")
             self._pair = pair
-            self._socket = pair.protocol.transport
-            self._remote_addr = pair.remote_addr
-        self._socket.sendto(dtls._tx_srtp.protect(data), self._remote_addr)
+            socket = self._socket = pair.protocol.transport
+            remote_addr = self._remote_addr = pair.remote_addr
+        socket.sendto(dtls._tx_srtp.protect(data), remote_addr)
 
     def backlog(self) -> int:
         """Bytes waiting in the socket's user-space write buffer (grows only when the kernel refuses:
@@ -300,13 +307,13 @@ class SenderTap:
     # -- keep the RTCP SR truthful (RTCRtpSender._run_rtcp reads these four counters)
     def count_sent(self, payload_length: int) -> None:
         s = self.sender
-        s._RTCRtpSender__packet_count += 1
-        s._RTCRtpSender__octet_count += payload_length
+        s._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]  # name-mangled private counter
+        s._RTCRtpSender__octet_count += payload_length  # type: ignore[attr-defined]  # (the same)
 
     def set_sr_mapping(self, ntp: int, rtp_timestamp: int) -> None:
         s = self.sender
-        s._RTCRtpSender__ntp_timestamp = ntp
-        s._RTCRtpSender__rtp_timestamp = rtp_timestamp
+        s._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]  # name-mangled private field
+        s._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]  # (the same)
 
     def rtt(self) -> float | None:
         """Round-trip time in seconds from the subscriber's receiver reports (aiortc's estimate; None
@@ -343,11 +350,11 @@ def add_sendonly_transceiver(pc: aiortc.RTCPeerConnection, kind: str) -> aiortc.
     The receiver skips a None estimator (rtcrtpreceiver.py:482). Synchronous: nothing else runs on
     the event loop while the module attribute is swapped."""
     original = rtcrtpreceiver.RemoteBitrateEstimator
-    rtcrtpreceiver.RemoteBitrateEstimator = _no_estimator
+    setattr(rtcrtpreceiver, "RemoteBitrateEstimator", _no_estimator)  # a class swapped for a factory of None
     try:
         return pc.addTransceiver(kind, direction="sendonly")
     finally:
-        rtcrtpreceiver.RemoteBitrateEstimator = original
+        setattr(rtcrtpreceiver, "RemoteBitrateEstimator", original)
 
 
 def _no_estimator() -> None:

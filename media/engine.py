@@ -35,8 +35,10 @@ from typing import Any
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
     RTCRtpReceiver,
     RTCSessionDescription,
 )
@@ -81,9 +83,12 @@ _CODECS = {"video": "video/vp8", "audio": "audio/opus"}
 OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 
 
-def codec_preferences(kind: str) -> list:
+def codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
     """VP8 (+RTX for NACK repair) for video, Opus for audio: one codec per room, never transcoded."""
-    capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
+    offered = RTCRtpReceiver.getCapabilities(kind)
+    if offered is None:
+        raise ValueError(f"no {kind} codecs")
+    capabilities = offered.codecs
     preferred = [c for c in capabilities if c.mimeType.lower() == _CODECS[kind]]
     if kind == "video":
         preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
@@ -110,7 +115,7 @@ def offered_media(sdp: str) -> list[tuple[str, str | None]]:
     return media
 
 
-def parse_candidate(candidate: dict | None):
+def parse_candidate(candidate: dict[str, Any] | None) -> RTCIceCandidate | None:
     """A browser-style candidate dict ({"candidate", "sdpMid", "sdpMLineIndex"}) as an aiortc
     RTCIceCandidate; None (or an empty candidate string) is end-of-candidates."""
     if not candidate or not candidate.get("candidate"):
@@ -127,9 +132,9 @@ class _Connection:
     def __init__(self, pc: RTCPeerConnection) -> None:
         self.pc = pc
         self.remote_set = False
-        self.held: list = []
+        self.held: list[RTCIceCandidate | None] = []
 
-    async def add_candidate(self, candidate) -> None:
+    async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
         if not self.remote_set:
             self.held.append(candidate)
             return
@@ -149,7 +154,7 @@ class _Publisher(_Connection):
     def __init__(self, pc: RTCPeerConnection) -> None:
         super().__init__(pc)
         self.tracks: dict[str, PublishedTrack] = {}
-        self.remb_task: asyncio.Task | None = None
+        self.remb_task: asyncio.Task[None] | None = None
 
 
 class _Subscriber(_Connection):
@@ -173,7 +178,7 @@ class MediaEngine:
     def __init__(
         self,
         *,
-        ice_servers: list[dict] | None = None,
+        ice_servers: list[dict[str, Any]] | None = None,
         video_bitrates: dict[str, int] | None = None,
         on_connection_state: Callable[[str, str, str], Any] | None = None,
         host_addresses: list[str] | None = None,
@@ -195,7 +200,7 @@ class MediaEngine:
         self._paused: set[tuple[str, str]] = set()
         # track -> (bytes, packets, smoothed bit/s on the wire: payloads and PACKET_OVERHEAD per packet)
         self._costs: dict[PublishedTrack, tuple[int, int, float]] = {}
-        self._adapt_task: asyncio.Task | None = None
+        self._adapt_task: asyncio.Task[None] | None = None
         self.selection_seconds = 0.0  # CPU time spent choosing layers (the bench reports its cost)
         # Bytes of connections already closed, so that the totals only ever grow (Prometheus counters).
         self._closed_received: Counter[str] = Counter()  # by source
@@ -216,7 +221,7 @@ class MediaEngine:
             if kind not in ("audio", "video") or mid in known_mids:
                 continue
             source = sources.get(mid) if mid is not None else None
-            if source is None:
+            if mid is None or source is None:
                 raise ValueError(f"offer m-line {mid!r} ({kind}) has no source")
             if SOURCE_KINDS.get(source) != kind:
                 raise ValueError(f"source {source!r} cannot be a {kind} track")
@@ -260,11 +265,13 @@ class MediaEngine:
         not move: every >10 % move re-creates an aiortc publisher's encoder, i.e. a keyframe)."""
         while True:
             await asyncio.sleep(REMB_INTERVAL)
-            video = [t for t in publisher.tracks.values() if t.is_video and t.tap.media_ssrc is not None]
+            video = {
+                t: t.tap.media_ssrc for t in publisher.tracks.values() if t.is_video and t.tap.media_ssrc is not None
+            }
             if video:
                 bitrate = sum(self._video_bitrates.get(t.source, 1_000_000) for t in video)
                 try:
-                    await video[0].tap.send_remb(bitrate, [t.tap.media_ssrc for t in video])
+                    await next(iter(video)).tap.send_remb(bitrate, list(video.values()))
                 except ConnectionError:
                     pass
 
@@ -528,7 +535,7 @@ class MediaEngine:
         report = LinkReport()
         sent_bits = 0.0
         delivered = 0.0
-        remb_groups: dict[tuple, tuple[int, float]] = {}
+        remb_groups: dict[tuple[int, ...], tuple[int, float]] = {}
         for name, slot in subscriber.slots.items():
             meter = slot.meter
             lost_before, highest_before, report_before, bytes_before, packets_before, skipped_before = (
@@ -605,7 +612,7 @@ class MediaEngine:
             self.selection_seconds += time.process_time() - started
 
     # ------------------------------------------------------------------------ both directions
-    async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None:
+    async def add_candidate(self, peer_id: str, direction: str, candidate: dict[str, Any] | None) -> None:
         """A trickled ICE candidate of the peer's "publish" or "subscribe" connection (None or an
         empty candidate: end-of-candidates). Candidates of unknown connections are ignored."""
         if direction not in ("publish", "subscribe"):

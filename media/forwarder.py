@@ -47,6 +47,11 @@ from media.vp8 import keyframe_start as vp8_keyframe_start
 
 log = logging.getLogger(__name__)
 
+#: A slot's header extension ids and mid: (mid id, mid, abs-send-time id, audio level id).
+ExtensionIds = tuple[int | None, str | None, int | None, int | None]
+#: Extension blocks built for one packet, shared by the slots whose (ids, audio level) are equal.
+ExtensionBlocks = dict[tuple[ExtensionIds | None, tuple[bool, int] | None], bytes]
+
 
 class RateMeter:
     """Running totals, and rates over the last window of at least WINDOW seconds (computed when
@@ -85,7 +90,7 @@ class Retransmissions:
         self.tap = tap
         self.size = size
         self.emit = emit or (lambda data, retransmission: tap.send(data))
-        self.ring: list[tuple | None] = [None] * size
+        self.ring: list[tuple[int, int, bool, bytes, bytes] | None] = [None] * size
         self.resent_at = [0.0] * size
         self.floor: int | None = None  # nothing before this sequence number is sent again (a cut-over)
         self.rtx_sequence = random.randint(0, 0x7FFF)
@@ -194,20 +199,21 @@ class PublishedTrack:
         meter = self.meter
         meter.packets += 1
         meter.bytes += len(payload)
-        if self.is_video:
+        keyframes = self.keyframes
+        if keyframes is not None:  # video
             if packet.marker:
                 meter.frames += 1
             keyframe = vp8_keyframe_start(payload)
             if keyframe:
                 self.keyframes_seen += 1
-                self.keyframes.keyframe_seen()
+                keyframes.keyframe_seen()
                 self._keyframe_bytes = 0
             if self._keyframe_bytes is not None:
                 self._keyframe_bytes += len(payload)
                 if packet.marker:  # the keyframe is whole: what it cost tells how often to ask for one
                     elapsed = time.monotonic() - self._since
                     if elapsed >= 2.0:  # (the track's rate means something only after a while)
-                        self.keyframes.keyframe_cost(8 * self._keyframe_bytes, 8 * meter.bytes / elapsed)
+                        keyframes.keyframe_cost(8 * self._keyframe_bytes, 8 * meter.bytes / elapsed)
                     self._keyframe_bytes = None
         else:
             meter.frames += 1
@@ -233,7 +239,7 @@ class PublishedTrack:
         if not self.slots:
             return
         ntp = ntp_now()
-        extensions: dict = {}  # extension blocks built for this packet, shared by equal slots
+        extensions: ExtensionBlocks = {}  # extension blocks built for this packet, shared by equal slots
         for slot in self.slots:
             slot.forward(self, packet, keyframe, ntp, extensions)
 
@@ -288,7 +294,7 @@ class Slot:
         self.last_time = 0.0
         self.pacer: Pacer | None = None  # set by the engine while the subscriber's link has a budget
         self.retransmissions = Retransmissions(self.tap, self.RING, self._emit)
-        self._extension_key: tuple | None = None
+        self._extension_key: ExtensionIds | None = None
         self.meter = RateMeter()
         self.keyframes = self.nacks = self.plis = 0
         self.skips = self.send_errors = 0
@@ -386,7 +392,9 @@ class Slot:
         self.restart()
 
     # -- hot path
-    def forward(self, track: PublishedTrack, packet: Any, keyframe: bool, ntp: int, extensions: dict) -> None:
+    def forward(
+        self, track: PublishedTrack, packet: Any, keyframe: bool, ntp: int, extensions: ExtensionBlocks
+    ) -> None:
         tap = self.tap
         if not tap.ready:
             return
@@ -468,14 +476,14 @@ class Slot:
         if self.track is not None and self.track.keyframes is not None:
             self.track.keyframes.served(self)
 
-    def _extensions(self, packet: Any, ntp: int, cache: dict) -> bytes:
+    def _extensions(self, packet: Any, ntp: int, cache: ExtensionBlocks) -> bytes:
         """Our own extension block: this slot's mid, a fresh abs-send-time, the audio level passed
         through. The publisher's ids, mid and rid are never copied."""
         level = packet.extensions.audio_level
         key = (self._extension_key, level)
         block = cache.get(key)
         if block is None:
-            mid_id, mid, abs_send_time_id, audio_level_id = self._extension_key
+            mid_id, mid, abs_send_time_id, audio_level_id = self._extension_key or (None, None, None, None)
             elements = []
             if mid_id and mid is not None:
                 elements.append((mid_id, mid.encode()))

@@ -42,7 +42,7 @@ class KeyframeRequester:
         self._in_flight = False
         self._last_sent = -1e9
         self._timer: asyncio.TimerHandle | None = None
-        self._sends: set[asyncio.Task] = set()
+        self._sends: set[asyncio.Future[object]] = set()
         self._closed = False
         self.spacing = self.MIN_INTERVAL  # seconds between two PLIs (see keyframe_cost)
         self.sent = 0  # PLIs sent to the publisher
@@ -110,7 +110,7 @@ class KeyframeRequester:
         self._sends.add(task)
         task.add_done_callback(self._sent)
 
-    def _sent(self, task: asyncio.Task) -> None:
+    def _sent(self, task: asyncio.Future[object]) -> None:
         self._sends.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.debug("PLI not sent: %r", task.exception())
