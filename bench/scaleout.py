@@ -55,6 +55,11 @@ class BenchClass:
     session_id: int | None = None
     node: str | None = None  # the node hosting the room (node id)
 
+    def teacher_worker(self) -> Worker:
+        """The teacher's worker (set by ScaleOut._start_clients)."""
+        assert self.teacher is not None, "_start_clients first"
+        return self.teacher
+
     def by_worker(self) -> dict[Worker, list[int]]:
         out: dict[Worker, list[int]] = {}
         for worker, index in self.seats:
@@ -66,6 +71,7 @@ class ScaleOut:
     name = "scale-out"
 
     def __init__(self, opts: Options) -> None:
+        assert opts.nodes is not None, "made only with --nodes"
         self.opts = opts
         self.n_nodes, self.n_classes = opts.nodes
         self.size = opts.nodes_students
@@ -88,6 +94,11 @@ class ScaleOut:
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
+
+    def _admin(self) -> Participant:
+        """The administrator, logged in (by _start_cluster)."""
+        assert self.admin is not None, "_start_cluster first"
+        return self.admin
 
     async def run(self) -> dict:
         try:
@@ -179,7 +190,7 @@ class ScaleOut:
         finally:
             await asyncio.gather(*(t.close() for t in teachers))
         for c in self.classes:
-            await self.admin.request("POST", f"/periods/{c.accounts['period_id']}/end")
+            await self._admin().request("POST", f"/periods/{c.accounts['period_id']}/end")
         counts = Counter(s["node"] for s in started)
         per_node = {n.node_id: counts.get(n.node_id, 0) for n in nodes}
         self.result["placement_started_together"] = {
@@ -196,7 +207,7 @@ class ScaleOut:
         would); the answers say where each was placed, GET /nodes must agree, and be even."""
         front = self.cluster.nodes[0].url
         for c in self.classes:
-            started = await c.teacher.call(
+            started = await c.teacher_worker().call(
                 "start",
                 base_url=front,
                 personal_id=c.accounts["teacher"]["personal_id"],
@@ -219,14 +230,14 @@ class ScaleOut:
         self.say(f"placement: {per_node}")
 
     async def _nodes_view(self) -> list[dict]:
-        return (await self.admin.request("GET", "/nodes"))["items"]
+        return (await self._admin().request("GET", "/nodes"))["items"]
 
     async def _enter(self, classes: list[BenchClass]) -> None:
         """The classes' teachers enter and publish; their students wait in the lobby, are admitted
         at once and subscribe; every student has a first teacher frame, or this fails."""
         if not classes:
             return
-        entered = await asyncio.gather(*(c.teacher.call("enter", **TEACHER, timeout=60) for c in classes))
+        entered = await asyncio.gather(*(c.teacher_worker().call("enter", **TEACHER, timeout=60) for c in classes))
         for c, answer in zip(classes, entered):
             if answer["node"] != c.node:
                 raise RuntimeError(f"class {c.index + 1}: /join named {answer['node']}, the start {c.node}")
@@ -237,8 +248,10 @@ class ScaleOut:
                 for w, which in c.by_worker().items()
             )
         )
-        await asyncio.gather(*(c.teacher.call("wait_lobby", count=self.size, within=60, timeout=70) for c in classes))
-        await asyncio.gather(*(c.teacher.call("admit_all") for c in classes))
+        await asyncio.gather(
+            *(c.teacher_worker().call("wait_lobby", count=self.size, within=60, timeout=70) for c in classes)
+        )
+        await asyncio.gather(*(c.teacher_worker().call("admit_all") for c in classes))
         reports = await asyncio.gather(
             *(
                 w.call("wait_media", which=which, within=60, timeout=70)
@@ -309,7 +322,7 @@ class ScaleOut:
     async def _measure_cpu(self, classes: list[BenchClass], start: float, end: float) -> dict:
         """CPU (fraction of one core) of each live node process, of the bench's clients, of the machine."""
         nodes = [n for n in self.cluster.nodes if n.alive]
-        clients = processes([*(c.teacher for c in classes), *self.workers])
+        clients = processes([*(c.teacher_worker() for c in classes), *self.workers])
         await asyncio.sleep(max(0.0, start - now()))
         n0, k0, m0, t0 = _node_cpu(nodes), cpu_seconds(clients), psutil.cpu_times(), now()
         await asyncio.sleep(max(0.0, end - now()))
@@ -354,7 +367,7 @@ class ScaleOut:
         self.cluster.kill(victim)
         deadline = t_kill + self.cluster.ttl + FAILOVER_WAIT
         rejoining = [
-            c.teacher.call(
+            c.teacher_worker().call(
                 "rejoin",
                 base_url=front.url,
                 deadline=deadline,

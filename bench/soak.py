@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -125,6 +126,12 @@ async def _first_event(person: Participant, names: tuple[str, ...], after: int, 
     return await asyncio.wait_for(found(), timeout)
 
 
+def _coroutine_name(task: asyncio.Task) -> str:
+    """The name of the coroutine function a task runs."""
+    coro = task.get_coro()
+    return coro.__qualname__ if isinstance(coro, types.CoroutineType) else repr(coro)
+
+
 async def _close_quietly(thing: Any) -> None:
     if thing is not None:
         try:
@@ -158,7 +165,9 @@ class SoakTeacher:
 
     @property
     def person(self) -> Participant:
-        return self.teacher.person
+        person = self.teacher.person
+        assert person is not None, "start() first"
+        return person
 
     async def start(self, base_url: str, account: dict, period_id: int) -> int:
         started = await self.teacher.cmd_start(base_url, account["personal_id"], PASSWORD, period_id)
@@ -292,11 +301,13 @@ class SoakStudent:
         """Connect (with the seat's resume token if `resume`) until in the room; 'room:state' if it
         came back without the lobby, 'lobby:waiting' if it was admitted from the lobby."""
         soak = self.soak
+        session_id = soak.session_id
+        assert session_id is not None, "the teacher started the session first"
         for attempt in range(1, 7):
             await self.person._drop_socket()
             mark = self.person.mark()
             try:
-                await self.person.connect(soak.session_id, resume=resume)
+                await self.person.connect(session_id, resume=resume)
                 first, _ = await _first_event(self.person, ("room:state", "lobby:waiting"), mark, 20)
                 if first == "lobby:waiting":
                     self.state = "lobby"
@@ -415,7 +426,9 @@ class SoakStudent:
 
     async def lower_hand(self, by_teacher: bool = False) -> None:
         if by_teacher:
-            lowered = await self.soak.teacher.lower_hand(self.person.participant_id)
+            teacher, participant_id = self.soak.teacher, self.person.participant_id
+            assert teacher is not None and participant_id is not None  # (in the room, the teacher too)
+            lowered = await teacher.lower_hand(participant_id)
         else:
             answer = await self.person.ask("hand:lower", timeout=30)
             if not answer.get("ok"):
@@ -533,12 +546,15 @@ class Soak:
 
     # -- measuring
     async def sample(self, label: str | None = None) -> dict:
+        assert self.server is not None, "the server first"
         proc = self.server.process
         t = now()
         with proc.oneshot():
             times = proc.cpu_times()
             cpu = times.user + times.system
             rss, fds, threads = proc.memory_info().rss, proc.num_fds(), proc.num_threads()
+        tcp: int | None
+        udp: int | None
         try:
             tcp = len(proc.net_connections(kind="tcp"))
             udp = len(proc.net_connections(kind="udp"))
@@ -575,6 +591,7 @@ class Soak:
         return s
 
     async def _metrics(self) -> dict:
+        assert self.http is not None, "the server first"
         try:
             async with self.http.get(self.base_url + "/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
                 text = await r.text()
@@ -691,7 +708,7 @@ class Soak:
             self.say("the end of the schedule: waiting for everyone to be back in the room")
             done, pending = await asyncio.wait([*lives, *teacher_loops], timeout=150)
             for task in pending:
-                self.problem(f"still busy 150 s after the end ({task.get_coro().__qualname__}): cancelled")
+                self.problem(f"still busy 150 s after the end ({_coroutine_name(task)}): cancelled")
                 task.cancel()
             for task in done:
                 if task.exception() is not None:
@@ -760,7 +777,9 @@ class Soak:
 
     async def _stop_server(self, result: dict) -> None:
         """SIGTERM, and how long until the process exits, and its status."""
-        popen = self.server.popen
+        server = self.server
+        assert server is not None, "the server first"
+        popen = server.popen
         t = now()
         popen.send_signal(signal.SIGTERM)
         try:
@@ -771,7 +790,7 @@ class Soak:
             popen.kill()
             popen.wait()
         result["server_stop"] = {"signal": "SIGTERM", "exit_code": code, "seconds": round(now() - t, 2)}
-        await self.server.stop()  # (already exited: closes its log)
+        await server.stop()  # (already exited: closes its log)
 
     async def _teardown(self, result: dict) -> None:
         self.closing = True
@@ -1002,7 +1021,7 @@ def check_records(
     mismatches: list[str] = []
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         users = dict(db.execute("SELECT id, personal_id FROM users"))
-        events = [
+        events: list[tuple[str, Any, Any, Any]] = [  # type, actor, target, data (free-form JSON, or None)
             (t, a, tg, json.loads(d) if d else None)
             for t, a, tg, d in db.execute(
                 "SELECT type, actor_id, target_id, data FROM session_events WHERE session_id = ? ORDER BY id",
@@ -1031,7 +1050,7 @@ def check_records(
         "stored_without_ok": len(stored_chat - acknowledged),
     }
     # per account: what was acknowledged (or done) against the records
-    stored: dict[str, Counter] = defaultdict(Counter)
+    stored: dict[str | None, Counter] = defaultdict(Counter)  # (None: no such user, as in `expect`)
     for t, _actor, target, data in events:
         who = users.get(target)
         kind = {
@@ -1042,7 +1061,8 @@ def check_records(
             "participant_reconnected": "reconnected",
         }.get(t)
         if t == "participant_left":
-            kind = {"left": "left", "grace_expired": "grace_expired"}.get((data or {}).get("reason"))
+            reason = (data or {}).get("reason")
+            kind = reason if reason in ("left", "grace_expired") else None
         if kind:
             stored[who][kind] += 1
     opened = Counter(users.get(u) for u, _left, _reason in intervals)
