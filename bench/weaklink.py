@@ -39,12 +39,21 @@ import re
 import statistics
 import time
 from collections import Counter, deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bench.peers import SlotCounter, now
 from media.probes import vp8_keyframe_size
+
+if TYPE_CHECKING:  # (imported where used: a worker process loads only its own side's modules)
+    from aiortc import RTCPeerConnection
+
+    from bench.badlink import BadLink
+    from bench.client import Participant
+    from bench.layered import LayeredSource, Meter
+    from bench.peers import CountingSubscriber
+    from bench.runner import ServerProcess, Worker
 
 log = logging.getLogger("bench.weaklink")
 
@@ -152,10 +161,15 @@ class WeakTeacher:
     """The teacher worker (role weak-teacher): starts the period, enters, publishes the LayeredSource."""
 
     def __init__(self) -> None:
-        self.person = None
-        self.pc = None
-        self.source = None
+        self.person: Participant | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.source: LayeredSource | None = None
         self.session_id: int | None = None
+
+    def _person(self) -> Participant:
+        """The teacher, logged in (by cmd_init)."""
+        assert self.person is not None, "cmd_init first"
+        return self.person
 
     async def cmd_init(self, base_url: str, personal_id: str, password: str, period_id: int) -> dict:
         from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -170,26 +184,24 @@ class WeakTeacher:
         encoding = time.monotonic() - started
         self.person = person = Participant(base_url, personal_id, password)
         await person.login()
-        self.session_id = (await person.start_period(period_id))["id"]
-        await person.connect(self.session_id)
+        self.session_id = session_id = (await person.start_period(period_id))["id"]
+        await person.connect(session_id)
         await person.wait_for("room:state")
-        self.pc = RTCPeerConnection(CONFIG)
-        self.source = LayeredSource()
-        self.source.add_to(self.pc)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await person.call(
-            "rtc:publish", {"sdp": self.pc.localDescription.sdp, "tracks": self.source.announce()}
-        )
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        self.pc = pc = RTCPeerConnection(CONFIG)
+        self.source = source = LayeredSource()
+        source.add_to(pc)
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await person.call("rtc:publish", {"sdp": pc.localDescription.sdp, "tracks": source.announce()})
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await person.call("media:state", {"camera": True, "microphone": True, "screen": True})
         return {"session_id": self.session_id, "encoding_s": round(encoding, 1)}
 
     async def cmd_wait_lobby(self, count: int, within: float = 60) -> dict:
-        data = await self.person.wait_for("lobby:updated", lambda d: len(d["lobby"]) >= count, within)
+        data = await self._person().wait_for("lobby:updated", lambda d: len(d["lobby"]) >= count, within)
         return {"lobby": len(data["lobby"])}
 
     async def cmd_admit_all(self) -> dict:
-        return {"admitted": len((await self.person.call("lobby:admit", {"all": True})).get("admitted", []))}
+        return {"admitted": len((await self._person().call("lobby:admit", {"all": True})).get("admitted", []))}
 
     async def cmd_stats(self) -> dict:
         return self.source.stats() if self.source else {}
@@ -209,10 +221,10 @@ class LinkStudent:
 
         self.index, self.weak, self.decode = index, bool(account["weak"]), bool(account["decode"])
         self.person = Participant(base_url, account["personal_id"], account["password"])
-        self.link = None  # BadLink
-        self.pc = None
-        self.meter = None  # layered.Meter (decode)
-        self.counter = None  # peers.CountingSubscriber (no decode)
+        self.link: BadLink | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.meter: Meter | None = None  # (decode)
+        self.counter: CountingSubscriber | None = None  # (no decode)
         self.links: list[tuple[float, dict]] = []  # (arrival, you:link)
         self.receivers: dict[str, Any] = {}  # slot -> aiortc RTCRtpReceiver
         self.task: asyncio.Task | None = None
@@ -243,20 +255,20 @@ class LinkStudent:
             offer = await person.wait_for("rtc:offer", after=mark)
             sdp = offer["sdp"]
             if self.weak:
-                self.link = BadLink()
-                sdp = rewrite_candidates(sdp, self.link)
+                self.link = link = BadLink()
+                sdp = rewrite_candidates(sdp, link)
             if self.decode:
-                self.pc = RTCPeerConnection(CONFIG)
-                self.meter = Meter(self.pc, {s["mid"]: s["slot"] for s in offer["slots"]})
-                await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-                await self.pc.setLocalDescription(await self.pc.createAnswer())
-                answer = self.pc.localDescription.sdp
+                self.pc = pc = RTCPeerConnection(CONFIG)
+                self.meter = Meter(pc, {s["mid"]: s["slot"] for s in offer["slots"]})
+                await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+                answer = pc.localDescription.sdp
             else:
-                self.counter = CountingSubscriber(counter=LinkCounter)
-                self.pc = self.counter.pc
-                answer = await self.counter.answer(sdp, offer["slots"])
+                self.counter = counter = CountingSubscriber(counter=LinkCounter)
+                self.pc = pc = counter.pc
+                answer = await counter.answer(sdp, offer["slots"])
             slot_of_mid = {s["mid"]: s["slot"] for s in offer["slots"]}
-            self.receivers = {slot_of_mid[t.mid]: t.receiver for t in self.pc.getTransceivers() if t.mid in slot_of_mid}
+            self.receivers = {slot_of_mid[t.mid]: t.receiver for t in pc.getTransceivers() if t.mid in slot_of_mid}
             await person.call("rtc:answer", {"sdp": strip_candidates(answer) if self.weak else answer})
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             self.error = f"{type(exc).__name__}: {exc}"
@@ -288,7 +300,7 @@ class LinkStudent:
             size = meter.sizes[-1][1] if meter and meter.sizes else None
         else:
             counter = self.counter.counters.get(slot) if self.counter else None
-            size = counter.key_size if counter else None
+            size = counter.key_size if isinstance(counter, LinkCounter) else None  # (every counter is one)
         if size is None:
             return None
         source = "screen" if "screen" in slot else "camera"
@@ -321,7 +333,7 @@ class LinkStudent:
             meter = self.meter.tracks.get(AUDIO_SLOT)
             return list(meter.sequences) if meter else []
         counter = self.counter.counters.get(AUDIO_SLOT) if self.counter else None
-        return list(counter.sequences) if counter else []
+        return list(counter.sequences) if isinstance(counter, LinkCounter) else []  # (every counter is one)
 
     def receiving(self) -> bool:
         return all(self.frames(slot) > 0 and self.layer(slot) for slot in VIDEO_SLOTS) and bool(self.sequences())
@@ -409,7 +421,9 @@ class WeakStudents:
         ]
         relay_before = [s.relay_down() for s in self.students]
         t0 = now()
-        samples = [{slot: Counter() for slot in VIDEO_SLOTS} for _ in self.students]
+        samples: list[dict[str, Counter[str | None]]] = [
+            {slot: Counter() for slot in VIDEO_SLOTS} for _ in self.students
+        ]
         while now() < end:
             for s, sample in zip(self.students, samples):
                 for slot in VIDEO_SLOTS:
@@ -426,7 +440,7 @@ class WeakStudents:
                     a - z for a, z in zip((s.frames(slot), *s.rtp(slot), *s.rtp_loss(slot), *s.missed(slot)), b[slot])
                 )
                 bytes_total += payload + DATAGRAM_OVERHEAD * packets
-                entry = {
+                entry: dict[str, Any] = {
                     "fps": round(frames / seconds, 2),
                     "payload_bytes": payload,
                     "packets": packets,
@@ -444,7 +458,7 @@ class WeakStudents:
             got["received_mb_per_min"] = round(bytes_total / seconds * 60 / 1e6, 3)
             relay1 = s.relay_down()
             got["relay_down_mb_per_min"] = None
-            if relay1 is not None:
+            if relay1 is not None and relay0 is not None:  # (both or neither: the student's link)
                 delta = {k: relay1[k] - relay0[k] for k in relay1}
                 offered = delta["forwarded_packets"] + delta["lost_packets"] + delta["queue_dropped_packets"]
                 got["relay_down_mb_per_min"] = round(delta["forwarded_bytes"] / seconds * 60 / 1e6, 3)
@@ -514,9 +528,9 @@ class WeakLinkScenario:
         self.name = f"weak-link-{students}"
         self.dir = opts.workdir / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.server = None
-        self.teacher = None
-        self.workers: list = []
+        self.server: ServerProcess | None = None
+        self.teacher: Worker | None = None
+        self.workers: list[Worker] = []
         self.base_url = ""
         self.result: dict[str, Any] = {
             "name": self.name,
@@ -538,6 +552,16 @@ class WeakLinkScenario:
 
     def say(self, text: str) -> None:
         self.opts.progress(f"[{self.name}] {text}")
+
+    def _server(self) -> ServerProcess:
+        """The server (set by _run)."""
+        assert self.server is not None, "the server first"
+        return self.server
+
+    def _teacher(self) -> Worker:
+        """The teacher's worker (set by _run)."""
+        assert self.teacher is not None, "the teacher's worker first"
+        return self.teacher
 
     async def run(self) -> dict:
         try:
@@ -565,7 +589,8 @@ class WeakLinkScenario:
             *(Worker.start("weak-students", f"students-{k}", self.dir / f"students-{k}.log") for k in range(processes)),
             return_exceptions=True,
         )
-        self.teacher = started[0] if not isinstance(started[0], BaseException) else None
+        first = started[0]
+        self.teacher = first if not isinstance(first, BaseException) else None
         self.workers = [w for w in started[1:] if not isinstance(w, BaseException)]
         failed = [e for e in started if isinstance(e, BaseException)]
         if failed:
@@ -575,7 +600,7 @@ class WeakLinkScenario:
             f"{self.n_decode_clean} clean) in {processes} processes; the teacher pre-encodes its layers"
         )
         teacher = accounts["teacher"]
-        entered = await self.teacher.call(
+        entered = await self._teacher().call(
             "init",
             base_url=self.base_url,
             personal_id=teacher["personal_id"],
@@ -589,9 +614,9 @@ class WeakLinkScenario:
             *(w.call("init", base_url=self.base_url, accounts=chunk) for w, chunk in zip(self.workers, chunks))
         )
         await asyncio.gather(*(w.call("enter", session_id=session_id) for w in self.workers))
-        await self.teacher.call("wait_lobby", count=self.n, within=60, timeout=70)
+        await self._teacher().call("wait_lobby", count=self.n, within=60, timeout=70)
         admitted = now()
-        await self.teacher.call("admit_all")
+        await self._teacher().call("admit_all")
         waited = await asyncio.gather(*(w.call("wait_media", within=90, timeout=100) for w in self.workers))
         missing = [m for r in waited for m in r["missing"]]
         if missing:
@@ -621,7 +646,7 @@ class WeakLinkScenario:
         await asyncio.sleep(max(0.0, self.warmup - (now() - since)))
         self.result["weak"] = await self._measure("weak")
         self.result["ratios"] = _ratios(self.result["baseline"], self.result["weak"])
-        self.result["teacher_sent"] = await self.teacher.call("stats")
+        self.result["teacher_sent"] = await self._teacher().call("stats")
         timelines = await asyncio.gather(*(w.call("timeline", since=admitted) for w in self.workers))
         self.result["you_link_timeline"] = {
             "since": "the teacher's lobby:admit",
@@ -645,7 +670,7 @@ class WeakLinkScenario:
             async def cpu_and_selection() -> tuple[dict, float | None, float | None]:
                 await asyncio.sleep(max(0.0, start - 0.3 - now()))
                 s0 = await metrics()
-                cpu = await measure_cpu(self.server, [self.teacher, *self.workers], start, end)
+                cpu = await measure_cpu(self._server(), [self._teacher(), *self.workers], start, end)
                 return cpu, s0, await metrics()
 
             (cpu, s0, s1), *windows = await asyncio.gather(
@@ -655,7 +680,7 @@ class WeakLinkScenario:
         students = sorted((s for w in windows for s in w["students"]), key=lambda s: (not s["weak"], s["index"]))
         server_cpu_s = cpu["server_core_fraction"] * cpu["seconds"]
         selection = (s1 - s0) if s0 is not None and s1 is not None else None
-        result = {
+        result: dict[str, Any] = {
             "server": {
                 "cpu_pct": round(100 * cpu["server_core_fraction"], 1),
                 "selection_cpu_s": round(selection, 3) if selection is not None else None,
@@ -760,8 +785,8 @@ def _group(students: list[dict]) -> dict:
         "camera_fps_received_all": _mean_min([s["teacher_camera"]["fps"] for s in students]),
         "camera_layers": camera_layers,
         "screen_layers": screen_layers,
-        "camera_layer": max(camera_layers, key=camera_layers.get, default=None),
-        "screen_layer": max(screen_layers, key=screen_layers.get, default=None),
+        "camera_layer": max(camera_layers, key=camera_layers.__getitem__, default=None),
+        "screen_layer": max(screen_layers, key=screen_layers.__getitem__, default=None),
         "layer_share_min": round(
             min(min(s["teacher_camera"]["layer_share"], s["screen"]["layer_share"]) for s in students), 3
         ),
