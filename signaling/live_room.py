@@ -67,7 +67,7 @@ class LiveRoom:
         self.recording_notice: str | None = None  # why the server restarted the recording (told to the teacher)
         self.moved = False  # handed to another node: its state is not saved again, its timers do nothing
         self.released = False  # ended, and its placement forgotten
-        self._links_sent: dict[str, dict] = {}  # participant → the last you:link it was sent
+        self._links_sent: dict[str, dict[str, Any]] = {}  # participant → the last you:link it was sent
         self._deliver = deliver
         self._router = router
         self._recorder_factory = recorder_factory  # None: rec:start answers recording_unavailable
@@ -158,7 +158,8 @@ class LiveRoom:
                 log.warning("session %s: placement not released (%s)", self.session_id, type(exc).__name__)
 
     async def _apply_media(self) -> None:
-        """(Under the media lock.)"""
+        """(Under the media lock; only with media.)"""
+        assert self.media is not None
         for participant, slots in await self.media.apply():
             self.room._send(participant, "rtc:slots", {"slots": slots})
         if self.recording is not None:
@@ -168,7 +169,7 @@ class LiveRoom:
                 self.recording.sync()
 
     # -- media requests ------------------------------------------------------------------------------
-    async def media_request(self, participant: Participant, event: str, payload) -> Any:
+    async def media_request(self, participant: Participant, event: str, payload: Any) -> Any:
         room = self.room
         room.authorize(participant, event, payload)
         if self.media is None:
@@ -207,7 +208,7 @@ class LiveRoom:
     def can_record(self) -> bool:
         return self._recorder_factory is not None and self.media is not None
 
-    async def recording_request(self, teacher: Participant, event: str) -> dict:
+    async def recording_request(self, teacher: Participant, event: str) -> dict[str, Any]:
         room = self.room
         room.authorize(teacher, event, None)
         if not self.can_record:
@@ -232,7 +233,9 @@ class LiveRoom:
             return recording.status(room, await self.start_recording(teacher))
 
     async def start_recording(self, by: Participant | None, reason: str | None = None) -> RoomRecording:
-        """Start recording the room (under its media lock); `reason` when the server restarts it."""
+        """Start recording the room (under its media lock; only if it can_record); `reason` when the server
+        restarts it."""
+        assert self._recorder_factory is not None and self.media is not None
         recorder = self._recorder_factory(self.session_id, self._recorder_stopped)
         try:
             await recorder.start()
@@ -267,7 +270,7 @@ class LiveRoom:
         asyncio.get_running_loop().create_task(finish())
 
     # -- leaving this node ---------------------------------------------------------------------------
-    def close_for_move(self) -> dict:
+    def close_for_move(self) -> dict[str, Any]:
         """Drain: everyone is told the class moves and is disconnected, keeping their seats (attendance
         closes as node_moving). Returns the state the next node restores, with the recording that must
         go on there."""

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Protocol
 
 from media import offered_media
+from signaling import protocol as proto
 from signaling.media_plan import TrackRef, plan, slot_layout, slot_priority
 from signaling.protocol import RoomError
 from signaling.room import Participant, Room
@@ -23,7 +24,7 @@ class Engine(Protocol):  # media.engine.MediaEngine, as this module uses it
     async def subscriber_answer(self, peer_id: str, answer_sdp: str) -> None: ...
     def assign(self, subscriber_id: str, slot: str, publisher_id: str | None, source: str | None) -> None: ...
     def set_paused(self, publisher_id: str, source: str, paused: bool) -> None: ...
-    async def add_candidate(self, peer_id: str, direction: str, candidate: dict | None) -> None: ...
+    async def add_candidate(self, peer_id: str, direction: str, candidate: dict[str, Any] | None) -> None: ...
     async def close_peer(self, peer_id: str) -> None: ...
     async def close_subscriber(self, peer_id: str) -> None: ...
     def set_low_only(self, subscriber_id: str, low_only: bool) -> None: ...
@@ -75,8 +76,8 @@ class RoomMedia:
         return peer_id(self.room, participant_id)
 
     # -- requests ------------------------------------------------------------------------------------
-    async def publish(self, p: Participant, payload) -> dict:
-        sources = {t.mid: t.source for t in payload.tracks}
+    async def publish(self, p: Participant, payload: proto.PublishRequest) -> dict[str, Any]:
+        sources: dict[str, str] = {t.mid: t.source for t in payload.tracks}
         if not sources or len(set(sources.values())) != len(sources):
             raise RoomError("invalid_payload", "Publish each source (camera, microphone, screen) once, at least one.")
         offered_mids = set(_mids(payload.sdp))
@@ -93,7 +94,7 @@ class RoomMedia:
         self.room.add_published(p, set(sources.values()))  # a later offer adds sources (e.g. the screen)
         return {"sdp": answer}
 
-    async def subscribe(self, p: Participant) -> dict:
+    async def subscribe(self, p: Participant) -> dict[str, Any]:
         peer = self.peer(p.participant_id)
         if peer in self._subscribed:  # a fresh start: the old subscribe connection is replaced
             await self.engine.close_subscriber(peer)
@@ -110,7 +111,7 @@ class RoomMedia:
             "slots": [{"slot": name, "kind": kind, "mid": mid} for (name, kind), mid in zip(layout.items(), mids)],
         }
 
-    async def answer(self, p: Participant, payload) -> None:
+    async def answer(self, p: Participant, payload: proto.AnswerRequest) -> None:
         peer = self.peer(p.participant_id)
         if peer not in self._subscribed:
             raise RoomError("not_subscribed", "Ask for the subscribe offer first (rtc:subscribe).")
@@ -122,7 +123,7 @@ class RoomMedia:
             log.info("subscribe answer refused: %r", exc)
             raise RoomError("invalid_sdp", "The answer could not be used.") from None
 
-    async def candidate(self, p: Participant, payload) -> None:
+    async def candidate(self, p: Participant, payload: proto.CandidateRequest) -> None:
         try:
             await self.engine.add_candidate(self.peer(p.participant_id), payload.direction, payload.candidate)
         except Exception as exc:  # noqa: BLE001 - a malformed candidate must not harm the connection
@@ -144,10 +145,10 @@ class RoomMedia:
         for participant in present.values():
             self._epochs[self.peer(participant.participant_id)] = participant.media_epoch
         assignments, switches = plan(room.media_views(), room.stage, room.sees_classmates)
-        for ref, on in switches.items():
-            if self._forwarding.get(ref) != on:
-                self.engine.set_paused(self.peer(ref.participant_id), ref.source, not on)
-                self._forwarding[ref] = on
+        for track, on in switches.items():
+            if self._forwarding.get(track) != on:
+                self.engine.set_paused(self.peer(track.participant_id), track.source, not on)
+                self._forwarding[track] = on
         messages = []
         for participant_id, slots in assignments.items():
             peer = self.peer(participant_id)

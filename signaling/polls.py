@@ -29,9 +29,10 @@ import math
 import secrets
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from signaling import events as ev
+from signaling import protocol as proto
 from signaling.policy import STUDENT, TEACHER
 from signaling.protocol import RoomError
 
@@ -254,6 +255,24 @@ class PollRules:
     poll_counts_due: bool
     poll_seq: int
 
+    if TYPE_CHECKING:  # what the room provides (signaling.room.Room)
+        session_id: int
+        clock: Callable[[], float]
+
+        def present(self) -> list[Participant]: ...
+        def teachers(self) -> list[Participant]: ...
+        def _send(self, participant: Participant, event: str, data: Any, disconnect_after: bool = False) -> None: ...
+        def _event(
+            self, type_: str, actor: Participant | None = None, target: Participant | None = None, **data: Any
+        ) -> None: ...
+        def _broadcast(
+            self,
+            event: str,
+            make: Callable[[Participant], Any],
+            about: Participant | None = None,
+            exclude: Participant | None = None,
+        ) -> None: ...
+
     # -- views ---------------------------------------------------------------------------------------
     def _poll_students(self) -> list[Participant]:
         return [p for p in self.present() if p.role == STUDENT]
@@ -261,10 +280,11 @@ class PollRules:
     def poll_counts(self) -> dict[str, Any]:
         """What the teacher sees live: counts per question and choice, who has (not) answered, scores."""
         poll = self.poll
+        assert poll is not None, "asked for the counts of a poll in a session without one"
         answered_users = set(poll.answers)
         waiting = [p for p in self._poll_students() if p.user_id not in answered_users]
         questions = poll.question_results()
-        data = {
+        data: dict[str, Any] = {
             "poll_id": poll.poll_id,
             "counts": questions[0]["counts"],
             "answered": len(poll.answers),
@@ -328,7 +348,7 @@ class PollRules:
         deadline_in = None
         if poll.state == "open" and poll.deadline is not None:
             deadline_in = round(max(0.0, poll.deadline - self.clock()), 2)
-        view = {
+        view: dict[str, Any] = {
             "poll_id": poll.poll_id,
             "title": poll.title,
             "quick": poll.quick,
@@ -441,14 +461,14 @@ class PollRules:
         self._poll_broadcast("poll:updated")
 
     # -- requests ------------------------------------------------------------------------------------
-    def _on_poll_open(self, teacher: Participant, payload) -> dict:
+    def _on_poll_open(self, teacher: Participant, payload: proto.PollOpen) -> dict[str, Any]:
         if self.poll is not None and self.poll.state == "open":
             raise RoomError("poll_open", "A poll is already open; close it first.", poll_id=self.poll.poll_id)
         if (payload.kind is None) == (payload.questions is None):
             raise RoomError("invalid_poll", "Give either a quick poll's kind or questions.")
         if payload.time_limit is not None and payload.seconds_per_question is not None:
             raise RoomError("invalid_poll", "Give a time for the whole poll or per question, not both.")
-        if payload.kind is not None:
+        if payload.questions is None:  # a quick poll: its kind is given (checked above)
             questions = [self._quick_question(payload)]
         else:
             questions = [Question(**q.model_dump()) for q in payload.questions]
@@ -457,6 +477,7 @@ class PollRules:
         now = self.clock()
         self.poll_seq += 1
         pace = "one" if payload.seconds_per_question else "all"
+        seconds = payload.seconds_per_question or payload.time_limit
         poll = Poll(
             poll_id=f"q{self.session_id}-{self.poll_seq}-{secrets.token_hex(3)}",
             questions=questions,
@@ -469,13 +490,11 @@ class PollRules:
             pace=pace,
             time_limit=payload.time_limit,
             seconds_per_question=payload.seconds_per_question,
-            deadline=now + (payload.seconds_per_question or payload.time_limit)
-            if (payload.seconds_per_question or payload.time_limit)
-            else None,
+            deadline=now + seconds if seconds else None,
         )
         self.poll = poll
         self.poll_counts_due = False
-        settings = {
+        settings: dict[str, Any] = {
             "poll_id": poll.poll_id,
             "title": poll.title,
             "quick": poll.quick,
@@ -500,7 +519,7 @@ class PollRules:
         return {"poll_id": poll.poll_id}
 
     @staticmethod
-    def _quick_question(payload) -> Question:
+    def _quick_question(payload: proto.PollOpen) -> Question:
         if payload.kind == "truefalse":
             if payload.multiple:
                 raise RoomError("invalid_poll", "A true/false poll takes one choice.")
@@ -522,7 +541,7 @@ class PollRules:
         question.check(0)
         return question
 
-    def _answer_of(self, question: Question, payload) -> tuple[list[str] | None, str | None]:
+    def _answer_of(self, question: Question, payload: proto.PollAnswer) -> tuple[list[str] | None, str | None]:
         """The answer as kept: the choices (each once, in the options' order), or the typed text."""
         if question.kind in CHOICE_KINDS:
             if payload.choices is None or payload.text is not None:
@@ -554,7 +573,7 @@ class PollRules:
             raise RoomError("not_a_number", f"{text[:40]!r} is not a number.")
         return None, text
 
-    def _on_poll_answer(self, student: Participant, payload) -> dict:
+    def _on_poll_answer(self, student: Participant, payload: proto.PollAnswer) -> dict[str, Any]:
         poll = self._current_poll(payload.poll_id)
         if poll.state == "open" and poll.deadline is not None and self.clock() >= poll.deadline:
             self.poll_time_up()  # the timer is late: the answer is too
@@ -608,6 +627,7 @@ class PollRules:
 
     def _close_poll(self, by: Participant | None, reason: str | None = None) -> None:
         poll = self.poll
+        assert poll is not None, "closing a poll in a session without one"
         poll.state = "closed"
         poll.closed_at = self.clock()
         poll.deadline = None
@@ -628,7 +648,7 @@ class PollRules:
         self.poll_counts_due = False
         self._poll_broadcast("poll:closed")
 
-    def _on_poll_next(self, teacher: Participant, payload) -> dict:
+    def _on_poll_next(self, teacher: Participant, payload: proto.PollRef) -> dict[str, Any]:
         poll = self._current_poll(payload.poll_id)
         if poll.state != "open":
             raise RoomError("poll_closed", "This poll is closed.")
@@ -640,13 +660,13 @@ class PollRules:
             self._close_poll(teacher)
         return {"poll_id": poll.poll_id, "state": poll.state, "current": poll.current}
 
-    def _on_poll_close(self, teacher: Participant, payload) -> dict:
+    def _on_poll_close(self, teacher: Participant, payload: proto.PollRef) -> dict[str, Any]:
         poll = self._current_poll(payload.poll_id)
         if poll.state == "open":
             self._close_poll(teacher)
         return {"poll_id": poll.poll_id, "state": poll.state}
 
-    def _on_poll_reveal(self, teacher: Participant, payload) -> dict:
+    def _on_poll_reveal(self, teacher: Participant, payload: proto.PollReveal) -> dict[str, Any]:
         poll = self._current_poll(payload.poll_id)
         if poll.state == "open":  # revealing ends the answering
             self._close_poll(teacher)

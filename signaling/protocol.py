@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -23,11 +23,11 @@ class RoomError(Exception):
         self.message = message
         self.extra = extra
 
-    def answer(self) -> dict:
+    def answer(self) -> dict[str, Any]:
         return {"ok": False, "error": {"code": self.code, "message": self.message, **self.extra}}
 
 
-def ok(data: Any = None) -> dict:
+def ok(data: Any = None) -> dict[str, Any]:
     return {"ok": True, "data": data}
 
 
@@ -44,7 +44,7 @@ class AdmitRequest(Payload):
     all: bool = False
 
     @model_validator(mode="after")
-    def _something(self):
+    def _something(self) -> Self:
         if not self.all and not self.participant_ids:
             raise ValueError("give participant_ids or all: true")
         return self

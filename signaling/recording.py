@@ -97,7 +97,7 @@ class RoomRecording:
         self.tracks = set(wanted)
 
 
-def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict:
+def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict[str, Any]:
     """rec:status and the answer of every rec:* request. `recording` stays true while paused;
     `students_recorded` (null when off): whether learners' tracks are recorded, or the teacher's only."""
     return {

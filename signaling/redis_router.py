@@ -22,7 +22,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Concatenate, Coroutine, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import LockError, RedisError
@@ -69,11 +69,17 @@ return 1
 """
 
 
-def _needs_redis(method):
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _needs_redis(
+    method: Callable[Concatenate[RedisRouter, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[RedisRouter, _P], Coroutine[Any, Any, _T]]:
     """Redis out of reach is the cluster being unavailable for a moment, said as such (HTTP 503)."""
 
     @functools.wraps(method)
-    async def answer_unavailable(self, *args, **kwargs):
+    async def answer_unavailable(self: RedisRouter, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return await method(self, *args, **kwargs)
         except (RedisError, OSError) as exc:
@@ -95,11 +101,12 @@ class RedisRouter(Router):
         self._unplace = self.redis.register_script(_UNPLACE)
         self._release = self.redis.register_script(_RELEASE)
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        self._waiting: dict[str, tuple[asyncio.Future, list, int]] = {}
+        # request id → (done when every answer is in, the answers, how many are expected)
+        self._waiting: dict[str, tuple[asyncio.Future[None], list[dict[str, Any]], int]] = {}
         self._dirty: dict[int, Callable[[], dict[str, Any]]] = {}  # changed since the last save
         self._snapshots: dict[int, Callable[[], dict[str, Any]]] = {}  # every room open here
-        self._tasks: list[asyncio.Task] = []
-        self._running: set[asyncio.Task] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # -- keys ----------------------------------------------------------------------------------------
@@ -151,7 +158,7 @@ class RedisRouter(Router):
         lost_at = json.loads(previous)["heartbeat_at"] if previous else time.time()
         log.warning("restarted while hosting sessions %s: taking them back", sessions)
         for session_id in sessions:
-            await self.handler.run_command(
+            await self.bound.run_command(
                 "adopt", {"session_id": session_id, "lost_at": lost_at, "from_node": self.node_id}
             )
 
@@ -188,7 +195,7 @@ class RedisRouter(Router):
         for session_id in self.handler.live_sessions():
             if session_id in hosted:
                 continue
-            owner = await self.redis.get(self._key("placed", session_id))
+            owner = await self._placed(session_id)
             if owner is None:
                 await self._move(
                     keys=[self._key("placed", session_id)], args=["", self._key("hosted", ""), session_id, self.node_id]
@@ -236,9 +243,13 @@ class RedisRouter(Router):
         return found
 
     # -- placement -----------------------------------------------------------------------------------
+    async def _placed(self, session_id: int) -> str | None:
+        """The id of the node the session is placed on (a str: the client decodes responses)."""
+        return cast("str | None", await self.redis.get(self._key("placed", session_id)))
+
     @_needs_redis
     async def owner(self, session_id: int) -> NodeInfo | None:
-        node_id = await self.redis.get(self._key("placed", session_id))
+        node_id = await self._placed(session_id)
         if node_id is None:
             return None
         return next((n for n in await self.nodes() if n.node_id == node_id), NodeInfo(node_id, "", DEAD, 0, 0))
@@ -247,7 +258,7 @@ class RedisRouter(Router):
     async def place(self, session_id: int) -> NodeInfo:
         for _ in range(5):
             nodes = {n.node_id: n for n in await self.nodes()}
-            current = await self.redis.get(self._key("placed", session_id))
+            current = await self._placed(session_id)
             old = nodes.get(current) if current else None
             if old is not None and old.state == LIVE:
                 return old
@@ -319,7 +330,7 @@ class RedisRouter(Router):
     async def command_all(self, name: str, **args: Any) -> list[Any]:
         request_id = uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
-        answers: list = []
+        answers: list[dict[str, Any]] = []
         self._waiting[request_id] = (future, answers, 0)
         try:
             receivers = await self.redis.publish(
@@ -336,10 +347,10 @@ class RedisRouter(Router):
 
     async def _send(self, node_id: str, name: str, args: dict[str, Any]) -> Any:
         if node_id == self.node_id:
-            return await self.handler.run_command(name, args)
+            return await self.bound.run_command(name, args)
         request_id = uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
-        answers: list = []
+        answers: list[dict[str, Any]] = []
         self._waiting[request_id] = (future, answers, 1)
         try:
             receivers = await self.redis.publish(
@@ -380,8 +391,8 @@ class RedisRouter(Router):
                 log.warning("command channel lost (%s); resubscribing", type(exc).__name__)
                 await asyncio.sleep(0.5)
 
-    def _on_reply(self, body: dict) -> None:
-        waiting = self._waiting.get(body.get("id"))
+    def _on_reply(self, body: dict[str, Any]) -> None:
+        waiting = self._waiting.get(body.get("id", ""))
         if waiting is None:
             return
         future, answers, expected = waiting
@@ -389,9 +400,9 @@ class RedisRouter(Router):
         if len(answers) >= expected and not future.done():
             future.set_result(None)
 
-    async def _run(self, body: dict) -> None:
+    async def _run(self, body: dict[str, Any]) -> None:
         try:
-            answer = {"id": body["id"], "ok": True, "data": await self.handler.run_command(body["name"], body["args"])}
+            answer = {"id": body["id"], "ok": True, "data": await self.bound.run_command(body["name"], body["args"])}
         except RoomError as exc:
             answer = {"id": body["id"], "ok": False, "error": {"code": exc.code, "message": exc.message}}
         except Exception:  # noqa: BLE001 - the caller gets an answer, whatever happened

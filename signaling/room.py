@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from signaling import events as ev
+from signaling import protocol as proto
 from signaling.events import EventSink, RoomEvent
 from signaling.join_token import JoinClaims
 from signaling.media_plan import MediaView
@@ -62,7 +63,7 @@ class RateLimit:
 
     def __init__(self, count: int, window: float):
         self.window = window
-        self.times: deque = deque(maxlen=count)
+        self.times: deque[float] = deque(maxlen=count)
 
     def check(self, now: float, what: str) -> None:
         """Count one more, or refuse it with the seconds to wait."""
@@ -126,7 +127,7 @@ class Room(PollRules):
         self.version = 0
         self.participants: dict[str, Participant] = {}
         self.locks: dict[str, bool] = dict.fromkeys(LOCKABLE, False)
-        self.chat: deque[dict] = deque(maxlen=CHAT_HISTORY)
+        self.chat: deque[dict[str, Any]] = deque(maxlen=CHAT_HISTORY)
         self.hands: list[tuple[str, float]] = []  # (participant_id, raised_at), in order raised
         self.removed_users: set[int] = set()
         self.stage: str | None = None  # the participant the teacher put on stage
@@ -207,8 +208,8 @@ class Room(PollRules):
         # Observers visit silently: only the teacher (and other observers) see them listed.
         return subject.role != OBSERVER or viewer.role in (TEACHER, OBSERVER)
 
-    def view(self, subject: Participant, viewer: Participant) -> dict:
-        data = {
+    def view(self, subject: Participant, viewer: Participant) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "participant_id": subject.participant_id,
             "name": subject.name,
             "role": subject.role,
@@ -238,7 +239,7 @@ class Room(PollRules):
             "participant:updated", lambda v: {"version": version, "participant": self.view(subject, v)}, about=subject
         )
 
-    def _lobby_entry(self, p: Participant) -> dict:
+    def _lobby_entry(self, p: Participant) -> dict[str, Any]:
         return {
             "participant_id": p.participant_id,
             "name": p.name,
@@ -258,7 +259,7 @@ class Room(PollRules):
         for p in self.lobby():
             self._send(p, "lobby:waiting", {"teacher_present": self.teacher_present, "locked": self.locks["room"]})
 
-    def state_for(self, viewer: Participant) -> dict:
+    def state_for(self, viewer: Participant) -> dict[str, Any]:
         """The full snapshot a participant needs on join and on resync."""
         return {
             "version": self.version,
@@ -529,18 +530,18 @@ class Room(PollRules):
         self.authorize(participant, action, payload)
         return getattr(self, "_on_" + action.replace(":", "_"))(participant, payload)
 
-    def _on_room_sync(self, p: Participant, payload) -> dict:
+    def _on_room_sync(self, p: Participant, payload: proto.Empty) -> dict[str, Any]:
         return self.state_for(p) if p.state == "admitted" else {"lobby": True, "teacher_present": self.teacher_present}
 
-    def _on_room_leave(self, p: Participant, payload) -> None:
+    def _on_room_leave(self, p: Participant, payload: proto.Empty) -> None:
         self._send(p, "room:left", {"session_id": self.session_id}, disconnect_after=True)
         self._leave(p, "left")
 
-    def _on_room_end(self, p: Participant, payload) -> None:
+    def _on_room_end(self, p: Participant, payload: proto.Empty) -> None:
         self.end(p)
 
     # lobby
-    def _lobby_targets(self, payload) -> list[Participant]:
+    def _lobby_targets(self, payload: proto.AdmitRequest) -> list[Participant]:
         if payload.all:
             return self.lobby()
         targets = []
@@ -551,7 +552,7 @@ class Room(PollRules):
             targets.append(target)
         return targets
 
-    def _on_lobby_admit(self, teacher: Participant, payload) -> dict:
+    def _on_lobby_admit(self, teacher: Participant, payload: proto.AdmitRequest) -> dict[str, Any]:
         targets = self._lobby_targets(payload)
         for target in targets:
             self._knocks.pop(target.user_id, None)  # let in: earlier knocks no longer count against them
@@ -566,7 +567,7 @@ class Room(PollRules):
         self._send_lobby_to_teachers()
         return {"admitted": [t.participant_id for t in targets]}
 
-    def _on_lobby_deny(self, teacher: Participant, payload) -> dict:
+    def _on_lobby_deny(self, teacher: Participant, payload: proto.DenyRequest) -> dict[str, Any]:
         targets = self._lobby_targets(payload)
         for target in targets:
             self._event(ev.LOBBY_DENIED, teacher, target, reason=payload.reason)
@@ -577,12 +578,12 @@ class Room(PollRules):
 
     # chat
     @staticmethod
-    def _may_read(viewer: Participant, message: dict) -> bool:
+    def _may_read(viewer: Participant, message: dict[str, Any]) -> bool:
         if message["to"] is None or viewer.role == TEACHER:
             return True
         return viewer.participant_id in (message["from"]["participant_id"], message["to"]["participant_id"])
 
-    def _on_chat_send(self, sender: Participant, payload) -> dict:
+    def _on_chat_send(self, sender: Participant, payload: proto.ChatSend) -> dict[str, Any]:
         text = payload.text.strip()
         if not text:
             raise RoomError("empty_message", "The message is empty.")
@@ -615,7 +616,7 @@ class Room(PollRules):
 
     def _post(
         self, sender: Participant, text: str, recipient: Participant | None, kind: str = "text", **extra: Any
-    ) -> dict:
+    ) -> dict[str, Any]:
         self.chat_seq += 1
         message = {
             "message_id": f"m{self.session_id}-{self._chat_incarnation}-{self.chat_seq}",
@@ -643,7 +644,7 @@ class Room(PollRules):
                 self._send(viewer, "chat:message", message)
         return message
 
-    def _on_chat_delete(self, teacher: Participant, payload) -> dict:
+    def _on_chat_delete(self, teacher: Participant, payload: proto.ChatDelete) -> dict[str, Any]:
         message = next((m for m in self.chat if m["message_id"] == payload.message_id), None)
         if message is None:
             raise RoomError("unknown_message", "That message does not exist.")
@@ -658,7 +659,7 @@ class Room(PollRules):
                     )
         return {"message_id": message["message_id"]}
 
-    def share_handout(self, uploader_user_id: int, handout: dict) -> dict:
+    def share_handout(self, uploader_user_id: int, handout: dict[str, Any]) -> dict[str, Any]:
         """A handout uploaded over HTTP is announced in the chat, from the teacher who gave it out."""
         sender = self._by_user(uploader_user_id)
         if sender is None or sender.state != "admitted":
@@ -666,7 +667,7 @@ class Room(PollRules):
         return self._post(sender, handout["filename"], None, kind="handout", handout=dict(handout))
 
     # hands
-    def hand_queue(self) -> list[dict]:
+    def hand_queue(self) -> list[dict[str, Any]]:
         return [
             {"participant_id": pid, "name": self.participants[pid].name, "position": i + 1, "raised_at": at}
             for i, (pid, at) in enumerate(self.hands)
@@ -676,7 +677,7 @@ class Room(PollRules):
         queue = self.hand_queue()
         self._broadcast("hand:queue", lambda v: {"hands": queue})
 
-    def _on_hand_raise(self, p: Participant, payload) -> dict:
+    def _on_hand_raise(self, p: Participant, payload: proto.Empty) -> dict[str, Any]:
         if all(pid != p.participant_id for pid, _ in self.hands):
             self.hands.append((p.participant_id, self.clock()))
             self._event(ev.HAND_RAISED, p, p, position=len(self.hands))
@@ -684,7 +685,7 @@ class Room(PollRules):
         position = next(i + 1 for i, (pid, _) in enumerate(self.hands) if pid == p.participant_id)
         return {"position": position}
 
-    def _on_hand_lower(self, p: Participant, payload) -> dict:
+    def _on_hand_lower(self, p: Participant, payload: proto.HandLower) -> dict[str, Any]:
         if p.role != TEACHER and (payload.all or payload.participant_id not in (None, p.participant_id)):
             raise RoomError("forbidden", "You can only lower your own hand.")
         if payload.all:
@@ -700,7 +701,7 @@ class Room(PollRules):
         return {"lowered": lowered}
 
     # media state (the media plane enforces it on the forwarded tracks)
-    def _on_media_state(self, p: Participant, payload) -> dict:
+    def _on_media_state(self, p: Participant, payload: proto.MediaState) -> dict[str, Any]:
         changes = {k: v for k, v in payload.model_dump().items() if v is not None}
         for source, on in changes.items():
             if on and not p.permissions.allowed(source, self.locks):
@@ -714,12 +715,12 @@ class Room(PollRules):
             self._participant_updated(p)
         return {"media": dict(p.media)}
 
-    def _on_media_saver(self, p: Participant, payload) -> dict:
+    def _on_media_saver(self, p: Participant, payload: proto.SaverRequest) -> dict[str, Any]:
         """Data saver: what this participant receives (the media plan reads it); not a record."""
         p.saver = payload.mode
         return {"mode": p.saver}
 
-    def _on_media_grid(self, p: Participant, payload) -> dict:
+    def _on_media_grid(self, p: Participant, payload: proto.GridRequest) -> dict[str, Any]:
         """The teacher's gallery page: those students' cameras fill her grid slots first (the media plan reads
         it); not a record."""
         p.grid_first = tuple(dict.fromkeys(payload.participant_ids))
@@ -732,7 +733,7 @@ class Room(PollRules):
             self._send(target, "you:muted", {"source": source, "by": by.name})
 
     # moderation
-    def _on_mod_mute(self, teacher: Participant, payload) -> dict:
+    def _on_mod_mute(self, teacher: Participant, payload: proto.MuteRequest) -> dict[str, Any]:
         target = self._target(payload.participant_id)
         was_on = target.media.get(payload.source, False)
         self._force_off(target, payload.source, teacher)
@@ -740,7 +741,7 @@ class Room(PollRules):
             self._participant_updated(target)
         return {"muted": was_on}
 
-    def _on_mod_kick(self, teacher: Participant, payload) -> dict:
+    def _on_mod_kick(self, teacher: Participant, payload: proto.KickRequest) -> dict[str, Any]:
         target = self._target(payload.participant_id)
         if target.role == TEACHER:
             raise RoomError("forbidden", "The teacher cannot be removed.")
@@ -750,7 +751,7 @@ class Room(PollRules):
         self._leave(target, "kicked")
         return {"removed": target.participant_id}
 
-    def _on_mod_lock(self, teacher: Participant, payload) -> dict:
+    def _on_mod_lock(self, teacher: Participant, payload: proto.LockRequest) -> dict[str, Any]:
         if self.locks[payload.what] != payload.locked:
             self.locks[payload.what] = payload.locked
             self._event(ev.LOCK_CHANGED, teacher, None, what=payload.what, locked=payload.locked)
@@ -773,7 +774,7 @@ class Room(PollRules):
                 self._tell_lobby_waiting()
         return {"locks": dict(self.locks)}
 
-    def _on_mod_permit(self, teacher: Participant, payload) -> dict:
+    def _on_mod_permit(self, teacher: Participant, payload: proto.PermitRequest) -> dict[str, Any]:
         target = self._target(payload.participant_id)
         if target.role == TEACHER:
             raise RoomError("forbidden", "The teacher's permissions cannot be changed.")
@@ -790,7 +791,7 @@ class Room(PollRules):
         self._participant_updated(target)
         return {"permissions": effective}
 
-    def _on_mod_stage(self, teacher: Participant, payload) -> dict:
+    def _on_mod_stage(self, teacher: Participant, payload: proto.StageRequest) -> dict[str, Any]:
         """Put one student on stage (everyone sees their camera), or nobody (participant_id null)."""
         target = self._target(payload.participant_id) if payload.participant_id else None
         if target is not None and target.role not in LEARNERS:

@@ -73,6 +73,12 @@ class Router(ABC):
         """The live server of this node: it runs the commands addressed to its rooms."""
         self.handler = handler
 
+    @property
+    def bound(self) -> NodeHandler:
+        """The live server of this node, to run a command here (bind() comes first)."""
+        assert self.handler is not None, "no live server bound to this router"
+        return self.handler
+
     def self_info(self) -> NodeInfo:
         load = self.handler.load() if self.handler else {"rooms": 0, "participants": 0}
         return NodeInfo(
@@ -178,10 +184,10 @@ class LocalRouter(Router):
         pass
 
     async def command(self, session_id: int, name: str, **args: Any) -> Any:
-        return await self.handler.run_command(name, {"session_id": session_id, **args})
+        return await self.bound.run_command(name, {"session_id": session_id, **args})
 
     async def command_all(self, name: str, **args: Any) -> list[Any]:
-        return [await self.handler.run_command(name, args)]
+        return [await self.bound.run_command(name, args)]
 
     async def nodes(self) -> list[NodeInfo]:
         return [self.self_info()]
