@@ -107,6 +107,7 @@ class RoomSocket:
 
     async def ask(self, event: str, data: Any = None, timeout: float = 30) -> dict:
         """The request's answer as it came (`ok`, `data` or `error`); socketio's TimeoutError if none."""
+        assert self.sio is not None, "not connected"
         return await self.sio.call(event, data, namespace="/live", timeout=timeout)
 
     def events(self, name: str) -> list[Any]:
@@ -197,6 +198,7 @@ class Participant(RoomSocket):
             try:
                 await self.connect(session_id, resume=True)
                 await self.wait_for("room:state", after=mark, timeout=max(1.0, deadline - time.monotonic()))
+                assert self.join is not None  # (set by connect)
                 return {"attempts": attempts, "node": self.join["connect"]["node"]}
             except (ProtocolError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 if not isinstance(exc, Refused):  # (a refusal is counted when it comes)

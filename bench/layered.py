@@ -43,10 +43,11 @@ import fractions
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.sources import CameraPictures, Vp8Encoder
@@ -361,7 +362,7 @@ class LayeredSource:
         self.tracks: dict[str, MediaStreamTrack] = {name: LayerTrack(name) for name in layers}
         if audio:
             self.tracks["microphone"] = VoiceTrack()
-        self.transceivers: dict[str, object] = {}
+        self.transceivers: dict[str, RTCRtpTransceiver] = {}
 
     def add_to(self, pc) -> None:
         for name, track in self.tracks.items():
@@ -525,6 +526,8 @@ class TrackMeter:
             return None
         if source is None:
             source = "screen" if "screen" in self.name else "camera" if "camera" in self.name else None
+        if source is None:  # no layer of no source: the size alone
+            return "%dx%d" % sizes[0][0]
         return LAYER_OF_SIZE.get((source, sizes[0][0]), "%dx%d" % sizes[0][0])
 
     def latest(self, format: str = "gray") -> np.ndarray | None:
@@ -532,7 +535,7 @@ class TrackMeter:
         return None if self.last_frame is None else self.last_frame.to_ndarray(format=format)
 
     def stats(self, window: float = 2.0) -> dict:
-        out = {
+        out: dict[str, Any] = {
             "frames": self.frames,
             "fps": round(self.fps(window), 1),
             "rtp_packets": self.rtp_packets,
@@ -557,7 +560,7 @@ def route_rtx(receiver: RTCRtpReceiver) -> None:
     discarded (measured: 0 of 480 delivered) and a lost packet is never repaired. A browser routes them
     by their SSRC group. This wraps the transport's router (private, once per transport) to route an
     RTX SSRC to the receiver whose SDP names it."""
-    router = receiver.transport._rtp_router
+    router: Any = receiver.transport._rtp_router  # aiortc's private RtpRouter, patched below
     if getattr(router, "_routes_rtx", False):
         return
     original = router.route_rtp

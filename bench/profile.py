@@ -98,6 +98,7 @@ def floor(packets: int = 20000) -> dict:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert sink.stdout is not None  # stdout=PIPE
     address = ("127.0.0.1", int(sink.stdout.readline()))
     policy = Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)
     policy.allow_repeat_tx = True
@@ -126,7 +127,8 @@ def floor(packets: int = 20000) -> dict:
 
 
 def summarise(prof_path: Path, wall_seconds: float, server_cpu_seconds: float | None = None) -> dict:
-    stats = pstats.Stats(str(prof_path)).stats  # key -> (cc, nc, tt, ct, callers)
+    # key -> (cc, nc, tt, ct, callers); typeshed leaves out this attribute that pstats fills
+    stats = pstats.Stats(str(prof_path)).stats  # type: ignore[attr-defined]
     by_name = {_name(k): v for k, v in stats.items()}
     idle = by_name.get(C_CALLS["epoll wait (idle)"], (0, 0, 0.0, 0.0, {}))[2]
     total = sum(v[2] for v in stats.values()) - idle  # profiled busy time (inflated by the profiler)

@@ -21,6 +21,7 @@ import logging
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
 
 from bench.peers import CONFIG
 from media.probes import codec_preferences, offered_media
@@ -31,7 +32,7 @@ SLOT_OF_KIND = {"video": "teacher_camera", "audio": "teacher_audio"}
 class RelayServer:
     def __init__(self) -> None:
         self.relay = MediaRelay()
-        self.tracks: dict[str, object] = {}
+        self.tracks: dict[str, MediaStreamTrack] = {}
         self.connections: dict[str, RTCPeerConnection] = {}
         self.ids = itertools.count(1)
 
@@ -77,6 +78,9 @@ class RelayServer:
         )
         return web.json_response({})
 
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
     async def close(self, app: web.Application) -> None:
         await asyncio.gather(*(pc.close() for pc in self.connections.values()), return_exceptions=True)
 
@@ -93,7 +97,7 @@ def main() -> None:
             web.post("/publish", server.publish),
             web.post("/subscribe", server.subscribe),
             web.post("/subscribe/{id}", server.answer),
-            web.get("/healthz", lambda r: web.json_response({"ok": True})),
+            web.get("/healthz", server.healthz),
         ]
     )
     app.on_shutdown.append(server.close)

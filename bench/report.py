@@ -71,7 +71,7 @@ def conclusions(results: dict) -> dict:
     # alone, so the least disturbed by the ticks and noise that dominate a 5-student class.
     sfu_per_student = largest["server"]["cpu_per_student_pct"] if largest else None
     relay = results.get("relay_baseline")
-    if relay and relay.get("server") and sfu_per_student:
+    if relay and relay.get("server") and largest and sfu_per_student:  # (sfu_per_student: from largest)
         relay_per_student = relay["server"]["cpu_per_student_pct"]
         out["baseline"] = {
             "relay_cpu_per_subscriber_pct": relay_per_student,
@@ -534,14 +534,15 @@ def text_report(results: dict) -> str:
             f"({base['relay_subscribers']} subscribers) vs {base['sfu_cpu_per_subscriber_pct']:.3f} % "
             f"forwarded ({base['sfu_scenario']}): ratio {base['ratio']}x"
         )
-    if recording_line(results):
-        parts += ["", recording_table(results), recording_line(results)]
+    rec_table, rec_line = recording_table(results), recording_line(results)
+    if rec_table and rec_line:  # (both or neither: from the recording cost's numbers)
+        parts += ["", rec_table, rec_line]
     elif results.get("recording_cost"):
         parts += ["", f"recording cost: failed ({results['recording_cost'].get('error')})"]
-    if scale_out_report(results):
-        parts += ["", scale_out_report(results)]
-    if chat_report(results):
-        parts += ["", chat_report(results)]
+    if scale_out := scale_out_report(results):
+        parts += ["", scale_out]
+    if chat := chat_report(results):
+        parts += ["", chat]
     if results.get("weak_link"):
         from bench.weaklink import report as weak_link_report
 

@@ -136,7 +136,7 @@ class Vp8Encoder:
 def pre_encode(pictures, fps: int, bitrate: int, count: int) -> list[tuple[bytes, bool]]:
     """`count` frames encoded once (the first a keyframe), to be replayed by a cheap sender."""
     encoder = Vp8Encoder(pictures.width, pictures.height, fps, bitrate)
-    frames = []
+    frames: list[tuple[bytes, bool]] = []
     n = 0
     while len(frames) < count:
         data, key = encoder.encode(pictures.picture(n), n, n == 0)
@@ -172,6 +172,7 @@ class ToneTrack(AudioStreamTrack):
 
     async def recv(self) -> AudioFrame:
         frame = await super().recv()  # keeps aiortc's pacing and timestamps
+        assert isinstance(frame, AudioFrame)  # (typed as any av Frame)
         start = (self._n * self.SAMPLES) % self.RATE
         self._n += 1
         data = self._second[start : start + self.SAMPLES].tobytes()
