@@ -106,7 +106,7 @@ async def ensure_not_throttled(db: AsyncSession, settings: Settings, personal_id
             )
     everywhere = (
         await db.execute(select(func.count()).where(LoginFailure.personal_id == personal_id, recent))
-    ).scalar()
+    ).scalar_one()
     beyond = everywhere - settings.login_max_failures_per_account
     return min(MAX_DELAY, 0.25 * 2**beyond) if beyond >= 0 else 0.0
 

@@ -311,7 +311,7 @@ async def _records_export(settings: Settings, session_id: int, out: str | None):
         async with db_factory() as db:
             session = await db.get(LiveSession, session_id)
             period = await db.get(Period, session.period_id) if session else None
-            if period is None:
+            if session is None or period is None:
                 raise CliError(f"No session {session_id}.")
             export = await prepare_export(db, session, period, settings.recordings_dir, settings.handouts_dir)
             path = Path(out) if out else Path(export.filename)

@@ -72,7 +72,7 @@ class CurrentAccounts:
             if session is None or not session.running:
                 raise JoinTokenError("session_ended", "The period has ended.")
             try:
-                role, _ = await periods.room_role_for(db, user, await db.get(Period, session.period_id))
+                role, _ = await periods.room_role_for(db, user, await db.get_one(Period, session.period_id))
             except ApiError:
                 role = None
             if role != claims.room_role:
@@ -122,7 +122,9 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
         media_engine=engine,
         sees_classmates=settings.students_see_classmates,
         quality_interval=settings.quality_report_seconds,
-        recorder_factory=recorder_for,
+        # signaling.recording.Recorder declares start() and add_track() as returning None; ours return the
+        # recording's folder and whether a file began (the protocol's to widen, in signaling/).
+        recorder_factory=recorder_for,  # type: ignore[arg-type]
         record_students=settings.record_students,
         router=router,
         recover_recordings=lambda session_id: _recover_session(settings, session_id),

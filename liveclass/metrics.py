@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFami
 from liveclass.appkeys import SETTINGS
 from liveclass.errors import ApiError
 from liveclass.live import LIVE_ROOMS
+from media.engine import MediaEngine
 
 _LOOPBACK = ("127.", "::1")
 LOSS_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -64,7 +65,7 @@ class LiveCollector:
             people.add_metric([role, state], n)
         yield people
         engine = live.media_engine
-        if engine is None:
+        if not isinstance(engine, MediaEngine):  # None: a server without media
             return
         yield CounterMetricFamily(
             "liveclass_media_layer_selection_cpu_seconds",

@@ -345,7 +345,8 @@ def parse_questions(data: bytes) -> tuple[list[ParsedQuestion], list[RowProblem]
     try:
         sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
         rows = sheet.iter_rows(values_only=True, max_col=40)
-        where = column_positions(next(rows, None) or (), COLUMNS, REQUIRED)
+        header = next(rows, None)
+        where = column_positions(header or (), COLUMNS, REQUIRED)
         parsed: list[ParsedQuestion] = []
         problems: list[RowProblem] = []
         count = 0

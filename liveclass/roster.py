@@ -211,11 +211,12 @@ async def import_roster(
         )
     ).all():
         enrolled.setdefault(student_id, set()).add(class_id)
-    linked = set(
-        (
+    linked = {
+        (parent_id, student_id)
+        for parent_id, student_id in (
             await db.execute(select(ParentLink.parent_id, ParentLink.student_id).where(ParentLink.parent_id.in_(ids)))
         ).all()
-    )
+    }
 
     for row in rows:
         user = users[row.personal_id]

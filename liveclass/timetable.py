@@ -209,13 +209,18 @@ def half_of(instant: datetime) -> tuple[date, str]:
 
 # -- checks ---------------------------------------------------------------------------------------------
 def _other(period: Period | Planned) -> dict[str, Any]:
-    stored = isinstance(period, Period)
+    if isinstance(period, Period):
+        period_id, line = period.id, None
+        class_name, teacher_name = period.school_class.name, period.teacher.full_name
+    else:
+        period_id, line = None, period.line
+        class_name, teacher_name = period.class_name, period.teacher_name
     return {
-        "period_id": period.id if stored else None,
-        "line": None if stored else period.line,
-        "class_name": period.school_class.name if stored else period.class_name,
+        "period_id": period_id,
+        "line": line,
+        "class_name": class_name,
         "subject": period.subject,
-        "teacher_name": period.teacher.full_name if stored else period.teacher_name,
+        "teacher_name": teacher_name,
         "starts_at": period.starts_at.isoformat(),
         "ends_at": period.ends_at.isoformat(),
         "when": when_text(period.starts_at, period.ends_at),
@@ -289,18 +294,20 @@ async def check(db: AsyncSession, planned: list[Planned], *, ignore_period_id: i
         for other in everything[index + 1 :]:
             if other.starts_at >= period.ends_at:
                 break
-            if isinstance(period, Period) and isinstance(other, Period):
-                continue  # two stored periods: not this request's business
+            new: Planned
+            old: Period | Planned
             if isinstance(period, Period):
+                if isinstance(other, Period):
+                    continue  # two stored periods: not this request's business
                 new, old = other, period
             elif isinstance(other, Period):
                 new, old = period, other
             else:  # two new ones: the later in the request is the one refused
                 new, old = (other, period) if order[id(other)] > order[id(period)] else (period, other)
             for who, same in (("teacher", new.teacher_id == old.teacher_id), ("class", new.class_id == old.class_id)):
-                key = (id(new), id(old), who)
-                if same and key not in seen_pairs:
-                    seen_pairs.add(key)
+                pair = (id(new), id(old), who)
+                if same and pair not in seen_pairs:
+                    seen_pairs.add(pair)
                     item = {
                         "line": new.line,
                         "who": who,
@@ -577,6 +584,9 @@ def parse_file(data: bytes) -> tuple[list[FileRow], list[RowProblem]]:
         if found:
             problems += found
             continue
+        # No problem found: every value was read (a missing one is a problem above).
+        assert weekday is not None and start is not None and end is not None
+        assert first is not None and last is not None and mode is not None
         parsed.append(FileRow(line, class_name, subject, teacher, weekday, start, end, first, last, mode))
     if not parsed and not problems:
         raise SheetFileError(

@@ -17,6 +17,6 @@ async def readable_session(db: AsyncSession, user: User, session_id: int) -> tup
     their existence is not revealed."""
     session = await db.get(LiveSession, session_id)
     period = await db.get(Period, session.period_id) if session else None
-    if period is None or not may_read_records(user, period):
+    if session is None or period is None or not may_read_records(user, period):
         raise not_found("Session")
     return session, period

@@ -190,8 +190,8 @@ async def session_attendance(
     enrolled_ids = set(
         (await db.execute(select(Enrollment.student_id).where(Enrollment.class_id == period.class_id))).scalars()
     )
-    knocked_ids = {e.target_id for e in events if e.type == ev.LOBBY_ENTERED} - {None}
-    deciders_ids = {e.actor_id for e in events if e.type in _LOBBY_DECISIONS} - {None}
+    knocked_ids = {e.target_id for e in events if e.type == ev.LOBBY_ENTERED and e.target_id is not None}
+    deciders_ids = {e.actor_id for e in events if e.type in _LOBBY_DECISIONS and e.actor_id is not None}
     people_ids = {i.user_id for i in intervals} | enrolled_ids | knocked_ids | deciders_ids
     people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
 
@@ -226,7 +226,7 @@ async def session_attendance(
     for line in lines.values():
         arrivals = [e.at for e in by_person[line.user_id] if e.type in _ARRIVALS]
         for decision in (e for e in by_person[line.user_id] if e.type in _LOBBY_DECISIONS):
-            by = people.get(decision.actor_id)
+            by = people.get(decision.actor_id) if decision.actor_id is not None else None
             if decision.type == ev.LOBBY_ADMITTED:
                 line.admitted_by = by.full_name if by else None
             else:

@@ -37,7 +37,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, AsyncIterator, BinaryIO
+from typing import Any, AsyncGenerator, BinaryIO, Sequence
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -157,6 +157,12 @@ async def prepare_export(
     handout_entries, handout_files = await asyncio.to_thread(_handout_files, handouts_dir / str(session.id), handouts)
     files += handout_files
     ascii_name, unicode_name = export_filenames(session.id, period.school_class.name, period.subject, period.starts_at)
+    counts = {
+        "attendance": len(attendance),
+        "chat": len(chat),
+        "events": event_count,
+        "recording_files": len(recordings),
+    }
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -192,12 +198,7 @@ async def prepare_export(
         "teacher": _person(people.get(period.teacher_id)),
         # Which kinds of record the retention job has deleted, and when: those files are empty or absent.
         "purged": session.purged or {},
-        "counts": {
-            "attendance": len(attendance),
-            "chat": len(chat),
-            "events": event_count,
-            "recording_files": len(recordings),
-        },
+        "counts": counts,
         "recordings": recording_entries,
         "handouts": handout_entries,
         "contents": {
@@ -213,8 +214,8 @@ async def prepare_export(
     }
     attendance_rows = attendance_table(attendance, period)
     polls, poll_people = await session_polls(db, session.id)
-    manifest["counts"]["polls"] = len(polls)
-    manifest["counts"]["poll_questions"] = sum(len(p.questions) for p in polls)
+    counts["polls"] = len(polls)
+    counts["poll_questions"] = sum(len(p.questions) for p in polls)
     texts = [
         ("manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")),
         ("attendance.csv", csv_bytes(*attendance_rows)),
@@ -222,9 +223,7 @@ async def prepare_export(
         ("chat.csv", csv_bytes(*chat_table(chat, people))),
         ("polls.xlsx", await asyncio.to_thread(polls_xlsx, polls, poll_people)),
     ]
-    return SessionExport(
-        session.id, ascii_name, unicode_name, texts, files, event_count, now, counts=manifest["counts"]
-    )
+    return SessionExport(session.id, ascii_name, unicode_name, texts, files, event_count, now, counts=counts)
 
 
 def _component(name: str) -> str:
@@ -232,7 +231,7 @@ def _component(name: str) -> str:
     return name if name not in ("", ".", "..") else "_"
 
 
-def _handout_files(directory: Path, handouts: list[Handout]) -> tuple[list[dict], list[ExportFile]]:
+def _handout_files(directory: Path, handouts: Sequence[Handout]) -> tuple[list[dict], list[ExportFile]]:
     """The handouts given out in the session, as uploaded (blocking: file system)."""
     entries, files = [], []
     for handout in handouts:
@@ -257,7 +256,7 @@ def _handout_files(directory: Path, handouts: list[Handout]) -> tuple[list[dict]
     return entries, files
 
 
-def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple[list[dict], list[ExportFile]]:
+def _recording_files(recordings_dir: Path, recordings: Sequence[Recording]) -> tuple[list[dict], list[ExportFile]]:
     """The recordings, one entry per recording directory, and the files to copy (blocking: file system)."""
     root = recordings_dir.resolve()
     by_directory: dict[str, list[Recording]] = defaultdict(list)
@@ -287,7 +286,7 @@ def _recording_files(recordings_dir: Path, recordings: list[Recording]) -> tuple
         for recording in rows:
             path = (root / recording.path).resolve()
             name = _component(PurePosixPath(recording.path).name)
-            item = {
+            item: dict[str, Any] = {
                 "recording_row_id": recording.id,
                 "file": name,
                 "path": f"recordings/{folder}/{name}",
@@ -332,6 +331,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass  # zipfile never closes a file it was given; part of the writable file it expects
+
     def take(self) -> bytes:
         data = b"".join(self._parts)
         self._parts.clear()
@@ -361,7 +363,7 @@ def _copy_chunk(source: BinaryIO, target, size: int) -> int:
 
 async def _event_pages(
     db_factory: async_sessionmaker[AsyncSession], session_id: int, page: int = EVENTS_PAGE
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """events.jsonl in pages (ordered by time, then id), each page read in its own short session."""
     people: dict[int, dict | None] = {}
     after: tuple[datetime, int] | None = None
@@ -373,7 +375,8 @@ async def _event_pages(
                     or_(SessionEvent.at > after[0], and_(SessionEvent.at == after[0], SessionEvent.id > after[1]))
                 )
             events = (await db.execute(query.order_by(SessionEvent.at, SessionEvent.id).limit(page))).scalars().all()
-            wanted = ({e.actor_id for e in events} | {e.target_id for e in events}) - {None} - set(people)
+            named = {e.actor_id for e in events} | {e.target_id for e in events}
+            wanted = {i for i in named if i is not None} - set(people)
             if wanted:
                 users = (await db.execute(select(User).where(User.id.in_(wanted)))).scalars()
                 found = {u.id: _person(u) for u in users}
@@ -403,7 +406,7 @@ async def _event_pages(
 
 async def stream_export(
     export: SessionExport, db_factory: async_sessionmaker[AsyncSession], chunk_size: int = CHUNK
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The ZIP, chunk by chunk. Close it with contextlib.aclosing: a reader that stops early (a client
     that went away) closes the open file."""
     sink = _Sink()

@@ -295,7 +295,7 @@ def rebuild_polls(events: Iterable[SessionEvent]) -> list[PollRecord]:
     polls: dict[str, PollRecord] = {}
     for event in events:
         data = event.data or {}
-        poll = polls.get(data.get("poll_id"))
+        poll = polls.get(data.get("poll_id", ""))  # "" is never a key: a poll is kept by a non-empty id
         if event.type == "poll_opened" and data.get("poll_id"):
             polls[data["poll_id"]] = PollRecord(data["poll_id"], event.at, data, questions_of(data))
         elif poll is None:

@@ -95,12 +95,12 @@ async def current_days(db: AsyncSession) -> dict[RecordKind, int]:
 
 async def policies_view(db: AsyncSession) -> list[dict]:
     rows = {p.kind: p for p in (await db.execute(select(RetentionPolicy))).scalars()}
-    by_ids = {p.updated_by_id for p in rows.values()} - {None}
+    by_ids = {p.updated_by_id for p in rows.values() if p.updated_by_id is not None}
     people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(by_ids)))).scalars()} if by_ids else {}
     out = []
     for kind in RecordKind:
         row = rows.get(kind)
-        who = people.get(row.updated_by_id) if row else None
+        who = people.get(row.updated_by_id) if row and row.updated_by_id is not None else None
         out.append(
             {
                 "kind": kind.value,
@@ -296,6 +296,7 @@ async def _purge_session(
                     await asyncio.to_thread(_remove, paths, folder)
                     await db.execute(delete(Recording).where(Recording.session_id == session_id))
                     for event in manifests:
+                        assert event.data is not None  # kept above only when it lists files
                         event.data = {**event.data, "manifest": {**event.data["manifest"], "files": []}}
                     for share in open_shares:
                         share.revoked_at = now
@@ -315,6 +316,7 @@ async def _purge_session(
                 events["chat_text_removed"] = len(with_text)
                 if not dry_run:
                     for event in with_text:
+                        assert event.data is not None  # kept above only when it has a text
                         event.data = {k: v for k, v in event.data.items() if k != "text"}
                     await db.execute(delete(ChatMessage).where(ChatMessage.session_id == session_id))
             elif kind == RecordKind.attendance:
@@ -328,11 +330,11 @@ async def _purge_session(
                 if not dry_run:
                     await db.execute(delete(SessionEvent).where(_assessment_events(session_id)))
             elif kind == RecordKind.handouts:
-                rows = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
+                handouts = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
                 folder = settings.handouts_dir / str(session_id)
-                paths = {p for r in rows if (p := _inside(folder, r.stored_name)) and p.exists()}
+                paths = {p for h in handouts if (p := _inside(folder, h.stored_name)) and p.exists()}
                 paths |= set(await asyncio.to_thread(_files_under, folder))
-                deleted[kind.value], files["handouts"] = len(rows), len(paths)
+                deleted[kind.value], files["handouts"] = len(handouts), len(paths)
                 if not dry_run:
                     await asyncio.to_thread(_remove, paths, folder)
                     await db.execute(delete(Handout).where(Handout.session_id == session_id))
@@ -451,7 +453,9 @@ async def purge_expired(
         if not dry_run:
             details = {k: v for k, v in report.view().items() if k not in {"at", "dry_run"}}
             details["via"] = via
-            audit(db, None, AUDIT_ACTION, **details, **({"requested_by": requested_by.id} if requested_by else {}))
+            if requested_by:
+                details["requested_by"] = requested_by.id
+            audit(db, None, AUDIT_ACTION, **details)
         await db.commit()
     log.info(
         "retention%s: deleted %s; files %s; %d session(s) under legal hold kept%s",

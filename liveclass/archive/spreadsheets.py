@@ -17,7 +17,7 @@ import io
 from typing import Any, Sequence
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
@@ -83,7 +83,7 @@ def xlsx_book(sheets: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]
     return buffer.getvalue()
 
 
-def _cell(sheet, value: Any, **style) -> WriteOnlyCell:
+def _cell(sheet, value: Any, **style) -> Cell:
     if isinstance(value, bool):
         value = int(value)
     if value is not None and not isinstance(value, (int, float, str)):

@@ -5,7 +5,7 @@ the school's local time."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from liveclass.archive.search import SCHOOL_TIMEZONE
 from liveclass.models import ChatMessage, Period, User
@@ -147,7 +147,7 @@ def attendance_table(lines, period: Period) -> Table:
     return ATTENDANCE_HEADER, rows
 
 
-def chat_table(chat: list[ChatMessage], people: dict[int, User]) -> Table:
+def chat_table(chat: Sequence[ChatMessage], people: dict[int, User]) -> Table:
     """Every message, private and deleted ones marked; `people`: everyone the messages name."""
 
     def name(user_id: int | None) -> str:

@@ -58,7 +58,9 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    database_url = make_url(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None  # liveclass.db.alembic_config always sets it
+    database_url = make_url(url)
     if database_url.get_backend_name() == "sqlite":
         _run_sqlite(database_url)
     else:
