@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgpack
 import socketio
@@ -30,6 +30,9 @@ from signaling.recording import RecorderFactory
 from signaling.room import Outgoing, Participant, Room
 from signaling.room_state import restore, was_connected
 from signaling.router import LocalRouter, Router
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +89,11 @@ def _records_refused() -> RoomError:
     )
 
 
-class _LenientMsgPackPacket(MsgPackPacket):
+class _LenientMsgPackPacket(MsgPackPacket):  # type: ignore[misc]  # python-socketio has no type information
     """msgpack as python-socketio speaks it, but maps with non-string keys decode too: such a request
     then gets its invalid_payload answer instead of being dropped unanswered."""
 
-    def decode(self, encoded_packet):
+    def decode(self, encoded_packet: bytes) -> None:
         decoded = msgpack.loads(encoded_packet, ext_hook=self.__class__.ext_hook, strict_map_key=False)
         self.packet_type = decoded["type"]
         self.data = decoded.get("data")
@@ -116,7 +119,7 @@ class LiveServer:
         client_manager: Any = None,
         record_students: bool = True,
         router: Router | None = None,
-        recover_recordings: Callable[[int], list[dict]] | None = None,
+        recover_recordings: Callable[[int], list[dict[str, Any]]] | None = None,
         on_drain_requested: Callable[[], None] | None = None,
         drain_timeout: float = 30.0,
         admission: Callable[[JoinClaims], Awaitable[None]] | None = None,
@@ -154,13 +157,13 @@ class LiveServer:
         self._opening: dict[int, asyncio.Lock] = {}
         self._moving = False  # draining: rooms are moving away, nobody new gets in
         self._room_of_sid: dict[str, int] = {}
-        self._pending: dict[str, list] = {}  # messages for connections whose CONNECT is not sent yet
+        self._pending: dict[str, list[Outgoing]] = {}  # messages for connections whose CONNECT is not sent yet
         self._timers: set[asyncio.TimerHandle] = set()
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("*", self._on_request, namespace=NAMESPACE)
 
-    def attach(self, app, socketio_path: str = "socket.io") -> None:
+    def attach(self, app: web.Application, socketio_path: str = "socket.io") -> None:
         self.sio.attach(app, socketio_path=socketio_path)
 
     # -- opening a room ------------------------------------------------------------------------------
@@ -189,7 +192,9 @@ class LiveServer:
         self._opening.pop(session_id, None)
         return live
 
-    async def _take_over(self, live: LiveRoom, state: dict, lost_at: float | None, from_node: str | None) -> None:
+    async def _take_over(
+        self, live: LiveRoom, state: dict[str, Any], lost_at: float | None, from_node: str | None
+    ) -> None:
         """Restore a room another node hosted: everyone admitted keeps their seat (back without the lobby
         within the grace period); after a node loss their attendance closes at its last heartbeat; a
         recording that was running goes on here as a new recording."""
@@ -266,7 +271,7 @@ class LiveServer:
     # python-socketio also hands a client's *event* named "connect" or "disconnect" to these handlers.
     # Such an event comes on an established connection; a real connect or disconnect never does (the
     # library marks the connection pending first), so it is answered as the unknown request it is.
-    async def _on_connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict | None:
+    async def _on_connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict[str, Any] | None:
         if self.sio.manager.is_connected(sid, NAMESPACE):
             return RoomError("unknown_event", "Unknown request 'connect'.").answer()
         auth = auth if isinstance(auth, dict) else {}
@@ -290,6 +295,7 @@ class LiveServer:
         await live.settle()
         asyncio.get_running_loop().create_task(self._release_pending(sid))
         log.info("user %s connected to session %s as %s", claims.user_id, claims.session_id, claims.room_role)
+        return None
 
     async def _room_for_connection(self, session_id: int) -> LiveRoom:
         """The room, if this node hosts the session; a client sent to the wrong node joins again."""
@@ -301,20 +307,21 @@ class LiveServer:
                 raise RoomError("wrong_node", "This period is hosted by another server; join again.")
         return await self._open_room(session_id)
 
-    async def _on_disconnect(self, sid: str, *args: Any) -> dict | None:
+    async def _on_disconnect(self, sid: str, *args: Any) -> dict[str, Any] | None:
         if self.sio.manager.is_connected(sid, NAMESPACE):
             return RoomError("unknown_event", "Unknown request 'disconnect'.").answer()
         self._pending.pop(sid, None)
         session_id = self._room_of_sid.pop(sid, None)
         live = self.rooms.get(session_id) if session_id is not None else None
         if live is None:
-            return
+            return None
         dropped = live.room.disconnected(sid)
         await live.settle()
         if dropped is not None:
             self._schedule(live.room.grace_seconds, self._expire, live, dropped)
+        return None
 
-    def _schedule(self, delay: float, coroutine_function, *args: Any) -> None:
+    def _schedule(self, delay: float, coroutine_function: Callable[..., Awaitable[Any]], *args: Any) -> None:
         def fire() -> None:
             self._timers.discard(handle)
             asyncio.ensure_future(coroutine_function(*args))
@@ -329,7 +336,7 @@ class LiveServer:
             await live.settle()
 
     # -- requests ------------------------------------------------------------------------------------
-    async def _on_request(self, event: str, sid: Any = None, data: Any = None, *extra: Any) -> dict:
+    async def _on_request(self, event: str, sid: Any = None, data: Any = None, *extra: Any) -> dict[str, Any]:
         """Every request gets exactly one answer; nothing a client sends can break the room."""
         # An event literally named "*" comes without its name (python-socketio calls this handler as
         # the one for "*"): `event` is then the sid, never a request, so it is answered unknown_event.
@@ -341,7 +348,7 @@ class LiveServer:
             log.exception("request %r failed", event)
             return RoomError("internal_error", "The server could not handle this request; it has been logged.").answer()
 
-    async def _handle(self, event: str, sid: str, data: Any) -> dict:
+    async def _handle(self, event: str, sid: str, data: Any) -> dict[str, Any]:
         model = REQUESTS.get(event) if isinstance(event, str) else None
         if model is None:
             raise RoomError("unknown_event", f"Unknown request {str(event)[:64]!r}.")
@@ -352,7 +359,7 @@ class LiveServer:
         session_id = self._room_of_sid.get(sid)
         live = self.rooms.get(session_id) if session_id is not None else None
         participant = live.room.by_sid(sid) if live else None
-        if participant is None:
+        if live is None or participant is None:
             raise RoomError("not_in_room", "You are not in a room; join again.")
         try:
             if event in MEDIA_REQUESTS:
@@ -422,7 +429,7 @@ class LiveServer:
     # -- commands: run here for the router, whichever node they came from ----------------------------
     async def run_command(self, name: str, args: dict[str, Any]) -> Any:
         """A command to this node's rooms (signaling/router.py); RoomError refuses it."""
-        commands = {
+        commands: dict[str, Callable[..., Awaitable[Any]]] = {
             "end_room": self.end_room,
             "share_handout": self.share_handout,
             "drop_user": self.drop_user,
@@ -493,7 +500,7 @@ class LiveServer:
         live = self.rooms.get(session_id)
         return live is not None and any(p.user_id == user_id for p in live.room.present())
 
-    async def share_handout(self, session_id: int, uploader_user_id: int, handout: dict) -> dict:
+    async def share_handout(self, session_id: int, uploader_user_id: int, handout: dict[str, Any]) -> dict[str, Any]:
         live = self.rooms.get(session_id)
         if live is None:
             raise RoomError("not_in_room", "Join the room before handing out material.")
@@ -563,8 +570,7 @@ class LiveServer:
         await self.router.begin_drain()
         moving = [live for live in self.rooms.values() if not live.room.ended]
         for live in moving:
-            state = live.close_for_move()
-            self.router.room_changed(live.session_id, lambda state=state: state)
+            self.router.room_changed(live.session_id, _taken(live.close_for_move()))
         await self.router.flush_rooms()
         for live in moving:
             live.moved = True
@@ -589,6 +595,11 @@ class LiveServer:
             with contextlib.suppress(RoomError):
                 await self.router.unplace(live.session_id)
         log.info("session %s moved away", live.session_id)
+
+
+def _taken(state: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """A room's state already taken, as Router.room_changed takes a snapshot."""
+    return lambda: state
 
 
 def _refused(code: str, message: str, **extra: Any) -> socketio.exceptions.ConnectionRefusedError:
