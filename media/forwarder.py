@@ -14,13 +14,13 @@ Per slot:
   sender report and SDES every second);
 - its queue is the socket's write buffer, bounded: above BACKLOG_LIMIT the slot skips to the next
   keyframe instead of delaying anyone;
-- the last RING packets it sent are kept to answer the subscriber's NACKs (RTX when negotiated).
+- it answers the subscriber's NACKs for the last RING packets it sent (RTX when negotiated) from the
+  published track's packet cache, held once for all its subscribers (media/retransmit.py).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from typing import Any
 
 from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
 from media.keyframes import KeyframeRequester
+from media.packetcache import AudioLevel, PacketCache
 from media.pacer import Pacer
 from media.rtp import (
     ABS_SEND_TIME_URI,
@@ -41,8 +42,8 @@ from media.rtp import (
     ntp_now,
     one_byte_extensions,
     rtp_header,
-    rtx_payload,
 )
+from media.retransmit import ForwardedRetransmissions, Run
 from media.vp8 import keyframe_start as vp8_keyframe_start
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 #: A slot's header extension ids and mid: (mid id, mid, abs-send-time id, audio level id).
 ExtensionIds = tuple[int | None, str | None, int | None, int | None]
 #: Extension blocks built for one packet, shared by the slots whose (ids, audio level) are equal.
-ExtensionBlocks = dict[tuple[ExtensionIds | None, tuple[bool, int] | None], bytes]
+ExtensionBlocks = dict[tuple[ExtensionIds | None, AudioLevel | None], bytes]
 
 
 class RateMeter:
@@ -75,60 +76,6 @@ class RateMeter:
             self.fps = (self.frames - frames_before) / elapsed
             self._since, self._at = now, (self.bytes, self.frames)
         return {"packets": self.packets, "bytes": self.bytes, "bitrate": round(self.bitrate), "fps": round(self.fps, 1)}
-
-
-class Retransmissions:
-    """The last `size` packets sent through a SenderTap, to answer the receiver's NACKs (as RTX on the
-    tap's RTX stream when negotiated, else as the packet itself), each at most once per half round trip:
-    a receiver that asks again for every missing packet at every new loss (aiortc does) must not
-    flood a weak link with copies."""
-
-    MIN_INTERVAL = 0.1  # seconds between two copies of one packet, when the round trip is not known
-
-    def __init__(self, tap: Any, size: int, emit: Callable[[bytes, bool], None] | None = None) -> None:
-        """emit(data, retransmission=True) sends a copy (default: through the tap at once)."""
-        self.tap = tap
-        self.size = size
-        self.emit = emit or (lambda data, retransmission: tap.send(data))
-        self.ring: list[tuple[int, int, bool, bytes, bytes] | None] = [None] * size
-        self.resent_at = [0.0] * size
-        self.floor: int | None = None  # nothing before this sequence number is sent again (a cut-over)
-        self.rtx_sequence = random.randint(0, 0x7FFF)
-        self.retransmitted = self.send_errors = 0
-
-    def keep(self, sequence: int, timestamp: int, marker: bool, extensions: bytes, payload: bytes) -> None:
-        index = sequence % self.size
-        self.ring[index] = (sequence, timestamp, marker, extensions, payload)
-        self.resent_at[index] = 0.0
-
-    def resend(self, lost: list[int]) -> None:
-        tap = self.tap
-        now = time.monotonic()
-        interval = max(self.MIN_INTERVAL, 0.5 * (tap.rtt() or 0.0))
-        for sequence in lost:
-            index = sequence % self.size
-            entry = self.ring[index]
-            if entry is None or entry[0] != sequence:
-                continue  # too old: the receiver will ask for a keyframe
-            if self.floor is not None and (sequence - self.floor) & 0xFFFF >= 0x8000:
-                continue  # before a cut-over: the receiver starts again at the keyframe after it
-            if now - self.resent_at[index] < interval:
-                continue  # a copy is on its way
-            self.resent_at[index] = now
-            _, timestamp, marker, extensions, payload = entry
-            if tap.rtx_payload_type is not None:
-                data = rtp_header(
-                    marker, tap.rtx_payload_type, self.rtx_sequence, timestamp, tap.rtx_ssrc, extensions
-                ) + rtx_payload(sequence, payload)
-                self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
-            else:
-                data = rtp_header(marker, tap.payload_type, sequence, timestamp, tap.ssrc, extensions) + payload
-            try:
-                self.emit(data, True)
-            except SEND_ERRORS:
-                self.send_errors += 1
-                return
-            self.retransmitted += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +103,7 @@ class PublishedTrack:
         self.tap = ReceiverTap(receiver, kind, self.on_packet)
         self.keyframes = KeyframeRequester(self.tap.request_keyframe) if self.is_video else None
         self.slots: tuple[Slot, ...] = ()
+        self.cache = PacketCache()  # what the slots forwarded, to answer their subscribers' NACKs
         self.sinks: tuple[Callable[[EncodedPacket], None], ...] = ()
         self.paused = False
         self.meter = RateMeter()
@@ -239,6 +187,7 @@ class PublishedTrack:
         if not self.slots:
             return
         ntp = ntp_now()
+        self.cache.put(packet, ntp)
         extensions: ExtensionBlocks = {}  # extension blocks built for this packet, shared by equal slots
         for slot in self.slots:
             slot.forward(self, packet, keyframe, ntp, extensions)
@@ -293,7 +242,7 @@ class Slot:
         self.last_timestamp = 0
         self.last_time = 0.0
         self.pacer: Pacer | None = None  # set by the engine while the subscriber's link has a budget
-        self.retransmissions = Retransmissions(self.tap, self.RING, self._emit)
+        self.retransmissions = ForwardedRetransmissions(self.tap, self.RING, self._emit, self._extension_block)
         self._extension_key: ExtensionIds | None = None
         self.meter = RateMeter()
         self.keyframes = self.nacks = self.plis = 0
@@ -406,7 +355,7 @@ class Slot:
         if self.waiting:
             if not keyframe:
                 return
-            self._start(packet)
+            self._start(track, packet)
         elif (sequence - self.source_base) & 0xFFFF >= 0x8000:
             return  # older than the point where this slot (re)started
         if tap.backlog() > self.BACKLOG_LIMIT:
@@ -415,9 +364,9 @@ class Slot:
             return
         out_sequence = (sequence + self.offsets.sequence) & 0xFFFF
         out_timestamp = (packet.timestamp + self.offsets.timestamp) & 0xFFFFFFFF
-        extension_block = self._extensions(packet, ntp, extensions)
+        extension_block = self._extensions(packet.extensions.audio_level, ntp, extensions)
         payload = packet.payload
-        self.retransmissions.keep(out_sequence, out_timestamp, packet.marker, extension_block, payload)
+        self.retransmissions.keep(out_sequence)
         if self.last_sequence is None or 0 < (out_sequence - self.last_sequence) & 0xFFFF < 0x8000:
             self.last_sequence = out_sequence
             if out_timestamp != self.last_timestamp:
@@ -453,7 +402,7 @@ class Slot:
         self.skips += 1  # more than the link carries is waiting: start again at a keyframe
         self.restart()
 
-    def _start(self, packet: Any) -> None:
+    def _start(self, track: PublishedTrack, packet: Any) -> None:
         if self.last_sequence is None:
             self.offsets = first_offsets(packet.sequence_number, packet.timestamp)
         else:
@@ -470,16 +419,16 @@ class Slot:
                 time.monotonic() - self.last_time,
                 self.tap.clock_rate,
             )
+        self.retransmissions.run = Run(track.cache, self.offsets)
         self.cut = False
         self.source_base = packet.sequence_number
         self.waiting = False
         if self.track is not None and self.track.keyframes is not None:
             self.track.keyframes.served(self)
 
-    def _extensions(self, packet: Any, ntp: int, cache: ExtensionBlocks) -> bytes:
+    def _extensions(self, level: AudioLevel | None, ntp: int, cache: ExtensionBlocks) -> bytes:
         """Our own extension block: this slot's mid, a fresh abs-send-time, the audio level passed
         through. The publisher's ids, mid and rid are never copied."""
-        level = packet.extensions.audio_level
         key = (self._extension_key, level)
         block = cache.get(key)
         if block is None:
@@ -493,6 +442,10 @@ class Slot:
                 elements.append((audio_level_id, audio_level_byte(*level)))
             block = cache[key] = one_byte_extensions(elements)
         return block
+
+    def _extension_block(self, level: AudioLevel | None, ntp: int) -> bytes:
+        """The block a packet forwarded at `ntp` went out with (for its retransmission)."""
+        return self._extensions(level, ntp, {})
 
     # -- feedback from the subscriber
     def _on_keyframe_request(self) -> None:

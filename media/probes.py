@@ -4,7 +4,7 @@ the import contract in pyproject.toml lets the bench reach media only through `m
 
 from media._aiortc import SEND_ERRORS, ReceiverTap, SenderTap
 from media.engine import codec_preferences, offered_media
-from media.forwarder import Retransmissions
+from media.retransmit import Retransmissions
 from media.rtp import (
     ABS_SEND_TIME_URI,
     MID_URI,
