@@ -7,6 +7,8 @@ recorded. End to end: real aiortc peers over loopback, each subscriber NACKing a
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
@@ -161,3 +163,37 @@ async def test_real_subscribers_get_their_nacked_packet_again_over_loopback():
             await sub.pc.close()
         await publisher.close()
         await engine.close()
+
+
+async def test_what_is_held_for_nacks_grows_with_tracks_not_subscribers():
+    """2000 packets of 1,100 bytes forwarded to 1 and to 20 slots: the track's cache holds the last 512
+    (~0.6 MB) either way; each slot adds only its fixed table (allocated when it is built). With a ring
+    of packets per slot, each added slot held ~73 KB more (measured with this test's method)."""
+
+    async def held_by_forwarding(slots: int) -> int:
+        pcs = [RTCPeerConnection() for _ in range(slots + 1)]
+        try:
+            track = PublishedTrack(
+                "t", "camera", "video", pcs[0].addTransceiver("video", direction="recvonly").receiver
+            )
+            for i, pc in enumerate(pcs[1:]):
+                slot = ready_slot(pc, f"s{i}")[0]
+                slot.tap.send = lambda data: None  # (not recorded: the sent packets would be held)
+                slot.attach(track)
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                for i in range(2000):
+                    payload = (KEYFRAME[:2] if i == 0 else DELTA[:2]) + bytes([i & 0xFF]) * 1098
+                    track.on_packet(packet(1000 + i, payload, marker=int(i % 30 == 29)))
+                gc.collect()
+                return tracemalloc.get_traced_memory()[0] - before
+            finally:
+                tracemalloc.stop()
+        finally:
+            await asyncio.gather(*(pc.close() for pc in pcs))
+
+    one, twenty = await held_by_forwarding(1), await held_by_forwarding(20)
+    assert 512 * 1100 <= one < 700_000, one
+    assert twenty - one < 100_000, (one, twenty)  # (with a ring per slot: ~1.4 MB)
