@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import inspect
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -34,6 +36,23 @@ from liveclass.passwords import hash_generated_password
 _MIGRATED: dict = {}  # per test process: a store of each kind migrated once, copied for each test server
 POSTGRES_ADMIN_DSN = os.environ.get("LIVECLASS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "Mật-khẩu-2026"  # every seeded account's password
+
+
+async def eventually(check, timeout: float, what: str, step: float = 0.05):
+    """Wait for a condition instead of sleeping: call `check()` (sync or async) every `step` seconds until it
+    returns something truthy, and return that. Fails after `timeout` seconds, naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            last = repr(value)
+            last = last if len(last) <= 300 else last[:300] + "..."
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last})")
+        await asyncio.sleep(step)
 
 
 async def _admin_execute(statement: str) -> None:

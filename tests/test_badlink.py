@@ -30,6 +30,7 @@ from bench.badlink import (
     rewrite_candidates,
     strip_candidates,
 )
+from tests.helpers import eventually
 
 CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
@@ -243,19 +244,12 @@ def nominated_remote(pc: RTCPeerConnection):
     return next(iter(connection._nominated.values())).remote_candidate
 
 
-async def wait_until(condition, timeout: float) -> None:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "timed out"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("server_offers", [True, False], ids=["server-offers", "client-offers"])
 async def test_aiortc_ice_goes_through_the_relay(server_offers):
     link = BadLink()
     server, client, received = await connect_through(link, server_offers, VideoStreamTrack())
     try:
-        await wait_until(lambda: len(received) > 20, 20)
+        await eventually(lambda: len(received) > 20, 20, "20 frames through the relay")
         remote = nominated_remote(server)
         assert remote.type == "prflx"  # the server learnt the client from the relay's checks
         assert (remote.host, remote.port) in {
@@ -279,7 +273,7 @@ async def test_aiortc_media_on_a_weak_link():
     server, client, received = await connect_through(link, True, NoiseTrack())
     try:
         # Noise through 5 % loss rarely decodes: what is measured here is the link, not the picture.
-        await wait_until(lambda: server.connectionState == "connected", 30)
+        await eventually(lambda: server.connectionState == "connected", 30, "the connection through the weak link")
         await asyncio.sleep(1)
         start_bytes, start = link.down.counters.forwarded_bytes, time.monotonic()
         await asyncio.sleep(5)
@@ -288,16 +282,15 @@ async def test_aiortc_media_on_a_weak_link():
         down = link.down.counters
         loss = down.lost_packets / down.offered_packets
         assert 0.025 <= loss <= 0.08, loss
+
         # aiortc computes an RTT only from an RR that echoes its latest SR (reports are ~1 s
         # apart, some lost): it may take a few reports.
-        rtt = None
-        for _ in range(40):
+        async def measured_rtt():
             stats = await server.getTransceivers()[0].sender.getStats()
-            rtt = next((s.roundTripTime for s in stats.values() if s.type == "remote-inbound-rtp"), None)
-            if rtt is not None:
-                break
-            await asyncio.sleep(0.5)
-        assert rtt is not None and 0.19 <= rtt <= 0.45, rtt  # queueing adds up to 0.2 s
+            return next((s.roundTripTime for s in stats.values() if s.type == "remote-inbound-rtp"), None)
+
+        rtt = await eventually(measured_rtt, 20, "aiortc's first RTT", step=0.5)
+        assert 0.19 <= rtt <= 0.45, rtt  # queueing adds up to 0.2 s
     finally:
         await client.close()
         await server.close()

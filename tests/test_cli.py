@@ -16,13 +16,12 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.helpers import make_settings, start_server
+from tests.helpers import eventually, make_settings, start_server
 
 ADMIN_ID = "001234567890"
 STRONG = "Bảo-mật-2026!"
@@ -403,18 +402,17 @@ def free_port() -> int:
 
 
 async def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
+
+        async def healthy() -> bool:
             assert process.poll() is None, f"the server exited with {process.returncode}"
             try:
                 async with http.get(f"{base_url}/healthz") as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the server did not answer /healthz in time")
+                return False
+
+        await eventually(healthy, timeout, "the server to answer /healthz", step=0.1)
 
 
 async def test_serve_answers_probes_admin_logs_in_and_stops_cleanly_on_sigterm(tmp_path, data_dir):

@@ -18,6 +18,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from bench import layered
 from bench.badlink import BadLink, rewrite_candidates, strip_candidates
 from bench.layered import LAYERS, READABLE, LayeredSource, Meter, TrackMeter, readability
+from tests.helpers import eventually
 
 CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
@@ -146,18 +147,13 @@ async def connect(source: LayeredSource, link: BadLink | None = None):
     return publisher, subscriber, meter
 
 
-async def wait_until(condition, timeout: float) -> None:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "timed out"
-        await asyncio.sleep(0.1)
-
-
 async def test_four_layers_and_a_microphone_measured_by_the_meter():
     source = LayeredSource()
     publisher, subscriber, meter = await connect(source)
     try:
-        await wait_until(lambda: len(meter.tracks) == 5 and all(m.frames > 3 for m in meter.tracks.values()), 20)
+        await eventually(
+            lambda: len(meter.tracks) == 5 and all(m.frames > 3 for m in meter.tracks.values()), 20, "all five tracks"
+        )
         await asyncio.sleep(3)
         bytes_before = {name: m.rtp_bytes for name, m in meter.tracks.items()}
         await asyncio.sleep(3)
@@ -181,7 +177,9 @@ async def test_four_layers_and_a_microphone_measured_by_the_meter():
             receiver = subscriber.getTransceivers()[list(source.tracks).index(name)].receiver
             ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams))  # test-only look inside
             await receiver._send_rtcp_pli(ssrc)
-            await wait_until(lambda: track.requests and track.keyframes_sent[-1] >= track.requests[-1], 5)
+            await eventually(
+                lambda: track.requests and track.keyframes_sent[-1] >= track.requests[-1], 5, f"a keyframe of {name}"
+            )
             delay = track.keyframe_delays()[-1]
             assert delay <= 1.5 / LAYERS[name].fps + 0.1, (name, delay)
     finally:
@@ -208,7 +206,9 @@ async def test_camera_low_and_microphone_over_the_weak_link():
     source = LayeredSource(layers=("camera_low",))
     publisher, subscriber, meter = await connect(source, link)
     try:
-        await wait_until(lambda: len(meter.tracks) == 2 and all(m.frames > 3 for m in meter.tracks.values()), 30)
+        await eventually(
+            lambda: len(meter.tracks) == 2 and all(m.frames > 3 for m in meter.tracks.values()), 30, "both tracks"
+        )
         start_bytes = link.down.counters.forwarded_bytes
         await asyncio.sleep(8)
         rate = (link.down.counters.forwarded_bytes - start_bytes) * 8 / 8

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 from sqlalchemy import select
 
 from liveclass.models import AttendanceInterval, ChatMessage, Enrollment, LiveSession, SessionEvent
-from tests.helpers import add_user, seed_school
+from tests.helpers import add_user, eventually, seed_school
 from tests.live import LiveClient, enter
 
 STUDENTS = 45
 HANDS = 10
-
-
-async def eventually(check, timeout: float = 10.0, what: str = "condition"):
-    """Poll `check()` until it returns something truthy (events arrive on 48 sockets in any order)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def visible_participants(client: LiveClient) -> dict[str, dict] | None:
@@ -85,7 +73,8 @@ async def test_a_full_class_of_45_with_two_observers(server):
     for student in learners:
         people = await eventually(
             lambda: (p := visible_participants(student)) and len(p) == STUDENTS + 1 and p,
-            what=f"{student.person.user.full_name}'s participant list",
+            10,  # events arrive on 48 sockets in any order
+            f"{student.person.user.full_name}'s participant list",
         )
         assert Counter(p["role"] for p in people.values()) == {"teacher": 1, "student": STUDENTS}
     syncs = await asyncio.gather(*(s.ok("room:sync") for s in learners))
@@ -145,12 +134,11 @@ async def test_a_full_class_of_45_with_two_observers(server):
                 .all()
             )
 
-    deadline = time.monotonic() + 10
-    events = await stored_events()
-    while not any(e.type == "room_ended" for e in events):  # the writer runs every 0.25 s
-        assert time.monotonic() < deadline, "the records writer never wrote room_ended"
-        await asyncio.sleep(0.1)
+    async def stored_until_ended():
         events = await stored_events()
+        return events if any(e.type == "room_ended" for e in events) else None
+
+    events = await eventually(stored_until_ended, 10, "the records writer (every 0.25 s) to write room_ended")
 
     teacher_id = school.teacher.id
     observer_ids = {school.observer.id, second_observer.id}

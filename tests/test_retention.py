@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import psutil
-import pytest
 from sqlalchemy import func, select
 
 from liveclass.archive import retention
@@ -26,7 +24,7 @@ from liveclass.models import (
     utcnow,
 )
 from tests.archive_seed import seed_archived_session
-from tests.helpers import make_settings, seed_school, start_server
+from tests.helpers import eventually, make_settings, seed_school, start_server
 from tests.test_cli import liveclass as run_cli
 
 HOLD_REASON = "Thanh tra Sở GD&ĐT, công văn số 123/TTr"
@@ -114,15 +112,6 @@ async def audit_entries(server, action: str) -> list[AuditEntry]:
         return list(
             (await db.execute(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))).scalars()
         )
-
-
-async def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)
 
 
 # -- the retention run -------------------------------------------------------------------------------------
@@ -299,17 +288,14 @@ async def test_a_lesson_video_being_made_is_cancelled_when_its_recording_expires
     admin = await server.logged_in(school.admin)
     job = await admin.json("POST", f"/sessions/{old.session_id}/lesson-video", expect=202)
     assert job["state"] == "running"
-    for _ in range(50):  # the render process has started
-        if _renders():
-            break
-        await asyncio.sleep(0.1)
+    await eventually(_renders, 5, "the render process to start")
     assert _renders() and (await admin.json("GET", f"/sessions/{old.session_id}/lesson-video"))["state"] == "running"
 
     report = await admin.json("POST", "/retention/run")
     assert report["deleted"]["recordings"] == len(old.recording_files)
     # The render was stopped before the files went: no process left, nothing written back, no job.
     assert _renders() == []
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # time for a stopped render to (wrongly) write its file back: nothing to wait on
     assert not (server.settings.recordings_dir / str(old.session_id)).exists()
     assert (await admin.request("GET", f"/sessions/{old.session_id}/lesson-video")).status == 404
     response = await admin.request("POST", f"/sessions/{old.session_id}/lesson-video")
@@ -466,7 +452,7 @@ async def test_the_daily_job_runs_shortly_after_start(tmp_path, lesson):
         async def purged() -> bool:
             return (await snapshot(second, old.session_id)).purged is not None
 
-        await wait_until(purged, what="the retention run at start-up")
+        await eventually(purged, 30, "the retention run at start-up")
         after = await snapshot(second, old.session_id)
         assert after.recordings == after.recording_files == after.chat == 0
         assert all(not path.exists() for path in old.recording_files)
@@ -498,7 +484,7 @@ async def test_a_failing_run_does_not_stop_the_job_or_the_server(tmp_path, monke
         async def ran_again() -> bool:
             return bool(await audit_entries(server, "retention_deleted"))
 
-        await wait_until(ran_again, what="a retention run after a failed one")
+        await eventually(ran_again, 30, "a retention run after a failed one")
         assert calls[:2] == ["daily", "daily"]
         assert (await server.person(None).request("GET", server.base_url + "/healthz")).status == 200
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from sqlalchemy import select
@@ -11,14 +10,14 @@ from liveclass.models import AttendanceInterval, ChatMessage, Enrollment, LiveSe
 from liveclass.records import RecordsWriter
 from signaling import events as ev
 from signaling.events import RoomEvent
-from tests.helpers import add_user, seed_school
+from tests.helpers import add_user, eventually, seed_school
 from tests.live import LiveClient, enter
 
 
 async def wait_for_records(server, session_id: int, last_type: str, timeout: float = 10) -> list[SessionEvent]:
     """The session's events once `last_type` is among them (the writer batches every 0.25 s)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def written():
         async with server.db() as db:
             rows = (
                 (
@@ -29,9 +28,9 @@ async def wait_for_records(server, session_id: int, last_type: str, timeout: flo
                 .scalars()
                 .all()
             )
-        if any(r.type == last_type for r in rows) or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.1)
+        return rows if any(r.type == last_type for r in rows) else None
+
+    return await eventually(written, timeout, f"the records writer to write {last_type}", step=0.1)
 
 
 async def lobby_entry(teacher: LiveClient, name: str, after: int = 0) -> str:
