@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from sqlalchemy import select
 
 from liveclass.models import AttendanceInterval, ChatMessage, SessionEvent
-from tests.helpers import add_user
+from tests.helpers import add_user, eventually
 from tests.live import LiveClient, RefusedError, admitted, enter
 
 
@@ -88,10 +87,10 @@ async def test_observer_enters_silently(server, school, period):
     assert state["you"]["role"] == "observer"
     joined = await teacher.wait_for("participant:joined", lambda d: d["participant"]["role"] == "observer")
     assert joined["participant"]["name"] == "Hoàng Hiệu Trưởng"
-    await asyncio.sleep(0.2)
-    # Students are not told about the observer, and do not see one in a fresh snapshot either.
-    assert not [d for d in student.events("participant:joined") if d["participant"]["role"] == "observer"]
+    # Students are not told about the observer (room:sync's answer comes after any event the arrival sent the
+    # student), and do not see one in a fresh snapshot either.
     resync = await student.ok("room:sync")
+    assert not [d for d in student.events("participant:joined") if d["participant"]["role"] == "observer"]
     assert {p["role"] for p in resync["participants"]} == {"teacher", "student"}
     assert await observer.refused("chat:send", {"text": "chào"}) == "forbidden"
     teacher_pid = state["participants"][0]["participant_id"]
@@ -112,19 +111,23 @@ async def test_reconnect_within_grace_keeps_the_seat(server, school, period):
     assert state["you"]["participant_id"] == student.participant_id
     assert not back.events("lobby:waiting")
     await teacher.wait_for("participant:updated", lambda d: d["participant"]["connection"] == "connected")
-    await asyncio.sleep(0.5)  # the records writer runs every 0.25 s
-    async with server.db() as db:
-        intervals = (
-            (
-                await db.execute(
-                    select(AttendanceInterval)
-                    .where(AttendanceInterval.user_id == school.student.id)
-                    .order_by(AttendanceInterval.id)
+
+    async def both_intervals():
+        async with server.db() as db:
+            intervals = (
+                (
+                    await db.execute(
+                        select(AttendanceInterval)
+                        .where(AttendanceInterval.user_id == school.student.id)
+                        .order_by(AttendanceInterval.id)
+                    )
                 )
+                .scalars()
+                .all()
             )
-            .scalars()
-            .all()
-        )
+        return intervals if len(intervals) >= 2 else None
+
+    intervals = await eventually(both_intervals, 10, "the records writer (every 0.25 s) to write the second interval")
     assert [i.end_reason for i in intervals] == ["dropped", None]
     assert intervals[0].left_at <= intervals[1].joined_at
 
@@ -186,9 +189,13 @@ async def test_chat_public_private_limits_and_deletion(server, school, period):
     first = next(m for m in history if m["message_id"] == sent["message_id"])
     assert first["deleted"] is True and first["text"] == ""
     assert all(m["to"] is None for m in history)  # others' private messages are not shown to an observer
-    await asyncio.sleep(0.5)
-    async with server.db() as db:
-        stored = (await db.execute(select(ChatMessage).where(ChatMessage.id == sent["message_id"]))).scalar_one()
+
+    async def stored_deletion():
+        async with server.db() as db:
+            stored = (await db.execute(select(ChatMessage).where(ChatMessage.id == sent["message_id"]))).scalar_one()
+        return stored if stored.deleted_at else None
+
+    stored = await eventually(stored_deletion, 10, "the records writer to write the deletion")
     assert stored.text == "Em chào cô ạ" and stored.deleted_by_id == school.teacher.id and stored.deleted_at
 
 
@@ -300,19 +307,23 @@ async def test_teacher_ends_the_period_for_everyone(server, school, period):
     ended = await student.wait_for("room:ended")
     assert ended["ended_by"] == "Nguyễn Thị Hà"
     await student.wait_for("_disconnected")
-    await asyncio.sleep(0.5)
+
+    async def stored_types():
+        async with server.db() as db:
+            types = (
+                (
+                    await db.execute(
+                        select(SessionEvent.type).where(SessionEvent.session_id == session_id).order_by(SessionEvent.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return types if "room_ended" in types else None
+
+    types = await eventually(stored_types, 10, "the records writer to write room_ended")
     refused = await student.person.json("POST", f"/sessions/{session_id}/join", expect=409)
     assert refused["error"]["code"] == "session_not_running"
-    async with server.db() as db:
-        types = (
-            (
-                await db.execute(
-                    select(SessionEvent.type).where(SessionEvent.session_id == session_id).order_by(SessionEvent.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
     assert types[-1] == "room_ended"
 
 
@@ -340,8 +351,12 @@ async def test_teacher_and_admin_read_the_session_records_back(server, school, p
     await student.drop()
     await teacher.wait_for("participant:updated", lambda d: d["participant"]["connection"] == "reconnecting")
     await teacher.ok("room:end")
-    await asyncio.sleep(0.6)
-    records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
+
+    async def ended_records():
+        records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
+        return records if records["session"]["running"] is False else None
+
+    records = await eventually(ended_records, 10, "the records to show the session ended")
     by_name = {a["name"]: a for a in records["attendance"]}
     assert [i["end_reason"] for i in by_name["Phạm Ngọc Ánh"]["intervals"]] == ["dropped"]
     assert by_name["Nguyễn Thị Hà"]["room_role"] == "teacher"
@@ -391,7 +406,7 @@ async def test_admitting_the_same_person_twice_in_one_request_admits_once(server
     pid = lobby["lobby"][0]["participant_id"]
     assert (await teacher.ok("lobby:admit", {"participant_ids": [pid, pid]}))["admitted"] == [pid]
     await student.wait_for("room:state")
-    await asyncio.sleep(0.2)
+    await student.ok("room:sync")  # its answer comes after any event the admission sent the student
     assert len(student.events("lobby:admitted")) == 1
     assert len([d for d in teacher.events("participant:joined") if d["participant"]["participant_id"] == pid]) == 1
 
@@ -412,9 +427,14 @@ async def test_ending_over_http_records_who_ended_it(server, school, period):
     admin = await server.logged_in(school.admin)
     await admin.json("POST", f"/periods/{school.period.id}/end")
     assert (await student.wait_for("room:ended"))["ended_by"] == "Trần Quản Trị"
-    await asyncio.sleep(0.6)
-    async with server.db() as db:
-        ended = (await db.execute(select(SessionEvent).where(SessionEvent.type == "room_ended"))).scalar_one()
+
+    async def stored_end():
+        async with server.db() as db:
+            return (
+                await db.execute(select(SessionEvent).where(SessionEvent.type == "room_ended"))
+            ).scalar_one_or_none()
+
+    ended = await eventually(stored_end, 10, "the records writer to write room_ended")
     assert ended.actor_id == school.admin.id
 
 
