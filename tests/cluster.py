@@ -15,7 +15,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from liveclass.db import create_engine, session_factory
-from tests.helpers import Clients, School, create_postgres_database, drop_postgres_database, postgres_url, seed_school
+from tests.helpers import (
+    Clients,
+    School,
+    create_postgres_database,
+    drop_postgres_database,
+    eventually,
+    postgres_url,
+    seed_school,
+)
 from tests.test_cli import free_port, liveclass, wait_until_healthy
 from tests.test_shutdown_flush import RemoteServer
 
@@ -105,17 +113,15 @@ class Cluster:
         self.nodes.append(node)
         return node
 
-    async def wait_for_nodes(self, count: int, timeout: float = 15) -> list[dict]:
-        """Until `count` nodes are listed live (GET /nodes, as an admin would see them)."""
+    async def wait_for_nodes(self, count: int, timeout: float = 15) -> None:
+        """Until `count` nodes are registered live (the nodes hash in Redis)."""
         client = aioredis.Redis.from_url(REDIS_URL)
         try:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while True:
-                registered = await client.hlen(f"{self.prefix}:nodes")
-                if registered >= count:
-                    return
-                assert asyncio.get_running_loop().time() < deadline, f"{registered} of {count} nodes registered"
-                await asyncio.sleep(0.1)
+
+            async def registered() -> bool:
+                return await client.hlen(f"{self.prefix}:nodes") >= count
+
+            await eventually(registered, timeout, f"{count} nodes to register", step=0.1)
         finally:
             await client.aclose()
 
