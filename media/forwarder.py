@@ -214,7 +214,7 @@ class Slot:
     BACKLOG_LIMIT = 256 * 1024  # bytes in the socket's write buffer before skipping to a keyframe
     IDLE_AFTER = 2.0  # seconds without media after which the slot sends no RTCP either
     CUT_SKIP = 600  # sequence numbers a cut-over leaves out (aiortc's video jitter buffer holds 512)
-    RING = 512  # packets kept for retransmission (~0.5 s of 1 Mbit/s video); a power of two
+    RING = 512  # sent packets whose NACKs are answered (from the track's PacketCache); a power of two
 
     def __init__(self, subscriber_id: str, name: str, kind: str, sender: Any) -> None:
         self.subscriber_id = subscriber_id

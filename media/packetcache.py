@@ -28,7 +28,7 @@ class CachedPacket(NamedTuple):
 class PacketCache:
     """The last SIZE packets of one track, by their (source) sequence number."""
 
-    SIZE = 512  # as many as a slot answers for (Slot.RING): ~5 s of 1 Mbit/s video; a power of two
+    SIZE = 512  # as many as a slot answers for (Slot.RING); a power of two (indexes survive the 2^16 wrap)
 
     def __init__(self, size: int = SIZE) -> None:
         self.size = size
