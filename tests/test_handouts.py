@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import zipfile
@@ -152,7 +151,7 @@ async def test_handout_is_announced_to_admitted_students_and_downloadable_by_the
         assert message["handout"]["handout_id"] == answer["handout_id"]
         assert message["text"] == VIETNAMESE_NAME
         assert message["to"] is None and message["from"]["role"] == "teacher"
-    await asyncio.sleep(0.1)
+    await lan_client.call("room:sync")  # its answer, ok or not, comes after anything the announcement sent it
     assert not lan_client.events("chat:message")  # the lobby hears nothing of the room
 
     # An admitted student opens the link at once.
@@ -195,7 +194,7 @@ async def test_handout_is_announced_to_admitted_students_and_downloadable_by_the
 
     # The admitted student stays a participant after leaving: the file is still theirs to open.
     await anh_client.ok("room:leave")
-    await asyncio.sleep(0.4)
+    await anh_client.wait_for("_disconnected")  # she is out of the room
     assert (await anh.request("GET", server.base_url + answer["url"])).status == 200
 
 

@@ -3,7 +3,6 @@ all at once or one at a time with a time per question, scores, the reveal, and t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -16,7 +15,7 @@ from signaling.polls import Poll, normalise_text, parse_number
 from signaling.protocol import PollAnswer, PollOpen, RoomError, parse
 from signaling.room import Room
 from signaling.room_state import restore, snapshot
-from tests.helpers import add_user, seed_school
+from tests.helpers import add_user, eventually, seed_school
 from tests.live import admitted, enter
 from tests.rooms import class_in_progress
 
@@ -44,7 +43,8 @@ QUIZ = [
 async def _poll_records(server, session_id: int, at_least: int = 0) -> list[SessionEvent]:
     """The session's poll records (waiting, up to 5 s, for `at_least` of them: what a timer did is written
     in the background)."""
-    for _ in range(100):
+
+    async def stored() -> list[SessionEvent]:
         async with server.db() as db:
             rows = (
                 (
@@ -55,11 +55,13 @@ async def _poll_records(server, session_id: int, at_least: int = 0) -> list[Sess
                 .scalars()
                 .all()
             )
-        polls = [r for r in rows if r.type.startswith("poll_")]
-        if len(polls) >= at_least:
-            break
-        await asyncio.sleep(0.05)
-    return polls
+        return [r for r in rows if r.type.startswith("poll_")]
+
+    async def enough() -> bool:
+        return len(await stored()) >= at_least
+
+    await eventually(enough, 5, f"{at_least} poll records")
+    return await stored()
 
 
 async def _class_of_three(server):

@@ -28,6 +28,7 @@ from media import MediaEngine
 from media._aiortc import ReceiverTap
 from media.engine import codec_preferences
 from media.vp8 import keyframe_start as vp8_keyframe_start
+from tests.helpers import eventually
 
 W, H = 640, 360
 NOISE_ROWS = 40  # an incompressible band at the bottom: VP8 then runs at its target (~1 Mbit/s)
@@ -94,12 +95,10 @@ def _candidates(sdp: str) -> tuple[str, list[dict]]:
 
 
 async def wait_for(condition, timeout: float, what: str, step: float = 0.05) -> float:
-    """Wait until condition() is true; returns the seconds it took."""
+    """Wait until condition() is true (tests.helpers.eventually); returns the seconds it took, which the
+    media tests measure."""
     start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(step)
+    await eventually(condition, timeout, what, step)
     return time.monotonic() - start
 
 

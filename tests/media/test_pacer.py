@@ -3,10 +3,10 @@ a keyframe) rather than holding more than MAX_DELAY seconds of video."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from media.pacer import BURST_MIN, MAX_DELAY, Pacer
+from tests.helpers import eventually
 
 
 async def test_a_burst_leaves_at_the_link_rate_in_order():
@@ -17,8 +17,7 @@ async def test_a_burst_leaves_at_the_link_rate_in_order():
     for i in range(40):  # a 40 KB keyframe in 1,000-byte packets
         pacer.send(lambda data, i=i: sent.append((time.monotonic(), i)), bytes(1000))
     assert len(sent) <= max(BURST_MIN, pacer._burst()) // 1000 + 1, "more than a burst went at once"
-    while len(sent) < 40:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: len(sent) >= 40, 10, "the 40 packets to leave")
     elapsed = sent[-1][0] - start
     expected = (40_000 - pacer._burst()) * 8 / rate
     assert elapsed >= 0.8 * expected, "the pacer sent faster than the link's rate"
