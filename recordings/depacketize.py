@@ -24,13 +24,18 @@ HALF_SEQ = SEQ_MOD // 2
 
 
 class Packet(Protocol):
-    """What a depacketizer needs of a packet (media.EncodedPacket has it)."""
+    """What a depacketizer needs of a packet (media.EncodedPacket has it); read only."""
 
-    sequence: int
-    timestamp: int
-    marker: bool
-    payload: bytes
-    arrival: float
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def marker(self) -> bool: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def arrival(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ def opus_duration_ms(packet: bytes) -> float:
         return 0.0
     toc = packet[0]
     config = toc >> 3
+    frame: float
     if config < 12:
         frame = _SILK[config & 3]
     elif config < 16:
@@ -158,6 +164,7 @@ class ReorderBuffer:
         return released
 
     def _skip_gap(self) -> list[tuple[bool, Packet]]:
+        assert self._next is not None  # packets are held: push() set it
         first = min(self._held)
         self.lost += first - self._next
         self._next = first

@@ -170,7 +170,7 @@ class Recorder:
         self.state = "starting"
         try:
             self.path = await loop.run_in_executor(None, self._make_directory)
-            await loop.run_in_executor(None, self._reserve)
+            await loop.run_in_executor(None, self._reserve, self.path)
         except BaseException:
             self.state = "idle"
             if self.path is not None:
@@ -278,10 +278,10 @@ class Recorder:
             return base / name
         raise RuntimeError("no free recording directory name")
 
-    def _reserve(self) -> None:
+    def _reserve(self, directory: Path) -> None:
         if self.reserve_bytes <= 0:
             return
-        path = self.path / RESERVE
+        path = directory / RESERVE
         try:
             with open(path, "wb") as file:
                 try:
@@ -302,6 +302,7 @@ class Recorder:
             raise
 
     def _open_segment(self, publisher_id: str, source: str) -> bool:
+        assert self.path is not None  # only once started: start() made the directory
         key = (publisher_id, source)
         self._count += 1
         name = f"{self._count:02d}-{_safe(publisher_id)}-{source}.webm"
@@ -326,12 +327,16 @@ class Recorder:
         segment = self._active.pop(key, None)
         if segment is None:
             return
-        self.engine.remove_sink(segment.publisher_id, segment.source, segment.sink)
+        self._detach(segment)
         self._queue.put(("close", segment))
 
     def _detach_all(self) -> None:
         for segment in self._active.values():
-            self.engine.remove_sink(segment.publisher_id, segment.source, segment.sink)
+            self._detach(segment)
+
+    def _detach(self, segment: _Segment) -> None:
+        assert segment.sink is not None  # an active segment: _open_segment() gave it its sink
+        self.engine.remove_sink(segment.publisher_id, segment.source, segment.sink)
 
     async def _stop(self, reason: str) -> dict[str, Any]:
         while self.state == "starting":  # stop() during start(): let it finish first
@@ -346,8 +351,8 @@ class Recorder:
             self.state = "stopped"
             return {}
         self._queue.put(("stop", reason))
-        await self._loop.run_in_executor(None, writer.join)
-        ACTIVE_RECORDINGS.discard(self.path.resolve())
+        await writer.loop.run_in_executor(None, writer.join)
+        ACTIVE_RECORDINGS.discard(writer.path.resolve())
         self._active.clear()
         self.state = "stopped"
         self.stopped_reason = writer.stopped_reason
@@ -391,6 +396,7 @@ class _Writer(threading.Thread):
         self.recorder = recorder
         self.loop = loop
         self.queue = recorder._queue
+        assert recorder.path is not None and recorder.origin is not None  # start() set both first
         self.path: Path = recorder.path
         self.origin: float = recorder.origin
         self.started_at = datetime.fromtimestamp(self.origin, timezone.utc).isoformat()

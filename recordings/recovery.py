@@ -62,6 +62,7 @@ def repair_file(path: Path) -> dict[str, Any]:
         )
         base = start_ms or 0
         time_base = stream.time_base
+        assert time_base is not None  # a stream read from a file has one
         try:
             for packet in source.demux(stream):
                 if packet.size == 0 or packet.pts is None:
@@ -75,6 +76,7 @@ def repair_file(path: Path) -> dict[str, Any]:
         temporary.unlink(missing_ok=True)
         raise ValueError(f"{path.name}: no readable frame")
     info = writer.close()
+    assert info is not None  # started: a frame was written
     os.replace(temporary, path)
     return {
         "kind": kind,

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -54,10 +54,10 @@ class _VideoCursor:
 
     def __init__(self, path: Path, start_ms: int, duration_ms: int) -> None:
         self.path, self.start_ms, self.end_ms = path, start_ms, start_ms + duration_ms
-        self._container = None
-        self._frames = None
-        self._current = None  # (session ms, frame)
-        self._next = None
+        self._container: av.container.InputContainer | None = None
+        self._frames: Iterator[av.VideoFrame] | None = None
+        self._current: tuple[float, av.VideoFrame] | None = None  # (session ms, frame)
+        self._next: tuple[float, av.VideoFrame] | None = None
         self._cache: dict[tuple[int, int], np.ndarray] = {}
         self.done = False
 
@@ -68,7 +68,8 @@ class _VideoCursor:
         self._frames = self._container.decode(stream)
         self._advance()
 
-    def _advance(self):
+    def _advance(self) -> None:
+        assert self._frames is not None  # opened, not closed: _open() first, close() ends every call
         try:
             frame = next(self._frames)
         except (StopIteration, av.error.FFmpegError):
@@ -117,9 +118,9 @@ class _AudioCursor:
         self.path = path
         self.start = int(round(start_ms * RATE / 1000))
         self.end = self.start + int(round(duration_ms * RATE / 1000))
-        self._container = None
-        self._frames = None
-        self._resampler = None
+        self._container: av.container.InputContainer | None = None
+        self._frames: Iterator[av.AudioFrame] | None = None
+        self._resampler: av.AudioResampler | None = None
         self._buffer = np.zeros((2, 0), np.float32)
         self._buffer_start = self.start  # session sample index of _buffer[:, 0]
         self.done = False
@@ -150,6 +151,7 @@ class _AudioCursor:
         return out
 
     def _decode_one(self) -> None:
+        assert self._frames is not None and self._resampler is not None  # read() opened the file
         try:
             frame = next(self._frames)
         except (StopIteration, av.error.FFmpegError):
@@ -298,7 +300,8 @@ def render_lesson(
                 on_progress(fraction)
         container.mux(video.encode(None))
         container.mux(audio.encode(None))
-    for c in (*screens, *cameras, *sounds):
+    cursors: list[_VideoCursor | _AudioCursor] = [*screens, *cameras, *sounds]
+    for c in cursors:
         c.close()
     os.replace(temporary, output)
     return output
@@ -355,16 +358,18 @@ async def render(
     process = await asyncio.create_subprocess_exec(
         *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environment
     )
+    stdout, stderr = process.stdout, process.stderr
+    assert stdout is not None and stderr is not None  # both piped
     errors: list[bytes] = []
 
     async def drain_errors() -> None:
-        async for line in process.stderr:
+        async for line in stderr:
             errors.append(line)
             del errors[:-40]
 
     draining = asyncio.ensure_future(drain_errors())
     try:
-        async for line in process.stdout:
+        async for line in stdout:
             parts = line.decode(errors="replace").split()
             if len(parts) == 2 and parts[0] == "progress" and on_progress is not None:
                 result = on_progress(float(parts[1]))

@@ -153,8 +153,8 @@ class TrackWriter:
         self.width: int | None = None
         self.height: int | None = None
         self.closed = False
-        self._container = None
-        self._stream = None
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.stream.Stream | None = None
         self._fd: int | None = None
         self._held: tuple[bytes, int, bool] | None = None  # video: written when the next comes
         self._last_pts = -1
@@ -184,6 +184,7 @@ class TrackWriter:
             except BaseException:
                 self.start_ms = None
                 raise
+        assert self.start_ms is not None  # set when the file was opened
         pts = int(round(session_ms)) - self.start_ms
         if self.kind == "audio":
             pts = max(pts, self._end)
@@ -285,6 +286,7 @@ class TrackWriter:
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def _mux(self, data: bytes, pts: int, duration: int, keyframe: bool) -> None:
+        assert self._container is not None and self._stream is not None  # _open() came first
         packet = av.Packet(data)
         packet.stream = self._stream
         packet.pts = packet.dts = pts
