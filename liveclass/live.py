@@ -124,7 +124,7 @@ def setup_live(app: web.Application, settings: Settings, db: async_sessionmaker[
         quality_interval=settings.quality_report_seconds,
         # signaling.recording.Recorder declares start() and add_track() as returning None; ours return the
         # recording's folder and whether a file began (the protocol's to widen, in signaling/).
-        recorder_factory=recorder_for,  # type: ignore[arg-type]
+        recorder_factory=recorder_for,
         record_students=settings.record_students,
         router=router,
         recover_recordings=lambda session_id: _recover_session(settings, session_id),
