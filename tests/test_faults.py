@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from liveclass.models import Period, SessionEvent
 
+from tests.helpers import eventually
 from tests.live import admitted, enter
 from tests.test_cli import free_port, wait_until_healthy
 from tests.test_shutdown_flush import RemoteServer, seed
@@ -109,7 +110,7 @@ async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(t
     served = await _serve_class(tmp_path)
     school, session_id = served.school, served.session_id
     try:
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # time in class, with heartbeats, before the crash
         served.process.send_signal(signal.SIGKILL)
         served.process.wait(10)
         killed_at = time.time()
@@ -118,7 +119,7 @@ async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(t
         await wait_until_healthy(served.remote.base_url, served.process)
         admin = await served.remote.logged_in(school.admin)
         first = await admin.json("GET", f"/sessions/{session_id}/attendance")
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # time after the restart, in which no minutes may accrue
         again = await admin.json("GET", f"/sessions/{session_id}/attendance")
     finally:
         await served.close()
@@ -153,10 +154,11 @@ async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, schoo
     empty, busy = [(await teacher_person.json("POST", f"/periods/{p.id}/start", expect=201))["id"] for p in over]
     teacher = await enter(teacher_person, busy)  # the teacher is still in this one
     await teacher.wait_for("room:state")
-    for _ in range(100):
-        if not (await teacher_person.json("GET", f"/sessions/{empty}"))["running"]:
-            break
-        await asyncio.sleep(0.1)
+
+    async def empty_ended() -> bool:
+        return not (await teacher_person.json("GET", f"/sessions/{empty}"))["running"]
+
+    await eventually(empty_ended, 10, "the empty period to end by itself (checked every 0.5 s)", step=0.1)
     assert (await teacher_person.json("GET", f"/sessions/{empty}"))["running"] is False
     assert (await teacher_person.json("GET", f"/sessions/{busy}"))["running"] is True
     async with server.db() as db:
@@ -179,7 +181,7 @@ async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
         await media.publish("A")
         await teacher.ok("media:state", {"camera": True, "microphone": True})
         await teacher.ok("rec:start")
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # media recorded before the crash (its recovered file is checked)
         served.process.send_signal(signal.SIGKILL)
         served.process.wait(10)
         await media.close()
@@ -195,7 +197,7 @@ async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
         peers.append(media := RoomPeer(teacher))
         await media.publish("B")
         await teacher.ok("media:state", {"camera": True, "microphone": True})
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # media recorded after the restart (over 1 s is checked)
         await teacher.ok("rec:stop")
         recordings = (await teacher_person.json("GET", f"/sessions/{session_id}/recordings"))["items"]
     finally:

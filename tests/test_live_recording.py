@@ -12,7 +12,7 @@ import time
 import av
 import pytest
 
-from tests.helpers import make_settings, start_server
+from tests.helpers import eventually, make_settings, start_server
 from tests.live import admitted
 from tests.test_live_media import RoomPeer
 
@@ -27,7 +27,7 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
     started = await teacher.ok("rec:start")
     assert started["recording"] is True
     assert (await student.wait_for("rec:status"))["recording"] is True  # everyone knows
-    await asyncio.sleep(4)
+    await asyncio.sleep(4)  # 4 s recorded: the file's duration and frames are checked below
     stopped = await teacher.ok("rec:stop")
     assert stopped["recording"] is False
     # Listed as soon as the stop is acknowledged: the acknowledgement waited for the records.
@@ -63,11 +63,12 @@ async def test_a_recorded_period_is_listed_and_plays_with_seeking(server, school
     # The lesson video: made offline at low priority, with progress, then it plays.
     job = await teacher.person.json("POST", f"/sessions/{session_id}/lesson-video", expect=202)
     assert job["state"] == "running"
-    for _ in range(240):
+
+    async def finished_job():
         job = await teacher.person.json("GET", f"/sessions/{session_id}/lesson-video")
-        if job["state"] != "running":
-            break
-        await asyncio.sleep(0.25)
+        return job if job["state"] != "running" else None
+
+    job = await eventually(finished_job, 60, "the lesson video to be made", step=0.25)
     assert job["state"] == "done" and job["progress"] == 1.0
     lesson = await (await teacher.person.request("GET", f"/sessions/{session_id}/lesson-video/file")).read()
     with av.open(io.BytesIO(lesson)) as container:
@@ -120,8 +121,12 @@ async def test_the_teacher_pauses_and_resumes_and_everyone_sees_it(server, schoo
     status = await student.wait_for("rec:status", lambda d: d["state"] == "off")
     assert status["recording"] is False
     assert (await student.ok("room:sync"))["recording_state"] == "off"
-    await asyncio.sleep(0.6)  # the records writer
-    records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
+
+    async def saved_records():
+        records = await teacher.person.json("GET", f"/sessions/{session_id}/records")
+        return records if any(e["type"] == "recording_saved" for e in records["events"]) else None
+
+    records = await eventually(saved_records, 10, "the records writer to write recording_saved")
     assert [e["type"] for e in records["events"] if e["type"].startswith("recording_")] == [
         "recording_started",
         "recording_paused",
@@ -144,18 +149,21 @@ async def _files_since_last_resume(folder, sources: set[str], timeout: float = 1
     """Until the live manifest lists a file of each source that began after the last pause (if any).
 
     A camera's file starts at its next keyframe: a loaded machine can be slow to deliver it."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def started_since_resume() -> set[str]:
         try:
             manifest = json.loads((folder / "manifest.json").read_text())
         except FileNotFoundError:  # the recorder has not written it yet
             manifest = {"files": []}
         resumed_at = (manifest.get("pauses") or [{"end_ms": 0}])[-1]["end_ms"]
-        started = {f["source"] for f in manifest["files"] if resumed_at is not None and f["start_ms"] >= resumed_at}
-        if sources <= started:
-            return
-        assert time.monotonic() < deadline, f"no new file after the resume for {sources - started}: {manifest}"
-        await asyncio.sleep(0.1)
+        return {f["source"] for f in manifest["files"] if resumed_at is not None and f["start_ms"] >= resumed_at}
+
+    await eventually(
+        lambda: sources <= started_since_resume(),
+        timeout,
+        f"a new file of {sorted(sources)} after the resume",
+        step=0.1,
+    )
 
 
 async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, school, period):
@@ -167,12 +175,12 @@ async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, sc
     await teacher.ok("rec:start")
     [folder] = (server.settings.recordings_dir / str(session_id)).iterdir()
     await _files_since_last_resume(folder, {"camera", "microphone"})
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1.5)  # recorded time before the pause
     await teacher.ok("rec:pause")
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(3.0)  # the paused wall time that must not be in the files
     await teacher.ok("rec:resume")
     await _files_since_last_resume(folder, {"camera", "microphone"})
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1.5)  # recorded time after the resume
     await teacher.ok("rec:stop")
     wall = time.monotonic() - began
     await peer.close()
@@ -217,9 +225,7 @@ async def _record_a_student_on_stage_speaking(server, school, period, expected: 
     told = await student.wait_for("rec:status")
     synced = await student.ok("room:sync")
     [folder] = (server.settings.recordings_dir / str(session_id)).iterdir()
-    deadline = time.monotonic() + 15
-    while not expected <= _recorded(folder) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await eventually(lambda: expected <= _recorded(folder), 15, f"files of {sorted(expected)}", step=0.1)
     await asyncio.sleep(2)  # time for anything else to be (wrongly) recorded
     await teacher.ok("rec:stop")
     await student_peer.close()

