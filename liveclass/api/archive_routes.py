@@ -5,10 +5,13 @@ what: liveclass/archive/access.py and docs/records-archive.md."""
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import date, datetime, timedelta
 
+from typing import Annotated
+
 from aiohttp import web
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
 from liveclass import auth
@@ -19,6 +22,7 @@ from liveclass.api.archive_schemas import (
     SessionAttendance,
     SessionList,
 )
+from liveclass.api.query import DateRange, Id, Offset, Query, SchoolDate, Whole, trimmed
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB
 from liveclass.archive.access import readable_session
@@ -36,11 +40,8 @@ from liveclass.archive.search import (
 from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
 from liveclass.archive.tables import attendance_table, class_summary_table
 from liveclass.audit import audit
-from liveclass.errors import ApiError, not_found
+from liveclass.errors import not_found
 from liveclass.models import (
-    FIRST_YEAR,
-    LAST_YEAR,
-    MAX_ID,
     AccountRole,
     AuditEntry,
     Enrollment,
@@ -52,43 +53,16 @@ from liveclass.models import (
 
 routes = RouteTable("records")
 ADMIN_OR_TEACHER = {"admin", "teacher"}
-_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 MAX_CLASS_RANGE_DAYS = 400
 
 
-def _query_int(
-    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = MAX_ID
-) -> int | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return default
-    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_request", f"{name} must be a whole number from {low} to {high}.")
-    return int(raw)
-
-
-def _query_date(request: web.Request, name: str) -> date | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = date.fromisoformat(raw)
-    except ValueError:
-        value = None
-    if value is None or not FIRST_YEAR < value.year < LAST_YEAR:
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"{name} must be a date like 2026-11-23, between the years {FIRST_YEAR + 1} and {LAST_YEAR - 1}.",
-        )
-    return value
-
-
-def _date_range(request: web.Request) -> tuple[date | None, date | None]:
-    start, end = _query_date(request, "from"), _query_date(request, "to")
-    if start and end and end < start:
-        raise ApiError(400, "invalid_request", "The date range ends before it starts (to < from).")
-    return start, end
+class SessionQuery(DateRange):
+    class_id: Id | None = Field(None, description="class")
+    period_id: Id | None = Field(None, description="period (its sessions: a period may be started again)")
+    teacher_id: Id | None = Field(None, description="teacher")
+    subject: Annotated[str | None, trimmed(100)] = Field(None, description="part of the subject's name")
+    limit: Whole = Field(50, ge=1, le=200)
+    offset: Offset = Field(0, description="skip this many")
 
 
 @routes.route(
@@ -96,33 +70,21 @@ def _date_range(request: web.Request) -> tuple[date | None, date | None]:
     "/sessions",
     summary="Find sessions by class, teacher, subject and date range (admins: all; teachers: their own periods)",
     access=ADMIN_OR_TEACHER,
-    query={
-        "class_id": "class",
-        "period_id": "period (its sessions: a period may be started again)",
-        "teacher_id": "teacher",
-        "subject": "part of the subject's name",
-        "from": "first school-local date (YYYY-MM-DD)",
-        "to": "last school-local date (YYYY-MM-DD)",
-        "limit": "max 200 (default 50)",
-        "offset": "skip this many",
-    },
+    query=SessionQuery,
     response=SessionList,
 )
-async def search_sessions(request: web.Request) -> web.Response:
+async def search_sessions(request: web.Request, query: SessionQuery) -> web.Response:
     user = current_user(request)
-    start, end = _date_range(request)
     where = SessionFilter(
-        class_id=_query_int(request, "class_id"),
-        period_id=_query_int(request, "period_id"),
-        teacher_id=_query_int(request, "teacher_id"),
-        subject=(request.query.get("subject") or "").strip()[:100] or None,
-        from_day=start,
-        to_day=end,
+        class_id=query.class_id,
+        period_id=query.period_id,
+        teacher_id=query.teacher_id,
+        subject=query.subject or None,
+        from_day=query.from_,
+        to_day=query.to,
     )
-    limit = _query_int(request, "limit", 50, low=1, high=200)
-    offset = _query_int(request, "offset", 0)
     async with request.app[DB]() as db:
-        found, total = await find_sessions(db, user, where, limit, offset)
+        found, total = await find_sessions(db, user, where, query.limit, query.offset)
         items = await summaries(db, found)
         audit(
             db,
@@ -279,17 +241,30 @@ async def _class_for(db, user: User, class_id: int) -> SchoolClass:
     return school_class
 
 
-def _class_range(request: web.Request) -> tuple[date, date]:
-    """The asked date range (default: the last 30 days), at most MAX_CLASS_RANGE_DAYS long."""
-    start, end = _date_range(request)
-    today = datetime.now(SCHOOL_TIMEZONE).date()
-    end = end or today
-    start = start or min(end, today) - timedelta(days=30)
-    if start > end:
-        raise ApiError(400, "invalid_request", "The date range ends before it starts (to < from).")
-    if (end - start).days > MAX_CLASS_RANGE_DAYS:
-        raise ApiError(400, "invalid_request", f"Ask for at most {MAX_CLASS_RANGE_DAYS} days at a time.")
-    return start, end
+class ClassRange(Query):
+    """A class's date range: by default the last 30 days, at most MAX_CLASS_RANGE_DAYS long."""
+
+    to: SchoolDate = Field(
+        default_factory=lambda: datetime.now(SCHOOL_TIMEZONE).date(),
+        description="last school-local date (default: today)",
+    )
+    from_: SchoolDate = Field(
+        default_factory=lambda given: (
+            min(given.get("to", date.max), datetime.now(SCHOOL_TIMEZONE).date()) - timedelta(days=30)
+        ),
+        alias="from",
+        description="first school-local date (default: 30 days before `to`, or before today if that is sooner)",
+    )
+
+    @model_validator(mode="after")
+    def _not_too_long(self) -> ClassRange:
+        if self.from_ > self.to:
+            raise PydanticCustomError("date_range", "the date range ends before it starts (to < from)")
+        if (self.to - self.from_).days > MAX_CLASS_RANGE_DAYS:
+            raise PydanticCustomError(
+                "date_range", "ask for at most {days} days at a time", {"days": MAX_CLASS_RANGE_DAYS}
+            )
+        return self
 
 
 async def _class_attendance(db, user: User, class_id: int, start: date, end: date):
@@ -309,24 +284,18 @@ async def _class_attendance(db, user: User, class_id: int, start: date, end: dat
     return school_class, found, await class_summary(db, found, list(enrolled))
 
 
-CLASS_RANGE = {
-    "from": "first school-local date (default: 30 days ago)",
-    "to": "last school-local date (default: today)",
-}
-
-
 @routes.route(
     "GET",
     "/classes/{class_id}/attendance",
     summary="Attendance summary per student of a class over a date range (teachers: over their own periods)",
     access=ADMIN_OR_TEACHER,
-    query=CLASS_RANGE,
+    query=ClassRange,
     response=ClassAttendance,
 )
-async def attendance_of_class(request: web.Request) -> web.Response:
+async def attendance_of_class(request: web.Request, query: ClassRange) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
-    start, end = _class_range(request)
+    start, end = query.from_, query.to
     async with request.app[DB]() as db:
         school_class, found, lines = await _class_attendance(db, user, class_id, start, end)
         sessions = await summaries(db, found)
@@ -355,13 +324,13 @@ async def attendance_of_class(request: web.Request) -> web.Response:
     "/classes/{class_id}/attendance.xlsx",
     summary="The class's attendance summary as an Excel file (personal IDs kept as text)",
     access=ADMIN_OR_TEACHER,
-    query=CLASS_RANGE,
+    query=ClassRange,
     produces=XLSX_TYPE,
 )
-async def attendance_of_class_xlsx(request: web.Request) -> web.Response:
+async def attendance_of_class_xlsx(request: web.Request, query: ClassRange) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
-    start, end = _class_range(request)
+    start, end = query.from_, query.to
     async with request.app[DB]() as db:
         school_class, _, lines = await _class_attendance(db, user, class_id, start, end)
         audit(
@@ -380,41 +349,40 @@ async def attendance_of_class_xlsx(request: web.Request) -> web.Response:
     )
 
 
+class AuditQuery(DateRange):
+    actor_id: Id | None = Field(None, description="who")
+    action: Annotated[str | None, trimmed(64)] = Field(None, description="what (e.g. recording_viewed)")
+    target: Annotated[str | None, trimmed(128)] = Field(None, description="on what (e.g. session:7), exact")
+    limit: Whole = Field(100, ge=1, le=500)
+    before_id: Id | None = Field(None, description="entries older than this one (paging)")
+
+
 @routes.route(
     "GET",
     "/audit",
     summary="The audit log, newest first (admins)",
     access={"admin"},
-    query={
-        "actor_id": "who",
-        "action": "what (e.g. recording_viewed)",
-        "target": "on what (e.g. session:7), exact",
-        "from": "first school-local date",
-        "to": "last school-local date",
-        "limit": "max 500 (default 100)",
-        "before_id": "entries older than this one (paging)",
-    },
+    query=AuditQuery,
     response=AuditPage,
 )
-async def read_audit_log(request: web.Request) -> web.Response:
+async def read_audit_log(request: web.Request, query: AuditQuery) -> web.Response:
     user = current_user(request)
-    start, end = _date_range(request)
-    limit = _query_int(request, "limit", 100, low=1, high=500)
-    query = select(AuditEntry, User).outerjoin(User, AuditEntry.actor_id == User.id)
-    if (actor_id := _query_int(request, "actor_id")) is not None:
-        query = query.where(AuditEntry.actor_id == actor_id)
-    if action := request.query.get("action"):
-        query = query.where(AuditEntry.action == action[:64])
-    if target := request.query.get("target"):
-        query = query.where(AuditEntry.target == target[:128])
-    if start:
-        query = query.where(AuditEntry.at >= day_start(start))
-    if end:
-        query = query.where(AuditEntry.at < day_start(end + timedelta(days=1)))
-    if (before_id := _query_int(request, "before_id")) is not None:
-        query = query.where(AuditEntry.id < before_id)
+    limit = query.limit
+    found = select(AuditEntry, User).outerjoin(User, AuditEntry.actor_id == User.id)
+    if query.actor_id is not None:
+        found = found.where(AuditEntry.actor_id == query.actor_id)
+    if query.action:
+        found = found.where(AuditEntry.action == query.action)
+    if query.target:
+        found = found.where(AuditEntry.target == query.target)
+    if query.from_:
+        found = found.where(AuditEntry.at >= day_start(query.from_))
+    if query.to:
+        found = found.where(AuditEntry.at < day_start(query.to + timedelta(days=1)))
+    if query.before_id is not None:
+        found = found.where(AuditEntry.id < query.before_id)
     async with request.app[DB]() as db:
-        rows = (await db.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1))).all()
+        rows = (await db.execute(found.order_by(AuditEntry.id.desc()).limit(limit + 1))).all()
         audit(db, user, "audit_log_viewed", address=auth.client_address(request))
         await db.commit()
     more = len(rows) > limit

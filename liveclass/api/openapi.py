@@ -30,6 +30,33 @@ def _ref(model: type[BaseModel], schemas: dict) -> dict:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _query_parameters(model: type[BaseModel]) -> list[dict]:
+    """One parameter per field of a route's query model, typed with its limits (liveclass/api/query.py)."""
+    schema = model.model_json_schema()
+    defs, required = schema.get("$defs", {}), set(schema.get("required", []))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        # An optional parameter is left out, never sent as null: its schema is the value's own.
+        choices = [p for p in prop.pop("anyOf", []) if p != {"type": "null"}]
+        if len(choices) == 1:
+            prop.update(choices[0])
+        elif choices:
+            prop["anyOf"] = choices
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        if "$ref" in prop:  # an enum: written out, so the parameter reads on its own
+            prop.update(defs[prop.pop("$ref").rsplit("/", 1)[-1]])
+            prop.pop("title", None)
+        param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
 def build_openapi(routes: list[Route], prefix: str) -> dict:
     schemas: dict = {"Error": _ERROR_SCHEMA}
     paths: dict = {}
@@ -49,10 +76,8 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
             }
             for n in re.findall(r"{(\w+)}", route.path)
         ]
-        params += [
-            {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
-            for n, d in route.query.items()
-        ]
+        if route.query is not None:
+            params += _query_parameters(route.query)
         if route.access == PUBLIC:
             who = "Anyone."
         elif route.access == ANY_USER:

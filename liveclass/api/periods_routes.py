@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 from datetime import datetime
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import func, select, text
 
 from liveclass import auth, cluster, periods, timetable, turn
@@ -16,7 +17,8 @@ from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import CSV_TYPE, XLSX_TYPE
 from liveclass.roster import current_school_year
 from liveclass.sheet_import import SheetFileError
-from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, parse_id, path_int
+from liveclass.api.query import Id, Query, SchoolYear, Time, trimmed
+from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, path_int
 from liveclass.api.schemas import (
     ConnectInfo,
     IceServerOut,
@@ -29,7 +31,7 @@ from liveclass.api.schemas import (
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, forbidden, not_found
-from liveclass.models import FIRST_YEAR, LAST_YEAR, AccountRole, LiveSession, Period, SchoolClass, User
+from liveclass.models import AccountRole, LiveSession, Period, SchoolClass, User
 from signaling.join_token import issue_join_token
 
 routes = RouteTable("periods and sessions")
@@ -65,22 +67,10 @@ async def _taught_until(db, period_ids: list[int]) -> dict[int, datetime]:
     return {period_id: ended for period_id, ended in rows}
 
 
-def _parse_time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None or not FIRST_YEAR < value.year < LAST_YEAR:
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"{name} must be an ISO 8601 time with an offset between the years "
-            f"{FIRST_YEAR + 1} and {LAST_YEAR - 1}, e.g. 2026-11-24T00:00:00+07:00.",
-        )
-    return value
+class PeriodQuery(Query):
+    from_: Time | None = Field(None, alias="from", description="periods that end at or after this time")
+    to: Time | None = Field(None, description="periods that start before this time")
+    class_id: Id | None = Field(None, description="only this class")
 
 
 async def _check_period_fields(db, user: User, class_id: int, teacher_id: int, starts_at, ends_at) -> None:
@@ -102,21 +92,19 @@ async def _check_period_fields(db, user: User, class_id: int, teacher_id: int, s
     access=ANY_USER,
     response=PeriodOut,
     many=True,
-    query={"from": "ISO 8601 time with offset", "to": "ISO 8601 time with offset", "class_id": "only this class"},
+    query=PeriodQuery,
 )
-async def list_periods(request: web.Request) -> web.Response:
+async def list_periods(request: web.Request, query: PeriodQuery) -> web.Response:
     user = current_user(request)
-    query = select(Period).where(periods.visible_periods_clause(user)).order_by(Period.starts_at).limit(1000)
-    if (start := _parse_time(request, "from")) is not None:
-        query = query.where(Period.ends_at >= start)
-    if (end := _parse_time(request, "to")) is not None:
-        query = query.where(Period.starts_at < end)
-    if (class_id := request.query.get("class_id")) is not None:
-        if (wanted := parse_id(class_id)) is None:
-            raise ApiError(400, "invalid_request", "class_id must be a class's id (a whole number).")
-        query = query.where(Period.class_id == wanted)
+    wanted = select(Period).where(periods.visible_periods_clause(user)).order_by(Period.starts_at).limit(1000)
+    if query.from_ is not None:
+        wanted = wanted.where(Period.ends_at >= query.from_)
+    if query.to is not None:
+        wanted = wanted.where(Period.starts_at < query.to)
+    if query.class_id is not None:
+        wanted = wanted.where(Period.class_id == query.class_id)
     async with request.app[DB]() as db:
-        found = (await db.execute(query)).scalars().all()
+        found = (await db.execute(wanted)).scalars().all()
         running = {
             s.period_id: s
             for s in (
@@ -490,6 +478,15 @@ def _rejected(problems: list) -> web.Response:
     )
 
 
+class TimetableQuery(Query):
+    school_year: SchoolYear = Field(
+        default_factory=current_school_year, description="the classes' school year (default: the current one)"
+    )
+    online_reason: Annotated[str | None, trimmed(500, one_line=True)] = Field(
+        None, description="why a class gets more than two fully online periods in a half-day"
+    )
+
+
 @routes.route(
     "POST",
     "/timetable/import",
@@ -498,17 +495,11 @@ def _rejected(problems: list) -> web.Response:
     access=ADMIN,
     response=TimetableImported,
     status=201,
-    query={
-        "school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)",
-        "online_reason": "why a class gets more than two fully online periods in a half-day",
-    },
+    query=TimetableQuery,
 )
-async def import_timetable(request: web.Request) -> web.Response:
+async def import_timetable(request: web.Request, query: TimetableQuery) -> web.Response:
     user = current_user(request)
-    school_year = request.query.get("school_year") or current_school_year()
-    if not re.fullmatch(r"\d{4}-\d{4}", school_year):
-        raise ApiError(400, "invalid_request", "school_year is written 2026-2027. / Năm học ghi dạng 2026-2027.")
-    online_reason = " ".join(request.query.get("online_reason", "").split())[:500] or None
+    school_year, online_reason = query.school_year, query.online_reason or None
     data = await _read_file(request)
     try:
         rows, problems = await asyncio.to_thread(timetable.parse_file, data)

@@ -4,13 +4,15 @@ and export (liveclass/questions.py has the rules, liveclass/question_sheets.py t
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import func, select
 
 from liveclass import auth, question_sheets, questions
 from liveclass.api.question_schemas import ImportResult, QuestionCreate, QuestionOut, QuestionUpdate, SubjectOut
+from liveclass.api.query import Flag, Offset, Query, Whole, trimmed
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
 from liveclass.api.schemas import Ok
 from liveclass.appkeys import DB, SETTINGS
@@ -18,20 +20,28 @@ from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import XLSX_TYPE
 from liveclass.audit import audit
 from liveclass.errors import ApiError
-from liveclass.models import MAX_ID, Question, User, utcnow
+from liveclass.models import Question, User, utcnow
 from liveclass.sheet_import import SheetFileError
 
 routes = RouteTable("question bank")
 ADMIN_OR_TEACHER = {"admin", "teacher"}
 QUESTION_FIELDS = ("kind", "text", "options", "correct", "tolerance", "points", "explanation")
-LIST_QUERY = {
-    "subject": "only this subject",
-    "topic": "only this topic (chapter)",
-    "q": "part of the question's text",
-    "mine": "true: only the caller's own questions",
-    "limit": "max 1000 (default 1000)",
-    "offset": "skip this many",
-}
+
+
+class QuestionFilter(Query):
+    keeps_empty = frozenset({"topic"})  # `topic=`: the questions filed under no topic
+
+    subject: Annotated[str | None, trimmed()] = Field(None, description="only this subject")
+    topic: Annotated[str | None, trimmed()] = Field(
+        None, description="only this topic (chapter), exact; empty: the questions under no topic"
+    )
+    q: Annotated[str | None, trimmed(200)] = Field(None, description="part of the question's text")
+    mine: Flag = Field(False, description="true: only the caller's own questions")
+
+
+class QuestionList(QuestionFilter):
+    limit: Whole = Field(1000, ge=1, le=1000)
+    offset: Offset = Field(0, description="skip this many")
 
 
 def _not_found() -> ApiError:
@@ -42,19 +52,15 @@ def _out(request: web.Request, question: Question) -> dict[str, Any]:
     return questions.question_out(question, current_user(request), request.app[SETTINGS].secret_key)
 
 
-def _filtered(request: web.Request, user: User):
+def _filtered(wanted: QuestionFilter, user: User):
     query = questions.visible(select(Question), user)
-    if subject := request.query.get("subject"):
-        query = query.where(Question.subject == subject.strip())
-    if "topic" in request.query:
-        query = query.where(Question.topic == request.query["topic"].strip())
-    if text := request.query.get("q"):
-        text = text.strip()[:200]  # "%" and "_" are searched as written (autoescape), not as wildcards
-        query = query.where(func.lower(Question.text).contains(text.lower(), autoescape=True))
-    mine = request.query.get("mine", "").lower()
-    if mine not in ("", "true", "false", "1", "0"):
-        raise ApiError(400, "invalid_request", "mine is true or false.")
-    if mine in ("true", "1"):
+    if wanted.subject:
+        query = query.where(Question.subject == wanted.subject)
+    if wanted.topic is not None:
+        query = query.where(Question.topic == wanted.topic)
+    if wanted.q:  # "%" and "_" are searched as written (autoescape), not as wildcards
+        query = query.where(func.lower(Question.text).contains(wanted.q.lower(), autoescape=True))
+    if wanted.mine:
         query = query.where(Question.owner_id == user.id)
     return query.order_by(Question.subject, Question.topic, Question.id)
 
@@ -111,17 +117,12 @@ async def _image_still_used(db, sha256: str) -> bool:
     access=ADMIN_OR_TEACHER,
     response=QuestionOut,
     many=True,
-    query=LIST_QUERY,
+    query=QuestionList,
 )
-async def list_questions(request: web.Request) -> web.Response:
+async def list_questions(request: web.Request, query: QuestionList) -> web.Response:
     user = current_user(request)
-    try:
-        limit = min(max(int(request.query.get("limit", 1000)), 1), 1000)
-        offset = min(max(int(request.query.get("offset", 0)), 0), MAX_ID)
-    except ValueError:
-        raise ApiError(400, "invalid_request", "limit and offset must be whole numbers.") from None
     async with request.app[DB]() as db:
-        found = (await db.execute(_filtered(request, user).limit(limit).offset(offset))).scalars().all()
+        found = (await db.execute(_filtered(query, user).limit(query.limit).offset(query.offset))).scalars().all()
         return web.json_response({"items": [_out(request, q) for q in found]})
 
 
@@ -174,11 +175,11 @@ async def question_template(request: web.Request) -> web.Response:
     summary="The questions the caller may use, as an XLSX in the template's columns",
     access=ADMIN_OR_TEACHER,
     produces=XLSX_TYPE,
-    query={k: LIST_QUERY[k] for k in ("subject", "topic", "q", "mine")},
+    query=QuestionFilter,
 )
-async def export_questions(request: web.Request) -> web.Response:
+async def export_questions(request: web.Request, query: QuestionFilter) -> web.Response:
     async with request.app[DB]() as db:
-        found = (await db.execute(_filtered(request, current_user(request)))).scalars().all()
+        found = (await db.execute(_filtered(query, current_user(request)))).scalars().all()
     data = await asyncio.to_thread(question_sheets.export_xlsx, found)
     return web.Response(
         body=data,

@@ -6,11 +6,13 @@ Its teacher and admins may read them; every reading is written to the audit log 
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import select
 
 from liveclass import auth
 from liveclass.api.archive_schemas import LessonVideoJob, RecordingOut, SessionRecords
 from liveclass.api.handouts_routes import handout_out
+from liveclass.api.query import Flag, Query
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.api.schemas import SessionOut
 from liveclass.appkeys import DB, SETTINGS
@@ -103,17 +105,21 @@ async def list_recordings(request: web.Request) -> web.Response:
     return web.json_response({"items": [recording_out(r) for r in found]})
 
 
+class RecordingFileQuery(Query):
+    download: Flag = Field(False, description="true (or 1): answer as an attachment (a download)")
+
+
 @routes.route(
     "GET",
     "/sessions/{session_id}/recordings/{recording_id}/file",
     summary="Play or download (?download=1) a recorded file (HTTP Range for seeking)",
     access={"admin", "teacher"},
-    query={"download": "1: answer as an attachment (a download)"},
+    query=RecordingFileQuery,
     produces="video/webm",
 )
-async def recording_file(request: web.Request) -> web.StreamResponse:
+async def recording_file(request: web.Request, query: RecordingFileQuery) -> web.StreamResponse:
     session_id, recording_id = path_int(request, "session_id"), path_int(request, "recording_id")
-    download = request.query.get("download") in ("1", "true")
+    download = query.download
     async with request.app[DB]() as db:
         await _readable_session(request, db, session_id)
         recording = await db.get(Recording, recording_id)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from liveclass import auth
 from liveclass.api.archive_schemas import LegalHold, RetentionReport, RetentionView
+from liveclass.api.query import Flag, Query
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive import retention
@@ -88,19 +89,20 @@ async def put_retention(request: web.Request, body: RetentionIn) -> web.Response
         return web.json_response(await _retention_view(db))
 
 
+class RunQuery(Query):
+    dry_run: Flag = Field(False, description="true: count what would be deleted, delete nothing")
+
+
 @routes.route(
     "POST",
     "/retention/run",
     summary="Run the retention deletion now and answer its report",
     access=ADMIN,
-    query={"dry_run": "true: count what would be deleted, delete nothing"},
+    query=RunQuery,
     response=RetentionReport,
 )
-async def run_retention(request: web.Request) -> web.Response:
-    raw = request.query.get("dry_run", "").lower()
-    if raw not in {"", "true", "false", "1", "0"}:
-        raise ApiError(400, "invalid_request", "dry_run must be true or false.")
-    dry_run = raw in {"true", "1"}
+async def run_retention(request: web.Request, query: RunQuery) -> web.Response:
+    dry_run = query.dry_run
     async with request.app[ROUTER].exclusive("retention", seconds=3600) as mine:
         if not mine:
             raise ApiError(

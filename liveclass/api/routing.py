@@ -1,8 +1,9 @@
 """Declarative routes: each handler states who may call it and what body it takes.
 
 One wrapper enforces authentication (401), the account roles allowed (403), the forced password change,
-CSRF and body validation, so no handler can forget them; the OpenAPI document is built from the same
-declarations (see openapi.py).
+CSRF, and the validation of the query and the body (each a pydantic model, handed to the handler as `query=`
+and `body=`), so no handler can forget them; the OpenAPI document is built from the same declarations (see
+openapi.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Route:
     # Allowed before a forced password change (me, logout, change password).
     allowed_before_password_change: bool = False
     tags: list[str] = field(default_factory=list)
-    query: dict[str, str] = field(default_factory=dict)
+    query: type[BaseModel] | None = None  # its parameters (liveclass/api/query.py)
     many: bool = False  # the answer is {"items": [response, ...]}
     other_statuses: dict[int, str] = field(default_factory=dict)  # further success answers
     produces: str | None = None  # the media type of a file answer (a recording, a ZIP, a spreadsheet)
@@ -61,7 +62,7 @@ class RouteTable:
         response=None,
         status=200,
         allowed_before_password_change=False,
-        query: dict[str, str] | None = None,
+        query: type[BaseModel] | None = None,
         many=False,
         other_statuses: dict[int, str] | None = None,
         produces: str | None = None,
@@ -82,7 +83,7 @@ class RouteTable:
                     status,
                     allowed_before_password_change,
                     [self.tag],
-                    query or {},
+                    query,
                     many,
                     other_statuses or {},
                     produces,
@@ -125,12 +126,25 @@ async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-            for err in exc.errors(include_url=False)
-        ]
-        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
-        raise ApiError(400, "invalid_request", f"Invalid request: {summary}", details=details) from None
+        raise _invalid(exc, "body") from None
+
+
+def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    # A repeated parameter counts once, with its first value.
+    try:
+        return model.model_validate({name: request.query[name] for name in request.query})
+    except ValidationError as exc:
+        raise _invalid(exc, "query") from None
+
+
+def _invalid(exc: ValidationError, where: str) -> ApiError:
+    """400 invalid_request, with every problem as {field, message}; a rule of the whole query or body has
+    the field ""."""
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors(include_url=False)
+    ]
+    summary = "; ".join(f"{d['field'] or where}: {d['message']}" for d in details)
+    return ApiError(400, "invalid_request", f"Invalid request: {summary}", details=details)
 
 
 def _wrap(route: Route) -> Handler:
@@ -148,6 +162,8 @@ def _wrap(route: Route) -> Handler:
         if "\x00" in request.path or any(_has_nul(v) for v in request.query.values()):
             raise ApiError(400, "invalid_request", NUL_REFUSED)
         kwargs: dict[str, Any] = {}
+        if route.query is not None:
+            kwargs["query"] = _parse_query(request, route.query)
         if route.body is not None:
             kwargs["body"] = await _parse_body(request, route.body)
         try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from liveclass import accounts, auth, cluster, roster
+from liveclass.api.query import Offset, Query, SchoolYear, Whole, trimmed
 from liveclass.api.routing import RouteTable, current_user, dump, path_int
 from liveclass.api.schemas import (
     AssignmentCreate,
@@ -29,7 +31,6 @@ from liveclass.appkeys import DB, SETTINGS
 from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.models import (
-    MAX_ID,
     AccountRole,
     Enrollment,
     LiveSession,
@@ -44,13 +45,17 @@ routes = RouteTable("users and classes")
 ADMIN = {"admin"}
 
 
-def _limit_offset(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = min(max(int(request.query.get("limit", 100)), 1), 1000)
-        offset = min(max(int(request.query.get("offset", 0)), 0), MAX_ID)  # a larger one finds nothing either
-    except ValueError:
-        raise ApiError(400, "invalid_request", "limit and offset must be whole numbers.") from None
-    return limit, offset
+class UserQuery(Query):
+    role: AccountRole | None = Field(None, description="account role")
+    q: Annotated[str | None, trimmed(200)] = Field(None, description="part of the name or personal ID")
+    limit: Whole = Field(100, ge=1, le=1000)
+    offset: Offset = Field(0, description="skip this many")
+
+
+class RosterQuery(Query):
+    school_year: SchoolYear = Field(
+        default_factory=roster.current_school_year, description="the classes' school year (default: the current one)"
+    )
 
 
 async def _user_or_404(db, user_id: int) -> User:
@@ -67,30 +72,21 @@ async def _user_or_404(db, user_id: int) -> User:
     access=ADMIN,
     response=UserOut,
     many=True,
-    query={
-        "role": "account role",
-        "q": "part of the name or personal ID",
-        "limit": "max 1000",
-        "offset": "skip this many",
-    },
+    query=UserQuery,
 )
-async def list_users(request: web.Request) -> web.Response:
-    limit, offset = _limit_offset(request)
-    query = select(User).order_by(User.full_name, User.id).limit(limit).offset(offset)
-    if role := request.query.get("role"):
-        if role not in AccountRole.__members__:
-            raise ApiError(400, "invalid_request", f"Unknown role {role!r}.")
-        query = query.where(User.role == AccountRole(role))
-    if text := request.query.get("q"):
-        text = text[:200]  # "%" and "_" are searched as written (autoescape), not as wildcards
-        query = query.where(
+async def list_users(request: web.Request, query: UserQuery) -> web.Response:
+    found = select(User).order_by(User.full_name, User.id).limit(query.limit).offset(query.offset)
+    if query.role:
+        found = found.where(User.role == query.role)
+    if query.q:  # "%" and "_" are searched as written (autoescape), not as wildcards
+        found = found.where(
             or_(
-                func.lower(User.full_name).contains(text.lower(), autoescape=True),
-                User.personal_id.contains(text, autoescape=True),
+                func.lower(User.full_name).contains(query.q.lower(), autoescape=True),
+                User.personal_id.contains(query.q, autoescape=True),
             )
         )
     async with request.app[DB]() as db:
-        users = (await db.execute(query)).scalars().all()
+        users = (await db.execute(found)).scalars().all()
     return dump([UserOut.model_validate(u) for u in users])
 
 
@@ -443,13 +439,11 @@ ROSTER_MAX_BYTES = 5 * 1024 * 1024
     "raw body: every row, or none and every bad row listed; new accounts' passwords are returned once",
     access=ADMIN,
     response=RosterImported,
-    query={"school_year": "the classes' school year, e.g. 2026-2027 (default: the current one)"},
+    query=RosterQuery,
 )
-async def import_roster(request: web.Request) -> web.Response:
+async def import_roster(request: web.Request, query: RosterQuery) -> web.Response:
     settings = request.app[SETTINGS]
-    school_year = request.query.get("school_year") or roster.current_school_year()
-    if not re.fullmatch(r"\d{4}-\d{4}", school_year):
-        raise ApiError(400, "invalid_request", "school_year is written 2026-2027.")
+    school_year = query.school_year
     if request.content_length is not None and request.content_length > ROSTER_MAX_BYTES:
         raise ApiError(413, "file_too_large", "The file is larger than 5 MB.")
     raw = await request.content.read(ROSTER_MAX_BYTES + 1)
