@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.cluster import REDIS_URL, Cluster, Node
-from tests.helpers import create_postgres_database
+from tests.helpers import create_postgres_database, eventually
 from tests.test_cli import free_port, liveclass, wait_until_healthy
 from tests.live import admitted, enter
 from tests.media.peers import wait_for
@@ -119,16 +119,29 @@ async def test_two_periods_on_two_nodes_and_requests_that_cross_nodes(cluster):
 
 async def _end_reasons(admin, session_id: int, user_id: int, expected: list[str]) -> list[str]:
     """The end reasons of the person's attendance intervals, once the records hold `expected` (the
-    records writer stores in batches), or as they are after 10 s."""
-    for _ in range(50):
+    records writer stores in batches); fails after 10 s."""
+
+    async def as_expected() -> bool:
         attendance = await admin.json("GET", f"/sessions/{session_id}/attendance")
         line = next(p for p in attendance["items"] if p["user_id"] == user_id)
-        reasons = [i["end_reason"] for i in line["intervals"]]
-        if reasons == expected:
-            break
-        await asyncio.sleep(0.2)
-    assert reasons == expected, line
-    return reasons
+        return [i["end_reason"] for i in line["intervals"]] == expected
+
+    await eventually(as_expected, 10, f"the attendance records to end with {expected}", step=0.2)
+    return expected
+
+
+async def _state_saved(cluster: Cluster, session_id: int, participant_id: str) -> None:
+    """Until the room's durable state in Redis (saved every 0.1 s) holds the participant's seat."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+
+        async def saved() -> bool:
+            raw = await client.get(f"{cluster.prefix}:room:{session_id}")
+            return raw is not None and participant_id in raw.decode()
+
+        await eventually(saved, 10, f"the room's saved state to hold {participant_id}")
+    finally:
+        await client.aclose()
 
 
 async def _back_in_room(client, session_id, deadline: float):
@@ -143,7 +156,7 @@ async def _back_in_room(client, session_id, deadline: float):
         except Exception:  # noqa: BLE001 - the dead node is still named until its heartbeat expires
             if loop.time() > deadline:
                 raise
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the web client's retry pace
 
 
 async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluster):
@@ -162,7 +175,8 @@ async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluste
         await student.ok("hand:raise")
         await teacher.ok("mod:permit", {"participant_id": student.participant_id, "permissions": {"screen": True}})
         await teacher.ok("mod:lock", {"what": "microphones", "locked": True})
-        await asyncio.sleep(2.5)  # recorded media on the doomed node's disk; the room state saved
+        # Media recorded on the doomed node's disk (over 1 s is checked after its recovery); the room state saved.
+        await asyncio.sleep(2.5)
 
         # The machine is lost mid-period.
         cluster.kill(doomed)
@@ -199,7 +213,7 @@ async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluste
         back_in = asyncio.get_running_loop().time() - lost_at
         print(f"back with media {back_in:.1f} s after the kill")
         assert back_in < 15
-        await asyncio.sleep(2)  # recorded on the new node
+        await asyncio.sleep(2)  # media recorded on the new node (over 1 s is checked below)
         await teacher.ok("room:end")
         await teacher_media.close()
         await student_media.close()
@@ -213,11 +227,13 @@ async def test_a_killed_node_s_class_is_back_on_another_node_recording_on(cluste
             recordings = (await admin.json("GET", f"/sessions/{session['id']}/recordings"))["items"]
             return attendance, recordings
 
-        for _ in range(50):
+        async def both_recordings_listed():
             attendance, recordings = await records_complete()
-            if {r["recovered"] for r in recordings} == {True, False}:
-                break
-            await asyncio.sleep(0.2)
+            return (attendance, recordings) if {r["recovered"] for r in recordings} == {True, False} else None
+
+        attendance, recordings = await eventually(
+            both_recordings_listed, 10, "the recovered and the new recordings listed", step=0.2
+        )
         line = next(p for p in attendance["items"] if p["user_id"] == school.student.id)
         reasons = [i["end_reason"] for i in line["intervals"]]
         assert reasons[0] == "node_lost" and len(reasons) == 2, line
@@ -344,15 +360,17 @@ async def test_a_node_cut_off_past_its_ttl_gives_its_moved_class_up(cluster):
         await teacher.wait_for("room:state")
         student = await admitted(teacher, await cluster.front.logged_in(school.student), session["id"])
 
-        await asyncio.sleep(0.5)  # the room's state is saved (every 0.1 s)
+        await _state_saved(cluster, session["id"], student.participant_id)
         frozen.process.send_signal(signal.SIGSTOP)
         admin = await other.logged_in(school.admin)
         try:
-            for _ in range(100):  # the other node sweeps the dead node's session to itself
+
+            async def swept():  # the other node sweeps the dead node's session to itself
                 nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
-                if nodes[frozen.node_id]["state"] == "dead" and session["id"] in nodes[other.node_id]["sessions"]:
-                    break
-                await asyncio.sleep(0.1)
+                moved = nodes[frozen.node_id]["state"] == "dead" and session["id"] in nodes[other.node_id]["sessions"]
+                return nodes if moved else None
+
+            nodes = await eventually(swept, 10, "the other node to take the frozen node's session", step=0.1)
             assert session["id"] in nodes[other.node_id]["sessions"], nodes
         finally:
             frozen.process.send_signal(signal.SIGCONT)
@@ -384,7 +402,7 @@ async def test_a_node_restarted_at_once_under_its_id_takes_its_class_back_as_los
         teacher = await enter(teacher_person, session["id"])
         await teacher.wait_for("room:state")
         student = await admitted(teacher, await cluster.front.logged_in(school.student), session["id"])
-        await asyncio.sleep(0.5)  # the room's state is saved
+        await _state_saved(cluster, session["id"], student.participant_id)
         old = cluster.nodes[0]
         cluster.kill(old)
         new = cluster.start_node(port=old.port)
@@ -417,13 +435,15 @@ async def test_when_redis_forgets_everything_the_classes_go_on(cluster):
             keys = [key async for key in client.scan_iter(f"{cluster.prefix}:*")]
             await client.delete(*keys)
             admin = await cluster.front.logged_in(school.admin)
-            for _ in range(60):
+
+            async def registered_again():
                 nodes = {n["node_id"]: n for n in (await admin.json("GET", "/nodes"))["items"]}
                 saved = await client.exists(f"{cluster.prefix}:room:{session['id']}")
-                if len(nodes) == 2 and nodes.get(session["node"], {}).get("sessions") == [session["id"]] and saved:
-                    break
-                await asyncio.sleep(0.1)
-            assert nodes[session["node"]]["sessions"] == [session["id"]] and saved, nodes
+                claimed = nodes.get(session["node"], {}).get("sessions") == [session["id"]]
+                return nodes if len(nodes) == 2 and claimed and saved else None
+
+            nodes = await eventually(registered_again, 6, "the nodes to register and save the room again", step=0.1)
+            assert nodes[session["node"]]["sessions"] == [session["id"]], nodes
         finally:
             await client.aclose()
         await student.ok("chat:send", {"text": "Em vẫn ở trong lớp ạ"})

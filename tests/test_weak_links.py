@@ -22,7 +22,7 @@ from bench.layered import READABLE, LayeredSource, Meter, readability
 from liveclass.models import Enrollment
 from tests.helpers import add_user
 from tests.live import LiveClient, admitted
-from tests.media.peers import CONFIG
+from tests.media.peers import CONFIG, wait_for
 
 WEAK = {"rate": 300_000, "loss": 0.05, "delay_ms": 100, "queue_ms": 200}
 CLEAN = {"rate": None, "loss": 0.0, "delay_ms": 0, "queue_ms": 200}
@@ -55,15 +55,6 @@ async def _subscribe(client: LiveClient, link: BadLink | None = None) -> tuple[R
     return pc, meter
 
 
-async def _until(condition, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - start
-
-
 def _on(meter: Meter, slot: str, layer: str) -> bool:
     return slot in meter.tracks and meter[slot].layer(window=1.0) == layer
 
@@ -88,21 +79,21 @@ async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_
     try:
         # A clean link at first: both get the high layers.
         for meter in (weak_meter, clean_meter):
-            await _until(
+            await wait_for(
                 lambda m=meter: _on(m, "teacher_camera", "camera") and _on(m, "screen", "screen"),
                 30,
                 "the teacher's camera and screen at their high layers",
             )
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # the classmate's frame rate, measured over 3 s
         classmate_fps = clean_meter["teacher_camera"].fps(window=3.0)
 
         # The weak student's link falls to 300 kbit/s with 5 % loss and 200 ms of round trip.
         link.down.set(**WEAK)
         link.up.set(**{**WEAK, "rate": None})
-        moved = await _until(
+        moved = await wait_for(
             lambda: _on(weak_meter, "teacher_camera", "camera_low"), 5, "the camera slot on the low layer"
         )
-        await _until(lambda: _on(weak_meter, "screen", "screen_low"), 10, "the screen on its low layer")
+        await wait_for(lambda: _on(weak_meter, "screen", "screen_low"), 10, "the screen on its low layer")
         link_event = await weak.wait_for("you:link", lambda d: "teacher_camera" in d["reduced"], timeout=10)
         assert link_event["quality"] in ("weak", "bad") and link_event["video"] == "low"
         assert link_event["data_bytes"] > 0 and link_event["saver"] == "off"
@@ -112,7 +103,7 @@ async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_
         gaps_before, missing_before, window_start = len(audio.gaps), len(audio.pts_gaps), time.monotonic()
         readable = []
         for _ in range(6):
-            await asyncio.sleep(5)
+            await asyncio.sleep(5)  # 30 s measured, a readability sample every 5 s
             frame = weak_meter["screen"].latest("gray")
             readable.append(
                 readability(frame, "screen_low") if frame is not None and frame.shape == (360, 640) else 0.0
@@ -139,7 +130,7 @@ async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_
 
         # The link recovers: back on the high layers within 15 s.
         link.set(**CLEAN)
-        back = await _until(
+        back = await wait_for(
             lambda: _on(weak_meter, "teacher_camera", "camera") and _on(weak_meter, "screen", "screen"),
             15,
             "the high layers again",
@@ -160,7 +151,7 @@ async def test_audio_only_data_saver_receives_no_video_packets(server, school, p
     publisher, source = await _publish_layers(teacher)
     pc, meter = await _subscribe(student)
     try:
-        await _until(
+        await wait_for(
             lambda: _on(meter, "teacher_camera", "camera") and _on(meter, "screen", "screen"),
             30,
             "the teacher's camera and screen",
@@ -169,19 +160,19 @@ async def test_audio_only_data_saver_receives_no_video_packets(server, school, p
         await asyncio.sleep(1.0)  # packets already on their way
         video_before = {slot: meter[slot].rtp_packets for slot in ("teacher_camera", "screen")}
         audio_before = meter["teacher_audio"].rtp_packets
-        await asyncio.sleep(4.0)
+        await asyncio.sleep(4.0)  # 4 s measured: no video, audio goes on
         assert {slot: meter[slot].rtp_packets for slot in video_before} == video_before
         assert meter["teacher_audio"].rtp_packets > audio_before + 100  # 50 packets a second go on
 
         # Audio + screen: the screen comes back at its low layer, the camera stays off.
         assert await student.ok("media:saver", {"mode": "screen"}) == {"mode": "screen"}
-        await _until(lambda: _on(meter, "screen", "screen_low"), 10, "the screen's low layer")
+        await wait_for(lambda: _on(meter, "screen", "screen_low"), 10, "the screen's low layer")
         camera_before = meter["teacher_camera"].rtp_packets
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(2.0)  # 2 s measured: the camera stays off
         assert meter["teacher_camera"].rtp_packets == camera_before
 
         assert await student.ok("media:saver", {"mode": "off"}) == {"mode": "off"}
-        await _until(
+        await wait_for(
             lambda: _on(meter, "teacher_camera", "camera") and _on(meter, "screen", "screen"),
             10,
             "everything at the high layers again",
