@@ -115,7 +115,7 @@ async def test_window_expiry_unlocks(tmp_path):
         assert locked.status == 429
         import asyncio
 
-        await asyncio.sleep(int(locked.headers["Retry-After"]) + 0.5)
+        await asyncio.sleep(int(locked.headers["Retry-After"]) + 0.5)  # the lockout must expire
         assert (await server.person(user).login()).status == 200
     finally:
         await server.close()

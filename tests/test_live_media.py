@@ -81,7 +81,7 @@ async def test_teacher_media_reaches_every_student_and_the_rules_hold(server, sc
             "rtc:slots", lambda d: "audio_1" in d["slots"] and d["slots"]["audio_1"] is None, after=mark
         )
         heard = huy.audio_frames.get("audio_1", 0)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # a second in which almost nothing may arrive (measured)
         assert huy.audio_frames.get("audio_1", 0) - heard < 10  # forwarding stopped on the server
 
         # On stage: everyone sees Ánh's camera.
@@ -276,7 +276,7 @@ async def test_the_camera_keeps_its_bitrate_while_the_screen_is_shared(server, s
         await asyncio.sleep(seconds)
         return engine.stats()["tracks"][camera_key]["bitrate"]
 
-    await asyncio.sleep(2)
+    await asyncio.sleep(2)  # the bandwidth estimate ramps up before the measurement
     alone = await camera_bitrate()
     pc = teacher_peer.publisher
     screen = pc.addTransceiver(PatternTrack("B", noise=True), direction="sendonly")
@@ -287,7 +287,7 @@ async def test_the_camera_keeps_its_bitrate_while_the_screen_is_shared(server, s
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
     await teacher.ok("media:state", {"screen": True})
     await wait_for(lambda: student_peer.seen("screen", "B"), 15, "the screen share")
-    await asyncio.sleep(1)
+    await asyncio.sleep(1)  # the estimate settles with the second track before the measurement
     shared = await camera_bitrate()
     print(f"camera bitrate alone {alone / 1000:.0f} kbit/s, with the screen {shared / 1000:.0f} kbit/s")
     assert alone > 200_000 and shared > 0.7 * alone

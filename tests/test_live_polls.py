@@ -289,7 +289,7 @@ async def test_45_students_answer_within_one_second(server):
     choice_of = {s: "ABCD"[i % 4] for i, s in enumerate(learners)}
 
     async def tap(student: LiveClient, delay: float) -> float:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # the answers spread over a second, as a class taps
         await student.ok("poll:answer", {"poll_id": poll_id, "choices": [choice_of[student]]})
         return time.monotonic()
 

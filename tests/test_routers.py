@@ -140,7 +140,7 @@ async def test_a_silent_node_is_dead_and_its_sessions_move_with_its_last_heartbe
         task.cancel()
     await b._pubsub.aclose()
     last_beat = json.loads(await a.redis.hget(f"{a.prefix}:nodes", "node-b"))["heartbeat_at"]
-    await asyncio.sleep(1.6)
+    await asyncio.sleep(1.6)  # past the 1 s TTL since its last heartbeat: the expiry is what is tested
     assert {n.node_id: n.state for n in await a.nodes()}["node-b"] == "dead"
     moved = await a.place(on_b[0])  # what a /join (or the sweep) does
     assert moved.node_id == "node-a"

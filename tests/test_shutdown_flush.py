@@ -141,7 +141,7 @@ class SlowCommit(AsyncSession):
     async def commit(self) -> None:
         if SlowCommit.committing is not None:
             SlowCommit.committing.set()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the slow commit this store simulates
         await super().commit()
 
 

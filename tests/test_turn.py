@@ -381,7 +381,7 @@ async def test_coturn_counts_its_user_quota_per_account_across_joins(server, sch
     session_id, teacher = period
     student = await server.logged_in(school.student)
     first = turn_entry(await student.json("POST", f"/sessions/{session_id}/join"))
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(1.1)  # the next whole second: the next join's expiry, so its username, differs
     second = turn_entry(await student.json("POST", f"/sessions/{session_id}/join"))
     assert first["username"] != second["username"]
     url = coturn.url("udp")
@@ -442,7 +442,7 @@ async def test_the_join_answer_has_a_short_lived_credential_and_no_secret(server
     # Stable per account (coturn's log tells one person's relays apart), different between accounts,
     # and every join gets its own expiry, counted from that join.
     other = await join_as(server, school.teacher, session_id)
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(1.1)  # the next whole second: the next join's expiry is later
     again = turn_entry(await student.json("POST", f"/sessions/{session_id}/join"))
     assert again["username"].split(":", 1)[1] == opaque
     assert int(again["username"].split(":", 1)[0]) > expiry

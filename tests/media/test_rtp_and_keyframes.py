@@ -76,7 +76,7 @@ async def test_keyframe_requests_are_coalesced_and_repeated_until_served():
     requester = KeyframeRequester(send_pli)
     for waiter in range(45):  # a join storm: one PLI, not 45
         requester.need(waiter)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the requester's task runs; the timers below are what is tested
     assert len(sent) == 1
     await asyncio.sleep(requester.RETRY + 0.1)  # no keyframe came: asked again
     assert len(sent) == 2
