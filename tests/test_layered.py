@@ -154,7 +154,7 @@ async def test_four_layers_and_a_microphone_measured_by_the_meter():
         await eventually(
             lambda: len(meter.tracks) == 5 and all(m.frames > 3 for m in meter.tracks.values()), 20, "all five tracks"
         )
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # past the start, then 3 s measured
         bytes_before = {name: m.rtp_bytes for name, m in meter.tracks.items()}
         await asyncio.sleep(3)
         stats = meter.stats(window=3.0)
@@ -210,7 +210,7 @@ async def test_camera_low_and_microphone_over_the_weak_link():
             lambda: len(meter.tracks) == 2 and all(m.frames > 3 for m in meter.tracks.values()), 30, "both tracks"
         )
         start_bytes = link.down.counters.forwarded_bytes
-        await asyncio.sleep(8)
+        await asyncio.sleep(8)  # 8 s on the weak link, measured
         rate = (link.down.counters.forwarded_bytes - start_bytes) * 8 / 8
         stats = meter.stats(window=8.0)
         assert rate <= 1.15 * 300_000, rate

@@ -230,7 +230,7 @@ async def test_a_disk_filling_up_mid_recording_stops_it_cleanly_and_keeps_the_fi
     recorder.add_track("teacher", "camera", "Teacher")
     recorder.add_track("teacher", "microphone", "Teacher")
     path = await recorder.start()
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(2.5)  # recorded before the disk fills (2 s of it kept, checked)
     full.set()
     await wait_for(lambda: reasons, 3, "on_stopped")
     assert reasons == ["disk_full"] and recorder.state == "stopped"
@@ -284,6 +284,7 @@ async def test_pause_resume_and_a_track_added_again_make_new_files_on_the_same_c
     assert not recorder.add_track("teacher", "screen", "Teacher")  # not published (yet)
     await add_screen(engine, publisher, PatternTrack("B"))
     published_at = recorder.clock_ms()
+    # The timeline the files must follow: 1 s recorded, 0.5 s paused, 1 s, the camera added again, 1 s.
     await asyncio.sleep(1.0)
     recorder.pause()
     paused_at = recorder.clock_ms()
