@@ -4,15 +4,14 @@ server says (`you:link`). Debian's chromium through Playwright, fake camera and 
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 
 from playwright.async_api import expect
 
 from liveclass.live import LIVE_ROOMS
 from signaling.server import NAMESPACE
 from tests.browser import SCREENSHOTS, needs_chromium
+from tests.helpers import eventually
 from tests.test_web_client import open_as
 
 pytestmark = needs_chromium
@@ -36,17 +35,6 @@ SENDERS = """() => {
     return { published: media.published, senders: out };
   });
 }"""
-
-
-async def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
 
 
 def participant(server, name: str):
@@ -109,7 +97,7 @@ async def test_the_teacher_publishes_low_layers_of_camera_and_screen(server, sch
         tracks = published_tracks(server, "Nguyễn Thị Hà")
         return tracks if {"camera", "camera_low", "screen", "screen_low", "microphone"} <= set(tracks) else None
 
-    tracks = await wait_until(accepted, 20, "the teacher's five sources at the server")
+    tracks = await eventually(accepted, 20, "the teacher's five sources at the server", step=0.25)
     assert all(tracks[s]["kind"] == "video" for s in ["camera", "camera_low", "screen", "screen_low"])
     for slot in ["teacher_camera", "screen"]:
         await student.wait_for_function(f"() => document.querySelector('video[data-slot=\"{slot}\"]').videoWidth > 0")
@@ -119,7 +107,7 @@ async def test_the_teacher_publishes_low_layers_of_camera_and_screen(server, sch
         tracks = published_tracks(server, "Nguyễn Thị Hà")
         return all(tracks[s]["packets"] or tracks[f"{s}_low"]["packets"] for s in ["camera", "screen"])
 
-    await wait_until(forwarded, 20, "the server to forward a layer of the camera and of the screen")
+    await eventually(forwarded, 20, "the server to forward a layer of the camera and of the screen", step=0.25)
 
     # The encoders were asked for what the issue says, and the low layers really are smaller.
     async def encoded():
@@ -127,7 +115,7 @@ async def test_the_teacher_publishes_low_layers_of_camera_and_screen(server, sch
         sent = {s: (v["sent"] or {}).get("width", 0) for s, v in view["senders"].items()}
         return view if all(sent[s] for s in ["camera", "camera_low", "screen", "screen_low"]) else None
 
-    view = await wait_until(encoded, 20, "the teacher's encoders to send")
+    view = await eventually(encoded, 20, "the teacher's encoders to send", step=0.25)
     assert view["published"] == ["camera", "microphone", "screen", "camera_low", "screen_low"]
     senders = view["senders"]
     assert senders["camera"]["encoding"]["maxBitrate"] == 1000000
