@@ -25,7 +25,6 @@ runs lost the camera for a while: the first reports after the cut-over still sho
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
@@ -35,6 +34,7 @@ from playwright.async_api import expect
 from bench.badlink import CHROMIUM_REWRITE_JS, BadLink
 from liveclass.live import LIVE_ROOMS
 from tests.browser import needs_chromium
+from tests.helpers import eventually
 from tests.test_weak_links import _publish_layers
 from tests.test_web_client import PASSWORD
 
@@ -130,14 +130,18 @@ async def student_behind(browser, server, user, link: BadLink):
 
 async def until(page, check, timeout: float, what: str) -> tuple[float, dict]:
     """Poll the page's INBOUND stats every 100 ms until `check(stats)`; (seconds taken, stats)."""
-    start = time.monotonic()
-    while True:
-        stats = await page.evaluate(INBOUND)
-        if stats and check(stats["slots"]):
-            return time.monotonic() - start, stats
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}; last: {stats}")
-        await asyncio.sleep(0.1)
+    start, last = time.monotonic(), None
+
+    async def matched():
+        nonlocal last
+        last = await page.evaluate(INBOUND)
+        return last if last and check(last["slots"]) else None
+
+    try:
+        stats = await eventually(matched, timeout, what, step=0.1)
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}; last stats: {last}") from None
+    return time.monotonic() - start, stats
 
 
 def participant_id(server, name: str) -> str:
