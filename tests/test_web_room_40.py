@@ -313,7 +313,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
             await teacher.get_by_role("button", name="Cho tất cả vào").click()
             await asyncio.gather(*(c.wait_for("room:state") for c in late))
             joined = True
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the class's pace: a burst of activity a second for the minute
     await expect(absent_box.locator("summary")).to_have_text(f"Chưa vào lớp: 0/{SYNTHETIC + ABSENT + 1}")
     # Still responsive: a click answers at once after the minute.
     await teacher.get_by_role("tab", name="Trò chuyện").click()
