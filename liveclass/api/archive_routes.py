@@ -14,7 +14,6 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
-from liveclass import auth
 from liveclass.api.archive_schemas import (
     AuditPage,
     ClassAttendance,
@@ -24,7 +23,7 @@ from liveclass.api.archive_schemas import (
 )
 from liveclass.api.query import DateRange, Id, Offset, Query, SchoolDate, Whole, trimmed
 from liveclass.api.routing import RouteTable, current_user, path_int
-from liveclass.appkeys import DB
+from liveclass.api.work import unit_of_work
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import class_summary, iso, lesson_start, session_attendance
 from liveclass.archive.filenames import content_disposition, download_names
@@ -39,7 +38,6 @@ from liveclass.archive.search import (
 )
 from liveclass.archive.spreadsheets import XLSX_TYPE, xlsx_bytes
 from liveclass.archive.tables import attendance_table, class_summary_table
-from liveclass.audit import audit
 from liveclass.errors import not_found
 from liveclass.models import (
     AccountRole,
@@ -83,14 +81,11 @@ async def search_sessions(request: web.Request, query: SessionQuery) -> web.Resp
         from_day=query.from_,
         to_day=query.to,
     )
-    async with request.app[DB]() as db:
-        found, total = await find_sessions(db, user, where, query.limit, query.offset)
-        items = await summaries(db, found)
-        audit(
-            db,
-            user,
+    async with unit_of_work(request) as work:
+        found, total = await find_sessions(work.db, user, where, query.limit, query.offset)
+        items = await summaries(work.db, found)
+        work.audit(
             "sessions_searched",
-            address=auth.client_address(request),
             filters={
                 k: v
                 for k, v in request.query.items()
@@ -98,7 +93,6 @@ async def search_sessions(request: web.Request, query: SessionQuery) -> web.Resp
             }
             or None,
         )
-        await db.commit()
     return web.json_response({"items": items, "total": total})
 
 
@@ -112,11 +106,10 @@ async def search_sessions(request: web.Request, query: SessionQuery) -> web.Resp
 async def attendance_of_session(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, period = await readable_session(db, user, session_id)
-        lines = await session_attendance(db, session, period)
-        audit(db, user, "attendance_viewed", target=f"session:{session_id}", address=auth.client_address(request))
-        await db.commit()
+    async with unit_of_work(request) as work:
+        session, period = await readable_session(work.db, user, session_id)
+        lines = await session_attendance(work.db, session, period)
+        work.audit("attendance_viewed", target=f"session:{session_id}")
     return web.json_response(
         {
             "session": session_summary(session, period),
@@ -147,18 +140,10 @@ def _spreadsheet(data: bytes, names: tuple[str, str]) -> web.Response:
 async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, period = await readable_session(db, user, session_id)
-        table = attendance_table(await session_attendance(db, session, period), period)
-        audit(
-            db,
-            user,
-            "attendance_downloaded",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-            format="xlsx",
-        )
-        await db.commit()
+    async with unit_of_work(request) as work:
+        session, period = await readable_session(work.db, user, session_id)
+        table = attendance_table(await session_attendance(work.db, session, period), period)
+        work.audit("attendance_downloaded", target=f"session:{session_id}", format="xlsx")
     day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
     data = await asyncio.to_thread(xlsx_bytes, "Điểm danh", *table)
     return _spreadsheet(
@@ -178,11 +163,10 @@ async def attendance_of_session_xlsx(request: web.Request) -> web.Response:
 async def assessments_of_session(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, period = await readable_session(db, user, session_id)
-        polls, people = await session_polls(db, session_id)
-        audit(db, user, "assessments_viewed", target=f"session:{session_id}", address=auth.client_address(request))
-        await db.commit()
+    async with unit_of_work(request) as work:
+        session, period = await readable_session(work.db, user, session_id)
+        polls, people = await session_polls(work.db, session_id)
+        work.audit("assessments_viewed", target=f"session:{session_id}")
     return web.json_response({"session": session_summary(session, period), **polls_view(polls, people)})
 
 
@@ -197,18 +181,10 @@ async def assessments_of_session(request: web.Request) -> web.Response:
 async def polls_of_session_xlsx(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, period = await readable_session(db, user, session_id)
-        polls, people = await session_polls(db, session_id)
-        audit(
-            db,
-            user,
-            "polls_downloaded",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-            format="xlsx",
-        )
-        await db.commit()
+    async with unit_of_work(request) as work:
+        session, period = await readable_session(work.db, user, session_id)
+        polls, people = await session_polls(work.db, session_id)
+        work.audit("polls_downloaded", target=f"session:{session_id}", format="xlsx")
     day = session.started_at.astimezone(SCHOOL_TIMEZONE).date().isoformat()
     data = await asyncio.to_thread(polls_xlsx, polls, people)
     return _spreadsheet(
@@ -296,18 +272,10 @@ async def attendance_of_class(request: web.Request, query: ClassRange) -> web.Re
     user = current_user(request)
     class_id = path_int(request, "class_id")
     start, end = query.from_, query.to
-    async with request.app[DB]() as db:
-        school_class, found, lines = await _class_attendance(db, user, class_id, start, end)
-        sessions = await summaries(db, found)
-        audit(
-            db,
-            user,
-            "class_attendance_viewed",
-            target=f"class:{class_id}",
-            address=auth.client_address(request),
-            range=f"{start}..{end}",
-        )
-        await db.commit()
+    async with unit_of_work(request) as work:
+        school_class, found, lines = await _class_attendance(work.db, user, class_id, start, end)
+        sessions = await summaries(work.db, found)
+        work.audit("class_attendance_viewed", target=f"class:{class_id}", range=f"{start}..{end}")
     return web.json_response(
         {
             "class": {"class_id": school_class.id, "name": school_class.name, "school_year": school_class.school_year},
@@ -331,18 +299,9 @@ async def attendance_of_class_xlsx(request: web.Request, query: ClassRange) -> w
     user = current_user(request)
     class_id = path_int(request, "class_id")
     start, end = query.from_, query.to
-    async with request.app[DB]() as db:
-        school_class, _, lines = await _class_attendance(db, user, class_id, start, end)
-        audit(
-            db,
-            user,
-            "class_attendance_downloaded",
-            target=f"class:{class_id}",
-            address=auth.client_address(request),
-            range=f"{start}..{end}",
-            format="xlsx",
-        )
-        await db.commit()
+    async with unit_of_work(request) as work:
+        school_class, _, lines = await _class_attendance(work.db, user, class_id, start, end)
+        work.audit("class_attendance_downloaded", target=f"class:{class_id}", range=f"{start}..{end}", format="xlsx")
     data = await asyncio.to_thread(xlsx_bytes, "Chuyên cần", *class_summary_table(lines))
     return _spreadsheet(
         data, download_names(["diem-danh", school_class.name, start.isoformat(), end.isoformat()], "xlsx")
@@ -366,7 +325,6 @@ class AuditQuery(DateRange):
     response=AuditPage,
 )
 async def read_audit_log(request: web.Request, query: AuditQuery) -> web.Response:
-    user = current_user(request)
     limit = query.limit
     found = select(AuditEntry, User).outerjoin(User, AuditEntry.actor_id == User.id)
     if query.actor_id is not None:
@@ -381,10 +339,9 @@ async def read_audit_log(request: web.Request, query: AuditQuery) -> web.Respons
         found = found.where(AuditEntry.at < day_start(query.to + timedelta(days=1)))
     if query.before_id is not None:
         found = found.where(AuditEntry.id < query.before_id)
-    async with request.app[DB]() as db:
-        rows = (await db.execute(found.order_by(AuditEntry.id.desc()).limit(limit + 1))).all()
-        audit(db, user, "audit_log_viewed", address=auth.client_address(request))
-        await db.commit()
+    async with unit_of_work(request) as work:
+        rows = (await work.db.execute(found.order_by(AuditEntry.id.desc()).limit(limit + 1))).all()
+        work.audit("audit_log_viewed")
     more = len(rows) > limit
     rows = rows[:limit]
     return web.json_response(

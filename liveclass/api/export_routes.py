@@ -11,13 +11,12 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from liveclass import auth
 from liveclass.api.routing import RouteTable, current_user, path_int
+from liveclass.api.work import unit_of_work
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive.access import readable_session
 from liveclass.archive.export import prepare_export, stream_export
 from liveclass.archive.filenames import content_disposition
-from liveclass.audit import audit
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +34,17 @@ routes = RouteTable("records")
 async def export_session(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, period = await readable_session(db, user, session_id)
+    async with unit_of_work(request) as work:
+        session, period = await readable_session(work.db, user, session_id)
         export = await prepare_export(
-            db,
+            work.db,
             session,
             period,
             request.app[SETTINGS].recordings_dir,
             request.app[SETTINGS].handouts_dir,
             exported_by=user,
         )
-        audit(db, user, "session_exported", target=f"session:{session_id}", address=auth.client_address(request))
-        await db.commit()
+        work.audit("session_exported", target=f"session:{session_id}")
 
     # The headers go out with prepare(): the security-headers middleware comes too late for them.
     response = web.StreamResponse(

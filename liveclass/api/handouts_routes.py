@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
 from sqlalchemy import exists, select
 
-from liveclass import auth, periods
+from liveclass import periods
 from liveclass.api.archive_schemas import HandoutOut
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
-from liveclass.appkeys import DB, SETTINGS
+from liveclass.api.work import unit_of_work
+from liveclass.appkeys import SETTINGS
 from liveclass.archive.filenames import content_disposition, download_names
-from liveclass.audit import audit
 from liveclass.errors import ApiError, forbidden, not_found
 from liveclass.handouts import store_upload
 from liveclass.live import ROUTER
@@ -81,8 +81,8 @@ async def upload_handout(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, role = await _session_and_role(db, user, session_id)
+    async with unit_of_work(request) as work:
+        session, role = await _session_and_role(work.db, user, session_id)
         if role != "teacher":
             raise forbidden("Only the period's teacher hands out material.")
         if not session.running:
@@ -92,7 +92,8 @@ async def upload_handout(request: web.Request) -> web.Response:
     try:
         reader = await request.multipart()
         field = await reader.next()
-        if field is None or field.name != "file" or not field.filename:
+        # A part of its own (not a nested multipart), named `file`, with a file name.
+        if not isinstance(field, BodyPartReader) or field.name != "file" or not field.filename:
             raise ApiError(400, "invalid_request", "Send one file in the multipart field `file`.")
         stored, filename = await store_upload(
             field, settings.handouts_dir / str(session_id), settings.handout_max_bytes, settings.handout_allowed_types
@@ -103,7 +104,7 @@ async def upload_handout(request: web.Request) -> web.Response:
             "invalid_request",
             "The upload is not a valid multipart/form-data body; send one file in the field `file`.",
         ) from None
-    async with request.app[DB]() as db:
+    async with unit_of_work(request) as work:
         handout = Handout(
             session_id=session_id,
             uploaded_by_id=user.id,
@@ -113,18 +114,9 @@ async def upload_handout(request: web.Request) -> web.Response:
             sha256=stored.sha256,
             stored_name=stored.stored_name,
         )
-        db.add(handout)
-        await db.flush()
-        audit(
-            db,
-            user,
-            "handout_uploaded",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-            handout=handout.id,
-            filename=filename,
-        )
-        await db.commit()
+        work.db.add(handout)
+        await work.db.flush()
+        work.audit("handout_uploaded", target=f"session:{session_id}", handout=handout.id, filename=filename)
     answer = handout_out(handout)
     try:
         await request.app[ROUTER].command(session_id, "share_handout", uploader_user_id=user.id, handout=answer)
@@ -145,10 +137,10 @@ async def upload_handout(request: web.Request) -> web.Response:
 )
 async def list_handouts(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await _ensure_participant(request, db, current_user(request), session_id)
+    async with unit_of_work(request) as work:
+        await _ensure_participant(request, work.db, current_user(request), session_id)
         found = (
-            await db.execute(select(Handout).where(Handout.session_id == session_id).order_by(Handout.uploaded_at))
+            await work.db.execute(select(Handout).where(Handout.session_id == session_id).order_by(Handout.uploaded_at))
         ).scalars()
         return web.json_response({"items": [handout_out(h) for h in found]})
 
@@ -163,20 +155,12 @@ async def list_handouts(request: web.Request) -> web.Response:
 async def download_handout(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     session_id, handout_id = path_int(request, "session_id"), path_int(request, "handout_id")
-    async with request.app[DB]() as db:
-        await _ensure_participant(request, db, user, session_id)
-        handout = await db.get(Handout, handout_id)
+    async with unit_of_work(request) as work:
+        await _ensure_participant(request, work.db, user, session_id)
+        handout = await work.db.get(Handout, handout_id)
         if handout is None or handout.session_id != session_id:
             raise not_found("Handout")
-        audit(
-            db,
-            user,
-            "handout_downloaded",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-            handout=handout.id,
-        )
-        await db.commit()
+        work.audit("handout_downloaded", target=f"session:{session_id}", handout=handout.id)
     path = request.app[SETTINGS].handouts_dir / str(session_id) / handout.stored_name
     if not path.exists():
         raise not_found("Handout file")

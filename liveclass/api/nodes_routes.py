@@ -5,10 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from liveclass import auth, cluster
-from liveclass.api.routing import RouteTable, current_user, dump
-from liveclass.appkeys import DB
-from liveclass.audit import audit
+from liveclass import cluster
+from liveclass.api.routing import RouteTable, dump
+from liveclass.api.work import unit_of_work
 from liveclass.live import ROUTER
 from signaling.protocol import RoomError
 
@@ -56,7 +55,6 @@ async def drain_node(request: web.Request) -> web.Response:
         node = await request.app[ROUTER].drain(node_id)
     except RoomError as exc:
         raise cluster.api_error(exc) from None
-    async with request.app[DB]() as db:
-        audit(db, current_user(request), "node_drained", target=f"node:{node_id}", address=auth.client_address(request))
-        await db.commit()
+    async with unit_of_work(request) as work:
+        work.audit("node_drained", target=f"node:{node_id}")
     return dump(NodeOut(**node.view()), status=202)

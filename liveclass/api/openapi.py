@@ -78,12 +78,12 @@ def build_openapi(routes: list[Route], prefix: str) -> dict:
         ]
         if route.query is not None:
             params += _query_parameters(route.query)
-        if route.access == PUBLIC:
-            who = "Anyone."
+        if isinstance(route.access, frozenset):
+            who = "Account roles: " + ", ".join(sorted(r.value for r in route.access)) + "."
         elif route.access == ANY_USER:
             who = "Any logged-in account."
         else:
-            who = "Account roles: " + ", ".join(sorted(r.value for r in route.access)) + "."
+            who = "Anyone."
         ok: dict = {"description": "Success"}
         if route.response is not None:
             schema = _ref(route.response, schemas)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import weakref
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field
 from sqlalchemy import func, select, text
 
-from liveclass import auth, cluster, periods, timetable, turn
+from liveclass import cluster, periods, timetable, turn
 from liveclass.api.timetable_schemas import TimetableCreate, TimetableCreated, TimetableImported
 from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import CSV_TYPE, XLSX_TYPE
@@ -28,8 +28,8 @@ from liveclass.api.schemas import (
     PeriodUpdate,
     SessionOut,
 )
-from liveclass.appkeys import DB, SETTINGS
-from liveclass.audit import audit
+from liveclass.api.work import Work, unit_of_work
+from liveclass.appkeys import SETTINGS
 from liveclass.errors import ApiError, forbidden, not_found
 from liveclass.models import AccountRole, LiveSession, Period, SchoolClass, User
 from signaling.join_token import issue_join_token
@@ -103,19 +103,19 @@ async def list_periods(request: web.Request, query: PeriodQuery) -> web.Response
         wanted = wanted.where(Period.starts_at < query.to)
     if query.class_id is not None:
         wanted = wanted.where(Period.class_id == query.class_id)
-    async with request.app[DB]() as db:
-        found = (await db.execute(wanted)).scalars().all()
+    async with unit_of_work(request) as work:
+        found = (await work.db.execute(wanted)).scalars().all()
         running = {
             s.period_id: s
             for s in (
-                await db.execute(
+                await work.db.execute(
                     select(LiveSession).where(
                         LiveSession.period_id.in_([p.id for p in found]), LiveSession.ended_at.is_(None)
                     )
                 )
             ).scalars()
         }
-        taught = await _taught_until(db, [p.id for p in found])
+        taught = await _taught_until(work.db, [p.id for p in found])
     return dump([period_out(p, running.get(p.id), taught.get(p.id)) for p in found])
 
 
@@ -135,23 +135,23 @@ async def create_period(request: web.Request, body: PeriodCreate) -> web.Respons
         raise ApiError(400, "invalid_request", "teacher_id: name the period's teacher.")
     if user.role == AccountRole.teacher and body.teacher_id not in (None, user.id):
         raise forbidden("Teachers schedule their own periods only.")
-    async with request.app[DB]() as db:
-        await _check_period_fields(db, user, body.class_id, teacher_id, body.starts_at, body.ends_at)
+    async with unit_of_work(request) as work:
+        await _check_period_fields(work.db, user, body.class_id, teacher_id, body.starts_at, body.ends_at)
         period = Period(**body.model_dump(exclude={"teacher_id"}), teacher_id=teacher_id)
-        db.add(period)
-        await db.flush()
-        audit(db, user, "period_created", target=f"period:{period.id}", address=auth.client_address(request))
-        await db.commit()
-        period = await periods.visible_period(db, user, period.id)
+        work.db.add(period)
+        await work.db.flush()
+        work.audit("period_created", target=f"period:{period.id}")
+        await work.commit()
+        period = await periods.visible_period(work.db, user, period.id)
     return dump(period_out(period, None), status=201)
 
 
 @routes.route("GET", "/periods/{period_id}", summary="One period", access=ANY_USER, response=PeriodOut)
 async def get_period(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        period = await periods.visible_period(db, current_user(request), path_int(request, "period_id"))
-        taught = await _taught_until(db, [period.id])
-        return dump(period_out(period, await periods.running_session(db, period.id), taught.get(period.id)))
+    async with unit_of_work(request) as work:
+        period = await periods.visible_period(work.db, current_user(request), path_int(request, "period_id"))
+        taught = await _taught_until(work.db, [period.id])
+        return dump(period_out(period, await periods.running_session(work.db, period.id), taught.get(period.id)))
 
 
 @routes.route(
@@ -168,28 +168,21 @@ async def update_period(request: web.Request, body: PeriodUpdate) -> web.Respons
     for key in ("subject", "starts_at", "ends_at", "mode", "parents_invited", "teacher_id"):
         if key in changes and changes[key] is None:
             raise ApiError(400, "invalid_request", f"{key} cannot be empty.")
-    async with request.app[DB]() as db:
-        period = await periods.visible_period(db, user, path_int(request, "period_id"))
+    async with unit_of_work(request) as work:
+        period = await periods.visible_period(work.db, user, path_int(request, "period_id"))
         if user.role == AccountRole.teacher and changes.get("teacher_id", user.id) != user.id:
             raise forbidden("Only an admin can hand a period to another teacher.")
         merged = {"starts_at": period.starts_at, "ends_at": period.ends_at, "teacher_id": period.teacher_id, **changes}
         await _check_period_fields(
-            db, user, period.class_id, merged["teacher_id"], merged["starts_at"], merged["ends_at"]
+            work.db, user, period.class_id, merged["teacher_id"], merged["starts_at"], merged["ends_at"]
         )
         for key, value in changes.items():
             setattr(period, key, value)
-        audit(
-            db,
-            user,
-            "period_updated",
-            target=f"period:{period.id}",
-            address=auth.client_address(request),
-            fields=sorted(changes),
-        )
-        await db.commit()
-        period = await periods.visible_period(db, user, period.id)
-        taught = await _taught_until(db, [period.id])
-        return dump(period_out(period, await periods.running_session(db, period.id), taught.get(period.id)))
+        work.audit("period_updated", target=f"period:{period.id}", fields=sorted(changes))
+        await work.commit()
+        period = await periods.visible_period(work.db, user, period.id)
+        taught = await _taught_until(work.db, [period.id])
+        return dump(period_out(period, await periods.running_session(work.db, period.id), taught.get(period.id)))
 
 
 @routes.route(
@@ -203,14 +196,13 @@ async def update_period(request: web.Request, body: PeriodUpdate) -> web.Respons
 )
 async def start_period(request: web.Request) -> web.Response:
     user = current_user(request)
-    async with request.app[DB]() as db:
-        period = await periods.visible_period(db, user, path_int(request, "period_id"))
-        session, created = await periods.start_session(db, user, period, "")
+    async with unit_of_work(request) as work:
+        period = await periods.visible_period(work.db, user, path_int(request, "period_id"))
+        session, created = await periods.start_session(work.db, user, period, "")
         if created:
             # The session's room goes to the least-loaded live node (this one, when it runs alone).
             session.node = (await cluster.place(request, session.id)).node_id
-            audit(db, user, "period_started", target=f"session:{session.id}", address=auth.client_address(request))
-        await db.commit()
+            work.audit("period_started", target=f"session:{session.id}")
     return dump(SessionOut.model_validate(session), status=201 if created else 200)
 
 
@@ -223,14 +215,13 @@ async def start_period(request: web.Request) -> web.Response:
 )
 async def end_period(request: web.Request) -> web.Response:
     user = current_user(request)
-    async with request.app[DB]() as db:
-        period = await periods.visible_period(db, user, path_int(request, "period_id"))
-        session = await periods.end_session(db, user, period)
+    async with unit_of_work(request) as work:
+        period = await periods.visible_period(work.db, user, path_int(request, "period_id"))
+        session = await periods.end_session(work.db, user, period)
         # The room ends first, wherever it runs; if its node cannot be reached right now (503), the period
         # stays running and the teacher tries again, rather than a period ended here but open there.
         await cluster.room_command(request, session.id, "end_room", by_user_id=user.id, by_name=user.full_name)
-        audit(db, user, "period_ended", target=f"session:{session.id}", address=auth.client_address(request))
-        await db.commit()
+        work.audit("period_ended", target=f"session:{session.id}")
     return dump(SessionOut.model_validate(session))
 
 
@@ -243,10 +234,10 @@ async def _session_or_404(db, session_id: int) -> LiveSession:
 
 @routes.route("GET", "/sessions/{session_id}", summary="One live session", access=ANY_USER, response=SessionOut)
 async def get_session(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        session = await _session_or_404(db, path_int(request, "session_id"))
+    async with unit_of_work(request) as work:
+        session = await _session_or_404(work.db, path_int(request, "session_id"))
         try:
-            await periods.visible_period(db, current_user(request), session.period_id)
+            await periods.visible_period(work.db, current_user(request), session.period_id)
         except ApiError:
             raise not_found("Session") from None
     return dump(SessionOut.model_validate(session))
@@ -262,21 +253,15 @@ async def get_session(request: web.Request) -> web.Response:
 async def join_session(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
-    async with request.app[DB]() as db:
-        session = await _session_or_404(db, path_int(request, "session_id"))
-        period = await db.get(Period, session.period_id)
-        room_role, on_roster = await periods.room_role_for(db, user, period)
+    async with unit_of_work(request) as work:
+        session = await _session_or_404(work.db, path_int(request, "session_id"))
+        period = await work.db.get(Period, session.period_id)
+        if period is None:  # a session always has its period (a foreign key)
+            raise not_found("Session")
+        room_role, on_roster = await periods.room_role_for(work.db, user, period)
         if not session.running:
             raise ApiError(409, "session_not_running", "This session has ended.")
-        audit(
-            db,
-            user,
-            "join_requested",
-            target=f"session:{session.id}",
-            address=auth.client_address(request),
-            room_role=room_role,
-        )
-        await db.commit()
+        work.audit("join_requested", target=f"session:{session.id}", room_role=room_role)
     token, _ = issue_join_token(
         settings.secret_key,
         user_id=user.id,
@@ -349,37 +334,28 @@ def _refuse_or_accept(found: timetable.Check, online_reason: str | None) -> None
 
 
 async def _store(
-    request: web.Request,
-    db,
-    user: User,
+    work: Work,
     planned: list[timetable.Planned],
     found: timetable.Check,
     online_reason: str | None,
-    **what,
+    **what: Any,
 ) -> list[int]:
-    created = timetable.create(db, planned)
-    await db.flush()
+    created = timetable.create(work.db, planned)
+    await work.db.flush()
     ids = [p.id for p in created]
-    address = auth.client_address(request)
     classes = sorted({p.class_name for p in planned})
-    audit(
-        db,
-        user,
+    work.audit(
         "periods_scheduled",
         target=f"class:{planned[0].class_id}" if len(classes) == 1 else None,
-        address=address,
         count=len(ids),
         periods=ids[:2000],
         classes=classes,
         **what,
     )
     if found.half_days:
-        audit(
-            db,
-            user,
+        work.audit(
             "online_limit_overridden",
             target=f"class:{planned[0].class_id}" if len(classes) == 1 else None,
-            address=address,
             reason=online_reason,
             periods=ids[:2000],
             half_days=[{k: h[k] for k in ("class_name", "date", "half", "count")} for h in found.half_days],
@@ -398,8 +374,11 @@ async def _store(
     status=201,
 )
 async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.Response:
-    user = current_user(request)
-    days = [body.date] if body.date else timetable.weekly_days(body.from_date, body.to_date, set(body.weekdays))
+    days = []
+    if body.date:
+        days = [body.date]
+    elif body.from_date and body.to_date and body.weekdays:  # the model requires the three together
+        days = timetable.weekly_days(body.from_date, body.to_date, set(body.weekdays))
     if not days:
         raise ApiError(
             400,
@@ -407,13 +386,14 @@ async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.R
             "None of these weekdays falls between the two dates. / Không có ngày nào "
             "trong các thứ đã chọn nằm giữa hai ngày này.",
         )
-    async with request.app[DB]() as db:
-        school_class = await db.get(SchoolClass, body.class_id)
+    async with unit_of_work(request) as work:
+        school_class = await work.db.get(SchoolClass, body.class_id)
         if school_class is None:
             raise ApiError(400, "unknown_class", f"There is no class {body.class_id}. / Không có lớp này.")
-        teacher = await db.get(User, body.teacher_id)
-        if problem := await timetable.assignment_problem(db, teacher, school_class, body.subject):
+        teacher = await work.db.get(User, body.teacher_id)
+        if problem := await timetable.assignment_problem(work.db, teacher, school_class, body.subject):
             raise ApiError(400, "not_assigned", problem)
+        assert teacher is not None  # no such account is a problem above
         planned = [
             timetable.Planned(
                 school_class.id,
@@ -429,13 +409,11 @@ async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.R
             for day in days
         ]
         async with _timetable_lock(request):
-            await _one_at_a_time(db)
-            found = await timetable.check(db, planned)
+            await _one_at_a_time(work.db)
+            found = await timetable.check(work.db, planned)
             _refuse_or_accept(found, body.online_reason)
             ids = await _store(
-                request,
-                db,
-                user,
+                work,
                 planned,
                 found,
                 body.online_reason,
@@ -443,8 +421,8 @@ async def schedule_periods(request: web.Request, body: TimetableCreate) -> web.R
                 subject=body.subject,
                 teacher=teacher.id,
             )
-            await db.commit()
-        stored = (await db.execute(select(Period).where(Period.id.in_(ids)).order_by(Period.starts_at))).scalars()
+            await work.commit()
+        stored = (await work.db.execute(select(Period).where(Period.id.in_(ids)).order_by(Period.starts_at))).scalars()
         out = [period_out(p, None) for p in stored]
     return dump(TimetableCreated(created=len(ids), periods=out, half_days=found.half_days), status=201)
 
@@ -498,15 +476,14 @@ class TimetableQuery(Query):
     query=TimetableQuery,
 )
 async def import_timetable(request: web.Request, query: TimetableQuery) -> web.Response:
-    user = current_user(request)
     school_year, online_reason = query.school_year, query.online_reason or None
     data = await _read_file(request)
     try:
         rows, problems = await asyncio.to_thread(timetable.parse_file, data)
     except SheetFileError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
-    async with request.app[DB]() as db:
-        planned, more = await timetable.plan_file(db, rows, school_year)
+    async with unit_of_work(request) as work:
+        planned, more = await timetable.plan_file(work.db, rows, school_year)
         problems += more
         if problems:
             return _rejected(problems)
@@ -519,13 +496,13 @@ async def import_timetable(request: web.Request, query: TimetableQuery) -> web.R
                 f"tiết, quá {timetable.MAX_PERIODS}; hãy chia nhỏ.",
             )
         async with _timetable_lock(request):
-            await _one_at_a_time(db)
-            found = await timetable.check(db, planned)
+            await _one_at_a_time(work.db)
+            found = await timetable.check(work.db, planned)
             _refuse_or_accept(found, online_reason)
             ids = await _store(
-                request, db, user, planned, found, online_reason, via="import", rows=len(rows), school_year=school_year
+                work, planned, found, online_reason, via="import", rows=len(rows), school_year=school_year
             )
-            await db.commit()
+            await work.commit()
     return dump(TimetableImported(created=len(ids), half_days=found.half_days), status=201)
 
 

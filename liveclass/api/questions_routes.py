@@ -10,15 +10,15 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import func, select
 
-from liveclass import auth, question_sheets, questions
+from liveclass import question_sheets, questions
 from liveclass.api.question_schemas import ImportResult, QuestionCreate, QuestionOut, QuestionUpdate, SubjectOut
 from liveclass.api.query import Flag, Offset, Query, Whole, trimmed
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
 from liveclass.api.schemas import Ok
-from liveclass.appkeys import DB, SETTINGS
+from liveclass.api.work import unit_of_work
+from liveclass.appkeys import SETTINGS
 from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import XLSX_TYPE
-from liveclass.audit import audit
 from liveclass.errors import ApiError
 from liveclass.models import Question, User, utcnow
 from liveclass.sheet_import import SheetFileError
@@ -121,8 +121,8 @@ async def _image_still_used(db, sha256: str) -> bool:
 )
 async def list_questions(request: web.Request, query: QuestionList) -> web.Response:
     user = current_user(request)
-    async with request.app[DB]() as db:
-        found = (await db.execute(_filtered(query, user).limit(query.limit).offset(query.offset))).scalars().all()
+    async with unit_of_work(request) as work:
+        found = (await work.db.execute(_filtered(query, user).limit(query.limit).offset(query.offset))).scalars().all()
         return web.json_response({"items": [_out(request, q) for q in found]})
 
 
@@ -136,9 +136,9 @@ async def list_questions(request: web.Request, query: QuestionList) -> web.Respo
 )
 async def list_subjects(request: web.Request) -> web.Response:
     query = questions.visible(select(Question.subject, Question.topic, func.count()), current_user(request))
-    async with request.app[DB]() as db:
+    async with unit_of_work(request) as work:
         rows = (
-            await db.execute(
+            await work.db.execute(
                 query.group_by(Question.subject, Question.topic).order_by(Question.subject, Question.topic)
             )
         ).all()
@@ -178,9 +178,9 @@ async def question_template(request: web.Request) -> web.Response:
     query=QuestionFilter,
 )
 async def export_questions(request: web.Request, query: QuestionFilter) -> web.Response:
-    async with request.app[DB]() as db:
-        found = (await db.execute(_filtered(query, current_user(request)))).scalars().all()
-    data = await asyncio.to_thread(question_sheets.export_xlsx, found)
+    async with unit_of_work(request) as work:
+        found = (await work.db.execute(_filtered(query, current_user(request)))).scalars().all()
+    data = await asyncio.to_thread(question_sheets.export_xlsx, list(found))
     return web.Response(
         body=data,
         headers={
@@ -228,9 +228,9 @@ async def import_questions(request: web.Request) -> web.Response:
             "empty_import",
             "The sheet has no questions under its header. / Bảng tính chưa có câu hỏi nào dưới dòng tiêu đề.",
         )
-    async with request.app[DB]() as db:
+    async with unit_of_work(request) as work:
         now = utcnow()
-        db.add_all(
+        work.db.add_all(
             [
                 Question(
                     owner_id=user.id,
@@ -244,15 +244,7 @@ async def import_questions(request: web.Request) -> web.Response:
                 for row in parsed
             ]
         )
-        audit(
-            db,
-            user,
-            "questions_imported",
-            address=auth.client_address(request),
-            count=len(parsed),
-            subjects=sorted({row.subject for row in parsed}),
-        )
-        await db.commit()
+        work.audit("questions_imported", count=len(parsed), subjects=sorted({row.subject for row in parsed}))
     return web.json_response({"created": len(parsed), "errors": []})
 
 
@@ -268,20 +260,12 @@ async def import_questions(request: web.Request) -> web.Response:
 async def create_question(request: web.Request, body: QuestionCreate) -> web.Response:
     user = current_user(request)
     fields, subject, topic = _checked(body.model_dump(include=set(QUESTION_FIELDS)), body.subject, body.topic)
-    async with request.app[DB]() as db:
+    async with unit_of_work(request) as work:
         question = Question(owner_id=user.id, subject=subject, topic=topic, shared=bool(body.shared), **fields)
-        db.add(question)
-        await db.flush()
-        audit(
-            db,
-            user,
-            "question_created",
-            target=f"question:{question.id}",
-            address=auth.client_address(request),
-            subject=subject,
-        )
-        await db.refresh(question, attribute_names=["owner"])
-        await db.commit()
+        work.db.add(question)
+        await work.db.flush()
+        work.audit("question_created", target=f"question:{question.id}", subject=subject)
+        await work.db.refresh(question, attribute_names=["owner"])
         return web.json_response(_out(request, question), status=201)
 
 
@@ -290,8 +274,8 @@ async def create_question(request: web.Request, body: QuestionCreate) -> web.Res
     "GET", "/questions/{question_id}", summary="One question of the bank", access=ADMIN_OR_TEACHER, response=QuestionOut
 )
 async def get_question(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        question = await _question(db, current_user(request), path_int(request, "question_id"))
+    async with unit_of_work(request) as work:
+        question = await _question(work.db, current_user(request), path_int(request, "question_id"))
         return web.json_response(_out(request, question))
 
 
@@ -306,8 +290,8 @@ async def get_question(request: web.Request) -> web.Response:
 async def update_question(request: web.Request, body: QuestionUpdate) -> web.Response:
     user = current_user(request)
     changes = body.model_dump(exclude_unset=True, exclude={"image_url", "bank_id"})
-    async with request.app[DB]() as db:
-        question = await _question(db, user, path_int(request, "question_id"), edit=True)
+    async with unit_of_work(request) as work:
+        question = await _question(work.db, user, path_int(request, "question_id"), edit=True)
         merged = {name: getattr(question, name) for name in QUESTION_FIELDS}
         merged.update({k: v for k, v in changes.items() if k in QUESTION_FIELDS})
         for required in ("kind", "text"):
@@ -330,15 +314,7 @@ async def update_question(request: web.Request, body: QuestionUpdate) -> web.Res
         if changes.get("shared") is not None:
             question.shared = changes["shared"]
         question.updated_at = utcnow()
-        audit(
-            db,
-            user,
-            "question_updated",
-            target=f"question:{question.id}",
-            address=auth.client_address(request),
-            fields=sorted(changes),
-        )
-        await db.commit()
+        work.audit("question_updated", target=f"question:{question.id}", fields=sorted(changes))
         return web.json_response(_out(request, question))
 
 
@@ -351,21 +327,15 @@ async def update_question(request: web.Request, body: QuestionUpdate) -> web.Res
 )
 async def delete_question(request: web.Request) -> web.Response:
     user = current_user(request)
-    async with request.app[DB]() as db:
-        question = await _question(db, user, path_int(request, "question_id"), edit=True)
+    async with unit_of_work(request) as work:
+        question = await _question(work.db, user, path_int(request, "question_id"), edit=True)
         image = question.image_sha256
-        audit(
-            db,
-            user,
-            "question_deleted",
-            target=f"question:{question.id}",
-            address=auth.client_address(request),
-            subject=question.subject,
-            text=question.text[:200],
+        work.audit(
+            "question_deleted", target=f"question:{question.id}", subject=question.subject, text=question.text[:200]
         )
-        await db.delete(question)
-        await db.commit()
-        if image and not await _image_still_used(db, image):
+        await work.db.delete(question)
+        await work.commit()
+        if image and not await _image_still_used(work.db, image):
             questions.remove_image_file(request.app[SETTINGS].files_dir, image)
     return web.json_response({"ok": True})
 
@@ -381,28 +351,20 @@ async def set_question_image(request: web.Request) -> web.Response:
     user = current_user(request)
     settings = request.app[SETTINGS]
     question_id = path_int(request, "question_id")
-    async with request.app[DB]() as db:
-        await _question(db, user, question_id, edit=True)  # refused before the upload is read
+    async with unit_of_work(request) as work:
+        await _question(work.db, user, question_id, edit=True)  # refused before the upload is read
     too_large = ApiError(413, "file_too_large", "The image is larger than 1 MB. / Hình ảnh lớn hơn 1 MB.")
     data = await _read_body(request, questions.IMAGE_MAX_BYTES, too_large)
     media_type = questions.check_image(data)
     digest = await asyncio.to_thread(questions.store_image, settings.files_dir, data)
-    async with request.app[DB]() as db:
-        question = await _question(db, user, question_id, edit=True)
+    async with unit_of_work(request) as work:
+        question = await _question(work.db, user, question_id, edit=True)
         before = question.image_sha256
         question.image_sha256, question.image_type = digest, media_type
         question.updated_at = utcnow()
-        audit(
-            db,
-            user,
-            "question_image_set",
-            target=f"question:{question.id}",
-            address=auth.client_address(request),
-            sha256=digest,
-            size=len(data),
-        )
-        await db.commit()
-        if before and before != digest and not await _image_still_used(db, before):
+        work.audit("question_image_set", target=f"question:{question.id}", sha256=digest, size=len(data))
+        await work.commit()
+        if before and before != digest and not await _image_still_used(work.db, before):
             questions.remove_image_file(settings.files_dir, before)
         return web.json_response(_out(request, question))
 
@@ -416,16 +378,14 @@ async def set_question_image(request: web.Request) -> web.Response:
 )
 async def remove_question_image(request: web.Request) -> web.Response:
     user = current_user(request)
-    async with request.app[DB]() as db:
-        question = await _question(db, user, path_int(request, "question_id"), edit=True)
+    async with unit_of_work(request) as work:
+        question = await _question(work.db, user, path_int(request, "question_id"), edit=True)
         before = question.image_sha256
         question.image_sha256 = question.image_type = None
         question.updated_at = utcnow()
-        audit(
-            db, user, "question_image_removed", target=f"question:{question.id}", address=auth.client_address(request)
-        )
-        await db.commit()
-        if before and not await _image_still_used(db, before):
+        work.audit("question_image_removed", target=f"question:{question.id}")
+        await work.commit()
+        if before and not await _image_still_used(work.db, before):
             questions.remove_image_file(request.app[SETTINGS].files_dir, before)
         return web.json_response(_out(request, question))
 
@@ -440,8 +400,8 @@ async def remove_question_image(request: web.Request) -> web.Response:
 async def question_image(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     link = questions.read_image_token(settings.secret_key, request.match_info["token"])
-    async with request.app[DB]() as db:
-        question = await db.get(Question, link.question_id)
+    async with unit_of_work(request) as work:
+        question = await work.db.get(Question, link.question_id)
     if question is None or not question.image_sha256 or not question.image_sha256.startswith(link.sha256_prefix):
         raise ApiError(404, "not_found", "Image not found. / Không tìm thấy hình ảnh.")
     path = questions.images_dir(settings.files_dir) / question.image_sha256

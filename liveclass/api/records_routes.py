@@ -9,17 +9,16 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
-from liveclass import auth
 from liveclass.api.archive_schemas import LessonVideoJob, RecordingOut, SessionRecords
 from liveclass.api.handouts_routes import handout_out
 from liveclass.api.query import Flag, Query
 from liveclass.api.routing import RouteTable, current_user, path_int
 from liveclass.api.schemas import SessionOut
-from liveclass.appkeys import DB, SETTINGS
+from liveclass.api.work import unit_of_work
+from liveclass.appkeys import SETTINGS
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import iso, session_attendance
 from liveclass.archive.filenames import content_disposition, download_names
-from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.live import LESSON_VIDEOS
 from liveclass.models import (
@@ -81,11 +80,11 @@ def recording_out(r: Recording) -> dict:
 )
 async def list_recordings(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await _readable_session(request, db, session_id)
+    async with unit_of_work(request) as work:
+        await _readable_session(request, work.db, session_id)
         found = (
             (
-                await db.execute(
+                await work.db.execute(
                     select(Recording)
                     .where(Recording.session_id == session_id)
                     .order_by(Recording.start_ms, Recording.id)
@@ -94,14 +93,7 @@ async def list_recordings(request: web.Request) -> web.Response:
             .scalars()
             .all()
         )
-        audit(
-            db,
-            current_user(request),
-            "recordings_listed",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-        )
-        await db.commit()
+        work.audit("recordings_listed", target=f"session:{session_id}")
     return web.json_response({"items": [recording_out(r) for r in found]})
 
 
@@ -120,20 +112,16 @@ class RecordingFileQuery(Query):
 async def recording_file(request: web.Request, query: RecordingFileQuery) -> web.StreamResponse:
     session_id, recording_id = path_int(request, "session_id"), path_int(request, "recording_id")
     download = query.download
-    async with request.app[DB]() as db:
-        await _readable_session(request, db, session_id)
-        recording = await db.get(Recording, recording_id)
+    async with unit_of_work(request) as work:
+        await _readable_session(request, work.db, session_id)
+        recording = await work.db.get(Recording, recording_id)
         if recording is None or recording.session_id != session_id:
             raise not_found("Recording")
-        audit(
-            db,
-            current_user(request),
+        work.audit(
             "recording_downloaded" if download else "recording_viewed",
             target=f"recording:{recording.id}",
-            address=auth.client_address(request),
             range=request.headers.get("Range"),
         )
-        await db.commit()
     return serve_recording(request, recording, download)
 
 
@@ -161,19 +149,12 @@ def serve_recording(request: web.Request, recording: Recording, download: bool =
 )
 async def start_lesson_video(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await _readable_session(request, db, session_id)
+    async with unit_of_work(request) as work:
+        await _readable_session(request, work.db, session_id)
         job = request.app[LESSON_VIDEOS].start(session_id)
         if job is None:
             raise ApiError(409, "nothing_recorded", "This session has no finished recording yet.")
-        audit(
-            db,
-            current_user(request),
-            "lesson_video_started",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-        )
-        await db.commit()
+        work.audit("lesson_video_started", target=f"session:{session_id}")
     return web.json_response(job.view(), status=202)
 
 
@@ -186,8 +167,8 @@ async def start_lesson_video(request: web.Request) -> web.Response:
 )
 async def lesson_video_status(request: web.Request) -> web.Response:
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await _readable_session(request, db, session_id)
+    async with unit_of_work(request) as work:
+        await _readable_session(request, work.db, session_id)
     job = request.app[LESSON_VIDEOS].job(session_id)
     if job is None:
         raise not_found("Lesson video")
@@ -203,19 +184,12 @@ async def lesson_video_status(request: web.Request) -> web.Response:
 )
 async def lesson_video_file(request: web.Request) -> web.StreamResponse:
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await _readable_session(request, db, session_id)
+    async with unit_of_work(request) as work:
+        await _readable_session(request, work.db, session_id)
         job = request.app[LESSON_VIDEOS].job(session_id)
         if job is None or job.state != "done":
             raise not_found("Lesson video")
-        audit(
-            db,
-            current_user(request),
-            "lesson_video_viewed",
-            target=f"session:{session_id}",
-            address=auth.client_address(request),
-        )
-        await db.commit()
+        work.audit("lesson_video_viewed", target=f"session:{session_id}")
     return web.FileResponse(job.output, headers={"Content-Type": "video/mp4"})
 
 
@@ -227,13 +201,12 @@ async def lesson_video_file(request: web.Request) -> web.StreamResponse:
     response=SessionRecords,
 )
 async def session_records(request: web.Request) -> web.Response:
-    user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session, period = await _readable_session(request, db, session_id)
+    async with unit_of_work(request) as work:
+        session, period = await _readable_session(request, work.db, session_id)
         intervals = (
             (
-                await db.execute(
+                await work.db.execute(
                     select(AttendanceInterval)
                     .where(AttendanceInterval.session_id == session_id)
                     .order_by(AttendanceInterval.joined_at)
@@ -244,7 +217,7 @@ async def session_records(request: web.Request) -> web.Response:
         )
         events = (
             (
-                await db.execute(
+                await work.db.execute(
                     select(SessionEvent)
                     .where(SessionEvent.session_id == session_id)
                     .order_by(SessionEvent.at, SessionEvent.id)
@@ -254,13 +227,21 @@ async def session_records(request: web.Request) -> web.Response:
             .all()
         )
         chat = (
-            (await db.execute(select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.at)))
+            (
+                await work.db.execute(
+                    select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.at)
+                )
+            )
             .scalars()
             .all()
         )
-        handouts = (await db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
+        handouts = (await work.db.execute(select(Handout).where(Handout.session_id == session_id))).scalars().all()
         recordings = (
-            (await db.execute(select(Recording).where(Recording.session_id == session_id).order_by(Recording.start_ms)))
+            (
+                await work.db.execute(
+                    select(Recording).where(Recording.session_id == session_id).order_by(Recording.start_ms)
+                )
+            )
             .scalars()
             .all()
         )
@@ -271,10 +252,9 @@ async def session_records(request: web.Request) -> web.Response:
             | {m.sender_id for m in chat}
             | {m.recipient_id for m in chat}
         ) - {None}
-        people = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
-        attendance = await session_attendance(db, session, period)
-        audit(db, user, "records_viewed", target=f"session:{session_id}", address=auth.client_address(request))
-        await db.commit()
+        people = {u.id: u for u in (await work.db.execute(select(User).where(User.id.in_(people_ids)))).scalars()}
+        attendance = await session_attendance(work.db, session, period)
+        work.audit("records_viewed", target=f"session:{session_id}")
 
     def person(user_id: int | None) -> dict | None:
         if user_id is None or user_id not in people:

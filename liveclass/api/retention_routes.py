@@ -11,13 +11,12 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from liveclass import auth
 from liveclass.api.archive_schemas import LegalHold, RetentionReport, RetentionView
 from liveclass.api.query import Flag, Query
 from liveclass.api.routing import RouteTable, current_user, path_int
+from liveclass.api.work import unit_of_work
 from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive import retention
-from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.live import ROUTER
 from liveclass.models import LiveSession, RecordKind, User, utcnow
@@ -66,8 +65,8 @@ async def _retention_view(db) -> dict:
     response=RetentionView,
 )
 async def get_retention(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        return web.json_response(await _retention_view(db))
+    async with unit_of_work(request) as work:
+        return web.json_response(await _retention_view(work.db))
 
 
 @routes.route(
@@ -81,12 +80,12 @@ async def get_retention(request: web.Request) -> web.Response:
 async def put_retention(request: web.Request, body: RetentionIn) -> web.Response:
     user = current_user(request)
     changes = {RecordKind(k): v for k, v in body.model_dump(exclude_none=True).items()}
-    async with request.app[DB]() as db:
-        changed = await retention.update_policies(db, user, changes)
+    async with unit_of_work(request) as work:
+        changed = await retention.update_policies(work.db, user, changes)
         if changed["new"]:
-            audit(db, user, "retention_changed", address=auth.client_address(request), **changed)
-        await db.commit()
-        return web.json_response(await _retention_view(db))
+            work.audit("retention_changed", **changed)
+        await work.commit()
+        return web.json_response(await _retention_view(work.db))
 
 
 class RunQuery(Query):
@@ -144,8 +143,8 @@ def _hold_view(session: LiveSession, by: User | None) -> dict:
 async def put_legal_hold(request: web.Request, body: LegalHoldIn) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        session = await db.get(LiveSession, session_id)
+    async with unit_of_work(request) as work:
+        session = await work.db.get(LiveSession, session_id)
         if session is None:
             raise not_found("Session")
         was = {"hold": session.legal_hold, "reason": session.legal_hold_reason}
@@ -154,27 +153,18 @@ async def put_legal_hold(request: web.Request, body: LegalHoldIn) -> web.Respons
                 now: datetime = utcnow()
                 session.legal_hold, session.legal_hold_reason = True, body.reason
                 session.legal_hold_by_id, session.legal_hold_at = user.id, now
-                audit(
-                    db,
-                    user,
+                work.audit(
                     "legal_hold_set",
                     target=f"session:{session_id}",
-                    address=auth.client_address(request),
                     reason=body.reason,
                     previous_reason=was["reason"] if was["hold"] else None,
                 )
         elif session.legal_hold:
             session.legal_hold, session.legal_hold_reason = False, None
             session.legal_hold_by_id, session.legal_hold_at = None, None
-            audit(
-                db,
-                user,
-                "legal_hold_released",
-                target=f"session:{session_id}",
-                address=auth.client_address(request),
-                reason=body.reason,
-                held_for=was["reason"],
+            work.audit(
+                "legal_hold_released", target=f"session:{session_id}", reason=body.reason, held_for=was["reason"]
             )
-        await db.commit()
-        by = await db.get(User, session.legal_hold_by_id) if session.legal_hold_by_id else None
+        await work.commit()
+        by = await work.db.get(User, session.legal_hold_by_id) if session.legal_hold_by_id else None
         return web.json_response(_hold_view(session, by))

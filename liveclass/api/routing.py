@@ -3,7 +3,7 @@
 One wrapper enforces authentication (401), the account roles allowed (403), the forced password change,
 CSRF, and the validation of the query and the body (each a pydantic model, handed to the handler as `query=`
 and `body=`), so no handler can forget them; the OpenAPI document is built from the same declarations (see
-openapi.py).
+openapi.py). A handler does its database work, and writes the audit log, through work.py's unit of work.
 """
 
 from __future__ import annotations

@@ -8,17 +8,15 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
-from liveclass import auth
 from liveclass.api.archive_schemas import ShareCreated, ShareOut, SharedPage
 from liveclass.api.records_routes import recording_out, serve_recording
 from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
 from liveclass.api.schemas import Strict
-from liveclass.appkeys import DB
+from liveclass.api.work import Work, unit_of_work
 from liveclass.archive import shares
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import iso
 from liveclass.archive.search import session_summary
-from liveclass.audit import audit
 from liveclass.errors import ApiError, not_found
 from liveclass.models import LiveSession, Period, Recording, RecordingShare, User, utcnow
 
@@ -32,7 +30,7 @@ class ShareCreate(Strict):
 
 
 def share_out(share: RecordingShare, people: dict[int, User], now) -> dict:
-    creator = people.get(share.created_by_id)
+    creator = people.get(share.created_by_id) if share.created_by_id is not None else None
     return {
         "share_id": share.id,
         "created_at": iso(share.created_at),
@@ -68,9 +66,9 @@ async def _recordings(db, session_id: int) -> list[Recording]:
 async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await readable_session(db, user, session_id)
-        if not await _recordings(db, session_id):
+    async with unit_of_work(request) as work:
+        await readable_session(work.db, user, session_id)
+        if not await _recordings(work.db, session_id):
             raise ApiError(409, "nothing_recorded", "This session has no recording to share.")
         token, digest = shares.new_token()
         share = RecordingShare(
@@ -80,19 +78,15 @@ async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
             expires_at=utcnow() + timedelta(days=body.days),
             include_parents=body.include_parents,
         )
-        db.add(share)
-        await db.flush()
-        audit(
-            db,
-            user,
+        work.db.add(share)
+        await work.db.flush()
+        work.audit(
             "share_created",
             target=f"session:{session_id}",
-            address=auth.client_address(request),
             share_id=share.id,
             days=body.days,
             include_parents=body.include_parents,
         )
-        await db.commit()
     return web.json_response(
         {
             "share_id": share.id,
@@ -116,11 +110,11 @@ async def create_share(request: web.Request, body: ShareCreate) -> web.Response:
 async def list_shares(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id = path_int(request, "session_id")
-    async with request.app[DB]() as db:
-        await readable_session(db, user, session_id)
+    async with unit_of_work(request) as work:
+        await readable_session(work.db, user, session_id)
         found = (
             (
-                await db.execute(
+                await work.db.execute(
                     select(RecordingShare)
                     .where(RecordingShare.session_id == session_id)
                     .order_by(RecordingShare.id.desc())
@@ -132,7 +126,7 @@ async def list_shares(request: web.Request) -> web.Response:
         people = {
             u.id: u
             for u in (
-                await db.execute(select(User).where(User.id.in_({s.created_by_id for s in found} - {None})))
+                await work.db.execute(select(User).where(User.id.in_({s.created_by_id for s in found} - {None})))
             ).scalars()
         }
     now = utcnow()
@@ -149,45 +143,35 @@ async def list_shares(request: web.Request) -> web.Response:
 async def revoke_share(request: web.Request) -> web.Response:
     user = current_user(request)
     session_id, share_id = path_int(request, "session_id"), path_int(request, "share_id")
-    async with request.app[DB]() as db:
-        await readable_session(db, user, session_id)
-        share = await db.get(RecordingShare, share_id)
+    async with unit_of_work(request) as work:
+        await readable_session(work.db, user, session_id)
+        share = await work.db.get(RecordingShare, share_id)
         if share is None or share.session_id != session_id:
             raise not_found("Share")
         if share.revoked_at is None:
             share.revoked_at = utcnow()
-            audit(
-                db,
-                user,
-                "share_revoked",
-                target=f"session:{session_id}",
-                address=auth.client_address(request),
-                share_id=share.id,
-            )
-        await db.commit()
+            work.audit("share_revoked", target=f"session:{session_id}", share_id=share.id)
         return web.json_response(share_out(share, {user.id: user}, utcnow()))
 
 
-async def _open_share(request: web.Request, db) -> tuple[RecordingShare, LiveSession, Period]:
+async def _open_share(request: web.Request, work: Work) -> tuple[RecordingShare, LiveSession, Period]:
     """The share behind the link, if the caller may open it: 404 when unknown or not theirs, 410 when it
-    expired or was revoked (told only to those it was meant for)."""
-    user = current_user(request)
-    share = await shares.find_share(db, request.match_info["token"])
-    session = await db.get(LiveSession, share.session_id) if share else None
-    period = await db.get(Period, session.period_id) if session else None
-    if period is None or not await shares.may_open(db, user, share, period):
+    expired or was revoked (told only to those it was meant for; the refusal is audited, so it is kept)."""
+    share = await shares.find_share(work.db, request.match_info["token"])
+    session = await work.db.get(LiveSession, share.session_id) if share else None
+    period = await work.db.get(Period, session.period_id) if session else None
+    if share is None or session is None or period is None:
+        raise not_found("Shared recording")
+    if not await shares.may_open(work.db, current_user(request), share, period):
         raise not_found("Shared recording")
     if not share.active(utcnow()):
-        audit(
-            db,
-            user,
+        work.audit(
             "share_refused",
             target=f"session:{session.id}",
-            address=auth.client_address(request),
             share_id=share.id,
             reason="revoked" if share.revoked_at else "expired",
         )
-        await db.commit()
+        await work.commit()
         raise ApiError(
             410,
             "share_expired",
@@ -206,18 +190,10 @@ async def _open_share(request: web.Request, db) -> tuple[RecordingShare, LiveSes
 )
 async def open_share(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    async with request.app[DB]() as db:
-        share, session, period = await _open_share(request, db)
-        recordings = await _recordings(db, session.id)
-        audit(
-            db,
-            current_user(request),
-            "share_opened",
-            target=f"session:{session.id}",
-            address=auth.client_address(request),
-            share_id=share.id,
-        )
-        await db.commit()
+    async with unit_of_work(request) as work:
+        share, session, period = await _open_share(request, work)
+        recordings = await _recordings(work.db, session.id)
+        work.audit("share_opened", target=f"session:{session.id}", share_id=share.id)
     files = [dict(recording_out(r), url=f"/api/v1/shared/{token}/recordings/{r.id}/file") for r in recordings]
     return web.json_response(
         {
@@ -238,19 +214,15 @@ async def open_share(request: web.Request) -> web.Response:
 )
 async def shared_recording_file(request: web.Request) -> web.StreamResponse:
     recording_id = path_int(request, "recording_id")
-    async with request.app[DB]() as db:
-        share, session, _ = await _open_share(request, db)
-        recording = await db.get(Recording, recording_id)
+    async with unit_of_work(request) as work:
+        share, session, _ = await _open_share(request, work)
+        recording = await work.db.get(Recording, recording_id)
         if recording is None or recording.session_id != session.id:
             raise not_found("Recording")
-        audit(
-            db,
-            current_user(request),
+        work.audit(
             "shared_recording_viewed",
             target=f"recording:{recording.id}",
-            address=auth.client_address(request),
             share_id=share.id,
             range=request.headers.get("Range"),
         )
-        await db.commit()
     return serve_recording(request, recording)

@@ -45,10 +45,11 @@ class TimetableCreate(Strict):
                 raise ValueError(f"dates between {FIRST_YEAR + 1} and {LAST_YEAR - 1}")
         if self.end <= self.start:
             raise ValueError("end must be after start")
-        if weekly and self.to_date < self.from_date:
-            raise ValueError("to_date must not be before from_date")
-        if weekly and (self.to_date - self.from_date).days > 400:
-            raise ValueError("a weekly period spans at most 400 days")
+        if weekly and self.from_date and self.to_date:  # both there: checked above
+            if self.to_date < self.from_date:
+                raise ValueError("to_date must not be before from_date")
+            if (self.to_date - self.from_date).days > 400:
+                raise ValueError("a weekly period spans at most 400 days")
         return self
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from liveclass import accounts, auth, cluster, roster
@@ -27,8 +27,8 @@ from liveclass.api.schemas import (
     UserUpdate,
 )
 from liveclass.api.timetable_schemas import RosterImported, RosterPassword
-from liveclass.appkeys import DB, SETTINGS
-from liveclass.audit import audit
+from liveclass.api.work import unit_of_work
+from liveclass.appkeys import SETTINGS
 from liveclass.errors import ApiError, not_found
 from liveclass.models import (
     AccountRole,
@@ -85,8 +85,8 @@ async def list_users(request: web.Request, query: UserQuery) -> web.Response:
                 User.personal_id.contains(query.q, autoescape=True),
             )
         )
-    async with request.app[DB]() as db:
-        users = (await db.execute(found)).scalars().all()
+    async with unit_of_work(request) as work:
+        users = (await work.db.execute(found)).scalars().all()
     return dump([UserOut.model_validate(u) for u in users])
 
 
@@ -94,9 +94,9 @@ async def list_users(request: web.Request, query: UserQuery) -> web.Response:
     "POST", "/users", summary="Create an account", access=ADMIN, body=UserCreate, response=UserCreated, status=201
 )
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
-    async with request.app[DB]() as db:
+    async with unit_of_work(request) as work:
         user, generated = await accounts.create_user(
-            db,
+            work.db,
             request.app[SETTINGS],
             personal_id=body.personal_id,
             full_name=body.full_name,
@@ -104,22 +104,14 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
             password=body.password,
             date_of_birth=body.date_of_birth,
         )
-        audit(
-            db,
-            current_user(request),
-            "user_created",
-            target=f"user:{user.id}",
-            address=auth.client_address(request),
-            role=user.role.value,
-        )
-        await db.commit()
+        work.audit("user_created", target=f"user:{user.id}", role=user.role.value)
     return dump(UserCreated(user=UserOut.model_validate(user), generated_password=generated), status=201)
 
 
 @routes.route("GET", "/users/{user_id}", summary="One account", access=ADMIN, response=UserOut)
 async def get_user(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        return dump(UserOut.model_validate(await _user_or_404(db, path_int(request, "user_id"))))
+    async with unit_of_work(request) as work:
+        return dump(UserOut.model_validate(await _user_or_404(work.db, path_int(request, "user_id"))))
 
 
 @routes.route(
@@ -132,8 +124,8 @@ async def get_user(request: web.Request) -> web.Response:
 )
 async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
     actor = current_user(request)
-    async with request.app[DB]() as db:
-        user = await _user_or_404(db, path_int(request, "user_id"))
+    async with unit_of_work(request) as work:
+        user = await _user_or_404(work.db, path_int(request, "user_id"))
         changes = body.model_dump(exclude_unset=True)
         role_before = user.role
         if user.id == actor.id and (changes.get("active") is False or changes.get("role", "admin") != "admin"):
@@ -143,16 +135,8 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
                 raise ApiError(400, "invalid_request", f"{key} cannot be empty.")
             setattr(user, key, value)
         if changes.get("active") is False:
-            await auth.close_all_logins(db, user.id)
-        audit(
-            db,
-            actor,
-            "user_updated",
-            target=f"user:{user.id}",
-            address=auth.client_address(request),
-            fields=sorted(changes),
-        )
-        await db.commit()
+            await auth.close_all_logins(work.db, user.id)
+        work.audit("user_updated", target=f"user:{user.id}", fields=sorted(changes))
     # An account that lost its rights leaves every live room at once, on every node.
     if changes.get("active") is False:
         await cluster.drop_user_everywhere(request, user.id, "account_deactivated")
@@ -169,14 +153,11 @@ async def update_user(request: web.Request, body: UserUpdate) -> web.Response:
     response=PasswordReset,
 )
 async def reset_user_password(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        user = await _user_or_404(db, path_int(request, "user_id"))
+    async with unit_of_work(request) as work:
+        user = await _user_or_404(work.db, path_int(request, "user_id"))
         password = accounts.reset_password(user)
-        await auth.close_all_logins(db, user.id)
-        audit(
-            db, current_user(request), "password_reset", target=f"user:{user.id}", address=auth.client_address(request)
-        )
-        await db.commit()
+        await auth.close_all_logins(work.db, user.id)
+        work.audit("password_reset", target=f"user:{user.id}")
     await cluster.drop_user_everywhere(request, user.id, "password_reset")
     return dump(PasswordReset(generated_password=password))
 
@@ -185,20 +166,19 @@ async def reset_user_password(request: web.Request) -> web.Response:
     "PUT", "/users/{user_id}/children/{student_id}", summary="Link a parent to a student", access=ADMIN, response=Ok
 )
 async def link_child(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        parent = await _user_or_404(db, path_int(request, "user_id"))
-        student = await _user_or_404(db, path_int(request, "student_id"))
+    async with unit_of_work(request) as work:
+        parent = await _user_or_404(work.db, path_int(request, "user_id"))
+        student = await _user_or_404(work.db, path_int(request, "student_id"))
         if parent.role != AccountRole.parent or student.role != AccountRole.student:
             raise ApiError(400, "invalid_link", "Only a parent account can be linked to a student account.")
         exists = (
-            await db.execute(
+            await work.db.execute(
                 select(ParentLink).where(ParentLink.parent_id == parent.id, ParentLink.student_id == student.id)
             )
         ).scalar_one_or_none()
         if not exists:
-            db.add(ParentLink(parent_id=parent.id, student_id=student.id))
-            audit(db, current_user(request), "parent_linked", target=f"user:{parent.id}", student=student.id)
-            await db.commit()
+            work.db.add(ParentLink(parent_id=parent.id, student_id=student.id))
+            work.audit("parent_linked", target=f"user:{parent.id}", student=student.id)
     return web.json_response({"ok": True})
 
 
@@ -239,8 +219,8 @@ async def list_classes(request: web.Request) -> web.Response:
     query = select(SchoolClass).order_by(SchoolClass.school_year.desc(), SchoolClass.name)
     if user.role == AccountRole.teacher:
         query = query.where(teaches_class_clause(user.id))
-    async with request.app[DB]() as db:
-        classes = (await db.execute(query)).scalars().all()
+    async with unit_of_work(request) as work:
+        classes = (await work.db.execute(query)).scalars().all()
     return dump([ClassOut.model_validate(c) for c in classes])
 
 
@@ -248,16 +228,15 @@ async def list_classes(request: web.Request) -> web.Response:
     "POST", "/classes", summary="Create a class", access=ADMIN, body=ClassCreate, response=ClassOut, status=201
 )
 async def create_class(request: web.Request, body: ClassCreate) -> web.Response:
-    async with request.app[DB]() as db:
-        await _check_teacher(db, body.homeroom_teacher_id)
+    async with unit_of_work(request) as work:
+        await _check_teacher(work.db, body.homeroom_teacher_id)
         school_class = SchoolClass(**body.model_dump())
-        db.add(school_class)
+        work.db.add(school_class)
         try:
-            await db.flush()
+            await work.db.flush()
         except IntegrityError:
             raise ApiError(409, "class_exists", f"Class {body.name} already exists in {body.school_year}.") from None
-        audit(db, current_user(request), "class_created", target=f"class:{school_class.id}")
-        await db.commit()
+        work.audit("class_created", target=f"class:{school_class.id}")
     return dump(ClassOut.model_validate(school_class), status=201)
 
 
@@ -271,15 +250,15 @@ async def create_class(request: web.Request, body: ClassCreate) -> web.Response:
 async def get_class(request: web.Request) -> web.Response:
     user = current_user(request)
     class_id = path_int(request, "class_id")
-    async with request.app[DB]() as db:
+    async with unit_of_work(request) as work:
         query = select(SchoolClass).where(SchoolClass.id == class_id)
         if user.role == AccountRole.teacher:
             query = query.where(teaches_class_clause(user.id))
-        school_class = (await db.execute(query)).scalar_one_or_none()
+        school_class = (await work.db.execute(query)).scalar_one_or_none()
         if school_class is None:
             raise not_found("Class")
         students = (
-            await db.execute(
+            await work.db.execute(
                 select(User)
                 .join(Enrollment, Enrollment.student_id == User.id)
                 .where(Enrollment.class_id == class_id)
@@ -287,7 +266,7 @@ async def get_class(request: web.Request) -> web.Response:
             )
         ).scalars()
         assignments = (
-            await db.execute(select(TeachingAssignment).where(TeachingAssignment.class_id == class_id))
+            await work.db.execute(select(TeachingAssignment).where(TeachingAssignment.class_id == class_id))
         ).scalars()
         detail = ClassDetail(
             **ClassOut.model_validate(school_class).model_dump(),
@@ -306,39 +285,37 @@ async def get_class(request: web.Request) -> web.Response:
     response=ClassOut,
 )
 async def update_class(request: web.Request, body: ClassUpdate) -> web.Response:
-    async with request.app[DB]() as db:
-        school_class = await _class_or_404(db, path_int(request, "class_id"))
+    async with unit_of_work(request) as work:
+        school_class = await _class_or_404(work.db, path_int(request, "class_id"))
         changes = body.model_dump(exclude_unset=True)
-        await _check_teacher(db, changes.get("homeroom_teacher_id"))
+        await _check_teacher(work.db, changes.get("homeroom_teacher_id"))
         if "name" in changes and changes["name"] is None:
             raise ApiError(400, "invalid_request", "name cannot be empty.")
         for key, value in changes.items():
             setattr(school_class, key, value)
         try:
-            await db.flush()
+            await work.db.flush()
         except IntegrityError:
             raise ApiError(409, "class_exists", "Another class of that school year has this name.") from None
-        audit(db, current_user(request), "class_updated", target=f"class:{school_class.id}", fields=sorted(changes))
-        await db.commit()
+        work.audit("class_updated", target=f"class:{school_class.id}", fields=sorted(changes))
     return dump(ClassOut.model_validate(school_class))
 
 
 @routes.route("PUT", "/classes/{class_id}/students/{student_id}", summary="Enroll a student", access=ADMIN, response=Ok)
 async def enroll(request: web.Request) -> web.Response:
-    async with request.app[DB]() as db:
-        school_class = await _class_or_404(db, path_int(request, "class_id"))
-        student = await _user_or_404(db, path_int(request, "student_id"))
+    async with unit_of_work(request) as work:
+        school_class = await _class_or_404(work.db, path_int(request, "class_id"))
+        student = await _user_or_404(work.db, path_int(request, "student_id"))
         if student.role != AccountRole.student:
             raise ApiError(400, "not_a_student", "Only student accounts can be enrolled in a class.")
         exists = (
-            await db.execute(
+            await work.db.execute(
                 select(Enrollment).where(Enrollment.class_id == school_class.id, Enrollment.student_id == student.id)
             )
         ).scalar_one_or_none()
         if not exists:
-            db.add(Enrollment(class_id=school_class.id, student_id=student.id))
-            audit(db, current_user(request), "student_enrolled", target=f"class:{school_class.id}", student=student.id)
-            await db.commit()
+            work.db.add(Enrollment(class_id=school_class.id, student_id=student.id))
+            work.audit("student_enrolled", target=f"class:{school_class.id}", student=student.id)
     return web.json_response({"ok": True})
 
 
@@ -351,17 +328,17 @@ async def enroll(request: web.Request) -> web.Response:
 )
 async def unenroll(request: web.Request) -> web.Response:
     class_id, student_id = path_int(request, "class_id"), path_int(request, "student_id")
-    async with request.app[DB]() as db:
-        result = await db.execute(
+    async with unit_of_work(request) as work:
+        result = await work.db.execute(
             delete(Enrollment).where(Enrollment.class_id == class_id, Enrollment.student_id == student_id)
         )
-        if result.rowcount == 0:
+        if cast(CursorResult[Any], result).rowcount == 0:  # a DELETE's result counts its rows
             raise not_found("Enrollment")
-        audit(db, current_user(request), "student_unenrolled", target=f"class:{class_id}", student=student_id)
-        await db.commit()
+        work.audit("student_unenrolled", target=f"class:{class_id}", student=student_id)
+        await work.commit()
         running = (
             (
-                await db.execute(
+                await work.db.execute(
                     select(LiveSession.id)
                     .join(Period, Period.id == LiveSession.period_id)
                     .where(Period.class_id == class_id, LiveSession.ended_at.is_(None))
@@ -385,24 +362,16 @@ async def unenroll(request: web.Request) -> web.Response:
     status=201,
 )
 async def assign(request: web.Request, body: AssignmentCreate) -> web.Response:
-    async with request.app[DB]() as db:
-        school_class = await _class_or_404(db, path_int(request, "class_id"))
-        await _check_teacher(db, body.teacher_id)
+    async with unit_of_work(request) as work:
+        school_class = await _class_or_404(work.db, path_int(request, "class_id"))
+        await _check_teacher(work.db, body.teacher_id)
         assignment = TeachingAssignment(class_id=school_class.id, teacher_id=body.teacher_id, subject=body.subject)
-        db.add(assignment)
+        work.db.add(assignment)
         try:
-            await db.flush()
+            await work.db.flush()
         except IntegrityError:
             raise ApiError(409, "assignment_exists", "This teacher already teaches this subject here.") from None
-        audit(
-            db,
-            current_user(request),
-            "teacher_assigned",
-            target=f"class:{school_class.id}",
-            teacher=body.teacher_id,
-            subject=body.subject,
-        )
-        await db.commit()
+        work.audit("teacher_assigned", target=f"class:{school_class.id}", teacher=body.teacher_id, subject=body.subject)
     return dump(AssignmentOut.model_validate(assignment), status=201)
 
 
@@ -415,16 +384,15 @@ async def assign(request: web.Request, body: AssignmentCreate) -> web.Response:
 )
 async def unassign(request: web.Request) -> web.Response:
     class_id, assignment_id = path_int(request, "class_id"), path_int(request, "assignment_id")
-    async with request.app[DB]() as db:
-        result = await db.execute(
+    async with unit_of_work(request) as work:
+        result = await work.db.execute(
             delete(TeachingAssignment).where(
                 TeachingAssignment.id == assignment_id, TeachingAssignment.class_id == class_id
             )
         )
-        if result.rowcount == 0:
+        if cast(CursorResult[Any], result).rowcount == 0:  # a DELETE's result counts its rows
             raise not_found("Assignment")
-        audit(db, current_user(request), "teacher_unassigned", target=f"class:{class_id}", assignment=assignment_id)
-        await db.commit()
+        work.audit("teacher_unassigned", target=f"class:{class_id}", assignment=assignment_id)
     return web.json_response({"ok": True})
 
 
@@ -460,8 +428,8 @@ async def import_roster(request: web.Request, query: RosterQuery) -> web.Respons
         raise ApiError(400, "bad_roster_file", f"{exc}. Nothing was imported.") from None
     if not rows and not problems:
         raise ApiError(400, "empty_import", "The file has no rows under its header.")
-    async with request.app[DB]() as db:
-        problems = sorted(problems + await roster.check_links(db, rows), key=lambda p: p.line)
+    async with unit_of_work(request) as work:
+        problems = sorted(problems + await roster.check_links(work.db, rows), key=lambda p: p.line)
         if problems:
             errors = [{"line": p.line, "reason": p.reason} for p in problems]
             lines = sorted({p.line for p in problems})
@@ -477,18 +445,10 @@ async def import_roster(request: web.Request, query: RosterQuery) -> web.Respons
                 },
                 status=400,
             )
-        result = await roster.import_roster(db, settings, rows, school_year=school_year)
-        audit(
-            db,
-            current_user(request),
-            "roster_imported",
-            address=auth.client_address(request),
-            via="web",
-            created=result.created,
-            updated=result.updated,
-            school_year=school_year,
+        result = await roster.import_roster(work.db, settings, rows, school_year=school_year)
+        work.audit(
+            "roster_imported", via="web", created=result.created, updated=result.updated, school_year=school_year
         )
-        await db.commit()
     return dump(
         RosterImported(
             school_year=school_year,
