@@ -22,12 +22,14 @@ run: $(STAMP)
 
 PY_DIRS := liveclass signaling media recordings bench tests
 
-# The import contracts, ruff's lint and format check on the Python code (pyproject.toml [tool.ruff]),
-# ESLint on the web client. `make format` rewrites the Python code in ruff's format.
+# The import contracts, ruff's lint and format check on the Python code (pyproject.toml [tool.ruff]), mypy
+# ([tool.mypy]: every package, strict on media/ and signaling/), ESLint on the web client.
+# `make format` rewrites the Python code in ruff's format.
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/mypy
 	node_modules/.bin/eslint web_client/js
 
 # pytest exits 5 when it collected no test: for us that is a failure, said plainly.
