@@ -8,6 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
+
+from liveclass import passwords
 
 from tests.browser import ARGS, CHROMIUM
 from tests.helpers import (
@@ -20,6 +23,20 @@ from tests.helpers import (
     seed_school,
     start_server,
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def light_password_hashing():
+    """The servers in this process hash and verify passwords with a light argon2id.
+
+    The suite logs in thousands of times, and every login spends a full-cost argon2id verify (0.1-0.2 s of
+    CPU) on purpose, so that the answer time tells nothing. Servers started as their own process
+    (`liveclass serve`) keep the full cost; tests/test_auth.py checks the parameters a real server uses."""
+    light = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", light)
+        patch.setattr(passwords, "_DUMMY_HASH", light.hash("dummy"))
+        yield
 
 
 async def _postgres_available() -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from yarl import URL
 from sqlalchemy import func, select
@@ -351,3 +354,16 @@ async def test_a_school_behind_one_address_is_not_blocked_by_a_few_mistakes(serv
             assert response.status == 401
     for user in users:
         assert (await server.person(user).login()).status == 200
+
+
+def test_a_real_server_hashes_chosen_passwords_at_full_cost_and_generated_ones_lightly():
+    """The suite's own servers hash lightly (tests/conftest.py); a server process keeps argon2id's full cost
+    for passwords people choose, and the light one only for generated first passwords."""
+    program = (
+        "from liveclass.passwords import hash_password, hash_generated_password, verify_password\n"
+        "chosen = hash_password('Mật-khẩu-2026')\n"
+        "generated = hash_generated_password('x')\n"
+        "print(chosen.split('$')[3], generated.split('$')[3], verify_password(chosen, 'Mật-khẩu-2026'))"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["m=65536,t=3,p=4", "m=8192,t=1,p=1", "True"]
