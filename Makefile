@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format clean screenshots
+.PHONY: run test install lint format coverage clean screenshots
 
 $(STAMP): pyproject.toml package.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "LiveClass needs Python 3.11 (set PYTHON=python3.11)")'
@@ -32,13 +32,26 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	node_modules/.bin/eslint web_client/js
 
-# pytest exits 5 when it collected no test: for us that is a failure, said plainly.
+# The suite in two parts: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait on servers,
+# browsers and timers, so 3 keep 2 cores busy), then the `timing` tests, which measure media over time,
+# alone. pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
+TEST_WORKERS ?= 3
 test: $(STAMP) lint
-	@$(BIN)/pytest -q $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+	@$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
+	$(BIN)/pytest -q -m timing $(PYTEST_ARGS); alone=$$?; \
+	if [ $$parallel -eq 5 ] && [ $$alone -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	for status in $$parallel $$alone; do \
+	  if [ $$status -ne 0 ] && [ $$status -ne 5 ]; then exit $$status; fi; \
+	done
 
 screenshots: $(STAMP)
 	LIVECLASS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/test_web_client.py tests/test_web_archive.py tests/test_web_weak_link.py tests/test_web_polls.py tests/test_web_quiz.py tests/test_assessment_records.py tests/test_web_school_setup.py tests/test_web_pages.py tests/test_web_room_40.py
+
+# The same two parts under coverage.py ([tool.coverage]: server processes the tests start are measured too).
+coverage: $(STAMP)
+	-$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" --cov --cov-report= $(PYTEST_ARGS)
+	-$(BIN)/pytest -q -m timing --cov --cov-append --cov-report= $(PYTEST_ARGS)
+	$(BIN)/coverage report --skip-covered --sort=cover
 
 format: $(STAMP)
 	$(BIN)/ruff format $(PY_DIRS)

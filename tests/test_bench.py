@@ -14,10 +14,14 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
 import redis
 
 from tests.cluster import REDIS_URL
 from tests.helpers import POSTGRES_ADMIN_DSN
+
+# Measures media over time: runs alone, after the parallel part of the suite (Makefile, `timing`).
+pytestmark = pytest.mark.timing
 
 
 def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):

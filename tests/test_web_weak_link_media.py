@@ -38,7 +38,7 @@ from tests.helpers import eventually
 from tests.test_weak_links import _publish_layers
 from tests.test_web_client import PASSWORD
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.timing]  # timing: run alone, after the others (Makefile)
 
 WEAK = {"rate": 300_000, "loss": 0.05, "delay_ms": 100, "queue_ms": 200}
 CLEAN = {"rate": None, "loss": 0.0, "delay_ms": 0, "queue_ms": 200}
