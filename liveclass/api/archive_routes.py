@@ -22,11 +22,11 @@ from liveclass.api.archive_schemas import (
     SessionList,
 )
 from liveclass.api.query import DateRange, Id, Offset, Query, SchoolDate, Whole, trimmed
-from liveclass.api.routing import RouteTable, current_user, path_int
+from liveclass.api.routing import RouteTable, attachment, current_user, path_int
 from liveclass.api.work import unit_of_work
 from liveclass.archive.access import readable_session
 from liveclass.archive.attendance import class_summary, iso, lesson_start, session_attendance
-from liveclass.archive.filenames import content_disposition, download_names
+from liveclass.archive.filenames import download_names
 from liveclass.archive.polls import polls_view, polls_xlsx, session_polls
 from liveclass.archive.search import (
     SCHOOL_TIMEZONE,
@@ -120,14 +120,7 @@ async def attendance_of_session(request: web.Request) -> web.Response:
 
 
 def _spreadsheet(data: bytes, names: tuple[str, str]) -> web.Response:
-    return web.Response(
-        body=data,
-        headers={
-            "Content-Type": XLSX_TYPE,
-            "Cache-Control": "no-store",
-            "Content-Disposition": content_disposition(*names),
-        },
-    )
+    return attachment(data, XLSX_TYPE, *names, private=True)
 
 
 @routes.route(

@@ -13,12 +13,11 @@ from sqlalchemy import func, select, text
 
 from liveclass import cluster, periods, timetable, turn
 from liveclass.api.timetable_schemas import TimetableCreate, TimetableCreated, TimetableImported
-from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import CSV_TYPE, XLSX_TYPE
 from liveclass.roster import current_school_year
 from liveclass.sheet_import import SheetFileError
 from liveclass.api.query import Id, Query, SchoolYear, Time, trimmed
-from liveclass.api.routing import ANY_USER, RouteTable, current_user, dump, path_int
+from liveclass.api.routing import ANY_USER, RouteTable, attachment, current_user, dump, path_int
 from liveclass.api.schemas import (
     ConnectInfo,
     IceServerOut,
@@ -515,13 +514,7 @@ async def import_timetable(request: web.Request, query: TimetableQuery) -> web.R
 )
 async def timetable_template_xlsx(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(timetable.template_xlsx)
-    return web.Response(
-        body=data,
-        headers={
-            "Content-Type": XLSX_TYPE,
-            "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.xlsx", "mẫu-thời-khóa-biểu.xlsx"),
-        },
-    )
+    return attachment(data, XLSX_TYPE, "mau-thoi-khoa-bieu.xlsx", "mẫu-thời-khóa-biểu.xlsx")
 
 
 @routes.route(
@@ -532,10 +525,4 @@ async def timetable_template_xlsx(request: web.Request) -> web.Response:
     produces=CSV_TYPE,
 )
 async def timetable_template_csv(request: web.Request) -> web.Response:
-    return web.Response(
-        body=timetable.template_csv(),
-        headers={
-            "Content-Type": CSV_TYPE,
-            "Content-Disposition": content_disposition("mau-thoi-khoa-bieu.csv", "mẫu-thời-khóa-biểu.csv"),
-        },
-    )
+    return attachment(timetable.template_csv(), CSV_TYPE, "mau-thoi-khoa-bieu.csv", "mẫu-thời-khóa-biểu.csv")

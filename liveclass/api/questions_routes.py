@@ -13,11 +13,10 @@ from sqlalchemy import func, select
 from liveclass import question_sheets, questions
 from liveclass.api.question_schemas import ImportResult, QuestionCreate, QuestionOut, QuestionUpdate, SubjectOut
 from liveclass.api.query import Flag, Offset, Query, Whole, trimmed
-from liveclass.api.routing import ANY_USER, RouteTable, current_user, path_int
+from liveclass.api.routing import ANY_USER, RouteTable, attachment, current_user, path_int
 from liveclass.api.schemas import Ok
 from liveclass.api.work import unit_of_work
 from liveclass.appkeys import SETTINGS
-from liveclass.archive.filenames import content_disposition
 from liveclass.archive.spreadsheets import XLSX_TYPE
 from liveclass.errors import ApiError
 from liveclass.models import Question, User, utcnow
@@ -160,13 +159,7 @@ async def list_subjects(request: web.Request) -> web.Response:
 )
 async def question_template(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(question_sheets.template_xlsx)
-    return web.Response(
-        body=data,
-        headers={
-            "Content-Type": XLSX_TYPE,
-            "Content-Disposition": content_disposition("mau-ngan-hang-cau-hoi.xlsx", "mẫu-ngân-hàng-câu-hỏi.xlsx"),
-        },
-    )
+    return attachment(data, XLSX_TYPE, "mau-ngan-hang-cau-hoi.xlsx", "mẫu-ngân-hàng-câu-hỏi.xlsx")
 
 
 @routes.route(
@@ -181,13 +174,7 @@ async def export_questions(request: web.Request, query: QuestionFilter) -> web.R
     async with unit_of_work(request) as work:
         found = (await work.db.execute(_filtered(query, current_user(request)))).scalars().all()
     data = await asyncio.to_thread(question_sheets.export_xlsx, list(found))
-    return web.Response(
-        body=data,
-        headers={
-            "Content-Type": XLSX_TYPE,
-            "Content-Disposition": content_disposition("ngan-hang-cau-hoi.xlsx", "ngân-hàng-câu-hỏi.xlsx"),
-        },
-    )
+    return attachment(data, XLSX_TYPE, "ngan-hang-cau-hoi.xlsx", "ngân-hàng-câu-hỏi.xlsx")
 
 
 @routes.route(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from liveclass.appkeys import USER, CSRF_FAILED
+from liveclass.archive.filenames import content_disposition
 from liveclass.errors import ApiError
 from liveclass.models import MAX_ID, AccountRole, User
 
@@ -209,3 +210,12 @@ def dump(model: BaseModel | list[BaseModel], status: int = 200, **extra) -> web.
     else:
         payload = model.model_dump(mode="json")
     return web.json_response(payload, status=status)
+
+
+def attachment(data: bytes, content_type: str, ascii_name: str, name: str, private: bool = False) -> web.Response:
+    """A file made in memory (a template, an export), downloaded as `name` (`ascii_name` for old browsers);
+    `private`: personal data, never kept in a cache."""
+    headers = {"Content-Type": content_type, "Content-Disposition": content_disposition(ascii_name, name)}
+    if private:
+        headers["Cache-Control"] = "no-store"
+    return web.Response(body=data, headers=headers)
