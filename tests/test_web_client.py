@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser import SCREENSHOTS, needs_chromium
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, eventually
 
 
 pytestmark = needs_chromium
@@ -116,6 +116,10 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await expect(student.locator(".stage .rec")).to_have_text("Đã tạm dừng ghi hình")
     await teacher.get_by_role("button", name="Tiếp tục ghi", exact=True).click()
     await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình")
+    # The teacher's camera is on disk before the period goes on (its file starts at a keyframe, which a busy
+    # machine may take seconds to send): the records pages then have it to show.
+    recordings = server.settings.recordings_dir
+    await eventually(lambda: list(recordings.rglob("*-camera.webm")), 20, "the teacher's camera in the recording")
 
     # Chat both ways.
     await student.get_by_role("tab", name="Trò chuyện").click()
