@@ -32,15 +32,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	node_modules/.bin/eslint web_client/js
 
-# The suite in two parts: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait on servers,
-# browsers and timers, so 3 keep 2 cores busy), then the `timing` tests, which measure media over time,
-# alone. pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
+# The suite in two parts: the `timing` tests, which measure media over time, alone on a quiet machine; then
+# the others on TEST_WORKERS pytest-xdist workers (they mostly wait on servers, browsers and timers, so 3 keep
+# 2 cores busy). pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
 TEST_WORKERS ?= 3
 test: $(STAMP) lint
-	@$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
-	$(BIN)/pytest -q -m timing $(PYTEST_ARGS); alone=$$?; \
+	@$(BIN)/pytest -q -m timing $(PYTEST_ARGS); alone=$$?; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
 	if [ $$parallel -eq 5 ] && [ $$alone -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
-	for status in $$parallel $$alone; do \
+	for status in $$alone $$parallel; do \
 	  if [ $$status -ne 0 ] && [ $$status -ne 5 ]; then exit $$status; fi; \
 	done
 
