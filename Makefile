@@ -33,9 +33,9 @@ lint: $(STAMP)
 	node_modules/.bin/eslint web_client/js
 
 # The suite in two parts: the `timing` tests, which measure media over time, alone on a quiet machine; then
-# the others on TEST_WORKERS pytest-xdist workers (they mostly wait on servers, browsers and timers, so 3 keep
+# the others on TEST_WORKERS pytest-xdist workers (they mostly wait on servers, browsers and timers, so 4 keep
 # 2 cores busy). pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: $(STAMP) lint
 	@$(BIN)/pytest -q -m timing $(PYTEST_ARGS); alone=$$?; \
 	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \

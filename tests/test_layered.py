@@ -20,7 +20,7 @@ from bench.badlink import BadLink, rewrite_candidates, strip_candidates
 from bench.layered import LAYERS, READABLE, LayeredSource, Meter, TrackMeter, readability
 from tests.helpers import eventually
 
-# Measures media over time: runs alone, after the parallel part of the suite (Makefile, `timing`).
+# Measures media over time: runs alone, before the parallel part of the suite (Makefile, `timing`).
 pytestmark = pytest.mark.timing
 
 CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)

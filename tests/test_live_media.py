@@ -16,7 +16,7 @@ from tests.live import LiveClient, admitted, enter
 from tests.media.peers import PatternTrack, wait_for
 from tests.media.room_peer import RoomPeer
 
-# Measures media over time: runs alone, after the parallel part of the suite (Makefile, `timing`).
+# Measures media over time: runs alone, before the parallel part of the suite (Makefile, `timing`).
 pytestmark = pytest.mark.timing
 
 

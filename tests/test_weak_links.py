@@ -24,7 +24,7 @@ from tests.helpers import add_user
 from tests.live import LiveClient, admitted
 from tests.media.peers import CONFIG, wait_for
 
-# Measures media over time: runs alone, after the parallel part of the suite (Makefile, `timing`).
+# Measures media over time: runs alone, before the parallel part of the suite (Makefile, `timing`).
 pytestmark = pytest.mark.timing
 
 WEAK = {"rate": 300_000, "loss": 0.05, "delay_ms": 100, "queue_ms": 200}
