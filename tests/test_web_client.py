@@ -300,6 +300,9 @@ async def test_a_deactivated_student_is_told_why_and_the_room_is_gone(server, sc
     await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).to_have_count(0)
 
 
+# How soon a page notices that it is cut off is a matter of time (the socket's ping): on four busy workers the
+# page was seen with the indicator's first state 15 s after going offline (twice in five runs): run alone.
+@pytest.mark.timing
 async def test_the_recording_indicator_is_unknown_while_disconnected(server, school, browser):
     """A page cut off from the server does not claim the period is recorded: it says it does not know,
     until the server says again."""
