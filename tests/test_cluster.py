@@ -305,30 +305,25 @@ async def test_nodes_starting_together_migrate_once(tmp_path):
         await cluster.close()
 
 
+def _serve_two_workers(cluster: Cluster, tmp_path, port: int, output: int) -> subprocess.Popen:
+    """`liveclass serve --workers 2` on the cluster's store and Redis, with no LIVECLASS_ setting of this process."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
+    command = [sys.executable, "-m", "liveclass.cli", "serve", "--workers", "2", "--port", str(port)]
+    return subprocess.Popen(
+        [*command, "--data-dir", str(cluster.data_dir)],
+        env={**clean, **cluster.env},
+        cwd=tmp_path,
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else subprocess.DEVNULL,
+        text=True,
+    )
+
+
 async def test_serve_with_workers_runs_that_many_nodes(tmp_path):
     cluster = Cluster(tmp_path)
     school = await cluster.start(nodes=0)
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    parent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "liveclass.cli",
-            "serve",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(cluster.data_dir),
-        ],
-        env={**clean, **cluster.env},
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    parent = _serve_two_workers(cluster, tmp_path, port, output=subprocess.PIPE)
     try:
         for worker_port in (port, port + 1):
             await wait_until_healthy(f"http://127.0.0.1:{worker_port}", parent)
@@ -461,25 +456,7 @@ async def test_workers_stop_when_their_parent_is_killed(tmp_path):
     cluster = Cluster(tmp_path)
     await cluster.start(nodes=0)
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVECLASS_")}
-    parent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "liveclass.cli",
-            "serve",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(cluster.data_dir),
-        ],
-        env={**clean, **cluster.env},
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    parent = _serve_two_workers(cluster, tmp_path, port, output=subprocess.DEVNULL)
     workers: list[psutil.Process] = []
     try:
         for worker_port in (port, port + 1):
