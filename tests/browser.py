@@ -23,6 +23,9 @@ ARGS = [
     "--use-fake-ui-for-media-stream",
 ]
 
+# How long Playwright's `expect` waits for a page to show something (its default is 5 s).
+BROWSER_EXPECT_SECONDS = 15
+
 # Without chromium the browser tests say so and skip — except in CI, which must install it.
 needs_chromium = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 
 from liveclass import passwords
 
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import ARGS, BROWSER_EXPECT_SECONDS, CHROMIUM
 from tests.helpers import (
     POSTGRES_ADMIN_DSN,
     create_migrated_postgres_database,
@@ -124,8 +124,11 @@ def lesson(tmp_path_factory) -> dict:
 @pytest.fixture
 async def browser():
     """Debian's chromium through Playwright (tests/browser.py): yields (playwright, browser)."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # Playwright's `expect` waits 5 s by default. The parallel part runs four workers, each with its own
+    # servers and chromium, on two cores: a page can take longer than that to show what is already true.
+    expect.set_options(timeout=BROWSER_EXPECT_SECONDS * 1000)
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield pw, chromium

@@ -61,7 +61,8 @@ def published_tracks(server, name: str) -> dict:
 
 def only_ours(server, event: str):
     """From now on the server's own `event` reports no longer reach the pages (they come every few
-    seconds and would replace the test's); returns the emit that the test's own reports go through."""
+    seconds and would replace the test's); returns `report(name, data)`, which sends the test's own
+    `event` to the participant called `name` (looked up each time: a page that reconnected has a new sid)."""
     sio = server.test_server.app[LIVE_ROOMS].sio
     emit = sio.emit
 
@@ -69,8 +70,12 @@ def only_ours(server, event: str):
         if name != event:
             await emit(name, *args, **kwargs)
 
+    async def report(name: str, data: dict) -> None:
+        sid, _ = participant(server, name)
+        await emit(event, data, to=sid, namespace=NAMESPACE)
+
     sio.emit = filtered
-    return emit
+    return report
 
 
 async def teacher_and_student(server, school, browser, device=None):
@@ -207,8 +212,7 @@ async def test_the_weak_link_banner_and_the_data_used(server, school, browser):
     await expect(student.locator(".link-banner")).to_be_hidden()
 
     # A weak spell, reported to the student by the test through the server's Socket.IO.
-    emit = only_ours(server, "you:link")
-    sid, _ = participant(server, "Phạm Ngọc Ánh")
+    report = only_ours(server, "you:link")
 
     async def link(**fields):
         data = {
@@ -222,7 +226,7 @@ async def test_the_weak_link_banner_and_the_data_used(server, school, browser):
             "rtt_ms": 40,
             **fields,
         }
-        await emit("you:link", data, to=sid, namespace=NAMESPACE)
+        await report("Phạm Ngọc Ánh", data)
 
     await link(quality="weak", video="low", reduced=["teacher_camera", "screen"], loss=0.06)
     banner = student.locator(".link-banner")
@@ -262,11 +266,10 @@ async def test_the_weak_link_banner_and_the_data_used(server, school, browser):
 
 async def test_the_teacher_sees_each_link_in_the_participant_list(server, school, browser):
     teacher, student = await teacher_and_student(server, school, browser)
-    emit = only_ours(server, "room:quality")
-    sid, _ = participant(server, "Nguyễn Thị Hà")  # the teacher
+    report = only_ours(server, "room:quality")
     pid = await teacher.locator(".people li", has_text="Phạm Ngọc Ánh").get_attribute("data-participant")
-    await emit(
-        "room:quality",
+    await report(
+        "Nguyễn Thị Hà",  # the teacher
         {
             "participants": {
                 pid: {
@@ -280,8 +283,6 @@ async def test_the_teacher_sees_each_link_in_the_participant_list(server, school
                 }
             }
         },
-        to=sid,
-        namespace=NAMESPACE,
     )
     row = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
     await expect(row).to_contain_text("Kết nối yếu")
@@ -290,8 +291,8 @@ async def test_the_teacher_sees_each_link_in_the_participant_list(server, school
     )
     if SCREENSHOTS.exists():
         await teacher.screenshot(path=SCREENSHOTS / "teacher-weak-link-vi.png")
-    await emit(
-        "room:quality",
+    await report(
+        "Nguyễn Thị Hà",  # the teacher
         {
             "participants": {
                 pid: {
@@ -305,8 +306,6 @@ async def test_the_teacher_sees_each_link_in_the_participant_list(server, school
                 }
             }
         },
-        to=sid,
-        namespace=NAMESPACE,
     )
     await expect(row.locator(".link-info")).to_have_text("Mất gói 0,0% · 5,0 MB · Tiết kiệm dữ liệu: Chỉ âm thanh")
     await expect(row).not_to_contain_text("Kết nối yếu")

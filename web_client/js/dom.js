@@ -18,6 +18,20 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
+// Make `container`'s children exactly `children` (nulls left out), in order, touching only what differs: a node
+// that stays is never taken out, so a click pressed on it and released after the update still counts (taking a
+// node out and putting it back, as replaceChildren does, loses that click).
+export function placeChildren(container, children) {
+  const wanted = children.flat().filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+  const keep = new Set(wanted);
+  for (const node of [...container.childNodes]) if (!keep.has(node)) node.remove();
+  wanted.forEach((child, i) => {
+    const current = container.childNodes[i];
+    if (current !== child) container.insertBefore(child, current ?? null);
+  });
+}
+
 export function mount(...children) {
   const main = document.getElementById("main");
   main.replaceChildren(...children);

@@ -3,7 +3,7 @@
 // gallery of the students' cameras, one compact row per person with icons and one menu of actions, the active
 // speaker, "Gọi phát biểu"/"Xong", who has not arrived, in-page dialogs, every server error in the UI language.
 import { api } from "../api.js";
-import { banner, h, mount } from "../dom.js";
+import { banner, h, mount, placeChildren } from "../dom.js";
 import { currentLanguage, formatList, formatNumber, formatTime, t } from "../i18n.js";
 import { LiveConnection } from "../live.js";
 import { MediaSession, deviceChoice, setDeviceChoice } from "../media.js";
@@ -308,6 +308,31 @@ function kept(room, key, signature, build) {
   return element;
 }
 
+// The same for the children of a container that stays in the page (the controls under the stage, the open tab):
+// built again only when what they show changed, and placed without taking out what stays. A button rebuilt or
+// taken out between the press and the release of a click or a tap loses it, and a file input its chosen file.
+function keptChildren(room, key, container, signature, build) {
+  const text = JSON.stringify([currentLanguage(), signature]);
+  const hit = room.parts?.[key];
+  if (hit?.element === container && hit.text === text) return;
+  placeChildren(container, build());
+  room.parts = { ...(room.parts || {}), [key]: { text, element: container } };
+}
+
+// What the open tab shows: it is built again when this changes.
+function panelSignature(room) {
+  const ids = room.state.participants.map((p) => [p.participant_id, p.name]);
+  if (room.tab === "participants") {
+    return ["participants", room.lobby, room.state.participants, room.quality ?? null, room.hands, room.menuFor,
+      room.state.stage, room.roster ?? null, room.absentOpen ?? false];
+  }
+  if (room.tab === "chat") {
+    return ["chat", room.chat.length, room.chat.filter((m) => m.deleted).length, room.privateTo?.participant_id ?? null, ids];
+  }
+  if (room.tab === "hands") return ["hands", room.state.you, room.hands, [...room.calledOn.entries()], ids];
+  return ["handouts", room.state.you.role, room.chat.filter((m) => m.kind === "handout" && !m.deleted).map((m) => m.message_id)];
+}
+
 // -- alerts: a quiet line of notices under the header, each dismissable ------------------------------------------
 function notice(room, text, kind = "info") {
   const id = ++room.noticeId;
@@ -380,8 +405,12 @@ function render(room) {
   const focused = document.activeElement?.dataset?.key; // keep the keyboard's place across a re-render
   const tabs = ["participants", "chat", "hands", "handouts"];
   if (room.tab === "chat") room.unread = 0;
-  room.layout.controls.replaceChildren(...renderControls(room));
-  room.layout.saver.replaceChildren(...renderSaver(room));
+  const you = room.state.you;
+  const hand = room.hands.find((x) => x.participant_id === you.participant_id);
+  keptChildren(room, "controls", room.layout.controls, [you.role, you.permissions, Boolean(room.media),
+    ["microphone", "camera", "screen"].map((source) => Boolean(room.media?.isOn(source))), hand?.position ?? null],
+  () => renderControls(room));
+  keptChildren(room, "saver", room.layout.saver, [room.saver], () => renderSaver(room));
   // With the data saver on, an empty stage says why (the teacher's camera is not coming on purpose).
   room.layout.placeholder.textContent = room.saver === "off" ? teacherName(room)
     : `${teacherName(room)} · ${t("saver.title")}: ${t(`saver.${room.saver}`)}`;
@@ -395,27 +424,20 @@ function render(room) {
       ` (${count})`, h("span", { class: "visually-hidden" }, ` ${label}`));
   };
   // The stage (with its playing videos) stays in the page; only the side panel is rebuilt, and of it only the
-  // parts whose content changed (40 students make many events a minute).
+  // parts whose content changed (40 students make many events a minute), in place.
   const parts = [
     kept(room, "tools", isTeacher(room) ? [room.state.locks, room.state.recording, room.state.recording_state,
       room.poll?.state ?? null, room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.microphone).length]
-      : null, () => (isTeacher(room) ? renderTeacherTools(room) : h("span"))),
+      : [], () => (isTeacher(room) ? renderTeacherTools(room) : h("span"))),
     kept(room, "tabs", [room.tab, tabs.map((tab) => (tab === "hands" ? room.hands.length : tab === "chat" ? room.unread
       : room.lobby.length))], () => h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
       h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
                     "data-tab": tab, "data-key": `tab-${tab}`, onclick: () => { room.tab = tab; render(room); } },
         t("room." + tab), counter(tab))))),
-    kept(room, "panel", room.tab === "participants" ? ["participants", room.lobby, room.state.participants, room.quality ?? null,
-      room.hands, room.menuFor, room.state.stage, room.roster?.length ?? null]
-      : room.tab === "chat" ? ["chat", room.chat.length, room.chat.filter((m) => m.deleted).length,
-        room.privateTo?.participant_id ?? null, room.state.participants.map((p) => [p.participant_id, p.name])]
-      : null,
-    () => h("div", { class: "tab-panel", role: "tabpanel" }, renderTab(room))),
+    room.layout.panel,
   ];
-  const side = room.layout.side;
-  if (side.children.length !== parts.length || parts.some((part, i) => side.children[i] !== part)) {
-    side.replaceChildren(...parts);
-  }
+  keptChildren(room, "panel", room.layout.panel, panelSignature(room), () => [renderTab(room)]);
+  placeChildren(room.layout.side, parts);
   if (focused) room.layout.root.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   updateHeader(room);
   updateStage(room);
@@ -452,6 +474,8 @@ function buildLayout(room) {
   selfScreen.muted = true;
   const screenRule = h("p", { class: "screen-rule muted", role: "status", hidden: true });
   const side = h("section", { class: "side" });
+  const panel = h("div", { class: "tab-panel", role: "tabpanel" }); // the open tab's content
+  const people = h("ul", { class: "people" }); // its participant list: rows stay while they are the same
   const linkBanner = h("div", { class: "link-banner", role: "status", hidden: true },
     h("span", { class: "text" }),
     h("button", { class: "small dismiss", "aria-label": t("link.dismiss"), title: t("link.dismiss"),
@@ -476,7 +500,7 @@ function buildLayout(room) {
   room.tileCache = new Map();
   room.rowCache = new Map();
   room.parts = {};
-  room.layout = { root, stage, controls, side, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
+  room.layout = { root, stage, controls, side, panel, people, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
                   saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
   // A click elsewhere closes an open action menu.
   root.addEventListener("click", (event) => {
@@ -1040,7 +1064,9 @@ async function deny(room, entry) {
 
 function renderParticipants(room) {
   const teacher = isTeacher(room);
-  const lobby = teacher ? h("div", { class: "lobby-panel" },
+  // Kept while the lobby is the same: the list is rebuilt with the panel (a link report every few seconds), and
+  // an "admit" button rebuilt under a click would lose it.
+  const lobby = teacher ? kept(room, "lobby", [room.lobby], () => h("div", { class: "lobby-panel" },
     h("h2", {}, `${t("lobby.title")} (${room.lobby.length})`),
     room.lobby.length ? h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { all: true }) },
       t("lobby.admit_all")) : h("p", {}, t("lobby.empty")),
@@ -1052,9 +1078,10 @@ function renderParticipants(room) {
       entry.was_removed ? h("span", { class: "badge warn" }, t("lobby.was_removed")) : null,
       h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { participant_ids: [entry.participant_id] }) },
         t("lobby.admit")),
-      h("button", { onclick: () => deny(room, entry) }, t("lobby.deny")))))) : null;
+      h("button", { onclick: () => deny(room, entry) }, t("lobby.deny"))))))) : null;
   // Rows are kept between renders and rebuilt only when what they show changed.
-  const people = h("ul", { class: "people" }, room.state.participants.map((p) => {
+  const people = room.layout.people;
+  placeChildren(people, room.state.participants.map((p) => {
     const q = room.quality?.[p.participant_id];
     const hand = room.hands.find((x) => x.participant_id === p.participant_id);
     const signature = JSON.stringify([currentLanguage(), p, q ?? null, hand?.position ?? null,
@@ -1081,8 +1108,8 @@ function renderParticipants(room) {
     const here = new Set(room.state.participants.map((p) => p.participant_id));
     for (const key of [...room.rowCache.keys()]) if (!here.has(key)) room.rowCache.delete(key);
   }
-  return h("div", {}, lobby, h("h2", {}, `${t("room.participants")} (${room.state.participants.length})`), people,
-    teacher ? renderAbsent(room) : null);
+  return [lobby, h("h2", {}, `${t("room.participants")} (${room.state.participants.length})`), people,
+    teacher ? renderAbsent(room) : null];
 }
 
 // Who of the class list is not here (neither in the room nor in the lobby).
