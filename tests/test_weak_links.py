@@ -12,6 +12,7 @@ classmate's picture does not change.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -67,7 +68,12 @@ def _on(meter: Meter, slot: str, layer: str) -> bool:
 # high layer, or a slow first decision, on a busy machine), passing alone. Run again once, said in the report;
 # the cause is being worked on (docs: the closing note of session 6).
 @pytest.mark.flaky(reruns=1)
-async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_untouched(server, school, period):
+async def test_a_student_on_a_weak_link_follows_the_period_and_the_classmate_is_untouched(
+    server, school, period, caplog
+):
+    # On a failure pytest prints the link control's decisions, tick by tick (media/links.py: budget, loss,
+    # layer costs): the cause of the rare failures on a busy machine is still open.
+    caplog.set_level(logging.DEBUG, logger="media.engine")
     session_id, teacher = period
     async with server.db() as db:
         classmate_user = await add_user(db, "student", "Vũ Thanh Bình")

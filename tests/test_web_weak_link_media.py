@@ -25,6 +25,8 @@ runs lost the camera for a while: the first reports after the cut-over still sho
 
 from __future__ import annotations
 
+import logging
+
 import re
 import time
 
@@ -171,7 +173,10 @@ def width(slots: dict, slot: str) -> int:
 # high layer, or a slow first decision, on a busy machine), passing alone. Run again once, said in the report;
 # the cause is being worked on (docs: the closing note of session 6).
 @pytest.mark.flaky(reruns=1)
-async def test_a_chromium_student_on_a_weak_link(server, school, period, browser):
+async def test_a_chromium_student_on_a_weak_link(server, school, period, browser, caplog):
+    # On a failure pytest prints the link control's decisions, tick by tick (media/links.py: budget, loss,
+    # layer costs): the cause of the rare failures on a busy machine is still open.
+    caplog.set_level(logging.DEBUG, logger="media.engine")
     session_id, teacher = period
     link = BadLink()
     publisher, source = await _publish_layers(teacher)  # encodes the layers first (seconds of CPU)
