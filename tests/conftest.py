@@ -133,9 +133,3 @@ async def browser():
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield pw, chromium
         await chromium.close()
-
-
-def pytest_collection_modifyitems(config, items):
-    """The `slow` tests first (a stable sort keeps the order of the rest): started last on one pytest-xdist
-    worker, a 90 s test would keep the run going while the other workers sit idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -21,7 +21,6 @@ from tests.cluster import REDIS_URL
 from tests.helpers import POSTGRES_ADMIN_DSN
 
 
-@pytest.mark.slow
 def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     run = subprocess.run(
@@ -118,7 +117,6 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
         assert "no plot" in run.stdout
 
 
-@pytest.mark.slow
 def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_back(tmp_path):
     """`--nodes 2:2` alone: two node processes (Redis, a fresh PostgreSQL database), two classes of two
     students, one class per node, then one node killed (SIGKILL) and its class back on the other."""
@@ -188,7 +186,6 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
     assert not list(redis.Redis.from_url(REDIS_URL).scan_iter(f"{scale_out['redis_prefix']}:*"))
 
 
-@pytest.mark.slow
 def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     """`--chat 2` alone: a teacher and two students chat (steadily, then in two bursts, then the
     teacher's last word) on SQLite, then on a fresh PostgreSQL database; the server is killed (SIGKILL)

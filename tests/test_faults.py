@@ -106,7 +106,6 @@ async def test_every_acknowledged_message_and_admission_survives_a_kill_right_af
     assert admitted_rows == 1  # the admitted student is in the attendance, not "absent"
 
 
-@pytest.mark.slow
 async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(tmp_path):
     served = await _serve_class(tmp_path)
     school, session_id = served.school, served.session_id
@@ -171,7 +170,6 @@ async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, schoo
     assert ended == {"reason": "auto_ended"}
 
 
-@pytest.mark.slow
 async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):
     from tests.media.room_peer import RoomPeer
 

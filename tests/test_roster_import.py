@@ -541,7 +541,6 @@ def test_passwords_file_in_a_missing_directory(tmp_path):
 
 
 # -- a whole school -----------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_a_2000_student_roster(tmp_path):
     data_dir = tmp_path / "var"
     classes = [f"{grade}A{n}" for grade in (10, 11, 12) for n in range(1, 15)][:40]

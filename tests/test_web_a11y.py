@@ -5,8 +5,6 @@ reaches (no click handler on a bare div or span, no control on screen that the T
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
 from tests.browser import needs_chromium
@@ -78,7 +76,6 @@ async def listeners_on_non_controls(page) -> list[str]:
     return found
 
 
-@pytest.mark.slow
 async def test_axe_finds_no_serious_or_critical_violation_on_any_page(server, school, lesson, browser):
     assert AXE.exists(), "npm install brings axe-core (package.json devDependencies)"
     serious: list[str] = []

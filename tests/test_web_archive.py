@@ -666,7 +666,6 @@ async def test_class_summary_on_a_phone(server, school, browser):
     assert errors == []
 
 
-@pytest.mark.slow
 async def test_a_period_taught_live_is_in_the_archive_at_once(server, school, browser):
     """No seeding: a real period in the browser (camera, microphone, recording with a pause, chat, a hand,
     a student's screen share, a mute), then the admin finds it among today's records and replays it."""

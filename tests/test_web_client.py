@@ -177,13 +177,11 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await student.context.close()
 
 
-@pytest.mark.slow
 async def test_a_period_from_login_to_the_end(server, school, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await run_period(server, school, browser, screenshots=True)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("device", ["iPhone 13", "Pixel 7"])
 async def test_the_student_flow_on_a_phone(server, school, browser, device):
     await run_period(server, school, browser, device=device, screenshots=device == "iPhone 13")

@@ -22,7 +22,6 @@ async def cluster(tmp_path):
     await cluster.close()
 
 
-@pytest.mark.slow
 async def test_a_drained_node_moves_the_class_and_the_pages_follow(cluster, browser):
     school = await cluster.start(nodes=2, cross_origin=True)
     try:

@@ -7,8 +7,6 @@ What is left over is reported, page by page, and fails the test."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import re
 from pathlib import Path
@@ -200,7 +198,6 @@ async def seed_data(server) -> list[str]:
     return sorted(data, key=len, reverse=True)
 
 
-@pytest.mark.slow
 async def test_no_english_in_any_vietnamese_screen(server, school, lesson, browser):
     vi = catalogue("vi")
     assert len(vi) > 500  # the catalogue was read

@@ -5,8 +5,6 @@ the attendance chart speak Vietnamese; the attendance table reads on an iPhone 1
 
 from __future__ import annotations
 
-import pytest
-
 from playwright.async_api import expect
 from sqlalchemy import update
 
@@ -31,7 +29,6 @@ async def test_the_login_page_has_no_logout(server, school, browser):
     await expect(page.locator("#logout")).to_be_hidden()
 
 
-@pytest.mark.slow
 async def test_the_periods_list_follows_the_teacher_without_a_reload(server, school, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     later = await later_period(server, school)

@@ -5,8 +5,6 @@ student's result, and the admin finding the scores in the session's records."""
 
 from __future__ import annotations
 
-import pytest
-
 import io
 import struct
 import zlib
@@ -274,7 +272,6 @@ async def enter_room(browser, server, user, device=None):
     return student
 
 
-@pytest.mark.slow
 async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser):
     """The issue's "Done when": a quick poll and a 3-question quiz from the bank, two students (phone and
     desktop), the reveal, each student's result, and the scores in the admin's records."""

@@ -17,8 +17,6 @@ LIVECLASS_ROOM40_SECONDS shortens the minute for a quick run.
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 import os
 import random
@@ -101,7 +99,6 @@ def icon(page, name, which):
     return row(page, name).locator(f'[data-icon="{which}"]')
 
 
-@pytest.mark.slow
 async def test_the_teachers_room_with_30_students(server, school, browser, record_property):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     rng = random.Random(15)

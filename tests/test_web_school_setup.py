@@ -7,8 +7,6 @@ reaches the lobby and is let in. Screenshots of the admin's new pages in vi and 
 
 from __future__ import annotations
 
-import pytest
-
 import re
 import subprocess
 import sys
@@ -129,7 +127,6 @@ def slots_now() -> tuple[datetime, datetime, list[tuple[str, str]]]:
     return start, end, free
 
 
-@pytest.mark.slow
 async def test_admin_sets_up_the_school_then_teacher_and_student_meet(tmp_path, browser):
     data_dir = tmp_path / "var"
     settings = make_settings(data_dir)

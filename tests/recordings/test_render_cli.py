@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import shutil
 import subprocess
 import sys
@@ -11,7 +9,6 @@ import sys
 import av
 
 
-@pytest.mark.slow
 def test_the_cli_renders_the_latest_recording_of_a_session(lesson, tmp_path):
     data_dir = tmp_path / "var"
     target = data_dir / "recordings" / "42" / lesson["path"].name
