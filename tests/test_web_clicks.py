@@ -1,6 +1,7 @@
 """A click whose press and release have a render of the room between them still clicks. The room renders
 on every event (a classmate's message, a link report every few seconds, 40 students' comings and goings);
-a button rebuilt under the pointer would lose the click or the tap, and the teacher would press again.
+a button rebuilt or moved under the pointer would lose the click or the tap, and the teacher would press
+again: the lobby's "Cho vào", a student's action menu, "Bật micro".
 Debian's chromium through Playwright; the page's clicks are the mouse's own press and release."""
 
 from __future__ import annotations
@@ -46,7 +47,19 @@ async def test_a_click_held_over_a_render_is_not_lost(server, school, browser):
     await expect(teacher.locator(".people li", has_text="Nguyễn Thị Hà")).to_contain_text("Kết nối yếu")
     await teacher.mouse.up()
     await student.wait_for("room:state")
-    await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).to_be_visible()
+    row = teacher.locator(".people li", has_text="Phạm Ngọc Ánh")
+    await expect(row).to_be_visible()
+
+    # Her row's action menu held while a link report about her changes the row.
+    await press(teacher, row.get_by_role("button", name="Thao tác"))
+    _, ánh = participant(server, "Phạm Ngọc Ánh")
+    report = {"participants": {ánh.participant_id: {"quality": "weak", "loss": 0.06, "rtt_ms": 280}}}
+    await server.test_server.app[LIVE_ROOMS].sio.emit("room:quality", report, to=sid, namespace=NAMESPACE)
+    await expect(row).to_contain_text("Kết nối yếu")
+    await teacher.mouse.up()
+    await expect(row.get_by_role("menuitem", name="Mời lên bảng")).to_be_visible()
+    await teacher.keyboard.press("Escape")
+    await expect(row.get_by_role("menuitem")).to_have_count(0)
 
     # "Bật micro" held while a student's message renders the room.
     await press(teacher, teacher.get_by_role("button", name="Bật micro", exact=True))

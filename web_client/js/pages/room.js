@@ -74,7 +74,7 @@ export function showRoom(sessionId) {
     // issue 15: the period (class, subject, times), the class list, alerts, the gallery's page, who speaks
     period: null, roster: null, notices: [], noticeId: 0, unread: 0, galleryPage: 0, speaking: new Set(),
     calledOn: new Map(), menuFor: null, chatDraft: "", absentOpen: false, timers: [], renderQueued: false,
-    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), lastRender: 0,
+    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), menuCache: new Map(), lastRender: 0,
     // the poll or quiz, the quick poll's form, the bank picker, the countdown, typed answers (end of this file)
     poll: null, pollDraft: null, pollHidden: null, bankDraft: null, pollEnds: null, pollTick: null,
     quizTyped: {}, quizPicked: {},
@@ -499,6 +499,7 @@ function buildLayout(room) {
       h("div", { class: "saver-row" }, saver, dataUsed), gallery, parked), side);
   room.tileCache = new Map();
   room.rowCache = new Map();
+  room.menuCache = new Map();
   room.parts = {};
   room.layout = { root, stage, controls, side, panel, people, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
                   saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
@@ -1081,18 +1082,18 @@ function renderParticipants(room) {
       h("button", { onclick: () => deny(room, entry) }, t("lobby.deny"))))))) : null;
   // Rows are kept between renders and rebuilt only when what they show changed.
   const people = room.layout.people;
+  // Rows stay in the list: a row whose person changed gets new content, but its element and its action menu (kept
+  // while the menu shows the same) stay in place, so that a click on the menu is not lost to a link report.
   placeChildren(people, room.state.participants.map((p) => {
     const q = room.quality?.[p.participant_id];
     const hand = room.hands.find((x) => x.participant_id === p.participant_id);
     const signature = JSON.stringify([currentLanguage(), p, q ?? null, hand?.position ?? null,
       room.menuFor === p.participant_id, room.state.stage === p.participant_id]);
     const hit = room.rowCache.get(p.participant_id);
-    if (hit && hit.signature === signature) {
-      hit.element.classList.toggle("speaking", room.speaking.has(p.participant_id));
-      return hit.element;
-    }
-    const element = h("li", { "data-participant": p.participant_id,
-                              class: room.speaking.has(p.participant_id) ? "person speaking" : "person" },
+    const element = hit?.element ?? h("li", { "data-participant": p.participant_id, class: "person" });
+    element.classList.toggle("speaking", room.speaking.has(p.participant_id));
+    if (hit?.signature === signature) return element;
+    placeChildren(element, [
       h("span", { class: "name" }, p.name),
       p.role !== "student" ? h("span", { class: "muted role" }, t("role." + p.role)) : null,
       p.role === "observer" ? null : stateIcons(room, p), // observers never send anything
@@ -1100,13 +1101,13 @@ function renderParticipants(room) {
       ["weak", "bad"].includes(q?.quality) ? h("span", { class: "badge warn", title: `${q.rtt_ms ?? "?"} ms` }, t("room.weak"))
         : null,
       teacher ? linkInfo(room, p) : null,
-      teacher && LEARNERS.has(p.role) ? participantMenu(room, p) : null);
+      teacher && LEARNERS.has(p.role) ? keptMenu(room, p) : null]);
     room.rowCache.set(p.participant_id, { signature, element });
     return element;
   }));
   if (room.rowCache.size > room.state.participants.length) {
     const here = new Set(room.state.participants.map((p) => p.participant_id));
-    for (const key of [...room.rowCache.keys()]) if (!here.has(key)) room.rowCache.delete(key);
+    for (const key of [...room.rowCache.keys()]) if (!here.has(key)) { room.rowCache.delete(key); room.menuCache.delete(key); }
   }
   return [lobby, h("h2", {}, `${t("room.participants")} (${room.state.participants.length})`), people,
     teacher ? renderAbsent(room) : null];
@@ -1124,6 +1125,17 @@ function renderAbsent(room) {
     absent.length ? h("ul", { class: "absent-list" }, absent.map((s) => h("li", { "data-user": s.id }, s.full_name)))
       : h("p", {}, t("room.absent_none")));
   return details;
+}
+
+// A student's action menu, built again only when what it shows changed.
+function keptMenu(room, p) {
+  const signature = JSON.stringify([currentLanguage(), room.menuFor === p.participant_id, p.name,
+    p.media?.microphone ?? false, p.permissions, room.state.stage === p.participant_id]);
+  const hit = room.menuCache.get(p.participant_id);
+  if (hit?.signature === signature) return hit.element;
+  const element = participantMenu(room, p);
+  room.menuCache.set(p.participant_id, { signature, element });
+  return element;
 }
 
 // One menu of actions per student, instead of seven buttons.
