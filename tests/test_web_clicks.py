@@ -1,7 +1,7 @@
 """A click whose press and release have a render of the room between them still clicks. The room renders
 on every event (a classmate's message, a link report every few seconds, 40 students' comings and goings);
 a button rebuilt or moved under the pointer would lose the click or the tap, and the teacher would press
-again: the lobby's "Cho vào", a student's action menu, "Bật micro".
+again: the lobby's "Cho vào", a student's action menu, "Bật micro", the chat's "Gửi".
 Debian's chromium through Playwright; the page's clicks are the mouse's own press and release."""
 
 from __future__ import annotations
@@ -67,5 +67,14 @@ async def test_a_click_held_over_a_render_is_not_lost(server, school, browser):
     await expect(teacher.get_by_role("tab", name=re.compile("Trò chuyện"))).to_contain_text("1")
     await teacher.mouse.up()
     await expect(teacher.get_by_role("button", name="Tắt micro", exact=True)).to_be_visible()
+
+    # "Gửi" held while a student's message arrives in the chat.
+    await teacher.get_by_role("tab", name=re.compile("Trò chuyện")).click()
+    await teacher.get_by_placeholder("Nhập tin nhắn…").fill("Cả lớp mở sách trang 12")
+    await press(teacher, teacher.get_by_role("button", name="Gửi"))
+    await student.ok("chat:send", {"text": "Em có câu hỏi ạ"})
+    await expect(teacher.locator(".chat-log")).to_contain_text("Em có câu hỏi ạ")
+    await teacher.mouse.up()
+    await student.wait_for("chat:message", lambda m: m["text"] == "Cả lớp mở sách trang 12")
     await student.close()
     await teacher.context.close()

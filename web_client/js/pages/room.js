@@ -74,7 +74,8 @@ export function showRoom(sessionId) {
     // issue 15: the period (class, subject, times), the class list, alerts, the gallery's page, who speaks
     period: null, roster: null, notices: [], noticeId: 0, unread: 0, galleryPage: 0, speaking: new Set(),
     calledOn: new Map(), menuFor: null, chatDraft: "", absentOpen: false, timers: [], renderQueued: false,
-    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), menuCache: new Map(), lastRender: 0,
+    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), menuCache: new Map(), messageCache: new Map(),
+    lastRender: 0,
     // the poll or quiz, the quick poll's form, the bank picker, the countdown, typed answers (end of this file)
     poll: null, pollDraft: null, pollHidden: null, bankDraft: null, pollEnds: null, pollTick: null,
     quizTyped: {}, quizPicked: {},
@@ -476,6 +477,8 @@ function buildLayout(room) {
   const side = h("section", { class: "side" });
   const panel = h("div", { class: "tab-panel", role: "tabpanel" }); // the open tab's content
   const people = h("ul", { class: "people" }); // its participant list: rows stay while they are the same
+  const chat = h("div", { class: "chat" }); // the chat tab: its log and its form
+  const chatLog = h("ol", { class: "chat-log", "aria-live": "polite" });
   const linkBanner = h("div", { class: "link-banner", role: "status", hidden: true },
     h("span", { class: "text" }),
     h("button", { class: "small dismiss", "aria-label": t("link.dismiss"), title: t("link.dismiss"),
@@ -501,7 +504,7 @@ function buildLayout(room) {
   room.rowCache = new Map();
   room.menuCache = new Map();
   room.parts = {};
-  room.layout = { root, stage, controls, side, panel, people, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
+  room.layout = { root, stage, controls, side, panel, people, chat, chatLog, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
                   saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
   // A click elsewhere closes an open action menu.
   root.addEventListener("click", (event) => {
@@ -1191,6 +1194,20 @@ function renderChat(room) {
   const targets = isTeacher(room)
     ? room.state.participants.filter((p) => p.participant_id !== you.participant_id)
     : teacherP ? [teacherP] : [];
+  // The form stays while its choices are the same: a message arriving does not take the box from under a
+  // person typing (a phone's keyboard, Vietnamese typed through an input method) nor "Gửi" from under a click.
+  const form = you.role === "observer" && !targets.length ? null
+    : kept(room, "chat-form", [you.role, targets.map((p) => [p.participant_id, p.name]), room.privateTo?.participant_id ?? null],
+      () => chatForm(room, targets));
+  const log = room.layout.chatLog;
+  placeChildren(log, room.chat.map((m) => chatMessage(room, m)));
+  requestAnimationFrame(() => { log.scrollTop = log.scrollHeight; });
+  placeChildren(room.layout.chat, [log, form]);
+  return room.layout.chat;
+}
+
+function chatForm(room, targets) {
+  const you = room.state.you;
   const select = h("select", { id: "chat-to", "aria-label": t("chat.private"),
                                onchange: (event) => { room.privateTo = targets.find((p) => p.participant_id === event.target.value) || null; } },
     you.role !== "observer" ? h("option", { value: "" }, t("chat.to_everyone")) : null,
@@ -1200,7 +1217,7 @@ function renderChat(room) {
                              "aria-label": t("chat.placeholder"), autocomplete: "off", "data-key": "chat-input",
                              oninput: (event) => { room.chatDraft = event.target.value; } });
   input.value = room.chatDraft;
-  const form = h("form", { class: "chat-form", onsubmit: async (event) => {
+  return h("form", { class: "chat-form", onsubmit: async (event) => {
     event.preventDefault();
     const text = room.chatDraft.trim();
     if (!text) return;
@@ -1217,20 +1234,26 @@ function renderChat(room) {
     }
     document.getElementById("chat-input")?.focus();
   } }, select, input, h("button", { type: "submit", class: "primary" }, t("chat.send")));
-  const log = h("ol", { class: "chat-log", "aria-live": "polite" }, room.chat.map((m) => h("li", {
-    class: m.to ? "message private" : "message", "data-message": m.message_id },
+}
+
+// One message of the log, kept while it shows the same (its "Xóa" button is not taken from under a click).
+function chatMessage(room, m) {
+  const teacher = isTeacher(room);
+  const signature = JSON.stringify([currentLanguage(), m.deleted ?? false, teacher]);
+  const hit = room.messageCache.get(m.message_id);
+  if (hit?.signature === signature) return hit.element;
+  const element = h("li", { class: m.to ? "message private" : "message", "data-message": m.message_id },
     h("span", { class: "meta" }, `${formatTime(new Date(m.at * 1000).toISOString())} ${m.from.name}`,
       m.to ? ` → ${m.to.name}` : ""),
     m.deleted ? h("em", { class: "deleted" }, t("chat.deleted"))
       : m.kind === "handout"
         ? h("a", { href: m.handout.url, download: m.handout.filename }, t("chat.handout", { name: m.handout.filename }))
         : h("span", { class: "text" }, m.text),
-    isTeacher(room) && !m.deleted
+    teacher && !m.deleted
       ? h("button", { class: "small", onclick: () => ask(room, "chat:delete", { message_id: m.message_id }) },
-        t("chat.delete")) : null)));
-  const wrapper = h("div", { class: "chat" }, log, you.role === "observer" && !targets.length ? null : form);
-  requestAnimationFrame(() => { log.scrollTop = log.scrollHeight; });
-  return wrapper;
+        t("chat.delete")) : null);
+  room.messageCache.set(m.message_id, { signature, element });
+  return element;
 }
 
 // "Gọi phát biểu": the microphone allowed and the hand lowered in one action; "Xong" takes the microphone back.
