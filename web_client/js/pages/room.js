@@ -74,8 +74,8 @@ export function showRoom(sessionId) {
     // issue 15: the period (class, subject, times), the class list, alerts, the gallery's page, who speaks
     period: null, roster: null, notices: [], noticeId: 0, unread: 0, galleryPage: 0, speaking: new Set(),
     calledOn: new Map(), menuFor: null, chatDraft: "", absentOpen: false, timers: [], renderQueued: false,
-    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), menuCache: new Map(), messageCache: new Map(),
-    lastRender: 0,
+    lobbyView: null, deviceTest: null, tileCache: new Map(), rowCache: new Map(), menuCache: new Map(),
+    messageCache: new Map(), lastRender: 0,
     // the poll or quiz, the quick poll's form, the bank picker, the countdown, typed answers (end of this file)
     poll: null, pollDraft: null, pollHidden: null, bankDraft: null, pollEnds: null, pollTick: null,
     quizTyped: {}, quizPicked: {},
@@ -320,6 +320,16 @@ function keptChildren(room, key, container, signature, build) {
   room.parts = { ...(room.parts || {}), [key]: { text, element: container } };
 }
 
+// One element per id (a student's menu, a chat message), built again only when its signature changed.
+function keptById(cache, id, signature, build) {
+  const text = JSON.stringify([currentLanguage(), signature]);
+  const hit = cache.get(id);
+  if (hit?.text === text) return hit.element;
+  const element = build();
+  cache.set(id, { text, element });
+  return element;
+}
+
 // What the open tab shows: it is built again when this changes.
 function panelSignature(room) {
   const ids = room.state.participants.map((p) => [p.participant_id, p.name]);
@@ -504,8 +514,8 @@ function buildLayout(room) {
   room.rowCache = new Map();
   room.menuCache = new Map();
   room.parts = {};
-  room.layout = { root, stage, controls, side, panel, people, chat, chatLog, slots, placeholder, selfView, selfScreen, screenRule, linkBanner,
-                  saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
+  room.layout = { root, stage, controls, side, panel, people, chat, chatLog, slots, placeholder, selfView, selfScreen,
+                  screenRule, linkBanner, saver, dataUsed, pollBox, title, clock, lobbyBadge, notices, gallery, parked };
   // A click elsewhere closes an open action menu.
   root.addEventListener("click", (event) => {
     if (room.menuFor && !event.target.closest(".actions")) { room.menuFor = null; render(room); }
@@ -1083,7 +1093,6 @@ function renderParticipants(room) {
       h("button", { class: "primary", onclick: () => ask(room, "lobby:admit", { participant_ids: [entry.participant_id] }) },
         t("lobby.admit")),
       h("button", { onclick: () => deny(room, entry) }, t("lobby.deny"))))))) : null;
-  // Rows are kept between renders and rebuilt only when what they show changed.
   const people = room.layout.people;
   // Rows stay in the list: a row whose person changed gets new content, but its element and its action menu (kept
   // while the menu shows the same) stay in place, so that a click on the menu is not lost to a link report.
@@ -1132,13 +1141,8 @@ function renderAbsent(room) {
 
 // A student's action menu, built again only when what it shows changed.
 function keptMenu(room, p) {
-  const signature = JSON.stringify([currentLanguage(), room.menuFor === p.participant_id, p.name,
-    p.media?.microphone ?? false, p.permissions, room.state.stage === p.participant_id]);
-  const hit = room.menuCache.get(p.participant_id);
-  if (hit?.signature === signature) return hit.element;
-  const element = participantMenu(room, p);
-  room.menuCache.set(p.participant_id, { signature, element });
-  return element;
+  return keptById(room.menuCache, p.participant_id, [room.menuFor === p.participant_id, p.name,
+    p.media?.microphone ?? false, p.permissions, room.state.stage === p.participant_id], () => participantMenu(room, p));
 }
 
 // One menu of actions per student, instead of seven buttons.
@@ -1239,10 +1243,7 @@ function chatForm(room, targets) {
 // One message of the log, kept while it shows the same (its "Xóa" button is not taken from under a click).
 function chatMessage(room, m) {
   const teacher = isTeacher(room);
-  const signature = JSON.stringify([currentLanguage(), m.deleted ?? false, teacher]);
-  const hit = room.messageCache.get(m.message_id);
-  if (hit?.signature === signature) return hit.element;
-  const element = h("li", { class: m.to ? "message private" : "message", "data-message": m.message_id },
+  return keptById(room.messageCache, m.message_id, [m.deleted ?? false, teacher], () => h("li", { class: m.to ? "message private" : "message", "data-message": m.message_id },
     h("span", { class: "meta" }, `${formatTime(new Date(m.at * 1000).toISOString())} ${m.from.name}`,
       m.to ? ` → ${m.to.name}` : ""),
     m.deleted ? h("em", { class: "deleted" }, t("chat.deleted"))
@@ -1251,9 +1252,7 @@ function chatMessage(room, m) {
         : h("span", { class: "text" }, m.text),
     teacher && !m.deleted
       ? h("button", { class: "small", onclick: () => ask(room, "chat:delete", { message_id: m.message_id }) },
-        t("chat.delete")) : null);
-  room.messageCache.set(m.message_id, { signature, element });
-  return element;
+        t("chat.delete")) : null));
 }
 
 // "Gọi phát biểu": the microphone allowed and the hand lowered in one action; "Xong" takes the microphone back.
