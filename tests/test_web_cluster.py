@@ -40,7 +40,7 @@ async def test_a_drained_node_moves_the_class_and_the_pages_follow(cluster, brow
         await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
         await expect(student.locator(".room")).to_be_visible()
         await teacher.get_by_role("button", name="Ghi hình", exact=True).click()
-        await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình")
+        await expect(student.locator(".stage .rec:visible")).to_have_text("Đang ghi hình")
 
         admin = await pages_from.logged_in(school.admin)
         await admin.json("POST", f"/nodes/{hosting.node_id}/drain", expect=202)
@@ -50,7 +50,7 @@ async def test_a_drained_node_moves_the_class_and_the_pages_follow(cluster, brow
             "Lớp đã chuyển sang máy chủ khác; việc ghi hình tiếp tục thành bản ghi mới.", timeout=20000
         )
         await expect(student.locator(".room")).to_be_visible()
-        await expect(student.locator(".stage .rec")).to_have_text("Đang ghi hình", timeout=10000)
+        await expect(student.locator(".stage .rec:visible")).to_have_text("Đang ghi hình", timeout=10000)
         await expect(teacher.locator(".lobby-list li")).to_have_count(0)
         await expect(teacher.locator(".people li", has_text="Phạm Ngọc Ánh")).not_to_contain_text("Đang kết nối lại…")
         assert await asyncio.to_thread(hosting.process.wait, 30) == 0
