@@ -1119,7 +1119,9 @@ function renderParticipants(room) {
   }));
   if (room.rowCache.size > room.state.participants.length) {
     const here = new Set(room.state.participants.map((p) => p.participant_id));
-    for (const key of [...room.rowCache.keys()]) if (!here.has(key)) { room.rowCache.delete(key); room.menuCache.delete(key); }
+    for (const key of [...room.rowCache.keys()]) {
+      if (!here.has(key)) { room.rowCache.delete(key); room.menuCache.delete(key); }
+    }
   }
   return [lobby, h("h2", {}, `${t("room.participants")} (${room.state.participants.length})`), people,
     teacher ? renderAbsent(room) : null];
@@ -1201,8 +1203,8 @@ function renderChat(room) {
   // The form stays while its choices are the same: a message arriving does not take the box from under a
   // person typing (a phone's keyboard, Vietnamese typed through an input method) nor "Gửi" from under a click.
   const form = you.role === "observer" && !targets.length ? null
-    : kept(room, "chat-form", [you.role, targets.map((p) => [p.participant_id, p.name]), room.privateTo?.participant_id ?? null],
-      () => chatForm(room, targets));
+    : kept(room, "chat-form", [you.role, targets.map((p) => [p.participant_id, p.name]),
+      room.privateTo?.participant_id ?? null], () => chatForm(room, targets));
   const log = room.layout.chatLog;
   placeChildren(log, room.chat.map((m) => chatMessage(room, m)));
   requestAnimationFrame(() => { log.scrollTop = log.scrollHeight; });
@@ -1243,7 +1245,8 @@ function chatForm(room, targets) {
 // One message of the log, kept while it shows the same (its "Xóa" button is not taken from under a click).
 function chatMessage(room, m) {
   const teacher = isTeacher(room);
-  return keptById(room.messageCache, m.message_id, [m.deleted ?? false, teacher], () => h("li", { class: m.to ? "message private" : "message", "data-message": m.message_id },
+  return keptById(room.messageCache, m.message_id, [m.deleted ?? false, teacher], () => h("li",
+    { class: m.to ? "message private" : "message", "data-message": m.message_id },
     h("span", { class: "meta" }, `${formatTime(new Date(m.at * 1000).toISOString())} ${m.from.name}`,
       m.to ? ` → ${m.to.name}` : ""),
     m.deleted ? h("em", { class: "deleted" }, t("chat.deleted"))
