@@ -420,7 +420,9 @@ class Room(PollRules):
     def leave(self, participant: Participant, reason: str = "left") -> None:
         self._leave(participant, reason)
 
-    def _leave(self, participant: Participant, reason: str) -> None:
+    def _leave(self, participant: Participant, reason: str, tell_others: bool = True) -> None:
+        """`participant` leaves: recorded, and told to the others unless the room is ending for all of them
+        (then each only gets room:ended, not one message per classmate: 45 students, not 45² messages)."""
         was = participant.state
         participant.state = "gone"
         self.hands = [(pid, at) for pid, at in self.hands if pid != participant.participant_id]
@@ -428,12 +430,16 @@ class Room(PollRules):
             self.stage = None
             self._event(ev.STAGE_CHANGED, None, None)
             stage_version = self._bump()
-            self._broadcast("room:stage", lambda v: {"version": stage_version, "participant_id": None})
+            if tell_others:
+                self._broadcast("room:stage", lambda v: {"version": stage_version, "participant_id": None})
         if was == "lobby":
             self._event(ev.LOBBY_LEFT, participant, participant, reason=reason)
-            self._send_lobby_to_teachers()
+            if tell_others:
+                self._send_lobby_to_teachers()
             return
         self._event(ev.PARTICIPANT_LEFT, participant, participant, reason=reason, dropped_at=participant.dropped_at)
+        if not tell_others:
+            return
         version = self._bump()
         self._broadcast(
             "participant:left",
@@ -482,7 +488,7 @@ class Room(PollRules):
                 {"session_id": self.session_id, "ended_by": name, **extra},
                 disconnect_after=True,
             )
-            self._leave(participant, "ended")
+            self._leave(participant, "ended", tell_others=False)
         self.sink.emit(
             RoomEvent(self.session_id, ev.ROOM_ENDED, by.user_id if by else by_user_id, None, extra, self.clock())
         )

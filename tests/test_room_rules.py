@@ -224,3 +224,25 @@ def test_the_end_sends_everyone_away_and_nobody_enters_after(room):
     with pytest.raises(RoomError) as late:
         room.arrive("s3", claims(4, "student", "Trang"))
     assert late.value.code == "session_ended"
+
+
+def test_the_end_of_a_full_class_tells_each_person_once(room):
+    """Ending a class of 40 sends 41 messages, one room:ended each: not a participant:left and a hand:queue
+    for every classmate processed before them (1,600 messages that everyone must ignore)."""
+    teacher = room.arrive("t1", claims(1, "teacher", "Cô Hà"))
+    students = [room.arrive(f"s{n}", claims(100 + n, "student", f"Học sinh {n}")) for n in range(40)]
+    do(room, teacher, "lobby:admit", {"all": True})
+    late = room.arrive("late", claims(999, "student", "Đến muộn"))  # still in the lobby
+    for student in students[:3]:
+        do(room, student, "hand:raise")
+    do(room, teacher, "mod:stage", {"participant_id": students[5].participant_id})
+    room.outbox.clear()
+    do(room, teacher, "room:end")
+    said = {}
+    for out in room.outbox:
+        said.setdefault(out.sid, []).append((out.event, out.disconnect_after))
+    assert said == {p.sid: [("room:ended", True)] for p in (teacher, *students, late)}
+    events = room.sink.events
+    left = [e for e in events if e.type in ("participant_left", "lobby_left")]
+    assert len(left) == 42 and {e.data["reason"] for e in left} == {"ended"}
+    assert "stage_changed" in records(room)[-44:] and records(room)[-1] == "room_ended"
