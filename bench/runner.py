@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import aiohttp
 import psutil
 
 from bench.peers import now
+from bench.ports import free_port
 
 PASSWORD = "Bench-mat-khau-2026"
 TS_MOD = 1 << 32
@@ -79,12 +79,6 @@ def _raise_priority() -> None:
             os.nice(PRIORITY["nice"])
         except OSError:
             pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Worker:

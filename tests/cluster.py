@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from bench.ports import free_port
 from liveclass.db import create_engine, session_factory
 from tests.helpers import (
     Clients,
@@ -24,7 +25,7 @@ from tests.helpers import (
     postgres_url,
     seed_school,
 )
-from tests.test_cli import free_port, liveclass, wait_until_healthy
+from tests.test_cli import liveclass, wait_until_healthy
 from tests.test_shutdown_flush import RemoteServer
 
 REDIS_URL = os.environ.get("LIVECLASS_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.ports import free_port
 from tests.helpers import eventually, make_settings, start_server
 
 ADMIN_ID = "001234567890"
@@ -395,12 +396,6 @@ def test_data_dir_that_cannot_be_created(tmp_path):
 
 
 # -- serve --------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 30) -> None:
     async with aiohttp.ClientSession() as http:
 

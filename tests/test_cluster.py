@@ -15,9 +15,10 @@ import psutil
 import pytest
 import redis.asyncio as aioredis
 
+from bench.ports import free_port
 from tests.cluster import REDIS_URL, Cluster, Node
 from tests.helpers import create_postgres_database, eventually
-from tests.test_cli import free_port, liveclass, wait_until_healthy
+from tests.test_cli import liveclass, wait_until_healthy
 from tests.live import admitted, enter
 from tests.media.peers import wait_for
 from tests.media.room_peer import RoomPeer

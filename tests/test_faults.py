@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bench.ports import free_port
 from liveclass.models import Period, SessionEvent
 
 from tests.helpers import eventually
 from tests.live import admitted, enter
-from tests.test_cli import free_port, wait_until_healthy
+from tests.test_cli import wait_until_healthy
 from tests.test_shutdown_flush import RemoteServer, seed
 
 

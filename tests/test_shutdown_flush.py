@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.ports import free_port
 from liveclass.db import create_engine, session_factory
 from liveclass.models import ChatMessage, LiveSession, SessionEvent
 from liveclass.records import RecordsWriter
@@ -22,7 +23,7 @@ from signaling import events as ev
 from signaling.events import RoomEvent
 from tests.helpers import Clients, Person, seed_school
 from tests.live import LiveClient, admitted, enter
-from tests.test_cli import free_port, liveclass, wait_until_healthy
+from tests.test_cli import liveclass, wait_until_healthy
 
 
 class RemoteServer(Clients):

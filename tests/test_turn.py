@@ -35,6 +35,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from bench.ports import free_port
 from liveclass import turn
 from tests.helpers import make_settings, seed_school, start_server
 from tests.live import LiveClient, admitted
@@ -60,21 +61,6 @@ class Coturn:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    """A port free on 127.0.0.1 for both UDP and TCP (coturn listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port for coturn")
-
-
 def _stun_answers(port: int) -> bool:
     """Whether a STUN Binding request to 127.0.0.1:port (UDP) is answered."""
     request = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, secrets.token_bytes(12))
@@ -97,7 +83,7 @@ async def coturn(request, tmp_path):
             "coturn is not installed (no `turnserver`): run `apt-get install -y coturn`; "
             "the TURN tests need a real TURN server"
         )
-    port, secret, log = _free_port(), secrets.token_hex(24), tmp_path / "coturn.log"
+    port, secret, log = free_port(udp=True), secrets.token_hex(24), tmp_path / "coturn.log"
     # The recipe's `--log-file stdout` is block-buffered into a file; coturn flushes its own log file at
     # once, and --simple-log keeps that file's name as given. Its own pid file and user database: not
     # the system's /var/run and /var/lib/turn.
