@@ -32,13 +32,19 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	node_modules/.bin/eslint web_client/js
 
-# The suite in two parts: the `timing` tests, which measure media over time, alone on a quiet machine; then
-# the others on TEST_WORKERS pytest-xdist workers (they mostly wait on servers, browsers and timers, so 4 keep
-# 2 cores busy). pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
+# The suite in two parts, side by side: the `timing` tests, which measure media over time (they mostly wait on
+# real time: about 60 s of CPU in 3-4 min), at the normal priority; the others on TEST_WORKERS pytest-xdist
+# workers under `nice -n 19`, so that they only take what the timing tests leave of the 2 cores and the
+# timing tests measure as on a quiet machine. The timing part's report is printed when both are done.
+# pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
 TEST_WORKERS ?= 4
 test: $(STAMP) lint
-	@$(BIN)/pytest -q -m timing $(PYTEST_ARGS); alone=$$?; \
-	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
+	@timing_log=$$(mktemp); \
+	$(BIN)/pytest -q -m timing $(PYTEST_ARGS) >$$timing_log 2>&1 & timing_pid=$$!; \
+	nice -n 19 $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
+	wait $$timing_pid; alone=$$?; \
+	echo; echo "== the timing tests (run beside the others, at the normal priority) =="; \
+	cat $$timing_log; rm -f $$timing_log; \
 	if [ $$parallel -eq 5 ] && [ $$alone -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	for status in $$alone $$parallel; do \
 	  if [ $$status -ne 0 ] && [ $$status -ne 5 ]; then exit $$status; fi; \
