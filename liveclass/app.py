@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -130,9 +131,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     )
     routes += add_routes(app, "", [health_routes.routes])
     add_routes(app, "/api", [questions_routes.image_routes])  # the bank's image links: /api/question-images/…
-    spec = build_openapi(routes, API_PREFIX)
+    spec: dict[str, Any] = {}  # built on its first request: most of create_app's time went into it
 
     async def openapi(request: web.Request) -> web.Response:
+        if not spec:
+            spec.update(build_openapi(routes, API_PREFIX))
         return web.json_response(spec)
 
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
