@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -15,8 +16,15 @@ _hasher = PasswordHasher()  # argon2id with the library's maintained defaults (~
 # Generated passwords are ~70 random bits and must be changed at first login: brute force is hopeless
 # whatever the cost, so they get a light argon2id (a few ms) and a 2,000-student roster imports in seconds.
 _generated_hasher = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-# A hash to verify against when the account does not exist, so both answers take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the account does not exist, so both answers take the same time.
+    Made on first use, not at import: it is a full-cost hash (~0.1 s of CPU) that every `liveclass`
+    command and every server start paid, most of them never checking a password."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -42,7 +50,7 @@ async def verify_password_async(password_hash: str | None, password: str) -> boo
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    stored = password_hash or _DUMMY_HASH
+    stored = password_hash or _dummy_hash()
     try:
         result = _hasher.verify(stored, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
@@ -51,7 +59,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         # A light hash verifies in ~3 ms; spend the full cost anyway, so the answer time does not
         # reveal which accounts still have their generated password.
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             pass
     return result

@@ -35,8 +35,9 @@ def light_password_hashing():
     light = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(passwords, "_hasher", light)
-        patch.setattr(passwords, "_DUMMY_HASH", light.hash("dummy"))
+        passwords._dummy_hash.cache_clear()  # made again, light, on its first use
         yield
+    passwords._dummy_hash.cache_clear()
 
 
 async def _postgres_available() -> bool:
