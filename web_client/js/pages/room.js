@@ -803,6 +803,7 @@ async function startMedia(room) {
     },
   });
   window.liveclassMedia = room.media; // for diagnostics (getStats) from the console and tests
+  queueRender(room); // the controls come with the media session, not with the room's next event
   try {
     await room.media.subscribe();
     // A new join starts without data saver (a resume keeps it): ask again for this device's choice.
