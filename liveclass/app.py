@@ -35,6 +35,7 @@ from liveclass.live import setup_live
 from liveclass.liveness import liveness_ctx
 from liveclass.logs import request_id_middleware
 from liveclass.metrics import setup_metrics
+from liveclass.passwords import prepare_dummy_hash
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         await engine.dispose()
 
     app.cleanup_ctx.append(store_ctx)
+
+    async def password_check_ready(app: web.Application) -> None:
+        await prepare_dummy_hash()
+
+    app.on_startup.append(password_check_ready)
     setup_live(app, settings, app[DB])
     app.cleanup_ctx.append(liveness_ctx)  # heartbeat, a crash's open attendance closed, forgotten periods
     app.cleanup_ctx.append(retention_ctx)  # the daily retention run (after the store is migrated)

@@ -9,6 +9,7 @@ import pytest
 from yarl import URL
 from sqlalchemy import func, select
 
+from liveclass import passwords
 from liveclass.models import AuditEntry
 from tests.helpers import PASSWORD, add_user, make_settings, start_server
 
@@ -71,6 +72,17 @@ async def test_unknown_account_and_wrong_password_get_the_same_answer(server):
     unknown = await anon.request("POST", "/auth/login", json={"personal_id": "009999999999", "password": "nope1234"})
     assert wrong.status == unknown.status == 401
     assert await wrong.json() == await unknown.json()
+
+
+async def test_a_server_is_ready_to_answer_an_unknown_account_in_the_usual_time(tmp_path):
+    """The hash an unknown account's password is checked against is made when the server starts: made by
+    the first such login, that answer alone would take twice as long and tell that the account is unknown."""
+    passwords._dummy_hash.cache_clear()
+    live = await start_server(make_settings(tmp_path / "var"))
+    try:
+        assert passwords._dummy_hash.cache_info().currsize == 1  # before any login
+    finally:
+        await live.close()
 
 
 async def test_five_failures_lock_the_account_with_retry_after(server):
