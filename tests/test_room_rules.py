@@ -227,8 +227,8 @@ def test_the_end_sends_everyone_away_and_nobody_enters_after(room):
 
 
 def test_the_end_of_a_full_class_tells_each_person_once(room):
-    """Ending a class of 40 sends 41 messages, one room:ended each: not a participant:left and a hand:queue
-    for every classmate processed before them (1,600 messages that everyone must ignore)."""
+    """Ending a class of 40 sends one room:ended to each person (42 here, with the teacher and a latecomer in
+    the lobby): not a participant:left and a hand:queue for every classmate processed before them."""
     teacher = room.arrive("t1", claims(1, "teacher", "Cô Hà"))
     students = [room.arrive(f"s{n}", claims(100 + n, "student", f"Học sinh {n}")) for n in range(40)]
     do(room, teacher, "lobby:admit", {"all": True})
