@@ -3,7 +3,7 @@ what makes a file unreadable, how a header cell names a column (in Vietnamese, i
 case), and how a bad row is reported (its line, its column, the reason in English and Vietnamese).
 
 The workbook is opened read-only by openpyxl, after checking what its ZIP parts add up to once unpacked (a
-2 MB upload must not unpack to gigabytes)."""
+2 MB upload must not unpack to gigabytes). openpyxl is imported then, not with this module (it is slow to load)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from openpyxl import load_workbook
 
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # what an XLSX's parts may add up to once unzipped (no zip bombs)
 XLSX_MAGIC = b"PK\x03\x04"
@@ -98,6 +97,8 @@ def open_workbook(data: bytes, unreadable_code: str):
                 "file_too_large",
                 "The workbook unpacks to more than 64 MB. / Bảng tính quá lớn khi giải nén (trên 64 MB).",
             )
+        from openpyxl import load_workbook
+
         return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except SheetFileError:
         raise
