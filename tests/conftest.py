@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -111,15 +115,31 @@ async def period(server, school):
 
 
 @pytest.fixture(scope="session")
-def lesson(tmp_path_factory) -> dict:
+def lesson(tmp_path_factory, worker_id) -> dict:
     """A 10 s recording made by the real recorder from real aiortc peers, once per test run: teacher
     camera (flashing) + microphone (beeping in sync), a student's microphone (a hum), and the teacher's
-    screen share from 3 s to 7 s (tests/recordings/conftest.py)."""
+    screen share from 3 s to 7 s (tests/recordings/conftest.py). Tests read it and copy it, never change it.
+
+    Under pytest-xdist the first worker that needs it records it, under a lock in the run's shared temporary
+    directory, and the others read what it wrote: one recording (10 s of live encoding) instead of one per
+    worker."""
     from tests.recordings.conftest import _record_lesson
 
-    directory = tmp_path_factory.mktemp("lesson")
-    with ThreadPoolExecutor(1) as thread:  # its own loop in its own thread, away from pytest-asyncio's
-        return thread.submit(asyncio.run, _record_lesson(directory)).result()
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the run's directory, above each worker's own
+    made = shared / "lesson.json"
+    with open(shared / "lesson.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the recording failed
+        if not made.exists():
+            directory = shared / "lesson"
+            shutil.rmtree(directory, ignore_errors=True)  # what a failed try left
+            directory.mkdir()
+            with ThreadPoolExecutor(1) as thread:  # its own loop in its own thread, away from pytest-asyncio's
+                recorded = thread.submit(asyncio.run, _record_lesson(directory)).result()
+            made.write_text(json.dumps({**recorded, "path": str(recorded["path"])}))
+    lesson = json.loads(made.read_text())
+    return {**lesson, "path": Path(lesson["path"])}
 
 
 @pytest.fixture
@@ -134,3 +154,24 @@ async def browser():
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield pw, chromium
         await chromium.close()
+
+
+# The longest tests start first: those of a minute or more, then the browser tests and those that start
+# server processes. Run in file order, the test_web_* modules (last in the alphabet) made the end of a run:
+# workers stood idle while one of them ran the longest tests last. With `--maxschedchunk 2` (Makefile) the
+# workers take the tests two at a time in this order, so the long ones spread over all four.
+FIRST_MODULES = ("test_web_room_40", "test_bench", "test_web_archive")  # each has a test of 45 s or more
+LONG_MODULES = ("test_cluster", "test_faults", "test_shutdown_flush", "test_web_cluster")
+
+
+def _start_rank(item: pytest.Item) -> int:
+    module = item.path.stem
+    if module in FIRST_MODULES:
+        return FIRST_MODULES.index(module)
+    if module in LONG_MODULES or "browser" in getattr(item, "fixturenames", ()):
+        return len(FIRST_MODULES)
+    return len(FIRST_MODULES) + 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_rank)  # stable: the file order within each rank
