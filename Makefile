@@ -36,13 +36,12 @@ lint: $(STAMP)
 # real time: about 60 s of CPU in 3-4 min), at the normal priority; the others on TEST_WORKERS pytest-xdist
 # workers under `nice -n 19`, so that they only take what the timing tests leave of the 2 cores and the
 # timing tests measure as on a quiet machine. The timing part's report is printed when both are done.
-# The workers take tests two at a time, longest first (tests/conftest.py), so that they end together.
 # pytest exits 5 when a part collected no test: only both parts empty is a failure, said plainly.
 TEST_WORKERS ?= 4
 test: $(STAMP) lint
 	@timing_log=$$(mktemp); \
 	$(BIN)/pytest -q -m timing $(PYTEST_ARGS) >$$timing_log 2>&1 & timing_pid=$$!; \
-	nice -n 19 $(BIN)/pytest -q -n $(TEST_WORKERS) --maxschedchunk 2 -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
+	nice -n 19 $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" $(PYTEST_ARGS); parallel=$$?; \
 	wait $$timing_pid; alone=$$?; \
 	echo; echo "== the timing tests (run beside the others, at the normal priority) =="; \
 	cat $$timing_log; rm -f $$timing_log; \
@@ -56,7 +55,7 @@ screenshots: $(STAMP)
 
 # The same two parts under coverage.py ([tool.coverage]: server processes the tests start are measured too).
 coverage: $(STAMP)
-	-$(BIN)/pytest -q -n $(TEST_WORKERS) --maxschedchunk 2 -m "not timing" --cov --cov-report= $(PYTEST_ARGS)
+	-$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not timing" --cov --cov-report= $(PYTEST_ARGS)
 	-$(BIN)/pytest -q -m timing --cov --cov-append --cov-report= $(PYTEST_ARGS)
 	$(BIN)/coverage report --skip-covered --sort=cover
 

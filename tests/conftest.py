@@ -154,24 +154,3 @@ async def browser():
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield pw, chromium
         await chromium.close()
-
-
-# The longest tests start first: those of a minute or more, then the browser tests and those that start
-# server processes. Run in file order, the test_web_* modules (last in the alphabet) made the end of a run:
-# workers stood idle while one of them ran the longest tests last. With `--maxschedchunk 2` (Makefile) the
-# workers take the tests two at a time in this order, so the long ones spread over all four.
-FIRST_MODULES = ("test_web_room_40", "test_bench", "test_web_archive")  # each has a test of 45 s or more
-LONG_MODULES = ("test_cluster", "test_faults", "test_shutdown_flush", "test_web_cluster")
-
-
-def _start_rank(item: pytest.Item) -> int:
-    module = item.path.stem
-    if module in FIRST_MODULES:
-        return FIRST_MODULES.index(module)
-    if module in LONG_MODULES or "browser" in getattr(item, "fixturenames", ()):
-        return len(FIRST_MODULES)
-    return len(FIRST_MODULES) + 1
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_start_rank)  # stable: the file order within each rank
