@@ -46,7 +46,20 @@ from aiortc.sdp import candidate_from_sdp
 
 from media._aiortc import add_sendonly_transceiver, use_host_addresses
 from media.forwarder import EncodedPacket, PublishedTrack, Slot
-from media.links import AUDIO_COST, HIGH, LOW, MIN_PACKETS, OFF, TICK, LinkControl, LinkReport, VideoSlot, allocate
+from media.links import (
+    AUDIO_COST,
+    HIGH,
+    LOW,
+    MIN_PACKETS,
+    OFF,
+    OUTAGE,
+    OUTAGE_LOSS,
+    TICK,
+    LinkControl,
+    LinkReport,
+    VideoSlot,
+    allocate,
+)
 from media.pacer import Pacer
 
 # "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host"
@@ -170,6 +183,26 @@ class _Subscriber(_Connection):
         # slot -> (lost, highest sequence, arrival, bytes sent, packets sent, skipped) at its last report
         self.seen: dict[str, tuple[int, int, float, int, int, int]] = {}
         self.sent_seen: dict[str, tuple[int, int, int]] = {}  # slot -> (bytes, packets, resent) at the last tick
+        self.outage: tuple[float, float] | None = None  # (from, to) of the last network outage its reports told of
+
+
+def _new_in_report(slot: Slot, before: tuple[int, int, float, int, int, int]) -> tuple[int, int, float] | None:
+    """(expected, lost, seconds) between the slot's last counted receiver report (`before`: see
+    _Subscriber.seen) and its latest; None if no new packet was reported (or `before` is the first)."""
+    lost_before, highest_before, report_before, _, _, skipped_before = before
+    if slot.highest_sequence == highest_before or not highest_before:
+        return None
+    skipped = slot.skipped - skipped_before  # numbers a cut-over left out are no loss
+    expected = ((slot.highest_sequence - highest_before) & 0xFFFFFFFF) - skipped
+    if not 0 < expected < 0x10000:
+        return None
+    lost = max(0, min(slot.packets_lost - lost_before - skipped, expected))
+    return expected, lost, slot.report_at - report_before
+
+
+def _spans_outage(outage: tuple[float, float] | None, start: float, end: float) -> bool:
+    """Whether a report covering start..end spans the middle of the last outage (its loss is the outage's)."""
+    return outage is not None and start < (outage[0] + outage[1]) / 2 <= end
 
 
 class MediaEngine:
@@ -536,33 +569,23 @@ class MediaEngine:
         sent_bits = 0.0
         delivered = 0.0
         remb_groups: dict[tuple[int, ...], tuple[int, float]] = {}
+        self._note_outage(subscriber)
         for name, slot in subscriber.slots.items():
             meter = slot.meter
-            lost_before, highest_before, report_before, bytes_before, packets_before, skipped_before = (
-                subscriber.seen.get(
-                    name,
-                    (
-                        slot.packets_lost,
-                        slot.highest_sequence,
-                        slot.report_at,
-                        meter.bytes,
-                        meter.packets,
-                        slot.skipped,
-                    ),
-                )
+            before = subscriber.seen.get(
+                name,
+                (slot.packets_lost, slot.highest_sequence, slot.report_at, meter.bytes, meter.packets, slot.skipped),
             )
-            if slot.highest_sequence != highest_before and highest_before:  # (the first report is a baseline)
-                skipped = slot.skipped - skipped_before  # numbers a cut-over left out are no loss
-                expected = ((slot.highest_sequence - highest_before) & 0xFFFFFFFF) - skipped
-                lost = max(0, min(slot.packets_lost - lost_before - skipped, expected))
-                if 0 < expected < 0x10000:
-                    report.expected += expected
-                    report.lost += lost
-                    packets, size = meter.packets - packets_before, meter.bytes - bytes_before
-                    mean = size / packets if packets else (meter.bytes / meter.packets if meter.packets else 0)
-                    span = slot.report_at - report_before
-                    if span > 0.2:  # received packets between two reports, over the time between them
-                        delivered += (expected - lost) * (mean + PACKET_OVERHEAD) * 8 / span
+            _, highest_before, report_before, bytes_before, packets_before, _ = before
+            window = _new_in_report(slot, before)
+            if window is not None and not _spans_outage(subscriber.outage, report_before, slot.report_at):
+                expected, lost, span = window
+                report.expected += expected
+                report.lost += lost
+                packets, size = meter.packets - packets_before, meter.bytes - bytes_before
+                mean = size / packets if packets else (meter.bytes / meter.packets if meter.packets else 0)
+                if span > 0.2:  # received packets between two reports, over the time between them
+                    delivered += (expected - lost) * (mean + PACKET_OVERHEAD) * 8 / span
             bytes_then, packets_then, resent_then = subscriber.sent_seen.get(
                 name, (meter.bytes, meter.packets, slot.retransmissions.retransmitted)
             )
@@ -593,6 +616,27 @@ class MediaEngine:
             if ratios:  # a REMB covers the streams it lists: scale the shortest one to the whole link
                 report.remb = report.sent_bitrate * min(ratios)
         return report
+
+    @staticmethod
+    def _note_outage(subscriber: _Subscriber) -> None:
+        """A video slot's new report that covers over OUTAGE seconds and lost most of them tells of a
+        network outage (now over), not of congestion: its reports, and those of the other slots that span
+        it, are read as a new baseline."""
+        for name, slot in subscriber.slots.items():
+            before = subscriber.seen.get(name)
+            window = _new_in_report(slot, before) if slot.kind == "video" and before is not None else None
+            if window is None:
+                continue
+            expected, lost, span = window
+            if span > OUTAGE and expected >= MIN_PACKETS and lost > OUTAGE_LOSS * expected:
+                log.debug(
+                    "link of %s: %.1f s without packets (%d/%d lost): an outage",
+                    subscriber.peer_id,
+                    span,
+                    lost,
+                    expected,
+                )
+                subscriber.outage = (slot.report_at - span, slot.report_at)
 
     async def _adapt(self) -> None:
         """Every TICK: measure what each track costs, and choose every subscriber's layers."""

@@ -142,3 +142,33 @@ async def test_a_listener_on_a_lossy_link_makes_the_publisher_hear_of_the_loss()
         await publisher.close()
         await engine.close()
         link.close()
+
+
+async def test_after_a_network_outage_the_subscriber_stays_on_the_high_layer():
+    """A 3 s outage is not congestion: when the network is back, the first receiver report counts every
+    packet of the outage as lost, but the link carried the high layer before and carries it again."""
+    engine = MediaEngine()
+    publisher = await _publisher_with_layers(engine)
+    subscriber = Subscriber(engine, "s", {"cam": "video", "mic": "audio"})
+    try:
+        await subscriber.connect({"cam": ("teacher", "camera"), "mic": ("teacher", "microphone")})
+        await wait_for(lambda: subscriber.last_pattern["cam"] == "A", 15, "the high layer")
+        await asyncio.sleep(2.0)  # a few receiver reports of a clean link
+
+        slots = engine._subscribers["s"].slots.values()
+        for slot in slots:  # the network eats everything the server sends to this subscriber
+            slot.tap.send = lambda data: None
+        await asyncio.sleep(3.0)
+        for slot in slots:
+            del slot.tap.send  # the network is back
+        frames = subscriber.frames["cam"]
+        await wait_for(lambda: subscriber.frames["cam"] > frames, 10, "video after the outage")
+
+        seen = len(subscriber.patterns_seen["cam"])
+        await asyncio.sleep(4.0)  # the reports that cover the outage arrive and are read
+        assert engine.link("s")["layers"] == {"cam": "high"}, engine.link("s")
+        assert set(subscriber.patterns_seen["cam"][seen:]) == {"A"}, "the outage was taken for congestion"
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await engine.close()
