@@ -28,7 +28,7 @@ from liveclass.records import RecordsWriter
 from signaling import events as ev
 from signaling.events import RoomEvent
 from tests.archive_seed import school_time, seed_archived_session
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.helpers import add_user
 
 QUIZ = {
@@ -567,8 +567,7 @@ async def test_the_session_page_shows_each_question_and_each_students_score(serv
     # The Excel file is offered.
     link = admin.get_by_role("link", name="Tải câu trả lời và điểm (Excel)")
     await expect(link).to_have_attribute("href", f"/api/v1/sessions/{archived.session_id}/polls.xlsx")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await section.screenshot(path=SCREENSHOTS / "archive-assessments-vi.png")
+    await screenshot(section, SCREENSHOTS / "archive-assessments-vi.png")
 
     # The class summary over that day: Ánh's score beside her attendance, and as a percentage.
     day = archived.day.isoformat()

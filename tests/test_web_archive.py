@@ -23,7 +23,7 @@ from sqlalchemy import update
 from liveclass.models import AuditEntry, RecordingShare, utcnow
 from tests.archive_seed import seed_archived_session
 from tests.helpers import PASSWORD
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.test_web_client import open_as, run_period
 
 pytestmark = needs_chromium
@@ -91,7 +91,7 @@ async def english(page, path=None, full_page=False) -> None:
     await expect(page.get_by_role("button", name="Tiếng Việt")).to_be_visible()
     if path:
         await page.wait_for_timeout(300)  # let the page settle for the picture (not an assertion)
-        await page.screenshot(path=path, full_page=full_page)
+        await screenshot(page, path, full_page=full_page)
 
 
 async def vietnamese(page) -> None:
@@ -107,7 +107,6 @@ async def seed_other_teachers_period(server, school):
 
 
 async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(server, school, lesson, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     archived = await seed_archived_session(server, school, lesson)
     await seed_other_teachers_period(server, school)
     admin = await open_as(browser, server, school.admin)
@@ -135,7 +134,7 @@ async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(ser
     await expect(row.locator('td[data-label="Bản ghi hình"]')).to_have_text("4")
     await expect(row.locator('td[data-label="Người tham gia"]')).to_have_text("3")  # teacher, Ánh, Bảo
     assert f"from={day}" in admin.url and "class_id=" in admin.url  # the filters stay in the address
-    await admin.screenshot(path=SCREENSHOTS / "archive-sessions-vi.png")
+    await screenshot(admin, SCREENSHOTS / "archive-sessions-vi.png")
     await english(admin, SCREENSHOTS / "archive-sessions-en.png")
     await expect(admin.get_by_role("heading", name="Session records")).to_be_visible()
     await vietnamese(admin)
@@ -209,7 +208,7 @@ async def test_admin_finds_yesterdays_period_reads_attendance_and_replays_it(ser
     for file in state["files"]:
         if file["kind"] == "audio":  # both microphones are at the same moment as the picture
             assert abs(file["time"] + 0.013 - state["time"]) < 0.5, state
-    await admin.screenshot(path=SCREENSHOTS / "archive-session-vi.png", full_page=True)
+    await screenshot(admin, SCREENSHOTS / "archive-session-vi.png", full_page=True)
 
     # Seek to 8 s: the share is over (hidden, paused); the camera goes on from 8 s. The clock shows the
     # recording's own length: 10 s of media, less when a starved machine's peers sent less (the manifest).
@@ -285,8 +284,7 @@ async def test_teacher_shares_the_recording_and_a_student_plays_it(server, schoo
     await student.get_by_label("Tua đến").fill("4")
     await student.wait_for_function(CAMERA_NEAR, arg=[4.3, 0.4], timeout=10_000)
     await expect(student.locator('[data-player] video[data-source="screen"]')).to_be_visible()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await student.screenshot(path=SCREENSHOTS / "archive-shared-vi.png")
+    await screenshot(student, SCREENSHOTS / "archive-shared-vi.png")
     await english(student, SCREENSHOTS / "archive-shared-en.png")
     await expect(
         student.get_by_role("button", name="Play").or_(student.get_by_role("button", name="Pause"))
@@ -344,8 +342,7 @@ async def test_the_session_page_on_a_phone(server, school, lesson, browser, devi
     await admin.get_by_role("button", name="Phát").tap()
     await admin.wait_for_function(CAMERA_NEAR, arg=[1.0, 0.8], timeout=15_000)
     shot = device.replace(" ", "").lower()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await admin.screenshot(path=SCREENSHOTS / f"archive-session-{shot}-vi.png")
+    await screenshot(admin, SCREENSHOTS / f"archive-session-{shot}-vi.png")
     await english(admin, SCREENSHOTS / f"archive-session-{shot}-en.png")
     await expect(admin.get_by_role("heading", name="Attendance", exact=True)).to_be_visible()
     assert await admin.evaluate(NO_HORIZONTAL_OVERFLOW)
@@ -383,7 +380,6 @@ async def test_admin_audit_log_retention_and_legal_hold(server, school, browser)
         await db.commit()
     admin = await open_as(browser, server, school.admin)
     errors = watch_errors(admin)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     # The audit log: filter by action, then page with "load more".
     await go(admin, "#/admin/audit")
@@ -395,7 +391,7 @@ async def test_admin_audit_log_retention_and_legal_hold(server, school, browser)
     await expect(entries.first).to_contain_text("Nguyễn Thị Hà")
     await expect(entries.first).to_contain_text("203.0.113.7")
     await expect(entries.first).to_contain_text(f"session:{archived.session_id}")
-    await admin.screenshot(path=SCREENSHOTS / "archive-audit-vi.png")
+    await screenshot(admin, SCREENSHOTS / "archive-audit-vi.png")
     await admin.get_by_role("button", name="Xem thêm").click()
     await expect(entries).to_have_count(60)
     await expect(admin.get_by_role("button", name="Xem thêm")).to_be_hidden()
@@ -416,7 +412,7 @@ async def test_admin_audit_log_retention_and_legal_hold(server, school, browser)
     await admin.get_by_role("button", name="Chạy xóa ngay").click()
     await expect(admin.get_by_role("heading", name="Kết quả lần chạy")).to_be_visible()
     await expect(admin.locator(".run-report")).to_contain_text("Buổi học đang lưu giữ pháp lý")
-    await admin.screenshot(path=SCREENSHOTS / "archive-retention-vi.png")
+    await screenshot(admin, SCREENSHOTS / "archive-retention-vi.png")
     await english(admin, SCREENSHOTS / "archive-retention-en.png")
     await expect(admin.get_by_role("heading", name="Retention periods")).to_be_visible()
     await vietnamese(admin)
@@ -499,7 +495,6 @@ def summary_cell(page, user, field: str):
 async def test_admin_reads_a_class_attendance_summary_and_downloads_it(server, school, browser):
     """Two Toán periods of 10A1 (3 days ago, yesterday). Ánh came to both; the first period's Bảo was late
     to it and, still in the class, missed the second (50 %); each period's Chi missed what she was in."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     earlier = await seed_archived_session(server, school, days_ago=3)
     later = await seed_archived_session(server, school, days_ago=1)
     class_id = school.school_class.id
@@ -562,7 +557,7 @@ async def test_admin_reads_a_class_attendance_summary_and_downloads_it(server, s
     for row in (counted.first, counted.last):
         await expect(row).to_contain_text("Toán")
         await expect(row).to_contain_text("Nguyễn Thị Hà")
-    await admin.screenshot(path=SCREENSHOTS / "archive-class-summary-vi.png", full_page=True)
+    await screenshot(admin, SCREENSHOTS / "archive-class-summary-vi.png", full_page=True)
     await english(admin, SCREENSHOTS / "archive-class-summary-en.png", full_page=True)
     await expect(admin.get_by_role("heading", level=1)).to_have_text("Class attendance summary")
     await expect(summary_cell(admin, bao, "attendance_rate").locator(".badge")).to_have_text("Below 80%")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.helpers import PASSWORD, eventually
 
 
@@ -54,7 +54,7 @@ PIXEL = """(selector) => {
 async def in_english(page, path) -> None:
     await page.get_by_role("button", name="English").click()
     await page.wait_for_timeout(300)
-    await page.screenshot(path=path)
+    await screenshot(page, path)
 
 
 async def back_to_vietnamese(page) -> None:
@@ -86,7 +86,7 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await expect(student.locator("[data-screen=lobby]")).to_contain_text("Phòng chờ")
     await expect(student.locator("[data-screen=lobby]")).to_contain_text("Vui lòng chờ giáo viên cho vào lớp.")
     if screenshots:
-        await student.screenshot(path=SCREENSHOTS / f"lobby-{shot}-vi.png")
+        await screenshot(student, SCREENSHOTS / f"lobby-{shot}-vi.png")
         await in_english(student, SCREENSHOTS / f"lobby-{shot}-en.png")
         await expect(student.locator("[data-screen=lobby]")).to_contain_text("Lobby")
         await back_to_vietnamese(student)
@@ -138,8 +138,8 @@ async def run_period(server, school, browser, device=None, screenshots=False):
     await teacher.get_by_role("tab", name="Giơ tay").click()
     await expect(teacher.locator(".hand-queue")).to_contain_text("#1 Phạm Ngọc Ánh")
     if screenshots:
-        await teacher.screenshot(path=SCREENSHOTS / "teacher-room-vi.png")
-        await student.screenshot(path=SCREENSHOTS / f"student-room-{shot}-vi.png")
+        await screenshot(teacher, SCREENSHOTS / "teacher-room-vi.png")
+        await screenshot(student, SCREENSHOTS / f"student-room-{shot}-vi.png")
         await in_english(teacher, SCREENSHOTS / "teacher-room-en.png")
         await in_english(student, SCREENSHOTS / f"student-room-{shot}-en.png")
         # Switching the language in the room keeps the person in it (no trip through the lobby).
@@ -178,7 +178,6 @@ async def run_period(server, school, browser, device=None, screenshots=False):
 
 
 async def test_a_period_from_login_to_the_end(server, school, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await run_period(server, school, browser, screenshots=True)
 
 
@@ -243,15 +242,14 @@ async def test_student_back_from_5_s_offline_returns_without_the_lobby(server, s
 
 
 async def test_english_switch_and_admin_page(server, school, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     admin = await open_as(browser, server, school.admin)
     await admin.get_by_role("link", name="Quản trị").click()
     await admin.get_by_role("navigation", name="Quản trị").get_by_role("link", name="Tài khoản").click()
     await expect(admin.get_by_role("heading", name="Tài khoản")).to_be_visible()
-    await admin.screenshot(path=SCREENSHOTS / "admin-vi.png")
+    await screenshot(admin, SCREENSHOTS / "admin-vi.png")
     await admin.get_by_role("button", name="English").click()
     await expect(admin.get_by_role("heading", name="Accounts")).to_be_visible()
-    await admin.screenshot(path=SCREENSHOTS / "admin-en.png")
+    await screenshot(admin, SCREENSHOTS / "admin-en.png")
 
 
 async def test_first_login_with_a_generated_password_asks_for_a_new_one(server, browser):

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from liveclass.models import Recording
 from tests.archive_seed import seed_archived_session
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.helpers import PASSWORD
 from tests.web_walk import go, later_period, log_in, new_page
 
@@ -30,7 +30,6 @@ async def test_the_login_page_has_no_logout(server, school, browser):
 
 
 async def test_the_periods_list_follows_the_teacher_without_a_reload(server, school, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     later = await later_period(server, school)
     student = await new_page(browser, server, "iPhone 13")
     await log_in(student, school.student)
@@ -41,7 +40,7 @@ async def test_the_periods_list_follows_the_teacher_without_a_reload(server, sch
     await expect(now_row.get_by_role("link", name="Vào lớp")).to_have_count(0)
     starts = await later_row.locator(".period-time").inner_text()
     await expect(later_row).to_contain_text(f"Tiết học chưa bắt đầu — giáo viên sẽ mở lúc {starts.split('–')[0]}")
-    await student.screenshot(path=SCREENSHOTS / "periods-student-waiting-iphone13-vi.png")
+    await screenshot(student, SCREENSHOTS / "periods-student-waiting-iphone13-vi.png")
     await student.evaluate("() => { window.notReloaded = true; }")
 
     # The teacher starts the period (from her own page): the student's list shows "Vào lớp" by itself.
@@ -54,7 +53,7 @@ async def test_the_periods_list_follows_the_teacher_without_a_reload(server, sch
     assert await student.evaluate("() => window.notReloaded === true")
     # Screen readers hear it too (a live region that was in the page before).
     await expect(student.locator("#announcer")).to_have_text("Tiết Toán · 10A1 đã bắt đầu.")
-    await student.screenshot(path=SCREENSHOTS / "periods-student-live-iphone13-vi.png")
+    await screenshot(student, SCREENSHOTS / "periods-student-live-iphone13-vi.png")
 
     # The teacher ends it: the student's join button goes, with the reason; the teacher's list says "taught".
     api = await server.logged_in(school.teacher)
@@ -72,10 +71,10 @@ async def test_the_periods_list_follows_the_teacher_without_a_reload(server, sch
     await expect(
         teacher.locator(f'[data-period="{later.id}"]').get_by_role("button", name="Bắt đầu tiết học")
     ).to_be_visible()
-    await teacher.screenshot(path=SCREENSHOTS / "periods-teacher-taught-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "periods-teacher-taught-vi.png")
     await teacher.get_by_role("button", name="English").click()
     await expect(taught).to_contain_text("Taught")
-    await teacher.screenshot(path=SCREENSHOTS / "periods-teacher-taught-en.png")
+    await screenshot(teacher, SCREENSHOTS / "periods-teacher-taught-en.png")
 
 
 async def test_banners_close_and_refusals_are_in_vietnamese(server, school, browser):
@@ -117,7 +116,6 @@ async def test_banners_close_and_refusals_are_in_vietnamese(server, school, brow
 
 
 async def test_the_session_records_in_vietnamese_and_on_an_iphone(server, school, lesson, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     archived = await seed_archived_session(server, school, lesson)
     async with server.db() as db:  # the real recorder's labels: "role: name" (signaling/recording.py)
         await db.execute(
@@ -142,7 +140,7 @@ async def test_the_session_records_in_vietnamese_and_on_an_iphone(server, school
     await box.scroll_into_view_if_needed()
     assert await admin.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
     assert await box.evaluate("(b) => b.scrollWidth > b.clientWidth")
-    await admin.screenshot(path=SCREENSHOTS / "archive-attendance-iphone13-vi.png")
+    await screenshot(admin, SCREENSHOTS / "archive-attendance-iphone13-vi.png")
     name = box.locator("tbody th").first
     before = await name.bounding_box()
     assert await box.evaluate("(b) => { b.scrollLeft = 300; return b.scrollLeft; }") > 100

@@ -7,14 +7,13 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from liveclass.models import SessionEvent
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.test_web_client import open_as
 
 pytestmark = needs_chromium
 
 
 async def test_a_quick_poll_teacher_and_student_on_a_phone(server, school, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     teacher = await open_as(browser, server, school.teacher)
     await teacher.set_viewport_size({"width": 1280, "height": 860})
     await teacher.get_by_role("button", name="Bắt đầu tiết học").click()
@@ -32,7 +31,7 @@ async def test_a_quick_poll_teacher_and_student_on_a_phone(server, school, brows
     await expect(form).to_be_visible()
     await form.locator('[data-correct="B"]').click()
     await expect(form.locator('[data-correct="B"]')).to_have_attribute("aria-pressed", "true")
-    await teacher.screenshot(path=SCREENSHOTS / "poll-teacher-form-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "poll-teacher-form-vi.png")
     await form.get_by_role("button", name="Bắt đầu").click()
     panel = teacher.locator(".poll[data-state=open]")
     await expect(panel).to_contain_text("Đã trả lời: 0/1")
@@ -56,8 +55,8 @@ async def test_a_quick_poll_teacher_and_student_on_a_phone(server, school, brows
     widths = await panel.locator(".poll-fill").evaluate_all("(els) => els.map((e) => e.getBoundingClientRect().width)")
     bar = await panel.locator(".poll-bar").first.evaluate("(e) => e.getBoundingClientRect().width")
     assert widths[0] == 0 and abs(widths[1] - bar) < 1  # the bars show the shares (A 0 %, B 100 %)
-    await teacher.screenshot(path=SCREENSHOTS / "poll-teacher-vi.png")
-    await student.screenshot(path=SCREENSHOTS / "poll-student-iphone13-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "poll-teacher-vi.png")
+    await screenshot(student, SCREENSHOTS / "poll-student-iphone13-vi.png")
 
     # Close ("Kết thúc"), then reveal with the correct answer.
     await panel.get_by_role("button", name="Kết thúc", exact=True).click()
@@ -70,8 +69,8 @@ async def test_a_quick_poll_teacher_and_student_on_a_phone(server, school, brows
     await expect(result.locator(".poll-verdict")).to_have_text("Bạn trả lời đúng!")
     await expect(result).to_contain_text("Đáp án đúng: B")
     await expect(result.locator('[data-choice="B"] .poll-count')).to_have_text("1 · 100%")
-    await student.screenshot(path=SCREENSHOTS / "poll-student-result-iphone13-vi.png")
-    await teacher.screenshot(path=SCREENSHOTS / "poll-teacher-revealed-vi.png")
+    await screenshot(student, SCREENSHOTS / "poll-student-result-iphone13-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "poll-teacher-revealed-vi.png")
 
     async with server.db() as db:
         types = [

@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from liveclass.models import Enrollment, SessionEvent
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.test_web_client import back_to_vietnamese, in_english, open_as
 
 pytestmark = needs_chromium
@@ -123,7 +123,6 @@ def item(page, text: str):
 
 
 async def test_the_question_bank_page(server, school, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     teacher = await open_as(browser, server, school.teacher)
     await teacher.set_viewport_size({"width": 1280, "height": 900})
     errors: list[str] = []
@@ -151,7 +150,7 @@ async def test_the_question_bank_page(server, school, browser):
     )
     await expect(form.locator("img.bank-image")).to_be_visible()
     await form.get_by_label("Chia sẻ với giáo viên cùng môn").check()
-    await teacher.screenshot(path=SCREENSHOTS / "bank-form-vi.png", full_page=True)
+    await screenshot(teacher, SCREENSHOTS / "bank-form-vi.png", full_page=True)
     await form.get_by_role("button", name="Lưu câu hỏi").click()
     await expect(teacher.locator("#banner")).to_have_text("Đã thêm câu hỏi.")
     vertex = item(teacher, "Đỉnh của parabol")
@@ -216,7 +215,7 @@ async def test_the_question_bank_page(server, school, browser):
     await expect(report.locator('tr[data-line="3"]')).to_contain_text("Loại")
     await expect(report.locator('tr[data-line="5"]')).to_be_visible()
     assert "Unknown" not in await report.inner_text()  # the reasons in the page's language
-    await teacher.screenshot(path=SCREENSHOTS / "bank-import-errors-vi.png", full_page=True)
+    await screenshot(teacher, SCREENSHOTS / "bank-import-errors-vi.png", full_page=True)
     await expect(teacher.locator(".bank-count")).to_have_text("2 câu hỏi")
     await import_sheet(teacher, await sheet(teacher, server, [QUIZ_ROWS[2], QUIZ_ROWS[3]]), "dung.xlsx")
     await expect(teacher.locator(".bank-import")).to_contain_text("Đã nhập 2 câu hỏi từ dung.xlsx")
@@ -233,7 +232,7 @@ async def test_the_question_bank_page(server, school, browser):
     await teacher.get_by_label("Tìm kiếm").fill("")
     await teacher.get_by_role("button", name="Lọc").click()
     await expect(teacher.locator(".bank-count")).to_have_text("3 câu hỏi")
-    await teacher.screenshot(path=SCREENSHOTS / "bank-vi.png", full_page=True)
+    await screenshot(teacher, SCREENSHOTS / "bank-vi.png", full_page=True)
     await in_english(teacher, SCREENSHOTS / "bank-en.png")
     await expect(teacher.get_by_role("heading", name="Question bank")).to_be_visible()
     await back_to_vietnamese(teacher)
@@ -259,7 +258,7 @@ async def test_the_question_bank_page(server, school, browser):
     assert overflow <= 0, overflow  # nothing wider than the screen
     await phone.get_by_role("button", name="Thêm câu hỏi").click()
     await expect(phone.locator(".bank-form")).to_be_visible()
-    await phone.screenshot(path=SCREENSHOTS / "bank-iphone13-vi.png")
+    await screenshot(phone, SCREENSHOTS / "bank-iphone13-vi.png")
     assert not errors, errors
     await teacher.context.close()
     await phone.context.close()
@@ -275,7 +274,6 @@ async def enter_room(browser, server, user, device=None):
 async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser):
     """The issue's "Done when": a quick poll and a 3-question quiz from the bank, two students (phone and
     desktop), the reveal, each student's result, and the scores in the admin's records."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with server.db() as db:  # Khôi joins 10A1 for this period
         db.add(Enrollment(class_id=school.school_class.id, student_id=school.other_student.id))
         await db.commit()
@@ -332,7 +330,7 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await picker.get_by_label("Cả bài:").check()
     await picker.get_by_label("phút").fill("10")
     await expect(picker.get_by_label("Cho phép đổi câu trả lời đến khi kết thúc")).to_be_checked()
-    await teacher.screenshot(path=SCREENSHOTS / "quiz-teacher-picker-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "quiz-teacher-picker-vi.png")
     await picker.locator("[data-poll-action=launch]").click()
     quiz = teacher.locator(".poll.quiz[data-state=open]")
     await expect(quiz.locator("h2")).to_contain_text(CHAPTER)
@@ -352,7 +350,7 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await mine.locator('[data-question="1"] input').fill("-1")
     await mine.locator('[data-question="1"]').get_by_role("button", name="Gửi").tap()
     await expect(mine.locator('[data-question="1"] .quiz-sent')).to_have_text("Đã gửi: -1")
-    await anh.screenshot(path=SCREENSHOTS / "quiz-student-iphone13-vi.png")
+    await screenshot(anh, SCREENSHOTS / "quiz-student-iphone13-vi.png")
     await mine.locator('[data-question="2"] input').fill("x = 2")
     await mine.locator('[data-question="2"]').get_by_role("button", name="Gửi").tap()
     await expect(mine.locator('[data-question="2"] .quiz-sent')).to_have_text("Đã gửi: x = 2")
@@ -369,7 +367,7 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await his.locator('[data-question="1"] input').fill("-1,0")
     await his.locator('[data-question="1"] input').press("Enter")
     await expect(his.locator('[data-question="1"] .quiz-sent')).to_have_text("Đã gửi: -1,0")
-    await khoi.screenshot(path=SCREENSHOTS / "quiz-student-desktop-vi.png", full_page=True)
+    await screenshot(khoi, SCREENSHOTS / "quiz-student-desktop-vi.png", full_page=True)
 
     # The teacher: bars and typed answers fill, who has not finished, each student's score so far.
     await expect(quiz).to_contain_text("Đã trả lời: 2/2 · Làm hết bài: 1")
@@ -382,7 +380,7 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     scores = quiz.locator(".quiz-scores")
     await expect(scores.locator("tr", has_text="Phạm Ngọc Ánh")).to_contain_text("3/3")
     await expect(scores.locator("tr", has_text="Đỗ Minh Khôi")).to_contain_text("1/3")
-    await teacher.screenshot(path=SCREENSHOTS / "quiz-teacher-vi.png", full_page=True)
+    await screenshot(teacher, SCREENSHOTS / "quiz-teacher-vi.png", full_page=True)
     await in_english(teacher, SCREENSHOTS / "quiz-teacher-en.png")
     await expect(teacher.locator(".poll.quiz")).to_contain_text("Scores per student")
     await in_english(anh, SCREENSHOTS / "quiz-student-iphone13-en.png")
@@ -409,8 +407,8 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await expect(his.locator('[data-question="0"] .poll-verdict')).to_contain_text("Bạn trả lời chưa đúng.")
     await expect(his.locator('[data-question="1"] .poll-verdict')).to_contain_text("Bạn trả lời đúng!")
     await expect(his.locator('[data-question="0"]')).to_contain_text("Đáp án đúng: B")
-    await anh.screenshot(path=SCREENSHOTS / "quiz-student-result-iphone13-vi.png")
-    await khoi.screenshot(path=SCREENSHOTS / "quiz-student-result-desktop-vi.png", full_page=True)
+    await screenshot(anh, SCREENSHOTS / "quiz-student-result-iphone13-vi.png")
+    await screenshot(khoi, SCREENSHOTS / "quiz-student-result-desktop-vi.png", full_page=True)
     await in_english(anh, SCREENSHOTS / "quiz-student-result-iphone13-en.png")
     await expect(result.locator(".quiz-score")).to_have_text("Your score: 3/3 · 3/3 right")
     await back_to_vietnamese(anh)
@@ -458,7 +456,7 @@ async def test_a_quick_question_and_a_quiz_from_the_bank(server, school, browser
     await expect(asked).to_have_attribute("data-question", "1")
     await expect(paced.locator('.quiz-question[data-open="true"]')).to_have_attribute("data-question", "1")
     await expect(paced).to_contain_text("Đây là câu cuối")
-    await teacher.screenshot(path=SCREENSHOTS / "quiz-teacher-one-at-a-time-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "quiz-teacher-one-at-a-time-vi.png")
     await paced.get_by_role("button", name="Kết thúc", exact=True).click()
     await expect(anh.locator(".poll.quiz[data-state=closed]")).to_contain_text("Chờ giáo viên công bố kết quả")
 

@@ -26,7 +26,7 @@ import time
 from playwright.async_api import expect
 
 from liveclass.models import Enrollment
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.helpers import add_user
 from tests.live import LiveClient
 from tests.media.room_peer import RoomPeer
@@ -100,7 +100,6 @@ def icon(page, name, which):
 
 
 async def test_the_teachers_room_with_30_students(server, school, browser, record_property):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     rng = random.Random(15)
     async with server.db() as db:
         users = []
@@ -144,10 +143,9 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await anh.wait_for_function("() => document.querySelector('.device-preview').videoWidth > 0")
     await expect(lobby.get_by_label("Camera", exact=True)).not_to_have_value("")
     await expect(lobby.locator(".device-meter")).to_be_visible()
-    if SCREENSHOTS.exists():
-        await anh.screenshot(path=SCREENSHOTS / "student-lobby-device-check-vi.png")
-        await in_english(anh, SCREENSHOTS / "student-lobby-device-check-en.png")
-        await back_to_vietnamese(anh)
+    await screenshot(anh, SCREENSHOTS / "student-lobby-device-check-vi.png")
+    await in_english(anh, SCREENSHOTS / "student-lobby-device-check-en.png")
+    await back_to_vietnamese(anh)
     await expect(badge).to_have_text("Phòng chờ: 1")
     await expect(teacher.locator(".room-notices")).to_contain_text("Phạm Ngọc Ánh đang chờ trong phòng chờ.")
     await teacher.locator(".lobby-list li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Cho vào").click()
@@ -234,8 +232,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await teacher.get_by_role("tab", name="Giơ tay").click()
     queue = teacher.locator(".hand-queue")
     await expect(queue).to_contain_text("#3 Phạm Ngọc Ánh")
-    if SCREENSHOTS.exists():
-        await teacher.screenshot(path=SCREENSHOTS / "teacher-room-40-hands-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "teacher-room-40-hands-vi.png")
     await queue.locator("li", has_text="Phạm Ngọc Ánh").get_by_role("button", name="Gọi phát biểu").click()
     await expect(queue).not_to_contain_text("Phạm Ngọc Ánh")
     await expect(teacher.locator(".speaker-list")).to_contain_text("Phạm Ngọc Ánh")
@@ -278,15 +275,14 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     await anh.get_by_role("button", name="Gửi").click()
     await expect(anh.locator("#banner")).to_contain_text("Giáo viên đã tắt trò chuyện của bạn.")
     await expect(anh.get_by_label("Nhập tin nhắn…")).to_have_value("Em nói tiếp ạ")  # given back, not lost
-    if SCREENSHOTS.exists():
-        await teacher.evaluate("() => window.scrollTo(0, 0)")
-        await teacher.screenshot(path=SCREENSHOTS / "teacher-room-40-vi.png")
-        await in_english(teacher, SCREENSHOTS / "teacher-room-40-en.png")
-        await expect(teacher.locator(".room-header h1")).to_have_text("Toán · 10A1")
-        await expect(teacher.locator('.room-states [data-state="microphones"]')).to_have_text(
-            "Students' microphones: locked"
-        )
-        await back_to_vietnamese(teacher)
+    await teacher.evaluate("() => window.scrollTo(0, 0)")
+    await screenshot(teacher, SCREENSHOTS / "teacher-room-40-vi.png")
+    await in_english(teacher, SCREENSHOTS / "teacher-room-40-en.png")
+    await expect(teacher.locator(".room-header h1")).to_have_text("Toán · 10A1")
+    await expect(teacher.locator('.room-states [data-state="microphones"]')).to_have_text(
+        "Students' microphones: locked"
+    )
+    await back_to_vietnamese(teacher)
 
     # A minute of class activity; the page's long tasks are measured meanwhile.
     await teacher.evaluate("() => { if (window.__longTasks) window.__longTasks.length = 0; window.__loaf = []; }")

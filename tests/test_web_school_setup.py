@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from liveclass.models import AuditEntry, Period
 from liveclass.timetable import SCHOOL_TIMEZONE
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.helpers import make_settings, start_server
 from tests.test_web_a11y import axe_violations
 from tests.test_web_i18n import TEXTS, catalogue, leftover, patterns, seed_data
@@ -86,7 +86,7 @@ async def log_in(browser, server, personal_id: str, password: str, change_to: st
 async def shoot(page, name: str, server=None, server_text: bool = False) -> None:
     """A screenshot, axe-core on what it shows and, with `server`, every text checked against the Vietnamese
     catalogue (`server_text`: the rows of a timetable file are the server's bilingual reasons, left out)."""
-    await page.screenshot(path=SCREENSHOTS / f"{name}-vi.png", full_page=True)
+    await screenshot(page, SCREENSHOTS / f"{name}-vi.png", full_page=True)
     if server is not None:
         # Data too: the generated passwords on the slips, the server's address.
         passwords = [text.strip() for text in await page.locator(".slip-password").all_inner_texts()]
@@ -105,7 +105,7 @@ async def shoot_en(page, name: str, check_text: str) -> None:
     """The same page in English (the language switch re-renders it), then back to Vietnamese."""
     await page.get_by_role("button", name="English").click()
     await expect(page.locator("main")).to_contain_text(check_text)
-    await page.screenshot(path=SCREENSHOTS / f"{name}-en.png", full_page=True)
+    await screenshot(page, SCREENSHOTS / f"{name}-en.png", full_page=True)
     await page.get_by_role("button", name="Tiếng Việt").click()
     await expect(page.get_by_role("button", name="English")).to_be_visible()
 
@@ -303,7 +303,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await form.get_by_role("button", name="Add to the timetable").click()
     await expect(refusal).to_contain_text("Nothing was added: 1 period(s) clash with another.")
     await expect(refusal).to_contain_text("the teacher Nguyễn Thị Hà already teaches then: Toán · 10A1")
-    await admin.screenshot(path=SCREENSHOTS / "admin-timetable-conflict-en.png", full_page=True)
+    await screenshot(admin, SCREENSHOTS / "admin-timetable-conflict-en.png", full_page=True)
     await admin.get_by_role("button", name="Tiếng Việt").click()
     await expect(admin.get_by_role("heading", name="Thời khóa biểu", exact=True)).to_be_visible()
 

@@ -10,7 +10,7 @@ from playwright.async_api import expect
 
 from liveclass.live import LIVE_ROOMS
 from signaling.server import NAMESPACE
-from tests.browser import SCREENSHOTS, needs_chromium
+from tests.browser import SCREENSHOTS, needs_chromium, screenshot
 from tests.helpers import eventually
 from tests.test_web_client import open_as
 
@@ -168,8 +168,7 @@ async def test_a_student_chooses_the_data_saver_and_keeps_it(server, school, bro
     await expect(student.locator(".stage-placeholder")).to_have_text(
         "Giáo viên: Nguyễn Thị Hà · Tiết kiệm dữ liệu: Chỉ âm thanh"
     )
-    if SCREENSHOTS.exists():
-        await student.screenshot(path=SCREENSHOTS / "room-data-saver-iphone13-vi.png")
+    await screenshot(student, SCREENSHOTS / "room-data-saver-iphone13-vi.png")
 
     # A new join starts without it on the server: the page sends the stored choice again.
     await student.reload()  # the same room page again: a new join, through the lobby
@@ -202,7 +201,6 @@ async def test_a_student_chooses_the_data_saver_and_keeps_it(server, school, bro
 
 
 async def test_the_weak_link_banner_and_the_data_used(server, school, browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     teacher, student = await teacher_and_student(server, school, browser, device="iPhone 13")
     await teacher.get_by_role("button", name="Bật camera", exact=True).click()
     await teacher.get_by_role("button", name="Bật micro", exact=True).click()
@@ -234,13 +232,13 @@ async def test_the_weak_link_banner_and_the_data_used(server, school, browser):
         "Kết nối yếu: camera giáo viên và màn hình chia sẻ đang ở chất lượng thấp"
     )
     await expect(student.locator(".data-used")).to_have_text("Dữ liệu đã dùng: 12,3 MB")
-    await student.screenshot(path=SCREENSHOTS / "room-weak-link-vi.png")
+    await screenshot(student, SCREENSHOTS / "room-weak-link-vi.png")
     await student.get_by_role("button", name="English").click()
     await expect(banner).to_contain_text(
         "Weak connection: the teacher's camera and the shared screen are at low quality"
     )
     await expect(student.locator(".data-used")).to_have_text("Data used: 12.3 MB")
-    await student.screenshot(path=SCREENSHOTS / "room-weak-link-en.png")
+    await screenshot(student, SCREENSHOTS / "room-weak-link-en.png")
     await student.get_by_role("button", name="Tiếng Việt").click()
 
     await link(quality="bad", video="paused", reduced=["screen"], paused=["teacher_camera"], loss=0.15)
@@ -289,8 +287,7 @@ async def test_the_teacher_sees_each_link_in_the_participant_list(server, school
     await expect(row.locator(".link-info")).to_have_text(
         "Chất lượng thấp · Mất gói 5,2% · 4,6 MB · Tiết kiệm dữ liệu: Âm thanh + màn hình"
     )
-    if SCREENSHOTS.exists():
-        await teacher.screenshot(path=SCREENSHOTS / "teacher-weak-link-vi.png")
+    await screenshot(teacher, SCREENSHOTS / "teacher-weak-link-vi.png")
     await report(
         "Nguyễn Thị Hà",  # the teacher
         {
