@@ -166,7 +166,7 @@ async def test_the_teachers_room_with_30_students(server, school, browser, recor
     on_camera = {order[k]: (k + 1) // 12 + 1 for k in (2, 14, 26)}  # name -> its gallery page
     peers = [RoomPeer(by_name[name]) for name in on_camera]
     for peer in peers:
-        await peer.publish("B", audio=False)
+        await peer.publish(audio=False, replay=True)
         await peer.client.ok("media:state", {"camera": True})
     speaker = next(u for u in present if u.full_name not in on_camera)
     await by_name[speaker.full_name].ok("media:state", {"microphone": True})

@@ -6,6 +6,7 @@ import asyncio
 
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from bench.layered import LayerTrack
 from tests.live import LiveClient
 from tests.media.peers import CONFIG, PatternTrack, which_pattern
 
@@ -22,10 +23,19 @@ class RoomPeer:
         self.audio_frames: dict[str, int] = {}
         self.tasks: list[asyncio.Task] = []
 
-    async def publish(self, pattern: str | None = "A", audio: bool = True, noise: bool = False) -> None:
+    async def publish(
+        self, pattern: str | None = "A", audio: bool = True, noise: bool = False, replay: bool = False
+    ) -> None:
+        """Camera (`pattern`, encoded live) and microphone. `replay`: the camera is the bench's pre-encoded
+        640x360 loop instead (a keyframe on every request), for tests that only need a camera that plays:
+        a live aiortc VP8 encoder costs about a sixth of a core."""
         pc = self.publisher = RTCPeerConnection(CONFIG)
         tracks = []
-        if pattern:
+        if replay:
+            camera = LayerTrack("camera")
+            tracks.append((transceiver := pc.addTransceiver(camera, direction="sendonly"), "camera"))
+            camera.attach(transceiver.sender)
+        elif pattern:
             tracks.append((pc.addTransceiver(PatternTrack(pattern, noise=noise), direction="sendonly"), "camera"))
         if audio:
             tracks.append((pc.addTransceiver(AudioStreamTrack(), direction="sendonly"), "microphone"))
