@@ -5,8 +5,10 @@
   intervals open: they are closed at its last heartbeat with the reason `server_crashed`, so nobody gains
   minutes for the time the server was down; a period that was being recorded is recorded again.
   (Sessions another live node has taken over are that node's.)
-- A running session past its period's end plus a grace, with nobody connected, ends by itself
-  (`room_ended` with the reason `auto_ended`): one node at a time checks, through the router.
+- A running session past its period's end plus a grace, with nobody in it, ends by itself
+  (`room_ended` with the reason `auto_ended`): one node at a time checks, through the router. The grace
+  counts from the session's start too (a teacher who starts a period late has it to come in), and a seat
+  kept for a dropped connection's resume counts as someone in it.
 """
 
 from __future__ import annotations
@@ -128,14 +130,19 @@ async def _last_event(session: AsyncSession, session_id: int) -> datetime | None
 
 
 async def end_forgotten(db: async_sessionmaker[AsyncSession], router: Router, grace: timedelta) -> list[int]:
-    """Ask the rooms of running sessions past their period's end plus `grace` to end if nobody is in them."""
+    """Ask the rooms of running sessions past their period's end plus `grace`, and started over `grace` ago,
+    to end if nobody is in them."""
     async with db() as session:
         overdue = (
             (
                 await session.execute(
                     select(LiveSession.id)
                     .join(Period, Period.id == LiveSession.period_id)
-                    .where(LiveSession.ended_at.is_(None), Period.ends_at < utcnow() - grace)
+                    .where(
+                        LiveSession.ended_at.is_(None),
+                        Period.ends_at < utcnow() - grace,
+                        LiveSession.started_at < utcnow() - grace,
+                    )
                 )
             )
             .scalars()

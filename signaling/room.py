@@ -498,6 +498,11 @@ class Room(PollRules):
         """Nobody connected, in the room or in its lobby."""
         return not any(p.connected for p in self.participants.values() if p.state != "gone")
 
+    @property
+    def abandoned(self) -> bool:
+        """Nobody connected and no seat kept for a dropped connection's resume (within its grace)."""
+        return all(p.state == "gone" or (p.state == "lobby" and not p.connected) for p in self.participants.values())
+
     # -- media -------------------------------------------------------------------------------------
     def media_views(self) -> list[MediaView]:
         """The connected participants as the media plan sees them."""

@@ -476,9 +476,10 @@ class LiveServer:
         return True
 
     async def auto_end(self, session_id: int) -> bool:
-        """The period is long over: end its room if nobody is connected to it. True if it ended now."""
+        """The period is long over: end its room if nobody is in it (connected, or with a seat kept for a
+        resume). True if it ended now."""
         live = await self._open_room(session_id)
-        if live.room.ended or not live.room.empty:
+        if live.room.ended or not live.room.abandoned:
             return False
         live.room.end(None, reason="auto_ended")
         await live.settle()

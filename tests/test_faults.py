@@ -135,33 +135,51 @@ async def test_after_a_crash_attendance_closes_at_the_crash_not_at_the_restart(t
     assert minutes(first) == minutes(again)
 
 
-@pytest.mark.settings(auto_end_grace_minutes=0, auto_end_check_seconds=0.5)
-async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, school):
+async def _periods(server, school, count: int, *, ended_minutes_ago: float) -> list[Period]:
     now = datetime.now(timezone.utc)
     async with server.db() as db:
-        over = [
+        periods = [
             Period(
                 class_id=school.school_class.id,
                 subject="Toán",
                 teacher_id=school.teacher.id,
-                starts_at=now - timedelta(minutes=50),
-                ends_at=now - timedelta(minutes=5),
+                starts_at=now - timedelta(minutes=45 + ended_minutes_ago),
+                ends_at=now - timedelta(minutes=ended_minutes_ago),
             )
-            for _ in range(2)
+            for _ in range(count)
         ]
-        db.add_all(over)
+        db.add_all(periods)
         await db.commit()
+    return periods
+
+
+async def _end_periods_minutes_ago(server, periods: list[Period], minutes: float) -> None:
+    async with server.db() as db:
+        for period in periods:
+            (await db.get(Period, period.id)).ends_at = datetime.now(timezone.utc) - timedelta(minutes=minutes)
+        await db.commit()
+
+
+async def _running(person, session_id: int) -> bool:
+    return (await person.json("GET", f"/sessions/{session_id}"))["running"]
+
+
+@pytest.mark.settings(auto_end_grace_minutes=0, auto_end_check_seconds=0.5)
+async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, school):
+    # Both periods are on now while they start and the teacher comes into one; then they are long over.
+    periods = await _periods(server, school, 2, ended_minutes_ago=-30)
     teacher_person = await server.logged_in(school.teacher)
-    empty, busy = [(await teacher_person.json("POST", f"/periods/{p.id}/start", expect=201))["id"] for p in over]
+    empty, busy = [(await teacher_person.json("POST", f"/periods/{p.id}/start", expect=201))["id"] for p in periods]
     teacher = await enter(teacher_person, busy)  # the teacher is still in this one
     await teacher.wait_for("room:state")
+    await _end_periods_minutes_ago(server, periods, 5)
 
     async def empty_ended() -> bool:
-        return not (await teacher_person.json("GET", f"/sessions/{empty}"))["running"]
+        return not await _running(teacher_person, empty)
 
     await eventually(empty_ended, 10, "the empty period to end by itself (checked every 0.5 s)", step=0.1)
-    assert (await teacher_person.json("GET", f"/sessions/{empty}"))["running"] is False
-    assert (await teacher_person.json("GET", f"/sessions/{busy}"))["running"] is True
+    assert await _running(teacher_person, empty) is False
+    assert await _running(teacher_person, busy) is True
     async with server.db() as db:
         ended = (
             await db.execute(
@@ -169,6 +187,44 @@ async def test_a_period_long_over_with_nobody_in_it_ends_by_itself(server, schoo
             )
         ).scalar_one()
     assert ended == {"reason": "auto_ended"}
+
+
+@pytest.mark.settings(auto_end_grace_minutes=0.1, auto_end_check_seconds=0.5)
+async def test_a_period_started_after_its_end_has_the_grace_for_the_teacher_to_come_in(server, school):
+    """A teacher who starts a period after its end (a period made up late) is not told "the period has
+    ended" before the page has joined: the grace (6 s here, 15 min by default) counts from the start too."""
+    (period,) = await _periods(server, school, 1, ended_minutes_ago=30)
+    teacher_person = await server.logged_in(school.teacher)
+    session = (await teacher_person.json("POST", f"/periods/{period.id}/start", expect=201))["id"]
+    await asyncio.sleep(4.5)  # two checks at least (the node checks with its heartbeat, every 2 s), nobody in it
+    assert await _running(teacher_person, session), "ended before its teacher could come in"
+    teacher = await enter(teacher_person, session)
+    await teacher.wait_for("room:state")
+    await teacher.ok("room:leave")  # she leaves: now it is forgotten
+
+    async def ended() -> bool:
+        return not await _running(teacher_person, session)
+
+    await eventually(ended, 10, "the period to end by itself once its grace is over and nobody is in it", step=0.1)
+
+
+@pytest.mark.settings(auto_end_grace_minutes=0, auto_end_check_seconds=0.5, reconnect_grace_seconds=6)
+async def test_a_period_over_does_not_end_while_its_teacher_is_reconnecting(server, school):
+    """Her connection dropped: her seat is kept for its grace (6 s here) and the period with it."""
+    (period,) = await _periods(server, school, 1, ended_minutes_ago=-30)
+    teacher_person = await server.logged_in(school.teacher)
+    session = (await teacher_person.json("POST", f"/periods/{period.id}/start", expect=201))["id"]
+    teacher = await enter(teacher_person, session)
+    await teacher.wait_for("room:state")
+    await _end_periods_minutes_ago(server, [period], 5)
+    await teacher.drop()  # the network, not a goodbye
+    await asyncio.sleep(4.5)  # two checks at least (the node checks with its heartbeat, every 2 s)
+    assert await _running(teacher_person, session), "ended while its teacher's seat waited for her"
+
+    async def ended() -> bool:
+        return not await _running(teacher_person, session)
+
+    await eventually(ended, 10, "the period to end by itself once her seat has expired", step=0.1)
 
 
 async def test_a_recording_cut_by_a_crash_goes_on_after_the_restart(tmp_path):

@@ -102,6 +102,20 @@ def test_a_dropped_student_keeps_the_seat_for_the_grace_period_and_comes_back_wi
     assert again is not student and again.state == "lobby"
 
 
+def test_a_room_is_abandoned_only_when_no_seat_waits_for_a_resume(room, clock):
+    """What the automatic end of a forgotten period asks: nobody connected, and nobody coming back."""
+    assert room.abandoned  # nobody came yet
+    teacher = room.arrive("t1", claims(1, "teacher", "Cô Hà"))
+    room.arrive("s1", claims(2, "student", "Ánh"))  # waits in the lobby
+    room.disconnected("t1")
+    assert not room.abandoned, "a connected student waits in the lobby"
+    room.disconnected("s1")  # a lobby connection that goes leaves
+    assert room.empty and not room.abandoned, "the teacher's seat waits for her resume"
+    clock.now += 60
+    assert room.expire_seat(teacher.participant_id)
+    assert room.abandoned
+
+
 def test_a_second_tab_replaces_the_first_so_nobody_is_in_twice(room):
     teacher = room.arrive("t1", claims(1, "teacher", "Cô Hà"))
     first = room.arrive("s1", claims(2, "student", "Ánh"))
