@@ -17,7 +17,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError, expect
 from sqlalchemy import update
 
 from liveclass.models import AuditEntry, RecordingShare, utcnow
@@ -674,6 +674,15 @@ async def test_class_summary_on_a_phone(server, school, browser):
     assert errors == []
 
 
+PLAYER_STATE = """() => {
+  const player = document.querySelector("[data-player]");
+  return { state: player.dataset.state, time: player.dataset.time, end: player.querySelector("input.seek").max,
+           videos: [...player.querySelectorAll("video, audio")].map((m) => ({ source: m.dataset.source,
+             current: m.currentTime, duration: m.duration, ready: m.readyState, paused: m.paused, ended: m.ended,
+             error: m.error && m.error.code })) };
+}"""
+
+
 async def test_a_period_taught_live_is_in_the_archive_at_once(server, school, browser):
     """No seeding: a real period in the browser (camera, microphone, recording with a pause, chat, a hand,
     a student's screen share, a mute), then the admin finds it among today's records and replays it."""
@@ -705,12 +714,15 @@ async def test_a_period_taught_live_is_in_the_archive_at_once(server, school, br
         timeout=20_000,
     )
     await admin.get_by_role("button", name="Phát").click()
-    await admin.wait_for_function(
-        """() => {
+    try:
+        await admin.wait_for_function(
+            """() => {
       const player = document.querySelector("[data-player]");
       const end = Number(player.querySelector("input.seek").max);
       return player.dataset.state === "paused" && end > 0.5 && Number(player.dataset.time) >= end - 0.1;
     }""",
-        timeout=20_000,
-    )
+            timeout=20_000,
+        )
+    except PlaywrightTimeoutError:  # say where the player stood (seen twice under load, cause not known yet)
+        raise AssertionError(f"the player did not play to the end: {await admin.evaluate(PLAYER_STATE)}") from None
     assert errors == []
