@@ -35,8 +35,10 @@ PLAYER_STATE = """() => {
   const player = document.querySelector("[data-player]");
   const files = [...player.querySelectorAll("video, audio")].map((m) => ({
     source: m.dataset.source, kind: m.dataset.kind, time: m.currentTime, hidden: m.hidden, paused: m.paused,
-    width: m.videoWidth || 0 }));
-  return { time: Number(player.dataset.time), state: player.dataset.state, files };
+    width: m.videoWidth || 0, duration: m.duration, ready: m.readyState, ended: m.ended,
+    error: m.error?.code ?? null }));
+  return { time: Number(player.dataset.time), state: player.dataset.state,
+           end: Number(player.querySelector("input.seek").max), files };
 }"""
 
 # True once the camera video plays near `target` s on the session clock (and the master clock with it).
@@ -672,15 +674,6 @@ async def test_class_summary_on_a_phone(server, school, browser):
     await expect(admin.get_by_role("heading", level=1)).to_have_text("Class attendance summary")
     assert await admin.evaluate(NO_HORIZONTAL_OVERFLOW)
     assert errors == []
-
-
-PLAYER_STATE = """() => {
-  const player = document.querySelector("[data-player]");
-  return { state: player.dataset.state, time: player.dataset.time, end: player.querySelector("input.seek").max,
-           videos: [...player.querySelectorAll("video, audio")].map((m) => ({ source: m.dataset.source,
-             current: m.currentTime, duration: m.duration, ready: m.readyState, paused: m.paused, ended: m.ended,
-             error: m.error && m.error.code })) };
-}"""
 
 
 async def test_a_period_taught_live_is_in_the_archive_at_once(server, school, browser):
