@@ -619,12 +619,13 @@ class MediaEngine:
 
     @staticmethod
     def _note_outage(subscriber: _Subscriber) -> None:
-        """A video slot's new report that covers over OUTAGE seconds and lost most of them tells of a
-        network outage (now over), not of congestion: its reports, and those of the other slots that span
-        it, are read as a new baseline."""
+        """A slot's new report that covers over OUTAGE seconds and lost most of them tells of a network
+        outage (now over), not of congestion: its reports, and those of the other slots that span it, are
+        read as a new baseline. Any slot may tell first: under load, the microphone's report can come a tick
+        before the camera's, and a starved camera sends too few packets in an outage to tell."""
         for name, slot in subscriber.slots.items():
             before = subscriber.seen.get(name)
-            window = _new_in_report(slot, before) if slot.kind == "video" and before is not None else None
+            window = _new_in_report(slot, before) if before is not None else None
             if window is None:
                 continue
             expected, lost, span = window

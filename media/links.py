@@ -23,10 +23,11 @@ it, so nothing more changes for HOLD seconds.
 
 An outage is not congestion. While a subscriber's network is down its receiver reports nothing new, and
 the first report after it counts every packet of the outage as lost: read as congestion, a blip of a few
-seconds would cost the high layers (or a single-layer camera) for the ten seconds a try takes. A video
-slot's report that covers more than OUTAGE seconds (they come about every second) and lost more than
-OUTAGE_LOSS of it tells of an outage: that report, and every slot's report that spans the outage's middle,
-is a new baseline, not loss. A link still congested after it shows so in the reports that follow.
+seconds would cost the high layers (or a single-layer camera) for the ten seconds a try takes. A slot's
+report that covers more than OUTAGE seconds (they come about every second) and lost more than OUTAGE_LOSS
+of it tells of an outage: that report, and every slot's report that spans the outage's middle, is a new
+baseline, not loss. A link still congested after it shows so in the reports that follow (a browser's
+microphone reports come every few seconds: its camera's, every second, carry the congestion).
 
 Going back up is a try: after CLEAN_TICKS clean ticks (loss under LOSS_CLEAN), the budget is raised to
 what the next upgrade costs. If that brings loss back within PROBATION seconds, the try failed: the
@@ -49,7 +50,7 @@ CLEAN_PACKETS = 400  # packets a clean streak must cover before a try
 MARGIN = 0.95  # share of what really got through that the budget allows
 PROBATION = 4.0  # seconds after an upgrade in which congestion means the try failed
 HOLD = 3.0  # seconds after a decrease during which reports still describe the traffic before it
-OUTAGE = 1.6  # seconds a video slot's report covers (0.5-1.5 s apart), beyond which it tells of an outage
+OUTAGE = 1.6  # seconds a slot's report covers (0.5-1.5 s apart), beyond which it tells of an outage
 OUTAGE_LOSS = 0.5  # ... if it lost more than this share
 CALM_TICKS = 5  # ticks without congestion before a lossy link may try a small step up
 SMALL_STEP = 160_000  # bit/s: a step up that small (or SMALL_STEP_SHARE of what is sent) is "small": one low layer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiortc import AudioStreamTrack
 from aiortc.rtp import RtcpSrPacket
 
@@ -144,6 +145,7 @@ async def test_a_listener_on_a_lossy_link_makes_the_publisher_hear_of_the_loss()
         link.close()
 
 
+@pytest.mark.timing  # measures the link over seconds: run in the quiet part (CPU starvation loses packets too)
 async def test_after_a_network_outage_the_subscriber_stays_on_the_high_layer():
     """A 3 s outage is not congestion: when the network is back, the first receiver report counts every
     packet of the outage as lost, but the link carried the high layer before and carries it again."""
