@@ -166,6 +166,9 @@ async def _files_since_last_resume(folder, sources: set[str], timeout: float = 1
     )
 
 
+# Places media on the session clock to 100 ms: run in the quiet timing part. Under the parallel part's load the
+# camera's frames came late and its file ended 167 ms after the pause began (CI, 2026-12-06).
+@pytest.mark.timing
 async def test_a_paused_recording_holds_less_media_than_its_wall_time(server, school, period):
     session_id, teacher = period
     peer = RoomPeer(teacher)
