@@ -437,9 +437,7 @@ function render(room) {
   // The stage (with its playing videos) stays in the page; only the side panel is rebuilt, and of it only the
   // parts whose content changed (40 students make many events a minute), in place.
   const parts = [
-    kept(room, "tools", isTeacher(room) ? [room.state.locks, room.state.recording, room.state.recording_state,
-      room.poll?.state ?? null, room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.microphone).length]
-      : [], () => (isTeacher(room) ? renderTeacherTools(room) : h("span"))),
+    isTeacher(room) ? renderTeacherTools(room) : kept(room, "tools", [], () => h("span")),
     kept(room, "tabs", [room.tab, tabs.map((tab) => (tab === "hands" ? room.hands.length : tab === "chat" ? room.unread
       : room.lobby.length))], () => h("div", { class: "tabs", role: "tablist" }, tabs.map((tab) =>
       h("button", { role: "tab", class: room.tab === tab ? "tab active" : "tab", "aria-selected": room.tab === tab,
@@ -1021,40 +1019,53 @@ function renderDeviceCheck(room) {
 }
 
 // -- the teacher's tools: states said apart from the buttons, which say what they do ---------------------------
+// The bar stays in the page and each of its parts is built again only when what it shows changed: a student
+// switching the microphone on changes the count, and must not rebuild the button the teacher is pressing (a click
+// whose button is replaced between the press and the release is lost).
 function renderTeacherTools(room) {
   const locks = room.state.locks;
-  const toggle = (what, on, off) => h("button", { "data-lock": what, "data-key": `lock-${what}`,
-    onclick: () => ask(room, "mod:lock", { what, locked: !locks[what] }) }, locks[what] ? off : on);
   const recording = room.state.recording;
   const paused = room.state.recording_state === "paused";
   const speaking = room.state.participants.filter((p) => LEARNERS.has(p.role) && p.media?.microphone);
+  const pollOpen = room.poll?.state === "open";
+  const cache = room.toolParts ||= new Map();
+  const part = (id, signature, build) => keptById(cache, id, signature, build);
+  const toggle = (what, on, off) => part(`lock-${what}`, locks[what], () => h("button", { "data-lock": what,
+    "data-key": `lock-${what}`, onclick: () => ask(room, "mod:lock", { what, locked: !room.state.locks[what] }) },
+    locks[what] ? off : on));
   const stateChip = (what) => h("li", { class: locks[what] ? "state locked" : "state", "data-state": what },
     t(`room.state.${what}`), ": ", h("strong", {}, t(locks[what] ? "room.state.locked" : "room.state.open")));
-  return h("div", { class: "teacher-tools" },
-    h("ul", { class: "room-states", "aria-label": t("room.state.title") },
-      ["room", "microphones", "cameras", "chat"].map(stateChip),
-      h("li", { class: "state", "data-state": "speaking" }, t("room.state.mics_on", { count: speaking.length }))),
-    h("div", { class: "tool-buttons" },
-      h("button", { class: "primary", "data-poll-action": "compose", disabled: room.poll?.state === "open",
-                    onclick: () => openPollForm(room) }, t("poll.title")),
-      h("button", { class: "primary", "data-poll-action": "bank", disabled: room.poll?.state === "open",
-                    onclick: () => openBankPicker(room) }, t("quiz.from_bank")),
-      h("button", { class: recording ? "toggle on record" : "record", "aria-pressed": recording,
-                    onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
-        recording ? t("rec.stop") : t("rec.start")),
-      recording ? h("button", { class: paused ? "toggle on" : "toggle", "aria-pressed": paused,
-                                onclick: () => ask(room, paused ? "rec:resume" : "rec:pause", {}) },
-        paused ? t("rec.resume") : t("rec.pause")) : null,
-      h("button", { "data-key": "mute-all", disabled: !speaking.length, onclick: () => muteAll(room) }, t("room.mute_all")),
-      toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
-      toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),
-      toggle("chat", t("room.lock_chat"), t("room.unlock_chat")),
-      toggle("room", t("room.lock"), t("room.unlock")),
-      h("button", { class: "danger", onclick: async () => {
-        const ok = await dialogBox({ title: t("room.end"), message: t("room.end_confirm"), confirm: t("room.end"),
-                                     danger: true });
-        if (ok !== null) ask(room, "room:end");
-      } }, t("room.end"))));
+  const bar = room.toolBar ||= h("div", { class: "teacher-tools" }, h("ul", { class: "room-states" }),
+    h("div", { class: "tool-buttons" }));
+  const [states, buttons] = bar.children;
+  states.setAttribute("aria-label", t("room.state.title"));
+  placeChildren(states, [
+    ...["room", "microphones", "cameras", "chat"].map((what) => part(`state-${what}`, locks[what], () => stateChip(what))),
+    part("state-speaking", speaking.length, () => h("li", { class: "state", "data-state": "speaking" },
+      t("room.state.mics_on", { count: speaking.length })))]);
+  placeChildren(buttons, [
+    part("poll", pollOpen, () => h("button", { class: "primary", "data-poll-action": "compose", disabled: pollOpen,
+                                               onclick: () => openPollForm(room) }, t("poll.title"))),
+    part("bank", pollOpen, () => h("button", { class: "primary", "data-poll-action": "bank", disabled: pollOpen,
+                                               onclick: () => openBankPicker(room) }, t("quiz.from_bank"))),
+    part("record", recording, () => h("button", { class: recording ? "toggle on record" : "record",
+      "aria-pressed": recording, onclick: () => ask(room, recording ? "rec:stop" : "rec:start", {}) },
+      recording ? t("rec.stop") : t("rec.start"))),
+    recording ? part("pause", paused, () => h("button", { class: paused ? "toggle on" : "toggle", "aria-pressed": paused,
+                                                           onclick: () => ask(room, paused ? "rec:resume" : "rec:pause", {}) },
+      paused ? t("rec.resume") : t("rec.pause"))) : null,
+    part("mute-all", speaking.length > 0, () => h("button", { "data-key": "mute-all", disabled: !speaking.length,
+                                                              onclick: () => muteAll(room) }, t("room.mute_all"))),
+    toggle("microphones", t("room.lock_mics"), t("room.unlock_mics")),
+    toggle("cameras", t("room.lock_cams"), t("room.unlock_cams")),
+    toggle("chat", t("room.lock_chat"), t("room.unlock_chat")),
+    toggle("room", t("room.lock"), t("room.unlock")),
+    part("end", null, () => h("button", { class: "danger", onclick: async () => {
+      const ok = await dialogBox({ title: t("room.end"), message: t("room.end_confirm"), confirm: t("room.end"),
+                                   danger: true });
+      if (ok !== null) ask(room, "room:end");
+    } }, t("room.end")))]);
+  return bar;
 }
 
 async function muteAll(room) {
