@@ -569,7 +569,12 @@ class MediaEngine:
         sent_bits = 0.0
         delivered = 0.0
         remb_groups: dict[tuple[int, ...], tuple[int, float]] = {}
-        self._note_outage(subscriber)
+        windows = {
+            name: _new_in_report(slot, subscriber.seen[name])
+            for name, slot in subscriber.slots.items()
+            if name in subscriber.seen
+        }
+        self._note_outage(subscriber, windows)
         for name, slot in subscriber.slots.items():
             meter = slot.meter
             before = subscriber.seen.get(
@@ -577,7 +582,7 @@ class MediaEngine:
                 (slot.packets_lost, slot.highest_sequence, slot.report_at, meter.bytes, meter.packets, slot.skipped),
             )
             _, highest_before, report_before, bytes_before, packets_before, _ = before
-            window = _new_in_report(slot, before)
+            window = windows.get(name)
             if window is not None and not _spans_outage(subscriber.outage, report_before, slot.report_at):
                 expected, lost, span = window
                 report.expected += expected
@@ -618,14 +623,13 @@ class MediaEngine:
         return report
 
     @staticmethod
-    def _note_outage(subscriber: _Subscriber) -> None:
+    def _note_outage(subscriber: _Subscriber, windows: dict[str, tuple[int, int, float] | None]) -> None:
         """A slot's new report that covers over OUTAGE seconds and lost most of them tells of a network
         outage (now over), not of congestion: its reports, and those of the other slots that span it, are
         read as a new baseline. Any slot may tell first: under load, the microphone's report can come a tick
-        before the camera's, and a starved camera sends too few packets in an outage to tell."""
-        for name, slot in subscriber.slots.items():
-            before = subscriber.seen.get(name)
-            window = _new_in_report(slot, before) if before is not None else None
+        before the camera's, and a starved camera sends too few packets in an outage to tell. `windows`:
+        each slot's new report (_new_in_report)."""
+        for name, window in windows.items():
             if window is None:
                 continue
             expected, lost, span = window
@@ -637,7 +641,8 @@ class MediaEngine:
                     lost,
                     expected,
                 )
-                subscriber.outage = (slot.report_at - span, slot.report_at)
+                at = subscriber.slots[name].report_at
+                subscriber.outage = (at - span, at)
 
     async def _adapt(self) -> None:
         """Every TICK: measure what each track costs, and choose every subscriber's layers."""

@@ -494,14 +494,9 @@ class Room(PollRules):
         )
 
     @property
-    def empty(self) -> bool:
-        """Nobody connected, in the room or in its lobby."""
-        return not any(p.connected for p in self.participants.values() if p.state != "gone")
-
-    @property
     def abandoned(self) -> bool:
-        """Nobody connected and no seat kept for a dropped connection's resume (within its grace)."""
-        return all(p.state == "gone" or (p.state == "lobby" and not p.connected) for p in self.participants.values())
+        """Nobody connected (in the room or its lobby) and no seat kept for a dropped connection's resume."""
+        return not any(p.state != "gone" and (p.connected or p.state == "admitted") for p in self.participants.values())
 
     # -- media -------------------------------------------------------------------------------------
     def media_views(self) -> list[MediaView]:

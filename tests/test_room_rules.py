@@ -110,7 +110,7 @@ def test_a_room_is_abandoned_only_when_no_seat_waits_for_a_resume(room, clock):
     room.disconnected("t1")
     assert not room.abandoned, "a connected student waits in the lobby"
     room.disconnected("s1")  # a lobby connection that goes leaves
-    assert room.empty and not room.abandoned, "the teacher's seat waits for her resume"
+    assert not teacher.connected and not room.abandoned, "the teacher's seat waits for her resume"
     clock.now += 60
     assert room.expire_seat(teacher.participant_id)
     assert room.abandoned
