@@ -1,8 +1,8 @@
 """The soak (`liveclass bench --soak MINUTES`, or `python -m bench.soak MINUTES`): one class
 with churn for MINUTES minutes, the server sampled all along, and its records checked at the end.
 
-Not part of the test suite or of CI: a script, run by hand (docs/benchmarks.md has its command and
-results). What it does:
+A script, run by hand for its half hour (docs/benchmarks.md has its command and results); the suite
+runs it for 0.3 minutes (tests/test_bench.py), to prove it still runs and checks. What it does:
 
 1. A real `liveclass serve` (SQLite in a fresh temporary data directory, a free loopback port), seeded
    with a teacher, STUDENTS students and a period running now (runner.seed / start_liveclass).

@@ -3,7 +3,7 @@ students through the real protocol, the full-class, recording-cost and MediaRela
 down; `--nodes 2:2`, two node processes with a node killed; and `--chat 2`, chat acknowledgements on
 SQLite and PostgreSQL. Checks the shape of the JSON, that media flowed, that the recorded class left
 its files, that the killed node's class came back and that no acknowledged chat message was lost; no
-timing assertions (timings belong in the bench itself)."""
+timing assertions (timings belong in the bench itself). Last, the soak (`python -m bench.soak`) for 0.3 minutes."""
 
 from __future__ import annotations
 
@@ -321,3 +321,31 @@ def test_quick_weak_link_puts_the_weak_students_on_the_low_layers_and_not_the_ot
     assert weak_link["switch"]["to_low_layers_s"]["n"] == 2 and weak_link["switch"]["not_on_low_within_30_s"] == 0
     assert weak_link["ratios"]["weak"]["received_mb_per_min"] < 0.5
     assert "weak links (4 students, 2 on 300 kbit/s" in run.stdout
+
+
+def test_a_short_soak_keeps_every_record_and_stops_cleanly(tmp_path):
+    """`python -m bench.soak` scaled down: a real server process, a teacher and three students (one receiving
+    the teacher's camera) for 0.3 minutes, sampled every 3 s, then the period ended, the server stopped
+    with SIGTERM and its store read. The half-hour soak of docs/benchmarks.md is this with its defaults;
+    this proves the tool still runs and checks what it checks. About 90 s of wall time, 15 s of CPU."""
+    out = tmp_path / "soak.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "0.3", "--students", "3", "--media", "1", "--sample", "3"]
+        + ["--no-priority", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    soak = json.loads(out.read_text())
+    assert soak["problems"] == [] and soak["failed_students"] == {}
+    assert soak["churn"]["admissions_acknowledged"] == soak["churn"]["lobby_entries"] == 3
+    assert soak["media"]["teacher_camera_frames_received"] > 0  # the media student saw the teacher's camera
+    records = soak["records"]
+    assert records["lost"] == 0 and records["mismatches"] == []
+    assert records["chat"]["rows"] == records["chat"]["acknowledged"] and records["chat"]["stored_without_ok"] == 0
+    assert records["per_kind"]["admitted"] == {"expected": 3, "stored": 3}
+    assert records["attendance"]["intervals"] >= 4 and records["attendance"]["open"] == 0  # all closed at the end
+    assert soak["server_stop"]["exit_code"] == 0 and soak["server_log"]["tracebacks"] == 0
+    assert soak["samples"] and all(s["rss_mb"] > 0 for s in soak["samples"])
+    assert "lost: 0" in run.stdout
