@@ -3,7 +3,8 @@ students through the real protocol, the full-class, recording-cost and MediaRela
 down; `--nodes 2:2`, two node processes with a node killed; and `--chat 2`, chat acknowledgements on
 SQLite and PostgreSQL. Checks the shape of the JSON, that media flowed, that the recorded class left
 its files, that the killed node's class came back and that no acknowledged chat message was lost; no
-timing assertions (timings belong in the bench itself). Last, the soak (`python -m bench.soak`) for 0.3 minutes."""
+timing assertions (timings belong in the bench itself). Also `--profile` (the server under cProfile), and
+the soak (`python -m bench.soak`) for 0.3 minutes."""
 
 from __future__ import annotations
 
@@ -243,6 +244,34 @@ def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     assert targets["chat_ack_p95_sqlite"]["met"] is None and targets["chat_ack_p95_postgresql"]["met"] is None
     assert "chat acknowledgement (the records committed first)" in run.stdout
     assert chats[1]["database"] not in asyncio.run(_databases())  # dropped
+
+
+def test_quick_profile_shows_where_the_servers_time_goes(tmp_path):
+    """`--profile 2` on a tiny full class: the unmodified server under cProfile (bench.profiled_serve, switched
+    on and off by signals) for the join storm and 2 s of steady forwarding, and the floor of one forwarded
+    packet on this machine. Checks that both profiles name the forwarding path and count its packets."""
+    out = tmp_path / "profile.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "2:1"]
+        + ["--recording", "off", "--relay", "0", "--window", "2", "--profile", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["failed"] == []
+    profile = results["profile"]
+    assert profile["storm"]["admitted"] == 2 and profile["storm"]["without_first_frame"] == 0
+    for name in ("join_storm", "steady"):
+        part = profile[name]
+        assert part["forwarded_packets"] > 0 and part["python_calls_per_forwarded_packet"] > 0, name
+        assert part["calls_per_forwarded_packet"] and part["self_time"], name
+    steady = profile["steady"]
+    assert any(c["function"].startswith("on_packet (media/forwarder.py") for c in steady["cumulative"])
+    assert steady["c_calls"]["libsrtp srtp_protect (encrypt + authenticate)"]["calls"] > 0
+    assert results["floor"]["loopback_sendto_us"] > 0 and results["floor"]["srtp_protect_us"] > 0
+    assert "server under cProfile, steady forwarding" in run.stdout
 
 
 async def _databases() -> list[str]:
