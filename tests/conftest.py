@@ -29,6 +29,30 @@ from tests.helpers import (
 )
 
 
+# The first tries of the tests marked @pytest.mark.flaky that failed and ran again (pytest-rerunfailures keeps
+# only their names): their failures are printed at the end of the run, so that a CI log says why.
+_RERUN_FAILURES: list[pytest.TestReport] = []
+RERUN_LINES = 60  # the end of each first failure, and of what it logged (the link control's last decisions)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.outcome == "rerun":
+        _RERUN_FAILURES.append(report)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _RERUN_FAILURES:
+        return
+    terminalreporter.write_sep("=", "why the tests that ran again failed the first time")
+    for report in _RERUN_FAILURES:
+        terminalreporter.write_sep("_", report.nodeid)
+        terminalreporter.write_line("\n".join(report.longreprtext.splitlines()[-RERUN_LINES:]))
+        for title, text in report.sections:
+            if title.startswith("Captured log"):
+                terminalreporter.write_line(f"--- {title} (its end)")
+                terminalreporter.write_line("\n".join(text.splitlines()[-RERUN_LINES:]))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def light_password_hashing():
     """The servers in this process hash and verify passwords with a light argon2id.
