@@ -22,35 +22,41 @@ from tests.cluster import REDIS_URL
 from tests.helpers import POSTGRES_ADMIN_DSN
 
 
+# The scenarios `--quick` runs unless told not to: a test of one other scenario turns them off.
+ONLY = ["--students", "off", "--full-class", "off", "--recording", "off", "--relay", "0"]
+
+
+def run_module(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` as a process of its own, which must exit 0; the end of its output says why not."""
+    run = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def quick_bench(*options: str, timeout: float) -> subprocess.CompletedProcess:
+    """`liveclass bench --quick OPTIONS`."""
+    return run_module("liveclass.cli", "bench", "--quick", *options, timeout=timeout)
+
+
 def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "liveclass.cli",
-            "bench",
-            "--quick",
-            "--students",
-            "2",
-            "--window",
-            "2",
-            "--full-class",
-            "2:1",
-            "--recording",
-            "2:1",
-            "--relay",
-            "1",
-            "--out",
-            str(out),
-            "--plot",
-            str(png),
-        ],
-        capture_output=True,
-        text=True,
+    run = quick_bench(
+        "--students",
+        "2",
+        "--window",
+        "2",
+        "--full-class",
+        "2:1",
+        "--recording",
+        "2:1",
+        "--relay",
+        "1",
+        "--out",
+        str(out),
+        "--plot",
+        str(png),
         timeout=300,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
 
     assert {
@@ -122,37 +128,20 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
     """`--nodes 2:2` alone: two node processes (Redis, a fresh PostgreSQL database), two classes of two
     students, one class per node, then one node killed (SIGKILL) and its class back on the other."""
     out = tmp_path / "nodes.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "liveclass.cli",
-            "bench",
-            "--quick",
-            "--students",
-            "off",
-            "--full-class",
-            "off",
-            "--recording",
-            "off",
-            "--relay",
-            "0",
-            "--window",
-            "2",
-            "--nodes",
-            "2:2",
-            "--postgres",
-            POSTGRES_ADMIN_DSN,
-            "--redis",
-            REDIS_URL,
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    run = quick_bench(
+        *ONLY,
+        "--window",
+        "2",
+        "--nodes",
+        "2:2",
+        "--postgres",
+        POSTGRES_ADMIN_DSN,
+        "--redis",
+        REDIS_URL,
+        "--out",
+        str(out),
         timeout=180,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
     scale_out = results["scale_out"]
@@ -192,35 +181,9 @@ def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     teacher's last word) on SQLite, then on a fresh PostgreSQL database; the server is killed (SIGKILL)
     right after the last answer and every acknowledged message is in chat_messages. About 27 s."""
     out = tmp_path / "chat.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "liveclass.cli",
-            "bench",
-            "--quick",
-            "--students",
-            "off",
-            "--full-class",
-            "off",
-            "--recording",
-            "off",
-            "--relay",
-            "0",
-            "--chat",
-            "2",
-            "--chat-window",
-            "2",
-            "--postgres",
-            POSTGRES_ADMIN_DSN,
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    run = quick_bench(
+        *ONLY, "--chat", "2", "--chat-window", "2", "--postgres", POSTGRES_ADMIN_DSN, "--out", str(out), timeout=180
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
     chats = results["chat"]
@@ -251,14 +214,23 @@ def test_quick_profile_shows_where_the_servers_time_goes(tmp_path):
     on and off by signals) for the join storm and 2 s of steady forwarding, and the floor of one forwarded
     packet on this machine. Checks that both profiles name the forwarding path and count its packets."""
     out = tmp_path / "profile.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "liveclass.cli", "bench", "--quick", "--students", "off", "--full-class", "2:1"]
-        + ["--recording", "off", "--relay", "0", "--window", "2", "--profile", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
+    run = quick_bench(
+        "--students",
+        "off",
+        "--full-class",
+        "2:1",
+        "--recording",
+        "off",
+        "--relay",
+        "0",
+        "--window",
+        "2",
+        "--profile",
+        "2",
+        "--out",
+        str(out),
         timeout=180,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == []
     profile = results["profile"]
@@ -293,35 +265,18 @@ def test_quick_weak_link_puts_the_weak_students_on_the_low_layers_and_not_the_ot
     measurements: the weak students decode the low layers, the clean ones stay on the high ones, the
     server's you:link says so too, and the layer selection's CPU is read from /metrics. About 40 s."""
     out = tmp_path / "weak.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "liveclass.cli",
-            "bench",
-            "--quick",
-            "--students",
-            "off",
-            "--full-class",
-            "off",
-            "--recording",
-            "off",
-            "--relay",
-            "0",
-            "--weak-link",
-            "0.1",
-            "--weak-link-class",
-            "4:2",
-            "--weak-link-decode",
-            "1",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    run = quick_bench(
+        *ONLY,
+        "--weak-link",
+        "0.1",
+        "--weak-link-class",
+        "4:2",
+        "--weak-link-decode",
+        "1",
+        "--out",
+        str(out),
         timeout=240,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
     weak_link = results["weak_link"]
@@ -358,14 +313,20 @@ def test_a_short_soak_keeps_every_record_and_stops_cleanly(tmp_path):
     with SIGTERM and its store read. The half-hour soak of docs/benchmarks.md is this with its defaults;
     this proves the tool still runs and checks what it checks. About 90 s of wall time, 15 s of CPU."""
     out = tmp_path / "soak.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "0.3", "--students", "3", "--media", "1", "--sample", "3"]
-        + ["--no-priority", "--out", str(out)],
-        capture_output=True,
-        text=True,
+    run = run_module(
+        "bench.soak",
+        "0.3",
+        "--students",
+        "3",
+        "--media",
+        "1",
+        "--sample",
+        "3",
+        "--no-priority",
+        "--out",
+        str(out),
         timeout=300,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     soak = json.loads(out.read_text())
     assert soak["problems"] == [] and soak["failed_students"] == {}
     assert soak["churn"]["admissions_acknowledged"] == soak["churn"]["lobby_entries"] == 3
