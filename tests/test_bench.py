@@ -13,6 +13,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -33,14 +34,16 @@ def run_module(module: str, *args: str, timeout: float) -> subprocess.CompletedP
     return run
 
 
-def quick_bench(*options: str, timeout: float) -> subprocess.CompletedProcess:
-    """`liveclass bench --quick OPTIONS`."""
-    return run_module("liveclass.cli", "bench", "--quick", *options, timeout=timeout)
+def quick_bench(out: Path, *options: str, timeout: float) -> tuple[dict, str]:
+    """`liveclass bench --quick OPTIONS --out OUT`: the results it wrote there, and what it printed."""
+    run = run_module("liveclass.cli", "bench", "--quick", *options, "--out", str(out), timeout=timeout)
+    return json.loads(out.read_text()), run.stdout
 
 
 def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    run = quick_bench(
+    results, printed = quick_bench(
+        out,
         "--students",
         "2",
         "--window",
@@ -51,13 +54,10 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
         "2:1",
         "--relay",
         "1",
-        "--out",
-        str(out),
         "--plot",
         str(png),
         timeout=300,
     )
-    results = json.loads(out.read_text())
 
     assert {
         "machine",
@@ -107,7 +107,7 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     assert all(f["bytes_on_disk"] > 0 for f in recording["files"])
     assert recording["bytes"] > 0 and recording["window_media_bytes_per_s"] > 0 and recording["mb_per_minute"] > 0
     assert recording["directory"].startswith("data/recordings/")
-    assert "recording cost (2 students" in run.stdout and "all non-empty" in run.stdout
+    assert "recording cost (2 students" in printed and "all non-empty" in printed
     assert results["relay_baseline"]["students_view"]["frames_received"] > 0
     assert results["baseline"]["ratio"] is not None
     assert {t["key"] for t in results["targets"]} == {
@@ -121,14 +121,15 @@ def test_quick_bench_writes_results_and_students_receive_frames(tmp_path):
     if importlib.util.find_spec("matplotlib"):
         assert png.read_bytes().startswith(b"\x89PNG")
     else:
-        assert "no plot" in run.stdout
+        assert "no plot" in printed
 
 
 def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_back(tmp_path):
     """`--nodes 2:2` alone: two node processes (Redis, a fresh PostgreSQL database), two classes of two
     students, one class per node, then one node killed (SIGKILL) and its class back on the other."""
     out = tmp_path / "nodes.json"
-    run = quick_bench(
+    results, printed = quick_bench(
+        out,
         *ONLY,
         "--window",
         "2",
@@ -138,11 +139,8 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
         POSTGRES_ADMIN_DSN,
         "--redis",
         REDIS_URL,
-        "--out",
-        str(out),
         timeout=180,
     )
-    results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
     scale_out = results["scale_out"]
     assert scale_out["nodes"] == 2 and scale_out["classes"] == 2 and scale_out["students_per_class"] == 2
@@ -169,7 +167,7 @@ def test_quick_scale_out_spreads_classes_and_brings_a_killed_node_s_students_bac
         "scale_out_fps",
         "scale_out_failover_p95",
     } <= {t["key"] for t in results["targets"]}
-    assert "failover: SIGKILL of" in run.stdout
+    assert "failover: SIGKILL of" in printed
 
     # nothing left behind: the database dropped, the Redis keys deleted
     assert scale_out["database"] not in asyncio.run(_databases())
@@ -181,10 +179,9 @@ def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     teacher's last word) on SQLite, then on a fresh PostgreSQL database; the server is killed (SIGKILL)
     right after the last answer and every acknowledged message is in chat_messages. About 27 s."""
     out = tmp_path / "chat.json"
-    run = quick_bench(
-        *ONLY, "--chat", "2", "--chat-window", "2", "--postgres", POSTGRES_ADMIN_DSN, "--out", str(out), timeout=180
+    results, printed = quick_bench(
+        out, *ONLY, "--chat", "2", "--chat-window", "2", "--postgres", POSTGRES_ADMIN_DSN, timeout=180
     )
-    results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
     chats = results["chat"]
     assert [c["store"] for c in chats] == ["sqlite", "postgresql"]
@@ -205,7 +202,7 @@ def test_quick_chat_loses_no_acknowledged_message_on_either_store(tmp_path):
     assert chats[0]["steady"]["transactions"] is None and chats[1]["steady"]["transactions"] >= 1
     targets = {t["key"]: t for t in results["targets"]}
     assert targets["chat_ack_p95_sqlite"]["met"] is None and targets["chat_ack_p95_postgresql"]["met"] is None
-    assert "chat acknowledgement (the records committed first)" in run.stdout
+    assert "chat acknowledgement (the records committed first)" in printed
     assert chats[1]["database"] not in asyncio.run(_databases())  # dropped
 
 
@@ -214,7 +211,8 @@ def test_quick_profile_shows_where_the_servers_time_goes(tmp_path):
     on and off by signals) for the join storm and 2 s of steady forwarding, and the floor of one forwarded
     packet on this machine. Checks that both profiles name the forwarding path and count its packets."""
     out = tmp_path / "profile.json"
-    run = quick_bench(
+    results, printed = quick_bench(
+        out,
         "--students",
         "off",
         "--full-class",
@@ -227,11 +225,8 @@ def test_quick_profile_shows_where_the_servers_time_goes(tmp_path):
         "2",
         "--profile",
         "2",
-        "--out",
-        str(out),
         timeout=180,
     )
-    results = json.loads(out.read_text())
     assert results["failed"] == []
     profile = results["profile"]
     assert profile["storm"]["admitted"] == 2 and profile["storm"]["without_first_frame"] == 0
@@ -243,7 +238,7 @@ def test_quick_profile_shows_where_the_servers_time_goes(tmp_path):
     assert any(c["function"].startswith("on_packet (media/forwarder.py") for c in steady["cumulative"])
     assert steady["c_calls"]["libsrtp srtp_protect (encrypt + authenticate)"]["calls"] > 0
     assert results["floor"]["loopback_sendto_us"] > 0 and results["floor"]["srtp_protect_us"] > 0
-    assert "server under cProfile, steady forwarding" in run.stdout
+    assert "server under cProfile, steady forwarding" in printed
 
 
 async def _databases() -> list[str]:
@@ -265,19 +260,9 @@ def test_quick_weak_link_puts_the_weak_students_on_the_low_layers_and_not_the_ot
     measurements: the weak students decode the low layers, the clean ones stay on the high ones, the
     server's you:link says so too, and the layer selection's CPU is read from /metrics. About 40 s."""
     out = tmp_path / "weak.json"
-    run = quick_bench(
-        *ONLY,
-        "--weak-link",
-        "0.1",
-        "--weak-link-class",
-        "4:2",
-        "--weak-link-decode",
-        "1",
-        "--out",
-        str(out),
-        timeout=240,
+    results, printed = quick_bench(
+        out, *ONLY, "--weak-link", "0.1", "--weak-link-class", "4:2", "--weak-link-decode", "1", timeout=240
     )
-    results = json.loads(out.read_text())
     assert results["failed"] == [] and results["scenarios"] == []
     weak_link = results["weak_link"]
     assert weak_link["students"] == 4 and weak_link["weak_students"] == 2
@@ -304,7 +289,7 @@ def test_quick_weak_link_puts_the_weak_students_on_the_low_layers_and_not_the_ot
     assert weak["relay_down_mb_per_min"]["mean"] < 300_000 / 8 * 60 / 1e6 * 1.05  # the link's 2.25 MB/min
     assert weak_link["switch"]["to_low_layers_s"]["n"] == 2 and weak_link["switch"]["not_on_low_within_30_s"] == 0
     assert weak_link["ratios"]["weak"]["received_mb_per_min"] < 0.5
-    assert "weak links (4 students, 2 on 300 kbit/s" in run.stdout
+    assert "weak links (4 students, 2 on 300 kbit/s" in printed
 
 
 def test_a_short_soak_keeps_every_record_and_stops_cleanly(tmp_path):
