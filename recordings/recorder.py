@@ -242,18 +242,6 @@ class Recorder:
         """Now on the session clock."""
         return 0 if self.origin is None else int(round((time.time() - self.origin) * 1000))
 
-    def status(self) -> dict[str, Any]:
-        """For rec:status."""
-        return {
-            "state": self.state,
-            "session_id": self.session_id,
-            "recording_id": self.recording_id,
-            "started_at": self._writer.started_at if self._writer else None,
-            "elapsed_ms": self.clock_ms() if self.state in ("recording", "paused") else None,
-            "tracks": [{"publisher": p, "source": s} for p, s in self._active],
-            "stopped_reason": self.stopped_reason,
-        }
-
     # -------------------------------------------------------------------------- internals
     PENDING_CHECK = 0.5
 
