@@ -29,7 +29,7 @@ from liveclass.appkeys import DB, SETTINGS
 from liveclass.archive.retention import retention_ctx
 from liveclass.auth import auth_middleware
 from liveclass.config import Settings
-from liveclass.db import create_engine, session_factory, upgrade_database_async
+from liveclass.db import create_engine, session_factory
 from liveclass.errors import ApiError
 from liveclass.live import setup_live
 from liveclass.liveness import liveness_ctx
@@ -92,8 +92,9 @@ def _secure(request: web.Request, headers) -> None:
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
-    """`settings` must have been through `prepare_data_dir` (secret key resolved)."""
+def create_app(settings: Settings) -> web.Application:
+    """`settings` must have been through `prepare_data_dir` (secret key resolved), and its store migrated
+    (`liveclass serve` runs the migrations before it builds the app)."""
     app = web.Application(
         middlewares=[request_id_middleware, security_headers_middleware, error_middleware, auth_middleware],
         client_max_size=2 * 1024 * 1024,
@@ -102,9 +103,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
     engine = create_engine(settings.effective_database_url)
     app[DB] = session_factory(engine)
 
-    async def store_ctx(app: web.Application):
-        if migrate:
-            await upgrade_database_async(settings.effective_database_url)
+    async def store_ctx(app: web.Application):  # first in, last out: the store outlives what is added after it
         yield
         await engine.dispose()
 

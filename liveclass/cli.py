@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.workers > 1:
         workers.run(settings, args.workers, args.data_dir)
         return
-    app = create_app(settings, migrate=False)
+    app = create_app(settings)
     print(f"LiveClass: http://{settings.host}:{settings.port}/  (data: {settings.data_dir.resolve()})", flush=True)
     try:
         web.run_app(

@@ -192,12 +192,13 @@ def _migrated_sqlite_store() -> Path:
 
 
 async def start_server(settings: Settings) -> LiveServer:
-    """A real server on an ephemeral port. A new SQLite store starts as a copy of a migrated one (the server
-    still runs its migrations at startup: there are none left to apply)."""
+    """A real server on an ephemeral port, its store migrated first as `liveclass serve` does. A new SQLite
+    store starts as a copy of a migrated one (the upgrade then finds nothing to apply)."""
     store = settings.data_dir / "liveclass.db"
     if not settings.database_url and not store.exists():
         shutil.copyfile(await asyncio.to_thread(_migrated_sqlite_store), store)
         store.chmod(0o600)
+    await asyncio.to_thread(upgrade_database, settings.effective_database_url)
     server = TestServer(create_app(settings), host="127.0.0.1", port=0)
     await server.start_server()
     return LiveServer(server, settings)
