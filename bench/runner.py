@@ -919,7 +919,7 @@ class Scenario:
                 "first_packet": summary(first_packet_latency, 1000, 2),
             },
             **({"screen_latency_ms": summary(screen_latency, 1000, 2)} if self.screen else {}),
-            "publisher": _publisher(sent, seconds, teacher.get("publisher", {})),
+            "publisher": _publisher(sent, teacher.get("publisher", {})),
             **({"teacher_receives_fps": grid} if self.cameras else {}),
         }
 
@@ -1003,7 +1003,7 @@ def _recording_files(recordings: Path) -> dict:
     }
 
 
-def _publisher(sent: dict, seconds: float, stats: dict) -> dict:
+def _publisher(sent: dict, stats: dict) -> dict:
     out = {}
     for source, frames in sent.items():
         if not frames:

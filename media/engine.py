@@ -498,9 +498,9 @@ class MediaEngine:
                     slot.cut_over(self._layer_track(slot))  # at once: the old layer overflows the link
                 else:
                     slot.switch(self._layer_track(slot))  # without a gap, at the new layer's keyframe
-        self._pace(subscriber, audio)
+        self._pace(subscriber)
 
-    def _pace(self, subscriber: _Subscriber, audio: float) -> None:
+    def _pace(self, subscriber: _Subscriber) -> None:
         """Video at PACE_HEADROOM times what the chosen layers send: the layer choice keeps the average
         within the link, the pacer spreads a keyframe's burst over the next half second instead of
         letting it overflow the link's queue. No pacer on a link without a budget."""

@@ -218,7 +218,7 @@ class LiveRoom:
             if event == "rec:stop":
                 if current is not None:
                     await self.stop_recording(teacher)
-                return recording.status(room, None)
+                return recording.status(None)
             if event in ("rec:pause", "rec:resume"):
                 if current is None:
                     raise recording.refuse_not_recording()
@@ -227,10 +227,10 @@ class LiveRoom:
                     recording.announce(
                         room, teacher, current, event=ev.REC_PAUSED if event == "rec:pause" else ev.REC_RESUMED
                     )
-                return recording.status(room, current)
+                return recording.status(current)
             if current is not None:
-                return recording.status(room, current)
-            return recording.status(room, await self.start_recording(teacher))
+                return recording.status(current)
+            return recording.status(await self.start_recording(teacher))
 
     async def start_recording(self, by: Participant | None, reason: str | None = None) -> RoomRecording:
         """Start recording the room (under its media lock; only if it can_record); `reason` when the server

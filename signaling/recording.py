@@ -97,7 +97,7 @@ class RoomRecording:
         self.tracks = set(wanted)
 
 
-def status(room: Room, recording: RoomRecording | None, reason: str | None = None) -> dict[str, Any]:
+def status(recording: RoomRecording | None, reason: str | None = None) -> dict[str, Any]:
     """rec:status and the answer of every rec:* request. `recording` stays true while paused;
     `students_recorded` (null when off): whether learners' tracks are recorded, or the teacher's only."""
     return {
@@ -121,7 +121,7 @@ def announce(
     room.recording = recording is not None
     room.recording_state = recording.state if recording else "off"
     room.students_recorded = recording.students if recording else None
-    data = status(room, recording, reason)
+    data = status(recording, reason)
     for p in room.present():
         room._send(p, "rec:status", data)
     room._event(

@@ -288,9 +288,7 @@ class LiveServer:
         self._room_of_sid[sid] = claims.session_id
         if participant.role == "teacher" and participant.state == "admitted" and live.recording_notice:
             # The teacher learns that the recording went on as a new recording on this node.
-            live.room._send(
-                participant, "rec:status", recording.status(live.room, live.recording, live.recording_notice)
-            )
+            live.room._send(participant, "rec:status", recording.status(live.recording, live.recording_notice))
             live.recording_notice = None
         await live.settle()
         asyncio.get_running_loop().create_task(self._release_pending(sid))
