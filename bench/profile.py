@@ -57,11 +57,15 @@ CUMULATIVE = [
 ]
 
 
+PROJECT = f"{Path(__file__).resolve().parent.parent}/"  # the checkout's root, wherever it is
+
+
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/lib/python3.11/", "/work/main/"):
+    """A function's file as a reader names it: media/forwarder.py, asyncio/queues.py, aiortc/rtp.py."""
+    for marker in ("site-packages/", "/lib/python3.11/"):  # (first: the project's .venv is inside the project)
         if marker in path:
             return path.split(marker, 1)[1]
-    return path
+    return path.removeprefix(PROJECT)
 
 
 def _name(key: tuple) -> str:
