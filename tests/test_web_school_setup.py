@@ -284,8 +284,9 @@ async def _walk(server, browser, admin_password: str) -> None:
         await form.get_by_role("button", name="Thêm vào thời khóa biểu").click()
 
     # The teacher (and the class) booked twice: refused, naming the other period.
-    clash_start = (start + timedelta(minutes=10)).strftime("%H:%M")
-    await single((clash_start, (start + timedelta(minutes=40)).strftime("%H:%M")))
+    # (inside the period: after 23:15 it ends at 23:59, and a clash running past midnight would end before it began)
+    clash_start, clash_end = (start + (end - start) / 3).strftime("%H:%M"), end.strftime("%H:%M")
+    await single((clash_start, clash_end))
     refusal = admin.locator(".check-box.refused")
     await expect(refusal).to_contain_text("Chưa thêm tiết nào: 1 tiết bị trùng giờ.")
     await expect(refusal).to_contain_text("giáo viên Nguyễn Thị Hà đã có tiết vào giờ này: Toán · 10A1")
@@ -299,7 +300,7 @@ async def _walk(server, browser, admin_password: str) -> None:
     await form.get_by_label("Class · subject · teacher").select_option(label="10A1 · Toán · Nguyễn Thị Hà")
     await form.get_by_label("Date", exact=True).fill(today.isoformat())
     await form.get_by_label("Start").fill(clash_start)
-    await form.get_by_label("End").fill((start + timedelta(minutes=40)).strftime("%H:%M"))
+    await form.get_by_label("End").fill(clash_end)
     await form.get_by_role("button", name="Add to the timetable").click()
     await expect(refusal).to_contain_text("Nothing was added: 1 period(s) clash with another.")
     await expect(refusal).to_contain_text("the teacher Nguyễn Thị Hà already teaches then: Toán · 10A1")
